@@ -1,0 +1,94 @@
+"""boto3 clients and the translation of botocore errors into the outbox's own errors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+)
+
+from outbox.domain.errors import AwsError, OutboxError, ThrottledError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
+
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottlingError",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "TransactionConflict",
+        "TransactionConflictException",
+        "RequestThrottled",
+    }
+)
+TRANSIENT_CODES = frozenset(
+    {"InternalServerError", "InternalError", "ServiceUnavailable", "InternalFailure", "RequestTimeout"}
+)
+
+
+def client_config() -> Config:
+    """Standard retries (3 attempts) and short timeouts: a Lambda must not hang on one call."""
+    return Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=2,
+        read_timeout=5,
+        max_pool_connections=32,
+    )
+
+
+def _session(region: str | None) -> boto3.session.Session:
+    return boto3.session.Session(region_name=region)
+
+
+def dynamodb_client(region: str | None = None) -> DynamoDBClient:
+    """A DynamoDB client; boto3 itself honours AWS_ENDPOINT_URL."""
+    return _session(region).client("dynamodb", config=client_config())
+
+
+def sqs_client(region: str | None = None) -> SQSClient:
+    """An SQS client; boto3 itself honours AWS_ENDPOINT_URL."""
+    return _session(region).client("sqs", config=client_config())
+
+
+def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
+    """A DynamoDB Streams client; boto3 itself honours AWS_ENDPOINT_URL."""
+    return _session(region).client("dynamodbstreams", config=client_config())
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a ClientError."""
+    error: dict[str, Any] = dict(exc.response.get("Error") or {})
+    return str(error.get("Code", ""))
+
+
+def translate(exc: Exception, operation: str) -> OutboxError:
+    """Map a botocore error to ThrottledError or AwsError with the right ``retryable`` flag."""
+    if isinstance(exc, OutboxError):
+        return exc
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code in THROTTLING_CODES:
+            return ThrottledError(f"{operation} throttled ({code})")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        retryable = code in TRANSIENT_CODES or status >= 500
+        return AwsError(f"{operation} failed ({code or status})", retryable=retryable)
+    if isinstance(exc, (ConnectionError, HTTPClientError)):
+        return AwsError(f"{operation} failed ({type(exc).__name__})", retryable=True)
+    if isinstance(exc, BotoCoreError):
+        return AwsError(f"{operation} failed ({type(exc).__name__})", retryable=False)
+    return AwsError(f"{operation} failed ({type(exc).__name__})", retryable=False)
+
+
+AWS_ERRORS = (ClientError, BotoCoreError)

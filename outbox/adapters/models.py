@@ -1,0 +1,105 @@
+"""PynamoDB models of the one table: message records and outbox entries share its key schema.
+
+The models declare the schema and build expressions; all I/O goes through the store's own
+boto3 client (injectable, countable), never through PynamoDB's connection.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, NamedTuple
+
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.models import Model
+
+HASH_KEY = "pk"
+RANGE_KEY = "sk"
+TTL_ATTRIBUTE = "expires_at"
+STREAM_VIEW_TYPE = "NEW_IMAGE"
+BILLING_MODE = "PAY_PER_REQUEST"
+
+
+class HistoryAttribute(MapAttribute[str, Any]):
+    """One audit line: ``{status, at, by, reason?}``."""
+
+    status = UnicodeAttribute()
+    at = UnicodeAttribute()
+    by = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
+
+
+class MessageRecordModel(Model):
+    """``MSG#<id>`` / ``MSG``: the message, its status and its history."""
+
+    class Meta:
+        table_name = "outbox"
+
+    pk = UnicodeAttribute(hash_key=True, attr_name=HASH_KEY)
+    sk = UnicodeAttribute(range_key=True, attr_name=RANGE_KEY)
+    message_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    payload = UnicodeAttribute()  # canonical JSON of the notification
+    payload_hash = UnicodeAttribute()
+    idempotency_key = UnicodeAttribute(null=True)
+    group_key = UnicodeAttribute(null=True)
+    trace_id = UnicodeAttribute(null=True)
+    outbox_pk = UnicodeAttribute()
+    outbox_sk = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    history = ListAttribute(of=HistoryAttribute)
+    attempts = NumberAttribute(default=0)
+    relay_attempts = NumberAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+
+
+class OutboxEntryModel(Model):
+    """``OUTBOX#<bucket>`` / ``<created_at>#<id>``: the envelope exactly as it will be sent."""
+
+    class Meta:
+        table_name = "outbox"
+
+    pk = UnicodeAttribute(hash_key=True, attr_name=HASH_KEY)
+    sk = UnicodeAttribute(range_key=True, attr_name=RANGE_KEY)
+    message_id = UnicodeAttribute()
+    group_key = UnicodeAttribute(null=True)
+    envelope = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+
+class TableModels(NamedTuple):
+    """The two models bound to one table name."""
+
+    record: type[MessageRecordModel]
+    entry: type[OutboxEntryModel]
+
+
+def _bind(model: type[Model], table_name: str) -> Any:
+    meta = type("Meta", (), {"table_name": table_name, "region": "us-east-1"})
+    return type(f"{model.__name__}_{table_name}", (model,), {"Meta": meta})
+
+
+@cache
+def bind_models(table_name: str) -> TableModels:
+    """Both models bound to ``table_name`` (cached: one class pair per table)."""
+    return TableModels(_bind(MessageRecordModel, table_name), _bind(OutboxEntryModel, table_name))
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """The CreateTable request for the table, from the models' own schema."""
+    schema = bind_models(table_name).record._get_schema()
+    return {
+        "TableName": table_name,
+        "AttributeDefinitions": schema["attribute_definitions"],
+        "KeySchema": schema["key_schema"],
+        "BillingMode": BILLING_MODE,
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
+    }

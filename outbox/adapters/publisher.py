@@ -1,0 +1,57 @@
+"""SqsPublisher: SendMessageBatch, with FIFO group and dedup ids taken from the message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from outbox.adapters.aws import AWS_ERRORS, sqs_client, translate
+from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
+from outbox.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+MAX_BATCH_ENTRIES = 10
+
+
+class SqsPublisher:
+    """Publishes batches to one SQS queue (standard or FIFO, told by the ``.fifo`` suffix)."""
+
+    def __init__(self, queue_url: str, *, client: SQSClient) -> None:
+        self.queue_url = queue_url
+        self.client = client
+        self._fifo = queue_url.endswith(".fifo")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, client: SQSClient | None = None) -> SqsPublisher:
+        """The publisher for the settings' queue, on ``client`` or a new client for their region."""
+        return cls(settings.require_queue_url(), client=client or sqs_client(settings.region))
+
+    @property
+    def fifo(self) -> bool:
+        """Whether the queue is FIFO."""
+        return self._fifo
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> BatchOutcome:
+        """One SendMessageBatch; the ``Failed`` list (which the SDK never retries) comes back per entry."""
+        if not 0 < len(messages) <= MAX_BATCH_ENTRIES:
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH_ENTRIES} messages, not {len(messages)}")
+        entries: list[Any] = [self._entry(i, m) for i, m in enumerate(messages)]
+        try:
+            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except AWS_ERRORS as exc:
+            raise translate(exc, "SendMessageBatch") from exc
+        accepted = tuple(int(s["Id"]) for s in response.get("Successful", []))
+        failed = tuple(
+            SendFailure(int(f["Id"]), f.get("Code", ""), f.get("Message", ""), bool(f.get("SenderFault")))
+            for f in response.get("Failed", [])
+        )
+        return BatchOutcome(accepted, failed)
+
+    def _entry(self, index: int, message: OutgoingMessage) -> dict[str, str]:
+        entry = {"Id": str(index), "MessageBody": message.body}
+        if self._fifo:
+            entry["MessageGroupId"] = message.group_key or message.message_id
+            entry["MessageDeduplicationId"] = message.message_id
+        return entry

@@ -1,0 +1,216 @@
+"""DynamoDBMessageStore: the atomic accept and the conditional status transitions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from outbox.adapters.aws import AWS_ERRORS, dynamodb_client, error_code, translate
+from outbox.adapters.models import MessageRecordModel, bind_models
+from outbox.domain.envelope import Envelope
+from outbox.domain.errors import IdempotencyKeyReusedError, InvalidTransitionError, NotFoundError
+from outbox.domain.record import (
+    RECORD_SK,
+    AcceptResult,
+    HistoryEntry,
+    MessageRecord,
+    TransitionResult,
+    bucket_of,
+    iso,
+    outbox_pk,
+    outbox_sk,
+    record_pk,
+    utc_now,
+)
+from outbox.domain.status import Status, check_sources, sources_of
+from outbox.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+log = structlog.get_logger("outbox.store")
+
+
+class DynamoDBMessageStore:
+    """Records and outbox entries in one DynamoDB table; every write is one request."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient,
+        buckets: int = 16,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        if buckets < 1:
+            raise ValueError("buckets must be at least 1")
+        self.table_name = table_name
+        self.client = client
+        self.buckets = buckets
+        self.retention = retention
+        self._models = bind_models(table_name)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None) -> DynamoDBMessageStore:
+        """The store the settings describe, on ``client`` or a new client for their region."""
+        return cls(
+            settings.table_name,
+            client=client or dynamodb_client(settings.region),
+            buckets=settings.buckets,
+            retention=settings.retention,
+        )
+
+    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
+        """One TransactWriteItems: the record (if new) and its outbox entry, or nothing."""
+        record_model, entry_model = self._models
+        created = datetime.fromisoformat(envelope.created_at)
+        payload = envelope.payload
+        group_key = payload.group_key
+        bucket_pk = outbox_pk(bucket_of(group_key or envelope.message_id, self.buckets))
+        entry_sk = outbox_sk(envelope.created_at, envelope.message_id)
+        record = record_model(
+            record_pk(envelope.message_id),
+            RECORD_SK,
+            message_id=envelope.message_id,
+            status=Status.PENDING.value,
+            channel=payload.channel.value,
+            payload=payload.canonical_json(),
+            payload_hash=payload.payload_hash(),
+            idempotency_key=idempotency_key,
+            group_key=group_key,
+            trace_id=envelope.trace_id,
+            outbox_pk=bucket_pk,
+            outbox_sk=entry_sk,
+            created_at=envelope.created_at,
+            updated_at=envelope.created_at,
+            history=[{"status": Status.PENDING.value, "at": envelope.created_at, "by": by}],
+            attempts=0,
+        )
+        entry = entry_model(
+            bucket_pk,
+            entry_sk,
+            message_id=envelope.message_id,
+            group_key=group_key,
+            envelope=envelope.to_json(),
+            created_at=envelope.created_at,
+            expires_at=created + self.retention,
+        )
+        items: list[Any] = [
+            {
+                "Put": record.get_save_kwargs_from_instance(
+                    condition=record_model.pk.does_not_exist(), return_values_on_condition_failure="ALL_OLD"
+                )
+            },
+            {"Put": entry.get_save_kwargs_from_instance(condition=entry_model.pk.does_not_exist())},
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            existing = _cancelled_by_existing(exc)
+            if existing is None:
+                raise translate(exc, "TransactWriteItems") from exc
+            old = record_model.from_raw_data(existing)
+            if old.payload_hash != record.payload_hash:
+                raise IdempotencyKeyReusedError(envelope.message_id) from exc
+            return AcceptResult(envelope.message_id, Status(old.status), created=False)
+        except AWS_ERRORS as exc:
+            raise translate(exc, "TransactWriteItems") from exc
+        log.info("message_accepted", message_id=envelope.message_id, channel=payload.channel.value, by=by)
+        return AcceptResult(envelope.message_id, Status.PENDING, created=True)
+
+    def get(self, message_id: str) -> MessageRecord:
+        """Read one record, strongly consistent."""
+        record_model = self._models.record
+        kwargs = record_model.get_operation_kwargs_from_class(record_pk(message_id), RECORD_SK)
+        try:
+            response = self.client.get_item(**kwargs, ConsistentRead=True)
+        except AWS_ERRORS as exc:
+            raise translate(exc, "GetItem") from exc
+        if "Item" not in response:
+            raise NotFoundError(f"no message {message_id}")
+        return _to_domain(record_model.from_raw_data(dict(response["Item"])))
+
+    def transition(
+        self,
+        message_id: str,
+        to: Status,
+        *,
+        by: str,
+        reason: str | None = None,
+        expected: frozenset[Status] | None = None,
+    ) -> TransitionResult:
+        """One conditional UpdateItem: set the status fields and append to the history, nothing else."""
+        sources = check_sources(to, expected if expected is not None else sources_of(to))
+        model = self._models.record
+        now = iso(utc_now())
+        line: dict[str, str] = {"status": to.value, "at": now, "by": by}
+        actions: list[Any] = [
+            model.status.set(to.value),
+            model.updated_at.set(now),
+            model.history.set(model.history.append([line | ({"reason": reason} if reason else {})])),
+        ]
+        if reason is not None:
+            actions.append(model.reason.set(reason))
+        if to is Status.PROCESSING:
+            actions.append(model.attempts.add(1))
+        condition = model.pk.exists() & model.status.is_in(*(s.value for s in sorted(sources)))
+        old = self._update(message_id, actions, condition, to)
+        previous = Status(old["status"]["S"])
+        attempts = int(old.get("attempts", {}).get("N", "0")) + (1 if to is Status.PROCESSING else 0)
+        log.info("status_changed", message_id=message_id, **{"from": previous.value}, to=to.value, by=by)
+        return TransitionResult(message_id, previous, to, attempts)
+
+    def count_relay_failure(self, message_id: str) -> int:
+        """ADD 1 to ``relay_attempts`` of a PENDING record; returns the new count."""
+        model = self._models.record
+        condition = model.pk.exists() & (model.status == Status.PENDING.value)
+        old = self._update(message_id, [model.relay_attempts.add(1)], condition, Status.PENDING)
+        return int(old.get("relay_attempts", {}).get("N", "0")) + 1
+
+    def _update(self, message_id: str, actions: list[Any], condition: Any, to: Status) -> dict[str, Any]:
+        """Run one conditional UpdateItem; returns the old values of the updated attributes."""
+        model = self._models.record
+        kwargs = model(record_pk(message_id), RECORD_SK).get_update_kwargs_from_instance(
+            actions, condition, return_values_on_condition_failure="ALL_OLD"
+        )
+        try:
+            response = self.client.update_item(**kwargs, ReturnValues="UPDATED_OLD")
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, "UpdateItem") from exc
+            item: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+            current = Status(item["status"]["S"]) if "status" in item else None
+            raise InvalidTransitionError(message_id, current=current, to=to) from exc
+        except AWS_ERRORS as exc:
+            raise translate(exc, "UpdateItem") from exc
+        return dict(response.get("Attributes") or {})
+
+
+def _cancelled_by_existing(exc: ClientError) -> dict[str, Any] | None:
+    """The existing record, when a transaction was cancelled only because the record exists."""
+    if error_code(exc) != "TransactionCanceledException":
+        return None
+    reasons: list[dict[str, Any]] = list(exc.response.get("CancellationReasons") or [])  # type: ignore[arg-type]
+    if reasons and reasons[0].get("Code") == "ConditionalCheckFailed" and "Item" in reasons[0]:
+        return dict(reasons[0]["Item"])
+    return None
+
+
+def _to_domain(model: MessageRecordModel) -> MessageRecord:
+    history = tuple(HistoryEntry(Status(h.status), h.at, h.by, h.reason) for h in model.history)
+    return MessageRecord(
+        message_id=model.message_id,
+        status=Status(model.status),
+        payload_hash=model.payload_hash,
+        created_at=model.created_at,
+        updated_at=model.updated_at,
+        history=history,
+        channel=model.channel,
+        group_key=model.group_key,
+        attempts=int(model.attempts or 0),
+        relay_attempts=int(model.relay_attempts or 0),
+        reason=model.reason,
+    )

@@ -1,0 +1,253 @@
+"""The API Lambda handler (API Gateway HTTP API, payload format 2.0).
+
+``POST /messages`` accepts a notification with one TransactWriteItems; ``GET /messages/{id}``
+reads its status and history. Every error is ``application/problem+json`` with a stable code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import structlog
+
+from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.envelope import Envelope
+from outbox.domain.errors import (
+    FieldError,
+    IdempotencyKeyReusedError,
+    MethodNotAllowedError,
+    NotFoundError,
+    OutboxError,
+    PayloadTooLargeError,
+    ThrottledError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
+from outbox.domain.message import is_message_id, new_message_id, parse_notification, validate_idempotency_key
+from outbox.domain.record import MessageRecord, iso, utc_now
+from outbox.logs import bind_invocation, configure_logging
+from outbox.ports import MessageStore
+from outbox.settings import Settings
+
+log = structlog.get_logger("outbox.api")
+
+MAX_BODY_BYTES = 64 * 1024
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+HTTP_STATUS = {
+    "VALIDATION_ERROR": 400,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "IDEMPOTENCY_KEY_REUSED": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "SYSTEM_ERROR": 500,
+    "THROTTLED": 503,
+}
+TITLES = {
+    "VALIDATION_ERROR": "The request is not a valid message",
+    "NOT_FOUND": "Not found",
+    "METHOD_NOT_ALLOWED": "Method not allowed",
+    "IDEMPOTENCY_KEY_REUSED": "Idempotency-Key reused with a different payload",
+    "PAYLOAD_TOO_LARGE": "Request body too large",
+    "UNSUPPORTED_MEDIA_TYPE": "Unsupported media type",
+    "SYSTEM_ERROR": "Internal error",
+    "THROTTLED": "Temporarily throttled, retry later",
+}
+_COLLECTION = re.compile(r"^/messages/?$")
+_ITEM = re.compile(r"^/messages/([^/]+)/?$")
+_TRACE_ID = re.compile(r"^[!-~]{1,256}$")
+
+Response = dict[str, Any]
+
+
+class MessagesApi:
+    """Routes API Gateway events to the store; holds no state between requests."""
+
+    def __init__(self, store: MessageStore) -> None:
+        self.store = store
+
+    def handle(self, event: Mapping[str, Any]) -> Response:
+        """Turn one HTTP API event into one response; never raises."""
+        try:
+            return self._route(event)
+        except OutboxError as exc:
+            return problem(exc)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: a 500 without a stack trace
+            log.error("request_failed", error=type(exc).__name__)
+            return problem(OutboxError("the request could not be completed"))
+
+    def _route(self, event: Mapping[str, Any]) -> Response:
+        method, path = _method_and_path(event)
+        if _COLLECTION.match(path):
+            if method != "POST":
+                raise MethodNotAllowedError(f"{method} is not allowed on /messages", allowed=["POST"])
+            return self._post(event)
+        item = _ITEM.match(path)
+        if item:
+            if method != "GET":
+                raise MethodNotAllowedError(f"{method} is not allowed on /messages/{{id}}", allowed=["GET"])
+            return self._get(item.group(1))
+        raise NotFoundError("no such resource")
+
+    def _post(self, event: Mapping[str, Any]) -> Response:
+        headers = _headers(event)
+        if not _is_json(headers.get("content-type", "")):
+            raise UnsupportedMediaTypeError("send the message as application/json")
+        notification = parse_notification(_json_body(event))
+        key = validate_idempotency_key(headers.get("idempotency-key"))
+        message_id = new_message_id(key)
+        envelope = Envelope(message_id, notification, iso(utc_now()), _trace_id(event, headers))
+        result = self.store.accept(envelope, idempotency_key=key)
+        response_headers = {"location": f"/messages/{message_id}"}
+        if not result.created:
+            response_headers["idempotent-replayed"] = "true"
+        body = {"message_id": message_id, "status": result.status.value}
+        return json_response(202 if result.created else 200, body, response_headers)
+
+    def _get(self, message_id: str) -> Response:
+        if not is_message_id(message_id):
+            raise NotFoundError("no such message")
+        return json_response(200, record_view(self.store.get(message_id)))
+
+
+def record_view(record: MessageRecord) -> dict[str, Any]:
+    """The public view of a record: status and history, never the payload."""
+    view: dict[str, Any] = {
+        "message_id": record.message_id,
+        "status": record.status.value,
+        "channel": record.channel,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "attempts": record.attempts,
+        "history": [
+            {"status": h.status.value, "at": h.at, "by": h.by} | ({"reason": h.reason} if h.reason else {})
+            for h in record.history
+        ],
+    }
+    if record.group_key is not None:
+        view["group_key"] = record.group_key
+    if record.reason is not None:
+        view["reason"] = record.reason
+    return view
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+    """An HTTP API response with a JSON body."""
+    return {
+        "statusCode": status,
+        "headers": {"content-type": JSON, **(headers or {})},
+        "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+    }
+
+
+def problem(exc: OutboxError) -> Response:
+    """An RFC 9457 problem+json response for ``exc``; logs the code, never the input."""
+    code = exc.code if exc.code in HTTP_STATUS else "SYSTEM_ERROR"
+    status = HTTP_STATUS[code]
+    body: dict[str, Any] = {
+        "type": f"urn:outbox:problem:{code.lower().replace('_', '-')}",
+        "title": TITLES[code],
+        "status": status,
+        "code": code,
+        "detail": exc.detail if code != "SYSTEM_ERROR" else "the request could not be completed",
+    }
+    headers = {"content-type": PROBLEM_JSON}
+    if isinstance(exc, ValidationError):
+        body["errors"] = [{"field": e.field, "reason": e.reason} for e in exc.errors]
+    if isinstance(exc, MethodNotAllowedError):
+        headers["allow"] = ", ".join(exc.allowed)
+    if isinstance(exc, IdempotencyKeyReusedError):
+        body["message_id"] = exc.message_id
+    if isinstance(exc, ThrottledError) or (status >= 500 and exc.retryable):
+        headers["retry-after"] = "1"
+    log_method = log.error if status >= 500 else log.info
+    log_method("request_rejected", code=code, status=status, detail=exc.detail)
+    return {"statusCode": status, "headers": headers, "body": json.dumps(body, separators=(",", ":"))}
+
+
+def _method_and_path(event: Mapping[str, Any]) -> tuple[str, str]:
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, Mapping) else None
+    if not isinstance(http, Mapping):
+        raise ValidationError([FieldError("$", "not an API Gateway HTTP API (2.0) event")])
+    method = str(http.get("method", "")).upper()
+    path = str(event.get("rawPath") or http.get("path") or "")
+    stage = context.get("stage") if isinstance(context, Mapping) else None
+    if isinstance(stage, str) and stage and stage != "$default" and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    return method, path
+
+
+def _headers(event: Mapping[str, Any]) -> dict[str, str]:
+    raw = event.get("headers") or {}
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k).lower(): str(v) for k, v in raw.items()}
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == JSON or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+def _json_body(event: Mapping[str, Any]) -> object:
+    raw = event.get("body")
+    if raw is None or raw == "":
+        raise ValidationError([FieldError("$", "the body is empty: send a JSON object")])
+    if not isinstance(raw, str):
+        raise ValidationError([FieldError("$", "the body must be text")])
+    try:
+        data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw.encode("utf-8")
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+        raise ValidationError([FieldError("$", "the body is not valid UTF-8")]) from exc
+    if len(data) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"the body is {len(data)} bytes; the limit is {MAX_BODY_BYTES}")
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        raise ValidationError([FieldError("$", "the body is not valid UTF-8")]) from exc
+    except RecursionError as exc:
+        raise ValidationError([FieldError("$", "the JSON is nested too deeply")]) from exc
+    except ValueError as exc:
+        raise ValidationError([FieldError("$", "the body is not valid JSON")]) from exc
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _trace_id(event: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
+    candidate = headers.get("x-amzn-trace-id") or headers.get("traceparent")
+    if candidate and _TRACE_ID.match(candidate):
+        return candidate
+    context = event.get("requestContext")
+    request_id = context.get("requestId") if isinstance(context, Mapping) else None
+    return request_id if isinstance(request_id, str) and _TRACE_ID.match(request_id) else None
+
+
+@cache
+def default_api() -> MessagesApi:
+    """The API wired to real AWS clients: built once per cold start."""
+    configure_logging()
+    return MessagesApi(DynamoDBMessageStore.from_settings(Settings.from_env()))
+
+
+def handler(event: Mapping[str, Any], context: Any) -> Response:
+    """Lambda entry point."""
+    api = default_api()
+    bind_invocation(getattr(context, "aws_request_id", None), handler="api")
+    return api.handle(event)

@@ -1,0 +1,104 @@
+"""Create the table and queues the outbox needs, on any endpoint (AWS included). Idempotent."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from outbox.adapters.aws import AWS_ERRORS, error_code, translate
+from outbox.adapters.models import TTL_ATTRIBUTE, table_definition
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+DLQ_MAX_RECEIVE_COUNT = 5
+VISIBILITY_TIMEOUT_S = 60
+RETENTION_S = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What bootstrap made (or found): the names a deployment exports."""
+
+    table_name: str
+    stream_arn: str
+    queue_url: str
+    dlq_url: str
+    on_failure_queue_url: str
+
+    def environment(self, endpoint_url: str | None = None) -> dict[str, str]:
+        """The environment variables that point the handlers at these resources."""
+        env = {
+            "OUTBOX_TABLE_NAME": self.table_name,
+            "OUTBOX_QUEUE_URL": self.queue_url,
+            "OUTBOX_DLQ_URL": self.dlq_url,
+            "OUTBOX_ON_FAILURE_QUEUE_URL": self.on_failure_queue_url,
+        }
+        if endpoint_url:
+            env["AWS_ENDPOINT_URL"] = endpoint_url
+        return env
+
+
+def bootstrap(
+    dynamodb: DynamoDBClient,
+    sqs: SQSClient,
+    *,
+    table_name: str = "outbox",
+    queue_name: str = "outbox-messages",
+    fifo: bool = False,
+) -> Resources:
+    """Create (or find) the table with its stream and TTL, the queue, its DLQ and the on-failure queue."""
+    try:
+        stream_arn = _ensure_table(dynamodb, table_name)
+        suffix = ".fifo" if fifo else ""
+        dlq_url = _ensure_queue(sqs, f"{queue_name}-dlq{suffix}", fifo=fifo)
+        dlq_arn = _queue_arn(sqs, dlq_url)
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": DLQ_MAX_RECEIVE_COUNT})
+        queue_url = _ensure_queue(sqs, f"{queue_name}{suffix}", fifo=fifo, RedrivePolicy=redrive)
+        on_failure_url = _ensure_queue(sqs, f"{queue_name}-stream-failures", fifo=False)
+    except AWS_ERRORS as exc:
+        raise translate(exc, "bootstrap") from exc
+    return Resources(table_name, stream_arn, queue_url, dlq_url, on_failure_url)
+
+
+def _ensure_table(dynamodb: DynamoDBClient, table_name: str) -> str:
+    definition: Any = table_definition(table_name)
+    try:
+        dynamodb.create_table(**definition)
+    except ClientError as exc:
+        if error_code(exc) != "ResourceInUseException":
+            raise
+    dynamodb.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        dynamodb.update_time_to_live(
+            TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+        )
+    return str(dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"])
+
+
+def _ensure_queue(sqs: SQSClient, name: str, *, fifo: bool, **attributes: str) -> str:
+    attrs: dict[Any, str] = {
+        "VisibilityTimeout": str(VISIBILITY_TIMEOUT_S),
+        "MessageRetentionPeriod": str(RETENTION_S),
+        **attributes,
+    }
+    if fifo:
+        attrs["FifoQueue"] = "true"
+    try:
+        return sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+    except ClientError as exc:
+        if error_code(exc) not in ("QueueAlreadyExists", "QueueNameExists"):
+            raise
+    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    mutable = {k: v for k, v in attrs.items() if k != "FifoQueue"}  # FifoQueue cannot be changed
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=mutable)
+    return url
+
+
+def _queue_arn(sqs: SQSClient, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

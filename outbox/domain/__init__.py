@@ -1,0 +1,1 @@
+"""The core: messages, statuses, transitions, envelope and errors. No AWS import may appear here."""

@@ -1,0 +1,125 @@
+"""The one exception tree of the outbox: every error has a stable ``code`` and a ``retryable`` flag.
+
+Adapters translate botocore and PynamoDB errors into these at the edge, so the core and the
+handlers never see a ``ClientError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from outbox.domain.status import Status
+
+
+class OutboxError(Exception):
+    """Root of every error this library raises."""
+
+    code: ClassVar[str] = "SYSTEM_ERROR"
+    default_retryable: ClassVar[bool] = False
+
+    def __init__(self, detail: str, *, retryable: bool | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retryable = self.default_retryable if retryable is None else retryable
+
+
+class ConfigurationError(OutboxError):
+    """A required setting is missing or malformed; raised at start, never per request."""
+
+    code = "CONFIGURATION_ERROR"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One rejected field of a request: where (a dotted path) and why."""
+
+    field: str
+    reason: str
+
+
+class ValidationError(OutboxError):
+    """The request is not a valid message; ``errors`` says which fields and why."""
+
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = tuple(errors)
+        summary = "; ".join(f"{e.field}: {e.reason}" for e in self.errors)
+        super().__init__(f"invalid request: {summary}")
+
+
+class UnsupportedMediaTypeError(OutboxError):
+    """The request body is not ``application/json``."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class PayloadTooLargeError(OutboxError):
+    """The request body is over the accepted size."""
+
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class MethodNotAllowedError(OutboxError):
+    """The path exists but not for this HTTP method."""
+
+    code = "METHOD_NOT_ALLOWED"
+
+    def __init__(self, detail: str, *, allowed: Sequence[str]) -> None:
+        super().__init__(detail)
+        self.allowed = tuple(allowed)
+
+
+class NotFoundError(OutboxError):
+    """No such route or no such message."""
+
+    code = "NOT_FOUND"
+
+
+class IdempotencyKeyReusedError(OutboxError):
+    """An Idempotency-Key was sent again with a different payload."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__("this Idempotency-Key was already used with a different payload")
+        self.message_id = message_id
+
+
+class InvalidTransitionError(OutboxError):
+    """A status change lost its condition: the record is missing or in another status."""
+
+    code = "INVALID_TRANSITION"
+
+    def __init__(self, message_id: str, *, current: Status | None, to: Status) -> None:
+        state = current.value if current is not None else "missing"
+        super().__init__(f"message {message_id} cannot move to {to.value} from {state}")
+        self.message_id = message_id
+        self.current = current
+        self.to = to
+
+
+class MalformedEntryError(OutboxError):
+    """A stored outbox entry or SQS body cannot be read: poison, never retried."""
+
+    code = "MALFORMED_ENTRY"
+
+    def __init__(self, detail: str, *, message_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.message_id = message_id
+
+
+class ThrottledError(OutboxError):
+    """AWS throttled us: retry later."""
+
+    code = "THROTTLED"
+    default_retryable = True
+
+
+class AwsError(OutboxError):
+    """Any other AWS fault; ``retryable`` tells a passing fault (5xx, timeout) from a lasting one."""
+
+    code = "SYSTEM_ERROR"

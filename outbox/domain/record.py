@@ -1,0 +1,90 @@
+"""The stored state of a message and where its items live in the table."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from outbox.domain.status import Status
+
+RECORD_SK = "MSG"
+RECORD_PREFIX = "MSG#"
+OUTBOX_PREFIX = "OUTBOX#"
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def iso(at: datetime) -> str:
+    """ISO 8601 with milliseconds and a Z: sorts as text in time order."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def record_pk(message_id: str) -> str:
+    """Partition key of a message record."""
+    return f"{RECORD_PREFIX}{message_id}"
+
+
+def bucket_of(ordering_key: str, buckets: int) -> int:
+    """Stable bucket of a group key (or message id): one group, one bucket, so order is kept."""
+    digest = hashlib.sha256(ordering_key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % buckets
+
+
+def outbox_pk(bucket: int) -> str:
+    """Partition key of an outbox bucket."""
+    return f"{OUTBOX_PREFIX}{bucket:04d}"
+
+
+def outbox_sk(created_at: str, message_id: str) -> str:
+    """Time-ordered sort key of an outbox entry: replay queries a bucket by time range."""
+    return f"{created_at}#{message_id}"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of a record's audit trail."""
+
+    status: Status
+    at: str
+    by: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """A message's current status and history, as stored."""
+
+    message_id: str
+    status: Status
+    payload_hash: str
+    created_at: str
+    updated_at: str
+    history: tuple[HistoryEntry, ...]
+    channel: str
+    group_key: str | None = None
+    attempts: int = 0
+    relay_attempts: int = 0
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    """What ``accept`` did: a new message, or the existing one for a repeated Idempotency-Key."""
+
+    message_id: str
+    status: Status
+    created: bool
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    """A status change that won its condition."""
+
+    message_id: str
+    previous: Status
+    status: Status
+    attempts: int

@@ -1,0 +1,45 @@
+"""structlog set up for Lambda: one JSON object per line, personal data never written."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+# Fields that would carry personal data; whatever logs them, the value never leaves the process.
+PERSONAL_FIELDS = frozenset({"recipient", "subject", "body", "payload", "metadata", "envelope"})
+REDACTED = "[redacted]"
+
+
+def redact_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Replace the value of any personal-data field, however it got into the event."""
+    for name in PERSONAL_FIELDS.intersection(event_dict):
+        event_dict[name] = REDACTED
+    return event_dict
+
+
+def configure_logging(stream: TextIO | None = None, level: str | None = None) -> None:
+    """JSON logs to ``stream`` (stdout by default) at ``level`` (``LOG_LEVEL``, default INFO)."""
+    name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_personal_data,
+            structlog.processors.JSONRenderer(sort_keys=True),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping().get(name, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+
+
+def bind_invocation(aws_request_id: str | None, **context: Any) -> None:
+    """Start a fresh log context for one Lambda invocation."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(aws_request_id=aws_request_id, **context)

@@ -1,0 +1,82 @@
+"""The interfaces the service layer needs from storage and messaging.
+
+The DynamoDB and SQS adapters satisfy them, and so do the in-memory fakes of ``outbox.testing``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from outbox.domain.envelope import Envelope
+from outbox.domain.record import AcceptResult, MessageRecord, TransitionResult
+from outbox.domain.status import Status
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message to put on the queue."""
+
+    message_id: str
+    body: str
+    group_key: str | None = None
+
+
+@dataclass(frozen=True)
+class SendFailure:
+    """One entry SQS refused; ``index`` is its position in the batch."""
+
+    index: int
+    code: str
+    detail: str
+    sender_fault: bool
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """Which entries of a batch SQS accepted, and which it refused."""
+
+    accepted: tuple[int, ...]
+    failed: tuple[SendFailure, ...] = ()
+
+
+class MessageStore(Protocol):
+    """Where records, outbox entries and status changes are kept."""
+
+    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
+        """Write the PENDING record and its outbox entry atomically, or return the existing message."""
+        ...
+
+    def get(self, message_id: str) -> MessageRecord:
+        """Read one record (strongly consistent); NotFoundError if there is none."""
+        ...
+
+    def transition(
+        self,
+        message_id: str,
+        to: Status,
+        *,
+        by: str,
+        reason: str | None = None,
+        expected: frozenset[Status] | None = None,
+    ) -> TransitionResult:
+        """One conditional status change; InvalidTransitionError (with the current status) if it lost."""
+        ...
+
+    def count_relay_failure(self, message_id: str) -> int:
+        """Count one more failed relay of a PENDING message and return the count."""
+        ...
+
+
+class Publisher(Protocol):
+    """Where messages are sent."""
+
+    @property
+    def fifo(self) -> bool:
+        """Whether the queue keeps order per group and dedupes by id."""
+        ...
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> BatchOutcome:
+        """Send up to 10 messages in one request; raise an OutboxError if the request itself failed."""
+        ...

@@ -1,0 +1,219 @@
+"""The relay: send outbox entries to SQS, then flip their records. Shared by the worker and replay.
+
+Order of work per chunk: one SendMessageBatch, then one conditional UpdateItem per accepted entry
+(issued concurrently). A record is never flipped before SQS accepted its message, and a flip that
+finds the record already moved on is a duplicate delivery, not an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import structlog
+
+from outbox.domain.errors import InvalidTransitionError, OutboxError
+from outbox.domain.status import Status, sources_of
+from outbox.ports import MessageStore, OutgoingMessage, Publisher, SendFailure
+from outbox.settings import Settings
+
+log = structlog.get_logger("outbox.relay")
+
+MAX_BATCH_ENTRIES = 10
+
+
+@dataclass(frozen=True)
+class RelayItem:
+    """One outbox entry to relay; ``key`` is what the caller reports back (a SequenceNumber)."""
+
+    key: str
+    message_id: str
+    body: str
+    group_key: str | None = None
+
+    @property
+    def ordering_key(self) -> str:
+        """Entries with the same ordering key are sent in order, one at a time."""
+        return self.group_key or self.message_id
+
+
+@dataclass
+class RelayReport:
+    """The fate of every item: exactly one list holds each key."""
+
+    sent: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RelayPolicy:
+    """Limits of one relay: batch bytes, poison threshold, Lambda deadline margin, flip pool size."""
+
+    max_batch_bytes: int = 262_144
+    max_attempts: int = 5
+    deadline_margin_ms: int = 2_000
+    flip_concurrency: int = 8
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RelayPolicy:
+        """The policy the settings describe."""
+        return cls(
+            max_batch_bytes=settings.max_message_bytes,
+            max_attempts=settings.max_relay_attempts,
+            deadline_margin_ms=settings.deadline_margin_ms,
+            flip_concurrency=settings.flip_concurrency,
+        )
+
+
+class Relay:
+    """Relays items to a Publisher and flips their records in a MessageStore."""
+
+    def __init__(
+        self,
+        store: MessageStore,
+        publisher: Publisher,
+        *,
+        policy: RelayPolicy | None = None,
+        by: str = "worker",
+        expected: frozenset[Status] = frozenset({Status.PENDING}),
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.policy = policy or RelayPolicy()
+        self.by = by
+        self.expected = expected
+        self._pool = ThreadPoolExecutor(max_workers=self.policy.flip_concurrency, thread_name_prefix="flip")
+
+    def relay(self, items: Sequence[RelayItem], *, time_left_ms: Callable[[], int] | None = None) -> RelayReport:
+        """Relay ``items`` in order; stop early (reporting the rest as failed) near the deadline."""
+        report = RelayReport()
+        blocked: set[str] = set()
+        pending = list(items)
+        while pending:
+            if time_left_ms is not None and time_left_ms() < self.policy.deadline_margin_ms:
+                log.warning("relay_deadline_reached", unsent=len(pending))
+                report.failed.extend(item.key for item in pending)
+                break
+            chunk, pending = self._next_chunk(pending, blocked, report)
+            if not chunk:
+                continue
+            try:
+                outcome = self.publisher.send_batch([OutgoingMessage(i.message_id, i.body, i.group_key) for i in chunk])
+            except OutboxError as exc:
+                # The request itself failed: SQS is unwell, so stop rather than hammer it.
+                log.warning("send_failed", error=exc.code, detail=exc.detail, unsent=len(chunk) + len(pending))
+                report.failed.extend(item.key for item in [*chunk, *pending])
+                break
+            self._flip_all([chunk[i] for i in sorted(outcome.accepted)], blocked, report)
+            for failure in sorted(outcome.failed, key=lambda f: f.index):
+                self._handle_refused(chunk[failure.index], failure, blocked, report)
+        return report
+
+    def _next_chunk(
+        self, pending: list[RelayItem], blocked: set[str], report: RelayReport
+    ) -> tuple[list[RelayItem], list[RelayItem]]:
+        """Take up to 10 items, one per ordering key, within the byte limit; defer the rest in order."""
+        chunk: list[RelayItem] = []
+        rest: list[RelayItem] = []
+        taken: set[str] = set()
+        size = 0
+        for item in pending:
+            if item.ordering_key in blocked:
+                report.failed.append(item.key)  # fail fast: nothing after a failure in its group
+                continue
+            item_size = len(item.body.encode())
+            if item_size > self.policy.max_batch_bytes:
+                self._quarantine(
+                    item, f"message is {item_size} bytes, over the {self.policy.max_batch_bytes} limit", blocked, report
+                )
+                continue
+            fits = len(chunk) < MAX_BATCH_ENTRIES and size + item_size <= self.policy.max_batch_bytes
+            if item.ordering_key in taken or not fits:
+                taken.add(item.ordering_key)  # keep later items of this group behind it
+                rest.append(item)
+                continue
+            taken.add(item.ordering_key)
+            chunk.append(item)
+            size += item_size
+        return chunk, rest
+
+    def _flip_all(self, items: Sequence[RelayItem], blocked: set[str], report: RelayReport) -> None:
+        """Flip accepted items concurrently: a chunk costs about one round trip, not one per item."""
+        results = list(self._pool.map(self._flip, items))
+        for item, outcome in zip(items, results, strict=True):
+            if outcome == "sent":
+                report.sent.append(item.key)
+            elif outcome == "duplicate":
+                report.duplicates.append(item.key)
+            else:
+                blocked.add(item.ordering_key)
+                report.failed.append(item.key)
+
+    def _flip(self, item: RelayItem) -> str:
+        try:
+            self.store.transition(item.message_id, Status.QUEUED, by=self.by, expected=self.expected)
+        except InvalidTransitionError as exc:
+            if exc.current is None:
+                log.error("record_missing", message_id=item.message_id)
+            else:
+                log.info("flip_skipped", message_id=item.message_id, status=exc.current.value)
+            return "duplicate"
+        except OutboxError as exc:
+            # Sent but not flipped: the redelivery sends again (same message_id) and flips.
+            log.warning("flip_failed", message_id=item.message_id, error=exc.code, detail=exc.detail)
+            return "failed"
+        return "sent"
+
+    def _handle_refused(self, item: RelayItem, failure: SendFailure, blocked: set[str], report: RelayReport) -> None:
+        """A per-entry refusal: a sender fault never succeeds; a passing one counts towards poison."""
+        reason = f"SQS refused the message: {failure.code}"
+        if failure.sender_fault:
+            self._quarantine(item, reason, blocked, report)
+            return
+        try:
+            attempts = self.store.count_relay_failure(item.message_id)
+        except OutboxError as exc:
+            log.warning("relay_failure_not_counted", message_id=item.message_id, error=exc.code)
+            attempts = 0
+        if attempts >= self.policy.max_attempts:
+            self._quarantine(item, f"{reason} ({attempts} attempts)", blocked, report)
+            return
+        log.warning("send_refused", message_id=item.message_id, code=failure.code, attempts=attempts)
+        blocked.add(item.ordering_key)
+        report.failed.append(item.key)
+
+    def quarantine_message(self, message_id: str, reason: str) -> bool:
+        """PENDING -> FAILED with ``reason``; True when done (or already past PENDING), False to retry."""
+        targets = self.expected & sources_of(Status.FAILED)
+        if not targets:
+            return False
+        try:
+            self.store.transition(message_id, Status.FAILED, by=self.by, reason=reason, expected=targets)
+        except InvalidTransitionError as exc:
+            log.info("quarantine_skipped", message_id=message_id, status=exc.current.value if exc.current else None)
+            return True
+        except OutboxError as exc:
+            log.warning("quarantine_failed", message_id=message_id, error=exc.code)
+            return False
+        log.error("message_quarantined", message_id=message_id, reason=reason)
+        return True
+
+    def _quarantine(self, item: RelayItem, reason: str, blocked: set[str], report: RelayReport) -> None:
+        if self.quarantine_message(item.message_id, reason):
+            report.quarantined.append(item.key)
+        else:
+            blocked.add(item.ordering_key)
+            report.failed.append(item.key)
+
+    def close(self) -> None:
+        """Stop the flip pool."""
+        self._pool.shutdown(wait=True)
+
+
+def keys_in_order(items: Iterable[RelayItem], keys: Iterable[str]) -> list[str]:
+    """``keys`` in the order their items came: what a partial batch response lists."""
+    wanted = set(keys)
+    return [item.key for item in items if item.key in wanted]

@@ -1,0 +1,84 @@
+"""Settings from the environment, read once per cold start; a missing one fails with one clear line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from outbox.domain.errors import ConfigurationError
+
+DEFAULT_MAX_MESSAGE_BYTES = 262_144  # safe on every queue; raise to 1 MiB where the queue allows it
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the handlers read from the environment."""
+
+    table_name: str
+    queue_url: str | None = None
+    region: str | None = None
+    buckets: int = 16
+    retention: timedelta = timedelta(days=7)
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_relay_attempts: int = 5
+    max_delivery_attempts: int = 5
+    deadline_margin_ms: int = 2_000
+    flip_concurrency: int = 8
+
+    def require_queue_url(self) -> str:
+        """The queue URL, or a ConfigurationError naming the variable."""
+        if not self.queue_url:
+            raise ConfigurationError("OUTBOX_QUEUE_URL is not set: give the URL of the SQS queue to relay to")
+        return self.queue_url
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, require_queue: bool = False) -> Settings:
+        """Read ``OUTBOX_*`` variables; ``require_queue`` for the components that send to SQS."""
+        env = os.environ if env is None else env
+        table_name = env.get("OUTBOX_TABLE_NAME", "").strip()
+        if not table_name:
+            raise ConfigurationError("OUTBOX_TABLE_NAME is not set: name the DynamoDB table of the outbox")
+        queue_url = env.get("OUTBOX_QUEUE_URL", "").strip() or None
+        settings = cls(
+            table_name=table_name,
+            queue_url=queue_url,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            buckets=_positive(env, "OUTBOX_BUCKETS", 16),
+            retention=timedelta(days=_positive(env, "OUTBOX_RETENTION_DAYS", 7)),
+            max_message_bytes=_positive(env, "OUTBOX_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES),
+            max_relay_attempts=_positive(env, "OUTBOX_MAX_RELAY_ATTEMPTS", 5),
+            max_delivery_attempts=_positive(env, "OUTBOX_MAX_DELIVERY_ATTEMPTS", 5),
+            deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
+            flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 8),
+        )
+        if require_queue:
+            settings.require_queue_url()
+        return settings
+
+
+ENVIRONMENT_VARIABLES = (
+    "OUTBOX_TABLE_NAME",
+    "OUTBOX_QUEUE_URL",
+    "OUTBOX_BUCKETS",
+    "OUTBOX_RETENTION_DAYS",
+    "OUTBOX_MAX_MESSAGE_BYTES",
+    "OUTBOX_MAX_RELAY_ATTEMPTS",
+    "OUTBOX_MAX_DELIVERY_ATTEMPTS",
+    "OUTBOX_DEADLINE_MARGIN_MS",
+    "OUTBOX_FLIP_CONCURRENCY",
+)
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigurationError(f"{name} must be a positive whole number, not {raw!r}")
+    return value

@@ -1,0 +1,158 @@
+"""In-memory fakes of the store and the publisher, for your tests and ours (no AWS at all).
+
+They keep the same contracts as the real adapters: ``accept`` is all-or-nothing with the same
+idempotency rules, ``transition`` is conditional on the lifecycle table, and the publisher
+reports per-entry refusals the way SendMessageBatch does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from outbox.domain.envelope import Envelope
+from outbox.domain.errors import IdempotencyKeyReusedError, InvalidTransitionError, NotFoundError, OutboxError
+from outbox.domain.record import AcceptResult, HistoryEntry, MessageRecord, TransitionResult, iso, utc_now
+from outbox.domain.status import Status, check_sources, sources_of
+from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
+
+__all__ = ["FakeLambdaContext", "FakePublisher", "InMemoryMessageStore"]
+
+
+@dataclass
+class InMemoryMessageStore:
+    """A MessageStore in a dict; ``fail_next`` makes the next call of an operation raise."""
+
+    records: dict[str, MessageRecord] = field(default_factory=dict)
+    envelopes: dict[str, Envelope] = field(default_factory=dict)
+    fail_next: dict[str, OutboxError] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _maybe_fail(self, operation: str) -> None:
+        error = self.fail_next.pop(operation, None)
+        if error is not None:
+            raise error
+
+    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
+        """Store a PENDING record and its envelope, or return the existing one."""
+        with self._lock:
+            self._maybe_fail("accept")
+            existing = self.records.get(envelope.message_id)
+            if existing is not None:
+                if existing.payload_hash != envelope.payload.payload_hash():
+                    raise IdempotencyKeyReusedError(envelope.message_id)
+                return AcceptResult(envelope.message_id, existing.status, created=False)
+            self.records[envelope.message_id] = MessageRecord(
+                message_id=envelope.message_id,
+                status=Status.PENDING,
+                payload_hash=envelope.payload.payload_hash(),
+                created_at=envelope.created_at,
+                updated_at=envelope.created_at,
+                history=(HistoryEntry(Status.PENDING, envelope.created_at, by),),
+                channel=envelope.payload.channel.value,
+                group_key=envelope.payload.group_key,
+            )
+            self.envelopes[envelope.message_id] = envelope
+            return AcceptResult(envelope.message_id, Status.PENDING, created=True)
+
+    def get(self, message_id: str) -> MessageRecord:
+        """The record, or NotFoundError."""
+        with self._lock:
+            self._maybe_fail("get")
+            if message_id not in self.records:
+                raise NotFoundError(f"no message {message_id}")
+            return self.records[message_id]
+
+    def transition(
+        self,
+        message_id: str,
+        to: Status,
+        *,
+        by: str,
+        reason: str | None = None,
+        expected: frozenset[Status] | None = None,
+    ) -> TransitionResult:
+        """Move the record if its status is one of ``expected``; else InvalidTransitionError."""
+        sources = check_sources(to, expected if expected is not None else sources_of(to))
+        with self._lock:
+            self._maybe_fail("transition")
+            record = self.records.get(message_id)
+            if record is None or record.status not in sources:
+                raise InvalidTransitionError(message_id, current=record.status if record else None, to=to)
+            now = iso(utc_now())
+            attempts = record.attempts + (1 if to is Status.PROCESSING else 0)
+            self.records[message_id] = replace(
+                record,
+                status=to,
+                updated_at=now,
+                history=(*record.history, HistoryEntry(to, now, by, reason)),
+                attempts=attempts,
+                reason=reason if reason is not None else record.reason,
+            )
+            return TransitionResult(message_id, record.status, to, attempts)
+
+    def count_relay_failure(self, message_id: str) -> int:
+        """Count a failed relay of a PENDING record."""
+        with self._lock:
+            self._maybe_fail("count_relay_failure")
+            record = self.records.get(message_id)
+            if record is None or record.status is not Status.PENDING:
+                raise InvalidTransitionError(message_id, current=record.status if record else None, to=Status.PENDING)
+            self.records[message_id] = replace(record, relay_attempts=record.relay_attempts + 1)
+            return record.relay_attempts + 1
+
+
+Refusal = tuple[str, bool]  # (code, sender_fault)
+
+
+@dataclass
+class FakePublisher:
+    """A Publisher that keeps what it was sent.
+
+    ``refuse`` maps a message_id to the (code, sender_fault) SQS would put in ``Failed``;
+    ``fail_next`` makes the next whole request raise; ``after_send`` runs after every accepted batch.
+    """
+
+    fifo: bool = False
+    sent: list[OutgoingMessage] = field(default_factory=list)
+    batches: list[list[str]] = field(default_factory=list)
+    refuse: dict[str, Refusal] = field(default_factory=dict)
+    fail_next: list[OutboxError] = field(default_factory=list)
+    after_send: Callable[[Sequence[OutgoingMessage]], None] | None = None
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> BatchOutcome:
+        """Accept every message not listed in ``refuse``."""
+        if not 0 < len(messages) <= 10:
+            raise ValueError("a batch holds 1 to 10 messages")
+        self.batches.append([m.message_id for m in messages])
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        accepted: list[int] = []
+        failed: list[SendFailure] = []
+        for index, message in enumerate(messages):
+            refusal = self.refuse.get(message.message_id)
+            if refusal is None:
+                accepted.append(index)
+                self.sent.append(message)
+            else:
+                failed.append(SendFailure(index, refusal[0], "refused by FakePublisher", refusal[1]))
+        if self.after_send is not None:
+            self.after_send([messages[i] for i in accepted])
+        return BatchOutcome(tuple(accepted), tuple(failed))
+
+    def sent_ids(self) -> list[str]:
+        """The message_id of every accepted message, in order."""
+        return [m.message_id for m in self.sent]
+
+
+@dataclass
+class FakeLambdaContext:
+    """The parts of a Lambda context the handlers read; ``remaining_ms`` may be a callable."""
+
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    remaining_ms: int | Callable[[], int] = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the (fake) deadline."""
+        return self.remaining_ms() if callable(self.remaining_ms) else self.remaining_ms

@@ -1,0 +1,173 @@
+"""The reference SQS consumer: QUEUED -> PROCESSING -> COMPLETED, or FAILED with the reason.
+
+It dedupes by ``message_id`` through the record itself: a COMPLETED message is acknowledged and
+skipped. Delivery is a plain function you pass in; the default only logs that it delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any
+
+import structlog
+
+from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.envelope import Envelope
+from outbox.domain.errors import InvalidTransitionError, MalformedEntryError, OutboxError
+from outbox.domain.status import Status
+from outbox.logs import bind_invocation, configure_logging
+from outbox.metrics import emit_metrics
+from outbox.ports import MessageStore
+from outbox.settings import Settings
+
+log = structlog.get_logger("worker.consumer")
+
+BY = "consumer"
+STARTABLE = frozenset({Status.QUEUED, Status.PROCESSING})
+
+
+class DeliveryError(OutboxError):
+    """Raised by a delivery function; ``retryable=False`` fails the message for good."""
+
+    code = "DELIVERY_FAILED"
+    default_retryable = True
+
+
+Deliver = Callable[[Envelope], None]
+
+
+def log_delivery(envelope: Envelope) -> None:
+    """The default delivery: say that it happened, with no personal data."""
+    log.info("message_delivered", message_id=envelope.message_id, channel=envelope.payload.channel.value)
+
+
+class Consumer:
+    """Processes an SQS batch and returns a partial batch response."""
+
+    def __init__(
+        self,
+        store: MessageStore,
+        deliver: Deliver = log_delivery,
+        *,
+        max_attempts: int = 5,
+        redrive_grace_receives: int = 3,
+    ) -> None:
+        self.store = store
+        self.deliver = deliver
+        self.max_attempts = max_attempts
+        # A copy may arrive before its record's flip to QUEUED is visible (send, then flip):
+        # a FAILED record being re-driven is retried this many receives before it counts as final.
+        self.redrive_grace_receives = redrive_grace_receives
+
+    def handle(self, event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+        """Process every SQS record; list the messageIds to redeliver."""
+        failures: list[dict[str, str]] = []
+        counts = {"completed": 0, "duplicates": 0, "failed": 0, "retried": 0}
+        records = event.get("Records") if isinstance(event, Mapping) else None
+        for record in records if isinstance(records, list) else []:
+            sqs_id = record.get("messageId") if isinstance(record, Mapping) else None
+            if not isinstance(sqs_id, str) or not sqs_id:
+                log.error("sqs_record_malformed", reason="no messageId")
+                continue
+            outcome = self._process(record)
+            counts[outcome] += 1
+            if outcome == "retried":
+                failures.append({"itemIdentifier": sqs_id})
+        emit_metrics({"MessagesCompleted": counts["completed"], "MessagesFailed": counts["failed"]})
+        log.info("batch_consumed", **counts)
+        return {"batchItemFailures": failures}
+
+    def _process(self, record: Mapping[str, Any]) -> str:
+        body = record.get("body")
+        try:
+            envelope = Envelope.from_json(body if isinstance(body, str) else "")
+        except MalformedEntryError as exc:
+            return self._reject(exc)
+        message_id = envelope.message_id
+        try:
+            started = self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE)
+        except InvalidTransitionError as exc:
+            return self._not_startable(message_id, exc.current, _receive_count(record))
+        except OutboxError as exc:
+            log.warning("start_failed", message_id=message_id, error=exc.code)
+            return "retried"
+        if started.attempts > self.max_attempts:
+            return self._fail(message_id, f"gave up after {self.max_attempts} delivery attempts")
+        try:
+            self.deliver(envelope)
+        except Exception as exc:  # noqa: BLE001 - a delivery function may raise anything
+            retryable = exc.retryable if isinstance(exc, OutboxError) else True
+            log.warning("delivery_failed", message_id=message_id, error=type(exc).__name__, retryable=retryable)
+            if retryable:
+                return "retried"
+            detail = exc.detail if isinstance(exc, OutboxError) else type(exc).__name__
+            return self._fail(message_id, f"delivery failed: {detail}")
+        try:
+            self.store.transition(message_id, Status.COMPLETED, by=BY, expected=frozenset({Status.PROCESSING}))
+        except InvalidTransitionError:
+            return "duplicates"  # another copy finished it first
+        except OutboxError as exc:
+            log.warning("complete_failed", message_id=message_id, error=exc.code)
+            return "retried"
+        return "completed"
+
+    def _reject(self, exc: MalformedEntryError) -> str:
+        if exc.message_id is None:
+            # No record to mark: let SQS move it to the dead-letter queue after maxReceiveCount.
+            log.error("message_rejected", reason=exc.detail)
+            return "retried"
+        try:
+            self.store.transition(exc.message_id, Status.PROCESSING, by=BY, expected=STARTABLE)
+        except InvalidTransitionError:
+            log.error("message_rejected", message_id=exc.message_id, reason=exc.detail)
+            return "failed"
+        except OutboxError:
+            return "retried"
+        return self._fail(exc.message_id, exc.detail)
+
+    def _not_startable(self, message_id: str, current: Status | None, receives: int) -> str:
+        if current is Status.COMPLETED:
+            log.info("duplicate_dropped", message_id=message_id)
+            return "duplicates"
+        if current is Status.PENDING or (current is Status.FAILED and receives < self.redrive_grace_receives):
+            log.info("message_not_ready", message_id=message_id, status=current.value)
+            return "retried"
+        log.warning("message_dropped", message_id=message_id, status=current.value if current else "missing")
+        return "duplicates"
+
+    def _fail(self, message_id: str, reason: str) -> str:
+        try:
+            self.store.transition(
+                message_id, Status.FAILED, by=BY, reason=reason, expected=frozenset({Status.PROCESSING})
+            )
+        except InvalidTransitionError:
+            return "duplicates"
+        except OutboxError:
+            return "retried"
+        log.warning("message_failed", message_id=message_id)
+        return "failed"
+
+
+def _receive_count(record: Mapping[str, Any]) -> int:
+    attributes = record.get("attributes")
+    raw = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
+    try:
+        return int(raw) if raw is not None else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+@cache
+def default_consumer() -> Consumer:
+    """The consumer wired to real AWS clients: built once per cold start."""
+    configure_logging()
+    settings = Settings.from_env()
+    return Consumer(DynamoDBMessageStore.from_settings(settings), max_attempts=settings.max_delivery_attempts)
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    """Lambda entry point."""
+    consumer = default_consumer()
+    bind_invocation(getattr(context, "aws_request_id", None), handler="consumer")
+    return consumer.handle(event)

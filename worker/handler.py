@@ -1,0 +1,162 @@
+"""The stream-triggered worker Lambda: relay outbox INSERTs to SQS, report a partial batch response.
+
+Lambda checkpoints at the lowest ``SequenceNumber`` listed in ``batchItemFailures`` and
+redelivers everything after it; a duplicate delivery is harmless because the flip is conditional
+and every copy carries the same ``message_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import structlog
+
+from outbox.adapters.models import bind_models
+from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.message import is_message_id
+from outbox.domain.record import OUTBOX_PREFIX, utc_now
+from outbox.logs import bind_invocation, configure_logging
+from outbox.metrics import emit_metrics
+from outbox.relay import Relay, RelayItem, RelayPolicy, keys_in_order
+from outbox.settings import Settings
+
+log = structlog.get_logger("worker.handler")
+
+BatchResponse = dict[str, list[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class _Malformed:
+    key: str
+    message_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    items: list[RelayItem]
+    malformed: list[_Malformed]
+    oldest_created_at: str | None
+
+
+class StreamWorker:
+    """Turns a DynamoDB Streams event into relay work and a partial batch response."""
+
+    def __init__(self, relay: Relay, *, table_name: str) -> None:
+        self.relay = relay
+        self._entry_model = bind_models(table_name).entry
+
+    def handle(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
+        """Relay every outbox INSERT of ``event``; list the SequenceNumbers to retry."""
+        records = event.get("Records") if isinstance(event, Mapping) else None
+        parsed = self._parse(records if isinstance(records, list) else [])
+        failed = [m.key for m in parsed.malformed if not self._quarantine(m)]
+        time_left: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
+        report = self.relay.relay(parsed.items, time_left_ms=time_left)
+        failed += keys_in_order(parsed.items, report.failed)
+        self._emit(parsed, report.sent, report.duplicates, report.quarantined, failed)
+        return {"batchItemFailures": [{"itemIdentifier": key} for key in failed]}
+
+    def _parse(self, records: Sequence[object]) -> _Parsed:
+        items: list[RelayItem] = []
+        malformed: list[_Malformed] = []
+        oldest: str | None = None
+        for record in records:
+            outcome = self._parse_record(record)
+            if isinstance(outcome, _Malformed):
+                malformed.append(outcome)
+            elif outcome is not None:
+                item, created_at = outcome
+                items.append(item)
+                oldest = created_at if oldest is None else min(oldest, created_at)
+        return _Parsed(items, malformed, oldest)
+
+    def _parse_record(self, record: object) -> tuple[RelayItem, str] | _Malformed | None:
+        """An outbox INSERT as a RelayItem; None for any other record; _Malformed for a poison one."""
+        if not isinstance(record, Mapping) or record.get("eventName") != "INSERT":
+            return None
+        change = record.get("dynamodb")
+        if not isinstance(change, Mapping):
+            return None
+        pk = _string_attr(change.get("Keys"), "pk")
+        if pk is None or not pk.startswith(OUTBOX_PREFIX):
+            return None
+        key = change.get("SequenceNumber")
+        if not isinstance(key, str) or not key:
+            log.error("stream_record_malformed", reason="no SequenceNumber")
+            return None  # nothing to report it by: an empty identifier would fail the whole batch
+        image = change.get("NewImage")
+        message_id = _string_attr(image, "message_id")
+        if message_id is not None and not is_message_id(message_id):
+            message_id = None
+        try:
+            entry = self._entry_model.from_raw_data(dict(image))  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - any malformed image is poison, whatever pynamodb raises
+            return _Malformed(key, message_id, f"malformed outbox entry ({type(exc).__name__})")
+        if message_id is None or not entry.envelope:
+            return _Malformed(key, message_id, "malformed outbox entry (no message_id or envelope)")
+        return RelayItem(key, message_id, entry.envelope, entry.group_key), entry.created_at
+
+    def _quarantine(self, malformed: _Malformed) -> bool:
+        """Poison never blocks the shard: FAILED with the reason, or skipped if there is no record to mark."""
+        if malformed.message_id is None:
+            log.error("outbox_entry_skipped", sequence_number=malformed.key, reason=malformed.reason)
+            return True
+        return self.relay.quarantine_message(malformed.message_id, malformed.reason)
+
+    def _emit(
+        self, parsed: _Parsed, sent: list[str], dupes: list[str], quarantined: list[str], failed: list[str]
+    ) -> None:
+        emit_metrics(
+            {
+                "MessagesRelayed": len(sent),
+                "DuplicateDeliveries": len(dupes),
+                "MessagesQuarantined": len(quarantined) + len(parsed.malformed),
+                "RelayFailures": len(failed),
+            }
+        )
+        if parsed.oldest_created_at is not None:
+            age = (utc_now() - datetime.fromisoformat(parsed.oldest_created_at)).total_seconds()
+            emit_metrics({"OldestPendingAgeSeconds": max(age, 0.0)}, unit="Seconds")
+        log.info(
+            "batch_relayed",
+            records=len(parsed.items) + len(parsed.malformed),
+            sent=len(sent),
+            duplicates=len(dupes),
+            quarantined=len(quarantined) + len(parsed.malformed),
+            failed=len(failed),
+        )
+
+
+def _string_attr(image: object, name: str) -> str | None:
+    if not isinstance(image, Mapping):
+        return None
+    value = image.get(name)
+    if isinstance(value, Mapping) and isinstance(value.get("S"), str):
+        return str(value["S"])
+    return None
+
+
+@cache
+def default_worker() -> StreamWorker:
+    """The worker wired to real AWS clients: built once per cold start."""
+    configure_logging()
+    settings = Settings.from_env(require_queue=True)
+    relay = Relay(
+        DynamoDBMessageStore.from_settings(settings),
+        SqsPublisher.from_settings(settings),
+        policy=RelayPolicy.from_settings(settings),
+    )
+    return StreamWorker(relay, table_name=settings.table_name)
+
+
+def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
+    """Lambda entry point."""
+    worker = default_worker()
+    bind_invocation(getattr(context, "aws_request_id", None), handler="worker")
+    return worker.handle(event, context)
