@@ -38,9 +38,10 @@ TRANSIENT_CODES = frozenset(
 )
 
 
-def client_config() -> Config:
+def client_config(**overrides: Any) -> Config:
     """Standard retries (3 attempts) and short timeouts: a Lambda must not hang on one call."""
     return Config(
+        **overrides,
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=2,
         read_timeout=5,
@@ -63,8 +64,12 @@ def sqs_client(region: str | None = None) -> SQSClient:
 
 
 def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
-    """A DynamoDB Streams client; boto3 itself honours AWS_ENDPOINT_URL."""
-    return _session(region).client("dynamodbstreams", config=client_config())
+    """A DynamoDB Streams client; boto3 itself honours AWS_ENDPOINT_URL.
+
+    Account-id endpoints are off: botocore would route a StreamArn call to
+    ``<account>.streams-ddb.<region>.amazonaws.com``, which emulators do not serve.
+    """
+    return _session(region).client("dynamodbstreams", config=client_config(account_id_endpoint_mode="disabled"))
 
 
 def error_code(exc: ClientError) -> str:

@@ -158,7 +158,8 @@ class DynamoDBMessageStore:
             actions.append(model.attempts.add(1))
         condition = model.pk.exists() & model.status.is_in(*(s.value for s in sorted(sources)))
         old = self._update(message_id, actions, condition, to)
-        previous = Status(old["status"]["S"])
+        # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
+        previous = Status(old["status"]["S"]) if "status" in old else to
         attempts = int(old.get("attempts", {}).get("N", "0")) + (1 if to is Status.PROCESSING else 0)
         log.info("status_changed", message_id=message_id, **{"from": previous.value}, to=to.value, by=by)
         return TransitionResult(message_id, previous, to, attempts)

@@ -1,0 +1,201 @@
+"""Fault injection at the AWS call boundary, through botocore's event system.
+
+Works the same on real AWS, moto in process and the moto server: nothing is patched, the
+handlers hang off each client's own event emitter. Used by the tests, the chaos run and anyone
+who wants to see the outbox keep its invariants while AWS misbehaves.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.exceptions import ReadTimeoutError
+
+__all__ = ["FaultInjector", "SimulatedCrash"]
+
+
+class SimulatedCrash(BaseException):
+    """The process died here. A BaseException, so no ``except Exception`` in the code under test eats it."""
+
+
+Params = dict[str, Any]
+Predicate = Callable[[Params], bool]
+
+
+@dataclass
+class _Rule:
+    operation: str
+    kind: str  # "error" | "timeout" | "crash_after"
+    code: str = ""
+    status: int = 400
+    times: int = 1
+    when: Predicate | None = None
+    probability: float = 1.0
+
+
+@dataclass
+class _Refusal:
+    message_ids: set[str] | None
+    code: str
+    sender_fault: bool
+    times: int
+    probability: float
+
+
+def _response(status: int) -> AWSResponse:
+    return AWSResponse("https://fault.invalid/", status, HTTPHeaders(), None)
+
+
+class FaultInjector:
+    """Registers on one or more boto3 clients; records every call; injects the faults you arm.
+
+    ``times`` is how many calls a rule hits (``-1``: every one); ``probability`` hits only that share.
+    """
+
+    def __init__(self, *clients: Any, seed: int | None = None) -> None:
+        self.calls: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+        self._rules: list[_Rule] = []
+        self._refusals: list[_Refusal] = []
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)  # noqa: S311 - fault dice, not cryptography
+        for client in clients:
+            self.attach(client)
+
+    def attach(self, client: Any) -> None:
+        """Hook this injector into ``client``'s events."""
+        events = client.meta.events
+        service = client.meta.service_model.service_id.hyphenize()
+        events.register(f"provide-client-params.{service}", self._on_params)
+        events.register(f"before-call.{service}", self._before_call)
+        events.register(f"after-call.{service}", self._after_call)
+
+    # -- arming ---------------------------------------------------------------------------------
+
+    def fail(
+        self,
+        operation: str,
+        code: str = "ThrottlingException",
+        *,
+        status: int = 400,
+        times: int = 1,
+        when: Predicate | None = None,
+        probability: float = 1.0,
+    ) -> None:
+        """Make ``operation`` return the AWS error ``code`` (never reaching AWS)."""
+        self._add(_Rule(operation, "error", code, status, times, when, probability))
+
+    def timeout(self, operation: str, *, times: int = 1, probability: float = 1.0) -> None:
+        """Make ``operation`` time out before reaching AWS."""
+        self._add(_Rule(operation, "timeout", times=times, probability=probability))
+
+    def crash_after(self, operation: str, *, times: int = 1, probability: float = 1.0) -> None:
+        """Let ``operation`` succeed at AWS, then raise SimulatedCrash before the caller sees it."""
+        self._add(_Rule(operation, "crash_after", times=times, probability=probability))
+
+    def refuse(
+        self,
+        message_ids: set[str] | None = None,
+        *,
+        code: str = "InternalError",
+        sender_fault: bool = False,
+        times: int = -1,
+        probability: float = 1.0,
+    ) -> None:
+        """SendMessageBatch entries whose body has one of ``message_ids`` (None: any) land in ``Failed``.
+
+        The entry is taken out of the request, so SQS really never gets it.
+        """
+        with self._lock:
+            self._refusals.append(_Refusal(message_ids, code, sender_fault, times, probability))
+
+    def clear(self) -> None:
+        """Disarm every fault."""
+        with self._lock:
+            self._rules.clear()
+            self._refusals.clear()
+
+    def _add(self, rule: _Rule) -> None:
+        with self._lock:
+            self._rules.append(rule)
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    def _take(self, operation: str, kind: str, params: Params) -> _Rule | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.operation != operation or rule.kind != kind or rule.times == 0:
+                    continue
+                if rule.when is not None and not rule.when(params):
+                    continue
+                if rule.probability < 1.0 and self._random.random() >= rule.probability:
+                    continue
+                if rule.times > 0:
+                    rule.times -= 1
+                self.injected[f"{operation}:{kind}"] += 1
+                return rule
+        return None
+
+    def _on_params(self, params: Params, model: Any, context: dict[str, Any], **_: Any) -> None:
+        context["fault_params"] = params
+        if model.name != "SendMessageBatch" or not self._refusals:
+            return
+        kept, refused = [], []
+        for entry in params.get("Entries", []):
+            refusal = self._refusal_for(entry)
+            if refusal is None:
+                kept.append(entry)
+            else:
+                refused.append({"Id": entry["Id"], "Code": refusal.code, "SenderFault": refusal.sender_fault})
+        if refused:
+            params["Entries"] = kept
+            context["fault_refused"] = refused
+
+    def _refusal_for(self, entry: Params) -> _Refusal | None:
+        try:
+            message_id = json.loads(entry.get("MessageBody", "")).get("message_id")
+        except (ValueError, AttributeError):
+            message_id = None
+        with self._lock:
+            for refusal in self._refusals:
+                if refusal.times == 0 or (refusal.message_ids is not None and message_id not in refusal.message_ids):
+                    continue
+                if refusal.probability < 1.0 and self._random.random() >= refusal.probability:
+                    continue
+                if refusal.times > 0:
+                    refusal.times -= 1
+                self.injected["SendMessageBatch:refuse"] += 1
+                return refusal
+        return None
+
+    def _before_call(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, Params] | None:
+        operation = model.name
+        params: Params = context.get("fault_params", {})
+        with self._lock:
+            self.calls[operation] += 1
+        if context.get("fault_refused") and not params.get("Entries") and operation == "SendMessageBatch":
+            # Every entry refused: SQS would answer 200 with only a Failed list.
+            body = {"Successful": [], "Failed": context["fault_refused"], "ResponseMetadata": {"HTTPStatusCode": 200}}
+            return _response(200), body
+        if self._take(operation, "timeout", params) is not None:
+            raise ReadTimeoutError(endpoint_url=f"https://fault.invalid/{operation}")
+        rule = self._take(operation, "error", params)
+        if rule is not None:
+            error = {"Code": rule.code, "Message": f"injected {rule.code}"}
+            return _response(rule.status), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": rule.status}}
+        return None
+
+    def _after_call(self, model: Any, parsed: Params, context: dict[str, Any], **_: Any) -> None:
+        refused = context.get("fault_refused")
+        if refused and model.name == "SendMessageBatch":
+            already = {f["Id"] for f in parsed.get("Failed", [])}
+            parsed.setdefault("Failed", []).extend(r for r in refused if r["Id"] not in already)
+        if self._take(model.name, "crash_after", context.get("fault_params", {})) is not None:
+            raise SimulatedCrash(f"crashed after {model.name}")

@@ -1,0 +1,142 @@
+"""Fixtures on moto in process: a bootstrapped table and queues, real adapters, stream reading."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
+from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.store import DynamoDBMessageStore
+from outbox.api import MessagesApi
+from outbox.bootstrap import Resources, bootstrap
+from outbox.faults import FaultInjector
+from outbox.relay import Relay, RelayPolicy
+from tests.events import http_event
+from worker.consumer import Consumer
+from worker.events import to_lambda_record
+from worker.handler import StreamWorker
+
+
+@dataclass
+class Stack:
+    """Everything of one in-process stack."""
+
+    resources: Resources
+    dynamodb: Any
+    sqs: Any
+    streams: Any
+    store: DynamoDBMessageStore
+    publisher: SqsPublisher
+    relay: Relay
+    worker: StreamWorker
+    consumer: Consumer
+    api: MessagesApi
+    faults: FaultInjector
+    last_sequence: str | None = None
+
+    def post(self, body: str, *, key: str | None = None, content_type: str = "application/json") -> dict[str, Any]:
+        """POST /messages through the API handler."""
+        headers = {"content-type": content_type}
+        if key is not None:
+            headers["idempotency-key"] = key
+        return self.api.handle(http_event("POST", "/messages", body=body, headers=headers))
+
+    def stream_event(self) -> dict[str, Any]:
+        """The stream records written since the last call, shaped as Lambda delivers them."""
+        arn = self.resources.stream_arn
+        shard = self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        position: dict[str, str] = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self.last_sequence}
+            if self.last_sequence
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        iterator = self.streams.get_shard_iterator(StreamArn=arn, ShardId=shard, **position)["ShardIterator"]
+        records = self.streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        if records:
+            self.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
+        return {"Records": [to_lambda_record(r, arn) for r in records]}
+
+    def receive_all(self, queue_url: str | None = None) -> list[dict[str, Any]]:
+        """Every visible message of the queue (deleting none)."""
+        url = queue_url or self.resources.queue_url
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            messages.extend(batch)
+
+    def raw_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """One item as stored."""
+        item = self.dynamodb.get_item(
+            TableName=self.resources.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+        )
+        return item.get("Item")
+
+    def all_items(self) -> list[dict[str, Any]]:
+        """Every item of the table."""
+        return self.dynamodb.scan(TableName=self.resources.table_name, ConsistentRead=True)["Items"]
+
+
+def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Received SQS messages as a Lambda SQS event."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "eventSource": "aws:sqs",
+            }
+            for m in messages
+        ]
+    }
+
+
+def build_stack(*, fifo: bool = False, policy: RelayPolicy | None = None) -> Stack:
+    """Bootstrap the resources on the active moto mock and wire the real adapters."""
+    dynamodb, sqs, streams = dynamodb_client(), sqs_client(), streams_client()
+    resources = bootstrap(dynamodb, sqs, fifo=fifo)
+    faults = FaultInjector(dynamodb, sqs)
+    store = DynamoDBMessageStore(resources.table_name, client=dynamodb, buckets=4)
+    publisher = SqsPublisher(resources.queue_url, client=sqs)
+    relay = Relay(store, publisher, policy=policy or RelayPolicy(max_attempts=3))
+    return Stack(
+        resources=resources,
+        dynamodb=dynamodb,
+        sqs=sqs,
+        streams=streams,
+        store=store,
+        publisher=publisher,
+        relay=relay,
+        worker=StreamWorker(relay, table_name=resources.table_name),
+        consumer=Consumer(store),
+        api=MessagesApi(store),
+        faults=faults,
+    )
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    """A standard-queue stack on moto in process."""
+    with mock_aws():
+        built = build_stack()
+        yield built
+        built.relay.close()
+
+
+@pytest.fixture
+def fifo_stack() -> Iterator[Stack]:
+    """A FIFO-queue stack on moto in process."""
+    with mock_aws():
+        built = build_stack(fifo=True)
+        yield built
+        built.relay.close()
