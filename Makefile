@@ -20,8 +20,9 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# 300 messages keep the first run short; `outbox demo -n 1000` is the full benchmark.
 demo: $(STAMP)
-	$(BIN)/outbox demo
+	$(BIN)/outbox demo -n 300
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

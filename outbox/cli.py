@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+import threading
 from collections.abc import Sequence
 
 from outbox import __version__
@@ -29,6 +30,46 @@ def _bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dev(args: argparse.Namespace) -> int:
+    from outbox.local.stack import LocalStack, StackConfig
+
+    stack = LocalStack(StackConfig(api_port=args.port, fifo=args.fifo))
+    stack.start()
+    url = stack.api_url
+    body = '{"channel": "sms", "recipient": "+14155550100", "body": "hello"}'
+    print(
+        f"outbox dev: API on {url} (Ctrl-C stops)\n"
+        f"  curl -si -X POST {url}/messages -H 'content-type: application/json' -d '{body}'\n"
+        f"  curl -s {url}/messages/<message_id>",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("outbox dev: stopping", file=sys.stderr, flush=True)
+    finally:
+        stack.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from outbox.local.demo import run_demo
+
+    return run_demo(args.n, concurrency=args.concurrency, timeout_s=args.timeout, fifo=args.fifo)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="outbox", description=__doc__)
@@ -42,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--queue-name", default="outbox-messages")
     boot.add_argument("--fifo", action="store_true", help="make the main queue and its DLQ FIFO")
     boot.set_defaults(run=_bootstrap)
+
+    dev = commands.add_parser("dev", help="run the whole pipeline locally on an embedded emulator until Ctrl-C")
+    dev.add_argument("--port", type=int, default=8080, help="port of the HTTP API (default 8080)")
+    dev.add_argument("--fifo", action="store_true", help="use a FIFO queue")
+    dev.set_defaults(run=_dev)
+
+    demo = commands.add_parser("demo", help="send N messages through the local pipeline and check the invariants")
+    demo.add_argument("-n", type=positive_int, default=1000, help="messages to send (default 1000)")
+    demo.add_argument("--concurrency", type=positive_int, default=16, help="parallel HTTP clients (default 16)")
+    demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for completion (default 120)")
+    demo.add_argument("--fifo", action="store_true", help="use a FIFO queue")
+    demo.set_defaults(run=_demo)
     return parser
 
 

@@ -7,6 +7,7 @@ background flusher that a Lambda might freeze mid-write.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -22,8 +23,11 @@ def emit_metrics(
     dimensions: Mapping[str, str] | None = None,
     stream: TextIO | None = None,
 ) -> None:
-    """Write one EMF line holding ``metrics`` (all of one ``unit``) under the Outbox namespace."""
-    if not metrics:
+    """Write one EMF line holding ``metrics`` (all of one ``unit``) under the Outbox namespace.
+
+    ``OUTBOX_METRICS=off`` silences it (the local demo draws a progress bar on the same terminal).
+    """
+    if not metrics or os.environ.get("OUTBOX_METRICS", "on").lower() in {"0", "off", "false"}:
         return
     dims = dict(dimensions or {"Service": "outbox"})
     line = {

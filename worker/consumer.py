@@ -6,6 +6,8 @@ skipped. Delivery is a plain function you pass in; the default only logs that it
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
@@ -59,6 +61,8 @@ class Consumer:
         # A copy may arrive before its record's flip to QUEUED is visible (send, then flip):
         # a FAILED record being re-driven is retried this many receives before it counts as final.
         self.redrive_grace_receives = redrive_grace_receives
+        self.stats: Counter[str] = Counter()  # outcomes since start, across invocations
+        self._stats_lock = threading.Lock()
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
         """Process every SQS record; list the messageIds to redeliver."""
@@ -74,6 +78,8 @@ class Consumer:
             counts[outcome] += 1
             if outcome == "retried":
                 failures.append({"itemIdentifier": sqs_id})
+        with self._stats_lock:
+            self.stats.update(counts)
         emit_metrics({"MessagesCompleted": counts["completed"], "MessagesFailed": counts["failed"]})
         log.info("batch_consumed", **counts)
         return {"batchItemFailures": failures}

@@ -18,7 +18,7 @@ from outbox.faults import FaultInjector
 from outbox.relay import Relay, RelayPolicy
 from tests.events import http_event
 from worker.consumer import Consumer
-from worker.events import to_lambda_record
+from worker.events import to_lambda_record, to_sqs_record
 from worker.handler import StreamWorker
 
 
@@ -87,18 +87,7 @@ class Stack:
 
 def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """Received SQS messages as a Lambda SQS event."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "eventSource": "aws:sqs",
-            }
-            for m in messages
-        ]
-    }
+    return {"Records": [to_sqs_record(m, "arn:aws:sqs:us-east-1:123456789012:outbox-messages") for m in messages]}
 
 
 def build_stack(*, fifo: bool = False, policy: RelayPolicy | None = None) -> Stack:

@@ -1,0 +1,320 @@
+"""The embedded emulator: moto's server on loopback, made safe and fast enough for the local stack.
+
+Two measured gaps of moto 5.2.5 (see shared/EMULATOR.md) are closed here, and only here:
+
+1. **Unsafe under concurrency.** Every DynamoDB and DynamoDB Streams request is serialised
+   through one lock (a WSGI middleware), so no write is lost to the emulator. SQS is left
+   concurrent: its long polls would otherwise hold the lock for seconds.
+2. **Slow transactions.** moto snapshots every table a TransactWriteItems touches with a
+   ``deepcopy`` (stream records included) once per item, and on cancellation swaps the table
+   object for the copy, orphaning open stream iterators. ``install_transaction_journal`` keeps
+   moto's own transaction code but, while it runs, makes that snapshot the table itself and
+   records an undo journal instead: the pre-image of each touched item and the stream length.
+   A cancelled or failed transaction is undone from the journal. Cost: O(items touched), not
+   O(table). ``tests/integration/test_emulator.py`` proves, against unpatched moto, the same
+   results for commit, cancellation, rollback and stream records, and fails if moto's internals
+   it relies on change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+_journaling = threading.local()
+_installed: list[Callable[..., None]] = []
+
+
+@dataclass
+class _Touched:
+    table: Any
+    hash_value: Any
+    range_value: Any
+    pre_image: Any  # a deep copy of the moto Item, or None when the item did not exist
+
+
+class _Journal:
+    """Undo information for one transaction: item pre-images and stream lengths."""
+
+    def __init__(self, backend: Any, transact_items: Sequence[dict[str, Any]]) -> None:
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        self.touched: list[_Touched] = []
+        self.stream_lengths: dict[int, tuple[Any, int]] = {}
+        for request in transact_items:
+            _, op = next(iter(request.items()))
+            table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+            if table is None:
+                continue
+            key = op.get("Key") or op.get("Item") or {}
+            try:
+                hash_value = DynamoType(key[table.hash_key_attr])
+                range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+                current = table.get_item(hash_value, range_value)
+            except Exception:  # noqa: BLE001, S112 - a malformed key writes nothing: nothing to undo
+                continue
+            self.touched.append(_Touched(table, hash_value, range_value, copy.deepcopy(current)))
+            if table.stream_shard is not None:
+                self.stream_lengths.setdefault(id(table), (table.stream_shard, len(table.stream_shard.items)))
+
+    def undo(self) -> None:
+        """Put every touched item back as it was and drop the stream records written since."""
+        for touched in reversed(self.touched):
+            items = touched.table.items
+            if touched.range_value is not None:
+                bucket = items[touched.hash_value]
+                if touched.pre_image is None:
+                    bucket.pop(touched.range_value, None)
+                else:
+                    bucket[touched.range_value] = touched.pre_image
+            elif touched.pre_image is None:
+                items.pop(touched.hash_value, None)
+            else:
+                items[touched.hash_value] = touched.pre_image
+        for shard, length in self.stream_lengths.values():
+            del shard.items[length:]
+
+
+class _SnapshotFreeCopy:
+    """Stands in for the ``copy`` module inside moto's DynamoDB models.
+
+    During a journaled transaction, ``deepcopy(table)`` returns the table itself; every other
+    deepcopy is the real one.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(obj: Any, memo: dict[int, Any] | None = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        if getattr(_journaling, "active", False) and isinstance(obj, Table):
+            return obj
+        return copy.deepcopy(obj, memo)
+
+
+def install_transaction_journal() -> None:
+    """Patch moto's TransactWriteItems to undo from a journal instead of deep-copying tables (idempotent)."""
+    if _installed:
+        return
+    from moto.dynamodb import models
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        journal = _Journal(self, transact_items)
+        _journaling.active = True
+        try:
+            original(self, transact_items)
+        except BaseException:
+            journal.undo()
+            raise
+        finally:
+            _journaling.active = False
+
+    models.copy = _SnapshotFreeCopy()  # type: ignore[attr-defined,assignment]
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _installed.append(original)
+
+
+def uninstall_transaction_journal() -> None:
+    """Restore moto's own TransactWriteItems (for differential tests)."""
+    if not _installed:
+        return
+    from moto.dynamodb import models
+
+    models.DynamoDBBackend.transact_write_items = _installed.pop()  # type: ignore[method-assign]
+    models.copy = copy  # type: ignore[attr-defined]
+
+
+_SCALARS = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
+
+
+def _plain_attribute_value(value: Any) -> Any:
+    """An AttributeValue dict in wire form, or None when it holds anything but S/N/BOOL/NULL/SS/NS/M/L."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    ((kind, inner),) = value.items()
+    if kind in _SCALARS:
+        return {kind: inner} if isinstance(inner, _SCALARS[kind]) else None
+    if kind in ("SS", "NS"):
+        return {kind: list(inner)} if isinstance(inner, list) and all(isinstance(v, str) for v in inner) else None
+    if kind == "M" and isinstance(inner, dict):
+        members = {k: _plain_attribute_value(v) for k, v in inner.items()}
+        return None if any(v is None for v in members.values()) else {"M": members}
+    if kind == "L" and isinstance(inner, list):
+        items = [_plain_attribute_value(v) for v in inner]
+        return None if any(v is None for v in items) else {"L": items}
+    return None
+
+
+def install_fast_attribute_values() -> None:
+    """Serialise DynamoDB AttributeValues straight from moto's wire-form dicts (idempotent).
+
+    moto's generic serializer walks all ten AttributeValue members through alias providers for
+    every value: about 6 ms per stream record with our items. A value that is already plain wire
+    JSON is copied as is; anything else (binary, sets of bytes, objects) takes moto's own path.
+    """
+    from moto.core.serialize import BaseJSONSerializer
+
+    original = BaseJSONSerializer._serialize_type_structure
+    if getattr(original, "_outbox_fast", False):
+        return
+
+    def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if key and shape.name == "AttributeValue":
+            plain = _plain_attribute_value(value)
+            if plain is not None:
+                serialized[self.get_serialized_name(shape, key)] = plain
+                return
+        original(self, serialized, value, shape, key)
+
+    serialize_structure._outbox_fast = True  # type: ignore[attr-defined]
+    serialize_structure._outbox_original = original  # type: ignore[attr-defined]
+    BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
+
+
+def uninstall_fast_attribute_values() -> None:
+    """Restore moto's own serializer (for differential tests)."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    current = BaseJSONSerializer._serialize_type_structure
+    original = getattr(current, "_outbox_original", None)
+    if original is not None:
+        BaseJSONSerializer._serialize_type_structure = original  # type: ignore[method-assign]
+
+
+def install_module_list_cache() -> None:
+    """Answer moto's per-request ``list_of_moto_modules`` from memory (idempotent).
+
+    moto's server lists and stats its own package directory on every request to route it
+    (about 1 ms each); the installed modules do not change while it runs.
+    """
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "_outbox_cached", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    list_of_moto_modules._outbox_cached = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = list_of_moto_modules
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class SerialisedDynamoDB:
+    """WSGI middleware: one DynamoDB (or Streams) request at a time; SQS and the rest pass freely."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Serve one request, under the lock when it is for DynamoDB."""
+        if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB"):
+            with self.lock:
+                return list(self.app(environ, start_response))
+        return self.app(environ, start_response)
+
+
+def serve(host: str, port: int, announce: IO[str]) -> None:
+    """Run moto's server with both fixes; write ``READY <port>`` to ``announce`` once listening."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    install_transaction_journal()
+    install_fast_attribute_values()
+    install_module_list_cache()
+    app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    announce.write(f"READY {server.server_port}\n")
+    announce.flush()
+    server.serve_forever()
+
+
+class EmbeddedEmulator:
+    """The emulator in a child process (its own core and GIL), on a free loopback port."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where boto3 should send requests."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> str:
+        """Start the child and wait until it listens; returns the endpoint URL."""
+        command = [sys.executable, "-m", "outbox.local.emulator", "--host", self.host, "--port", str(self.port)]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, by absolute interpreter path
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        )
+        ready: list[str] = []
+        reader = threading.Thread(target=lambda: ready.append(self._read_ready()), daemon=True)
+        reader.start()
+        reader.join(timeout_s)
+        if not ready or not ready[0]:
+            self.stop()
+            raise RuntimeError("the embedded emulator did not start")
+        self.port = int(ready[0])
+        return self.endpoint_url
+
+    def _read_ready(self) -> str:
+        stdout = self._process.stdout if self._process is not None else None
+        for line in stdout or ():
+            if line.startswith("READY "):
+                return line.split()[1]
+        return ""
+
+    def reset(self) -> None:
+        """Forget every table and queue (moto's reset API)."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback, our own child
+
+    def stop(self) -> None:
+        """Stop the child process."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> EmbeddedEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m outbox.local.emulator``: serve until killed."""
+    parser = argparse.ArgumentParser(description="moto server for the outbox's local stack")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    serve(args.host, args.port, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""LocalStack: the whole pipeline on one machine, with the real Lambda handlers.
+
+The emulator runs in a child process; the HTTP API, the stream runner and the consumer runner
+run as threads of this one and call the real entry points (``outbox.api.handler``,
+``worker.handler.handler``, ``worker.consumer.handler``), configured through the environment
+exactly as on Lambda.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from outbox import api
+from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
+from outbox.bootstrap import Resources, bootstrap
+from outbox.local.emulator import EmbeddedEmulator
+from outbox.local.http import make_server, serve_in_thread
+from worker import consumer, handler
+from worker.sqs_runner import SqsRunner
+from worker.stream_runner import MappingSettings, StreamRunner
+
+log = structlog.get_logger("outbox.local")
+
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """How to run the local stack."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    fifo: bool = False
+    batch_size: int = 100
+    poll_interval_s: float = 0.25
+    consumers: int = 2
+    maximum_retry_attempts: int = 10
+
+
+class LocalStack:
+    """Start and stop every part of the local pipeline."""
+
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = config or StackConfig()
+        self.emulator = EmbeddedEmulator()
+        self.resources: Resources | None = None
+        self.stream_runner: StreamRunner | None = None
+        self.consumer_runners: list[SqsRunner] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: Any = None
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the HTTP API."""
+        host, port = self._server.server_address[:2] if self._server else (self.config.api_host, self.config.api_port)
+        return f"http://{host}:{port}"
+
+    def require_resources(self) -> Resources:
+        """The bootstrapped resources; only after start()."""
+        if self.resources is None:
+            raise RuntimeError("the local stack is not started")
+        return self.resources
+
+    def start(self) -> Resources:
+        """Emulator, resources, then the API, the stream runner and the consumers."""
+        endpoint = self.emulator.start()
+        os.environ.update(LOCAL_CREDENTIALS)
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        resources = bootstrap(dynamodb_client(), sqs_client(), fifo=self.config.fifo)
+        os.environ.update(resources.environment(endpoint))
+        self.resources = resources
+        # The handlers build their clients once per "cold start": make this stack their cold start.
+        # Build them now, once, as Lambda's init phase would, not in the first concurrent requests.
+        for init in (api.default_api, handler.default_worker, consumer.default_consumer):
+            init.cache_clear()
+            init()
+
+        self._server = make_server(self.config.api_host, self.config.api_port, api.handler)
+        self._threads.append(serve_in_thread(self._server))
+        settings = MappingSettings(
+            batch_size=self.config.batch_size,
+            poll_interval_s=self.config.poll_interval_s,
+            maximum_retry_attempts=self.config.maximum_retry_attempts,
+            on_failure_queue_url=resources.on_failure_queue_url,
+        )
+        sqs = sqs_client()
+        self.stream_runner = StreamRunner(streams_client(), resources.stream_arn, handler.handler, settings, sqs=sqs)
+        self._spawn("stream-runner", self.stream_runner.run)
+        for index in range(self.config.consumers):
+            runner = SqsRunner(sqs, resources.queue_url, consumer.handler)
+            self.consumer_runners.append(runner)
+            self._spawn(f"consumer-{index}", runner.run)
+        log.info("local_stack_started", api_url=self.api_url, endpoint_url=endpoint)
+        return resources
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop the runners, the API and the emulator; safe to call twice."""
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        self.emulator.stop()
+        log.info("local_stack_stopped")
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,118 @@
+"""End to end: ``outbox dev`` in its own process, driven over HTTP like a user with curl would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+SMS = {"channel": "sms", "recipient": "+14155550100", "body": "hello"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _request(url: str, *, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _post(base: str, body: Any, key: str | None = None) -> tuple[int, dict[str, Any]]:
+    headers = {"content-type": "application/json"} | ({"idempotency-key": key} if key else {})
+    return _request(f"{base}/messages", body=body, headers=headers)
+
+
+def _wait_completed(base: str, message_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        _, view = _request(f"{base}/messages/{message_id}")
+        if view.get("status") in {"COMPLETED", "FAILED"}:
+            return view
+        time.sleep(0.2)
+    raise AssertionError(f"{message_id} still {view.get('status')} after {timeout_s}s")
+
+
+@pytest.fixture(scope="module")
+def dev() -> Iterator[str]:
+    """``outbox dev`` on a free port; stopped with Ctrl-C (SIGINT) at the end."""
+    port = _free_port()
+    env = {**os.environ, "LOG_LEVEL": "WARNING", "OUTBOX_METRICS": "off"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "outbox.cli", "dev", "--port", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                _request(f"{base}/messages/00000000-0000-4000-8000-000000000000")
+                break
+            except OSError:
+                assert process.poll() is None, "outbox dev exited early"
+                time.sleep(0.2)
+        yield base
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        output.seek(0)
+        assert "Traceback" not in output.read()
+
+
+def test_message_reaches_completed_with_full_history_over_http(dev: str) -> None:
+    """Invariant 4 (forward only): a message posted over HTTP ends COMPLETED through every status in order."""
+    status, body = _post(dev, SMS)
+
+    assert status == 202
+    view = _wait_completed(dev, body["message_id"])
+    assert [h["status"] for h in view["history"]] == ["PENDING", "QUEUED", "PROCESSING", "COMPLETED"]
+    assert [h["by"] for h in view["history"]] == ["api", "worker", "consumer", "consumer"]
+
+
+def test_bad_requests_are_problem_json_over_http(dev: str) -> None:
+    """Invariant 8 (clear errors): over real HTTP a bad request is a 4xx problem with its code."""
+    status, problem = _post(dev, {"channel": "sms", "recipient": "nope", "body": "x"})
+    assert (status, problem["code"]) == (400, "VALIDATION_ERROR")
+    status, problem = _request(f"{dev}/elsewhere")
+    assert (status, problem["code"]) == (404, "NOT_FOUND")
+
+
+def test_concurrent_load_loses_no_accepted_message(dev: str) -> None:
+    """Invariant 2 (nothing lost): 60 concurrent POSTs (10 repeating a key) all end COMPLETED, once each."""
+    unique = [(SMS | {"body": f"load {i}"}, f"load-key-{i}" if i < 10 else None) for i in range(50)]
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(lambda r: _post(dev, r[0], r[1]), unique + unique[:10]))
+
+    assert all(status in {200, 202} for status, _ in results)
+    accepted = {body["message_id"] for status, body in results if status == 202}
+    assert len(accepted) == 50
+    assert {body["message_id"] for _, body in results} == accepted
+    views = [_wait_completed(dev, message_id) for message_id in accepted]
+    assert all(v["status"] == "COMPLETED" for v in views)
+    assert all([h["status"] for h in v["history"]].count("QUEUED") == 1 for v in views)

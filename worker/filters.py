@@ -1,0 +1,65 @@
+"""Lambda event filtering, for the local runner: the same pattern file Terraform deploys.
+
+Implements the subset of the EventBridge pattern grammar the outbox uses (literal values,
+``prefix``, ``exists``, ``anything-but``); any other operator is refused rather than guessed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+FILTER_FILE = "stream_filter.json"
+_MISSING = object()
+
+
+@cache
+def stream_filter_pattern() -> dict[str, Any]:
+    """The stream mapping's filter pattern, read from ``worker/stream_filter.json``."""
+    text = resources.files("worker").joinpath(FILTER_FILE).read_text()
+    pattern: dict[str, Any] = json.loads(text)
+    check_pattern(pattern)
+    return pattern
+
+
+def check_pattern(pattern: Mapping[str, Any]) -> None:
+    """Raise ValueError for a pattern this matcher cannot evaluate faithfully."""
+    for value in pattern.values():
+        if isinstance(value, Mapping):
+            check_pattern(value)
+        elif isinstance(value, list):
+            for rule in value:
+                if isinstance(rule, Mapping) and not set(rule) <= {"prefix", "exists", "anything-but"}:
+                    raise ValueError(f"unsupported filter operator: {sorted(rule)}")
+        else:
+            raise ValueError("a filter pattern's leaves must be lists")
+
+
+def matches(pattern: Mapping[str, Any], event: object) -> bool:
+    """Whether ``event`` matches ``pattern`` (every key of the pattern must match)."""
+    if not isinstance(event, Mapping):
+        return False
+    for key, expected in pattern.items():
+        actual = event.get(key, _MISSING)
+        if isinstance(expected, Mapping):
+            if not matches(expected, actual):
+                return False
+        elif not any(_matches_rule(rule, actual) for rule in expected):
+            return False
+    return True
+
+
+def _matches_rule(rule: object, actual: object) -> bool:
+    if not isinstance(rule, Mapping):
+        return actual is not _MISSING and actual == rule
+    if "exists" in rule:
+        return (actual is not _MISSING) is bool(rule["exists"])
+    if actual is _MISSING:
+        return False
+    if "prefix" in rule:
+        return isinstance(actual, str) and actual.startswith(str(rule["prefix"]))
+    excluded = rule["anything-but"]
+    return actual not in (excluded if isinstance(excluded, list) else [excluded])
