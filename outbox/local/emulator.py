@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -212,6 +213,60 @@ def install_module_list_cache() -> None:
     backends.list_of_moto_modules = list_of_moto_modules
 
 
+class _LazyQueueAttributes(Mapping[str, Any]):
+    """A queue's attributes, each computed only when read (moto computes all of them, O(depth), per call)."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        names = list(queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            names += queue.KMS_ATTRIBUTES
+        self._names = dict.fromkeys(names)
+
+    def __getitem__(self, name: str) -> Any:
+        from moto.core.utils import camelcase_to_underscores
+
+        if name not in self._names:
+            raise KeyError(name)
+        queue = self._queue
+        if name == "RedrivePolicy" and queue.redrive_policy:
+            return json.dumps(queue.redrive_policy)
+        value = getattr(queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def install_lazy_queue_attributes() -> None:
+    """Make moto's ``Queue.attributes`` lazy (idempotent).
+
+    Every SendMessage and every received message reads one attribute through ``Queue.attributes``,
+    which counts the whole queue three times: the measured reason SQS slows with depth. A mapping
+    that computes only the attribute read gives the same values in the same order.
+    """
+    from moto.sqs.models import Queue
+
+    if isinstance(Queue.__dict__.get("attributes"), property) and not _lazy_sqs:
+        _lazy_sqs.append(Queue.__dict__["attributes"])
+        Queue.attributes = property(_LazyQueueAttributes)  # type: ignore[assignment]
+
+
+def uninstall_lazy_queue_attributes() -> None:
+    """Restore moto's own ``Queue.attributes`` (for differential tests)."""
+    from moto.sqs.models import Queue
+
+    if _lazy_sqs:
+        Queue.attributes = _lazy_sqs.pop()  # type: ignore[method-assign]
+
+
+_lazy_sqs: list[property] = []
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -238,6 +293,7 @@ def serve(host: str, port: int, announce: IO[str]) -> None:
     install_transaction_journal()
     install_fast_attribute_values()
     install_module_list_cache()
+    install_lazy_queue_attributes()
     app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     announce.write(f"READY {server.server_port}\n")

@@ -44,7 +44,7 @@ class StackConfig:
     fifo: bool = False
     batch_size: int = 100
     poll_interval_s: float = 0.25
-    consumers: int = 2
+    consumers: int = 4
     maximum_retry_attempts: int = 10
 
 

@@ -202,3 +202,46 @@ def test_module_list_cache_returns_what_moto_lists() -> None:
 
     assert tuple(backends.list_of_moto_modules()) == listed
     assert "dynamodb" in listed
+
+
+def _queue_attributes(install: bool) -> list[list[tuple[str, Any]]]:
+    """Every queue's attributes, in order, for several queue kinds, with messages in flight."""
+    if install:
+        emulator.install_lazy_queue_attributes()
+    try:
+        with mock_aws():
+            sqs = boto3.client("sqs")
+            dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            redrive = f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": 3}}'
+            urls = [
+                sqs.create_queue(QueueName="plain")["QueueUrl"],
+                sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"],
+                sqs.create_queue(
+                    QueueName="d.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+                )["QueueUrl"],
+                sqs.create_queue(QueueName="r", Attributes={"RedrivePolicy": redrive, "KmsMasterKeyId": "k"})[
+                    "QueueUrl"
+                ],
+            ]
+            for url in urls:
+                fifo = {"MessageGroupId": "g", "MessageDeduplicationId": "d"} if url.endswith(".fifo") else {}
+                sqs.send_message(QueueUrl=url, MessageBody="x", **fifo)
+                sqs.send_message(QueueUrl=url, MessageBody="y", DelaySeconds=0, **fifo)
+                sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)
+            from moto.sqs.models import sqs_backends
+
+            queues = sqs_backends["123456789012"]["us-east-1"].queues
+            listed = [
+                [(k, v) for k, v in queues[name].attributes.items() if "Timestamp" not in k]
+                for name in ("plain", "q.fifo", "d.fifo", "r")
+            ]
+            listed.append(sorted(sqs.get_queue_attributes(QueueUrl=urls[3], AttributeNames=["All"])["Attributes"]))
+            return listed
+    finally:
+        emulator.uninstall_lazy_queue_attributes()
+
+
+def test_lazy_queue_attributes_match_moto() -> None:
+    """The lazy mapping holds the same attributes, values and order as moto's, and GetQueueAttributes agrees."""
+    assert _queue_attributes(install=True) == _queue_attributes(install=False)
