@@ -8,6 +8,7 @@ import shlex
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from outbox import __version__
 from outbox.adapters.aws import dynamodb_client, sqs_client
@@ -59,6 +60,20 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.n, concurrency=args.concurrency, timeout_s=args.timeout, fifo=args.fifo)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr and exit 2 (argparse would print the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: error: message`` and exit 2."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from outbox.replay_cli import run_replay_command
+
+    return run_replay_command(args)
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     try:
@@ -72,9 +87,9 @@ def positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="outbox", description=__doc__)
+    parser = OneLineParser(prog="outbox", description=__doc__)
     parser.add_argument("--version", action="version", version=f"outbox {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     boot = commands.add_parser("bootstrap", help="create the table and queues (idempotent); print the environment")
     boot.add_argument("--endpoint-url", help="AWS endpoint (a local emulator); default: AWS itself")
@@ -95,6 +110,34 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for completion (default 120)")
     demo.add_argument("--fifo", action="store_true", help="use a FIFO queue")
     demo.set_defaults(run=_demo)
+
+    replay = commands.add_parser(
+        "replay", help="re-drive outbox entries from the table through the relay (PENDING by default)"
+    )
+    pick = replay.add_argument_group("selection")
+    pick.add_argument("--since", help="ISO 8601 time or a duration ago (2h, 30m, 7d); default: the beginning")
+    pick.add_argument("--until", help="ISO 8601 time or a duration ago; default: now")
+    pick.add_argument("--message-id", action="append", default=[], help="only this message (repeatable)")
+    pick.add_argument("--ids-file", help="only the message ids in this file, one per line")
+    pick.add_argument("--group-key", help="only this group")
+    pick.add_argument(
+        "--status", default="PENDING", type=str.upper, help="PENDING (default), FAILED (re-drive quarantined) or ANY"
+    )
+    pick.add_argument("--min-age", default="5m", help="skip entries younger than this (default 5m: the worker's)")
+    run = replay.add_argument_group("running")
+    run.add_argument("--dry-run", action="store_true", help="list what would be sent; send and write nothing")
+    run.add_argument("--rate", type=float, default=None, help="at most this many messages per second")
+    run.add_argument("--batch-size", type=positive_int, default=10, help="messages per SendMessageBatch (1-10)")
+    run.add_argument("--yes", action="store_true", help="do not ask before --status ANY")
+    run.add_argument("--json", action="store_true", help="one JSON line per message and a final summary object")
+    run.add_argument("--resume", metavar="FILE", help="continue an interrupted replay from its checkpoint")
+    run.add_argument("--checkpoint", metavar="FILE", default="outbox-replay.checkpoint.json")
+    where = replay.add_argument_group("where (default: the OUTBOX_* environment)")
+    where.add_argument("--table-name", default=os.environ.get("OUTBOX_TABLE_NAME"))
+    where.add_argument("--queue-url", default=os.environ.get("OUTBOX_QUEUE_URL"))
+    where.add_argument("--buckets", type=positive_int, default=None, help="OUTBOX_BUCKETS of the API (default 16)")
+    where.add_argument("--region", default=None)
+    replay.set_defaults(run=_replay)
     return parser
 
 

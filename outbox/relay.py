@@ -50,9 +50,10 @@ class RelayReport:
 
 @dataclass(frozen=True)
 class RelayPolicy:
-    """Limits of one relay: batch bytes, poison threshold, Lambda deadline margin, flip pool size."""
+    """Limits of one relay: batch bytes and entries, poison threshold, Lambda deadline margin, flip pool size."""
 
     max_batch_bytes: int = 262_144
+    batch_entries: int = MAX_BATCH_ENTRIES
     max_attempts: int = 5
     deadline_margin_ms: int = 2_000
     flip_concurrency: int = 8
@@ -130,7 +131,7 @@ class Relay:
                     item, f"message is {item_size} bytes, over the {self.policy.max_batch_bytes} limit", blocked, report
                 )
                 continue
-            fits = len(chunk) < MAX_BATCH_ENTRIES and size + item_size <= self.policy.max_batch_bytes
+            fits = len(chunk) < self.policy.batch_entries and size + item_size <= self.policy.max_batch_bytes
             if item.ordering_key in taken or not fits:
                 taken.add(item.ordering_key)  # keep later items of this group behind it
                 rest.append(item)

@@ -254,7 +254,7 @@ def install_lazy_queue_attributes() -> None:
 
     if isinstance(Queue.__dict__.get("attributes"), property) and not _lazy_sqs:
         _lazy_sqs.append(Queue.__dict__["attributes"])
-        Queue.attributes = property(_LazyQueueAttributes)  # type: ignore[assignment]
+        Queue.attributes = property(_LazyQueueAttributes)  # type: ignore[assignment,method-assign]
 
 
 def uninstall_lazy_queue_attributes() -> None:
@@ -262,7 +262,7 @@ def uninstall_lazy_queue_attributes() -> None:
     from moto.sqs.models import Queue
 
     if _lazy_sqs:
-        Queue.attributes = _lazy_sqs.pop()  # type: ignore[method-assign]
+        Queue.attributes = _lazy_sqs.pop()  # type: ignore[assignment,method-assign]
 
 
 _lazy_sqs: list[property] = []
@@ -353,6 +353,8 @@ class EmbeddedEmulator:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
         self._process = None
 
     def __enter__(self) -> EmbeddedEmulator:

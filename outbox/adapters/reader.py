@@ -1,0 +1,143 @@
+"""DynamoDBOutboxReader: outbox entries by bucket and time range (Query, never Scan), and record statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from outbox.adapters.aws import AWS_ERRORS, translate
+from outbox.adapters.models import bind_models
+from outbox.domain.record import OUTBOX_PREFIX, RECORD_SK, bucket_of, outbox_pk, record_pk
+from outbox.domain.status import Status
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+BATCH_GET_KEYS = 100
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One outbox entry as stored: where it is (bucket, sort key) and what it sends."""
+
+    bucket: int
+    sk: str
+    message_id: str
+    body: str
+    group_key: str | None = None
+
+    @property
+    def position(self) -> tuple[int, str]:
+        """Its place in replay order: bucket, then time."""
+        return self.bucket, self.sk
+
+
+class DynamoDBOutboxReader:
+    """Reads the outbox the way replay needs: page by page, so memory stays flat."""
+
+    def __init__(self, table_name: str, *, client: DynamoDBClient, buckets: int = 16, page_size: int = 500) -> None:
+        self.table_name = table_name
+        self.client = client
+        self.buckets = buckets
+        self.page_size = page_size
+        self._entry_model = bind_models(table_name).entry
+
+    def pages(
+        self,
+        lower_sk: str,
+        upper_sk: str,
+        *,
+        buckets: Iterable[int] | None = None,
+        after: tuple[int, str] | None = None,
+    ) -> Iterator[list[StoredEntry]]:
+        """Entries with ``lower_sk <= sk <= upper_sk``, bucket by bucket, in sort-key order; after ``after``."""
+        for bucket in sorted(set(buckets if buckets is not None else range(self.buckets))):
+            if after is not None and bucket < after[0]:
+                continue
+            low = max(lower_sk, after[1] + "\x00") if after is not None and bucket == after[0] else lower_sk
+            if low > upper_sk:
+                continue
+            yield from self._query(bucket, low, upper_sk)
+
+    def count(self, lower_sk: str, upper_sk: str, *, buckets: Iterable[int] | None = None) -> int:
+        """How many entries ``pages`` would read (Select=COUNT: no items come back)."""
+        total = 0
+        for bucket in sorted(set(buckets if buckets is not None else range(self.buckets))):
+            kwargs = self._query_kwargs(bucket, lower_sk, upper_sk) | {"Select": "COUNT"}
+            while True:
+                try:
+                    page = self.client.query(**kwargs)
+                except AWS_ERRORS as exc:
+                    raise translate(exc, "Query") from exc
+                total += int(page.get("Count", 0))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return total
+
+    def _query_kwargs(self, bucket: int, low: str, high: str) -> dict[str, Any]:
+        return {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {":pk": {"S": outbox_pk(bucket)}, ":low": {"S": low}, ":high": {"S": high}},
+            "ConsistentRead": True,
+        }
+
+    def _query(self, bucket: int, low: str, high: str) -> Iterator[list[StoredEntry]]:
+        kwargs = self._query_kwargs(bucket, low, high) | {"Limit": self.page_size}
+        while True:
+            try:
+                page = self.client.query(**kwargs)
+            except AWS_ERRORS as exc:
+                raise translate(exc, "Query") from exc
+            entries = [self._entry(bucket, item) for item in page.get("Items", [])]
+            if entries:
+                yield entries
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _entry(self, bucket: int, item: dict[str, Any]) -> StoredEntry:
+        entry = self._entry_model.from_raw_data(item)
+        return StoredEntry(bucket, entry.sk, entry.message_id, entry.envelope, entry.group_key)
+
+    def entries_for(self, message_ids: Iterable[str]) -> list[StoredEntry]:
+        """The outbox entries of these messages (found through their records), in replay order."""
+        pointers = self._batch_get(
+            [{"pk": {"S": record_pk(m)}, "sk": {"S": RECORD_SK}} for m in message_ids], "outbox_pk, outbox_sk"
+        )
+        keys = [{"pk": p["outbox_pk"], "sk": p["outbox_sk"]} for p in pointers if "outbox_pk" in p]
+        entries = [self._entry(int(item["pk"]["S"][len(OUTBOX_PREFIX) :]), item) for item in self._batch_get(keys)]
+        return sorted(entries, key=lambda e: e.position)
+
+    def statuses(self, message_ids: Iterable[str]) -> dict[str, Status]:
+        """Current status of each message that has a record (one BatchGetItem per 100)."""
+        keys = [{"pk": {"S": record_pk(m)}, "sk": {"S": RECORD_SK}} for m in message_ids]
+        items = self._batch_get(keys, "message_id, #s", {"#s": "status"})
+        return {item["message_id"]["S"]: Status(item["status"]["S"]) for item in items}
+
+    def bucket_of_group(self, group_key: str) -> int:
+        """The one bucket a group's entries live in."""
+        return bucket_of(group_key, self.buckets)
+
+    def _batch_get(
+        self, keys: list[dict[str, Any]], projection: str | None = None, names: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        unique = list({(k["pk"]["S"], k["sk"]["S"]): k for k in keys}.values())
+        for start in range(0, len(unique), BATCH_GET_KEYS):
+            request: dict[str, Any] = {"Keys": unique[start : start + BATCH_GET_KEYS], "ConsistentRead": True}
+            if projection:
+                request["ProjectionExpression"] = projection
+            if names:
+                request["ExpressionAttributeNames"] = names
+            pending: dict[str, Any] = {self.table_name: request}
+            while pending:
+                try:
+                    response = self.client.batch_get_item(RequestItems=pending)
+                except AWS_ERRORS as exc:
+                    raise translate(exc, "BatchGetItem") from exc
+                found.extend(response.get("Responses", {}).get(self.table_name, []))
+                pending = dict(response.get("UnprocessedKeys") or {})
+        return found

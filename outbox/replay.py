@@ -1,0 +1,256 @@
+"""Replay: re-drive outbox entries from the table (never the stream) through the worker's own relay.
+
+Entries are read with one Query per bucket and time range, page by page; each page's record
+statuses come from one BatchGetItem per 100. Selected entries go through ``Relay`` with
+``by="replay"``: same envelope, same dedup id, same conditional flip, so a replay running beside
+the worker (or another replay) has exactly one winner per message and moves nothing backwards.
+
+``python -m outbox.replay ...`` is ``outbox replay ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from outbox.adapters.reader import DynamoDBOutboxReader, StoredEntry
+from outbox.domain.record import iso
+from outbox.domain.status import Status
+from outbox.relay import Relay, RelayItem
+
+MODES: dict[str, frozenset[Status]] = {
+    "PENDING": frozenset({Status.PENDING}),
+    "FAILED": frozenset({Status.FAILED}),
+    "ANY": frozenset(Status),
+}
+# What the flip to QUEUED may start from, per mode (ANY re-sends QUEUED ones but never moves them).
+FLIP_FROM: dict[str, frozenset[Status]] = {
+    "PENDING": frozenset({Status.PENDING}),
+    "FAILED": frozenset({Status.FAILED}),
+    "ANY": frozenset({Status.PENDING, Status.FAILED}),
+}
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class ReplayUsageError(ValueError):
+    """A selection that cannot be right: reported as one line, exit 2, nothing sent."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``5m``, ``2h``, ``7d`` or ``0``."""
+    if text.strip() == "0":
+        return timedelta(0)
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ReplayUsageError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h, 7d)")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_time(text: str, now: datetime) -> datetime:
+    """ISO 8601 (UTC when no offset is given) or a duration ago such as ``2h``."""
+    try:
+        return now - parse_duration(text)
+    except ReplayUsageError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ReplayUsageError(f"not a time: {text!r} (use ISO 8601 or a duration such as 2h)") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which entries to re-drive. Times are absolute, so a resumed replay covers the same window."""
+
+    since: str
+    until: str
+    status: str = "PENDING"
+    message_ids: tuple[str, ...] = ()
+    group_key: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        since: str | None,
+        until: str | None,
+        min_age: str,
+        status: str,
+        message_ids: tuple[str, ...] = (),
+        group_key: str | None = None,
+        now: datetime | None = None,
+    ) -> Selection:
+        """Check and resolve the command-line selection; ReplayUsageError when it cannot be right."""
+        now = now or datetime.now(UTC)
+        if status not in MODES:
+            raise ReplayUsageError(f"unknown status {status!r}: use PENDING, FAILED or ANY")
+        start = parse_time(since, now) if since else datetime(1970, 1, 1, tzinfo=UTC)
+        end = parse_time(until, now) if until else now
+        if start > end:
+            raise ReplayUsageError("--since is after --until")
+        end = min(end, now - parse_duration(min_age))
+        return cls(iso(start), iso(end), status, tuple(sorted(set(message_ids))), group_key)
+
+    def wants(self, entry: StoredEntry) -> bool:
+        """Whether an entry read from the table is within this selection (before its status is known)."""
+        if self.group_key is not None and entry.group_key != self.group_key:
+            return False
+        if self.message_ids and entry.message_id not in self.message_ids:
+            return False
+        return self.since <= entry.sk[: len(self.since)] <= self.until
+
+
+@dataclass
+class Summary:
+    """What replay did; ``handled`` means nothing is left to do for it."""
+
+    scanned: int = 0
+    selected: int = 0
+    sent: int = 0
+    already_done: int = 0
+    failed: int = 0
+    would_send: int = 0
+    interrupted: bool = False
+
+    def exit_code(self) -> int:
+        """0 when every selected entry was handled, 1 when some failed, 130 when interrupted."""
+        if self.interrupted:
+            return 130
+        return 1 if self.failed else 0
+
+
+@dataclass
+class Checkpoint:
+    """Where a replay stopped; ``--resume`` continues after ``position`` with the same selection."""
+
+    selection: Selection
+    position: tuple[int, str] | None = None
+    summary: Summary = field(default_factory=Summary)
+
+    def save(self, path: Path) -> None:
+        """Write atomically (a rename), so an interrupt mid-write never leaves a torn file."""
+        data = {"version": 1, "selection": asdict(self.selection), "position": self.position}
+        data["summary"] = asdict(self.summary)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Checkpoint:
+        """Read a checkpoint written by ``save``; ReplayUsageError when it is not one."""
+        try:
+            data = json.loads(path.read_text())
+            selection = data["selection"]
+            selection["message_ids"] = tuple(selection["message_ids"])
+            position = data["position"]
+            summary = Summary(**{**data.get("summary", {}), "interrupted": False})
+            return cls(Selection(**selection), tuple(position) if position else None, summary)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ReplayUsageError(f"cannot read checkpoint {path}: {type(exc).__name__}") from exc
+
+
+Report = Callable[[dict[str, Any]], None]
+
+
+class Replayer:
+    """Streams the selection through the relay, batch by batch, honouring rate, dry run and stop."""
+
+    def __init__(
+        self,
+        reader: DynamoDBOutboxReader,
+        relay: Relay | None,
+        *,
+        batch_size: int = 10,
+        rate: float | None = None,
+        report: Report = lambda _: None,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.reader = reader
+        self.relay = relay  # None: dry run, nothing is sent or written
+        self.batch_size = batch_size
+        self.rate = rate
+        self.report = report
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.sleep = sleep
+        self._next_send = 0.0
+
+    def run(self, checkpoint: Checkpoint, on_progress: Callable[[Checkpoint], None] = lambda _: None) -> Summary:
+        """Replay from the checkpoint's position; updates it after every batch."""
+        selection, summary = checkpoint.selection, checkpoint.summary
+        wanted = MODES[selection.status]
+        for page in self._pages(selection, checkpoint.position):
+            summary.scanned += len(page)
+            candidates = [e for e in page if selection.wants(e)]
+            statuses = self.reader.statuses(e.message_id for e in candidates) if candidates else {}
+            chosen = [e for e in candidates if statuses.get(e.message_id) in wanted]
+            summary.selected += len(chosen)
+            for start in range(0, len(chosen), self.batch_size):
+                if self.stop.is_set():
+                    summary.interrupted = True
+                    return summary
+                batch = chosen[start : start + self.batch_size]
+                self._handle(batch, summary, resend=selection.status == "ANY")
+                checkpoint.position = batch[-1].position
+                on_progress(checkpoint)
+            if page and not self.stop.is_set():
+                checkpoint.position = max(checkpoint.position or page[-1].position, page[-1].position)
+        return summary
+
+    def _pages(self, selection: Selection, after: tuple[int, str] | None) -> Iterator[list[StoredEntry]]:
+        if selection.message_ids:
+            entries = [e for e in self.reader.entries_for(selection.message_ids) if after is None or e.position > after]
+            for start in range(0, len(entries), self.reader.page_size):
+                yield entries[start : start + self.reader.page_size]
+            return
+        buckets = [self.reader.bucket_of_group(selection.group_key)] if selection.group_key is not None else None
+        yield from self.reader.pages(selection.since, selection.until + "~", buckets=buckets, after=after)
+
+    def _handle(self, batch: list[StoredEntry], summary: Summary, *, resend: bool) -> None:
+        if self.relay is None:
+            summary.would_send += len(batch)
+            for entry in batch:
+                self.report({"message_id": entry.message_id, "action": "would_send"})
+            return
+        self._throttle(len(batch))
+        items = [RelayItem(e.message_id, e.message_id, e.body, e.group_key) for e in batch]
+        result = self.relay.relay(items)
+        # With ANY a record already past PENDING was still sent again: that is the point of ANY.
+        resent = result.duplicates if resend else []
+        done = [] if resend else result.duplicates
+        outcomes = (
+            [(key, "sent") for key in [*result.sent, *resent]]
+            + [(key, "already_done") for key in [*done, *result.quarantined]]
+            + [(key, "failed") for key in result.failed]
+        )
+        for message_id, action in outcomes:
+            self.report({"message_id": message_id, "action": action})
+        summary.sent += len(result.sent) + len(resent)
+        summary.already_done += len(done) + len(result.quarantined)
+        summary.failed += len(result.failed)
+
+    def _throttle(self, count: int) -> None:
+        if not self.rate:
+            return
+        now = self.clock()
+        if self._next_send > now:
+            self.sleep(self._next_send - now)
+        self._next_send = max(now, self._next_send) + count / self.rate
+
+
+if __name__ == "__main__":
+    from outbox.cli import main
+
+    raise SystemExit(main(["replay", *sys.argv[1:]]))

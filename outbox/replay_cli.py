@@ -1,0 +1,165 @@
+"""The ``outbox replay`` command: arguments, confirmation, progress, output, checkpoint and exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from outbox.adapters.aws import dynamodb_client, sqs_client
+from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.reader import DynamoDBOutboxReader
+from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.errors import OutboxError
+from outbox.relay import Relay, RelayPolicy
+from outbox.replay import FLIP_FROM, Checkpoint, Replayer, ReplayUsageError, Selection, Summary
+
+SELECTION_FLAGS = ("since", "until", "message_id", "ids_file", "group_key")
+
+
+def _usage(message: str) -> int:
+    print(f"outbox replay: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _read_ids(path: str | None) -> tuple[str, ...]:
+    if path is None:
+        return ()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ReplayUsageError(f"cannot read --ids-file {path}: {reason}") from exc
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _checkpoint(args: argparse.Namespace) -> Checkpoint:
+    if args.resume:
+        if any(getattr(args, flag) for flag in SELECTION_FLAGS):
+            raise ReplayUsageError("--resume takes its selection from the checkpoint; drop the selection flags")
+        return Checkpoint.load(Path(args.resume))
+    selection = Selection.build(
+        since=args.since,
+        until=args.until,
+        min_age=args.min_age,
+        status=args.status,
+        message_ids=(*args.message_id, *_read_ids(args.ids_file)),
+        group_key=args.group_key,
+    )
+    return Checkpoint(selection)
+
+
+def _confirmed(args: argparse.Namespace, selection: Selection) -> bool:
+    if selection.status != "ANY" or args.yes or args.dry_run:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    answer = input("--status ANY sends messages again even if they were delivered. Continue? [y/N] ")
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def run_replay_command(args: argparse.Namespace) -> int:
+    """Run ``outbox replay``; returns the exit code (0 done, 1 some failed, 2 bad usage, 130 interrupted)."""
+    try:
+        checkpoint = _checkpoint(args)
+    except ReplayUsageError as exc:
+        return _usage(str(exc))
+    if not args.table_name:
+        return _usage("no table: set OUTBOX_TABLE_NAME or pass --table-name")
+    if not args.dry_run and not args.queue_url:
+        return _usage("no queue: set OUTBOX_QUEUE_URL or pass --queue-url")
+    if args.batch_size > 10:
+        return _usage("--batch-size is at most 10 (SendMessageBatch's limit)")
+    if args.rate is not None and args.rate <= 0:
+        return _usage("--rate must be positive")
+    if not _confirmed(args, checkpoint.selection):
+        return _usage("--status ANY re-sends delivered messages: confirm, or pass --yes")
+
+    dynamodb = dynamodb_client(args.region)
+    buckets = args.buckets or int(os.environ.get("OUTBOX_BUCKETS", "16"))
+    reader = DynamoDBOutboxReader(args.table_name, client=dynamodb, buckets=buckets)
+    relay = None
+    if not args.dry_run:
+        store = DynamoDBMessageStore(args.table_name, client=dynamodb, buckets=buckets)
+        publisher = SqsPublisher(args.queue_url, client=sqs_client(args.region))
+        policy = RelayPolicy(batch_entries=args.batch_size, max_attempts=1_000_000)
+        relay = Relay(store, publisher, policy=policy, by="replay", expected=FLIP_FROM[checkpoint.selection.status])
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
+    path = Path(args.resume or args.checkpoint)
+    try:
+        summary = _run(args, reader, relay, checkpoint, stop=stop, path=path)
+    except OutboxError as exc:
+        checkpoint.save(path)
+        print(f"outbox replay: {exc.detail}; resume with: outbox replay --resume {path}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if relay is not None:
+            relay.close()
+    if summary.interrupted:
+        checkpoint.save(path)
+        print(f"outbox replay: interrupted; resume with: outbox replay --resume {path}", file=sys.stderr)
+    elif path.exists() and not args.dry_run:
+        path.unlink()
+    _print_summary(args, summary)
+    return summary.exit_code()
+
+
+def _run(
+    args: argparse.Namespace,
+    reader: DynamoDBOutboxReader,
+    relay: Relay | None,
+    checkpoint: Checkpoint,
+    *,
+    stop: threading.Event,
+    path: Path,
+) -> Summary:
+    def save(point: Checkpoint) -> None:
+        if not args.dry_run:
+            point.save(path)
+
+    if args.json or not sys.stderr.isatty():
+        report = _json_line if args.json else _nothing
+        return Replayer(reader, relay, batch_size=args.batch_size, rate=args.rate, report=report, stop=stop).run(
+            checkpoint, save
+        )
+    selection = checkpoint.selection
+    buckets = [reader.bucket_of_group(selection.group_key)] if selection.group_key is not None else None
+    total = len(selection.message_ids) or reader.count(selection.since, selection.until + "~", buckets=buckets)
+    columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("replay", total=total, completed=checkpoint.summary.scanned)
+
+        def tick(point: Checkpoint) -> None:
+            save(point)
+            progress.update(task, completed=point.summary.scanned)
+
+        replayer = Replayer(reader, relay, batch_size=args.batch_size, rate=args.rate, stop=stop)
+        return replayer.run(checkpoint, tick)
+
+
+def _json_line(line: dict[str, Any]) -> None:
+    print(json.dumps(line), flush=True)
+
+
+def _nothing(_: dict[str, Any]) -> None:
+    return None
+
+
+def _print_summary(args: argparse.Namespace, summary: Summary) -> None:
+    figures = asdict(summary)
+    if args.json:
+        print(json.dumps({"summary": figures}), flush=True)
+        return
+    shown = ["scanned", "selected", "would_send" if args.dry_run else "sent", "already_done", "failed"]
+    print(", ".join(f"{name.replace('_', ' ')} {figures[name]}" for name in shown))

@@ -1,0 +1,81 @@
+"""Replay beside the worker, on the moto server (serialised, so the emulator's own races do not count)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
+from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.reader import DynamoDBOutboxReader
+from outbox.adapters.store import DynamoDBMessageStore
+from outbox.bootstrap import Resources, bootstrap
+from outbox.domain.envelope import Envelope
+from outbox.domain.message import new_message_id, parse_notification
+from outbox.domain.record import iso, utc_now
+from outbox.domain.status import Status
+from outbox.local.emulator import EmbeddedEmulator
+from outbox.relay import Relay
+from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.testing import FakeLambdaContext
+from worker.events import to_lambda_record
+from worker.handler import StreamWorker
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
+    """A fresh embedded moto server with the outbox's resources."""
+    with EmbeddedEmulator() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
+        yield bootstrap(dynamodb_client(), sqs_client())
+
+
+def test_replay_and_worker_at_once_queue_each_message_once(emulator: Resources) -> None:
+    """Invariant 4 (forward only): worker and replay race on the same entries; each record gets one QUEUED line."""
+    store = DynamoDBMessageStore(emulator.table_name, client=dynamodb_client(), buckets=4)
+    notification = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "race"})
+    ids = []
+    for _ in range(40):
+        envelope = Envelope(new_message_id(), notification, iso(utc_now() - timedelta(hours=1)))
+        store.accept(envelope, idempotency_key=None)
+        ids.append(envelope.message_id)
+    streams = streams_client()
+    shard = streams.describe_stream(StreamArn=emulator.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=emulator.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    event = {"Records": [to_lambda_record(r, emulator.stream_arn) for r in records]}
+
+    publisher = SqsPublisher(emulator.queue_url, client=sqs_client())
+    worker_relay = Relay(store, publisher)
+    replay_relay = Relay(store, publisher, by="replay", expected=FLIP_FROM["PENDING"])
+    reader = DynamoDBOutboxReader(emulator.table_name, client=dynamodb_client(), buckets=4)
+    selection = Selection.build(since=None, until=None, min_age="0", status="PENDING")
+    start = threading.Barrier(2)
+
+    def run_worker() -> None:
+        start.wait()
+        StreamWorker(worker_relay, table_name=emulator.table_name).handle(event, FakeLambdaContext())
+
+    def run_replay() -> None:
+        start.wait()
+        Replayer(reader, replay_relay, batch_size=5).run(Checkpoint(selection))
+
+    threads = [threading.Thread(target=run_worker), threading.Thread(target=run_replay)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    worker_relay.close()
+    replay_relay.close()
+
+    for message_id in ids:
+        record = store.get(message_id)
+        assert record.status is Status.QUEUED
+        assert [h.status for h in record.history] == [Status.PENDING, Status.QUEUED]

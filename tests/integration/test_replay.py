@@ -1,0 +1,201 @@
+"""``outbox replay`` on moto: selection, dry run, interrupt and resume, bad usage."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from outbox.adapters.reader import DynamoDBOutboxReader
+from outbox.cli import main
+from outbox.domain.envelope import Envelope
+from outbox.domain.message import new_message_id, parse_notification
+from outbox.domain.record import iso, utc_now
+from outbox.domain.status import Status
+from outbox.relay import Relay
+from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from tests.integration.conftest import Stack
+
+
+def _seed(stack: Stack, age: timedelta, *, status: Status = Status.PENDING, group: str | None = None) -> str:
+    data = {"channel": "sms", "recipient": "+14155550100", "body": "seeded"}
+    notification = parse_notification(data | ({"group_key": group} if group else {}))
+    envelope = Envelope(new_message_id(), notification, iso(utc_now() - age))
+    stack.store.accept(envelope, idempotency_key=None)
+    if status is Status.QUEUED:
+        stack.store.transition(envelope.message_id, Status.QUEUED, by="test")
+    if status is Status.FAILED:
+        stack.store.transition(envelope.message_id, Status.FAILED, by="test", reason="poison")
+    return envelope.message_id
+
+
+@pytest.fixture
+def seeded(stack: Stack) -> dict[str, str]:
+    """a/b PENDING 2h old (groups g1/g2), c QUEUED, d FAILED, e PENDING but 1 minute old, f PENDING 3 days old."""
+    return {
+        "a": _seed(stack, timedelta(hours=2), group="g1"),
+        "b": _seed(stack, timedelta(hours=2), group="g2"),
+        "c": _seed(stack, timedelta(hours=2), status=Status.QUEUED),
+        "d": _seed(stack, timedelta(hours=2), status=Status.FAILED),
+        "e": _seed(stack, timedelta(minutes=1)),
+        "f": _seed(stack, timedelta(days=3)),
+    }
+
+
+def _replay(stack: Stack, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]]]:
+    resources = stack.resources
+    where = ["--table-name", resources.table_name, "--queue-url", resources.queue_url, "--buckets", "4"]
+    code = main(["replay", "--json", *where, *args])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return code, lines
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), {"a", "b", "f"}),
+        (("--since", "1d"), {"a", "b"}),
+        (("--until", "2d"), {"f"}),
+        (("--status", "FAILED"), {"d"}),
+        (("--status", "any", "--yes"), {"a", "b", "c", "d", "f"}),
+        (("--group-key", "g1"), {"a"}),
+        (("--message-id", "B", "--message-id", "C"), {"b"}),
+        (("--min-age", "0"), {"a", "b", "e", "f"}),
+    ],
+)
+def test_each_selection_selects_exactly_its_entries(
+    stack: Stack,
+    seeded: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    expected: set[str],
+) -> None:
+    """Time window, status, group, ids and minimum age each select exactly what they should (dry run)."""
+    names = {v: k for k, v in seeded.items()}
+    resolved = [seeded[a.lower()] if a in {"B", "C"} else a for a in args]
+
+    code, lines = _replay(stack, "--dry-run", *resolved, capsys=capsys)
+
+    assert code == 0
+    assert {names[line["message_id"]] for line in lines if line.get("action") == "would_send"} == expected
+    assert lines[-1]["summary"]["would_send"] == len(expected)
+
+
+def test_dry_run_sends_nothing_and_writes_nothing(
+    stack: Stack, seeded: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--dry-run only reads: Query and BatchGetItem, no SQS request, no write."""
+    before = stack.all_items()
+    stack.faults.calls.clear()
+
+    code, _ = _replay(stack, "--dry-run", capsys=capsys)
+
+    assert code == 0
+    assert set(stack.faults.calls) <= {"Query", "BatchGetItem"}
+    assert stack.all_items() == before
+    assert stack.receive_all() == []
+
+
+def test_replay_sends_and_flips_with_history_by_replay(
+    stack: Stack, seeded: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Replay re-drives through the relay: same envelope, conditional flip, history line by 'replay'."""
+    code, lines = _replay(stack, capsys=capsys)
+
+    assert code == 0
+    assert lines[-1]["summary"] | {"scanned": 0} == {
+        "scanned": 0,
+        "selected": 3,
+        "sent": 3,
+        "already_done": 0,
+        "failed": 0,
+        "would_send": 0,
+        "interrupted": False,
+    }
+    bodies = [json.loads(m["Body"]) for m in stack.receive_all()]
+    assert sorted(b["message_id"] for b in bodies) == sorted([seeded["a"], seeded["b"], seeded["f"]])
+    record = stack.store.get(seeded["a"])
+    assert record.status is Status.QUEUED
+    assert record.history[-1].by == "replay"
+
+
+def test_failed_redrive_moves_failed_to_queued(
+    stack: Stack, seeded: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--status FAILED re-drives quarantined messages: FAILED -> QUEUED."""
+    code, _ = _replay(stack, "--status", "FAILED", capsys=capsys)
+
+    assert code == 0
+    assert stack.store.get(seeded["d"]).status is Status.QUEUED
+
+
+def test_interrupt_then_resume_sends_nothing_twice(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Interrupted after k messages, a resumed replay sends only the rest: every message exactly once."""
+    ids = [_seed(stack, timedelta(hours=1)) for _ in range(7)]
+    path = tmp_path / "checkpoint.json"
+    selection = Selection.build(since=None, until=None, min_age="5m", status="PENDING")
+    checkpoint = Checkpoint(selection)
+    stop = threading.Event()
+    sent: list[str] = []
+
+    def report(line: dict[str, Any]) -> None:
+        sent.append(line["message_id"])
+        if len(sent) == 3:
+            stop.set()  # what Ctrl-C does
+
+    reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
+    relay = Relay(stack.store, stack.publisher, by="replay", expected=FLIP_FROM["PENDING"])
+    summary = Replayer(reader, relay, batch_size=1, report=report, stop=stop).run(checkpoint, lambda c: c.save(path))
+    relay.close()
+    assert summary.interrupted
+    assert summary.exit_code() == 130
+    checkpoint.save(path)
+
+    code, lines = _replay(stack, "--resume", str(path), capsys=capsys)
+
+    assert code == 0
+    resumed = [line["message_id"] for line in lines if line.get("action") == "sent"]
+    assert sorted(sent + resumed) == sorted(ids)
+    received = [json.loads(m["Body"])["message_id"] for m in stack.receive_all()]
+    assert sorted(received) == sorted(ids)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--status", "SOMETIMES"), "unknown status 'SOMETIMES'"),
+        (("--since", "1h", "--until", "2h"), "--since is after --until"),
+        (("--ids-file", "/nonexistent/ids.txt"), "cannot read --ids-file /nonexistent/ids.txt"),
+        (("--since", "yesterday"), "not a time: 'yesterday'"),
+        (("--resume", "/nonexistent/cp.json"), "cannot read checkpoint"),
+        (("--status", "ANY"), "confirm, or pass --yes"),
+    ],
+)
+def test_bad_usage_is_one_line_exit_2_and_sends_nothing(
+    stack: Stack, seeded: dict[str, str], capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    """Bad arguments give one line on stderr, exit 2, and no SQS request or write."""
+    stack.faults.calls.clear()
+
+    code = main(["replay", "--table-name", "outbox", "--queue-url", stack.resources.queue_url, *args])
+
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert message in err
+    assert not {"SendMessageBatch", "UpdateItem", "TransactWriteItems"} & set(stack.faults.calls)
+
+
+def test_argparse_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown flag or a bad number is one line and exit 2, not the whole usage text."""
+    with pytest.raises(SystemExit) as caught:
+        main(["replay", "--batch-size", "zero"])
+    assert caught.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
