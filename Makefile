@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint demo clean
+.PHONY: test lint demo chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: lint
 # 300 messages keep the first run short; `outbox demo -n 1000` is the full benchmark.
 demo: $(STAMP)
 	$(BIN)/outbox demo -n 300
+
+# 10,000 messages through the local stack with 20 % of AWS calls faulted; exits 1 on any violation.
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py --messages 10000 --fault-rate 0.2
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -46,6 +46,7 @@ class StackConfig:
     poll_interval_s: float = 0.25
     consumers: int = 4
     maximum_retry_attempts: int = 10
+    retry_backoff_max_s: float = 5.0
 
 
 class LocalStack:
@@ -93,6 +94,7 @@ class LocalStack:
             batch_size=self.config.batch_size,
             poll_interval_s=self.config.poll_interval_s,
             maximum_retry_attempts=self.config.maximum_retry_attempts,
+            backoff_max_s=self.config.retry_backoff_max_s,
             on_failure_queue_url=resources.on_failure_queue_url,
         )
         sqs = sqs_client()

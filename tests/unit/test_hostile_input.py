@@ -1,0 +1,157 @@
+"""Hostile input, generated: no 5xx and no write from the API, no crash loop in the worker or consumer."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from outbox.api import HTTP_STATUS, MessagesApi
+from outbox.relay import Relay
+from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore
+from worker.consumer import Consumer
+from worker.handler import StreamWorker
+
+STABLE_CODES = set(HTTP_STATUS)
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=20,
+)
+near_valid = st.fixed_dictionaries(
+    {
+        "channel": st.sampled_from(["email", "sms", "push", "webhook", "fax", ""]) | json_scalars,
+        "recipient": st.sampled_from(["a@example.com", "+14155550100", "https://x.example", "\ud800", ""]) | st.text(),
+        "body": st.text(max_size=50) | json_scalars,
+    },
+    optional={
+        "subject": st.text(max_size=30),
+        "metadata": json_values,
+        "group_key": st.text(max_size=30),
+        "x": json_values,
+    },
+)
+bodies = st.one_of(
+    st.binary(max_size=300).map(lambda b: (base64.b64encode(b).decode(), True)),
+    st.text(max_size=300).map(lambda t: (t, False)),
+    json_values.map(lambda v: (json.dumps(v), False)),
+    near_valid.map(lambda v: (json.dumps(v), False)),
+    st.integers(1, 20_000).map(lambda depth: ("[" * depth + "]" * depth, False)),
+    st.just(("x" * 70_000, False)),
+)
+paths = st.one_of(
+    st.sampled_from(["/messages", "/messages/", "/messages/..", "//messages", "/messages/%00", "/messages/../admin"]),
+    st.text(max_size=60).map(lambda t: "/" + t),
+    st.uuids().map(lambda u: f"/messages/{u}"),
+)
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "",
+        "application/problem+json",
+        "APPLICATION/JSON",
+    ]
+) | st.text(max_size=40)
+headers = st.fixed_dictionaries(
+    {"content-type": content_types},
+    optional={
+        "idempotency-key": st.text(max_size=300),
+        "x-amzn-trace-id": st.text(max_size=300),
+        "x-big": st.text(min_size=5000, max_size=9000),
+    },
+)
+
+
+def _event(method: str, path: str, header_map: dict[str, str], body: tuple[str, bool]) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "rawPath": path,
+        "headers": header_map,
+        "requestContext": {"http": {"method": method, "path": path}, "requestId": "r", "stage": "$default"},
+        "body": body[0],
+        "isBase64Encoded": body[1],
+    }
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    method=st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "post", "BREW"]),
+    path=paths,
+    header_map=headers,
+    body=bodies,
+)
+def test_api_never_fails_on_hostile_requests(
+    method: str, path: str, header_map: dict[str, str], body: tuple[str, bool]
+) -> None:
+    """Invariant 8 (clear errors): any request is < 500, problem+json with a stable code; rejections write nothing."""
+    store = InMemoryMessageStore()
+
+    response = MessagesApi(store).handle(_event(method, path, header_map, body))
+
+    assert response["statusCode"] < 500
+    if response["statusCode"] >= 400:
+        assert response["headers"]["content-type"] == "application/problem+json"
+        assert json.loads(response["body"])["code"] in STABLE_CODES
+        assert store.records == {}
+    else:
+        assert len(store.records) == 1
+
+
+stream_records = st.lists(
+    st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {
+                "eventName": st.sampled_from(["INSERT", "MODIFY", "REMOVE"]) | json_scalars,
+                "dynamodb": st.fixed_dictionaries(
+                    {
+                        "Keys": st.just({"pk": {"S": "OUTBOX#0001"}}) | json_values,
+                        "SequenceNumber": st.text(max_size=10) | json_scalars,
+                        "NewImage": st.dictionaries(
+                            st.sampled_from(
+                                ["pk", "sk", "message_id", "envelope", "created_at", "expires_at", "group_key"]
+                            ),
+                            st.dictionaries(st.sampled_from(["S", "N", "M", "L", "BOOL"]), json_values, max_size=2),
+                        )
+                        | json_values,
+                    }
+                ),
+            }
+        ),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=stream_records)
+def test_worker_never_crashes_on_hostile_stream_records(records: list[Any]) -> None:
+    """Invariant 7 (no poison blocks a shard): malformed records are skipped or quarantined, never raised."""
+    relay = Relay(InMemoryMessageStore(), FakePublisher())
+    try:
+        response = StreamWorker(relay, table_name="outbox").handle({"Records": records}, FakeLambdaContext())
+    finally:
+        relay.close()
+    sequence_numbers = {
+        r["dynamodb"]["SequenceNumber"] for r in records if isinstance(r, dict) and isinstance(r.get("dynamodb"), dict)
+    }
+    for failure in response["batchItemFailures"]:
+        assert failure["itemIdentifier"]
+        assert failure["itemIdentifier"] in sequence_numbers
+
+
+@settings(max_examples=200, deadline=None)
+@given(bodies=st.lists(st.text(max_size=200) | json_values.map(json.dumps), max_size=6))
+def test_consumer_never_crashes_on_hostile_bodies(bodies: list[str]) -> None:
+    """A garbage SQS body is rejected (left for the DLQ), never an exception that fails the whole batch."""
+    event = {"Records": [{"messageId": f"m{i}", "body": b} for i, b in enumerate(bodies)]}
+
+    response = Consumer(InMemoryMessageStore()).handle(event)
+
+    assert {f["itemIdentifier"] for f in response["batchItemFailures"]} <= {f"m{i}" for i in range(len(bodies))}
