@@ -105,7 +105,7 @@ def replay_once(table: str, statuses: tuple[str, ...] = ("PENDING", "FAILED")) -
         selection = Selection.build(since=None, until=None, min_age="0", status=status)
         try:
             Replayer(reader, relay).run(Checkpoint(selection))
-        except Exception as exc:  # noqa: BLE001 - a faulted replay is part of the chaos; the final one has no faults
+        except (Exception, SimulatedCrash) as exc:  # noqa: BLE001 - a replay process dying is part of the chaos
             print(f"replay interrupted by a fault: {type(exc).__name__}", file=sys.stderr)
         finally:
             relay.close()
