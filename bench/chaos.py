@@ -33,7 +33,7 @@ from outbox.domain.message import parse_notification
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, iso, utc_now
 from outbox.domain.status import Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
-from outbox.local.demo import RECIPIENTS, Client, scan
+from outbox.local.demo import Client, sample_payload, scan
 from outbox.local.stack import LocalStack, StackConfig
 from outbox.relay import Relay
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
@@ -116,15 +116,9 @@ def send_all(client: Client, n: int, run_id: str, attempts: int = 50) -> tuple[d
     accepted: dict[str, dict[str, Any]] = {}
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
-    channels = list(RECIPIENTS)
 
     def one(i: int) -> None:
-        channel = channels[i % len(channels)]
-        payload: dict[str, Any] = {"channel": channel, "recipient": RECIPIENTS[channel], "body": f"chaos {i}"}
-        if channel == "email":
-            payload["subject"] = f"Chaos {i}"
-        if i % 5 == 0:
-            payload["group_key"] = f"customer-{i % 11}"
+        payload = sample_payload(i, groups=11)
         headers = {"content-type": "application/json", "idempotency-key": f"chaos-{run_id}-{i}"}
         body = json.dumps(payload).encode()
         for attempt in range(attempts):

@@ -64,18 +64,24 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def sample_payload(i: int, *, groups: int = 7) -> dict[str, Any]:
+    """The i-th of a varied set of valid messages: every channel, every 5th in one of ``groups`` groups."""
+    channels = list(RECIPIENTS)
+    channel = channels[i % len(channels)]
+    payload: dict[str, Any] = {"channel": channel, "recipient": RECIPIENTS[channel], "body": f"message {i}"}
+    if channel == "email":
+        payload["subject"] = f"Message {i}"
+    if i % 5 == 0:
+        payload["group_key"] = f"customer-{i % groups}"
+    return payload
+
+
 def build_requests(n: int, run_id: str) -> tuple[list[Request], list[Request]]:
     """N new messages (every 10th with an Idempotency-Key) plus about N/20 invalid ones; then the replays."""
-    channels = list(RECIPIENTS)
     first: list[Request] = []
     replays: list[Request] = []
     for i in range(n):
-        channel = channels[i % len(channels)]
-        payload: dict[str, Any] = {"channel": channel, "recipient": RECIPIENTS[channel], "body": f"demo message {i}"}
-        if channel == "email":
-            payload["subject"] = f"Demo {i}"
-        if i % 5 == 0:
-            payload["group_key"] = f"customer-{i % 7}"
+        payload = sample_payload(i)
         headers = {"content-type": "application/json"}
         if i % 10 == 0:
             headers["idempotency-key"] = f"demo-{run_id}-{i}"

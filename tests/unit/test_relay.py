@@ -17,18 +17,6 @@ from outbox.testing import FakePublisher, InMemoryMessageStore
 
 
 @pytest.fixture
-def store() -> InMemoryMessageStore:
-    """A fresh store."""
-    return InMemoryMessageStore()
-
-
-@pytest.fixture
-def publisher() -> FakePublisher:
-    """A fresh publisher."""
-    return FakePublisher()
-
-
-@pytest.fixture
 def relay(store: InMemoryMessageStore, publisher: FakePublisher) -> Iterator[Relay]:
     """A fresh relay."""
     built = Relay(store, publisher, policy=RelayPolicy(max_attempts=3, max_batch_bytes=4_000))

@@ -23,18 +23,6 @@ NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body"
 
 
 @pytest.fixture
-def store() -> InMemoryMessageStore:
-    """A fresh store."""
-    return InMemoryMessageStore()
-
-
-@pytest.fixture
-def publisher() -> FakePublisher:
-    """A fresh publisher."""
-    return FakePublisher()
-
-
-@pytest.fixture
 def worker(store: InMemoryMessageStore, publisher: FakePublisher) -> Iterator[StreamWorker]:
     """A fresh worker."""
     relay = Relay(store, publisher)
