@@ -13,6 +13,8 @@ from outbox.domain.envelope import Envelope
 from outbox.domain.record import AcceptResult, MessageRecord, TransitionResult
 from outbox.domain.status import Status
 
+MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
+
 
 @dataclass(frozen=True)
 class OutgoingMessage:

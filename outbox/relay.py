@@ -15,12 +15,10 @@ import structlog
 
 from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.status import Status, sources_of
-from outbox.ports import MessageStore, OutgoingMessage, Publisher, SendFailure
+from outbox.ports import MAX_BATCH_ENTRIES, MessageStore, OutgoingMessage, Publisher, SendFailure
 from outbox.settings import Settings
 
 log = structlog.get_logger("outbox.relay")
-
-MAX_BATCH_ENTRIES = 10
 
 
 @dataclass(frozen=True)

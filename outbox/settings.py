@@ -58,19 +58,6 @@ class Settings:
         return settings
 
 
-ENVIRONMENT_VARIABLES = (
-    "OUTBOX_TABLE_NAME",
-    "OUTBOX_QUEUE_URL",
-    "OUTBOX_BUCKETS",
-    "OUTBOX_RETENTION_DAYS",
-    "OUTBOX_MAX_MESSAGE_BYTES",
-    "OUTBOX_MAX_RELAY_ATTEMPTS",
-    "OUTBOX_MAX_DELIVERY_ATTEMPTS",
-    "OUTBOX_DEADLINE_MARGIN_MS",
-    "OUTBOX_FLIP_CONCURRENCY",
-)
-
-
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:

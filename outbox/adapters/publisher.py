@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, sqs_client, translate
-from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
+from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, OutgoingMessage, SendFailure
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-
-MAX_BATCH_ENTRIES = 10
 
 
 class SqsPublisher:
