@@ -66,22 +66,32 @@ def _confirmed(args: argparse.Namespace, selection: Selection) -> bool:
     return answer.strip().lower() in {"y", "yes"}
 
 
+def _usage_problem(args: argparse.Namespace, selection: Selection) -> str | None:
+    """What is wrong with the arguments beyond the selection, or None."""
+    if not args.table_name:
+        return "no table: set OUTBOX_TABLE_NAME or pass --table-name"
+    if not args.dry_run and not args.queue_url:
+        return "no queue: set OUTBOX_QUEUE_URL or pass --queue-url"
+    if args.batch_size > 10:
+        return "--batch-size is at most 10 (SendMessageBatch's limit)"
+    if args.rate is not None and args.rate <= 0:
+        return "--rate must be positive"
+    if not args.resume and not args.dry_run and Path(args.checkpoint).exists():
+        return f"{args.checkpoint} holds an interrupted replay: --resume it, or remove the file"
+    if not _confirmed(args, selection):
+        return "--status ANY re-sends delivered messages: confirm, or pass --yes"
+    return None
+
+
 def run_replay_command(args: argparse.Namespace) -> int:
     """Run ``outbox replay``; returns the exit code (0 done, 1 some failed, 2 bad usage, 130 interrupted)."""
     try:
         checkpoint = _checkpoint(args)
     except ReplayUsageError as exc:
         return _usage(str(exc))
-    if not args.table_name:
-        return _usage("no table: set OUTBOX_TABLE_NAME or pass --table-name")
-    if not args.dry_run and not args.queue_url:
-        return _usage("no queue: set OUTBOX_QUEUE_URL or pass --queue-url")
-    if args.batch_size > 10:
-        return _usage("--batch-size is at most 10 (SendMessageBatch's limit)")
-    if args.rate is not None and args.rate <= 0:
-        return _usage("--rate must be positive")
-    if not _confirmed(args, checkpoint.selection):
-        return _usage("--status ANY re-sends delivered messages: confirm, or pass --yes")
+    problem = _usage_problem(args, checkpoint.selection)
+    if problem:
+        return _usage(problem)
 
     dynamodb = dynamodb_client(args.region)
     buckets = args.buckets or int(os.environ.get("OUTBOX_BUCKETS", "16"))

@@ -199,3 +199,18 @@ def test_argparse_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) ->
         main(["replay", "--batch-size", "zero"])
     assert caught.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_an_existing_checkpoint_is_never_overwritten(
+    stack: Stack, seeded: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new replay refuses to start over an interrupted one's checkpoint (exit 2, nothing sent)."""
+    path = tmp_path / "cp.json"
+    path.write_text("{}")
+    stack.faults.calls.clear()
+
+    code, _ = _replay(stack, "--checkpoint", str(path), capsys=capsys)
+
+    assert code == 2
+    assert path.read_text() == "{}"
+    assert "SendMessageBatch" not in stack.faults.calls
