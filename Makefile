@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint demo chaos clean
+.PHONY: test lint demo chaos bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/outbox demo -n 300
 
+# Every benchmark, ours against a naive baseline in the same run; rewrites bench/RESULTS.md.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
 # 10,000 messages through the local stack with 20 % of AWS calls faulted; exits 1 on any violation.
 chaos: $(STAMP)
-	$(BIN)/python bench/chaos.py --messages 10000 --fault-rate 0.2
+	$(BIN)/python -m bench.chaos --messages 10000 --fault-rate 0.2
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

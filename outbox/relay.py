@@ -54,7 +54,7 @@ class RelayPolicy:
     batch_entries: int = MAX_BATCH_ENTRIES
     max_attempts: int = 5
     deadline_margin_ms: int = 2_000
-    flip_concurrency: int = 8
+    flip_concurrency: int = 10
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RelayPolicy:

@@ -25,7 +25,7 @@ class Settings:
     max_relay_attempts: int = 5
     max_delivery_attempts: int = 5
     deadline_margin_ms: int = 2_000
-    flip_concurrency: int = 8
+    flip_concurrency: int = 10
 
     def require_queue_url(self) -> str:
         """The queue URL, or a ConfigurationError naming the variable."""
@@ -51,7 +51,7 @@ class Settings:
             max_relay_attempts=_positive(env, "OUTBOX_MAX_RELAY_ATTEMPTS", 5),
             max_delivery_attempts=_positive(env, "OUTBOX_MAX_DELIVERY_ATTEMPTS", 5),
             deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
-            flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 8),
+            flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 10),
         )
         if require_queue:
             settings.require_queue_url()

@@ -1,0 +1,481 @@
+"""``make bench``: every benchmark of the relay, the API, the local stack and replay, ours against a naive
+baseline in the same run, written into bench/RESULTS.md between the bench markers.
+
+    python -m bench.run [--quick] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from moto import mock_aws
+
+from bench import stub
+from bench.naive import NaiveApi, NaiveRelay, item_size
+from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
+from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.store import DynamoDBMessageStore
+from outbox.api import MessagesApi
+from outbox.bootstrap import Resources, bootstrap
+from outbox.domain.envelope import Envelope
+from outbox.domain.message import new_message_id, parse_notification
+from outbox.domain.record import iso, utc_now
+from outbox.faults import FaultInjector
+from outbox.local import emulator
+from outbox.local.demo import Client, sample_payload, scan
+from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
+from outbox.logs import configure_logging
+from outbox.relay import Relay
+from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore
+from worker.events import to_lambda_record
+from worker.handler import StreamWorker
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+PRICES = {"wru": 0.625, "sqs_request": 0.40, "lambda_request": 0.20}  # USD per million, on-demand us-east-1
+NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "benchmark"})
+LAMBDA_BATCH = 100
+
+
+@dataclass
+class Backend:
+    """One AWS backend: clients, resources, a request counter, a per-request latency."""
+
+    name: str
+    dynamodb: Any
+    sqs: Any
+    streams: Any
+    resources: Resources
+    counter: FaultInjector
+    store: DynamoDBMessageStore
+
+
+@contextmanager
+def backend(latency_ms: float) -> Iterator[Backend]:
+    """moto in process (with the emulator fixes proven equal to moto), plus a fixed latency per request."""
+    emulator.install_transaction_journal()
+    emulator.install_fast_attribute_values()
+    emulator.install_lazy_queue_attributes()
+    with mock_aws():
+        dynamodb, sqs, streams = dynamodb_client(), sqs_client(), streams_client()
+        resources = bootstrap(dynamodb, sqs)
+        if latency_ms:
+            for client in (dynamodb, sqs):
+                client.meta.events.register_first("before-send", lambda **_: time.sleep(latency_ms / 1000))
+        counter = FaultInjector(dynamodb, sqs)
+        store = DynamoDBMessageStore(resources.table_name, client=dynamodb)
+        name = f"moto + {latency_ms:g} ms per request" if latency_ms else "moto in process"
+        yield Backend(name, dynamodb, sqs, streams, resources, counter, store)
+
+
+def seed(store: Any, n: int) -> list[str]:
+    """Accept n messages (outside any measurement)."""
+    ids = []
+    for i in range(n):
+        envelope = Envelope(new_message_id(), parse_notification(sample_payload(i)), iso(utc_now()))
+        store.accept(envelope, idempotency_key=None)
+        ids.append(envelope.message_id)
+    return ids
+
+
+def stream_batches(b: Backend, after: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """The outbox INSERTs written since ``after``, in Lambda-sized batches, shaped as Lambda delivers them."""
+    arn = b.resources.stream_arn
+    shard = b.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    where = (
+        {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+        if after
+        else {"ShardIteratorType": "TRIM_HORIZON"}
+    )
+    iterator = b.streams.get_shard_iterator(StreamArn=arn, ShardId=shard, **where)["ShardIterator"]
+    records: list[dict[str, Any]] = []
+    while iterator:
+        page = b.streams.get_records(ShardIterator=iterator, Limit=1000)
+        records += page["Records"]
+        iterator = page.get("NextShardIterator") if page["Records"] else None
+    last = records[-1]["dynamodb"]["SequenceNumber"] if records else after
+    shaped = [to_lambda_record(r, arn) for r in records if r["dynamodb"]["Keys"]["pk"]["S"].startswith("OUTBOX#")]
+    return [{"Records": shaped[i : i + LAMBDA_BATCH]} for i in range(0, len(shaped), LAMBDA_BATCH)], last
+
+
+def drain(b: Backend) -> None:
+    """Empty the queue (outside measurement), so the next run starts at the same depth."""
+    while True:
+        messages = b.sqs.receive_message(QueueUrl=b.resources.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return
+        b.sqs.delete_message_batch(
+            QueueUrl=b.resources.queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+        )
+
+
+def measure(b: Backend, run: Callable[[], None], messages: int) -> dict[str, float]:
+    """Wall time, requests per message, by operation."""
+    b.counter.calls.clear()
+    started = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - started
+    calls = dict(b.counter.calls)
+    return {
+        "msg_per_s": messages / seconds,
+        "requests_per_msg": sum(calls.values()) / messages,
+        "sqs_per_msg": sum(v for k, v in calls.items() if "Message" in k) / messages,
+        "updates_per_msg": calls.get("UpdateItem", 0) / messages,
+    }
+
+
+def flip_wru(b: Backend, ids: list[str]) -> float:
+    """Write units of one flip per message: ceil(larger of old and new item size / 1 KB)."""
+    units = []
+    for message_id in ids[:50]:
+        item = b.dynamodb.get_item(
+            TableName=b.resources.table_name, Key={"pk": {"S": f"MSG#{message_id}"}, "sk": {"S": "MSG"}}
+        )
+        units.append(math.ceil(item_size(item["Item"]) / 1024))
+    return statistics.mean(units)
+
+
+def relay_benchmark(latency_ms: float, n: int) -> dict[str, Any]:
+    """The same stream batches through the naive relay and ours, same backend, same run."""
+    with backend(latency_ms) as b:
+        naive_ids = seed(b.store, n)
+        naive_batches, position = stream_batches(b)
+        ours_ids = seed(b.store, n)
+        our_batches, _ = stream_batches(b, position)
+        naive_relay = NaiveRelay(b.store, b.sqs, b.resources.queue_url)
+        naive = measure(b, lambda: [naive_relay.handle(e) for e in naive_batches], n)
+        drain(b)
+        relay = Relay(b.store, SqsPublisher(b.resources.queue_url, client=b.sqs))
+        worker = StreamWorker(relay, table_name=b.resources.table_name)
+        ours = measure(b, lambda: [worker.handle(e, FakeLambdaContext()) for e in our_batches], n)
+        relay.close()
+        assert all(b.store.get(m).status.value == "QUEUED" for m in naive_ids[:20] + ours_ids[:20])
+        return {"backend": b.name, "n": n, "naive": naive, "ours": ours, "flip_wru": flip_wru(b, ours_ids)}
+
+
+def synthetic_events(n: int, store: Any) -> list[dict[str, Any]]:
+    """n accepted messages' outbox INSERTs, shaped as Lambda delivers them, in batches of 100."""
+    events = []
+    for start in range(0, n, LAMBDA_BATCH):
+        records = []
+        for i in range(start, min(n, start + LAMBDA_BATCH)):
+            envelope = Envelope(new_message_id(), NOTE, iso(utc_now()))
+            store.accept(envelope, idempotency_key=None)
+            image = {
+                "pk": {"S": "OUTBOX#0001"},
+                "sk": {"S": f"{envelope.created_at}#{envelope.message_id}"},
+                "message_id": {"S": envelope.message_id},
+                "envelope": {"S": envelope.to_json()},
+                "created_at": {"S": envelope.created_at},
+                "expires_at": {"N": "1900000000"},
+            }
+            keys = {"pk": image["pk"], "sk": image["sk"]}
+            change = {"Keys": keys, "NewImage": image, "SequenceNumber": str(i)}
+            records.append({"eventName": "INSERT", "dynamodb": change})
+        events.append({"Records": records})
+    return events
+
+
+class _NoStore:
+    """Accepts nothing: the stub keeps no records."""
+
+    def accept(self, envelope: Envelope, *, idempotency_key: str | None) -> None:
+        return None
+
+
+def stub_relay_benchmark(latency_ms: float, n: int) -> dict[str, Any]:
+    """The relay against a fake AWS that only adds latency: what the batching and concurrency buy."""
+    dynamodb, sqs = dynamodb_client(), sqs_client()
+    for client in (dynamodb, sqs):
+        stub.attach(client, latency_ms)
+    counter = FaultInjector(dynamodb, sqs)
+    store = DynamoDBMessageStore("outbox", client=dynamodb)
+    queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/outbox-messages"
+    events = synthetic_events(n, _NoStore())
+    name = f"fake AWS, {latency_ms:g} ms per request"
+    b = Backend(name, dynamodb, sqs, None, None, counter, store)
+    naive_relay = NaiveRelay(store, sqs, queue_url)
+    naive = measure(b, lambda: [naive_relay.handle(e) for e in events], n)
+    relay = Relay(store, SqsPublisher(queue_url, client=sqs))
+    worker = StreamWorker(relay, table_name="outbox")
+    ours = measure(b, lambda: [worker.handle(e, FakeLambdaContext()) for e in events], n)
+    relay.close()
+    return {"backend": name, "n": n, "naive": naive, "ours": ours}
+
+
+def own_overhead(n: int) -> dict[str, float]:
+    """CPU per relayed message with zero-latency fakes: our code only (parsing, batching, flips)."""
+    store, publisher = InMemoryMessageStore(), FakePublisher()
+    events = synthetic_events(n, store)
+    relay = Relay(store, publisher)
+    worker = StreamWorker(relay, table_name="outbox")
+    started = time.process_time()
+    for event in events:
+        worker.handle(event, FakeLambdaContext())
+    cpu = time.process_time() - started
+    relay.close()
+    assert len(publisher.sent) == n
+    return {"cpu_us_per_msg": cpu / n * 1e6}
+
+
+def api_benchmark(latency_ms: float, n: int) -> dict[str, Any]:
+    """Accept latency: our one-transaction API against a seed-style PutItem, SendMessage, UpdateItem."""
+    with backend(latency_ms) as b:
+        api = MessagesApi(b.store)
+        naive = NaiveApi(b.store, b.sqs, b.resources.queue_url)
+        body = json.dumps({"channel": "sms", "recipient": "+14155550100", "body": "benchmark"})
+        event = {
+            "rawPath": "/messages",
+            "headers": {"content-type": "application/json"},
+            "body": body,
+            "requestContext": {"http": {"method": "POST", "path": "/messages"}, "requestId": "r"},
+        }
+        results: dict[str, Any] = {"backend": b.name, "n": n}
+        for name, call in (
+            ("ours", lambda: api.handle(event)),
+            ("naive", lambda: naive.accept(Envelope(new_message_id(), NOTE, iso(utc_now())))),
+        ):
+            b.counter.calls.clear()
+            latencies = []
+            for _ in range(n):
+                started = time.perf_counter()
+                call()
+                latencies.append((time.perf_counter() - started) * 1000)
+            results[name] = {
+                "p50_ms": statistics.median(latencies),
+                "p99_ms": sorted(latencies)[int(len(latencies) * 0.99) - 1],
+                "requests_per_accept": sum(b.counter.calls.values()) / n,
+            }
+        return results
+
+
+def end_to_end(n: int, rate: float) -> dict[str, float]:
+    """accept→QUEUED on the local stack, the stream runner polling 4 times a second, at a steady rate."""
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    os.environ["OUTBOX_METRICS"] = "off"
+    with LocalStack(StackConfig(api_port=0, poll_interval_s=0.25)) as stack:
+        client = Client(stack.api_url)
+        ids = []
+        started = time.perf_counter()
+        for i in range(n):
+            _, body = client.post(json.dumps(sample_payload(i)).encode(), {"content-type": "application/json"})
+            ids.append(body["message_id"])
+            time.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
+        time.sleep(3.0)
+        latencies = []
+        for item in scan(stack.require_resources().table_name, "MSG#"):
+            history = {h["M"]["status"]["S"]: h["M"]["at"]["S"] for h in item["history"]["L"]}
+            if "QUEUED" in history:
+                latencies.append(_ms(history["PENDING"], history["QUEUED"]))
+    latencies.sort()
+    return {
+        "n": n,
+        "rate": rate,
+        "queued": len(latencies),
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+    }
+
+
+def _ms(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000
+
+
+def replay_memory(sizes: list[int]) -> list[dict[str, float]]:
+    """Peak RSS of a dry-run replay over N outbox entries, in its own process, against the moto server."""
+    rows = []
+    for n in sizes:
+        with emulator.EmbeddedEmulator() as server:
+            env = {**os.environ, "AWS_ENDPOINT_URL": server.endpoint_url}
+            os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
+            try:
+                resources = bootstrap(dynamodb_client(), sqs_client())
+                _bulk_seed(resources.table_name, n)
+            finally:
+                del os.environ["AWS_ENDPOINT_URL"]
+            out = subprocess.run(  # noqa: S603 - our own script
+                [sys.executable, "-m", "bench.replay_memory", resources.table_name],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            rows.append({"entries": n, **json.loads(out)})
+    return rows
+
+
+def _bulk_seed(table: str, n: int) -> None:
+    """n records and outbox entries, written 25 at a time (BatchWriteItem): fast enough for 100k."""
+    client = dynamodb_client()
+    store = DynamoDBMessageStore(table, client=client)
+    models = store._models
+    created = utc_now() - timedelta(hours=1)
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        while pending:
+            chunk, pending[:] = pending[:25], pending[25:]
+            request = {table: [{"PutRequest": {"Item": item}} for item in chunk]}
+            while request:
+                request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+
+    for i in range(n):
+        at = iso(created + timedelta(microseconds=i))
+        envelope = Envelope(new_message_id(), NOTE, at)
+        bucket = f"OUTBOX#{i % 16:04d}"
+        sk = f"{at}#{envelope.message_id}"
+        record = models.record(
+            f"MSG#{envelope.message_id}",
+            "MSG",
+            message_id=envelope.message_id,
+            status="PENDING",
+            channel="sms",
+            payload=NOTE.canonical_json(),
+            payload_hash=NOTE.payload_hash(),
+            outbox_pk=bucket,
+            outbox_sk=sk,
+            created_at=at,
+            updated_at=at,
+            history=[{"status": "PENDING", "at": at, "by": "bench"}],
+            attempts=0,
+        )
+        entry = models.entry(
+            bucket,
+            sk,
+            message_id=envelope.message_id,
+            envelope=envelope.to_json(),
+            created_at=at,
+            expires_at=created + timedelta(days=7),
+        )
+        pending += [record.serialize(), entry.serialize()]
+        if len(pending) >= 500:
+            flush()
+    flush()
+
+
+def cost_model(relay: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """USD per million messages for the relay step, from counted requests and write units."""
+    rows = []
+    for name in ("naive", "ours"):
+        figures = relay[name]
+        sqs = figures["sqs_per_msg"] * PRICES["sqs_request"]
+        wru = figures["updates_per_msg"] * relay["flip_wru"] * PRICES["wru"]
+        rows.append((name, sqs, wru))
+    return rows
+
+
+def write(lines: list[str]) -> None:
+    """Replace the bench section of RESULTS.md."""
+    text = RESULTS.read_text() if RESULTS.exists() else f"# Benchmark results\n\n{START}\n{END}\n"
+    if START not in text:
+        text += f"\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    RESULTS.write_text(head + START + "\n" + "\n".join(lines) + "\n" + END + tail)
+
+
+def main() -> int:
+    """Run everything, print it, and rewrite the bench section of RESULTS.md."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    os.environ["OUTBOX_METRICS"] = "off"
+    os.environ.update(LOCAL_CREDENTIALS)  # moto only: never real AWS
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    configure_logging(level="ERROR")
+    scale = 5 if args.quick else 1
+    started = time.perf_counter()
+    relay_moto = relay_benchmark(0, 500 // scale)
+    relay_latency = stub_relay_benchmark(5, 500 // scale)
+    overhead = own_overhead(10_000 // scale)
+    api_moto = api_benchmark(0, 300 // scale)
+    api_latency = api_benchmark(5, 200 // scale)
+    e2e = end_to_end(300 // scale, rate=20)
+    memory = replay_memory([10_000 // scale, 100_000 // scale])
+    lines = [
+        f"Command: `make bench` (`python -m bench.run`), {time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s.",
+        "",
+        "### Relay: the same stream batches through a naive relay and ours",
+        "",
+        "Naive: per record one SendMessage and one UpdateItem, sequentially. Ours: SendMessageBatch of 10,"
+        " then the batch's conditional flips concurrently. Lambda-sized batches of 100 records.",
+        "",
+        "| backend | relay | messages/s | AWS requests / message | SQS requests / message | flips / message |",
+        "|---|---|---|---|---|---|",
+    ]
+    for result in (relay_moto, relay_latency):
+        for name in ("naive", "ours"):
+            f = result[name]
+            lines.append(
+                f"| {result['backend']} | {name} | {f['msg_per_s']:.0f} | {f['requests_per_msg']:.2f} | {f['sqs_per_msg']:.2f} | {f['updates_per_msg']:.2f} |"
+            )
+        lines.append(
+            f"| {result['backend']} | **ours / naive** | **{result['ours']['msg_per_s'] / result['naive']['msg_per_s']:.1f}×** | | | |"
+        )
+    lines += [
+        "",
+        f"Write units per flip: {relay_moto['flip_wru']:.2f} (records stay under 1 KB).",
+        "",
+        f"Own CPU per relayed message (worker parsing, batching, flips; zero-latency fakes): **{overhead['cpu_us_per_msg']:.0f} µs** (target ≤ 100 µs).",
+        "",
+        "### API: accept latency, ours (one TransactWriteItems) against a seed-style API (PutItem, SendMessage, UpdateItem)",
+        "",
+        "| backend | API | p50 ms | p99 ms | AWS requests / accept |",
+        "|---|---|---|---|---|",
+    ]
+    for result in (api_moto, api_latency):
+        for name in ("ours", "naive"):
+            f = result[name]
+            lines.append(
+                f"| {result['backend']} | {name} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['requests_per_accept']:.2f} |"
+            )
+    lines += [
+        "",
+        f"### End to end: accept→QUEUED on the local stack, {e2e['rate']:.0f} messages/s, stream runner polling 4×/s",
+        "",
+        f"{e2e['queued']} of {e2e['n']} QUEUED; p50 **{e2e['p50_ms']:.0f} ms**, p99 **{e2e['p99_ms']:.0f} ms** (target p99 ≤ 1 s).",
+        "",
+        "### Replay memory: dry-run replay in its own process (entries streamed page by page)",
+        "",
+        "| entries | RSS after start MB | peak RSS MB | growth MB |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {m['entries']} | {m['start_mb']:.1f} | {m['peak_mb']:.1f} | {m['peak_mb'] - m['start_mb']:.1f} |"
+        for m in memory
+    ]
+    lines += [
+        "",
+        "### Cost of the relay step, USD per million messages",
+        "",
+        "Prices: DynamoDB on-demand $0.625 per million WRU, SQS $0.40 per million requests (us-east-1). Lambda"
+        " invocations are the same for both (one per stream batch).",
+        "",
+        "| relay | SQS | DynamoDB flips | total |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {name} | ${sqs:.3f} | ${wru:.3f} | ${sqs + wru:.3f} |" for name, sqs, wru in cost_model(relay_moto)]
+    print("\n".join(lines))
+    if not args.no_write:
+        write(lines)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
