@@ -7,8 +7,9 @@ finds the record already moved on is a duplicate delivery, not an error.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import structlog
@@ -34,6 +35,14 @@ class RelayItem:
     def ordering_key(self) -> str:
         """Entries with the same ordering key are sent in order, one at a time."""
         return self.group_key or self.message_id
+
+
+@dataclass(frozen=True)
+class _Flips:
+    """The flips of one sent batch, running."""
+
+    items: list[RelayItem]
+    futures: list[Future[str]]
 
 
 @dataclass
@@ -87,37 +96,56 @@ class Relay:
         self._pool = ThreadPoolExecutor(max_workers=self.policy.flip_concurrency, thread_name_prefix="flip")
 
     def relay(self, items: Sequence[RelayItem], *, time_left_ms: Callable[[], int] | None = None) -> RelayReport:
-        """Relay ``items`` in order; stop early (reporting the rest as failed) near the deadline."""
+        """Relay ``items`` in order; stop early (reporting the rest as failed) near the deadline.
+
+        The flips of one batch run while the next batch is sent, so latency is paid about once per
+        batch. An item whose group still has a flip in flight waits for it, so a failed flip still
+        stops its group (fail fast) and a group's order is kept.
+        """
         report = RelayReport()
         blocked: set[str] = set()
+        inflight: deque[_Flips] = deque()
         pending = list(items)
-        while pending:
-            if time_left_ms is not None and time_left_ms() < self.policy.deadline_margin_ms:
-                log.warning("relay_deadline_reached", unsent=len(pending))
-                report.failed.extend(item.key for item in pending)
-                break
-            chunk, pending = self._next_chunk(pending, blocked, report)
-            if not chunk:
-                continue
-            try:
-                outcome = self.publisher.send_batch([OutgoingMessage(i.message_id, i.body, i.group_key) for i in chunk])
-            except OutboxError as exc:
-                # The request itself failed: SQS is unwell, so stop rather than hammer it.
-                log.warning("send_failed", error=exc.code, detail=exc.detail, unsent=len(chunk) + len(pending))
-                report.failed.extend(item.key for item in [*chunk, *pending])
-                break
-            self._flip_all([chunk[i] for i in sorted(outcome.accepted)], blocked, report)
-            for failure in sorted(outcome.failed, key=lambda f: f.index):
-                self._handle_refused(chunk[failure.index], failure, blocked, report)
+        try:
+            while pending:
+                self._settle(inflight, blocked, report, wait=False)
+                if time_left_ms is not None and time_left_ms() < self.policy.deadline_margin_ms:
+                    log.warning("relay_deadline_reached", unsent=len(pending))
+                    report.failed.extend(item.key for item in pending)
+                    break
+                busy = {item.ordering_key for flips in inflight for item in flips.items}
+                chunk, pending = self._next_chunk(pending, blocked, report, busy)
+                if not chunk:
+                    if not inflight:  # cannot happen: with nothing in flight the first item always fits
+                        report.failed.extend(item.key for item in pending)
+                        break
+                    self._settle(inflight, blocked, report, wait=True, oldest_only=True)
+                    continue
+                try:
+                    outcome = self.publisher.send_batch(
+                        [OutgoingMessage(i.message_id, i.body, i.group_key) for i in chunk]
+                    )
+                except OutboxError as exc:
+                    # The request itself failed: SQS is unwell, so stop rather than hammer it.
+                    log.warning("send_failed", error=exc.code, detail=exc.detail, unsent=len(chunk) + len(pending))
+                    report.failed.extend(item.key for item in [*chunk, *pending])
+                    break
+                accepted = [chunk[i] for i in sorted(outcome.accepted)]
+                if accepted:
+                    inflight.append(_Flips(accepted, [self._pool.submit(self._flip, item) for item in accepted]))
+                for failure in sorted(outcome.failed, key=lambda f: f.index):
+                    self._handle_refused(chunk[failure.index], failure, blocked, report)
+        finally:
+            self._settle(inflight, blocked, report, wait=True)
         return report
 
     def _next_chunk(
-        self, pending: list[RelayItem], blocked: set[str], report: RelayReport
+        self, pending: list[RelayItem], blocked: set[str], report: RelayReport, busy: set[str]
     ) -> tuple[list[RelayItem], list[RelayItem]]:
         """Take up to 10 items, one per ordering key, within the byte limit; defer the rest in order."""
         chunk: list[RelayItem] = []
         rest: list[RelayItem] = []
-        taken: set[str] = set()
+        taken = set(busy)  # a group with a flip in flight waits for its outcome
         size = 0
         for item in pending:
             if item.ordering_key in blocked:
@@ -139,17 +167,23 @@ class Relay:
             size += item_size
         return chunk, rest
 
-    def _flip_all(self, items: Sequence[RelayItem], blocked: set[str], report: RelayReport) -> None:
-        """Flip accepted items concurrently: a chunk costs about one round trip, not one per item."""
-        results = list(self._pool.map(self._flip, items))
-        for item, outcome in zip(items, results, strict=True):
-            if outcome == "sent":
-                report.sent.append(item.key)
-            elif outcome == "duplicate":
-                report.duplicates.append(item.key)
-            else:
-                blocked.add(item.ordering_key)
-                report.failed.append(item.key)
+    def _settle(
+        self, inflight: deque[_Flips], blocked: set[str], report: RelayReport, *, wait: bool, oldest_only: bool = False
+    ) -> None:
+        """Record the outcome of finished flips (all, or the oldest batch, when waiting)."""
+        while inflight and (wait or all(f.done() for f in inflight[0].futures)):
+            flips = inflight.popleft()
+            for item, future in zip(flips.items, flips.futures, strict=True):
+                outcome = future.result()
+                if outcome == "sent":
+                    report.sent.append(item.key)
+                elif outcome == "duplicate":
+                    report.duplicates.append(item.key)
+                else:
+                    blocked.add(item.ordering_key)
+                    report.failed.append(item.key)
+            if oldest_only:
+                return
 
     def _flip(self, item: RelayItem) -> str:
         try:
