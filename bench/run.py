@@ -160,7 +160,7 @@ def relay_benchmark(latency_ms: float, n: int) -> dict[str, Any]:
         naive = measure(b, lambda: [naive_relay.handle(e) for e in naive_batches], n)
         drain(b)
         relay = Relay(b.store, SqsPublisher(b.resources.queue_url, client=b.sqs))
-        worker = StreamWorker(relay, table_name=b.resources.table_name)
+        worker = StreamWorker(relay)
         ours = measure(b, lambda: [worker.handle(e, FakeLambdaContext()) for e in our_batches], n)
         relay.close()
         assert all(b.store.get(m).status.value == "QUEUED" for m in naive_ids[:20] + ours_ids[:20])
@@ -211,7 +211,7 @@ def stub_relay_benchmark(latency_ms: float, n: int) -> dict[str, Any]:
     naive_relay = NaiveRelay(store, sqs, queue_url)
     naive = measure(b, lambda: [naive_relay.handle(e) for e in events], n)
     relay = Relay(store, SqsPublisher(queue_url, client=sqs))
-    worker = StreamWorker(relay, table_name="outbox")
+    worker = StreamWorker(relay)
     ours = measure(b, lambda: [worker.handle(e, FakeLambdaContext()) for e in events], n)
     relay.close()
     return {"backend": name, "n": n, "naive": naive, "ours": ours}
@@ -222,7 +222,7 @@ def own_overhead(n: int) -> dict[str, float]:
     store, publisher = InMemoryMessageStore(), FakePublisher()
     events = synthetic_events(n, store)
     relay = Relay(store, publisher)
-    worker = StreamWorker(relay, table_name="outbox")
+    worker = StreamWorker(relay)
     started = time.process_time()
     for event in events:
         worker.handle(event, FakeLambdaContext())

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import structlog
 
@@ -35,6 +36,11 @@ class RelayItem:
     def ordering_key(self) -> str:
         """Entries with the same ordering key are sent in order, one at a time."""
         return self.group_key or self.message_id
+
+    @cached_property
+    def size(self) -> int:
+        """Bytes of the body, as SQS counts them."""
+        return len(self.body.encode())
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ class Relay:
             if item.ordering_key in blocked:
                 report.failed.append(item.key)  # fail fast: nothing after a failure in its group
                 continue
-            item_size = len(item.body.encode())
+            item_size = item.size
             if item_size > self.policy.max_batch_bytes:
                 self._quarantine(
                     item, f"message is {item_size} bytes, over the {self.policy.max_batch_bytes} limit", blocked, report

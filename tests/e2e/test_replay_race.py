@@ -61,7 +61,7 @@ def test_replay_and_worker_at_once_queue_each_message_once(emulator: Resources) 
 
     def run_worker() -> None:
         start.wait()
-        StreamWorker(worker_relay, table_name=emulator.table_name).handle(event, FakeLambdaContext())
+        StreamWorker(worker_relay).handle(event, FakeLambdaContext())
 
     def run_replay() -> None:
         start.wait()

@@ -106,7 +106,7 @@ def build_stack(*, fifo: bool = False, policy: RelayPolicy | None = None) -> Sta
         store=store,
         publisher=publisher,
         relay=relay,
-        worker=StreamWorker(relay, table_name=resources.table_name),
+        worker=StreamWorker(relay),
         consumer=Consumer(store),
         api=MessagesApi(store),
         faults=faults,

@@ -79,7 +79,7 @@ class Pipeline(RuleBasedStateMachine):
         self.pending: list[dict[str, Any]] = []  # stream records Lambda has not checkpointed past
         self.delivered: list[dict[str, Any]] = []
         self.bodies: dict[str, str] = {}
-        self.worker = StreamWorker(stack.relay, table_name=stack.resources.table_name)
+        self.worker = StreamWorker(stack.relay)
         self.consumer = Consumer(stack.store)
         stack.sqs.meta.events.register("after-call.sqs.SendMessageBatch", self._record_sent)
 

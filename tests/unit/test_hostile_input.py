@@ -135,7 +135,7 @@ def test_worker_never_crashes_on_hostile_stream_records(records: list[Any]) -> N
     """Invariant 7 (no poison blocks a shard): malformed records are skipped or quarantined, never raised."""
     relay = Relay(InMemoryMessageStore(), FakePublisher())
     try:
-        response = StreamWorker(relay, table_name="outbox").handle({"Records": records}, FakeLambdaContext())
+        response = StreamWorker(relay).handle({"Records": records}, FakeLambdaContext())
     finally:
         relay.close()
     sequence_numbers = {

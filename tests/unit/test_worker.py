@@ -26,7 +26,7 @@ NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body"
 def worker(store: InMemoryMessageStore, publisher: FakePublisher) -> Iterator[StreamWorker]:
     """A fresh worker."""
     relay = Relay(store, publisher)
-    yield StreamWorker(relay, table_name="outbox")
+    yield StreamWorker(relay)
     relay.close()
 
 
