@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-DLQ_MAX_RECEIVE_COUNT = 5
+# Above the consumer's OUTBOX_MAX_DELIVERY_ATTEMPTS (5), so the consumer marks a message FAILED
+# (with its reason) before SQS moves the copy to the DLQ and leaves the record PROCESSING.
+DLQ_MAX_RECEIVE_COUNT = 10
 VISIBILITY_TIMEOUT_S = 60
 RETENTION_S = 14 * 24 * 3600
 
