@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from moto import mock_aws
 
@@ -9,6 +11,7 @@ from outbox.adapters.aws import dynamodb_client, sqs_client
 from outbox.adapters.models import STREAM_VIEW_TYPE, TTL_ATTRIBUTE
 from outbox.bootstrap import bootstrap
 from outbox.cli import main
+from outbox.settings import Settings
 
 
 def test_bootstrap_creates_everything_and_is_idempotent() -> None:
@@ -27,7 +30,10 @@ def test_bootstrap_creates_everything_and_is_idempotent() -> None:
         attributes = sqs.get_queue_attributes(QueueUrl=first.queue_url, AttributeNames=["All"])["Attributes"]
         assert first.queue_url.endswith(".fifo")
         assert attributes["FifoQueue"] == "true"
-        assert "outbox-messages-dlq.fifo" in attributes["RedrivePolicy"]
+        redrive = json.loads(attributes["RedrivePolicy"])
+        assert redrive["deadLetterTargetArn"].endswith("outbox-messages-dlq.fifo")
+        # the consumer must give up (FAILED, with a reason) before SQS moves its copy to the DLQ
+        assert redrive["maxReceiveCount"] > Settings(table_name="t").max_delivery_attempts
 
 
 def test_cli_bootstrap_prints_exports(capsys: pytest.CaptureFixture[str]) -> None:
