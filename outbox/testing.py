@@ -81,7 +81,8 @@ class InMemoryMessageStore:
             if record is None or record.status not in sources:
                 raise InvalidTransitionError(message_id, current=record.status if record else None, to=to)
             now = iso(utc_now())
-            attempts = record.attempts + (1 if to is Status.PROCESSING else 0)
+            attempts = record.attempts + 1 if to is Status.PROCESSING else 0 if to is Status.QUEUED else record.attempts
+            result_attempts = attempts if to in (Status.PROCESSING, Status.QUEUED) else 0
             self.records[message_id] = replace(
                 record,
                 status=to,
@@ -90,7 +91,7 @@ class InMemoryMessageStore:
                 attempts=attempts,
                 reason=reason if reason is not None else record.reason,
             )
-            return TransitionResult(message_id, record.status, to, attempts)
+            return TransitionResult(message_id, record.status, to, result_attempts)
 
     def count_relay_failure(self, message_id: str) -> int:
         """Count a failed relay of a PENDING record."""

@@ -156,11 +156,14 @@ class DynamoDBMessageStore:
             actions.append(model.reason.set(reason))
         if to is Status.PROCESSING:
             actions.append(model.attempts.add(1))
+        elif to is Status.QUEUED:
+            actions.append(model.attempts.set(0))  # a re-driven message gets a fresh delivery budget
         condition = model.pk.exists() & model.status.is_in(*(s.value for s in sorted(sources)))
         old = self._update(message_id, actions, condition, to)
         # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
         previous = Status(old["status"]["S"]) if "status" in old else to
-        attempts = int(old.get("attempts", {}).get("N", "0")) + (1 if to is Status.PROCESSING else 0)
+        # Only PROCESSING (+1) and QUEUED (reset) touch attempts; UPDATED_OLD returns nothing else of it.
+        attempts = int(old.get("attempts", {}).get("N", "0")) + 1 if to is Status.PROCESSING else 0
         log.info("status_changed", message_id=message_id, **{"from": previous.value}, to=to.value, by=by)
         return TransitionResult(message_id, previous, to, attempts)
 

@@ -82,7 +82,7 @@ class AcceptResult:
 
 @dataclass(frozen=True)
 class TransitionResult:
-    """A status change that won its condition."""
+    """A status change that won its condition; ``attempts`` after PROCESSING (+1) or QUEUED (reset), else 0."""
 
     message_id: str
     previous: Status

@@ -116,3 +116,24 @@ def test_transitions_never_touch_payload_or_other_attributes(stack: Stack) -> No
         k: v for k, v in queued.items() if k not in status_fields
     }
     assert completed["history"]["L"][: len(queued["history"]["L"])] == queued["history"]["L"]
+
+
+def test_redriven_message_gets_a_fresh_delivery_budget(stack: Stack) -> None:
+    """A message that exhausted its delivery attempts, re-driven FAILED -> QUEUED, can complete (chaos found it)."""
+    message_id = _accept_and_relay(stack)
+    event = sqs_event(stack.receive_all())
+
+    def down(envelope: Envelope) -> None:
+        raise DeliveryError("provider down")
+
+    failing = Consumer(stack.store, down, max_attempts=2)
+    for _ in range(3):
+        failing.handle(event)
+    assert stack.store.get(message_id).status is Status.FAILED
+
+    stack.store.transition(message_id, Status.QUEUED, by="replay")
+    assert stack.consumer.handle(event) == {"batchItemFailures": []}
+
+    record = stack.store.get(message_id)
+    assert record.status is Status.COMPLETED
+    assert record.attempts == 1
