@@ -39,7 +39,7 @@ from outbox.local.demo import Client, sample_payload, scan
 from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 from outbox.logs import configure_logging
 from outbox.relay import Relay
-from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore
+from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore, outbox_insert
 from worker.events import to_lambda_record
 from worker.handler import StreamWorker
 
@@ -175,17 +175,7 @@ def synthetic_events(n: int, store: Any) -> list[dict[str, Any]]:
         for i in range(start, min(n, start + LAMBDA_BATCH)):
             envelope = Envelope(new_message_id(), NOTE, iso(utc_now()))
             store.accept(envelope, idempotency_key=None)
-            image = {
-                "pk": {"S": "OUTBOX#0001"},
-                "sk": {"S": f"{envelope.created_at}#{envelope.message_id}"},
-                "message_id": {"S": envelope.message_id},
-                "envelope": {"S": envelope.to_json()},
-                "created_at": {"S": envelope.created_at},
-                "expires_at": {"N": "1900000000"},
-            }
-            keys = {"pk": image["pk"], "sk": image["sk"]}
-            change = {"Keys": keys, "NewImage": image, "SequenceNumber": str(i)}
-            records.append({"eventName": "INSERT", "dynamodb": change})
+            records.append(outbox_insert(envelope, str(i)))
         events.append({"Records": records})
     return events
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import IdempotencyKeyReusedError, InvalidTransitionError, NotFoundError, OutboxError
@@ -17,7 +18,21 @@ from outbox.domain.record import AcceptResult, HistoryEntry, MessageRecord, Tran
 from outbox.domain.status import Status, check_sources, sources_of
 from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
 
-__all__ = ["FakeLambdaContext", "FakePublisher", "InMemoryMessageStore"]
+__all__ = ["FakeLambdaContext", "FakePublisher", "InMemoryMessageStore", "outbox_insert"]
+
+
+def outbox_insert(envelope: Envelope, sequence_number: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stream record Lambda delivers for ``envelope``'s outbox entry (``overrides`` replace image attributes)."""
+    image: dict[str, Any] = {
+        "pk": {"S": "OUTBOX#0001"},
+        "sk": {"S": f"{envelope.created_at}#{envelope.message_id}"},
+        "message_id": {"S": envelope.message_id},
+        "envelope": {"S": envelope.to_json()},
+        "created_at": {"S": envelope.created_at},
+        "expires_at": {"N": "1900000000"},
+    } | (overrides or {})
+    keys = {"pk": image["pk"], "sk": image["sk"]}
+    return {"eventName": "INSERT", "dynamodb": {"Keys": keys, "NewImage": image, "SequenceNumber": sequence_number}}
 
 
 @dataclass

@@ -15,7 +15,7 @@ from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
 from outbox.relay import Relay
-from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore
+from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore, outbox_insert
 from worker.consumer import Consumer
 from worker.handler import StreamWorker
 
@@ -37,18 +37,7 @@ def _accept(store: InMemoryMessageStore) -> Envelope:
 
 
 def _insert(envelope: Envelope, seq: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    image = {
-        "pk": {"S": "OUTBOX#0001"},
-        "sk": {"S": f"{envelope.created_at}#{envelope.message_id}"},
-        "message_id": {"S": envelope.message_id},
-        "envelope": {"S": envelope.to_json()},
-        "created_at": {"S": envelope.created_at},
-        "expires_at": {"N": "1900000000"},
-    } | (overrides or {})
-    return {
-        "eventName": "INSERT",
-        "dynamodb": {"Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image, "SequenceNumber": seq},
-    }
+    return outbox_insert(envelope, seq, overrides)
 
 
 def test_only_outbox_inserts_are_relayed(
