@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from typing import TextIO
 
 NAMESPACE = "Outbox"
+DIMENSIONS = {"Service": "outbox"}
+# The worker's measure of delivery lag; infra/terraform/alarms.tf alarms on it.
+OLDEST_PENDING_AGE = "OldestPendingAgeSeconds"
 
 
 def emit_metrics(
@@ -29,7 +32,7 @@ def emit_metrics(
     """
     if not metrics or os.environ.get("OUTBOX_METRICS", "on").lower() in {"0", "off", "false"}:
         return
-    dims = dict(dimensions or {"Service": "outbox"})
+    dims = dict(dimensions or DIMENSIONS)
     line = {
         "_aws": {
             "Timestamp": int(time.time() * 1000),

@@ -20,7 +20,7 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.message import is_message_id
 from outbox.domain.record import OUTBOX_PREFIX, utc_now
 from outbox.logs import bind_invocation, configure_logging
-from outbox.metrics import emit_metrics
+from outbox.metrics import OLDEST_PENDING_AGE, emit_metrics
 from outbox.relay import Relay, RelayItem, RelayPolicy, keys_in_order
 from outbox.settings import Settings
 
@@ -119,7 +119,7 @@ class StreamWorker:
         )
         if parsed.oldest_created_at is not None:
             age = (utc_now() - datetime.fromisoformat(parsed.oldest_created_at)).total_seconds()
-            emit_metrics({"OldestPendingAgeSeconds": max(age, 0.0)}, unit="Seconds")
+            emit_metrics({OLDEST_PENDING_AGE: max(age, 0.0)}, unit="Seconds")
         log.info(
             "batch_relayed",
             records=len(parsed.items) + len(parsed.malformed),

@@ -62,7 +62,7 @@ def dev() -> Iterator[str]:
     env = {**os.environ, "LOG_LEVEL": "WARNING", "OUTBOX_METRICS": "off"}
     env.pop("AWS_ENDPOINT_URL", None)
     with tempfile.TemporaryFile("w+") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own CLI
+        process = subprocess.Popen(
             [sys.executable, "-m", "outbox.cli", "dev", "--port", str(port)],
             stdout=output,
             stderr=subprocess.STDOUT,

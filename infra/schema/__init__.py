@@ -1,0 +1,1 @@
+"""The AWS provider schema, extracted offline for the module check."""

@@ -1,0 +1,100 @@
+locals {
+  routes = {
+    "POST /messages"     = "POST/messages"
+    "GET /messages/{id}" = "GET/messages/*"
+  }
+  jwt = var.authorization == "JWT"
+}
+
+resource "aws_apigatewayv2_api" "this" {
+  name          = var.name
+  description   = "Outbox: accepts messages and answers their status"
+  protocol_type = "HTTP"
+  tags          = var.tags
+}
+
+resource "aws_apigatewayv2_authorizer" "jwt" {
+  count = local.jwt ? 1 : 0
+
+  api_id           = aws_apigatewayv2_api.this.id
+  name             = "${var.name}-jwt"
+  authorizer_type  = "JWT"
+  identity_sources = ["$request.header.Authorization"]
+
+  jwt_configuration {
+    issuer   = var.jwt_issuer
+    audience = var.jwt_audience
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.jwt_issuer != null && length(var.jwt_audience) > 0
+      error_message = "authorization = JWT needs jwt_issuer and at least one jwt_audience."
+    }
+  }
+}
+
+resource "aws_apigatewayv2_integration" "api" {
+  api_id                 = aws_apigatewayv2_api.this.id
+  integration_type       = "AWS_PROXY"
+  integration_uri        = aws_lambda_function.this["api"].invoke_arn
+  payload_format_version = "2.0"
+  timeout_milliseconds   = min(30000, var.functions["api"].timeout * 1000 + 1000)
+}
+
+# Every route is authorised: SigV4 (IAM) by default, or the JWT authoriser.
+resource "aws_apigatewayv2_route" "this" {
+  for_each = local.routes
+
+  api_id             = aws_apigatewayv2_api.this.id
+  route_key          = each.key
+  target             = "integrations/${aws_apigatewayv2_integration.api.id}"
+  authorization_type = var.authorization
+  authorizer_id      = local.jwt ? aws_apigatewayv2_authorizer.jwt[0].id : null
+}
+
+resource "aws_cloudwatch_log_group" "api_access" {
+  name              = "/aws/apigateway/${var.name}-access"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = var.tags
+}
+
+resource "aws_apigatewayv2_stage" "default" {
+  api_id      = aws_apigatewayv2_api.this.id
+  name        = "$default"
+  auto_deploy = true
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api_access.arn
+    format = jsonencode({
+      requestId      = "$context.requestId"
+      ip             = "$context.identity.sourceIp"
+      requestTime    = "$context.requestTime"
+      routeKey       = "$context.routeKey"
+      status         = "$context.status"
+      responseLength = "$context.responseLength"
+      latencyMs      = "$context.responseLatency"
+      error          = "$context.error.message"
+      authError      = "$context.authorizer.error"
+    })
+  }
+
+  default_route_settings {
+    throttling_rate_limit    = var.api_throttling_rate_limit
+    throttling_burst_limit   = var.api_throttling_burst_limit
+    detailed_metrics_enabled = true
+  }
+
+  tags = var.tags
+}
+
+resource "aws_lambda_permission" "api" {
+  for_each = local.routes
+
+  statement_id  = "AllowApiGateway-${replace(replace(each.key, " ", "-"), "/[^A-Za-z0-9-]/", "")}"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this["api"].function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.this.execution_arn}/*/${each.value}"
+}

@@ -1,0 +1,63 @@
+# Deploys the whole outbox with its defaults and an SNS topic for the alarms.
+#   make package && cd infra/terraform/examples/complete && terraform init && terraform apply
+terraform {
+  required_version = ">= 1.6"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+}
+
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "outbox"
+}
+
+variable "deletion_protection" {
+  description = "Deletion protection of the table; set false before `terraform destroy`."
+  type        = bool
+  default     = true
+}
+
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name}-alarms"
+  kms_master_key_id = "alias/aws/sns"
+}
+
+module "outbox" {
+  source = "../.."
+
+  name                = var.name
+  alarm_topic_arn     = aws_sns_topic.alarms.arn
+  deletion_protection = var.deletion_protection
+  tags                = { Project = "outbox" }
+}
+
+output "api_url" {
+  description = "POST /messages here (SigV4-signed)."
+  value       = module.outbox.api_url
+}
+
+output "environment" {
+  description = "Export these to run `outbox replay` against the deployment."
+  value       = module.outbox.environment
+}
+
+output "function_names" {
+  description = "The three functions."
+  value       = module.outbox.function_names
+}

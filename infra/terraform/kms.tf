@@ -1,0 +1,82 @@
+# One customer-managed key encrypts the table, the queues, the log groups and the functions'
+# environment. In a key policy, Resource "*" means "this key"; the policy names no "*" action.
+data "aws_iam_policy_document" "kms" {
+  # checkov:skip=CKV_AWS_109:A key policy's Resource "*" is this key only; administration is delegated to the account's IAM.
+  # checkov:skip=CKV_AWS_111:A key policy's Resource "*" is this key only; writes are limited to the key's own actions.
+  # checkov:skip=CKV_AWS_356:A key policy cannot name its own key's ARN; "*" in a key policy means this key.
+  statement {
+    sid    = "AccountAdministersAndDelegatesToIam"
+    effect = "Allow"
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+    actions = [
+      "kms:CancelKeyDeletion",
+      "kms:Create*",
+      "kms:Decrypt",
+      "kms:Delete*",
+      "kms:Describe*",
+      "kms:Disable*",
+      "kms:Enable*",
+      "kms:Encrypt",
+      "kms:GenerateDataKey*",
+      "kms:Get*",
+      "kms:List*",
+      "kms:Put*",
+      "kms:ReEncrypt*",
+      "kms:Revoke*",
+      "kms:RetireGrant",
+      "kms:ScheduleKeyDeletion",
+      "kms:TagResource",
+      "kms:UntagResource",
+      "kms:Update*",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid    = "CloudWatchLogsEncryptsThisModulesLogGroups"
+    effect = "Allow"
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+    actions   = ["kms:Decrypt", "kms:Describe*", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+    resources = ["*"]
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/*/${var.name}-*"]
+    }
+  }
+
+  statement {
+    sid    = "CloudWatchAlarmsReadEncryptedQueueMetrics"
+    effect = "Allow"
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description             = "${var.name}: table, queues, logs and function environment"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_days
+  policy                  = data.aws_iam_policy_document.kms.json
+  tags                    = var.tags
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name}"
+  target_key_id = aws_kms_key.this.key_id
+}

@@ -1,0 +1,85 @@
+resource "aws_cloudwatch_log_group" "function" {
+  for_each = local.functions
+
+  name              = "/aws/lambda/${var.name}-${each.key}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = var.tags
+}
+
+resource "aws_lambda_function" "this" {
+  for_each = local.functions
+  # checkov:skip=CKV_AWS_116:Never invoked asynchronously (API Gateway and event source mappings only), so an async DLQ would never receive anything; failures go to the stream on-failure queue and the SQS DLQ.
+  # checkov:skip=CKV_AWS_117:The functions reach only AWS APIs; a VPC would add NAT or endpoints and nothing to isolate.
+  # checkov:skip=CKV_AWS_272:make package builds unsigned zips; add an aws_signer profile and code_signing_config_arn where signing is policy.
+
+  function_name                  = "${var.name}-${each.key}"
+  description                    = each.value.description
+  role                           = aws_iam_role.function[each.key].arn
+  handler                        = each.value.handler
+  runtime                        = var.lambda_runtime
+  architectures                  = ["arm64"]
+  filename                       = local.lambda_package
+  source_code_hash               = filebase64sha256(local.lambda_package)
+  memory_size                    = var.functions[each.key].memory_size
+  timeout                        = var.functions[each.key].timeout
+  reserved_concurrent_executions = var.functions[each.key].reserved_concurrency
+  kms_key_arn                    = aws_kms_key.this.arn
+
+  environment {
+    variables = each.value.environment
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.function[each.key].name
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
+}
+
+# The stream mapping: only INSERTs of outbox entries (the filter file the local runner reads),
+# partial batch responses, bisect on error, finite retries and record age, then the on-failure queue.
+resource "aws_lambda_event_source_mapping" "stream" {
+  function_name                      = aws_lambda_function.this["worker"].arn
+  event_source_arn                   = aws_dynamodb_table.this.stream_arn
+  starting_position                  = "TRIM_HORIZON"
+  batch_size                         = var.stream_batch_size
+  maximum_batching_window_in_seconds = var.stream_batching_window_seconds
+  parallelization_factor             = var.stream_parallelization_factor
+  bisect_batch_on_function_error     = true
+  maximum_retry_attempts             = var.stream_maximum_retry_attempts
+  maximum_record_age_in_seconds      = var.stream_maximum_record_age_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
+
+  filter_criteria {
+    filter {
+      pattern = jsonencode(jsondecode(file("${path.module}/../../worker/stream_filter.json")))
+    }
+  }
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.on_failure.arn
+    }
+  }
+}
+
+resource "aws_lambda_event_source_mapping" "queue" {
+  function_name           = aws_lambda_function.this["consumer"].arn
+  event_source_arn        = aws_sqs_queue.main.arn
+  batch_size              = var.consumer_batch_size
+  function_response_types = ["ReportBatchItemFailures"]
+  # FIFO queues take no batching window.
+  maximum_batching_window_in_seconds = var.fifo ? null : var.consumer_batching_window_seconds
+
+  scaling_config {
+    maximum_concurrency = var.consumer_maximum_concurrency
+  }
+}

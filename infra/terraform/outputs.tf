@@ -1,0 +1,48 @@
+output "api_url" {
+  description = "Base URL of the HTTP API (POST /messages, GET /messages/{id})."
+  value       = aws_apigatewayv2_stage.default.invoke_url
+}
+
+output "table_name" {
+  description = "The DynamoDB table: OUTBOX_TABLE_NAME for `outbox replay`."
+  value       = aws_dynamodb_table.this.name
+}
+
+output "table_stream_arn" {
+  description = "The table's stream."
+  value       = aws_dynamodb_table.this.stream_arn
+}
+
+output "queue_url" {
+  description = "The main queue: OUTBOX_QUEUE_URL for `outbox replay`."
+  value       = aws_sqs_queue.main.url
+}
+
+output "dlq_url" {
+  description = "The main queue's dead-letter queue."
+  value       = aws_sqs_queue.dlq.url
+}
+
+output "on_failure_queue_url" {
+  description = "Where the stream mapping reports batches it gave up on."
+  value       = aws_sqs_queue.on_failure.url
+}
+
+output "function_names" {
+  description = "Function names by role: api, worker, consumer."
+  value       = { for key, function in aws_lambda_function.this : key => function.function_name }
+}
+
+output "kms_key_arn" {
+  description = "The customer-managed key (an operator running replay needs Decrypt and GenerateDataKey on it)."
+  value       = aws_kms_key.this.arn
+}
+
+output "environment" {
+  description = "The environment `outbox replay` needs against this deployment."
+  value = {
+    OUTBOX_TABLE_NAME = aws_dynamodb_table.this.name
+    OUTBOX_QUEUE_URL  = aws_sqs_queue.main.url
+    OUTBOX_BUCKETS    = tostring(var.buckets)
+  }
+}

@@ -1,0 +1,244 @@
+variable "name" {
+  description = "Prefix of every resource name (table, queues, functions, roles, API, alarms)."
+  type        = string
+  default     = "outbox"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9-]{0,39}$", var.name))
+    error_message = "name must start with a letter and hold at most 40 letters, digits or hyphens."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource that takes them."
+  type        = map(string)
+  default     = {}
+}
+
+variable "lambda_package" {
+  description = "Path of the zip built by `make package`; null means build/lambda/outbox.zip in this repository."
+  type        = string
+  default     = null
+}
+
+variable "lambda_runtime" {
+  description = "Lambda runtime of the three functions (the package is built for it, arm64)."
+  type        = string
+  default     = "python3.13"
+
+  validation {
+    condition     = can(regex("^python3\\.(1[2-9])$", var.lambda_runtime))
+    error_message = "lambda_runtime must be python3.12 or newer."
+  }
+}
+
+variable "functions" {
+  description = "Memory (MB), timeout (s) and reserved concurrency of each function: keys api, worker, consumer."
+  type = map(object({
+    memory_size          = number
+    timeout              = number
+    reserved_concurrency = number
+  }))
+  default = {
+    api      = { memory_size = 512, timeout = 10, reserved_concurrency = 100 }
+    worker   = { memory_size = 512, timeout = 60, reserved_concurrency = 20 }
+    consumer = { memory_size = 512, timeout = 30, reserved_concurrency = 20 }
+  }
+
+  validation {
+    condition     = toset(keys(var.functions)) == toset(["api", "worker", "consumer"])
+    error_message = "functions must have exactly the keys api, worker and consumer."
+  }
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of the functions."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and the API's log groups."
+  type        = number
+  default     = 365
+}
+
+variable "fifo" {
+  description = "Use FIFO queues: per-group ordering and deduplication ids, at FIFO throughput limits."
+  type        = bool
+  default     = false
+}
+
+variable "buckets" {
+  description = "OUTBOX_BUCKETS: partitions of the outbox index. Never change it on a live table."
+  type        = number
+  default     = 16
+}
+
+variable "retention_days" {
+  description = "OUTBOX_RETENTION_DAYS: days an outbox entry is kept before DynamoDB's TTL deletes it."
+  type        = number
+  default     = 7
+}
+
+variable "max_relay_attempts" {
+  description = "OUTBOX_MAX_RELAY_ATTEMPTS: SQS refusals of one entry before the worker quarantines it."
+  type        = number
+  default     = 5
+}
+
+variable "flip_concurrency" {
+  description = "OUTBOX_FLIP_CONCURRENCY: concurrent PENDING -> QUEUED updates per worker invocation."
+  type        = number
+  default     = 10
+}
+
+variable "max_delivery_attempts" {
+  description = "OUTBOX_MAX_DELIVERY_ATTEMPTS: deliveries the consumer tries before marking a message FAILED."
+  type        = number
+  default     = 5
+}
+
+variable "dlq_max_receive_count" {
+  description = "Receives before SQS moves a copy to the dead-letter queue; must exceed max_delivery_attempts."
+  type        = number
+  default     = 10
+}
+
+variable "message_retention_seconds" {
+  description = "Retention of the main queue."
+  type        = number
+  default     = 345600
+}
+
+variable "stream_batch_size" {
+  description = "Stream records per worker invocation."
+  type        = number
+  default     = 100
+}
+
+variable "stream_batching_window_seconds" {
+  description = "Seconds the stream mapping may wait to fill a batch (0 sends at once)."
+  type        = number
+  default     = 0
+}
+
+variable "stream_parallelization_factor" {
+  description = "Concurrent batches per shard (order is kept per outbox bucket either way)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.stream_parallelization_factor >= 1 && var.stream_parallelization_factor <= 10
+    error_message = "stream_parallelization_factor must be between 1 and 10."
+  }
+}
+
+variable "stream_maximum_retry_attempts" {
+  description = "Retries of a failing stream batch before its metadata goes to the on-failure queue (finite)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.stream_maximum_retry_attempts >= 0 && var.stream_maximum_retry_attempts <= 10000
+    error_message = "stream_maximum_retry_attempts must be between 0 and 10000 (finite)."
+  }
+}
+
+variable "stream_maximum_record_age_seconds" {
+  description = "Age after which a stream record goes to the on-failure queue instead of the worker (finite)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.stream_maximum_record_age_seconds >= 60 && var.stream_maximum_record_age_seconds <= 604800
+    error_message = "stream_maximum_record_age_seconds must be between 60 and 604800 (finite)."
+  }
+}
+
+variable "consumer_batch_size" {
+  description = "SQS messages per consumer invocation."
+  type        = number
+  default     = 10
+}
+
+variable "consumer_batching_window_seconds" {
+  description = "Seconds the SQS mapping may wait to fill a batch (ignored for FIFO queues)."
+  type        = number
+  default     = 0
+}
+
+variable "consumer_maximum_concurrency" {
+  description = "Most concurrent consumer invocations the SQS mapping starts (2 to 1000)."
+  type        = number
+  default     = 10
+}
+
+variable "deletion_protection" {
+  description = "Deletion protection of the DynamoDB table."
+  type        = bool
+  default     = true
+}
+
+variable "kms_deletion_window_days" {
+  description = "Waiting period before the customer-managed key is deleted."
+  type        = number
+  default     = 30
+}
+
+variable "authorization" {
+  description = "How the API authorises every route: AWS_IAM (SigV4 callers) or JWT (an OIDC issuer)."
+  type        = string
+  default     = "AWS_IAM"
+
+  validation {
+    condition     = contains(["AWS_IAM", "JWT"], var.authorization)
+    error_message = "authorization must be AWS_IAM or JWT."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "Issuer URL of the JWT authoriser (authorization = JWT)."
+  type        = string
+  default     = null
+}
+
+variable "jwt_audience" {
+  description = "Accepted audiences of the JWT authoriser (authorization = JWT)."
+  type        = list(string)
+  default     = []
+}
+
+variable "api_throttling_rate_limit" {
+  description = "Steady-state requests per second the API stage accepts."
+  type        = number
+  default     = 100
+}
+
+variable "api_throttling_burst_limit" {
+  description = "Burst of requests the API stage accepts."
+  type        = number
+  default     = 200
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic that receives the alarms (and their recovery)."
+  type        = string
+}
+
+variable "iterator_age_alarm_ms" {
+  description = "Stream iterator age (ms) above which the worker is falling behind."
+  type        = number
+  default     = 60000
+}
+
+variable "oldest_pending_alarm_seconds" {
+  description = "Age (s) of the oldest PENDING message the worker saw above which delivery is late."
+  type        = number
+  default     = 300
+}

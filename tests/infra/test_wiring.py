@@ -1,0 +1,267 @@
+"""The Terraform module wired to the code: one definition of each name, setting and schema, no drift."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pynamodb.attributes import TTLAttribute
+
+from outbox import metrics
+from outbox.adapters.models import BILLING_MODE, STREAM_VIEW_TYPE, OutboxEntryModel, table_definition
+from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT
+from outbox.settings import Settings
+from tests.infra.terraform import EXAMPLE, MODULE, ROOT, Module, load
+from worker.filters import FILTER_FILE, stream_filter_pattern
+
+FUNCTIONS = {"api": "outbox.api.handler", "worker": "worker.handler.handler", "consumer": "worker.consumer.handler"}
+
+
+@pytest.fixture(scope="module")
+def module() -> Module:
+    """The module, parsed."""
+    return load(MODULE)
+
+
+def test_module_layout_is_split_by_concern(module: Module) -> None:
+    """terraform-aws-modules layout, Terraform >= 1.6, AWS provider >= 5, an example calling it."""
+    files = {path.name for path, _ in module.raw}
+    expected = {"versions.tf", "variables.tf", "outputs.tf", "dynamodb.tf", "sqs.tf", "lambda.tf", "api.tf"}
+    assert expected | {"iam.tf", "alarms.tf", "kms.tf"} <= files
+    versions = next(doc for path, doc in module.raw if path.name == "versions.tf")["terraform"][0]
+    assert versions["required_version"] == '">= 1.6"'
+    assert versions["required_providers"][0]["aws"]["version"] == '">= 5.0"'
+    example = load(EXAMPLE)
+    (call,) = next(doc for _, doc in example.raw if "module" in doc)["module"]
+    assert call['"outbox"']["source"] == '"../.."'
+
+
+def test_every_variable_is_typed_and_described(module: Module) -> None:
+    """Every variable has a type and a description."""
+    assert len(module.variables) >= 30
+    for name, spec in module.variables.items():
+        assert spec.get("type"), f"variable {name} has no type"
+        assert len(spec.get("description", "")) > 10, f"variable {name} has no description"
+
+
+def test_table_matches_the_pynamodb_models(module: Module) -> None:
+    """Key schema, attribute types, billing, stream view and TTL attribute come from the models."""
+    table = module.resource("aws_dynamodb_table", "this")
+    definition = table_definition("any")
+    keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
+    assert (table["hash_key"], table["range_key"]) == (keys["HASH"], keys["RANGE"])
+    assert {a["name"]: a["type"] for a in table["attribute"]} == {
+        a["AttributeName"]: a["AttributeType"] for a in definition["AttributeDefinitions"]
+    }
+    assert table["billing_mode"] == BILLING_MODE == "PAY_PER_REQUEST"
+    assert table["stream_enabled"] is True
+    assert table["stream_view_type"] == STREAM_VIEW_TYPE
+    (ttl_attribute,) = [a.attr_name for a in OutboxEntryModel.get_attributes().values() if isinstance(a, TTLAttribute)]
+    assert table["ttl"] == [{"attribute_name": ttl_attribute, "enabled": True}]
+    assert table["point_in_time_recovery"] == [{"enabled": True}]
+    assert table["server_side_encryption"] == [{"enabled": True, "kms_key_arn": "${aws_kms_key.this.arn}"}]
+    assert module.default(table["deletion_protection_enabled"]) is True
+
+
+def test_stream_mapping_follows_lambda_rules_and_the_shared_filter(module: Module) -> None:
+    """Partial batches, bisect, finite retries and age, on-failure queue, the shared filter file."""
+    mapping = module.resource("aws_lambda_event_source_mapping", "stream")
+    assert mapping["function_name"] == '${aws_lambda_function.this["worker"].arn}'
+    assert mapping["event_source_arn"] == "${aws_dynamodb_table.this.stream_arn}"
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["bisect_batch_on_function_error"] is True
+    assert mapping["starting_position"] == "TRIM_HORIZON"
+    assert 0 <= module.default(mapping["maximum_retry_attempts"]) <= 10_000  # finite: -1 would be forever
+    assert 60 <= module.default(mapping["maximum_record_age_in_seconds"]) <= 604_800
+    for setting in ("batch_size", "maximum_batching_window_in_seconds", "parallelization_factor"):
+        module.default(mapping[setting])  # each a variable with a default
+    destination = mapping["destination_config"][0]["on_failure"][0]["destination_arn"]
+    assert destination == "${aws_sqs_queue.on_failure.arn}"
+    # The filter is read from the file the local stream runner reads, not copied.
+    (pattern,) = [f["pattern"] for f in mapping["filter_criteria"][0]["filter"]]
+    (path,) = re.findall(r'file\("\$\{path\.module\}/([^"]+)"\)', pattern)
+    shared = (MODULE / path).resolve()
+    assert shared == (ROOT / "worker" / FILTER_FILE).resolve()
+    assert json.loads(shared.read_text()) == stream_filter_pattern()
+
+
+def test_queue_mapping_reports_partial_batches(module: Module) -> None:
+    """The consumer's SQS mapping reports partial batch failures."""
+    mapping = module.resource("aws_lambda_event_source_mapping", "queue")
+    assert mapping["function_name"] == '${aws_lambda_function.this["consumer"].arn}'
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.main.arn}"
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+
+
+def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handler paths import; every environment name is one the code reads, and the code accepts it."""
+    functions = module.locals["functions"]
+    assert {name: spec["handler"] for name, spec in functions.items()} == FUNCTIONS
+    read = names_the_code_reads(monkeypatch)
+    for name, spec in functions.items():
+        module_name, attribute = spec["handler"].rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module_name), attribute))
+        environment = spec["environment"]
+        assert set(environment) <= read, f"{name} sets variables the code never reads"
+        # The environment as deployed is one the code accepts (references stand in for their values).
+        values = {
+            key: "7" if "tostring(var." in value else "INFO" if key == "LOG_LEVEL" else value
+            for key, value in environment.items()
+        }
+        Settings.from_env(values, require_queue=name == "worker")
+    lambda_function = module.resource("aws_lambda_function", "this")
+    assert lambda_function["handler"] == "${each.value.handler}"
+    assert lambda_function["environment"] == [{"variables": "${each.value.environment}"}]
+    assert lambda_function["architectures"] == ["arm64"]
+    assert re.fullmatch(r"python3\.1[2-9]", module.default(lambda_function["runtime"]))
+    assert lambda_function["tracing_config"] == [{"mode": "Active"}]
+    assert lambda_function["kms_key_arn"] == "${aws_kms_key.this.arn}"
+    assert lambda_function["reserved_concurrent_executions"] == "${var.functions[each.key].reserved_concurrency}"
+    assert set(module.variables["functions"]["default"]) == set(FUNCTIONS)
+    log_group = module.resource("aws_cloudwatch_log_group", "function")
+    assert log_group["name"] == "/aws/lambda/${var.name}-${each.key}"
+    assert lambda_function["function_name"] == "${var.name}-${each.key}"
+    assert module.default(log_group["retention_in_days"]) > 0
+
+
+def names_the_code_reads(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Every environment name Settings, logging and metrics look up."""
+
+    class Recording(dict[str, str]):
+        def get(self, key: str, default: Any = None) -> Any:
+            seen.add(key)
+            return super().get(key, default)
+
+    seen: set[str] = set()
+    Settings.from_env(Recording(OUTBOX_TABLE_NAME="t"))
+    recording = Recording()
+    monkeypatch.setattr("os.environ", recording)
+    from outbox.logs import configure_logging
+
+    configure_logging()
+    metrics.emit_metrics({"x": 1}, stream=io.StringIO())
+    return seen
+
+
+def test_dlq_receives_exceed_the_consumers_attempts(module: Module) -> None:
+    """The DLQ takes a copy only after the consumer's attempt budget is spent."""
+    main = module.resource("aws_sqs_queue", "main")
+    redrive = main["redrive_policy"]
+    assert "aws_sqs_queue.dlq.arn" in redrive
+    assert "var.dlq_max_receive_count" in redrive
+    receives = module.variables["dlq_max_receive_count"]["default"]
+    assert receives == DLQ_MAX_RECEIVE_COUNT > module.variables["max_delivery_attempts"]["default"]
+    (precondition,) = main["lifecycle"][0]["precondition"]
+    assert precondition["condition"] == "${var.dlq_max_receive_count > var.max_delivery_attempts}"
+    assert main["fifo_queue"] == "${var.fifo}"
+    assert module.resource("aws_sqs_queue", "dlq")["fifo_queue"] == "${var.fifo}"
+
+
+def test_everything_at_rest_uses_the_customer_managed_key(module: Module) -> None:
+    """Queues and log groups use the module's rotating key."""
+    key = module.resource("aws_kms_key", "this")
+    assert key["enable_key_rotation"] is True
+    for name, queue in module.resources["aws_sqs_queue"].items():
+        assert queue["kms_master_key_id"] == "${aws_kms_key.this.arn}", name
+    for name, group in module.resources["aws_cloudwatch_log_group"].items():
+        assert group["kms_key_id"] == "${aws_kms_key.this.arn}", name
+        assert group["retention_in_days"] == "${var.log_retention_days}", name
+
+
+def test_api_routes_are_all_authorised(module: Module) -> None:
+    """Both routes need IAM or JWT (never NONE); access logs and throttling are on."""
+    routes = module.resource("aws_apigatewayv2_route", "this")
+    assert set(module.locals["routes"]) == {"POST /messages", "GET /messages/{id}"}
+    assert routes["for_each"] == "${local.routes}"
+    assert routes["route_key"] == "${each.key}"
+    assert routes["authorization_type"] == "${var.authorization}"
+    assert module.variables["authorization"]["default"] == "AWS_IAM"
+    (validation,) = module.variables["authorization"]["validation"]
+    assert validation["condition"] == '${contains(["AWS_IAM", "JWT"], var.authorization)}'  # never NONE
+    assert module.resource("aws_apigatewayv2_authorizer", "jwt")["authorizer_type"] == "JWT"
+    integration = module.resource("aws_apigatewayv2_integration", "api")
+    assert integration["payload_format_version"] == "2.0"
+    assert integration["integration_uri"] == '${aws_lambda_function.this["api"].invoke_arn}'
+    stage = module.resource("aws_apigatewayv2_stage", "default")
+    assert stage["access_log_settings"][0]["destination_arn"] == "${aws_cloudwatch_log_group.api_access.arn}"
+    settings = stage["default_route_settings"][0]
+    assert settings["throttling_rate_limit"] == "${var.api_throttling_rate_limit}"
+    assert settings["throttling_burst_limit"] == "${var.api_throttling_burst_limit}"
+    permission = module.resource("aws_lambda_permission", "api")
+    assert permission["source_arn"] == "${aws_apigatewayv2_api.this.execution_arn}/*/${each.value}"
+
+
+def test_alarms_cover_lag_failures_and_errors(module: Module) -> None:
+    """Iterator age, DLQ and on-failure depth, function errors and the worker's own metric."""
+    alarms = module.resources["aws_cloudwatch_metric_alarm"]
+    assert alarms["iterator_age"]["metric_name"] == "IteratorAge"
+    assert alarms["iterator_age"]["dimensions"] == {
+        "FunctionName": '${aws_lambda_function.this["worker"].function_name}'
+    }
+    assert alarms["queue_depth"]["for_each"] == {
+        "dlq": "${aws_sqs_queue.dlq.name}",
+        "on-failure": "${aws_sqs_queue.on_failure.name}",
+    }
+    assert alarms["function_errors"]["for_each"] == "${local.functions}"
+    oldest = alarms["oldest_pending"]
+    assert (oldest["namespace"], oldest["metric_name"]) == (metrics.NAMESPACE, metrics.OLDEST_PENDING_AGE)
+    assert oldest["dimensions"] == metrics.DIMENSIONS
+    assert module.locals["alarm_actions"] == ["${var.alarm_topic_arn}"]
+    assert "default" not in module.variables["alarm_topic_arn"]
+    for name, alarm in alarms.items():
+        assert alarm["alarm_actions"] == "${local.alarm_actions}", name
+        assert alarm["treat_missing_data"] == "notBreaching", name
+
+
+def test_outputs_name_what_an_operator_needs(module: Module) -> None:
+    """URLs, names and the environment replay needs are outputs."""
+    assert {"api_url", "table_name", "queue_url", "dlq_url", "on_failure_queue_url", "function_names"} <= set(
+        module.outputs
+    )
+    environment = module.outputs["environment"]["value"]
+    assert set(environment) == {"OUTBOX_TABLE_NAME", "OUTBOX_QUEUE_URL", "OUTBOX_BUCKETS"}
+
+
+def test_iam_policies_name_no_wildcard_action_or_resource(module: Module) -> None:
+    """No '*' action or resource in any role policy; the key policy's '*' is the key itself."""
+    documents = module.data["aws_iam_policy_document"]
+    assert {"api", "worker", "consumer", "assume_lambda", "kms"} <= set(documents)
+    for name, document in documents.items():
+        for statement in document["statement"]:
+            for action in statement.get("actions", []):
+                assert action != "*", name
+                assert not action.endswith(":*"), (name, action)
+            resources = statement.get("resources", [])
+            if name == "kms":
+                # In a key policy "*" means this key and nothing else; no other resource may appear.
+                assert resources == ["*"], statement
+            else:
+                assert "*" not in resources, (name, statement)
+                for resource in resources:
+                    assert resource.startswith("${aws_"), (name, resource)  # a resource of this module
+    roles = module.resource("aws_iam_role_policy", "function")
+    assert roles["policy"] == "${local.function_policies[each.key]}"
+    assert set(module.locals["function_policies"]) == set(FUNCTIONS)
+
+
+def test_readme_documents_the_deployment() -> None:
+    """The README's deploy section covers package, apply, outputs, replay and teardown."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploy to AWS") :]
+    for needle in ("make package", "terraform apply", "terraform output", "outbox replay", "terraform destroy"):
+        assert needle in section, needle
+
+
+def test_example_passes_the_required_variables() -> None:
+    """The example passes every variable without a default."""
+    example = load(EXAMPLE)
+    module = load(MODULE)
+    required = {name for name, spec in module.variables.items() if "default" not in spec}
+    (call,) = next(doc for _, doc in example.raw if "module" in doc)["module"]
+    assert required <= set(call['"outbox"']), required
+    assert Path(EXAMPLE / "main.tf").exists()
