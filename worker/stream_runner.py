@@ -50,6 +50,7 @@ class MappingSettings:
     backoff_max_s: float = 5.0
     function_timeout_s: float = 60.0
     function_name: str = "outbox-worker"
+    shard_refresh_s: float = 0.0  # 0: list the shards on every poll; more: at most that often
     on_failure_queue_url: str | None = None
     filter_pattern: Mapping[str, Any] | None = field(default_factory=stream_filter_pattern)
 
@@ -114,6 +115,7 @@ class StreamRunner:
         self.clock = clock
         self.shards: dict[str, _Shard] = {}
         self.stats: Counter[str] = Counter()
+        self._listed_at: float | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; sleep a poll interval whenever there was nothing to do."""
@@ -128,7 +130,10 @@ class StreamRunner:
 
     def poll_once(self) -> int:
         """One round over the shards; returns how many records were handed to the function."""
-        self._refresh_shards()
+        now = self.clock()
+        if self._listed_at is None or now - self._listed_at >= self.settings.shard_refresh_s:
+            self._refresh_shards()
+            self._listed_at = now
         return sum(self._step(shard) for shard in list(self.shards.values()) if self._ready(shard))
 
     def _refresh_shards(self) -> None:

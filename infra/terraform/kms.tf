@@ -50,22 +50,6 @@ data "aws_iam_policy_document" "kms" {
       values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/*/${var.name}-*"]
     }
   }
-
-  statement {
-    sid    = "CloudWatchAlarmsReadEncryptedQueueMetrics"
-    effect = "Allow"
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
-    }
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
-    resources = ["*"]
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
 }
 
 resource "aws_kms_key" "this" {

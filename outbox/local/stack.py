@@ -47,6 +47,7 @@ class StackConfig:
     consumers: int = 4
     maximum_retry_attempts: int = 10
     retry_backoff_max_s: float = 5.0
+    shard_refresh_s: float = 5.0  # Lambda lists a stream's shards now and then, not on every poll
 
 
 class LocalStack:
@@ -96,6 +97,7 @@ class LocalStack:
             maximum_retry_attempts=self.config.maximum_retry_attempts,
             backoff_max_s=self.config.retry_backoff_max_s,
             on_failure_queue_url=resources.on_failure_queue_url,
+            shard_refresh_s=self.config.shard_refresh_s,
         )
         sqs = sqs_client()
         self.stream_runner = StreamRunner(streams_client(), resources.stream_arn, handler.handler, settings, sqs=sqs)

@@ -245,3 +245,185 @@ def _queue_attributes(install: bool) -> list[list[tuple[str, Any]]]:
 def test_lazy_queue_attributes_match_moto() -> None:
     """The lazy mapping holds the same attributes, values and order as moto's, and GetQueueAttributes agrees."""
     assert _queue_attributes(install=True) == _queue_attributes(install=False)
+
+
+def _update(pk: str, update: str, names: dict[str, str], values: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    request = {"TableName": TABLE, "Key": _key(pk), "UpdateExpression": update, "ExpressionAttributeNames": names}
+    request |= {"ExpressionAttributeValues": values} if values else {}
+    return request | {"ReturnValues": "UPDATED_OLD"} | extra
+
+
+GUARD = {"ConditionExpression": "(attribute_exists (#0) AND #1 IN (:0, :1))"}
+LIFECYCLE_NAMES = {"#0": "pk", "#1": "status", "#2": "updated_at", "#3": "history", "#4": "attempts"}
+
+
+def _step(status: str, previous: tuple[str, str], *, add: bool = False, at: str = "t1") -> dict[str, Any]:
+    """A transition as the store renders it: SET status, updated_at, history append; SET or ADD attempts."""
+    values = {
+        ":0": {"S": previous[0]},
+        ":1": {"S": previous[1]},
+        ":2": {"S": status},
+        ":3": {"S": at},
+        ":4": {"L": [{"M": {"status": {"S": status}, "at": {"S": at}}}]},
+        ":5": {"N": "1" if add else "0"},
+    }
+    tail = " ADD #4 :5" if add else ", #4 = :5"
+    update = f"SET #1 = :2, #2 = :3, #3 = list_append (#3, :4){tail}"
+    return _update("A", update, LIFECYCLE_NAMES, values, ReturnValuesOnConditionCheckFailure="ALL_OLD", **GUARD)
+
+
+def _updates() -> list[dict[str, Any]]:
+    """The store's shapes (served fast) between shapes and failures that moto must serve itself."""
+    relay_failure = _update(
+        "A",
+        "ADD #2 :1",
+        {"#0": "pk", "#1": "status", "#2": "relay_attempts"},
+        {":0": {"S": "PENDING"}, ":1": {"N": "1"}},
+        ConditionExpression="(attribute_exists (#0) AND #1 = :0)",
+    )
+    return [
+        relay_failure,
+        relay_failure,
+        _step("QUEUED", ("FAILED", "PENDING")),
+        _step("QUEUED", ("FAILED", "PENDING"), at="t2"),  # condition fails: moto answers with ALL_OLD
+        _step("PROCESSING", ("PROCESSING", "QUEUED"), add=True),
+        _step("PROCESSING", ("PROCESSING", "QUEUED"), add=True, at="t3"),  # an unchanged status
+        _update("MISSING", "SET #1 = :2", {"#0": "pk", "#1": "status"}, {":0": {"S": "x"}, ":1": {"S": "y"}, ":2": {"S": "z"}}, **GUARD),
+        _step("COMPLETED", ("PROCESSING", "QUEUED")) | {"ReturnValues": "NONE"},
+        _update("A", "SET #1 = :2", {"#0": "pk", "#1": "status"}, {":0": {"S": "COMPLETED"}, ":1": {"S": "x"}, ":2": {"S": "y"}, ":9": {"S": "unused"}}, **GUARD),
+        _update("A", "SET #1 = :2", {"#0": "pk", "#1": "sk"}, {":0": {"S": "y"}, ":1": {"S": "x"}, ":2": {"S": "y"}}, ConditionExpression="(attribute_exists (#0) AND #1 IN (:0, :1))"),
+        _update("A", "REMOVE #1", {"#1": "reason"}, {}),
+        _update("A", "SET #1 = list_append (#1, :0)", {"#1": "updated_at"}, {":0": {"L": []}}),
+        _update("A", "SET n = :0", {}, {":0": {"N": "5"}}, ReturnValues="ALL_NEW"),
+        _update("A", "ADD #2 :1", {"#0": "pk", "#1": "status", "#2": "updated_at"}, {":0": {"S": "COMPLETED"}, ":1": {"N": "1"}}, ConditionExpression="(attribute_exists (#0) AND #1 = :0)"),
+    ]  # fmt: skip
+
+
+def _run_updates(install: bool, view: str) -> dict[str, Any]:
+    """Every update on a fresh emulator; outcomes, the item and stream records (ids and times left out)."""
+    if install:
+        emulator.install_fast_update_item()
+    served: list[bool] = []
+    real = emulator._fast_update_item
+
+    def spy(handler: Any) -> Any:
+        result = real(handler)
+        served.append(result is not None)
+        return result
+
+    try:
+        with mock_aws(), pytest.MonkeyPatch.context() as patch:
+            patch.setattr(emulator, "_fast_update_item", spy)
+            client = boto3.client("dynamodb")
+            client.create_table(
+                TableName=TABLE,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": view},
+            )
+            history = {"L": [{"M": {"status": {"S": "PENDING"}, "at": {"S": "t0"}}}]}
+            client.put_item(TableName=TABLE, Item=_key("A") | {"status": {"S": "PENDING"}, "history": history})
+            outcomes: list[Any] = []
+            for request in _updates():
+                try:
+                    response = client.update_item(**request)
+                    outcomes.append({k: v for k, v in response.items() if k != "ResponseMetadata"})
+                except ClientError as exc:
+                    outcomes.append((exc.response["Error"], exc.response.get("Item")))
+            item = client.get_item(TableName=TABLE, Key=_key("A"))["Item"]
+            arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+            streams = streams_client()
+            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+            records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+            # moto's SizeBytes is the length of a JSON dump that holds the float creation time, so it
+            # varies by a digit from run to run on its own: both are left out.
+            noise = {"ApproximateCreationDateTime", "SizeBytes"}
+            stream = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
+            return {"outcomes": outcomes, "item": item, "stream": stream, "fast": served}
+    finally:
+        emulator.uninstall_fast_update_item()
+
+
+@pytest.mark.parametrize("view", ["NEW_IMAGE", "NEW_AND_OLD_IMAGES"])
+def test_fast_update_item_answers_like_moto(view: str) -> None:
+    """Responses, errors, the item and every stream record are identical with and without the fast path."""
+    original = _run_updates(install=False, view=view)
+    fast = _run_updates(install=True, view=view)
+
+    assert {k: v for k, v in fast.items() if k != "fast"} == {k: v for k, v in original.items() if k != "fast"}
+    assert original["fast"] == []  # not installed: never consulted
+    # The store's shapes on the success path are served fast; failures and foreign shapes are moto's.
+    assert fast["fast"] == [True, True, True, False, True, True, False, True] + [False] * 6
+    assert original["outcomes"][0] == {"ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 0.5}}
+    assert original["outcomes"][1]["Attributes"] == {"relay_attempts": {"N": "1"}}
+    assert original["outcomes"][3][0]["Code"] == "ConditionalCheckFailedException"
+    assert original["outcomes"][3][1]["status"] == {"S": "QUEUED"}  # ALL_OLD on a failed condition
+    # moto's own validation errors (unused value, key update, list_append on a string, ADD to a string)
+    assert [i for i, outcome in enumerate(original["outcomes"]) if isinstance(outcome, tuple)] == [3, 6, 8, 9, 11, 13]
+    assert [h["M"]["status"]["S"] for h in original["item"]["history"]["L"]] == [
+        "PENDING",
+        "QUEUED",
+        "PROCESSING",
+        "PROCESSING",
+        "COMPLETED",
+    ]
+
+
+def test_store_transitions_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real store's requests hit the fast path (a change in their rendering would fall back, slowly)."""
+    from outbox.adapters.aws import dynamodb_client, sqs_client
+    from outbox.adapters.store import DynamoDBMessageStore
+    from outbox.bootstrap import bootstrap
+    from outbox.domain.envelope import Envelope
+    from outbox.domain.message import new_message_id, parse_notification
+    from outbox.domain.record import iso, utc_now
+    from outbox.domain.status import Status
+
+    served: list[bool] = []
+    real = emulator._fast_update_item
+
+    def spy(handler: Any) -> Any:
+        result = real(handler)
+        served.append(result is not None)
+        return result
+
+    monkeypatch.setattr(emulator, "_fast_update_item", spy)
+    emulator.install_fast_update_item()
+    try:
+        with mock_aws():
+            resources = bootstrap(dynamodb_client(), sqs_client())
+            store = DynamoDBMessageStore(resources.table_name, client=dynamodb_client())
+            note = parse_notification({"channel": "sms", "recipient": "+15555550100", "body": "hi"})
+            envelope = Envelope(new_message_id(), note, iso(utc_now()))
+            store.accept(envelope, idempotency_key=None)
+            message_id = envelope.message_id
+            store.count_relay_failure(message_id)
+            for status, by in (
+                (Status.QUEUED, "worker"),
+                (Status.PROCESSING, "consumer"),
+                (Status.COMPLETED, "consumer"),
+            ):
+                store.transition(message_id, status, by=by)
+            assert store.get(message_id).status is Status.COMPLETED
+    finally:
+        emulator.uninstall_fast_update_item()
+    assert served == [True] * 4
+
+
+def test_moto_internals_the_fast_update_relies_on_are_still_there() -> None:
+    """Fails when moto moves what the fast path uses: the handler method, types, stream shard, response class."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+    from moto.dynamodb.models.table import StreamShard
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+    assert callable(DynamoHandler.update_item)
+    assert callable(DynamoResult)
+    assert (DynamoType({"N": "2"}) + DynamoType({"N": "3"})).value == "5"
+    assert Item.to_json.__code__.co_varnames[:2] == ("self", "root_attr_name")
+    assert issubclass(LimitedSizeDict, dict)
+    assert StreamShard.add.__code__.co_varnames[:3] == ("self", "old", "new")

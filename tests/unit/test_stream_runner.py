@@ -302,6 +302,43 @@ def test_child_of_an_unknown_parent_is_read_at_once() -> None:
     assert calls == [["000010"]]
 
 
+def test_shards_are_listed_at_the_refresh_interval_or_when_one_closes() -> None:
+    """DescribeStream at most every shard_refresh_s; a split's children come with their closed parent."""
+    streams = FakeStreams({"a": [_record(1)]})
+    listed: list[float] = []
+    describe = streams.describe_stream
+
+    def counting(**kwargs: Any) -> dict[str, Any]:
+        listed.append(round(clock.now - start, 1))
+        return describe(**kwargs)
+
+    streams.describe_stream = counting  # type: ignore[method-assign]
+    clock = Clock()
+    start = clock.now
+    calls: list[list[str]] = []
+    runner = _runner(streams, lambda event, _: calls.append(_seqs(event)), clock, shard_refresh_s=5.0)
+    runner.poll_once()
+    streams.shards["b"] = [_record(7)]  # a new shard: not seen until the next listing
+    clock.now += 1.0
+    runner.poll_once()
+    assert listed == [0.0]
+    assert calls == [["000001"]]
+    clock.now += 4.0
+    runner.poll_once()
+    assert listed == [0.0, 5.0]
+    assert calls == [["000001"], ["000007"]]
+    streams.closed.add("a")
+    streams.shards["a-child"] = [_record(9)]
+    streams.parents["a-child"] = "a"
+    clock.now += 5.0
+    runner.poll_once()  # lists: "a" closed, with its child
+    clock.now += 0.1
+    runner.poll_once()
+    assert listed == [0.0, 5.0, 10.0]
+    assert runner.shards["a"].finished
+    assert calls[-1] == ["000009"]
+
+
 def test_remaining_time_follows_the_function_timeout() -> None:
     """The context's remaining time counts down from the function timeout."""
     clock = Clock()
