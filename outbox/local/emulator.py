@@ -512,7 +512,7 @@ def serve(host: str, port: int, announce: IO[str]) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    class QuietRequestHandler(MotoRequestHandler):  # type: ignore[misc]
+    class QuietRequestHandler(MotoRequestHandler):
         """No access log line per request (the child's stderr goes nowhere; formatting it cost ~4 %)."""
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

@@ -272,6 +272,15 @@ def _step(status: str, previous: tuple[str, str], *, add: bool = False, at: str 
     return _update("A", update, LIFECYCLE_NAMES, values, ReturnValuesOnConditionCheckFailure="ALL_OLD", **GUARD)
 
 
+STATUS = {"#0": "pk", "#1": "status"}
+EQUALS = {"ConditionExpression": "(attribute_exists (#0) AND #1 = :0)"}
+
+
+def S(text: str) -> dict[str, str]:  # noqa: N802 - reads like the AttributeValue it builds
+    """A string AttributeValue."""
+    return {"S": text}
+
+
 def _updates() -> list[dict[str, Any]]:
     """The store's shapes (served fast) between shapes and failures that moto must serve itself."""
     relay_failure = _update(
@@ -288,14 +297,14 @@ def _updates() -> list[dict[str, Any]]:
         _step("QUEUED", ("FAILED", "PENDING"), at="t2"),  # condition fails: moto answers with ALL_OLD
         _step("PROCESSING", ("PROCESSING", "QUEUED"), add=True),
         _step("PROCESSING", ("PROCESSING", "QUEUED"), add=True, at="t3"),  # an unchanged status
-        _update("MISSING", "SET #1 = :2", {"#0": "pk", "#1": "status"}, {":0": {"S": "x"}, ":1": {"S": "y"}, ":2": {"S": "z"}}, **GUARD),
+        _update("MISSING", "SET #1 = :2", STATUS, {":0": S("x"), ":1": S("y"), ":2": S("z")}, **GUARD),
         _step("COMPLETED", ("PROCESSING", "QUEUED")) | {"ReturnValues": "NONE"},
-        _update("A", "SET #1 = :2", {"#0": "pk", "#1": "status"}, {":0": {"S": "COMPLETED"}, ":1": {"S": "x"}, ":2": {"S": "y"}, ":9": {"S": "unused"}}, **GUARD),
-        _update("A", "SET #1 = :2", {"#0": "pk", "#1": "sk"}, {":0": {"S": "y"}, ":1": {"S": "x"}, ":2": {"S": "y"}}, ConditionExpression="(attribute_exists (#0) AND #1 IN (:0, :1))"),
+        _update("A", "SET #1 = :2", STATUS, {":0": S("COMPLETED"), ":1": S("x"), ":2": S("y"), ":9": S("unused")}, **GUARD),
+        _update("A", "SET #1 = :2", {"#0": "pk", "#1": "sk"}, {":0": S("y"), ":1": S("x"), ":2": S("y")}, **GUARD),
         _update("A", "REMOVE #1", {"#1": "reason"}, {}),
         _update("A", "SET #1 = list_append (#1, :0)", {"#1": "updated_at"}, {":0": {"L": []}}),
         _update("A", "SET n = :0", {}, {":0": {"N": "5"}}, ReturnValues="ALL_NEW"),
-        _update("A", "ADD #2 :1", {"#0": "pk", "#1": "status", "#2": "updated_at"}, {":0": {"S": "COMPLETED"}, ":1": {"N": "1"}}, ConditionExpression="(attribute_exists (#0) AND #1 = :0)"),
+        _update("A", "ADD #2 :1", STATUS | {"#2": "updated_at"}, {":0": S("COMPLETED"), ":1": {"N": "1"}}, **EQUALS),
     ]  # fmt: skip
 
 
