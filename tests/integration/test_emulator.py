@@ -276,7 +276,7 @@ STATUS = {"#0": "pk", "#1": "status"}
 EQUALS = {"ConditionExpression": "(attribute_exists (#0) AND #1 = :0)"}
 
 
-def S(text: str) -> dict[str, str]:  # noqa: N802 - reads like the AttributeValue it builds
+def S(text: str) -> dict[str, str]:
     """A string AttributeValue."""
     return {"S": text}
 
@@ -299,7 +299,7 @@ def _updates() -> list[dict[str, Any]]:
         _step("PROCESSING", ("PROCESSING", "QUEUED"), add=True, at="t3"),  # an unchanged status
         _update("MISSING", "SET #1 = :2", STATUS, {":0": S("x"), ":1": S("y"), ":2": S("z")}, **GUARD),
         _step("COMPLETED", ("PROCESSING", "QUEUED")) | {"ReturnValues": "NONE"},
-        _update("A", "SET #1 = :2", STATUS, {":0": S("COMPLETED"), ":1": S("x"), ":2": S("y"), ":9": S("unused")}, **GUARD),
+        _update("A", "SET #1 = :2", STATUS, {":0": S("COMPLETED"), ":1": S("x"), ":2": S("y"), ":9": S("")}, **GUARD),
         _update("A", "SET #1 = :2", {"#0": "pk", "#1": "sk"}, {":0": S("y"), ":1": S("x"), ":2": S("y")}, **GUARD),
         _update("A", "REMOVE #1", {"#1": "reason"}, {}),
         _update("A", "SET #1 = list_append (#1, :0)", {"#1": "updated_at"}, {":0": {"L": []}}),
