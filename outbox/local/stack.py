@@ -44,7 +44,7 @@ class StackConfig:
     fifo: bool = False
     batch_size: int = 100
     poll_interval_s: float = 0.25
-    consumers: int = 4
+    consumers: int = 10  # the SQS mapping's maximum_concurrency in infra/terraform (consumer_maximum_concurrency)
     maximum_retry_attempts: int = 10
     retry_backoff_max_s: float = 5.0
     shard_refresh_s: float = 5.0  # Lambda lists a stream's shards now and then, not on every poll

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.client
+import json
+import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -165,6 +169,7 @@ ATTRIBUTE_VALUES: dict[str, Any] = {
 
 
 def _read_back(install: Callable[[], None] | None) -> Any:
+    """GetItem, Scan and the stream's records (images) of an item with every kind, and of a plain one."""
     if install is not None:
         install()
     try:
@@ -175,11 +180,22 @@ def _read_back(install: Callable[[], None] | None) -> Any:
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
             )
             client.put_item(TableName=TABLE, Item={"pk": {"S": "k"}, **ATTRIBUTE_VALUES})
+            plain = {k: v for k, v in ATTRIBUTE_VALUES.items() if k != "b"}
+            client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain})
+            client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain, "s": {"S": "changed"}})
             got = client.get_item(TableName=TABLE, Key={"pk": {"S": "k"}})["Item"]
             scanned = client.scan(TableName=TABLE)["Items"]
-            return got, scanned
+            arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+            streams = streams_client()
+            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+            records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+            noise = {"ApproximateCreationDateTime", "SizeBytes"}  # a float time, and a length that holds it
+            images = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
+            return got, scanned, images
     finally:
         emulator.uninstall_fast_attribute_values()
 
@@ -191,6 +207,9 @@ def test_fast_attribute_values_serialise_like_moto() -> None:
 
     assert fast == slow
     assert slow[0]["m"] == ATTRIBUTE_VALUES["m"]
+    assert [name for name, _ in slow[2]] == ["INSERT", "INSERT", "MODIFY"]
+    assert slow[2][2][1]["OldImage"]["s"] == {"S": "héllo"}
+    assert slow[2][0][1]["NewImage"]["b"] == ATTRIBUTE_VALUES["b"]  # binary: moto's own path
 
 
 def test_module_list_cache_returns_what_moto_lists() -> None:
@@ -436,3 +455,121 @@ def test_moto_internals_the_fast_update_relies_on_are_still_there() -> None:
     assert Item.to_json.__code__.co_varnames[:2] == ("self", "root_attr_name")
     assert issubclass(LimitedSizeDict, dict)
     assert StreamShard.add.__code__.co_varnames[:3] == ("self", "old", "new")
+
+
+_VOLATILE = {
+    "CreationDateTime",
+    "LatestStreamLabel",
+    "LatestStreamArn",
+    "StreamArn",
+    "StreamLabel",
+    "ApproximateCreationDateTime",
+    "SizeBytes",
+    "eventID",
+    "ShardIterator",
+    "NextShardIterator",
+    "TableId",
+    "ResponseMetadata",
+}
+
+
+def _stable(value: Any) -> Any:
+    """A response without what differs from run to run (times, ids, iterators, request metadata)."""
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in _VOLATILE}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+def _http_scenario(direct: bool) -> list[Any]:
+    """DynamoDB and Streams calls over HTTP against an in-process emulator server; every answer."""
+    server = emulator.make_emulator_server("127.0.0.1", 0, direct=direct)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.effective_port}"
+    try:
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
+        client = boto3.client("dynamodb", endpoint_url=url)
+        streams = boto3.client("dynamodbstreams", endpoint_url=url)
+        calls: list[Callable[[], Any]] = [
+            lambda: client.create_table(
+                TableName=TABLE,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+            ),
+            *[(lambda items=items: client.transact_write_items(TransactItems=items)) for items in _transactions()],
+            lambda: client.put_item(
+                TableName=TABLE, Item=_key("A") | {"status": {"S": "PENDING"}, "history": {"L": []}}
+            ),
+            *[(lambda r=r: client.update_item(**r)) for r in _updates()],
+            lambda: client.get_item(TableName=TABLE, Key=_key("A"), ConsistentRead=True),
+            lambda: client.query(
+                TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": S("A")}
+            ),
+            lambda: client.scan(TableName=TABLE),
+            lambda: client.describe_table(TableName=TABLE),
+            lambda: client.get_item(TableName="missing", Key=_key("A")),
+            lambda: _records(client, streams),
+        ]
+        answers: list[Any] = []
+        for call in calls:
+            try:
+                result = call()
+                meta = result.get("ResponseMetadata", {}) if isinstance(result, dict) else {}
+                headers = meta.get("HTTPHeaders", {})
+                answers.append((_stable(result), meta.get("HTTPStatusCode"), headers.get("content-type")))
+            except ClientError as exc:
+                answers.append(("error", exc.response["Error"], exc.response["ResponseMetadata"]["HTTPStatusCode"]))
+        return answers
+    finally:
+        server.close()
+
+
+def _records(client: Any, streams: Any) -> list[Any]:
+    arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    return list(streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
+
+
+def test_direct_dispatch_answers_like_moto_flask_app() -> None:
+    """DynamoDB and Streams served without Flask answer exactly as through moto's Flask app."""
+    through_flask = _http_scenario(direct=False)
+    direct = _http_scenario(direct=True)
+
+    assert direct == through_flask
+    assert through_flask[-1][0]  # stream records were read
+    assert through_flask[0][1:] == (200, "application/x-amz-json-1.0")
+    assert through_flask[-2][0] == "error"
+    assert through_flask[-2][1]["Code"] == "ResourceNotFoundException"
+
+
+def test_emulator_keeps_connections_alive() -> None:
+    """Requests on one connection are served one after another over it (no reconnect per request)."""
+    server = emulator.make_emulator_server("127.0.0.1", 0)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
+        headers = {
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/dynamodb/aws4_request, Signature=x",
+        }
+        sockets = []
+        for _ in range(3):
+            connection.request("POST", "/", body="{}", headers=headers)
+            response = connection.getresponse()
+            assert response.status == 200
+            assert "TableNames" in json.loads(response.read())
+            sockets.append(connection.sock)
+        assert sockets[0] is not None
+        assert sockets == [sockets[0]] * 3
+        connection.close()
+    finally:
+        server.close()
