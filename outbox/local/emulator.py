@@ -19,7 +19,8 @@ a fast path on their success path (everything else is moto's), DynamoDB requests
 moto's handlers without the Flask app around them, and waitress instead of werkzeug's development
 server so connections stay open. ``tests/integration/test_emulator.py`` proves each against
 unpatched moto (same answers, items and stream records, commits, cancellations and errors) and
-fails if the moto internals they rely on change."""
+fails if the moto internals they rely on change.
+"""
 
 from __future__ import annotations
 
