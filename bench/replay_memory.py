@@ -15,9 +15,9 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main(table: str) -> None:
+def main(table: str, buckets: int) -> None:
     """Replay (dry run) every PENDING entry of ``table`` and report memory."""
-    reader = DynamoDBOutboxReader(table, client=dynamodb_client())
+    reader = DynamoDBOutboxReader(table, client=dynamodb_client(), buckets=buckets)
     selection = Selection.build(since=None, until=None, min_age="0", status="PENDING")
     reader.statuses([])  # warm the client before the baseline
     start = _rss_mb()
@@ -28,4 +28,4 @@ def main(table: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], int(sys.argv[2]))

@@ -327,11 +327,8 @@ def _updates() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _run_updates(install: bool, view: str) -> dict[str, Any]:
-    """Every update on a fresh emulator; outcomes, the item and stream records (ids and times left out)."""
-    if install:
-        emulator.install_fast_update_item()
-    served: list[bool] = []
+def _count_fast_path(patch: pytest.MonkeyPatch, served: list[bool]) -> None:
+    """Record, per UpdateItem, whether the fast path served it (True) or left it to moto (False)."""
     real = emulator._fast_update_item
 
     def spy(handler: Any) -> Any:
@@ -339,9 +336,17 @@ def _run_updates(install: bool, view: str) -> dict[str, Any]:
         served.append(result is not None)
         return result
 
+    patch.setattr(emulator, "_fast_update_item", spy)
+
+
+def _run_updates(install: bool, view: str) -> dict[str, Any]:
+    """Every update on a fresh emulator; outcomes, the item and stream records (ids and times left out)."""
+    if install:
+        emulator.install_fast_update_item()
+    served: list[bool] = []
     try:
         with mock_aws(), pytest.MonkeyPatch.context() as patch:
-            patch.setattr(emulator, "_fast_update_item", spy)
+            _count_fast_path(patch, served)
             client = boto3.client("dynamodb")
             client.create_table(
                 TableName=TABLE,
@@ -413,14 +418,7 @@ def test_store_transitions_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -
     from outbox.domain.status import Status
 
     served: list[bool] = []
-    real = emulator._fast_update_item
-
-    def spy(handler: Any) -> Any:
-        result = real(handler)
-        served.append(result is not None)
-        return result
-
-    monkeypatch.setattr(emulator, "_fast_update_item", spy)
+    _count_fast_path(monkeypatch, served)
     emulator.install_fast_update_item()
     try:
         with mock_aws():
@@ -573,3 +571,69 @@ def test_emulator_keeps_connections_alive() -> None:
         connection.close()
     finally:
         server.close()
+
+
+def _queries(install: bool) -> list[Any]:
+    """Queries of every kind over a table of several partitions, with and without the partition patch."""
+    if install:
+        emulator.install_partition_query()
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb")
+            client.create_table(
+                TableName=TABLE,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                    {"AttributeName": "g", "AttributeType": "S"},
+                ],
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": "by-g",
+                        "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            for i in range(60):
+                item = {"pk": S(f"P{i % 3}"), "sk": S(f"{i:03d}"), "g": S(f"G{i % 2}"), "n": {"N": str(i)}}
+                client.put_item(TableName=TABLE, Item=item)
+            values = {":p": S("P1"), ":a": S("010"), ":b": S("040")}
+            ranged = {"KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b", "ExpressionAttributeValues": values}
+            requests: list[dict[str, Any]] = [
+                {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": S("P0")}},
+                ranged,
+                ranged | {"ScanIndexForward": False, "Limit": 4},
+                ranged | {"Select": "COUNT"},
+                ranged | {"FilterExpression": "n > :m", "ExpressionAttributeValues": values | {":m": {"N": "20"}}},
+                {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": S("absent")}},
+                {"IndexName": "by-g", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": S("G1")}},
+            ]
+            answers: list[Any] = []
+            for request in requests:
+                pages: list[Any] = []
+                kwargs = {"TableName": TABLE, **request}
+                while True:
+                    page = client.query(**kwargs)
+                    pages.append({k: v for k, v in page.items() if k != "ResponseMetadata"})
+                    if "LastEvaluatedKey" not in page:
+                        break
+                    kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+                answers.append(pages)
+            return answers
+    finally:
+        emulator.uninstall_partition_query()
+
+
+def test_partition_query_answers_like_moto() -> None:
+    """Every page of every Query (ranges, order, limits, count, filter, index) is moto's own."""
+    slow = _queries(install=False)
+    fast = _queries(install=True)
+
+    assert fast == slow
+    assert [item["sk"]["S"] for item in slow[0][0]["Items"]][:3] == ["000", "003", "006"]
+    assert len(slow[2]) > 1  # paginated by Limit
+    assert slow[3][0]["Count"] == 11
+    assert slow[5][0]["Items"] == []
