@@ -55,6 +55,8 @@ class SqsRunner:
             try:
                 self.poll_once()
             except Exception as exc:  # noqa: BLE001 - a poller must outlive a passing emulator error
+                if stop.is_set():
+                    return  # the queue went away because everything is stopping
                 log.warning("sqs_poll_failed", error=type(exc).__name__)
                 stop.wait(self.retry_delay_s)
 

@@ -104,6 +104,6 @@ def make_server(host: str, port: int, handler: Handler) -> ThreadingHTTPServer:
 
 def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
     """Run ``server`` in a daemon thread."""
-    thread = threading.Thread(target=server.serve_forever, name="http-api", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="http-api", daemon=True)
     thread.start()
     return thread

@@ -121,10 +121,16 @@ class LocalStack:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        # Consumers may sit in a long poll (up to a second): stop the emulator under them rather
+        # than wait for it; they see the stop flag and leave without a word.
+        consumers = [thread for thread in self._threads if thread.name.startswith("consumer-")]
         for thread in self._threads:
+            if thread not in consumers:
+                thread.join(timeout=10)
+        self.emulator.stop()
+        for thread in consumers:
             thread.join(timeout=10)
         self._threads.clear()
-        self.emulator.stop()
         log.info("local_stack_stopped")
 
     def __enter__(self) -> LocalStack:
