@@ -265,3 +265,14 @@ def test_example_passes_the_required_variables() -> None:
     (call,) = next(doc for _, doc in example.raw if "module" in doc)["module"]
     assert required <= set(call['"outbox"']), required
     assert Path(EXAMPLE / "main.tf").exists()
+
+
+def test_local_stack_runs_the_mappings_as_deployed(module: Module) -> None:
+    """The local stream and SQS runners use the deployed mappings' defaults (batch, retries, concurrency)."""
+    from outbox.local.stack import StackConfig
+
+    local = StackConfig()
+    variables = module.variables
+    assert local.batch_size == variables["stream_batch_size"]["default"]
+    assert local.maximum_retry_attempts == variables["stream_maximum_retry_attempts"]["default"]
+    assert local.consumers == variables["consumer_maximum_concurrency"]["default"]
