@@ -417,8 +417,8 @@ def main() -> int:
     lines = [
         f"Command: `make bench` (`python -m bench.run`), {time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s.",
         "",
-        f"Machine speed at the start of the run: a 20M-step Python loop took {speed:.2f} s (1.6 s on a quiet"
-        " machine here; this shared VM has run up to 65 % slower). CPU-bound figures scale with it.",
+        f"Machine speed at the start of the run: a 20M-step Python loop took {speed:.2f} s (1.3 to 2.7 s seen"
+        " on this shared VM within one session). CPU-bound figures scale with it.",
         "",
         "### Relay: the same stream batches through a naive relay and ours",
         "",
