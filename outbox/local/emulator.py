@@ -16,8 +16,9 @@ Two measured gaps of moto 5.2.5 (see shared/EMULATOR.md) are closed here, and on
 And the cost per request is cut where it was measured (``outbox demo -n 1000``: 97 s -> ~25 s):
 AttributeValues and attribute maps serialised directly, the outbox store's UpdateItem shapes run on
 a fast path on their success path (everything else is moto's), DynamoDB requests dispatched to
-moto's handlers without the Flask app around them, and waitress instead of werkzeug's development
-server so connections stay open. ``tests/integration/test_emulator.py`` proves each against
+moto's handlers without the Flask app around them, a table Query reads its partition rather than
+sorting the whole table, and waitress instead of werkzeug's development server so connections
+stay open. ``tests/integration/test_emulator.py`` proves each against
 unpatched moto (same answers, items and stream records, commits, cancellations and errors) and
 fails if the moto internals they rely on change.
 """
