@@ -22,6 +22,7 @@ import tomllib
 import zipfile
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 
@@ -31,10 +32,10 @@ SOURCES = ("outbox", "worker")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def package_config() -> dict[str, object]:
+def package_config() -> dict[str, Any]:
     """``[tool.outbox.lambda-package]`` of pyproject.toml, with its runtime dependencies."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    config: dict[str, object] = dict(project["tool"]["outbox"]["lambda-package"])
+    config: dict[str, Any] = dict(project["tool"]["outbox"]["lambda-package"])
     config["dependencies"] = project["project"]["dependencies"]
     return config
 
@@ -53,9 +54,9 @@ def _skip(path: Path) -> bool:
     return "__pycache__" in path.parts or path.suffix in {".pyc", ".pyo"}
 
 
-def stage(target: Path, config: dict[str, object]) -> None:
+def stage(target: Path, config: dict[str, Any]) -> None:
     """Install the wheels for Lambda's platform into ``target`` and copy the project's packages."""
-    requirements = pinned_requirements(list(config["dependencies"]), list(config["exclude"]))  # type: ignore[call-overload]
+    requirements = pinned_requirements(config["dependencies"], config["exclude"])
     subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
@@ -66,7 +67,7 @@ def stage(target: Path, config: dict[str, object]) -> None:
         ],
         check=True,
     )  # fmt: skip
-    excluded = {ROOT / path for path in config["exclude-paths"]}  # type: ignore[attr-defined]
+    excluded = {ROOT / path for path in config["exclude-paths"]}
     for package in SOURCES:
         for path in sorted((ROOT / package).rglob("*")):
             if path.is_file() and not _skip(path) and not any(path.is_relative_to(ex) for ex in excluded):

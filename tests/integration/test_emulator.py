@@ -29,6 +29,36 @@ def _put(pk: str, **attrs: Any) -> dict[str, Any]:
     return {"Put": {"TableName": TABLE, "Item": _key(pk) | attrs}}
 
 
+def _create_table(
+    client: Any, *, view: str | None = "NEW_AND_OLD_IMAGES", range_key: bool = True, index: bool = False
+) -> Any:
+    """The test table: pk (and sk) strings, on demand, a stream of ``view`` (None: none), a GSI on g."""
+    keys = [("pk", "HASH"), ("sk", "RANGE")] if range_key else [("pk", "HASH")]
+    attributes = [name for name, _ in keys] + (["g"] if index else [])
+    request: dict[str, Any] = {
+        "TableName": TABLE,
+        "KeySchema": [{"AttributeName": name, "KeyType": kind} for name, kind in keys],
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in attributes],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if view is not None:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
+    if index:
+        index_key = [{"AttributeName": "g", "KeyType": "HASH"}]
+        request["GlobalSecondaryIndexes"] = [
+            {"IndexName": "by-g", "KeySchema": index_key, "Projection": {"ProjectionType": "ALL"}}
+        ]
+    return client.create_table(**request)
+
+
+def _records(client: Any, streams: Any) -> list[Any]:
+    """Every record of the table's stream, from the trim horizon."""
+    arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    return list(streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
+
+
 def _transactions() -> list[list[dict[str, Any]]]:
     """Commits, cancellations (first, middle and last item failing), a validation error."""
     absent = {"ConditionExpression": "attribute_not_exists(pk)"}
@@ -73,16 +103,7 @@ def _run_scenario() -> dict[str, Any]:
     """Run every transaction on a fresh emulator; return errors, table contents and stream records."""
     with mock_aws():
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
+        _create_table(client)
         outcomes: list[Any] = []
         for items in _transactions():
             try:
@@ -92,11 +113,7 @@ def _run_scenario() -> dict[str, Any]:
                 reasons = exc.response.get("CancellationReasons", [])
                 outcomes.append((exc.response["Error"]["Code"], [(r.get("Code"), r.get("Item")) for r in reasons]))
         items = sorted(client.scan(TableName=TABLE)["Items"], key=lambda i: i["pk"]["S"])
-        arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-        streams = streams_client()
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-        records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+        records = _records(client, streams_client())
         stream = [(r["eventName"], r["dynamodb"]["Keys"], r["dynamodb"].get("NewImage")) for r in records]
         return {"outcomes": outcomes, "items": items, "stream": stream}
 
@@ -175,24 +192,14 @@ def _read_back(install: Callable[[], None] | None) -> Any:
     try:
         with mock_aws():
             client = boto3.client("dynamodb")
-            client.create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-            )
+            _create_table(client, range_key=False)
             client.put_item(TableName=TABLE, Item={"pk": {"S": "k"}, **ATTRIBUTE_VALUES})
             plain = {k: v for k, v in ATTRIBUTE_VALUES.items() if k != "b"}
             client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain})
             client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain, "s": {"S": "changed"}})
             got = client.get_item(TableName=TABLE, Key={"pk": {"S": "k"}})["Item"]
             scanned = client.scan(TableName=TABLE)["Items"]
-            arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-            streams = streams_client()
-            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-            records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+            records = _records(client, streams_client())
             noise = {"ApproximateCreationDateTime", "SizeBytes"}  # a float time, and a length that holds it
             images = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
             return got, scanned, images
@@ -348,16 +355,7 @@ def _run_updates(install: bool, view: str) -> dict[str, Any]:
         with mock_aws(), pytest.MonkeyPatch.context() as patch:
             _count_fast_path(patch, served)
             client = boto3.client("dynamodb")
-            client.create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-                StreamSpecification={"StreamEnabled": True, "StreamViewType": view},
-            )
+            _create_table(client, view=view)
             history = {"L": [{"M": {"status": {"S": "PENDING"}, "at": {"S": "t0"}}}]}
             client.put_item(TableName=TABLE, Item=_key("A") | {"status": {"S": "PENDING"}, "history": history})
             outcomes: list[Any] = []
@@ -368,11 +366,7 @@ def _run_updates(install: bool, view: str) -> dict[str, Any]:
                 except ClientError as exc:
                     outcomes.append((exc.response["Error"], exc.response.get("Item")))
             item = client.get_item(TableName=TABLE, Key=_key("A"))["Item"]
-            arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-            streams = streams_client()
-            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-            records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+            records = _records(client, streams_client())
             # moto's SizeBytes is the length of a JSON dump that holds the float creation time, so it
             # varies by a digit from run to run on its own: both are left out.
             noise = {"ApproximateCreationDateTime", "SizeBytes"}
@@ -491,16 +485,7 @@ def _http_scenario(direct: bool) -> list[Any]:
         client = boto3.client("dynamodb", endpoint_url=url)
         streams = boto3.client("dynamodbstreams", endpoint_url=url)
         calls: list[Callable[[], Any]] = [
-            lambda: client.create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-            ),
+            lambda: _create_table(client, view="NEW_IMAGE"),
             *[(lambda items=items: client.transact_write_items(TransactItems=items)) for items in _transactions()],
             lambda: client.put_item(
                 TableName=TABLE, Item=_key("A") | {"status": {"S": "PENDING"}, "history": {"L": []}}
@@ -527,13 +512,6 @@ def _http_scenario(direct: bool) -> list[Any]:
         return answers
     finally:
         server.close()
-
-
-def _records(client: Any, streams: Any) -> list[Any]:
-    arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-    return list(streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
 
 
 def test_direct_dispatch_answers_like_moto_flask_app() -> None:
@@ -580,23 +558,7 @@ def _queries(install: bool) -> list[Any]:
     try:
         with mock_aws():
             client = boto3.client("dynamodb")
-            client.create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                    {"AttributeName": "g", "AttributeType": "S"},
-                ],
-                GlobalSecondaryIndexes=[
-                    {
-                        "IndexName": "by-g",
-                        "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
-                        "Projection": {"ProjectionType": "ALL"},
-                    }
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            _create_table(client, view=None, index=True)
             for i in range(60):
                 item = {"pk": S(f"P{i % 3}"), "sk": S(f"{i:03d}"), "g": S(f"G{i % 2}"), "n": {"N": str(i)}}
                 client.put_item(TableName=TABLE, Item=item)
