@@ -35,6 +35,26 @@ class NaiveRelay:
                 self.store.transition(json.loads(body)["message_id"], Status.QUEUED, by="naive")
 
 
+class FlipsOnly:
+    """Not a relay: only the flips, one conditional UpdateItem per record, sequentially, no SQS at all.
+
+    Every relay that flips each message once pays at least this on a backend where requests cost
+    CPU and not waiting (moto in process): the ceiling of ours / naive there is naive / this.
+    """
+
+    def __init__(self, store: DynamoDBMessageStore) -> None:
+        self.store = store
+
+    def handle(self, event: Mapping[str, Any]) -> None:
+        """Flip the record of every outbox INSERT of a Lambda stream event."""
+        for record in event["Records"]:
+            image = record["dynamodb"].get("NewImage", {})
+            if record.get("eventName") == "INSERT" and "message_id" in image:
+                self.store.transition(
+                    image["message_id"]["S"], Status.QUEUED, by="ceiling", expected=frozenset({Status.PENDING})
+                )
+
+
 class NaiveApi:
     """A seed-style synchronous API: PutItem the record, SendMessage, UpdateItem to QUEUED (three requests)."""
 

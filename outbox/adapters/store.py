@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +55,7 @@ class DynamoDBMessageStore:
         self.buckets = buckets
         self.retention = retention
         self._models = bind_models(table_name)
+        self._templates: dict[object, RequestTemplate] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None) -> DynamoDBMessageStore:
@@ -144,24 +148,16 @@ class DynamoDBMessageStore:
     ) -> TransitionResult:
         """One conditional UpdateItem: set the status fields and append to the history, nothing else."""
         sources = check_sources(to, expected if expected is not None else sources_of(to))
-        model = self._models.record
-        now = iso(utc_now())
-        line: dict[str, str] = {"status": to.value, "at": now, "by": by}
-        actions: list[Any] = [
-            model.status.set(to.value),
-            model.updated_at.set(now),
-            model.history.set(model.history.append([line | ({"reason": reason} if reason else {})])),
-        ]
-        if reason is not None:
-            actions.append(model.reason.set(reason))
-        if to is Status.PROCESSING:
-            actions.append(model.attempts.add(1))
-        elif to is Status.QUEUED:
-            actions.append(model.attempts.set(0))  # a re-driven message gets a fresh delivery budget
-        condition = model.pk.exists() & model.status.is_in(*(s.value for s in sorted(sources)))
-        old = self._update(message_id, actions, condition, to)
-        # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
-        previous = Status(old["status"]["S"]) if "status" in old else to
+        model, with_reason = self._models.record, reason is not None
+        template = self._template(
+            (to, sources, with_reason), lambda: _transition_request(model, to, sources, with_reason=with_reason)
+        )
+        request = template.fill(message_id=message_id, now=iso(utc_now()), by=by, reason=reason or "")
+        old = self._update(message_id, request, to)
+        if request["ReturnValues"] == "NONE":
+            (previous,) = sources  # the condition allowed exactly this one
+        else:  # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
+            previous = Status(old["status"]["S"]) if "status" in old else to
         # Only PROCESSING (+1) and QUEUED (reset) touch attempts; UPDATED_OLD returns nothing else of it.
         attempts = int(old.get("attempts", {}).get("N", "0")) + 1 if to is Status.PROCESSING else 0
         log.info("status_changed", message_id=message_id, **{"from": previous.value}, to=to.value, by=by)
@@ -170,18 +166,24 @@ class DynamoDBMessageStore:
     def count_relay_failure(self, message_id: str) -> int:
         """ADD 1 to ``relay_attempts`` of a PENDING record; returns the new count."""
         model = self._models.record
-        condition = model.pk.exists() & (model.status == Status.PENDING.value)
-        old = self._update(message_id, [model.relay_attempts.add(1)], condition, Status.PENDING)
+        pending = model.pk.exists() & (model.status == Status.PENDING.value)
+        template = self._template(
+            "relay_failure", lambda: _update_request(model, [model.relay_attempts.add(1)], pending, "UPDATED_OLD")
+        )
+        old = self._update(message_id, template.fill(message_id=message_id), Status.PENDING)
         return int(old.get("relay_attempts", {}).get("N", "0")) + 1
 
-    def _update(self, message_id: str, actions: list[Any], condition: Any, to: Status) -> dict[str, Any]:
-        """Run one conditional UpdateItem; returns the old values of the updated attributes."""
-        model = self._models.record
-        kwargs = model(record_pk(message_id), RECORD_SK).get_update_kwargs_from_instance(
-            actions, condition, return_values_on_condition_failure="ALL_OLD"
-        )
+    def _template(self, key: object, build: Callable[[], dict[str, Any]]) -> RequestTemplate:
+        """The request template cached under ``key``, built by PynamoDB on first use."""
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = RequestTemplate(build())
+        return template
+
+    def _update(self, message_id: str, request: dict[str, Any], to: Status) -> dict[str, Any]:
+        """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for)."""
         try:
-            response = self.client.update_item(**kwargs, ReturnValues="UPDATED_OLD")
+            response = self.client.update_item(**request)
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise translate(exc, "UpdateItem") from exc
@@ -191,6 +193,70 @@ class DynamoDBMessageStore:
         except AWS_ERRORS as exc:
             raise translate(exc, "UpdateItem") from exc
         return dict(response.get("Attributes") or {})
+
+
+def marker(name: str) -> str:
+    """A placeholder for a per-call value inside a request template."""
+    return f"\x00{name}\x00"
+
+
+_MARKER = re.compile(r"\\u0000([a-z_]+)\\u0000")  # a marker as json.dumps writes it
+
+
+class RequestTemplate:
+    """A request PynamoDB built once with markers where the per-call values go.
+
+    Building a conditional UpdateItem with PynamoDB's expression objects costs as much CPU as a
+    third of botocore's work for the call; a flip's expression, names and placeholders depend only
+    on the transition, so they are built once per transition and the key, the time, the actor and
+    the reason are filled in per call. The template is kept as JSON text: filling is one regex pass
+    (a value that looks like a marker stays as it is) and one json.loads, a fresh request each call.
+    """
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.text = json.dumps(request)
+
+    def fill(self, **values: str) -> dict[str, Any]:
+        """A copy of the request with every marker replaced by its value."""
+        text = _MARKER.sub(lambda m: json.dumps(values[m.group(1)])[1:-1], self.text)
+        request: dict[str, Any] = json.loads(text)
+        return request
+
+
+def _transition_request(
+    model: type[MessageRecordModel], to: Status, sources: frozenset[Status], *, with_reason: bool
+) -> dict[str, Any]:
+    """A transition's UpdateItem with markers for the message id, the time, the actor and the reason.
+
+    The old values are asked for only when the result needs them: which status it came from
+    (several sources) or the attempts count (PROCESSING).
+    """
+    now, reason_value = marker("now"), marker("reason")
+    line: dict[str, str] = {"status": to.value, "at": now, "by": marker("by")}
+    actions: list[Any] = [
+        model.status.set(to.value),
+        model.updated_at.set(now),
+        model.history.set(model.history.append([line | ({"reason": reason_value} if with_reason else {})])),
+    ]
+    if with_reason:
+        actions.append(model.reason.set(reason_value))
+    if to is Status.PROCESSING:
+        actions.append(model.attempts.add(1))
+    elif to is Status.QUEUED:
+        actions.append(model.attempts.set(0))  # a re-driven message gets a fresh delivery budget
+    condition = model.pk.exists() & model.status.is_in(*(s.value for s in sorted(sources)))
+    return_values = "UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE"
+    return _update_request(model, actions, condition, return_values)
+
+
+def _update_request(
+    model: type[MessageRecordModel], actions: list[Any], condition: Any, return_values: str
+) -> dict[str, Any]:
+    """PynamoDB's UpdateItem for the record of the marked message id."""
+    kwargs = model(record_pk(marker("message_id")), RECORD_SK).get_update_kwargs_from_instance(
+        actions, condition, return_values_on_condition_failure="ALL_OLD"
+    )
+    return {**kwargs, "ReturnValues": return_values}
 
 
 def _cancelled_by_existing(exc: ClientError) -> dict[str, Any] | None:

@@ -337,15 +337,16 @@ def _fast_update_item(handler: Any) -> Any:
     view = table.stream_specification.get("StreamViewType") if table.stream_shard is not None else None
     # A stream record reads the old item's keys, and its attributes only for an OLD image.
     before = copy.deepcopy(item) if view in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES") else _KeysOnly(item)
-    old = _render({k: item.attrs[k] for k in changes if k in item.attrs})
+    returns_old = body.get("ReturnValues") == "UPDATED_OLD"
+    old = _render({k: item.attrs[k] for k in changes if k in item.attrs}) if returns_old else {}
     for attribute, value in changes.items():
         dict.__setitem__(item.attrs, attribute, value)  # the size was checked once, in _changes
-    new = _render(changes)
     if table.stream_shard is not None:
         table.stream_shard.add(before, item)
     result: dict[str, Any] = {"ConsumedCapacity": {"TableName": body["TableName"], "CapacityUnits": 0.5}}
+    new = _render(changes) if returns_old else {}
     updated = {k: v for k, v in old.items() if v != new.get(k)}
-    if body.get("ReturnValues") == "UPDATED_OLD" and updated:
+    if updated:
         result["Attributes"] = updated
     return DynamoResult(result)
 

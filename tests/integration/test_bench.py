@@ -1,0 +1,41 @@
+"""`make bench`'s relay comparisons, small: they run, and their request counts are the floor's (not timed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bench import run
+from outbox.local import emulator
+
+
+@pytest.fixture
+def patched_moto() -> Iterator[None]:
+    """The bench installs the emulator's proven fixes into moto; put moto back afterwards."""
+    yield
+    emulator.uninstall_transaction_journal()
+    emulator.uninstall_fast_attribute_values()
+    emulator.uninstall_fast_update_item()
+    emulator.uninstall_lazy_queue_attributes()
+
+
+def test_relay_comparison_on_moto_counts_the_floor(patched_moto: None) -> None:
+    """Naive pays 2 requests a message; ours 0.1 SQS + 1 flip (plus part-full batches); ceiling only the flip."""
+    result = run.relay_benchmark(0, 30, rounds=2)
+    naive, ours, ceiling = result["naive"], result["ours"], result["ceiling"]
+    assert (naive["requests_per_msg"], naive["sqs_per_msg"], naive["updates_per_msg"]) == (2.0, 1.0, 1.0)
+    assert ours["updates_per_msg"] == 1.0
+    assert ours["requests_per_msg"] <= 1.2  # 30 messages with sample group keys: batches not all full
+    assert (ceiling["requests_per_msg"], ceiling["sqs_per_msg"]) == (1.0, 0.0)
+    assert result["flip_wru"] == 1
+    for figures in (ours, ceiling):
+        assert figures["ratio_min"] <= figures["ratio"] <= figures["ratio_max"]
+
+
+def test_relay_comparison_on_the_fake_aws_is_at_the_floor() -> None:
+    """Full Lambda batches without groups: exactly 0.1 SQS requests and 1 flip per message."""
+    result = run.stub_relay_benchmark(0, 200, rounds=2)
+    assert result["naive"]["requests_per_msg"] == 2.0
+    assert (result["ours"]["sqs_per_msg"], result["ours"]["updates_per_msg"]) == (0.1, 1.0)
+    assert result["ours"]["requests_per_msg"] == pytest.approx(1.1)
