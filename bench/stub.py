@@ -1,20 +1,19 @@
 """A fake AWS for benchmarks: every request answers after a fixed latency, at (almost) no CPU cost.
 
-It models the network, not AWS: DynamoDB writes succeed (a flip finds its record PENDING), SQS
-accepts every entry. Registered on botocore's ``before-send``, so everything up to the wire
-(serialisation, signing, parsing) is the real client's.
+It models the network, not AWS: DynamoDB writes succeed and answer nothing (a flip's
+``ReturnValues NONE``), SQS accepts every entry. Registered on botocore's ``before-send``, so
+everything up to the wire (serialisation, signing, parsing) is the real client's; only SQS
+requests are parsed here, because a batch's answer must echo its entries' ids.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSResponse
 
 
 class _Raw:
@@ -25,37 +24,25 @@ class _Raw:
         yield self.body
 
 
-def _answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+_SQS = frozenset({"SendMessage", "SendMessageBatch"})
+_MD5 = "0" * 32
+
+
+def _sqs_answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Every entry accepted. Nothing checks the ids or checksums SQS would compute, so they are fixed."""
     if operation == "SendMessageBatch":
-        return {
-            "Successful": [
-                {"Id": e["Id"], "MessageId": str(uuid.uuid4()), "MD5OfMessageBody": _md5(e["MessageBody"])}
-                for e in request["Entries"]
-            ],
-            "Failed": [],
-        }
-    if operation == "SendMessage":
-        return {"MessageId": str(uuid.uuid4()), "MD5OfMessageBody": _md5(request["MessageBody"])}
-    if operation == "UpdateItem":
-        return {"Attributes": {"status": {"S": "PENDING"}}}
-    return {}
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - SQS's own checksum, not security
+        accepted = [{"Id": e["Id"], "MessageId": e["Id"], "MD5OfMessageBody": _MD5} for e in request["Entries"]]
+        return {"Successful": accepted, "Failed": []}
+    return {"MessageId": "0", "MD5OfMessageBody": _MD5}
 
 
 def attach(client: Any, latency_ms: float) -> None:
     """Answer every request of ``client`` from the stub after ``latency_ms``."""
 
-    def respond(request: Any, **_: Any) -> AWSResponse:
-        target = request.headers.get("X-Amz-Target", b"")
-        operation = (target.decode() if isinstance(target, bytes) else target).rsplit(".", 1)[-1]
-        body = json.loads(request.body or b"{}")
+    def respond(request: Any, event_name: str, **_: Any) -> AWSResponse:
+        operation = event_name.rsplit(".", 1)[-1]  # before-send.<service>.<operation>
         time.sleep(latency_ms / 1000)
-        payload = json.dumps(_answer(operation, body)).encode()
-        headers = HTTPHeaders()
-        headers["Content-Type"] = "application/x-amz-json-1.0"
-        return AWSResponse(request.url, 200, headers, _Raw(payload))
+        payload = json.dumps(_sqs_answer(operation, json.loads(request.body))).encode() if operation in _SQS else b"{}"
+        return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(payload))
 
     client.meta.events.register_first("before-send", respond)

@@ -153,7 +153,10 @@ class Relay:
         rest: list[RelayItem] = []
         taken = set(busy)  # a group with a flip in flight waits for its outcome
         size = 0
-        for item in pending:
+        for position, item in enumerate(pending):
+            if len(chunk) == self.policy.batch_entries:
+                rest += pending[position:]  # full: the rest is looked at when its turn comes
+                break
             if item.ordering_key in blocked:
                 report.failed.append(item.key)  # fail fast: nothing after a failure in its group
                 continue
