@@ -46,3 +46,27 @@ def attach(client: Any, latency_ms: float) -> None:
         return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(payload))
 
     client.meta.events.register_first("before-send", respond)
+
+
+class NullDynamoDB:
+    """A DynamoDB client without botocore: every UpdateItem succeeds at once and answers nothing."""
+
+    def __init__(self) -> None:
+        self.updates = 0
+
+    def update_item(self, **_: Any) -> dict[str, Any]:
+        """Count it; a flip that asked for no old values gets none."""
+        self.updates += 1
+        return {}
+
+
+class NullSqs:
+    """An SQS client without botocore: every SendMessageBatch entry is accepted at once."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def send_message_batch(self, **request: Any) -> dict[str, Any]:
+        """Accept every entry."""
+        self.sent += len(request["Entries"])
+        return {"Successful": [{"Id": e["Id"]} for e in request["Entries"]], "Failed": []}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -55,7 +55,13 @@ class DynamoDBMessageStore:
         self.buckets = buckets
         self.retention = retention
         self._models = bind_models(table_name)
-        self._templates: dict[object, RequestTemplate] = {}
+        # Requests are built by PynamoDB once, then filled in per call (see RequestTemplate).
+        self._transitions: dict[tuple[Status, frozenset[Status] | None, bool], _Transition] = {}
+        record = self._models.record
+        pending = record.pk.exists() & (record.status == Status.PENDING.value)
+        self._relay_failure = RequestTemplate(
+            _update_request(record, [record.relay_attempts.add(1)], pending, "UPDATED_OLD")
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None) -> DynamoDBMessageStore:
@@ -147,11 +153,13 @@ class DynamoDBMessageStore:
         expected: frozenset[Status] | None = None,
     ) -> TransitionResult:
         """One conditional UpdateItem: set the status fields and append to the history, nothing else."""
-        sources = check_sources(to, expected if expected is not None else sources_of(to))
-        model, with_reason = self._models.record, reason is not None
-        template = self._template(
-            (to, sources, with_reason), lambda: _transition_request(model, to, sources, with_reason=with_reason)
-        )
+        key = (to, expected, reason is not None)
+        transition = self._transitions.get(key)
+        if transition is None:  # first use: check the edges once, let PynamoDB build the request
+            sources = check_sources(to, expected if expected is not None else sources_of(to))
+            request = _transition_request(self._models.record, to, sources, with_reason=reason is not None)
+            transition = self._transitions[key] = (RequestTemplate(request), sources)
+        template, sources = transition
         request = template.fill(message_id=message_id, now=iso(utc_now()), by=by, reason=reason or "")
         old = self._update(message_id, request, to)
         if request["ReturnValues"] == "NONE":
@@ -165,20 +173,8 @@ class DynamoDBMessageStore:
 
     def count_relay_failure(self, message_id: str) -> int:
         """ADD 1 to ``relay_attempts`` of a PENDING record; returns the new count."""
-        model = self._models.record
-        pending = model.pk.exists() & (model.status == Status.PENDING.value)
-        template = self._template(
-            "relay_failure", lambda: _update_request(model, [model.relay_attempts.add(1)], pending, "UPDATED_OLD")
-        )
-        old = self._update(message_id, template.fill(message_id=message_id), Status.PENDING)
+        old = self._update(message_id, self._relay_failure.fill(message_id=message_id), Status.PENDING)
         return int(old.get("relay_attempts", {}).get("N", "0")) + 1
-
-    def _template(self, key: object, build: Callable[[], dict[str, Any]]) -> RequestTemplate:
-        """The request template cached under ``key``, built by PynamoDB on first use."""
-        template = self._templates.get(key)
-        if template is None:
-            template = self._templates[key] = RequestTemplate(build())
-        return template
 
     def _update(self, message_id: str, request: dict[str, Any], to: Status) -> dict[str, Any]:
         """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for)."""
@@ -208,19 +204,25 @@ class RequestTemplate:
 
     Building a conditional UpdateItem with PynamoDB's expression objects costs as much CPU as a
     third of botocore's work for the call; a flip's expression, names and placeholders depend only
-    on the transition, so they are built once per transition and the key, the time, the actor and
-    the reason are filled in per call. The template is kept as JSON text: filling is one regex pass
-    (a value that looks like a marker stays as it is) and one json.loads, a fresh request each call.
+    on the transition, so they are built once and the key, the time, the actor and the reason are
+    filled in per call. The template is kept as JSON text with a ``%s`` for each marker: filling
+    formats the JSON-escaped values into it (values are never scanned again, so one that looks like
+    a marker stays as it is) and parses the result, a fresh request each call.
     """
 
     def __init__(self, request: dict[str, Any]) -> None:
-        self.text = json.dumps(request)
+        text = json.dumps(request)
+        self._names = _MARKER.findall(text)  # in order, repeats included
+        self._format = _MARKER.sub("%s", text.replace("%", "%%"))
 
     def fill(self, **values: str) -> dict[str, Any]:
         """A copy of the request with every marker replaced by its value."""
-        text = _MARKER.sub(lambda m: json.dumps(values[m.group(1)])[1:-1], self.text)
-        request: dict[str, Any] = json.loads(text)
+        escaped = {name: encode_basestring(value)[1:-1] for name, value in values.items()}
+        request: dict[str, Any] = json.loads(self._format % tuple(escaped[name] for name in self._names))
         return request
+
+
+_Transition = tuple[RequestTemplate, frozenset[Status]]  # the request and the statuses it moves from
 
 
 def _transition_request(

@@ -20,7 +20,7 @@ def utc_now() -> datetime:
 
 def iso(at: datetime) -> str:
     """ISO 8601 with milliseconds and a Z: sorts as text in time order."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    return at.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def record_pk(message_id: str) -> str:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from outbox.adapters.models import bind_models
 from outbox.adapters.store import DynamoDBMessageStore
-from outbox.domain.record import record_pk
+from outbox.domain.record import iso, record_pk
 from outbox.domain.status import TRANSITIONS, Status, sources_of
 
 NOW = "2026-11-25T10:00:00.000Z"
@@ -73,7 +73,7 @@ def test_template_request_equals_the_per_call_build(
         assert request == per_call_request(message_id, to, sources, by, reason)
         # The old values are asked for only when the result cannot be known without them.
         assert returns == ("UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE")
-    assert len(s._templates) == 1
+    assert len(s._transitions) == 1
 
 
 def test_single_source_result_comes_from_the_condition(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
@@ -106,3 +106,16 @@ def test_relay_failure_count_uses_one_cached_request(store: tuple[DynamoDBMessag
     assert first["UpdateExpression"] == second["UpdateExpression"]
     assert first["ExpressionAttributeNames"] == {"#0": "pk", "#1": "status", "#2": "relay_attempts"}
     assert first["ReturnValues"] == "UPDATED_OLD"
+
+
+@pytest.mark.parametrize(
+    ("at", "text"),
+    [
+        (datetime(2026, 1, 2, 3, 4, 5, 999_999, tzinfo=UTC), "2026-01-02T03:04:05.999Z"),  # truncated, not rounded
+        (datetime(2026, 1, 2, 3, 4, 5, 1_500, tzinfo=UTC), "2026-01-02T03:04:05.001Z"),
+        (datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2))), "2026-01-02T01:04:05.000Z"),
+    ],
+)
+def test_timestamps_are_utc_milliseconds_that_sort_as_text(at: datetime, text: str) -> None:
+    """History and outbox sort keys compare these as strings: fixed width, UTC, a Z."""
+    assert iso(at) == text
