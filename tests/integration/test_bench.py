@@ -39,3 +39,12 @@ def test_relay_comparison_on_the_fake_aws_is_at_the_floor() -> None:
     assert result["naive"]["requests_per_msg"] == 2.0
     assert (result["ours"]["sqs_per_msg"], result["ours"]["updates_per_msg"]) == (0.1, 1.0)
     assert result["ours"]["requests_per_msg"] == pytest.approx(1.1)
+
+
+def test_relay_comparison_on_the_moto_server_has_no_ceiling() -> None:
+    """Over HTTP to the emulator's own process the same counts hold; the in-process ceiling is not run there."""
+    result = run.relay_benchmark(0, 20, rounds=1, server=True)
+    assert result["backend"] == "moto server (own process, HTTP)"
+    assert result["naive"]["requests_per_msg"] == 2.0
+    assert result["ours"]["updates_per_msg"] == 1.0
+    assert "ceiling" not in result
