@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
-import resource
 import sys
+from pathlib import Path
 
 from outbox.adapters.aws import dynamodb_client
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.replay import Checkpoint, Replayer, Selection
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_rss_mb() -> float:
+    """This process's own high-water mark (VmHWM). Not ru_maxrss: Linux starts a spawned child's
+    ru_maxrss at its parent's peak, which would hide any growth below the benchmark's own size."""
+    status = Path("/proc/self/status").read_text()
+    (kib,) = (line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(kib) / 1024
 
 
 def main(table: str, buckets: int) -> None:
@@ -20,10 +24,12 @@ def main(table: str, buckets: int) -> None:
     reader = DynamoDBOutboxReader(table, client=dynamodb_client(), buckets=buckets)
     selection = Selection.build(since=None, until=None, min_age="0", status="PENDING")
     reader.statuses([])  # warm the client before the baseline
-    start = _rss_mb()
+    start = _peak_rss_mb()
     summary = Replayer(reader, None, batch_size=10).run(Checkpoint(selection))
     print(
-        json.dumps({"start_mb": start, "peak_mb": _rss_mb(), "scanned": summary.scanned, "selected": summary.selected})
+        json.dumps(
+            {"start_mb": start, "peak_mb": _peak_rss_mb(), "scanned": summary.scanned, "selected": summary.selected}
+        )
     )
 
 
