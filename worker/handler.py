@@ -28,7 +28,7 @@ log = structlog.get_logger("worker.handler")
 
 BatchResponse = dict[str, list[dict[str, str]]]
 # Stream records are dicts: checking dict first skips the ABC machinery of Mapping (16 checks a record).
-MAPPING = (dict, Mapping)
+_MAPPINGS = (dict, Mapping)
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,10 @@ class StreamWorker:
 
     def _parse_record(self, record: object) -> tuple[RelayItem, str] | _Malformed | None:
         """An outbox INSERT as a RelayItem; None for any other record; _Malformed for a poison one."""
-        if not isinstance(record, MAPPING) or record.get("eventName") != "INSERT":
+        if not isinstance(record, _MAPPINGS) or record.get("eventName") != "INSERT":
             return None
         change = record.get("dynamodb")
-        if not isinstance(change, MAPPING):
+        if not isinstance(change, _MAPPINGS):
             return None
         pk = _string_attr(change.get("Keys"), "pk")
         if pk is None or not pk.startswith(OUTBOX_PREFIX):
@@ -134,20 +134,20 @@ class StreamWorker:
 
 def _shape_problems(image: object) -> list[str]:
     """Attributes of an outbox image with the wrong DynamoDB type (read by hand: pynamodb costs ~70 µs)."""
-    if not isinstance(image, MAPPING):
+    if not isinstance(image, _MAPPINGS):
         return ["NewImage"]
     problems = [name for name in ("created_at", "group_key") if name in image and _string_attr(image, name) is None]
     expires = image.get("expires_at")
-    if not (isinstance(expires, MAPPING) and str(expires.get("N", "")).isdigit()):
+    if not (isinstance(expires, _MAPPINGS) and str(expires.get("N", "")).isdigit()):
         problems.append("expires_at")
     return problems
 
 
 def _string_attr(image: object, name: str) -> str | None:
-    if not isinstance(image, MAPPING):
+    if not isinstance(image, _MAPPINGS):
         return None
     value = image.get(name)
-    if isinstance(value, MAPPING) and isinstance(value.get("S"), str):
+    if isinstance(value, _MAPPINGS) and isinstance(value.get("S"), str):
         return str(value["S"])
     return None
 

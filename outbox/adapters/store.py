@@ -153,11 +153,11 @@ class DynamoDBMessageStore:
         expected: frozenset[Status] | None = None,
     ) -> TransitionResult:
         """One conditional UpdateItem: set the status fields and append to the history, nothing else."""
-        key = (to, expected, reason is not None)
+        key = (to, expected, bool(reason))
         transition = self._transitions.get(key)
         if transition is None:  # first use: check the edges once, let PynamoDB build the request
             sources = check_sources(to, expected if expected is not None else sources_of(to))
-            request = _transition_request(self._models.record, to, sources, with_reason=reason is not None)
+            request = _transition_request(self._models.record, to, sources, with_reason=bool(reason))
             transition = self._transitions[key] = (RequestTemplate(request), sources)
         template, sources = transition
         request = template.fill(message_id=message_id, now=iso(utc_now()), by=by, reason=reason or "")
@@ -191,7 +191,7 @@ class DynamoDBMessageStore:
         return dict(response.get("Attributes") or {})
 
 
-def marker(name: str) -> str:
+def _marker(name: str) -> str:
     """A placeholder for a per-call value inside a request template."""
     return f"\x00{name}\x00"
 
@@ -233,8 +233,8 @@ def _transition_request(
     The old values are asked for only when the result needs them: which status it came from
     (several sources) or the attempts count (PROCESSING).
     """
-    now, reason_value = marker("now"), marker("reason")
-    line: dict[str, str] = {"status": to.value, "at": now, "by": marker("by")}
+    now, reason_value = _marker("now"), _marker("reason")
+    line: dict[str, str] = {"status": to.value, "at": now, "by": _marker("by")}
     actions: list[Any] = [
         model.status.set(to.value),
         model.updated_at.set(now),
@@ -255,7 +255,7 @@ def _update_request(
     model: type[MessageRecordModel], actions: list[Any], condition: Any, return_values: str
 ) -> dict[str, Any]:
     """PynamoDB's UpdateItem for the record of the marked message id."""
-    kwargs = model(record_pk(marker("message_id")), RECORD_SK).get_update_kwargs_from_instance(
+    kwargs = model(record_pk(_marker("message_id")), RECORD_SK).get_update_kwargs_from_instance(
         actions, condition, return_values_on_condition_failure="ALL_OLD"
     )
     return {**kwargs, "ReturnValues": return_values}

@@ -35,7 +35,7 @@ def per_call_request(message_id: str, to: Status, sources: frozenset[Status], by
         model.updated_at.set(NOW),
         model.history.set(model.history.append([line])),
     ]
-    if reason is not None:
+    if reason:  # an empty reason is no reason
         actions.append(model.reason.set(reason))
     if to is Status.PROCESSING:
         actions.append(model.attempts.add(1))
@@ -60,7 +60,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> tuple[DynamoDBMessageStore, Record
 
 
 @pytest.mark.parametrize(("to", "sources"), EDGES, ids=lambda v: str(getattr(v, "value", sorted(v))))
-@pytest.mark.parametrize("reason", [None, "SQS refused the message: InvalidParameterValue"])
+@pytest.mark.parametrize("reason", [None, "", "SQS refused the message: InvalidParameterValue"])
 def test_template_request_equals_the_per_call_build(
     store: tuple[DynamoDBMessageStore, RecordingClient], to: Status, sources: frozenset[Status], reason: str | None
 ) -> None:
