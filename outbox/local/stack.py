@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ LOCAL_CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
+STOP_WAIT_S = 5.0  # how long stop() waits for the runners, before and again after the emulator stops
 
 
 @dataclass(frozen=True)
@@ -122,14 +124,13 @@ class LocalStack:
             self._server.server_close()
             self._server = None
         # Consumers may sit in a long poll (up to a second): stop the emulator under them rather
-        # than wait for it; they see the stop flag and leave without a word.
+        # than wait for it; they see the stop flag and leave without a word. One caught mid-batch
+        # retries its calls against the stopped emulator for a while: the joins share one deadline,
+        # and a daemon thread still running after it ends with the process.
         consumers = [thread for thread in self._threads if thread.name.startswith("consumer-")]
-        for thread in self._threads:
-            if thread not in consumers:
-                thread.join(timeout=10)
+        _join([thread for thread in self._threads if thread not in consumers], STOP_WAIT_S)
         self.emulator.stop()
-        for thread in consumers:
-            thread.join(timeout=10)
+        _join(consumers, STOP_WAIT_S)
         self._threads.clear()
         log.info("local_stack_stopped")
 
@@ -139,3 +140,10 @@ class LocalStack:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _join(threads: list[threading.Thread], within_s: float) -> None:
+    """Wait for ``threads``, all of them together at most ``within_s``."""
+    deadline = time.monotonic() + within_s
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
