@@ -210,18 +210,18 @@ def relay_benchmark(latency_ms: float, n: int, rounds: int = ROUNDS, *, server: 
         if not server:  # where every request is CPU of this process, no relay beats the flips alone
             handlers["ceiling"] = FlipsOnly(b.store).handle
         runs: dict[str, list[Callable[[], None]]] = {name: [] for name in handlers}
+        seeded: dict[str, list[str]] = {name: [] for name in handlers}
         position: str | None = None
-        ours_ids: list[str] = []
         for _ in range(rounds):
             for name, handle in handlers.items():
-                ids = seed(b.store, n)  # fresh PENDING records: a flip only succeeds once
+                seeded[name] += seed(b.store, n)  # fresh PENDING records: a flip only succeeds once
                 batches, position = stream_batches(b, position)
                 runs[name].append(lambda handle=handle, batches=batches: _each(handle, batches))
-                ours_ids += ids if name == "ours" else []
         figures = compare(b, runs, n, between=lambda: drain(b))  # each round starts at the same queue depth
         relay.close()
-        assert all(b.store.get(m).status.value == "QUEUED" for m in ours_ids[:: max(1, n // 10)])
-        return {"backend": b.name, "n": n, "rounds": rounds, **figures, "flip_wru": flip_wru(b, ours_ids)}
+        for ids in seeded.values():  # every relay really flipped what it was given
+            assert all(b.store.get(m).status.value == "QUEUED" for m in ids[:: max(1, n // 10)])
+        return {"backend": b.name, "n": n, "rounds": rounds, **figures, "flip_wru": flip_wru(b, seeded["ours"])}
 
 
 def _each(handle: Callable[[dict[str, Any]], object], events: list[dict[str, Any]]) -> None:
@@ -274,7 +274,7 @@ def stub_relay_benchmark(latency_ms: float, n: int, rounds: int = ROUNDS) -> dic
 
 def own_overhead(n: int, rounds: int = ROUNDS) -> dict[str, float]:
     """CPU per relayed message of our code alone: worker, relay, store and publisher, on clients that
-    answer at once without botocore. Median of ``rounds`` rounds, each with the machine's speed."""
+    answer at once without botocore. The median of ``rounds`` rounds, and their range."""
     dynamodb, sqs = stub.NullDynamoDB(), stub.NullSqs()
     store = DynamoDBMessageStore("outbox", client=dynamodb)
     relay = Relay(store, SqsPublisher("https://sqs.us-east-1.amazonaws.com/1/outbox", client=sqs))
