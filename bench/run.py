@@ -494,7 +494,7 @@ def main() -> int:
     lines = [
         f"Command: `make bench` (`python -m bench.run`), {time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s.",
         "",
-        f"Machine speed at the start of the run: a 20M-step Python loop took {speed:.2f} s (0.8 to 3.4 s seen"
+        f"Machine speed at the start of the run: a 20M-step Python loop took {speed:.2f} s (0.7 to 3.4 s seen"
         " on this shared VM within one session). CPU-bound figures scale with it.",
         "",
         "### Relay: the same stream batches through a naive relay and ours",
