@@ -167,6 +167,26 @@ def _plain_attribute_value(value: Any) -> Any:
     return None
 
 
+def _patch(owner: Any, **replacements: Any) -> None:
+    """Replace methods of a moto class, each remembering moto's own for ``_restore``."""
+    for name, replacement in replacements.items():
+        replacement._outbox_original = getattr(owner, name)
+        setattr(owner, name, replacement)
+
+
+def _patched(owner: Any, name: str) -> bool:
+    """Whether ``owner.name`` is one of our replacements (every install is idempotent)."""
+    return hasattr(getattr(owner, name), "_outbox_original")
+
+
+def _restore(owner: Any, *names: str) -> None:
+    """Put moto's own methods back (for differential tests); a no-op where nothing is patched."""
+    for name in names:
+        original = getattr(getattr(owner, name), "_outbox_original", None)
+        if original is not None:
+            setattr(owner, name, original)
+
+
 def install_fast_attribute_values() -> None:
     """Serialise DynamoDB AttributeValues straight from moto's wire-form dicts (idempotent).
 
@@ -177,10 +197,9 @@ def install_fast_attribute_values() -> None:
     """
     from moto.core.serialize import BaseJSONSerializer
 
-    original = BaseJSONSerializer._serialize_type_structure
-    if getattr(original, "_outbox_fast", False):
+    if _patched(BaseJSONSerializer, "_serialize_type_structure"):
         return
-    original_map = BaseJSONSerializer._serialize_type_map
+    original, original_map = BaseJSONSerializer._serialize_type_structure, BaseJSONSerializer._serialize_type_map
 
     def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
         if key and shape.name == "AttributeValue":
@@ -198,21 +217,14 @@ def install_fast_attribute_values() -> None:
                 return
         original_map(self, serialized, value, shape, key)
 
-    serialize_structure._outbox_fast = True  # type: ignore[attr-defined]
-    serialize_structure._outbox_original = original  # type: ignore[attr-defined]
-    serialize_map._outbox_original = original_map  # type: ignore[attr-defined]
-    BaseJSONSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
-    BaseJSONSerializer._serialize_type_map = serialize_map  # type: ignore[method-assign]
+    _patch(BaseJSONSerializer, _serialize_type_structure=serialize_structure, _serialize_type_map=serialize_map)
 
 
 def uninstall_fast_attribute_values() -> None:
     """Restore moto's own serializer (for differential tests)."""
     from moto.core.serialize import BaseJSONSerializer
 
-    for name in ("_serialize_type_structure", "_serialize_type_map"):
-        original = getattr(getattr(BaseJSONSerializer, name), "_outbox_original", None)
-        if original is not None:
-            setattr(BaseJSONSerializer, name, original)
+    _restore(BaseJSONSerializer, "_serialize_type_structure", "_serialize_type_map")
 
 
 def install_module_list_cache() -> None:
@@ -344,10 +356,11 @@ def _fast_update_item(handler: Any) -> Any:
     if table.stream_shard is not None:
         table.stream_shard.add(before, item)
     result: dict[str, Any] = {"ConsumedCapacity": {"TableName": body["TableName"], "CapacityUnits": 0.5}}
-    new = _render(changes) if returns_old else {}
-    updated = {k: v for k, v in old.items() if v != new.get(k)}
-    if updated:
-        result["Attributes"] = updated
+    if returns_old:
+        new = _render(changes)
+        updated = {k: v for k, v in old.items() if v != new.get(k)}
+        if updated:
+            result["Attributes"] = updated
     return DynamoResult(result)
 
 
@@ -433,26 +446,22 @@ def install_fast_update_item() -> None:
     """Route UpdateItems of the outbox's shapes through ``_fast_update_item`` (idempotent)."""
     from moto.dynamodb.responses import DynamoHandler
 
-    original = DynamoHandler.update_item
-    if getattr(original, "_outbox_fast", False):
+    if _patched(DynamoHandler, "update_item"):
         return
+    original = DynamoHandler.update_item
 
     def update_item(self: Any) -> Any:
         fast = _fast_update_item(self)
         return original(self) if fast is None else fast
 
-    update_item._outbox_fast = True  # type: ignore[attr-defined]
-    update_item._outbox_original = original  # type: ignore[attr-defined]
-    DynamoHandler.update_item = update_item  # type: ignore[method-assign]
+    _patch(DynamoHandler, update_item=update_item)
 
 
 def uninstall_fast_update_item() -> None:
     """Restore moto's own UpdateItem (for differential tests)."""
     from moto.dynamodb.responses import DynamoHandler
 
-    original = getattr(DynamoHandler.update_item, "_outbox_original", None)
-    if original is not None:
-        DynamoHandler.update_item = original  # type: ignore[method-assign]
+    _restore(DynamoHandler, "update_item")
 
 
 _partition = threading.local()
@@ -468,7 +477,7 @@ def install_partition_query() -> None:
     """
     from moto.dynamodb.models.table import Table
 
-    if getattr(Table.query, "_outbox_original", None):
+    if _patched(Table, "query"):
         return
     original_query, original_all_items = Table.query, Table.all_items
 
@@ -489,20 +498,14 @@ def install_partition_query() -> None:
         partition: dict[Any, Any] = items.get(_partition.key) or {}
         return sorted(partition.values(), key=lambda item: (item.hash_key, item.range_key))
 
-    query._outbox_original = original_query  # type: ignore[attr-defined]
-    all_items._outbox_original = original_all_items  # type: ignore[attr-defined]
-    Table.query = query  # type: ignore[method-assign]
-    Table.all_items = all_items  # type: ignore[method-assign]
+    _patch(Table, query=query, all_items=all_items)
 
 
 def uninstall_partition_query() -> None:
     """Restore moto's own Query (for differential tests)."""
     from moto.dynamodb.models.table import Table
 
-    for name in ("query", "all_items"):
-        original = getattr(getattr(Table, name), "_outbox_original", None)
-        if original is not None:
-            setattr(Table, name, original)
+    _restore(Table, "query", "all_items")
 
 
 class _LazyQueueAttributes(Mapping[str, Any]):
