@@ -13,6 +13,8 @@ import structlog
 # Fields that would carry personal data; whatever logs them, the value never leaves the process.
 PERSONAL_FIELDS = frozenset({"recipient", "subject", "body", "payload", "metadata", "envelope"})
 REDACTED = "[redacted]"
+# The level configure_logging set; NOTSET until then (structlog's defaults write every level).
+_configured = {"level": logging.NOTSET}
 
 
 def redact_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -25,6 +27,7 @@ def redact_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[
 def configure_logging(stream: TextIO | None = None, level: str | None = None) -> None:
     """JSON logs to ``stream`` (stdout by default) at ``level`` (``LOG_LEVEL``, default INFO)."""
     name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    _configured["level"] = logging.getLevelNamesMapping().get(name, logging.INFO)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -33,10 +36,19 @@ def configure_logging(stream: TextIO | None = None, level: str | None = None) ->
             redact_personal_data,
             structlog.processors.JSONRenderer(sort_keys=True),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping().get(name, logging.INFO)),
+        wrapper_class=structlog.make_filtering_bound_logger(_configured["level"]),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
+
+
+def debug_enabled() -> bool:
+    """Whether DEBUG lines are written.
+
+    A per-message path asks before logging: a module logger is a lazy proxy that builds a bound
+    logger on every call (about 8 µs), even for a level that is filtered out.
+    """
+    return _configured["level"] <= logging.DEBUG
 
 
 def bind_invocation(aws_request_id: str | None, **context: Any) -> None:

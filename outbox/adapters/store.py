@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import keyword
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -29,6 +29,7 @@ from outbox.domain.record import (
     utc_now,
 )
 from outbox.domain.status import Status, check_sources, sources_of
+from outbox.logs import debug_enabled
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -168,7 +169,8 @@ class DynamoDBMessageStore:
             previous = Status(old["status"]["S"]) if "status" in old else to
         # Only PROCESSING (+1) and QUEUED (reset) touch attempts; UPDATED_OLD returns nothing else of it.
         attempts = int(old.get("attempts", {}).get("N", "0")) + 1 if to is Status.PROCESSING else 0
-        log.info("status_changed", message_id=message_id, **{"from": previous.value}, to=to.value, by=by)
+        if debug_enabled():  # one line per message and transition: the record's history already has it
+            log.debug("status_changed", message_id=message_id, **{"from": previous.value}, to=to.value, by=by)
         return TransitionResult(message_id, previous, to, attempts)
 
     def count_relay_failure(self, message_id: str) -> int:
@@ -196,7 +198,7 @@ def _marker(name: str) -> str:
     return f"\x00{name}\x00"
 
 
-_MARKER = re.compile(r"\\u0000([a-z_]+)\\u0000")  # a marker as json.dumps writes it
+_MARKER = re.compile("\x00([a-z_]+)\x00")
 
 
 class RequestTemplate:
@@ -205,21 +207,43 @@ class RequestTemplate:
     Building a conditional UpdateItem with PynamoDB's expression objects costs as much CPU as a
     third of botocore's work for the call; a flip's expression, names and placeholders depend only
     on the transition, so they are built once and the key, the time, the actor and the reason are
-    filled in per call. The template is kept as JSON text with a ``%s`` for each marker: filling
-    formats the JSON-escaped values into it (values are never scanned again, so one that looks like
-    a marker stays as it is) and parses the result, a fresh request each call.
+    filled in per call. The template is compiled once into a function whose body is the request as
+    a Python literal with each marker replaced by its parameter (as ``dataclasses`` and
+    ``namedtuple`` generate code): every call builds a fresh request, about 3 µs, and values are
+    only concatenated, never scanned, so one that looks like a marker stays as it is.
     """
 
     def __init__(self, request: dict[str, Any]) -> None:
-        text = json.dumps(request)
-        self._names = _MARKER.findall(text)  # in order, repeats included
-        self._format = _MARKER.sub("%s", text.replace("%", "%%"))
+        names: set[str] = set()
+        body = _literal(request, names)
+        if not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
+            raise ValueError(f"marker names must be identifiers: {sorted(names)}")
+        source = f"lambda {''.join(f'{name}, ' for name in sorted(names))}**_: {body}"
+        self._build: Callable[..., dict[str, Any]] = eval(source, {"__builtins__": {}})  # noqa: S307 - our literal
 
     def fill(self, **values: str) -> dict[str, Any]:
-        """A copy of the request with every marker replaced by its value."""
-        escaped = {name: encode_basestring(value)[1:-1] for name, value in values.items()}
-        request: dict[str, Any] = json.loads(self._format % tuple(escaped[name] for name in self._names))
-        return request
+        """A new request with every marker replaced by its value (values for absent markers are ignored)."""
+        return self._build(**values)
+
+
+def _literal(value: Any, names: set[str]) -> str:
+    """Python source that builds ``value`` (JSON-like), each marker an expression of its name (added to ``names``)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key!r}: {_literal(item, names)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(item, names) for item in value) + "]"
+    if isinstance(value, str):  # split: literal text at even positions, marker names at odd ones
+        terms = []
+        for index, part in enumerate(_MARKER.split(value)):
+            if index % 2:
+                names.add(part)
+                terms.append(part)
+            elif part:
+                terms.append(repr(part))
+        return " + ".join(terms) or "''"
+    if isinstance(value, (int, float, bool)) or value is None:
+        return repr(value)
+    raise TypeError(f"a request template cannot hold a {type(value).__name__}")
 
 
 _Transition = tuple[RequestTemplate, frozenset[Status]]  # the request and the statuses it moves from

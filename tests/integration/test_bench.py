@@ -17,6 +17,7 @@ def patched_moto() -> Iterator[None]:
     emulator.uninstall_transaction_journal()
     emulator.uninstall_fast_attribute_values()
     emulator.uninstall_fast_update_item()
+    emulator.uninstall_fast_item_construction()
     emulator.uninstall_lazy_queue_attributes()
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from outbox.adapters.models import bind_models
-from outbox.adapters.store import DynamoDBMessageStore
+from outbox.adapters.store import DynamoDBMessageStore, RequestTemplate
 from outbox.domain.record import iso, record_pk
 from outbox.domain.status import TRANSITIONS, Status, sources_of
+from outbox.logs import configure_logging, debug_enabled
 
 NOW = "2026-11-25T10:00:00.000Z"
 
@@ -95,6 +98,27 @@ def test_values_that_look_like_markers_are_kept_verbatim(store: tuple[DynamoDBMe
     assert request == per_call_request(message_id, Status.FAILED, sources_of(Status.FAILED), by, reason)
 
 
+def test_a_template_builds_a_fresh_request_from_any_json_like_literal() -> None:
+    """Quotes, backslashes, non-ASCII, numbers, booleans and None survive; each fill shares nothing."""
+    template = RequestTemplate(
+        {"a": 'it\'s "x" \\ é \x00now\x00-\x00by\x00', "n": [1, 2.5, True, None], "m": {"k": "\x00now\x00"}}
+    )
+
+    first = template.fill(now="N", by="B", reason="unused")
+    assert first == {"a": 'it\'s "x" \\ é N-B', "n": [1, 2.5, True, None], "m": {"k": "N"}}
+    first["m"]["k"] = "changed"
+    first["n"].append(3)
+    assert template.fill(now="N", by="B") == {"a": 'it\'s "x" \\ é N-B', "n": [1, 2.5, True, None], "m": {"k": "N"}}
+
+
+def test_a_template_refuses_what_a_request_cannot_hold() -> None:
+    """Only JSON-like values, and only marker names that can be parameters."""
+    with pytest.raises(TypeError, match="cannot hold a bytes"):
+        RequestTemplate({"b": b"raw"})
+    with pytest.raises(ValueError, match="identifiers"):
+        RequestTemplate({"k": "\x00if\x00"})
+
+
 def test_relay_failure_count_uses_one_cached_request(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
     """count_relay_failure shares the template cache: same expression, per-call key."""
     s, client = store
@@ -119,3 +143,18 @@ def test_relay_failure_count_uses_one_cached_request(store: tuple[DynamoDBMessag
 def test_timestamps_are_utc_milliseconds_that_sort_as_text(at: datetime, text: str) -> None:
     """History and outbox sort keys compare these as strings: fixed width, UTC, a Z."""
     assert iso(at) == text
+
+
+@pytest.mark.parametrize(("level", "written"), [("DEBUG", True), ("INFO", False)])
+def test_a_transition_logs_its_line_only_at_debug(
+    store: tuple[DynamoDBMessageStore, RecordingClient], level: str, written: bool
+) -> None:
+    """One line per message and transition is DEBUG: at the deployed INFO the record's history is the trail."""
+    out = io.StringIO()
+    configure_logging(out, level=level)  # tests/conftest.py sets WARNING again for the next test
+    store[0].transition("m1", Status.QUEUED, by="worker", expected=frozenset({Status.PENDING}))
+    assert debug_enabled() is written
+
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    expected = [{"event": "status_changed", "message_id": "m1", "from": "PENDING", "to": "QUEUED", "by": "worker"}]
+    assert [{k: line[k] for k in expected[0]} for line in lines] == (expected if written else [])
