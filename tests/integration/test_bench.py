@@ -49,3 +49,10 @@ def test_relay_comparison_on_the_moto_server_has_no_ceiling() -> None:
     assert result["naive"]["requests_per_msg"] == 2.0
     assert result["ours"]["updates_per_msg"] == 1.0
     assert "ceiling" not in result
+
+
+def test_replay_memory_replays_every_seeded_entry_of_each_size() -> None:
+    """Both sizes on one table, topped up in between: each replay selects exactly that many entries."""
+    rows = run.replay_memory([60, 25])
+    assert [(row["entries"], row["scanned"], row["selected"]) for row in rows] == [(25, 25, 25), (60, 60, 60)]
+    assert all(0 < row["start_mb"] <= row["peak_mb"] for row in rows)
