@@ -48,7 +48,9 @@ from worker.handler import StreamWorker
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-PRICES = {"wru": 0.625, "sqs_request": 0.40, "lambda_request": 0.20}  # USD per million, on-demand us-east-1
+# USD per million (requests, write units, GB-seconds), on-demand us-east-1; Lambda on arm64, as deployed.
+PRICES = {"wru": 0.625, "sqs_request": 0.40, "lambda_request": 0.20, "lambda_gb_s": 13.3334}
+WORKER_MEMORY_GB = 0.5  # the Terraform module's default memory_size for the worker
 NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "benchmark"})
 LAMBDA_BATCH = 100
 ROUNDS = 5  # interleaved rounds per relay comparison
@@ -448,14 +450,17 @@ def _bulk_seed(table: str, positions: range, *, buckets: int) -> None:
     pool.shutdown()
 
 
-def cost_model(relay: dict[str, Any]) -> list[tuple[str, float, float]]:
-    """USD per million messages for the relay step, from counted requests and write units."""
+def cost_model(relay: dict[str, Any], latency: dict[str, Any]) -> list[tuple[str, float, float, float]]:
+    """USD per million messages for the relay step: SQS requests and flip write units as counted on
+    ``relay``, Lambda invocations (one per batch of 100) and duration at ``latency``'s throughput."""
     rows = []
     for name in ("naive", "ours"):
         figures = relay[name]
         sqs = figures["sqs_per_msg"] * PRICES["sqs_request"]
         wru = figures["updates_per_msg"] * relay["flip_wru"] * PRICES["wru"]
-        rows.append((name, sqs, wru))
+        seconds = 1 / latency[name]["msg_per_s"]
+        function = PRICES["lambda_request"] / LAMBDA_BATCH + seconds * WORKER_MEMORY_GB * PRICES["lambda_gb_s"]
+        rows.append((name, sqs, wru, function))
     return rows
 
 
@@ -570,13 +575,19 @@ def main() -> int:
         "",
         "### Cost of the relay step, USD per million messages",
         "",
-        "Prices: DynamoDB on-demand $0.625 per million WRU, SQS $0.40 per million requests (us-east-1). Lambda"
-        " invocations are the same for both (one per stream batch).",
+        "Prices (us-east-1, on demand): DynamoDB $0.625 per million WRU, SQS $0.40 per million requests, Lambda"
+        " $0.20 per million invocations (one per stream batch of 100, the same for both) and $0.0000133334 per"
+        f" GB-second on arm64. SQS requests and write units as counted on moto in process; Lambda duration at"
+        f" the {WORKER_MEMORY_GB * 1024:.0f} MB worker's wall time per message on the fake AWS with 5 ms per"
+        " request (the backend that models a network).",
         "",
-        "| relay | SQS | DynamoDB flips | total |",
-        "|---|---|---|---|",
+        "| relay | SQS | DynamoDB flips | Lambda | total |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {name} | ${sqs:.3f} | ${wru:.3f} | ${sqs + wru:.3f} |" for name, sqs, wru in cost_model(relay_moto)]
+    lines += [
+        f"| {name} | ${sqs:.3f} | ${wru:.3f} | ${function:.3f} | ${sqs + wru + function:.3f} |"
+        for name, sqs, wru, function in cost_model(relay_moto, relay_latency)
+    ]
     print("\n".join(lines))
     if not args.no_write:
         write(lines)

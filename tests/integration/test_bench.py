@@ -56,3 +56,16 @@ def test_replay_memory_replays_every_seeded_entry_of_each_size() -> None:
     rows = run.replay_memory([60, 25])
     assert [(row["entries"], row["scanned"], row["selected"]) for row in rows] == [(25, 25, 25), (60, 60, 60)]
     assert all(0 < row["start_mb"] <= row["peak_mb"] for row in rows)
+
+
+def test_cost_model_prices_counted_requests_units_and_lambda_time() -> None:
+    """Dollars per million: SQS requests, flip write units, one invocation per 100 and 512 MB-seconds."""
+    counted = {
+        "naive": {"sqs_per_msg": 1.0, "updates_per_msg": 1.0},
+        "ours": {"sqs_per_msg": 0.1, "updates_per_msg": 1.0},
+        "flip_wru": 1.0,
+    }
+    timed = {"naive": {"msg_per_s": 100.0}, "ours": {"msg_per_s": 1000.0}}
+    rows = {name: figures for name, *figures in run.cost_model(counted, timed)}
+    assert rows["naive"] == pytest.approx([0.40, 0.625, 0.002 + 0.01 * 0.5 * 13.3334])
+    assert rows["ours"] == pytest.approx([0.04, 0.625, 0.002 + 0.001 * 0.5 * 13.3334])
