@@ -18,6 +18,7 @@ def patched_moto() -> Iterator[None]:
     emulator.uninstall_fast_attribute_values()
     emulator.uninstall_fast_update_item()
     emulator.uninstall_fast_item_construction()
+    emulator.uninstall_method_name_cache()
     emulator.uninstall_lazy_queue_attributes()
 
 

@@ -293,6 +293,30 @@ def test_module_list_cache_returns_what_moto_lists() -> None:
     assert "dynamodb" in listed
 
 
+def test_method_name_cache_lists_what_moto_lists() -> None:
+    """Each handler class's names, as moto lists them, patched methods included; a fresh list per call."""
+    from moto.core import responses
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+    from moto.sqs.responses import SQSResponse
+
+    classes = (DynamoHandler, DynamoDBStreamsHandler, SQSResponse)
+    emulator.install_fast_update_item()
+    try:
+        listed = [responses.method_names_from_class(clazz) for clazz in classes]
+        emulator.install_method_name_cache()
+        assert emulator._patched(responses, "method_names_from_class")
+        cached = [responses.method_names_from_class(clazz) for clazz in classes]
+        responses.method_names_from_class(DynamoHandler).clear()
+        assert [responses.method_names_from_class(clazz) for clazz in classes] == cached == listed
+    finally:
+        emulator.uninstall_method_name_cache()
+        emulator.uninstall_fast_update_item()
+    assert not emulator._patched(responses, "method_names_from_class")
+    assert {"update_item", "transact_write_items", "query"} <= set(listed[0])
+    assert "method_names_from_class" in responses.BaseResponse.call_action.__code__.co_names
+
+
 def _queue_attributes(install: bool) -> list[list[tuple[str, Any]]]:
     """Every queue's attributes, in order, for several queue kinds, with messages in flight."""
     if install:
@@ -409,8 +433,11 @@ def _count_fast_path(patch: pytest.MonkeyPatch, served: list[bool]) -> None:
     patch.setattr(emulator, "_fast_update_item", spy)
 
 
-def _run_updates(install: bool, view: str) -> dict[str, Any]:
-    """Every update on a fresh emulator; outcomes, the item and stream records (ids and times left out)."""
+def _run_updates(install: bool, view: str, history_tail: list[Any] | None = None) -> dict[str, Any]:
+    """Every update on a fresh emulator: outcomes with content types, the item, the stream records.
+
+    Ids and times are left out; ``history_tail`` adds elements to the item's history list.
+    """
     if install:
         emulator.install_fast_update_item()
     served: list[bool] = []
@@ -419,13 +446,14 @@ def _run_updates(install: bool, view: str) -> dict[str, Any]:
             _count_fast_path(patch, served)
             client = boto3.client("dynamodb")
             _create_table(client, view=view)
-            history = {"L": [{"M": {"status": {"S": "PENDING"}, "at": {"S": "t0"}}}]}
+            history = {"L": [{"M": {"status": {"S": "PENDING"}, "at": {"S": "t0"}}}, *(history_tail or [])]}
             client.put_item(TableName=TABLE, Item=_key("A") | {"status": {"S": "PENDING"}, "history": history})
             outcomes: list[Any] = []
             for request in _updates():
                 try:
-                    response = client.update_item(**request)
-                    outcomes.append({k: v for k, v in response.items() if k != "ResponseMetadata"})
+                    response = client.update_item(**request)  # botocore checks the body's x-amz-crc32
+                    content_type = response["ResponseMetadata"]["HTTPHeaders"]["content-type"]
+                    outcomes.append(({k: v for k, v in response.items() if k != "ResponseMetadata"}, content_type))
                 except ClientError as exc:
                     outcomes.append((exc.response["Error"], exc.response.get("Item")))
             item = client.get_item(TableName=TABLE, Key=_key("A"))["Item"]
@@ -449,12 +477,13 @@ def test_fast_update_item_answers_like_moto(view: str) -> None:
     assert original["fast"] == []  # not installed: never consulted
     # The store's shapes on the success path are served fast; failures and foreign shapes are moto's.
     assert fast["fast"] == [True, True, True, False, True, True, False, True] + [False] * 6
-    assert original["outcomes"][0] == {"ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 0.5}}
-    assert original["outcomes"][1]["Attributes"] == {"relay_attempts": {"N": "1"}}
+    answer = {"ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 0.5}}
+    assert original["outcomes"][0] == (answer, "application/x-amz-json-1.0")
+    assert original["outcomes"][1][0]["Attributes"] == {"relay_attempts": {"N": "1"}}
     assert original["outcomes"][3][0]["Code"] == "ConditionalCheckFailedException"
     assert original["outcomes"][3][1]["status"] == {"S": "QUEUED"}  # ALL_OLD on a failed condition
     # moto's own validation errors (unused value, key update, list_append on a string, ADD to a string)
-    assert [i for i, outcome in enumerate(original["outcomes"]) if isinstance(outcome, tuple)] == [3, 6, 8, 9, 11, 13]
+    assert [i for i, outcome in enumerate(original["outcomes"]) if "Code" in outcome[0]] == [3, 6, 8, 9, 11, 13]
     assert [h["M"]["status"]["S"] for h in original["item"]["history"]["L"]] == [
         "PENDING",
         "QUEUED",
@@ -462,6 +491,17 @@ def test_fast_update_item_answers_like_moto(view: str) -> None:
         "PROCESSING",
         "COMPLETED",
     ]
+
+
+def test_fast_update_item_leaves_binary_old_values_to_moto_serializer() -> None:
+    """An UPDATED_OLD answer holding a binary value is encoded by moto's serializer: same answers as moto."""
+    tail = [{"B": b"\x00\xff"}]
+    original = _run_updates(install=False, view="NEW_IMAGE", history_tail=tail)
+    fast = _run_updates(install=True, view="NEW_IMAGE", history_tail=tail)
+
+    assert {k: v for k, v in fast.items() if k != "fast"} == {k: v for k, v in original.items() if k != "fast"}
+    assert fast["fast"][:3] == [True, True, True]
+    assert original["outcomes"][2][0]["Attributes"]["history"]["L"][1] == {"B": b"\x00\xff"}
 
 
 def test_store_transitions_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
