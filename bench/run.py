@@ -77,12 +77,7 @@ def backend(latency_ms: float, *, server: bool = False) -> Iterator[Backend]:
         with emulator.EmbeddedEmulator() as running, endpoint(running.endpoint_url):
             yield _backend("moto server (own process, HTTP)", latency_ms)
         return
-    emulator.install_transaction_journal()
-    emulator.install_fast_attribute_values()
-    emulator.install_fast_update_item()
-    emulator.install_fast_item_construction()
-    emulator.install_method_name_cache()
-    emulator.install_lazy_queue_attributes()
+    emulator.install_all()
     with mock_aws():
         yield _backend(f"moto + {latency_ms:g} ms per request" if latency_ms else "moto in process", latency_ms)
 

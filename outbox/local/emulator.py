@@ -636,6 +636,31 @@ def uninstall_lazy_queue_attributes() -> None:
 
 _lazy_sqs: list[property] = []
 
+# Every fix above with its undo, in install order.
+_FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
+    (install_transaction_journal, uninstall_transaction_journal),
+    (install_fast_attribute_values, uninstall_fast_attribute_values),
+    (install_fast_update_item, uninstall_fast_update_item),
+    (install_fast_item_construction, uninstall_fast_item_construction),
+    (install_partition_query, uninstall_partition_query),
+    (install_method_name_cache, uninstall_method_name_cache),
+    (install_lazy_queue_attributes, uninstall_lazy_queue_attributes),
+)
+
+
+def install_all() -> None:
+    """Every fix (each idempotent): what the emulator server runs, and what benchmarks give moto in process."""
+    for install, _ in _FIXES:
+        install()
+    install_module_list_cache()  # the server's routing; it only answers from memory, nothing to undo
+
+
+def uninstall_all() -> None:
+    """Put moto's own code back (for tests that must see moto as shipped)."""
+    for _, uninstall in reversed(_FIXES):
+        uninstall()
+
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -710,14 +735,7 @@ def make_emulator_server(host: str, port: int, *, direct: bool = True) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from waitress.server import create_server
 
-    install_transaction_journal()
-    install_fast_attribute_values()
-    install_fast_update_item()
-    install_fast_item_construction()
-    install_partition_query()
-    install_module_list_cache()
-    install_method_name_cache()
-    install_lazy_queue_attributes()
+    install_all()
     app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app), direct=direct)
     return create_server(app, host=host, port=port, threads=48, connection_limit=1000, channel_timeout=300)
 

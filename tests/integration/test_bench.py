@@ -14,12 +14,7 @@ from outbox.local import emulator
 def patched_moto() -> Iterator[None]:
     """The bench installs the emulator's proven fixes into moto; put moto back afterwards."""
     yield
-    emulator.uninstall_transaction_journal()
-    emulator.uninstall_fast_attribute_values()
-    emulator.uninstall_fast_update_item()
-    emulator.uninstall_fast_item_construction()
-    emulator.uninstall_method_name_cache()
-    emulator.uninstall_lazy_queue_attributes()
+    emulator.uninstall_all()
 
 
 def test_relay_comparison_on_moto_counts_the_floor(patched_moto: None) -> None:

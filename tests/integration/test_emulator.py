@@ -702,3 +702,30 @@ def test_partition_query_answers_like_moto() -> None:
     assert len(slow[2]) > 1  # paginated by Limit
     assert slow[3][0]["Count"] == 11
     assert slow[5][0]["Items"] == []
+
+
+def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> None:
+    """The server and the benchmarks install one set; tests can undo all of it."""
+    from moto.core import responses
+    from moto.core.serialize import BaseJSONSerializer
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    patched = [
+        (BaseJSONSerializer, "_serialize_type_structure"),
+        (DynamoHandler, "update_item"),
+        (Item, "__init__"),
+        (Table, "query"),
+        (responses, "method_names_from_class"),
+    ]
+    emulator.install_all()
+    try:
+        assert all(emulator._patched(owner, name) for owner, name in patched)
+        assert emulator._installed  # the transaction journal
+        assert emulator._lazy_sqs  # the lazy queue attributes
+    finally:
+        emulator.uninstall_all()
+    assert not any(emulator._patched(owner, name) for owner, name in patched)
+    assert not emulator._installed
+    assert not emulator._lazy_sqs
