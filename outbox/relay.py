@@ -166,7 +166,7 @@ class Relay:
                     item, f"message is {item_size} bytes, over the {self.policy.max_batch_bytes} limit", blocked, report
                 )
                 continue
-            fits = len(chunk) < self.policy.batch_entries and size + item_size <= self.policy.max_batch_bytes
+            fits = size + item_size <= self.policy.max_batch_bytes  # the chunk has room: full ones stop above
             if item.ordering_key in taken or not fits:
                 taken.add(item.ordering_key)  # keep later items of this group behind it
                 rest.append(item)

@@ -273,15 +273,21 @@ def install_module_list_cache() -> None:
     """
     from moto import backends
 
-    if getattr(backends.list_of_moto_modules, "_outbox_cached", False):
+    if _patched(backends, "list_of_moto_modules"):
         return
     modules = tuple(backends.list_of_moto_modules())
 
     def list_of_moto_modules() -> tuple[str, ...]:
         return modules
 
-    list_of_moto_modules._outbox_cached = True  # type: ignore[attr-defined]
-    backends.list_of_moto_modules = list_of_moto_modules
+    _patch(backends, list_of_moto_modules=list_of_moto_modules)
+
+
+def uninstall_module_list_cache() -> None:
+    """Let moto list its modules again on every request (for differential tests)."""
+    from moto import backends
+
+    _restore(backends, "list_of_moto_modules")
 
 
 def install_method_name_cache() -> None:
@@ -643,6 +649,7 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_fast_update_item, uninstall_fast_update_item),
     (install_fast_item_construction, uninstall_fast_item_construction),
     (install_partition_query, uninstall_partition_query),
+    (install_module_list_cache, uninstall_module_list_cache),
     (install_method_name_cache, uninstall_method_name_cache),
     (install_lazy_queue_attributes, uninstall_lazy_queue_attributes),
 )
@@ -652,7 +659,6 @@ def install_all() -> None:
     """Every fix (each idempotent): what the emulator server runs, and what benchmarks give moto in process."""
     for install, _ in _FIXES:
         install()
-    install_module_list_cache()  # the server's routing; it only answers from memory, nothing to undo
 
 
 def uninstall_all() -> None:

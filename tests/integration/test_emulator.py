@@ -288,8 +288,10 @@ def test_module_list_cache_returns_what_moto_lists() -> None:
 
     listed = tuple(backends.list_of_moto_modules())
     emulator.install_module_list_cache()
-
-    assert tuple(backends.list_of_moto_modules()) == listed
+    try:
+        assert tuple(backends.list_of_moto_modules()) == listed
+    finally:
+        emulator.uninstall_module_list_cache()
     assert "dynamodb" in listed
 
 
@@ -706,6 +708,7 @@ def test_partition_query_answers_like_moto() -> None:
 
 def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> None:
     """The server and the benchmarks install one set; tests can undo all of it."""
+    from moto import backends
     from moto.core import responses
     from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb.models.dynamo_type import Item
@@ -718,6 +721,7 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (Item, "__init__"),
         (Table, "query"),
         (responses, "method_names_from_class"),
+        (backends, "list_of_moto_modules"),
     ]
     emulator.install_all()
     try:
