@@ -29,7 +29,7 @@ from typing import Any
 
 from outbox import api
 from outbox.adapters.reader import DynamoDBOutboxReader
-from outbox.domain.message import parse_notification
+from outbox.domain.notification import parse_notification
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, iso, utc_now
 from outbox.domain.status import Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash

@@ -10,7 +10,7 @@ from typing import Any
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import InvalidTransitionError
-from outbox.domain.message import Notification
+from outbox.domain.notification import Notification
 from outbox.domain.record import iso, record_pk, utc_now
 from outbox.domain.status import Status
 

@@ -34,7 +34,8 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.api import MessagesApi
 from outbox.bootstrap import Resources, bootstrap
 from outbox.domain.envelope import Envelope
-from outbox.domain.message import new_message_id, parse_notification
+from outbox.domain.message import new_message_id
+from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.faults import FaultInjector
 from outbox.local import emulator
@@ -107,7 +108,9 @@ def seed(store: Any, n: int) -> list[str]:
     """Accept n messages (outside any measurement)."""
     ids = []
     for i in range(n):
-        envelope = Envelope(new_message_id(), parse_notification(sample_payload(i)), iso(utc_now()))
+        envelope = parse_notification(sample_payload(i)).envelope(
+            message_id=new_message_id(), created_at=iso(utc_now())
+        )
         store.accept(envelope, idempotency_key=None)
         ids.append(envelope.message_id)
     return ids
@@ -236,7 +239,7 @@ def synthetic_events(n: int, store: Any) -> list[dict[str, Any]]:
     for start in range(0, n, LAMBDA_BATCH):
         records = []
         for i in range(start, min(n, start + LAMBDA_BATCH)):
-            envelope = Envelope(new_message_id(), NOTE, iso(utc_now()))
+            envelope = NOTE.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
             store.accept(envelope, idempotency_key=None)
             records.append(outbox_insert(envelope, str(i)))
         events.append({"Records": records})
@@ -317,7 +320,7 @@ def api_benchmark(latency_ms: float, n: int) -> dict[str, Any]:
         results: dict[str, Any] = {"backend": b.name, "n": n}
         for name, call in (
             ("ours", lambda: api.handle(event)),
-            ("naive", lambda: naive.accept(Envelope(new_message_id(), NOTE, iso(utc_now())))),
+            ("naive", lambda: naive.accept(NOTE.envelope(message_id=new_message_id(), created_at=iso(utc_now())))),
         ):
             b.counter.calls.clear()
             latencies = []
@@ -427,7 +430,7 @@ def _bulk_seed(table: str, positions: range, *, buckets: int) -> None:
 
     for i in positions:
         at = iso(created + timedelta(microseconds=i))
-        envelope = Envelope(new_message_id(), NOTE, at)
+        envelope = NOTE.envelope(message_id=new_message_id(), created_at=at)
         bucket = f"OUTBOX#{i % buckets:04d}"
         sk = f"{at}#{envelope.message_id}"
         record = models.record(f"MSG#{envelope.message_id}", "MSG", message_id=envelope.message_id, status="PENDING")

@@ -17,7 +17,6 @@ from typing import Any
 import structlog
 
 from outbox.adapters.store import DynamoDBMessageStore
-from outbox.domain.envelope import Envelope
 from outbox.domain.errors import (
     FieldError,
     IdempotencyKeyReusedError,
@@ -29,7 +28,8 @@ from outbox.domain.errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
-from outbox.domain.message import is_message_id, new_message_id, parse_notification, validate_idempotency_key
+from outbox.domain.message import is_message_id, new_message_id, validate_idempotency_key
+from outbox.domain.notification import parse_notification
 from outbox.domain.record import MessageRecord, iso, utc_now
 from outbox.logs import bind_invocation, configure_logging
 from outbox.ports import MessageStore
@@ -103,7 +103,9 @@ class MessagesApi:
         notification = parse_notification(_json_body(event))
         key = validate_idempotency_key(headers.get("idempotency-key"))
         message_id = new_message_id(key)
-        envelope = Envelope(message_id, notification, iso(utc_now()), _trace_id(event, headers))
+        envelope = notification.envelope(
+            message_id=message_id, created_at=iso(utc_now()), trace_id=_trace_id(event, headers)
+        )
         result = self.store.accept(envelope, idempotency_key=key)
         response_headers = {"location": f"/messages/{message_id}"}
         if not result.created:
@@ -121,8 +123,8 @@ def record_view(record: MessageRecord) -> dict[str, Any]:
     """The public view of a record: status and history, never the payload."""
     view: dict[str, Any] = {
         "message_id": record.message_id,
+        "type": record.type,
         "status": record.status.value,
-        "channel": record.channel,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "attempts": record.attempts,
@@ -131,6 +133,9 @@ def record_view(record: MessageRecord) -> dict[str, Any]:
             for h in record.history
         ],
     }
+    channel = record.payload.get("channel")
+    if isinstance(channel, str):
+        view["channel"] = channel
     if record.group_key is not None:
         view["group_key"] = record.group_key
     if record.reason is not None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, error_code, translate
-from outbox.adapters.models import TTL_ATTRIBUTE, table_definition
+from outbox.adapters.models import HASH_KEY, RANGE_KEY, TTL_ATTRIBUTE, table_definition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -31,6 +31,8 @@ class Resources:
     queue_url: str
     dlq_url: str
     on_failure_queue_url: str
+    hash_key: str = HASH_KEY
+    range_key: str = RANGE_KEY
 
     def environment(self, endpoint_url: str | None = None) -> dict[str, str]:
         """The environment variables that point the handlers at these resources."""
@@ -39,6 +41,8 @@ class Resources:
             "OUTBOX_QUEUE_URL": self.queue_url,
             "OUTBOX_DLQ_URL": self.dlq_url,
             "OUTBOX_ON_FAILURE_QUEUE_URL": self.on_failure_queue_url,
+            "OUTBOX_HASH_KEY": self.hash_key,
+            "OUTBOX_RANGE_KEY": self.range_key,
         }
         if endpoint_url:
             env["AWS_ENDPOINT_URL"] = endpoint_url
@@ -52,10 +56,12 @@ def bootstrap(
     table_name: str = "outbox",
     queue_name: str = "outbox-messages",
     fifo: bool = False,
+    hash_key: str = HASH_KEY,
+    range_key: str = RANGE_KEY,
 ) -> Resources:
     """Create (or find) the table with its stream and TTL, the queue, its DLQ and the on-failure queue."""
     try:
-        stream_arn = _ensure_table(dynamodb, table_name)
+        stream_arn = _ensure_table(dynamodb, table_definition(table_name, hash_key, range_key))
         suffix = ".fifo" if fifo else ""
         dlq_url = _ensure_queue(sqs, f"{queue_name}-dlq{suffix}", fifo=fifo)
         dlq_arn = _queue_arn(sqs, dlq_url)
@@ -64,11 +70,11 @@ def bootstrap(
         on_failure_url = _ensure_queue(sqs, f"{queue_name}-stream-failures", fifo=False)
     except AWS_ERRORS as exc:
         raise translate(exc, "bootstrap") from exc
-    return Resources(table_name, stream_arn, queue_url, dlq_url, on_failure_url)
+    return Resources(table_name, stream_arn, queue_url, dlq_url, on_failure_url, hash_key, range_key)
 
 
-def _ensure_table(dynamodb: DynamoDBClient, table_name: str) -> str:
-    definition: Any = table_definition(table_name)
+def _ensure_table(dynamodb: DynamoDBClient, definition: Any) -> str:
+    table_name = definition["TableName"]
     try:
         dynamodb.create_table(**definition)
     except ClientError as exc:

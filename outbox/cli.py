@@ -25,6 +25,8 @@ def _bootstrap(args: argparse.Namespace) -> int:
         table_name=args.table_name,
         queue_name=args.queue_name,
         fifo=args.fifo,
+        hash_key=args.hash_key,
+        range_key=args.range_key,
     )
     for name, value in resources.environment(args.endpoint_url).items():
         print(f"export {name}={shlex.quote(value)}")
@@ -97,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--table-name", default="outbox")
     boot.add_argument("--queue-name", default="outbox-messages")
     boot.add_argument("--fifo", action="store_true", help="make the main queue and its DLQ FIFO")
+    boot.add_argument("--hash-key", default="pk", help="the table's hash key attribute name (default pk)")
+    boot.add_argument("--range-key", default="sk", help="the table's range key attribute name (default sk)")
     boot.set_defaults(run=_bootstrap)
 
     dev = commands.add_parser("dev", help="run the whole pipeline locally on an embedded emulator until Ctrl-C")
@@ -136,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--table-name", default=os.environ.get("OUTBOX_TABLE_NAME"))
     where.add_argument("--queue-url", default=os.environ.get("OUTBOX_QUEUE_URL"))
     where.add_argument("--buckets", type=positive_int, default=None, help="OUTBOX_BUCKETS of the API (default 16)")
+    where.add_argument("--hash-key", default=os.environ.get("OUTBOX_HASH_KEY") or "pk", help="default pk")
+    where.add_argument("--range-key", default=os.environ.get("OUTBOX_RANGE_KEY") or "sk", help="default sk")
     where.add_argument("--region", default=None)
     replay.set_defaults(run=_replay)
     return parser

@@ -38,6 +38,7 @@ class _Rule:
     times: int = 1
     when: Predicate | None = None
     probability: float = 1.0
+    details: Params | None = None
 
 
 @dataclass
@@ -88,9 +89,14 @@ class FaultInjector:
         times: int = 1,
         when: Predicate | None = None,
         probability: float = 1.0,
+        details: Params | None = None,
     ) -> None:
-        """Make ``operation`` return the AWS error ``code`` (never reaching AWS)."""
-        self._add(_Rule(operation, "error", code, status, times, when, probability))
+        """Make ``operation`` return the AWS error ``code`` (never reaching AWS), with ``details`` in its body.
+
+        ``details`` are the error's other fields, e.g. a TransactionCanceledException's
+        ``CancellationReasons``.
+        """
+        self._add(_Rule(operation, "error", code, status, times, when, probability, details))
 
     def timeout(self, operation: str, *, times: int = 1, probability: float = 1.0) -> None:
         """Make ``operation`` time out before reaching AWS."""
@@ -189,7 +195,8 @@ class FaultInjector:
         rule = self._take(operation, "error", params)
         if rule is not None:
             error = {"Code": rule.code, "Message": f"injected {rule.code}"}
-            return _response(rule.status), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": rule.status}}
+            body = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": rule.status}, **(rule.details or {})}
+            return _response(rule.status), body
         return None
 
     def _after_call(self, model: Any, parsed: Params, context: dict[str, Any], **_: Any) -> None:

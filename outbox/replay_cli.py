@@ -95,10 +95,11 @@ def run_replay_command(args: argparse.Namespace) -> int:
 
     dynamodb = dynamodb_client(args.region)
     buckets = args.buckets or int(os.environ.get("OUTBOX_BUCKETS", "16"))
-    reader = DynamoDBOutboxReader(args.table_name, client=dynamodb, buckets=buckets)
+    keys = {"hash_key": args.hash_key, "range_key": args.range_key}
+    reader = DynamoDBOutboxReader(args.table_name, client=dynamodb, buckets=buckets, **keys)
     relay = None
     if not args.dry_run:
-        store = DynamoDBMessageStore(args.table_name, client=dynamodb, buckets=buckets)
+        store = DynamoDBMessageStore(args.table_name, client=dynamodb, buckets=buckets, **keys)
         publisher = SqsPublisher(args.queue_url, client=sqs_client(args.region))
         policy = RelayPolicy(batch_entries=args.batch_size, max_attempts=1_000_000)
         relay = Relay(store, publisher, policy=policy, by="replay", expected=FLIP_FROM[checkpoint.selection.status])

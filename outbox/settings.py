@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.errors import ConfigurationError
 
-DEFAULT_MAX_MESSAGE_BYTES = 262_144  # safe on every queue; raise to 1 MiB where the queue allows it
+_KEY_NAME = re.compile(r"^[^\x00-\x1f]{1,255}$")
+_DELIVERY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,9 @@ class Settings:
 
     table_name: str
     queue_url: str | None = None
+    hash_key: str = "pk"
+    range_key: str = "sk"
+    delivery: str | None = None  # "package.module:function" the consumer calls
     region: str | None = None
     buckets: int = 16
     retention: timedelta = timedelta(days=7)
@@ -41,9 +47,15 @@ class Settings:
         if not table_name:
             raise ConfigurationError("OUTBOX_TABLE_NAME is not set: name the DynamoDB table of the outbox")
         queue_url = env.get("OUTBOX_QUEUE_URL", "").strip() or None
+        delivery = env.get("OUTBOX_DELIVERY", "").strip() or None
+        if delivery is not None and not _DELIVERY.match(delivery):
+            raise ConfigurationError(f"OUTBOX_DELIVERY must be package.module:function, not {delivery!r}")
         settings = cls(
             table_name=table_name,
             queue_url=queue_url,
+            hash_key=_key_name(env, "OUTBOX_HASH_KEY", "pk"),
+            range_key=_key_name(env, "OUTBOX_RANGE_KEY", "sk"),
+            delivery=delivery,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             buckets=_positive(env, "OUTBOX_BUCKETS", 16),
             retention=timedelta(days=_positive(env, "OUTBOX_RETENTION_DAYS", 7)),
@@ -53,9 +65,18 @@ class Settings:
             deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
             flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 10),
         )
+        if settings.hash_key == settings.range_key:
+            raise ConfigurationError("OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY must name two different attributes")
         if require_queue:
             settings.require_queue_url()
         return settings
+
+
+def _key_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not _KEY_NAME.match(value):
+        raise ConfigurationError(f"{name} must be a DynamoDB attribute name of 1 to 255 characters")
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

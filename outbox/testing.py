@@ -21,17 +21,24 @@ from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
 __all__ = ["FakeLambdaContext", "FakePublisher", "InMemoryMessageStore", "outbox_insert"]
 
 
-def outbox_insert(envelope: Envelope, sequence_number: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def outbox_insert(
+    envelope: Envelope,
+    sequence_number: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    hash_key: str = "pk",
+    range_key: str = "sk",
+) -> dict[str, Any]:
     """The stream record Lambda delivers for ``envelope``'s outbox entry (``overrides`` replace image attributes)."""
     image: dict[str, Any] = {
-        "pk": {"S": "OUTBOX#0001"},
-        "sk": {"S": f"{envelope.created_at}#{envelope.message_id}"},
+        hash_key: {"S": "OUTBOX#0001"},
+        range_key: {"S": f"{envelope.created_at}#{envelope.message_id}"},
         "message_id": {"S": envelope.message_id},
         "envelope": {"S": envelope.to_json()},
         "created_at": {"S": envelope.created_at},
         "expires_at": {"N": "1900000000"},
     } | (overrides or {})
-    keys = {"pk": image["pk"], "sk": image["sk"]}
+    keys = {hash_key: image[hash_key], range_key: image[range_key]}
     return {"eventName": "INSERT", "dynamodb": {"Keys": keys, "NewImage": image, "SequenceNumber": sequence_number}}
 
 
@@ -55,18 +62,19 @@ class InMemoryMessageStore:
             self._maybe_fail("accept")
             existing = self.records.get(envelope.message_id)
             if existing is not None:
-                if existing.payload_hash != envelope.payload.payload_hash():
+                if existing.payload_hash != envelope.payload_hash():
                     raise IdempotencyKeyReusedError(envelope.message_id)
                 return AcceptResult(envelope.message_id, existing.status, created=False)
             self.records[envelope.message_id] = MessageRecord(
                 message_id=envelope.message_id,
                 status=Status.PENDING,
-                payload_hash=envelope.payload.payload_hash(),
+                payload_hash=envelope.payload_hash(),
                 created_at=envelope.created_at,
                 updated_at=envelope.created_at,
                 history=(HistoryEntry(Status.PENDING, envelope.created_at, by),),
-                channel=envelope.payload.channel.value,
-                group_key=envelope.payload.group_key,
+                type=envelope.type,
+                payload=envelope.payload,
+                group_key=envelope.group_key,
             )
             self.envelopes[envelope.message_id] = envelope
             return AcceptResult(envelope.message_id, Status.PENDING, created=True)

@@ -1,11 +1,14 @@
-"""The reference SQS consumer: QUEUED -> PROCESSING -> COMPLETED, or FAILED with the reason.
+"""The SQS consumer: QUEUED -> PROCESSING -> COMPLETED, or FAILED with the reason, around your delivery.
 
 It dedupes by ``message_id`` through the record itself: a COMPLETED message is acknowledged and
-skipped. Delivery is a plain function you pass in; the default only logs that it delivered.
+skipped. Delivery is a plain function of the envelope: ``make_handler(deliver)`` makes a Lambda
+handler around yours; the deployed ``handler`` calls the function ``OUTBOX_DELIVERY`` names
+(``package.module:function``), or the reference notification delivery.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -15,8 +18,16 @@ from typing import Any
 import structlog
 
 from outbox.adapters.store import DynamoDBMessageStore
-from outbox.domain.envelope import Envelope
-from outbox.domain.errors import InvalidTransitionError, MalformedEntryError, OutboxError
+from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
+from outbox.domain.errors import (
+    ConfigurationError,
+    DeliveryError,
+    InvalidTransitionError,
+    MalformedEntryError,
+    OutboxError,
+    ValidationError,
+)
+from outbox.domain.notification import parse_notification
 from outbox.domain.status import Status
 from outbox.logs import bind_invocation, configure_logging
 from outbox.metrics import emit_metrics
@@ -29,19 +40,43 @@ BY = "consumer"
 STARTABLE = frozenset({Status.QUEUED, Status.PROCESSING})
 
 
-class DeliveryError(OutboxError):
-    """Raised by a delivery function; ``retryable=False`` fails the message for good."""
-
-    code = "DELIVERY_FAILED"
-    default_retryable = True
-
+__all__ = ["Consumer", "Deliver", "DeliveryError", "handler", "log_delivery", "make_handler", "resolve_delivery"]
 
 Deliver = Callable[[Envelope], None]
+SqsHandler = Callable[[Mapping[str, Any], Any], dict[str, list[dict[str, str]]]]
 
 
 def log_delivery(envelope: Envelope) -> None:
-    """The default delivery: say that it happened, with no personal data."""
-    log.info("message_delivered", message_id=envelope.message_id, channel=envelope.payload.channel.value)
+    """The reference delivery: a notification is checked and logged as sent, any other type logged as delivered.
+
+    It writes no personal data: the channel of a notification, never its recipient or body.
+    """
+    if envelope.type != NOTIFICATION_TYPE:
+        log.info("message_delivered", message_id=envelope.message_id, type=envelope.type)
+        return
+    try:
+        notification = parse_notification(dict(envelope.payload))
+    except ValidationError as exc:
+        raise DeliveryError(f"not a valid notification: {exc.detail}", retryable=False) from exc
+    log.info("message_delivered", message_id=envelope.message_id, channel=notification.channel.value)
+
+
+def resolve_delivery(reference: str | None) -> Deliver:
+    """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or the reference delivery."""
+    if not reference:
+        return log_delivery
+    module_name, _, name = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"OUTBOX_DELIVERY={reference}: cannot import {module_name} ({type(exc).__name__})"
+        ) from exc
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {module_name} has no function {name}")
+    delivery: Deliver = function
+    return delivery
 
 
 class Consumer:
@@ -164,16 +199,41 @@ def _receive_count(record: Mapping[str, Any]) -> int:
         return 1
 
 
-@cache
-def default_consumer() -> Consumer:
-    """The consumer wired to real AWS clients: built once per cold start."""
+def _build(deliver: Deliver | None) -> Consumer:
+    """A consumer wired to real AWS clients from the environment; ``deliver`` or the one it names."""
     configure_logging()
     settings = Settings.from_env()
-    return Consumer(DynamoDBMessageStore.from_settings(settings), max_attempts=settings.max_delivery_attempts)
+    delivery = deliver or resolve_delivery(settings.delivery)
+    return Consumer(DynamoDBMessageStore.from_settings(settings), delivery, max_attempts=settings.max_delivery_attempts)
+
+
+def make_handler(deliver: Deliver) -> SqsHandler:
+    """A Lambda SQS handler that runs the lifecycle, dedup and partial batch response around ``deliver``.
+
+    ``deliver(envelope)`` returns when the message is delivered; raising ``DeliveryError``
+    with ``retryable=False`` fails the message for good, any other exception retries it. The
+    consumer is built on the first invocation (Lambda's cold start) from the ``OUTBOX_*``
+    environment.
+    """
+    consumer = cache(lambda: _build(deliver))
+
+    def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+        return _invoke(consumer(), event, context)
+
+    return handler
+
+
+@cache
+def default_consumer() -> Consumer:
+    """The deployed consumer: ``OUTBOX_DELIVERY``'s function (or the reference one), built once per cold start."""
+    return _build(None)
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
-    """Lambda entry point."""
-    consumer = default_consumer()
+    """Lambda entry point of the deployed consumer."""
+    return _invoke(default_consumer(), event, context)
+
+
+def _invoke(consumer: Consumer, event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     bind_invocation(getattr(context, "aws_request_id", None), handler="consumer")
     return consumer.handle(event)

@@ -1,4 +1,8 @@
-"""Lambda event filtering, for the local runner: the same pattern file Terraform deploys.
+"""Lambda event filtering, for the local runner: the same pattern template Terraform deploys.
+
+The template (``stream_filter.json.tftpl``, a copy of the Terraform module's, held equal by a
+test) names the table's hash key as ``${hash_key}``: only INSERTs of outbox entries pass, never
+the caller's own items in the same table.
 
 Implements the subset of the EventBridge pattern grammar the outbox uses (literal values,
 ``prefix``, ``exists``, ``anything-but``); any other operator is refused rather than guessed.
@@ -12,15 +16,15 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-FILTER_FILE = "stream_filter.json"
+FILTER_FILE = "stream_filter.json.tftpl"
 _MISSING = object()
 
 
 @cache
-def stream_filter_pattern() -> dict[str, Any]:
-    """The stream mapping's filter pattern, read from ``worker/stream_filter.json``."""
-    text = resources.files("worker").joinpath(FILTER_FILE).read_text()
-    pattern: dict[str, Any] = json.loads(text)
+def stream_filter_pattern(hash_key: str = "pk") -> dict[str, Any]:
+    """The stream mapping's filter pattern for a table whose hash key is ``hash_key``."""
+    template = resources.files("worker").joinpath(FILTER_FILE).read_text()
+    pattern: dict[str, Any] = json.loads(template.replace("${hash_key}", json.dumps(hash_key)[1:-1]))
     check_pattern(pattern)
     return pattern
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from outbox.adapters.models import HASH_KEY
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.message import is_message_id
@@ -48,8 +49,9 @@ class _Parsed:
 class StreamWorker:
     """Turns a DynamoDB Streams event into relay work and a partial batch response."""
 
-    def __init__(self, relay: Relay) -> None:
+    def __init__(self, relay: Relay, *, hash_key: str = HASH_KEY) -> None:
         self.relay = relay
+        self.hash_key = hash_key  # the table's: the caller's own items share the stream and are skipped
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
         """Relay every outbox INSERT of ``event``; list the SequenceNumbers to retry."""
@@ -83,7 +85,7 @@ class StreamWorker:
         change = record.get("dynamodb")
         if not isinstance(change, _MAPPINGS):
             return None
-        pk = _string_attr(change.get("Keys"), "pk")
+        pk = _string_attr(change.get("Keys"), self.hash_key)
         if pk is None or not pk.startswith(OUTBOX_PREFIX):
             return None
         key = change.get("SequenceNumber")
@@ -162,7 +164,7 @@ def default_worker() -> StreamWorker:
         SqsPublisher.from_settings(settings),
         policy=RelayPolicy.from_settings(settings),
     )
-    return StreamWorker(relay)
+    return StreamWorker(relay, hash_key=settings.hash_key)
 
 
 def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:

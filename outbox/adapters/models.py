@@ -44,8 +44,9 @@ class MessageRecordModel(Model):
     sk = UnicodeAttribute(range_key=True, attr_name=RANGE_KEY)
     message_id = UnicodeAttribute()
     status = UnicodeAttribute()
-    channel = UnicodeAttribute()
-    payload = UnicodeAttribute()  # canonical JSON of the notification
+    type = UnicodeAttribute(null=True)  # absent on records written before messages had types: a notification
+    channel = UnicodeAttribute(null=True)  # only on records written before messages had types
+    payload = UnicodeAttribute()  # canonical JSON of the payload
     payload_hash = UnicodeAttribute()
     idempotency_key = UnicodeAttribute(null=True)
     group_key = UnicodeAttribute(null=True)
@@ -82,20 +83,29 @@ class TableModels(NamedTuple):
     entry: type[OutboxEntryModel]
 
 
-def _bind(model: type[Model], table_name: str) -> Any:
+def _bind(model: type[Model], table_name: str, hash_key: str, range_key: str) -> Any:
     meta = type("Meta", (), {"table_name": table_name, "region": "us-east-1"})
-    return type(f"{model.__name__}_{table_name}", (model,), {"Meta": meta})
+    keys = {
+        "pk": UnicodeAttribute(hash_key=True, attr_name=hash_key),
+        "sk": UnicodeAttribute(range_key=True, attr_name=range_key),
+    }
+    return type(f"{model.__name__}_{table_name}", (model,), {"Meta": meta, **keys})
 
 
 @cache
-def bind_models(table_name: str) -> TableModels:
-    """Both models bound to ``table_name`` (cached: one class pair per table)."""
-    return TableModels(_bind(MessageRecordModel, table_name), _bind(OutboxEntryModel, table_name))
+def bind_models(table_name: str, hash_key: str = HASH_KEY, range_key: str = RANGE_KEY) -> TableModels:
+    """Both models bound to ``table_name`` and its key attribute names (cached: one class pair per table)."""
+    if not hash_key or not range_key or hash_key == range_key:
+        raise ValueError("the hash and range key attribute names must be two different non-empty names")
+    return TableModels(
+        _bind(MessageRecordModel, table_name, hash_key, range_key),
+        _bind(OutboxEntryModel, table_name, hash_key, range_key),
+    )
 
 
-def table_definition(table_name: str) -> dict[str, Any]:
+def table_definition(table_name: str, hash_key: str = HASH_KEY, range_key: str = RANGE_KEY) -> dict[str, Any]:
     """The CreateTable request for the table, from the models' own schema."""
-    schema = bind_models(table_name).record._get_schema()
+    schema = bind_models(table_name, hash_key, range_key).record._get_schema()
     return {
         "TableName": table_name,
         "AttributeDefinitions": schema["attribute_definitions"],

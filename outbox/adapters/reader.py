@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, translate
-from outbox.adapters.models import bind_models
+from outbox.adapters.models import HASH_KEY, RANGE_KEY, bind_models
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_SK, bucket_of, outbox_pk, record_pk
 from outbox.domain.status import Status
 
@@ -36,12 +36,23 @@ class StoredEntry:
 class DynamoDBOutboxReader:
     """Reads the outbox the way replay needs: page by page, so memory stays flat."""
 
-    def __init__(self, table_name: str, *, client: DynamoDBClient, buckets: int = 16, page_size: int = 500) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient,
+        hash_key: str = HASH_KEY,
+        range_key: str = RANGE_KEY,
+        buckets: int = 16,
+        page_size: int = 500,
+    ) -> None:
         self.table_name = table_name
         self.client = client
+        self.hash_key = hash_key
+        self.range_key = range_key
         self.buckets = buckets
         self.page_size = page_size
-        self._entry_model = bind_models(table_name).entry
+        self._entry_model = bind_models(table_name, hash_key, range_key).entry
 
     def pages(
         self,
@@ -79,7 +90,8 @@ class DynamoDBOutboxReader:
     def _query_kwargs(self, bucket: int, low: str, high: str) -> dict[str, Any]:
         return {
             "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+            "ExpressionAttributeNames": {"#pk": self.hash_key, "#sk": self.range_key},
             "ExpressionAttributeValues": {":pk": {"S": outbox_pk(bucket)}, ":low": {"S": low}, ":high": {"S": high}},
             "ConsistentRead": True,
         }
@@ -104,16 +116,16 @@ class DynamoDBOutboxReader:
 
     def entries_for(self, message_ids: Iterable[str]) -> list[StoredEntry]:
         """The outbox entries of these messages (found through their records), in replay order."""
-        pointers = self._batch_get(
-            [{"pk": {"S": record_pk(m)}, "sk": {"S": RECORD_SK}} for m in message_ids], "outbox_pk, outbox_sk"
-        )
-        keys = [{"pk": p["outbox_pk"], "sk": p["outbox_sk"]} for p in pointers if "outbox_pk" in p]
-        entries = [self._entry(int(item["pk"]["S"][len(OUTBOX_PREFIX) :]), item) for item in self._batch_get(keys)]
+        pointers = self._batch_get([self._record_key(m) for m in message_ids], "outbox_pk, outbox_sk")
+        keys = [{self.hash_key: p["outbox_pk"], self.range_key: p["outbox_sk"]} for p in pointers if "outbox_pk" in p]
+        entries = [
+            self._entry(int(item[self.hash_key]["S"][len(OUTBOX_PREFIX) :]), item) for item in self._batch_get(keys)
+        ]
         return sorted(entries, key=lambda e: e.position)
 
     def statuses(self, message_ids: Iterable[str]) -> dict[str, Status]:
         """Current status of each message that has a record (one BatchGetItem per 100)."""
-        keys = [{"pk": {"S": record_pk(m)}, "sk": {"S": RECORD_SK}} for m in message_ids]
+        keys = [self._record_key(m) for m in message_ids]
         items = self._batch_get(keys, "message_id, #s", {"#s": "status"})
         return {item["message_id"]["S"]: Status(item["status"]["S"]) for item in items}
 
@@ -121,11 +133,14 @@ class DynamoDBOutboxReader:
         """The one bucket a group's entries live in."""
         return bucket_of(group_key, self.buckets)
 
+    def _record_key(self, message_id: str) -> dict[str, Any]:
+        return {self.hash_key: {"S": record_pk(message_id)}, self.range_key: {"S": RECORD_SK}}
+
     def _batch_get(
         self, keys: list[dict[str, Any]], projection: str | None = None, names: dict[str, str] | None = None
     ) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        unique = list({(k["pk"]["S"], k["sk"]["S"]): k for k in keys}.values())
+        unique = list({(k[self.hash_key]["S"], k[self.range_key]["S"]): k for k in keys}.values())
         for start in range(0, len(unique), BATCH_GET_KEYS):
             request: dict[str, Any] = {"Keys": unique[start : start + BATCH_GET_KEYS], "ConsistentRead": True}
             if projection:

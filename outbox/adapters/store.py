@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +14,19 @@ import structlog
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, dynamodb_client, error_code, translate
-from outbox.adapters.models import MessageRecordModel, bind_models
-from outbox.domain.envelope import Envelope
-from outbox.domain.errors import IdempotencyKeyReusedError, InvalidTransitionError, NotFoundError
+from outbox.adapters.models import HASH_KEY, RANGE_KEY, MessageRecordModel, OutboxEntryModel, bind_models
+from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
+from outbox.domain.errors import (
+    CancellationReason,
+    FieldError,
+    IdempotencyKeyReusedError,
+    InvalidTransitionError,
+    ItemPart,
+    NotFoundError,
+    OutboxError,
+    TransactionCancelledError,
+    ValidationError,
+)
 from outbox.domain.record import (
     RECORD_SK,
     AcceptResult,
@@ -34,8 +46,31 @@ from outbox.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from pynamodb.transactions import TransactWrite
 
 log = structlog.get_logger("outbox.store")
+
+
+MAX_TRANSACT_ITEMS = 100  # TransactWriteItems' limit
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message ready to join a transaction: its envelope and the two items that store it.
+
+    ``transact_items`` are low-level ``TransactItems`` entries (``{"Put": {...}}``): the PENDING
+    record, which refuses to overwrite an existing message, and the outbox entry the stream relays.
+    """
+
+    envelope: Envelope
+    idempotency_key: str | None
+    transact_items: list[dict[str, Any]]
+    models: tuple[MessageRecordModel, OutboxEntryModel] = field(repr=False, compare=False)
+
+    @property
+    def message_id(self) -> str:
+        """The id every copy of the message carries."""
+        return self.envelope.message_id
 
 
 class DynamoDBMessageStore:
@@ -46,6 +81,8 @@ class DynamoDBMessageStore:
         table_name: str,
         *,
         client: DynamoDBClient,
+        hash_key: str = HASH_KEY,
+        range_key: str = RANGE_KEY,
         buckets: int = 16,
         retention: timedelta = timedelta(days=7),
     ) -> None:
@@ -55,10 +92,13 @@ class DynamoDBMessageStore:
         self.client = client
         self.buckets = buckets
         self.retention = retention
-        self._models = bind_models(table_name)
+        self._models = bind_models(table_name, hash_key, range_key)
         # Requests are built by PynamoDB once, then filled in per call (see RequestTemplate).
         self._transitions: dict[tuple[Status, frozenset[Status] | None, bool], _Transition] = {}
         record = self._models.record
+        # A message is written once: its record never replaces another (the old one comes back instead).
+        self._new_record = record.pk.does_not_exist()
+        self._new_entry = self._models.entry.pk.does_not_exist()
         pending = record.pk.exists() & (record.status == Status.PENDING.value)
         self._relay_failure = RequestTemplate(
             _update_request(record, [record.relay_attempts.add(1)], pending, "UPDATED_OLD")
@@ -70,28 +110,27 @@ class DynamoDBMessageStore:
         return cls(
             settings.table_name,
             client=client or dynamodb_client(settings.region),
+            hash_key=settings.hash_key,
+            range_key=settings.range_key,
             buckets=settings.buckets,
             retention=settings.retention,
         )
 
-    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
-        """One TransactWriteItems: the record (if new) and its outbox entry, or nothing."""
+    def prepare(self, envelope: Envelope, *, idempotency_key: str | None, by: str) -> OutboxMessage:
+        """The record and outbox entry of a new message, as PynamoDB models and as TransactItems."""
         record_model, entry_model = self._models
-        created = datetime.fromisoformat(envelope.created_at)
-        payload = envelope.payload
-        group_key = payload.group_key
-        bucket_pk = outbox_pk(bucket_of(group_key or envelope.message_id, self.buckets))
+        bucket_pk = outbox_pk(bucket_of(envelope.group_key or envelope.message_id, self.buckets))
         entry_sk = outbox_sk(envelope.created_at, envelope.message_id)
         record = record_model(
             record_pk(envelope.message_id),
             RECORD_SK,
             message_id=envelope.message_id,
             status=Status.PENDING.value,
-            channel=payload.channel.value,
-            payload=payload.canonical_json(),
-            payload_hash=payload.payload_hash(),
+            type=envelope.type,
+            payload=envelope.payload_json(),
+            payload_hash=envelope.payload_hash(),
             idempotency_key=idempotency_key,
-            group_key=group_key,
+            group_key=envelope.group_key,
             trace_id=envelope.trace_id,
             outbox_pk=bucket_pk,
             outbox_sk=entry_sk,
@@ -104,32 +143,57 @@ class DynamoDBMessageStore:
             bucket_pk,
             entry_sk,
             message_id=envelope.message_id,
-            group_key=group_key,
+            group_key=envelope.group_key,
             envelope=envelope.to_json(),
             created_at=envelope.created_at,
-            expires_at=created + self.retention,
+            expires_at=datetime.fromisoformat(envelope.created_at) + self.retention,
         )
-        items: list[Any] = [
+        items = [
             {
                 "Put": record.get_save_kwargs_from_instance(
-                    condition=record_model.pk.does_not_exist(), return_values_on_condition_failure="ALL_OLD"
+                    self._new_record, return_values_on_condition_failure="ALL_OLD"
                 )
             },
-            {"Put": entry.get_save_kwargs_from_instance(condition=entry_model.pk.does_not_exist())},
+            {"Put": entry.get_save_kwargs_from_instance(self._new_entry)},
         ]
+        return OutboxMessage(envelope, idempotency_key, items, (record, entry))
+
+    def add_to(self, transaction: TransactWrite, message: OutboxMessage) -> None:
+        """Put ``message``'s record and entry into a PynamoDB ``TransactWrite``, with the same conditions."""
+        record, entry = message.models
+        transaction.save(record, condition=self._new_record, return_values="ALL_OLD")
+        transaction.save(entry, condition=self._new_entry)
+
+    def transact_write(self, items: Sequence[Mapping[str, Any]], messages: Sequence[OutboxMessage]) -> None:
+        """One TransactWriteItems: ``items`` (the caller's, in order), then each message's record and entry."""
+        request = [*items, *(item for message in messages for item in message.transact_items)]
+        if len(request) > MAX_TRANSACT_ITEMS:
+            raise ValidationError(
+                [
+                    FieldError(
+                        "TransactItems", f"{len(request)} items; one transaction holds at most {MAX_TRANSACT_ITEMS}"
+                    )
+                ]
+            )
         try:
-            self.client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
+            self.client.transact_write_items(TransactItems=request)  # type: ignore[arg-type]
+        except AWS_ERRORS as exc:
+            raise _write_error(exc, len(items), messages) from exc
+
+    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
+        """One TransactWriteItems: the record (if new) and its outbox entry, or the existing message."""
+        message = self.prepare(envelope, idempotency_key=idempotency_key, by=by)
+        try:
+            self.client.transact_write_items(TransactItems=message.transact_items)  # type: ignore[arg-type]
+        except AWS_ERRORS as exc:
             existing = _cancelled_by_existing(exc)
             if existing is None:
-                raise translate(exc, "TransactWriteItems") from exc
-            old = record_model.from_raw_data(existing)
-            if old.payload_hash != record.payload_hash:
+                raise _write_error(exc, 0, [message]) from exc
+            old = self._models.record.from_raw_data(existing)
+            if old.payload_hash != message.models[0].payload_hash:
                 raise IdempotencyKeyReusedError(envelope.message_id) from exc
             return AcceptResult(envelope.message_id, Status(old.status), created=False)
-        except AWS_ERRORS as exc:
-            raise translate(exc, "TransactWriteItems") from exc
-        log.info("message_accepted", message_id=envelope.message_id, channel=payload.channel.value, by=by)
+        log.info("message_accepted", message_id=envelope.message_id, type=envelope.type, by=by)
         return AcceptResult(envelope.message_id, Status.PENDING, created=True)
 
     def get(self, message_id: str) -> MessageRecord:
@@ -285,14 +349,36 @@ def _update_request(
     return {**kwargs, "ReturnValues": return_values}
 
 
-def _cancelled_by_existing(exc: ClientError) -> dict[str, Any] | None:
-    """The existing record, when a transaction was cancelled only because the record exists."""
+def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]] | None:
+    """The per-item reasons of a cancelled transaction, or None for any other error."""
     if error_code(exc) != "TransactionCanceledException":
         return None
-    reasons: list[dict[str, Any]] = list(exc.response.get("CancellationReasons") or [])  # type: ignore[arg-type]
+    return list(exc.response.get("CancellationReasons") or [])  # type: ignore[arg-type]
+
+
+def _cancelled_by_existing(exc: Exception) -> dict[str, Any] | None:
+    """The existing record, when a one-message transaction was cancelled only because the record exists."""
+    reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
     if reasons and reasons[0].get("Code") == "ConditionalCheckFailed" and "Item" in reasons[0]:
         return dict(reasons[0]["Item"])
     return None
+
+
+def _write_error(exc: Exception, caller_items: int, messages: Sequence[OutboxMessage]) -> OutboxError:
+    """A TransactionCancelledError naming each failed item, or the translated AWS error."""
+    reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
+    if reasons is None:
+        return translate(exc, "TransactWriteItems")
+    owners: list[tuple[ItemPart, str | None]] = [(ItemPart.CALLER, None)] * caller_items
+    for message in messages:
+        owners += [(ItemPart.RECORD, message.message_id), (ItemPart.ENTRY, message.message_id)]
+    failed = []
+    for index, reason in enumerate(reasons):
+        code = str(reason.get("Code") or "None")
+        if code != "None":
+            part, message_id = owners[index] if index < len(owners) else (ItemPart.CALLER, None)
+            failed.append(CancellationReason(index, part, code, str(reason.get("Message") or ""), message_id))
+    return TransactionCancelledError(failed)
 
 
 def _to_domain(model: MessageRecordModel) -> MessageRecord:
@@ -304,7 +390,8 @@ def _to_domain(model: MessageRecordModel) -> MessageRecord:
         created_at=model.created_at,
         updated_at=model.updated_at,
         history=history,
-        channel=model.channel,
+        type=model.type or NOTIFICATION_TYPE,
+        payload=json.loads(model.payload),
         group_key=model.group_key,
         attempts=int(model.attempts or 0),
         relay_attempts=int(model.relay_attempts or 0),

@@ -1,15 +1,37 @@
-"""The SQS envelope: exactly the body every copy of a message carries."""
+"""The SQS envelope: exactly the body every copy of a message carries, and the rules a message must meet.
+
+A payload is any JSON object. It is checked once, when the message is made: it must survive a
+JSON round trip unchanged (no NaN, no tuples, no non-string keys), hold only characters SQS
+accepts, and fit the queue's message size once wrapped in its envelope.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from outbox.domain.errors import MalformedEntryError, ValidationError
-from outbox.domain.message import Notification, is_message_id, parse_notification
+from outbox.domain.errors import FieldError, MalformedEntryError, ValidationError
+from outbox.domain.message import MAX_GROUP_KEY_CHARS, PRINTABLE_TOKEN, is_message_id
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LEGACY_SCHEMA_VERSION = 1  # the notification-only envelope: still read, never written
+NOTIFICATION_TYPE = "notification"  # the type of every legacy envelope and of the reference API's messages
+MAX_TYPE_CHARS = 256
+DEFAULT_MAX_MESSAGE_BYTES = 262_144  # safe on every queue; raise to 1 MiB where the queue allows it
+# A DynamoDB item holds at most 400 KB; the record keeps the payload beside its status and history.
+MAX_STORED_PAYLOAD_BYTES = 350_000
+
+# Anything outside #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF: SQS refuses the message.
+_SQS_REFUSED = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def canonical_json(value: Any) -> str:
+    """One stable serialisation: keys sorted, no spaces, UTF-8 kept as it is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -17,25 +39,49 @@ class Envelope:
     """What a consumer receives. ``message_id`` is the dedup key of every copy."""
 
     message_id: str
-    payload: Notification
+    type: str
+    payload: Mapping[str, Any]
     created_at: str
+    group_key: str | None = None
     trace_id: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
         """The SQS body: compact, keys sorted, so every copy is byte-identical."""
-        data: dict[str, Any] = {
-            "message_id": self.message_id,
-            "schema_version": self.schema_version,
-            "payload": self.payload.to_dict(),
-            "created_at": self.created_at,
-            "trace_id": self.trace_id,
-        }
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if self.schema_version == LEGACY_SCHEMA_VERSION:  # re-sent as it was stored
+            return canonical_json(
+                {
+                    "message_id": self.message_id,
+                    "schema_version": LEGACY_SCHEMA_VERSION,
+                    "payload": self.payload,
+                    "created_at": self.created_at,
+                    "trace_id": self.trace_id,
+                }
+            )
+        return canonical_json(
+            {
+                "message_id": self.message_id,
+                "schema_version": self.schema_version,
+                "type": self.type,
+                "payload": self.payload,
+                "group_key": self.group_key,
+                "created_at": self.created_at,
+                "trace_id": self.trace_id,
+            }
+        )
+
+    def payload_json(self) -> str:
+        """The payload alone, canonical: what the record stores."""
+        return canonical_json(self.payload)
+
+    def payload_hash(self) -> str:
+        """SHA-256 of what makes the message itself (type, payload, group key): tells a replay from a reused key."""
+        identity = {"type": self.type, "payload": self.payload, "group_key": self.group_key}
+        return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
     @classmethod
     def from_json(cls, body: str) -> Envelope:
-        """Read an SQS body back; anything malformed raises MalformedEntryError."""
+        """Read an SQS body back (this version or the legacy one); anything malformed raises MalformedEntryError."""
         try:
             data = json.loads(body)
         except (ValueError, RecursionError) as exc:
@@ -45,13 +91,81 @@ class Envelope:
         message_id = data.get("message_id")
         if not isinstance(message_id, str) or not is_message_id(message_id):
             raise MalformedEntryError("envelope has no valid message_id")
-        if data.get("schema_version") != SCHEMA_VERSION:
+        version = data.get("schema_version")
+        if version not in (SCHEMA_VERSION, LEGACY_SCHEMA_VERSION) or isinstance(version, bool):
             raise MalformedEntryError("unsupported envelope schema_version", message_id=message_id)
-        created_at, trace_id = data.get("created_at"), data.get("trace_id")
+        created_at, trace_id, payload = data.get("created_at"), data.get("trace_id"), data.get("payload")
         if not isinstance(created_at, str) or not (trace_id is None or isinstance(trace_id, str)):
             raise MalformedEntryError("envelope has malformed created_at or trace_id", message_id=message_id)
-        try:
-            payload = parse_notification(data.get("payload"))
-        except ValidationError as exc:
-            raise MalformedEntryError(f"envelope payload is invalid: {exc.detail}", message_id=message_id) from exc
-        return cls(message_id, payload, created_at, trace_id)
+        if not isinstance(payload, dict):
+            raise MalformedEntryError("envelope payload is not a JSON object", message_id=message_id)
+        if version == LEGACY_SCHEMA_VERSION:
+            group_key = payload.get("group_key")
+            kind: object = NOTIFICATION_TYPE
+        else:
+            group_key, kind = data.get("group_key"), data.get("type")
+        if not isinstance(kind, str) or _type_problem(kind) or not (group_key is None or isinstance(group_key, str)):
+            raise MalformedEntryError("envelope has a malformed type or group_key", message_id=message_id)
+        return cls(message_id, kind, payload, created_at, group_key, trace_id, version)
+
+
+def new_envelope(
+    payload: object,
+    *,
+    type: str,
+    message_id: str,
+    created_at: str,
+    group_key: str | None = None,
+    trace_id: str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> Envelope:
+    """A checked envelope for a new message, or ValidationError listing every problem."""
+    errors: list[FieldError] = []
+    problem = _type_problem(type)
+    if problem:
+        errors.append(FieldError("type", problem))
+    if group_key is not None and (
+        not isinstance(group_key, str) or len(group_key) > MAX_GROUP_KEY_CHARS or not PRINTABLE_TOKEN.match(group_key)
+    ):
+        errors.append(FieldError("group_key", f"must be 1 to {MAX_GROUP_KEY_CHARS} printable ASCII characters"))
+    problem = _payload_problem(payload)
+    if problem:
+        errors.append(FieldError("payload", problem))
+    if trace_id is not None and (len(trace_id) > 256 or not PRINTABLE_TOKEN.match(trace_id)):
+        trace_id = None  # a trace id is a hint, never a reason to refuse a message
+    if errors or not isinstance(payload, dict):
+        raise ValidationError(errors)
+    envelope = Envelope(message_id, type, payload, created_at, group_key, trace_id)
+    body = envelope.to_json()
+    if _SQS_REFUSED.search(body):
+        raise ValidationError([FieldError("payload", "holds characters SQS refuses (lone surrogates, U+FFFE, U+FFFF)")])
+    size = len(body.encode())
+    limit = min(max_message_bytes, MAX_STORED_PAYLOAD_BYTES)
+    if size > limit:
+        raise ValidationError([FieldError("payload", f"makes a {size}-byte message; the limit is {limit} bytes")])
+    return envelope
+
+
+def _type_problem(value: object) -> str | None:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TYPE_CHARS or not PRINTABLE_TOKEN.match(value):
+        return f"must be 1 to {MAX_TYPE_CHARS} printable ASCII characters without spaces"
+    return None
+
+
+def _payload_problem(payload: object) -> str | None:
+    """Why ``payload`` is not a JSON object that survives a round trip unchanged, or None."""
+    if not isinstance(payload, dict):
+        return "must be a JSON object (a dict)"
+    try:
+        text = canonical_json(payload)
+    except ValueError:
+        return "is not JSON: NaN and infinity have no JSON form"
+    except TypeError:
+        return "is not JSON: only objects with string keys, arrays, strings, numbers, booleans and null"
+    except RecursionError:
+        return "is nested too deeply"
+    try:
+        same = json.loads(text) == payload
+    except RecursionError:
+        return "is nested too deeply"
+    return None if same else "does not survive JSON unchanged (keys must be strings; no tuples or sets)"

@@ -6,6 +6,7 @@ handlers never see a ``ClientError``.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -110,6 +111,76 @@ class MalformedEntryError(OutboxError):
     def __init__(self, detail: str, *, message_id: str | None = None) -> None:
         super().__init__(detail)
         self.message_id = message_id
+
+
+class ItemPart(enum.StrEnum):
+    """Whose item of a transaction: the caller's own, or a message's record or outbox entry."""
+
+    CALLER = "caller"
+    RECORD = "record"
+    ENTRY = "entry"
+
+
+@dataclass(frozen=True)
+class CancellationReason:
+    """Why one item of a cancelled transaction failed.
+
+    ``index`` is its position in the request: the caller's items first, in the caller's order,
+    then each message's record and outbox entry. ``message_id`` is None for the caller's items.
+    """
+
+    index: int
+    part: ItemPart
+    code: str
+    detail: str = ""
+    message_id: str | None = None
+
+    def describe(self) -> str:
+        """One phrase: which item and why."""
+        if self.part is ItemPart.CALLER:
+            where = f"your item {self.index}"
+        elif self.part is ItemPart.RECORD and self.code == "ConditionalCheckFailed":
+            return f"message {self.message_id} already exists"
+        else:
+            where = f"the {'record' if self.part is ItemPart.RECORD else 'outbox entry'} of message {self.message_id}"
+        return f"{where}: {self.code}" + (f" ({self.detail})" if self.detail else "")
+
+
+# Cancellation codes that pass: the same transaction may succeed when sent again.
+RETRYABLE_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
+class TransactionCancelledError(OutboxError):
+    """DynamoDB cancelled the whole transaction, so nothing was written; ``reasons`` names each failed item."""
+
+    code = "TRANSACTION_CANCELLED"
+
+    def __init__(self, reasons: Sequence[CancellationReason]) -> None:
+        self.reasons = tuple(reasons)
+        codes = {r.code for r in self.reasons}
+        retryable = bool(codes) and codes <= RETRYABLE_CANCELLATIONS
+        summary = "; ".join(r.describe() for r in self.reasons) or "no reason given"
+        hint = " (a conflict: send the same transaction again)" if retryable else ""
+        super().__init__(f"transaction cancelled, nothing written: {summary}{hint}", retryable=retryable)
+
+    @property
+    def duplicate_message_ids(self) -> tuple[str, ...]:
+        """Messages whose record already existed: their message_id was written before."""
+        return tuple(
+            r.message_id
+            for r in self.reasons
+            if r.part is ItemPart.RECORD and r.code == "ConditionalCheckFailed" and r.message_id
+        )
+
+
+class DeliveryError(OutboxError):
+    """Raised by a delivery function: retried by default; ``retryable=False`` fails the message for good."""
+
+    code = "DELIVERY_FAILED"
+    default_retryable = True
+
+    def __init__(self, detail: str = "the delivery failed", *, retryable: bool | None = None) -> None:
+        super().__init__(detail, retryable=retryable)
 
 
 class ThrottledError(OutboxError):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from outbox.domain.status import Status
 
@@ -56,7 +58,7 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class MessageRecord:
-    """A message's current status and history, as stored."""
+    """A message's current status and history, as stored, with its type and payload."""
 
     message_id: str
     status: Status
@@ -64,7 +66,8 @@ class MessageRecord:
     created_at: str
     updated_at: str
     history: tuple[HistoryEntry, ...]
-    channel: str
+    type: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
     group_key: str | None = None
     attempts: int = 0
     relay_attempts: int = 0

@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from outbox.adapters.aws import dynamodb_client
-from outbox.domain.message import parse_notification
+from outbox.domain.notification import parse_notification
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX
 from outbox.domain.status import Status, is_allowed
 from outbox.local.stack import LocalStack, StackConfig

@@ -22,6 +22,7 @@ from outbox.bootstrap import Resources, bootstrap
 from outbox.local.emulator import EmbeddedEmulator
 from outbox.local.http import make_server, serve_in_thread
 from worker import consumer, handler
+from worker.filters import stream_filter_pattern
 from worker.sqs_runner import SqsRunner
 from worker.stream_runner import MappingSettings, StreamRunner
 
@@ -50,6 +51,8 @@ class StackConfig:
     maximum_retry_attempts: int = 10
     retry_backoff_max_s: float = 5.0
     shard_refresh_s: float = 5.0  # Lambda lists a stream's shards now and then, not on every poll
+    hash_key: str = "pk"
+    range_key: str = "sk"
 
 
 class LocalStack:
@@ -82,7 +85,13 @@ class LocalStack:
         endpoint = self.emulator.start()
         os.environ.update(LOCAL_CREDENTIALS)
         os.environ["AWS_ENDPOINT_URL"] = endpoint
-        resources = bootstrap(dynamodb_client(), sqs_client(), fifo=self.config.fifo)
+        resources = bootstrap(
+            dynamodb_client(),
+            sqs_client(),
+            fifo=self.config.fifo,
+            hash_key=self.config.hash_key,
+            range_key=self.config.range_key,
+        )
         os.environ.update(resources.environment(endpoint))
         self.resources = resources
         # The handlers build their clients once per "cold start": make this stack their cold start.
@@ -100,6 +109,7 @@ class LocalStack:
             backoff_max_s=self.config.retry_backoff_max_s,
             on_failure_queue_url=resources.on_failure_queue_url,
             shard_refresh_s=self.config.shard_refresh_s,
+            filter_pattern=stream_filter_pattern(self.config.hash_key),
         )
         sqs = sqs_client()
         self.stream_runner = StreamRunner(streams_client(), resources.stream_arn, handler.handler, settings, sqs=sqs)

@@ -13,8 +13,8 @@ from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.bootstrap import Resources, bootstrap
-from outbox.domain.envelope import Envelope
-from outbox.domain.message import new_message_id, parse_notification
+from outbox.domain.message import new_message_id
+from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.local.emulator import EmbeddedEmulator
@@ -41,7 +41,7 @@ def test_replay_and_worker_at_once_queue_each_message_once(emulator: Resources) 
     notification = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "race"})
     ids = []
     for _ in range(40):
-        envelope = Envelope(new_message_id(), notification, iso(utc_now() - timedelta(hours=1)))
+        envelope = notification.envelope(message_id=new_message_id(), created_at=iso(utc_now() - timedelta(hours=1)))
         store.accept(envelope, idempotency_key=None)
         ids.append(envelope.message_id)
     streams = streams_client()

@@ -75,9 +75,8 @@ class Stack:
 
     def raw_item(self, pk: str, sk: str) -> dict[str, Any] | None:
         """One item as stored."""
-        item = self.dynamodb.get_item(
-            TableName=self.resources.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
-        )
+        key = {self.resources.hash_key: {"S": pk}, self.resources.range_key: {"S": sk}}
+        item = self.dynamodb.get_item(TableName=self.resources.table_name, Key=key, ConsistentRead=True)
         return item.get("Item")
 
     def all_items(self) -> list[dict[str, Any]]:
@@ -90,12 +89,15 @@ def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Records": [to_sqs_record(m, "arn:aws:sqs:us-east-1:123456789012:outbox-messages") for m in messages]}
 
 
-def build_stack(*, fifo: bool = False, policy: RelayPolicy | None = None) -> Stack:
+def build_stack(
+    *, fifo: bool = False, policy: RelayPolicy | None = None, hash_key: str = "pk", range_key: str = "sk"
+) -> Stack:
     """Bootstrap the resources on the active moto mock and wire the real adapters."""
     dynamodb, sqs, streams = dynamodb_client(), sqs_client(), streams_client()
-    resources = bootstrap(dynamodb, sqs, fifo=fifo)
+    resources = bootstrap(dynamodb, sqs, fifo=fifo, hash_key=hash_key, range_key=range_key)
     faults = FaultInjector(dynamodb, sqs)
-    store = DynamoDBMessageStore(resources.table_name, client=dynamodb, buckets=4)
+    keys = {"hash_key": hash_key, "range_key": range_key}
+    store = DynamoDBMessageStore(resources.table_name, client=dynamodb, buckets=4, **keys)
     publisher = SqsPublisher(resources.queue_url, client=sqs)
     relay = Relay(store, publisher, policy=policy or RelayPolicy(max_attempts=3))
     return Stack(
@@ -106,7 +108,7 @@ def build_stack(*, fifo: bool = False, policy: RelayPolicy | None = None) -> Sta
         store=store,
         publisher=publisher,
         relay=relay,
-        worker=StreamWorker(relay),
+        worker=StreamWorker(relay, hash_key=hash_key),
         consumer=Consumer(store),
         api=MessagesApi(store),
         faults=faults,
@@ -118,6 +120,15 @@ def stack() -> Iterator[Stack]:
     """A standard-queue stack on moto in process."""
     with mock_aws():
         built = build_stack()
+        yield built
+        built.relay.close()
+
+
+@pytest.fixture
+def upper_stack() -> Iterator[Stack]:
+    """A standard-queue stack on a table keyed PK/SK, as single-table designs often are."""
+    with mock_aws():
+        built = build_stack(hash_key="PK", range_key="SK")
         yield built
         built.relay.close()
 

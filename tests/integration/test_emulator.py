@@ -511,8 +511,8 @@ def test_store_transitions_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -
     from outbox.adapters.aws import dynamodb_client, sqs_client
     from outbox.adapters.store import DynamoDBMessageStore
     from outbox.bootstrap import bootstrap
-    from outbox.domain.envelope import Envelope
-    from outbox.domain.message import new_message_id, parse_notification
+    from outbox.domain.message import new_message_id
+    from outbox.domain.notification import parse_notification
     from outbox.domain.record import iso, utc_now
     from outbox.domain.status import Status
 
@@ -524,7 +524,7 @@ def test_store_transitions_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -
             resources = bootstrap(dynamodb_client(), sqs_client())
             store = DynamoDBMessageStore(resources.table_name, client=dynamodb_client())
             note = parse_notification({"channel": "sms", "recipient": "+15555550100", "body": "hi"})
-            envelope = Envelope(new_message_id(), note, iso(utc_now()))
+            envelope = note.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
             store.accept(envelope, idempotency_key=None)
             message_id = envelope.message_id
             store.count_relay_failure(message_id)

@@ -12,8 +12,8 @@ import pytest
 
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.cli import main
-from outbox.domain.envelope import Envelope
-from outbox.domain.message import new_message_id, parse_notification
+from outbox.domain.message import new_message_id
+from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.relay import Relay
@@ -24,7 +24,7 @@ from tests.integration.conftest import Stack
 def _seed(stack: Stack, age: timedelta, *, status: Status = Status.PENDING, group: str | None = None) -> str:
     data = {"channel": "sms", "recipient": "+14155550100", "body": "seeded"}
     notification = parse_notification(data | ({"group_key": group} if group else {}))
-    envelope = Envelope(new_message_id(), notification, iso(utc_now() - age))
+    envelope = notification.envelope(message_id=new_message_id(), created_at=iso(utc_now() - age))
     stack.store.accept(envelope, idempotency_key=None)
     if status is Status.QUEUED:
         stack.store.transition(envelope.message_id, Status.QUEUED, by="test")

@@ -1,25 +1,122 @@
-"""The envelope every copy of a message carries."""
+"""The envelope every copy of a message carries, and the rules a new message's payload must meet."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from outbox.domain.envelope import Envelope
-from outbox.domain.errors import MalformedEntryError
-from outbox.domain.message import new_message_id, parse_notification
+from outbox.domain.envelope import (
+    LEGACY_SCHEMA_VERSION,
+    NOTIFICATION_TYPE,
+    SCHEMA_VERSION,
+    Envelope,
+    new_envelope,
+)
+from outbox.domain.errors import MalformedEntryError, ValidationError
+from outbox.domain.message import new_message_id
+from outbox.domain.notification import parse_notification
 
 NOTIFICATION = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "héllo"})
+AT = "2026-01-01T00:00:00.000Z"
+
+
+def _new(payload: Any, **overrides: Any) -> Envelope:
+    arguments: dict[str, Any] = {"type": "OrderPlaced", "message_id": new_message_id(), "created_at": AT}
+    return new_envelope(payload, **(arguments | overrides))
+
+
+def _problems(payload: Any, **overrides: Any) -> dict[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        _new(payload, **overrides)
+    return {e.field: e.reason for e in caught.value.errors}
 
 
 def test_round_trip_is_byte_identical() -> None:
     """Invariant 6 (dedupable): serialising the same envelope twice gives the same bytes, with the message_id."""
-    envelope = Envelope(new_message_id(), NOTIFICATION, "2026-01-01T00:00:00.000Z", "trace-1")
+    envelope = NOTIFICATION.envelope(message_id=new_message_id(), created_at=AT, trace_id="trace-1")
     body = envelope.to_json()
     assert Envelope.from_json(body) == envelope
     assert Envelope.from_json(body).to_json() == body
-    assert json.loads(body)["schema_version"] == 1
+    data = json.loads(body)
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["type"] == NOTIFICATION_TYPE
+    assert set(data) == {"message_id", "type", "payload", "group_key", "created_at", "trace_id", "schema_version"}
+
+
+def test_a_generic_payload_reaches_the_consumer_exactly_as_given() -> None:
+    """Any JSON object (nested, unicode, numbers, null) comes out of the body equal to what went in."""
+    payload = {"order_id": "o-1", "total": 42.5, "lines": [{"sku": "✓", "qty": 2}], "note": None, "big": 2**62}
+    envelope = _new(payload, group_key="customer-7", trace_id="t-1")
+    read = Envelope.from_json(envelope.to_json())
+    assert read.payload == payload
+    assert (read.type, read.group_key, read.trace_id, read.created_at) == ("OrderPlaced", "customer-7", "t-1", AT)
+
+
+def test_a_legacy_notification_envelope_is_still_read() -> None:
+    """Bodies written before messages had types (schema 1) read as notifications, group key from the payload."""
+    message_id = new_message_id()
+    payload = NOTIFICATION.to_dict() | {"group_key": "g-1"}
+    body = json.dumps(
+        {"message_id": message_id, "schema_version": 1, "payload": payload, "created_at": AT, "trace_id": None}
+    )
+    envelope = Envelope.from_json(body)
+    assert (envelope.type, envelope.group_key, envelope.payload) == (NOTIFICATION_TYPE, "g-1", payload)
+    assert envelope.schema_version == LEGACY_SCHEMA_VERSION
+    assert json.loads(envelope.to_json()) == json.loads(body)  # re-sent as it was stored
+
+
+def test_the_payload_hash_covers_type_payload_and_group_key() -> None:
+    """Two messages are the same message only with the same type, payload and group key."""
+    base = _new({"a": 1})
+    assert _new({"a": 1}).payload_hash() == base.payload_hash()
+    for other in (_new({"a": 2}), _new({"a": 1}, type="Other"), _new({"a": 1}, group_key="g")):
+        assert other.payload_hash() != base.payload_hash()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ([1, 2], "must be a JSON object"),
+        ("text", "must be a JSON object"),
+        ({"x": float("nan")}, "NaN"),
+        ({"x": {1, 2}}, "only objects with string keys"),
+        ({"x": object()}, "only objects with string keys"),
+        ({1: "x"}, "does not survive JSON"),
+        ({"x": (1, 2)}, "does not survive JSON"),
+    ],
+)
+def test_a_payload_that_is_not_json_is_a_clear_error(payload: Any, reason: str) -> None:
+    """Non-JSON values are refused before anything is written, with the reason."""
+    assert reason in _problems(payload)["payload"]
+
+
+@pytest.mark.parametrize("text", ["\ud800", "\ufffe", "\uffff"])
+def test_characters_sqs_refuses_are_a_clear_error(text: str) -> None:
+    """A lone surrogate or a non-character would make SendMessage fail for ever: refused up front."""
+    assert "SQS refuses" in _problems({"x": f"a{text}b"})["payload"]
+
+
+def test_control_characters_travel_escaped() -> None:
+    """JSON escapes control characters, so SQS accepts them and the consumer gets them back."""
+    envelope = _new({"x": "a\x00b\x1f"})
+    assert Envelope.from_json(envelope.to_json()).payload == {"x": "a\x00b\x1f"}
+
+
+def test_the_size_is_checked_against_the_queue_limit() -> None:
+    """A message over the queue's size is refused, one within it is accepted."""
+    _new({"x": "y" * 1000}, max_message_bytes=2000)
+    assert "limit is 2000 bytes" in _problems({"x": "y" * 2000}, max_message_bytes=2000)["payload"]
+    # A record is one DynamoDB item (400 KB): a 1 MiB queue does not lift that.
+    assert "limit is 350000 bytes" in _problems({"x": "y" * 400_000}, max_message_bytes=1_048_576)["payload"]
+
+
+def test_type_and_group_key_are_checked() -> None:
+    """Type and group key are printable ASCII tokens of bounded length; every problem is listed."""
+    problems = _problems({"x": 1}, type="has space", group_key="g" * 129)
+    assert set(problems) == {"type", "group_key"}
+    assert set(_problems({"x": 1}, type="")) == {"type"}
 
 
 @pytest.mark.parametrize(
@@ -30,7 +127,12 @@ def test_round_trip_is_byte_identical() -> None:
         ('{"message_id": "x"}', False),
         ("[" * 100_000, False),
         (json.dumps({"message_id": new_message_id(), "schema_version": 99}), True),
-        (json.dumps({"message_id": new_message_id(), "schema_version": 1, "created_at": "t", "payload": {}}), True),
+        (json.dumps({"message_id": new_message_id(), "schema_version": 1, "created_at": "t", "payload": "x"}), True),
+        (json.dumps({"message_id": new_message_id(), "schema_version": 2, "created_at": "t", "payload": {}}), True),
+        (
+            json.dumps({"message_id": new_message_id(), "schema_version": True, "created_at": "t", "payload": {}}),
+            True,
+        ),
     ],
 )
 def test_malformed_bodies_raise_malformed_entry(body: str, has_id: bool) -> None:

@@ -7,13 +7,8 @@ from typing import Any
 import pytest
 
 from outbox.domain.errors import FieldError, ValidationError
-from outbox.domain.message import (
-    Channel,
-    is_message_id,
-    new_message_id,
-    parse_notification,
-    validate_idempotency_key,
-)
+from outbox.domain.message import is_message_id, new_message_id, validate_idempotency_key
+from outbox.domain.notification import Channel, parse_notification
 
 
 def _errors(data: Any) -> set[FieldError]:
@@ -132,8 +127,9 @@ def test_canonical_json_and_hash_ignore_key_order() -> None:
     b = parse_notification(
         {"metadata": {"y": "2", "x": "1"}, "body": "B", "recipient": "+14155550100", "channel": "sms"}
     )
-    assert a.payload_hash() == b.payload_hash()
-    assert a.canonical_json() == b.canonical_json()
+    envelopes = [n.envelope(message_id=new_message_id("k"), created_at="2026-01-01T00:00:00.000Z") for n in (a, b)]
+    assert envelopes[0].payload_hash() == envelopes[1].payload_hash()
+    assert a.canonical_json() == b.canonical_json() == envelopes[0].payload_json()
 
 
 def test_message_id_is_random_without_key_and_deterministic_with_one() -> None:

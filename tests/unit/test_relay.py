@@ -6,9 +6,9 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from outbox.domain.envelope import Envelope
 from outbox.domain.errors import AwsError, ThrottledError
-from outbox.domain.message import new_message_id, parse_notification
+from outbox.domain.message import new_message_id
+from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.ports import OutgoingMessage
@@ -29,7 +29,7 @@ def _items(store: InMemoryMessageStore, n: int, *, group: str | None = None, bod
     for i in range(n):
         data = {"channel": "sms", "recipient": "+14155550100", "body": "x" * body_size}
         notification = parse_notification(data | ({"group_key": group} if group else {}))
-        envelope = Envelope(new_message_id(), notification, iso(utc_now()))
+        envelope = notification.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
         store.accept(envelope, idempotency_key=None)
         items.append(RelayItem(f"{len(store.records):05d}-{i}", envelope.message_id, envelope.to_json(), group))
     return items

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from outbox.domain.envelope import Envelope
-from outbox.domain.message import new_message_id, parse_notification
+from outbox.domain.message import new_message_id
+from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
@@ -31,7 +32,7 @@ def worker(store: InMemoryMessageStore, publisher: FakePublisher) -> Iterator[St
 
 
 def _accept(store: InMemoryMessageStore) -> Envelope:
-    envelope = Envelope(new_message_id(), NOTE, iso(utc_now()))
+    envelope = NOTE.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
     store.accept(envelope, idempotency_key=None)
     return envelope
 
@@ -103,7 +104,7 @@ def test_malformed_images_are_quarantined(
 
 def test_malformed_image_without_message_id_is_skipped(worker: StreamWorker, publisher: FakePublisher) -> None:
     """With no message_id there is no record to mark: skipped, not retried forever."""
-    envelope = Envelope(new_message_id(), NOTE, iso(utc_now()))
+    envelope = NOTE.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
     record = _insert(envelope, "9", {"message_id": {"S": "not-an-id"}})
 
     assert worker.handle({"Records": [record]}, FakeLambdaContext()) == {"batchItemFailures": []}

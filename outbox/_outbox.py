@@ -1,0 +1,114 @@
+"""``Outbox``: add a message to your own DynamoDB transaction, so it is published if and only if it commits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from outbox.adapters.aws import dynamodb_client
+from outbox.adapters.models import HASH_KEY, RANGE_KEY
+from outbox.adapters.store import DynamoDBMessageStore, OutboxMessage
+from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES, new_envelope
+from outbox.domain.message import new_message_id, validate_idempotency_key
+from outbox.domain.record import MessageRecord, iso, utc_now
+from outbox.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from pynamodb.transactions import TransactWrite
+
+
+class Outbox:
+    """The outbox of one DynamoDB table: make messages, write them with your items, read their status.
+
+    ``hash_key`` and ``range_key`` name the table's key attributes (``pk``/``sk`` by default);
+    ``buckets`` spreads outbox entries over that many partitions (every writer, the worker and
+    replay must agree on it); ``retention`` is how long an outbox entry is kept for replay;
+    ``max_message_bytes`` is the queue's message size limit; ``by`` names the writer in each
+    record's history.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient | None = None,
+        hash_key: str = HASH_KEY,
+        range_key: str = RANGE_KEY,
+        buckets: int = 16,
+        retention: timedelta = timedelta(days=7),
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        region: str | None = None,
+        by: str = "service",
+    ) -> None:
+        self.store = DynamoDBMessageStore(
+            table_name,
+            client=client or dynamodb_client(region),
+            hash_key=hash_key,
+            range_key=range_key,
+            buckets=buckets,
+            retention=retention,
+        )
+        self.max_message_bytes = max_message_bytes
+        self.by = by
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None, by: str = "service") -> Outbox:
+        """The outbox the ``OUTBOX_*`` settings describe (``Settings.from_env()``)."""
+        return cls(
+            settings.table_name,
+            client=client,
+            hash_key=settings.hash_key,
+            range_key=settings.range_key,
+            buckets=settings.buckets,
+            retention=settings.retention,
+            max_message_bytes=settings.max_message_bytes,
+            region=settings.region,
+            by=by,
+        )
+
+    def message(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        type: str,
+        group_key: str | None = None,
+        idempotency_key: str | None = None,
+        trace_id: str | None = None,
+    ) -> OutboxMessage:
+        """A new message, checked and ready for ``transact_write`` (or your own ``TransactWriteItems``).
+
+        ``payload`` is any JSON object and reaches the consumer exactly as given. Messages with
+        the same ``group_key`` are delivered in order (on a FIFO queue). With an
+        ``idempotency_key`` the message id is derived from it, so writing the same key twice
+        fails the second transaction instead of publishing twice. Raises ValidationError.
+        """
+        key = validate_idempotency_key(idempotency_key)
+        envelope = new_envelope(
+            payload,
+            type=type,
+            message_id=new_message_id(key),
+            created_at=iso(utc_now()),
+            group_key=group_key,
+            trace_id=trace_id,
+            max_message_bytes=self.max_message_bytes,
+        )
+        return self.store.prepare(envelope, idempotency_key=key, by=self.by)
+
+    def transact_write(self, items: Sequence[Mapping[str, Any]], *messages: OutboxMessage) -> None:
+        """One ``TransactWriteItems``: your ``items`` (low-level entries such as ``{"Put": {...}}``) and the messages.
+
+        Raises TransactionCancelledError (nothing was written; ``reasons`` in your order, then
+        each message's record and entry), ValidationError for more than 100 items in all, or
+        another OutboxError for an AWS fault.
+        """
+        self.store.transact_write(items, messages)
+
+    def add_to(self, transaction: TransactWrite, message: OutboxMessage) -> None:
+        """Add ``message`` to a PynamoDB ``TransactWrite``: it commits with your models, or not at all."""
+        self.store.add_to(transaction, message)
+
+    def get(self, message_id: str) -> MessageRecord:
+        """The message's record (status, history, payload), strongly consistent; NotFoundError when absent."""
+        return self.store.get(message_id)
