@@ -90,11 +90,16 @@ def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def build_stack(
-    *, fifo: bool = False, policy: RelayPolicy | None = None, hash_key: str = "pk", range_key: str = "sk"
+    *,
+    fifo: bool = False,
+    policy: RelayPolicy | None = None,
+    table_name: str = "outbox",
+    hash_key: str = "pk",
+    range_key: str = "sk",
 ) -> Stack:
     """Bootstrap the resources on the active moto mock and wire the real adapters."""
     dynamodb, sqs, streams = dynamodb_client(), sqs_client(), streams_client()
-    resources = bootstrap(dynamodb, sqs, fifo=fifo, hash_key=hash_key, range_key=range_key)
+    resources = bootstrap(dynamodb, sqs, table_name=table_name, fifo=fifo, hash_key=hash_key, range_key=range_key)
     faults = FaultInjector(dynamodb, sqs)
     keys = {"hash_key": hash_key, "range_key": range_key}
     store = DynamoDBMessageStore(resources.table_name, client=dynamodb, buckets=4, **keys)
