@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import re
+import time
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import structlog
 
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.envelope import Envelope
 from outbox.domain.errors import (
     FieldError,
     IdempotencyKeyReusedError,
@@ -25,12 +27,13 @@ from outbox.domain.errors import (
     OutboxError,
     PayloadTooLargeError,
     ThrottledError,
+    TransactionCancelledError,
     UnsupportedMediaTypeError,
     ValidationError,
 )
 from outbox.domain.message import is_message_id, new_message_id, validate_idempotency_key
 from outbox.domain.notification import parse_notification
-from outbox.domain.record import MessageRecord, iso, utc_now
+from outbox.domain.record import AcceptResult, MessageRecord, iso, utc_now
 from outbox.logs import bind_invocation, configure_logging
 from outbox.ports import MessageStore
 from outbox.settings import Settings
@@ -38,6 +41,9 @@ from outbox.settings import Settings
 log = structlog.get_logger("outbox.api")
 
 MAX_BODY_BYTES = 64 * 1024
+# A TransactionConflict is usually a concurrent POST with the same Idempotency-Key: a moment
+# later the other one has committed and this one reads as its idempotent replay.
+CONFLICT_RETRY_PAUSES_S = (0.02, 0.1)
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 HTTP_STATUS = {
@@ -106,12 +112,25 @@ class MessagesApi:
         envelope = notification.envelope(
             message_id=message_id, created_at=iso(utc_now()), trace_id=_trace_id(event, headers)
         )
-        result = self.store.accept(envelope, idempotency_key=key)
+        result = self._accept(envelope, key)
         response_headers = {"location": f"/messages/{message_id}"}
         if not result.created:
             response_headers["idempotent-replayed"] = "true"
         body = {"message_id": message_id, "status": result.status.value}
         return json_response(202 if result.created else 200, body, response_headers)
+
+    def _accept(self, envelope: Envelope, key: str | None) -> AcceptResult:
+        """Accept, retrying a transaction conflict briefly (usually a concurrent POST with the same key)."""
+        conflict: TransactionCancelledError | None = None
+        for pause in (0.0, *CONFLICT_RETRY_PAUSES_S):
+            time.sleep(pause)
+            try:
+                return self.store.accept(envelope, idempotency_key=key)
+            except TransactionCancelledError as exc:
+                if not exc.retryable:
+                    raise
+                conflict = exc
+        raise ThrottledError("the message conflicted with a concurrent write; retry") from conflict
 
     def _get(self, message_id: str) -> Response:
         if not is_message_id(message_id):

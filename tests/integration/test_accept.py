@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.events import http_event
 from tests.integration.conftest import Stack
 
@@ -116,3 +118,29 @@ def test_get_returns_status_and_history_or_404(stack: Stack) -> None:
     assert "ada@example.com" not in found["body"]
     assert missing["statusCode"] == 404
     assert json.loads(missing["body"])["code"] == "NOT_FOUND"
+
+
+CONFLICT = {"CancellationReasons": [{"Code": "TransactionConflict", "Message": "conflict"}, {"Code": "None"}]}
+
+
+def test_a_conflict_injected_at_aws_is_retried_then_replays_idempotently(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TransactionConflict on the first try is retried: the POST succeeds and the table has one message."""
+    monkeypatch.setattr("outbox.api.time.sleep", lambda _s: None)
+    stack.faults.fail("TransactWriteItems", "TransactionCanceledException", details=CONFLICT)
+    response = stack.post(VALID, key="conflicted")
+    assert response["statusCode"] == 202
+    assert stack.faults.calls["TransactWriteItems"] == 2
+    assert sum(i["pk"]["S"].startswith("MSG#") for i in stack.all_items()) == 1
+
+
+def test_a_lasting_conflict_is_503_throttled_and_writes_nothing(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Conflicts on every try: 503 THROTTLED with Retry-After, never a 500, and the table stays empty."""
+    monkeypatch.setattr("outbox.api.time.sleep", lambda _s: None)
+    stack.faults.fail("TransactWriteItems", "TransactionCanceledException", details=CONFLICT, times=-1)
+    response = stack.post(VALID, key="conflicted")
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["code"] == "THROTTLED"
+    assert response["headers"]["retry-after"] == "1"
+    assert stack.all_items() == []

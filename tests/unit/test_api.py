@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from outbox.api import MAX_BODY_BYTES, MessagesApi
-from outbox.domain.errors import AwsError
+from outbox.api import CONFLICT_RETRY_PAUSES_S, MAX_BODY_BYTES, MessagesApi
+from outbox.domain.errors import AwsError, CancellationReason, ItemPart, TransactionCancelledError
 from outbox.testing import InMemoryMessageStore
 from tests.events import http_event
 
@@ -138,3 +138,35 @@ def test_retryable_aws_fault_is_500_with_retry_after(api: MessagesApi, store: In
     response = api.handle(http_event("POST", "/messages", body=json.dumps(VALID), headers=JSON_HEADERS))
     _problem(response, 500, "SYSTEM_ERROR")
     assert response["headers"]["retry-after"] == "1"
+
+
+def _conflict() -> TransactionCancelledError:
+    return TransactionCancelledError([CancellationReason(0, ItemPart.RECORD, "TransactionConflict", "", "m")])
+
+
+def test_a_transaction_conflict_is_retried_then_accepted(
+    api: MessagesApi, store: InMemoryMessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A passing TransactionConflict (a concurrent POST with the same key) is retried, not a 500."""
+    monkeypatch.setattr("outbox.api.time.sleep", lambda _s: None)
+    store.fail_next["accept"] = _conflict()
+    response = api.handle(http_event("POST", "/messages", body=json.dumps(VALID), headers=JSON_HEADERS))
+    assert response["statusCode"] == 202
+
+
+def test_a_lasting_transaction_conflict_is_503_throttled(
+    api: MessagesApi, store: InMemoryMessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Conflicts on every try end as 503 THROTTLED with Retry-After, never a 500, and nothing is written."""
+    pauses: list[float] = []
+    monkeypatch.setattr("outbox.api.time.sleep", pauses.append)
+
+    def always_conflicts(*_: Any, **__: Any) -> Any:
+        raise _conflict()
+
+    store.accept = always_conflicts  # type: ignore[method-assign]
+    response = api.handle(http_event("POST", "/messages", body=json.dumps(VALID), headers=JSON_HEADERS))
+    _problem(response, 503, "THROTTLED")
+    assert response["headers"]["retry-after"] == "1"
+    assert pauses == [0.0, *CONFLICT_RETRY_PAUSES_S]
+    assert store.records == {}

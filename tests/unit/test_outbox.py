@@ -1,0 +1,161 @@
+"""The public Outbox API without AWS: the items it builds, the one request it sends, the errors it raises."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from outbox import Outbox, OutboxMessage, TransactionCancelledError, ValidationError
+from outbox.domain.errors import AwsError, ItemPart
+from outbox.domain.message import new_message_id
+
+
+class TransactionClient:
+    """Keeps every TransactWriteItems request; answers with ``error`` once when one is set."""
+
+    def __init__(self) -> None:
+        self.requests: list[list[dict[str, Any]]] = []
+        self.error: dict[str, Any] | None = None
+
+    def transact_write_items(self, *, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:
+        self.requests.append(TransactItems)
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise ClientError(error, "TransactWriteItems")
+        return {}
+
+
+def _cancelled(*codes: str) -> dict[str, Any]:
+    reasons = [{"Code": code} | ({"Message": f"{code}!"} if code != "None" else {}) for code in codes]
+    return {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}, "CancellationReasons": reasons}
+
+
+@pytest.fixture
+def client() -> TransactionClient:
+    """A client that records."""
+    return TransactionClient()
+
+
+@pytest.fixture
+def outbox(client: TransactionClient) -> Outbox:
+    """An outbox on a PK/SK table over the recording client."""
+    return Outbox("shop", client=client, hash_key="PK", range_key="SK", buckets=8)  # type: ignore[arg-type]
+
+
+def test_a_message_is_a_record_and_an_entry_under_the_tables_own_key_names(outbox: Outbox) -> None:
+    """Two Puts: the PENDING record (never over an existing one) and the outbox entry holding the exact body."""
+    message = outbox.message({"order_id": "o-1"}, type="OrderPlaced", group_key="c-7", trace_id="t-1")
+    record, entry = (item["Put"] for item in message.transact_items)
+    assert record["TableName"] == entry["TableName"] == "shop"
+    assert record["Item"]["PK"] == {"S": f"MSG#{message.message_id}"}
+    assert record["Item"]["SK"] == {"S": "MSG"}
+    assert record["Item"]["status"] == {"S": "PENDING"}
+    assert record["Item"]["type"] == {"S": "OrderPlaced"}
+    assert json.loads(record["Item"]["payload"]["S"]) == {"order_id": "o-1"}
+    assert record["ConditionExpression"] == "attribute_not_exists (#0)"
+    assert record["ExpressionAttributeNames"] == {"#0": "PK"}
+    assert record["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
+    assert entry["Item"]["PK"]["S"].startswith("OUTBOX#")
+    assert entry["Item"]["SK"]["S"].endswith(f"#{message.message_id}")
+    body = json.loads(entry["Item"]["envelope"]["S"])
+    assert body["payload"] == {"order_id": "o-1"}
+    assert (body["type"], body["group_key"], body["trace_id"]) == ("OrderPlaced", "c-7", "t-1")
+    assert "pk" not in record["Item"]
+    assert "pk" not in entry["Item"]
+
+
+def test_a_group_keeps_to_one_bucket(outbox: Outbox) -> None:
+    """Every message of one group lands in the same outbox partition, so its order can be kept."""
+    buckets = {
+        outbox.message({"n": n}, type="T", group_key="c-7").transact_items[1]["Put"]["Item"]["PK"]["S"]
+        for n in range(20)
+    }
+    assert len(buckets) == 1
+
+
+def test_an_idempotency_key_always_names_the_same_message(outbox: Outbox) -> None:
+    """The same key gives the same message id (so a second write is refused); no key gives a new one."""
+    assert outbox.message({}, type="T", idempotency_key="k").message_id == new_message_id("k")
+    assert outbox.message({}, type="T").message_id != outbox.message({}, type="T").message_id
+    with pytest.raises(ValidationError):
+        outbox.message({}, type="T", idempotency_key="has space")
+
+
+def test_transact_write_sends_one_request_with_the_callers_items_first(
+    outbox: Outbox, client: TransactionClient
+) -> None:
+    """Exactly one TransactWriteItems: the caller's items in their order, then each message's two."""
+    mine = [{"Put": {"TableName": "shop", "Item": {"PK": {"S": f"ORDER#{i}"}, "SK": {"S": "O"}}}} for i in range(3)]
+    first, second = outbox.message({"n": 1}, type="T"), outbox.message({"n": 2}, type="T")
+    outbox.transact_write(mine, first, second)
+    (request,) = client.requests
+    assert request == [*mine, *first.transact_items, *second.transact_items]
+
+
+def test_a_cancellation_names_each_failed_item_in_the_callers_order(outbox: Outbox, client: TransactionClient) -> None:
+    """Reasons map to the caller's items by position, then to each message's record and entry."""
+    message = outbox.message({"n": 1}, type="T")
+    client.error = _cancelled("None", "ConditionalCheckFailed", "ConditionalCheckFailed", "None")
+    with pytest.raises(TransactionCancelledError) as caught:
+        outbox.transact_write([{"Put": {}}, {"Put": {}}], message)
+    error = caught.value
+    assert [(r.index, r.part, r.message_id) for r in error.reasons] == [
+        (1, ItemPart.CALLER, None),
+        (2, ItemPart.RECORD, message.message_id),
+    ]
+    assert error.duplicate_message_ids == (message.message_id,)
+    assert error.retryable is False
+    assert error.code == "TRANSACTION_CANCELLED"
+
+
+@pytest.mark.parametrize(
+    ("codes", "retryable"),
+    [
+        (("TransactionConflict", "None", "None"), True),
+        (("None", "ThrottlingError", "None"), True),
+        (("TransactionConflict", "ConditionalCheckFailed", "None"), False),
+        ((), False),
+    ],
+)
+def test_only_passing_cancellations_are_retryable(
+    outbox: Outbox, client: TransactionClient, codes: tuple[str, ...], retryable: bool
+) -> None:
+    """A conflict or throttle alone may pass on a second try; a failed condition never will."""
+    client.error = _cancelled(*codes)
+    with pytest.raises(TransactionCancelledError) as caught:
+        outbox.transact_write([{"Put": {}}], outbox.message({}, type="T"))
+    assert caught.value.retryable is retryable
+
+
+def test_other_aws_errors_are_translated(outbox: Outbox, client: TransactionClient) -> None:
+    """A fault that is not a cancellation is the library's own AwsError, never a ClientError."""
+    client.error = {"Error": {"Code": "ValidationException", "Message": "bad"}}
+    with pytest.raises(AwsError):
+        outbox.transact_write([], outbox.message({}, type="T"))
+
+
+def test_more_than_100_items_is_refused_before_any_call(outbox: Outbox, client: TransactionClient) -> None:
+    """100 items is the limit: 98 of yours and one message fit, 99 do not, and nothing is sent."""
+    outbox.transact_write([{"Put": {}}] * 98, outbox.message({}, type="T"))
+    with pytest.raises(ValidationError, match="at most 100"):
+        outbox.transact_write([{"Put": {}}] * 99, outbox.message({}, type="T"))
+    assert len(client.requests) == 1
+
+
+def test_an_invalid_message_is_refused_before_any_item_is_built(outbox: Outbox) -> None:
+    """Payload, type and group key problems come back together as one ValidationError."""
+    with pytest.raises(ValidationError) as caught:
+        outbox.message({"x": float("inf")}, type="", group_key="")
+    assert {e.field for e in caught.value.errors} == {"payload", "type", "group_key"}
+
+
+def test_the_message_size_follows_the_configured_queue_limit(client: TransactionClient) -> None:
+    """``max_message_bytes`` is the queue's limit: the same payload fits one outbox and not another."""
+    roomy = Outbox("shop", client=client, max_message_bytes=300_000)  # type: ignore[arg-type]
+    tight = Outbox("shop", client=client, max_message_bytes=1_000)  # type: ignore[arg-type]
+    assert isinstance(roomy.message({"x": "y" * 2_000}, type="T"), OutboxMessage)
+    with pytest.raises(ValidationError, match="limit is 1000 bytes"):
+        tight.message({"x": "y" * 2_000}, type="T")
