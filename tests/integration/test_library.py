@@ -23,6 +23,7 @@ from outbox import (
     ValidationError,
 )
 from outbox.domain.errors import ItemPart
+from tests.events import http_event
 from tests.integration.conftest import Stack, sqs_event
 from worker import consumer as consumer_module
 from worker.consumer import make_handler
@@ -272,3 +273,32 @@ def test_a_bad_outbox_delivery_fails_at_start_with_one_line(
         consumer_module.default_consumer.cache_clear()
     assert says in caught.value.detail
     assert "\n" not in caught.value.detail
+
+
+def test_a_record_written_before_types_reads_as_a_notification(stack: Stack) -> None:
+    """A record of the notification-only release (a channel, no type) reads back, and GET still shows its channel."""
+    message_id = "6b3d2d8e-0000-4000-8000-000000000002"
+    payload = {"body": "old", "channel": "sms", "recipient": "+14155550100"}
+    at = "2026-01-01T00:00:00.000Z"
+    stack.dynamodb.put_item(
+        TableName=stack.resources.table_name,
+        Item={
+            "pk": {"S": f"MSG#{message_id}"},
+            "sk": {"S": "MSG"},
+            "message_id": {"S": message_id},
+            "status": {"S": "QUEUED"},
+            "channel": {"S": "sms"},
+            "payload": {"S": json.dumps(payload, sort_keys=True, separators=(",", ":"))},
+            "payload_hash": {"S": "0" * 64},
+            "outbox_pk": {"S": "OUTBOX#0001"},
+            "outbox_sk": {"S": f"{at}#{message_id}"},
+            "created_at": {"S": at},
+            "updated_at": {"S": at},
+            "history": {"L": [{"M": {"status": {"S": "PENDING"}, "at": {"S": at}, "by": {"S": "api"}}}]},
+            "attempts": {"N": "0"},
+        },
+    )
+    record = stack.store.get(message_id)
+    assert (record.type, record.payload, record.status) == ("notification", payload, Status.QUEUED)
+    view = json.loads(stack.api.handle(http_event("GET", f"/messages/{message_id}"))["body"])
+    assert (view["channel"], view["type"], view["status"]) == ("sms", "notification", "QUEUED")
