@@ -33,6 +33,12 @@ variable "deletion_protection" {
   default     = true
 }
 
+variable "lambda_package" {
+  description = "The functions' zip: `make package` builds it at build/lambda/outbox.zip of this repository."
+  type        = string
+  default     = "../../../../build/lambda/outbox.zip"
+}
+
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
   kms_master_key_id = "alias/aws/sns"
@@ -42,6 +48,7 @@ module "outbox" {
   source = "../.."
 
   name                = var.name
+  lambda_package      = var.lambda_package
   alarm_topic_arn     = aws_sns_topic.alarms.arn
   deletion_protection = var.deletion_protection
   tags                = { Project = "outbox" }
