@@ -18,6 +18,7 @@ from outbox.adapters.models import (
     HASH_KEY,
     RANGE_KEY,
     STREAM_VIEW_TYPE,
+    TTL_ATTRIBUTE,
     OutboxEntryModel,
     table_definition,
 )
@@ -27,6 +28,8 @@ from tests.infra.terraform import EXAMPLES, MODULE, ROOT, Module, load, plain
 
 FUNCTIONS = {"api": "outbox.api.handler", "worker": "worker.handler.handler", "consumer": "worker.consumer.handler"}
 FILTER_TEMPLATE = "stream_filter.json.tftpl"
+# Where a stream record's image sits, by view type: the worker reads NewImage.
+STREAM_VIEWS_WITH_NEW_IMAGE = {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
 
 
 @pytest.fixture(scope="module")
@@ -404,6 +407,38 @@ def test_example_passes_the_required_variables(example: Path) -> None:
     assert required <= set(call), required - set(call)
     assert set(call) - {"source"} <= set(module.variables)
     assert (example / "main.tf").exists()
+
+
+def test_existing_table_example_meets_what_the_module_requires() -> None:
+    """The example attaches to its own table: keys, stream view, TTL and key passed as the module asks."""
+    example = load(MODULE / "examples" / "existing-table")
+    call = module_call(MODULE / "examples" / "existing-table")
+    (name,) = example.resources["aws_dynamodb_table"]
+    table = example.resource("aws_dynamodb_table", name)
+    assert call["create_table"] is False
+    assert call["table_name"] == f"${{aws_dynamodb_table.{name}.name}}"
+    assert call["table_stream_arn"] == f"${{aws_dynamodb_table.{name}.stream_arn}}"
+    assert call["table_kms_key_arn"] == table["server_side_encryption"][0]["kms_key_arn"]
+    assert (call["hash_key"], call["range_key"]) == (table["hash_key"], table["range_key"]) == ("PK", "SK")
+    assert {a["name"]: a["type"] for a in table["attribute"]} == {"PK": "S", "SK": "S"}
+    assert table["stream_enabled"] is True
+    assert table["stream_view_type"] in STREAM_VIEWS_WITH_NEW_IMAGE
+    assert table["ttl"] == [{"attribute_name": TTL_ATTRIBUTE, "enabled": True}]
+    # A caller's own consumer: its zip and its delivery function.
+    assert re.fullmatch(r"\w+(\.\w+)*:\w+", call["delivery"])
+    assert call["consumer_package"] == "${var.consumer_package}"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])
+def test_example_alarm_topic_uses_a_key_cloudwatch_may_use(example: Path) -> None:
+    """alias/aws/sns would drop every alarm: the topic's key is the example's own, open to CloudWatch."""
+    parsed = load(example)
+    topic = parsed.resource("aws_sns_topic", "alarms")
+    assert topic["kms_master_key_id"] == "${aws_kms_key.alarms.arn}"
+    key = parsed.resource("aws_kms_key", "alarms")
+    assert key["enable_key_rotation"] is True
+    assert 'Principal = {Service = "cloudwatch.amazonaws.com"}' in key["policy"]
+    assert module_call(example)["alarm_topic_arn"] == "${aws_sns_topic.alarms.arn}"
 
 
 def test_local_stack_runs_the_mappings_as_deployed(module: Module) -> None:
