@@ -1,21 +1,24 @@
-# Key schema, TTL attribute and stream view exactly as outbox/adapters/models.py declares them
-# (tests/infra checks this against the PynamoDB models).
+# Key schema, TTL attribute and stream view as outbox/adapters/models.py declares them, the key
+# names from hash_key and range_key (tests/infra checks this against the PynamoDB models).
+# With create_table = false the caller's table is used instead (main.tf: local.table_*).
 resource "aws_dynamodb_table" "this" {
+  count = var.create_table ? 1 : 0
+
   name                        = var.name
   billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = "pk"
-  range_key                   = "sk"
+  hash_key                    = var.hash_key
+  range_key                   = var.range_key
   stream_enabled              = true
   stream_view_type            = "NEW_IMAGE"
   deletion_protection_enabled = var.deletion_protection
 
   attribute {
-    name = "pk"
+    name = var.hash_key
     type = "S"
   }
 
   attribute {
-    name = "sk"
+    name = var.range_key
     type = "S"
   }
 

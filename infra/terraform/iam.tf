@@ -1,5 +1,7 @@
-# One role per function; each policy names the exact table, stream, queues, key and log group it
-# needs and nothing else (tests/infra checks that no statement has a "*" action or resource).
+# One role per function; each policy names the exact table, stream, queues, keys and log group it
+# needs and nothing else (tests/infra checks that no statement has a "*" action or resource). The
+# table is this module's or the caller's (main.tf: local.table_arn, local.stream_arn), and the keys
+# are the module's and, for an existing table encrypted with its own key, that key (local.kms_key_arns).
 data "aws_iam_policy_document" "assume_lambda" {
   statement {
     effect  = "Allow"
@@ -20,12 +22,12 @@ data "aws_iam_policy_document" "api" {
   statement {
     sid       = "AcceptAndReadMessages"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
-    resources = [aws_dynamodb_table.this.arn]
+    resources = [local.table_arn]
   }
   statement {
     sid       = "TableKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = local.kms_key_arns
   }
   statement {
     sid       = "Logs"
@@ -38,12 +40,12 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "ReadTheStream"
     actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
-    resources = [aws_dynamodb_table.this.stream_arn]
+    resources = [local.stream_arn]
   }
   statement {
     sid       = "FlipRecords"
     actions   = ["dynamodb:UpdateItem"]
-    resources = [aws_dynamodb_table.this.arn]
+    resources = [local.table_arn]
   }
   statement {
     sid       = "PublishAndReportFailedBatches"
@@ -53,7 +55,7 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "TableAndQueueKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = local.kms_key_arns
   }
   statement {
     sid       = "Logs"
@@ -71,12 +73,12 @@ data "aws_iam_policy_document" "consumer" {
   statement {
     sid       = "DriveTheLifecycle"
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
-    resources = [aws_dynamodb_table.this.arn]
+    resources = [local.table_arn]
   }
   statement {
     sid       = "TableAndQueueKey"
     actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.this.arn]
+    resources = local.kms_key_arns
   }
   statement {
     sid       = "Logs"

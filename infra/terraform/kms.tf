@@ -52,12 +52,30 @@ data "aws_iam_policy_document" "kms" {
   }
 }
 
+# The table settings are checked on the key because every policy, function, queue and log group
+# depends on it: a wrong combination stops here, before anything that names the table. (On a data
+# source, a condition on values known only after apply would defer its read to the apply.)
 resource "aws_kms_key" "this" {
-  description             = "${var.name}: table, queues, logs and function environment"
+  description             = "${var.name}: ${var.create_table ? "table, " : ""}queues, logs and function environment"
   enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_days
   policy                  = data.aws_iam_policy_document.kms.json
   tags                    = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.create_table || (var.table_name != null && var.table_stream_arn != null)
+      error_message = "create_table = false needs table_name and table_stream_arn: the existing table's stream (view type NEW_IMAGE or NEW_AND_OLD_IMAGES)."
+    }
+    precondition {
+      condition     = !var.create_table || (var.table_name == null && var.table_stream_arn == null && var.table_kms_key_arn == null)
+      error_message = "table_name, table_stream_arn and table_kms_key_arn name an existing table: set create_table = false to attach to it."
+    }
+    precondition {
+      condition     = var.create_table || try(strcontains(var.table_stream_arn, ":table/${var.table_name}/stream/"), true)
+      error_message = "table_stream_arn must be the stream of the table table_name names."
+    }
+  }
 }
 
 resource "aws_kms_alias" "this" {

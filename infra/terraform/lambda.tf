@@ -19,15 +19,15 @@ resource "aws_lambda_function" "this" {
   handler                        = each.value.handler
   runtime                        = var.lambda_runtime
   architectures                  = ["arm64"]
-  filename                       = local.lambda_package
-  source_code_hash               = filebase64sha256(local.lambda_package)
+  filename                       = local.function_packages[each.key]
+  source_code_hash               = filebase64sha256(local.function_packages[each.key])
   memory_size                    = var.functions[each.key].memory_size
   timeout                        = var.functions[each.key].timeout
   reserved_concurrent_executions = var.functions[each.key].reserved_concurrency
   kms_key_arn                    = aws_kms_key.this.arn
 
   environment {
-    variables = each.value.environment
+    variables = merge(each.value.environment, each.key == "consumer" ? local.delivery_environment : {})
   }
 
   tracing_config {
@@ -44,11 +44,12 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
 }
 
-# The stream mapping: only INSERTs of outbox entries (the filter file the local runner reads),
-# partial batch responses, bisect on error, finite retries and record age, then the on-failure queue.
+# The stream mapping: only INSERTs of outbox entries (the module's filter template, for the table's
+# partition key name; worker/stream_filter.json.tftpl is the copy the local runner reads), partial
+# batch responses, bisect on error, finite retries and record age, then the on-failure queue.
 resource "aws_lambda_event_source_mapping" "stream" {
   function_name                      = aws_lambda_function.this["worker"].arn
-  event_source_arn                   = aws_dynamodb_table.this.stream_arn
+  event_source_arn                   = local.stream_arn
   starting_position                  = "TRIM_HORIZON"
   batch_size                         = var.stream_batch_size
   maximum_batching_window_in_seconds = var.stream_batching_window_seconds
@@ -60,7 +61,7 @@ resource "aws_lambda_event_source_mapping" "stream" {
 
   filter_criteria {
     filter {
-      pattern = jsonencode(jsondecode(file("${path.module}/../../worker/stream_filter.json")))
+      pattern = jsonencode(jsondecode(templatefile("${path.module}/stream_filter.json.tftpl", { hash_key = var.hash_key })))
     }
   }
 

@@ -9,8 +9,24 @@ locals {
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.id
 
-  queue_suffix   = var.fifo ? ".fifo" : ""
-  lambda_package = coalesce(var.lambda_package, "${path.module}/../../build/lambda/outbox.zip")
+  queue_suffix = var.fifo ? ".fifo" : ""
+
+  # The table this module created, or the caller's (create_table = false): every reference to it
+  # (IAM, environment, the stream mapping, outputs) goes through these.
+  table_name = var.create_table ? aws_dynamodb_table.this[0].name : var.table_name
+  table_arn  = var.create_table ? aws_dynamodb_table.this[0].arn : var.table_name == null ? null : "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${var.table_name}"
+  stream_arn = var.create_table ? aws_dynamodb_table.this[0].stream_arn : var.table_stream_arn
+  # Keys the functions use: the module's own (queues, logs, environment, its table) and the existing table's.
+  kms_key_arns = concat([aws_kms_key.this.arn], var.table_kms_key_arn == null ? [] : [var.table_kms_key_arn])
+
+  # Each function's zip: the consumer's is the caller's when consumer_package is set.
+  function_packages = {
+    api      = var.lambda_package
+    worker   = var.lambda_package
+    consumer = coalesce(var.consumer_package, var.lambda_package)
+  }
+  # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
+  delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
 
   # Handler paths and environment names exactly as outbox/settings.py and the handlers read them.
   functions = {
@@ -18,7 +34,9 @@ locals {
       handler     = "outbox.api.handler"
       description = "POST /messages and GET /messages/{id}: one TransactWriteItems per accepted message"
       environment = {
-        OUTBOX_TABLE_NAME     = aws_dynamodb_table.this.name
+        OUTBOX_TABLE_NAME     = local.table_name
+        OUTBOX_HASH_KEY       = var.hash_key
+        OUTBOX_RANGE_KEY      = var.range_key
         OUTBOX_BUCKETS        = tostring(var.buckets)
         OUTBOX_RETENTION_DAYS = tostring(var.retention_days)
         LOG_LEVEL             = var.log_level
@@ -28,7 +46,9 @@ locals {
       handler     = "worker.handler.handler"
       description = "Relays outbox stream records to SQS, then flips each record PENDING -> QUEUED"
       environment = {
-        OUTBOX_TABLE_NAME         = aws_dynamodb_table.this.name
+        OUTBOX_TABLE_NAME         = local.table_name
+        OUTBOX_HASH_KEY           = var.hash_key
+        OUTBOX_RANGE_KEY          = var.range_key
         OUTBOX_QUEUE_URL          = aws_sqs_queue.main.url
         OUTBOX_MAX_RELAY_ATTEMPTS = tostring(var.max_relay_attempts)
         OUTBOX_FLIP_CONCURRENCY   = tostring(var.flip_concurrency)
@@ -36,10 +56,12 @@ locals {
       }
     }
     consumer = {
-      handler     = "worker.consumer.handler"
-      description = "Reference consumer: QUEUED -> PROCESSING -> COMPLETED or FAILED"
+      handler     = var.consumer_handler
+      description = "Consumer: QUEUED -> PROCESSING -> COMPLETED or FAILED, delivering each message"
       environment = {
-        OUTBOX_TABLE_NAME            = aws_dynamodb_table.this.name
+        OUTBOX_TABLE_NAME            = local.table_name
+        OUTBOX_HASH_KEY              = var.hash_key
+        OUTBOX_RANGE_KEY             = var.range_key
         OUTBOX_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
         LOG_LEVEL                    = var.log_level
       }

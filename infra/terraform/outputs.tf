@@ -4,13 +4,13 @@ output "api_url" {
 }
 
 output "table_name" {
-  description = "The DynamoDB table: OUTBOX_TABLE_NAME for `outbox replay`."
-  value       = aws_dynamodb_table.this.name
+  description = "The DynamoDB table (created, or the caller's): OUTBOX_TABLE_NAME for `outbox replay`."
+  value       = local.table_name
 }
 
 output "table_stream_arn" {
-  description = "The table's stream."
-  value       = aws_dynamodb_table.this.stream_arn
+  description = "The table's stream (the stream mapping's source)."
+  value       = local.stream_arn
 }
 
 output "queue_url" {
@@ -33,6 +33,11 @@ output "function_names" {
   value       = { for key, function in aws_lambda_function.this : key => function.function_name }
 }
 
+output "role_names" {
+  description = "Execution role names by function: attach what your own delivery code calls to the consumer's."
+  value       = { for key, role in aws_iam_role.function : key => role.name }
+}
+
 output "kms_key_arn" {
   description = "The customer-managed key (an operator running replay needs Decrypt and GenerateDataKey on it)."
   value       = aws_kms_key.this.arn
@@ -41,7 +46,7 @@ output "kms_key_arn" {
 output "environment" {
   description = "The environment `outbox replay` needs against this deployment."
   value = {
-    OUTBOX_TABLE_NAME = aws_dynamodb_table.this.name
+    OUTBOX_TABLE_NAME = local.table_name
     OUTBOX_QUEUE_URL  = aws_sqs_queue.main.url
     OUTBOX_BUCKETS    = tostring(var.buckets)
   }

@@ -16,9 +16,108 @@ variable "tags" {
 }
 
 variable "lambda_package" {
-  description = "Path of the zip built by `make package`; null means build/lambda/outbox.zip in this repository."
+  description = "Path of the Lambda zip of the api and worker functions (and the consumer unless consumer_package is set): `make package` builds build/lambda/outbox.zip; from another repository, a zip holding the outbox package and its dependencies."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = endswith(var.lambda_package, ".zip")
+    error_message = "lambda_package must be the path of a .zip file."
+  }
+}
+
+variable "create_table" {
+  description = "Create the outbox's DynamoDB table (true), or attach to an existing table named by table_name and table_stream_arn (false)."
+  type        = bool
+  default     = true
+}
+
+variable "table_name" {
+  description = "Name of the existing table when create_table = false (null otherwise). The table must have its stream on with view type NEW_IMAGE or NEW_AND_OLD_IMAGES, string (S) keys named hash_key and range_key, and (recommended) TTL on expires_at so delivered entries expire."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.table_name == null || can(regex("^[A-Za-z0-9_.-]{3,255}$", var.table_name))
+    error_message = "table_name must be a DynamoDB table name: 3 to 255 letters, digits, underscores, hyphens or dots."
+  }
+}
+
+variable "table_stream_arn" {
+  description = "Stream ARN of the existing table when create_table = false (required then): its view type must be NEW_IMAGE or NEW_AND_OLD_IMAGES."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.table_stream_arn == null || can(regex("^arn:[^:]+:dynamodb:[^:]+:[0-9]{12}:table/[^/]+/stream/.+$", var.table_stream_arn))
+    error_message = "table_stream_arn must be a DynamoDB stream ARN (arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL)."
+  }
+}
+
+variable "table_kms_key_arn" {
+  description = "When create_table = false: the customer-managed KMS key the existing table is encrypted with, if any; the functions get kms:Decrypt and kms:GenerateDataKey on it. Null for a table encrypted with an AWS owned or AWS managed key."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.table_kms_key_arn == null || can(regex("^arn:[^:]+:kms:[^:]+:[0-9]{12}:key/.+$", var.table_kms_key_arn))
+    error_message = "table_kms_key_arn must be a KMS key ARN (arn:PARTITION:kms:REGION:ACCOUNT:key/ID)."
+  }
+}
+
+variable "hash_key" {
+  description = "Name of the table's partition key attribute (type S); the functions get it as OUTBOX_HASH_KEY and the stream filter matches it."
+  type        = string
+  default     = "pk"
+
+  validation {
+    condition     = length(var.hash_key) >= 1 && length(var.hash_key) <= 255
+    error_message = "hash_key must be a DynamoDB attribute name of 1 to 255 characters."
+  }
+}
+
+variable "range_key" {
+  description = "Name of the table's sort key attribute (type S); the functions get it as OUTBOX_RANGE_KEY."
+  type        = string
+  default     = "sk"
+
+  validation {
+    condition     = length(var.range_key) >= 1 && length(var.range_key) <= 255
+    error_message = "range_key must be a DynamoDB attribute name of 1 to 255 characters."
+  }
+}
+
+variable "consumer_handler" {
+  description = "Handler of the consumer function. The default, the outbox's consumer, delivers through `delivery` when it is set."
+  type        = string
+  default     = "worker.consumer.handler"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", var.consumer_handler))
+    error_message = "consumer_handler must be a dotted Python path: module.function."
+  }
+}
+
+variable "consumer_package" {
+  description = "Path of the consumer function's zip (one that holds the outbox package and your delivery code); null means lambda_package."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.consumer_package == null || can(regex("\\.zip$", var.consumer_package))
+    error_message = "consumer_package must be the path of a .zip file."
+  }
+}
+
+variable "delivery" {
+  description = "Your delivery function as \"package.module:function\": the consumer gets it as OUTBOX_DELIVERY and calls it for each message. Null or empty keeps the outbox's own delivery."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.delivery == null || var.delivery == "" || can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$", var.delivery))
+    error_message = "delivery must be a \"package.module:function\" reference."
+  }
 }
 
 variable "lambda_runtime" {

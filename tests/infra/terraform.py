@@ -12,7 +12,8 @@ import hcl2
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "infra" / "terraform"
-EXAMPLE = MODULE / "examples" / "complete"
+# The module's examples: the whole outbox with its own table, and attached to a caller's table.
+EXAMPLES = (MODULE / "examples" / "complete", MODULE / "examples" / "existing-table")
 META = ("__is_block__", "__comments__")
 _VAR = re.compile(r"^\$\{var\.(\w+)\}$")
 

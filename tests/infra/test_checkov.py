@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.terraform import MODULE, ROOT
+from tests.infra.terraform import EXAMPLES, MODULE, ROOT
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 _SKIP = re.compile(r"checkov:skip=([A-Z0-9_]+)(?::(.*))?")
@@ -17,7 +17,7 @@ _SKIP = re.compile(r"checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, object]:
-    """The JSON report of checkov on the module and its example."""
+    """The JSON report of checkov on the module and its examples (checkov scans -d recursively)."""
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV.relative_to(ROOT)} is missing: `make test` builds it (target .venv-checkov)")
     result = subprocess.run(
@@ -39,8 +39,21 @@ def test_checkov_reports_no_failed_check(report: dict[str, object]) -> None:
     failed = report["results"]["failed_checks"]  # type: ignore[index]
     assert summary["failed"] == 0, [(c["check_id"], c["resource"], c["check_name"]) for c in failed]
     assert summary["parsing_errors"] == 0
-    assert summary["passed"] >= 100  # it really scanned the module and the example
+    assert summary["passed"] >= 100  # it really scanned the module and the examples
     assert summary["resource_count"] >= 30
+
+
+def test_checkov_scanned_every_example(report: dict[str, object]) -> None:
+    """Each example's own resources were checked, and the module through each example's call."""
+    results = report["results"]
+    assert isinstance(results, dict)
+    checks = [check for kind in ("passed_checks", "failed_checks", "skipped_checks") for check in results[kind]]
+    files = {check["file_path"] for check in checks}
+    for example in EXAMPLES:
+        assert f"/{example.relative_to(MODULE)}/main.tf" in files, example.name
+    # The module's functions, expanded from their for_each (checkov resolved local.functions).
+    functions = {check["resource"] for check in checks if check["file_path"] == "/lambda.tf"}
+    assert {f'module.outbox.aws_lambda_function.this["{name}"]' for name in ("api", "worker", "consumer")} <= functions
 
 
 def test_every_skip_carries_a_reason(report: dict[str, object]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from infra.schema.extract import OUTPUT, used_types
-from tests.infra.terraform import EXAMPLE, META, MODULE, load, unquote
+from tests.infra.terraform import EXAMPLES, META, MODULE, load, unquote
 
 SCHEMA: dict[str, Any] = json.loads(OUTPUT.read_text())
 META_ARGUMENTS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
@@ -80,7 +80,7 @@ def _blocks(directory: Path) -> list[tuple[str, str, str, dict[str, Any]]]:
     return blocks
 
 
-ALL_BLOCKS = _blocks(MODULE) + _blocks(EXAMPLE)
+ALL_BLOCKS = _blocks(MODULE) + [block for example in EXAMPLES for block in _blocks(example)]
 
 
 @pytest.mark.parametrize(("kind", "type_name", "where", "body"), ALL_BLOCKS, ids=[b[2] for b in ALL_BLOCKS])

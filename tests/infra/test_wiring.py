@@ -13,13 +13,23 @@ import pytest
 from pynamodb.attributes import TTLAttribute
 
 from outbox import metrics
-from outbox.adapters.models import BILLING_MODE, STREAM_VIEW_TYPE, OutboxEntryModel, table_definition
+from outbox.adapters.models import (
+    BILLING_MODE,
+    HASH_KEY,
+    RANGE_KEY,
+    STREAM_VIEW_TYPE,
+    TTL_ATTRIBUTE,
+    OutboxEntryModel,
+    table_definition,
+)
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT
 from outbox.settings import Settings
-from tests.infra.terraform import EXAMPLE, MODULE, ROOT, Module, load
-from worker.filters import FILTER_FILE, stream_filter_pattern
+from tests.infra.terraform import EXAMPLES, MODULE, ROOT, Module, load, plain
 
 FUNCTIONS = {"api": "outbox.api.handler", "worker": "worker.handler.handler", "consumer": "worker.consumer.handler"}
+FILTER_TEMPLATE = "stream_filter.json.tftpl"
+# Where a stream record's image sits, by view type: the worker reads NewImage.
+STREAM_VIEWS_WITH_NEW_IMAGE = {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +46,8 @@ def test_module_layout_is_split_by_concern(module: Module) -> None:
     versions = next(doc for path, doc in module.raw if path.name == "versions.tf")["terraform"][0]
     assert versions["required_version"] == '">= 1.6"'
     assert versions["required_providers"][0]["aws"]["version"] == '">= 5.0"'
-    example = load(EXAMPLE)
-    (call,) = next(doc for _, doc in example.raw if "module" in doc)["module"]
-    assert call['"outbox"']["source"] == '"../.."'
+    for example in EXAMPLES:
+        assert module_call(example)["source"] == "../..", example.name
 
 
 def test_every_variable_is_typed_and_described(module: Module) -> None:
@@ -49,13 +58,25 @@ def test_every_variable_is_typed_and_described(module: Module) -> None:
         assert len(spec.get("description", "")) > 10, f"variable {name} has no description"
 
 
+def module_call(example: Path) -> dict[str, Any]:
+    """The example's call of the module, in plain values."""
+    (call,) = next(doc for _, doc in load(example).raw if "module" in doc)["module"]
+    body: dict[str, Any] = plain(call)["outbox"]
+    return body
+
+
 def test_table_matches_the_pynamodb_models(module: Module) -> None:
     """Key schema, attribute types, billing, stream view and TTL attribute come from the models."""
     table = module.resource("aws_dynamodb_table", "this")
+    assert table["count"] == "${var.create_table ? 1 : 0}"
+    assert module.default("${var.create_table}") is True
+    # The key names are variables whose defaults are the models' names.
+    assert (table["hash_key"], table["range_key"]) == ("${var.hash_key}", "${var.range_key}")
+    assert (module.default(table["hash_key"]), module.default(table["range_key"])) == (HASH_KEY, RANGE_KEY)
     definition = table_definition("any")
     keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
-    assert (table["hash_key"], table["range_key"]) == (keys["HASH"], keys["RANGE"])
-    assert {a["name"]: a["type"] for a in table["attribute"]} == {
+    assert (keys["HASH"], keys["RANGE"]) == (HASH_KEY, RANGE_KEY) == ("pk", "sk")
+    assert {module.default(a["name"]): a["type"] for a in table["attribute"]} == {
         a["AttributeName"]: a["AttributeType"] for a in definition["AttributeDefinitions"]
     }
     assert table["billing_mode"] == BILLING_MODE == "PAY_PER_REQUEST"
@@ -68,11 +89,51 @@ def test_table_matches_the_pynamodb_models(module: Module) -> None:
     assert module.default(table["deletion_protection_enabled"]) is True
 
 
+def test_key_names_are_dynamodb_attribute_names(module: Module) -> None:
+    """hash_key and range_key are strings of 1 to 255 characters (DynamoDB's limit on key names)."""
+    for name in ("hash_key", "range_key"):
+        variable = module.variables[name]
+        assert variable["type"] == "string"
+        (validation,) = variable["validation"]
+        assert validation["condition"] == f"${{length(var.{name}) >= 1 && length(var.{name}) <= 255}}"
+
+
+def test_existing_table_is_attached_through_the_locals(module: Module) -> None:
+    """create_table = false: the caller's table name, an ARN built for it, its stream; nothing else names the table."""
+    locals_ = module.locals
+    assert locals_["table_name"] == "${var.create_table ? aws_dynamodb_table.this[0].name : var.table_name}"
+    assert locals_["table_arn"] == (
+        "${var.create_table ? aws_dynamodb_table.this[0].arn : var.table_name == null ? null : "
+        '"arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${var.table_name}"}'
+    )
+    assert locals_["stream_arn"] == "${var.create_table ? aws_dynamodb_table.this[0].stream_arn : var.table_stream_arn}"
+    assert locals_["kms_key_arns"] == (
+        "${concat([aws_kms_key.this.arn], var.table_kms_key_arn == null ? [] : [var.table_kms_key_arn])}"
+    )
+    for name in ("table_name", "table_stream_arn", "table_kms_key_arn"):
+        assert module.variables[name]["default"] is None, name
+    # Only the table itself and these locals name the created table.
+    for path, _ in module.raw:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if "aws_dynamodb_table.this" in line:
+                assert path.name == "main.tf", (path.name, number)
+                assert line.lstrip().startswith(("table_", "stream_")), (path.name, number)
+    # The existing table's requirements are documented where a caller sets it.
+    assert {"NEW_IMAGE", "NEW_AND_OLD_IMAGES", "expires_at"} <= set(
+        re.findall(r"[A-Z_]{5,}|expires_at", module.variables["table_name"]["description"])
+    )
+    # A missing table or stream stops the plan on the key everything else depends on.
+    (lifecycle,) = module.resource("aws_kms_key", "this")["lifecycle"]
+    conditions = [precondition["condition"] for precondition in lifecycle["precondition"]]
+    assert "${var.create_table || (var.table_name != null && var.table_stream_arn != null)}" in conditions
+    assert any("strcontains(var.table_stream_arn" in condition for condition in conditions)
+
+
 def test_stream_mapping_follows_lambda_rules_and_the_shared_filter(module: Module) -> None:
-    """Partial batches, bisect, finite retries and age, on-failure queue, the shared filter file."""
+    """Partial batches, bisect, finite retries and age, on-failure queue, the module's filter template."""
     mapping = module.resource("aws_lambda_event_source_mapping", "stream")
     assert mapping["function_name"] == '${aws_lambda_function.this["worker"].arn}'
-    assert mapping["event_source_arn"] == "${aws_dynamodb_table.this.stream_arn}"
+    assert mapping["event_source_arn"] == "${local.stream_arn}"
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
     assert mapping["bisect_batch_on_function_error"] is True
     assert mapping["starting_position"] == "TRIM_HORIZON"
@@ -82,12 +143,18 @@ def test_stream_mapping_follows_lambda_rules_and_the_shared_filter(module: Modul
         module.default(mapping[setting])  # each a variable with a default
     destination = mapping["destination_config"][0]["on_failure"][0]["destination_arn"]
     assert destination == "${aws_sqs_queue.on_failure.arn}"
-    # The filter is read from the file the local stream runner reads, not copied.
+    # The filter is the module's own template (it ships with the module), rendered for the table's
+    # partition key name; the Python package holds a byte-identical copy for the local runner.
     (pattern,) = [f["pattern"] for f in mapping["filter_criteria"][0]["filter"]]
-    (path,) = re.findall(r'file\("\$\{path\.module\}/([^"]+)"\)', pattern)
-    shared = (MODULE / path).resolve()
-    assert shared == (ROOT / "worker" / FILTER_FILE).resolve()
-    assert json.loads(shared.read_text()) == stream_filter_pattern()
+    (path,) = re.findall(r'templatefile\("\$\{path\.module\}/([^"]+)", \{hash_key = var\.hash_key\}\)', pattern)
+    assert pattern.startswith("${jsonencode(jsondecode(templatefile(")
+    template = MODULE / path
+    assert template == MODULE / FILTER_TEMPLATE
+    assert template.read_bytes() == (ROOT / "worker" / FILTER_TEMPLATE).read_bytes()
+    rendered = json.loads(template.read_text().replace("${hash_key}", "PK"))
+    assert rendered["eventName"] == ["INSERT"]
+    assert rendered["dynamodb"]["Keys"] == {"PK": {"S": [{"prefix": "OUTBOX#"}]}}
+    assert template.read_text().count("${") == 1  # hash_key is its only placeholder
 
 
 def test_queue_mapping_reports_partial_batches(module: Module) -> None:
@@ -98,25 +165,46 @@ def test_queue_mapping_reports_partial_batches(module: Module) -> None:
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
 
 
+def handler_of(module: Module, spec: dict[str, Any]) -> str:
+    """A function's handler path: a literal, or the default of the variable it names."""
+    handler = spec["handler"]
+    return str(module.default(handler)) if handler.startswith("${var.") else str(handler)
+
+
+def deployed(module: Module, value: str) -> str:
+    """An environment value as deployed with the defaults (other references stand in for themselves)."""
+    match = re.fullmatch(r"\$\{(?:tostring\()?var\.(\w+)\)?\}", value)
+    return str(module.variables[match.group(1)]["default"]) if match else value
+
+
 def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pytest.MonkeyPatch) -> None:
     """Handler paths import; every environment name is one the code reads, and the code accepts it."""
     functions = module.locals["functions"]
-    assert {name: spec["handler"] for name, spec in functions.items()} == FUNCTIONS
+    assert {name: handler_of(module, spec) for name, spec in functions.items()} == FUNCTIONS
     read = names_the_code_reads(monkeypatch)
     for name, spec in functions.items():
-        module_name, attribute = spec["handler"].rsplit(".", 1)
+        module_name, attribute = handler_of(module, spec).rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module_name), attribute))
         environment = spec["environment"]
         assert set(environment) <= read, f"{name} sets variables the code never reads"
-        # The environment as deployed is one the code accepts (references stand in for their values).
-        values = {
-            key: "7" if "tostring(var." in value else "INFO" if key == "LOG_LEVEL" else value
-            for key, value in environment.items()
-        }
-        Settings.from_env(values, require_queue=name == "worker")
+        # The environment as deployed is one the code accepts, with the keys the models declare.
+        values = {key: deployed(module, value) for key, value in environment.items()}
+        settings = Settings.from_env(values, require_queue=name == "worker")
+        assert (settings.hash_key, settings.range_key) == (HASH_KEY, RANGE_KEY)
+    # The consumer also gets OUTBOX_DELIVERY, only when the caller names a delivery function.
+    assert module.locals["delivery_environment"] == (
+        '${var.delivery == null || var.delivery == "" ? {} : {OUTBOX_DELIVERY = var.delivery}}'
+    )
+    assert "OUTBOX_DELIVERY" in read
+    consumer = {key: deployed(module, value) for key, value in functions["consumer"]["environment"].items()}
+    delivery = "orders.consumer:deliver"
+    assert Settings.from_env({**consumer, "OUTBOX_DELIVERY": delivery}).delivery == delivery
+    assert Settings.from_env({**consumer, "OUTBOX_DELIVERY": ""}).delivery is None
     lambda_function = module.resource("aws_lambda_function", "this")
     assert lambda_function["handler"] == "${each.value.handler}"
-    assert lambda_function["environment"] == [{"variables": "${each.value.environment}"}]
+    assert lambda_function["environment"] == [
+        {"variables": '${merge(each.value.environment, each.key == "consumer" ? local.delivery_environment : {})}'}
+    ]
     assert lambda_function["architectures"] == ["arm64"]
     assert re.fullmatch(r"python3\.1[2-9]", module.default(lambda_function["runtime"]))
     assert lambda_function["tracing_config"] == [{"mode": "Active"}]
@@ -146,6 +234,47 @@ def names_the_code_reads(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     configure_logging()
     metrics.emit_metrics({"x": 1}, stream=io.StringIO())
     return seen
+
+
+def test_every_function_gets_the_key_names(module: Module) -> None:
+    """OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY are the table's key names in every function."""
+    for name, spec in module.locals["functions"].items():
+        environment = spec["environment"]
+        assert environment["OUTBOX_HASH_KEY"] == "${var.hash_key}", name
+        assert environment["OUTBOX_RANGE_KEY"] == "${var.range_key}", name
+        assert environment["OUTBOX_TABLE_NAME"] == "${local.table_name}", name
+
+
+def test_the_consumer_is_the_callers(module: Module) -> None:
+    """The consumer's handler and zip come from variables; the package has no path into this repository."""
+    consumer = module.locals["functions"]["consumer"]
+    assert consumer["handler"] == "${var.consumer_handler}"
+    assert module.variables["consumer_handler"]["default"] == FUNCTIONS["consumer"]
+    assert module.variables["consumer_package"]["default"] is None
+    assert module.locals["function_packages"] == {
+        "api": "${var.lambda_package}",
+        "worker": "${var.lambda_package}",
+        "consumer": "${coalesce(var.consumer_package, var.lambda_package)}",
+    }
+    assert set(module.locals["function_packages"]) == set(FUNCTIONS)
+    lambda_function = module.resource("aws_lambda_function", "this")
+    assert lambda_function["filename"] == "${local.function_packages[each.key]}"
+    assert lambda_function["source_code_hash"] == "${filebase64sha256(local.function_packages[each.key])}"
+    package = module.variables["lambda_package"]
+    assert "default" not in package  # required: the module may be called from any repository
+    assert package["nullable"] is False
+    # Nothing the module reads lies outside it (the filter template ships inside; no ../../build).
+    for path, _ in module.raw:
+        assert "${path.module}/.." not in path.read_text(), path.name
+    # delivery is "package.module:function" when set.
+    (validation,) = module.variables["delivery"]["validation"]
+    assert module.variables["delivery"]["default"] is None
+    (regex,) = re.findall(r'regex\("([^"]+)"', validation["condition"])
+    pattern = re.compile(regex.replace("\\\\", "\\"))
+    assert pattern.fullmatch("orders.consumer:deliver")
+    assert pattern.fullmatch("deliver_module:deliver")
+    for wrong in ("orders.consumer.deliver", "orders.consumer:", ":deliver", "orders consumer:deliver"):
+        assert not pattern.fullmatch(wrong), wrong
 
 
 def test_dlq_receives_exceed_the_consumers_attempts(module: Module) -> None:
@@ -225,6 +354,10 @@ def test_outputs_name_what_an_operator_needs(module: Module) -> None:
     )
     environment = module.outputs["environment"]["value"]
     assert set(environment) == {"OUTBOX_TABLE_NAME", "OUTBOX_QUEUE_URL", "OUTBOX_BUCKETS"}
+    # The table created or attached to, through the locals; the roles a caller's consumer code extends.
+    assert environment["OUTBOX_TABLE_NAME"] == module.outputs["table_name"]["value"] == "${local.table_name}"
+    assert module.outputs["table_stream_arn"]["value"] == "${local.stream_arn}"
+    assert module.outputs["role_names"]["value"] == "${{for key, role in aws_iam_role.function : key => role.name}}"
 
 
 def test_iam_policies_name_no_wildcard_action_or_resource(module: Module) -> None:
@@ -240,10 +373,17 @@ def test_iam_policies_name_no_wildcard_action_or_resource(module: Module) -> Non
             if name == "kms":
                 # In a key policy "*" means this key and nothing else; no other resource may appear.
                 assert resources == ["*"], statement
+            elif resources == "${local.kms_key_arns}":
+                # The module's key and, for an existing table, the key it is encrypted with.
+                assert all(action.startswith("kms:") for action in statement["actions"]), (name, statement)
             else:
                 assert "*" not in resources, (name, statement)
                 for resource in resources:
-                    assert resource.startswith("${aws_"), (name, resource)  # a resource of this module
+                    # A resource of this module, or the table (this module's or the caller's).
+                    assert resource.startswith(("${aws_", "${local.table_arn}", "${local.stream_arn}")), (
+                        name,
+                        resource,
+                    )
     roles = module.resource("aws_iam_role_policy", "function")
     assert roles["policy"] == "${local.function_policies[each.key]}"
     assert set(module.locals["function_policies"]) == set(FUNCTIONS)
@@ -257,14 +397,48 @@ def test_readme_documents_the_deployment() -> None:
         assert needle in section, needle
 
 
-def test_example_passes_the_required_variables() -> None:
-    """The example passes every variable without a default."""
-    example = load(EXAMPLE)
+@pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])
+def test_example_passes_the_required_variables(example: Path) -> None:
+    """Each example passes every variable without a default, and only variables the module has."""
     module = load(MODULE)
     required = {name for name, spec in module.variables.items() if "default" not in spec}
-    (call,) = next(doc for _, doc in example.raw if "module" in doc)["module"]
-    assert required <= set(call['"outbox"']), required
-    assert Path(EXAMPLE / "main.tf").exists()
+    assert {"lambda_package", "alarm_topic_arn"} <= required
+    call = module_call(example)
+    assert required <= set(call), required - set(call)
+    assert set(call) - {"source"} <= set(module.variables)
+    assert (example / "main.tf").exists()
+
+
+def test_existing_table_example_meets_what_the_module_requires() -> None:
+    """The example attaches to its own table: keys, stream view, TTL and key passed as the module asks."""
+    example = load(MODULE / "examples" / "existing-table")
+    call = module_call(MODULE / "examples" / "existing-table")
+    (name,) = example.resources["aws_dynamodb_table"]
+    table = example.resource("aws_dynamodb_table", name)
+    assert call["create_table"] is False
+    assert call["table_name"] == f"${{aws_dynamodb_table.{name}.name}}"
+    assert call["table_stream_arn"] == f"${{aws_dynamodb_table.{name}.stream_arn}}"
+    assert call["table_kms_key_arn"] == table["server_side_encryption"][0]["kms_key_arn"]
+    assert (call["hash_key"], call["range_key"]) == (table["hash_key"], table["range_key"]) == ("PK", "SK")
+    assert {a["name"]: a["type"] for a in table["attribute"]} == {"PK": "S", "SK": "S"}
+    assert table["stream_enabled"] is True
+    assert table["stream_view_type"] in STREAM_VIEWS_WITH_NEW_IMAGE
+    assert table["ttl"] == [{"attribute_name": TTL_ATTRIBUTE, "enabled": True}]
+    # A caller's own consumer: its zip and its delivery function.
+    assert re.fullmatch(r"\w+(\.\w+)*:\w+", call["delivery"])
+    assert call["consumer_package"] == "${var.consumer_package}"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])
+def test_example_alarm_topic_uses_a_key_cloudwatch_may_use(example: Path) -> None:
+    """alias/aws/sns would drop every alarm: the topic's key is the example's own, open to CloudWatch."""
+    parsed = load(example)
+    topic = parsed.resource("aws_sns_topic", "alarms")
+    assert topic["kms_master_key_id"] == "${aws_kms_key.alarms.arn}"
+    key = parsed.resource("aws_kms_key", "alarms")
+    assert key["enable_key_rotation"] is True
+    assert 'Principal = {Service = "cloudwatch.amazonaws.com"}' in key["policy"]
+    assert module_call(example)["alarm_topic_arn"] == "${aws_sns_topic.alarms.arn}"
 
 
 def test_local_stack_runs_the_mappings_as_deployed(module: Module) -> None:

@@ -33,15 +33,53 @@ variable "deletion_protection" {
   default     = true
 }
 
+variable "lambda_package" {
+  description = "The functions' zip: `make package` builds it at build/lambda/outbox.zip of this repository."
+  type        = string
+  default     = "../../../../build/lambda/outbox.zip"
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+# CloudWatch publishes alarms to an encrypted topic only with a customer-managed key whose policy
+# lets it (the AWS managed alias/aws/sns key does not), so the topic gets its own key.
+resource "aws_kms_key" "alarms" {
+  description             = "${var.name}: the alarm topic"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministersAndDelegatesToIam"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchPublishesAlarms"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+      },
+    ]
+  })
+}
+
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
-  kms_master_key_id = "alias/aws/sns"
+  kms_master_key_id = aws_kms_key.alarms.arn
 }
 
 module "outbox" {
   source = "../.."
 
   name                = var.name
+  lambda_package      = var.lambda_package
   alarm_topic_arn     = aws_sns_topic.alarms.arn
   deletion_protection = var.deletion_protection
   tags                = { Project = "outbox" }
