@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from outbox.domain.envelope import Envelope
-from outbox.domain.record import AcceptResult, MessageRecord, TransitionResult
+from outbox.domain.record import AcceptResult, Lease, MessageRecord, TransitionResult
 from outbox.domain.status import Status
 
 MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
@@ -62,8 +62,13 @@ class MessageStore(Protocol):
         by: str,
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
+        lease: Lease | None = None,
     ) -> TransitionResult:
-        """One conditional status change; InvalidTransitionError (with the current status) if it lost."""
+        """One conditional status change; InvalidTransitionError (with the current status) if it lost.
+
+        With a ``lease``: a move to PROCESSING takes it (from PROCESSING only once the old one ran
+        out); a move out of PROCESSING succeeds only for the lease's owner.
+        """
         ...
 
     def count_relay_failure(self, message_id: str) -> int:

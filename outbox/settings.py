@@ -32,9 +32,6 @@ class Settings:
     max_delivery_attempts: int = 5
     deadline_margin_ms: int = 2_000
     flip_concurrency: int = 10
-    hash_key: str = "pk"
-    range_key: str = "sk"
-    delivery: str | None = None
 
     def require_queue_url(self) -> str:
         """The queue URL, or a ConfigurationError naming the variable."""
@@ -67,9 +64,6 @@ class Settings:
             max_delivery_attempts=_positive(env, "OUTBOX_MAX_DELIVERY_ATTEMPTS", 5),
             deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
             flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 10),
-            hash_key=env.get("OUTBOX_HASH_KEY", "").strip() or "pk",
-            range_key=env.get("OUTBOX_RANGE_KEY", "").strip() or "sk",
-            delivery=env.get("OUTBOX_DELIVERY", "").strip() or None,
         )
         if settings.hash_key == settings.range_key:
             raise ConfigurationError("OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY must name two different attributes")

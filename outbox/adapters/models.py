@@ -59,6 +59,8 @@ class MessageRecordModel(Model):
     attempts = NumberAttribute(default=0)
     relay_attempts = NumberAttribute(null=True)
     reason = UnicodeAttribute(null=True)
+    lease_owner = UnicodeAttribute(null=True)  # while PROCESSING: the consumer holding the message
+    lease_until = UnicodeAttribute(null=True)  # ... and until when (ISO time)
 
 
 class OutboxEntryModel(Model):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import keyword
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, dynamodb_client, error_code, translate
 from outbox.adapters.models import HASH_KEY, RANGE_KEY, MessageRecordModel, OutboxEntryModel, bind_models
+from outbox.adapters.updates import S, relay_failure_shape, transition_shape, transition_values
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     CancellationReason,
@@ -31,6 +30,7 @@ from outbox.domain.record import (
     RECORD_SK,
     AcceptResult,
     HistoryEntry,
+    Lease,
     MessageRecord,
     TransitionResult,
     bucket_of,
@@ -92,17 +92,13 @@ class DynamoDBMessageStore:
         self.client = client
         self.buckets = buckets
         self.retention = retention
+        self.hash_key = hash_key
+        self.range_key = range_key
         self._models = bind_models(table_name, hash_key, range_key)
-        # Requests are built by PynamoDB once, then filled in per call (see RequestTemplate).
-        self._transitions: dict[tuple[Status, frozenset[Status] | None, bool], _Transition] = {}
-        record = self._models.record
         # A message is written once: its record never replaces another (the old one comes back instead).
-        self._new_record = record.pk.does_not_exist()
+        self._new_record = self._models.record.pk.does_not_exist()
         self._new_entry = self._models.entry.pk.does_not_exist()
-        pending = record.pk.exists() & (record.status == Status.PENDING.value)
-        self._relay_failure = RequestTemplate(
-            _update_request(record, [record.relay_attempts.add(1)], pending, "UPDATED_OLD")
-        )
+        self._sources: dict[tuple[Status, frozenset[Status] | None], frozenset[Status]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None) -> DynamoDBMessageStore:
@@ -216,18 +212,19 @@ class DynamoDBMessageStore:
         by: str,
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
+        lease: Lease | None = None,
     ) -> TransitionResult:
-        """One conditional UpdateItem: set the status fields and append to the history, nothing else."""
-        key = (to, expected, bool(reason))
-        transition = self._transitions.get(key)
-        if transition is None:  # first use: check the edges once, let PynamoDB build the request
-            sources = check_sources(to, expected if expected is not None else sources_of(to))
-            request = _transition_request(self._models.record, to, sources, with_reason=bool(reason))
-            transition = self._transitions[key] = (RequestTemplate(request), sources)
-        template, sources = transition
-        request = template.fill(message_id=message_id, now=iso(utc_now()), by=by, reason=reason or "")
-        old = self._update(message_id, request, to)
-        if request["ReturnValues"] == "NONE":
+        """One conditional UpdateItem: set the status fields and append to the history, nothing else.
+
+        With a ``lease``, a move to PROCESSING takes it (from PROCESSING only once the previous
+        one ran out), and a move out of PROCESSING requires it to be the holder's.
+        """
+        sources = self._checked_sources(to, expected)
+        shape = transition_shape(self.hash_key, to, sources, with_reason=bool(reason), leased=lease is not None)
+        now = iso(utc_now())
+        values = transition_values(to, now=now, by=by, reason=reason, lease=lease)
+        old = self._update(message_id, shape.request(self.table_name, self._record_key(message_id), values), to)
+        if shape.return_values == "NONE":
             (previous,) = sources  # the condition allowed exactly this one
         else:  # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
             previous = Status(old["status"]["S"]) if "status" in old else to
@@ -237,10 +234,22 @@ class DynamoDBMessageStore:
             log.debug("status_changed", message_id=message_id, **{"from": previous.value}, to=to.value, by=by)
         return TransitionResult(message_id, previous, to, attempts)
 
+    def _checked_sources(self, to: Status, expected: frozenset[Status] | None) -> frozenset[Status]:
+        """The statuses a move to ``to`` may start from, checked against the lifecycle once per kind."""
+        key = (to, expected)
+        sources = self._sources.get(key)
+        if sources is None:
+            sources = self._sources[key] = check_sources(to, expected if expected is not None else sources_of(to))
+        return sources
+
     def count_relay_failure(self, message_id: str) -> int:
         """ADD 1 to ``relay_attempts`` of a PENDING record; returns the new count."""
-        old = self._update(message_id, self._relay_failure.fill(message_id=message_id), Status.PENDING)
+        request = relay_failure_shape(self.hash_key).request(self.table_name, self._record_key(message_id), {})
+        old = self._update(message_id, request, Status.PENDING)
         return int(old.get("relay_attempts", {}).get("N", "0")) + 1
+
+    def _record_key(self, message_id: str) -> dict[str, Any]:
+        return {self.hash_key: S(record_pk(message_id)), self.range_key: S(RECORD_SK)}
 
     def _update(self, message_id: str, request: dict[str, Any], to: Status) -> dict[str, Any]:
         """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for)."""
@@ -255,98 +264,6 @@ class DynamoDBMessageStore:
         except AWS_ERRORS as exc:
             raise translate(exc, "UpdateItem") from exc
         return dict(response.get("Attributes") or {})
-
-
-def _marker(name: str) -> str:
-    """A placeholder for a per-call value inside a request template."""
-    return f"\x00{name}\x00"
-
-
-_MARKER = re.compile("\x00([a-z_]+)\x00")
-
-
-class RequestTemplate:
-    """A request PynamoDB built once with markers where the per-call values go.
-
-    Building a conditional UpdateItem with PynamoDB's expression objects costs as much CPU as a
-    third of botocore's work for the call; a flip's expression, names and placeholders depend only
-    on the transition, so they are built once and the key, the time, the actor and the reason are
-    filled in per call. The template is compiled once into a function whose body is the request as
-    a Python literal with each marker replaced by its parameter (as ``dataclasses`` and
-    ``namedtuple`` generate code): every call builds a fresh request, about 3 µs, and values are
-    only concatenated, never scanned, so one that looks like a marker stays as it is.
-    """
-
-    def __init__(self, request: dict[str, Any]) -> None:
-        names: set[str] = set()
-        body = _literal(request, names)
-        if not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
-            raise ValueError(f"marker names must be identifiers: {sorted(names)}")
-        source = f"lambda {''.join(f'{name}, ' for name in sorted(names))}**_: {body}"
-        self._build: Callable[..., dict[str, Any]] = eval(source, {"__builtins__": {}})  # noqa: S307 - our literal
-
-    def fill(self, **values: str) -> dict[str, Any]:
-        """A new request with every marker replaced by its value (values for absent markers are ignored)."""
-        return self._build(**values)
-
-
-def _literal(value: Any, names: set[str]) -> str:
-    """Python source that builds ``value`` (JSON-like), each marker an expression of its name (added to ``names``)."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{key!r}: {_literal(item, names)}" for key, item in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_literal(item, names) for item in value) + "]"
-    if isinstance(value, str):  # split: literal text at even positions, marker names at odd ones
-        terms = []
-        for index, part in enumerate(_MARKER.split(value)):
-            if index % 2:
-                names.add(part)
-                terms.append(part)
-            elif part:
-                terms.append(repr(part))
-        return " + ".join(terms) or "''"
-    if isinstance(value, (int, float, bool)) or value is None:
-        return repr(value)
-    raise TypeError(f"a request template cannot hold a {type(value).__name__}")
-
-
-_Transition = tuple[RequestTemplate, frozenset[Status]]  # the request and the statuses it moves from
-
-
-def _transition_request(
-    model: type[MessageRecordModel], to: Status, sources: frozenset[Status], *, with_reason: bool
-) -> dict[str, Any]:
-    """A transition's UpdateItem with markers for the message id, the time, the actor and the reason.
-
-    The old values are asked for only when the result needs them: which status it came from
-    (several sources) or the attempts count (PROCESSING).
-    """
-    now, reason_value = _marker("now"), _marker("reason")
-    line: dict[str, str] = {"status": to.value, "at": now, "by": _marker("by")}
-    actions: list[Any] = [
-        model.status.set(to.value),
-        model.updated_at.set(now),
-        model.history.set(model.history.append([line | ({"reason": reason_value} if with_reason else {})])),
-    ]
-    if with_reason:
-        actions.append(model.reason.set(reason_value))
-    if to is Status.PROCESSING:
-        actions.append(model.attempts.add(1))
-    elif to is Status.QUEUED:
-        actions.append(model.attempts.set(0))  # a re-driven message gets a fresh delivery budget
-    condition = model.pk.exists() & model.status.is_in(*(s.value for s in sorted(sources)))
-    return_values = "UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE"
-    return _update_request(model, actions, condition, return_values)
-
-
-def _update_request(
-    model: type[MessageRecordModel], actions: list[Any], condition: Any, return_values: str
-) -> dict[str, Any]:
-    """PynamoDB's UpdateItem for the record of the marked message id."""
-    kwargs = model(record_pk(_marker("message_id")), RECORD_SK).get_update_kwargs_from_instance(
-        actions, condition, return_values_on_condition_failure="ALL_OLD"
-    )
-    return {**kwargs, "ReturnValues": return_values}
 
 
 def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]] | None:
@@ -396,4 +313,5 @@ def _to_domain(model: MessageRecordModel) -> MessageRecord:
         attempts=int(model.attempts or 0),
         relay_attempts=int(model.relay_attempts or 0),
         reason=model.reason,
+        lease=Lease(model.lease_owner, model.lease_until) if model.lease_owner and model.lease_until else None,
     )

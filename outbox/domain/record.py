@@ -57,6 +57,14 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """Who holds a message in PROCESSING, and until when (an ISO time, as every time in a record)."""
+
+    owner: str
+    until: str
+
+
+@dataclass(frozen=True)
 class MessageRecord:
     """A message's current status and history, as stored, with its type and payload."""
 
@@ -72,6 +80,7 @@ class MessageRecord:
     attempts: int = 0
     relay_attempts: int = 0
     reason: str | None = None
+    lease: Lease | None = None
 
 
 @dataclass(frozen=True)

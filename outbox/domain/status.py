@@ -18,7 +18,8 @@ class Status(enum.StrEnum):
 
 # The single source of truth: every status change in the system is one of these edges.
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
-    Status.PENDING: frozenset({Status.QUEUED, Status.FAILED}),  # relayed, or quarantined
+    # relayed; or a copy reached the consumer before the flip (a copy in hand proves the send); or quarantined
+    Status.PENDING: frozenset({Status.QUEUED, Status.PROCESSING, Status.FAILED}),
     Status.QUEUED: frozenset({Status.PROCESSING}),
     Status.PROCESSING: frozenset({Status.PROCESSING, Status.COMPLETED, Status.FAILED}),
     Status.FAILED: frozenset({Status.QUEUED}),  # operator re-drive

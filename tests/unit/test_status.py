@@ -15,6 +15,7 @@ def test_lifecycle_edges_are_exactly_the_designed_ones() -> None:
     edges = {(a.value, b.value) for a, targets in TRANSITIONS.items() for b in targets}
     assert edges == {
         ("PENDING", "QUEUED"),
+        ("PENDING", "PROCESSING"),  # DESIGN v2: the consumer holds a copy before the worker's flip landed
         ("PENDING", "FAILED"),
         ("QUEUED", "PROCESSING"),
         ("PROCESSING", "PROCESSING"),

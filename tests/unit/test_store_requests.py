@@ -1,17 +1,17 @@
-"""The store's cached request templates build exactly the UpdateItem PynamoDB builds per call (no AWS)."""
+"""The store's UpdateItem requests, one per lifecycle edge, as DynamoDB receives them (no AWS)."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from outbox.adapters.models import bind_models
-from outbox.adapters.store import DynamoDBMessageStore, RequestTemplate
-from outbox.domain.record import iso, record_pk
+from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.record import Lease, iso
 from outbox.domain.status import TRANSITIONS, Status, sources_of
 from outbox.logs import configure_logging, debug_enabled
 
@@ -29,27 +29,6 @@ class RecordingClient:
         return {"Attributes": {"status": {"S": "PENDING"}, "attempts": {"N": "2"}}}
 
 
-def per_call_request(message_id: str, to: Status, sources: frozenset[Status], by: str, reason: str | None) -> Any:
-    """The request as built before templates: PynamoDB's expression objects, every call."""
-    model = bind_models("outbox").record
-    line = {"status": to.value, "at": NOW, "by": by} | ({"reason": reason} if reason else {})
-    actions: list[Any] = [
-        model.status.set(to.value),
-        model.updated_at.set(NOW),
-        model.history.set(model.history.append([line])),
-    ]
-    if reason:  # an empty reason is no reason
-        actions.append(model.reason.set(reason))
-    if to is Status.PROCESSING:
-        actions.append(model.attempts.add(1))
-    elif to is Status.QUEUED:
-        actions.append(model.attempts.set(0))
-    condition = model.pk.exists() & model.status.is_in(*(s.value for s in sorted(sources)))
-    return model(record_pk(message_id), "MSG").get_update_kwargs_from_instance(
-        actions, condition, return_values_on_condition_failure="ALL_OLD"
-    )
-
-
 EDGES = [(to, frozenset({source})) for source, targets in TRANSITIONS.items() for to in targets]
 EDGES += [(to, sources_of(to)) for to in Status if sources_of(to)]
 
@@ -59,24 +38,69 @@ def store(monkeypatch: pytest.MonkeyPatch) -> tuple[DynamoDBMessageStore, Record
     """A store on a recording client, its clock stopped at NOW."""
     monkeypatch.setattr("outbox.adapters.store.utc_now", lambda: datetime.fromisoformat(NOW))
     client = RecordingClient()
-    return DynamoDBMessageStore("outbox", client=client), client  # type: ignore[arg-type]
+    return DynamoDBMessageStore("outbox", client=client, hash_key="PK", range_key="SK"), client  # type: ignore[arg-type]
+
+
+def _placeholders(text: str, sigil: str) -> set[str]:
+    return set(re.findall(rf"{sigil}\w+", text))
 
 
 @pytest.mark.parametrize(("to", "sources"), EDGES, ids=lambda v: str(getattr(v, "value", sorted(v))))
 @pytest.mark.parametrize("reason", [None, "", "SQS refused the message: InvalidParameterValue"])
-def test_template_request_equals_the_per_call_build(
+def test_every_edge_is_one_well_formed_conditional_update(
     store: tuple[DynamoDBMessageStore, RecordingClient], to: Status, sources: frozenset[Status], reason: str | None
 ) -> None:
-    """Every lifecycle edge, with and without a reason, on the first call and on the cached template."""
+    """Each lifecycle edge: the condition admits exactly its sources, the update sets status fields and one line."""
     s, client = store
-    for message_id, by in (("m-1", "worker"), ("m-2", "consumer")):  # the second call reuses the template
-        s.transition(message_id, to, by=by, reason=reason, expected=sources)
-        request = client.requests[-1]
-        returns = request.pop("ReturnValues")
-        assert request == per_call_request(message_id, to, sources, by, reason)
-        # The old values are asked for only when the result cannot be known without them.
-        assert returns == ("UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE")
-    assert len(s._transitions) == 1
+    s.transition("m-1", to, by="worker", reason=reason, expected=sources)
+    request = client.requests[-1]
+    assert request["Key"] == {"PK": {"S": "MSG#m-1"}, "SK": {"S": "MSG"}}
+    assert request["ExpressionAttributeNames"]["#pk"] == "PK"
+    values = request["ExpressionAttributeValues"]
+    # Every placeholder used is defined, and every one defined is used (DynamoDB refuses either mistake).
+    expressions = request["UpdateExpression"] + " " + request["ConditionExpression"]
+    assert _placeholders(expressions, ":") == set(values)
+    assert _placeholders(expressions, "#") == set(request["ExpressionAttributeNames"])
+    assert request["ConditionExpression"].startswith("attribute_exists(#pk) AND #status IN (")
+    assert {v["S"] for k, v in values.items() if k.startswith(":s")} == {s.value for s in sources}
+    assert values[":to"] == {"S": to.value}
+    line = {"status": {"S": to.value}, "at": {"S": NOW}, "by": {"S": "worker"}} | (
+        {"reason": {"S": reason}} if reason else {}
+    )
+    assert values[":line"] == {"L": [{"M": line}]}
+    assert "#history = list_append(#history, :line)" in request["UpdateExpression"]
+    assert ("#reason = :reason" in request["UpdateExpression"]) is bool(reason)  # an empty reason is no reason
+    assert request["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
+    # The old values are asked for only when the result cannot be known without them.
+    assert request["ReturnValues"] == ("UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE")
+
+
+def test_a_lease_is_taken_over_only_once_it_ran_out(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
+    """Taking PROCESSING with a lease: from PENDING or QUEUED at once, from PROCESSING only past its end."""
+    s, client = store
+    s.transition("m-1", Status.PROCESSING, by="consumer", lease=Lease("c-1", "2026-11-25T10:05:00.000Z"))
+    request = client.requests[-1]
+    assert request["ConditionExpression"] == (
+        "attribute_exists(#pk) AND (#status IN (:s0, :s2) OR "
+        "(#status = :s1 AND (attribute_not_exists(#lease_until) OR #lease_until < :now)))"
+    )
+    values = request["ExpressionAttributeValues"]
+    assert [values[f":s{i}"]["S"] for i in range(3)] == ["PENDING", "PROCESSING", "QUEUED"]
+    assert (values[":owner"], values[":until"]) == ({"S": "c-1"}, {"S": "2026-11-25T10:05:00.000Z"})
+    assert "#lease_owner = :owner, #lease_until = :until" in request["UpdateExpression"]
+    assert "ADD #attempts :one" in request["UpdateExpression"]
+
+
+def test_only_the_lease_holder_finishes(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
+    """Leaving PROCESSING under a lease needs the same owner, and the lease goes with it."""
+    s, client = store
+    processing = frozenset({Status.PROCESSING})
+    s.transition("m-1", Status.COMPLETED, by="consumer", expected=processing, lease=Lease("c-1", NOW))
+    request = client.requests[-1]
+    assert request["ConditionExpression"].endswith("AND #lease_owner = :owner")
+    assert request["ExpressionAttributeValues"][":owner"] == {"S": "c-1"}
+    assert ":until" not in request["ExpressionAttributeValues"]
+    assert request["UpdateExpression"].endswith("REMOVE #lease_owner, #lease_until")
 
 
 def test_single_source_result_comes_from_the_condition(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
@@ -88,48 +112,28 @@ def test_single_source_result_comes_from_the_condition(store: tuple[DynamoDBMess
     assert (started.previous, started.attempts) == (Status.PENDING, 3)  # from the UPDATED_OLD answer
 
 
-def test_values_that_look_like_markers_are_kept_verbatim(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
-    """Filling is one pass: an id, actor or reason spelled like a marker is not expanded again."""
+def test_an_edge_outside_the_lifecycle_is_refused_before_any_call(
+    store: tuple[DynamoDBMessageStore, RecordingClient],
+) -> None:
+    """A transition the table does not allow never reaches DynamoDB."""
     s, client = store
-    message_id, by, reason = "\x00now\x00", "\\u0000reason\\u0000", "\x00by\x00 \\u0000message_id\\u0000"
-    s.transition(message_id, Status.FAILED, by=by, reason=reason)
-    request = client.requests[-1]
-    request.pop("ReturnValues")
-    assert request == per_call_request(message_id, Status.FAILED, sources_of(Status.FAILED), by, reason)
+    with pytest.raises(ValueError, match="not a lifecycle edge"):
+        s.transition("m-1", Status.QUEUED, by="x", expected=frozenset({Status.COMPLETED}))
+    assert client.requests == []
 
 
-def test_a_template_builds_a_fresh_request_from_any_json_like_literal() -> None:
-    """Quotes, backslashes, non-ASCII, numbers, booleans and None survive; each fill shares nothing."""
-    template = RequestTemplate(
-        {"a": 'it\'s "x" \\ é \x00now\x00-\x00by\x00', "n": [1, 2.5, True, None], "m": {"k": "\x00now\x00"}}
-    )
-
-    first = template.fill(now="N", by="B", reason="unused")
-    assert first == {"a": 'it\'s "x" \\ é N-B', "n": [1, 2.5, True, None], "m": {"k": "N"}}
-    first["m"]["k"] = "changed"
-    first["n"].append(3)
-    assert template.fill(now="N", by="B") == {"a": 'it\'s "x" \\ é N-B', "n": [1, 2.5, True, None], "m": {"k": "N"}}
-
-
-def test_a_template_refuses_what_a_request_cannot_hold() -> None:
-    """Only JSON-like values, and only marker names that can be parameters."""
-    with pytest.raises(TypeError, match="cannot hold a bytes"):
-        RequestTemplate({"b": b"raw"})
-    with pytest.raises(ValueError, match="identifiers"):
-        RequestTemplate({"k": "\x00if\x00"})
-
-
-def test_relay_failure_count_uses_one_cached_request(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
-    """count_relay_failure shares the template cache: same expression, per-call key."""
+def test_relay_failure_count_is_one_add_on_a_pending_record(
+    store: tuple[DynamoDBMessageStore, RecordingClient],
+) -> None:
+    """count_relay_failure: ADD 1 to relay_attempts, only while the record is PENDING."""
     s, client = store
     assert s.count_relay_failure("m-1") == 1
-    s.count_relay_failure("m-2")
-    first, second = client.requests
-    assert first["Key"]["pk"] == {"S": "MSG#m-1"}
-    assert second["Key"]["pk"] == {"S": "MSG#m-2"}
-    assert first["UpdateExpression"] == second["UpdateExpression"]
-    assert first["ExpressionAttributeNames"] == {"#0": "pk", "#1": "status", "#2": "relay_attempts"}
-    assert first["ReturnValues"] == "UPDATED_OLD"
+    (request,) = client.requests
+    assert request["Key"] == {"PK": {"S": "MSG#m-1"}, "SK": {"S": "MSG"}}
+    assert request["UpdateExpression"] == "ADD #relay_attempts :one"
+    assert request["ConditionExpression"] == "attribute_exists(#pk) AND #status = :pending"
+    assert request["ExpressionAttributeValues"] == {":one": {"N": "1"}, ":pending": {"S": "PENDING"}}
+    assert request["ReturnValues"] == "UPDATED_OLD"
 
 
 @pytest.mark.parametrize(

@@ -148,7 +148,7 @@ def test_batching_window_waits_for_a_fuller_batch() -> None:
 
 
 def test_filter_pattern_from_the_shared_file_drops_other_records() -> None:
-    """Only outbox INSERTs reach the handler; the filter comes from worker/stream_filter.json."""
+    """Only outbox INSERTs reach the handler; the filter comes from worker/stream_filter.json.tftpl."""
     streams = FakeStreams(
         {"s1": [_record(1, pk="MSG#x"), _record(2), _record(3, event="MODIFY"), _record(4, event="REMOVE")]}
     )

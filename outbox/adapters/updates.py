@@ -1,0 +1,140 @@
+"""The conditional UpdateItem requests of the status lifecycle, written out by hand.
+
+Each transition is one request: SET the status fields, append one ``{status, at, by, reason?}``
+line to the history, and nothing else, under a condition that admits only the statuses the
+lifecycle table allows to move there. The expressions use named placeholders (``#status``,
+``:to``); what depends only on the kind of transition is built once and reused, and each call
+adds its values.
+
+A lease makes PROCESSING exclusive: taking it sets ``lease_owner`` and ``lease_until`` and is
+allowed from PROCESSING only once the previous lease has run out; leaving PROCESSING under a
+lease requires the same owner and removes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from outbox.domain.record import Lease
+from outbox.domain.status import Status
+
+AttributeValue = dict[str, Any]
+
+
+def S(value: str) -> AttributeValue:
+    """A DynamoDB string value."""
+    return {"S": value}
+
+
+@dataclass(frozen=True)
+class UpdateShape:
+    """What one kind of transition's request always holds: expressions, names, the sources' values."""
+
+    update: str
+    condition: str
+    names: dict[str, str]
+    values: dict[str, AttributeValue]
+    return_values: str
+
+    def request(self, table_name: str, key: dict[str, AttributeValue], values: dict[str, AttributeValue]) -> Any:
+        """The UpdateItem request for one record, with this call's values (those its expressions use)."""
+        used = {name: value for name, value in values.items() if name in self.update or name in self.condition}
+        return {
+            "TableName": table_name,
+            "Key": key,
+            "UpdateExpression": self.update,
+            "ConditionExpression": self.condition,
+            "ExpressionAttributeNames": self.names,
+            "ExpressionAttributeValues": self.values | used,
+            "ReturnValues": self.return_values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+
+@cache
+def transition_shape(
+    hash_key: str, to: Status, sources: frozenset[Status], *, with_reason: bool, leased: bool
+) -> UpdateShape:
+    """The expressions of a move to ``to`` from one of ``sources``.
+
+    The old values come back only when the result needs them: which status it came from
+    (several sources) or the attempts count (PROCESSING).
+    """
+    names = {"#pk": hash_key, "#status": "status", "#updated_at": "updated_at", "#history": "history"}
+    sets = ["#status = :to", "#updated_at = :now", "#history = list_append(#history, :line)"]
+    removes: list[str] = []
+    adds: list[str] = []
+    if with_reason:
+        names["#reason"] = "reason"
+        sets.append("#reason = :reason")
+    if to is Status.PROCESSING:
+        names["#attempts"] = "attempts"
+        adds.append("#attempts :one")
+    elif to is Status.QUEUED:
+        names["#attempts"] = "attempts"
+        sets.append("#attempts = :zero")  # a re-driven message gets a fresh delivery budget
+    if to is Status.PROCESSING and leased:
+        names |= {"#lease_owner": "lease_owner", "#lease_until": "lease_until"}
+        sets += ["#lease_owner = :owner", "#lease_until = :until"]
+    elif to is not Status.PROCESSING:
+        names |= {"#lease_owner": "lease_owner", "#lease_until": "lease_until"}
+        removes += ["#lease_owner", "#lease_until"]  # no lease outlives PROCESSING
+
+    ordered = sorted(sources)
+    values: dict[str, AttributeValue] = {f":s{i}": S(s.value) for i, s in enumerate(ordered)}
+    if to is Status.PROCESSING:
+        values[":one"] = {"N": "1"}
+    elif to is Status.QUEUED:
+        values[":zero"] = {"N": "0"}
+    status_in = f"#status IN ({', '.join(f':s{i}' for i in range(len(ordered)))})"
+    condition = f"attribute_exists(#pk) AND {status_in}"
+    if leased and to is Status.PROCESSING and Status.PROCESSING in sources:
+        # PROCESSING is taken over only once its lease ran out (or it never had one).
+        others = [f":s{i}" for i, s in enumerate(ordered) if s is not Status.PROCESSING]
+        expired = "(attribute_not_exists(#lease_until) OR #lease_until < :now)"
+        processing = f":s{ordered.index(Status.PROCESSING)}"
+        clauses = ([f"#status IN ({', '.join(others)})"] if others else []) + [
+            f"(#status = {processing} AND {expired})"
+        ]
+        condition = f"attribute_exists(#pk) AND ({' OR '.join(clauses)})"
+    elif leased and sources == frozenset({Status.PROCESSING}):
+        condition += " AND #lease_owner = :owner"  # only the holder finishes what it holds
+
+    update = "SET " + ", ".join(sets)
+    update += " REMOVE " + ", ".join(removes) if removes else ""
+    update += " ADD " + ", ".join(adds) if adds else ""
+    return_values = "UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE"
+    return UpdateShape(update, condition, names, values, return_values)
+
+
+def transition_values(
+    to: Status, *, now: str, by: str, reason: str | None, lease: Lease | None
+) -> dict[str, AttributeValue]:
+    """The per-call values of a transition: the new status, the time, the history line, reason and lease.
+
+    ``UpdateShape.request`` keeps those its expressions use: DynamoDB refuses an unused value.
+    """
+    line: dict[str, AttributeValue] = {"status": S(to.value), "at": S(now), "by": S(by)}
+    values: dict[str, AttributeValue] = {":to": S(to.value), ":now": S(now)}
+    if reason:
+        line["reason"] = values[":reason"] = S(reason)
+    values[":line"] = {"L": [{"M": line}]}
+    if lease is not None:
+        values[":owner"] = S(lease.owner)
+        if to is Status.PROCESSING:
+            values[":until"] = S(lease.until)
+    return values
+
+
+@cache
+def relay_failure_shape(hash_key: str) -> UpdateShape:
+    """ADD 1 to ``relay_attempts`` of a record that is still PENDING."""
+    return UpdateShape(
+        update="ADD #relay_attempts :one",
+        condition="attribute_exists(#pk) AND #status = :pending",
+        names={"#pk": hash_key, "#status": "status", "#relay_attempts": "relay_attempts"},
+        values={":one": {"N": "1"}, ":pending": S(Status.PENDING.value)},
+        return_values="UPDATED_OLD",
+    )
