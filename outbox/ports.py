@@ -5,9 +5,9 @@ The DynamoDB and SQS adapters satisfy them, and so do the in-memory fakes of ``o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.record import AcceptResult, Lease, MessageRecord, TransitionResult
@@ -73,6 +73,14 @@ class MessageStore(Protocol):
 
     def count_relay_failure(self, message_id: str) -> int:
         """Count one more failed relay of a PENDING message and return the count."""
+        ...
+
+
+class Visibility(Protocol):
+    """When a received SQS copy comes back."""
+
+    def delay(self, record: Mapping[str, Any], seconds: int) -> None:
+        """Make the copy of this Lambda SQS record visible again in ``seconds`` (best effort)."""
         ...
 
 

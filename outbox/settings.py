@@ -30,6 +30,7 @@ class Settings:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_relay_attempts: int = 5
     max_delivery_attempts: int = 5
+    max_receive_count: int | None = None  # the queue's redrive maxReceiveCount, when the consumer must honour it
     deadline_margin_ms: int = 2_000
     flip_concurrency: int = 10
 
@@ -62,6 +63,7 @@ class Settings:
             max_message_bytes=_positive(env, "OUTBOX_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES),
             max_relay_attempts=_positive(env, "OUTBOX_MAX_RELAY_ATTEMPTS", 5),
             max_delivery_attempts=_positive(env, "OUTBOX_MAX_DELIVERY_ATTEMPTS", 5),
+            max_receive_count=_positive(env, "OUTBOX_MAX_RECEIVE_COUNT", 0) or None,
             deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
             flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 10),
         )

@@ -8,17 +8,17 @@ reports per-entry refusals the way SendMessageBatch does.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import IdempotencyKeyReusedError, InvalidTransitionError, NotFoundError, OutboxError
-from outbox.domain.record import AcceptResult, HistoryEntry, MessageRecord, TransitionResult, iso, utc_now
+from outbox.domain.record import AcceptResult, HistoryEntry, Lease, MessageRecord, TransitionResult, iso, utc_now
 from outbox.domain.status import Status, check_sources, sources_of
 from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
 
-__all__ = ["FakeLambdaContext", "FakePublisher", "InMemoryMessageStore", "outbox_insert"]
+__all__ = ["FakeLambdaContext", "FakePublisher", "FakeVisibility", "InMemoryMessageStore", "outbox_insert"]
 
 
 def outbox_insert(
@@ -95,24 +95,27 @@ class InMemoryMessageStore:
         by: str,
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
+        lease: Lease | None = None,
     ) -> TransitionResult:
-        """Move the record if its status is one of ``expected``; else InvalidTransitionError."""
+        """Move the record if its status is one of ``expected`` and the lease allows; else InvalidTransitionError."""
         sources = check_sources(to, expected if expected is not None else sources_of(to))
         with self._lock:
             self._maybe_fail("transition")
             record = self.records.get(message_id)
-            if record is None or record.status not in sources:
-                raise InvalidTransitionError(message_id, current=record.status if record else None, to=to)
             now = iso(utc_now())
+            if record is None or not _admits(record, to, sources, lease, now):
+                raise InvalidTransitionError(message_id, current=record.status if record else None, to=to)
             attempts = record.attempts + 1 if to is Status.PROCESSING else 0 if to is Status.QUEUED else record.attempts
             result_attempts = attempts if to in (Status.PROCESSING, Status.QUEUED) else 0
+            held = lease if to is Status.PROCESSING else None
             self.records[message_id] = replace(
                 record,
                 status=to,
                 updated_at=now,
                 history=(*record.history, HistoryEntry(to, now, by, reason)),
                 attempts=attempts,
-                reason=reason if reason is not None else record.reason,
+                reason=reason if reason else record.reason,
+                lease=held if lease is not None or to is not Status.PROCESSING else record.lease,
             )
             return TransitionResult(message_id, record.status, to, result_attempts)
 
@@ -125,6 +128,17 @@ class InMemoryMessageStore:
                 raise InvalidTransitionError(message_id, current=record.status if record else None, to=Status.PENDING)
             self.records[message_id] = replace(record, relay_attempts=record.relay_attempts + 1)
             return record.relay_attempts + 1
+
+
+def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease: Lease | None, now: str) -> bool:
+    """The store's condition: a source status; under a lease, PROCESSING only once expired, finished by its owner."""
+    if record.status not in sources:
+        return False
+    if lease is None or record.status is not Status.PROCESSING:
+        return True
+    if to is Status.PROCESSING:  # taking it over
+        return record.lease is None or record.lease.until < now or record.lease.owner == lease.owner
+    return sources != frozenset({Status.PROCESSING}) or (record.lease is not None and record.lease.owner == lease.owner)
 
 
 Refusal = tuple[str, bool]  # (code, sender_fault)
@@ -180,3 +194,14 @@ class FakeLambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the (fake) deadline."""
         return self.remaining_ms() if callable(self.remaining_ms) else self.remaining_ms
+
+
+@dataclass
+class FakeVisibility:
+    """A Visibility that keeps each delay asked for, by SQS message id."""
+
+    delays: list[tuple[str, int]] = field(default_factory=list)
+
+    def delay(self, record: Mapping[str, Any], seconds: int) -> None:
+        """Record the delay."""
+        self.delays.append((str(record.get("messageId")), seconds))

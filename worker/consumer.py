@@ -8,16 +8,21 @@ handler around yours; the deployed ``handler`` calls the function ``OUTBOX_DELIV
 
 from __future__ import annotations
 
+import enum
 import importlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 import structlog
 
+from outbox.adapters.aws import sqs_client
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     ConfigurationError,
@@ -28,19 +33,32 @@ from outbox.domain.errors import (
     ValidationError,
 )
 from outbox.domain.notification import parse_notification
+from outbox.domain.record import Lease, TransitionResult, iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import bind_invocation, configure_logging
 from outbox.metrics import emit_metrics
-from outbox.ports import MessageStore
+from outbox.ports import MessageStore, Visibility
 from outbox.settings import Settings
 
 log = structlog.get_logger("worker.consumer")
 
 BY = "consumer"
-STARTABLE = frozenset({Status.QUEUED, Status.PROCESSING})
+# A copy in hand proves SQS accepted the message: it may start before the worker's flip landed.
+STARTABLE = frozenset({Status.PENDING, Status.QUEUED, Status.PROCESSING})
+PROCESSING = frozenset({Status.PROCESSING})
 
 
-__all__ = ["Consumer", "Deliver", "DeliveryError", "handler", "log_delivery", "make_handler", "resolve_delivery"]
+__all__ = [
+    "Consumer",
+    "ConsumerPolicy",
+    "Deliver",
+    "DeliveryError",
+    "Outcome",
+    "handler",
+    "log_delivery",
+    "make_handler",
+    "resolve_delivery",
+]
 
 Deliver = Callable[[Envelope], None]
 SqsHandler = Callable[[Mapping[str, Any], Any], dict[str, list[dict[str, str]]]]
@@ -79,115 +97,230 @@ def resolve_delivery(reference: str | None) -> Deliver:
     return delivery
 
 
+class Outcome(enum.StrEnum):
+    """What became of one SQS copy (the values are the batch log's and the stats' keys)."""
+
+    COMPLETED = "completed"
+    DUPLICATE = "duplicates"  # dropped: another copy finished it, holds it, or it is gone
+    FAILED = "failed"
+    RETRIED = "retried"  # back to the queue, after a growing visibility delay
+
+
+@dataclass(frozen=True)
+class ConsumerPolicy:
+    """How hard the consumer tries before a message ends FAILED.
+
+    ``max_receive_count`` is the queue's redrive ``maxReceiveCount``: on that receive a failure
+    that would be retried ends FAILED instead, so no copy reaches the dead-letter queue while its
+    record is QUEUED or PROCESSING. Retries come back after ``backoff_base_s`` doubled per
+    receive, at most ``backoff_max_s``; a copy whose message another holds comes back after
+    ``busy_delay_s``.
+    """
+
+    max_attempts: int = 5
+    max_receive_count: int | None = None
+    redrive_grace_receives: int = 3
+    backoff_base_s: int = 1
+    backoff_max_s: int = 120
+    busy_delay_s: int = 5
+    default_lease_s: int = 60  # without a Lambda context to tell the invocation's deadline
+    lease_margin_s: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConsumerPolicy:
+        """The policy the settings describe."""
+        return cls(max_attempts=settings.max_delivery_attempts, max_receive_count=settings.max_receive_count)
+
+    def backoff_s(self, receives: int) -> int:
+        """The visibility delay before the next receive of a copy received ``receives`` times."""
+        delay: int = self.backoff_base_s * 2 ** max(receives - 1, 0)
+        return min(delay, self.backoff_max_s)
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """One SQS record, as far as the consumer needs it."""
+
+    record: Mapping[str, Any]
+    sqs_id: str
+    receives: int
+    group: str | None
+
+
 class Consumer:
-    """Processes an SQS batch and returns a partial batch response."""
+    """Processes an SQS batch and returns a partial batch response.
+
+    Each copy takes a lease on its message (PENDING, QUEUED or an expired PROCESSING to
+    PROCESSING), so two copies are never delivered at once; only the holder completes or fails
+    it. On a FIFO queue a copy sent back stops the rest of its group in the batch.
+    """
 
     def __init__(
         self,
         store: MessageStore,
         deliver: Deliver = log_delivery,
         *,
-        max_attempts: int = 5,
-        redrive_grace_receives: int = 3,
+        policy: ConsumerPolicy | None = None,
+        visibility: Visibility | None = None,
     ) -> None:
         self.store = store
         self.deliver = deliver
-        self.max_attempts = max_attempts
-        # A copy may arrive before its record's flip to QUEUED is visible (send, then flip):
-        # a FAILED record being re-driven is retried this many receives before it counts as final.
-        self.redrive_grace_receives = redrive_grace_receives
+        self.policy = policy or ConsumerPolicy()
+        self.visibility = visibility
         self.stats: Counter[str] = Counter()  # outcomes since start, across invocations
         self._stats_lock = threading.Lock()
 
-    def handle(self, event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+    def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, list[dict[str, str]]]:
         """Process every SQS record; list the messageIds to redeliver."""
         failures: list[dict[str, str]] = []
-        counts = {"completed": 0, "duplicates": 0, "failed": 0, "retried": 0}
+        counts = dict.fromkeys(Outcome, 0)
+        stopped_groups: set[str] = set()
+        lease_until = self._lease_until(context)
         records = event.get("Records") if isinstance(event, Mapping) else None
         for record in records if isinstance(records, list) else []:
-            sqs_id = record.get("messageId") if isinstance(record, Mapping) else None
-            if not isinstance(sqs_id, str) or not sqs_id:
+            copy = _copy(record)
+            if copy is None:
                 log.error("sqs_record_malformed", reason="no messageId")
                 continue
-            outcome = self._process(record)
+            if copy.group is not None and copy.group in stopped_groups:
+                outcome = Outcome.RETRIED  # FIFO: nothing after a failure in its group, not even tried
+            else:
+                outcome = self._process(copy, lease_until)
+                if outcome is Outcome.RETRIED and copy.group is not None:
+                    stopped_groups.add(copy.group)
             counts[outcome] += 1
-            if outcome == "retried":
-                failures.append({"itemIdentifier": sqs_id})
+            if outcome is Outcome.RETRIED:
+                failures.append({"itemIdentifier": copy.sqs_id})
         with self._stats_lock:
-            self.stats.update(counts)
-        emit_metrics({"MessagesCompleted": counts["completed"], "MessagesFailed": counts["failed"]})
-        log.info("batch_consumed", **counts)
+            self.stats.update({outcome.value: n for outcome, n in counts.items()})
+        emit_metrics({"MessagesCompleted": counts[Outcome.COMPLETED], "MessagesFailed": counts[Outcome.FAILED]})
+        log.info("batch_consumed", **{outcome.value: n for outcome, n in counts.items()})
         return {"batchItemFailures": failures}
 
-    def _process(self, record: Mapping[str, Any]) -> str:
-        body = record.get("body")
+    def _lease_until(self, context: Any) -> datetime:
+        """A lease lasts as long as this invocation can: its remaining time, and a margin."""
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        seconds = remaining() / 1000 if callable(remaining) else self.policy.default_lease_s
+        return utc_now() + timedelta(seconds=seconds + self.policy.lease_margin_s)
+
+    def _process(self, copy: _Copy, lease_until: datetime) -> Outcome:
+        body = copy.record.get("body")
         try:
             envelope = Envelope.from_json(body if isinstance(body, str) else "")
         except MalformedEntryError as exc:
-            return self._reject(exc)
+            return self._reject(copy, exc)
         message_id = envelope.message_id
+        last = self._last_receive(copy)
+        lease = Lease(copy.sqs_id, iso(lease_until))  # one copy is with one receiver at a time
         try:
-            started = self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE)
+            started = self._start(message_id, lease, tries=3 if last else 1)
         except InvalidTransitionError as exc:
-            return self._not_startable(message_id, exc.current, _receive_count(record))
+            return self._not_startable(copy, message_id, exc.current)
         except OutboxError as exc:
             log.warning("start_failed", message_id=message_id, error=exc.code)
-            return "retried"
-        if started.attempts > self.max_attempts:
-            return self._fail(message_id, f"gave up after {self.max_attempts} delivery attempts")
+            return self._retry(copy)
+        if started.attempts > self.policy.max_attempts:
+            return self._fail(message_id, lease, f"gave up after {self.policy.max_attempts} delivery attempts")
         try:
             self.deliver(envelope)
         except Exception as exc:  # noqa: BLE001 - a delivery function may raise anything
             retryable = exc.retryable if isinstance(exc, OutboxError) else True
             log.warning("delivery_failed", message_id=message_id, error=type(exc).__name__, retryable=retryable)
-            if retryable:
-                return "retried"
             detail = exc.detail if isinstance(exc, OutboxError) else type(exc).__name__
-            return self._fail(message_id, f"delivery failed: {detail}")
-        try:
-            self.store.transition(message_id, Status.COMPLETED, by=BY, expected=frozenset({Status.PROCESSING}))
-        except InvalidTransitionError:
-            return "duplicates"  # another copy finished it first
-        except OutboxError as exc:
-            log.warning("complete_failed", message_id=message_id, error=exc.code)
-            return "retried"
-        return "completed"
+            if not retryable:
+                return self._fail(message_id, lease, f"delivery failed: {detail}")
+            if last:  # the next failure would move the copy to the dead-letter queue: end it here
+                reason = f"delivery failed on the last allowed receive ({copy.receives}): {detail}"
+                return self._fail(message_id, lease, reason)
+            return self._retry(copy)
+        return self._complete(copy, message_id, lease)
 
-    def _reject(self, exc: MalformedEntryError) -> str:
+    def _last_receive(self, copy: _Copy) -> bool:
+        limit = self.policy.max_receive_count
+        return limit is not None and copy.receives >= limit
+
+    def _start(self, message_id: str, lease: Lease, *, tries: int) -> TransitionResult:
+        """Take the lease; on a copy's last receive a passing fault is tried again at once."""
+        for attempt in range(tries):
+            try:
+                return self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease)
+            except InvalidTransitionError:
+                raise
+            except OutboxError as exc:
+                if attempt == tries - 1 or not exc.retryable:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover - tries >= 1
+
+    def _complete(self, copy: _Copy, message_id: str, lease: Lease) -> Outcome:
+        tries = 3 if self._last_receive(copy) else 1
+        for attempt in range(tries):
+            try:
+                self.store.transition(message_id, Status.COMPLETED, by=BY, expected=PROCESSING, lease=lease)
+            except InvalidTransitionError:
+                return Outcome.DUPLICATE  # the lease ran out and another copy took the message over
+            except OutboxError as exc:
+                log.warning("complete_failed", message_id=message_id, error=exc.code)
+                if attempt == tries - 1:
+                    return self._retry(copy)
+            else:
+                return Outcome.COMPLETED
+        raise AssertionError("unreachable")  # pragma: no cover - tries >= 1
+
+    def _reject(self, copy: _Copy, exc: MalformedEntryError) -> Outcome:
         if exc.message_id is None:
             # No record to mark: let SQS move it to the dead-letter queue after maxReceiveCount.
             log.error("message_rejected", reason=exc.detail)
-            return "retried"
+            return self._retry(copy)
+        lease = Lease(copy.sqs_id, iso(utc_now() + timedelta(seconds=self.policy.default_lease_s)))
         try:
-            self.store.transition(exc.message_id, Status.PROCESSING, by=BY, expected=STARTABLE)
+            self.store.transition(exc.message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease)
         except InvalidTransitionError:
             log.error("message_rejected", message_id=exc.message_id, reason=exc.detail)
-            return "failed"
+            return Outcome.FAILED
         except OutboxError:
-            return "retried"
-        return self._fail(exc.message_id, exc.detail)
+            return self._retry(copy)
+        return self._fail(exc.message_id, lease, exc.detail)
 
-    def _not_startable(self, message_id: str, current: Status | None, receives: int) -> str:
+    def _not_startable(self, copy: _Copy, message_id: str, current: Status | None) -> Outcome:
         if current is Status.COMPLETED:
             log.info("duplicate_dropped", message_id=message_id)
-            return "duplicates"
-        if current is Status.PENDING or (current is Status.FAILED and receives < self.redrive_grace_receives):
+            return Outcome.DUPLICATE
+        if current is Status.PROCESSING and not self._last_receive(copy):
+            log.info("message_busy", message_id=message_id)  # another copy holds the lease
+            return self._retry(copy, delay_s=self.policy.busy_delay_s)
+        if current is Status.FAILED and copy.receives < self.policy.redrive_grace_receives:
+            # A re-drive sends before it flips FAILED -> QUEUED: this copy may be ahead of the flip.
             log.info("message_not_ready", message_id=message_id, status=current.value)
-            return "retried"
+            return self._retry(copy)
         log.warning("message_dropped", message_id=message_id, status=current.value if current else "missing")
-        return "duplicates"
+        return Outcome.DUPLICATE
 
-    def _fail(self, message_id: str, reason: str) -> str:
+    def _fail(self, message_id: str, lease: Lease, reason: str) -> Outcome:
         try:
-            self.store.transition(
-                message_id, Status.FAILED, by=BY, reason=reason, expected=frozenset({Status.PROCESSING})
-            )
+            self.store.transition(message_id, Status.FAILED, by=BY, reason=reason, expected=PROCESSING, lease=lease)
         except InvalidTransitionError:
-            return "duplicates"
+            return Outcome.DUPLICATE
         except OutboxError:
-            return "retried"
+            return Outcome.RETRIED
         log.warning("message_failed", message_id=message_id)
-        return "failed"
+        return Outcome.FAILED
+
+    def _retry(self, copy: _Copy, *, delay_s: int | None = None) -> Outcome:
+        """Send the copy back, to be received again after a short, growing delay."""
+        if self.visibility is not None:
+            self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
+        return Outcome.RETRIED
+
+
+def _copy(record: object) -> _Copy | None:
+    if not isinstance(record, Mapping):
+        return None
+    sqs_id = record.get("messageId")
+    if not isinstance(sqs_id, str) or not sqs_id:
+        return None
+    attributes = record.get("attributes")
+    group = attributes.get("MessageGroupId") if isinstance(attributes, Mapping) else None
+    return _Copy(record, sqs_id, _receive_count(record), group if isinstance(group, str) and group else None)
 
 
 def _receive_count(record: Mapping[str, Any]) -> int:
@@ -204,7 +337,12 @@ def _build(deliver: Deliver | None) -> Consumer:
     configure_logging()
     settings = Settings.from_env()
     delivery = deliver or resolve_delivery(settings.delivery)
-    return Consumer(DynamoDBMessageStore.from_settings(settings), delivery, max_attempts=settings.max_delivery_attempts)
+    return Consumer(
+        DynamoDBMessageStore.from_settings(settings),
+        delivery,
+        policy=ConsumerPolicy.from_settings(settings),
+        visibility=SqsVisibility(sqs_client(settings.region)),
+    )
 
 
 def make_handler(deliver: Deliver) -> SqsHandler:
@@ -236,4 +374,4 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, 
 
 def _invoke(consumer: Consumer, event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     bind_invocation(getattr(context, "aws_request_id", None), handler="consumer")
-    return consumer.handle(event)
+    return consumer.handle(event, context)

@@ -6,9 +6,9 @@ lifecycle table allows to move there. The expressions use named placeholders (``
 ``:to``); what depends only on the kind of transition is built once and reused, and each call
 adds its values.
 
-A lease makes PROCESSING exclusive: taking it sets ``lease_owner`` and ``lease_until`` and is
-allowed from PROCESSING only once the previous lease has run out; leaving PROCESSING under a
-lease requires the same owner and removes it.
+A lease makes PROCESSING exclusive: taking it sets ``lease_owner`` (the SQS copy) and
+``lease_until`` and is allowed from PROCESSING only once the previous lease has run out or to the
+same copy received again; leaving PROCESSING under a lease requires the same owner and removes it.
 """
 
 from __future__ import annotations
@@ -91,9 +91,10 @@ def transition_shape(
     status_in = f"#status IN ({', '.join(f':s{i}' for i in range(len(ordered)))})"
     condition = f"attribute_exists(#pk) AND {status_in}"
     if leased and to is Status.PROCESSING and Status.PROCESSING in sources:
-        # PROCESSING is taken over only once its lease ran out (or it never had one).
+        # PROCESSING is taken over only once its lease ran out (or it never had one), or by the
+        # same copy received again (SQS hands one copy to one receiver at a time).
         others = [f":s{i}" for i, s in enumerate(ordered) if s is not Status.PROCESSING]
-        expired = "(attribute_not_exists(#lease_until) OR #lease_until < :now)"
+        expired = "(attribute_not_exists(#lease_until) OR #lease_until < :now OR #lease_owner = :owner)"
         processing = f":s{ordered.index(Status.PROCESSING)}"
         clauses = ([f"#status IN ({', '.join(others)})"] if others else []) + [
             f"(#status = {processing} AND {expired})"

@@ -17,7 +17,7 @@ from outbox.domain.status import Status
 from outbox.logs import configure_logging
 from outbox.relay import Relay
 from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore, outbox_insert
-from worker.consumer import Consumer
+from worker.consumer import Consumer, ConsumerPolicy
 from worker.handler import StreamWorker
 
 NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "hi"})
@@ -133,17 +133,15 @@ def _sqs(envelope_body: str, receive_count: int = 1) -> dict[str, Any]:
     }
 
 
-def test_consumer_retries_a_pending_record_and_drops_a_completed_one(store: InMemoryMessageStore) -> None:
-    """A copy ahead of its flip is redelivered; a copy of a COMPLETED message is acknowledged."""
+def test_consumer_delivers_a_copy_ahead_of_its_flip_and_drops_a_completed_one(store: InMemoryMessageStore) -> None:
+    """A copy in hand proves the send: PENDING -> PROCESSING -> COMPLETED at once; a later copy is dropped."""
     envelope = _accept(store)
     consumer = Consumer(store)
-    assert consumer.handle(_sqs(envelope.to_json())) == {"batchItemFailures": [{"itemIdentifier": "sqs-1"}]}
-
-    store.transition(envelope.message_id, Status.QUEUED, by="worker")
     assert consumer.handle(_sqs(envelope.to_json())) == {"batchItemFailures": []}
-    assert store.records[envelope.message_id].status is Status.COMPLETED
+    record = store.records[envelope.message_id]
+    assert [h.status for h in record.history] == [Status.PENDING, Status.PROCESSING, Status.COMPLETED]
     assert consumer.handle(_sqs(envelope.to_json())) == {"batchItemFailures": []}
-    assert len(store.records[envelope.message_id].history) == 4
+    assert len(store.records[envelope.message_id].history) == 3
 
 
 def test_consumer_gives_up_after_max_attempts(store: InMemoryMessageStore) -> None:
@@ -154,7 +152,7 @@ def test_consumer_gives_up_after_max_attempts(store: InMemoryMessageStore) -> No
     def always_fails(_: Envelope) -> None:
         raise TimeoutError
 
-    consumer = Consumer(store, always_fails, max_attempts=2)
+    consumer = Consumer(store, always_fails, policy=ConsumerPolicy(max_attempts=2))
     results = [consumer.handle(_sqs(envelope.to_json())) for _ in range(3)]
 
     assert [len(r["batchItemFailures"]) for r in results] == [1, 1, 0]
@@ -167,7 +165,7 @@ def test_consumer_grace_for_a_failed_record_being_redriven(store: InMemoryMessag
     """A copy of a FAILED record is retried for a few receives (a re-drive may be mid-flip), then dropped."""
     envelope = _accept(store)
     store.transition(envelope.message_id, Status.FAILED, by="worker", reason="poison")
-    consumer = Consumer(store, redrive_grace_receives=3)
+    consumer = Consumer(store, policy=ConsumerPolicy(redrive_grace_receives=3))
 
     assert consumer.handle(_sqs(envelope.to_json(), 1))["batchItemFailures"] == [{"itemIdentifier": "sqs-1"}]
     assert consumer.handle(_sqs(envelope.to_json(), 3))["batchItemFailures"] == []

@@ -1,0 +1,46 @@
+"""SqsVisibility: ChangeMessageVisibility on a received copy, so a retry comes back soon, not after the timeout."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from outbox.adapters.aws import AWS_ERRORS
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+log = structlog.get_logger("outbox.visibility")
+
+MAX_VISIBILITY_S = 43_200  # SQS's limit: 12 hours
+
+
+class SqsVisibility:
+    """Changes the visibility of Lambda SQS records; finds each queue's URL from the record's ARN once."""
+
+    def __init__(self, client: SQSClient) -> None:
+        self.client = client
+        self._urls: dict[str, str] = {}
+
+    def delay(self, record: Mapping[str, Any], seconds: int) -> None:
+        """Best effort: if it fails, the queue's own visibility timeout applies."""
+        arn, handle = record.get("eventSourceARN"), record.get("receiptHandle")
+        if not isinstance(arn, str) or not isinstance(handle, str):
+            return
+        try:
+            url = self._url(arn)
+            timeout = max(0, min(seconds, MAX_VISIBILITY_S))
+            self.client.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=timeout)
+        except AWS_ERRORS as exc:
+            log.warning("visibility_not_changed", error=type(exc).__name__)
+
+    def _url(self, arn: str) -> str:
+        url = self._urls.get(arn)
+        if url is None:
+            *_, account, name = arn.split(":")
+            url = self._urls[arn] = self.client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
+                "QueueUrl"
+            ]
+        return url

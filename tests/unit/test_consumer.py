@@ -1,0 +1,171 @@
+"""The consumer's delivery guarantees on the fakes: one delivery at a time, FIFO order, no dead-letter limbo."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from outbox.domain.envelope import Envelope
+from outbox.domain.errors import AwsError, DeliveryError
+from outbox.domain.message import new_message_id
+from outbox.domain.notification import parse_notification
+from outbox.domain.record import Lease, iso, utc_now
+from outbox.domain.status import Status
+from outbox.testing import FakeLambdaContext, FakeVisibility, InMemoryMessageStore
+from worker.consumer import Consumer, ConsumerPolicy
+
+NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "hi"})
+
+
+@pytest.fixture
+def store() -> InMemoryMessageStore:
+    """An empty in-memory store."""
+    return InMemoryMessageStore()
+
+
+def _accept(store: InMemoryMessageStore, group: str | None = None) -> Envelope:
+    note = replace(NOTE, group_key=group)
+    envelope = note.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
+    store.accept(envelope, idempotency_key=None)
+    return envelope
+
+
+def _record(envelope: Envelope, sqs_id: str, receives: int = 1, group: str | None = None) -> dict[str, Any]:
+    attributes = {"ApproximateReceiveCount": str(receives)} | ({"MessageGroupId": group} if group else {})
+    return {"messageId": sqs_id, "body": envelope.to_json(), "attributes": attributes, "receiptHandle": f"rh-{sqs_id}"}
+
+
+def _event(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def _failed(response: dict[str, list[dict[str, str]]]) -> list[str]:
+    return [f["itemIdentifier"] for f in response["batchItemFailures"]]
+
+
+def test_a_copy_arriving_while_another_holds_the_lease_is_not_delivered(store: InMemoryMessageStore) -> None:
+    """Invariant 6: while one copy's delivery runs, a second copy goes back to the queue, briefly, undelivered."""
+    envelope = _accept(store)
+    visibility = FakeVisibility()
+    delivered: list[str] = []
+    consumer = Consumer(store, lambda e: delivered.append(e.message_id), visibility=visibility)
+
+    def first_delivery(_: Envelope) -> None:
+        # GIVEN the first copy is being delivered WHEN a second copy arrives meanwhile
+        second = consumer.handle(_event(_record(envelope, "copy-2")))
+        # THEN the second is sent back with the short busy delay and not delivered
+        assert _failed(second) == ["copy-2"]
+        assert visibility.delays == [("copy-2", ConsumerPolicy().busy_delay_s)]
+        delivered.append("first")
+
+    holder = Consumer(store, first_delivery, visibility=visibility)
+    assert _failed(holder.handle(_event(_record(envelope, "copy-1")))) == []
+    assert delivered == ["first"]
+    assert store.records[envelope.message_id].status is Status.COMPLETED
+    # AND a copy after completion is dropped, never delivered again
+    assert _failed(consumer.handle(_event(_record(envelope, "copy-3")))) == []
+    assert delivered == ["first"]
+
+
+def test_an_expired_lease_is_taken_over_and_the_attempt_counted(store: InMemoryMessageStore) -> None:
+    """A holder that died leaves PROCESSING behind; once its lease ran out a redelivered copy takes over."""
+    envelope = _accept(store)
+    stale = iso(utc_now() - timedelta(seconds=1))
+    store.transition(envelope.message_id, Status.PROCESSING, by="consumer", lease=Lease("dead", stale))
+    consumer = Consumer(store)
+    assert _failed(consumer.handle(_event(_record(envelope, "copy-2", receives=2)))) == []
+    record = store.records[envelope.message_id]
+    assert (record.status, record.attempts, record.lease) == (Status.COMPLETED, 2, None)
+
+
+def test_only_the_lease_holder_completes(store: InMemoryMessageStore) -> None:
+    """A copy whose lease was taken over while it delivered does not overwrite the new holder's outcome."""
+    envelope = _accept(store)
+
+    def slow(_: Envelope) -> None:  # meanwhile the lease runs out and another copy takes the message over
+        store.records[envelope.message_id] = replace(
+            store.records[envelope.message_id], lease=Lease("other", iso(utc_now() + timedelta(minutes=5)))
+        )
+
+    consumer = Consumer(store, slow)
+    response = consumer.handle(_event(_record(envelope, "copy-1")))
+    assert _failed(response) == []  # acknowledged as a duplicate: the holder decides
+    assert store.records[envelope.message_id].status is Status.PROCESSING
+    assert consumer.stats["duplicates"] == 1
+
+
+def test_a_lease_lasts_as_long_as_the_invocation_can(store: InMemoryMessageStore) -> None:
+    """The lease ends after the invocation's remaining time and a margin: a live invocation is never overtaken."""
+    envelope = _accept(store)
+    seen: list[Lease | None] = []
+    consumer = Consumer(store, lambda e: seen.append(store.records[e.message_id].lease))
+    before = utc_now()
+    consumer.handle(_event(_record(envelope, "copy-1")), FakeLambdaContext(remaining_ms=30_000))
+    (lease,) = seen
+    assert lease is not None
+    assert iso(before + timedelta(seconds=35)) <= lease.until <= iso(utc_now() + timedelta(seconds=35))
+
+
+def test_a_fifo_failure_stops_its_group_and_not_the_others(store: InMemoryMessageStore) -> None:
+    """Invariant 8: after a retryable failure, later copies of that group are sent back undelivered."""
+    a1, a2, b1, a3 = (_accept(store, g) for g in ("A", "A", "B", "A"))
+    delivered: list[str] = []
+
+    def deliver(envelope: Envelope) -> None:
+        if envelope.message_id == a1.message_id:
+            raise DeliveryError("try later")
+        delivered.append(envelope.message_id)
+
+    event = _event(*(_record(e, f"s-{i}", group=e.group_key) for i, e in enumerate((a1, a2, b1, a3))))
+    response = Consumer(store, deliver).handle(event)
+    assert _failed(response) == ["s-0", "s-1", "s-3"]
+    assert delivered == [b1.message_id]
+    assert store.records[a2.message_id].status is Status.PENDING  # never even started
+
+
+def test_on_the_last_allowed_receive_a_retryable_failure_ends_failed(store: InMemoryMessageStore) -> None:
+    """Invariant 7: no copy reaches the dead-letter queue while its record is QUEUED or PROCESSING."""
+    envelope = _accept(store)
+    visibility = FakeVisibility()
+
+    def down(_: Envelope) -> None:
+        raise DeliveryError("provider down")
+
+    consumer = Consumer(store, down, policy=ConsumerPolicy(max_receive_count=4), visibility=visibility)
+    assert _failed(consumer.handle(_event(_record(envelope, "c", receives=3)))) == ["c"]
+    assert store.records[envelope.message_id].status is Status.PROCESSING
+    assert _failed(consumer.handle(_event(_record(envelope, "c", receives=4)))) == []
+    record = store.records[envelope.message_id]
+    assert record.status is Status.FAILED
+    assert record.reason == "delivery failed on the last allowed receive (4): provider down"
+
+
+def test_a_throttled_start_on_the_last_receive_is_tried_again(store: InMemoryMessageStore) -> None:
+    """A receive that is no delivery attempt (the status write throttled) still counts: the last one tries harder."""
+    envelope = _accept(store)
+    consumer = Consumer(store, policy=ConsumerPolicy(max_receive_count=2))
+    store.fail_next["transition"] = AwsError("UpdateItem throttled", retryable=True)
+    assert _failed(consumer.handle(_event(_record(envelope, "c", receives=2)))) == []
+    assert store.records[envelope.message_id].status is Status.COMPLETED
+
+
+def test_retries_back_off_growing_and_capped() -> None:
+    """Each retry comes back after a short delay that doubles per receive, up to the cap."""
+    policy = ConsumerPolicy(backoff_base_s=2, backoff_max_s=30)
+    assert [policy.backoff_s(n) for n in range(1, 7)] == [2, 4, 8, 16, 30, 30]
+
+
+def test_a_retried_copy_is_delayed_by_its_receive_count(store: InMemoryMessageStore) -> None:
+    """The consumer asks SQS to bring a failed copy back after the backoff for its receive count."""
+    envelope = _accept(store)
+    visibility = FakeVisibility()
+
+    def flaky(_: Envelope) -> None:
+        raise TimeoutError
+
+    consumer = Consumer(store, flaky, policy=ConsumerPolicy(backoff_base_s=3), visibility=visibility)
+    consumer.handle(_event(_record(envelope, "c", receives=3)))
+    assert visibility.delays == [("c", 12)]
