@@ -11,13 +11,13 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'  # 25.1: the first to install --group
+	$(BIN)/python -m pip install --quiet -e '.[cli,local]' --group dev
 	touch $(STAMP)
 
 $(CHECKOV_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade 'pip>=25.1'
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --group checkov
 	touch $(CHECKOV_STAMP)
 

@@ -149,7 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; errors are one line on stderr and a non-zero exit."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # `outbox` alone: the usage and the commands, not argparse's "arguments are required"
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
     except OutboxError as exc:

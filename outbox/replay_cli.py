@@ -8,11 +8,12 @@ import os
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from outbox.adapters.aws import dynamodb_client, sqs_client
 from outbox.adapters.publisher import SqsPublisher
@@ -147,16 +148,60 @@ def _run(
     selection = checkpoint.selection
     buckets = [reader.bucket_of_group(selection.group_key)] if selection.group_key is not None else None
     total = len(selection.message_ids) or reader.count(selection.since, selection.until + "~", buckets=buckets)
-    columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task("replay", total=total, completed=checkpoint.summary.scanned)
+    with _progress(total, checkpoint.summary.scanned) as update:
 
         def tick(point: Checkpoint) -> None:
             save(point)
-            progress.update(task, completed=point.summary.scanned)
+            update(point.summary.scanned)
 
         replayer = Replayer(reader, relay, batch_size=args.batch_size, rate=args.rate, stop=stop)
         return replayer.run(checkpoint, tick)
+
+
+def _progress(total: int, completed: int) -> AbstractContextManager[Callable[[int], None]]:
+    """A progress bar on stderr taking the count scanned: rich's with the cli extra, else a plain one."""
+    try:
+        from rich.progress import (  # noqa: PLC0415 - rich is optional (the cli extra)
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+    except ImportError:
+        return _plain_progress(total, completed)
+
+    @contextmanager
+    def bar() -> Iterator[Callable[[int], None]]:
+        columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"), TimeRemainingColumn())
+        with Progress(*columns, transient=True) as progress:
+            task = progress.add_task("replay", total=total, completed=completed)
+            yield lambda scanned: progress.update(task, completed=scanned)
+
+    return bar()
+
+
+@contextmanager
+def _plain_progress(total: int, completed: int, *, every_s: float = 0.2) -> Iterator[Callable[[int], None]]:
+    """Without rich: ``replay N/TOTAL`` rewritten in place on one stderr line, erased at the end."""
+    shown = ""
+    last = float("-inf")
+
+    def update(scanned: int) -> None:
+        nonlocal shown, last
+        now = time.monotonic()
+        if now - last >= every_s or scanned >= total:
+            text = f"replay {scanned}/{total}"
+            sys.stderr.write("\r" + text.ljust(len(shown)))
+            sys.stderr.flush()
+            shown, last = text, now
+
+    update(completed)
+    try:
+        yield update
+    finally:
+        sys.stderr.write("\r" + " " * len(shown) + "\r")
+        sys.stderr.flush()
 
 
 def _json_line(line: dict[str, Any]) -> None:
