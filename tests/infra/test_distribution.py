@@ -142,11 +142,11 @@ def test_wheel_and_sdist_hold_the_packages_typing_markers_and_data(dist: dict[st
         wheel = set(archive.namelist())
     for name in ("outbox/__init__.py", "outbox/py.typed", "worker/handler.py", "worker/py.typed", *_worker_data()):
         assert name in wheel, name
-    assert "worker/stream_filter.json" in wheel
+    assert "worker/stream_filter.json.tftpl" in wheel
     dist_info = f"dynamodb_outbox-{outbox.__version__}.dist-info"
     assert {name.split("/")[0] for name in wheel} == {"outbox", "worker", dist_info}
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert {"py.typed", "*.json", "*.tftpl"} <= set(package_data["worker"])  # templates ship once there are any
+    assert {"py.typed", "*.tftpl"} <= set(package_data["worker"])
 
     with tarfile.open(dist["sdist"]) as archive:
         prefix = f"dynamodb_outbox-{outbox.__version__}/"
