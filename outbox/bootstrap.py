@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, error_code, translate
-from outbox.adapters.models import HASH_KEY, RANGE_KEY, TTL_ATTRIBUTE, table_definition
+from outbox.adapters.models import (
+    HASH_KEY,
+    RANGE_KEY,
+    RECORD_INDEX,
+    TTL_ATTRIBUTE,
+    record_index_definition,
+    table_definition,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -81,12 +88,26 @@ def _ensure_table(dynamodb: DynamoDBClient, definition: Any) -> str:
         if error_code(exc) != "ResourceInUseException":
             raise
     dynamodb.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    _ensure_record_index(dynamodb, definition)
     ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         dynamodb.update_time_to_live(
             TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
         )
     return str(dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"])
+
+
+def _ensure_record_index(dynamodb: DynamoDBClient, definition: Any) -> None:
+    """A table made before the record index gets it (DynamoDB backfills it from the records)."""
+    table = dynamodb.describe_table(TableName=definition["TableName"])["Table"]
+    if any(index["IndexName"] == RECORD_INDEX for index in table.get("GlobalSecondaryIndexes", [])):
+        return
+    create: Any = {"Create": record_index_definition()}
+    dynamodb.update_table(
+        TableName=definition["TableName"],
+        AttributeDefinitions=definition["AttributeDefinitions"],
+        GlobalSecondaryIndexUpdates=[create],
+    )
 
 
 def _ensure_queue(sqs: SQSClient, name: str, *, fifo: bool, **attributes: str) -> str:

@@ -8,6 +8,7 @@ import shlex
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import NoReturn
 
 from outbox import __version__
@@ -76,6 +77,49 @@ def _replay(args: argparse.Namespace) -> int:
     return run_replay_command(args)
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict, replace
+
+    from outbox.logs import configure_logging
+    from outbox.settings import Settings
+    from worker.sweeper import build_sweeper
+
+    if args.endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
+    os.environ["OUTBOX_METRICS"] = "off"  # CloudWatch metric lines are for Lambda's log, not a terminal
+    configure_logging(sys.stderr, level="WARNING")  # stdout holds the report only
+    environment = {**os.environ, **{k: v for k, v in _sweep_environment(args).items() if v}}
+    settings = replace(Settings.from_env(environment, require_queue=True), sweep_min_age=args.min_age)
+    report = build_sweeper(settings).sweep()
+    figures = {k: v for k, v in asdict(report).items() if k != "failed_ids"}
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(", ".join(f"{name.replace('_', ' ')} {value}" for name, value in figures.items()))
+    return 1 if report.failed else 0
+
+
+def _sweep_environment(args: argparse.Namespace) -> dict[str, str | None]:
+    return {
+        "OUTBOX_TABLE_NAME": args.table_name,
+        "OUTBOX_QUEUE_URL": args.queue_url,
+        "OUTBOX_HASH_KEY": args.hash_key,
+        "OUTBOX_RANGE_KEY": args.range_key,
+        "AWS_REGION": args.region,
+    }
+
+
+def duration(text: str) -> timedelta:
+    """An argparse type: a duration such as 30s, 5m, 2h or 7d."""
+    from outbox.replay import ReplayUsageError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except ReplayUsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     try:
@@ -85,6 +129,22 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
     return value
+
+
+def _add_sweep_parser(commands: argparse._SubParsersAction[OneLineParser]) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="relay every message PENDING longer than --min-age, as the scheduled sweeper does; exit 1 if any failed",
+    )
+    sweep.add_argument("--min-age", type=duration, default=timedelta(minutes=5), help="default 5m, as deployed")
+    sweep.add_argument("--json", action="store_true", help="the report as one JSON object")
+    sweep.add_argument("--table-name", help="default: OUTBOX_TABLE_NAME")
+    sweep.add_argument("--queue-url", help="default: OUTBOX_QUEUE_URL")
+    sweep.add_argument("--hash-key", help="default: OUTBOX_HASH_KEY or pk")
+    sweep.add_argument("--range-key", help="default: OUTBOX_RANGE_KEY or sk")
+    sweep.add_argument("--region", help="default: the environment's")
+    sweep.add_argument("--endpoint-url", help="AWS endpoint (a local emulator); default: AWS itself")
+    sweep.set_defaults(run=_sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--range-key", default=os.environ.get("OUTBOX_RANGE_KEY") or "sk", help="default sk")
     where.add_argument("--region", default=None)
     replay.set_defaults(run=_replay)
+
+    _add_sweep_parser(commands)
     return parser
 
 

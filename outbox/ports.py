@@ -5,7 +5,7 @@ The DynamoDB and SQS adapters satisfy them, and so do the in-memory fakes of ``o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,6 +41,33 @@ class BatchOutcome:
 
     accepted: tuple[int, ...]
     failed: tuple[SendFailure, ...] = ()
+
+
+@dataclass(frozen=True)
+class SweptRecord:
+    """One record as the sweeper sees it; ``status`` None when the record is gone."""
+
+    sk: str
+    message_id: str | None
+    status: Status | None
+    created_at: str = ""
+    envelope: Envelope | None = None
+
+
+class SweepSource(Protocol):
+    """Where the sweeper reads records in outbox order (bucket, then time) and keeps its marks."""
+
+    def records_after(self, bucket: int, mark: str) -> Iterator[list[SweptRecord]]:
+        """The records of ``bucket`` whose place is after ``mark``, in time order, page by page."""
+        ...
+
+    def load_marks(self) -> dict[int, str]:
+        """Each bucket's mark: every record up to it is settled."""
+        ...
+
+    def save_marks(self, marks: dict[int, str]) -> None:
+        """Keep the marks for the next sweep."""
+        ...
 
 
 class MessageStore(Protocol):

@@ -33,6 +33,7 @@ class Settings:
     max_receive_count: int | None = None  # the queue's redrive maxReceiveCount, when the consumer must honour it
     deadline_margin_ms: int = 2_000
     flip_concurrency: int = 10
+    sweep_min_age: timedelta = timedelta(seconds=300)  # the stream's turn before the sweeper steps in
 
     def require_queue_url(self) -> str:
         """The queue URL, or a ConfigurationError naming the variable."""
@@ -66,6 +67,7 @@ class Settings:
             max_receive_count=_positive(env, "OUTBOX_MAX_RECEIVE_COUNT", 0) or None,
             deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
             flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 10),
+            sweep_min_age=timedelta(seconds=_positive(env, "OUTBOX_SWEEP_MIN_AGE_SECONDS", 300)),
         )
         if settings.hash_key == settings.range_key:
             raise ConfigurationError("OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY must name two different attributes")

@@ -21,6 +21,11 @@ from pynamodb.models import Model
 HASH_KEY = "pk"
 RANGE_KEY = "sk"
 TTL_ATTRIBUTE = "expires_at"
+# Records by their place in the outbox (bucket, then time), keys only: the sweeper's way to every
+# message, whether or not its outbox entry still exists. Status changes never touch these keys,
+# so a flip writes nothing to the index.
+RECORD_INDEX = "outbox-records"
+RECORD_INDEX_KEYS = ("outbox_pk", "outbox_sk")
 STREAM_VIEW_TYPE = "NEW_IMAGE"
 BILLING_MODE = "PAY_PER_REQUEST"
 
@@ -108,10 +113,25 @@ def bind_models(table_name: str, hash_key: str = HASH_KEY, range_key: str = RANG
 def table_definition(table_name: str, hash_key: str = HASH_KEY, range_key: str = RANGE_KEY) -> dict[str, Any]:
     """The CreateTable request for the table, from the models' own schema."""
     schema = bind_models(table_name, hash_key, range_key).record._get_schema()
+    index_keys = [{"AttributeName": name, "AttributeType": "S"} for name in RECORD_INDEX_KEYS]
     return {
         "TableName": table_name,
-        "AttributeDefinitions": schema["attribute_definitions"],
+        "AttributeDefinitions": [*schema["attribute_definitions"], *index_keys],
         "KeySchema": schema["key_schema"],
         "BillingMode": BILLING_MODE,
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
+        "GlobalSecondaryIndexes": [record_index_definition()],
+    }
+
+
+def record_index_definition() -> dict[str, Any]:
+    """The record index of CreateTable (or of UpdateTable's Create, for a table made before it)."""
+    hash_name, range_name = RECORD_INDEX_KEYS
+    return {
+        "IndexName": RECORD_INDEX,
+        "KeySchema": [
+            {"AttributeName": hash_name, "KeyType": "HASH"},
+            {"AttributeName": range_name, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
     }

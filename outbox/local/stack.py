@@ -21,10 +21,10 @@ from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
 from outbox.bootstrap import Resources, bootstrap
 from outbox.local.emulator import EmbeddedEmulator
 from outbox.local.http import make_server, serve_in_thread
-from worker import consumer, handler
+from worker import consumer, handler, sweeper
 from worker.filters import stream_filter_pattern
 from worker.sqs_runner import SqsRunner
-from worker.stream_runner import MappingSettings, StreamRunner
+from worker.stream_runner import LocalContext, MappingSettings, StreamRunner
 
 log = structlog.get_logger("outbox.local")
 
@@ -53,6 +53,8 @@ class StackConfig:
     shard_refresh_s: float = 5.0  # Lambda lists a stream's shards now and then, not on every poll
     hash_key: str = "pk"
     range_key: str = "sk"
+    sweep_interval_s: float = 60.0  # EventBridge Scheduler runs the deployed sweeper every 5 minutes
+    sweep_min_age_s: int = 300  # OUTBOX_SWEEP_MIN_AGE_SECONDS, as deployed
 
 
 class LocalStack:
@@ -93,10 +95,11 @@ class LocalStack:
             range_key=self.config.range_key,
         )
         os.environ.update(resources.environment(endpoint))
+        os.environ["OUTBOX_SWEEP_MIN_AGE_SECONDS"] = str(self.config.sweep_min_age_s)
         self.resources = resources
         # The handlers build their clients once per "cold start": make this stack their cold start.
         # Build them now, once, as Lambda's init phase would, not in the first concurrent requests.
-        for init in (api.default_api, handler.default_worker, consumer.default_consumer):
+        for init in (api.default_api, handler.default_worker, consumer.default_consumer, sweeper.default_sweeper):
             init.cache_clear()
             init()
 
@@ -118,8 +121,17 @@ class LocalStack:
             runner = SqsRunner(sqs, resources.queue_url, consumer.handler)
             self.consumer_runners.append(runner)
             self._spawn(f"consumer-{index}", runner.run)
+        self._spawn("sweeper", self._sweep_every_interval)
         log.info("local_stack_started", api_url=self.api_url, endpoint_url=endpoint)
         return resources
+
+    def _sweep_every_interval(self, stop: threading.Event) -> None:
+        """Run the sweeper handler as its schedule would, until ``stop``."""
+        while not stop.wait(self.config.sweep_interval_s):
+            try:
+                sweeper.handler({"source": "local.schedule"}, LocalContext("outbox-sweeper", time.monotonic() + 60))
+            except Exception as exc:  # noqa: BLE001 - a scheduled run that fails is retried next time
+                log.warning("sweep_failed", error=type(exc).__name__)
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)

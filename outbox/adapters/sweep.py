@@ -1,0 +1,192 @@
+"""DynamoDBSweepSource: every record after the sweeper's mark, through the record index, and the marks themselves.
+
+The sweeper walks the record index (keys only, by bucket and time) from where it last found
+everything settled, and reads the records it finds in batches. Records before a mark are never
+read again, so a sweep costs the PENDING backlog and the messages since the last sweep, not the
+table. The marks and the table's bucket count live in two small items of the table itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from outbox.adapters.aws import AWS_ERRORS, error_code, translate
+from outbox.adapters.models import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
+from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
+from outbox.domain.errors import ConfigurationError
+from outbox.domain.record import outbox_pk
+from outbox.domain.status import Status
+from outbox.ports import SweptRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+META_PK = "OUTBOX-META"  # not an "OUTBOX#" key: the stream filter never passes it to the worker
+MARKS_SK = "SWEEP"
+CONFIG_SK = "CONFIG"
+BATCH_GET_KEYS = 100
+# What rebuilding a message's envelope needs, and its status: nothing else of the record is read.
+_PROJECTION = "message_id, #status, #type, payload, group_key, created_at, trace_id, outbox_sk"
+
+
+class DynamoDBSweepSource:
+    """Reads records in outbox order after a mark, and keeps the marks."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient,
+        hash_key: str = HASH_KEY,
+        range_key: str = RANGE_KEY,
+        page_size: int = 500,
+    ) -> None:
+        self.table_name = table_name
+        self.client = client
+        self.hash_key = hash_key
+        self.range_key = range_key
+        self.page_size = page_size
+
+    def records_after(self, bucket: int, mark: str) -> Iterator[list[SweptRecord]]:
+        """The records of ``bucket`` whose place is after ``mark``, page by page, in time order."""
+        index_pk, index_sk = RECORD_INDEX_KEYS
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": RECORD_INDEX,
+            "KeyConditionExpression": "#b = :b",
+            "ExpressionAttributeNames": {"#b": index_pk},
+            "ExpressionAttributeValues": {":b": {"S": outbox_pk(bucket)}},
+            "Limit": self.page_size,
+        }
+        if mark:  # no mark yet: from the bucket's beginning (a key value cannot be empty)
+            request["KeyConditionExpression"] += " AND #t > :mark"
+            request["ExpressionAttributeNames"]["#t"] = index_sk
+            request["ExpressionAttributeValues"][":mark"] = {"S": mark}
+        while True:
+            page = self._call("Query", self.client.query, request)
+            if page.get("Items"):
+                yield self._records(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _records(self, index_items: list[dict[str, Any]]) -> list[SweptRecord]:
+        """The records behind a page of index keys, in the page's order (BatchGetItem answers in any order)."""
+        _, index_sk = RECORD_INDEX_KEYS
+        found: dict[str, dict[str, Any]] = {}
+        keys = [{self.hash_key: i[self.hash_key], self.range_key: i[self.range_key]} for i in index_items]
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            pending: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": keys[start : start + BATCH_GET_KEYS],
+                    "ProjectionExpression": _PROJECTION,
+                    "ExpressionAttributeNames": {"#status": "status", "#type": "type"},
+                }
+            }
+            while pending:
+                response = self._call("BatchGetItem", self.client.batch_get_item, {"RequestItems": pending})
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[item["outbox_sk"]["S"]] = item
+                pending = dict(response.get("UnprocessedKeys") or {})
+        return [_swept(item[index_sk]["S"], found.get(item[index_sk]["S"])) for item in index_items]
+
+    def load_marks(self) -> dict[int, str]:
+        """Each bucket's mark: every record up to it is settled (no mark: the bucket's beginning)."""
+        item = self._get(MARKS_SK)
+        marks = (item or {}).get("marks", {}).get("M", {})
+        return {int(bucket): str(value["S"]) for bucket, value in marks.items()}
+
+    def save_marks(self, marks: dict[int, str]) -> None:
+        """Keep the marks for the next sweep (one small item)."""
+        item = self._meta_key(MARKS_SK) | {"marks": {"M": {str(b): {"S": mark} for b, mark in marks.items()}}}
+        self._call("PutItem", self.client.put_item, {"TableName": self.table_name, "Item": item})
+
+    def buckets(self, proposed: int) -> int:
+        """The table's bucket count: stored once (by the first to ask), then the same for every reader and writer.
+
+        ``proposed`` is stored when the table has none yet; a different stored count is a
+        ConfigurationError, so no process writes a group into a bucket the others do not read.
+        """
+        item = self._get(CONFIG_SK)
+        if item is None:
+            try:
+                self._call(
+                    "PutItem",
+                    self.client.put_item,
+                    {
+                        "TableName": self.table_name,
+                        "Item": self._meta_key(CONFIG_SK) | {"buckets": {"N": str(proposed)}},
+                        "ConditionExpression": "attribute_not_exists(#h)",
+                        "ExpressionAttributeNames": {"#h": self.hash_key},
+                    },
+                )
+            except _Exists:
+                item = self._get(CONFIG_SK)
+            else:
+                return proposed
+        stored = int((item or {}).get("buckets", {}).get("N", "0"))
+        if stored != proposed:
+            raise ConfigurationError(
+                f"table {self.table_name} keeps its outbox in {stored} buckets, not {proposed}: "
+                f"set OUTBOX_BUCKETS={stored} (changing it would split groups across buckets)"
+            )
+        return stored
+
+    def stored_buckets(self) -> int | None:
+        """The bucket count stored in the table, if any."""
+        item = self._get(CONFIG_SK)
+        return int(item["buckets"]["N"]) if item and "buckets" in item else None
+
+    def _get(self, sk: str) -> dict[str, Any] | None:
+        request = {"TableName": self.table_name, "Key": self._meta_key(sk), "ConsistentRead": True}
+        response = self._call("GetItem", self.client.get_item, request)
+        item = response.get("Item")
+        return dict(item) if item else None
+
+    def _meta_key(self, sk: str) -> dict[str, Any]:
+        return {self.hash_key: {"S": META_PK}, self.range_key: {"S": sk}}
+
+    def _call(self, operation: str, method: Callable[..., Any], request: dict[str, Any]) -> Any:
+        try:
+            return method(**request)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise _Exists from exc
+            if error_code(exc) in ("ValidationException", "ResourceNotFoundException") and operation == "Query":
+                raise ConfigurationError(
+                    f"table {self.table_name} has no index {RECORD_INDEX} on {' and '.join(RECORD_INDEX_KEYS)}: "
+                    "add it (outbox bootstrap does; the Terraform module's table has it)"
+                ) from exc
+            raise translate(exc, operation) from exc
+        except AWS_ERRORS as exc:
+            raise translate(exc, operation) from exc
+
+
+class _Exists(Exception):
+    """A conditional put found the item already there."""
+
+
+def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
+    """A record read back; a record with a payload the sweeper cannot rebuild keeps envelope None."""
+    if item is None:
+        return SweptRecord(sk, None, None)
+    message_id = item["message_id"]["S"]
+    status = Status(item["status"]["S"])
+    created_at = item["created_at"]["S"]
+    if status is not Status.PENDING:
+        return SweptRecord(sk, message_id, status, created_at)
+    kind = item.get("type", {}).get("S")
+    envelope = Envelope(
+        message_id,
+        kind or NOTIFICATION_TYPE,
+        json.loads(item["payload"]["S"]),
+        created_at,
+        item.get("group_key", {}).get("S"),
+        item.get("trace_id", {}).get("S"),
+        SCHEMA_VERSION if kind else LEGACY_SCHEMA_VERSION,  # a record from before types was sent as schema 1
+    )
+    return SweptRecord(sk, message_id, status, created_at, envelope)

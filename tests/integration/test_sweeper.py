@@ -1,0 +1,177 @@
+"""The sweeper on moto: what the stream never relayed is relayed without an operator, reading only what is new."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from outbox import ConfigurationError, Outbox, Status, cli
+from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.domain.record import utc_now
+from outbox.relay import Relay
+from outbox.sweeper import Sweeper
+from tests.integration.conftest import Stack, build_stack
+
+
+@pytest.fixture
+def fifo_stack_4() -> Iterator[Stack]:
+    """A FIFO stack (4 buckets), for group order."""
+    with mock_aws():
+        built = build_stack(fifo=True)
+        yield built
+        built.relay.close()
+
+
+def _source(stack: Stack) -> DynamoDBSweepSource:
+    return DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, page_size=7)
+
+
+def _sweeper(stack: Stack, *, later: timedelta = timedelta(minutes=10)) -> Sweeper:
+    """A sweeper whose clock runs ``later`` than now, so the messages written now are old enough."""
+    relay = Relay(stack.store, stack.publisher, by="sweeper")
+    return Sweeper(_source(stack), relay, buckets=4, clock=lambda: utc_now() + later)
+
+
+def _drain_in_order(stack: Stack) -> list[str]:
+    """Receive and delete until the queue is empty: a FIFO group shows its next copy only then."""
+    ids: list[str] = []
+    while batch := stack.receive_all():
+        ids += [json.loads(m["Body"])["message_id"] for m in batch]
+        for m in batch:
+            stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return ids
+
+
+def _outbox(stack: Stack) -> Outbox:
+    return Outbox(stack.resources.table_name, client=stack.dynamodb, buckets=4)
+
+
+def _entries(stack: Stack) -> list[dict[str, Any]]:
+    return [i for i in stack.all_items() if i["pk"]["S"].startswith("OUTBOX#")]
+
+
+def test_a_message_whose_entry_is_gone_is_relayed_from_its_record(stack: Stack) -> None:
+    """Invariant 2: trigger off and the outbox entry expired: the sweeper rebuilds the envelope and relays it."""
+    outbox = _outbox(stack)
+    message = outbox.message({"order": "o-1", "note": "ü"}, type="OrderPlaced", group_key="g-1")
+    outbox.transact_write([], message)
+    stack.stream_event()  # the stream is trimmed: the worker never sees it
+    for entry in _entries(stack):  # TTL (or a person) deleted the entry
+        stack.dynamodb.delete_item(TableName=stack.resources.table_name, Key={"pk": entry["pk"], "sk": entry["sk"]})
+
+    report = _sweeper(stack).sweep()
+
+    assert (report.pending, report.relayed, report.failed) == (1, 1, 0)
+    (copy,) = stack.receive_all()
+    assert copy["Body"] == message.envelope.to_json()  # byte for byte what the entry held
+    assert outbox.get(message.message_id).status is Status.QUEUED
+    assert [h.by for h in outbox.get(message.message_id).history] == ["service", "sweeper"]
+
+
+def test_a_sweep_that_finds_nothing_sends_nothing_and_never_reads_settled_records_again(stack: Stack) -> None:
+    """Once everything before a mark is settled, the next sweep reads nothing there: cost follows the new messages."""
+    outbox = _outbox(stack)
+    for n in range(20):
+        outbox.transact_write([], outbox.message({"n": n}, type="T"))
+    stack.worker.handle(stack.stream_event())  # the stream relays everything
+    first = _sweeper(stack).sweep()
+    assert (first.scanned, first.pending, first.relayed) == (20, 0, 0)
+    assert first.marks_moved >= 1
+
+    stack.faults.calls.clear()
+    second = _sweeper(stack).sweep()
+    assert (second.scanned, second.relayed, second.marks_moved) == (0, 0, 0)
+    assert stack.faults.calls["SendMessageBatch"] == 0
+    assert stack.faults.calls["BatchGetItem"] == 0
+    assert stack.faults.calls["PutItem"] == 0  # no mark moved, nothing written
+
+
+def test_a_young_pending_message_is_left_to_the_stream_and_holds_the_mark(stack: Stack) -> None:
+    """A message younger than min_age is not relayed, the mark stays before it, and it counts as the oldest PENDING."""
+    outbox = _outbox(stack)
+    message = outbox.message({"n": 1}, type="T")
+    outbox.transact_write([], message)
+    report = _sweeper(stack, later=timedelta(seconds=30)).sweep()
+    assert (report.pending, report.relayed) == (1, 0)
+    assert 25 <= report.oldest_pending_age_s <= 60
+    assert outbox.get(message.message_id).status is Status.PENDING
+    late = _sweeper(stack).sweep()  # ten minutes on: now it is the sweeper's
+    assert (late.scanned, late.relayed) == (1, 1)
+
+
+def test_a_group_is_swept_in_order(fifo_stack_4: Stack) -> None:
+    """Invariant 8: stuck messages of one group reach a FIFO queue in the order they were written."""
+    stack = fifo_stack_4
+    outbox = _outbox(stack)
+    ids = []
+    for n in range(12):
+        message = outbox.message({"n": n}, type="T", group_key="customer-7")
+        outbox.transact_write([], message)
+        ids.append(message.message_id)
+    stack.stream_event()
+    assert _sweeper(stack).sweep().relayed == 12
+    assert _drain_in_order(stack) == ids
+
+
+def test_a_failed_send_keeps_the_mark_and_the_next_sweep_finishes(stack: Stack) -> None:
+    """SQS down during a sweep: nothing is marked settled that is not, and the next sweep relays it."""
+    outbox = _outbox(stack)
+    message = outbox.message({"n": 1}, type="T")
+    outbox.transact_write([], message)
+    stack.stream_event()
+    stack.faults.fail("SendMessageBatch", "InternalError", status=500)
+    failed = _sweeper(stack).sweep()
+    assert (failed.relayed, failed.failed, failed.marks_moved) == (0, 1, 0)
+    again = _sweeper(stack).sweep()
+    assert (again.relayed, again.failed) == (1, 0)
+    assert outbox.get(message.message_id).status is Status.QUEUED
+
+
+def test_the_bucket_count_is_stored_once_and_a_different_one_refused(stack: Stack) -> None:
+    """OUTBOX_BUCKETS can no longer silently split a table: the first count is kept, another is a clear error."""
+    source = _source(stack)
+    assert source.stored_buckets() is None
+    assert source.buckets(4) == 4
+    assert source.buckets(4) == 4
+    with pytest.raises(ConfigurationError, match="keeps its outbox in 4 buckets, not 16"):
+        source.buckets(16)
+
+
+def test_a_table_without_the_record_index_is_a_clear_error() -> None:
+    """A caller's table missing the index fails the sweep with one line saying what to add."""
+    with mock_aws():
+        from outbox.adapters.aws import dynamodb_client
+
+        client = dynamodb_client()
+        client.create_table(
+            TableName="bare",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        with pytest.raises(ConfigurationError, match="has no index outbox-records"):
+            list(DynamoDBSweepSource("bare", client=client).records_after(0, ""))
+
+
+def test_outbox_sweep_runs_one_sweep_from_a_terminal(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``outbox sweep`` relays what is stuck with the deployed code and prints the report; exit 0."""
+    outbox = _outbox(stack)
+    message = outbox.message({"n": 1}, type="T")
+    outbox.transact_write([], message)
+    stack.stream_event()
+    for name, value in stack.resources.environment().items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["sweep", "--min-age", "0s", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["relayed"], report["failed"]) == (1, 0)
+    assert outbox.get(message.message_id).status is Status.QUEUED
