@@ -59,6 +59,7 @@ class RelayReport:
     duplicates: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    stopped: bool = False  # a request failed or the deadline came: the rest was not tried
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class Relay:
                 if time_left_ms is not None and time_left_ms() < self.policy.deadline_margin_ms:
                     log.warning("relay_deadline_reached", unsent=len(pending))
                     report.failed.extend(item.key for item in pending)
+                    report.stopped = True
                     break
                 busy = {item.ordering_key for flips in inflight for item in flips.items}
                 chunk, pending = self._next_chunk(pending, blocked, report, busy)
@@ -135,6 +137,7 @@ class Relay:
                     # The request itself failed: SQS is unwell, so stop rather than hammer it.
                     log.warning("send_failed", error=exc.code, detail=exc.detail, unsent=len(chunk) + len(pending))
                     report.failed.extend(item.key for item in [*chunk, *pending])
+                    report.stopped = True
                     break
                 accepted = [chunk[i] for i in sorted(outcome.accepted)]
                 if accepted:

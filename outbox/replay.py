@@ -121,12 +121,35 @@ class Summary:
     failed: int = 0
     would_send: int = 0
     interrupted: bool = False
+    stopped: bool = False  # SQS refused a whole request: the run stopped there, resumable
 
     def exit_code(self) -> int:
-        """0 when every selected entry was handled, 1 when some failed, 130 when interrupted."""
+        """0 when every selected entry was handled, 1 when some failed or the run stopped, 130 when interrupted."""
         if self.interrupted:
             return 130
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.stopped else 0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a replay sends from and to: a checkpoint resumes only against the same."""
+
+    table: str
+    queue_url: str | None
+    buckets: int
+
+    def mismatch(self, other: Target) -> str | None:
+        """What differs from ``other``, in one line, or None."""
+        differences = [
+            f"{name} {mine!r}, not {theirs!r}"
+            for name, mine, theirs in (
+                ("table", self.table, other.table),
+                ("queue", self.queue_url, other.queue_url),
+                ("buckets", self.buckets, other.buckets),
+            )
+            if mine != theirs and mine is not None
+        ]
+        return "; ".join(differences) or None
 
 
 @dataclass
@@ -136,11 +159,13 @@ class Checkpoint:
     selection: Selection
     position: tuple[int, str] | None = None
     summary: Summary = field(default_factory=Summary)
+    target: Target | None = None
 
     def save(self, path: Path) -> None:
         """Write atomically (a rename), so an interrupt mid-write never leaves a torn file."""
         data = {"version": 1, "selection": asdict(self.selection), "position": self.position}
         data["summary"] = asdict(self.summary)
+        data["target"] = asdict(self.target) if self.target else None
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(path)
@@ -153,8 +178,9 @@ class Checkpoint:
             selection = data["selection"]
             selection["message_ids"] = tuple(selection["message_ids"])
             position = data["position"]
-            summary = Summary(**{**data.get("summary", {}), "interrupted": False})
-            return cls(Selection(**selection), tuple(position) if position else None, summary)
+            summary = Summary(**{**data.get("summary", {}), "interrupted": False, "stopped": False})
+            target = Target(**data["target"]) if data.get("target") else None
+            return cls(Selection(**selection), tuple(position) if position else None, summary, target)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ReplayUsageError(f"cannot read checkpoint {path}: {type(exc).__name__}") from exc
 
@@ -186,6 +212,7 @@ class Replayer:
         self.clock = clock
         self.sleep = sleep
         self._next_send = 0.0
+        self._blocked: set[str] = set()  # groups with a failure: nothing later of them is sent this run
 
     def run(self, checkpoint: Checkpoint, on_progress: Callable[[Checkpoint], None] = lambda _: None) -> Summary:
         """Replay from the checkpoint's position; updates it after every batch."""
@@ -203,6 +230,8 @@ class Replayer:
                     return summary
                 batch = chosen[start : start + self.batch_size]
                 self._handle(batch, summary, resend=selection.status == "ANY")
+                if summary.stopped:  # resume redoes this batch: the flips are conditional
+                    return summary
                 checkpoint.position = batch[-1].position
                 on_progress(checkpoint)
             if page and not self.stop.is_set():
@@ -224,22 +253,35 @@ class Replayer:
             for entry in batch:
                 self.report({"message_id": entry.message_id, "action": "would_send"})
             return
+        blocked = [e for e in batch if _ordering_key(e) in self._blocked]
+        for entry in blocked:
+            self.report({"message_id": entry.message_id, "action": "blocked"})
+        summary.failed += len(blocked)
+        batch = [e for e in batch if _ordering_key(e) not in self._blocked]
+        if not batch:
+            return
         self._throttle(len(batch))
         items = [RelayItem(e.message_id, e.message_id, e.body, e.group_key) for e in batch]
         result = self.relay.relay(items)
+        # A stopped run leaves its unsent part to --resume, which starts again at this batch.
+        unsent, failed = (result.failed, []) if result.stopped else ([], result.failed)
+        summary.stopped = summary.stopped or result.stopped
+        by_id = {e.message_id: e for e in batch}
+        self._blocked.update(_ordering_key(by_id[key]) for key in failed)
         # With ANY a record already past PENDING was still sent again: that is the point of ANY.
         resent = result.duplicates if resend else []
         done = [] if resend else result.duplicates
         outcomes = (
             [(key, "sent") for key in [*result.sent, *resent]]
             + [(key, "already_done") for key in [*done, *result.quarantined]]
-            + [(key, "failed") for key in result.failed]
+            + [(key, "failed") for key in failed]
+            + [(key, "unsent") for key in unsent]
         )
         for message_id, action in outcomes:
             self.report({"message_id": message_id, "action": action})
         summary.sent += len(result.sent) + len(resent)
         summary.already_done += len(done) + len(result.quarantined)
-        summary.failed += len(result.failed)
+        summary.failed += len(failed)
 
     def _throttle(self, count: int) -> None:
         if not self.rate:
@@ -248,6 +290,10 @@ class Replayer:
         if self._next_send > now:
             self.sleep(self._next_send - now)
         self._next_send = max(now, self._next_send) + count / self.rate
+
+
+def _ordering_key(entry: StoredEntry) -> str:
+    return entry.group_key or entry.message_id
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ from outbox.adapters.aws import dynamodb_client, sqs_client
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.errors import OutboxError
 from outbox.relay import Relay, RelayPolicy
-from outbox.replay import FLIP_FROM, Checkpoint, Replayer, ReplayUsageError, Selection, Summary
+from outbox.replay import FLIP_FROM, Checkpoint, Replayer, ReplayUsageError, Selection, Summary, Target
 
 SELECTION_FLAGS = ("since", "until", "message_id", "ids_file", "group_key")
 
@@ -95,8 +96,16 @@ def run_replay_command(args: argparse.Namespace) -> int:
         return _usage(problem)
 
     dynamodb = dynamodb_client(args.region)
-    buckets = args.buckets or int(os.environ.get("OUTBOX_BUCKETS", "16"))
     keys = {"hash_key": args.hash_key, "range_key": args.range_key}
+    try:
+        buckets = _buckets(args, DynamoDBSweepSource(args.table_name, client=dynamodb, **keys))
+        target = Target(args.table_name, None if args.dry_run else args.queue_url, buckets)
+        mismatch = checkpoint.target.mismatch(target) if checkpoint.target and args.resume else None
+    except ReplayUsageError as exc:
+        return _usage(str(exc))
+    if mismatch:
+        return _usage(f"{args.resume} is a replay of {mismatch}: resume it with the same table, queue and buckets")
+    checkpoint.target = target
     reader = DynamoDBOutboxReader(args.table_name, client=dynamodb, buckets=buckets, **keys)
     relay = None
     if not args.dry_run:
@@ -111,6 +120,9 @@ def run_replay_command(args: argparse.Namespace) -> int:
     try:
         summary = _run(args, reader, relay, checkpoint, stop=stop, path=path)
     except OutboxError as exc:
+        if args.dry_run:
+            print(f"outbox replay: {exc.detail}", file=sys.stderr)
+            return 1
         checkpoint.save(path)
         print(f"outbox replay: {exc.detail}; resume with: outbox replay --resume {path}", file=sys.stderr)
         return 1
@@ -118,9 +130,10 @@ def run_replay_command(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
         if relay is not None:
             relay.close()
-    if summary.interrupted:
+    if (summary.interrupted or summary.stopped) and not args.dry_run:  # a dry run never writes a checkpoint
         checkpoint.save(path)
-        print(f"outbox replay: interrupted; resume with: outbox replay --resume {path}", file=sys.stderr)
+        why = "interrupted" if summary.interrupted else "SQS refused a request, so the run stopped"
+        print(f"outbox replay: {why}; resume with: outbox replay --resume {path}", file=sys.stderr)
     elif path.exists() and not args.dry_run:
         path.unlink()
     _print_summary(args, summary)
@@ -140,8 +153,8 @@ def _run(
         if not args.dry_run:
             point.save(path)
 
-    if args.json or not sys.stderr.isatty():
-        report = _json_line if args.json else _nothing
+    if args.json or args.dry_run or not sys.stderr.isatty():
+        report = _json_line if args.json else _would_send_line if args.dry_run else _nothing
         return Replayer(reader, relay, batch_size=args.batch_size, rate=args.rate, report=report, stop=stop).run(
             checkpoint, save
         )
@@ -210,6 +223,21 @@ def _json_line(line: dict[str, Any]) -> None:
 
 def _nothing(_: dict[str, Any]) -> None:
     return None
+
+
+def _would_send_line(line: dict[str, Any]) -> None:
+    """A dry run names every message it would send, one per line."""
+    if line.get("action") == "would_send":
+        print(f"would send {line['message_id']}", flush=True)
+
+
+def _buckets(args: argparse.Namespace, source: DynamoDBSweepSource) -> int:
+    """The bucket count the table keeps (``--buckets`` must agree with it); else --buckets or OUTBOX_BUCKETS."""
+    stored = source.stored_buckets()
+    given = args.buckets or (int(os.environ["OUTBOX_BUCKETS"]) if os.environ.get("OUTBOX_BUCKETS") else None)
+    if stored is not None and given is not None and given != stored:
+        raise ReplayUsageError(f"the table keeps its outbox in {stored} buckets, not {given}: drop --buckets")
+    return stored or given or 16
 
 
 def _print_summary(args: argparse.Namespace, summary: Summary) -> None:

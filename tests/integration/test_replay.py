@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from datetime import timedelta
@@ -17,7 +18,7 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.relay import Relay
-from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection, Target
 from tests.integration.conftest import Stack
 
 
@@ -44,6 +45,13 @@ def seeded(stack: Stack) -> dict[str, str]:
         "e": _seed(stack, timedelta(minutes=1)),
         "f": _seed(stack, timedelta(days=3)),
     }
+
+
+@pytest.fixture(autouse=True)
+def cli_on_the_stacks_clients(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command builds its own clients: give it the stack's, so its calls are counted and faults reach it."""
+    monkeypatch.setattr("outbox.replay_cli.dynamodb_client", lambda _region=None: stack.dynamodb)
+    monkeypatch.setattr("outbox.replay_cli.sqs_client", lambda _region=None: stack.sqs)
 
 
 def _replay(stack: Stack, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]]]:
@@ -95,7 +103,7 @@ def test_dry_run_sends_nothing_and_writes_nothing(
     code, _ = _replay(stack, "--dry-run", capsys=capsys)
 
     assert code == 0
-    assert set(stack.faults.calls) <= {"Query", "BatchGetItem"}
+    assert set(stack.faults.calls) <= {"Query", "BatchGetItem", "GetItem"}
     assert stack.all_items() == before
     assert stack.receive_all() == []
 
@@ -115,6 +123,7 @@ def test_replay_sends_and_flips_with_history_by_replay(
         "failed": 0,
         "would_send": 0,
         "interrupted": False,
+        "stopped": False,
     }
     bodies = [json.loads(m["Body"]) for m in stack.receive_all()]
     assert sorted(b["message_id"] for b in bodies) == sorted([seeded["a"], seeded["b"], seeded["f"]])
@@ -214,3 +223,75 @@ def test_an_existing_checkpoint_is_never_overwritten(
     assert code == 2
     assert path.read_text() == "{}"
     assert "SendMessageBatch" not in stack.faults.calls
+
+
+def test_a_dry_run_lists_what_it_would_send_and_never_writes_a_checkpoint(
+    stack: Stack, seeded: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Human output names each message a dry run would send; an error mid-run leaves no checkpoint behind."""
+    resources = stack.resources
+    path = tmp_path / "cp.json"
+    where = ["--table-name", resources.table_name, "--buckets", "4", "--checkpoint", str(path)]
+    assert main(["replay", "--dry-run", *where]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(line.removeprefix("would send ") for line in out if line.startswith("would send ")) == sorted(
+        [seeded["a"], seeded["b"], seeded["f"]]
+    )
+    stack.faults.fail("Query", "InternalServerError", status=500, times=-1)
+    assert main(["replay", "--dry-run", *where]) == 1
+    assert not path.exists()
+
+
+def test_a_failed_send_request_stops_the_run_and_resume_finishes_it(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQS refusing a whole request stops replay there (as in the worker); --resume sends the rest once."""
+    ids = [_seed(stack, timedelta(hours=1)) for _ in range(5)]
+    path = tmp_path / "cp.json"
+    requests = itertools.count()
+    stack.faults.fail("SendMessageBatch", "InternalError", status=500, times=-1, when=lambda _p: next(requests) >= 2)
+
+    code, lines = _replay(stack, "--batch-size", "1", "--checkpoint", str(path), capsys=capsys)
+
+    assert code == 1
+    assert lines[-1]["summary"]["stopped"] is True
+    assert path.exists()
+    assert len(stack.receive_all()) == 2  # two batches went out, then the run stopped
+    stack.faults.clear()
+    code, _ = _replay(stack, "--resume", str(path), capsys=capsys)
+    assert code == 0
+    assert all(stack.store.get(m).status is Status.QUEUED for m in ids)
+
+
+def test_resume_refuses_another_table_queue_or_bucket_count(
+    stack: Stack, seeded: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkpoint records where it sends from and to; resuming it elsewhere is one line, exit 2."""
+    path = tmp_path / "cp.json"
+    selection = Selection.build(since=None, until=None, min_age="5m", status="PENDING")
+    Checkpoint(selection, target=Target("outbox", "https://elsewhere/q", 4)).save(path)
+    stack.faults.calls.clear()
+    code = main(["replay", "--table-name", "outbox", "--queue-url", stack.resources.queue_url, "--resume", str(path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert "queue 'https://elsewhere/q'" in err
+    assert "SendMessageBatch" not in stack.faults.calls
+
+
+def test_a_group_blocked_by_a_failure_stays_blocked_for_the_run(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Invariant 8: after its first message fails, nothing later of that group is sent, even in later batches."""
+    first, *rest = [_seed(stack, timedelta(hours=1, seconds=-i), group="g") for i in range(4)]
+    other = _seed(stack, timedelta(hours=1), group="h")
+    stack.faults.refuse({first})
+
+    code, lines = _replay(stack, "--batch-size", "1", capsys=capsys)
+
+    assert code == 1
+    actions = {line["message_id"]: line["action"] for line in lines if "action" in line}
+    assert actions[first] == "failed"
+    assert all(actions[m] == "blocked" for m in rest)
+    assert actions[other] == "sent"
+    assert [json.loads(m["Body"])["message_id"] for m in stack.receive_all()] == [other]
