@@ -7,7 +7,9 @@ finds the record already moved on is a duplicate delivery, not an error.
 
 from __future__ import annotations
 
-from collections import deque
+import enum
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ import structlog
 
 from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.status import Status, sources_of
-from outbox.ports import MAX_BATCH_ENTRIES, MessageStore, OutgoingMessage, Publisher, SendFailure
+from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, MessageStore, OutgoingMessage, Publisher, SendFailure
 from outbox.settings import Settings
 
 log = structlog.get_logger("outbox.relay")
@@ -43,12 +45,62 @@ class RelayItem:
         return len(self.body.encode())
 
 
+class FlipOutcome(enum.Enum):
+    """What one flip after a send came to."""
+
+    SENT = "sent"  # sent and flipped
+    DUPLICATE = "duplicate"  # the record had already moved on (another copy, the consumer, a replay)
+    FAILED = "failed"  # sent, not flipped: the stream's redelivery finishes it
+
+
+class RecentSends:
+    """The messages this process sent lately, and which of those it also flipped (a bounded memory).
+
+    Lambda redelivers a stream batch from its lowest failed record, so everything after it comes
+    again: a message this container already sent needs only its flip, and one it already flipped
+    needs nothing. ``capacity`` 0 remembers nothing (replay and the sweeper).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._flipped: OrderedDict[str, bool] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def was_sent(self, message_id: str) -> bool:
+        """Whether SQS accepted this message from this process lately."""
+        with self._lock:
+            return message_id in self._flipped
+
+    def is_done(self, message_id: str) -> bool:
+        """Whether this process sent and flipped it lately."""
+        with self._lock:
+            return self._flipped.get(message_id, False)
+
+    def sent(self, message_ids: Iterable[str]) -> None:
+        """Remember messages SQS accepted."""
+        self._remember(message_ids, flipped=False)
+
+    def done(self, message_id: str) -> None:
+        """Remember a message whose record has moved on from PENDING."""
+        self._remember([message_id], flipped=True)
+
+    def _remember(self, message_ids: Iterable[str], *, flipped: bool) -> None:
+        if not self.capacity:
+            return
+        with self._lock:
+            for message_id in message_ids:
+                self._flipped[message_id] = flipped or self._flipped.get(message_id, False)
+                self._flipped.move_to_end(message_id)
+            while len(self._flipped) > self.capacity:
+                self._flipped.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class _Flips:
     """The flips of one sent batch, running."""
 
     items: list[RelayItem]
-    futures: list[Future[str]]
+    futures: list[Future[FlipOutcome]]
 
 
 @dataclass
@@ -94,12 +146,14 @@ class Relay:
         policy: RelayPolicy | None = None,
         by: str = "worker",
         expected: frozenset[Status] = frozenset({Status.PENDING}),
+        recent: RecentSends | None = None,
     ) -> None:
         self.store = store
         self.publisher = publisher
         self.policy = policy or RelayPolicy()
         self.by = by
         self.expected = expected
+        self.recent = recent or RecentSends(0)
         self._pool = ThreadPoolExecutor(max_workers=self.policy.flip_concurrency, thread_name_prefix="flip")
 
     def relay(self, items: Sequence[RelayItem], *, time_left_ms: Callable[[], int] | None = None) -> RelayReport:
@@ -112,7 +166,12 @@ class Relay:
         report = RelayReport()
         blocked: set[str] = set()
         inflight: deque[_Flips] = deque()
-        pending = list(items)
+        pending: list[RelayItem] = []
+        for item in items:
+            if self.recent.is_done(item.message_id):  # sent and flipped by this process: nothing left to do
+                report.duplicates.append(item.key)
+            else:
+                pending.append(item)
         try:
             while pending:
                 self._settle(inflight, blocked, report, wait=False)
@@ -129,9 +188,13 @@ class Relay:
                         break
                     self._settle(inflight, blocked, report, wait=True, oldest_only=True)
                     continue
+                # What this container sent before (a redelivered stream batch) needs only its flip.
+                to_send = [item for item in chunk if not self.recent.was_sent(item.message_id)]
                 try:
-                    outcome = self.publisher.send_batch(
-                        [OutgoingMessage(i.message_id, i.body, i.group_key) for i in chunk]
+                    outcome = (
+                        self.publisher.send_batch([OutgoingMessage(i.message_id, i.body, i.group_key) for i in to_send])
+                        if to_send
+                        else BatchOutcome(())
                     )
                 except OutboxError as exc:
                     # The request itself failed: SQS is unwell, so stop rather than hammer it.
@@ -139,11 +202,13 @@ class Relay:
                     report.failed.extend(item.key for item in [*chunk, *pending])
                     report.stopped = True
                     break
-                accepted = [chunk[i] for i in sorted(outcome.accepted)]
+                newly_sent = {to_send[i].message_id for i in outcome.accepted}
+                self.recent.sent(newly_sent)
+                accepted = [item for item in chunk if item.message_id in newly_sent or item not in to_send]
                 if accepted:
                     inflight.append(_Flips(accepted, [self._pool.submit(self._flip, item) for item in accepted]))
                 for failure in sorted(outcome.failed, key=lambda f: f.index):
-                    self._handle_refused(chunk[failure.index], failure, blocked, report)
+                    self._handle_refused(to_send[failure.index], failure, blocked, report)
         finally:
             self._settle(inflight, blocked, report, wait=True)
         return report
@@ -187,9 +252,9 @@ class Relay:
             flips = inflight.popleft()
             for item, future in zip(flips.items, flips.futures, strict=True):
                 outcome = future.result()
-                if outcome == "sent":
+                if outcome is FlipOutcome.SENT:
                     report.sent.append(item.key)
-                elif outcome == "duplicate":
+                elif outcome is FlipOutcome.DUPLICATE:
                     report.duplicates.append(item.key)
                 else:
                     blocked.add(item.ordering_key)
@@ -197,7 +262,7 @@ class Relay:
             if oldest_only:
                 return
 
-    def _flip(self, item: RelayItem) -> str:
+    def _flip(self, item: RelayItem) -> FlipOutcome:
         try:
             self.store.transition(item.message_id, Status.QUEUED, by=self.by, expected=self.expected)
         except InvalidTransitionError as exc:
@@ -205,12 +270,14 @@ class Relay:
                 log.error("record_missing", message_id=item.message_id)
             else:
                 log.info("flip_skipped", message_id=item.message_id, status=exc.current.value)
-            return "duplicate"
+            self.recent.done(item.message_id)
+            return FlipOutcome.DUPLICATE
         except OutboxError as exc:
-            # Sent but not flipped: the redelivery sends again (same message_id) and flips.
+            # Sent but not flipped: the redelivery flips (and sends again only if this container forgot it).
             log.warning("flip_failed", message_id=item.message_id, error=exc.code, detail=exc.detail)
-            return "failed"
-        return "sent"
+            return FlipOutcome.FAILED
+        self.recent.done(item.message_id)
+        return FlipOutcome.SENT
 
     def _handle_refused(self, item: RelayItem, failure: SendFailure, blocked: set[str], report: RelayReport) -> None:
         """A per-entry refusal: a sender fault never succeeds; a passing one counts towards poison."""

@@ -22,12 +22,14 @@ from outbox.domain.message import is_message_id
 from outbox.domain.record import OUTBOX_PREFIX, utc_now
 from outbox.logs import bind_invocation, configure_logging
 from outbox.metrics import OLDEST_PENDING_AGE, emit_metrics
-from outbox.relay import Relay, RelayItem, RelayPolicy, keys_in_order
+from outbox.relay import RecentSends, Relay, RelayItem, RelayPolicy, keys_in_order
 from outbox.settings import Settings
 
 log = structlog.get_logger("worker.handler")
 
 BatchResponse = dict[str, list[dict[str, str]]]
+# Messages a warm container remembers sending: a redelivered stream batch is not sent again.
+RECENT_SENDS = 10_000
 # Stream records are dicts: checking dict first skips the ABC machinery of Mapping (16 checks a record).
 _MAPPINGS = (dict, Mapping)
 
@@ -99,6 +101,8 @@ class StreamWorker:
         envelope, created_at = _string_attr(image, "envelope"), _string_attr(image, "created_at")
         problems = [name for name, value in (("message_id", message_id), ("envelope", envelope)) if not value]
         problems += _shape_problems(image)
+        if created_at is not None and not _is_time(created_at):
+            problems.append("created_at")
         if problems or envelope is None or message_id is None or created_at is None:
             return _Malformed(key, message_id, f"malformed outbox entry ({', '.join(problems) or 'created_at'})")
         return RelayItem(key, message_id, envelope, _string_attr(image, "group_key")), created_at
@@ -145,6 +149,14 @@ def _shape_problems(image: object) -> list[str]:
     return problems
 
 
+def _is_time(text: str) -> bool:
+    """Whether ``text`` is an ISO 8601 time with a zone, as every outbox time is."""
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
+
+
 def _string_attr(image: object, name: str) -> str | None:
     if not isinstance(image, _MAPPINGS):
         return None
@@ -163,6 +175,7 @@ def default_worker() -> StreamWorker:
         DynamoDBMessageStore.from_settings(settings),
         SqsPublisher.from_settings(settings),
         policy=RelayPolicy.from_settings(settings),
+        recent=RecentSends(RECENT_SENDS),
     )
     return StreamWorker(relay, hash_key=settings.hash_key)
 

@@ -12,7 +12,7 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.ports import OutgoingMessage
-from outbox.relay import Relay, RelayItem, RelayPolicy
+from outbox.relay import RecentSends, Relay, RelayItem, RelayPolicy
 from outbox.testing import FakePublisher, InMemoryMessageStore
 
 
@@ -178,3 +178,32 @@ def test_replay_relay_moves_failed_to_queued_only(store: InMemoryMessageStore, p
     assert report.duplicates == [pending.key]
     assert store.records[failed.message_id].history[-1].by == "replay"
     assert store.records[pending.message_id].status is Status.PENDING
+
+
+def test_a_redelivered_batch_is_not_sent_again_by_the_same_container(
+    store: InMemoryMessageStore, publisher: FakePublisher
+) -> None:
+    """Fewer duplicate copies: what this process sent needs only its flip; what it flipped needs nothing."""
+    relay = Relay(store, publisher, recent=RecentSends(100))
+    items = _items(store, 3)
+    store.fail_next["transition"] = ThrottledError("UpdateItem throttled")  # the first flip fails
+    first = relay.relay(items)
+    assert len(first.failed) == 1
+    assert len(publisher.sent) == 3
+
+    again = relay.relay(items)  # Lambda redelivers the batch from the failed record on
+
+    assert len(publisher.sent) == 3  # not one more copy on the queue
+    assert sorted(again.sent) == sorted(first.failed)  # the one left gets its flip
+    assert sorted(again.duplicates) == sorted(first.sent)  # the others need nothing, not even a flip
+    assert all(store.records[i.message_id].status is Status.QUEUED for i in items)
+    relay.close()
+
+
+def test_recent_sends_are_bounded(store: InMemoryMessageStore, publisher: FakePublisher) -> None:
+    """The memory keeps only the latest messages: an old one is sent again (a duplicate SQS tolerates)."""
+    recent = RecentSends(2)
+    recent.sent(["a", "b"])
+    recent.done("c")
+    assert (recent.was_sent("a"), recent.was_sent("b"), recent.is_done("c")) == (False, True, True)
+    assert not RecentSends(0).was_sent("x")

@@ -83,6 +83,8 @@ def test_record_without_sequence_number_is_skipped_not_reported(
         {"envelope": {"S": ""}},
         {"envelope": {"N": "1"}},
         {"created_at": {"N": "oops"}},
+        {"created_at": {"S": "yesterday"}},  # a string, but no time: the worker validates every field it reads
+        {"created_at": {"S": "2026-01-01T00:00:00"}},  # a time without a zone
         {"expires_at": {"S": "never"}},
     ],
 )
