@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from outbox.adapters.aws import dynamodb_client
 from outbox.adapters.models import HASH_KEY, RANGE_KEY
 from outbox.adapters.store import DynamoDBMessageStore, OutboxMessage
+from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES, new_envelope
 from outbox.domain.message import new_message_id, validate_idempotency_key
 from outbox.domain.record import MessageRecord, iso, utc_now
@@ -52,6 +53,8 @@ class Outbox:
         )
         self.max_message_bytes = max_message_bytes
         self.by = by
+        self._table = DynamoDBSweepSource(table_name, client=self.store.client, hash_key=hash_key, range_key=range_key)
+        self._buckets_checked = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None, by: str = "service") -> Outbox:
@@ -83,7 +86,13 @@ class Outbox:
         the same ``group_key`` are delivered in order (on a FIFO queue). With an
         ``idempotency_key`` the message id is derived from it, so writing the same key twice
         fails the second transaction instead of publishing twice. Raises ValidationError.
+
+        The first call of a process reads the table's bucket count (storing ``buckets`` if it
+        has none): ConfigurationError if the table keeps another.
         """
+        if not self._buckets_checked:  # once per process: a warm write stays one request
+            self._table.buckets(self.store.buckets)
+            self._buckets_checked = True
         key = validate_idempotency_key(idempotency_key)
         envelope = new_envelope(
             payload,

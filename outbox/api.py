@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import (
     FieldError,
@@ -267,7 +268,13 @@ def _trace_id(event: Mapping[str, Any], headers: Mapping[str, str]) -> str | Non
 def default_api() -> MessagesApi:
     """The API wired to real AWS clients: built once per cold start."""
     configure_logging()
-    return MessagesApi(DynamoDBMessageStore.from_settings(Settings.from_env()))
+    settings = Settings.from_env()
+    store = DynamoDBMessageStore.from_settings(settings)
+    # One read per cold start: refuse to run beside writers that spread groups over other buckets.
+    DynamoDBSweepSource(
+        settings.table_name, client=store.client, hash_key=settings.hash_key, range_key=settings.range_key
+    ).buckets(settings.buckets)
+    return MessagesApi(store)
 
 
 def handler(event: Mapping[str, Any], context: Any) -> Response:

@@ -17,6 +17,7 @@ from outbox.adapters.models import (
     record_index_definition,
     table_definition,
 )
+from outbox.adapters.sweep import DynamoDBSweepSource
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -65,10 +66,17 @@ def bootstrap(
     fifo: bool = False,
     hash_key: str = HASH_KEY,
     range_key: str = RANGE_KEY,
+    buckets: int | None = None,
 ) -> Resources:
-    """Create (or find) the table with its stream and TTL, the queue, its DLQ and the on-failure queue."""
+    """Create (or find) the table with its stream, TTL and record index, the queue, its DLQ and the on-failure queue.
+
+    ``buckets`` is stored in the table as its outbox's bucket count (ConfigurationError if it
+    already keeps another one).
+    """
     try:
         stream_arn = _ensure_table(dynamodb, table_definition(table_name, hash_key, range_key))
+        if buckets is not None:
+            DynamoDBSweepSource(table_name, client=dynamodb, hash_key=hash_key, range_key=range_key).buckets(buckets)
         suffix = ".fifo" if fifo else ""
         dlq_url = _ensure_queue(sqs, f"{queue_name}-dlq{suffix}", fifo=fifo)
         dlq_arn = _queue_arn(sqs, dlq_url)

@@ -28,6 +28,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
         fifo=args.fifo,
         hash_key=args.hash_key,
         range_key=args.range_key,
+        buckets=args.buckets,
     )
     for name, value in resources.environment(args.endpoint_url).items():
         print(f"export {name}={shlex.quote(value)}")
@@ -161,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--fifo", action="store_true", help="make the main queue and its DLQ FIFO")
     boot.add_argument("--hash-key", default="pk", help="the table's hash key attribute name (default pk)")
     boot.add_argument("--range-key", default="sk", help="the table's range key attribute name (default sk)")
+    boot.add_argument(
+        "--buckets", type=positive_int, default=16, help="outbox partitions, kept in the table once (default 16)"
+    )
     boot.set_defaults(run=_bootstrap)
 
     dev = commands.add_parser("dev", help="run the whole pipeline locally on an embedded emulator until Ctrl-C")

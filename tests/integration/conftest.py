@@ -12,6 +12,7 @@ from moto import mock_aws
 from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.adapters.sweep import META_PK
 from outbox.api import MessagesApi
 from outbox.bootstrap import Resources, bootstrap
 from outbox.faults import FaultInjector
@@ -80,8 +81,9 @@ class Stack:
         return item.get("Item")
 
     def all_items(self) -> list[dict[str, Any]]:
-        """Every item of the table."""
-        return self.dynamodb.scan(TableName=self.resources.table_name, ConsistentRead=True)["Items"]
+        """Every item of the table but the outbox's own settings (bucket count, sweep marks)."""
+        items = self.dynamodb.scan(TableName=self.resources.table_name, ConsistentRead=True)["Items"]
+        return [i for i in items if i[self.resources.hash_key]["S"] != META_PK]
 
 
 def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,13 +101,15 @@ def build_stack(
 ) -> Stack:
     """Bootstrap the resources on the active moto mock and wire the real adapters."""
     dynamodb, sqs, streams = dynamodb_client(), sqs_client(), streams_client()
-    resources = bootstrap(dynamodb, sqs, table_name=table_name, fifo=fifo, hash_key=hash_key, range_key=range_key)
+    resources = bootstrap(
+        dynamodb, sqs, table_name=table_name, fifo=fifo, hash_key=hash_key, range_key=range_key, buckets=4
+    )
     faults = FaultInjector(dynamodb, sqs)
     keys = {"hash_key": hash_key, "range_key": range_key}
     store = DynamoDBMessageStore(resources.table_name, client=dynamodb, buckets=4, **keys)
     publisher = SqsPublisher(resources.queue_url, client=sqs)
     relay = Relay(store, publisher, policy=policy or RelayPolicy(max_attempts=3))
-    return Stack(
+    built = Stack(
         resources=resources,
         dynamodb=dynamodb,
         sqs=sqs,
@@ -118,6 +122,8 @@ def build_stack(
         api=MessagesApi(store),
         faults=faults,
     )
+    built.stream_event()  # past what bootstrap wrote: the tests read the stream from their own writes
+    return built
 
 
 @pytest.fixture

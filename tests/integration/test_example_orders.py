@@ -27,7 +27,7 @@ def shop() -> Iterator[Stack]:
 
 
 def _service(shop: Stack) -> OrderService:
-    outbox = Outbox(TABLE, client=shop.dynamodb, hash_key=HASH_KEY, range_key=RANGE_KEY)
+    outbox = Outbox(TABLE, client=shop.dynamodb, hash_key=HASH_KEY, range_key=RANGE_KEY, buckets=4)
     return OrderService(outbox, Connection(region="us-east-1"))
 
 

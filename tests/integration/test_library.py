@@ -34,7 +34,11 @@ ORDER = {"order_id": "o-1", "total": 42.5, "lines": [{"sku": "żółw-🐢", "qt
 def _outbox(stack: Stack) -> Outbox:
     resources = stack.resources
     return Outbox(
-        resources.table_name, client=stack.dynamodb, hash_key=resources.hash_key, range_key=resources.range_key
+        resources.table_name,
+        client=stack.dynamodb,
+        hash_key=resources.hash_key,
+        range_key=resources.range_key,
+        buckets=4,  # what the stack's bootstrap stored
     )
 
 

@@ -135,11 +135,12 @@ def test_a_failed_send_keeps_the_mark_and_the_next_sweep_finishes(stack: Stack) 
 def test_the_bucket_count_is_stored_once_and_a_different_one_refused(stack: Stack) -> None:
     """OUTBOX_BUCKETS can no longer silently split a table: the first count is kept, another is a clear error."""
     source = _source(stack)
-    assert source.stored_buckets() is None
-    assert source.buckets(4) == 4
+    assert source.stored_buckets() == 4  # bootstrap stored it
     assert source.buckets(4) == 4
     with pytest.raises(ConfigurationError, match="keeps its outbox in 4 buckets, not 16"):
         source.buckets(16)
+    with pytest.raises(ConfigurationError, match="set OUTBOX_BUCKETS=4"):
+        Outbox(stack.resources.table_name, client=stack.dynamodb, buckets=16).message({}, type="T")
 
 
 def test_a_table_without_the_record_index_is_a_clear_error() -> None:
