@@ -11,7 +11,7 @@ import binascii
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -77,8 +77,11 @@ Response = dict[str, Any]
 class MessagesApi:
     """Routes API Gateway events to the store; holds no state between requests."""
 
-    def __init__(self, store: MessageStore) -> None:
+    def __init__(self, store: MessageStore, *, before_first_accept: Callable[[], None] | None = None) -> None:
         self.store = store
+        # Run once, before the first accept of this process (the table's bucket check): a GET
+        # never waits for it, and a warm accept is one request.
+        self._before_first_accept = before_first_accept
 
     def handle(self, event: Mapping[str, Any]) -> Response:
         """Turn one HTTP API event into one response; never raises."""
@@ -122,6 +125,9 @@ class MessagesApi:
 
     def _accept(self, envelope: Envelope, key: str | None) -> AcceptResult:
         """Accept, retrying a transaction conflict briefly (usually a concurrent POST with the same key)."""
+        if self._before_first_accept is not None:
+            self._before_first_accept()
+            self._before_first_accept = None
         conflict: TransactionCancelledError | None = None
         for pause in (0.0, *CONFLICT_RETRY_PAUSES_S):
             time.sleep(pause)
@@ -270,11 +276,14 @@ def default_api() -> MessagesApi:
     configure_logging()
     settings = Settings.from_env()
     store = DynamoDBMessageStore.from_settings(settings)
-    # One read per cold start: refuse to run beside writers that spread groups over other buckets.
-    DynamoDBSweepSource(
+    table = DynamoDBSweepSource(
         settings.table_name, client=store.client, hash_key=settings.hash_key, range_key=settings.range_key
-    ).buckets(settings.buckets)
-    return MessagesApi(store)
+    )
+
+    def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
+        table.buckets(settings.buckets)
+
+    return MessagesApi(store, before_first_accept=check_buckets)
 
 
 def handler(event: Mapping[str, Any], context: Any) -> Response:

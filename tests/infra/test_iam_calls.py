@@ -68,6 +68,7 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         stack = build_stack()
         monkeypatch.setenv("OUTBOX_TABLE_NAME", stack.resources.table_name)
         monkeypatch.setenv("OUTBOX_QUEUE_URL", stack.resources.queue_url)
+        monkeypatch.setenv("OUTBOX_BUCKETS", "4")  # what build_stack's bootstrap stored
         monkeypatch.setenv("OUTBOX_METRICS", "off")
 
         recorder.current = "api"

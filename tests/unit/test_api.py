@@ -170,3 +170,14 @@ def test_a_lasting_transaction_conflict_is_503_throttled(
     assert response["headers"]["retry-after"] == "1"
     assert pauses == [0.0, *CONFLICT_RETRY_PAUSES_S]
     assert store.records == {}
+
+
+def test_the_bucket_check_runs_once_before_the_first_accept_and_never_for_a_read(store: InMemoryMessageStore) -> None:
+    """A GET needs no AWS call beyond its own; the first POST checks the table's bucket count, later ones do not."""
+    checks: list[int] = []
+    api = MessagesApi(store, before_first_accept=lambda: checks.append(1))
+    api.handle(http_event("GET", "/messages/00000000-0000-4000-8000-000000000000"))
+    assert checks == []
+    for _ in range(3):
+        api.handle(http_event("POST", "/messages", body=json.dumps(VALID), headers=JSON_HEADERS))
+    assert checks == [1]
