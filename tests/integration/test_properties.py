@@ -1,8 +1,11 @@
 """A stateful property test of the whole pipeline on moto, with faults at the botocore boundary.
 
 Hypothesis interleaves accepts, stream deliveries (with throttling, timeouts, refused entries and a
-crash between send and flip), redeliveries from a lower sequence number, replays and consumer
-batches, and checks the invariants of DESIGN.md after every step and after a final drain.
+crash between send and flip), redeliveries from a lower sequence number, the trigger switched off
+and on, a trimmed stream, expired outbox entries, sweeps, replays, consumer batches, a second copy
+arriving while the first is being delivered, and FIFO batches whose group meets a failure. It
+checks the invariants of DESIGN.md after every step, and after a final drain by the stream and
+the sweeper alone (no operator): every accepted message ends COMPLETED or FAILED.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from moto import mock_aws
 
 from outbox.adapters.reader import DynamoDBOutboxReader
-from outbox.domain.record import iso
-from outbox.domain.status import Status, is_allowed
+from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.domain.envelope import Envelope
+from outbox.domain.errors import DeliveryError
+from outbox.domain.record import iso, utc_now
+from outbox.domain.status import TERMINAL, Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local import emulator
 from outbox.relay import Relay, RelayPolicy
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.sweeper import Sweeper
 from outbox.testing import FakeLambdaContext
 from tests.conftest import FAKE_CREDENTIALS
 from tests.integration.conftest import Stack, build_stack, sqs_event
@@ -34,7 +41,16 @@ from worker.consumer import Consumer
 from worker.handler import StreamWorker
 
 FAULTS = ["none", "throttle_send", "timeout_send", "refuse_entry", "throttle_flip", "crash_after_send"]
-STATUS_FIELDS = {"status", "history", "updated_at", "attempts", "reason", "relay_attempts"}
+STATUS_FIELDS = {
+    "status",
+    "history",
+    "updated_at",
+    "attempts",
+    "reason",
+    "relay_attempts",
+    "lease_owner",
+    "lease_until",
+}
 BODIES = ["one", "two", "three"]
 
 
@@ -65,7 +81,7 @@ class Pipeline(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         stack = self.stack
-        for item in stack.all_items():
+        for item in stack.dynamodb.scan(TableName=stack.resources.table_name)["Items"]:  # marks too
             stack.dynamodb.delete_item(TableName=stack.resources.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
         for message in stack.receive_all():  # PurgeQueue allows one call a minute
             stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -79,9 +95,49 @@ class Pipeline(RuleBasedStateMachine):
         self.pending: list[dict[str, Any]] = []  # stream records Lambda has not checkpointed past
         self.delivered: list[dict[str, Any]] = []
         self.bodies: dict[str, str] = {}
+        self.expired: set[str] = set()  # messages whose outbox entry TTL (or a person) deleted
+        self.trigger_on = True
+        self.in_delivery: set[str] = set()
+        self.completed_seen: set[str] = set()
+        self.fail_group_once = False
+        self.violations: list[str] = []
         self.worker = StreamWorker(stack.relay)
-        self.consumer = Consumer(stack.store)
+        self.consumer = Consumer(stack.store, self._deliver)
+        sweep_relay = Relay(stack.store, stack.publisher, by="sweeper", policy=RelayPolicy(flip_concurrency=1))
+        source = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, page_size=3)
+        # The sweeper's clock runs ten minutes ahead: every message is past its minimum age.
+        self.sweeper = Sweeper(source, sweep_relay, buckets=4, clock=lambda: utc_now() + timedelta(minutes=10))
         stack.sqs.meta.events.register("after-call.sqs.SendMessageBatch", self._record_sent)
+
+    def _deliver(self, envelope: Envelope) -> None:
+        """The consumer's delivery: 6. never two at once, never after COMPLETED, always under a held lease.
+
+        A violation is noted, not raised: the consumer would take an exception for a failed delivery.
+        """
+        message_id = envelope.message_id
+        record = self.stack.store.get(message_id)
+        for broken, what in (
+            (message_id in self.in_delivery, "delivered twice at once"),
+            (message_id in self.completed_seen, "delivered after COMPLETED"),
+            (record.status is not Status.PROCESSING or record.lease is None, "delivered without a held lease"),
+        ):
+            if broken:
+                self.violations.append(f"{message_id} {what}")
+        if self.fail_group_once and envelope.group_key is not None:
+            self.fail_group_once = False
+            raise DeliveryError("the group's first delivery fails once")
+        self.in_delivery.add(message_id)
+        try:
+            self.second_copy(envelope)
+        finally:
+            self.in_delivery.discard(message_id)
+
+    def second_copy(self, envelope: Envelope) -> None:
+        """Meanwhile another copy of the same message reaches another consumer: it must not deliver it."""
+        copy = {"MessageId": f"second-{envelope.message_id}", "ReceiptHandle": "rh", "Body": envelope.to_json()}
+        response = Consumer(self.stack.store, self._deliver).handle(sqs_event([copy]))
+        if response["batchItemFailures"] != [{"itemIdentifier": copy["MessageId"]}]:
+            self.violations.append(f"{envelope.message_id}: a second copy was not sent back while the first was held")
 
     def _record_sent(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         entries = {e["Id"]: e for e in context.get("fault_params", {}).get("Entries", [])}
@@ -89,21 +145,23 @@ class Pipeline(RuleBasedStateMachine):
             self.sent.add(json.loads(entries[ok["Id"]]["MessageBody"])["message_id"])
 
     def teardown(self) -> None:
-        """Final drain: stream retries until checkpointed, one replay, consume until empty; then check."""
+        """Final drain without an operator: the stream retries, the sweeper sweeps, the consumer consumes."""
         try:
             self.faults.clear()
+            self.trigger_on = True
             for _ in range(5):
                 self.deliver("none")
                 if not self.pending:
                     break
-            self.replay()
+            for _ in range(3):
+                self.sweep()
             for _ in range(30):
                 if not self._consume_batch():
                     break
             records = self._records()
             for message_id in self.accepted:
                 record = records[message_id]
-                assert record["status"]["S"] in {Status.COMPLETED, Status.FAILED}, (message_id, record["status"])
+                assert Status(record["status"]["S"]) in TERMINAL | {Status.FAILED}, (message_id, record["status"])
                 if record["status"]["S"] == Status.FAILED:
                     assert record.get("reason", {}).get("S")
             self.invariants_hold()
@@ -132,6 +190,8 @@ class Pipeline(RuleBasedStateMachine):
     @rule(fault=st.sampled_from(FAULTS))
     def deliver(self, fault: str) -> None:
         """Lambda delivers everything after its checkpoint, with one kind of fault armed."""
+        if not self.trigger_on:
+            return  # a disabled trigger reads nothing; the stream keeps its records
         fresh = self.stack.stream_event()["Records"]
         self.delivered.extend(fresh)
         self.pending.extend(fresh)
@@ -156,6 +216,59 @@ class Pipeline(RuleBasedStateMachine):
             return
         start = data.draw(st.integers(0, len(self.delivered) - 1))
         self.worker.handle({"Records": self.delivered[start:]}, FakeLambdaContext())
+
+    @rule(on=st.booleans())
+    def switch_trigger(self, on: bool) -> None:
+        """The stream mapping is disabled or enabled again (it resumes from its checkpoint)."""
+        self.trigger_on = on
+
+    @rule()
+    def trim_stream(self) -> None:
+        """Records older than the stream's retention are gone: what Lambda had not checkpointed is lost to it."""
+        self.stack.stream_event()
+        self.pending = []
+
+    @rule(data=st.data())
+    def expire_entry(self, data: st.DataObject) -> None:
+        """TTL deletes an outbox entry, relayed or not (the record stays, with its status)."""
+        alive = sorted(set(self.accepted) - self.expired)
+        if not alive:
+            return
+        message_id = data.draw(st.sampled_from(alive))
+        record = self.stack.raw_item(f"MSG#{message_id}", "MSG")
+        assert record is not None
+        key = {"pk": record["outbox_pk"], "sk": record["outbox_sk"]}
+        self.stack.dynamodb.delete_item(TableName=self.stack.resources.table_name, Key=key)
+        self.expired.add(message_id)
+
+    @rule(fault=st.sampled_from(["none", "throttle_send", "throttle_flip"]))
+    def sweep(self, fault: str = "none") -> None:
+        """The scheduled sweeper runs (with a fault armed): whatever is PENDING is relayed from its record."""
+        self._arm(fault)
+        try:
+            self.sweeper.sweep()
+        finally:
+            self.faults.clear()
+
+    @rule()
+    def consume_fifo_batch(self) -> None:
+        """8. A FIFO batch of one group whose first delivery fails: nothing later of the group is delivered."""
+        sqs, url = self.stack.sqs, self.stack.resources.queue_url
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            return
+        for message in messages:  # as a FIFO queue delivers them: one group
+            message.setdefault("Attributes", {})["MessageGroupId"] = "g"
+            message["Body"] = message["Body"]
+        grouped = [json.loads(m["Body"]).get("group_key") == "g" for m in messages]
+        self.fail_group_once = any(grouped)
+        response = self.consumer.handle(sqs_event(messages))
+        failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
+        first_failure = next((i for i, m in enumerate(messages) if m["MessageId"] in failed), None)
+        if first_failure is not None:  # everything after the first failure came back undelivered
+            assert failed == [m["MessageId"] for m in messages[first_failure:]]
+        self.fail_group_once = False
+        self._settle(messages, set(failed))
 
     @rule()
     def replay(self) -> None:
@@ -184,25 +297,30 @@ class Pipeline(RuleBasedStateMachine):
             message_id = json.loads(message["Body"])["message_id"]
             assert self.bodies.setdefault(message_id, message["Body"]) == message["Body"]
         response = self.consumer.handle(sqs_event(messages))
-        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        self._settle(messages, {f["itemIdentifier"] for f in response["batchItemFailures"]})
+        return len(messages)
+
+    def _settle(self, messages: list[dict[str, Any]], failed: set[str]) -> None:
+        """What the mapping does after the function: delete the acknowledged, show the rest again."""
+        sqs, url = self.stack.sqs, self.stack.resources.queue_url
         for message in messages:
             if message["MessageId"] in failed:
                 sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
             else:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return len(messages)
 
     # -- invariants -----------------------------------------------------------------------------
 
     @invariant()
     def invariants_hold(self) -> None:
-        """Invariants 1, 3, 4 and 5 hold after every step (6 is checked on every consumed copy)."""
+        """Invariants 1, 3, 4, 5 and 6 hold after every step (6 also on every consumed copy and delivery)."""
+        assert not self.violations, self.violations
         items = self.stack.all_items()
         records = {i["message_id"]["S"]: i for i in items if i["pk"]["S"].startswith("MSG#")}
         entries = [i for i in items if i["pk"]["S"].startswith("OUTBOX#")]
-        # 1. atomic accept: one record and one entry per accepted message, nothing else
+        # 1. atomic accept: one record and one entry per accepted message (until it expires), nothing else
         assert set(records) == set(self.accepted)
-        assert sorted(e["message_id"]["S"] for e in entries) == sorted(self.accepted)
+        assert sorted(e["message_id"]["S"] for e in entries) == sorted(set(self.accepted) - self.expired)
         for message_id, record in records.items():
             history = [h["M"]["status"]["S"] for h in record["history"]["L"]]
             # 3. send, then flip: QUEUED only after SQS accepted the message
@@ -215,6 +333,10 @@ class Pipeline(RuleBasedStateMachine):
             self.seen_history[message_id] = history
             # 5. metadata preserved
             assert {k: v for k, v in record.items() if k not in STATUS_FIELDS} == self.accepted[message_id]
+            # 6. a lease exists exactly while PROCESSING
+            assert ("lease_owner" in record) is (record["status"]["S"] == Status.PROCESSING), record
+            if record["status"]["S"] == Status.COMPLETED:
+                self.completed_seen.add(message_id)
 
     def _arm(self, fault: str) -> None:
         if fault == "throttle_send":
