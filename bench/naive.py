@@ -10,7 +10,6 @@ from typing import Any
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import InvalidTransitionError
-from outbox.domain.notification import Notification
 from outbox.domain.record import iso, record_pk, utc_now
 from outbox.domain.status import Status
 
@@ -65,23 +64,23 @@ class NaiveApi:
 
     def accept(self, envelope: Envelope) -> None:
         """Accept one message the way a system without an outbox does (and can lose it between calls)."""
-        item = _record_item(envelope.message_id, envelope.payload)
+        item = _record_item(envelope)
         self.store.client.put_item(TableName=self.store.table_name, Item=item)
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=envelope.to_json())
         self.store.transition(envelope.message_id, Status.QUEUED, by="naive")
 
 
-def _record_item(message_id: str, payload: Notification) -> dict[str, Any]:
-    now = iso(utc_now())
+def _record_item(envelope: Envelope) -> dict[str, Any]:
+    message_id, now = envelope.message_id, iso(utc_now())
     history = [{"M": {"status": {"S": "PENDING"}, "at": {"S": now}, "by": {"S": "naive"}}}]
     return {
         "pk": {"S": record_pk(message_id)},
         "sk": {"S": "MSG"},
         "message_id": {"S": message_id},
         "status": {"S": "PENDING"},
-        "channel": {"S": payload.channel.value},
-        "payload": {"S": payload.canonical_json()},
-        "payload_hash": {"S": payload.payload_hash()},
+        "type": {"S": envelope.type},
+        "payload": {"S": envelope.payload_json()},
+        "payload_hash": {"S": envelope.payload_hash()},
         "outbox_pk": {"S": "-"},
         "outbox_sk": {"S": "-"},
         "created_at": {"S": now},

@@ -25,7 +25,7 @@ from typing import Any
 
 from moto import mock_aws
 
-from bench import stub
+from bench import stub, sweep
 from bench.naive import FlipsOnly, NaiveApi, NaiveRelay, item_size
 from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
 from outbox.adapters.models import table_definition
@@ -504,6 +504,7 @@ def main() -> int:
     api_latency = api_benchmark(5, 200 // scale)
     e2e = end_to_end(300 // scale, rate=20)
     memory = replay_memory([10_000 // scale, 100_000 // scale])
+    sweeps = [sweep.measure(size, new=100 // scale) for size in (10_000 // scale, 100_000 // scale)]
     lines = [
         f"Command: `make bench` (`python -m bench.run`), {time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s.",
         "",
@@ -569,6 +570,16 @@ def main() -> int:
     lines += [
         f"| {m['entries']} | {m['start_mb']:.1f} | {m['peak_mb']:.1f} | {m['peak_mb'] - m['start_mb']:.1f} |"
         for m in memory
+    ]
+    lines += [
+        "",
+        f"### Sweeper: read units per sweep against the settled messages in the table ({sweep.BUCKETS} buckets)",
+        "",
+        "The first sweep over a table reads every record once to move its marks; after that a sweep reads the"
+        " messages written since the last one, whatever the table holds. Read units as DynamoDB bills them"
+        " (eventually consistent: keys-only index Query, BatchGetItem of the records).",
+        "",
+        *sweep.markdown(sweeps),
     ]
     lines += [
         "",

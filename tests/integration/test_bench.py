@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import run
+from bench import run, sweep
 from outbox.local import emulator
 
 
@@ -65,3 +65,19 @@ def test_cost_model_prices_counted_requests_units_and_lambda_time() -> None:
     rows = {name: figures for name, *figures in run.cost_model(counted, timed)}
     assert rows["naive"] == pytest.approx([0.40, 0.625, 0.002 + 0.01 * 0.5 * 13.3334])
     assert rows["ours"] == pytest.approx([0.04, 0.625, 0.002 + 0.001 * 0.5 * 13.3334])
+
+
+def test_api_comparison_runs_and_counts_one_request_per_accept(patched_moto: None) -> None:
+    """The API benchmark runs both APIs: ours one TransactWriteItems per accept, the seed-style three requests."""
+    result = run.api_benchmark(0, 5)
+    assert result["ours"]["requests_per_accept"] == 1.0
+    assert result["naive"]["requests_per_accept"] == 3.0
+
+
+def test_a_sweeps_reads_follow_the_new_messages_not_the_table() -> None:
+    """The sweep benchmark: catch-up reads every settled record once; after that only the new ones are read."""
+    small, large = (sweep.measure(settled, new=10) for settled in (30, 90))
+    assert (small.catch_up_scanned, large.catch_up_scanned) == (30, 90)
+    assert small.steady_scanned == large.steady_scanned == 10
+    assert small.steady_rru == large.steady_rru
+    assert small.empty_rru == large.empty_rru == sweep.BUCKETS * 0.5  # one minimal Query per bucket

@@ -1,0 +1,153 @@
+"""Read cost of a sweep against the number of settled messages in the table (moto in process).
+
+For each size: the table holds N settled messages (COMPLETED records, as the stream and the
+consumer leave them). The first sweep reads them once to move its marks; then ``new`` messages
+arrive and settle, and the next sweep is the steady state the schedule pays every five minutes.
+Read units are counted as DynamoDB bills them, from the items each call returned: a Query
+(eventually consistent, on the keys-only index) costs its returned bytes in 4 KB units, halved;
+a BatchGetItem (eventually consistent) costs each item's size in 4 KB units, halved.
+
+    python -m bench.sweep [--sizes 10000 100000] [--new 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from moto import mock_aws
+
+from bench.naive import item_size
+from outbox.adapters.aws import dynamodb_client, sqs_client
+from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.store import DynamoDBMessageStore
+from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.bootstrap import bootstrap
+from outbox.domain.envelope import new_envelope
+from outbox.domain.message import new_message_id
+from outbox.domain.record import iso, utc_now
+from outbox.domain.status import Status
+from outbox.local.stack import LOCAL_CREDENTIALS
+from outbox.logs import configure_logging
+from outbox.relay import Relay
+from outbox.sweeper import Sweeper
+
+BUCKETS = 16
+HALF_UNIT_BYTES = 4096  # one read unit reads 4 KB strongly or 8 KB eventually consistent
+
+
+@dataclass(frozen=True)
+class SweepCost:
+    """What one sweep read, for one table size."""
+
+    settled: int
+    new: int
+    catch_up_rru: float
+    catch_up_scanned: int
+    steady_rru: float
+    steady_scanned: int
+    empty_rru: float
+
+
+class ReadUnits:
+    """Counts billed read units of the Query and BatchGetItem calls one client makes."""
+
+    def __init__(self, client: Any) -> None:
+        self.units = 0.0
+        client.meta.events.register("after-call.dynamodb.Query", self._query)
+        client.meta.events.register("after-call.dynamodb.BatchGetItem", self._batch_get)
+
+    def _query(self, parsed: dict[str, Any], **_: Any) -> None:
+        size = sum(item_size(item) for item in parsed.get("Items", []))
+        self.units += max(1, math.ceil(size / HALF_UNIT_BYTES)) * 0.5
+
+    def _batch_get(self, parsed: dict[str, Any], **_: Any) -> None:
+        for items in parsed.get("Responses", {}).values():
+            self.units += sum(math.ceil(max(item_size(item), 1) / HALF_UNIT_BYTES) * 0.5 for item in items)
+
+    @contextmanager
+    def measure(self) -> Iterator[list[float]]:
+        """The units read inside the block, as a one-element list filled on exit."""
+        before, result = self.units, [0.0]
+        yield result
+        result[0] = self.units - before
+
+
+def seed_settled(store: DynamoDBMessageStore, n: int, *, start: int = 0) -> None:
+    """``n`` settled messages: their records COMPLETED, as the pipeline leaves them (written in batches)."""
+    client, table = store.client, store.table_name
+    created = iso(utc_now() - timedelta(hours=1))
+    puts: list[Any] = []
+    for i in range(start, start + n):
+        envelope = new_envelope({"n": i}, type="Seeded", message_id=new_message_id(), created_at=created)
+        record = store.prepare(envelope, idempotency_key=None, by="bench").transact_items[0]["Put"]["Item"]
+        puts.append({"PutRequest": {"Item": record | {"status": {"S": Status.COMPLETED.value}}}})
+        if len(puts) == 25:
+            client.batch_write_item(RequestItems={table: puts})
+            puts = []
+    if puts:
+        client.batch_write_item(RequestItems={table: puts})
+
+
+def measure(settled: int, new: int) -> SweepCost:
+    """The read units of the catch-up sweep, a steady sweep after ``new`` messages, and an empty one."""
+    with mock_aws():
+        dynamodb, sqs = dynamodb_client(), sqs_client()
+        resources = bootstrap(dynamodb, sqs, table_name=f"sweep-{settled}", buckets=BUCKETS)
+        store = DynamoDBMessageStore(resources.table_name, client=dynamodb, buckets=BUCKETS)
+        relay = Relay(store, SqsPublisher(resources.queue_url, client=sqs), by="sweeper")
+        source = DynamoDBSweepSource(resources.table_name, client=dynamodb)
+        sweeper = Sweeper(source, relay, buckets=BUCKETS, min_age=timedelta(minutes=5))
+        units = ReadUnits(dynamodb)
+        seed_settled(store, settled)
+        with units.measure() as catch_up:
+            first = sweeper.sweep()
+        seed_settled(store, new, start=settled)
+        with units.measure() as steady:
+            second = sweeper.sweep()
+        with units.measure() as empty:
+            sweeper.sweep()
+        relay.close()
+    return SweepCost(settled, new, catch_up[0], first.scanned, steady[0], second.scanned, empty[0])
+
+
+def markdown(costs: list[SweepCost]) -> list[str]:
+    """The results as a table for RESULTS.md."""
+    lines = [
+        "| settled messages | catch-up sweep RRU (records read) | next sweep after new ones: RRU (records read) |"
+        " sweep with nothing new: RRU |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c.settled} | {c.catch_up_rru:.1f} ({c.catch_up_scanned}) | {c.steady_rru:.1f} ({c.steady_scanned}"
+        f" of {c.new} new) | {c.empty_rru:.1f} |"
+        for c in costs
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure each size and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--new", type=int, default=100)
+    args = parser.parse_args(argv)
+    os.environ.update(LOCAL_CREDENTIALS)  # moto only: never real AWS
+    os.environ["OUTBOX_METRICS"] = "off"
+    configure_logging(level="ERROR")
+    started = time.perf_counter()
+    costs = [measure(size, args.new) for size in args.sizes]
+    print("\n".join(markdown(costs)))
+    print(f"({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
