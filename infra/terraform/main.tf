@@ -16,6 +16,13 @@ locals {
   table_name = var.create_table ? aws_dynamodb_table.this[0].name : var.table_name
   table_arn  = var.create_table ? aws_dynamodb_table.this[0].arn : var.table_name == null ? null : "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${var.table_name}"
   stream_arn = var.create_table ? aws_dynamodb_table.this[0].stream_arn : var.table_stream_arn
+  # The record index the sweeper queries (outbox/adapters/models.py: RECORD_INDEX, RECORD_INDEX_KEYS):
+  # on the module's table, and required on an existing one.
+  record_index = {
+    name      = "outbox-records"
+    hash_key  = "outbox_pk"
+    range_key = "outbox_sk"
+  }
   # Keys the functions use: the module's own (queues, logs, environment, its table) and the existing table's.
   kms_key_arns = concat([aws_kms_key.this.arn], var.table_kms_key_arn == null ? [] : [var.table_kms_key_arn])
 

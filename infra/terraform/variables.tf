@@ -27,13 +27,13 @@ variable "lambda_package" {
 }
 
 variable "create_table" {
-  description = "Create the outbox's DynamoDB table (true), or attach to an existing table named by table_name and table_stream_arn (false)."
+  description = "Create the outbox's DynamoDB table (true), or attach to an existing table named by table_name and table_stream_arn (false); an existing table needs the outbox's stream, keys and record index (see table_name)."
   type        = bool
   default     = true
 }
 
 variable "table_name" {
-  description = "Name of the existing table when create_table = false (null otherwise). The table must have its stream on with view type NEW_IMAGE or NEW_AND_OLD_IMAGES, string (S) keys named hash_key and range_key, and (recommended) TTL on expires_at so delivered entries expire."
+  description = "Name of the existing table when create_table = false (null otherwise). The table must have its stream on with view type NEW_IMAGE or NEW_AND_OLD_IMAGES, string (S) keys named hash_key and range_key, the global secondary index outbox-records (partition key outbox_pk, sort key outbox_sk, both S, projection KEYS_ONLY: the sweeper finds PENDING messages through it, also those whose outbox entry is gone), and (recommended) TTL on expires_at so delivered entries expire."
   type        = string
   default     = null
 

@@ -17,6 +17,8 @@ from outbox.adapters.models import (
     BILLING_MODE,
     HASH_KEY,
     RANGE_KEY,
+    RECORD_INDEX,
+    RECORD_INDEX_KEYS,
     STREAM_VIEW_TYPE,
     TTL_ATTRIBUTE,
     OutboxEntryModel,
@@ -65,8 +67,32 @@ def module_call(example: Path) -> dict[str, Any]:
     return body
 
 
+def value_of(module: Module, expression: str) -> Any:
+    """A literal as it is; ``${var.x}`` as its default; ``${local.a.b}`` as that local's entry."""
+    if expression.startswith("${var."):
+        return module.default(expression)
+    match = re.fullmatch(r"\$\{local\.(\w+)\.(\w+)\}", expression)
+    return module.locals[match.group(1)][match.group(2)] if match else expression
+
+
+def index_as_create_table(module: Module, index: dict[str, Any]) -> dict[str, Any]:
+    """A Terraform global_secondary_index block as CreateTable's GlobalSecondaryIndexes entry.
+
+    Only on-demand indexes: a block that sets capacity or projects more than keys does not translate.
+    """
+    assert set(index) <= {"name", "hash_key", "range_key", "projection_type"}, sorted(index)
+    return {
+        "IndexName": value_of(module, index["name"]),
+        "KeySchema": [
+            {"AttributeName": value_of(module, index["hash_key"]), "KeyType": "HASH"},
+            {"AttributeName": value_of(module, index["range_key"]), "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": index["projection_type"]},
+    }
+
+
 def test_table_matches_the_pynamodb_models(module: Module) -> None:
-    """Key schema, attribute types, billing, stream view and TTL attribute come from the models."""
+    """Key schema, attribute types, record index, billing, stream view and TTL attribute come from the models."""
     table = module.resource("aws_dynamodb_table", "this")
     assert table["count"] == "${var.create_table ? 1 : 0}"
     assert module.default("${var.create_table}") is True
@@ -76,8 +102,18 @@ def test_table_matches_the_pynamodb_models(module: Module) -> None:
     definition = table_definition("any")
     keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
     assert (keys["HASH"], keys["RANGE"]) == (HASH_KEY, RANGE_KEY) == ("pk", "sk")
-    assert {module.default(a["name"]): a["type"] for a in table["attribute"]} == {
+    assert {value_of(module, a["name"]): a["type"] for a in table["attribute"]} == {
         a["AttributeName"]: a["AttributeType"] for a in definition["AttributeDefinitions"]
+    }
+    assert len(table["attribute"]) == len(definition["AttributeDefinitions"]) == 4
+    # The record index the sweeper queries: name, keys and keys-only projection as the models declare.
+    assert [index_as_create_table(module, i) for i in table["global_secondary_index"]] == (
+        definition["GlobalSecondaryIndexes"]
+    )
+    assert module.locals["record_index"] == {
+        "name": RECORD_INDEX,
+        "hash_key": RECORD_INDEX_KEYS[0],
+        "range_key": RECORD_INDEX_KEYS[1],
     }
     assert table["billing_mode"] == BILLING_MODE == "PAY_PER_REQUEST"
     assert table["stream_enabled"] is True
@@ -118,10 +154,13 @@ def test_existing_table_is_attached_through_the_locals(module: Module) -> None:
             if "aws_dynamodb_table.this" in line:
                 assert path.name == "main.tf", (path.name, number)
                 assert line.lstrip().startswith(("table_", "stream_")), (path.name, number)
-    # The existing table's requirements are documented where a caller sets it.
-    assert {"NEW_IMAGE", "NEW_AND_OLD_IMAGES", "expires_at"} <= set(
-        re.findall(r"[A-Z_]{5,}|expires_at", module.variables["table_name"]["description"])
+    # The existing table's requirements are documented where a caller sets it, the record index too.
+    description = module.variables["table_name"]["description"]
+    assert {"NEW_IMAGE", "NEW_AND_OLD_IMAGES", "expires_at", "KEYS_ONLY", *RECORD_INDEX_KEYS} <= set(
+        re.findall(r"[A-Z_]{5,}|expires_at|outbox_pk|outbox_sk", description)
     )
+    assert f"index {RECORD_INDEX}" in description
+    assert "record index" in module.variables["create_table"]["description"]
     # A missing table or stream stops the plan on the key everything else depends on.
     (lifecycle,) = module.resource("aws_kms_key", "this")["lifecycle"]
     conditions = [precondition["condition"] for precondition in lifecycle["precondition"]]
@@ -410,7 +449,7 @@ def test_example_passes_the_required_variables(example: Path) -> None:
 
 
 def test_existing_table_example_meets_what_the_module_requires() -> None:
-    """The example attaches to its own table: keys, stream view, TTL and key passed as the module asks."""
+    """The example attaches to its own table: keys, record index, stream view, TTL and key passed as the module asks."""
     example = load(MODULE / "examples" / "existing-table")
     call = module_call(MODULE / "examples" / "existing-table")
     (name,) = example.resources["aws_dynamodb_table"]
@@ -420,7 +459,15 @@ def test_existing_table_example_meets_what_the_module_requires() -> None:
     assert call["table_stream_arn"] == f"${{aws_dynamodb_table.{name}.stream_arn}}"
     assert call["table_kms_key_arn"] == table["server_side_encryption"][0]["kms_key_arn"]
     assert (call["hash_key"], call["range_key"]) == (table["hash_key"], table["range_key"]) == ("PK", "SK")
-    assert {a["name"]: a["type"] for a in table["attribute"]} == {"PK": "S", "SK": "S"}
+    assert {a["name"]: a["type"] for a in table["attribute"]} == {
+        "PK": "S",
+        "SK": "S",
+        **dict.fromkeys(RECORD_INDEX_KEYS, "S"),
+    }
+    # The record index the sweeper needs, exactly as the models declare it.
+    assert [index_as_create_table(example, i) for i in table["global_secondary_index"]] == (
+        table_definition("any", "PK", "SK")["GlobalSecondaryIndexes"]
+    )
     assert table["stream_enabled"] is True
     assert table["stream_view_type"] in STREAM_VIEWS_WITH_NEW_IMAGE
     assert table["ttl"] == [{"attribute_name": TTL_ATTRIBUTE, "enabled": True}]
