@@ -65,9 +65,16 @@ data "aws_iam_policy_document" "worker" {
 }
 
 data "aws_iam_policy_document" "consumer" {
+  # ChangeMessageVisibility backs a retry off; GetQueueUrl finds the queue from a record's ARN, once.
   statement {
-    sid       = "ReceiveFromTheQueue"
-    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    sid = "ReceiveFromTheQueue"
+    actions = [
+      "sqs:ChangeMessageVisibility",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:GetQueueUrl",
+      "sqs:ReceiveMessage",
+    ]
     resources = [aws_sqs_queue.main.arn]
   }
   statement {

@@ -70,7 +70,10 @@ locals {
         OUTBOX_HASH_KEY              = var.hash_key
         OUTBOX_RANGE_KEY             = var.range_key
         OUTBOX_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
-        LOG_LEVEL                    = var.log_level
+        # The queue's redrive maxReceiveCount: on that receive the consumer ends a message FAILED
+        # rather than let its copy reach the dead-letter queue.
+        OUTBOX_MAX_RECEIVE_COUNT = tostring(var.dlq_max_receive_count)
+        LOG_LEVEL                = var.log_level
       }
     }
   }

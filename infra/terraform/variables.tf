@@ -204,7 +204,7 @@ variable "max_delivery_attempts" {
 }
 
 variable "dlq_max_receive_count" {
-  description = "Receives before SQS moves a copy to the dead-letter queue; must exceed max_delivery_attempts."
+  description = "Receives before SQS moves a copy to the dead-letter queue (the consumer gets it as OUTBOX_MAX_RECEIVE_COUNT and ends a message FAILED on that receive); must exceed max_delivery_attempts."
   type        = number
   default     = 10
 }

@@ -1,9 +1,16 @@
-"""Each role allows every AWS call its handler really makes: recorded from the Lambda entry points on moto."""
+"""Each role allows every AWS call its handler really makes: recorded from the Lambda entry points on moto.
+
+A call is allowed when a statement of the role's policy names its action and, for DynamoDB, the
+table or the index it reads, and every condition of that statement holds for it (the partition
+key values of the items it touches, for ``dynamodb:LeadingKeys``).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 import boto3
@@ -21,14 +28,33 @@ from tests.integration.conftest import build_stack, sqs_event
 # Batch and transaction operations are authorised by the actions of what they contain.
 _BATCHES = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage"}
 _TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+HASH_KEY = "pk"  # build_stack's table
+FACTORIES = (
+    outbox.api.default_api,
+    worker.handler.default_worker,
+    worker.consumer.default_consumer,
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One IAM action a handler needed: on what, and for DynamoDB items, their partition key values."""
+
+    action: str
+    resource: str = ""  # "table" or "index:<name>" for DynamoDB; other services are checked by action
+    leading_keys: tuple[str, ...] | None = None  # None: not an item-level call (or not known)
 
 
 class CallRecorder:
-    """IAM actions of every call made by clients the handlers create, by the handler running."""
+    """The calls made by clients the handlers create, by the handler running."""
 
     def __init__(self) -> None:
         self.current = "harness"  # the test's own setup and reads, not a handler's
-        self.actions: dict[str, set[str]] = {}
+        self.calls: dict[str, set[Call]] = {}
+
+    @property
+    def actions(self) -> dict[str, set[str]]:
+        return {role: {call.action for call in calls} for role, calls in self.calls.items()}
 
     def session(self, region: str | None) -> boto3.session.Session:
         session = boto3.session.Session(region_name=region)
@@ -37,11 +63,32 @@ class CallRecorder:
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         prefix = model.service_model.signing_name
+        calls: set[Call]
         if model.name == "TransactWriteItems":
-            names = {_TRANSACT[kind] for item in params["TransactItems"] for kind in item}
+            calls = {
+                Call(f"dynamodb:{_TRANSACT[kind]}", "table", _keys([body.get("Key") or body.get("Item")]))
+                for item in params["TransactItems"]
+                for kind, body in item.items()
+            }
+        elif prefix != "dynamodb":
+            calls = {Call(f"{prefix}:{_BATCHES.get(model.name, model.name)}")}
+        elif model.name == "Query":
+            index = params.get("IndexName")
+            calls = {Call("dynamodb:Query", f"index:{index}" if index else "table")}
+        elif model.name == "BatchGetItem":
+            calls = {
+                Call("dynamodb:BatchGetItem", "table", _keys(request["Keys"]))
+                for request in params["RequestItems"].values()
+            }
         else:
-            names = {_BATCHES.get(model.name, model.name)}
-        self.actions.setdefault(self.current, set()).update(f"{prefix}:{name}" for name in names)
+            calls = {Call(f"dynamodb:{model.name}", "table", _keys([params.get("Key") or params.get("Item")]))}
+        self.calls.setdefault(self.current, set()).update(calls)
+
+
+def _keys(items: list[dict[str, Any] | None]) -> tuple[str, ...] | None:
+    """The partition key values of the items a request names (None if any is unknown)."""
+    values = [item.get(HASH_KEY, {}).get("S") if item else None for item in items]
+    return None if None in values else tuple(sorted(str(value) for value in values))
 
 
 @pytest.fixture
@@ -49,17 +96,50 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallRecorder]:
     """Every client the handlers build records its calls."""
     recorder = CallRecorder()
     monkeypatch.setattr(aws, "_session", recorder.session)
-    for factory in (outbox.api.default_api, worker.handler.default_worker, worker.consumer.default_consumer):
+    for factory in FACTORIES:
         factory.cache_clear()
     yield recorder
-    for factory in (outbox.api.default_api, worker.handler.default_worker, worker.consumer.default_consumer):
+    for factory in FACTORIES:
         factory.cache_clear()
 
 
-def granted(role: str) -> set[str]:
-    """The actions a role's policy document allows."""
-    document = load(MODULE).data["aws_iam_policy_document"][role]
-    return {action for statement in document["statement"] for action in statement["actions"]}
+def statements(role: str) -> list[dict[str, Any]]:
+    """The statements of a role's policy document, as parsed."""
+    found: list[dict[str, Any]] = load(MODULE).data["aws_iam_policy_document"][role]["statement"]
+    return found
+
+
+def _dynamodb_resource(expression: str) -> str | None:
+    """What a policy resource names, in the terms of Call.resource."""
+    locals_ = load(MODULE).locals
+    if expression == "${local.table_arn}":
+        return "table"
+    if expression == "${local.table_arn}/index/${local.record_index.name}":
+        return f"index:{locals_['record_index']['name']}"
+    return None
+
+
+def _condition_holds(condition: dict[str, Any], call: Call) -> bool:
+    assert condition["variable"] == "dynamodb:LeadingKeys", f"teach this test the condition {condition}"
+    if call.leading_keys is None:
+        return False
+    patterns = condition["values"]
+    if condition["test"] == "ForAllValues:StringEquals":
+        return all(key in patterns for key in call.leading_keys)
+    assert condition["test"] == "ForAllValues:StringLike", f"teach this test the operator {condition['test']}"
+    return all(any(fnmatchcase(key, pattern) for pattern in patterns) for key in call.leading_keys)
+
+
+def allows(role: str, call: Call) -> bool:
+    """Whether some statement of the role allows this call: action, DynamoDB resource, conditions."""
+    for statement in statements(role):
+        if call.action not in statement["actions"]:
+            continue
+        if call.resource and call.resource not in {_dynamodb_resource(r) for r in statement["resources"]}:
+            continue
+        if all(_condition_holds(condition, call) for condition in statement.get("condition", [])):
+            return True
+    return False
 
 
 def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,14 +165,37 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         messages = stack.receive_all()
         recorder.current = "consumer"
         assert worker.consumer.handler(sqs_event(messages), None) == {"batchItemFailures": []}
+
+        # A copy the consumer sends back: it finds the queue's URL and changes the copy's visibility.
+        recorder.current = "harness"
+        stack.sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody="not an envelope")
+        (unreadable,) = stack.receive_all()
+        recorder.current = "consumer"
+        retried = worker.consumer.handler(sqs_event([unreadable]), None)
+        assert retried == {"batchItemFailures": [{"itemIdentifier": unreadable["MessageId"]}]}
+
         stack.relay.close()
 
-    recorder.actions.pop("harness")
-    assert set(recorder.actions) == {"api", "worker", "consumer"}
-    for role, actions in recorder.actions.items():
-        assert actions <= granted(role), f"{role} calls {sorted(actions - granted(role))} its role does not allow"
+    recorder.calls.pop("harness")
+    assert set(recorder.calls) == {"api", "worker", "consumer"}
+    for role, calls in recorder.calls.items():
+        refused = sorted(str(call) for call in calls if not allows(role, call))
+        assert not refused, f"{role} makes calls its role does not allow: {refused}"
     assert recorder.actions["api"] == {"dynamodb:PutItem", "dynamodb:GetItem"}
     assert recorder.actions["worker"] == {"sqs:SendMessage", "dynamodb:UpdateItem"}
+    assert recorder.actions["consumer"] == {
+        "dynamodb:UpdateItem",
+        "sqs:GetQueueUrl",
+        "sqs:ChangeMessageVisibility",
+    }
+
+
+def test_the_checker_refuses_what_iam_would() -> None:
+    """The checker above can fail: a wrong action or resource is refused."""
+    assert allows("consumer", Call("dynamodb:UpdateItem", "table", ("MSG#1",)))
+    assert not allows("consumer", Call("dynamodb:UpdateItem", "index:outbox-records"))
+    assert not allows("consumer", Call("dynamodb:DeleteItem", "table", ("MSG#1",)))
+    assert not allows("worker", Call("sqs:GetQueueUrl"))
 
 
 BODY = '{"channel": "email", "recipient": "a@example.com", "subject": "hi", "body": "hello"}'

@@ -28,7 +28,13 @@ from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT
 from outbox.settings import Settings
 from tests.infra.terraform import EXAMPLES, MODULE, ROOT, Module, load, plain
 
-FUNCTIONS = {"api": "outbox.api.handler", "worker": "worker.handler.handler", "consumer": "worker.consumer.handler"}
+FUNCTIONS = {
+    "api": "outbox.api.handler",
+    "worker": "worker.handler.handler",
+    "consumer": "worker.consumer.handler",
+}
+# The functions that send to the queue: the code requires OUTBOX_QUEUE_URL there.
+SENDERS = {"worker"}
 FILTER_TEMPLATE = "stream_filter.json.tftpl"
 # Where a stream record's image sits, by view type: the worker reads NewImage.
 STREAM_VIEWS_WITH_NEW_IMAGE = {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
@@ -228,7 +234,7 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
         assert set(environment) <= read, f"{name} sets variables the code never reads"
         # The environment as deployed is one the code accepts, with the keys the models declare.
         values = {key: deployed(module, value) for key, value in environment.items()}
-        settings = Settings.from_env(values, require_queue=name == "worker")
+        settings = Settings.from_env(values, require_queue=name in SENDERS)
         assert (settings.hash_key, settings.range_key) == (HASH_KEY, RANGE_KEY)
     # The consumer also gets OUTBOX_DELIVERY, only when the caller names a delivery function.
     assert module.locals["delivery_environment"] == (
@@ -273,6 +279,22 @@ def names_the_code_reads(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     configure_logging()
     metrics.emit_metrics({"x": 1}, stream=io.StringIO())
     return seen
+
+
+def settings_as_deployed(module: Module, name: str) -> Settings:
+    """The settings a function reads from its environment, deployed with the module's defaults."""
+    environment = module.locals["functions"][name]["environment"]
+    return Settings.from_env({key: deployed(module, value) for key, value in environment.items()})
+
+
+def test_the_consumer_honours_the_queues_redrive(module: Module) -> None:
+    """OUTBOX_MAX_RECEIVE_COUNT is the main queue's maxReceiveCount: the last receive ends FAILED, not in the DLQ."""
+    environment = module.locals["functions"]["consumer"]["environment"]
+    assert environment["OUTBOX_MAX_RECEIVE_COUNT"] == "${tostring(var.dlq_max_receive_count)}"
+    assert "maxReceiveCount = var.dlq_max_receive_count" in module.resource("aws_sqs_queue", "main")["redrive_policy"]
+    settings = settings_as_deployed(module, "consumer")
+    assert settings.max_receive_count == module.variables["dlq_max_receive_count"]["default"]
+    assert settings.max_delivery_attempts == module.variables["max_delivery_attempts"]["default"]
 
 
 def test_every_function_gets_the_key_names(module: Module) -> None:
