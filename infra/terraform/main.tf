@@ -31,6 +31,7 @@ locals {
     api      = var.lambda_package
     worker   = var.lambda_package
     consumer = coalesce(var.consumer_package, var.lambda_package)
+    sweeper  = var.lambda_package
   }
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
@@ -74,6 +75,21 @@ locals {
         # rather than let its copy reach the dead-letter queue.
         OUTBOX_MAX_RECEIVE_COUNT = tostring(var.dlq_max_receive_count)
         LOG_LEVEL                = var.log_level
+      }
+    }
+    sweeper = {
+      handler     = "worker.sweeper.handler"
+      description = "On a schedule: relays every message PENDING past sweep_min_age_seconds from its record"
+      environment = {
+        OUTBOX_TABLE_NAME            = local.table_name
+        OUTBOX_HASH_KEY              = var.hash_key
+        OUTBOX_RANGE_KEY             = var.range_key
+        OUTBOX_QUEUE_URL             = aws_sqs_queue.main.url
+        OUTBOX_SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
+        OUTBOX_MAX_RELAY_ATTEMPTS    = tostring(var.max_relay_attempts)
+        # Used only while the table keeps no bucket count of its own: every bucket the API writes.
+        OUTBOX_BUCKETS = tostring(var.buckets)
+        LOG_LEVEL      = var.log_level
       }
     }
   }

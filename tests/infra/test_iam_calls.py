@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -20,7 +21,10 @@ from moto import mock_aws
 import outbox.api
 import worker.consumer
 import worker.handler
+import worker.sweeper
 from outbox.adapters import aws
+from outbox.adapters.models import RECORD_INDEX
+from outbox.domain.record import utc_now
 from tests.events import http_event
 from tests.infra.terraform import MODULE, load
 from tests.integration.conftest import build_stack, sqs_event
@@ -33,6 +37,7 @@ FACTORIES = (
     outbox.api.default_api,
     worker.handler.default_worker,
     worker.consumer.default_consumer,
+    worker.sweeper.default_sweeper,
 )
 
 
@@ -142,8 +147,18 @@ def allows(role: str, call: Call) -> bool:
     return False
 
 
+class _Context:
+    """What the sweeper reads of a Lambda context."""
+
+    aws_request_id = "sweep-1"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 300_000
+
+
 def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    """API, worker and consumer run from their Lambda entry points; each call is allowed."""
+    """API, worker, consumer and sweeper run from their Lambda entry points; each call is allowed."""
     with mock_aws():
         stack = build_stack()
         monkeypatch.setenv("OUTBOX_TABLE_NAME", stack.resources.table_name)
@@ -174,10 +189,24 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         retried = worker.consumer.handler(sqs_event([unreadable]), None)
         assert retried == {"batchItemFailures": [{"itemIdentifier": unreadable["MessageId"]}]}
 
+        # A message the stream never relayed: the sweeper finds it through the index and relays it.
+        recorder.current = "harness"
+        stuck = outbox.api.handler(
+            http_event("POST", "/messages", body=BODY, headers={**HEADERS, "idempotency-key": "x"}), None
+        )
+        stuck_id = json.loads(stuck["body"])["message_id"]
+        recorder.current = "sweeper"
+        sweeper = worker.sweeper.default_sweeper()  # its cold start reads the table's bucket count
+        sweeper.clock = lambda: utc_now() + timedelta(minutes=10)  # the message is past the minimum age
+        report = worker.sweeper.handler({}, _Context())
+        assert (report["relayed"], report["failed"]) == (1, 0), report
+        assert report["marks_moved"] >= 1, report
+        recorder.current = "harness"
+        assert stack.store.get(stuck_id).status.value == "QUEUED"
         stack.relay.close()
 
     recorder.calls.pop("harness")
-    assert set(recorder.calls) == {"api", "worker", "consumer"}
+    assert set(recorder.calls) == {"api", "worker", "consumer", "sweeper"}
     for role, calls in recorder.calls.items():
         refused = sorted(str(call) for call in calls if not allows(role, call))
         assert not refused, f"{role} makes calls its role does not allow: {refused}"
@@ -188,13 +217,27 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         "sqs:GetQueueUrl",
         "sqs:ChangeMessageVisibility",
     }
+    assert recorder.actions["sweeper"] == {
+        "dynamodb:GetItem",  # the marks and the bucket count
+        "dynamodb:Query",  # the record index
+        "dynamodb:BatchGetItem",  # the records behind it
+        "sqs:SendMessage",
+        "dynamodb:UpdateItem",  # PENDING -> QUEUED
+        "dynamodb:PutItem",  # the marks
+    }
+    assert Call("dynamodb:Query", f"index:{RECORD_INDEX}") in recorder.calls["sweeper"]
 
 
 def test_the_checker_refuses_what_iam_would() -> None:
-    """The checker above can fail: a wrong action or resource is refused."""
-    assert allows("consumer", Call("dynamodb:UpdateItem", "table", ("MSG#1",)))
-    assert not allows("consumer", Call("dynamodb:UpdateItem", "index:outbox-records"))
-    assert not allows("consumer", Call("dynamodb:DeleteItem", "table", ("MSG#1",)))
+    """The checker above can fail: a wrong action, resource or partition key is refused."""
+    assert allows("sweeper", Call("dynamodb:PutItem", "table", ("OUTBOX-META",)))
+    assert not allows("sweeper", Call("dynamodb:PutItem", "table", ("MSG#1",)))  # the caller's or a record
+    assert not allows("sweeper", Call("dynamodb:PutItem", "table", ("ORDER#1",)))
+    assert not allows("sweeper", Call("dynamodb:UpdateItem", "table", ("MSG#1", "ORDER#1")))
+    assert not allows("sweeper", Call("dynamodb:UpdateItem", "table", None))
+    assert allows("sweeper", Call("dynamodb:BatchGetItem", "table", ("MSG#1", "MSG#2")))
+    assert not allows("sweeper", Call("dynamodb:Query", "table"))  # only the record index
+    assert not allows("sweeper", Call("dynamodb:DeleteItem", "table", ("MSG#1",)))
     assert not allows("worker", Call("sqs:GetQueueUrl"))
 
 

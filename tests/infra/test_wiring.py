@@ -32,9 +32,10 @@ FUNCTIONS = {
     "api": "outbox.api.handler",
     "worker": "worker.handler.handler",
     "consumer": "worker.consumer.handler",
+    "sweeper": "worker.sweeper.handler",
 }
 # The functions that send to the queue: the code requires OUTBOX_QUEUE_URL there.
-SENDERS = {"worker"}
+SENDERS = {"worker", "sweeper"}
 FILTER_TEMPLATE = "stream_filter.json.tftpl"
 # Where a stream record's image sits, by view type: the worker reads NewImage.
 STREAM_VIEWS_WITH_NEW_IMAGE = {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
@@ -297,6 +298,37 @@ def test_the_consumer_honours_the_queues_redrive(module: Module) -> None:
     assert settings.max_delivery_attempts == module.variables["max_delivery_attempts"]["default"]
 
 
+def test_the_sweeper_is_deployed_as_the_code_expects(module: Module) -> None:
+    """The worker's package, the main queue, its settings from variables, one sweep at a time."""
+    sweeper = module.locals["functions"]["sweeper"]
+    assert handler_of(module, sweeper) == "worker.sweeper.handler"
+    packages = module.locals["function_packages"]
+    assert packages["sweeper"] == packages["worker"]
+    environment = sweeper["environment"]
+    assert environment["OUTBOX_QUEUE_URL"] == module.locals["functions"]["worker"]["environment"]["OUTBOX_QUEUE_URL"]
+    assert environment["OUTBOX_QUEUE_URL"] == "${aws_sqs_queue.main.url}"
+    assert environment["OUTBOX_SWEEP_MIN_AGE_SECONDS"] == "${tostring(var.sweep_min_age_seconds)}"
+    assert environment["OUTBOX_MAX_RELAY_ATTEMPTS"] == "${tostring(var.max_relay_attempts)}"
+    # Until the table keeps its own bucket count, the sweeper must walk every bucket the API writes.
+    assert environment["OUTBOX_BUCKETS"] == module.locals["functions"]["api"]["environment"]["OUTBOX_BUCKETS"]
+    settings = settings_as_deployed(module, "sweeper")
+    assert settings.sweep_min_age.total_seconds() == module.variables["sweep_min_age_seconds"]["default"] == 300
+    assert settings.buckets == module.variables["buckets"]["default"]
+    # Two sweeps never run at once: reserved concurrency 1, and the variable refuses anything else.
+    defaults = module.variables["functions"]["default"]
+    assert defaults["sweeper"]["reserved_concurrency"] == 1
+    assert 0 < defaults["sweeper"]["timeout"] <= 900
+    conditions = [v["condition"] for v in module.variables["functions"]["validation"]]
+    assert '${try(var.functions["sweeper"].reserved_concurrency, 1) == 1}' in conditions
+    # The record index it queries is the one the table declares.
+    (query,) = [
+        s for s in module.data["aws_iam_policy_document"]["sweeper"]["statement"] if "dynamodb:Query" in s["actions"]
+    ]
+    assert query["actions"] == ["dynamodb:Query"]
+    assert query["resources"] == ["${local.table_arn}/index/${local.record_index.name}"]
+    assert module.locals["record_index"]["name"] == RECORD_INDEX
+
+
 def test_every_function_gets_the_key_names(module: Module) -> None:
     """OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY are the table's key names in every function."""
     for name, spec in module.locals["functions"].items():
@@ -316,6 +348,7 @@ def test_the_consumer_is_the_callers(module: Module) -> None:
         "api": "${var.lambda_package}",
         "worker": "${var.lambda_package}",
         "consumer": "${coalesce(var.consumer_package, var.lambda_package)}",
+        "sweeper": "${var.lambda_package}",
     }
     assert set(module.locals["function_packages"]) == set(FUNCTIONS)
     lambda_function = module.resource("aws_lambda_function", "this")
@@ -424,7 +457,7 @@ def test_outputs_name_what_an_operator_needs(module: Module) -> None:
 def test_iam_policies_name_no_wildcard_action_or_resource(module: Module) -> None:
     """No '*' action or resource in any role policy; the key policy's '*' is the key itself."""
     documents = module.data["aws_iam_policy_document"]
-    assert {"api", "worker", "consumer", "assume_lambda", "kms"} <= set(documents)
+    assert {"api", "worker", "consumer", "sweeper", "assume_lambda", "kms"} <= set(documents)
     for name, document in documents.items():
         for statement in document["statement"]:
             for action in statement.get("actions", []):

@@ -37,7 +37,7 @@ variable "deletion_protection" {
 }
 
 variable "lambda_package" {
-  description = "The api and worker functions' zip: `make package` builds it at build/lambda/outbox.zip of this repository."
+  description = "The api, worker and sweeper functions' zip: `make package` builds it at build/lambda/outbox.zip of this repository."
   type        = string
   default     = "../../../../build/lambda/outbox.zip"
 }
@@ -193,6 +193,6 @@ output "environment" {
 }
 
 output "function_names" {
-  description = "The three functions."
+  description = "The functions: api, worker, consumer, sweeper."
   value       = module.outbox.function_names
 }
