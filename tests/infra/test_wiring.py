@@ -329,6 +329,58 @@ def test_the_sweeper_is_deployed_as_the_code_expects(module: Module) -> None:
     assert module.locals["record_index"]["name"] == RECORD_INDEX
 
 
+def test_the_schedule_runs_the_sweeper_through_a_role_that_can_do_nothing_else(module: Module) -> None:
+    """EventBridge Scheduler invokes the sweeper every sweep_schedule; its role may invoke only that function."""
+    schedule = module.resource("aws_scheduler_schedule", "sweep")
+    assert schedule["schedule_expression"] == "${var.sweep_schedule}"
+    assert module.variables["sweep_schedule"]["default"] == "rate(5 minutes)"
+    assert schedule["state"] == "ENABLED"
+    assert schedule["flexible_time_window"] == [{"mode": "OFF"}]
+    (target,) = schedule["target"]
+    assert target["arn"] == '${aws_lambda_function.this["sweeper"].arn}'
+    assert target["role_arn"] == "${aws_iam_role.scheduler.arn}"
+    (retry,) = target["retry_policy"]
+    assert 60 <= retry["maximum_event_age_in_seconds"] <= 3600
+    assert 0 < retry["maximum_retry_attempts"] <= 10
+    # The role: assumed by the scheduler of this account only, one statement, one action, one function.
+    documents = module.data["aws_iam_policy_document"]
+    (trust,) = documents["assume_scheduler"]["statement"]
+    assert trust["actions"] == ["sts:AssumeRole"]
+    assert trust["principals"] == [{"type": "Service", "identifiers": ["scheduler.amazonaws.com"]}]
+    assert trust["condition"] == [
+        {"test": "StringEquals", "variable": "aws:SourceAccount", "values": ["${local.account_id}"]}
+    ]
+    role = module.resource("aws_iam_role", "scheduler")
+    assert role["assume_role_policy"] == "${data.aws_iam_policy_document.assume_scheduler.json}"
+    (statement,) = documents["scheduler"]["statement"]
+    assert statement["actions"] == ["lambda:InvokeFunction"]
+    assert statement["resources"] == [target["arn"]]
+    assert statement.get("effect", "Allow") == "Allow"
+    policy = module.resource("aws_iam_role_policy", "scheduler")
+    assert (policy["role"], policy["policy"]) == (
+        "${aws_iam_role.scheduler.id}",
+        "${data.aws_iam_policy_document.scheduler.json}",
+    )
+    # Nothing else is attached to it.
+    for attachment in module.resources.get("aws_iam_role_policy_attachment", {}).values():
+        assert "aws_iam_role.scheduler" not in attachment["role"]
+    for name, other in module.resources["aws_iam_role_policy"].items():
+        assert name == "scheduler" or "aws_iam_role.scheduler" not in other["role"]
+    # Lambda does not retry a failed sweep nor keep a stale one: the next run is the retry.
+    invoke = module.resource("aws_lambda_function_event_invoke_config", "sweeper")
+    assert invoke["function_name"] == '${aws_lambda_function.this["sweeper"].function_name}'
+    assert invoke["maximum_retry_attempts"] == 0
+    assert invoke["maximum_event_age_in_seconds"] <= module.variables["functions"]["default"]["sweeper"]["timeout"]
+    # The schedule expression the variable accepts.
+    (validation,) = module.variables["sweep_schedule"]["validation"]
+    (regex,) = re.findall(r'regex\("([^"]+)"', validation["condition"])
+    pattern = re.compile(regex.replace("\\\\", "\\"))
+    for good in ("rate(5 minutes)", "rate(1 hour)", "cron(0/5 * * * ? *)"):
+        assert pattern.fullmatch(good), good
+    for bad in ("5 minutes", "every(5 minutes)", "rate 5 minutes"):
+        assert not pattern.fullmatch(bad), bad
+
+
 def test_every_function_gets_the_key_names(module: Module) -> None:
     """OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY are the table's key names in every function."""
     for name, spec in module.locals["functions"].items():
