@@ -365,7 +365,7 @@ variable "iterator_age_alarm_ms" {
 }
 
 variable "oldest_pending_alarm_seconds" {
-  description = "Age (s) of the oldest PENDING message the worker saw above which delivery is late."
+  description = "Age (s) of the oldest PENDING message above which delivery is late; above sweep_min_age_seconds plus one sweep_schedule period, since the sweeper relays what is older than its minimum age on each run."
   type        = number
-  default     = 300
+  default     = 900
 }

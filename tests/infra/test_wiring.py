@@ -472,7 +472,7 @@ def test_api_routes_are_all_authorised(module: Module) -> None:
 
 
 def test_alarms_cover_lag_failures_and_errors(module: Module) -> None:
-    """Iterator age, DLQ and on-failure depth, function errors and the worker's own metric."""
+    """Iterator age, DLQ and on-failure depth, every function's errors (the sweeper's too) and the code's metrics."""
     alarms = module.resources["aws_cloudwatch_metric_alarm"]
     assert alarms["iterator_age"]["metric_name"] == "IteratorAge"
     assert alarms["iterator_age"]["dimensions"] == {
@@ -483,14 +483,50 @@ def test_alarms_cover_lag_failures_and_errors(module: Module) -> None:
         "on-failure": "${aws_sqs_queue.on_failure.name}",
     }
     assert alarms["function_errors"]["for_each"] == "${local.functions}"
-    oldest = alarms["oldest_pending"]
-    assert (oldest["namespace"], oldest["metric_name"]) == (metrics.NAMESPACE, metrics.OLDEST_PENDING_AGE)
-    assert oldest["dimensions"] == metrics.DIMENSIONS
+    assert "sweeper" in module.locals["functions"]
+    assert "sweeper" in alarms["function_errors"]["alarm_description"]  # its own runbook line
     assert module.locals["alarm_actions"] == ["${var.alarm_topic_arn}"]
     assert "default" not in module.variables["alarm_topic_arn"]
     for name, alarm in alarms.items():
         assert alarm["alarm_actions"] == "${local.alarm_actions}", name
+        assert alarm["ok_actions"] == "${local.alarm_actions}", name
         assert alarm["treat_missing_data"] == "notBreaching", name
+
+
+def test_metric_alarms_watch_what_the_code_emits(module: Module) -> None:
+    """Invariant 7 (counted and alarmed): quarantines, consumer failures and sweep failures alarm on any count."""
+    locals_ = module.locals
+    assert (locals_["metrics_namespace"], locals_["metrics_dimensions"]) == (metrics.NAMESPACE, metrics.DIMENSIONS)
+    alarms = module.resources["aws_cloudwatch_metric_alarm"]
+    count = alarms["count"]
+    assert count["for_each"] == "${local.count_alarms}"
+    assert {spec["metric"] for spec in locals_["count_alarms"].values()} == {
+        metrics.MESSAGES_QUARANTINED,
+        metrics.MESSAGES_FAILED,
+        metrics.SWEEP_FAILURES,
+    }
+    assert count["metric_name"] == "${each.value.metric}"
+    assert (count["namespace"], count["dimensions"]) == ("${local.metrics_namespace}", "${local.metrics_dimensions}")
+    assert (count["statistic"], count["threshold"], count["comparison_operator"]) == ("Sum", 0, "GreaterThanThreshold")
+    assert count["alarm_description"] == "${each.value.description}"
+    for name, spec in locals_["count_alarms"].items():
+        assert re.search(r"`outbox replay|next sweep", spec["description"]), (name, "no runbook line")
+
+    # The oldest PENDING age: the sweeper's true one too, above what the sweeper fixes on its own.
+    oldest = alarms["oldest_pending"]
+    assert oldest["metric_name"] == metrics.OLDEST_PENDING_AGE
+    assert (oldest["namespace"], oldest["dimensions"]) == ("${local.metrics_namespace}", "${local.metrics_dimensions}")
+    assert oldest["statistic"] == "Maximum"
+    assert oldest["threshold"] == "${var.oldest_pending_alarm_seconds}"
+    threshold = module.variables["oldest_pending_alarm_seconds"]["default"]
+    min_age = module.variables["sweep_min_age_seconds"]["default"]
+    period = 300  # rate(5 minutes), the default sweep_schedule
+    assert module.variables["sweep_schedule"]["default"] == "rate(5 minutes)"
+    assert threshold >= min_age + period
+    assert oldest["period"] >= period  # at least one sweeper datapoint per period
+    assert oldest["evaluation_periods"] == 1
+    (precondition,) = oldest["lifecycle"][0]["precondition"]
+    assert precondition["condition"] == "${var.oldest_pending_alarm_seconds > var.sweep_min_age_seconds}"
 
 
 def test_outputs_name_what_an_operator_needs(module: Module) -> None:
