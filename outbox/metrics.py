@@ -15,8 +15,15 @@ from typing import TextIO
 
 NAMESPACE = "Outbox"
 DIMENSIONS = {"Service": "outbox"}
-# The worker's measure of delivery lag; infra/terraform/alarms.tf alarms on it.
+# Metrics infra/terraform/alarms.tf alarms on (tests/infra checks the names against these).
+# Delivery lag: the worker's oldest entry in a batch, and the sweeper's oldest PENDING message.
 OLDEST_PENDING_AGE = "OldestPendingAgeSeconds"
+# Messages marked FAILED without being sent (the worker's and the sweeper's quarantines).
+MESSAGES_QUARANTINED = "MessagesQuarantined"
+# Messages the consumer ended FAILED.
+MESSAGES_FAILED = "MessagesFailed"
+# Messages a sweep could not relay (it tries them again on its next run).
+SWEEP_FAILURES = "SweepFailures"
 
 
 def emit_metrics(

@@ -19,7 +19,7 @@ import structlog
 
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
-from outbox.metrics import OLDEST_PENDING_AGE, emit_metrics
+from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, SWEEP_FAILURES, emit_metrics
 from outbox.ports import SweepSource
 from outbox.relay import Relay, RelayItem
 
@@ -115,7 +115,9 @@ class Sweeper:
         return report
 
     def _emit(self, report: SweepReport) -> None:
-        emit_metrics({"MessagesSwept": report.relayed, "SweepFailures": report.failed})
+        emit_metrics(
+            {"MessagesSwept": report.relayed, MESSAGES_QUARANTINED: report.quarantined, SWEEP_FAILURES: report.failed}
+        )
         emit_metrics({OLDEST_PENDING_AGE: report.oldest_pending_age_s}, unit="Seconds")
         log_method = log.warning if report.relayed or report.failed else log.info
         log_method(

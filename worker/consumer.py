@@ -36,7 +36,7 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, TransitionResult, iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import bind_invocation, configure_logging
-from outbox.metrics import emit_metrics
+from outbox.metrics import MESSAGES_FAILED, emit_metrics
 from outbox.ports import MessageStore, Visibility
 from outbox.settings import Settings
 
@@ -193,7 +193,7 @@ class Consumer:
                 failures.append({"itemIdentifier": copy.sqs_id})
         with self._stats_lock:
             self.stats.update({outcome.value: n for outcome, n in counts.items()})
-        emit_metrics({"MessagesCompleted": counts[Outcome.COMPLETED], "MessagesFailed": counts[Outcome.FAILED]})
+        emit_metrics({"MessagesCompleted": counts[Outcome.COMPLETED], MESSAGES_FAILED: counts[Outcome.FAILED]})
         log.info("batch_consumed", **{outcome.value: n for outcome, n in counts.items()})
         return {"batchItemFailures": failures}
 

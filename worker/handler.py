@@ -21,7 +21,7 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.message import is_message_id
 from outbox.domain.record import OUTBOX_PREFIX, utc_now
 from outbox.logs import bind_invocation, configure_logging
-from outbox.metrics import OLDEST_PENDING_AGE, emit_metrics
+from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, emit_metrics
 from outbox.relay import RecentSends, Relay, RelayItem, RelayPolicy, keys_in_order
 from outbox.settings import Settings
 
@@ -121,7 +121,7 @@ class StreamWorker:
             {
                 "MessagesRelayed": len(sent),
                 "DuplicateDeliveries": len(dupes),
-                "MessagesQuarantined": len(quarantined) + len(parsed.malformed),
+                MESSAGES_QUARANTINED: len(quarantined) + len(parsed.malformed),
                 "RelayFailures": len(failed),
             }
         )

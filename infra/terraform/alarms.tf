@@ -45,7 +45,7 @@ resource "aws_cloudwatch_metric_alarm" "function_errors" {
   for_each = local.functions
 
   alarm_name          = "${var.name}-${each.key}-errors"
-  alarm_description   = "The ${each.key} function is failing invocations."
+  alarm_description   = each.key == "sweeper" ? "The sweeper is failing: messages left PENDING wait until a sweep succeeds. Its log names the cause (an existing table without the outbox-records index, permissions, SQS)." : "The ${each.key} function is failing invocations."
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
   dimensions          = { FunctionName = aws_lambda_function.this[each.key].function_name }
@@ -61,21 +61,71 @@ resource "aws_cloudwatch_metric_alarm" "function_errors" {
   tags                = var.tags
 }
 
-# Emitted by the worker as EMF (outbox/metrics.py: namespace Outbox, dimension Service=outbox).
+# The functions' own metrics, written as EMF (outbox/metrics.py: namespace Outbox, dimension
+# Service=outbox; tests/infra checks the names against its constants).
+locals {
+  metrics_namespace  = "Outbox"
+  metrics_dimensions = { Service = "outbox" }
+  # Counts that must stay at zero: any message in them is one an operator has to look at.
+  count_alarms = {
+    messages-quarantined = {
+      metric      = "MessagesQuarantined"
+      description = "Messages were marked FAILED without being sent (SQS refused them, too large, malformed entry): the worker's and sweeper's message_quarantined log lines name them and the reason; fix the cause, then `outbox replay --status FAILED`."
+    }
+    messages-failed = {
+      metric      = "MessagesFailed"
+      description = "The consumer ended messages FAILED (delivery refused them, or attempts or receives ran out): its message_failed log lines name them, each record keeps the reason; fix the delivery, then `outbox replay --status FAILED`."
+    }
+    sweep-failures = {
+      metric      = "SweepFailures"
+      description = "A sweep could not relay messages left PENDING (SQS or DynamoDB errors): they stay PENDING and the next sweep tries again; if this persists, check the sweeper's log and SQS."
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "count" {
+  for_each = local.count_alarms
+
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = local.metrics_namespace
+  metric_name         = each.value.metric
+  dimensions          = local.metrics_dimensions
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# The worker reports the age of the oldest entry of each batch, the sweeper the true age of the
+# oldest PENDING message on every run (every sweep_schedule period, so one datapoint a period).
+# The sweeper relays what is older than sweep_min_age_seconds, so the threshold sits above that
+# age plus one schedule period: an alarm means the sweeper itself cannot get a message out.
 resource "aws_cloudwatch_metric_alarm" "oldest_pending" {
   alarm_name          = "${var.name}-oldest-pending-age"
-  alarm_description   = "Messages stay PENDING too long: the stream or SQS is failing; `outbox replay --status PENDING --min-age 5m` re-drives them."
-  namespace           = "Outbox"
+  alarm_description   = "A message has stayed PENDING past oldest_pending_alarm_seconds although the sweeper relays them: check the sweeper's errors and SweepFailures, then SQS; `outbox replay --status PENDING` re-drives by hand."
+  namespace           = local.metrics_namespace
   metric_name         = "OldestPendingAgeSeconds"
-  dimensions          = { Service = "outbox" }
+  dimensions          = local.metrics_dimensions
   statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
+  period              = 300
+  evaluation_periods  = 1
   threshold           = var.oldest_pending_alarm_seconds
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.oldest_pending_alarm_seconds > var.sweep_min_age_seconds
+      error_message = "oldest_pending_alarm_seconds must exceed sweep_min_age_seconds (by at least one sweep_schedule period), or the alarm fires on every message the sweeper is about to relay."
+    }
+  }
 }

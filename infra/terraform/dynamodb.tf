@@ -1,6 +1,7 @@
-# Key schema, TTL attribute and stream view as outbox/adapters/models.py declares them, the key
-# names from hash_key and range_key (tests/infra checks this against the PynamoDB models).
-# With create_table = false the caller's table is used instead (main.tf: local.table_*).
+# Key schema, record index, TTL attribute and stream view as outbox/adapters/models.py declares
+# them, the key names from hash_key and range_key (tests/infra checks this against the PynamoDB
+# models). With create_table = false the caller's table is used instead (main.tf: local.table_*),
+# and it must have the same record index.
 resource "aws_dynamodb_table" "this" {
   count = var.create_table ? 1 : 0
 
@@ -20,6 +21,25 @@ resource "aws_dynamodb_table" "this" {
   attribute {
     name = var.range_key
     type = "S"
+  }
+
+  attribute {
+    name = local.record_index.hash_key
+    type = "S"
+  }
+
+  attribute {
+    name = local.record_index.range_key
+    type = "S"
+  }
+
+  # Every message record by bucket and time, keys only: the sweeper walks it to find what is still
+  # PENDING, whether or not its outbox entry is still there. On demand, so no capacity of its own.
+  global_secondary_index {
+    name            = local.record_index.name
+    hash_key        = local.record_index.hash_key
+    range_key       = local.record_index.range_key
+    projection_type = "KEYS_ONLY"
   }
 
   ttl {

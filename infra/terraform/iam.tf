@@ -65,9 +65,16 @@ data "aws_iam_policy_document" "worker" {
 }
 
 data "aws_iam_policy_document" "consumer" {
+  # ChangeMessageVisibility backs a retry off; GetQueueUrl finds the queue from a record's ARN, once.
   statement {
-    sid       = "ReceiveFromTheQueue"
-    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    sid = "ReceiveFromTheQueue"
+    actions = [
+      "sqs:ChangeMessageVisibility",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:GetQueueUrl",
+      "sqs:ReceiveMessage",
+    ]
     resources = [aws_sqs_queue.main.arn]
   }
   statement {
@@ -87,11 +94,61 @@ data "aws_iam_policy_document" "consumer" {
   }
 }
 
+# The sweeper's item-level grants are scoped by the partition key *value* (dynamodb:LeadingKeys),
+# which works on the caller's table as well as the module's: every item it reads or writes has an
+# outbox-owned key, "MSG#<id>" for message records (outbox/domain/record.py: RECORD_PREFIX) and
+# "OUTBOX-META" for its marks and the bucket count (outbox/adapters/sweep.py: META_PK), so it can
+# never touch the caller's own items in a shared table. Query is granted on the record index
+# alone, which holds the keys of message records and nothing else.
+data "aws_iam_policy_document" "sweeper" {
+  statement {
+    sid       = "WalkTheRecordIndex"
+    actions   = ["dynamodb:Query"]
+    resources = ["${local.table_arn}/index/${local.record_index.name}"]
+  }
+  statement {
+    sid       = "ReadAndFlipMessageRecords"
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
+    resources = [local.table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["MSG#*"]
+    }
+  }
+  statement {
+    sid       = "KeepTheMarks"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    resources = [local.table_arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["OUTBOX-META"]
+    }
+  }
+  statement {
+    sid       = "Publish"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.main.arn]
+  }
+  statement {
+    sid       = "TableAndQueueKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = local.kms_key_arns
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["sweeper"].arn}:log-stream:*"]
+  }
+}
+
 locals {
   function_policies = {
     api      = data.aws_iam_policy_document.api.json
     worker   = data.aws_iam_policy_document.worker.json
     consumer = data.aws_iam_policy_document.consumer.json
+    sweeper  = data.aws_iam_policy_document.sweeper.json
   }
 }
 

@@ -16,6 +16,13 @@ locals {
   table_name = var.create_table ? aws_dynamodb_table.this[0].name : var.table_name
   table_arn  = var.create_table ? aws_dynamodb_table.this[0].arn : var.table_name == null ? null : "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${var.table_name}"
   stream_arn = var.create_table ? aws_dynamodb_table.this[0].stream_arn : var.table_stream_arn
+  # The record index the sweeper queries (outbox/adapters/models.py: RECORD_INDEX, RECORD_INDEX_KEYS):
+  # on the module's table, and required on an existing one.
+  record_index = {
+    name      = "outbox-records"
+    hash_key  = "outbox_pk"
+    range_key = "outbox_sk"
+  }
   # Keys the functions use: the module's own (queues, logs, environment, its table) and the existing table's.
   kms_key_arns = concat([aws_kms_key.this.arn], var.table_kms_key_arn == null ? [] : [var.table_kms_key_arn])
 
@@ -24,6 +31,7 @@ locals {
     api      = var.lambda_package
     worker   = var.lambda_package
     consumer = coalesce(var.consumer_package, var.lambda_package)
+    sweeper  = var.lambda_package
   }
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
@@ -63,7 +71,25 @@ locals {
         OUTBOX_HASH_KEY              = var.hash_key
         OUTBOX_RANGE_KEY             = var.range_key
         OUTBOX_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
-        LOG_LEVEL                    = var.log_level
+        # The queue's redrive maxReceiveCount: on that receive the consumer ends a message FAILED
+        # rather than let its copy reach the dead-letter queue.
+        OUTBOX_MAX_RECEIVE_COUNT = tostring(var.dlq_max_receive_count)
+        LOG_LEVEL                = var.log_level
+      }
+    }
+    sweeper = {
+      handler     = "worker.sweeper.handler"
+      description = "On a schedule: relays every message PENDING past sweep_min_age_seconds from its record"
+      environment = {
+        OUTBOX_TABLE_NAME            = local.table_name
+        OUTBOX_HASH_KEY              = var.hash_key
+        OUTBOX_RANGE_KEY             = var.range_key
+        OUTBOX_QUEUE_URL             = aws_sqs_queue.main.url
+        OUTBOX_SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
+        OUTBOX_MAX_RELAY_ATTEMPTS    = tostring(var.max_relay_attempts)
+        # Used only while the table keeps no bucket count of its own: every bucket the API writes.
+        OUTBOX_BUCKETS = tostring(var.buckets)
+        LOG_LEVEL      = var.log_level
       }
     }
   }

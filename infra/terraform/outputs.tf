@@ -29,7 +29,7 @@ output "on_failure_queue_url" {
 }
 
 output "function_names" {
-  description = "Function names by role: api, worker, consumer."
+  description = "Function names by role: api, worker, consumer, sweeper."
   value       = { for key, function in aws_lambda_function.this : key => function.function_name }
 }
 

@@ -16,7 +16,7 @@ variable "tags" {
 }
 
 variable "lambda_package" {
-  description = "Path of the Lambda zip of the api and worker functions (and the consumer unless consumer_package is set): `make package` builds build/lambda/outbox.zip; from another repository, a zip holding the outbox package and its dependencies."
+  description = "Path of the Lambda zip of the api, worker and sweeper functions (and the consumer unless consumer_package is set): `make package` builds build/lambda/outbox.zip; from another repository, a zip holding the outbox package and its dependencies."
   type        = string
   nullable    = false
 
@@ -27,13 +27,13 @@ variable "lambda_package" {
 }
 
 variable "create_table" {
-  description = "Create the outbox's DynamoDB table (true), or attach to an existing table named by table_name and table_stream_arn (false)."
+  description = "Create the outbox's DynamoDB table (true), or attach to an existing table named by table_name and table_stream_arn (false); an existing table needs the outbox's stream, keys and record index (see table_name)."
   type        = bool
   default     = true
 }
 
 variable "table_name" {
-  description = "Name of the existing table when create_table = false (null otherwise). The table must have its stream on with view type NEW_IMAGE or NEW_AND_OLD_IMAGES, string (S) keys named hash_key and range_key, and (recommended) TTL on expires_at so delivered entries expire."
+  description = "Name of the existing table when create_table = false (null otherwise). The table must have its stream on with view type NEW_IMAGE or NEW_AND_OLD_IMAGES, string (S) keys named hash_key and range_key, the global secondary index outbox-records (partition key outbox_pk, sort key outbox_sk, both S, projection KEYS_ONLY: the sweeper finds PENDING messages through it, also those whose outbox entry is gone), and (recommended) TTL on expires_at so delivered entries expire."
   type        = string
   default     = null
 
@@ -121,7 +121,7 @@ variable "delivery" {
 }
 
 variable "lambda_runtime" {
-  description = "Lambda runtime of the three functions (the package is built for it, arm64)."
+  description = "Lambda runtime of the functions (the package is built for it, arm64)."
   type        = string
   default     = "python3.13"
 
@@ -132,7 +132,7 @@ variable "lambda_runtime" {
 }
 
 variable "functions" {
-  description = "Memory (MB), timeout (s) and reserved concurrency of each function: keys api, worker, consumer."
+  description = "Memory (MB), timeout (s) and reserved concurrency of each function: keys api, worker, consumer, sweeper. The sweeper's reserved concurrency is 1 (two sweeps never run at once); keep its timeout under the sweep_schedule period."
   type = map(object({
     memory_size          = number
     timeout              = number
@@ -142,11 +142,17 @@ variable "functions" {
     api      = { memory_size = 512, timeout = 10, reserved_concurrency = 100 }
     worker   = { memory_size = 512, timeout = 60, reserved_concurrency = 20 }
     consumer = { memory_size = 512, timeout = 30, reserved_concurrency = 20 }
+    sweeper  = { memory_size = 512, timeout = 300, reserved_concurrency = 1 }
   }
 
   validation {
-    condition     = toset(keys(var.functions)) == toset(["api", "worker", "consumer"])
-    error_message = "functions must have exactly the keys api, worker and consumer."
+    condition     = toset(keys(var.functions)) == toset(["api", "worker", "consumer", "sweeper"])
+    error_message = "functions must have exactly the keys api, worker, consumer and sweeper."
+  }
+
+  validation {
+    condition     = try(var.functions["sweeper"].reserved_concurrency, 1) == 1
+    error_message = "functions.sweeper.reserved_concurrency must be 1: two sweeps must never run at once."
   }
 }
 
@@ -204,9 +210,31 @@ variable "max_delivery_attempts" {
 }
 
 variable "dlq_max_receive_count" {
-  description = "Receives before SQS moves a copy to the dead-letter queue; must exceed max_delivery_attempts."
+  description = "Receives before SQS moves a copy to the dead-letter queue (the consumer gets it as OUTBOX_MAX_RECEIVE_COUNT and ends a message FAILED on that receive); must exceed max_delivery_attempts."
   type        = number
   default     = 10
+}
+
+variable "sweep_min_age_seconds" {
+  description = "OUTBOX_SWEEP_MIN_AGE_SECONDS: age (s) after which the sweeper relays a message still PENDING (the stream's turn comes first)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.sweep_min_age_seconds >= 1 && floor(var.sweep_min_age_seconds) == var.sweep_min_age_seconds
+    error_message = "sweep_min_age_seconds must be a whole number of seconds, at least 1."
+  }
+}
+
+variable "sweep_schedule" {
+  description = "EventBridge Scheduler expression the sweeper runs on: rate(...) or cron(...)."
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.sweep_schedule))
+    error_message = "sweep_schedule must be a rate(...) or cron(...) expression."
+  }
 }
 
 variable "message_retention_seconds" {
@@ -337,7 +365,7 @@ variable "iterator_age_alarm_ms" {
 }
 
 variable "oldest_pending_alarm_seconds" {
-  description = "Age (s) of the oldest PENDING message the worker saw above which delivery is late."
+  description = "Age (s) of the oldest PENDING message above which delivery is late; above sweep_min_age_seconds plus one sweep_schedule period, since the sweeper relays what is older than its minimum age on each run."
   type        = number
-  default     = 300
+  default     = 900
 }

@@ -1,9 +1,17 @@
-"""Each role allows every AWS call its handler really makes: recorded from the Lambda entry points on moto."""
+"""Each role allows every AWS call its handler really makes: recorded from the Lambda entry points on moto.
+
+A call is allowed when a statement of the role's policy names its action and, for DynamoDB, the
+table or the index it reads, and every condition of that statement holds for it (the partition
+key values of the items it touches, for ``dynamodb:LeadingKeys``).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 
 import boto3
@@ -13,7 +21,10 @@ from moto import mock_aws
 import outbox.api
 import worker.consumer
 import worker.handler
+import worker.sweeper
 from outbox.adapters import aws
+from outbox.adapters.models import RECORD_INDEX
+from outbox.domain.record import utc_now
 from tests.events import http_event
 from tests.infra.terraform import MODULE, load
 from tests.integration.conftest import build_stack, sqs_event
@@ -21,14 +32,34 @@ from tests.integration.conftest import build_stack, sqs_event
 # Batch and transaction operations are authorised by the actions of what they contain.
 _BATCHES = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage"}
 _TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+HASH_KEY = "pk"  # build_stack's table
+FACTORIES = (
+    outbox.api.default_api,
+    worker.handler.default_worker,
+    worker.consumer.default_consumer,
+    worker.sweeper.default_sweeper,
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One IAM action a handler needed: on what, and for DynamoDB items, their partition key values."""
+
+    action: str
+    resource: str = ""  # "table" or "index:<name>" for DynamoDB; other services are checked by action
+    leading_keys: tuple[str, ...] | None = None  # None: not an item-level call (or not known)
 
 
 class CallRecorder:
-    """IAM actions of every call made by clients the handlers create, by the handler running."""
+    """The calls made by clients the handlers create, by the handler running."""
 
     def __init__(self) -> None:
         self.current = "harness"  # the test's own setup and reads, not a handler's
-        self.actions: dict[str, set[str]] = {}
+        self.calls: dict[str, set[Call]] = {}
+
+    @property
+    def actions(self) -> dict[str, set[str]]:
+        return {role: {call.action for call in calls} for role, calls in self.calls.items()}
 
     def session(self, region: str | None) -> boto3.session.Session:
         session = boto3.session.Session(region_name=region)
@@ -37,11 +68,32 @@ class CallRecorder:
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         prefix = model.service_model.signing_name
+        calls: set[Call]
         if model.name == "TransactWriteItems":
-            names = {_TRANSACT[kind] for item in params["TransactItems"] for kind in item}
+            calls = {
+                Call(f"dynamodb:{_TRANSACT[kind]}", "table", _keys([body.get("Key") or body.get("Item")]))
+                for item in params["TransactItems"]
+                for kind, body in item.items()
+            }
+        elif prefix != "dynamodb":
+            calls = {Call(f"{prefix}:{_BATCHES.get(model.name, model.name)}")}
+        elif model.name == "Query":
+            index = params.get("IndexName")
+            calls = {Call("dynamodb:Query", f"index:{index}" if index else "table")}
+        elif model.name == "BatchGetItem":
+            calls = {
+                Call("dynamodb:BatchGetItem", "table", _keys(request["Keys"]))
+                for request in params["RequestItems"].values()
+            }
         else:
-            names = {_BATCHES.get(model.name, model.name)}
-        self.actions.setdefault(self.current, set()).update(f"{prefix}:{name}" for name in names)
+            calls = {Call(f"dynamodb:{model.name}", "table", _keys([params.get("Key") or params.get("Item")]))}
+        self.calls.setdefault(self.current, set()).update(calls)
+
+
+def _keys(items: list[dict[str, Any] | None]) -> tuple[str, ...] | None:
+    """The partition key values of the items a request names (None if any is unknown)."""
+    values = [item.get(HASH_KEY, {}).get("S") if item else None for item in items]
+    return None if None in values else tuple(sorted(str(value) for value in values))
 
 
 @pytest.fixture
@@ -49,21 +101,64 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallRecorder]:
     """Every client the handlers build records its calls."""
     recorder = CallRecorder()
     monkeypatch.setattr(aws, "_session", recorder.session)
-    for factory in (outbox.api.default_api, worker.handler.default_worker, worker.consumer.default_consumer):
+    for factory in FACTORIES:
         factory.cache_clear()
     yield recorder
-    for factory in (outbox.api.default_api, worker.handler.default_worker, worker.consumer.default_consumer):
+    for factory in FACTORIES:
         factory.cache_clear()
 
 
-def granted(role: str) -> set[str]:
-    """The actions a role's policy document allows."""
-    document = load(MODULE).data["aws_iam_policy_document"][role]
-    return {action for statement in document["statement"] for action in statement["actions"]}
+def statements(role: str) -> list[dict[str, Any]]:
+    """The statements of a role's policy document, as parsed."""
+    found: list[dict[str, Any]] = load(MODULE).data["aws_iam_policy_document"][role]["statement"]
+    return found
+
+
+def _dynamodb_resource(expression: str) -> str | None:
+    """What a policy resource names, in the terms of Call.resource."""
+    locals_ = load(MODULE).locals
+    if expression == "${local.table_arn}":
+        return "table"
+    if expression == "${local.table_arn}/index/${local.record_index.name}":
+        return f"index:{locals_['record_index']['name']}"
+    return None
+
+
+def _condition_holds(condition: dict[str, Any], call: Call) -> bool:
+    assert condition["variable"] == "dynamodb:LeadingKeys", f"teach this test the condition {condition}"
+    if call.leading_keys is None:
+        return False
+    patterns = condition["values"]
+    if condition["test"] == "ForAllValues:StringEquals":
+        return all(key in patterns for key in call.leading_keys)
+    assert condition["test"] == "ForAllValues:StringLike", f"teach this test the operator {condition['test']}"
+    return all(any(fnmatchcase(key, pattern) for pattern in patterns) for key in call.leading_keys)
+
+
+def allows(role: str, call: Call) -> bool:
+    """Whether some statement of the role allows this call: action, DynamoDB resource, conditions."""
+    for statement in statements(role):
+        if call.action not in statement["actions"]:
+            continue
+        if call.resource and call.resource not in {_dynamodb_resource(r) for r in statement["resources"]}:
+            continue
+        if all(_condition_holds(condition, call) for condition in statement.get("condition", [])):
+            return True
+    return False
+
+
+class _Context:
+    """What the sweeper reads of a Lambda context."""
+
+    aws_request_id = "sweep-1"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 300_000
 
 
 def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    """API, worker and consumer run from their Lambda entry points; each call is allowed."""
+    """API, worker, consumer and sweeper run from their Lambda entry points; each call is allowed."""
     with mock_aws():
         stack = build_stack()
         monkeypatch.setenv("OUTBOX_TABLE_NAME", stack.resources.table_name)
@@ -86,14 +181,65 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         messages = stack.receive_all()
         recorder.current = "consumer"
         assert worker.consumer.handler(sqs_event(messages), None) == {"batchItemFailures": []}
+
+        # A copy the consumer sends back: it finds the queue's URL and changes the copy's visibility.
+        recorder.current = "harness"
+        stack.sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody="not an envelope")
+        (unreadable,) = stack.receive_all()
+        recorder.current = "consumer"
+        retried = worker.consumer.handler(sqs_event([unreadable]), None)
+        assert retried == {"batchItemFailures": [{"itemIdentifier": unreadable["MessageId"]}]}
+
+        # A message the stream never relayed: the sweeper finds it through the index and relays it.
+        recorder.current = "harness"
+        stuck = outbox.api.handler(
+            http_event("POST", "/messages", body=BODY, headers={**HEADERS, "idempotency-key": "x"}), None
+        )
+        stuck_id = json.loads(stuck["body"])["message_id"]
+        recorder.current = "sweeper"
+        sweeper = worker.sweeper.default_sweeper()  # its cold start reads the table's bucket count
+        sweeper.clock = lambda: utc_now() + timedelta(minutes=10)  # the message is past the minimum age
+        report = worker.sweeper.handler({}, _Context())
+        assert (report["relayed"], report["failed"]) == (1, 0), report
+        assert report["marks_moved"] >= 1, report
+        recorder.current = "harness"
+        assert stack.store.get(stuck_id).status.value == "QUEUED"
         stack.relay.close()
 
-    recorder.actions.pop("harness")
-    assert set(recorder.actions) == {"api", "worker", "consumer"}
-    for role, actions in recorder.actions.items():
-        assert actions <= granted(role), f"{role} calls {sorted(actions - granted(role))} its role does not allow"
+    recorder.calls.pop("harness")
+    assert set(recorder.calls) == {"api", "worker", "consumer", "sweeper"}
+    for role, calls in recorder.calls.items():
+        refused = sorted(str(call) for call in calls if not allows(role, call))
+        assert not refused, f"{role} makes calls its role does not allow: {refused}"
     assert recorder.actions["api"] == {"dynamodb:PutItem", "dynamodb:GetItem"}
     assert recorder.actions["worker"] == {"sqs:SendMessage", "dynamodb:UpdateItem"}
+    assert recorder.actions["consumer"] == {
+        "dynamodb:UpdateItem",
+        "sqs:GetQueueUrl",
+        "sqs:ChangeMessageVisibility",
+    }
+    assert recorder.actions["sweeper"] == {
+        "dynamodb:GetItem",  # the marks and the bucket count
+        "dynamodb:Query",  # the record index
+        "dynamodb:BatchGetItem",  # the records behind it
+        "sqs:SendMessage",
+        "dynamodb:UpdateItem",  # PENDING -> QUEUED
+        "dynamodb:PutItem",  # the marks
+    }
+    assert Call("dynamodb:Query", f"index:{RECORD_INDEX}") in recorder.calls["sweeper"]
+
+
+def test_the_checker_refuses_what_iam_would() -> None:
+    """The checker above can fail: a wrong action, resource or partition key is refused."""
+    assert allows("sweeper", Call("dynamodb:PutItem", "table", ("OUTBOX-META",)))
+    assert not allows("sweeper", Call("dynamodb:PutItem", "table", ("MSG#1",)))  # the caller's or a record
+    assert not allows("sweeper", Call("dynamodb:PutItem", "table", ("ORDER#1",)))
+    assert not allows("sweeper", Call("dynamodb:UpdateItem", "table", ("MSG#1", "ORDER#1")))
+    assert not allows("sweeper", Call("dynamodb:UpdateItem", "table", None))
+    assert allows("sweeper", Call("dynamodb:BatchGetItem", "table", ("MSG#1", "MSG#2")))
+    assert not allows("sweeper", Call("dynamodb:Query", "table"))  # only the record index
+    assert not allows("sweeper", Call("dynamodb:DeleteItem", "table", ("MSG#1",)))
+    assert not allows("worker", Call("sqs:GetQueueUrl"))
 
 
 BODY = '{"channel": "email", "recipient": "a@example.com", "subject": "hi", "body": "hello"}'

@@ -13,7 +13,7 @@ import pytest
 from infra import package
 from tests.infra.terraform import MODULE, load
 
-HANDLERS = {"outbox.api.handler", "worker.handler.handler", "worker.consumer.handler"}
+HANDLERS = {"outbox.api.handler", "worker.handler.handler", "worker.consumer.handler", "worker.sweeper.handler"}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
     """The handlers, the filter template and the runtime dependencies; nothing local-only."""
     names = set(zipfile.ZipFile(built).namelist())
-    for required in ("outbox/api.py", "worker/handler.py", "worker/consumer.py", "worker/stream_filter.json.tftpl"):
+    for required in (
+        "outbox/api.py",
+        "worker/handler.py",
+        "worker/consumer.py",
+        "worker/sweeper.py",
+        "worker/stream_filter.json.tftpl",
+    ):
         assert required in names
     for dependency in ("pynamodb/", "structlog/", "boto3/", "botocore/"):
         assert any(name.startswith(dependency) for name in names), dependency

@@ -17,6 +17,8 @@ from outbox.adapters.models import (
     BILLING_MODE,
     HASH_KEY,
     RANGE_KEY,
+    RECORD_INDEX,
+    RECORD_INDEX_KEYS,
     STREAM_VIEW_TYPE,
     TTL_ATTRIBUTE,
     OutboxEntryModel,
@@ -26,7 +28,14 @@ from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT
 from outbox.settings import Settings
 from tests.infra.terraform import EXAMPLES, MODULE, ROOT, Module, load, plain
 
-FUNCTIONS = {"api": "outbox.api.handler", "worker": "worker.handler.handler", "consumer": "worker.consumer.handler"}
+FUNCTIONS = {
+    "api": "outbox.api.handler",
+    "worker": "worker.handler.handler",
+    "consumer": "worker.consumer.handler",
+    "sweeper": "worker.sweeper.handler",
+}
+# The functions that send to the queue: the code requires OUTBOX_QUEUE_URL there.
+SENDERS = {"worker", "sweeper"}
 FILTER_TEMPLATE = "stream_filter.json.tftpl"
 # Where a stream record's image sits, by view type: the worker reads NewImage.
 STREAM_VIEWS_WITH_NEW_IMAGE = {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
@@ -65,8 +74,32 @@ def module_call(example: Path) -> dict[str, Any]:
     return body
 
 
+def value_of(module: Module, expression: str) -> Any:
+    """A literal as it is; ``${var.x}`` as its default; ``${local.a.b}`` as that local's entry."""
+    if expression.startswith("${var."):
+        return module.default(expression)
+    match = re.fullmatch(r"\$\{local\.(\w+)\.(\w+)\}", expression)
+    return module.locals[match.group(1)][match.group(2)] if match else expression
+
+
+def index_as_create_table(module: Module, index: dict[str, Any]) -> dict[str, Any]:
+    """A Terraform global_secondary_index block as CreateTable's GlobalSecondaryIndexes entry.
+
+    Only on-demand indexes: a block that sets capacity or projects more than keys does not translate.
+    """
+    assert set(index) <= {"name", "hash_key", "range_key", "projection_type"}, sorted(index)
+    return {
+        "IndexName": value_of(module, index["name"]),
+        "KeySchema": [
+            {"AttributeName": value_of(module, index["hash_key"]), "KeyType": "HASH"},
+            {"AttributeName": value_of(module, index["range_key"]), "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": index["projection_type"]},
+    }
+
+
 def test_table_matches_the_pynamodb_models(module: Module) -> None:
-    """Key schema, attribute types, billing, stream view and TTL attribute come from the models."""
+    """Key schema, attribute types, record index, billing, stream view and TTL attribute come from the models."""
     table = module.resource("aws_dynamodb_table", "this")
     assert table["count"] == "${var.create_table ? 1 : 0}"
     assert module.default("${var.create_table}") is True
@@ -76,8 +109,18 @@ def test_table_matches_the_pynamodb_models(module: Module) -> None:
     definition = table_definition("any")
     keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
     assert (keys["HASH"], keys["RANGE"]) == (HASH_KEY, RANGE_KEY) == ("pk", "sk")
-    assert {module.default(a["name"]): a["type"] for a in table["attribute"]} == {
+    assert {value_of(module, a["name"]): a["type"] for a in table["attribute"]} == {
         a["AttributeName"]: a["AttributeType"] for a in definition["AttributeDefinitions"]
+    }
+    assert len(table["attribute"]) == len(definition["AttributeDefinitions"]) == 4
+    # The record index the sweeper queries: name, keys and keys-only projection as the models declare.
+    assert [index_as_create_table(module, i) for i in table["global_secondary_index"]] == (
+        definition["GlobalSecondaryIndexes"]
+    )
+    assert module.locals["record_index"] == {
+        "name": RECORD_INDEX,
+        "hash_key": RECORD_INDEX_KEYS[0],
+        "range_key": RECORD_INDEX_KEYS[1],
     }
     assert table["billing_mode"] == BILLING_MODE == "PAY_PER_REQUEST"
     assert table["stream_enabled"] is True
@@ -118,10 +161,13 @@ def test_existing_table_is_attached_through_the_locals(module: Module) -> None:
             if "aws_dynamodb_table.this" in line:
                 assert path.name == "main.tf", (path.name, number)
                 assert line.lstrip().startswith(("table_", "stream_")), (path.name, number)
-    # The existing table's requirements are documented where a caller sets it.
-    assert {"NEW_IMAGE", "NEW_AND_OLD_IMAGES", "expires_at"} <= set(
-        re.findall(r"[A-Z_]{5,}|expires_at", module.variables["table_name"]["description"])
+    # The existing table's requirements are documented where a caller sets it, the record index too.
+    description = module.variables["table_name"]["description"]
+    assert {"NEW_IMAGE", "NEW_AND_OLD_IMAGES", "expires_at", "KEYS_ONLY", *RECORD_INDEX_KEYS} <= set(
+        re.findall(r"[A-Z_]{5,}|expires_at|outbox_pk|outbox_sk", description)
     )
+    assert f"index {RECORD_INDEX}" in description
+    assert "record index" in module.variables["create_table"]["description"]
     # A missing table or stream stops the plan on the key everything else depends on.
     (lifecycle,) = module.resource("aws_kms_key", "this")["lifecycle"]
     conditions = [precondition["condition"] for precondition in lifecycle["precondition"]]
@@ -189,7 +235,7 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
         assert set(environment) <= read, f"{name} sets variables the code never reads"
         # The environment as deployed is one the code accepts, with the keys the models declare.
         values = {key: deployed(module, value) for key, value in environment.items()}
-        settings = Settings.from_env(values, require_queue=name == "worker")
+        settings = Settings.from_env(values, require_queue=name in SENDERS)
         assert (settings.hash_key, settings.range_key) == (HASH_KEY, RANGE_KEY)
     # The consumer also gets OUTBOX_DELIVERY, only when the caller names a delivery function.
     assert module.locals["delivery_environment"] == (
@@ -236,6 +282,105 @@ def names_the_code_reads(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     return seen
 
 
+def settings_as_deployed(module: Module, name: str) -> Settings:
+    """The settings a function reads from its environment, deployed with the module's defaults."""
+    environment = module.locals["functions"][name]["environment"]
+    return Settings.from_env({key: deployed(module, value) for key, value in environment.items()})
+
+
+def test_the_consumer_honours_the_queues_redrive(module: Module) -> None:
+    """OUTBOX_MAX_RECEIVE_COUNT is the main queue's maxReceiveCount: the last receive ends FAILED, not in the DLQ."""
+    environment = module.locals["functions"]["consumer"]["environment"]
+    assert environment["OUTBOX_MAX_RECEIVE_COUNT"] == "${tostring(var.dlq_max_receive_count)}"
+    assert "maxReceiveCount = var.dlq_max_receive_count" in module.resource("aws_sqs_queue", "main")["redrive_policy"]
+    settings = settings_as_deployed(module, "consumer")
+    assert settings.max_receive_count == module.variables["dlq_max_receive_count"]["default"]
+    assert settings.max_delivery_attempts == module.variables["max_delivery_attempts"]["default"]
+
+
+def test_the_sweeper_is_deployed_as_the_code_expects(module: Module) -> None:
+    """The worker's package, the main queue, its settings from variables, one sweep at a time."""
+    sweeper = module.locals["functions"]["sweeper"]
+    assert handler_of(module, sweeper) == "worker.sweeper.handler"
+    packages = module.locals["function_packages"]
+    assert packages["sweeper"] == packages["worker"]
+    environment = sweeper["environment"]
+    assert environment["OUTBOX_QUEUE_URL"] == module.locals["functions"]["worker"]["environment"]["OUTBOX_QUEUE_URL"]
+    assert environment["OUTBOX_QUEUE_URL"] == "${aws_sqs_queue.main.url}"
+    assert environment["OUTBOX_SWEEP_MIN_AGE_SECONDS"] == "${tostring(var.sweep_min_age_seconds)}"
+    assert environment["OUTBOX_MAX_RELAY_ATTEMPTS"] == "${tostring(var.max_relay_attempts)}"
+    # Until the table keeps its own bucket count, the sweeper must walk every bucket the API writes.
+    assert environment["OUTBOX_BUCKETS"] == module.locals["functions"]["api"]["environment"]["OUTBOX_BUCKETS"]
+    settings = settings_as_deployed(module, "sweeper")
+    assert settings.sweep_min_age.total_seconds() == module.variables["sweep_min_age_seconds"]["default"] == 300
+    assert settings.buckets == module.variables["buckets"]["default"]
+    # Two sweeps never run at once: reserved concurrency 1, and the variable refuses anything else.
+    defaults = module.variables["functions"]["default"]
+    assert defaults["sweeper"]["reserved_concurrency"] == 1
+    assert 0 < defaults["sweeper"]["timeout"] <= 900
+    conditions = [v["condition"] for v in module.variables["functions"]["validation"]]
+    assert '${try(var.functions["sweeper"].reserved_concurrency, 1) == 1}' in conditions
+    # The record index it queries is the one the table declares.
+    (query,) = [
+        s for s in module.data["aws_iam_policy_document"]["sweeper"]["statement"] if "dynamodb:Query" in s["actions"]
+    ]
+    assert query["actions"] == ["dynamodb:Query"]
+    assert query["resources"] == ["${local.table_arn}/index/${local.record_index.name}"]
+    assert module.locals["record_index"]["name"] == RECORD_INDEX
+
+
+def test_the_schedule_runs_the_sweeper_through_a_role_that_can_do_nothing_else(module: Module) -> None:
+    """EventBridge Scheduler invokes the sweeper every sweep_schedule; its role may invoke only that function."""
+    schedule = module.resource("aws_scheduler_schedule", "sweep")
+    assert schedule["schedule_expression"] == "${var.sweep_schedule}"
+    assert module.variables["sweep_schedule"]["default"] == "rate(5 minutes)"
+    assert schedule["state"] == "ENABLED"
+    assert schedule["flexible_time_window"] == [{"mode": "OFF"}]
+    (target,) = schedule["target"]
+    assert target["arn"] == '${aws_lambda_function.this["sweeper"].arn}'
+    assert target["role_arn"] == "${aws_iam_role.scheduler.arn}"
+    (retry,) = target["retry_policy"]
+    assert 60 <= retry["maximum_event_age_in_seconds"] <= 3600
+    assert 0 < retry["maximum_retry_attempts"] <= 10
+    # The role: assumed by the scheduler of this account only, one statement, one action, one function.
+    documents = module.data["aws_iam_policy_document"]
+    (trust,) = documents["assume_scheduler"]["statement"]
+    assert trust["actions"] == ["sts:AssumeRole"]
+    assert trust["principals"] == [{"type": "Service", "identifiers": ["scheduler.amazonaws.com"]}]
+    assert trust["condition"] == [
+        {"test": "StringEquals", "variable": "aws:SourceAccount", "values": ["${local.account_id}"]}
+    ]
+    role = module.resource("aws_iam_role", "scheduler")
+    assert role["assume_role_policy"] == "${data.aws_iam_policy_document.assume_scheduler.json}"
+    (statement,) = documents["scheduler"]["statement"]
+    assert statement["actions"] == ["lambda:InvokeFunction"]
+    assert statement["resources"] == [target["arn"]]
+    assert statement.get("effect", "Allow") == "Allow"
+    policy = module.resource("aws_iam_role_policy", "scheduler")
+    assert (policy["role"], policy["policy"]) == (
+        "${aws_iam_role.scheduler.id}",
+        "${data.aws_iam_policy_document.scheduler.json}",
+    )
+    # Nothing else is attached to it.
+    for attachment in module.resources.get("aws_iam_role_policy_attachment", {}).values():
+        assert "aws_iam_role.scheduler" not in attachment["role"]
+    for name, other in module.resources["aws_iam_role_policy"].items():
+        assert name == "scheduler" or "aws_iam_role.scheduler" not in other["role"]
+    # Lambda does not retry a failed sweep nor keep a stale one: the next run is the retry.
+    invoke = module.resource("aws_lambda_function_event_invoke_config", "sweeper")
+    assert invoke["function_name"] == '${aws_lambda_function.this["sweeper"].function_name}'
+    assert invoke["maximum_retry_attempts"] == 0
+    assert invoke["maximum_event_age_in_seconds"] <= module.variables["functions"]["default"]["sweeper"]["timeout"]
+    # The schedule expression the variable accepts.
+    (validation,) = module.variables["sweep_schedule"]["validation"]
+    (regex,) = re.findall(r'regex\("([^"]+)"', validation["condition"])
+    pattern = re.compile(regex.replace("\\\\", "\\"))
+    for good in ("rate(5 minutes)", "rate(1 hour)", "cron(0/5 * * * ? *)"):
+        assert pattern.fullmatch(good), good
+    for bad in ("5 minutes", "every(5 minutes)", "rate 5 minutes"):
+        assert not pattern.fullmatch(bad), bad
+
+
 def test_every_function_gets_the_key_names(module: Module) -> None:
     """OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY are the table's key names in every function."""
     for name, spec in module.locals["functions"].items():
@@ -255,6 +400,7 @@ def test_the_consumer_is_the_callers(module: Module) -> None:
         "api": "${var.lambda_package}",
         "worker": "${var.lambda_package}",
         "consumer": "${coalesce(var.consumer_package, var.lambda_package)}",
+        "sweeper": "${var.lambda_package}",
     }
     assert set(module.locals["function_packages"]) == set(FUNCTIONS)
     lambda_function = module.resource("aws_lambda_function", "this")
@@ -326,7 +472,7 @@ def test_api_routes_are_all_authorised(module: Module) -> None:
 
 
 def test_alarms_cover_lag_failures_and_errors(module: Module) -> None:
-    """Iterator age, DLQ and on-failure depth, function errors and the worker's own metric."""
+    """Iterator age, DLQ and on-failure depth, every function's errors (the sweeper's too) and the code's metrics."""
     alarms = module.resources["aws_cloudwatch_metric_alarm"]
     assert alarms["iterator_age"]["metric_name"] == "IteratorAge"
     assert alarms["iterator_age"]["dimensions"] == {
@@ -337,14 +483,50 @@ def test_alarms_cover_lag_failures_and_errors(module: Module) -> None:
         "on-failure": "${aws_sqs_queue.on_failure.name}",
     }
     assert alarms["function_errors"]["for_each"] == "${local.functions}"
-    oldest = alarms["oldest_pending"]
-    assert (oldest["namespace"], oldest["metric_name"]) == (metrics.NAMESPACE, metrics.OLDEST_PENDING_AGE)
-    assert oldest["dimensions"] == metrics.DIMENSIONS
+    assert "sweeper" in module.locals["functions"]
+    assert "sweeper" in alarms["function_errors"]["alarm_description"]  # its own runbook line
     assert module.locals["alarm_actions"] == ["${var.alarm_topic_arn}"]
     assert "default" not in module.variables["alarm_topic_arn"]
     for name, alarm in alarms.items():
         assert alarm["alarm_actions"] == "${local.alarm_actions}", name
+        assert alarm["ok_actions"] == "${local.alarm_actions}", name
         assert alarm["treat_missing_data"] == "notBreaching", name
+
+
+def test_metric_alarms_watch_what_the_code_emits(module: Module) -> None:
+    """Invariant 7 (counted and alarmed): quarantines, consumer failures and sweep failures alarm on any count."""
+    locals_ = module.locals
+    assert (locals_["metrics_namespace"], locals_["metrics_dimensions"]) == (metrics.NAMESPACE, metrics.DIMENSIONS)
+    alarms = module.resources["aws_cloudwatch_metric_alarm"]
+    count = alarms["count"]
+    assert count["for_each"] == "${local.count_alarms}"
+    assert {spec["metric"] for spec in locals_["count_alarms"].values()} == {
+        metrics.MESSAGES_QUARANTINED,
+        metrics.MESSAGES_FAILED,
+        metrics.SWEEP_FAILURES,
+    }
+    assert count["metric_name"] == "${each.value.metric}"
+    assert (count["namespace"], count["dimensions"]) == ("${local.metrics_namespace}", "${local.metrics_dimensions}")
+    assert (count["statistic"], count["threshold"], count["comparison_operator"]) == ("Sum", 0, "GreaterThanThreshold")
+    assert count["alarm_description"] == "${each.value.description}"
+    for name, spec in locals_["count_alarms"].items():
+        assert re.search(r"`outbox replay|next sweep", spec["description"]), (name, "no runbook line")
+
+    # The oldest PENDING age: the sweeper's true one too, above what the sweeper fixes on its own.
+    oldest = alarms["oldest_pending"]
+    assert oldest["metric_name"] == metrics.OLDEST_PENDING_AGE
+    assert (oldest["namespace"], oldest["dimensions"]) == ("${local.metrics_namespace}", "${local.metrics_dimensions}")
+    assert oldest["statistic"] == "Maximum"
+    assert oldest["threshold"] == "${var.oldest_pending_alarm_seconds}"
+    threshold = module.variables["oldest_pending_alarm_seconds"]["default"]
+    min_age = module.variables["sweep_min_age_seconds"]["default"]
+    period = 300  # rate(5 minutes), the default sweep_schedule
+    assert module.variables["sweep_schedule"]["default"] == "rate(5 minutes)"
+    assert threshold >= min_age + period
+    assert oldest["period"] >= period  # at least one sweeper datapoint per period
+    assert oldest["evaluation_periods"] == 1
+    (precondition,) = oldest["lifecycle"][0]["precondition"]
+    assert precondition["condition"] == "${var.oldest_pending_alarm_seconds > var.sweep_min_age_seconds}"
 
 
 def test_outputs_name_what_an_operator_needs(module: Module) -> None:
@@ -363,7 +545,7 @@ def test_outputs_name_what_an_operator_needs(module: Module) -> None:
 def test_iam_policies_name_no_wildcard_action_or_resource(module: Module) -> None:
     """No '*' action or resource in any role policy; the key policy's '*' is the key itself."""
     documents = module.data["aws_iam_policy_document"]
-    assert {"api", "worker", "consumer", "assume_lambda", "kms"} <= set(documents)
+    assert {"api", "worker", "consumer", "sweeper", "assume_lambda", "kms"} <= set(documents)
     for name, document in documents.items():
         for statement in document["statement"]:
             for action in statement.get("actions", []):
@@ -410,7 +592,7 @@ def test_example_passes_the_required_variables(example: Path) -> None:
 
 
 def test_existing_table_example_meets_what_the_module_requires() -> None:
-    """The example attaches to its own table: keys, stream view, TTL and key passed as the module asks."""
+    """The example attaches to its own table: keys, record index, stream view, TTL and key passed as the module asks."""
     example = load(MODULE / "examples" / "existing-table")
     call = module_call(MODULE / "examples" / "existing-table")
     (name,) = example.resources["aws_dynamodb_table"]
@@ -420,7 +602,15 @@ def test_existing_table_example_meets_what_the_module_requires() -> None:
     assert call["table_stream_arn"] == f"${{aws_dynamodb_table.{name}.stream_arn}}"
     assert call["table_kms_key_arn"] == table["server_side_encryption"][0]["kms_key_arn"]
     assert (call["hash_key"], call["range_key"]) == (table["hash_key"], table["range_key"]) == ("PK", "SK")
-    assert {a["name"]: a["type"] for a in table["attribute"]} == {"PK": "S", "SK": "S"}
+    assert {a["name"]: a["type"] for a in table["attribute"]} == {
+        "PK": "S",
+        "SK": "S",
+        **dict.fromkeys(RECORD_INDEX_KEYS, "S"),
+    }
+    # The record index the sweeper needs, exactly as the models declare it.
+    assert [index_as_create_table(example, i) for i in table["global_secondary_index"]] == (
+        table_definition("any", "PK", "SK")["GlobalSecondaryIndexes"]
+    )
     assert table["stream_enabled"] is True
     assert table["stream_view_type"] in STREAM_VIEWS_WITH_NEW_IMAGE
     assert table["ttl"] == [{"attribute_name": TTL_ATTRIBUTE, "enabled": True}]

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from outbox import ConfigurationError, Outbox, Status, cli
+from outbox import ConfigurationError, Outbox, Status, cli, metrics
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.record import utc_now
-from outbox.relay import Relay
+from outbox.relay import Relay, RelayPolicy
 from outbox.sweeper import Sweeper
 from tests.integration.conftest import Stack, build_stack
 
@@ -130,6 +130,36 @@ def test_a_failed_send_keeps_the_mark_and_the_next_sweep_finishes(stack: Stack) 
     again = _sweeper(stack).sweep()
     assert (again.relayed, again.failed) == (1, 0)
     assert outbox.get(message.message_id).status is Status.QUEUED
+
+
+def test_a_sweep_counts_what_it_relayed_quarantined_and_failed_in_the_alarmed_metrics(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A message over the size limit is quarantined by the sweep and counted where the alarm looks."""
+    outbox = _outbox(stack)
+    small, big = outbox.message({"n": 1}, type="T"), outbox.message({"n": "x" * 2_000}, type="T")
+    outbox.transact_write([], small)
+    outbox.transact_write([], big)
+    stack.stream_event()
+    relay = Relay(stack.store, stack.publisher, policy=RelayPolicy(max_batch_bytes=1_000), by="sweeper")
+    sweeper = Sweeper(_source(stack), relay, buckets=4, clock=lambda: utc_now() + timedelta(minutes=10))
+    monkeypatch.setenv("OUTBOX_METRICS", "on")
+    capsys.readouterr()
+
+    report = sweeper.sweep()
+
+    assert (report.relayed, report.quarantined, report.failed) == (1, 1, 0)
+    emitted: dict[str, float] = {}
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    for document in documents:  # the EMF lines among the logs
+        for declared in document["_aws"]["CloudWatchMetrics"]:
+            assert (declared["Namespace"], declared["Dimensions"]) == (metrics.NAMESPACE, [sorted(metrics.DIMENSIONS)])
+            emitted |= {m["Name"]: document[m["Name"]] for m in declared["Metrics"]}
+    assert emitted[metrics.MESSAGES_QUARANTINED] == 1
+    assert emitted[metrics.SWEEP_FAILURES] == 0
+    assert emitted["MessagesSwept"] == 1
+    assert emitted[metrics.OLDEST_PENDING_AGE] > 0
+    assert outbox.get(big.message_id).status is Status.FAILED
 
 
 def test_the_bucket_count_is_stored_once_and_a_different_one_refused(stack: Stack) -> None:

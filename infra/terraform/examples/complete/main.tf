@@ -96,6 +96,6 @@ output "environment" {
 }
 
 output "function_names" {
-  description = "The three functions."
+  description = "The functions: api, worker, consumer, sweeper."
   value       = module.outbox.function_names
 }

@@ -37,7 +37,7 @@ variable "deletion_protection" {
 }
 
 variable "lambda_package" {
-  description = "The api and worker functions' zip: `make package` builds it at build/lambda/outbox.zip of this repository."
+  description = "The api, worker and sweeper functions' zip: `make package` builds it at build/lambda/outbox.zip of this repository."
   type        = string
   default     = "../../../../build/lambda/outbox.zip"
 }
@@ -56,7 +56,8 @@ locals {
 }
 
 # The caller's table and its key: a stream with new images, string keys "PK" and "SK" (the module
-# is told their names), TTL on expires_at so delivered outbox entries expire.
+# is told their names), the outbox's record index (the sweeper queries it), TTL on expires_at so
+# delivered outbox entries expire.
 resource "aws_kms_key" "orders" {
   description             = "${var.name}: the orders table"
   enable_key_rotation     = true
@@ -92,6 +93,25 @@ resource "aws_dynamodb_table" "orders" {
   attribute {
     name = "SK"
     type = "S"
+  }
+
+  attribute {
+    name = "outbox_pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "outbox_sk"
+    type = "S"
+  }
+
+  # The outbox's record index, exactly so: the sweeper walks it by bucket and time to find every
+  # message still PENDING (`outbox bootstrap` creates it on a table it makes).
+  global_secondary_index {
+    name            = "outbox-records"
+    hash_key        = "outbox_pk"
+    range_key       = "outbox_sk"
+    projection_type = "KEYS_ONLY"
   }
 
   ttl {
@@ -173,6 +193,6 @@ output "environment" {
 }
 
 output "function_names" {
-  description = "The three functions."
+  description = "The functions: api, worker, consumer, sweeper."
   value       = module.outbox.function_names
 }
