@@ -504,7 +504,10 @@ def main() -> int:
     api_latency = api_benchmark(5, 200 // scale)
     e2e = end_to_end(300 // scale, rate=20)
     memory = replay_memory([10_000 // scale, 100_000 // scale])
-    sweeps = [sweep.measure(size, new=100 // scale) for size in (10_000 // scale, 100_000 // scale)]
+    sweeps = [
+        sweep.measure(size, new=100 // scale, catch_up=size <= sweep.CATCH_UP_UP_TO)
+        for size in (10_000 // scale, 100_000 // scale)
+    ]
     lines = [
         f"Command: `make bench` (`python -m bench.run`), {time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s.",
         "",

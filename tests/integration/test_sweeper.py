@@ -202,6 +202,7 @@ def test_outbox_sweep_runs_one_sweep_from_a_terminal(
     stack.stream_event()
     for name, value in stack.resources.environment().items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OUTBOX_METRICS", "on")  # the command turns metric lines off: restored after the test
     assert cli.main(["sweep", "--min-age", "0s", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["relayed"], report["failed"]) == (1, 0)
