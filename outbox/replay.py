@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -294,9 +293,3 @@ class Replayer:
 
 def _ordering_key(entry: StoredEntry) -> str:
     return entry.group_key or entry.message_id
-
-
-if __name__ == "__main__":
-    from outbox.cli import main
-
-    raise SystemExit(main(["replay", *sys.argv[1:]]))

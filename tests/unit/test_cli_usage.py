@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import outbox
 from outbox.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,3 +34,9 @@ def test_no_command_from_the_shell_too() -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("usage: outbox")
+
+
+def test_python_dash_m_outbox_runs_the_command() -> None:
+    """``python -m outbox`` is the ``outbox`` command (and no import cycle stands in its way)."""
+    done = subprocess.run([sys.executable, "-m", "outbox", "--version"], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, f"outbox {outbox.__version__}")
