@@ -241,30 +241,23 @@ class Consumer:
 
     def _start(self, message_id: str, lease: Lease, *, tries: int) -> TransitionResult:
         """Take the lease; on a copy's last receive a passing fault is tried again at once."""
-        for attempt in range(tries):
-            try:
-                return self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease)
-            except InvalidTransitionError:
-                raise
-            except OutboxError as exc:
-                if attempt == tries - 1 or not exc.retryable:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover - tries >= 1
+        return _tried(
+            lambda: self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease),
+            tries,
+        )
 
     def _complete(self, copy: _Copy, message_id: str, lease: Lease) -> Outcome:
-        tries = 3 if self._last_receive(copy) else 1
-        for attempt in range(tries):
-            try:
-                self.store.transition(message_id, Status.COMPLETED, by=BY, expected=PROCESSING, lease=lease)
-            except InvalidTransitionError:
-                return Outcome.DUPLICATE  # the lease ran out and another copy took the message over
-            except OutboxError as exc:
-                log.warning("complete_failed", message_id=message_id, error=exc.code)
-                if attempt == tries - 1:
-                    return self._retry(copy)
-            else:
-                return Outcome.COMPLETED
-        raise AssertionError("unreachable")  # pragma: no cover - tries >= 1
+        try:
+            _tried(
+                lambda: self.store.transition(message_id, Status.COMPLETED, by=BY, expected=PROCESSING, lease=lease),
+                3 if self._last_receive(copy) else 1,
+            )
+        except InvalidTransitionError:
+            return Outcome.DUPLICATE  # the lease ran out and another copy took the message over
+        except OutboxError as exc:
+            log.warning("complete_failed", message_id=message_id, error=exc.code)
+            return self._retry(copy)
+        return Outcome.COMPLETED
 
     def _reject(self, copy: _Copy, exc: MalformedEntryError) -> Outcome:
         if exc.message_id is None:
@@ -310,6 +303,17 @@ class Consumer:
         if self.visibility is not None:
             self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
         return Outcome.RETRIED
+
+
+def _tried(call: Callable[[], TransitionResult], tries: int) -> TransitionResult:
+    """``call``, tried up to ``tries`` times while it fails with a passing fault (a lost condition is final)."""
+    for _ in range(tries - 1):
+        try:
+            return call()
+        except OutboxError as exc:
+            if not exc.retryable:
+                raise
+    return call()
 
 
 def _copy(record: object) -> _Copy | None:

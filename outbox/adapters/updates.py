@@ -37,10 +37,11 @@ class UpdateShape:
     names: dict[str, str]
     values: dict[str, AttributeValue]
     return_values: str
+    per_call: frozenset[str] = frozenset()  # the values each call adds (DynamoDB refuses an unused one)
 
     def request(self, table_name: str, key: dict[str, AttributeValue], values: dict[str, AttributeValue]) -> Any:
         """The UpdateItem request for one record, with this call's values (those its expressions use)."""
-        used = {name: value for name, value in values.items() if name in self.update or name in self.condition}
+        used = {name: value for name, value in values.items() if name in self.per_call}
         return {
             "TableName": table_name,
             "Key": key,
@@ -64,11 +65,13 @@ def transition_shape(
     """
     names = {"#pk": hash_key, "#status": "status", "#updated_at": "updated_at", "#history": "history"}
     sets = ["#status = :to", "#updated_at = :now", "#history = list_append(#history, :line)"]
+    per_call = {":to", ":now", ":line"}
     removes: list[str] = []
     adds: list[str] = []
     if with_reason:
         names["#reason"] = "reason"
         sets.append("#reason = :reason")
+        per_call.add(":reason")
     if to is Status.PROCESSING:
         names["#attempts"] = "attempts"
         adds.append("#attempts :one")
@@ -78,6 +81,7 @@ def transition_shape(
     if to is Status.PROCESSING and leased:
         names |= {"#lease_owner": "lease_owner", "#lease_until": "lease_until"}
         sets += ["#lease_owner = :owner", "#lease_until = :until"]
+        per_call |= {":owner", ":until"}
     elif to is not Status.PROCESSING:
         names |= {"#lease_owner": "lease_owner", "#lease_until": "lease_until"}
         removes += ["#lease_owner", "#lease_until"]  # no lease outlives PROCESSING
@@ -102,12 +106,13 @@ def transition_shape(
         condition = f"attribute_exists(#pk) AND ({' OR '.join(clauses)})"
     elif leased and sources == frozenset({Status.PROCESSING}):
         condition += " AND #lease_owner = :owner"  # only the holder finishes what it holds
+        per_call.add(":owner")
 
     update = "SET " + ", ".join(sets)
     update += " REMOVE " + ", ".join(removes) if removes else ""
     update += " ADD " + ", ".join(adds) if adds else ""
     return_values = "UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE"
-    return UpdateShape(update, condition, names, values, return_values)
+    return UpdateShape(update, condition, names, values, return_values, frozenset(per_call))
 
 
 def transition_values(
@@ -115,7 +120,7 @@ def transition_values(
 ) -> dict[str, AttributeValue]:
     """The per-call values of a transition: the new status, the time, the history line, reason and lease.
 
-    ``UpdateShape.request`` keeps those its expressions use: DynamoDB refuses an unused value.
+    ``UpdateShape.request`` keeps those its shape uses (``per_call``).
     """
     line: dict[str, AttributeValue] = {"status": S(to.value), "at": S(now), "by": S(by)}
     values: dict[str, AttributeValue] = {":to": S(to.value), ":now": S(now)}
