@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import importlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -125,6 +126,8 @@ class ConsumerPolicy:
     busy_delay_s: int = 5
     default_lease_s: int = 60  # without a Lambda context to tell the invocation's deadline
     lease_margin_s: int = 5
+    status_write_tries: int = 3
+    status_write_pause_s: float = 0.02
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsumerPolicy:
@@ -162,11 +165,13 @@ class Consumer:
         *,
         policy: ConsumerPolicy | None = None,
         visibility: Visibility | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.deliver = deliver
         self.policy = policy or ConsumerPolicy()
         self.visibility = visibility
+        self.sleep = sleep
         self.stats: Counter[str] = Counter()  # outcomes since start, across invocations
         self._stats_lock = threading.Lock()
 
@@ -213,7 +218,7 @@ class Consumer:
         last = self._last_receive(copy)
         lease = Lease(copy.sqs_id, iso(lease_until))  # one copy is with one receiver at a time
         try:
-            started = self._start(message_id, lease, tries=3 if last else 1)
+            started = self._start(message_id, lease)
         except InvalidTransitionError as exc:
             return self._not_startable(copy, message_id, exc.current)
         except OutboxError as exc:
@@ -235,22 +240,35 @@ class Consumer:
             return self._retry(copy)
         return self._complete(copy, message_id, lease)
 
+    def _tried(self, write: Callable[[], TransitionResult]) -> TransitionResult:
+        """A status write, tried again after a short pause while it fails with a passing fault.
+
+        Each failed write would send the copy back to the queue: another receive, another
+        invocation, and one step nearer the dead-letter queue. A lost condition is final.
+        """
+        for attempt in range(self.policy.status_write_tries - 1):
+            try:
+                return write()
+            except OutboxError as exc:
+                if not exc.retryable:
+                    raise
+            self.sleep(self.policy.status_write_pause_s * 2**attempt)
+        return write()
+
     def _last_receive(self, copy: _Copy) -> bool:
         limit = self.policy.max_receive_count
         return limit is not None and copy.receives >= limit
 
-    def _start(self, message_id: str, lease: Lease, *, tries: int) -> TransitionResult:
-        """Take the lease; on a copy's last receive a passing fault is tried again at once."""
-        return _tried(
-            lambda: self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease),
-            tries,
+    def _start(self, message_id: str, lease: Lease) -> TransitionResult:
+        """Take the lease (a passing fault is tried again before the copy goes back to the queue)."""
+        return self._tried(
+            lambda: self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease)
         )
 
     def _complete(self, copy: _Copy, message_id: str, lease: Lease) -> Outcome:
         try:
-            _tried(
-                lambda: self.store.transition(message_id, Status.COMPLETED, by=BY, expected=PROCESSING, lease=lease),
-                3 if self._last_receive(copy) else 1,
+            self._tried(
+                lambda: self.store.transition(message_id, Status.COMPLETED, by=BY, expected=PROCESSING, lease=lease)
             )
         except InvalidTransitionError:
             return Outcome.DUPLICATE  # the lease ran out and another copy took the message over
@@ -290,7 +308,11 @@ class Consumer:
 
     def _fail(self, message_id: str, lease: Lease, reason: str) -> Outcome:
         try:
-            self.store.transition(message_id, Status.FAILED, by=BY, reason=reason, expected=PROCESSING, lease=lease)
+            self._tried(
+                lambda: self.store.transition(
+                    message_id, Status.FAILED, by=BY, reason=reason, expected=PROCESSING, lease=lease
+                )
+            )
         except InvalidTransitionError:
             return Outcome.DUPLICATE
         except OutboxError:
@@ -303,17 +325,6 @@ class Consumer:
         if self.visibility is not None:
             self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
         return Outcome.RETRIED
-
-
-def _tried(call: Callable[[], TransitionResult], tries: int) -> TransitionResult:
-    """``call``, tried up to ``tries`` times while it fails with a passing fault (a lost condition is final)."""
-    for _ in range(tries - 1):
-        try:
-            return call()
-        except OutboxError as exc:
-            if not exc.retryable:
-                raise
-    return call()
 
 
 def _copy(record: object) -> _Copy | None:

@@ -143,13 +143,15 @@ def test_on_the_last_allowed_receive_a_retryable_failure_ends_failed(store: InMe
     assert record.reason == "delivery failed on the last allowed receive (4): provider down"
 
 
-def test_a_throttled_start_on_the_last_receive_is_tried_again(store: InMemoryMessageStore) -> None:
-    """A receive that is no delivery attempt (the status write throttled) still counts: the last one tries harder."""
+def test_a_throttled_status_write_is_tried_again_before_the_copy_goes_back(store: InMemoryMessageStore) -> None:
+    """A receive that is no delivery attempt costs a receive: a passing fault is retried in the invocation first."""
     envelope = _accept(store)
-    consumer = Consumer(store, policy=ConsumerPolicy(max_receive_count=2))
+    pauses: list[float] = []
+    consumer = Consumer(store, policy=ConsumerPolicy(max_receive_count=2), sleep=pauses.append)
     store.fail_next["transition"] = AwsError("UpdateItem throttled", retryable=True)
     assert _failed(consumer.handle(_event(_record(envelope, "c", receives=2)))) == []
     assert store.records[envelope.message_id].status is Status.COMPLETED
+    assert pauses == [ConsumerPolicy().status_write_pause_s]
 
 
 def test_retries_back_off_growing_and_capped() -> None:
