@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: test lint demo chaos bench package checkov clean
+.PHONY: test lint demo chaos bench coldstart package lambda-lock checkov clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,13 @@ lint: $(STAMP)
 test: lint $(CHECKOV_STAMP)
 	$(BIN)/pytest
 
-# The Lambda zip the Terraform module deploys: build/lambda/outbox.zip.
+# The Lambda zip the Terraform module deploys: build/lambda/outbox.zip, from infra/lambda-requirements.txt.
 package: $(STAMP)
 	$(BIN)/python -m infra.package
+
+# Rewrite infra/lambda-requirements.txt: the installed versions, hashes of the target's wheels (pip download).
+lambda-lock: $(STAMP)
+	$(BIN)/python -m infra.package --lock
 
 checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -d infra/terraform --framework terraform --skip-download --compact --quiet
