@@ -72,7 +72,7 @@ def lock_path(config: dict[str, Any]) -> Path:
 def _target_environment(config: dict[str, Any]) -> dict[str, str]:
     """PEP 508 marker values of Lambda's Linux for the package's Python."""
     version = str(config["python-version"])
-    env = dict(default_environment())
+    env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
     env.update(
         python_version=version,
         python_full_version=f"{version}.0",
@@ -163,6 +163,21 @@ def check_interpreter(python_version: str) -> None:
         )
 
 
+def keep_botocore_services(target: Path, services: list[str]) -> None:
+    """Drop the models of every AWS service but ``services`` from botocore's data (its shared files stay).
+
+    botocore lists its data folder (about 450 services) when it loads a model, and the models are
+    most of the zip.
+    """
+    data = target / "botocore" / "data"
+    missing = [name for name in services if not (data / name).is_dir()]
+    if missing:
+        raise PackageError(f"botocore has no service {', '.join(missing)}")
+    for folder in sorted(data.iterdir()):
+        if folder.is_dir() and folder.name not in services:
+            shutil.rmtree(folder)
+
+
 def compile_bytecode(target: Path, python_version: str) -> None:
     """Compile every module under ``target`` for this Python, reproducibly (unchecked-hash .pyc, /var/task paths)."""
     check_interpreter(python_version)
@@ -188,6 +203,7 @@ def stage(target: Path, config: dict[str, Any]) -> None:
         check=True,
     )  # fmt: skip
     shutil.rmtree(target / "bin", ignore_errors=True)  # the dependencies' console scripts (jmespath's jp.py)
+    keep_botocore_services(target, config["botocore-services"])
     excluded = {ROOT / path for path in config["exclude-paths"]}
     for package in SOURCES:
         for path in sorted((ROOT / package).rglob("*")):

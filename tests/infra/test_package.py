@@ -38,6 +38,10 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
         assert required in names
     for dependency in ("pynamodb/", "structlog/", "boto3/", "botocore/"):
         assert any(name.startswith(dependency) for name in names), dependency
+    # botocore's models: the services configured, and its shared data files.
+    services = {name.split("/")[2] for name in names if name.startswith("botocore/data/") and name.count("/") > 3}
+    assert services == set(package.package_config()["botocore-services"])
+    assert {"botocore/data/endpoints.json", "botocore/data/partitions.json", "botocore/data/_retry.json"} <= names
     # Not shipped: what Lambda never runs (the CLI and rich, replay, testing helpers, the local stack).
     assert not any(name.startswith(("rich/", "moto/", "waitress/", "outbox/local/", "bin/")) for name in names)
     for local_only in (
