@@ -33,6 +33,10 @@ test: lint $(CHECKOV_STAMP)
 package: $(STAMP)
 	$(BIN)/python -m infra.package
 
+# Cold start of each handler from the zip against a bare boto3 function (bench/coldstart.py).
+coldstart: package
+	$(BIN)/python -m bench.coldstart
+
 # Rewrite infra/lambda-requirements.txt: the installed versions, hashes of the target's wheels (pip download).
 lambda-lock: $(STAMP)
 	$(BIN)/python -m infra.package --lock

@@ -171,3 +171,25 @@ def test_package_targets_the_runtime_and_architecture_terraform_deploys() -> Non
     assert module.default(function["runtime"]) == f"python{config['python-version']}"
     assert function["architectures"] == [config["architecture"]]
     assert config["platform"] == package.PLATFORMS[config["architecture"]]
+
+
+def test_coldstart_benchmark_runs_each_handler_from_the_zip(built: Path) -> None:
+    """bench/coldstart.py, one round: every case answers without the network; the result has its fields."""
+    from dataclasses import asdict
+
+    from bench import coldstart
+
+    result = coldstart.measure(built, runs=1)
+    data = asdict(result)
+    assert set(data) == {"runs", "python", "zip_path", "zip_mib", "calibration_s", "rows"}
+    assert [row["handler"] for row in data["rows"]] == [case.handler for case in coldstart.CASES]
+    assert {row["handler"] for row in data["rows"][1:]} == HANDLERS
+    for row in data["rows"]:
+        assert set(row) == {
+            "name", "handler", "invoked", "import_ms", "cold_ms", "cold_min_ms", "cold_max_ms", "cpu_ms",
+            "process_ms", "ratio", "cpu_ratio",
+        }  # fmt: skip
+        assert row["cold_ms"] > 0
+    assert data["rows"][0]["ratio"] == 1.0
+    assert [row["invoked"] for row in data["rows"]] == [True, True, True, True, False]
+    assert "| / bare (wall) | / bare (CPU) |" in result.table()
