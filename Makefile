@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: test lint demo chaos bench package checkov clean
+.PHONY: test lint demo chaos bench coldstart package lambda-lock checkov clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,17 @@ lint: $(STAMP)
 test: lint $(CHECKOV_STAMP)
 	$(BIN)/pytest
 
-# The Lambda zip the Terraform module deploys: build/lambda/outbox.zip.
+# The Lambda zip the Terraform module deploys: build/lambda/outbox.zip, from infra/lambda-requirements.txt.
 package: $(STAMP)
 	$(BIN)/python -m infra.package
+
+# Cold start of each handler from the zip against a bare boto3 function (bench/coldstart.py).
+coldstart: package
+	$(BIN)/python -m bench.coldstart
+
+# Rewrite infra/lambda-requirements.txt: the installed versions, hashes of the target's wheels (pip download).
+lambda-lock: $(STAMP)
+	$(BIN)/python -m infra.package --lock
 
 checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -d infra/terraform --framework terraform --skip-download --compact --quiet

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from outbox.adapters.aws import sqs_client
+from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
@@ -352,11 +352,12 @@ def _build(deliver: Deliver | None) -> Consumer:
     configure_logging()
     settings = Settings.from_env()
     delivery = deliver or resolve_delivery(settings.delivery)
+    session = new_session(settings.region)  # one session: botocore loads its endpoint data once
     return Consumer(
-        DynamoDBMessageStore.from_settings(settings),
+        DynamoDBMessageStore.from_settings(settings, client=dynamodb_client(settings.region, session=session)),
         delivery,
         policy=ConsumerPolicy.from_settings(settings),
-        visibility=SqsVisibility(sqs_client(settings.region)),
+        visibility=SqsVisibility(sqs_client(settings.region, session=session)),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
 from outbox.adapters.models import HASH_KEY
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
@@ -171,9 +172,10 @@ def default_worker() -> StreamWorker:
     """The worker wired to real AWS clients: built once per cold start."""
     configure_logging()
     settings = Settings.from_env(require_queue=True)
+    session = new_session(settings.region)  # one session: botocore loads its endpoint data once
     relay = Relay(
-        DynamoDBMessageStore.from_settings(settings),
-        SqsPublisher.from_settings(settings),
+        DynamoDBMessageStore.from_settings(settings, client=dynamodb_client(settings.region, session=session)),
+        SqsPublisher.from_settings(settings, client=sqs_client(settings.region, session=session)),
         policy=RelayPolicy.from_settings(settings),
         recent=RecentSends(RECENT_SENDS),
     )

@@ -121,13 +121,13 @@ variable "delivery" {
 }
 
 variable "lambda_runtime" {
-  description = "Lambda runtime of the functions (the package is built for it, arm64)."
+  description = "Lambda runtime of the functions: python<python-version> of the package (pyproject.toml [tool.outbox.lambda-package]), whose bytecode is compiled for that Python alone."
   type        = string
-  default     = "python3.13"
+  default     = "python3.11"
 
   validation {
-    condition     = can(regex("^python3\\.(1[2-9])$", var.lambda_runtime))
-    error_message = "lambda_runtime must be python3.12 or newer."
+    condition     = can(regex("^python3\\.(1[1-9])$", var.lambda_runtime))
+    error_message = "lambda_runtime must be python3.11 or newer, and the package's python-version."
   }
 }
 

@@ -1,10 +1,16 @@
-"""boto3 clients and the translation of botocore errors into the outbox's own errors."""
+"""AWS clients and the translation of botocore errors into the outbox's own errors.
+
+Clients come from botocore's session, which is what ``boto3.client`` wraps: the same client
+classes and handlers, without importing boto3 itself, whose ``s3transfer`` import is a third of
+a handler's cold start and serves only S3. Clients made together (a handler's DynamoDB and SQS
+clients) share one session, so botocore reads its endpoint and partition data once.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -54,27 +60,38 @@ def client_config(**overrides: Any) -> Config:
     )
 
 
-def _session(region: str | None) -> boto3.session.Session:
-    return boto3.session.Session(region_name=region)
+def _session(region: str | None) -> botocore.session.Session:
+    session = botocore.session.get_session()
+    if region is not None:
+        session.set_config_variable("region", region)
+    return session
 
 
-def dynamodb_client(region: str | None = None) -> DynamoDBClient:
-    """A DynamoDB client; boto3 itself honours AWS_ENDPOINT_URL."""
-    return _session(region).client("dynamodb", config=client_config())
+def new_session(region: str | None = None) -> botocore.session.Session:
+    """A fresh botocore session (credentials and settings from the environment), in ``region`` if given."""
+    return _session(region)
 
 
-def sqs_client(region: str | None = None) -> SQSClient:
-    """An SQS client; boto3 itself honours AWS_ENDPOINT_URL."""
-    return _session(region).client("sqs", config=client_config())
+def dynamodb_client(region: str | None = None, *, session: botocore.session.Session | None = None) -> DynamoDBClient:
+    """A DynamoDB client, on ``session`` or a new one; botocore honours AWS_ENDPOINT_URL."""
+    client = (session or _session(region)).create_client("dynamodb", region_name=region, config=client_config())
+    return cast("DynamoDBClient", client)
+
+
+def sqs_client(region: str | None = None, *, session: botocore.session.Session | None = None) -> SQSClient:
+    """An SQS client, on ``session`` or a new one; botocore honours AWS_ENDPOINT_URL."""
+    client = (session or _session(region)).create_client("sqs", region_name=region, config=client_config())
+    return cast("SQSClient", client)
 
 
 def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
-    """A DynamoDB Streams client; boto3 itself honours AWS_ENDPOINT_URL.
+    """A DynamoDB Streams client; botocore honours AWS_ENDPOINT_URL.
 
     Account-id endpoints are off: botocore would route a StreamArn call to
     ``<account>.streams-ddb.<region>.amazonaws.com``, which emulators do not serve.
     """
-    return _session(region).client("dynamodbstreams", config=client_config(account_id_endpoint_mode="disabled"))
+    config = client_config(account_id_endpoint_mode="disabled")
+    return cast("DynamoDBStreamsClient", _session(region).create_client("dynamodbstreams", config=config))
 
 
 def error_code(exc: ClientError) -> str:

@@ -14,7 +14,7 @@ from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-import boto3
+import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -61,9 +61,11 @@ class CallRecorder:
     def actions(self) -> dict[str, set[str]]:
         return {role: {call.action for call in calls} for role, calls in self.calls.items()}
 
-    def session(self, region: str | None) -> boto3.session.Session:
-        session = boto3.session.Session(region_name=region)
-        session.events.register("before-parameter-build.*.*", self._record)
+    def session(self, region: str | None) -> botocore.session.Session:
+        session = botocore.session.get_session()
+        if region is not None:
+            session.set_config_variable("region", region)
+        session.register("before-parameter-build.*.*", self._record)
         return session
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:

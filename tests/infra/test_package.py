@@ -1,4 +1,4 @@
-"""`make package`: the Lambda zip holds the handlers and their dependencies, and imports in a bare Python."""
+"""`make package`: the zip holds the handlers, their locked dependencies and bytecode, and runs in a bare Python."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from infra import package
 from tests.infra.terraform import MODULE, load
 
 HANDLERS = {"outbox.api.handler", "worker.handler.handler", "worker.consumer.handler", "worker.sweeper.handler"}
+TAG = sys.implementation.cache_tag  # cpython-311: the package's python-version is this interpreter's
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +38,29 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
         assert required in names
     for dependency in ("pynamodb/", "structlog/", "boto3/", "botocore/"):
         assert any(name.startswith(dependency) for name in names), dependency
-    # Not shipped: the CLI's rich, the local emulator (moto), bytecode built for this machine's Python.
-    assert not any(name.startswith(("rich/", "moto/", "outbox/local/")) for name in names)
-    assert not any(name.endswith(".pyc") for name in names)
+    # botocore's models: the services configured, and its shared data files.
+    services = {name.split("/")[2] for name in names if name.startswith("botocore/data/") and name.count("/") > 3}
+    assert services == set(package.package_config()["botocore-services"])
+    assert {"botocore/data/endpoints.json", "botocore/data/partitions.json", "botocore/data/_retry.json"} <= names
+    # Not shipped: what Lambda never runs (the CLI and rich, replay, testing helpers, the local stack).
+    assert not any(name.startswith(("rich/", "moto/", "waitress/", "outbox/local/", "bin/")) for name in names)
+    for local_only in (
+        "outbox/cli.py",
+        "outbox/replay_cli.py",
+        "outbox/replay.py",
+        "outbox/testing.py",
+        "outbox/faults.py",
+        "worker/sqs_runner.py",
+        "worker/stream_runner.py",
+    ):
+        assert local_only not in names
+    # Every module has its bytecode for the runtime's Python, and no other.
+    sources = [name for name in names if name.endswith(".py")]
+    assert len(sources) > 100
+    for source in sources:
+        folder, _, module = source.rpartition("/")
+        assert f"{folder}/__pycache__/{module[:-3]}.{TAG}.pyc".lstrip("/") in names, source
+    assert all(f".{TAG}." in name for name in names if name.endswith(".pyc"))
     module = load(MODULE)
     handlers = {spec["handler"] for spec in module.locals["functions"].values()}
     # The consumer's handler is a variable; its default is the outbox's own consumer.
@@ -47,22 +68,32 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
 
 
 def test_zip_imports_and_answers_in_a_fresh_virtualenv(built: Path, tmp_path: Path) -> None:
-    """A bare interpreter imports the handlers from the zip alone and the API answers."""
+    """A bare interpreter imports every module of the zip from its bytecode alone, and the handlers answer.
+
+    The API answers a bad POST; the worker and the consumer an empty batch; the sweeper (whose every
+    run reads the table) is imported only.
+    """
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
     unpacked = tmp_path / "task"
     zipfile.ZipFile(built).extractall(unpacked)
     script = f"""
-import importlib, json, sys
+import importlib, json, pathlib, sys
 sys.path.insert(0, {str(unpacked)!r})
 for path in {sorted(HANDLERS)!r}:
     module, name = path.rsplit(".", 1)
     assert callable(getattr(importlib.import_module(module), name)), path
-import outbox.api
+root = pathlib.Path({str(unpacked)!r})
+for source in sorted([*root.glob("outbox/**/*.py"), *root.glob("worker/**/*.py")]):
+    module = importlib.import_module(".".join(source.relative_to(root).with_suffix("").parts).removesuffix(".__init__"))
+    assert module.__cached__ and pathlib.Path(module.__cached__).exists(), module.__name__
+import outbox.api, worker.consumer, worker.handler
 event = {{"version": "2.0", "rawPath": "/messages", "body": "not json",
           "headers": {{"content-type": "application/json"}},
           "requestContext": {{"http": {{"method": "POST", "path": "/messages"}}}}}}
 response = outbox.api.handler(event, None)
-assert not [m for m in sys.modules if m.split(".")[0] in ("rich", "moto")]
+assert worker.handler.handler({{"Records": []}}, None) == {{"batchItemFailures": []}}
+assert worker.consumer.handler({{"Records": []}}, None) == {{"batchItemFailures": []}}
+assert not [m for m in sys.modules if m.split(".")[0] in ("rich", "moto", "waitress")]
 origins = {{m.__file__.split("/task/")[0] for m in list(sys.modules.values())
            if getattr(m, "__file__", None) and m.__name__.split(".")[0] in ("boto3", "pynamodb")}}
 code = json.loads(response["body"])["code"]
@@ -74,7 +105,13 @@ print(json.dumps({{"status": response["statusCode"], "code": code, "paths": sort
         text=True,
         check=False,
         timeout=120,
-        env={"OUTBOX_TABLE_NAME": "outbox", "AWS_DEFAULT_REGION": "eu-west-1", "OUTBOX_METRICS": "off"},
+        env={
+            "OUTBOX_TABLE_NAME": "outbox",
+            "OUTBOX_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/outbox.fifo",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "OUTBOX_METRICS": "off",
+            "PYTHONDONTWRITEBYTECODE": "1",  # /var/task is read-only: only the shipped bytecode counts
+        },
     )
     assert result.returncode == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
@@ -94,3 +131,65 @@ def test_zip_is_reproducible(tmp_path: Path) -> None:
     assert package.write_zip(source, tmp_path / "two.zip") == first
     (source / "pkg" / "a.py").write_text("A = 2\n")
     assert package.write_zip(source, tmp_path / "three.zip") != first
+
+
+def test_bytecode_is_reproducible_and_for_this_python_only(tmp_path: Path) -> None:
+    """Compiled twice in different places, the zips are byte-identical; another Python is refused."""
+    digests = []
+    for where in ("one", "two"):
+        source = tmp_path / where / "src"
+        (source / "pkg").mkdir(parents=True)
+        (source / "pkg" / "a.py").write_text("def f():\n    raise ValueError\n")
+        package.compile_bytecode(source, f"{sys.version_info.major}.{sys.version_info.minor}")
+        digests.append(package.write_zip(source, tmp_path / where / "out.zip"))
+    assert digests[0] == digests[1]
+    assert f"pkg/__pycache__/a.{TAG}.pyc" in zipfile.ZipFile(tmp_path / "one" / "out.zip").namelist()
+    with pytest.raises(package.PackageError, match=r"Python 3\.99"):
+        package.compile_bytecode(tmp_path / "one" / "src", "3.99")
+
+
+def test_lock_pins_what_the_tests_ran_against_with_hashes() -> None:
+    """Every distribution the runtime dependencies need, at the installed version, with a wheel hash."""
+    config = package.package_config()
+    lock = package.lock_path(config)
+    expected = package.pinned_requirements(
+        config["dependencies"], config["exclude"], package._target_environment(config)
+    )
+    assert package.locked_pins(lock) == expected
+    assert {pin.split("==")[0] for pin in expected} >= {"boto3", "botocore", "pynamodb", "structlog", "urllib3"}
+    entries = lock.read_text().split("==")[1:]
+    assert len(entries) == len(expected)
+    assert all("--hash=sha256:" in entry for entry in entries)
+    assert config["platform"] in lock.read_text()
+
+
+def test_package_targets_the_runtime_and_architecture_terraform_deploys() -> None:
+    """The module's default runtime is python<python-version>, its architecture the package's."""
+    config = package.package_config()
+    module = load(MODULE)
+    function = module.resource("aws_lambda_function", "this")
+    assert module.default(function["runtime"]) == f"python{config['python-version']}"
+    assert function["architectures"] == [config["architecture"]]
+    assert config["platform"] == package.PLATFORMS[config["architecture"]]
+
+
+def test_coldstart_benchmark_runs_each_handler_from_the_zip(built: Path) -> None:
+    """bench/coldstart.py, one round: every case answers without the network; the result has its fields."""
+    from dataclasses import asdict
+
+    from bench import coldstart
+
+    result = coldstart.measure(built, runs=1)
+    data = asdict(result)
+    assert set(data) == {"runs", "python", "zip_path", "zip_mib", "calibration_s", "rows"}
+    assert [row["handler"] for row in data["rows"]] == [case.handler for case in coldstart.CASES]
+    assert {row["handler"] for row in data["rows"][1:]} == HANDLERS
+    for row in data["rows"]:
+        assert set(row) == {
+            "name", "handler", "invoked", "import_ms", "cold_ms", "cold_min_ms", "cold_max_ms", "cpu_ms",
+            "process_ms", "ratio", "cpu_ratio",
+        }  # fmt: skip
+        assert row["cold_ms"] > 0
+    assert data["rows"][0]["ratio"] == 1.0
+    assert [row["invoked"] for row in data["rows"]] == [True, True, True, True, False]
+    assert "| / bare (wall) | / bare (CPU) |" in result.table()

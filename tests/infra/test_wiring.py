@@ -252,7 +252,7 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
         {"variables": '${merge(each.value.environment, each.key == "consumer" ? local.delivery_environment : {})}'}
     ]
     assert lambda_function["architectures"] == ["arm64"]
-    assert re.fullmatch(r"python3\.1[2-9]", module.default(lambda_function["runtime"]))
+    assert re.fullmatch(r"python3\.1[1-9]", module.default(lambda_function["runtime"]))
     assert lambda_function["tracing_config"] == [{"mode": "Active"}]
     assert lambda_function["kms_key_arn"] == "${aws_kms_key.this.arn}"
     assert lambda_function["reserved_concurrent_executions"] == "${var.functions[each.key].reserved_concurrency}"
