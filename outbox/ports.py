@@ -73,8 +73,10 @@ class SweepSource(Protocol):
 class MessageStore(Protocol):
     """Where records, outbox entries and status changes are kept."""
 
-    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
-        """Write the PENDING record and its outbox entry atomically, or return the existing message."""
+    def accept(
+        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+    ) -> AcceptResult:
+        """Write the PENDING record and its outbox entry atomically, or return the existing message of ``owner``."""
         ...
 
     def get(self, message_id: str) -> MessageRecord:

@@ -56,12 +56,16 @@ class InMemoryMessageStore:
         if error is not None:
             raise error
 
-    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
-        """Store a PENDING record and its envelope, or return the existing one."""
+    def accept(
+        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+    ) -> AcceptResult:
+        """Store a PENDING record and its envelope, or return the existing one (of the same owner only)."""
         with self._lock:
             self._maybe_fail("accept")
             existing = self.records.get(envelope.message_id)
             if existing is not None:
+                if existing.owner != owner:
+                    raise IdempotencyKeyReusedError(None)
                 if existing.payload_hash != envelope.payload_hash():
                     raise IdempotencyKeyReusedError(envelope.message_id)
                 return AcceptResult(envelope.message_id, existing.status, created=False)
@@ -75,6 +79,7 @@ class InMemoryMessageStore:
                 type=envelope.type,
                 payload=envelope.payload,
                 group_key=envelope.group_key,
+                owner=owner,
             )
             self.envelopes[envelope.message_id] = envelope
             return AcceptResult(envelope.message_id, Status.PENDING, created=True)

@@ -112,7 +112,9 @@ class DynamoDBMessageStore:
             retention=settings.retention,
         )
 
-    def prepare(self, envelope: Envelope, *, idempotency_key: str | None, by: str) -> OutboxMessage:
+    def prepare(
+        self, envelope: Envelope, *, idempotency_key: str | None, by: str, owner: str | None = None
+    ) -> OutboxMessage:
         """The record and outbox entry of a new message, as PynamoDB models and as TransactItems."""
         record_model, entry_model = self._models
         bucket_pk = outbox_pk(bucket_of(envelope.group_key or envelope.message_id, self.buckets))
@@ -126,6 +128,7 @@ class DynamoDBMessageStore:
             payload=envelope.payload_json(),
             payload_hash=envelope.payload_hash(),
             idempotency_key=idempotency_key,
+            owner=owner,
             group_key=envelope.group_key,
             trace_id=envelope.trace_id,
             outbox_pk=bucket_pk,
@@ -176,9 +179,15 @@ class DynamoDBMessageStore:
         except AWS_ERRORS as exc:
             raise _write_error(exc, len(items), messages) from exc
 
-    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
-        """One TransactWriteItems: the record (if new) and its outbox entry, or the existing message."""
-        message = self.prepare(envelope, idempotency_key=idempotency_key, by=by)
+    def accept(
+        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+    ) -> AcceptResult:
+        """One TransactWriteItems: the record (if new) and its outbox entry, or the existing message.
+
+        An existing message of another ``owner`` is never replayed nor named: IdempotencyKeyReusedError
+        without an id (scoped ids make it unreachable short of a hash collision).
+        """
+        message = self.prepare(envelope, idempotency_key=idempotency_key, by=by, owner=owner)
         try:
             self.client.transact_write_items(TransactItems=message.transact_items)  # type: ignore[arg-type]
         except AWS_ERRORS as exc:
@@ -186,6 +195,8 @@ class DynamoDBMessageStore:
             if existing is None:
                 raise _write_error(exc, 0, [message]) from exc
             old = self._models.record.from_raw_data(existing)
+            if old.owner != owner:
+                raise IdempotencyKeyReusedError(None) from exc
             if old.payload_hash != message.models[0].payload_hash:
                 raise IdempotencyKeyReusedError(envelope.message_id) from exc
             return AcceptResult(envelope.message_id, Status(old.status), created=False)
@@ -314,4 +325,5 @@ def _to_domain(model: MessageRecordModel) -> MessageRecord:
         relay_attempts=int(model.relay_attempts or 0),
         reason=model.reason,
         lease=Lease(model.lease_owner, model.lease_until) if model.lease_owner and model.lease_until else None,
+        owner=model.owner,
     )

@@ -81,6 +81,7 @@ class MessageRecord:
     relay_attempts: int = 0
     reason: str | None = None
     lease: Lease | None = None
+    owner: str | None = None  # SHA-256 of the principal that wrote it (``owner_of``); None: unscoped
 
 
 @dataclass(frozen=True)
