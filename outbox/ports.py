@@ -92,8 +92,11 @@ class MessageStore(Protocol):
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
+        payload_hash: str | None = None,
     ) -> TransitionResult:
         """One conditional status change; InvalidTransitionError (with the current status) if it lost.
+
+        With a ``payload_hash``: the record must hold it, else PayloadMismatchError and no change.
 
         With a ``lease``: a move to PROCESSING takes it (from PROCESSING only once the old one ran
         out); a move out of PROCESSING succeeds only for the lease's owner.

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from outbox.domain.envelope import Envelope
-from outbox.domain.errors import IdempotencyKeyReusedError, InvalidTransitionError, NotFoundError, OutboxError
+from outbox.domain.errors import (
+    IdempotencyKeyReusedError,
+    InvalidTransitionError,
+    NotFoundError,
+    OutboxError,
+    PayloadMismatchError,
+)
 from outbox.domain.record import AcceptResult, HistoryEntry, Lease, MessageRecord, TransitionResult, iso, utc_now
 from outbox.domain.status import Status, check_sources, sources_of
 from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
@@ -101,13 +107,19 @@ class InMemoryMessageStore:
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
+        payload_hash: str | None = None,
     ) -> TransitionResult:
-        """Move the record if its status is one of ``expected`` and the lease allows; else InvalidTransitionError."""
+        """Move the record if its status is one of ``expected`` and the lease allows; else InvalidTransitionError.
+
+        With a ``payload_hash`` the record must hold it: PayloadMismatchError (a forged copy) otherwise.
+        """
         sources = check_sources(to, expected if expected is not None else sources_of(to))
         with self._lock:
             self._maybe_fail("transition")
             record = self.records.get(message_id)
             now = iso(utc_now())
+            if record is not None and payload_hash is not None and record.payload_hash != payload_hash:
+                raise PayloadMismatchError(message_id, current=record.status, to=to)
             if record is None or not _admits(record, to, sources, lease, now):
                 raise InvalidTransitionError(message_id, current=record.status if record else None, to=to)
             attempts = record.attempts + 1 if to is Status.PROCESSING else 0 if to is Status.QUEUED else record.attempts

@@ -30,6 +30,7 @@ from outbox.domain.errors import (
     InvalidTransitionError,
     MalformedEntryError,
     OutboxError,
+    PayloadMismatchError,
     ValidationError,
 )
 from outbox.domain.notification import parse_notification
@@ -46,6 +47,7 @@ BY = "consumer"
 # A copy in hand proves SQS accepted the message: it may start before the worker's flip landed.
 STARTABLE = frozenset({Status.PENDING, Status.QUEUED, Status.PROCESSING})
 PROCESSING = frozenset({Status.PROCESSING})
+FORGED_COPIES_DROPPED = "ForgedCopiesDropped"
 
 
 __all__ = [
@@ -102,6 +104,7 @@ class Outcome(enum.StrEnum):
 
     COMPLETED = "completed"
     DUPLICATE = "duplicates"  # dropped: another copy finished it, holds it, or it is gone
+    FORGED = "forged"  # dropped: its payload is not its record's (forged or altered); nothing changed
     FAILED = "failed"
     RETRIED = "retried"  # back to the queue, after a growing visibility delay
 
@@ -193,7 +196,8 @@ class Consumer:
                 failures.append({"itemIdentifier": copy.sqs_id})
         with self._stats_lock:
             self.stats.update({outcome.value: n for outcome, n in counts.items()})
-        emit_metrics({"MessagesCompleted": counts[Outcome.COMPLETED], MESSAGES_FAILED: counts[Outcome.FAILED]})
+        metrics = {"MessagesCompleted": counts[Outcome.COMPLETED], MESSAGES_FAILED: counts[Outcome.FAILED]}
+        emit_metrics(metrics | ({FORGED_COPIES_DROPPED: counts[Outcome.FORGED]} if counts[Outcome.FORGED] else {}))
         log.info("batch_consumed", **{outcome.value: n for outcome, n in counts.items()})
         return {"batchItemFailures": failures}
 
@@ -213,7 +217,12 @@ class Consumer:
         last = self._last_receive(copy)
         lease = Lease(copy.sqs_id, iso(lease_until))  # one copy is with one receiver at a time
         try:
-            started = self._start(message_id, lease, tries=3 if last else 1)
+            started = self._start(message_id, lease, envelope.payload_hash(), tries=3 if last else 1)
+        except PayloadMismatchError:
+            # Not the copy its record describes: forged or altered. Nothing changed; acknowledge
+            # and drop it, logging nothing of its content (the id is a checked UUID).
+            log.warning("forged_copy_dropped", message_id=message_id, sqs_message_id=copy.sqs_id)
+            return Outcome.FORGED
         except InvalidTransitionError as exc:
             return self._not_startable(copy, message_id, exc.current)
         except OutboxError as exc:
@@ -239,11 +248,16 @@ class Consumer:
         limit = self.policy.max_receive_count
         return limit is not None and copy.receives >= limit
 
-    def _start(self, message_id: str, lease: Lease, *, tries: int) -> TransitionResult:
-        """Take the lease; on a copy's last receive a passing fault is tried again at once."""
+    def _start(self, message_id: str, lease: Lease, payload_hash: str, *, tries: int) -> TransitionResult:
+        """Take the lease if the copy is its record's (same payload hash, in the same condition).
+
+        On a copy's last receive a passing fault is tried again at once.
+        """
         for attempt in range(tries):
             try:
-                return self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease)
+                return self.store.transition(
+                    message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease, payload_hash=payload_hash
+                )
             except InvalidTransitionError:
                 raise
             except OutboxError as exc:
@@ -267,19 +281,15 @@ class Consumer:
         raise AssertionError("unreachable")  # pragma: no cover - tries >= 1
 
     def _reject(self, copy: _Copy, exc: MalformedEntryError) -> Outcome:
+        """A body that is no envelope goes back to SQS (and so to the DLQ after maxReceiveCount).
+
+        It changes no record: it could be anyone's forgery, naming any id.
+        """
         if exc.message_id is None:
-            # No record to mark: let SQS move it to the dead-letter queue after maxReceiveCount.
             log.error("message_rejected", reason=exc.detail)
-            return self._retry(copy)
-        lease = Lease(copy.sqs_id, iso(utc_now() + timedelta(seconds=self.policy.default_lease_s)))
-        try:
-            self.store.transition(exc.message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease)
-        except InvalidTransitionError:
+        else:
             log.error("message_rejected", message_id=exc.message_id, reason=exc.detail)
-            return Outcome.FAILED
-        except OutboxError:
-            return self._retry(copy)
-        return self._fail(exc.message_id, lease, exc.detail)
+        return self._retry(copy)
 
     def _not_startable(self, copy: _Copy, message_id: str, current: Status | None) -> Outcome:
         if current is Status.COMPLETED:

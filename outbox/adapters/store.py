@@ -23,6 +23,7 @@ from outbox.domain.errors import (
     ItemPart,
     NotFoundError,
     OutboxError,
+    PayloadMismatchError,
     TransactionCancelledError,
     ValidationError,
 )
@@ -224,17 +225,27 @@ class DynamoDBMessageStore:
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
+        payload_hash: str | None = None,
     ) -> TransitionResult:
         """One conditional UpdateItem: set the status fields and append to the history, nothing else.
 
         With a ``lease``, a move to PROCESSING takes it (from PROCESSING only once the previous
-        one ran out), and a move out of PROCESSING requires it to be the holder's.
+        one ran out), and a move out of PROCESSING requires it to be the holder's. With a
+        ``payload_hash`` the record must hold that hash: PayloadMismatchError (a forged copy) if not.
         """
         sources = self._checked_sources(to, expected)
-        shape = transition_shape(self.hash_key, to, sources, with_reason=bool(reason), leased=lease is not None)
+        shape = transition_shape(
+            self.hash_key,
+            to,
+            sources,
+            with_reason=bool(reason),
+            leased=lease is not None,
+            hashed=payload_hash is not None,
+        )
         now = iso(utc_now())
-        values = transition_values(to, now=now, by=by, reason=reason, lease=lease)
-        old = self._update(message_id, shape.request(self.table_name, self._record_key(message_id), values), to)
+        values = transition_values(to, now=now, by=by, reason=reason, lease=lease, payload_hash=payload_hash)
+        request = shape.request(self.table_name, self._record_key(message_id), values)
+        old = self._update(message_id, request, to, payload_hash=payload_hash)
         if shape.return_values == "NONE":
             (previous,) = sources  # the condition allowed exactly this one
         else:  # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
@@ -262,7 +273,9 @@ class DynamoDBMessageStore:
     def _record_key(self, message_id: str) -> dict[str, Any]:
         return {self.hash_key: S(record_pk(message_id)), self.range_key: S(RECORD_SK)}
 
-    def _update(self, message_id: str, request: dict[str, Any], to: Status) -> dict[str, Any]:
+    def _update(
+        self, message_id: str, request: dict[str, Any], to: Status, *, payload_hash: str | None = None
+    ) -> dict[str, Any]:
         """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for)."""
         try:
             response = self.client.update_item(**request)
@@ -271,6 +284,9 @@ class DynamoDBMessageStore:
                 raise translate(exc, "UpdateItem") from exc
             item: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
             current = Status(item["status"]["S"]) if "status" in item else None
+            stored_hash = item.get("payload_hash", {}).get("S")
+            if payload_hash is not None and stored_hash not in (None, payload_hash) and "channel" not in item:
+                raise PayloadMismatchError(message_id, current=current, to=to) from exc
             raise InvalidTransitionError(message_id, current=current, to=to) from exc
         except AWS_ERRORS as exc:
             raise translate(exc, "UpdateItem") from exc

@@ -9,6 +9,9 @@ adds its values.
 A lease makes PROCESSING exclusive: taking it sets ``lease_owner`` (the SQS copy) and
 ``lease_until`` and is allowed from PROCESSING only once the previous lease has run out or to the
 same copy received again; leaving PROCESSING under a lease requires the same owner and removes it.
+
+A copy's ``payload_hash`` in the start condition refuses a forged or altered copy in the same
+request: the condition fails, nothing changes, and ALL_OLD shows the stored hash.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class UpdateShape:
 
 @cache
 def transition_shape(
-    hash_key: str, to: Status, sources: frozenset[Status], *, with_reason: bool, leased: bool
+    hash_key: str, to: Status, sources: frozenset[Status], *, with_reason: bool, leased: bool, hashed: bool = False
 ) -> UpdateShape:
     """The expressions of a move to ``to`` from one of ``sources``.
 
@@ -103,6 +106,10 @@ def transition_shape(
     elif leased and sources == frozenset({Status.PROCESSING}):
         condition += " AND #lease_owner = :owner"  # only the holder finishes what it holds
 
+    if hashed:  # only the copy the record describes may change it (records before types keep a channel)
+        names |= {"#payload_hash": "payload_hash", "#channel": "channel"}
+        condition += " AND (#payload_hash = :hash OR attribute_exists(#channel))"
+
     update = "SET " + ", ".join(sets)
     update += " REMOVE " + ", ".join(removes) if removes else ""
     update += " ADD " + ", ".join(adds) if adds else ""
@@ -111,7 +118,7 @@ def transition_shape(
 
 
 def transition_values(
-    to: Status, *, now: str, by: str, reason: str | None, lease: Lease | None
+    to: Status, *, now: str, by: str, reason: str | None, lease: Lease | None, payload_hash: str | None = None
 ) -> dict[str, AttributeValue]:
     """The per-call values of a transition: the new status, the time, the history line, reason and lease.
 
@@ -126,6 +133,8 @@ def transition_values(
         values[":owner"] = S(lease.owner)
         if to is Status.PROCESSING:
             values[":until"] = S(lease.until)
+    if payload_hash is not None:
+        values[":hash"] = S(payload_hash)
     return values
 
 

@@ -109,6 +109,12 @@ class InvalidTransitionError(OutboxError):
         self.to = to
 
 
+class PayloadMismatchError(InvalidTransitionError):
+    """A copy's payload hash is not its record's: a forged or altered copy, which changes nothing."""
+
+    code = "PAYLOAD_MISMATCH"
+
+
 class MalformedEntryError(OutboxError):
     """A stored outbox entry or SQS body cannot be read: poison, never retried."""
 

@@ -140,3 +140,25 @@ def test_redriven_message_gets_a_fresh_delivery_budget(stack: Stack) -> None:
     record = stack.store.get(message_id)
     assert record.status is Status.COMPLETED
     assert record.attempts == 1
+
+
+def test_a_forged_copy_fails_the_start_condition_in_one_request_and_changes_nothing(stack: Stack) -> None:
+    """The payload hash is in the PROCESSING condition: one UpdateItem, no GetItem, no change, dropped."""
+    message_id = _accept_and_relay(stack)
+    (message,) = stack.receive_all()
+    real = message["Body"]
+    data = json.loads(real)
+    data["payload"] = {"channel": "push", "recipient": "b" * 64, "body": "forged"}
+    forged = dict(message, Body=json.dumps(data), MessageId="forged-1")
+    before = stack.raw_item(f"MSG#{message_id}", "MSG")
+    stack.faults.calls.clear()
+
+    response = stack.consumer.handle(sqs_event([forged]))
+
+    assert response == {"batchItemFailures": []}
+    assert dict(stack.faults.calls) == {"UpdateItem": 1}
+    assert stack.raw_item(f"MSG#{message_id}", "MSG") == before
+    assert stack.consumer.stats["forged"] == 1
+    # AND the real copy is delivered as ever
+    assert stack.consumer.handle(sqs_event([message])) == {"batchItemFailures": []}
+    assert stack.store.get(message_id).status is Status.COMPLETED
