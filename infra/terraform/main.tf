@@ -35,6 +35,9 @@ locals {
   }
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
+  # The API's OUTBOX_ID_SECRET (lambda.tf), when the caller gives one; sensitive, so kept out of
+  # local.functions (a for_each may not hold sensitive values).
+  api_secret_environment = var.id_secret == null ? {} : { OUTBOX_ID_SECRET = var.id_secret }
 
   # Handler paths and environment names exactly as outbox/settings.py and the handlers read them.
   functions = {
@@ -47,7 +50,9 @@ locals {
         OUTBOX_RANGE_KEY      = var.range_key
         OUTBOX_BUCKETS        = tostring(var.buckets)
         OUTBOX_RETENTION_DAYS = tostring(var.retention_days)
-        LOG_LEVEL             = var.log_level
+        # Every request names its caller (IAM or JWT): keys, ids and reads are scoped to it.
+        OUTBOX_REQUIRE_PRINCIPAL = "true"
+        LOG_LEVEL                = var.log_level
       }
     }
     worker = {
