@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -48,6 +49,10 @@ BY = "consumer"
 STARTABLE = frozenset({Status.PENDING, Status.QUEUED, Status.PROCESSING})
 PROCESSING = frozenset({Status.PROCESSING})
 FORGED_COPIES_DROPPED = "ForgedCopiesDropped"
+MAX_REASON_CHARS = 256  # a FAILED reason is stored in the record and served by GET
+# Control, format-breaking and non-characters: what a stored reason shown by GET never holds.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+_MIN_ECHO_CHARS = 4  # payload strings shorter than this are too common to tell apart from prose
 
 
 __all__ = [
@@ -235,7 +240,7 @@ class Consumer:
         except Exception as exc:  # noqa: BLE001 - a delivery function may raise anything
             retryable = exc.retryable if isinstance(exc, OutboxError) else True
             log.warning("delivery_failed", message_id=message_id, error=type(exc).__name__, retryable=retryable)
-            detail = exc.detail if isinstance(exc, OutboxError) else type(exc).__name__
+            detail = safe_reason(exc.detail if isinstance(exc, OutboxError) else type(exc).__name__, envelope)
             if not retryable:
                 return self._fail(message_id, lease, f"delivery failed: {detail}")
             if last:  # the next failure would move the copy to the dead-letter queue: end it here
@@ -306,6 +311,7 @@ class Consumer:
         return Outcome.DUPLICATE
 
     def _fail(self, message_id: str, lease: Lease, reason: str) -> Outcome:
+        reason = safe_reason(reason)  # capped and clean, whatever was put before the detail
         try:
             self.store.transition(message_id, Status.FAILED, by=BY, reason=reason, expected=PROCESSING, lease=lease)
         except InvalidTransitionError:
@@ -320,6 +326,32 @@ class Consumer:
         if self.visibility is not None:
             self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
         return Outcome.RETRIED
+
+
+def safe_reason(detail: str, envelope: Envelope | None = None, *, limit: int = MAX_REASON_CHARS) -> str:
+    """A delivery's failure detail fit to store as the FAILED reason (and serve by GET).
+
+    Any text of the envelope's payload it quotes is cut out, control characters become spaces,
+    and it is capped at ``limit`` characters.
+    """
+    for text in sorted(_payload_strings(envelope.payload if envelope else {}), key=len, reverse=True):
+        detail = detail.replace(text, "[payload]")
+    cleaned = " ".join(_UNSAFE.sub(" ", detail).split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def _payload_strings(value: object, depth: int = 0) -> set[str]:
+    """Every string (keys and values) of a payload, long enough to tell from prose, 32 levels deep."""
+    if depth > 32:
+        return set()
+    if isinstance(value, str):
+        return {value} if len(value) >= _MIN_ECHO_CHARS else set()
+    if isinstance(value, Mapping):
+        found = {k for k in value if isinstance(k, str) and len(k) >= _MIN_ECHO_CHARS}
+        return found.union(*(_payload_strings(v, depth + 1) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_payload_strings(v, depth + 1) for v in value))
+    return set()
 
 
 def _copy(record: object) -> _Copy | None:

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from outbox.domain.envelope import Envelope
-from outbox.domain.errors import PayloadMismatchError
+from outbox.domain.errors import DeliveryError, PayloadMismatchError
 from outbox.domain.message import new_message_id
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
 from outbox.testing import FakeVisibility, InMemoryMessageStore
-from worker.consumer import Consumer
+from worker.consumer import MAX_REASON_CHARS, Consumer, safe_reason
 
 NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "hi"})
 
@@ -99,3 +99,31 @@ def test_the_in_memory_store_refuses_a_wrong_hash_like_the_real_one() -> None:
     store.records[envelope.message_id] = completed
     with pytest.raises(PayloadMismatchError):
         store.transition(envelope.message_id, Status.PROCESSING, by="c", payload_hash="0" * 64)
+
+
+def test_a_delivery_errors_detail_is_stored_capped_clean_and_without_payload_text() -> None:
+    """The FAILED reason GET serves: at most 256 characters, no control characters, no payload text."""
+    store = InMemoryMessageStore()
+    envelope = _accept(store)
+
+    def deliver(e: Envelope) -> None:
+        raise DeliveryError(f"gateway said\x00\n\u2028 no to {e.payload['recipient']}: " + "x" * 1000, retryable=False)
+
+    Consumer(store, deliver).handle(_event(envelope.to_json()))
+    record = store.records[envelope.message_id]
+    assert record.status is Status.FAILED
+    assert record.reason is not None
+    assert len(record.reason) <= MAX_REASON_CHARS
+    assert "+14155550100" not in record.reason
+    assert not any(ch in record.reason for ch in "\x00\n\u2028")
+    assert record.reason.startswith("delivery failed: gateway said no to [payload]: xxx")
+    assert record.history[-1].reason == record.reason
+
+
+@pytest.mark.parametrize("detail", ["\ud800", "a\ufffeb", "\uffff" * 300, "é" * 10, ""])
+def test_safe_reason_holds_nothing_sqs_or_a_terminal_would_choke_on(detail: str) -> None:
+    """Lone surrogates and non-characters become spaces; the result encodes as UTF-8 and fits."""
+    reason = safe_reason(detail)
+    reason.encode("utf-8")
+    assert len(reason) <= MAX_REASON_CHARS
+    assert "\ufffe" not in reason
