@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from outbox.domain.envelope import Envelope
@@ -55,6 +56,7 @@ class InMemoryMessageStore:
     records: dict[str, MessageRecord] = field(default_factory=dict)
     envelopes: dict[str, Envelope] = field(default_factory=dict)
     fail_next: dict[str, OutboxError] = field(default_factory=dict)
+    record_retention: timedelta = timedelta(days=30)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _maybe_fail(self, operation: str) -> None:
@@ -117,7 +119,8 @@ class InMemoryMessageStore:
         with self._lock:
             self._maybe_fail("transition")
             record = self.records.get(message_id)
-            now = iso(utc_now())
+            at = utc_now()
+            now = iso(at)
             if record is not None and payload_hash is not None and record.payload_hash != payload_hash:
                 raise PayloadMismatchError(message_id, current=record.status, to=to)
             if record is None or not _admits(record, to, sources, lease, now):
@@ -133,6 +136,9 @@ class InMemoryMessageStore:
                 attempts=attempts,
                 reason=reason if reason else record.reason,
                 lease=held if lease is not None or to is not Status.PROCESSING else record.lease,
+                expires_at=int((at + self.record_retention).timestamp())
+                if to in (Status.COMPLETED, Status.FAILED)
+                else None,
             )
             return TransitionResult(message_id, record.status, to, result_attempts)
 

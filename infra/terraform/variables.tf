@@ -191,6 +191,17 @@ variable "retention_days" {
   default     = 7
 }
 
+variable "record_retention_days" {
+  description = "OUTBOX_RECORD_RETENTION_DAYS: days a COMPLETED or FAILED record (and its personal data) is kept before DynamoDB's TTL deletes it."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.record_retention_days >= 1 && floor(var.record_retention_days) == var.record_retention_days
+    error_message = "record_retention_days must be a whole number of days, at least 1."
+  }
+}
+
 variable "max_relay_attempts" {
   description = "OUTBOX_MAX_RELAY_ATTEMPTS: SQS refusals of one entry before the worker quarantines it."
   type        = number

@@ -67,6 +67,7 @@ class MessageRecordModel(Model):
     reason = UnicodeAttribute(null=True)
     lease_owner = UnicodeAttribute(null=True)  # while PROCESSING: the consumer holding the message
     lease_until = UnicodeAttribute(null=True)  # ... and until when (ISO time)
+    expires_at = NumberAttribute(null=True)  # COMPLETED or FAILED: the table's TTL removes it then (epoch s)
 
 
 class OutboxEntryModel(Model):

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, dynamodb_client, error_code, translate
 from outbox.adapters.models import HASH_KEY, RANGE_KEY, MessageRecordModel, OutboxEntryModel, bind_models
-from outbox.adapters.updates import S, relay_failure_shape, transition_shape, transition_values
+from outbox.adapters.updates import TERMINAL, S, relay_failure_shape, transition_shape, transition_values
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     CancellationReason,
@@ -86,6 +86,7 @@ class DynamoDBMessageStore:
         range_key: str = RANGE_KEY,
         buckets: int = 16,
         retention: timedelta = timedelta(days=7),
+        record_retention: timedelta = timedelta(days=30),
     ) -> None:
         if buckets < 1:
             raise ValueError("buckets must be at least 1")
@@ -93,6 +94,7 @@ class DynamoDBMessageStore:
         self.client = client
         self.buckets = buckets
         self.retention = retention
+        self.record_retention = record_retention  # how long a COMPLETED or FAILED record is kept
         self.hash_key = hash_key
         self.range_key = range_key
         self._models = bind_models(table_name, hash_key, range_key)
@@ -111,6 +113,7 @@ class DynamoDBMessageStore:
             range_key=settings.range_key,
             buckets=settings.buckets,
             retention=settings.retention,
+            record_retention=settings.record_retention,
         )
 
     def prepare(
@@ -242,8 +245,12 @@ class DynamoDBMessageStore:
             leased=lease is not None,
             hashed=payload_hash is not None,
         )
-        now = iso(utc_now())
-        values = transition_values(to, now=now, by=by, reason=reason, lease=lease, payload_hash=payload_hash)
+        at = utc_now()
+        now = iso(at)
+        expires_at = int((at + self.record_retention).timestamp()) if to in TERMINAL else None
+        values = transition_values(
+            to, now=now, by=by, reason=reason, lease=lease, payload_hash=payload_hash, expires_at=expires_at
+        )
         request = shape.request(self.table_name, self._record_key(message_id), values)
         old = self._update(message_id, request, to, payload_hash=payload_hash)
         if shape.return_values == "NONE":
@@ -342,4 +349,5 @@ def _to_domain(model: MessageRecordModel) -> MessageRecord:
         reason=model.reason,
         lease=Lease(model.lease_owner, model.lease_until) if model.lease_owner and model.lease_until else None,
         owner=model.owner,
+        expires_at=int(model.expires_at) if model.expires_at is not None else None,
     )

@@ -23,6 +23,8 @@ from typing import Any
 from outbox.domain.record import Lease
 from outbox.domain.status import Status
 
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED})
+
 AttributeValue = dict[str, Any]
 
 
@@ -106,6 +108,12 @@ def transition_shape(
     elif leased and sources == frozenset({Status.PROCESSING}):
         condition += " AND #lease_owner = :owner"  # only the holder finishes what it holds
 
+    names["#expires_at"] = "expires_at"
+    if to in TERMINAL:  # an ended record expires (personal data kept short) ...
+        sets.append("#expires_at = :expires")
+    else:  # ... and one that is pending or in flight never does (a FAILED -> QUEUED re-drive)
+        removes.append("#expires_at")
+
     if hashed:  # only the copy the record describes may change it (records before types keep a channel)
         names |= {"#payload_hash": "payload_hash", "#channel": "channel"}
         condition += " AND (#payload_hash = :hash OR attribute_exists(#channel))"
@@ -118,7 +126,14 @@ def transition_shape(
 
 
 def transition_values(
-    to: Status, *, now: str, by: str, reason: str | None, lease: Lease | None, payload_hash: str | None = None
+    to: Status,
+    *,
+    now: str,
+    by: str,
+    reason: str | None,
+    lease: Lease | None,
+    payload_hash: str | None = None,
+    expires_at: int | None = None,
 ) -> dict[str, AttributeValue]:
     """The per-call values of a transition: the new status, the time, the history line, reason and lease.
 
@@ -135,6 +150,8 @@ def transition_values(
             values[":until"] = S(lease.until)
     if payload_hash is not None:
         values[":hash"] = S(payload_hash)
+    if expires_at is not None:
+        values[":expires"] = {"N": str(expires_at)}
     return values
 
 

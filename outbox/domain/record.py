@@ -82,6 +82,7 @@ class MessageRecord:
     reason: str | None = None
     lease: Lease | None = None
     owner: str | None = None  # SHA-256 of the principal that wrote it (``owner_of``); None: unscoped
+    expires_at: int | None = None  # once COMPLETED or FAILED: when the table's TTL removes it (epoch seconds)
 
 
 @dataclass(frozen=True)

@@ -720,3 +720,15 @@ def test_the_key_refuses_plain_http(module: Module) -> None:
     (denial,) = [s for s in statements if s.get("effect") == "Deny"]
     assert _tls_denial(denial)
     assert {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"} <= set(denial["actions"])
+
+
+def test_every_function_that_ends_records_gets_the_record_retention(module: Module) -> None:
+    """OUTBOX_RECORD_RETENTION_DAYS (default 30) wherever a record can end: worker, consumer, sweeper."""
+    assert module.variables["record_retention_days"]["default"] == 30
+    for name in ("worker", "consumer", "sweeper"):
+        environment = module.locals["functions"][name]["environment"]
+        assert environment["OUTBOX_RECORD_RETENTION_DAYS"] == "${tostring(var.record_retention_days)}", name
+        assert settings_as_deployed(module, name).record_retention.days == 30, name
+    # The attribute the terminal transitions set is the table's TTL attribute.
+    (ttl,) = module.resource("aws_dynamodb_table", "this")["ttl"]
+    assert ttl["attribute_name"] == TTL_ATTRIBUTE == "expires_at"
