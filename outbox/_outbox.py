@@ -11,7 +11,7 @@ from outbox.adapters.models import HASH_KEY, RANGE_KEY
 from outbox.adapters.store import DynamoDBMessageStore, OutboxMessage
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES, new_envelope
-from outbox.domain.message import new_message_id, validate_idempotency_key
+from outbox.domain.message import new_message_id, owner_of, validate_idempotency_key
 from outbox.domain.record import MessageRecord, iso, utc_now
 from outbox.settings import Settings
 
@@ -27,7 +27,8 @@ class Outbox:
     ``buckets`` spreads outbox entries over that many partitions (every writer, the worker and
     replay must agree on it); ``retention`` is how long an outbox entry is kept for replay;
     ``max_message_bytes`` is the queue's message size limit; ``by`` names the writer in each
-    record's history.
+    record's history; ``id_secret`` (``OUTBOX_ID_SECRET``) makes ids derived from idempotency
+    keys a keyed hash nobody without it can compute (without it: a UUID 5, the ids of before).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class Outbox:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         region: str | None = None,
         by: str = "service",
+        id_secret: str | None = None,
     ) -> None:
         self.store = DynamoDBMessageStore(
             table_name,
@@ -53,6 +55,7 @@ class Outbox:
         )
         self.max_message_bytes = max_message_bytes
         self.by = by
+        self.id_secret = id_secret
         self._table = DynamoDBSweepSource(table_name, client=self.store.client, hash_key=hash_key, range_key=range_key)
         self._buckets_checked = False
 
@@ -69,6 +72,7 @@ class Outbox:
             max_message_bytes=settings.max_message_bytes,
             region=settings.region,
             by=by,
+            id_secret=settings.id_secret,
         )
 
     def message(
@@ -79,13 +83,16 @@ class Outbox:
         group_key: str | None = None,
         idempotency_key: str | None = None,
         trace_id: str | None = None,
+        scope: str | None = None,
     ) -> OutboxMessage:
         """A new message, checked and ready for ``transact_write`` (or your own ``TransactWriteItems``).
 
         ``payload`` is any JSON object and reaches the consumer exactly as given. Messages with
         the same ``group_key`` are delivered in order (on a FIFO queue). With an
         ``idempotency_key`` the message id is derived from it, so writing the same key twice
-        fails the second transaction instead of publishing twice. Raises ValidationError.
+        fails the second transaction instead of publishing twice. ``scope`` (a tenant, a caller:
+        the API's principal) keeps keys apart: the same key in two scopes is two messages, and
+        the record keeps a SHA-256 of the scope, never the scope itself. Raises ValidationError.
 
         The first call of a process reads the table's bucket count (storing ``buckets`` if it
         has none): ConfigurationError if the table keeps another.
@@ -97,13 +104,13 @@ class Outbox:
         envelope = new_envelope(
             payload,
             type=type,
-            message_id=new_message_id(key),
+            message_id=new_message_id(key, scope=scope, secret=self.id_secret),
             created_at=iso(utc_now()),
             group_key=group_key,
             trace_id=trace_id,
             max_message_bytes=self.max_message_bytes,
         )
-        return self.store.prepare(envelope, idempotency_key=key, by=self.by)
+        return self.store.prepare(envelope, idempotency_key=key, by=self.by, owner=owner_of(scope))
 
     def transact_write(self, items: Sequence[Mapping[str, Any]], *messages: OutboxMessage) -> None:
         """One ``TransactWriteItems``: your ``items`` (low-level entries such as ``{"Put": {...}}``) and the messages.

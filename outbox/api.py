@@ -29,10 +29,16 @@ from outbox.domain.errors import (
     PayloadTooLargeError,
     ThrottledError,
     TransactionCancelledError,
+    UnauthenticatedError,
     UnsupportedMediaTypeError,
     ValidationError,
 )
-from outbox.domain.message import is_message_id, new_message_id, validate_idempotency_key
+from outbox.domain.message import (
+    is_message_id,
+    new_message_id,
+    owner_of,
+    validate_idempotency_key,
+)
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import AcceptResult, MessageRecord, iso, utc_now
 from outbox.logs import bind_invocation, configure_logging
@@ -49,6 +55,7 @@ JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 HTTP_STATUS = {
     "VALIDATION_ERROR": 400,
+    "UNAUTHENTICATED": 401,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "IDEMPOTENCY_KEY_REUSED": 409,
@@ -59,6 +66,7 @@ HTTP_STATUS = {
 }
 TITLES = {
     "VALIDATION_ERROR": "The request is not a valid message",
+    "UNAUTHENTICATED": "Authentication required",
     "NOT_FOUND": "Not found",
     "METHOD_NOT_ALLOWED": "Method not allowed",
     "IDEMPOTENCY_KEY_REUSED": "Idempotency-Key reused with a different payload",
@@ -74,11 +82,50 @@ _TRACE_ID = re.compile(r"^[!-~]{1,256}$")
 Response = dict[str, Any]
 
 
-class MessagesApi:
-    """Routes API Gateway events to the store; holds no state between requests."""
+def principal_of(event: Mapping[str, Any]) -> str | None:
+    """Who is calling: the IAM caller's ARN, else the JWT's issuer and subject, else None (anonymous).
 
-    def __init__(self, store: MessageStore, *, before_first_accept: Callable[[], None] | None = None) -> None:
+    API Gateway fills ``requestContext.authorizer`` only after it checked the signature or the
+    token, so these are the caller's proven identity; a client cannot set them.
+    """
+    context = event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, Mapping) else None
+    if not isinstance(authorizer, Mapping):
+        return None
+    iam = authorizer.get("iam")
+    arn = iam.get("userArn") if isinstance(iam, Mapping) else None
+    if isinstance(arn, str) and arn:
+        return f"iam:{arn}"
+    jwt = authorizer.get("jwt")
+    claims = jwt.get("claims") if isinstance(jwt, Mapping) else None
+    subject = claims.get("sub") if isinstance(claims, Mapping) else None
+    if isinstance(subject, str) and subject:
+        issuer = claims.get("iss") if isinstance(claims, Mapping) else None
+        issuer = issuer if isinstance(issuer, str) else ""
+        return f"jwt:{len(issuer)}:{issuer}:{subject}"  # the same subject of two issuers is two callers
+    return None
+
+
+class MessagesApi:
+    """Routes API Gateway events to the store; holds no state between requests.
+
+    Every caller has its own messages: an Idempotency-Key is scoped to the principal, a message id
+    derived from it is a keyed hash of principal and key (with ``id_secret``; else a UUID 5), and
+    a record of another principal reads as unknown. With ``require_principal`` a request without
+    one is a 401; without it, requests without one share the anonymous scope (local use).
+    """
+
+    def __init__(
+        self,
+        store: MessageStore,
+        *,
+        before_first_accept: Callable[[], None] | None = None,
+        require_principal: bool = False,
+        id_secret: str | None = None,
+    ) -> None:
         self.store = store
+        self.require_principal = require_principal
+        self.id_secret = id_secret
         # Run once, before the first accept of this process (the table's bucket check): a GET
         # never waits for it, and a warm accept is one request.
         self._before_first_accept = before_first_accept
@@ -95,35 +142,38 @@ class MessagesApi:
 
     def _route(self, event: Mapping[str, Any]) -> Response:
         method, path = _method_and_path(event)
+        principal = principal_of(event)
+        if principal is None and self.require_principal:
+            raise UnauthenticatedError("sign the request (IAM) or send a token: this API knows no anonymous caller")
         if _COLLECTION.match(path):
             if method != "POST":
                 raise MethodNotAllowedError(f"{method} is not allowed on /messages", allowed=["POST"])
-            return self._post(event)
+            return self._post(event, principal)
         item = _ITEM.match(path)
         if item:
             if method != "GET":
                 raise MethodNotAllowedError(f"{method} is not allowed on /messages/{{id}}", allowed=["GET"])
-            return self._get(item.group(1))
+            return self._get(item.group(1), principal)
         raise NotFoundError("no such resource")
 
-    def _post(self, event: Mapping[str, Any]) -> Response:
+    def _post(self, event: Mapping[str, Any], principal: str | None) -> Response:
         headers = _headers(event)
         if not _is_json(headers.get("content-type", "")):
             raise UnsupportedMediaTypeError("send the message as application/json")
         notification = parse_notification(_json_body(event))
         key = validate_idempotency_key(headers.get("idempotency-key"))
-        message_id = new_message_id(key)
+        message_id = new_message_id(key, scope=principal, secret=self.id_secret)
         envelope = notification.envelope(
             message_id=message_id, created_at=iso(utc_now()), trace_id=_trace_id(event, headers)
         )
-        result = self._accept(envelope, key)
+        result = self._accept(envelope, key, owner_of(principal))
         response_headers = {"location": f"/messages/{message_id}"}
         if not result.created:
             response_headers["idempotent-replayed"] = "true"
         body = {"message_id": message_id, "status": result.status.value}
         return json_response(202 if result.created else 200, body, response_headers)
 
-    def _accept(self, envelope: Envelope, key: str | None) -> AcceptResult:
+    def _accept(self, envelope: Envelope, key: str | None, owner: str | None) -> AcceptResult:
         """Accept, retrying a transaction conflict briefly (usually a concurrent POST with the same key)."""
         if self._before_first_accept is not None:
             self._before_first_accept()
@@ -132,17 +182,21 @@ class MessagesApi:
         for pause in (0.0, *CONFLICT_RETRY_PAUSES_S):
             time.sleep(pause)
             try:
-                return self.store.accept(envelope, idempotency_key=key)
+                return self.store.accept(envelope, idempotency_key=key, owner=owner)
             except TransactionCancelledError as exc:
                 if not exc.retryable:
                     raise
                 conflict = exc
         raise ThrottledError("the message conflicted with a concurrent write; retry") from conflict
 
-    def _get(self, message_id: str) -> Response:
+    def _get(self, message_id: str, principal: str | None) -> Response:
         if not is_message_id(message_id):
             raise NotFoundError("no such message")
-        return json_response(200, record_view(self.store.get(message_id)))
+        record = self.store.get(message_id)
+        if record.owner != owner_of(principal):
+            # Exactly what an unknown id gets (the store's NotFoundError): nothing tells the two apart.
+            raise NotFoundError(f"no message {message_id}")
+        return json_response(200, record_view(record))
 
 
 def record_view(record: MessageRecord) -> dict[str, Any]:
@@ -194,8 +248,8 @@ def problem(exc: OutboxError) -> Response:
         body["errors"] = [{"field": e.field, "reason": e.reason} for e in exc.errors]
     if isinstance(exc, MethodNotAllowedError):
         headers["allow"] = ", ".join(exc.allowed)
-    if isinstance(exc, IdempotencyKeyReusedError):
-        body["message_id"] = exc.message_id
+    if isinstance(exc, IdempotencyKeyReusedError) and exc.message_id is not None:
+        body["message_id"] = exc.message_id  # the caller's own message: keys are scoped to the caller
     if isinstance(exc, ThrottledError) or (status >= 500 and exc.retryable):
         headers["retry-after"] = "1"
     log_method = log.error if status >= 500 else log.info
@@ -283,7 +337,12 @@ def default_api() -> MessagesApi:
     def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
         table.buckets(settings.buckets)
 
-    return MessagesApi(store, before_first_accept=check_buckets)
+    return MessagesApi(
+        store,
+        before_first_accept=check_buckets,
+        require_principal=settings.require_principal,
+        id_secret=settings.id_secret,
+    )
 
 
 def handler(event: Mapping[str, Any], context: Any) -> Response:

@@ -73,8 +73,10 @@ class SweepSource(Protocol):
 class MessageStore(Protocol):
     """Where records, outbox entries and status changes are kept."""
 
-    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
-        """Write the PENDING record and its outbox entry atomically, or return the existing message."""
+    def accept(
+        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+    ) -> AcceptResult:
+        """Write the PENDING record and its outbox entry atomically, or return the existing message of ``owner``."""
         ...
 
     def get(self, message_id: str) -> MessageRecord:
@@ -90,8 +92,11 @@ class MessageStore(Protocol):
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
+        payload_hash: str | None = None,
     ) -> TransitionResult:
         """One conditional status change; InvalidTransitionError (with the current status) if it lost.
+
+        With a ``payload_hash``: the record must hold it, else PayloadMismatchError and no change.
 
         With a ``lease``: a move to PROCESSING takes it (from PROCESSING only once the old one ran
         out); a move out of PROCESSING succeeds only for the lease's owner.

@@ -13,6 +13,7 @@ from outbox.domain.errors import ConfigurationError
 
 _KEY_NAME = re.compile(r"^[^\x00-\x1f]{1,255}$")
 _DELIVERY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+MIN_ID_SECRET_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Settings:
     deadline_margin_ms: int = 2_000
     flip_concurrency: int = 10
     sweep_min_age: timedelta = timedelta(seconds=300)  # the stream's turn before the sweeper steps in
+    record_retention: timedelta = timedelta(days=30)  # a COMPLETED or FAILED record's time to live
+    require_principal: bool = False  # the API answers 401 to a request without an IAM caller or JWT subject
+    id_secret: str | None = None  # keys the ids derived from Idempotency-Keys (else a UUID 5 of scope and key)
 
     def require_queue_url(self) -> str:
         """The queue URL, or a ConfigurationError naming the variable."""
@@ -68,7 +72,13 @@ class Settings:
             deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
             flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 10),
             sweep_min_age=timedelta(seconds=_positive(env, "OUTBOX_SWEEP_MIN_AGE_SECONDS", 300)),
+            record_retention=timedelta(days=_positive(env, "OUTBOX_RECORD_RETENTION_DAYS", 30)),
+            require_principal=_flag(env, "OUTBOX_REQUIRE_PRINCIPAL"),
+            id_secret=env.get("OUTBOX_ID_SECRET", "").strip() or None,
         )
+        if settings.id_secret is not None and len(settings.id_secret) < MIN_ID_SECRET_CHARS:
+            raise ConfigurationError(f"OUTBOX_ID_SECRET must be at least {MIN_ID_SECRET_CHARS} characters")
+
         if settings.hash_key == settings.range_key:
             raise ConfigurationError("OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY must name two different attributes")
         if require_queue:
@@ -81,6 +91,15 @@ def _key_name(env: Mapping[str, str], name: str, default: str) -> str:
     if not _KEY_NAME.match(value):
         raise ConfigurationError(f"{name} must be a DynamoDB attribute name of 1 to 255 characters")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -10,10 +10,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from outbox.domain.envelope import Envelope
-from outbox.domain.errors import IdempotencyKeyReusedError, InvalidTransitionError, NotFoundError, OutboxError
+from outbox.domain.errors import (
+    IdempotencyKeyReusedError,
+    InvalidTransitionError,
+    NotFoundError,
+    OutboxError,
+    PayloadMismatchError,
+)
 from outbox.domain.record import AcceptResult, HistoryEntry, Lease, MessageRecord, TransitionResult, iso, utc_now
 from outbox.domain.status import Status, check_sources, sources_of
 from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
@@ -49,6 +56,7 @@ class InMemoryMessageStore:
     records: dict[str, MessageRecord] = field(default_factory=dict)
     envelopes: dict[str, Envelope] = field(default_factory=dict)
     fail_next: dict[str, OutboxError] = field(default_factory=dict)
+    record_retention: timedelta = timedelta(days=30)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _maybe_fail(self, operation: str) -> None:
@@ -56,12 +64,16 @@ class InMemoryMessageStore:
         if error is not None:
             raise error
 
-    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
-        """Store a PENDING record and its envelope, or return the existing one."""
+    def accept(
+        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+    ) -> AcceptResult:
+        """Store a PENDING record and its envelope, or return the existing one (of the same owner only)."""
         with self._lock:
             self._maybe_fail("accept")
             existing = self.records.get(envelope.message_id)
             if existing is not None:
+                if existing.owner != owner:
+                    raise IdempotencyKeyReusedError(None)
                 if existing.payload_hash != envelope.payload_hash():
                     raise IdempotencyKeyReusedError(envelope.message_id)
                 return AcceptResult(envelope.message_id, existing.status, created=False)
@@ -75,6 +87,7 @@ class InMemoryMessageStore:
                 type=envelope.type,
                 payload=envelope.payload,
                 group_key=envelope.group_key,
+                owner=owner,
             )
             self.envelopes[envelope.message_id] = envelope
             return AcceptResult(envelope.message_id, Status.PENDING, created=True)
@@ -96,13 +109,20 @@ class InMemoryMessageStore:
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
+        payload_hash: str | None = None,
     ) -> TransitionResult:
-        """Move the record if its status is one of ``expected`` and the lease allows; else InvalidTransitionError."""
+        """Move the record if its status is one of ``expected`` and the lease allows; else InvalidTransitionError.
+
+        With a ``payload_hash`` the record must hold it: PayloadMismatchError (a forged copy) otherwise.
+        """
         sources = check_sources(to, expected if expected is not None else sources_of(to))
         with self._lock:
             self._maybe_fail("transition")
             record = self.records.get(message_id)
-            now = iso(utc_now())
+            at = utc_now()
+            now = iso(at)
+            if record is not None and payload_hash is not None and record.payload_hash != payload_hash:
+                raise PayloadMismatchError(message_id, current=record.status, to=to)
             if record is None or not _admits(record, to, sources, lease, now):
                 raise InvalidTransitionError(message_id, current=record.status if record else None, to=to)
             attempts = record.attempts + 1 if to is Status.PROCESSING else 0 if to is Status.QUEUED else record.attempts
@@ -116,6 +136,9 @@ class InMemoryMessageStore:
                 attempts=attempts,
                 reason=reason if reason else record.reason,
                 lease=held if lease is not None or to is not Status.PROCESSING else record.lease,
+                expires_at=int((at + self.record_retention).timestamp())
+                if to in (Status.COMPLETED, Status.FAILED)
+                else None,
             )
             return TransitionResult(message_id, record.status, to, result_attempts)
 

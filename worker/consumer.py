@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import re
 import threading
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ from outbox.domain.errors import (
     InvalidTransitionError,
     MalformedEntryError,
     OutboxError,
+    PayloadMismatchError,
     ValidationError,
 )
 from outbox.domain.notification import parse_notification
@@ -47,6 +49,11 @@ BY = "consumer"
 # A copy in hand proves SQS accepted the message: it may start before the worker's flip landed.
 STARTABLE = frozenset({Status.PENDING, Status.QUEUED, Status.PROCESSING})
 PROCESSING = frozenset({Status.PROCESSING})
+FORGED_COPIES_DROPPED = "ForgedCopiesDropped"
+MAX_REASON_CHARS = 256  # a FAILED reason is stored in the record and served by GET
+# Control, format-breaking and non-characters: what a stored reason shown by GET never holds.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+_MIN_ECHO_CHARS = 4  # payload strings shorter than this are too common to tell apart from prose
 
 
 __all__ = [
@@ -103,6 +110,7 @@ class Outcome(enum.StrEnum):
 
     COMPLETED = "completed"
     DUPLICATE = "duplicates"  # dropped: another copy finished it, holds it, or it is gone
+    FORGED = "forged"  # dropped: its payload is not its record's (forged or altered); nothing changed
     FAILED = "failed"
     RETRIED = "retried"  # back to the queue, after a growing visibility delay
 
@@ -198,7 +206,8 @@ class Consumer:
                 failures.append({"itemIdentifier": copy.sqs_id})
         with self._stats_lock:
             self.stats.update({outcome.value: n for outcome, n in counts.items()})
-        emit_metrics({"MessagesCompleted": counts[Outcome.COMPLETED], MESSAGES_FAILED: counts[Outcome.FAILED]})
+        metrics = {"MessagesCompleted": counts[Outcome.COMPLETED], MESSAGES_FAILED: counts[Outcome.FAILED]}
+        emit_metrics(metrics | ({FORGED_COPIES_DROPPED: counts[Outcome.FORGED]} if counts[Outcome.FORGED] else {}))
         log.info("batch_consumed", **{outcome.value: n for outcome, n in counts.items()})
         return {"batchItemFailures": failures}
 
@@ -218,7 +227,12 @@ class Consumer:
         last = self._last_receive(copy)
         lease = Lease(copy.sqs_id, iso(lease_until))  # one copy is with one receiver at a time
         try:
-            started = self._start(message_id, lease)
+            started = self._start(message_id, lease, envelope.payload_hash())
+        except PayloadMismatchError:
+            # Not the copy its record describes: forged or altered. Nothing changed; acknowledge
+            # and drop it, logging nothing of its content (the id is a checked UUID).
+            log.warning("forged_copy_dropped", message_id=message_id, sqs_message_id=copy.sqs_id)
+            return Outcome.FORGED
         except InvalidTransitionError as exc:
             return self._not_startable(copy, message_id, exc.current)
         except OutboxError as exc:
@@ -231,7 +245,7 @@ class Consumer:
         except Exception as exc:  # noqa: BLE001 - a delivery function may raise anything
             retryable = exc.retryable if isinstance(exc, OutboxError) else True
             log.warning("delivery_failed", message_id=message_id, error=type(exc).__name__, retryable=retryable)
-            detail = exc.detail if isinstance(exc, OutboxError) else type(exc).__name__
+            detail = safe_reason(exc.detail if isinstance(exc, OutboxError) else type(exc).__name__, envelope)
             if not retryable:
                 return self._fail(message_id, lease, f"delivery failed: {detail}")
             if last:  # the next failure would move the copy to the dead-letter queue: end it here
@@ -259,10 +273,15 @@ class Consumer:
         limit = self.policy.max_receive_count
         return limit is not None and copy.receives >= limit
 
-    def _start(self, message_id: str, lease: Lease) -> TransitionResult:
-        """Take the lease (a passing fault is tried again before the copy goes back to the queue)."""
+    def _start(self, message_id: str, lease: Lease, payload_hash: str) -> TransitionResult:
+        """Take the lease if the copy is its record's (same payload hash, in the same condition).
+
+        A passing fault is tried again before the copy goes back to the queue.
+        """
         return self._tried(
-            lambda: self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease)
+            lambda: self.store.transition(
+                message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease, payload_hash=payload_hash
+            )
         )
 
     def _complete(self, copy: _Copy, message_id: str, lease: Lease) -> Outcome:
@@ -278,19 +297,15 @@ class Consumer:
         return Outcome.COMPLETED
 
     def _reject(self, copy: _Copy, exc: MalformedEntryError) -> Outcome:
+        """A body that is no envelope goes back to SQS (and so to the DLQ after maxReceiveCount).
+
+        It changes no record: it could be anyone's forgery, naming any id.
+        """
         if exc.message_id is None:
-            # No record to mark: let SQS move it to the dead-letter queue after maxReceiveCount.
             log.error("message_rejected", reason=exc.detail)
-            return self._retry(copy)
-        lease = Lease(copy.sqs_id, iso(utc_now() + timedelta(seconds=self.policy.default_lease_s)))
-        try:
-            self.store.transition(exc.message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease)
-        except InvalidTransitionError:
+        else:
             log.error("message_rejected", message_id=exc.message_id, reason=exc.detail)
-            return Outcome.FAILED
-        except OutboxError:
-            return self._retry(copy)
-        return self._fail(exc.message_id, lease, exc.detail)
+        return self._retry(copy)
 
     def _not_startable(self, copy: _Copy, message_id: str, current: Status | None) -> Outcome:
         if current is Status.COMPLETED:
@@ -307,6 +322,7 @@ class Consumer:
         return Outcome.DUPLICATE
 
     def _fail(self, message_id: str, lease: Lease, reason: str) -> Outcome:
+        reason = safe_reason(reason)  # capped and clean, whatever was put before the detail
         try:
             self._tried(
                 lambda: self.store.transition(
@@ -325,6 +341,32 @@ class Consumer:
         if self.visibility is not None:
             self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
         return Outcome.RETRIED
+
+
+def safe_reason(detail: str, envelope: Envelope | None = None, *, limit: int = MAX_REASON_CHARS) -> str:
+    """A delivery's failure detail fit to store as the FAILED reason (and serve by GET).
+
+    Any text of the envelope's payload it quotes is cut out, control characters become spaces,
+    and it is capped at ``limit`` characters.
+    """
+    for text in sorted(_payload_strings(envelope.payload if envelope else {}), key=len, reverse=True):
+        detail = detail.replace(text, "[payload]")
+    cleaned = " ".join(_UNSAFE.sub(" ", detail).split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def _payload_strings(value: object, depth: int = 0) -> set[str]:
+    """Every string (keys and values) of a payload, long enough to tell from prose, 32 levels deep."""
+    if depth > 32:
+        return set()
+    if isinstance(value, str):
+        return {value} if len(value) >= _MIN_ECHO_CHARS else set()
+    if isinstance(value, Mapping):
+        found = {k for k in value if isinstance(k, str) and len(k) >= _MIN_ECHO_CHARS}
+        return found.union(*(_payload_strings(v, depth + 1) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_payload_strings(v, depth + 1) for v in value))
+    return set()
 
 
 def _copy(record: object) -> _Copy | None:

@@ -35,6 +35,24 @@ data "aws_iam_policy_document" "kms" {
     resources = ["*"]
   }
 
+  # No use of the key over plain HTTP, by anyone. AWS services calling KMS for the table, queues,
+  # logs and functions do so over TLS (a request without the key is not matched by the condition).
+  statement {
+    sid    = "DenyWithoutTls"
+    effect = "Deny"
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:CreateGrant"]
+    resources = ["*"]
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
   statement {
     sid    = "CloudWatchLogsEncryptsThisModulesLogGroups"
     effect = "Allow"

@@ -27,7 +27,11 @@ resource "aws_lambda_function" "this" {
   kms_key_arn                    = aws_kms_key.this.arn
 
   environment {
-    variables = merge(each.value.environment, each.key == "consumer" ? local.delivery_environment : {})
+    variables = merge(
+      each.value.environment,
+      each.key == "consumer" ? local.delivery_environment : {},
+      each.key == "api" ? local.api_secret_environment : {},
+    )
   }
 
   tracing_config {

@@ -35,6 +35,9 @@ locals {
   }
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
+  # The API's OUTBOX_ID_SECRET (lambda.tf), when the caller gives one; sensitive, so kept out of
+  # local.functions (a for_each may not hold sensitive values).
+  api_secret_environment = var.id_secret == null ? {} : { OUTBOX_ID_SECRET = var.id_secret }
 
   # Handler paths and environment names exactly as outbox/settings.py and the handlers read them.
   functions = {
@@ -47,7 +50,9 @@ locals {
         OUTBOX_RANGE_KEY      = var.range_key
         OUTBOX_BUCKETS        = tostring(var.buckets)
         OUTBOX_RETENTION_DAYS = tostring(var.retention_days)
-        LOG_LEVEL             = var.log_level
+        # Every request names its caller (IAM or JWT): keys, ids and reads are scoped to it.
+        OUTBOX_REQUIRE_PRINCIPAL = "true"
+        LOG_LEVEL                = var.log_level
       }
     }
     worker = {
@@ -60,7 +65,9 @@ locals {
         OUTBOX_QUEUE_URL          = aws_sqs_queue.main.url
         OUTBOX_MAX_RELAY_ATTEMPTS = tostring(var.max_relay_attempts)
         OUTBOX_FLIP_CONCURRENCY   = tostring(var.flip_concurrency)
-        LOG_LEVEL                 = var.log_level
+        # A record that ends (FAILED here, COMPLETED in the consumer) expires by the table's TTL.
+        OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
+        LOG_LEVEL                    = var.log_level
       }
     }
     consumer = {
@@ -73,8 +80,9 @@ locals {
         OUTBOX_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
         # The queue's redrive maxReceiveCount: on that receive the consumer ends a message FAILED
         # rather than let its copy reach the dead-letter queue.
-        OUTBOX_MAX_RECEIVE_COUNT = tostring(var.dlq_max_receive_count)
-        LOG_LEVEL                = var.log_level
+        OUTBOX_MAX_RECEIVE_COUNT     = tostring(var.dlq_max_receive_count)
+        OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
+        LOG_LEVEL                    = var.log_level
       }
     }
     sweeper = {
@@ -88,8 +96,9 @@ locals {
         OUTBOX_SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
         OUTBOX_MAX_RELAY_ATTEMPTS    = tostring(var.max_relay_attempts)
         # Used only while the table keeps no bucket count of its own: every bucket the API writes.
-        OUTBOX_BUCKETS = tostring(var.buckets)
-        LOG_LEVEL      = var.log_level
+        OUTBOX_BUCKETS               = tostring(var.buckets)
+        OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
+        LOG_LEVEL                    = var.log_level
       }
     }
   }

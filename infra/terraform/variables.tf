@@ -191,6 +191,17 @@ variable "retention_days" {
   default     = 7
 }
 
+variable "record_retention_days" {
+  description = "OUTBOX_RECORD_RETENTION_DAYS: days a COMPLETED or FAILED record (and its personal data) is kept before DynamoDB's TTL deletes it."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.record_retention_days >= 1 && floor(var.record_retention_days) == var.record_retention_days
+    error_message = "record_retention_days must be a whole number of days, at least 1."
+  }
+}
+
 variable "max_relay_attempts" {
   description = "OUTBOX_MAX_RELAY_ATTEMPTS: SQS refusals of one entry before the worker quarantines it."
   type        = number
@@ -368,4 +379,27 @@ variable "oldest_pending_alarm_seconds" {
   description = "Age (s) of the oldest PENDING message above which delivery is late; above sweep_min_age_seconds plus one sweep_schedule period, since the sweeper relays what is older than its minimum age on each run."
   type        = number
   default     = 900
+}
+
+variable "replay_role_arn" {
+  description = "ARN of the operator role that runs `outbox replay` (it sends to the main queue); null: only the worker and the sweeper may send."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.replay_role_arn == null || can(regex("^arn:[a-z-]+:iam::[0-9]{12}:role/", var.replay_role_arn))
+    error_message = "replay_role_arn must be an IAM role ARN (arn:<partition>:iam::<account>:role/...)."
+  }
+}
+
+variable "id_secret" {
+  description = "Secret key (32+ characters) of the message ids the API derives from Idempotency-Keys (OUTBOX_ID_SECRET): without it nobody can compute an id from a key. null: ids are a UUID 5 of caller and key (reads are scoped to the caller either way)."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.id_secret == null || try(length(var.id_secret) >= 32, false)
+    error_message = "id_secret must be at least 32 characters."
+  }
 }

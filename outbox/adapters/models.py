@@ -54,6 +54,7 @@ class MessageRecordModel(Model):
     payload = UnicodeAttribute()  # canonical JSON of the payload
     payload_hash = UnicodeAttribute()
     idempotency_key = UnicodeAttribute(null=True)
+    owner = UnicodeAttribute(null=True)  # SHA-256 of the writer's principal (never the principal itself)
     group_key = UnicodeAttribute(null=True)
     trace_id = UnicodeAttribute(null=True)
     outbox_pk = UnicodeAttribute()
@@ -66,6 +67,7 @@ class MessageRecordModel(Model):
     reason = UnicodeAttribute(null=True)
     lease_owner = UnicodeAttribute(null=True)  # while PROCESSING: the consumer holding the message
     lease_until = UnicodeAttribute(null=True)  # ... and until when (ISO time)
+    expires_at = NumberAttribute(null=True)  # COMPLETED or FAILED: the table's TTL removes it then (epoch s)
 
 
 class OutboxEntryModel(Model):

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, dynamodb_client, error_code, translate
 from outbox.adapters.models import HASH_KEY, RANGE_KEY, MessageRecordModel, OutboxEntryModel, bind_models
-from outbox.adapters.updates import S, relay_failure_shape, transition_shape, transition_values
+from outbox.adapters.updates import TERMINAL, S, relay_failure_shape, transition_shape, transition_values
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     CancellationReason,
@@ -23,6 +23,7 @@ from outbox.domain.errors import (
     ItemPart,
     NotFoundError,
     OutboxError,
+    PayloadMismatchError,
     TransactionCancelledError,
     ValidationError,
 )
@@ -85,6 +86,7 @@ class DynamoDBMessageStore:
         range_key: str = RANGE_KEY,
         buckets: int = 16,
         retention: timedelta = timedelta(days=7),
+        record_retention: timedelta = timedelta(days=30),
     ) -> None:
         if buckets < 1:
             raise ValueError("buckets must be at least 1")
@@ -92,6 +94,7 @@ class DynamoDBMessageStore:
         self.client = client
         self.buckets = buckets
         self.retention = retention
+        self.record_retention = record_retention  # how long a COMPLETED or FAILED record is kept
         self.hash_key = hash_key
         self.range_key = range_key
         self._models = bind_models(table_name, hash_key, range_key)
@@ -110,9 +113,12 @@ class DynamoDBMessageStore:
             range_key=settings.range_key,
             buckets=settings.buckets,
             retention=settings.retention,
+            record_retention=settings.record_retention,
         )
 
-    def prepare(self, envelope: Envelope, *, idempotency_key: str | None, by: str) -> OutboxMessage:
+    def prepare(
+        self, envelope: Envelope, *, idempotency_key: str | None, by: str, owner: str | None = None
+    ) -> OutboxMessage:
         """The record and outbox entry of a new message, as PynamoDB models and as TransactItems."""
         record_model, entry_model = self._models
         bucket_pk = outbox_pk(bucket_of(envelope.group_key or envelope.message_id, self.buckets))
@@ -126,6 +132,7 @@ class DynamoDBMessageStore:
             payload=envelope.payload_json(),
             payload_hash=envelope.payload_hash(),
             idempotency_key=idempotency_key,
+            owner=owner,
             group_key=envelope.group_key,
             trace_id=envelope.trace_id,
             outbox_pk=bucket_pk,
@@ -176,9 +183,15 @@ class DynamoDBMessageStore:
         except AWS_ERRORS as exc:
             raise _write_error(exc, len(items), messages) from exc
 
-    def accept(self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api") -> AcceptResult:
-        """One TransactWriteItems: the record (if new) and its outbox entry, or the existing message."""
-        message = self.prepare(envelope, idempotency_key=idempotency_key, by=by)
+    def accept(
+        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+    ) -> AcceptResult:
+        """One TransactWriteItems: the record (if new) and its outbox entry, or the existing message.
+
+        An existing message of another ``owner`` is never replayed nor named: IdempotencyKeyReusedError
+        without an id (scoped ids make it unreachable short of a hash collision).
+        """
+        message = self.prepare(envelope, idempotency_key=idempotency_key, by=by, owner=owner)
         try:
             self.client.transact_write_items(TransactItems=message.transact_items)  # type: ignore[arg-type]
         except AWS_ERRORS as exc:
@@ -186,6 +199,8 @@ class DynamoDBMessageStore:
             if existing is None:
                 raise _write_error(exc, 0, [message]) from exc
             old = self._models.record.from_raw_data(existing)
+            if old.owner != owner:
+                raise IdempotencyKeyReusedError(None) from exc
             if old.payload_hash != message.models[0].payload_hash:
                 raise IdempotencyKeyReusedError(envelope.message_id) from exc
             return AcceptResult(envelope.message_id, Status(old.status), created=False)
@@ -213,17 +228,31 @@ class DynamoDBMessageStore:
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
+        payload_hash: str | None = None,
     ) -> TransitionResult:
         """One conditional UpdateItem: set the status fields and append to the history, nothing else.
 
         With a ``lease``, a move to PROCESSING takes it (from PROCESSING only once the previous
-        one ran out), and a move out of PROCESSING requires it to be the holder's.
+        one ran out), and a move out of PROCESSING requires it to be the holder's. With a
+        ``payload_hash`` the record must hold that hash: PayloadMismatchError (a forged copy) if not.
         """
         sources = self._checked_sources(to, expected)
-        shape = transition_shape(self.hash_key, to, sources, with_reason=bool(reason), leased=lease is not None)
-        now = iso(utc_now())
-        values = transition_values(to, now=now, by=by, reason=reason, lease=lease)
-        old = self._update(message_id, shape.request(self.table_name, self._record_key(message_id), values), to)
+        shape = transition_shape(
+            self.hash_key,
+            to,
+            sources,
+            with_reason=bool(reason),
+            leased=lease is not None,
+            hashed=payload_hash is not None,
+        )
+        at = utc_now()
+        now = iso(at)
+        expires_at = int((at + self.record_retention).timestamp()) if to in TERMINAL else None
+        values = transition_values(
+            to, now=now, by=by, reason=reason, lease=lease, payload_hash=payload_hash, expires_at=expires_at
+        )
+        request = shape.request(self.table_name, self._record_key(message_id), values)
+        old = self._update(message_id, request, to, payload_hash=payload_hash)
         if shape.return_values == "NONE":
             (previous,) = sources  # the condition allowed exactly this one
         else:  # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
@@ -251,7 +280,9 @@ class DynamoDBMessageStore:
     def _record_key(self, message_id: str) -> dict[str, Any]:
         return {self.hash_key: S(record_pk(message_id)), self.range_key: S(RECORD_SK)}
 
-    def _update(self, message_id: str, request: dict[str, Any], to: Status) -> dict[str, Any]:
+    def _update(
+        self, message_id: str, request: dict[str, Any], to: Status, *, payload_hash: str | None = None
+    ) -> dict[str, Any]:
         """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for)."""
         try:
             response = self.client.update_item(**request)
@@ -260,6 +291,9 @@ class DynamoDBMessageStore:
                 raise translate(exc, "UpdateItem") from exc
             item: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
             current = Status(item["status"]["S"]) if "status" in item else None
+            stored_hash = item.get("payload_hash", {}).get("S")
+            if payload_hash is not None and stored_hash not in (None, payload_hash) and "channel" not in item:
+                raise PayloadMismatchError(message_id, current=current, to=to) from exc
             raise InvalidTransitionError(message_id, current=current, to=to) from exc
         except AWS_ERRORS as exc:
             raise translate(exc, "UpdateItem") from exc
@@ -314,4 +348,6 @@ def _to_domain(model: MessageRecordModel) -> MessageRecord:
         relay_attempts=int(model.relay_attempts or 0),
         reason=model.reason,
         lease=Lease(model.lease_owner, model.lease_until) if model.lease_owner and model.lease_until else None,
+        owner=model.owner,
+        expires_at=int(model.expires_at) if model.expires_at is not None else None,
     )

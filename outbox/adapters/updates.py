@@ -9,6 +9,9 @@ adds its values.
 A lease makes PROCESSING exclusive: taking it sets ``lease_owner`` (the SQS copy) and
 ``lease_until`` and is allowed from PROCESSING only once the previous lease has run out or to the
 same copy received again; leaving PROCESSING under a lease requires the same owner and removes it.
+
+A copy's ``payload_hash`` in the start condition refuses a forged or altered copy in the same
+request: the condition fails, nothing changes, and ALL_OLD shows the stored hash.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 
 from outbox.domain.record import Lease
 from outbox.domain.status import Status
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED})
 
 AttributeValue = dict[str, Any]
 
@@ -56,7 +61,7 @@ class UpdateShape:
 
 @cache
 def transition_shape(
-    hash_key: str, to: Status, sources: frozenset[Status], *, with_reason: bool, leased: bool
+    hash_key: str, to: Status, sources: frozenset[Status], *, with_reason: bool, leased: bool, hashed: bool = False
 ) -> UpdateShape:
     """The expressions of a move to ``to`` from one of ``sources``.
 
@@ -92,21 +97,21 @@ def transition_shape(
         values[":one"] = {"N": "1"}
     elif to is Status.QUEUED:
         values[":zero"] = {"N": "0"}
-    status_in = f"#status IN ({', '.join(f':s{i}' for i in range(len(ordered)))})"
-    condition = f"attribute_exists(#pk) AND {status_in}"
-    if leased and to is Status.PROCESSING and Status.PROCESSING in sources:
-        # PROCESSING is taken over only once its lease ran out (or it never had one), or by the
-        # same copy received again (SQS hands one copy to one receiver at a time).
-        others = [f":s{i}" for i, s in enumerate(ordered) if s is not Status.PROCESSING]
-        expired = "(attribute_not_exists(#lease_until) OR #lease_until < :now OR #lease_owner = :owner)"
-        processing = f":s{ordered.index(Status.PROCESSING)}"
-        clauses = ([f"#status IN ({', '.join(others)})"] if others else []) + [
-            f"(#status = {processing} AND {expired})"
-        ]
-        condition = f"attribute_exists(#pk) AND ({' OR '.join(clauses)})"
-    elif leased and sources == frozenset({Status.PROCESSING}):
-        condition += " AND #lease_owner = :owner"  # only the holder finishes what it holds
+    condition = _source_condition(ordered, to, leased=leased)
+    if leased and to is not Status.PROCESSING and sources == frozenset({Status.PROCESSING}):
         per_call.add(":owner")
+
+    names["#expires_at"] = "expires_at"
+    if to in TERMINAL:  # an ended record expires (personal data kept short) ...
+        sets.append("#expires_at = :expires")
+        per_call.add(":expires")
+    else:  # ... and one that is pending or in flight never does (a FAILED -> QUEUED re-drive)
+        removes.append("#expires_at")
+
+    if hashed:  # only the copy the record describes may change it (records before types keep a channel)
+        names |= {"#payload_hash": "payload_hash", "#channel": "channel"}
+        condition += " AND (#payload_hash = :hash OR attribute_exists(#channel))"
+        per_call.add(":hash")
 
     update = "SET " + ", ".join(sets)
     update += " REMOVE " + ", ".join(removes) if removes else ""
@@ -115,8 +120,33 @@ def transition_shape(
     return UpdateShape(update, condition, names, values, return_values, frozenset(per_call))
 
 
+def _source_condition(ordered: list[Status], to: Status, *, leased: bool) -> str:
+    """The record exists and is in one of the sources (``:s0``...), with the lease's rules when leased."""
+    status_in = f"#status IN ({', '.join(f':s{i}' for i in range(len(ordered)))})"
+    if leased and to is Status.PROCESSING and Status.PROCESSING in ordered:
+        # PROCESSING is taken over only once its lease ran out (or it never had one), or by the
+        # same copy received again (SQS hands one copy to one receiver at a time).
+        others = [f":s{i}" for i, s in enumerate(ordered) if s is not Status.PROCESSING]
+        expired = "(attribute_not_exists(#lease_until) OR #lease_until < :now OR #lease_owner = :owner)"
+        processing = f":s{ordered.index(Status.PROCESSING)}"
+        clauses = ([f"#status IN ({', '.join(others)})"] if others else []) + [
+            f"(#status = {processing} AND {expired})"
+        ]
+        return f"attribute_exists(#pk) AND ({' OR '.join(clauses)})"
+    if leased and ordered == [Status.PROCESSING] and to is not Status.PROCESSING:
+        return f"attribute_exists(#pk) AND {status_in} AND #lease_owner = :owner"  # only the holder finishes
+    return f"attribute_exists(#pk) AND {status_in}"
+
+
 def transition_values(
-    to: Status, *, now: str, by: str, reason: str | None, lease: Lease | None
+    to: Status,
+    *,
+    now: str,
+    by: str,
+    reason: str | None,
+    lease: Lease | None,
+    payload_hash: str | None = None,
+    expires_at: int | None = None,
 ) -> dict[str, AttributeValue]:
     """The per-call values of a transition: the new status, the time, the history line, reason and lease.
 
@@ -131,6 +161,10 @@ def transition_values(
         values[":owner"] = S(lease.owner)
         if to is Status.PROCESSING:
             values[":until"] = S(lease.until)
+    if payload_hash is not None:
+        values[":hash"] = S(payload_hash)
+    if expires_at is not None:
+        values[":expires"] = {"N": str(expires_at)}
     return values
 
 

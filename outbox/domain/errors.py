@@ -85,9 +85,15 @@ class IdempotencyKeyReusedError(OutboxError):
 
     code = "IDEMPOTENCY_KEY_REUSED"
 
-    def __init__(self, message_id: str) -> None:
+    def __init__(self, message_id: str | None) -> None:
         super().__init__("this Idempotency-Key was already used with a different payload")
-        self.message_id = message_id
+        self.message_id = message_id  # the caller's own message; None when it is not theirs to know
+
+
+class UnauthenticatedError(OutboxError):
+    """The request carries no principal (no IAM caller, no JWT subject) and one is required."""
+
+    code = "UNAUTHENTICATED"
 
 
 class InvalidTransitionError(OutboxError):
@@ -101,6 +107,12 @@ class InvalidTransitionError(OutboxError):
         self.message_id = message_id
         self.current = current
         self.to = to
+
+
+class PayloadMismatchError(InvalidTransitionError):
+    """A copy's payload hash is not its record's: a forged or altered copy, which changes nothing."""
+
+    code = "PAYLOAD_MISMATCH"
 
 
 class MalformedEntryError(OutboxError):

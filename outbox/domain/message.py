@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import uuid
 
@@ -16,11 +18,29 @@ PRINTABLE_TOKEN = re.compile(r"^[!-~]+$")
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c3a52-8a57-4b39-9a0e-2f4d1d7c5b10")
 
 
-def new_message_id(idempotency_key: str | None = None) -> str:
-    """A random id, or the one id an Idempotency-Key always maps to."""
+def new_message_id(idempotency_key: str | None = None, *, scope: str | None = None, secret: str | None = None) -> str:
+    """A random id, or the one id an Idempotency-Key always maps to within its ``scope``.
+
+    With a ``secret`` the id is a keyed hash (HMAC-SHA256) of scope and key, shaped as a UUID:
+    nobody without the secret can compute another caller's id from a key. Without one it is a
+    UUID 5 of scope and key (unscoped: exactly the ids of before), which anyone can compute;
+    reads are scoped to the owner all the same, so a computed id of another's message is a 404.
+    """
     if idempotency_key is None:
         return str(uuid.uuid4())
-    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key))
+    name = idempotency_key if scope is None else f"{len(scope)}:{scope}:{idempotency_key}"  # unambiguous
+    if secret is None:
+        return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, name))
+    scoped = ("-" if scope is None else "+") + name  # no scope is not the same as an empty one
+    digest = hmac.new(secret.encode(), scoped.encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def owner_of(scope: str | None) -> str | None:
+    """What a record keeps of its scope (the principal): a SHA-256, so the table holds no ARN or e-mail."""
+    if scope is None:
+        return None
+    return hashlib.sha256(f"outbox-owner:{scope}".encode()).hexdigest()
 
 
 def is_message_id(value: str) -> bool:

@@ -1,7 +1,8 @@
 """The notification a client asks us to send, and its validation.
 
 Validation collects every problem with a field-level reason, so a client fixes a request in
-one round trip. It never echoes a rejected value back: a recipient is personal data.
+one round trip. It never echoes client text back, value or name: a recipient is personal data,
+and an unknown field's or a metadata key's name could be anything (they are counted, not named).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Channel(enum.StrEnum):
 
 
 _FIELDS = frozenset({"channel", "recipient", "subject", "body", "metadata", "group_key"})
+ALLOWED_FIELDS = ", ".join(sorted(_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,12 @@ def parse_notification(data: object) -> Notification:
     """Validate decoded JSON into a Notification, or raise ValidationError listing every problem."""
     if not isinstance(data, dict):
         raise ValidationError([FieldError("$", "must be a JSON object")])
-    errors: list[FieldError] = [FieldError(k, "is not a known field") for k in sorted(set(data) - _FIELDS)]
+    errors: list[FieldError] = []
+    unknown = len(set(data) - _FIELDS)
+    if unknown:
+        errors.append(
+            FieldError("$", f"{unknown} unknown field{'s' if unknown > 1 else ''}; allowed: {ALLOWED_FIELDS}")
+        )
     channel = _channel(data.get("channel"), errors)
     recipient = _string(data, "recipient", errors, max_chars=4096)
     body = _string(data, "body", errors, max_chars=MAX_BODY_CHARS.get(channel or "", 32_768), multiline=True)
@@ -162,13 +169,13 @@ def _metadata(value: object, errors: list[FieldError]) -> dict[str, str]:
         errors.append(FieldError("metadata", f"must have at most {MAX_METADATA_KEYS} keys"))
         return {}
     result: dict[str, str] = {}
-    for key, item in value.items():
+    for position, (key, item) in enumerate(value.items(), start=1):
         if len(key) > MAX_METADATA_KEY_CHARS or not _METADATA_KEY.match(key):
             errors.append(FieldError("metadata", f"keys must be 1 to {MAX_METADATA_KEY_CHARS} of A-Z a-z 0-9 _ . : -"))
             continue
         problem = _metadata_value_problem(item)
-        if problem:
-            errors.append(FieldError(f"metadata.{key}", problem))
+        if problem:  # by position, not by name: the key is the client's text
+            errors.append(FieldError("metadata", f"value {position} {problem}"))
         elif isinstance(item, str):
             result[key] = item
     return result

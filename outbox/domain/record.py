@@ -81,6 +81,8 @@ class MessageRecord:
     relay_attempts: int = 0
     reason: str | None = None
     lease: Lease | None = None
+    owner: str | None = None  # SHA-256 of the principal that wrote it (``owner_of``); None: unscoped
+    expires_at: int | None = None  # once COMPLETED or FAILED: when the table's TTL removes it (epoch seconds)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from outbox.adapters.models import (
     table_definition,
 )
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT
+from outbox.domain.errors import ConfigurationError
 from outbox.settings import Settings
 from tests.infra.terraform import EXAMPLES, MODULE, ROOT, Module, load, plain
 
@@ -249,7 +250,11 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
     lambda_function = module.resource("aws_lambda_function", "this")
     assert lambda_function["handler"] == "${each.value.handler}"
     assert lambda_function["environment"] == [
-        {"variables": '${merge(each.value.environment, each.key == "consumer" ? local.delivery_environment : {})}'}
+        {
+            "variables": "${merge(each.value.environment, "
+            'each.key == "consumer" ? local.delivery_environment : {}, '
+            'each.key == "api" ? local.api_secret_environment : {})}'
+        }
     ]
     assert lambda_function["architectures"] == ["arm64"]
     assert re.fullmatch(r"python3\.1[1-9]", module.default(lambda_function["runtime"]))
@@ -555,6 +560,9 @@ def test_iam_policies_name_no_wildcard_action_or_resource(module: Module) -> Non
             if name == "kms":
                 # In a key policy "*" means this key and nothing else; no other resource may appear.
                 assert resources == ["*"], statement
+            elif name == "queue":
+                # A queue's own policy: the queue it is attached to (named, not referenced: no cycle).
+                assert resources == ["${local.queue_arns[each.key]}"], statement
             elif resources == "${local.kms_key_arns}":
                 # The module's key and, for an existing table, the key it is encrypted with.
                 assert all(action.startswith("kms:") for action in statement["actions"]), (name, statement)
@@ -640,3 +648,87 @@ def test_local_stack_runs_the_mappings_as_deployed(module: Module) -> None:
     assert local.batch_size == variables["stream_batch_size"]["default"]
     assert local.maximum_retry_attempts == variables["stream_maximum_retry_attempts"]["default"]
     assert local.consumers == variables["consumer_maximum_concurrency"]["default"]
+
+
+def test_the_api_requires_a_principal_and_may_key_its_ids(module: Module) -> None:
+    """OUTBOX_REQUIRE_PRINCIPAL=true on the API only; OUTBOX_ID_SECRET from a sensitive, checked variable."""
+    functions = module.locals["functions"]
+    assert functions["api"]["environment"]["OUTBOX_REQUIRE_PRINCIPAL"] == "true"
+    assert settings_as_deployed(module, "api").require_principal
+    for name in set(FUNCTIONS) - {"api"}:
+        assert "OUTBOX_REQUIRE_PRINCIPAL" not in functions[name]["environment"], name
+    secret = module.variables["id_secret"]
+    assert secret["sensitive"] is True
+    assert secret["default"] is None
+    (validation,) = secret["validation"]
+    assert "length(var.id_secret) >= 32" in validation["condition"]
+    assert module.locals["api_secret_environment"] == (
+        "${var.id_secret == null ? {} : {OUTBOX_ID_SECRET = var.id_secret}}"
+    )
+    api = {key: deployed(module, value) for key, value in functions["api"]["environment"].items()}
+    assert Settings.from_env({**api, "OUTBOX_ID_SECRET": "k" * 32}).id_secret == "k" * 32
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({**api, "OUTBOX_ID_SECRET": "k" * 31})
+
+
+def _tls_denial(statement: dict[str, Any]) -> bool:
+    (condition,) = statement["condition"]
+    return (
+        statement["effect"] == "Deny"
+        and condition == {"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}
+        and statement["principals"][0]["identifiers"] == ["*"]
+    )
+
+
+def test_every_queue_refuses_plain_http_and_only_the_relays_send_to_the_main_one(module: Module) -> None:
+    """Queue policies: TLS or nothing; sqs:SendMessage to the main queue by the worker, sweeper or replay role."""
+    queues = module.resources["aws_sqs_queue"]
+    names = module.locals["queue_names"]
+    assert set(names) == set(queues) == {"main", "dlq", "on_failure"}
+    for key, queue in queues.items():
+        assert queue["name"] == f"${{local.queue_names.{key}}}"
+        assert queue["policy"] == f'${{data.aws_iam_policy_document.queue["{key}"].json}}'
+    document = module.data["aws_iam_policy_document"]["queue"]
+    assert document["for_each"] == "${local.queue_names}"
+    (tls,) = document["statement"]
+    assert _tls_denial(tls)
+    assert tls["actions"] == "${local.queue_actions}"
+    assert "sqs:SendMessage" in module.locals["queue_actions"]
+    assert "sqs:ReceiveMessage" in module.locals["queue_actions"]
+    ((dynamic,),) = [d.values() for d in document["dynamic"]]
+    assert dynamic["for_each"] == '${each.key == "main" ? [1] : []}'
+    (senders,) = dynamic["content"]
+    assert senders["effect"] == "Deny"
+    assert senders["actions"] == ["sqs:SendMessage"]
+    assert senders["condition"] == [
+        {"test": "ArnNotEquals", "variable": "aws:PrincipalArn", "values": "${local.main_queue_senders}"}
+    ]
+    allowed = module.locals["main_queue_senders"]
+    # The roles by name, as iam.tf names them; the worker and the sweeper are the code's senders.
+    assert module.resource("aws_iam_role", "function")["name"] == "${var.name}-${each.key}"
+    assert '[for name in ["worker", "sweeper"] : ' in allowed
+    assert ":role/${var.name}-${name}" in allowed
+    assert {"worker", "sweeper"} == SENDERS
+    assert "var.replay_role_arn == null ? [] : [var.replay_role_arn]" in allowed
+    assert module.variables["replay_role_arn"]["default"] is None
+    assert module.locals["queue_arns"].endswith(':sqs:${local.region}:${local.account_id}:${name}"}}')
+
+
+def test_the_key_refuses_plain_http(module: Module) -> None:
+    """The key policy denies its use without TLS (the table, queues and logs are encrypted with it)."""
+    statements = module.data["aws_iam_policy_document"]["kms"]["statement"]
+    (denial,) = [s for s in statements if s.get("effect") == "Deny"]
+    assert _tls_denial(denial)
+    assert {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"} <= set(denial["actions"])
+
+
+def test_every_function_that_ends_records_gets_the_record_retention(module: Module) -> None:
+    """OUTBOX_RECORD_RETENTION_DAYS (default 30) wherever a record can end: worker, consumer, sweeper."""
+    assert module.variables["record_retention_days"]["default"] == 30
+    for name in ("worker", "consumer", "sweeper"):
+        environment = module.locals["functions"][name]["environment"]
+        assert environment["OUTBOX_RECORD_RETENTION_DAYS"] == "${tostring(var.record_retention_days)}", name
+        assert settings_as_deployed(module, name).record_retention.days == 30, name
+    # The attribute the terminal transitions set is the table's TTL attribute.
+    (ttl,) = module.resource("aws_dynamodb_table", "this")["ttl"]
+    assert ttl["attribute_name"] == TTL_ATTRIBUTE == "expires_at"

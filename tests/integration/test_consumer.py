@@ -114,7 +114,9 @@ def test_transitions_never_touch_payload_or_other_attributes(stack: Stack) -> No
 
     completed = stack.raw_item(*key)
     assert completed is not None
+    # expires_at: an ended record's time to live (OUTBOX_RECORD_RETENTION_DAYS), set by the terminal move.
     status_fields = {"status", "history", "updated_at", "attempts", "reason", "lease_owner", "lease_until"}
+    status_fields.add("expires_at")
     assert {k: v for k, v in completed.items() if k not in status_fields} == {
         k: v for k, v in queued.items() if k not in status_fields
     }
@@ -140,3 +142,25 @@ def test_redriven_message_gets_a_fresh_delivery_budget(stack: Stack) -> None:
     record = stack.store.get(message_id)
     assert record.status is Status.COMPLETED
     assert record.attempts == 1
+
+
+def test_a_forged_copy_fails_the_start_condition_in_one_request_and_changes_nothing(stack: Stack) -> None:
+    """The payload hash is in the PROCESSING condition: one UpdateItem, no GetItem, no change, dropped."""
+    message_id = _accept_and_relay(stack)
+    (message,) = stack.receive_all()
+    real = message["Body"]
+    data = json.loads(real)
+    data["payload"] = {"channel": "push", "recipient": "b" * 64, "body": "forged"}
+    forged = dict(message, Body=json.dumps(data), MessageId="forged-1")
+    before = stack.raw_item(f"MSG#{message_id}", "MSG")
+    stack.faults.calls.clear()
+
+    response = stack.consumer.handle(sqs_event([forged]))
+
+    assert response == {"batchItemFailures": []}
+    assert dict(stack.faults.calls) == {"UpdateItem": 1}
+    assert stack.raw_item(f"MSG#{message_id}", "MSG") == before
+    assert stack.consumer.stats["forged"] == 1
+    # AND the real copy is delivered as ever
+    assert stack.consumer.handle(sqs_event([message])) == {"batchItemFailures": []}
+    assert stack.store.get(message_id).status is Status.COMPLETED

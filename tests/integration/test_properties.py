@@ -50,6 +50,7 @@ STATUS_FIELDS = {
     "relay_attempts",
     "lease_owner",
     "lease_until",
+    "expires_at",  # an ended record's time to live
 }
 BODIES = ["one", "two", "three"]
 
@@ -335,6 +336,8 @@ class Pipeline(RuleBasedStateMachine):
             assert {k: v for k, v in record.items() if k not in STATUS_FIELDS} == self.accepted[message_id]
             # 6. a lease exists exactly while PROCESSING
             assert ("lease_owner" in record) is (record["status"]["S"] == Status.PROCESSING), record
+            # personal data kept short: a TTL exactly while the record has ended
+            assert ("expires_at" in record) is (record["status"]["S"] in {Status.COMPLETED, Status.FAILED}), record
             if record["status"]["S"] == Status.COMPLETED:
                 self.completed_seen.add(message_id)
 

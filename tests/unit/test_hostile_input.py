@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from outbox.api import HTTP_STATUS, MessagesApi
+from outbox.logs import configure_logging
 from outbox.relay import Relay
 from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore
 from worker.consumer import Consumer
@@ -155,3 +158,50 @@ def test_consumer_never_crashes_on_hostile_bodies(bodies: list[str]) -> None:
     response = Consumer(InMemoryMessageStore()).handle(event)
 
     assert {f["itemIdentifier"] for f in response["batchItemFailures"]} <= {f"m{i}" for i in range(len(bodies))}
+
+
+SQS_REFUSED = ["\\ud800", "\\udfff", "\\ufffe", "\\uffff"]  # as JSON escapes: what json.loads turns into them
+TEXT_FIELDS = {
+    "body": '{"channel":"sms","recipient":"+14155550100","body":"a%sb"}',
+    "subject": '{"channel":"email","recipient":"a@example.com","subject":"a%sb","body":"x"}',
+    "metadata": '{"channel":"sms","recipient":"+14155550100","body":"x","metadata":{"k":"a%sb"}}',
+    "recipient": '{"channel":"webhook","recipient":"https://x.example/%s","body":"x"}',
+}
+
+
+@pytest.mark.parametrize("char", SQS_REFUSED)
+@pytest.mark.parametrize("field", sorted(TEXT_FIELDS))
+def test_characters_sqs_refuses_are_a_400_and_write_nothing(field: str, char: str) -> None:
+    """Lone surrogates, U+FFFE and U+FFFF would make SendMessage fail for ever: refused at the door."""
+    store = InMemoryMessageStore()
+    body = TEXT_FIELDS[field] % char
+    response = MessagesApi(store).handle(
+        _event("POST", "/messages", {"content-type": "application/json"}, (body, False))
+    )
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["code"] == "VALIDATION_ERROR"
+    assert store.records == {}
+
+
+def _post_logged(data: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    logs = io.StringIO()
+    configure_logging(logs)
+    response = MessagesApi(InMemoryMessageStore()).handle(
+        _event("POST", "/messages", {"content-type": "application/json"}, (json.dumps(data), False))
+    )
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    return response["body"], [{k: v for k, v in line.items() if k != "timestamp"} for line in lines]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(names=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4, unique=True))
+def test_unknown_field_names_are_counted_never_echoed(names: list[str]) -> None:
+    """Client text never comes back nor goes to the log: the answer is the same whatever the unknown names."""
+    unknown = [n for n in names if n not in {"channel", "recipient", "subject", "body", "metadata", "group_key"}]
+    if not unknown:
+        return
+    valid = {"channel": "sms", "recipient": "+14155550100", "body": "hi"}
+    body, logs = _post_logged(valid | dict.fromkeys(unknown, 1))
+    placeholder_body, placeholder_logs = _post_logged(valid | {f"q{i}": 1 for i in range(len(unknown))})
+    assert body == placeholder_body
+    assert logs == placeholder_logs

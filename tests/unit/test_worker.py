@@ -175,16 +175,23 @@ def test_consumer_grace_for_a_failed_record_being_redriven(store: InMemoryMessag
 
 
 def test_consumer_malformed_bodies(store: InMemoryMessageStore) -> None:
-    """Garbage goes back to SQS (and so to the DLQ); a bad body with a known id fails its record."""
+    """Garbage goes back to SQS (and so to the DLQ); a bad body naming a known id changes nothing of its record.
+
+    A body that is no envelope, or whose payload is not its record's, could be anyone's forgery: it
+    neither fails nor delivers the message it names.
+    """
     consumer = Consumer(store)
     assert consumer.handle(_sqs("garbage"))["batchItemFailures"] == [{"itemIdentifier": "sqs-1"}]
     assert consumer.handle({"Records": [{"body": "no message id"}]}) == {"batchItemFailures": []}
 
     envelope = _accept(store)
     store.transition(envelope.message_id, Status.QUEUED, by="worker")
-    bad = json.dumps({"message_id": envelope.message_id, "schema_version": 1, "created_at": "t", "payload": {}})
-    assert consumer.handle(_sqs(bad)) == {"batchItemFailures": []}
-    assert store.records[envelope.message_id].status is Status.FAILED
+    before = store.records[envelope.message_id]
+    other = json.dumps({"message_id": envelope.message_id, "schema_version": 1, "created_at": "t", "payload": {}})
+    assert consumer.handle(_sqs(other)) == {"batchItemFailures": []}  # forged: acknowledged and dropped
+    unreadable = json.dumps({"message_id": envelope.message_id, "schema_version": 99, "payload": {}})
+    assert consumer.handle(_sqs(unreadable))["batchItemFailures"] == [{"itemIdentifier": "sqs-1"}]
+    assert store.records[envelope.message_id] == before
 
 
 def test_default_delivery_logs_no_personal_data(store: InMemoryMessageStore) -> None:
