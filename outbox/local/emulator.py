@@ -15,8 +15,7 @@ Two measured gaps of moto 5.2.5 (see shared/EMULATOR.md) are closed here, and on
 
 And the cost per request is cut where it was measured (``outbox demo -n 1000``: 97 s -> ~25 s):
 AttributeValues and attribute maps serialised directly, items built with one size check instead of
-one per attribute, handler method names listed once per class, the outbox store's UpdateItem shapes run on
-a fast path on their success path (everything else is moto's), DynamoDB requests dispatched to
+one per attribute, handler method names listed once per class, DynamoDB requests dispatched to
 moto's handlers without the Flask app around them, a table Query reads its partition rather than
 sorting the whole table, and waitress instead of werkzeug's development server so connections
 stay open. ``tests/integration/test_emulator.py`` proves each against
@@ -28,17 +27,15 @@ from __future__ import annotations
 
 import argparse
 import copy
-import functools
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, Any
 
 _journaling = threading.local()
 _installed: list[Callable[..., None]] = []
@@ -319,231 +316,6 @@ def uninstall_method_name_cache() -> None:
     _restore(responses, "method_names_from_class")
 
 
-# --- UpdateItem fast path ------------------------------------------------------------------------
-# The outbox's lifecycle is three conditional UpdateItems per message, and moto spends ~6 ms on
-# each: it parses the update and condition expressions twice, deep-copies the item twice and walks
-# the AST ten times. The shapes the outbox's store sends (PynamoDB's rendering of SET a = :v,
-# SET h = list_append(h, :v), ADD n :v under attribute_exists(key) AND s = :v / s IN (...)) are
-# executed here directly with moto's own types; anything else, and every failing request, goes to
-# moto's own update_item, which then answers exactly as it always does.
-
-_P = r"#\w+"
-_V = r":\w+"
-_SET_ACTION = rf"({_P}) = (?:list_append \(({_P}), ({_V})\)|({_V}))"
-_ADD_ACTION = rf"({_P}) ({_V})"
-_UPDATE = re.compile(
-    rf"(?:SET (?P<set>{_SET_ACTION}(?:, {_SET_ACTION})*))?"
-    rf"(?: ?ADD (?P<add>{_ADD_ACTION}(?:, {_ADD_ACTION})*))?"
-)
-_CONDITION = re.compile(rf"\(attribute_exists \(({_P})\) AND ({_P}) (?:= ({_V})|IN \(({_V}(?:, {_V})*)\))\)")
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_FAST_KEYS = frozenset(
-    {
-        "TableName",
-        "Key",
-        "UpdateExpression",
-        "ConditionExpression",
-        "ExpressionAttributeNames",
-        "ExpressionAttributeValues",
-        "ReturnValues",
-        "ReturnValuesOnConditionCheckFailure",
-    }
-)
-_AMZ_JSON = "application/x-amz-json-1.0"  # DynamoDB's content type, as moto's serializer sets it
-_SIZE_MARGIN = 350_000  # far below moto's 405,000-byte item limit: near it, moto decides
-
-
-@dataclass(frozen=True)
-class _UpdatePlan:
-    """A parsed update and condition: actions as (kind, name placeholder, value placeholder)."""
-
-    actions: tuple[tuple[str, str, str], ...]
-    key_name: str
-    status_name: str
-    allowed: tuple[str, ...]
-
-    @property
-    def names(self) -> set[str]:
-        return {self.key_name, self.status_name} | {name for _, name, _ in self.actions}
-
-    @property
-    def values(self) -> set[str]:
-        return set(self.allowed) | {value for _, _, value in self.actions}
-
-
-@functools.lru_cache(maxsize=512)
-def _plan(update: str, condition: str) -> _UpdatePlan | None:
-    """The plan for one (update, condition) expression pair, or None when it is not a fast shape."""
-    parsed, guard = _UPDATE.fullmatch(update), _CONDITION.fullmatch(condition)
-    if parsed is None or guard is None or not (parsed["set"] or parsed["add"]):
-        return None
-    actions: list[tuple[str, str, str]] = []
-    for match in re.finditer(_SET_ACTION, parsed["set"] or ""):
-        target, source, appended, value = match.groups()
-        if appended is not None and source != target:
-            return None
-        actions.append(("append", target, appended) if appended else ("set", target, value))
-    actions += [("add", name, value) for name, value in re.findall(_ADD_ACTION, parsed["add"] or "")]
-    allowed = (guard[3],) if guard[3] else tuple(v.strip() for v in guard[4].split(","))
-    return _UpdatePlan(tuple(actions), guard[1], guard[2], allowed)
-
-
-def _simple_value(value: Any) -> bool:
-    """A wire AttributeValue the fast path stores as moto would: S, valid N, BOOL, NULL, and L/M of them."""
-    if not isinstance(value, dict) or len(value) != 1:
-        return False
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return isinstance(inner, str)
-    if kind == "N":
-        return isinstance(inner, str) and _NUMBER.fullmatch(inner) is not None
-    if kind == "BOOL":
-        return isinstance(inner, bool)
-    if kind == "NULL":
-        return inner is True
-    if kind == "L":
-        return isinstance(inner, list) and all(_simple_value(v) for v in inner)
-    if kind == "M":
-        return isinstance(inner, dict) and all(isinstance(k, str) and _simple_value(v) for k, v in inner.items())
-    return False
-
-
-def _fast_update_item(handler: Any) -> Any:
-    """Serve one UpdateItem of a known shape on the success path; None to let moto serve it."""
-    from moto.dynamodb.models.utilities import dynamo_to_dict
-    from moto.dynamodb.responses import DynamoResult
-
-    body = handler.body
-    target = _fast_target(handler.dynamodb_backend, body)
-    if target is None:
-        return None
-    plan, table, item = target
-    changes = _changes(plan, item, body["ExpressionAttributeNames"], body["ExpressionAttributeValues"])
-    if changes is None:
-        return None
-    view = table.stream_specification.get("StreamViewType") if table.stream_shard is not None else None
-    # A stream record reads the old item's keys, and its attributes only for an OLD image.
-    before = copy.deepcopy(item) if view in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES") else _KeysOnly(item)
-    returns_old = body.get("ReturnValues") == "UPDATED_OLD"
-    old = _render({k: item.attrs[k] for k in changes if k in item.attrs}) if returns_old else {}
-    for attribute, value in changes.items():
-        dict.__setitem__(item.attrs, attribute, value)  # the size was checked once, in _changes
-    if table.stream_shard is not None:
-        table.stream_shard.add(before, item)
-    result: dict[str, Any] = {"ConsumedCapacity": {"TableName": body["TableName"], "CapacityUnits": 0.5}}
-    if returns_old:
-        new = _render(changes)
-        updated = {k: v for k, v in old.items() if v != new.get(k)}
-        if updated:
-            result["Attributes"] = updated
-    answer = dynamo_to_dict(result)
-    if any(_plain_attribute_value(value) is None for value in answer.get("Attributes", {}).values()):
-        return DynamoResult(result)  # binary values: moto's serializer encodes them
-    # Already wire JSON: moto's shape-walking serializer would only copy it (a fifth of the request's
-    # time). call_action adds the request id and the CRC32 of this body, as for any answer.
-    return json.dumps(answer), {"Content-Type": _AMZ_JSON}
-
-
-def _fast_target(backend: Any, body: Mapping[str, Any]) -> tuple[_UpdatePlan, Any, Any] | None:
-    """The plan, table and item of a request the fast path serves, or None: moto's own path."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    if not set(body) <= _FAST_KEYS or body.get("ReturnValues", "NONE") not in ("NONE", "UPDATED_OLD"):
-        return None
-    plan = _plan(str(body.get("UpdateExpression", "")).strip(), str(body.get("ConditionExpression", "")))
-    names, values = body.get("ExpressionAttributeNames") or {}, body.get("ExpressionAttributeValues") or {}
-    if plan is None or set(names) != plan.names or set(values) != plan.values:
-        return None  # moto reports unused or missing placeholders
-    table, key = backend.tables.get(body["TableName"]), body["Key"]
-    if table is None or table.range_key_attr is None or set(key) != {table.hash_key_attr, table.range_key_attr}:
-        return None
-    if not all(_simple_value(value) for value in [*values.values(), *key.values()]):
-        return None
-    targets = [names[name] for _, name, _ in plan.actions]
-    keys = {table.hash_key_attr, table.range_key_attr}
-    if names[plan.key_name] != table.hash_key_attr or len(set(targets)) != len(targets) or set(targets) & keys:
-        return None  # overlapping paths and key updates are moto's errors to raise
-    item = table.get_item(DynamoType(key[table.hash_key_attr]), DynamoType(key[table.range_key_attr]))
-    current = None if item is None else item.attrs.get(names[plan.status_name])
-    if current is None or all(current != DynamoType(values[v]) for v in plan.allowed):
-        return None  # a failed condition: moto raises it, with the item when asked
-    return plan, table, item
-
-
-def _changes(
-    plan: _UpdatePlan, item: Any, names: Mapping[str, str], values: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """The new value of each updated attribute, computed with moto's own types; None to defer to moto."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    changes: dict[str, Any] = {}
-    for kind, name, value in plan.actions:
-        attribute, operand = names[name], DynamoType(values[value])
-        existing = item.attrs.get(attribute)
-        if kind == "set":
-            changes[attribute] = operand
-        elif kind == "append":
-            if existing is None or existing.type != "L" or operand.type != "L":
-                return None
-            appended = DynamoType({"L": []})
-            appended.value = [*existing.value, *operand.value]
-            changes[attribute] = appended
-        else:
-            if operand.type != "N" or (existing is not None and existing.type != "N"):
-                return None
-            changes[attribute] = (existing or DynamoType({"N": "0"})) + operand
-    if item.size() + sum(len(k.encode()) + v.size() for k, v in changes.items()) > _SIZE_MARGIN:
-        return None
-    return changes
-
-
-def _render(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Attributes as moto renders them in responses (``Item.to_json``)."""
-    from moto.dynamodb.models.dynamo_type import Item
-
-    rendered: dict[str, Any] = Item.to_json(cast("Any", _Attrs(attrs)))["Attributes"]
-    return rendered
-
-
-class _KeysOnly:
-    """The pre-image a NEW_IMAGE or KEYS_ONLY stream record needs: the keys (and that one existed)."""
-
-    def __init__(self, item: Any) -> None:
-        self.hash_key, self.range_key = item.hash_key, item.range_key
-
-    def to_json(self) -> dict[str, Any]:
-        return {"Attributes": {}}
-
-
-@dataclass
-class _Attrs:
-    """Just enough of an Item for moto's ``Item.to_json``: the attributes to render."""
-
-    attrs: dict[str, Any]
-
-
-def install_fast_update_item() -> None:
-    """Route UpdateItems of the outbox's shapes through ``_fast_update_item`` (idempotent)."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    if _patched(DynamoHandler, "update_item"):
-        return
-    original = DynamoHandler.update_item
-
-    def update_item(self: Any) -> Any:
-        fast = _fast_update_item(self)
-        return original(self) if fast is None else fast
-
-    _patch(DynamoHandler, update_item=update_item)
-
-
-def uninstall_fast_update_item() -> None:
-    """Restore moto's own UpdateItem (for differential tests)."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    _restore(DynamoHandler, "update_item")
-
-
 _partition = threading.local()
 
 
@@ -646,7 +418,6 @@ _lazy_sqs: list[property] = []
 _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_transaction_journal, uninstall_transaction_journal),
     (install_fast_attribute_values, uninstall_fast_attribute_values),
-    (install_fast_update_item, uninstall_fast_update_item),
     (install_fast_item_construction, uninstall_fast_item_construction),
     (install_partition_query, uninstall_partition_query),
     (install_module_list_cache, uninstall_module_list_cache),

@@ -303,7 +303,6 @@ def test_method_name_cache_lists_what_moto_lists() -> None:
     from moto.sqs.responses import SQSResponse
 
     classes = (DynamoHandler, DynamoDBStreamsHandler, SQSResponse)
-    emulator.install_fast_update_item()
     try:
         listed = [responses.method_names_from_class(clazz) for clazz in classes]
         emulator.install_method_name_cache()
@@ -313,7 +312,6 @@ def test_method_name_cache_lists_what_moto_lists() -> None:
         assert [responses.method_names_from_class(clazz) for clazz in classes] == cached == listed
     finally:
         emulator.uninstall_method_name_cache()
-        emulator.uninstall_fast_update_item()
     assert not emulator._patched(responses, "method_names_from_class")
     assert {"update_item", "transact_write_items", "query"} <= set(listed[0])
     assert "method_names_from_class" in responses.BaseResponse.call_action.__code__.co_names
@@ -397,7 +395,7 @@ def S(text: str) -> dict[str, str]:
 
 
 def _updates() -> list[dict[str, Any]]:
-    """The store's shapes (served fast) between shapes and failures that moto must serve itself."""
+    """UpdateItems as the store renders them, between other shapes and failures (validation errors)."""
     relay_failure = _update(
         "A",
         "ADD #2 :1",
@@ -421,137 +419,6 @@ def _updates() -> list[dict[str, Any]]:
         _update("A", "SET n = :0", {}, {":0": {"N": "5"}}, ReturnValues="ALL_NEW"),
         _update("A", "ADD #2 :1", STATUS | {"#2": "updated_at"}, {":0": S("COMPLETED"), ":1": {"N": "1"}}, **EQUALS),
     ]  # fmt: skip
-
-
-def _count_fast_path(patch: pytest.MonkeyPatch, served: list[bool]) -> None:
-    """Record, per UpdateItem, whether the fast path served it (True) or left it to moto (False)."""
-    real = emulator._fast_update_item
-
-    def spy(handler: Any) -> Any:
-        result = real(handler)
-        served.append(result is not None)
-        return result
-
-    patch.setattr(emulator, "_fast_update_item", spy)
-
-
-def _run_updates(install: bool, view: str, history_tail: list[Any] | None = None) -> dict[str, Any]:
-    """Every update on a fresh emulator: outcomes with content types, the item, the stream records.
-
-    Ids and times are left out; ``history_tail`` adds elements to the item's history list.
-    """
-    if install:
-        emulator.install_fast_update_item()
-    served: list[bool] = []
-    try:
-        with mock_aws(), pytest.MonkeyPatch.context() as patch:
-            _count_fast_path(patch, served)
-            client = boto3.client("dynamodb")
-            _create_table(client, view=view)
-            history = {"L": [{"M": {"status": {"S": "PENDING"}, "at": {"S": "t0"}}}, *(history_tail or [])]}
-            client.put_item(TableName=TABLE, Item=_key("A") | {"status": {"S": "PENDING"}, "history": history})
-            outcomes: list[Any] = []
-            for request in _updates():
-                try:
-                    response = client.update_item(**request)  # botocore checks the body's x-amz-crc32
-                    content_type = response["ResponseMetadata"]["HTTPHeaders"]["content-type"]
-                    outcomes.append(({k: v for k, v in response.items() if k != "ResponseMetadata"}, content_type))
-                except ClientError as exc:
-                    outcomes.append((exc.response["Error"], exc.response.get("Item")))
-            item = client.get_item(TableName=TABLE, Key=_key("A"))["Item"]
-            records = _records(client, streams_client())
-            # moto's SizeBytes is the length of a JSON dump that holds the float creation time, so it
-            # varies by a digit from run to run on its own: both are left out.
-            noise = {"ApproximateCreationDateTime", "SizeBytes"}
-            stream = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
-            return {"outcomes": outcomes, "item": item, "stream": stream, "fast": served}
-    finally:
-        emulator.uninstall_fast_update_item()
-
-
-@pytest.mark.parametrize("view", ["NEW_IMAGE", "NEW_AND_OLD_IMAGES"])
-def test_fast_update_item_answers_like_moto(view: str) -> None:
-    """Responses, errors, the item and every stream record are identical with and without the fast path."""
-    original = _run_updates(install=False, view=view)
-    fast = _run_updates(install=True, view=view)
-
-    assert {k: v for k, v in fast.items() if k != "fast"} == {k: v for k, v in original.items() if k != "fast"}
-    assert original["fast"] == []  # not installed: never consulted
-    # The store's shapes on the success path are served fast; failures and foreign shapes are moto's.
-    assert fast["fast"] == [True, True, True, False, True, True, False, True] + [False] * 6
-    answer = {"ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 0.5}}
-    assert original["outcomes"][0] == (answer, "application/x-amz-json-1.0")
-    assert original["outcomes"][1][0]["Attributes"] == {"relay_attempts": {"N": "1"}}
-    assert original["outcomes"][3][0]["Code"] == "ConditionalCheckFailedException"
-    assert original["outcomes"][3][1]["status"] == {"S": "QUEUED"}  # ALL_OLD on a failed condition
-    # moto's own validation errors (unused value, key update, list_append on a string, ADD to a string)
-    assert [i for i, outcome in enumerate(original["outcomes"]) if "Code" in outcome[0]] == [3, 6, 8, 9, 11, 13]
-    assert [h["M"]["status"]["S"] for h in original["item"]["history"]["L"]] == [
-        "PENDING",
-        "QUEUED",
-        "PROCESSING",
-        "PROCESSING",
-        "COMPLETED",
-    ]
-
-
-def test_fast_update_item_leaves_binary_old_values_to_moto_serializer() -> None:
-    """An UPDATED_OLD answer holding a binary value is encoded by moto's serializer: same answers as moto."""
-    tail = [{"B": b"\x00\xff"}]
-    original = _run_updates(install=False, view="NEW_IMAGE", history_tail=tail)
-    fast = _run_updates(install=True, view="NEW_IMAGE", history_tail=tail)
-
-    assert {k: v for k, v in fast.items() if k != "fast"} == {k: v for k, v in original.items() if k != "fast"}
-    assert fast["fast"][:3] == [True, True, True]
-    assert original["outcomes"][2][0]["Attributes"]["history"]["L"][1] == {"B": b"\x00\xff"}
-
-
-def test_store_transitions_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real store's requests hit the fast path (a change in their rendering would fall back, slowly)."""
-    from outbox.adapters.aws import dynamodb_client, sqs_client
-    from outbox.adapters.store import DynamoDBMessageStore
-    from outbox.bootstrap import bootstrap
-    from outbox.domain.message import new_message_id
-    from outbox.domain.notification import parse_notification
-    from outbox.domain.record import iso, utc_now
-    from outbox.domain.status import Status
-
-    served: list[bool] = []
-    _count_fast_path(monkeypatch, served)
-    emulator.install_fast_update_item()
-    try:
-        with mock_aws():
-            resources = bootstrap(dynamodb_client(), sqs_client())
-            store = DynamoDBMessageStore(resources.table_name, client=dynamodb_client())
-            note = parse_notification({"channel": "sms", "recipient": "+15555550100", "body": "hi"})
-            envelope = note.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
-            store.accept(envelope, idempotency_key=None)
-            message_id = envelope.message_id
-            store.count_relay_failure(message_id)
-            for status, by in (
-                (Status.QUEUED, "worker"),
-                (Status.PROCESSING, "consumer"),
-                (Status.COMPLETED, "consumer"),
-            ):
-                store.transition(message_id, status, by=by)
-            assert store.get(message_id).status is Status.COMPLETED
-    finally:
-        emulator.uninstall_fast_update_item()
-    assert served == [True] * 4
-
-
-def test_moto_internals_the_fast_update_relies_on_are_still_there() -> None:
-    """Fails when moto moves what the fast path uses: the handler method, types, stream shard, response class."""
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
-    from moto.dynamodb.models.table import StreamShard
-    from moto.dynamodb.responses import DynamoHandler, DynamoResult
-
-    assert callable(DynamoHandler.update_item)
-    assert callable(DynamoResult)
-    assert (DynamoType({"N": "2"}) + DynamoType({"N": "3"})).value == "5"
-    assert Item.to_json.__code__.co_varnames[:2] == ("self", "root_attr_name")
-    assert issubclass(LimitedSizeDict, dict)
-    assert StreamShard.add.__code__.co_varnames[:3] == ("self", "old", "new")
 
 
 _VOLATILE = {
@@ -713,11 +580,9 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
     from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoHandler
 
     patched = [
         (BaseJSONSerializer, "_serialize_type_structure"),
-        (DynamoHandler, "update_item"),
         (Item, "__init__"),
         (Table, "query"),
         (responses, "method_names_from_class"),
