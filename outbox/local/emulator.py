@@ -13,14 +13,13 @@ Two measured gaps of moto 5.2.5 (see shared/EMULATOR.md) are closed here, and on
    A cancelled or failed transaction is undone from the journal. Cost: O(items touched), not
    O(table).
 
-And the cost per request is cut where it was measured (``outbox demo -n 1000``: 97 s -> ~25 s):
-AttributeValues and attribute maps serialised directly, items built with one size check instead of
-one per attribute, handler method names listed once per class, DynamoDB requests dispatched to
+And the cost per request is cut where it was measured: AttributeValues and attribute maps
+serialised directly, handler method names listed once per class, DynamoDB requests dispatched to
 moto's handlers without the Flask app around them, a table Query reads its partition rather than
 sorting the whole table, and waitress instead of werkzeug's development server so connections
-stay open. ``tests/integration/test_emulator.py`` proves each against
-unpatched moto (same answers, items and stream records, commits, cancellations and errors) and
-fails if the moto internals they rely on change.
+stay open. ``tests/integration/test_emulator.py`` proves each against unpatched moto (same
+answers, items and stream records, commits, cancellations and errors) and fails if the moto
+internals they rely on change.
 """
 
 from __future__ import annotations
@@ -225,43 +224,6 @@ def uninstall_fast_attribute_values() -> None:
     _restore(BaseJSONSerializer, "_serialize_type_structure", "_serialize_type_map")
 
 
-_MAX_ITEM_BYTES = 405_000  # moto's LimitedSizeDict limit
-
-
-def install_fast_item_construction() -> None:
-    """Build moto's Items with one size check instead of one per attribute (idempotent).
-
-    moto's ``Item.__init__`` stores the attributes one by one in a ``LimitedSizeDict``, which
-    re-measures every attribute already stored before each new one: O(attributes²) sizes per put,
-    about 250 µs for an outbox record. Sizes are never negative, so "some prefix is over the limit"
-    is "the whole is over the limit": one sum gives the same ``ItemSizeTooLarge`` for the same items.
-    The stored attributes are the same ``DynamoType`` values in the same kind of dict, which checks
-    every later assignment as before.
-    """
-    from moto.dynamodb.exceptions import ItemSizeTooLarge
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
-    from moto.dynamodb.models.utilities import bytesize
-
-    if _patched(Item, "__init__"):
-        return
-
-    def __init__(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
-        self.hash_key, self.range_key = hash_key, range_key
-        values = {key: DynamoType(value) for key, value in attrs.items()}
-        if sum(bytesize(key) + value.size() for key, value in values.items()) > _MAX_ITEM_BYTES:
-            raise ItemSizeTooLarge
-        self.attrs = LimitedSizeDict(values)  # dict's own update: no per-key re-measuring
-
-    _patch(Item, __init__=__init__)
-
-
-def uninstall_fast_item_construction() -> None:
-    """Restore moto's own ``Item.__init__`` (for differential tests)."""
-    from moto.dynamodb.models.dynamo_type import Item
-
-    _restore(Item, "__init__")
-
-
 def install_module_list_cache() -> None:
     """Answer moto's per-request ``list_of_moto_modules`` from memory (idempotent).
 
@@ -418,7 +380,6 @@ _lazy_sqs: list[property] = []
 _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_transaction_journal, uninstall_transaction_journal),
     (install_fast_attribute_values, uninstall_fast_attribute_values),
-    (install_fast_item_construction, uninstall_fast_item_construction),
     (install_partition_query, uninstall_partition_query),
     (install_module_list_cache, uninstall_module_list_cache),
     (install_method_name_cache, uninstall_method_name_cache),

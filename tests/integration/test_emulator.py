@@ -219,69 +219,6 @@ def test_fast_attribute_values_serialise_like_moto() -> None:
     assert slow[2][0][1]["NewImage"]["b"] == ATTRIBUTE_VALUES["b"]  # binary: moto's own path
 
 
-def _build_items(install: bool) -> list[Any]:
-    """Items built by moto's ``Item`` (patched or not): every kind, and each side of the size limit."""
-    from moto.dynamodb.exceptions import ItemSizeTooLarge
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item
-
-    limit = emulator._MAX_ITEM_BYTES
-    head = {"pk": {"S": "k"}, "a": {"S": "é" * 10}}  # 2 + 1 + 1 + 20 bytes, and 1 for the filler's name
-    maps = [
-        {"pk": {"S": "k"}, **ATTRIBUTE_VALUES},
-        {},
-        head | {"f": {"S": "x" * (limit - 25)}},  # exactly at the limit: stored
-        head | {"f": {"S": "x" * (limit - 24)}},  # one byte over: refused
-        {"f": {"S": "x" * limit}, "pk": {"S": "k"}},  # the first attribute alone is all but 1 byte
-        {"l": {"L": [{"S": "x" * 300_000}]}, "m": {"M": {"n": {"S": "y" * 200_000}}}},  # over through nesting
-    ]
-    if install:
-        emulator.install_fast_item_construction()
-    built: list[Any] = []
-    try:
-        for attrs in maps:
-            try:
-                item = Item(DynamoType({"S": "k"}), DynamoType({"S": "r"}), attrs)
-            except ItemSizeTooLarge as exc:
-                built.append(("refused", exc.message))
-                continue
-            keys = (item.hash_key.to_json(), item.range_key.to_json())
-            attributes = [(name, type(value), value.to_json()) for name, value in item.attrs.items()]
-            built.append(("built", keys, type(item.attrs), attributes, item.size(), item.to_json()))
-            try:  # later assignments are still measured
-                item.attrs["more"] = DynamoType({"S": "z" * limit})
-            except ItemSizeTooLarge:
-                built.append(("later assignment refused",))
-    finally:
-        emulator.uninstall_fast_item_construction()
-    return built
-
-
-def test_fast_item_construction_builds_what_moto_builds() -> None:
-    """Same keys, attributes, dict type, size and JSON; the same items refused at the same limit."""
-    from moto.dynamodb.models.dynamo_type import Item
-
-    slow = _build_items(install=False)
-    fast = _build_items(install=True)
-
-    assert fast == slow
-    outcomes = [entry[0] for entry in slow]
-    assert outcomes.count("refused") == 3
-    assert outcomes.count("later assignment refused") == outcomes.count("built") == 3
-    emulator.install_fast_item_construction()
-    assert emulator._patched(Item, "__init__")
-    emulator.uninstall_fast_item_construction()
-    assert not emulator._patched(Item, "__init__")
-
-
-def test_moto_internals_the_item_construction_relies_on_are_still_there() -> None:
-    """Fails when moto changes how an Item is built or limited: the constructor's signature, its size check."""
-    from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
-
-    assert Item.__init__.__code__.co_varnames[:4] == ("self", "hash_key", "range_key", "attrs")
-    assert "LimitedSizeDict" in Item.__init__.__code__.co_names
-    assert str(emulator._MAX_ITEM_BYTES) in str(LimitedSizeDict.__setitem__.__code__.co_consts)
-
-
 def test_module_list_cache_returns_what_moto_lists() -> None:
     """The cached module list is exactly moto's own listing."""
     from moto import backends
@@ -578,12 +515,10 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
     from moto import backends
     from moto.core import responses
     from moto.core.serialize import BaseJSONSerializer
-    from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
 
     patched = [
         (BaseJSONSerializer, "_serialize_type_structure"),
-        (Item, "__init__"),
         (Table, "query"),
         (responses, "method_names_from_class"),
         (backends, "list_of_moto_modules"),
