@@ -37,7 +37,34 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 _journaling = threading.local()
-_installed: list[Callable[..., None]] = []
+
+
+_ABSENT = object()  # what an owner held under a name it did not define itself
+_originals: dict[tuple[Any, str], Any] = {}  # (owner, name) -> what moto's class or module held there
+
+
+def _patch(owner: Any, **replacements: Any) -> None:
+    """Replace attributes of a moto class or module, each remembering moto's own for ``_restore``."""
+    for name, replacement in replacements.items():
+        _originals.setdefault((owner, name), vars(owner).get(name, _ABSENT))
+        setattr(owner, name, replacement)
+
+
+def _patched(owner: Any, name: str) -> bool:
+    """Whether ``owner.name`` is one of our replacements (every install is idempotent)."""
+    return (owner, name) in _originals
+
+
+def _restore(owner: Any, *names: str) -> None:
+    """Put moto's own attributes back (for differential tests); a no-op where nothing is patched."""
+    for name in names:
+        if (owner, name) not in _originals:
+            continue
+        original = _originals.pop((owner, name))
+        if original is _ABSENT:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
 
 
 @dataclass
@@ -111,10 +138,10 @@ class _SnapshotFreeCopy:
 
 def install_transaction_journal() -> None:
     """Patch moto's TransactWriteItems to undo from a journal instead of deep-copying tables (idempotent)."""
-    if _installed:
-        return
     from moto.dynamodb import models
 
+    if _patched(models.DynamoDBBackend, "transact_write_items"):
+        return
     original = models.DynamoDBBackend.transact_write_items
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -128,19 +155,16 @@ def install_transaction_journal() -> None:
         finally:
             _journaling.active = False
 
-    models.copy = _SnapshotFreeCopy()  # type: ignore[attr-defined,assignment]
-    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    _installed.append(original)
+    _patch(models, copy=_SnapshotFreeCopy())
+    _patch(models.DynamoDBBackend, transact_write_items=transact_write_items)
 
 
 def uninstall_transaction_journal() -> None:
     """Restore moto's own TransactWriteItems (for differential tests)."""
-    if not _installed:
-        return
     from moto.dynamodb import models
 
-    models.DynamoDBBackend.transact_write_items = _installed.pop()  # type: ignore[method-assign]
-    models.copy = copy  # type: ignore[attr-defined]
+    _restore(models.DynamoDBBackend, "transact_write_items")
+    _restore(models, "copy")
 
 
 _SCALARS = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
@@ -162,26 +186,6 @@ def _plain_attribute_value(value: Any) -> Any:
         items = [_plain_attribute_value(v) for v in inner]
         return None if any(v is None for v in items) else {"L": items}
     return None
-
-
-def _patch(owner: Any, **replacements: Any) -> None:
-    """Replace methods of a moto class, each remembering moto's own for ``_restore``."""
-    for name, replacement in replacements.items():
-        replacement._outbox_original = getattr(owner, name)
-        setattr(owner, name, replacement)
-
-
-def _patched(owner: Any, name: str) -> bool:
-    """Whether ``owner.name`` is one of our replacements (every install is idempotent)."""
-    return hasattr(getattr(owner, name), "_outbox_original")
-
-
-def _restore(owner: Any, *names: str) -> None:
-    """Put moto's own methods back (for differential tests); a no-op where nothing is patched."""
-    for name in names:
-        original = getattr(getattr(owner, name), "_outbox_original", None)
-        if original is not None:
-            setattr(owner, name, original)
 
 
 def install_fast_attribute_values() -> None:
@@ -361,20 +365,16 @@ def install_lazy_queue_attributes() -> None:
     """
     from moto.sqs.models import Queue
 
-    if isinstance(Queue.__dict__.get("attributes"), property) and not _lazy_sqs:
-        _lazy_sqs.append(Queue.__dict__["attributes"])
-        Queue.attributes = property(_LazyQueueAttributes)  # type: ignore[assignment,method-assign]
+    if not _patched(Queue, "attributes"):
+        _patch(Queue, attributes=property(_LazyQueueAttributes))
 
 
 def uninstall_lazy_queue_attributes() -> None:
     """Restore moto's own ``Queue.attributes`` (for differential tests)."""
     from moto.sqs.models import Queue
 
-    if _lazy_sqs:
-        Queue.attributes = _lazy_sqs.pop()  # type: ignore[assignment,method-assign]
+    _restore(Queue, "attributes")
 
-
-_lazy_sqs: list[property] = []
 
 # Every fix above with its undo, in install order.
 _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
@@ -462,7 +462,7 @@ def _serve_direct(
 
 
 def make_emulator_server(host: str, port: int, *, direct: bool = True) -> Any:
-    """The emulator: moto's server app with every fix, on a waitress server (not yet serving).
+    """The emulator's server: moto's server app behind ``SerialisedDynamoDB``, on waitress (not yet serving).
 
     moto's own server is werkzeug's development server, which closes every connection (http.server
     cannot drain an unread body before the next request line) and starts a thread per connection:
@@ -473,13 +473,13 @@ def make_emulator_server(host: str, port: int, *, direct: bool = True) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from waitress.server import create_server
 
-    install_all()
     app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app), direct=direct)
     return create_server(app, host=host, port=port, threads=48, connection_limit=1000, channel_timeout=300)
 
 
 def serve(host: str, port: int, announce: IO[str]) -> None:
-    """Run the emulator; write ``READY <port>`` to ``announce`` once listening."""
+    """Run the emulator, every fix installed; write ``READY <port>`` to ``announce`` once listening."""
+    install_all()
     server = make_emulator_server(host, port)
     announce.write(f"READY {server.effective_port}\n")
     announce.flush()

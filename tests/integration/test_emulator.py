@@ -515,21 +515,23 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
     from moto import backends
     from moto.core import responses
     from moto.core.serialize import BaseJSONSerializer
+    from moto.dynamodb import models
     from moto.dynamodb.models.table import Table
+    from moto.sqs.models import Queue
 
     patched = [
+        (models, "copy"),
+        (models.DynamoDBBackend, "transact_write_items"),
         (BaseJSONSerializer, "_serialize_type_structure"),
         (Table, "query"),
         (responses, "method_names_from_class"),
         (backends, "list_of_moto_modules"),
+        (Queue, "attributes"),
     ]
     emulator.install_all()
     try:
         assert all(emulator._patched(owner, name) for owner, name in patched)
-        assert emulator._installed  # the transaction journal
-        assert emulator._lazy_sqs  # the lazy queue attributes
     finally:
         emulator.uninstall_all()
     assert not any(emulator._patched(owner, name) for owner, name in patched)
-    assert not emulator._installed
-    assert not emulator._lazy_sqs
+    assert not emulator._originals
