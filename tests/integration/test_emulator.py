@@ -1,4 +1,8 @@
-"""The emulator speed-ups behave exactly like unpatched moto, and fail loudly if moto's internals move."""
+"""The emulator's fixes behave exactly like moto as shipped, and fail loudly if moto's internals move.
+
+Every fix is proven by ``differential``: one scenario on moto as shipped, then on moto with the fix,
+and the two outcomes compared whole.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import json
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -19,6 +24,33 @@ from outbox.adapters.aws import streams_client
 from outbox.local import emulator
 
 TABLE = "t"
+T = TypeVar("T")
+EVERY_FIX = tuple(install for install, _ in emulator._FIXES)
+
+
+@contextmanager
+def patched_moto(*installs: Callable[[], None]) -> Iterator[None]:
+    """Install these fixes into moto; put moto back as shipped afterwards, whatever happens."""
+    emulator.uninstall_all()
+    try:
+        for install in installs:
+            install()
+        yield
+    finally:
+        emulator.uninstall_all()
+
+
+def differential(scenario: Callable[[], T], *installs: Callable[[], None]) -> T:
+    """Run ``scenario`` on moto as shipped, then with ``installs`` (every fix when none are named).
+
+    Asserts both outcomes are equal and returns moto's own, for the test to check it says something.
+    """
+    emulator.uninstall_all()
+    shipped = scenario()
+    with patched_moto(*(installs or EVERY_FIX)):
+        fixed = scenario()
+    assert fixed == shipped
+    return shipped
 
 
 def _key(pk: str) -> dict[str, Any]:
@@ -99,8 +131,8 @@ def _transactions() -> list[list[dict[str, Any]]]:
     ]
 
 
-def _run_scenario() -> dict[str, Any]:
-    """Run every transaction on a fresh emulator; return errors, table contents and stream records."""
+def _transaction_scenario() -> dict[str, Any]:
+    """Run every transaction on a fresh moto; return errors, table contents and stream records."""
     with mock_aws():
         client = boto3.client("dynamodb")
         _create_table(client)
@@ -118,31 +150,17 @@ def _run_scenario() -> dict[str, Any]:
         return {"outcomes": outcomes, "items": items, "stream": stream}
 
 
-@pytest.fixture
-def journal() -> Iterator[None]:
-    """The transaction journal installed for one test."""
-    emulator.install_transaction_journal()
-    yield
-    emulator.uninstall_transaction_journal()
-
-
 def test_journaled_transactions_match_moto_exactly() -> None:
     """Commit, cancellation, rollback and stream records are identical with and without the journal."""
-    original = _run_scenario()
-    emulator.install_transaction_journal()
-    try:
-        journaled = _run_scenario()
-    finally:
-        emulator.uninstall_transaction_journal()
+    moto = differential(_transaction_scenario, emulator.install_transaction_journal)
 
-    assert journaled == original
-    assert original["outcomes"][0] == "ok"
-    assert original["outcomes"][1][0] == "TransactionCanceledException"
-    assert [i["pk"]["S"] for i in original["items"]] == ["B"]
+    assert moto["outcomes"][0] == "ok"
+    assert moto["outcomes"][1][0] == "TransactionCanceledException"
+    assert [i["pk"]["S"] for i in moto["items"]] == ["B"]
 
 
-def test_journal_replaces_the_table_snapshot(journal: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the journal, a transaction deep-copies no table: the speed-up is really in force."""
+def _tables_deep_copied(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Run the transactions; the names of the tables deep-copied meanwhile (through moto's ``copy`` module)."""
     from moto.dynamodb.models.table import Table
 
     copied: list[str] = []
@@ -154,23 +172,24 @@ def test_journal_replaces_the_table_snapshot(journal: None, monkeypatch: pytest.
         return real(obj, memo)
 
     monkeypatch.setattr(emulator.copy, "deepcopy", spy)
-    _run_scenario()
+    _transaction_scenario()
+    return copied
 
-    assert copied == []
 
+def test_journal_replaces_moto_table_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the journal, a transaction deep-copies no table: the fix is in force.
 
-def test_moto_internals_the_journal_relies_on_are_still_there() -> None:
-    """Fails when moto moves what the journal patches: the copy module, the backend method, item storage."""
+    As shipped, moto snapshots each touched table through its models' ``copy`` module: what the
+    journal stands in for.
+    """
     from moto.dynamodb import models
-    from moto.dynamodb.models.table import StreamShard, Table
 
-    assert models.copy is emulator.copy or isinstance(models.copy, emulator._SnapshotFreeCopy)
-    assert callable(models.DynamoDBBackend.transact_write_items)
-    assert "original_table_state" in models.DynamoDBBackend.transact_write_items.__code__.co_varnames
-    assert {"items", "stream_shard", "hash_key_attr", "range_key_attr"} <= set(
-        vars(Table).get("__init__").__code__.co_names
-    )
-    assert "items" in StreamShard.__init__.__code__.co_names
+    emulator.uninstall_all()
+    assert models.copy is emulator.copy
+    assert _tables_deep_copied(monkeypatch) != []
+    with patched_moto(emulator.install_transaction_journal):
+        assert isinstance(models.copy, emulator._SnapshotFreeCopy)
+        assert _tables_deep_copied(monkeypatch) == []
 
 
 ATTRIBUTE_VALUES: dict[str, Any] = {
@@ -185,116 +204,106 @@ ATTRIBUTE_VALUES: dict[str, Any] = {
 }
 
 
-def _read_back(install: Callable[[], None] | None) -> Any:
+def _read_back() -> Any:
     """GetItem, Scan and the stream's records (images) of an item with every kind, and of a plain one."""
-    if install is not None:
-        install()
-    try:
-        with mock_aws():
-            client = boto3.client("dynamodb")
-            _create_table(client, range_key=False)
-            client.put_item(TableName=TABLE, Item={"pk": {"S": "k"}, **ATTRIBUTE_VALUES})
-            plain = {k: v for k, v in ATTRIBUTE_VALUES.items() if k != "b"}
-            client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain})
-            client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain, "s": {"S": "changed"}})
-            got = client.get_item(TableName=TABLE, Key={"pk": {"S": "k"}})["Item"]
-            scanned = client.scan(TableName=TABLE)["Items"]
-            records = _records(client, streams_client())
-            noise = {"ApproximateCreationDateTime", "SizeBytes"}  # a float time, and a length that holds it
-            images = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
-            return got, scanned, images
-    finally:
-        emulator.uninstall_fast_attribute_values()
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        _create_table(client, range_key=False)
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "k"}, **ATTRIBUTE_VALUES})
+        plain = {k: v for k, v in ATTRIBUTE_VALUES.items() if k != "b"}
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain})
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain, "s": {"S": "changed"}})
+        got = client.get_item(TableName=TABLE, Key={"pk": {"S": "k"}})["Item"]
+        scanned = client.scan(TableName=TABLE)["Items"]
+        records = _records(client, streams_client())
+        noise = {"ApproximateCreationDateTime", "SizeBytes"}  # a float time, and a length that holds it
+        images = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
+        return got, scanned, images
 
 
 def test_fast_attribute_values_serialise_like_moto() -> None:
     """Every AttributeValue kind reads back the same through the fast path and moto's own serializer."""
-    slow = _read_back(None)
-    fast = _read_back(emulator.install_fast_attribute_values)
+    moto = differential(_read_back, emulator.install_fast_attribute_values)
 
-    assert fast == slow
-    assert slow[0]["m"] == ATTRIBUTE_VALUES["m"]
-    assert [name for name, _ in slow[2]] == ["INSERT", "INSERT", "MODIFY"]
-    assert slow[2][2][1]["OldImage"]["s"] == {"S": "héllo"}
-    assert slow[2][0][1]["NewImage"]["b"] == ATTRIBUTE_VALUES["b"]  # binary: moto's own path
+    assert moto[0]["m"] == ATTRIBUTE_VALUES["m"]
+    assert [name for name, _ in moto[2]] == ["INSERT", "INSERT", "MODIFY"]
+    assert moto[2][2][1]["OldImage"]["s"] == {"S": "héllo"}
+    assert moto[2][0][1]["NewImage"]["b"] == ATTRIBUTE_VALUES["b"]  # binary: moto's own path
 
 
 def test_module_list_cache_returns_what_moto_lists() -> None:
-    """The cached module list is exactly moto's own listing."""
+    """The cached module list is exactly moto's own listing, which moto's server asks for by module attribute."""
     from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-    listed = tuple(backends.list_of_moto_modules())
-    emulator.install_module_list_cache()
-    try:
-        assert tuple(backends.list_of_moto_modules()) == listed
-    finally:
-        emulator.uninstall_module_list_cache()
-    assert "dynamodb" in listed
+    moto = differential(lambda: tuple(backends.list_of_moto_modules()), emulator.install_module_list_cache)
+
+    assert "dynamodb" in moto
+    assert "list_of_moto_modules" in DomainDispatcherApplication.get_backend_for_host.__code__.co_names
 
 
-def test_method_name_cache_lists_what_moto_lists() -> None:
-    """Each handler class's names, as moto lists them, patched methods included; a fresh list per call."""
+def _method_names() -> list[list[str]]:
+    """Each handler class's names as moto lists them, asked twice, a caller changing its list in between."""
     from moto.core import responses
     from moto.dynamodb.responses import DynamoHandler
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
     from moto.sqs.responses import SQSResponse
 
     classes = (DynamoHandler, DynamoDBStreamsHandler, SQSResponse)
-    try:
-        listed = [responses.method_names_from_class(clazz) for clazz in classes]
-        emulator.install_method_name_cache()
-        assert emulator._patched(responses, "method_names_from_class")
-        cached = [responses.method_names_from_class(clazz) for clazz in classes]
-        responses.method_names_from_class(DynamoHandler).clear()
-        assert [responses.method_names_from_class(clazz) for clazz in classes] == cached == listed
-    finally:
-        emulator.uninstall_method_name_cache()
-    assert not emulator._patched(responses, "method_names_from_class")
-    assert {"update_item", "transact_write_items", "query"} <= set(listed[0])
+    first = [responses.method_names_from_class(clazz) for clazz in classes]
+    responses.method_names_from_class(DynamoHandler).clear()
+    return [*first, *(responses.method_names_from_class(clazz) for clazz in classes)]
+
+
+def test_method_name_cache_lists_what_moto_lists() -> None:
+    """Each handler class's names, as moto lists them; a fresh list per call, whatever a caller did to the last."""
+    from moto.core import responses
+
+    moto = differential(_method_names, emulator.install_method_name_cache)
+
+    assert {"update_item", "transact_write_items", "query"} <= set(moto[0])
+    assert moto[:3] == moto[3:]
     assert "method_names_from_class" in responses.BaseResponse.call_action.__code__.co_names
 
 
-def _queue_attributes(install: bool) -> list[list[tuple[str, Any]]]:
+def _queue_attributes() -> list[list[tuple[str, Any]]]:
     """Every queue's attributes, in order, for several queue kinds, with messages in flight."""
-    if install:
-        emulator.install_lazy_queue_attributes()
-    try:
-        with mock_aws():
-            sqs = boto3.client("sqs")
-            dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            redrive = f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": 3}}'
-            urls = [
-                sqs.create_queue(QueueName="plain")["QueueUrl"],
-                sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"],
-                sqs.create_queue(
-                    QueueName="d.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
-                )["QueueUrl"],
-                sqs.create_queue(QueueName="r", Attributes={"RedrivePolicy": redrive, "KmsMasterKeyId": "k"})[
-                    "QueueUrl"
-                ],
-            ]
-            for url in urls:
-                fifo = {"MessageGroupId": "g", "MessageDeduplicationId": "d"} if url.endswith(".fifo") else {}
-                sqs.send_message(QueueUrl=url, MessageBody="x", **fifo)
-                sqs.send_message(QueueUrl=url, MessageBody="y", DelaySeconds=0, **fifo)
-                sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)
-            from moto.sqs.models import sqs_backends
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": 3}}'
+        urls = [
+            sqs.create_queue(QueueName="plain")["QueueUrl"],
+            sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"],
+            sqs.create_queue(QueueName="d.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})[
+                "QueueUrl"
+            ],
+            sqs.create_queue(QueueName="r", Attributes={"RedrivePolicy": redrive, "KmsMasterKeyId": "k"})["QueueUrl"],
+        ]
+        for url in urls:
+            fifo = {"MessageGroupId": "g", "MessageDeduplicationId": "d"} if url.endswith(".fifo") else {}
+            sqs.send_message(QueueUrl=url, MessageBody="x", **fifo)
+            sqs.send_message(QueueUrl=url, MessageBody="y", DelaySeconds=0, **fifo)
+            sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)
+        from moto.sqs.models import sqs_backends
 
-            queues = sqs_backends["123456789012"]["us-east-1"].queues
-            listed = [
-                [(k, v) for k, v in queues[name].attributes.items() if "Timestamp" not in k]
-                for name in ("plain", "q.fifo", "d.fifo", "r")
-            ]
-            listed.append(sorted(sqs.get_queue_attributes(QueueUrl=urls[3], AttributeNames=["All"])["Attributes"]))
-            return listed
-    finally:
-        emulator.uninstall_lazy_queue_attributes()
+        queues = sqs_backends["123456789012"]["us-east-1"].queues
+        listed = [
+            [(k, v) for k, v in queues[name].attributes.items() if "Timestamp" not in k]
+            for name in ("plain", "q.fifo", "d.fifo", "r")
+        ]
+        listed.append(sorted(sqs.get_queue_attributes(QueueUrl=urls[3], AttributeNames=["All"])["Attributes"]))
+        return listed
 
 
 def test_lazy_queue_attributes_match_moto() -> None:
     """The lazy mapping holds the same attributes, values and order as moto's, and GetQueueAttributes agrees."""
-    assert _queue_attributes(install=True) == _queue_attributes(install=False)
+    moto = differential(_queue_attributes, emulator.install_lazy_queue_attributes)
+
+    assert ("RedrivePolicy", None) in moto[0]
+    assert ("FifoQueue", "true") in moto[1]
+    assert ("KmsMasterKeyId", "k") in moto[3]
 
 
 def _update(pk: str, update: str, names: dict[str, str], values: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -383,13 +392,38 @@ def _stable(value: Any) -> Any:
     return value
 
 
-def _http_scenario(direct: bool) -> list[Any]:
-    """DynamoDB and Streams calls over HTTP against an in-process emulator server; every answer."""
+@contextmanager
+def _serving(*, direct: bool = True) -> Iterator[str]:
+    """An emulator server on a free loopback port, polled by a thread until the block ends; its URL.
+
+    The thread that polls the server's sockets is the one that closes them (a socket closed under a
+    poll fails in the server's thread, and pytest reports that in whichever test runs next).
+    """
     server = emulator.make_emulator_server("127.0.0.1", 0, direct=direct)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            server.asyncore.loop(timeout=0.05, map=server._map, count=1)
+        server.task_dispatcher.shutdown()
+        server.asyncore.close_all(server._map)
+
+    thread = threading.Thread(target=poll, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.effective_port}"
     try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def _http_scenario() -> list[Any]:
+    """DynamoDB and Streams calls over HTTP to an in-process server; every answer.
+
+    With the fixes installed, it is the emulator's server (DynamoDB dispatched without Flask); without,
+    moto's own Flask app as shipped.
+    """
+    with _serving(direct=bool(emulator._originals)) as url:
         urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
         client = boto3.client("dynamodb", endpoint_url=url)
         streams = boto3.client("dynamodbstreams", endpoint_url=url)
@@ -419,28 +453,22 @@ def _http_scenario(direct: bool) -> list[Any]:
             except ClientError as exc:
                 answers.append(("error", exc.response["Error"], exc.response["ResponseMetadata"]["HTTPStatusCode"]))
         return answers
-    finally:
-        server.close()
 
 
-def test_direct_dispatch_answers_like_moto_flask_app() -> None:
-    """DynamoDB and Streams served without Flask answer exactly as through moto's Flask app."""
-    through_flask = _http_scenario(direct=False)
-    direct = _http_scenario(direct=True)
+def test_emulator_server_answers_like_moto_server() -> None:
+    """Every fix and DynamoDB served without Flask: the same answers over HTTP as moto's server as shipped."""
+    moto = differential(_http_scenario)
 
-    assert direct == through_flask
-    assert through_flask[-1][0]  # stream records were read
-    assert through_flask[0][1:] == (200, "application/x-amz-json-1.0")
-    assert through_flask[-2][0] == "error"
-    assert through_flask[-2][1]["Code"] == "ResourceNotFoundException"
+    assert moto[-1][0]  # stream records were read
+    assert moto[0][1:] == (200, "application/x-amz-json-1.0")
+    assert moto[-2][0] == "error"
+    assert moto[-2][1]["Code"] == "ResourceNotFoundException"
 
 
 def test_emulator_keeps_connections_alive() -> None:
     """Requests on one connection are served one after another over it (no reconnect per request)."""
-    server = emulator.make_emulator_server("127.0.0.1", 0)
-    threading.Thread(target=server.run, daemon=True).start()
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
+    with _serving() as url:
+        connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
         headers = {
             "Content-Type": "application/x-amz-json-1.0",
             "X-Amz-Target": "DynamoDB_20120810.ListTables",
@@ -456,62 +484,53 @@ def test_emulator_keeps_connections_alive() -> None:
         assert sockets[0] is not None
         assert sockets == [sockets[0]] * 3
         connection.close()
-    finally:
-        server.close()
 
 
-def _queries(install: bool) -> list[Any]:
-    """Queries of every kind over a table of several partitions, with and without the partition patch."""
-    if install:
-        emulator.install_partition_query()
-    try:
-        with mock_aws():
-            client = boto3.client("dynamodb")
-            _create_table(client, view=None, index=True)
-            for i in range(60):
-                item = {"pk": S(f"P{i % 3}"), "sk": S(f"{i:03d}"), "g": S(f"G{i % 2}"), "n": {"N": str(i)}}
-                client.put_item(TableName=TABLE, Item=item)
-            values = {":p": S("P1"), ":a": S("010"), ":b": S("040")}
-            ranged = {"KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b", "ExpressionAttributeValues": values}
-            requests: list[dict[str, Any]] = [
-                {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": S("P0")}},
-                ranged,
-                ranged | {"ScanIndexForward": False, "Limit": 4},
-                ranged | {"Select": "COUNT"},
-                ranged | {"FilterExpression": "n > :m", "ExpressionAttributeValues": values | {":m": {"N": "20"}}},
-                {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": S("absent")}},
-                {"IndexName": "by-g", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": S("G1")}},
-            ]
-            answers: list[Any] = []
-            for request in requests:
-                pages: list[Any] = []
-                kwargs = {"TableName": TABLE, **request}
-                while True:
-                    page = client.query(**kwargs)
-                    pages.append({k: v for k, v in page.items() if k != "ResponseMetadata"})
-                    if "LastEvaluatedKey" not in page:
-                        break
-                    kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-                answers.append(pages)
-            return answers
-    finally:
-        emulator.uninstall_partition_query()
+def _queries() -> list[Any]:
+    """Queries of every kind over a table of several partitions, every page."""
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        _create_table(client, view=None, index=True)
+        for i in range(60):
+            item = {"pk": S(f"P{i % 3}"), "sk": S(f"{i:03d}"), "g": S(f"G{i % 2}"), "n": {"N": str(i)}}
+            client.put_item(TableName=TABLE, Item=item)
+        values = {":p": S("P1"), ":a": S("010"), ":b": S("040")}
+        ranged = {"KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b", "ExpressionAttributeValues": values}
+        requests: list[dict[str, Any]] = [
+            {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": S("P0")}},
+            ranged,
+            ranged | {"ScanIndexForward": False, "Limit": 4},
+            ranged | {"Select": "COUNT"},
+            ranged | {"FilterExpression": "n > :m", "ExpressionAttributeValues": values | {":m": {"N": "20"}}},
+            {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": S("absent")}},
+            {"IndexName": "by-g", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": S("G1")}},
+        ]
+        answers: list[Any] = []
+        for request in requests:
+            pages: list[Any] = []
+            kwargs = {"TableName": TABLE, **request}
+            while True:
+                page = client.query(**kwargs)
+                pages.append({k: v for k, v in page.items() if k != "ResponseMetadata"})
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            answers.append(pages)
+        return answers
 
 
 def test_partition_query_answers_like_moto() -> None:
     """Every page of every Query (ranges, order, limits, count, filter, index) is moto's own."""
-    slow = _queries(install=False)
-    fast = _queries(install=True)
+    moto = differential(_queries, emulator.install_partition_query)
 
-    assert fast == slow
-    assert [item["sk"]["S"] for item in slow[0][0]["Items"]][:3] == ["000", "003", "006"]
-    assert len(slow[2]) > 1  # paginated by Limit
-    assert slow[3][0]["Count"] == 11
-    assert slow[5][0]["Items"] == []
+    assert [item["sk"]["S"] for item in moto[0][0]["Items"]][:3] == ["000", "003", "006"]
+    assert len(moto[2]) > 1  # paginated by Limit
+    assert moto[3][0]["Count"] == 11
+    assert moto[5][0]["Items"] == []
 
 
 def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> None:
-    """The server and the benchmarks install one set; tests can undo all of it."""
+    """The server and the benchmarks install one set, twice is once; tests put back moto's very own objects."""
     from moto import backends
     from moto.core import responses
     from moto.core.serialize import BaseJSONSerializer
@@ -523,15 +542,24 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (models, "copy"),
         (models.DynamoDBBackend, "transact_write_items"),
         (BaseJSONSerializer, "_serialize_type_structure"),
+        (BaseJSONSerializer, "_serialize_type_map"),
         (Table, "query"),
-        (responses, "method_names_from_class"),
+        (Table, "all_items"),
         (backends, "list_of_moto_modules"),
+        (responses, "method_names_from_class"),
         (Queue, "attributes"),
     ]
-    emulator.install_all()
+    emulator.uninstall_all()
+    shipped = [vars(owner)[name] for owner, name in patched]
     try:
+        emulator.install_all()
+        replaced = [vars(owner)[name] for owner, name in patched]
+        emulator.install_all()
+        assert [vars(owner)[name] for owner, name in patched] == replaced
         assert all(emulator._patched(owner, name) for owner, name in patched)
+        assert set(emulator._originals) == set(patched)
+        assert not any(new is old for new, old in zip(replaced, shipped, strict=True))
     finally:
         emulator.uninstall_all()
-    assert not any(emulator._patched(owner, name) for owner, name in patched)
     assert not emulator._originals
+    assert all(vars(owner)[name] is old for (owner, name), old in zip(patched, shipped, strict=True))
