@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -282,6 +284,56 @@ def uninstall_method_name_cache() -> None:
     _restore(responses, "method_names_from_class")
 
 
+def install_update_expression_cache() -> None:
+    """Keep moto's own parse of each UpdateExpression string (idempotent).
+
+    moto parses the update expression of every UpdateItem twice (the handler lists its
+    placeholders, the backend validates and runs it), and of every Update in a transaction, and
+    its validator deep-copies the tree before resolving it against the item, names and values. The
+    parse depends on the string alone: each string's tree is kept, pickled, and every caller gets
+    a fresh copy of moto's tree, made by unpickling, to change as it pleases. The validator's own
+    copy of such a tree is made the same way (pickle rebuilds the nodes from the same
+    ``__reduce_ex__`` that ``deepcopy`` uses). Validation and execution stay moto's own, on moto's
+    own trees; an expression moto refuses is parsed, and refused, every time.
+    """
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    if _patched(UpdateExpressionParser, "make"):
+        return
+    parse = UpdateExpressionParser.make
+
+    @functools.lru_cache(maxsize=1024)
+    def pickled(expression: str) -> bytes:
+        return pickle.dumps(parse(expression), pickle.HIGHEST_PROTOCOL)
+
+    def make(cls: Any, expression: Any) -> Any:
+        if not isinstance(expression, str):
+            return parse(expression)
+        return pickle.loads(pickled(expression))  # noqa: S301 - bytes we pickled ourselves, in this process
+
+    _patch(UpdateExpressionParser, make=classmethod(make))
+    _patch(validators, deepcopy=_copy_tree)
+
+
+def _copy_tree(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """``deepcopy`` for moto's validators: an expression tree by a pickle round trip, anything else as is."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    if memo is None and isinstance(value, Node):
+        return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))  # noqa: S301 - our own bytes
+    return copy.deepcopy(value, memo)
+
+
+def uninstall_update_expression_cache() -> None:
+    """Let moto parse every UpdateExpression again (for differential tests)."""
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    _restore(UpdateExpressionParser, "make")
+    _restore(validators, "deepcopy")
+
+
 _partition = threading.local()
 
 
@@ -383,6 +435,7 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_partition_query, uninstall_partition_query),
     (install_module_list_cache, uninstall_module_list_cache),
     (install_method_name_cache, uninstall_method_name_cache),
+    (install_update_expression_cache, uninstall_update_expression_cache),
     (install_lazy_queue_attributes, uninstall_lazy_queue_attributes),
 )
 

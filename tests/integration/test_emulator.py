@@ -367,6 +367,150 @@ def _updates() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+LEASE = {"#pk": "pk", "#status": "status", "#lease": "lease_until", "#at": "updated_at"}
+
+
+def _lease(pk: str, to: str, now: str, **extra: Any) -> dict[str, Any]:
+    """A hand-written claim: named placeholders, a condition with OR (its status, or an expired lease)."""
+    values = {":to": S(to), ":from": S("PENDING"), ":now": S(now)}
+    condition = "attribute_exists(#pk) AND (#status = :from OR #lease < :now)"
+    update = "SET #status = :to, #at = :now, #lease = :now"
+    return _update(pk, update, LEASE, values, ConditionExpression=condition, **extra)
+
+
+def _expression_updates() -> list[dict[str, Any]]:
+    """UpdateItems of many expression shapes, each expression sent more than once; some refused."""
+    one, listed = {":one": {"N": "1"}}, {":v": S("v"), ":w": S("w")}
+    remove = {"#m": "m", "#k": "k", "#l": "l", "#gone": "g"}
+    return [
+        *_updates(),
+        _lease("B", "PROCESSING", "t5"),
+        _lease("B", "QUEUED", "t4"),  # lease not expired, status not PENDING: the condition fails
+        _lease("B", "QUEUED", "t9", ReturnValues="ALL_NEW"),  # lease expired
+        _update("A", "SET #n = if_not_exists(#n, :one)", {"#n": "count"}, one),
+        _update("A", "SET #n = #n + :one", {"#n": "count"}, one, ReturnValues="UPDATED_NEW"),
+        _update("A", "SET #n = #n + :one", {"#n": "count"}, one, ReturnValues="ALL_OLD"),
+        _update("A", "SET #l = :l", {"#l": "l"}, {":l": {"L": [S("a"), S("b"), S("c")]}}),
+        _update("A", "SET #l[0] = :v, #m = :m", {"#l": "l", "#m": "m"}, {":v": S("v"), ":m": {"M": {"k": S("x")}}}),
+        _update("A", "SET #m.#k = :w REMOVE #l[1], #gone", remove, {":w": S("w")}),
+        _update("A", "ADD #ss :s", {"#ss": "ss"}, {":s": {"SS": ["x", "y"]}}),
+        _update("A", "DELETE #ss :s", {"#ss": "ss"}, {":s": {"SS": ["x"]}}),
+        _update("A", "ADD #ss :s", {"#ss": "ss"}, {":s": {"SS": ["z"]}}),
+        _update("A", "SET #status = ", {"#status": "status"}, {}),  # refused: incomplete
+        _update("A", "SET #status = ", {"#status": "status"}, {}),
+        _update("A", "SET #a = :v, #a = :w", {"#a": "a"}, listed),  # refused: two paths overlap
+        _update("A", "SET #a = :v, #a = :w", {"#a": "a"}, listed),
+        _update("A", "FROB #a :v", {"#a": "a"}, {":v": S("v")}),  # refused: no such clause
+    ]  # fmt: skip
+
+
+def _expression_scenario() -> dict[str, Any]:
+    """Every expression update, then the same shapes in transactions; answers, items and stream records."""
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        _create_table(client)
+        for pk in ("A", "B", "L"):
+            client.put_item(TableName=TABLE, Item=_key(pk) | {"status": S("PENDING"), "history": {"L": []}})
+        outcomes: list[Any] = []
+        for request in _expression_updates():
+            try:
+                response = client.update_item(**request)
+                outcomes.append({k: v for k, v in response.items() if k != "ResponseMetadata"})
+            except ClientError as exc:
+                outcomes.append((exc.response["Error"], exc.response.get("Item")))
+        for request in (_lease("L", "PROCESSING", "t1"), _lease("L", "QUEUED", "t0"), _lease("L", "COMPLETED", "t2")):
+            update = {
+                k: v for k, v in request.items() if k not in ("ReturnValues", "ReturnValuesOnConditionCheckFailure")
+            }
+            try:
+                client.transact_write_items(TransactItems=[{"Update": update}, _put("C", n={"N": "1"})])
+                outcomes.append("ok")
+            except ClientError as exc:
+                outcomes.append((exc.response["Error"]["Code"], exc.response.get("CancellationReasons")))
+        items = sorted(client.scan(TableName=TABLE)["Items"], key=lambda i: i["pk"]["S"])
+        noise = {"ApproximateCreationDateTime", "SizeBytes"}
+        records = _records(client, streams_client())
+        stream = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
+        return {"outcomes": outcomes, "items": items, "stream": stream}
+
+
+def test_update_expression_cache_answers_like_moto() -> None:
+    """Answers, refusals, items and stream records are moto's own, for every expression shape."""
+    moto = differential(_expression_scenario, emulator.install_update_expression_cache)
+
+    codes = [o[0].get("Code") if isinstance(o, tuple) and isinstance(o[0], dict) else None for o in moto["outcomes"]]
+    assert codes[14:17] == [None, "ConditionalCheckFailedException", None]  # claimed, leased, lease expired
+    assert moto["outcomes"][16]["Attributes"]["status"] == S("QUEUED")
+    assert codes[26:31] == ["ValidationException"] * 5  # refused twice each, as moto refuses them
+    assert moto["outcomes"][31:] == ["ok", moto["outcomes"][32], "ok"]
+    assert moto["outcomes"][32][0] == "TransactionCanceledException"
+    assert [i["status"] for i in moto["items"] if i["pk"] == S("L")] == [S("COMPLETED")]
+
+
+def _tree(node: Any) -> Any:
+    """A parse tree as plain data: each node's class, its attributes and its children, parent links checked."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    if not isinstance(node, Node):
+        return node
+    assert all(child.parent is node for child in node.children or [] if isinstance(child, Node))
+    attributes = {k: v for k, v in vars(node).items() if k not in ("children", "parent")}
+    return type(node), attributes, [_tree(child) for child in node.children or []]
+
+
+def _nodes(node: Any) -> Iterator[Any]:
+    """Every node of a parse tree."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    if isinstance(node, Node):
+        yield node
+        for child in node.children or []:
+            yield from _nodes(child)
+
+
+def test_update_expression_cache_parses_once_and_hands_out_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each string is parsed once, and every caller gets its own tree, equal to a fresh parse.
+
+    The validators' copy of a tree equals ``deepcopy``'s.
+    """
+    import copy
+
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.tokens import ExpressionTokenizer
+
+    expressions = {r["UpdateExpression"] for r in _expression_updates() if not r["UpdateExpression"].endswith("= ")}
+    expressions -= {"FROB #a :v"}
+    emulator.uninstall_all()
+    fresh = {e: UpdateExpressionParser.make(e) for e in expressions}
+    tokenized: list[str] = []
+    real = ExpressionTokenizer.make_list
+    monkeypatch.setattr(ExpressionTokenizer, "make_list", lambda e: tokenized.append(e) or real(e))
+    with patched_moto(emulator.install_update_expression_cache):
+        for _ in range(3):
+            trees = {e: UpdateExpressionParser.make(e) for e in expressions}
+            assert all(_tree(trees[e]) == _tree(fresh[e]) for e in expressions)
+        again = {e: UpdateExpressionParser.make(e) for e in expressions}
+        assert not any(set(map(id, _nodes(again[e]))) & set(map(id, _nodes(trees[e]))) for e in expressions)
+        assert sorted(tokenized) == sorted(expressions)
+        assert validators.deepcopy is emulator._copy_tree
+        for tree in fresh.values():
+            copied = validators.deepcopy(tree)
+            assert _tree(copied) == _tree(copy.deepcopy(tree))
+            assert not {id(node) for node in _nodes(copied)} & {id(node) for node in _nodes(tree)}
+
+
+def test_moto_internals_the_update_expression_cache_relies_on_are_still_there() -> None:
+    """Fails when moto moves what the cache replaces: the parser's classmethod, the validators' deepcopy."""
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    emulator.uninstall_all()
+    assert isinstance(vars(UpdateExpressionParser)["make"], classmethod)
+    assert validators.deepcopy is __import__("copy").deepcopy
+    assert "deepcopy" in validators.Validator.__init__.__code__.co_names
+
+
 _VOLATILE = {
     "CreationDateTime",
     "LatestStreamLabel",
@@ -536,6 +680,8 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
     from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb import models
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
     from moto.sqs.models import Queue
 
     patched = [
@@ -547,6 +693,8 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (Table, "all_items"),
         (backends, "list_of_moto_modules"),
         (responses, "method_names_from_class"),
+        (UpdateExpressionParser, "make"),
+        (validators, "deepcopy"),
         (Queue, "attributes"),
     ]
     emulator.uninstall_all()
