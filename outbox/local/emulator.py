@@ -28,6 +28,7 @@ import argparse
 import copy
 import functools
 import gc
+import inspect
 import json
 import os
 import pickle
@@ -37,7 +38,8 @@ import threading
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from types import SimpleNamespace
+from typing import IO, Any, cast
 
 _journaling = threading.local()
 
@@ -341,33 +343,36 @@ _partition = threading.local()
 def install_partition_query() -> None:
     """Let a table Query read its one partition, not every item of the table (idempotent).
 
-    moto's Query (without an index) sorts every item of the table and then keeps those of the
-    queried partition: O(table) per page, seconds per Query at 100k entries. While a Query runs
-    here, ``all_items`` of that table answers with the partition alone, in the same order; an
-    index Query, a table without a range key and everything else keep moto's own ``all_items``.
+    moto's Query (without an index) lists and sorts every item of the table, then keeps those
+    whose hash key equals the queried one: O(table) per page. While such a Query runs here, the
+    table's ``all_items`` is moto's own ``all_items`` run on the queried partition alone (the one
+    bucket of moto's item storage under that hash key, which holds exactly the items that equal
+    it). An index Query, a table without a range key and everything else see the whole table.
     """
     from moto.dynamodb.models.table import Table
 
     if _patched(Table, "query"):
         return
     original_query, original_all_items = Table.query, Table.all_items
+    signature = inspect.signature(original_query)
 
-    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-        if index_name or hash_key is None or not self.range_key_attr:
-            return original_query(self, hash_key, *args, **kwargs)
-        _partition.table, _partition.key = self, hash_key
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        if arguments.get("index_name") or arguments.get("hash_key") is None or not self.range_key_attr:
+            return original_query(self, *args, **kwargs)
+        _partition.table, _partition.key = self, arguments["hash_key"]
         try:
-            return original_query(self, hash_key, *args, **kwargs)
+            return original_query(self, *args, **kwargs)
         finally:
             _partition.table = None
 
     def all_items(self: Any) -> list[Any]:
-        items: dict[Any, Any] = self.items
-        if getattr(_partition, "table", None) is not self:
-            return list(original_all_items(self))
-        partition: dict[Any, Any] = items.get(_partition.key) or {}
-        return sorted(partition.values(), key=lambda item: (item.hash_key, item.range_key))
+        queried: Any = getattr(_partition, "table", None)
+        if queried is not self:
+            return original_all_items(self)
+        key, items = _partition.key, self.items
+        partition = SimpleNamespace(items={key: items[key]} if key in items else {}, range_key_attr=self.range_key_attr)
+        return original_all_items(cast("Any", partition))
 
     _patch(Table, query=query, all_items=all_items)
 

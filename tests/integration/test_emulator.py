@@ -673,6 +673,16 @@ def test_partition_query_answers_like_moto() -> None:
     assert moto[5][0]["Items"] == []
 
 
+def test_moto_internals_the_partition_query_relies_on_are_still_there() -> None:
+    """Fails when moto renames the Query arguments the fix reads (it would silently see the whole table)."""
+    import inspect
+
+    from moto.dynamodb.models.table import Table
+
+    emulator.uninstall_all()
+    assert {"hash_key", "index_name"} <= set(inspect.signature(Table.query).parameters)
+
+
 def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> None:
     """The server and the benchmarks install one set, twice is once; tests put back moto's very own objects."""
     from moto import backends
