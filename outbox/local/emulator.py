@@ -1,25 +1,37 @@
-"""The embedded emulator: moto's server on loopback, made safe and fast enough for the local stack.
+"""The embedded emulator: moto's server on loopback, made correct and fast enough for the local stack.
 
-Two measured gaps of moto 5.2.5 (see shared/EMULATOR.md) are closed here, and only here:
+What moto 5.2.5 does not do correctly is fixed here, and only here:
 
-1. **Unsafe under concurrency.** Every DynamoDB and DynamoDB Streams request is serialised
-   through one lock (a WSGI middleware), so no write is lost to the emulator. SQS is left
-   concurrent: its long polls would otherwise hold the lock for seconds.
-2. **Slow transactions.** moto snapshots every table a TransactWriteItems touches with a
-   ``deepcopy`` (stream records included) once per item, and on cancellation swaps the table
-   object for the copy, orphaning open stream iterators. ``install_transaction_journal`` keeps
-   moto's own transaction code but, while it runs, makes that snapshot the table itself and
-   records an undo journal instead: the pre-image of each touched item and the stream length.
-   A cancelled or failed transaction is undone from the journal. Cost: O(items touched), not
-   O(table).
+1. **Concurrent requests.** moto's DynamoDB models are not safe under concurrent requests:
+   writes can be lost. ``SerialisedDynamoDB`` (a WSGI middleware) serves every DynamoDB and
+   DynamoDB Streams request one at a time. SQS stays concurrent: its long polls would hold the lock.
+2. **Transactions.** moto snapshots every table a TransactWriteItems touches with a ``deepcopy``
+   and, on cancellation, puts the copy in the table's place: a new table object, whose stream the
+   open shard iterators (still on the old one) never see again, and a copy of whole tables per
+   transaction. ``install_transaction_journal`` keeps moto's own transaction code but makes that
+   snapshot the table itself, and records an undo journal instead (the pre-image of each touched
+   item and the stream's length), from which a cancelled or failed transaction is undone.
 
-And the cost per request is cut where it was measured: AttributeValues and attribute maps
-serialised directly, handler method names listed once per class, DynamoDB requests dispatched to
-moto's handlers without the Flask app around them, a table Query reads its partition rather than
-sorting the whole table, and waitress instead of werkzeug's development server so connections
-stay open. ``tests/integration/test_emulator.py`` proves each against unpatched moto (same
-answers, items and stream records, commits, cancellations and errors) and fails if the moto
-internals they rely on change.
+The rest makes moto cheaper per request without deciding anything moto decides: every request is
+still parsed, validated, evaluated and answered by moto's own code, on moto's own data.
+
+- Serialisation: AttributeValues and attribute maps already in wire form are written as they are
+  (``install_fast_attribute_values``); anything else takes moto's serializer.
+- Caches of what cannot change while the server runs: moto's parse of each UpdateExpression
+  string, handed out as a fresh copy per call (``install_update_expression_cache``), each handler
+  class's method names, the list of moto's modules.
+- Less input for moto's own evaluation: a table Query runs over the queried partition, not the
+  whole table (``install_partition_query``); a queue's attributes are read one at a time through
+  moto's own getters, not all computed for each one read (``install_lazy_queue_attributes``).
+- Transport: DynamoDB requests go to moto's handlers without the Flask app around them, on
+  waitress rather than werkzeug's development server (connections stay open), in a process whose
+  garbage collector seldom walks moto's long-lived tables.
+
+Every fix replaces attributes of moto's classes or modules through ``_patch``, which remembers
+what moto had for ``_restore``; ``install_all`` and ``uninstall_all`` apply and undo the set in
+``_FIXES``. ``tests/integration/test_emulator.py`` runs a scenario for each fix on moto as
+shipped and on patched moto and requires the same outcome (answers, errors, items, stream
+records), and fails when moto internals a fix relies on move.
 """
 
 from __future__ import annotations
@@ -40,9 +52,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import IO, Any, cast
-
-_journaling = threading.local()
-
 
 _ABSENT = object()  # what an owner held under a name it did not define itself
 _originals: dict[tuple[Any, str], Any] = {}  # (owner, name) -> what moto's class or module held there
@@ -70,6 +79,9 @@ def _restore(owner: Any, *names: str) -> None:
             delattr(owner, name)
         else:
             setattr(owner, name, original)
+
+
+_journaling = threading.local()  # .active: a journaled transaction is running in this thread
 
 
 @dataclass
@@ -197,9 +209,9 @@ def install_fast_attribute_values() -> None:
     """Serialise DynamoDB AttributeValues straight from moto's wire-form dicts (idempotent).
 
     moto's generic serializer walks all ten AttributeValue members through alias providers for
-    every value: about 6 ms per stream record with our items. A value (or a whole attribute map:
-    an item, a stream image) that is already plain wire JSON is copied as is; anything else
-    (binary, sets of bytes, objects) takes moto's own path.
+    every value of every item and stream image. A value (or a whole attribute map: an item, a
+    stream image) that is already plain wire JSON is copied as is; anything else (binary, sets of
+    bytes, objects) takes moto's own path.
     """
     from moto.core.serialize import BaseJSONSerializer
 
@@ -236,8 +248,8 @@ def uninstall_fast_attribute_values() -> None:
 def install_module_list_cache() -> None:
     """Answer moto's per-request ``list_of_moto_modules`` from memory (idempotent).
 
-    moto's server lists and stats its own package directory on every request to route it
-    (about 1 ms each); the installed modules do not change while it runs.
+    moto's server lists and stats its own package directory on every request to route it; the
+    installed modules do not change while it runs.
     """
     from moto import backends
 
@@ -262,8 +274,8 @@ def install_method_name_cache() -> None:
     """Remember each moto response class's method names (idempotent).
 
     moto decides whether a handler implements an action by listing the class's functions with
-    ``inspect.getmembers`` on every request: about a tenth of the emulator's time for an UpdateItem.
-    The names do not change while it runs (our replacements keep moto's names).
+    ``inspect.getmembers`` on every request; the names do not change while it runs. Each caller
+    gets its own list.
     """
     from moto.core import responses
 
@@ -418,8 +430,9 @@ def install_lazy_queue_attributes() -> None:
     """Make moto's ``Queue.attributes`` lazy (idempotent).
 
     Every SendMessage and every received message reads one attribute through ``Queue.attributes``,
-    which counts the whole queue three times: the measured reason SQS slows with depth. A mapping
-    that computes only the attribute read gives the same values in the same order.
+    which computes all of them, counting the whole queue three times: SQS slows as the queue grows.
+    A mapping that computes an attribute (with moto's own getter) only when it is read gives the
+    same names, values and order.
     """
     from moto.sqs.models import Queue
 
@@ -466,9 +479,9 @@ class SerialisedDynamoDB:
 
     With ``direct``, DynamoDB and Streams requests go straight to moto's own response handlers,
     as moto's Flask view does (same request class, same normalisation, same handler, same
-    response class) but without Flask's per-request routing, contexts and hooks: about a tenth of
-    the emulator's time. A request moto's Flask app would treat differently (a CORS ``Origin``
-    header, moto's request recorder switched on) still goes through Flask.
+    response class) but without Flask's per-request routing, contexts and hooks. A request moto's
+    Flask app would treat differently (a CORS ``Origin`` header, moto's request recorder switched
+    on) still goes through Flask.
     """
 
     def __init__(self, app: WsgiApp, *, direct: bool = True) -> None:
@@ -525,9 +538,8 @@ def make_emulator_server(host: str, port: int, *, direct: bool = True) -> Any:
 
     moto's own server is werkzeug's development server, which closes every connection (http.server
     cannot drain an unread body before the next request line) and starts a thread per connection:
-    each request paid a TCP connect and a thread start, about 3 ms a round trip. waitress keeps
-    connections alive and serves from a thread pool; SQS long polls each hold a thread, hence the
-    pool size.
+    each request paid a TCP connect and a thread start. waitress keeps connections alive and serves
+    from a thread pool; SQS long polls each hold a thread, hence the pool size.
     """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from waitress.server import create_server
