@@ -17,9 +17,10 @@ still parsed, validated, evaluated and answered by moto's own code, on moto's ow
 
 - Serialisation: AttributeValues and attribute maps already in wire form are written as they are
   (``install_fast_attribute_values``); anything else takes moto's serializer.
-- Caches of what cannot change while the server runs: moto's parse of each UpdateExpression
-  string, handed out as a fresh copy per call (``install_update_expression_cache``), each handler
-  class's method names, the list of moto's modules.
+- Caches of what cannot change while the server runs: what moto derives from an expression
+  string alone (the parse of an UpdateExpression, handed out as a fresh copy per call; the lexing
+  of a ConditionExpression; ``install_expression_caches``), each handler class's method names, the
+  list of moto's modules.
 - Less input for moto's own evaluation: a table Query runs over the queried partition, not the
   whole table (``install_partition_query``); a queue's attributes are read one at a time through
   moto's own getters, not all computed for each one read (``install_lazy_queue_attributes``).
@@ -48,6 +49,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -299,24 +301,35 @@ def uninstall_method_name_cache() -> None:
     _restore(responses, "method_names_from_class")
 
 
-def install_update_expression_cache() -> None:
-    """Keep moto's own parse of each UpdateExpression string (idempotent).
+def install_expression_caches() -> None:
+    """Keep what moto derives from an expression string alone, computed by moto once (idempotent).
 
     moto parses the update expression of every UpdateItem twice (the handler lists its
-    placeholders, the backend validates and runs it), and of every Update in a transaction, and
-    its validator deep-copies the tree before resolving it against the item, names and values. The
-    parse depends on the string alone: each string's tree is kept, pickled, and every caller gets
-    a fresh copy of moto's tree, made by unpickling, to change as it pleases. The validator's own
-    copy of such a tree is made the same way (pickle rebuilds the nodes from the same
-    ``__reduce_ex__`` that ``deepcopy`` uses). Validation and execution stay moto's own, on moto's
-    own trees; an expression moto refuses is parsed, and refused, every time.
+    placeholders, the backend validates and runs it), and once per Update in a transaction; its
+    validator deep-copies that tree before resolving it against the item, names and values; and it
+    lexes every condition expression it meets, twice per conditional UpdateItem. Kept here:
+
+    - the parse of each UpdateExpression string, pickled: every caller gets a fresh copy of moto's
+      tree, made by unpickling, to change as it pleases; the validators' copy of such a tree is made
+      the same way (pickle rebuilds the nodes from the same ``__reduce_ex__`` that ``deepcopy`` uses);
+    - the lexing of each ConditionExpression string: immutable tokens (tuples whose child lists are
+      empty and never written), handed out in a fresh deque; names and values are looked up
+      afterwards by moto, on every call;
+    - each expression processor's node types, which moto's ``nodes_to_be_processed`` (documented
+      as a cached accessor) rebuilds from the processor's constant map for every node it visits.
+
+    Parsing what follows the lexing, validation and evaluation stay moto's own, on moto's own
+    trees; an expression moto refuses is parsed, and refused, every time.
     """
+    from moto.dynamodb.comparisons import ConditionExpressionParser
     from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
     if _patched(UpdateExpressionParser, "make"):
         return
-    parse = UpdateExpressionParser.make
+    parse, lex = UpdateExpressionParser.make, ConditionExpressionParser._lex_condition_expression
+    node_types = DepthFirstTraverser.nodes_to_be_processed
 
     @functools.lru_cache(maxsize=1024)
     def pickled(expression: str) -> bytes:
@@ -327,8 +340,23 @@ def install_update_expression_cache() -> None:
             return parse(expression)
         return pickle.loads(pickled(expression))  # noqa: S301 - bytes we pickled ourselves, in this process
 
+    @functools.lru_cache(maxsize=1024)
+    def lexed(expression: str) -> tuple[Any, ...]:
+        return tuple(lex(ConditionExpressionParser(expression, None, None)))
+
+    def lex_condition_expression(self: Any) -> deque[Any]:
+        expression = self.condition_expression
+        return deque(lexed(expression)) if isinstance(expression, str) else lex(self)
+
+    def nodes_to_be_processed(self: Any) -> Any:
+        if "_outbox_node_types" not in vars(self):
+            self._outbox_node_types = node_types(self)
+        return self._outbox_node_types
+
     _patch(UpdateExpressionParser, make=classmethod(make))
     _patch(validators, deepcopy=_copy_tree)
+    _patch(ConditionExpressionParser, _lex_condition_expression=lex_condition_expression)
+    _patch(DepthFirstTraverser, nodes_to_be_processed=nodes_to_be_processed)
 
 
 def _copy_tree(value: Any, memo: dict[int, Any] | None = None) -> Any:
@@ -340,13 +368,17 @@ def _copy_tree(value: Any, memo: dict[int, Any] | None = None) -> Any:
     return copy.deepcopy(value, memo)
 
 
-def uninstall_update_expression_cache() -> None:
-    """Let moto parse every UpdateExpression again (for differential tests)."""
+def uninstall_expression_caches() -> None:
+    """Let moto parse every expression again (for differential tests)."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
     from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
     _restore(UpdateExpressionParser, "make")
     _restore(validators, "deepcopy")
+    _restore(ConditionExpressionParser, "_lex_condition_expression")
+    _restore(DepthFirstTraverser, "nodes_to_be_processed")
 
 
 _partition = threading.local()
@@ -454,7 +486,7 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_partition_query, uninstall_partition_query),
     (install_module_list_cache, uninstall_module_list_cache),
     (install_method_name_cache, uninstall_method_name_cache),
-    (install_update_expression_cache, uninstall_update_expression_cache),
+    (install_expression_caches, uninstall_expression_caches),
     (install_lazy_queue_attributes, uninstall_lazy_queue_attributes),
 )
 

@@ -434,9 +434,9 @@ def _expression_scenario() -> dict[str, Any]:
         return {"outcomes": outcomes, "items": items, "stream": stream}
 
 
-def test_update_expression_cache_answers_like_moto() -> None:
+def test_expression_caches_answer_like_moto() -> None:
     """Answers, refusals, items and stream records are moto's own, for every expression shape."""
-    moto = differential(_expression_scenario, emulator.install_update_expression_cache)
+    moto = differential(_expression_scenario, emulator.install_expression_caches)
 
     codes = [o[0].get("Code") if isinstance(o, tuple) and isinstance(o[0], dict) else None for o in moto["outcomes"]]
     assert codes[14:17] == [None, "ConditionalCheckFailedException", None]  # claimed, leased, lease expired
@@ -468,7 +468,7 @@ def _nodes(node: Any) -> Iterator[Any]:
             yield from _nodes(child)
 
 
-def test_update_expression_cache_parses_once_and_hands_out_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_update_expression_parsed_once_and_handed_out_as_copies(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each string is parsed once, and every caller gets its own tree, equal to a fresh parse.
 
     The validators' copy of a tree equals ``deepcopy``'s.
@@ -486,7 +486,7 @@ def test_update_expression_cache_parses_once_and_hands_out_copies(monkeypatch: p
     tokenized: list[str] = []
     real = ExpressionTokenizer.make_list
     monkeypatch.setattr(ExpressionTokenizer, "make_list", lambda e: tokenized.append(e) or real(e))
-    with patched_moto(emulator.install_update_expression_cache):
+    with patched_moto(emulator.install_expression_caches):
         for _ in range(3):
             trees = {e: UpdateExpressionParser.make(e) for e in expressions}
             assert all(_tree(trees[e]) == _tree(fresh[e]) for e in expressions)
@@ -500,15 +500,69 @@ def test_update_expression_cache_parses_once_and_hands_out_copies(monkeypatch: p
             assert not {id(node) for node in _nodes(copied)} & {id(node) for node in _nodes(tree)}
 
 
-def test_moto_internals_the_update_expression_cache_relies_on_are_still_there() -> None:
-    """Fails when moto moves what the cache replaces: the parser's classmethod, the validators' deepcopy."""
+def _conditions() -> set[str]:
+    """Every condition expression of the expression scenario, and a few more shapes."""
+    sent = {r["ConditionExpression"] for r in _expression_updates() if "ConditionExpression" in r}
+    return sent | {"attribute_not_exists(pk)", "size(#l) > :n AND begins_with(#s, :p)", "NOT (#a BETWEEN :x AND :y)"}
+
+
+def _lexed(conditions: set[str]) -> dict[str, list[Any]]:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    return {c: list(ConditionExpressionParser(c, None, None)._lex_condition_expression()) for c in conditions}
+
+
+def test_condition_lexing_cache_lexes_once_and_its_tokens_stay_as_moto_made_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lexer runs once per condition string; the kept tokens equal a fresh lexing, even after use."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    emulator.uninstall_all()
+    fresh = _lexed(_conditions())
+    lexed: list[str] = []
+    real = ConditionExpressionParser._lex_condition_expression
+    monkeypatch.setattr(ConditionExpressionParser, "_lex_condition_expression", lambda p: lexed.append(p) or real(p))
+    with patched_moto(emulator.install_expression_caches):
+        assert _lexed(_conditions()) == fresh
+        _expression_scenario()
+        assert _lexed(_conditions()) == fresh  # no caller changed a kept token
+        assert all(token.children == [] for tokens in fresh.values() for token in tokens)
+    assert len(lexed) == len(_conditions())
+
+
+def test_node_types_are_computed_once_per_processor() -> None:
+    """Each processor's node types are moto's own, computed on its first node and kept."""
     from moto.dynamodb.parsing import validators
+
+    processors = [validators.ActionCountValidator(), validators.NoneExistingPathChecker()]
+    emulator.uninstall_all()
+    moto = [processor.nodes_to_be_processed() for processor in processors]
+    with patched_moto(emulator.install_expression_caches):
+        kept = [processor.nodes_to_be_processed() for processor in processors]
+        assert [processor.nodes_to_be_processed() for processor in processors] == kept == moto
+        assert all(processor.nodes_to_be_processed() is k for processor, k in zip(processors, kept, strict=True))
+
+
+def test_moto_internals_the_expression_caches_rely_on_are_still_there() -> None:
+    """Fails when moto moves what the caches replace, or when its lexing reads more than the string."""
+    import copy
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
     emulator.uninstall_all()
     assert isinstance(vars(UpdateExpressionParser)["make"], classmethod)
-    assert validators.deepcopy is __import__("copy").deepcopy
+    assert validators.deepcopy is copy.deepcopy
     assert "deepcopy" in validators.Validator.__init__.__code__.co_names
+    assert "_lex_condition_expression" in ConditionExpressionParser.parse.__code__.co_names
+    lexing = ConditionExpressionParser._lex_condition_expression, ConditionExpressionParser._lex_one_node
+    read = {name for function in lexing for name in function.__code__.co_names}
+    assert "condition_expression" in read
+    assert not {"expression_attribute_names", "expression_attribute_values"} & read
+    assert "nodes_to_be_processed" in DepthFirstTraverser.traverse_node_recursively.__code__.co_names
 
 
 _VOLATILE = {
@@ -689,8 +743,10 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
     from moto.core import responses
     from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb import models
+    from moto.dynamodb.comparisons import ConditionExpressionParser
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
     from moto.sqs.models import Queue
 
@@ -705,6 +761,8 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (responses, "method_names_from_class"),
         (UpdateExpressionParser, "make"),
         (validators, "deepcopy"),
+        (ConditionExpressionParser, "_lex_condition_expression"),
+        (DepthFirstTraverser, "nodes_to_be_processed"),
         (Queue, "attributes"),
     ]
     emulator.uninstall_all()
