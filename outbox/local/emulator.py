@@ -1,27 +1,38 @@
-"""The embedded emulator: moto's server on loopback, made safe and fast enough for the local stack.
+"""The embedded emulator: moto's server on loopback, made correct and fast enough for the local stack.
 
-Two measured gaps of moto 5.2.5 (see shared/EMULATOR.md) are closed here, and only here:
+What moto 5.2.5 does not do correctly is fixed here, and only here:
 
-1. **Unsafe under concurrency.** Every DynamoDB and DynamoDB Streams request is serialised
-   through one lock (a WSGI middleware), so no write is lost to the emulator. SQS is left
-   concurrent: its long polls would otherwise hold the lock for seconds.
-2. **Slow transactions.** moto snapshots every table a TransactWriteItems touches with a
-   ``deepcopy`` (stream records included) once per item, and on cancellation swaps the table
-   object for the copy, orphaning open stream iterators. ``install_transaction_journal`` keeps
-   moto's own transaction code but, while it runs, makes that snapshot the table itself and
-   records an undo journal instead: the pre-image of each touched item and the stream length.
-   A cancelled or failed transaction is undone from the journal. Cost: O(items touched), not
-   O(table).
+1. **Concurrent requests.** moto's DynamoDB models are not safe under concurrent requests:
+   writes can be lost. ``SerialisedDynamoDB`` (a WSGI middleware) serves every DynamoDB and
+   DynamoDB Streams request one at a time. SQS stays concurrent: its long polls would hold the lock.
+2. **Transactions.** moto snapshots every table a TransactWriteItems touches with a ``deepcopy``
+   and, on cancellation, puts the copy in the table's place: a new table object, whose stream the
+   open shard iterators (still on the old one) never see again, and a copy of whole tables per
+   transaction. ``install_transaction_journal`` keeps moto's own transaction code but makes that
+   snapshot the table itself, and records an undo journal instead (the pre-image of each touched
+   item and the stream's length), from which a cancelled or failed transaction is undone.
 
-And the cost per request is cut where it was measured (``outbox demo -n 1000``: 97 s -> ~25 s):
-AttributeValues and attribute maps serialised directly, items built with one size check instead of
-one per attribute, handler method names listed once per class, the outbox store's UpdateItem shapes run on
-a fast path on their success path (everything else is moto's), DynamoDB requests dispatched to
-moto's handlers without the Flask app around them, a table Query reads its partition rather than
-sorting the whole table, and waitress instead of werkzeug's development server so connections
-stay open. ``tests/integration/test_emulator.py`` proves each against
-unpatched moto (same answers, items and stream records, commits, cancellations and errors) and
-fails if the moto internals they rely on change.
+The rest makes moto cheaper per request without deciding anything moto decides: every request is
+still parsed, validated, evaluated and answered by moto's own code, on moto's own data.
+
+- Serialisation: AttributeValues and attribute maps already in wire form are written as they are
+  (``install_fast_attribute_values``); anything else takes moto's serializer.
+- Caches of what cannot change while the server runs: what moto derives from an expression
+  string alone (the parse of an UpdateExpression, handed out as a fresh copy per call; the lexing
+  of a ConditionExpression; ``install_expression_caches``), each handler class's method names, the
+  list of moto's modules.
+- Less input for moto's own evaluation: a table Query runs over the queried partition, not the
+  whole table (``install_partition_query``); a queue's attributes are read one at a time through
+  moto's own getters, not all computed for each one read (``install_lazy_queue_attributes``).
+- Transport: DynamoDB requests go to moto's handlers without the Flask app around them, on
+  waitress rather than werkzeug's development server (connections stay open), in a process whose
+  garbage collector seldom walks moto's long-lived tables.
+
+Every fix replaces attributes of moto's classes or modules through ``_patch``, which remembers
+what moto had for ``_restore``; ``install_all`` and ``uninstall_all`` apply and undo the set in
+``_FIXES``. ``tests/integration/test_emulator.py`` runs a scenario for each fix on moto as
+shipped and on patched moto and requires the same outcome (answers, errors, items, stream
+records), and fails when moto internals a fix relies on move.
 """
 
 from __future__ import annotations
@@ -29,19 +40,50 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import gc
+import inspect
 import json
 import os
-import re
+import pickle
 import subprocess
 import sys
 import threading
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import IO, Any, cast
 
-_journaling = threading.local()
-_installed: list[Callable[..., None]] = []
+_ABSENT = object()  # what an owner held under a name it did not define itself
+_originals: dict[tuple[Any, str], Any] = {}  # (owner, name) -> what moto's class or module held there
+
+
+def _patch(owner: Any, **replacements: Any) -> None:
+    """Replace attributes of a moto class or module, each remembering moto's own for ``_restore``."""
+    for name, replacement in replacements.items():
+        _originals.setdefault((owner, name), vars(owner).get(name, _ABSENT))
+        setattr(owner, name, replacement)
+
+
+def _patched(owner: Any, name: str) -> bool:
+    """Whether ``owner.name`` is one of our replacements (every install is idempotent)."""
+    return (owner, name) in _originals
+
+
+def _restore(owner: Any, *names: str) -> None:
+    """Put moto's own attributes back (for differential tests); a no-op where nothing is patched."""
+    for name in names:
+        if (owner, name) not in _originals:
+            continue
+        original = _originals.pop((owner, name))
+        if original is _ABSENT:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
+
+
+_journaling = threading.local()  # .active: a journaled transaction is running in this thread
 
 
 @dataclass
@@ -115,10 +157,10 @@ class _SnapshotFreeCopy:
 
 def install_transaction_journal() -> None:
     """Patch moto's TransactWriteItems to undo from a journal instead of deep-copying tables (idempotent)."""
-    if _installed:
-        return
     from moto.dynamodb import models
 
+    if _patched(models.DynamoDBBackend, "transact_write_items"):
+        return
     original = models.DynamoDBBackend.transact_write_items
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -132,19 +174,16 @@ def install_transaction_journal() -> None:
         finally:
             _journaling.active = False
 
-    models.copy = _SnapshotFreeCopy()  # type: ignore[attr-defined,assignment]
-    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    _installed.append(original)
+    _patch(models, copy=_SnapshotFreeCopy())
+    _patch(models.DynamoDBBackend, transact_write_items=transact_write_items)
 
 
 def uninstall_transaction_journal() -> None:
     """Restore moto's own TransactWriteItems (for differential tests)."""
-    if not _installed:
-        return
     from moto.dynamodb import models
 
-    models.DynamoDBBackend.transact_write_items = _installed.pop()  # type: ignore[method-assign]
-    models.copy = copy  # type: ignore[attr-defined]
+    _restore(models.DynamoDBBackend, "transact_write_items")
+    _restore(models, "copy")
 
 
 _SCALARS = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
@@ -168,33 +207,13 @@ def _plain_attribute_value(value: Any) -> Any:
     return None
 
 
-def _patch(owner: Any, **replacements: Any) -> None:
-    """Replace methods of a moto class, each remembering moto's own for ``_restore``."""
-    for name, replacement in replacements.items():
-        replacement._outbox_original = getattr(owner, name)
-        setattr(owner, name, replacement)
-
-
-def _patched(owner: Any, name: str) -> bool:
-    """Whether ``owner.name`` is one of our replacements (every install is idempotent)."""
-    return hasattr(getattr(owner, name), "_outbox_original")
-
-
-def _restore(owner: Any, *names: str) -> None:
-    """Put moto's own methods back (for differential tests); a no-op where nothing is patched."""
-    for name in names:
-        original = getattr(getattr(owner, name), "_outbox_original", None)
-        if original is not None:
-            setattr(owner, name, original)
-
-
 def install_fast_attribute_values() -> None:
     """Serialise DynamoDB AttributeValues straight from moto's wire-form dicts (idempotent).
 
     moto's generic serializer walks all ten AttributeValue members through alias providers for
-    every value: about 6 ms per stream record with our items. A value (or a whole attribute map:
-    an item, a stream image) that is already plain wire JSON is copied as is; anything else
-    (binary, sets of bytes, objects) takes moto's own path.
+    every value of every item and stream image. A value (or a whole attribute map: an item, a
+    stream image) that is already plain wire JSON is copied as is; anything else (binary, sets of
+    bytes, objects) takes moto's own path.
     """
     from moto.core.serialize import BaseJSONSerializer
 
@@ -228,48 +247,11 @@ def uninstall_fast_attribute_values() -> None:
     _restore(BaseJSONSerializer, "_serialize_type_structure", "_serialize_type_map")
 
 
-_MAX_ITEM_BYTES = 405_000  # moto's LimitedSizeDict limit
-
-
-def install_fast_item_construction() -> None:
-    """Build moto's Items with one size check instead of one per attribute (idempotent).
-
-    moto's ``Item.__init__`` stores the attributes one by one in a ``LimitedSizeDict``, which
-    re-measures every attribute already stored before each new one: O(attributes²) sizes per put,
-    about 250 µs for an outbox record. Sizes are never negative, so "some prefix is over the limit"
-    is "the whole is over the limit": one sum gives the same ``ItemSizeTooLarge`` for the same items.
-    The stored attributes are the same ``DynamoType`` values in the same kind of dict, which checks
-    every later assignment as before.
-    """
-    from moto.dynamodb.exceptions import ItemSizeTooLarge
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
-    from moto.dynamodb.models.utilities import bytesize
-
-    if _patched(Item, "__init__"):
-        return
-
-    def __init__(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
-        self.hash_key, self.range_key = hash_key, range_key
-        values = {key: DynamoType(value) for key, value in attrs.items()}
-        if sum(bytesize(key) + value.size() for key, value in values.items()) > _MAX_ITEM_BYTES:
-            raise ItemSizeTooLarge
-        self.attrs = LimitedSizeDict(values)  # dict's own update: no per-key re-measuring
-
-    _patch(Item, __init__=__init__)
-
-
-def uninstall_fast_item_construction() -> None:
-    """Restore moto's own ``Item.__init__`` (for differential tests)."""
-    from moto.dynamodb.models.dynamo_type import Item
-
-    _restore(Item, "__init__")
-
-
 def install_module_list_cache() -> None:
     """Answer moto's per-request ``list_of_moto_modules`` from memory (idempotent).
 
-    moto's server lists and stats its own package directory on every request to route it
-    (about 1 ms each); the installed modules do not change while it runs.
+    moto's server lists and stats its own package directory on every request to route it; the
+    installed modules do not change while it runs.
     """
     from moto import backends
 
@@ -294,8 +276,8 @@ def install_method_name_cache() -> None:
     """Remember each moto response class's method names (idempotent).
 
     moto decides whether a handler implements an action by listing the class's functions with
-    ``inspect.getmembers`` on every request: about a tenth of the emulator's time for an UpdateItem.
-    The names do not change while it runs (our replacements keep moto's names).
+    ``inspect.getmembers`` on every request; the names do not change while it runs. Each caller
+    gets its own list.
     """
     from moto.core import responses
 
@@ -319,229 +301,84 @@ def uninstall_method_name_cache() -> None:
     _restore(responses, "method_names_from_class")
 
 
-# --- UpdateItem fast path ------------------------------------------------------------------------
-# The outbox's lifecycle is three conditional UpdateItems per message, and moto spends ~6 ms on
-# each: it parses the update and condition expressions twice, deep-copies the item twice and walks
-# the AST ten times. The shapes the outbox's store sends (PynamoDB's rendering of SET a = :v,
-# SET h = list_append(h, :v), ADD n :v under attribute_exists(key) AND s = :v / s IN (...)) are
-# executed here directly with moto's own types; anything else, and every failing request, goes to
-# moto's own update_item, which then answers exactly as it always does.
+def install_expression_caches() -> None:
+    """Keep what moto derives from an expression string alone, computed by moto once (idempotent).
 
-_P = r"#\w+"
-_V = r":\w+"
-_SET_ACTION = rf"({_P}) = (?:list_append \(({_P}), ({_V})\)|({_V}))"
-_ADD_ACTION = rf"({_P}) ({_V})"
-_UPDATE = re.compile(
-    rf"(?:SET (?P<set>{_SET_ACTION}(?:, {_SET_ACTION})*))?"
-    rf"(?: ?ADD (?P<add>{_ADD_ACTION}(?:, {_ADD_ACTION})*))?"
-)
-_CONDITION = re.compile(rf"\(attribute_exists \(({_P})\) AND ({_P}) (?:= ({_V})|IN \(({_V}(?:, {_V})*)\))\)")
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_FAST_KEYS = frozenset(
-    {
-        "TableName",
-        "Key",
-        "UpdateExpression",
-        "ConditionExpression",
-        "ExpressionAttributeNames",
-        "ExpressionAttributeValues",
-        "ReturnValues",
-        "ReturnValuesOnConditionCheckFailure",
-    }
-)
-_AMZ_JSON = "application/x-amz-json-1.0"  # DynamoDB's content type, as moto's serializer sets it
-_SIZE_MARGIN = 350_000  # far below moto's 405,000-byte item limit: near it, moto decides
+    moto parses the update expression of every UpdateItem twice (the handler lists its
+    placeholders, the backend validates and runs it), and once per Update in a transaction; its
+    validator deep-copies that tree before resolving it against the item, names and values; and it
+    lexes every condition expression it meets, twice per conditional UpdateItem. Kept here:
 
+    - the parse of each UpdateExpression string, pickled: every caller gets a fresh copy of moto's
+      tree, made by unpickling, to change as it pleases; the validators' copy of such a tree is made
+      the same way (pickle rebuilds the nodes from the same ``__reduce_ex__`` that ``deepcopy`` uses);
+    - the lexing of each ConditionExpression string: immutable tokens (tuples whose child lists are
+      empty and never written), handed out in a fresh deque; names and values are looked up
+      afterwards by moto, on every call;
+    - each expression processor's node types, which moto's ``nodes_to_be_processed`` (documented
+      as a cached accessor) rebuilds from the processor's constant map for every node it visits.
 
-@dataclass(frozen=True)
-class _UpdatePlan:
-    """A parsed update and condition: actions as (kind, name placeholder, value placeholder)."""
+    Parsing what follows the lexing, validation and evaluation stay moto's own, on moto's own
+    trees; an expression moto refuses is parsed, and refused, every time.
+    """
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
-    actions: tuple[tuple[str, str, str], ...]
-    key_name: str
-    status_name: str
-    allowed: tuple[str, ...]
-
-    @property
-    def names(self) -> set[str]:
-        return {self.key_name, self.status_name} | {name for _, name, _ in self.actions}
-
-    @property
-    def values(self) -> set[str]:
-        return set(self.allowed) | {value for _, _, value in self.actions}
-
-
-@functools.lru_cache(maxsize=512)
-def _plan(update: str, condition: str) -> _UpdatePlan | None:
-    """The plan for one (update, condition) expression pair, or None when it is not a fast shape."""
-    parsed, guard = _UPDATE.fullmatch(update), _CONDITION.fullmatch(condition)
-    if parsed is None or guard is None or not (parsed["set"] or parsed["add"]):
-        return None
-    actions: list[tuple[str, str, str]] = []
-    for match in re.finditer(_SET_ACTION, parsed["set"] or ""):
-        target, source, appended, value = match.groups()
-        if appended is not None and source != target:
-            return None
-        actions.append(("append", target, appended) if appended else ("set", target, value))
-    actions += [("add", name, value) for name, value in re.findall(_ADD_ACTION, parsed["add"] or "")]
-    allowed = (guard[3],) if guard[3] else tuple(v.strip() for v in guard[4].split(","))
-    return _UpdatePlan(tuple(actions), guard[1], guard[2], allowed)
-
-
-def _simple_value(value: Any) -> bool:
-    """A wire AttributeValue the fast path stores as moto would: S, valid N, BOOL, NULL, and L/M of them."""
-    if not isinstance(value, dict) or len(value) != 1:
-        return False
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return isinstance(inner, str)
-    if kind == "N":
-        return isinstance(inner, str) and _NUMBER.fullmatch(inner) is not None
-    if kind == "BOOL":
-        return isinstance(inner, bool)
-    if kind == "NULL":
-        return inner is True
-    if kind == "L":
-        return isinstance(inner, list) and all(_simple_value(v) for v in inner)
-    if kind == "M":
-        return isinstance(inner, dict) and all(isinstance(k, str) and _simple_value(v) for k, v in inner.items())
-    return False
-
-
-def _fast_update_item(handler: Any) -> Any:
-    """Serve one UpdateItem of a known shape on the success path; None to let moto serve it."""
-    from moto.dynamodb.models.utilities import dynamo_to_dict
-    from moto.dynamodb.responses import DynamoResult
-
-    body = handler.body
-    target = _fast_target(handler.dynamodb_backend, body)
-    if target is None:
-        return None
-    plan, table, item = target
-    changes = _changes(plan, item, body["ExpressionAttributeNames"], body["ExpressionAttributeValues"])
-    if changes is None:
-        return None
-    view = table.stream_specification.get("StreamViewType") if table.stream_shard is not None else None
-    # A stream record reads the old item's keys, and its attributes only for an OLD image.
-    before = copy.deepcopy(item) if view in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES") else _KeysOnly(item)
-    returns_old = body.get("ReturnValues") == "UPDATED_OLD"
-    old = _render({k: item.attrs[k] for k in changes if k in item.attrs}) if returns_old else {}
-    for attribute, value in changes.items():
-        dict.__setitem__(item.attrs, attribute, value)  # the size was checked once, in _changes
-    if table.stream_shard is not None:
-        table.stream_shard.add(before, item)
-    result: dict[str, Any] = {"ConsumedCapacity": {"TableName": body["TableName"], "CapacityUnits": 0.5}}
-    if returns_old:
-        new = _render(changes)
-        updated = {k: v for k, v in old.items() if v != new.get(k)}
-        if updated:
-            result["Attributes"] = updated
-    answer = dynamo_to_dict(result)
-    if any(_plain_attribute_value(value) is None for value in answer.get("Attributes", {}).values()):
-        return DynamoResult(result)  # binary values: moto's serializer encodes them
-    # Already wire JSON: moto's shape-walking serializer would only copy it (a fifth of the request's
-    # time). call_action adds the request id and the CRC32 of this body, as for any answer.
-    return json.dumps(answer), {"Content-Type": _AMZ_JSON}
-
-
-def _fast_target(backend: Any, body: Mapping[str, Any]) -> tuple[_UpdatePlan, Any, Any] | None:
-    """The plan, table and item of a request the fast path serves, or None: moto's own path."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    if not set(body) <= _FAST_KEYS or body.get("ReturnValues", "NONE") not in ("NONE", "UPDATED_OLD"):
-        return None
-    plan = _plan(str(body.get("UpdateExpression", "")).strip(), str(body.get("ConditionExpression", "")))
-    names, values = body.get("ExpressionAttributeNames") or {}, body.get("ExpressionAttributeValues") or {}
-    if plan is None or set(names) != plan.names or set(values) != plan.values:
-        return None  # moto reports unused or missing placeholders
-    table, key = backend.tables.get(body["TableName"]), body["Key"]
-    if table is None or table.range_key_attr is None or set(key) != {table.hash_key_attr, table.range_key_attr}:
-        return None
-    if not all(_simple_value(value) for value in [*values.values(), *key.values()]):
-        return None
-    targets = [names[name] for _, name, _ in plan.actions]
-    keys = {table.hash_key_attr, table.range_key_attr}
-    if names[plan.key_name] != table.hash_key_attr or len(set(targets)) != len(targets) or set(targets) & keys:
-        return None  # overlapping paths and key updates are moto's errors to raise
-    item = table.get_item(DynamoType(key[table.hash_key_attr]), DynamoType(key[table.range_key_attr]))
-    current = None if item is None else item.attrs.get(names[plan.status_name])
-    if current is None or all(current != DynamoType(values[v]) for v in plan.allowed):
-        return None  # a failed condition: moto raises it, with the item when asked
-    return plan, table, item
-
-
-def _changes(
-    plan: _UpdatePlan, item: Any, names: Mapping[str, str], values: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """The new value of each updated attribute, computed with moto's own types; None to defer to moto."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    changes: dict[str, Any] = {}
-    for kind, name, value in plan.actions:
-        attribute, operand = names[name], DynamoType(values[value])
-        existing = item.attrs.get(attribute)
-        if kind == "set":
-            changes[attribute] = operand
-        elif kind == "append":
-            if existing is None or existing.type != "L" or operand.type != "L":
-                return None
-            appended = DynamoType({"L": []})
-            appended.value = [*existing.value, *operand.value]
-            changes[attribute] = appended
-        else:
-            if operand.type != "N" or (existing is not None and existing.type != "N"):
-                return None
-            changes[attribute] = (existing or DynamoType({"N": "0"})) + operand
-    if item.size() + sum(len(k.encode()) + v.size() for k, v in changes.items()) > _SIZE_MARGIN:
-        return None
-    return changes
-
-
-def _render(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Attributes as moto renders them in responses (``Item.to_json``)."""
-    from moto.dynamodb.models.dynamo_type import Item
-
-    rendered: dict[str, Any] = Item.to_json(cast("Any", _Attrs(attrs)))["Attributes"]
-    return rendered
-
-
-class _KeysOnly:
-    """The pre-image a NEW_IMAGE or KEYS_ONLY stream record needs: the keys (and that one existed)."""
-
-    def __init__(self, item: Any) -> None:
-        self.hash_key, self.range_key = item.hash_key, item.range_key
-
-    def to_json(self) -> dict[str, Any]:
-        return {"Attributes": {}}
-
-
-@dataclass
-class _Attrs:
-    """Just enough of an Item for moto's ``Item.to_json``: the attributes to render."""
-
-    attrs: dict[str, Any]
-
-
-def install_fast_update_item() -> None:
-    """Route UpdateItems of the outbox's shapes through ``_fast_update_item`` (idempotent)."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    if _patched(DynamoHandler, "update_item"):
+    if _patched(UpdateExpressionParser, "make"):
         return
-    original = DynamoHandler.update_item
+    parse, lex = UpdateExpressionParser.make, ConditionExpressionParser._lex_condition_expression
+    node_types = DepthFirstTraverser.nodes_to_be_processed
 
-    def update_item(self: Any) -> Any:
-        fast = _fast_update_item(self)
-        return original(self) if fast is None else fast
+    @functools.lru_cache(maxsize=1024)
+    def pickled(expression: str) -> bytes:
+        return pickle.dumps(parse(expression), pickle.HIGHEST_PROTOCOL)
 
-    _patch(DynamoHandler, update_item=update_item)
+    def make(cls: Any, expression: Any) -> Any:
+        if not isinstance(expression, str):
+            return parse(expression)
+        return pickle.loads(pickled(expression))  # noqa: S301 - bytes we pickled ourselves, in this process
+
+    @functools.lru_cache(maxsize=1024)
+    def lexed(expression: str) -> tuple[Any, ...]:
+        return tuple(lex(ConditionExpressionParser(expression, None, None)))
+
+    def lex_condition_expression(self: Any) -> deque[Any]:
+        expression = self.condition_expression
+        return deque(lexed(expression)) if isinstance(expression, str) else lex(self)
+
+    def nodes_to_be_processed(self: Any) -> Any:
+        if "_outbox_node_types" not in vars(self):
+            self._outbox_node_types = node_types(self)
+        return self._outbox_node_types
+
+    _patch(UpdateExpressionParser, make=classmethod(make))
+    _patch(validators, deepcopy=_copy_tree)
+    _patch(ConditionExpressionParser, _lex_condition_expression=lex_condition_expression)
+    _patch(DepthFirstTraverser, nodes_to_be_processed=nodes_to_be_processed)
 
 
-def uninstall_fast_update_item() -> None:
-    """Restore moto's own UpdateItem (for differential tests)."""
-    from moto.dynamodb.responses import DynamoHandler
+def _copy_tree(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """``deepcopy`` for moto's validators: an expression tree by a pickle round trip, anything else as is."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
 
-    _restore(DynamoHandler, "update_item")
+    if memo is None and isinstance(value, Node):
+        return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))  # noqa: S301 - our own bytes
+    return copy.deepcopy(value, memo)
+
+
+def uninstall_expression_caches() -> None:
+    """Let moto parse every expression again (for differential tests)."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    _restore(UpdateExpressionParser, "make")
+    _restore(validators, "deepcopy")
+    _restore(ConditionExpressionParser, "_lex_condition_expression")
+    _restore(DepthFirstTraverser, "nodes_to_be_processed")
 
 
 _partition = threading.local()
@@ -550,33 +387,36 @@ _partition = threading.local()
 def install_partition_query() -> None:
     """Let a table Query read its one partition, not every item of the table (idempotent).
 
-    moto's Query (without an index) sorts every item of the table and then keeps those of the
-    queried partition: O(table) per page, seconds per Query at 100k entries. While a Query runs
-    here, ``all_items`` of that table answers with the partition alone, in the same order; an
-    index Query, a table without a range key and everything else keep moto's own ``all_items``.
+    moto's Query (without an index) lists and sorts every item of the table, then keeps those
+    whose hash key equals the queried one: O(table) per page. While such a Query runs here, the
+    table's ``all_items`` is moto's own ``all_items`` run on the queried partition alone (the one
+    bucket of moto's item storage under that hash key, which holds exactly the items that equal
+    it). An index Query, a table without a range key and everything else see the whole table.
     """
     from moto.dynamodb.models.table import Table
 
     if _patched(Table, "query"):
         return
     original_query, original_all_items = Table.query, Table.all_items
+    signature = inspect.signature(original_query)
 
-    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-        if index_name or hash_key is None or not self.range_key_attr:
-            return original_query(self, hash_key, *args, **kwargs)
-        _partition.table, _partition.key = self, hash_key
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        if arguments.get("index_name") or arguments.get("hash_key") is None or not self.range_key_attr:
+            return original_query(self, *args, **kwargs)
+        _partition.table, _partition.key = self, arguments["hash_key"]
         try:
-            return original_query(self, hash_key, *args, **kwargs)
+            return original_query(self, *args, **kwargs)
         finally:
             _partition.table = None
 
     def all_items(self: Any) -> list[Any]:
-        items: dict[Any, Any] = self.items
-        if getattr(_partition, "table", None) is not self:
-            return list(original_all_items(self))
-        partition: dict[Any, Any] = items.get(_partition.key) or {}
-        return sorted(partition.values(), key=lambda item: (item.hash_key, item.range_key))
+        queried: Any = getattr(_partition, "table", None)
+        if queried is not self:
+            return original_all_items(self)
+        key, items = _partition.key, self.items
+        partition = SimpleNamespace(items={key: items[key]} if key in items else {}, range_key_attr=self.range_key_attr)
+        return original_all_items(cast("Any", partition))
 
     _patch(Table, query=query, all_items=all_items)
 
@@ -622,35 +462,31 @@ def install_lazy_queue_attributes() -> None:
     """Make moto's ``Queue.attributes`` lazy (idempotent).
 
     Every SendMessage and every received message reads one attribute through ``Queue.attributes``,
-    which counts the whole queue three times: the measured reason SQS slows with depth. A mapping
-    that computes only the attribute read gives the same values in the same order.
+    which computes all of them, counting the whole queue three times: SQS slows as the queue grows.
+    A mapping that computes an attribute (with moto's own getter) only when it is read gives the
+    same names, values and order.
     """
     from moto.sqs.models import Queue
 
-    if isinstance(Queue.__dict__.get("attributes"), property) and not _lazy_sqs:
-        _lazy_sqs.append(Queue.__dict__["attributes"])
-        Queue.attributes = property(_LazyQueueAttributes)  # type: ignore[assignment,method-assign]
+    if not _patched(Queue, "attributes"):
+        _patch(Queue, attributes=property(_LazyQueueAttributes))
 
 
 def uninstall_lazy_queue_attributes() -> None:
     """Restore moto's own ``Queue.attributes`` (for differential tests)."""
     from moto.sqs.models import Queue
 
-    if _lazy_sqs:
-        Queue.attributes = _lazy_sqs.pop()  # type: ignore[assignment,method-assign]
+    _restore(Queue, "attributes")
 
-
-_lazy_sqs: list[property] = []
 
 # Every fix above with its undo, in install order.
 _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_transaction_journal, uninstall_transaction_journal),
     (install_fast_attribute_values, uninstall_fast_attribute_values),
-    (install_fast_update_item, uninstall_fast_update_item),
-    (install_fast_item_construction, uninstall_fast_item_construction),
     (install_partition_query, uninstall_partition_query),
     (install_module_list_cache, uninstall_module_list_cache),
     (install_method_name_cache, uninstall_method_name_cache),
+    (install_expression_caches, uninstall_expression_caches),
     (install_lazy_queue_attributes, uninstall_lazy_queue_attributes),
 )
 
@@ -675,9 +511,9 @@ class SerialisedDynamoDB:
 
     With ``direct``, DynamoDB and Streams requests go straight to moto's own response handlers,
     as moto's Flask view does (same request class, same normalisation, same handler, same
-    response class) but without Flask's per-request routing, contexts and hooks: about a tenth of
-    the emulator's time. A request moto's Flask app would treat differently (a CORS ``Origin``
-    header, moto's request recorder switched on) still goes through Flask.
+    response class) but without Flask's per-request routing, contexts and hooks. A request moto's
+    Flask app would treat differently (a CORS ``Origin`` header, moto's request recorder switched
+    on) still goes through Flask.
     """
 
     def __init__(self, app: WsgiApp, *, direct: bool = True) -> None:
@@ -730,24 +566,36 @@ def _serve_direct(
 
 
 def make_emulator_server(host: str, port: int, *, direct: bool = True) -> Any:
-    """The emulator: moto's server app with every fix, on a waitress server (not yet serving).
+    """The emulator's server: moto's server app behind ``SerialisedDynamoDB``, on waitress (not yet serving).
 
     moto's own server is werkzeug's development server, which closes every connection (http.server
     cannot drain an unread body before the next request line) and starts a thread per connection:
-    each request paid a TCP connect and a thread start, about 3 ms a round trip. waitress keeps
-    connections alive and serves from a thread pool; SQS long polls each hold a thread, hence the
-    pool size.
+    each request paid a TCP connect and a thread start. waitress keeps connections alive and serves
+    from a thread pool; SQS long polls each hold a thread, hence the pool size.
     """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from waitress.server import create_server
 
-    install_all()
     app = SerialisedDynamoDB(DomainDispatcherApplication(create_backend_app), direct=direct)
     return create_server(app, host=host, port=port, threads=48, connection_limit=1000, channel_timeout=300)
 
 
+def _collect_fully_rarely() -> None:
+    """Let this process's garbage collector walk every object only after 1000 young collections.
+
+    The emulator's heap is mostly moto's tables and stream records, which live as long as it does,
+    and each full collection walks all of them. The cycles moto makes per request (parse trees
+    with parent links) die young and are still collected by the young generations, as often as
+    before.
+    """
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 1000)
+
+
 def serve(host: str, port: int, announce: IO[str]) -> None:
-    """Run the emulator; write ``READY <port>`` to ``announce`` once listening."""
+    """Run the emulator, every fix installed; write ``READY <port>`` to ``announce`` once listening."""
+    install_all()
+    _collect_fully_rarely()
     server = make_emulator_server(host, port)
     announce.write(f"READY {server.effective_port}\n")
     announce.flush()

@@ -1,4 +1,8 @@
-"""The emulator speed-ups behave exactly like unpatched moto, and fail loudly if moto's internals move."""
+"""The emulator's fixes behave exactly like moto as shipped, and fail loudly if moto's internals move.
+
+Every fix is proven by ``differential``: one scenario on moto as shipped, then on moto with the fix,
+and the two outcomes compared whole.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import json
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -19,6 +24,33 @@ from outbox.adapters.aws import streams_client
 from outbox.local import emulator
 
 TABLE = "t"
+T = TypeVar("T")
+EVERY_FIX = tuple(install for install, _ in emulator._FIXES)
+
+
+@contextmanager
+def patched_moto(*installs: Callable[[], None]) -> Iterator[None]:
+    """Install these fixes into moto; put moto back as shipped afterwards, whatever happens."""
+    emulator.uninstall_all()
+    try:
+        for install in installs:
+            install()
+        yield
+    finally:
+        emulator.uninstall_all()
+
+
+def differential(scenario: Callable[[], T], *installs: Callable[[], None]) -> T:
+    """Run ``scenario`` on moto as shipped, then with ``installs`` (every fix when none are named).
+
+    Asserts both outcomes are equal and returns moto's own, for the test to check it says something.
+    """
+    emulator.uninstall_all()
+    shipped = scenario()
+    with patched_moto(*(installs or EVERY_FIX)):
+        fixed = scenario()
+    assert fixed == shipped
+    return shipped
 
 
 def _key(pk: str) -> dict[str, Any]:
@@ -99,8 +131,8 @@ def _transactions() -> list[list[dict[str, Any]]]:
     ]
 
 
-def _run_scenario() -> dict[str, Any]:
-    """Run every transaction on a fresh emulator; return errors, table contents and stream records."""
+def _transaction_scenario() -> dict[str, Any]:
+    """Run every transaction on a fresh moto; return errors, table contents and stream records."""
     with mock_aws():
         client = boto3.client("dynamodb")
         _create_table(client)
@@ -118,31 +150,17 @@ def _run_scenario() -> dict[str, Any]:
         return {"outcomes": outcomes, "items": items, "stream": stream}
 
 
-@pytest.fixture
-def journal() -> Iterator[None]:
-    """The transaction journal installed for one test."""
-    emulator.install_transaction_journal()
-    yield
-    emulator.uninstall_transaction_journal()
-
-
 def test_journaled_transactions_match_moto_exactly() -> None:
     """Commit, cancellation, rollback and stream records are identical with and without the journal."""
-    original = _run_scenario()
-    emulator.install_transaction_journal()
-    try:
-        journaled = _run_scenario()
-    finally:
-        emulator.uninstall_transaction_journal()
+    moto = differential(_transaction_scenario, emulator.install_transaction_journal)
 
-    assert journaled == original
-    assert original["outcomes"][0] == "ok"
-    assert original["outcomes"][1][0] == "TransactionCanceledException"
-    assert [i["pk"]["S"] for i in original["items"]] == ["B"]
+    assert moto["outcomes"][0] == "ok"
+    assert moto["outcomes"][1][0] == "TransactionCanceledException"
+    assert [i["pk"]["S"] for i in moto["items"]] == ["B"]
 
 
-def test_journal_replaces_the_table_snapshot(journal: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the journal, a transaction deep-copies no table: the speed-up is really in force."""
+def _tables_deep_copied(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Run the transactions; the names of the tables deep-copied meanwhile (through moto's ``copy`` module)."""
     from moto.dynamodb.models.table import Table
 
     copied: list[str] = []
@@ -154,23 +172,24 @@ def test_journal_replaces_the_table_snapshot(journal: None, monkeypatch: pytest.
         return real(obj, memo)
 
     monkeypatch.setattr(emulator.copy, "deepcopy", spy)
-    _run_scenario()
+    _transaction_scenario()
+    return copied
 
-    assert copied == []
 
+def test_journal_replaces_moto_table_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the journal, a transaction deep-copies no table: the fix is in force.
 
-def test_moto_internals_the_journal_relies_on_are_still_there() -> None:
-    """Fails when moto moves what the journal patches: the copy module, the backend method, item storage."""
+    As shipped, moto snapshots each touched table through its models' ``copy`` module: what the
+    journal stands in for.
+    """
     from moto.dynamodb import models
-    from moto.dynamodb.models.table import StreamShard, Table
 
-    assert models.copy is emulator.copy or isinstance(models.copy, emulator._SnapshotFreeCopy)
-    assert callable(models.DynamoDBBackend.transact_write_items)
-    assert "original_table_state" in models.DynamoDBBackend.transact_write_items.__code__.co_varnames
-    assert {"items", "stream_shard", "hash_key_attr", "range_key_attr"} <= set(
-        vars(Table).get("__init__").__code__.co_names
-    )
-    assert "items" in StreamShard.__init__.__code__.co_names
+    emulator.uninstall_all()
+    assert models.copy is emulator.copy
+    assert _tables_deep_copied(monkeypatch) != []
+    with patched_moto(emulator.install_transaction_journal):
+        assert isinstance(models.copy, emulator._SnapshotFreeCopy)
+        assert _tables_deep_copied(monkeypatch) == []
 
 
 ATTRIBUTE_VALUES: dict[str, Any] = {
@@ -185,181 +204,106 @@ ATTRIBUTE_VALUES: dict[str, Any] = {
 }
 
 
-def _read_back(install: Callable[[], None] | None) -> Any:
+def _read_back() -> Any:
     """GetItem, Scan and the stream's records (images) of an item with every kind, and of a plain one."""
-    if install is not None:
-        install()
-    try:
-        with mock_aws():
-            client = boto3.client("dynamodb")
-            _create_table(client, range_key=False)
-            client.put_item(TableName=TABLE, Item={"pk": {"S": "k"}, **ATTRIBUTE_VALUES})
-            plain = {k: v for k, v in ATTRIBUTE_VALUES.items() if k != "b"}
-            client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain})
-            client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain, "s": {"S": "changed"}})
-            got = client.get_item(TableName=TABLE, Key={"pk": {"S": "k"}})["Item"]
-            scanned = client.scan(TableName=TABLE)["Items"]
-            records = _records(client, streams_client())
-            noise = {"ApproximateCreationDateTime", "SizeBytes"}  # a float time, and a length that holds it
-            images = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
-            return got, scanned, images
-    finally:
-        emulator.uninstall_fast_attribute_values()
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        _create_table(client, range_key=False)
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "k"}, **ATTRIBUTE_VALUES})
+        plain = {k: v for k, v in ATTRIBUTE_VALUES.items() if k != "b"}
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain})
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, **plain, "s": {"S": "changed"}})
+        got = client.get_item(TableName=TABLE, Key={"pk": {"S": "k"}})["Item"]
+        scanned = client.scan(TableName=TABLE)["Items"]
+        records = _records(client, streams_client())
+        noise = {"ApproximateCreationDateTime", "SizeBytes"}  # a float time, and a length that holds it
+        images = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
+        return got, scanned, images
 
 
 def test_fast_attribute_values_serialise_like_moto() -> None:
     """Every AttributeValue kind reads back the same through the fast path and moto's own serializer."""
-    slow = _read_back(None)
-    fast = _read_back(emulator.install_fast_attribute_values)
+    moto = differential(_read_back, emulator.install_fast_attribute_values)
 
-    assert fast == slow
-    assert slow[0]["m"] == ATTRIBUTE_VALUES["m"]
-    assert [name for name, _ in slow[2]] == ["INSERT", "INSERT", "MODIFY"]
-    assert slow[2][2][1]["OldImage"]["s"] == {"S": "héllo"}
-    assert slow[2][0][1]["NewImage"]["b"] == ATTRIBUTE_VALUES["b"]  # binary: moto's own path
-
-
-def _build_items(install: bool) -> list[Any]:
-    """Items built by moto's ``Item`` (patched or not): every kind, and each side of the size limit."""
-    from moto.dynamodb.exceptions import ItemSizeTooLarge
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item
-
-    limit = emulator._MAX_ITEM_BYTES
-    head = {"pk": {"S": "k"}, "a": {"S": "é" * 10}}  # 2 + 1 + 1 + 20 bytes, and 1 for the filler's name
-    maps = [
-        {"pk": {"S": "k"}, **ATTRIBUTE_VALUES},
-        {},
-        head | {"f": {"S": "x" * (limit - 25)}},  # exactly at the limit: stored
-        head | {"f": {"S": "x" * (limit - 24)}},  # one byte over: refused
-        {"f": {"S": "x" * limit}, "pk": {"S": "k"}},  # the first attribute alone is all but 1 byte
-        {"l": {"L": [{"S": "x" * 300_000}]}, "m": {"M": {"n": {"S": "y" * 200_000}}}},  # over through nesting
-    ]
-    if install:
-        emulator.install_fast_item_construction()
-    built: list[Any] = []
-    try:
-        for attrs in maps:
-            try:
-                item = Item(DynamoType({"S": "k"}), DynamoType({"S": "r"}), attrs)
-            except ItemSizeTooLarge as exc:
-                built.append(("refused", exc.message))
-                continue
-            keys = (item.hash_key.to_json(), item.range_key.to_json())
-            attributes = [(name, type(value), value.to_json()) for name, value in item.attrs.items()]
-            built.append(("built", keys, type(item.attrs), attributes, item.size(), item.to_json()))
-            try:  # later assignments are still measured
-                item.attrs["more"] = DynamoType({"S": "z" * limit})
-            except ItemSizeTooLarge:
-                built.append(("later assignment refused",))
-    finally:
-        emulator.uninstall_fast_item_construction()
-    return built
-
-
-def test_fast_item_construction_builds_what_moto_builds() -> None:
-    """Same keys, attributes, dict type, size and JSON; the same items refused at the same limit."""
-    from moto.dynamodb.models.dynamo_type import Item
-
-    slow = _build_items(install=False)
-    fast = _build_items(install=True)
-
-    assert fast == slow
-    outcomes = [entry[0] for entry in slow]
-    assert outcomes.count("refused") == 3
-    assert outcomes.count("later assignment refused") == outcomes.count("built") == 3
-    emulator.install_fast_item_construction()
-    assert emulator._patched(Item, "__init__")
-    emulator.uninstall_fast_item_construction()
-    assert not emulator._patched(Item, "__init__")
-
-
-def test_moto_internals_the_item_construction_relies_on_are_still_there() -> None:
-    """Fails when moto changes how an Item is built or limited: the constructor's signature, its size check."""
-    from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
-
-    assert Item.__init__.__code__.co_varnames[:4] == ("self", "hash_key", "range_key", "attrs")
-    assert "LimitedSizeDict" in Item.__init__.__code__.co_names
-    assert str(emulator._MAX_ITEM_BYTES) in str(LimitedSizeDict.__setitem__.__code__.co_consts)
+    assert moto[0]["m"] == ATTRIBUTE_VALUES["m"]
+    assert [name for name, _ in moto[2]] == ["INSERT", "INSERT", "MODIFY"]
+    assert moto[2][2][1]["OldImage"]["s"] == {"S": "héllo"}
+    assert moto[2][0][1]["NewImage"]["b"] == ATTRIBUTE_VALUES["b"]  # binary: moto's own path
 
 
 def test_module_list_cache_returns_what_moto_lists() -> None:
-    """The cached module list is exactly moto's own listing."""
+    """The cached module list is exactly moto's own listing, which moto's server asks for by module attribute."""
     from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-    listed = tuple(backends.list_of_moto_modules())
-    emulator.install_module_list_cache()
-    try:
-        assert tuple(backends.list_of_moto_modules()) == listed
-    finally:
-        emulator.uninstall_module_list_cache()
-    assert "dynamodb" in listed
+    moto = differential(lambda: tuple(backends.list_of_moto_modules()), emulator.install_module_list_cache)
+
+    assert "dynamodb" in moto
+    assert "list_of_moto_modules" in DomainDispatcherApplication.get_backend_for_host.__code__.co_names
 
 
-def test_method_name_cache_lists_what_moto_lists() -> None:
-    """Each handler class's names, as moto lists them, patched methods included; a fresh list per call."""
+def _method_names() -> list[list[str]]:
+    """Each handler class's names as moto lists them, asked twice, a caller changing its list in between."""
     from moto.core import responses
     from moto.dynamodb.responses import DynamoHandler
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
     from moto.sqs.responses import SQSResponse
 
     classes = (DynamoHandler, DynamoDBStreamsHandler, SQSResponse)
-    emulator.install_fast_update_item()
-    try:
-        listed = [responses.method_names_from_class(clazz) for clazz in classes]
-        emulator.install_method_name_cache()
-        assert emulator._patched(responses, "method_names_from_class")
-        cached = [responses.method_names_from_class(clazz) for clazz in classes]
-        responses.method_names_from_class(DynamoHandler).clear()
-        assert [responses.method_names_from_class(clazz) for clazz in classes] == cached == listed
-    finally:
-        emulator.uninstall_method_name_cache()
-        emulator.uninstall_fast_update_item()
-    assert not emulator._patched(responses, "method_names_from_class")
-    assert {"update_item", "transact_write_items", "query"} <= set(listed[0])
+    first = [responses.method_names_from_class(clazz) for clazz in classes]
+    responses.method_names_from_class(DynamoHandler).clear()
+    return [*first, *(responses.method_names_from_class(clazz) for clazz in classes)]
+
+
+def test_method_name_cache_lists_what_moto_lists() -> None:
+    """Each handler class's names, as moto lists them; a fresh list per call, whatever a caller did to the last."""
+    from moto.core import responses
+
+    moto = differential(_method_names, emulator.install_method_name_cache)
+
+    assert {"update_item", "transact_write_items", "query"} <= set(moto[0])
+    assert moto[:3] == moto[3:]
     assert "method_names_from_class" in responses.BaseResponse.call_action.__code__.co_names
 
 
-def _queue_attributes(install: bool) -> list[list[tuple[str, Any]]]:
+def _queue_attributes() -> list[list[tuple[str, Any]]]:
     """Every queue's attributes, in order, for several queue kinds, with messages in flight."""
-    if install:
-        emulator.install_lazy_queue_attributes()
-    try:
-        with mock_aws():
-            sqs = boto3.client("sqs")
-            dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
-            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            redrive = f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": 3}}'
-            urls = [
-                sqs.create_queue(QueueName="plain")["QueueUrl"],
-                sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"],
-                sqs.create_queue(
-                    QueueName="d.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
-                )["QueueUrl"],
-                sqs.create_queue(QueueName="r", Attributes={"RedrivePolicy": redrive, "KmsMasterKeyId": "k"})[
-                    "QueueUrl"
-                ],
-            ]
-            for url in urls:
-                fifo = {"MessageGroupId": "g", "MessageDeduplicationId": "d"} if url.endswith(".fifo") else {}
-                sqs.send_message(QueueUrl=url, MessageBody="x", **fifo)
-                sqs.send_message(QueueUrl=url, MessageBody="y", DelaySeconds=0, **fifo)
-                sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)
-            from moto.sqs.models import sqs_backends
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = f'{{"deadLetterTargetArn": "{dlq_arn}", "maxReceiveCount": 3}}'
+        urls = [
+            sqs.create_queue(QueueName="plain")["QueueUrl"],
+            sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"],
+            sqs.create_queue(QueueName="d.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})[
+                "QueueUrl"
+            ],
+            sqs.create_queue(QueueName="r", Attributes={"RedrivePolicy": redrive, "KmsMasterKeyId": "k"})["QueueUrl"],
+        ]
+        for url in urls:
+            fifo = {"MessageGroupId": "g", "MessageDeduplicationId": "d"} if url.endswith(".fifo") else {}
+            sqs.send_message(QueueUrl=url, MessageBody="x", **fifo)
+            sqs.send_message(QueueUrl=url, MessageBody="y", DelaySeconds=0, **fifo)
+            sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)
+        from moto.sqs.models import sqs_backends
 
-            queues = sqs_backends["123456789012"]["us-east-1"].queues
-            listed = [
-                [(k, v) for k, v in queues[name].attributes.items() if "Timestamp" not in k]
-                for name in ("plain", "q.fifo", "d.fifo", "r")
-            ]
-            listed.append(sorted(sqs.get_queue_attributes(QueueUrl=urls[3], AttributeNames=["All"])["Attributes"]))
-            return listed
-    finally:
-        emulator.uninstall_lazy_queue_attributes()
+        queues = sqs_backends["123456789012"]["us-east-1"].queues
+        listed = [
+            [(k, v) for k, v in queues[name].attributes.items() if "Timestamp" not in k]
+            for name in ("plain", "q.fifo", "d.fifo", "r")
+        ]
+        listed.append(sorted(sqs.get_queue_attributes(QueueUrl=urls[3], AttributeNames=["All"])["Attributes"]))
+        return listed
 
 
 def test_lazy_queue_attributes_match_moto() -> None:
     """The lazy mapping holds the same attributes, values and order as moto's, and GetQueueAttributes agrees."""
-    assert _queue_attributes(install=True) == _queue_attributes(install=False)
+    moto = differential(_queue_attributes, emulator.install_lazy_queue_attributes)
+
+    assert ("RedrivePolicy", None) in moto[0]
+    assert ("FifoQueue", "true") in moto[1]
+    assert ("KmsMasterKeyId", "k") in moto[3]
 
 
 def _update(pk: str, update: str, names: dict[str, str], values: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -397,7 +341,7 @@ def S(text: str) -> dict[str, str]:
 
 
 def _updates() -> list[dict[str, Any]]:
-    """The store's shapes (served fast) between shapes and failures that moto must serve itself."""
+    """UpdateItems as the store renders them, between other shapes and failures (validation errors)."""
     relay_failure = _update(
         "A",
         "ADD #2 :1",
@@ -423,135 +367,202 @@ def _updates() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _count_fast_path(patch: pytest.MonkeyPatch, served: list[bool]) -> None:
-    """Record, per UpdateItem, whether the fast path served it (True) or left it to moto (False)."""
-    real = emulator._fast_update_item
-
-    def spy(handler: Any) -> Any:
-        result = real(handler)
-        served.append(result is not None)
-        return result
-
-    patch.setattr(emulator, "_fast_update_item", spy)
+LEASE = {"#pk": "pk", "#status": "status", "#lease": "lease_until", "#at": "updated_at"}
 
 
-def _run_updates(install: bool, view: str, history_tail: list[Any] | None = None) -> dict[str, Any]:
-    """Every update on a fresh emulator: outcomes with content types, the item, the stream records.
+def _lease(pk: str, to: str, now: str, **extra: Any) -> dict[str, Any]:
+    """A hand-written claim: named placeholders, a condition with OR (its status, or an expired lease)."""
+    values = {":to": S(to), ":from": S("PENDING"), ":now": S(now)}
+    condition = "attribute_exists(#pk) AND (#status = :from OR #lease < :now)"
+    update = "SET #status = :to, #at = :now, #lease = :now"
+    return _update(pk, update, LEASE, values, ConditionExpression=condition, **extra)
 
-    Ids and times are left out; ``history_tail`` adds elements to the item's history list.
+
+def _expression_updates() -> list[dict[str, Any]]:
+    """UpdateItems of many expression shapes, each expression sent more than once; some refused."""
+    one, listed = {":one": {"N": "1"}}, {":v": S("v"), ":w": S("w")}
+    remove = {"#m": "m", "#k": "k", "#l": "l", "#gone": "g"}
+    return [
+        *_updates(),
+        _lease("B", "PROCESSING", "t5"),
+        _lease("B", "QUEUED", "t4"),  # lease not expired, status not PENDING: the condition fails
+        _lease("B", "QUEUED", "t9", ReturnValues="ALL_NEW"),  # lease expired
+        _update("A", "SET #n = if_not_exists(#n, :one)", {"#n": "count"}, one),
+        _update("A", "SET #n = #n + :one", {"#n": "count"}, one, ReturnValues="UPDATED_NEW"),
+        _update("A", "SET #n = #n + :one", {"#n": "count"}, one, ReturnValues="ALL_OLD"),
+        _update("A", "SET #l = :l", {"#l": "l"}, {":l": {"L": [S("a"), S("b"), S("c")]}}),
+        _update("A", "SET #l[0] = :v, #m = :m", {"#l": "l", "#m": "m"}, {":v": S("v"), ":m": {"M": {"k": S("x")}}}),
+        _update("A", "SET #m.#k = :w REMOVE #l[1], #gone", remove, {":w": S("w")}),
+        _update("A", "ADD #ss :s", {"#ss": "ss"}, {":s": {"SS": ["x", "y"]}}),
+        _update("A", "DELETE #ss :s", {"#ss": "ss"}, {":s": {"SS": ["x"]}}),
+        _update("A", "ADD #ss :s", {"#ss": "ss"}, {":s": {"SS": ["z"]}}),
+        _update("A", "SET #status = ", {"#status": "status"}, {}),  # refused: incomplete
+        _update("A", "SET #status = ", {"#status": "status"}, {}),
+        _update("A", "SET #a = :v, #a = :w", {"#a": "a"}, listed),  # refused: two paths overlap
+        _update("A", "SET #a = :v, #a = :w", {"#a": "a"}, listed),
+        _update("A", "FROB #a :v", {"#a": "a"}, {":v": S("v")}),  # refused: no such clause
+    ]  # fmt: skip
+
+
+def _expression_scenario() -> dict[str, Any]:
+    """Every expression update, then the same shapes in transactions; answers, items and stream records."""
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        _create_table(client)
+        for pk in ("A", "B", "L"):
+            client.put_item(TableName=TABLE, Item=_key(pk) | {"status": S("PENDING"), "history": {"L": []}})
+        outcomes: list[Any] = []
+        for request in _expression_updates():
+            try:
+                response = client.update_item(**request)
+                outcomes.append({k: v for k, v in response.items() if k != "ResponseMetadata"})
+            except ClientError as exc:
+                outcomes.append((exc.response["Error"], exc.response.get("Item")))
+        for request in (_lease("L", "PROCESSING", "t1"), _lease("L", "QUEUED", "t0"), _lease("L", "COMPLETED", "t2")):
+            update = {
+                k: v for k, v in request.items() if k not in ("ReturnValues", "ReturnValuesOnConditionCheckFailure")
+            }
+            try:
+                client.transact_write_items(TransactItems=[{"Update": update}, _put("C", n={"N": "1"})])
+                outcomes.append("ok")
+            except ClientError as exc:
+                outcomes.append((exc.response["Error"]["Code"], exc.response.get("CancellationReasons")))
+        items = sorted(client.scan(TableName=TABLE)["Items"], key=lambda i: i["pk"]["S"])
+        noise = {"ApproximateCreationDateTime", "SizeBytes"}
+        records = _records(client, streams_client())
+        stream = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
+        return {"outcomes": outcomes, "items": items, "stream": stream}
+
+
+def test_expression_caches_answer_like_moto() -> None:
+    """Answers, refusals, items and stream records are moto's own, for every expression shape."""
+    moto = differential(_expression_scenario, emulator.install_expression_caches)
+
+    codes = [o[0].get("Code") if isinstance(o, tuple) and isinstance(o[0], dict) else None for o in moto["outcomes"]]
+    assert codes[14:17] == [None, "ConditionalCheckFailedException", None]  # claimed, leased, lease expired
+    assert moto["outcomes"][16]["Attributes"]["status"] == S("QUEUED")
+    assert codes[26:31] == ["ValidationException"] * 5  # refused twice each, as moto refuses them
+    assert moto["outcomes"][31:] == ["ok", moto["outcomes"][32], "ok"]
+    assert moto["outcomes"][32][0] == "TransactionCanceledException"
+    assert [i["status"] for i in moto["items"] if i["pk"] == S("L")] == [S("COMPLETED")]
+
+
+def _tree(node: Any) -> Any:
+    """A parse tree as plain data: each node's class, its attributes and its children, parent links checked."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    if not isinstance(node, Node):
+        return node
+    assert all(child.parent is node for child in node.children or [] if isinstance(child, Node))
+    attributes = {k: v for k, v in vars(node).items() if k not in ("children", "parent")}
+    return type(node), attributes, [_tree(child) for child in node.children or []]
+
+
+def _nodes(node: Any) -> Iterator[Any]:
+    """Every node of a parse tree."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    if isinstance(node, Node):
+        yield node
+        for child in node.children or []:
+            yield from _nodes(child)
+
+
+def test_update_expression_parsed_once_and_handed_out_as_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each string is parsed once, and every caller gets its own tree, equal to a fresh parse.
+
+    The validators' copy of a tree equals ``deepcopy``'s.
     """
-    if install:
-        emulator.install_fast_update_item()
-    served: list[bool] = []
-    try:
-        with mock_aws(), pytest.MonkeyPatch.context() as patch:
-            _count_fast_path(patch, served)
-            client = boto3.client("dynamodb")
-            _create_table(client, view=view)
-            history = {"L": [{"M": {"status": {"S": "PENDING"}, "at": {"S": "t0"}}}, *(history_tail or [])]}
-            client.put_item(TableName=TABLE, Item=_key("A") | {"status": {"S": "PENDING"}, "history": history})
-            outcomes: list[Any] = []
-            for request in _updates():
-                try:
-                    response = client.update_item(**request)  # botocore checks the body's x-amz-crc32
-                    content_type = response["ResponseMetadata"]["HTTPHeaders"]["content-type"]
-                    outcomes.append(({k: v for k, v in response.items() if k != "ResponseMetadata"}, content_type))
-                except ClientError as exc:
-                    outcomes.append((exc.response["Error"], exc.response.get("Item")))
-            item = client.get_item(TableName=TABLE, Key=_key("A"))["Item"]
-            records = _records(client, streams_client())
-            # moto's SizeBytes is the length of a JSON dump that holds the float creation time, so it
-            # varies by a digit from run to run on its own: both are left out.
-            noise = {"ApproximateCreationDateTime", "SizeBytes"}
-            stream = [(r["eventName"], {k: v for k, v in r["dynamodb"].items() if k not in noise}) for r in records]
-            return {"outcomes": outcomes, "item": item, "stream": stream, "fast": served}
-    finally:
-        emulator.uninstall_fast_update_item()
+    import copy
+
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.tokens import ExpressionTokenizer
+
+    expressions = {r["UpdateExpression"] for r in _expression_updates() if not r["UpdateExpression"].endswith("= ")}
+    expressions -= {"FROB #a :v"}
+    emulator.uninstall_all()
+    fresh = {e: UpdateExpressionParser.make(e) for e in expressions}
+    tokenized: list[str] = []
+    real = ExpressionTokenizer.make_list
+    monkeypatch.setattr(ExpressionTokenizer, "make_list", lambda e: tokenized.append(e) or real(e))
+    with patched_moto(emulator.install_expression_caches):
+        for _ in range(3):
+            trees = {e: UpdateExpressionParser.make(e) for e in expressions}
+            assert all(_tree(trees[e]) == _tree(fresh[e]) for e in expressions)
+        again = {e: UpdateExpressionParser.make(e) for e in expressions}
+        assert not any(set(map(id, _nodes(again[e]))) & set(map(id, _nodes(trees[e]))) for e in expressions)
+        assert sorted(tokenized) == sorted(expressions)
+        assert validators.deepcopy is emulator._copy_tree
+        for tree in fresh.values():
+            copied = validators.deepcopy(tree)
+            assert _tree(copied) == _tree(copy.deepcopy(tree))
+            assert not {id(node) for node in _nodes(copied)} & {id(node) for node in _nodes(tree)}
 
 
-@pytest.mark.parametrize("view", ["NEW_IMAGE", "NEW_AND_OLD_IMAGES"])
-def test_fast_update_item_answers_like_moto(view: str) -> None:
-    """Responses, errors, the item and every stream record are identical with and without the fast path."""
-    original = _run_updates(install=False, view=view)
-    fast = _run_updates(install=True, view=view)
-
-    assert {k: v for k, v in fast.items() if k != "fast"} == {k: v for k, v in original.items() if k != "fast"}
-    assert original["fast"] == []  # not installed: never consulted
-    # The store's shapes on the success path are served fast; failures and foreign shapes are moto's.
-    assert fast["fast"] == [True, True, True, False, True, True, False, True] + [False] * 6
-    answer = {"ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 0.5}}
-    assert original["outcomes"][0] == (answer, "application/x-amz-json-1.0")
-    assert original["outcomes"][1][0]["Attributes"] == {"relay_attempts": {"N": "1"}}
-    assert original["outcomes"][3][0]["Code"] == "ConditionalCheckFailedException"
-    assert original["outcomes"][3][1]["status"] == {"S": "QUEUED"}  # ALL_OLD on a failed condition
-    # moto's own validation errors (unused value, key update, list_append on a string, ADD to a string)
-    assert [i for i, outcome in enumerate(original["outcomes"]) if "Code" in outcome[0]] == [3, 6, 8, 9, 11, 13]
-    assert [h["M"]["status"]["S"] for h in original["item"]["history"]["L"]] == [
-        "PENDING",
-        "QUEUED",
-        "PROCESSING",
-        "PROCESSING",
-        "COMPLETED",
-    ]
+def _conditions() -> set[str]:
+    """Every condition expression of the expression scenario, and a few more shapes."""
+    sent = {r["ConditionExpression"] for r in _expression_updates() if "ConditionExpression" in r}
+    return sent | {"attribute_not_exists(pk)", "size(#l) > :n AND begins_with(#s, :p)", "NOT (#a BETWEEN :x AND :y)"}
 
 
-def test_fast_update_item_leaves_binary_old_values_to_moto_serializer() -> None:
-    """An UPDATED_OLD answer holding a binary value is encoded by moto's serializer: same answers as moto."""
-    tail = [{"B": b"\x00\xff"}]
-    original = _run_updates(install=False, view="NEW_IMAGE", history_tail=tail)
-    fast = _run_updates(install=True, view="NEW_IMAGE", history_tail=tail)
+def _lexed(conditions: set[str]) -> dict[str, list[Any]]:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
 
-    assert {k: v for k, v in fast.items() if k != "fast"} == {k: v for k, v in original.items() if k != "fast"}
-    assert fast["fast"][:3] == [True, True, True]
-    assert original["outcomes"][2][0]["Attributes"]["history"]["L"][1] == {"B": b"\x00\xff"}
+    return {c: list(ConditionExpressionParser(c, None, None)._lex_condition_expression()) for c in conditions}
 
 
-def test_store_transitions_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real store's requests hit the fast path (a change in their rendering would fall back, slowly)."""
-    from outbox.adapters.aws import dynamodb_client, sqs_client
-    from outbox.adapters.store import DynamoDBMessageStore
-    from outbox.bootstrap import bootstrap
-    from outbox.domain.message import new_message_id
-    from outbox.domain.notification import parse_notification
-    from outbox.domain.record import iso, utc_now
-    from outbox.domain.status import Status
+def test_condition_lexing_cache_lexes_once_and_its_tokens_stay_as_moto_made_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lexer runs once per condition string; the kept tokens equal a fresh lexing, even after use."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
 
-    served: list[bool] = []
-    _count_fast_path(monkeypatch, served)
-    emulator.install_fast_update_item()
-    try:
-        with mock_aws():
-            resources = bootstrap(dynamodb_client(), sqs_client())
-            store = DynamoDBMessageStore(resources.table_name, client=dynamodb_client())
-            note = parse_notification({"channel": "sms", "recipient": "+15555550100", "body": "hi"})
-            envelope = note.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
-            store.accept(envelope, idempotency_key=None)
-            message_id = envelope.message_id
-            store.count_relay_failure(message_id)
-            for status, by in (
-                (Status.QUEUED, "worker"),
-                (Status.PROCESSING, "consumer"),
-                (Status.COMPLETED, "consumer"),
-            ):
-                store.transition(message_id, status, by=by)
-            assert store.get(message_id).status is Status.COMPLETED
-    finally:
-        emulator.uninstall_fast_update_item()
-    assert served == [True] * 4
+    emulator.uninstall_all()
+    fresh = _lexed(_conditions())
+    lexed: list[str] = []
+    real = ConditionExpressionParser._lex_condition_expression
+    monkeypatch.setattr(ConditionExpressionParser, "_lex_condition_expression", lambda p: lexed.append(p) or real(p))
+    with patched_moto(emulator.install_expression_caches):
+        assert _lexed(_conditions()) == fresh
+        _expression_scenario()
+        assert _lexed(_conditions()) == fresh  # no caller changed a kept token
+        assert all(token.children == [] for tokens in fresh.values() for token in tokens)
+    assert len(lexed) == len(_conditions())
 
 
-def test_moto_internals_the_fast_update_relies_on_are_still_there() -> None:
-    """Fails when moto moves what the fast path uses: the handler method, types, stream shard, response class."""
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
-    from moto.dynamodb.models.table import StreamShard
-    from moto.dynamodb.responses import DynamoHandler, DynamoResult
+def test_node_types_are_computed_once_per_processor() -> None:
+    """Each processor's node types are moto's own, computed on its first node and kept."""
+    from moto.dynamodb.parsing import validators
 
-    assert callable(DynamoHandler.update_item)
-    assert callable(DynamoResult)
-    assert (DynamoType({"N": "2"}) + DynamoType({"N": "3"})).value == "5"
-    assert Item.to_json.__code__.co_varnames[:2] == ("self", "root_attr_name")
-    assert issubclass(LimitedSizeDict, dict)
-    assert StreamShard.add.__code__.co_varnames[:3] == ("self", "old", "new")
+    processors = [validators.ActionCountValidator(), validators.NoneExistingPathChecker()]
+    emulator.uninstall_all()
+    moto = [processor.nodes_to_be_processed() for processor in processors]
+    with patched_moto(emulator.install_expression_caches):
+        kept = [processor.nodes_to_be_processed() for processor in processors]
+        assert [processor.nodes_to_be_processed() for processor in processors] == kept == moto
+        assert all(processor.nodes_to_be_processed() is k for processor, k in zip(processors, kept, strict=True))
+
+
+def test_moto_internals_the_expression_caches_rely_on_are_still_there() -> None:
+    """Fails when moto moves what the caches replace, or when its lexing reads more than the string."""
+    import copy
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    emulator.uninstall_all()
+    assert isinstance(vars(UpdateExpressionParser)["make"], classmethod)
+    assert validators.deepcopy is copy.deepcopy
+    assert "deepcopy" in validators.Validator.__init__.__code__.co_names
+    assert "_lex_condition_expression" in ConditionExpressionParser.parse.__code__.co_names
+    lexing = ConditionExpressionParser._lex_condition_expression, ConditionExpressionParser._lex_one_node
+    read = {name for function in lexing for name in function.__code__.co_names}
+    assert "condition_expression" in read
+    assert not {"expression_attribute_names", "expression_attribute_values"} & read
+    assert "nodes_to_be_processed" in DepthFirstTraverser.traverse_node_recursively.__code__.co_names
 
 
 _VOLATILE = {
@@ -579,13 +590,38 @@ def _stable(value: Any) -> Any:
     return value
 
 
-def _http_scenario(direct: bool) -> list[Any]:
-    """DynamoDB and Streams calls over HTTP against an in-process emulator server; every answer."""
+@contextmanager
+def _serving(*, direct: bool = True) -> Iterator[str]:
+    """An emulator server on a free loopback port, polled by a thread until the block ends; its URL.
+
+    The thread that polls the server's sockets is the one that closes them (a socket closed under a
+    poll fails in the server's thread, and pytest reports that in whichever test runs next).
+    """
     server = emulator.make_emulator_server("127.0.0.1", 0, direct=direct)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            server.asyncore.loop(timeout=0.05, map=server._map, count=1)
+        server.task_dispatcher.shutdown()
+        server.asyncore.close_all(server._map)
+
+    thread = threading.Thread(target=poll, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.effective_port}"
     try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def _http_scenario() -> list[Any]:
+    """DynamoDB and Streams calls over HTTP to an in-process server; every answer.
+
+    With the fixes installed, it is the emulator's server (DynamoDB dispatched without Flask); without,
+    moto's own Flask app as shipped.
+    """
+    with _serving(direct=bool(emulator._originals)) as url:
         urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
         client = boto3.client("dynamodb", endpoint_url=url)
         streams = boto3.client("dynamodbstreams", endpoint_url=url)
@@ -615,28 +651,22 @@ def _http_scenario(direct: bool) -> list[Any]:
             except ClientError as exc:
                 answers.append(("error", exc.response["Error"], exc.response["ResponseMetadata"]["HTTPStatusCode"]))
         return answers
-    finally:
-        server.close()
 
 
-def test_direct_dispatch_answers_like_moto_flask_app() -> None:
-    """DynamoDB and Streams served without Flask answer exactly as through moto's Flask app."""
-    through_flask = _http_scenario(direct=False)
-    direct = _http_scenario(direct=True)
+def test_emulator_server_answers_like_moto_server() -> None:
+    """Every fix and DynamoDB served without Flask: the same answers over HTTP as moto's server as shipped."""
+    moto = differential(_http_scenario)
 
-    assert direct == through_flask
-    assert through_flask[-1][0]  # stream records were read
-    assert through_flask[0][1:] == (200, "application/x-amz-json-1.0")
-    assert through_flask[-2][0] == "error"
-    assert through_flask[-2][1]["Code"] == "ResourceNotFoundException"
+    assert moto[-1][0]  # stream records were read
+    assert moto[0][1:] == (200, "application/x-amz-json-1.0")
+    assert moto[-2][0] == "error"
+    assert moto[-2][1]["Code"] == "ResourceNotFoundException"
 
 
 def test_emulator_keeps_connections_alive() -> None:
     """Requests on one connection are served one after another over it (no reconnect per request)."""
-    server = emulator.make_emulator_server("127.0.0.1", 0)
-    threading.Thread(target=server.run, daemon=True).start()
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
+    with _serving() as url:
+        connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
         headers = {
             "Content-Type": "application/x-amz-json-1.0",
             "X-Amz-Target": "DynamoDB_20120810.ListTables",
@@ -652,84 +682,100 @@ def test_emulator_keeps_connections_alive() -> None:
         assert sockets[0] is not None
         assert sockets == [sockets[0]] * 3
         connection.close()
-    finally:
-        server.close()
 
 
-def _queries(install: bool) -> list[Any]:
-    """Queries of every kind over a table of several partitions, with and without the partition patch."""
-    if install:
-        emulator.install_partition_query()
-    try:
-        with mock_aws():
-            client = boto3.client("dynamodb")
-            _create_table(client, view=None, index=True)
-            for i in range(60):
-                item = {"pk": S(f"P{i % 3}"), "sk": S(f"{i:03d}"), "g": S(f"G{i % 2}"), "n": {"N": str(i)}}
-                client.put_item(TableName=TABLE, Item=item)
-            values = {":p": S("P1"), ":a": S("010"), ":b": S("040")}
-            ranged = {"KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b", "ExpressionAttributeValues": values}
-            requests: list[dict[str, Any]] = [
-                {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": S("P0")}},
-                ranged,
-                ranged | {"ScanIndexForward": False, "Limit": 4},
-                ranged | {"Select": "COUNT"},
-                ranged | {"FilterExpression": "n > :m", "ExpressionAttributeValues": values | {":m": {"N": "20"}}},
-                {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": S("absent")}},
-                {"IndexName": "by-g", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": S("G1")}},
-            ]
-            answers: list[Any] = []
-            for request in requests:
-                pages: list[Any] = []
-                kwargs = {"TableName": TABLE, **request}
-                while True:
-                    page = client.query(**kwargs)
-                    pages.append({k: v for k, v in page.items() if k != "ResponseMetadata"})
-                    if "LastEvaluatedKey" not in page:
-                        break
-                    kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-                answers.append(pages)
-            return answers
-    finally:
-        emulator.uninstall_partition_query()
+def _queries() -> list[Any]:
+    """Queries of every kind over a table of several partitions, every page."""
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        _create_table(client, view=None, index=True)
+        for i in range(60):
+            item = {"pk": S(f"P{i % 3}"), "sk": S(f"{i:03d}"), "g": S(f"G{i % 2}"), "n": {"N": str(i)}}
+            client.put_item(TableName=TABLE, Item=item)
+        values = {":p": S("P1"), ":a": S("010"), ":b": S("040")}
+        ranged = {"KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b", "ExpressionAttributeValues": values}
+        requests: list[dict[str, Any]] = [
+            {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": S("P0")}},
+            ranged,
+            ranged | {"ScanIndexForward": False, "Limit": 4},
+            ranged | {"Select": "COUNT"},
+            ranged | {"FilterExpression": "n > :m", "ExpressionAttributeValues": values | {":m": {"N": "20"}}},
+            {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": S("absent")}},
+            {"IndexName": "by-g", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": S("G1")}},
+        ]
+        answers: list[Any] = []
+        for request in requests:
+            pages: list[Any] = []
+            kwargs = {"TableName": TABLE, **request}
+            while True:
+                page = client.query(**kwargs)
+                pages.append({k: v for k, v in page.items() if k != "ResponseMetadata"})
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            answers.append(pages)
+        return answers
 
 
 def test_partition_query_answers_like_moto() -> None:
     """Every page of every Query (ranges, order, limits, count, filter, index) is moto's own."""
-    slow = _queries(install=False)
-    fast = _queries(install=True)
+    moto = differential(_queries, emulator.install_partition_query)
 
-    assert fast == slow
-    assert [item["sk"]["S"] for item in slow[0][0]["Items"]][:3] == ["000", "003", "006"]
-    assert len(slow[2]) > 1  # paginated by Limit
-    assert slow[3][0]["Count"] == 11
-    assert slow[5][0]["Items"] == []
+    assert [item["sk"]["S"] for item in moto[0][0]["Items"]][:3] == ["000", "003", "006"]
+    assert len(moto[2]) > 1  # paginated by Limit
+    assert moto[3][0]["Count"] == 11
+    assert moto[5][0]["Items"] == []
+
+
+def test_moto_internals_the_partition_query_relies_on_are_still_there() -> None:
+    """Fails when moto renames the Query arguments the fix reads (it would silently see the whole table)."""
+    import inspect
+
+    from moto.dynamodb.models.table import Table
+
+    emulator.uninstall_all()
+    assert {"hash_key", "index_name"} <= set(inspect.signature(Table.query).parameters)
 
 
 def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> None:
-    """The server and the benchmarks install one set; tests can undo all of it."""
+    """The server and the benchmarks install one set, twice is once; tests put back moto's very own objects."""
     from moto import backends
     from moto.core import responses
     from moto.core.serialize import BaseJSONSerializer
-    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb import models
+    from moto.dynamodb.comparisons import ConditionExpressionParser
     from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.sqs.models import Queue
 
     patched = [
+        (models, "copy"),
+        (models.DynamoDBBackend, "transact_write_items"),
         (BaseJSONSerializer, "_serialize_type_structure"),
-        (DynamoHandler, "update_item"),
-        (Item, "__init__"),
+        (BaseJSONSerializer, "_serialize_type_map"),
         (Table, "query"),
-        (responses, "method_names_from_class"),
+        (Table, "all_items"),
         (backends, "list_of_moto_modules"),
+        (responses, "method_names_from_class"),
+        (UpdateExpressionParser, "make"),
+        (validators, "deepcopy"),
+        (ConditionExpressionParser, "_lex_condition_expression"),
+        (DepthFirstTraverser, "nodes_to_be_processed"),
+        (Queue, "attributes"),
     ]
-    emulator.install_all()
+    emulator.uninstall_all()
+    shipped = [vars(owner)[name] for owner, name in patched]
     try:
+        emulator.install_all()
+        replaced = [vars(owner)[name] for owner, name in patched]
+        emulator.install_all()
+        assert [vars(owner)[name] for owner, name in patched] == replaced
         assert all(emulator._patched(owner, name) for owner, name in patched)
-        assert emulator._installed  # the transaction journal
-        assert emulator._lazy_sqs  # the lazy queue attributes
+        assert set(emulator._originals) == set(patched)
+        assert not any(new is old for new, old in zip(replaced, shipped, strict=True))
     finally:
         emulator.uninstall_all()
-    assert not any(emulator._patched(owner, name) for owner, name in patched)
-    assert not emulator._installed
-    assert not emulator._lazy_sqs
+    assert not emulator._originals
+    assert all(vars(owner)[name] is old for (owner, name), old in zip(patched, shipped, strict=True))
