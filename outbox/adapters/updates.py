@@ -23,7 +23,7 @@ from typing import Any
 from outbox.domain.record import Lease
 from outbox.domain.status import Status
 
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED})
+ENDED = frozenset({Status.COMPLETED, Status.FAILED})  # a record expires only once it has ended
 
 AttributeValue = dict[str, Any]
 
@@ -102,7 +102,7 @@ def transition_shape(
         per_call.add(":owner")
 
     names["#expires_at"] = "expires_at"
-    if to in TERMINAL:  # an ended record expires (personal data kept short) ...
+    if to in ENDED:  # an ended record expires (personal data kept short) ...
         sets.append("#expires_at = :expires")
         per_call.add(":expires")
     else:  # ... and one that is pending or in flight never does (a FAILED -> QUEUED re-drive)
