@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, dynamodb_client, error_code, translate
 from outbox.adapters.models import HASH_KEY, RANGE_KEY, MessageRecordModel, OutboxEntryModel, bind_models
-from outbox.adapters.updates import TERMINAL, S, relay_failure_shape, transition_shape, transition_values
+from outbox.adapters.updates import ENDED, S, relay_failure_shape, transition_shape, transition_values
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     CancellationReason,
@@ -247,7 +247,7 @@ class DynamoDBMessageStore:
         )
         at = utc_now()
         now = iso(at)
-        expires_at = int((at + self.record_retention).timestamp()) if to in TERMINAL else None
+        expires_at = int((at + self.record_retention).timestamp()) if to in ENDED else None
         values = transition_values(
             to, now=now, by=by, reason=reason, lease=lease, payload_hash=payload_hash, expires_at=expires_at
         )
