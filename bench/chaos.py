@@ -74,8 +74,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
 from outbox import api
-from outbox.adapters.aws import dynamodb_client, sqs_client
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.bootstrap import Resources
 from outbox.domain.envelope import Envelope
@@ -83,7 +85,7 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, bucket_of, iso, utc_now
 from outbox.domain.status import Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
-from outbox.local.demo import Client, sample_payload, scan
+from outbox.local.demo import Client, sample_payload
 from outbox.local.stack import LocalStack, StackConfig
 from outbox.relay import Relay
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
@@ -107,7 +109,7 @@ VIOLATIONS = (
     "out_of_order",
 )
 GLOSS = {
-    "duplicates": "messages received more than once: extra copies the consumer dropped, expected under redelivery",
+    "duplicates": "messages received more than once: redelivery, expected; the consumer dropped or retried the extras",
     "copies_per_message": "SQS copies received per accepted message (target <= 1.3 at 20 % faults)",
     "stuck_after_sweep": "not COMPLETED/FAILED after the sweeper alone, no operator replay",
     "dead_letter_non_terminal": "DLQ copies whose record is not COMPLETED/FAILED",
@@ -340,6 +342,38 @@ class Trigger:
             shard.checkpoint = mark
 
 
+# The harness's own reads (whole-table scans, queue drains) wait on an emulator the pipeline keeps
+# busy: a page of a 20,000-item scan took over the handlers' 5 s read timeout on a loaded machine.
+PATIENT = Config(connect_timeout=10, read_timeout=120, retries={"mode": "standard", "max_attempts": 5})
+
+
+def patient(service: str) -> Any:
+    """A client of the stack's endpoint (AWS_ENDPOINT_URL) for the harness's own reads."""
+    return boto3.session.Session().client(service, config=PATIENT)  # type: ignore[call-overload]
+
+
+def scan(table: str, prefix: str, hash_key: str = "pk", projection: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every item whose hash key starts with ``prefix``, page by page (``projection``: only those attributes)."""
+    client = patient("dynamodb")
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "begins_with(#pk, :p)",
+        "ExpressionAttributeNames": {"#pk": hash_key},
+        "ExpressionAttributeValues": {":p": {"S": prefix}},
+        "ConsistentRead": True,
+    }
+    if projection:
+        names = {f"#a{i}": name for i, name in enumerate(projection.split(","))}
+        kwargs["ProjectionExpression"] = ", ".join(names)
+        kwargs["ExpressionAttributeNames"] |= names
+    while True:
+        page = client.scan(**kwargs)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def _seq(record: dict[str, Any]) -> int:
     return int(record["dynamodb"]["SequenceNumber"])
 
@@ -372,7 +406,7 @@ def expire_entries(resources: Resources, accepted: dict[str, Any], wanted: int, 
         if item["message_id"]["S"] in pending
     }
     chosen = rng.sample(sorted(entries), min(wanted, len(entries)))
-    client = dynamodb_client()
+    client = patient("dynamodb")
     for message_id in chosen:
         client.delete_item(TableName=resources.table_name, Key=entries[message_id])
     return chosen
@@ -486,27 +520,15 @@ def send_all(client: Client, n: int, run_id: str, sent: Sent, *, rate: float = 0
 
 def records_by_id(table: str, hash_key: str = "pk") -> dict[str, str]:
     """message_id -> status of every record (a projected scan)."""
-    client = dynamodb_client()
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": "begins_with(#pk, :p)",
-        "ProjectionExpression": "message_id, #s",
-        "ExpressionAttributeNames": {"#pk": hash_key, "#s": "status"},
-        "ExpressionAttributeValues": {":p": {"S": RECORD_PREFIX}},
-        "ConsistentRead": True,
+    return {
+        item["message_id"]["S"]: item["status"]["S"]
+        for item in scan(table, RECORD_PREFIX, hash_key, projection="message_id,status")
     }
-    statuses: dict[str, str] = {}
-    while True:
-        page = client.scan(**kwargs)
-        statuses.update({item["message_id"]["S"]: item["status"]["S"] for item in page["Items"]})
-        if "LastEvaluatedKey" not in page:
-            return statuses
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def drain_queue(url: str) -> Iterator[dict[str, Any]]:
     """Receive (and delete) everything in a queue; a FIFO queue hides a group while one of its messages is in flight."""
-    client = sqs_client()
+    client = patient("sqs")
     empty = 0
     while empty < 2:
         messages = client.receive_message(
@@ -525,7 +547,7 @@ def drain_queue(url: str) -> Iterator[dict[str, Any]]:
 def queue_depth(url: str) -> int:
     """Messages in the queue, visible or in flight."""
     names: Any = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    attributes = sqs_client().get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    attributes = patient("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     return sum(int(attributes.get(name, 0)) for name in names)
 
 
@@ -642,7 +664,7 @@ def sweep_summary(sweeps: list[dict[str, Any]]) -> dict[str, Any]:
         "already_moved": sum(s.get("already_moved", 0) for s in sweeps),
         "with_failures": sum(1 for s in sweeps if s.get("failed") or "error" in s),
         "max_pending": max((s.get("pending", 0) for s in sweeps), default=0),
-        "max_oldest_pending_age_s": max((s.get("oldest_pending_age_s", 0.0) for s in sweeps), default=0.0),
+        "max_oldest_pending_age_s": round(max((s.get("oldest_pending_age_s", 0.0) for s in sweeps), default=0.0), 1),
     }
 
 
@@ -798,12 +820,20 @@ def settle(stack: LocalStack, sent: Sent, harness: Harness, timeout_s: float, st
     last_scan = [0.0, -1]  # when, how many non-terminal
 
     def done() -> bool:
-        if time.monotonic() - last_scan[0] < 5.0:
+        # A whole-table scan holds the emulator's DynamoDB lock: only when the consumer's own count
+        # says it is finished, or every 30 s, so that settling is not slowed by watching it.
+        finished = stats["completed"] + stats["failed"] >= len(sent.accepted)
+        if time.monotonic() - last_scan[0] < (5.0 if finished else 30.0):
             return False
-        statuses = records_by_id(resources.table_name, resources.hash_key)
+        try:
+            statuses = records_by_id(resources.table_name, resources.hash_key)
+            empty = queue_depth(resources.queue_url) == 0
+        except Exception:  # noqa: BLE001 - a slow emulator: look again later
+            last_scan[0] = time.monotonic()
+            return False
         last_scan[:] = [time.monotonic(), sum(statuses.get(m) not in TERMINAL for m in sent.accepted)]
         idle = all(not s.pending and not s.buffer for s in runner.shards.values())
-        return last_scan[1] == 0 and idle and queue_depth(resources.queue_url) == 0
+        return last_scan[1] == 0 and idle and empty
 
     def progress() -> tuple[int, ...]:
         return (
