@@ -1,17 +1,60 @@
-"""Chaos run: N messages through the local stack with a share of AWS calls faulted, then a Jepsen-style count.
+"""Chaos run: N messages through the local stack with AWS faulted, the trigger off, entries expired; then a Jepsen-style count.
 
-    python bench/chaos.py --messages 10000 --fault-rate 0.2 [--json]
+    python -m bench.chaos --messages 10000 --fault-rate 0.2 [--fifo] [--json]
 
-Faults, injected at the botocore boundary of the real handlers' clients (``outbox.faults``):
-throttling and 5xx on TransactWriteItems, UpdateItem and SendMessageBatch, timeouts, per-entry
-SendMessageBatch refusals, and a crash right after SQS accepted a batch (before any flip). The
-stream runner redelivers from the lowest failed sequence number (duplicate deliveries), and a
-replay runs concurrently with the worker every few seconds. Clients retry a 5xx with the same
+Faults, injected at the botocore boundary of the real handlers' clients (``outbox.faults``), the
+sweeper's included: throttling and 5xx on TransactWriteItems, UpdateItem and SendMessageBatch,
+timeouts, per-entry SendMessageBatch refusals, and a crash right after SQS accepted a batch (before
+any flip). The stream runner redelivers from the lowest failed sequence number (duplicate
+deliveries). Clients send ``--rate`` messages a second (10: about half of what the local stream
+runner relays under 20 % faults on a busy 2-core machine, so that the stream keeps up, as on AWS
+where it lags by a second and the sweeper's minimum age is minutes) and retry a 5xx with the same
 Idempotency-Key, as a real client would.
 
-At the end the faults stop, one replay re-drives what is still PENDING or FAILED, the pipeline
-drains, and the table and the consumer's deliveries are checked. Exit 1 on any lost,
-unexpected, stuck, backward or changed message.
+Disruptions, once half the messages are accepted (each can be turned off):
+
+- the trigger is disabled for ``--pause-s`` (``--no-pause``): the stream runner does not read the
+  stream at all, as Lambda with a disabled event source mapping; re-enabled, it resumes from its
+  checkpoint, except that the oldest stream records it had not handled yet that are older than
+  ``--retention-s`` (the sweeper's minimum age plus 1.5 sweep intervals: a healthy sweeper has
+  had its turn at them), at most those of ``--trim`` of the messages (``--trim 0``), were trimmed
+  meanwhile: only the sweeper can relay those messages;
+- halfway through the pause, the outbox entries of ``--expire`` of the messages, chosen at random
+  with the seed among the accepted messages still PENDING, are deleted, as TTL would
+  (``--no-expiry``): the sweeper relays from the record alone.
+
+No operator replays (``--with-replays`` runs one every 2 s during the fault phase). When the
+consumers have finished every accepted message (or stopped making progress), the faults stop and
+the sweeper (every 2 s, for messages PENDING 5 s or more) and the consumers settle what is left;
+then the table, the dead-letter queue and every delivery are checked. Keys of the tally:
+
+- ``lost``: accepted, but no record, or no copy ever reached the consumer;
+- ``unexpected``: records no accepted request created;
+- ``duplicates``: messages whose copies reached the consumer more than once (redelivery; the
+  consumer drops or retries the extra copies, so this is expected and not a violation);
+- ``stuck_after_sweep``: accepted messages whose record is not terminal (COMPLETED or FAILED)
+  once the sweeper and consumers have settled, with no operator replay;
+- ``backward_transitions``: steps of a record's history its lifecycle does not allow;
+- ``changed_records``: payload changed, or not exactly one outbox entry (none for an expired one);
+- ``dead_letter_non_terminal``: copies in the dead-letter queue whose record is not terminal;
+- ``concurrent_deliveries``: times the delivery function was entered for a message while another
+  call for the same message was still running (each call sleeps ``--widen-ms`` to widen windows);
+- ``out_of_order`` (FIFO only, else null): message A of a group *precedes* message B of the same
+  group when A's 202 reached its client before B's first request was sent (real-time order; two
+  overlapping requests are not ordered). A delivery call for B is out of order when some A that
+  precedes B had no delivery call started yet, although A was delivered later; the count is of
+  such delivery calls. A message never delivered (it ended FAILED) orders nothing.
+  ``out_of_order_by_queue`` counts those where SQS had accepted A before B: the queue, not the
+  relay, put B first (the embedded moto server's FIFO queue does, see ``SerialReceives``);
+- ``copies_per_message``: SQS copies handed to the consumer (every receive) per accepted message;
+  ``consumer_outcomes`` splits them (completed, failed, retried: given back to SQS, duplicates:
+  dropped), ``left_pending`` says who moved each record out of PENDING.
+
+``--details FILE`` writes every violation with the message's sends, receives, delivery calls and
+record history.
+
+Exit 1 if any of lost, unexpected, stuck_after_sweep, backward_transitions, changed_records,
+dead_letter_non_terminal, concurrent_deliveries or out_of_order is non-zero.
 """
 
 from __future__ import annotations
@@ -20,30 +63,66 @@ import argparse
 import itertools
 import json
 import os
+import random
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+
+import boto3
+from botocore.config import Config
 
 from outbox import api
 from outbox.adapters.reader import DynamoDBOutboxReader
+from outbox.bootstrap import Resources
+from outbox.domain.envelope import Envelope
 from outbox.domain.notification import parse_notification
-from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, iso, utc_now
+from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, bucket_of, iso, utc_now
 from outbox.domain.status import Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
-from outbox.local.demo import Client, sample_payload, scan
+from outbox.local.demo import Client, sample_payload
 from outbox.local.stack import LocalStack, StackConfig
 from outbox.relay import Relay
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
-from worker import consumer, handler
-from worker.stream_runner import Invoke
+from worker import consumer, handler, sweeper
+from worker.stream_runner import Invoke, StreamRunner
 
 KINDS = {
     "TransactWriteItems": ["throttle", "5xx", "timeout"],
     "UpdateItem": ["throttle", "5xx", "timeout"],
     "SendMessageBatch": ["throttle", "5xx", "timeout", "refuse", "crash_after"],
+}
+TERMINAL = frozenset({Status.COMPLETED.value, Status.FAILED.value})
+VIOLATIONS = (
+    "lost",
+    "unexpected",
+    "stuck_after_sweep",
+    "backward_transitions",
+    "changed_records",
+    "dead_letter_non_terminal",
+    "concurrent_deliveries",
+    "out_of_order",
+)
+GLOSS = {
+    "duplicates": "messages received more than once: redelivery, expected; the consumer dropped or retried the extras",
+    "copies_per_message": "SQS copies received per accepted message (target <= 1.3 at 20 % faults)",
+    "stuck_after_sweep": "not COMPLETED/FAILED after the sweeper alone, no operator replay",
+    "dead_letter_non_terminal": "DLQ copies whose record is not COMPLETED/FAILED",
+    "concurrent_deliveries": "two delivery calls of one message at the same moment",
+    "out_of_order": "delivery calls before an earlier-accepted message of the group (FIFO only)",
+    "out_of_order_by_queue": "of which SQS had the earlier message first: the queue reordered them",
+    "copies_dropped": "copies the consumer dropped as duplicates",
+    "sends_per_message": "copies SQS accepted from the worker and the sweeper per accepted message",
+    "senders": "messages by who sent them, in order",
+    "expired_entries": "outbox entries deleted (TTL) while their message was PENDING",
+    "trimmed_records": "outbox stream records lost to retention while the trigger was off",
+    "left_pending": "each record's first move out of PENDING, and who made it",
+    "pending_s": "how long records stayed PENDING (accept to first move)",
 }
 
 
@@ -72,7 +151,7 @@ def arm(injector: FaultInjector, rate: float) -> None:
 def crash_is_function_error(invoke: Invoke) -> Invoke:
     """A simulated crash is what Lambda sees as a function error."""
 
-    def wrapped(event: dict[str, Any], context: Any) -> Any:
+    def wrapped(event: Any, context: Any) -> Any:
         try:
             return invoke(event, context)
         except SimulatedCrash as crash:
@@ -81,93 +160,526 @@ def crash_is_function_error(invoke: Invoke) -> Invoke:
     return wrapped
 
 
-def counting_deliveries(invoke: Invoke, deliveries: Counter[str], lock: threading.Lock) -> Invoke:
-    """Count every copy the consumer is handed, by message_id."""
+class SendLog:
+    """Every message SQS accepted from a publisher client: when, from whom (for ``--details``)."""
 
-    def wrapped(event: dict[str, Any], context: Any) -> Any:
-        with lock:
-            for record in event.get("Records", []):
-                try:
-                    deliveries[json.loads(record["body"])["message_id"]] += 1
-                except (ValueError, KeyError, TypeError):
-                    deliveries["<unreadable>"] += 1
-        return invoke(event, context)
+    def __init__(self, origin: float) -> None:
+        self.origin = origin
+        self.sends: dict[str, list[tuple[float, str]]] = {}  # message_id -> (seconds since origin, sender)
+        self._lock = threading.Lock()
 
-    return wrapped
+    def attach(self, client: Any, sender: str) -> None:
+        """Note what ``client``'s SendMessageBatch calls got accepted."""
+
+        def params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            context["chaos_send_params"] = params
+
+        def after(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            at = time.monotonic() - self.origin
+            bodies = {e["Id"]: e["MessageBody"] for e in context.get("chaos_send_params", {}).get("Entries", [])}
+            with self._lock:
+                for success in parsed.get("Successful", []):
+                    try:
+                        message_id = str(json.loads(bodies[success["Id"]])["message_id"])
+                    except (KeyError, ValueError, TypeError):
+                        continue
+                    self.sends.setdefault(message_id, []).append((at, sender))
+
+        client.meta.events.register("provide-client-params.sqs.SendMessageBatch", params)
+        client.meta.events.register("after-call.sqs.SendMessageBatch", after)
+
+    def first(self, message_id: str) -> float:
+        """When SQS first accepted the message (infinity if never)."""
+        with self._lock:
+            return min((at for at, _ in self.sends.get(message_id, [])), default=float("inf"))
 
 
-def replay_once(table: str, statuses: tuple[str, ...] = ("PENDING", "FAILED")) -> None:
-    """One operator replay of each status, min-age 0."""
-    worker = handler.default_worker()
-    reader = DynamoDBOutboxReader(table, client=worker.relay.store.client, buckets=16)
-    for status in statuses:
-        relay = Relay(worker.relay.store, worker.relay.publisher, by="replay", expected=FLIP_FROM[status])
-        selection = Selection.build(since=None, until=None, min_age="0", status=status)
+class SerialReceives:
+    """An SQS client whose ReceiveMessage calls run one at a time (every other call passes through).
+
+    The embedded moto server does not keep a FIFO group to one receiver: each ReceiveMessage
+    notes the groups in flight when it starts and, long-polling, never looks again, so two
+    concurrent receives hand out two messages of one group (seen: B received 0.15 s after A of
+    its group, while A was still in flight). A run with ``--fifo`` serialises the consumers'
+    receives, so that ``out_of_order`` counts the outbox's order, not the emulator's.
+    """
+
+    def __init__(self, client: Any, lock: threading.Lock) -> None:
+        self.client = client
+        self.lock = lock
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        """One receive at a time."""
+        with self.lock:
+            return self.client.receive_message(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+@dataclass
+class DeliveryLog:
+    """Every call of the consumer's delivery function, in the order they started, and their overlaps."""
+
+    widen_s: float = 0.005
+    calls: list[str] = field(default_factory=list)  # message_id of each call, in start order
+    started: list[float] = field(default_factory=list)  # when each call started, seconds since ``origin``
+    origin: float = field(default_factory=time.monotonic)
+    first: dict[str, int] = field(default_factory=dict)  # message_id -> index of its first call
+    concurrent: int = 0
+    overlaps: list[str] = field(default_factory=list)  # message_id of each call that overlapped another
+    _inflight: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wrap(self, deliver: Callable[[Envelope], None]) -> Callable[[Envelope], None]:
+        """``deliver``, logged; each call sleeps ``widen_s`` first so that overlaps have room to show."""
+
+        def wrapped(envelope: Envelope) -> None:
+            message_id = envelope.message_id
+            with self._lock:
+                self.first.setdefault(message_id, len(self.calls))
+                self.calls.append(message_id)
+                self.started.append(time.monotonic() - self.origin)
+                if self._inflight[message_id]:
+                    self.concurrent += 1
+                    self.overlaps.append(message_id)
+                self._inflight[message_id] += 1
+            try:
+                time.sleep(self.widen_s)
+                deliver(envelope)
+            finally:
+                with self._lock:
+                    self._inflight[message_id] -= 1
+
+        return wrapped
+
+
+class Trigger:
+    """The stream trigger, disabled and re-enabled as Lambda's event source mapping is.
+
+    Disabled, the runner reads nothing (its poll does nothing, after the poll in progress ends).
+    Re-enabled, it resumes from its checkpoint, minus what retention trimmed meanwhile: the
+    oldest outbox INSERTs it had not handled yet (in a batch being retried, buffered, or not
+    read) that are older than the retention are dropped, with every record before them, and the
+    checkpoint moves past them.
+    """
+
+    def __init__(self, runner: StreamRunner) -> None:
+        self.runner = runner
+        self.enabled = True
+        self.trimmed: list[str] = []  # message_ids of the outbox INSERTs lost
+        self._lock = threading.Lock()
+        self._poll = runner.poll_once
+        runner.poll_once = self._poll_once  # type: ignore[method-assign]
+
+    def _poll_once(self) -> int:
+        with self._lock:
+            return self._poll() if self.enabled else 0
+
+    def disable(self) -> None:
+        """Stop reading; returns once the poll in progress has ended."""
+        with self._lock:
+            self.enabled = False
+
+    def _unread(self, shard_id: str, position: str | None) -> list[dict[str, Any]]:
+        """Every record of the shard after ``position`` (the runner's client: the runner is paused)."""
+        streams = self.runner.streams
+        start: dict[str, Any] = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": position}
+            if position
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        iterator = streams.get_shard_iterator(StreamArn=self.runner.stream_arn, ShardId=shard_id, **start)[
+            "ShardIterator"
+        ]
+        unread: list[dict[str, Any]] = []
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            unread += page.get("Records", [])
+            iterator = page.get("NextShardIterator") if page.get("Records") else None
+        return unread
+
+    def enable(self, *, trim_before: datetime | None = None, limit: int = 0) -> None:
+        """Read again, past what retention trimmed: the oldest outbox INSERTs not handled yet that were written before ``trim_before``, at most ``limit``."""
+        with self._lock:
+            if trim_before is not None and limit > 0:
+                cutoff = iso(trim_before)
+                for shard in list(self.runner.shards.values()):
+                    if shard.finished:
+                        continue
+                    mark = None
+                    for record in (
+                        [r for b in shard.pending for r in b.records]
+                        + shard.buffer
+                        + self._unread(shard.shard_id, shard.position)
+                    ):
+                        if not _entry_id(record):
+                            continue
+                        if limit == 0 or _created_at(record) > cutoff:
+                            break
+                        mark, limit = str(record["dynamodb"]["SequenceNumber"]), limit - 1
+                    if mark is not None:
+                        self._trim(shard.shard_id, mark)
+            self.enabled = True
+
+    def _trim(self, shard_id: str, mark: str) -> None:
+        shard = self.runner.shards.get(shard_id)
+        if shard is None:
+            return
+        last = int(mark)
+        lost = [r for batch in shard.pending for r in batch.records] + shard.buffer
+        lost += [r for r in self._unread(shard_id, shard.position) if _seq(r) <= last]
+        self.trimmed += [_entry_id(r) for r in lost if _seq(r) <= last and _entry_id(r)]
+        for batch in shard.pending:
+            batch.records = [r for r in batch.records if _seq(r) > last]
+        kept = [batch for batch in shard.pending if batch.records]
+        shard.pending.clear()
+        shard.pending.extend(kept)
+        shard.buffer = [r for r in shard.buffer if _seq(r) > last]
+        if shard.position is None or int(shard.position) < last:
+            shard.position = mark
+        if shard.checkpoint is None or int(shard.checkpoint) < last:
+            shard.checkpoint = mark
+
+
+# The harness's own reads (whole-table scans, queue drains) wait on an emulator the pipeline keeps
+# busy: a page of a 20,000-item scan took over the handlers' 5 s read timeout on a loaded machine.
+PATIENT = Config(connect_timeout=10, read_timeout=120, retries={"mode": "standard", "max_attempts": 5})
+
+
+def patient(service: str) -> Any:
+    """A client of the stack's endpoint (AWS_ENDPOINT_URL) for the harness's own reads."""
+    return boto3.session.Session().client(service, config=PATIENT)  # type: ignore[call-overload]
+
+
+def scan(table: str, prefix: str, hash_key: str = "pk", projection: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every item whose hash key starts with ``prefix``, page by page (``projection``: only those attributes)."""
+    client = patient("dynamodb")
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "begins_with(#pk, :p)",
+        "ExpressionAttributeNames": {"#pk": hash_key},
+        "ExpressionAttributeValues": {":p": {"S": prefix}},
+        "ConsistentRead": True,
+    }
+    if projection:
+        names = {f"#a{i}": name for i, name in enumerate(projection.split(","))}
+        kwargs["ProjectionExpression"] = ", ".join(names)
+        kwargs["ExpressionAttributeNames"] |= names
+    while True:
+        page = client.scan(**kwargs)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _seq(record: dict[str, Any]) -> int:
+    return int(record["dynamodb"]["SequenceNumber"])
+
+
+def _created_at(record: dict[str, Any]) -> str:
+    """The created_at of an outbox INSERT stream record ('' if it has none)."""
+    return str(record.get("dynamodb", {}).get("NewImage", {}).get("created_at", {}).get("S", ""))
+
+
+def _entry_id(record: dict[str, Any]) -> str:
+    """The message_id of an outbox INSERT stream record, else ''."""
+    change = record.get("dynamodb", {})
+    if record.get("eventName") != "INSERT" or not change.get("Keys", {}).get("pk", {}).get("S", "").startswith(
+        OUTBOX_PREFIX
+    ):
+        return ""
+    return str(change.get("NewImage", {}).get("message_id", {}).get("S", ""))
+
+
+def expire_entries(resources: Resources, accepted: dict[str, Any], wanted: int, rng: random.Random) -> list[str]:
+    """Delete the outbox entries of ``wanted`` accepted messages, chosen among those still PENDING."""
+    pending = {
+        item["message_id"]["S"]
+        for item in scan(resources.table_name, RECORD_PREFIX)
+        if item["status"]["S"] == Status.PENDING and item["message_id"]["S"] in accepted
+    }
+    entries = {
+        item["message_id"]["S"]: {k: item[k] for k in (resources.hash_key, resources.range_key)}
+        for item in scan(resources.table_name, OUTBOX_PREFIX)
+        if item["message_id"]["S"] in pending
+    }
+    chosen = rng.sample(sorted(entries), min(wanted, len(entries)))
+    client = patient("dynamodb")
+    for message_id in chosen:
+        client.delete_item(TableName=resources.table_name, Key=entries[message_id])
+    return chosen
+
+
+@dataclass
+class Disruptions:
+    """What the run did to the pipeline besides faults."""
+
+    messages: int
+    pause_s: float
+    expire: float
+    trim: float
+    retention_s: float
+    seed: int
+    expired: list[str] = field(default_factory=list)
+    error: str | None = None
+    paused_at: float = 0.0
+
+    def run(self, trigger: Trigger, resources: Resources, accepted: dict[str, Any], half: int) -> None:
+        """Once ``half`` messages are accepted: pause the trigger, expire entries midway, resume (trimmed)."""
         try:
-            Replayer(reader, relay).run(Checkpoint(selection))
-        except (Exception, SimulatedCrash) as exc:  # noqa: BLE001 - a replay process dying is part of the chaos
-            print(f"replay interrupted by a fault: {type(exc).__name__}", file=sys.stderr)
-        finally:
-            relay.close()
+            while len(accepted) < half:
+                time.sleep(0.05)
+            if self.pause_s > 0:
+                trigger.disable()
+                self.paused_at = time.monotonic()
+                time.sleep(self.pause_s / 2)
+            if self.expire > 0:
+                wanted = round(self.expire * self.messages)
+                self.expired = expire_entries(resources, dict(accepted), wanted, random.Random(self.seed))
+            if self.pause_s > 0:
+                time.sleep(max(0.0, self.paused_at + self.pause_s - time.monotonic()))
+                trimmed = round(self.trim * self.messages)
+                trigger.enable(trim_before=utc_now() - timedelta(seconds=self.retention_s), limit=trimmed)
+        except Exception as exc:  # noqa: BLE001 - reported in the tally, never a stray traceback
+            self.error = f"{type(exc).__name__}: {exc}"
+            trigger.enable()
 
 
-def send_all(client: Client, n: int, run_id: str, attempts: int = 50) -> tuple[dict[str, dict[str, Any]], Counter[int]]:
-    """POST n messages, each with its own Idempotency-Key, retrying a 5xx with the same key."""
-    accepted: dict[str, dict[str, Any]] = {}
-    statuses: Counter[int] = Counter()
+@dataclass
+class Replays:
+    """Optional operator replays beside the worker (``--with-replays``); interruptions are counted, not printed."""
+
+    table: str
+    interrupted: Counter[str] = field(default_factory=Counter)
+    runs: int = 0
+
+    def once(self, statuses: tuple[str, ...] = ("PENDING",)) -> None:
+        """One operator replay of each status, min-age 0."""
+        worker = handler.default_worker()
+        reader = DynamoDBOutboxReader(self.table, client=worker.relay.store.client, buckets=16)
+        for status in statuses:
+            relay = Relay(worker.relay.store, worker.relay.publisher, by="replay", expected=FLIP_FROM[status])
+            selection = Selection.build(since=None, until=None, min_age="0", status=status)
+            try:
+                Replayer(reader, relay).run(Checkpoint(selection))
+            except (Exception, SimulatedCrash) as exc:  # noqa: BLE001 - a replay process dying is part of the chaos
+                self.interrupted[type(exc).__name__] += 1
+            finally:
+                relay.close()
+        self.runs += 1
+
+    def every(self, interval_s: float, stop: threading.Event) -> None:
+        """Replay until ``stop``."""
+        while not stop.wait(interval_s):
+            self.once()
+
+
+@dataclass
+class Sent:
+    """What the clients sent: accepted messages, client-side times, HTTP statuses."""
+
+    accepted: dict[str, dict[str, Any]] = field(default_factory=dict)  # message_id -> payload
+    first_sent: dict[str, float] = field(default_factory=dict)  # message_id -> first attempt started
+    answered: dict[str, float] = field(default_factory=dict)  # message_id -> its 202 received
+    statuses: Counter[int] = field(default_factory=Counter)
+
+
+def send_all(client: Client, n: int, run_id: str, sent: Sent, *, rate: float = 0.0, attempts: int = 50) -> None:
+    """POST n messages (at most ``rate`` a second, if set), each with its own Idempotency-Key, retrying a 5xx with the same key."""
     lock = threading.Lock()
+    origin = time.monotonic()
 
     def one(i: int) -> None:
         payload = sample_payload(i, groups=11)
         headers = {"content-type": "application/json", "idempotency-key": f"chaos-{run_id}-{i}"}
         body = json.dumps(payload).encode()
+        if rate > 0:
+            time.sleep(max(0.0, origin + i / rate - time.monotonic()))
+        started = time.monotonic()
         for attempt in range(attempts):
             try:
                 status, answer = client.post(body, headers)
             except OSError:
                 status, answer = 599, {}
             with lock:
-                statuses[status] += 1
+                sent.statuses[status] += 1
             if status in (200, 202):
+                message_id = str(answer["message_id"])
                 with lock:
-                    accepted[str(answer["message_id"])] = payload
+                    sent.first_sent[message_id] = started
+                    sent.answered[message_id] = time.monotonic()
+                    sent.accepted[message_id] = payload
                 return
             time.sleep(min(1.0, 0.05 * 2**attempt))
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(one, range(n)))
-    return accepted, statuses
 
 
-def count(table: str, accepted: dict[str, dict[str, Any]], deliveries: Counter[str]) -> dict[str, Any]:
-    """The Jepsen-style tally over the whole table and every delivery."""
-    records = {item["message_id"]["S"]: item for item in scan(table, RECORD_PREFIX)}
-    entries = Counter(item["message_id"]["S"] for item in scan(table, OUTBOX_PREFIX))
-    backward = changed = stuck = 0
-    for message_id, sent in accepted.items():
+def records_by_id(table: str, hash_key: str = "pk") -> dict[str, str]:
+    """message_id -> status of every record (a projected scan)."""
+    return {
+        item["message_id"]["S"]: item["status"]["S"]
+        for item in scan(table, RECORD_PREFIX, hash_key, projection="message_id,status")
+    }
+
+
+def drain_queue(url: str) -> Iterator[dict[str, Any]]:
+    """Receive (and delete) everything in a queue; a FIFO queue hides a group while one of its messages is in flight."""
+    client = patient("sqs")
+    empty = 0
+    while empty < 2:
+        messages = client.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=300, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            empty += 1
+            continue
+        empty = 0
+        yield from messages
+        client.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        )
+
+
+def queue_depth(url: str) -> int:
+    """Messages in the queue, visible or in flight."""
+    names: Any = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = patient("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes.get(name, 0)) for name in names)
+
+
+def dead_letters(url: str) -> list[str]:
+    """The message_id of every copy in the dead-letter queue (received and deleted)."""
+    found = []
+    for message in drain_queue(url):
+        try:
+            found.append(str(json.loads(message["Body"])["message_id"]))
+        except (ValueError, KeyError, TypeError):
+            found.append("<unreadable>")
+    return found
+
+
+def out_of_order(sent: Sent, log: DeliveryLog) -> list[tuple[int, str, str]]:
+    """Delivery calls of a grouped message B made while some A of its group that precedes it had none yet.
+
+    Returns (index of the call, B, the earliest-accepted such A) per such call; see the module doc.
+    """
+    groups: dict[str, list[str]] = {}
+    for message_id, payload in sent.accepted.items():
+        if payload.get("group_key"):
+            groups.setdefault(payload["group_key"], []).append(message_id)
+    for members in groups.values():
+        members.sort(key=lambda m: sent.answered[m])
+    group_of = {m: g for g, ms in groups.items() for m in ms}
+    found = []
+    for index, message_id in enumerate(log.calls):
+        group = group_of.get(message_id)
+        if group is None:
+            continue
+        for earlier in groups[group]:
+            if sent.answered[earlier] >= sent.first_sent[message_id]:
+                break  # sorted by answer: no later member precedes it either
+            if log.first.get(earlier, -1) > index:
+                found.append((index, message_id, earlier))
+                break
+    return found
+
+
+def count(
+    sent: Sent, records: dict[str, dict[str, Any]], entries: Counter[str], deliveries: Counter[str], expired: set[str]
+) -> dict[str, Any]:
+    """The Jepsen-style tally over the whole table (records and outbox entries) and every copy."""
+    accepted = sent.accepted
+    backward = changed = stuck = failed = 0
+    moved_by: Counter[str] = Counter()
+    lags: list[float] = []  # accept to the first move out of PENDING, per message
+    for message_id, payload in accepted.items():
         record = records.get(message_id)
         if record is None:
             continue
-        history = [h["M"]["status"]["S"] for h in record["history"]["L"]]
+        steps = [h["M"] for h in record["history"]["L"]]
+        history = [step["status"]["S"] for step in steps]
+        if len(steps) > 1:
+            moved_by[f"{history[1]} by {steps[1].get('by', {}).get('S', '?')}"] += 1
+            lags.append(_seconds_between(steps[0]["at"]["S"], steps[1]["at"]["S"]))
         if history[0] != Status.PENDING:
             backward += 1
         backward += sum(not is_allowed(Status(a), Status(b)) for a, b in itertools.pairwise(history))
-        if record["payload"]["S"] != parse_notification(sent).canonical_json() or entries[message_id] != 1:
+        expected_entries = 0 if message_id in expired else 1
+        if (
+            record["payload"]["S"] != parse_notification(payload).canonical_json()
+            or entries[message_id] != expected_entries
+        ):
             changed += 1
-        if record["status"]["S"] != Status.COMPLETED:
-            stuck += 1
+        stuck += record["status"]["S"] not in TERMINAL
+        failed += record["status"]["S"] == Status.FAILED
+    copies = sum(deliveries[m] for m in accepted)
     return {
         "messages": len(accepted),
         "lost": sum(1 for m in accepted if m not in records or deliveries[m] == 0),
         "unexpected": len(set(records) - set(accepted)),
         "duplicates": sum(1 for m in accepted if deliveries[m] > 1),
-        "stuck_after_replay": stuck,
+        "stuck_after_sweep": stuck,
         "backward_transitions": backward,
         "changed_records": changed,
+        "failed": failed,
+        "copies_per_message": round(copies / len(accepted), 3) if accepted else 0.0,
+        "left_pending": dict(moved_by.most_common()),
+        "pending_s": _quantiles(lags),
     }
 
 
-def wait_for(predicate: Any, progress: Any, timeout_s: float, stall_s: float = 90.0) -> bool:
+def _seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    """p50, p99 and max, rounded to 0.1 s."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50": round(pick(0.5), 1), "p99": round(pick(0.99), 1), "max": round(ordered[-1], 1)}
+
+
+def swept_by_bucket(sent: Sent, records: dict[str, dict[str, Any]], buckets: int = 16) -> dict[int, dict[str, float]]:
+    """For the messages the sweeper moved out of PENDING: how long they had waited, per outbox bucket."""
+    waited: dict[int, list[float]] = {}
+    for message_id, payload in sent.accepted.items():
+        steps = [h["M"] for h in records.get(message_id, {}).get("history", {}).get("L", [])]
+        if len(steps) > 1 and steps[1].get("by", {}).get("S") == "sweeper":
+            bucket = bucket_of(payload.get("group_key") or message_id, buckets)
+            waited.setdefault(bucket, []).append(_seconds_between(steps[0]["at"]["S"], steps[1]["at"]["S"]))
+    return {bucket: {"n": len(w)} | _quantiles(w) for bucket, w in sorted(waited.items())}
+
+
+def sweep_summary(sweeps: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many sweeps ran, what they relayed, how many were cut short, the longest wait they saw."""
+    return {
+        "runs": len(sweeps),
+        "relayed": sum(s.get("relayed", 0) for s in sweeps),
+        "already_moved": sum(s.get("already_moved", 0) for s in sweeps),
+        "with_failures": sum(1 for s in sweeps if s.get("failed") or "error" in s),
+        "max_pending": max((s.get("pending", 0) for s in sweeps), default=0),
+        "max_oldest_pending_age_s": round(max((s.get("oldest_pending_age_s", 0.0) for s in sweeps), default=0.0), 1),
+    }
+
+
+def history(record: dict[str, Any] | None) -> list[str]:
+    """A record's history as 'STATUS by at' lines."""
+    if record is None:
+        return []
+    lines = []
+    for step in record["history"]["L"]:
+        line = step["M"]
+        lines.append(f"{line['status']['S']} by {line.get('by', {}).get('S', '?')} at {line['at']['S']}")
+    return lines
+
+
+def wait_for(predicate: Callable[[], bool], progress: Callable[[], Any], timeout_s: float, stall_s: float) -> bool:
     """Poll ``predicate`` until true, the timeout, or ``progress()`` has not changed for ``stall_s``."""
     deadline = time.monotonic() + timeout_s
     last, since = progress(), time.monotonic()
@@ -175,82 +687,357 @@ def wait_for(predicate: Any, progress: Any, timeout_s: float, stall_s: float = 9
         if predicate():
             return True
         time.sleep(0.5)
-        if progress() != last:
-            last, since = progress(), time.monotonic()
+        if (now := progress()) != last:
+            last, since = now, time.monotonic()
     return False
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the chaos and print the tally (the last line is JSON with --json)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--fifo", action="store_true", help="a FIFO queue: out_of_order is counted")
+    parser.add_argument(
+        "--rate", type=float, default=10.0, help="messages a second the clients send (0: as fast as they can)"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the pipeline to drain")
+    parser.add_argument("--stall", type=float, default=90.0, help="stop waiting after this long without progress")
+    parser.add_argument("--pause-s", type=float, default=10.0, help="how long the trigger is disabled mid-run")
+    parser.add_argument("--no-pause", action="store_true", help="never disable the trigger")
+    parser.add_argument(
+        "--trim", type=float, default=0.05, help="at most this share of messages lose their stream record in the pause"
+    )
+    parser.add_argument(
+        "--retention-s",
+        type=float,
+        help="stream records older than this when the trigger comes back are trimmed (default: sweep min age + 1.5 intervals)",
+    )
+    parser.add_argument("--expire", type=float, default=0.02, help="share of messages whose entry expires")
+    parser.add_argument("--no-expiry", action="store_true", help="no outbox entry expires")
+    parser.add_argument("--with-replays", action="store_true", help="an operator replay every 2 s during faults")
+    parser.add_argument("--widen-ms", type=float, default=5.0, help="each delivery call sleeps this long first")
+    parser.add_argument("--sweep-interval", type=float, default=2.0)
+    parser.add_argument("--sweep-min-age", type=int, default=5)
+    parser.add_argument(
+        "--concurrent-receives", action="store_true", help="FIFO: let the emulator's racy receives run concurrently"
+    )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--details", help="write every violation (with record histories) to this JSON file")
     args = parser.parse_args(argv)
-    if args.messages < 1 or not 0 <= args.fault_rate < 1:
-        parser.error("--messages must be positive and --fault-rate in [0, 1)")
-    os.environ.setdefault("LOG_LEVEL", "CRITICAL")  # the tally is the output; faults make every handler log
-    os.environ.setdefault("OUTBOX_METRICS", "off")
-    started = time.monotonic()
-    deliveries: Counter[str] = Counter()
-    lock = threading.Lock()
-    # Smaller stream batches and a short backoff cap: under 20 % faults most batches fail somewhere.
-    with LocalStack(StackConfig(api_port=0, batch_size=20, retry_backoff_max_s=1.0)) as stack:
-        table = stack.require_resources().table_name
+    if args.messages < 1 or not 0 <= args.fault_rate < 1 or not 0 <= args.expire < 1 or not 0 <= args.trim <= 1:
+        parser.error("--messages must be positive, --fault-rate and --expire in [0, 1), --trim in [0, 1]")
+    return args
+
+
+@dataclass
+class Harness:
+    """The wrappers put around the stack's handlers for one run; ``restore()`` takes the global ones off."""
+
+    deliveries: Counter[str] = field(default_factory=Counter)  # message_id -> copies the consumer was handed
+    receipts: dict[str, list[str]] = field(default_factory=dict)  # message_id -> "time runner seq receives" per copy
+    log: DeliveryLog = field(default_factory=DeliveryLog)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sweep_handler: Any = None
+    sweeps: list[dict[str, Any]] = field(default_factory=list)  # each sweep's report, when and how long
+    started: float = field(default_factory=time.monotonic)
+    sends: SendLog | None = None
+    trigger: Trigger | None = None
+
+    def counting(self, invoke: Invoke, runner: int) -> Invoke:
+        """Count (and note) every copy the consumer is handed, by message_id."""
+
+        def wrapped(event: dict[str, Any], context: Any) -> Any:
+            at = time.monotonic() - self.started
+            with self.lock:
+                for record in event.get("Records", []):
+                    try:
+                        message_id = str(json.loads(record["body"])["message_id"])
+                    except (ValueError, KeyError, TypeError):
+                        message_id = "<unreadable>"
+                    self.deliveries[message_id] += 1
+                    attributes = record.get("attributes", {})
+                    self.receipts.setdefault(message_id, []).append(
+                        f"{at:.3f}s runner {runner} seq {attributes.get('SequenceNumber', '-')}"
+                        f" receive {attributes.get('ApproximateReceiveCount', '?')}"
+                    )
+            return invoke(event, context)
+
+        return wrapped
+
+    def install(self, stack: LocalStack, *, serial_receives: bool) -> Trigger:
+        """Crashes as function errors, copies counted, deliveries logged, the trigger switchable."""
+        runner = stack.stream_runner
+        assert runner is not None
+        runner.invoke = crash_is_function_error(runner.invoke)
+        receiving = threading.Lock()
+        self.sends = SendLog(self.started)
+        self.sends.attach(handler.default_worker().relay.publisher.client, "worker")
+        self.sends.attach(sweeper.default_sweeper().relay.publisher.client, "sweeper")
+        for index, sqs_runner in enumerate(stack.consumer_runners):
+            sqs_runner.invoke = self.counting(crash_is_function_error(sqs_runner.invoke), index)
+            if serial_receives:
+                sqs_runner.sqs = SerialReceives(sqs_runner.sqs, receiving)
+        the_consumer = consumer.default_consumer()
+        the_consumer.deliver = self.log.wrap(the_consumer.deliver)
+        self.sweep_handler = sweeper.handler  # the stack calls worker.sweeper.handler on each schedule
+        sweeper.handler = self.noting_sweeps(crash_is_function_error(self.sweep_handler))
+        self.trigger = Trigger(runner)
+        return self.trigger
+
+    def noting_sweeps(self, invoke: Invoke) -> Invoke:
+        """Keep each sweep's report (or its error), with its start and duration."""
+
+        def wrapped(event: Any, context: Any) -> Any:
+            at = time.monotonic()
+            note: dict[str, Any] = {"at_s": round(at - self.started, 3)}
+            try:
+                report = invoke(event, context)
+                note |= report
+                return report
+            except Exception as exc:
+                note["error"] = type(exc).__name__
+                raise
+            finally:
+                note["took_s"] = round(time.monotonic() - at, 3)
+                self.sweeps.append(note)
+
+        return wrapped
+
+    def restore(self) -> None:
+        """Put the module-level sweeper handler back."""
+        if self.sweep_handler is not None:
+            sweeper.handler = self.sweep_handler
+
+
+def settle(stack: LocalStack, sent: Sent, harness: Harness, timeout_s: float, stall_s: float) -> None:
+    """Without faults and without an operator: wait until every accepted message is terminal, the stream idle and the queue empty."""
+    resources = stack.require_resources()
+    runner = stack.stream_runner
+    assert runner is not None
+    stats = consumer.default_consumer().stats
+    last_scan = [0.0, -1]  # when, how many non-terminal
+
+    def done() -> bool:
+        # A whole-table scan holds the emulator's DynamoDB lock: only when the consumer's own count
+        # says it is finished, or every 30 s, so that settling is not slowed by watching it.
+        finished = stats["completed"] + stats["failed"] >= len(sent.accepted)
+        if time.monotonic() - last_scan[0] < (5.0 if finished else 30.0):
+            return False
+        try:
+            statuses = records_by_id(resources.table_name, resources.hash_key)
+            empty = queue_depth(resources.queue_url) == 0
+        except Exception:  # noqa: BLE001 - a slow emulator: look again later
+            last_scan[0] = time.monotonic()
+            return False
+        last_scan[:] = [time.monotonic(), sum(statuses.get(m) not in TERMINAL for m in sent.accepted)]
+        idle = all(not s.pending and not s.buffer for s in runner.shards.values())
+        return last_scan[1] == 0 and idle and empty
+
+    def progress() -> tuple[int, ...]:
+        return (
+            stats["completed"],
+            stats["failed"],
+            stats["duplicates"],
+            sum(harness.deliveries.values()),
+            last_scan[1],
+        )
+
+    wait_for(done, progress, timeout_s, stall_s)
+
+
+def write_details(
+    path: str,
+    sent: Sent,
+    records: dict[str, dict[str, Any]],
+    harness: Harness,
+    trimmed: set[str],
+    expired: set[str],
+    dead: list[str],
+    disorder: list[tuple[int, str, str]],
+) -> None:
+    """Every violation, with what the run did to each message and its record's history, as JSON."""
+    statuses = {m: r["status"]["S"] for m, r in records.items()}
+
+    def about(message_id: str) -> dict[str, Any]:
+        return {
+            "message_id": message_id,
+            "group": sent.accepted.get(message_id, {}).get("group_key"),
+            "trimmed": message_id in trimmed,
+            "expired": message_id in expired,
+            "copies": harness.deliveries[message_id],
+            "sent": [f"{at:.3f}s by {who}" for at, who in harness.sends.sends.get(message_id, [])]
+            if harness.sends
+            else [],
+            "receipts": harness.receipts.get(message_id, []),
+            "delivery_calls": [
+                f"{at:.3f}s" for m, at in zip(harness.log.calls, harness.log.started, strict=True) if m == message_id
+            ],
+            "history": history(records.get(message_id)),
+        }
+
+    details = {
+        "stuck": [about(m) for m in sent.accepted if statuses.get(m) not in TERMINAL],
+        "dead_letter_non_terminal": [about(m) for m in dead if statuses.get(m) not in TERMINAL],
+        "concurrent": [about(m) for m in harness.log.overlaps],
+        "out_of_order": [{"call": i, "delivered": about(b), "before": about(a)} for i, b, a in disorder],
+        "trimmed": sorted(trimmed),
+        "expired": sorted(expired),
+        "sweeps": harness.sweeps,
+        "swept_pending_s_by_bucket": swept_by_bucket(sent, records),
+    }
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(details, out, indent=1)
+
+
+@dataclass
+class Observed:
+    """What the run left behind, read before the stack stopped."""
+
+    records: dict[str, dict[str, Any]]
+    entries: Counter[str]
+    dead: list[str]
+    outcomes: dict[str, int]
+    stream: dict[str, int]
+    faults: dict[str, int]
+    replays: Replays
+
+
+def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: Disruptions) -> Observed:
+    """Run the stack through faults and disruptions, then settle it with no operator, and read what is left."""
+    config = StackConfig(
+        api_port=0,
+        fifo=args.fifo,
+        batch_size=20,  # under 20 % faults most batches fail somewhere: smaller ones, and a short backoff cap
+        retry_backoff_max_s=1.0,
+        sweep_interval_s=args.sweep_interval,
+        sweep_min_age_s=args.sweep_min_age,
+    )
+    with LocalStack(config) as stack:
+        resources = stack.require_resources()
         clients = [
             api.default_api().store.client,
             handler.default_worker().relay.store.client,
             handler.default_worker().relay.publisher.client,
             consumer.default_consumer().store.client,
+            sweeper.default_sweeper().relay.store.client,
+            sweeper.default_sweeper().relay.publisher.client,
         ]
         injector = FaultInjector(*clients, seed=args.seed)
         arm(injector, args.fault_rate)
-        runner = stack.stream_runner
-        assert runner is not None
-        runner.invoke = crash_is_function_error(runner.invoke)
-        for sqs_runner in stack.consumer_runners:
-            sqs_runner.invoke = counting_deliveries(crash_is_function_error(sqs_runner.invoke), deliveries, lock)
-
-        stop_replays = threading.Event()
-
-        def replays() -> None:
-            while not stop_replays.wait(2.0):
-                replay_once(table, ("PENDING",))
-
-        replayer = threading.Thread(target=replays, daemon=True)
-        replayer.start()
-        accepted, http_statuses = send_all(Client(stack.api_url), args.messages, run_id=iso(utc_now()))
-        finished = consumer.default_consumer().stats
-        progress = lambda: (finished["completed"], finished["failed"], sum(deliveries.values()))  # noqa: E731
-        wait_for(lambda: finished["completed"] + finished["failed"] >= len(accepted), progress, args.timeout / 2)
-        stop_replays.set()
-        replayer.join()
-        injector.clear()
-        faults = dict(injector.injected)
-        replay_once(table)
-        wait_for(
-            lambda: all(deliveries[m] for m in accepted) and finished["completed"] >= len(accepted),
-            progress,
-            args.timeout / 2,
+        trigger = harness.install(stack, serial_receives=args.fifo and not args.concurrent_receives)
+        disrupter = threading.Thread(
+            target=disruptions.run, args=(trigger, resources, sent.accepted, args.messages // 2), daemon=True
         )
+        disrupter.start()
+        replays = Replays(resources.table_name)
+        stop_replays = threading.Event()
+        replayer = threading.Thread(target=replays.every, args=(2.0, stop_replays), daemon=True)
+        if args.with_replays:
+            replayer.start()
+        send_all(Client(stack.api_url), args.messages, iso(utc_now()), sent, rate=args.rate)
+        disrupter.join()
+        stats = consumer.default_consumer().stats
+        wait_for(
+            lambda: stats["completed"] + stats["failed"] >= len(sent.accepted),
+            lambda: (stats["completed"], stats["failed"], sum(harness.deliveries.values())),
+            args.timeout / 2,
+            args.stall,
+        )
+        stop_replays.set()
+        if replayer.is_alive():
+            replayer.join()
+        injector.clear()
+        settle(stack, sent, harness, args.timeout / 2, args.stall)
         time.sleep(2.0)  # let the last consumer batches finish their writes
-        tally = count(table, accepted, deliveries)
+        return Observed(
+            records={item["message_id"]["S"]: item for item in scan(resources.table_name, RECORD_PREFIX)},
+            entries=Counter(item["message_id"]["S"] for item in scan(resources.table_name, OUTBOX_PREFIX)),
+            dead=dead_letters(resources.dlq_url),
+            outcomes=dict(consumer.default_consumer().stats),
+            stream=dict(trigger.runner.stats),
+            faults=dict(injector.injected),
+            replays=replays,
+        )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the stack, run the chaos, return the tally."""
+    started = time.monotonic()
+    sent = Sent()
+    harness = Harness(log=DeliveryLog(widen_s=args.widen_ms / 1000, origin=started), started=started)
+    disruptions = Disruptions(
+        messages=args.messages,
+        pause_s=0.0 if args.no_pause else args.pause_s,
+        expire=0.0 if args.no_expiry else args.expire,
+        trim=0.0 if args.no_pause else args.trim,
+        retention_s=args.retention_s
+        if args.retention_s is not None
+        else args.sweep_min_age + 1.5 * args.sweep_interval,
+        seed=args.seed,
+    )
+    try:
+        seen = drive(args, sent, harness, disruptions)
+    finally:
+        harness.restore()
+    assert harness.trigger is not None
+    assert harness.sends is not None
+    trimmed, expired = set(harness.trigger.trimmed), set(disruptions.expired)
+    statuses = {m: r["status"]["S"] for m, r in seen.records.items()}
+    tally = count(sent, seen.records, seen.entries, harness.deliveries, expired)
+    disorder = out_of_order(sent, harness.log) if args.fifo else []
+    by_queue = sum(harness.sends.first(a) < harness.sends.first(b) for _, b, a in disorder)
+    sends = sum(len(harness.sends.sends.get(m, [])) for m in sent.accepted)
+    senders = Counter("+".join(who for _, who in sorted(harness.sends.sends.get(m, []))) or "-" for m in sent.accepted)
     tally |= {
+        "sends_per_message": round(sends / len(sent.accepted), 3) if sent.accepted else 0.0,
+        "senders": dict(senders.most_common()),
+        "dead_letter_non_terminal": sum(statuses.get(m) not in TERMINAL for m in seen.dead),
+        "concurrent_deliveries": harness.log.concurrent,
+        "out_of_order": len(disorder) if args.fifo else None,
+        "out_of_order_by_queue": by_queue if args.fifo else None,
+        "dead_letter": len(seen.dead),
+        "copies_dropped": seen.outcomes.get("duplicates", 0),
+        "consumer_outcomes": seen.outcomes,
+        "stream_runner": seen.stream,
+        "sweeps": sweep_summary(harness.sweeps),
+        "delivery_calls": len(harness.log.calls),
+        "expired_entries": len(expired),
+        "trimmed_records": len(trimmed),
+        "trigger_paused_s": disruptions.pause_s,
+        "fifo": args.fifo,
         "fault_rate": args.fault_rate,
-        "faults_injected": sum(faults.values()),
-        "http_statuses": {str(k): v for k, v in sorted(http_statuses.items())},
+        "faults_injected": sum(seen.faults.values()),
+        "http_statuses": {str(k): v for k, v in sorted(sent.statuses.items())},
         "wall_s": round(time.monotonic() - started, 1),
     }
-    violations = sum(
-        tally[k] for k in ("lost", "unexpected", "stuck_after_replay", "backward_transitions", "changed_records")
-    )
-    if not args.json:
+    if args.with_replays:
+        tally |= {"replays": seen.replays.runs, "replays_interrupted": sum(seen.replays.interrupted.values())}
+    if disruptions.error:
+        tally["disruption_error"] = disruptions.error
+    if args.details:
+        write_details(args.details, sent, seen.records, harness, trimmed, expired, seen.dead, disorder)
+    return tally | {"faults_by_kind": seen.faults}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chaos and print the tally (the last line is JSON with --json)."""
+    args = parse_args(argv)
+    os.environ.setdefault("LOG_LEVEL", "CRITICAL")  # the tally is the output; faults make every handler log
+    os.environ.setdefault("OUTBOX_METRICS", "off")
+    tally = run(args)
+    faults = tally.pop("faults_by_kind")
+    violations = sum(tally[k] or 0 for k in VIOLATIONS)
+    if args.json:
+        print(json.dumps(tally))
+    else:
         for key, value in tally.items():
-            print(f"{key:22s} {value}")
+            gloss = f"  ({GLOSS[key]})" if key in GLOSS else ""
+            print(f"{key:26s} {value}{gloss}")
         print(f"faults by kind: {faults}")
-    print(json.dumps(tally) if args.json else ("OK" if not violations else f"VIOLATIONS: {violations}"))
+        print("OK" if not violations else f"VIOLATIONS: {violations}")
+    sys.stdout.flush()
     return 1 if violations else 0
 
 

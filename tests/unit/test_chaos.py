@@ -1,0 +1,133 @@
+"""The chaos run's own measuring instruments, without AWS: order, overlaps and the switchable trigger."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any, cast
+
+from bench.chaos import DeliveryLog, Sent, Trigger, out_of_order
+from outbox.domain.envelope import Envelope
+from tests.unit.test_stream_runner import ARN, Clock, FakeSqs, FakeStreams
+from worker.stream_runner import MappingSettings, StreamRunner
+
+
+def _sent(*messages: tuple[str, str | None, float, float]) -> Sent:
+    """(message_id, group, first request sent, 202 received) per message."""
+    sent = Sent()
+    for message_id, group, first, answered in messages:
+        sent.accepted[message_id] = {"group_key": group} if group else {}
+        sent.first_sent[message_id] = first
+        sent.answered[message_id] = answered
+    return sent
+
+
+def _log(*calls: str) -> DeliveryLog:
+    log = DeliveryLog(widen_s=0)
+    for message_id in calls:
+        log.first.setdefault(message_id, len(log.calls))
+        log.calls.append(message_id)
+    return log
+
+
+def test_a_delivery_before_an_earlier_accepted_message_of_its_group_is_out_of_order() -> None:
+    """A answered before B was sent: B's calls before A's first call count, one per call; later ones do not."""
+    sent = _sent(("A", "g", 0.0, 1.0), ("B", "g", 2.0, 3.0), ("C", "h", 2.0, 3.0))
+
+    found = out_of_order(sent, _log("B", "C", "B", "A", "B"))
+
+    assert found == [(0, "B", "A"), (2, "B", "A")]
+
+
+def test_overlapping_requests_other_groups_and_undelivered_messages_order_nothing() -> None:
+    """B was sent before A's 202 came back; D is in another group; E was never delivered (it ended FAILED)."""
+    sent = _sent(("A", "g", 0.0, 2.0), ("B", "g", 1.0, 3.0), ("D", "h", 0.0, 0.5), ("E", "g", 0.0, 0.5))
+
+    assert out_of_order(sent, _log("B", "A", "D")) == []
+
+
+def test_two_calls_for_one_message_at_once_are_counted() -> None:
+    """The second call enters while the first still runs; a third, after both, does not count."""
+    log = DeliveryLog(widen_s=0)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(_: Envelope) -> None:
+        inside.set()
+        release.wait(5)
+
+    deliver = log.wrap(slow)
+    envelope = cast(Envelope, SimpleNamespace(message_id="m1"))  # the log reads nothing else
+    first = threading.Thread(target=deliver, args=(envelope,))
+    first.start()
+    inside.wait(5)
+    log.wrap(lambda _: None)(envelope)
+    release.set()
+    first.join(5)
+    log.wrap(lambda _: None)(envelope)
+
+    assert log.concurrent == 1
+    assert len(log.calls) == 3
+
+
+def _entry(seq: int) -> dict[str, Any]:
+    return {
+        "eventID": f"e{seq}",
+        "eventName": "INSERT",
+        "dynamodb": {
+            "Keys": {"pk": {"S": "OUTBOX#0001"}, "sk": {"S": str(seq)}},
+            "NewImage": {"message_id": {"S": f"m{seq}"}, "created_at": {"S": f"2026-01-01T00:00:{seq:02d}.000Z"}},
+            "SequenceNumber": f"{seq:06d}",
+        },
+    }
+
+
+def _seqs(event: dict[str, Any]) -> list[str]:
+    return [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+
+
+def test_a_disabled_trigger_reads_nothing_and_comes_back_past_what_retention_trimmed() -> None:
+    """Disabled: no poll reads; at most 3 unhandled entries older than the retention are lost; it resumes past them."""
+    streams = FakeStreams({"s1": [_entry(i) for i in range(1, 7)]})
+    seen: list[list[str]] = []
+    settings = MappingSettings(batch_size=2, on_failure_queue_url="q")
+    runner = StreamRunner(streams, ARN, lambda event, _: seen.append(_seqs(event)), settings, sqs=FakeSqs())
+    trigger = Trigger(runner)
+
+    runner.poll_once()
+    trigger.disable()
+    requests = len(streams.iterator_requests)
+    assert runner.poll_once() == 0
+    assert len(streams.iterator_requests) == requests  # a disabled trigger does not read the stream
+    streams.shards["s1"] += [_entry(7), _entry(8)]
+    trigger.enable(trim_before=datetime(2026, 1, 1, 0, 0, 6, tzinfo=UTC), limit=3)
+    runner.poll_once()
+
+    assert trigger.trimmed == ["m3", "m4", "m5"]
+    assert seen == [["000001", "000002"], ["000006", "000007"]]
+    assert runner.shards["s1"].checkpoint == "000007"
+
+
+def test_trimming_reaches_into_a_batch_being_retried() -> None:
+    """A batch that keeps failing loses its trimmed records; the rest is retried."""
+    clock = Clock()
+    streams = FakeStreams({"s1": [_entry(1), _entry(2)]})
+    seen: list[list[str]] = []
+
+    def failing_once(event: dict[str, Any], _: Any) -> None:
+        seen.append(_seqs(event))
+        if len(seen) == 1:
+            raise RuntimeError("down")
+
+    settings = MappingSettings(batch_size=2, bisect_on_error=False, on_failure_queue_url="q")
+    runner = StreamRunner(streams, ARN, failing_once, settings, sqs=FakeSqs(), clock=clock)
+    trigger = Trigger(runner)
+
+    runner.poll_once()
+    trigger.disable()
+    trigger.enable(trim_before=datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC), limit=5)  # only m1 is that old
+    clock.now += 60
+    runner.poll_once()
+
+    assert trigger.trimmed == ["m1"]
+    assert seen == [["000001", "000002"], ["000002"]]
