@@ -1027,11 +1027,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LOG_LEVEL", "CRITICAL")  # the tally is the output; faults make every handler log
     os.environ.setdefault("OUTBOX_METRICS", "off")
     tally = run(args)
-    faults = tally.pop("faults_by_kind")
     violations = sum(tally[k] or 0 for k in VIOLATIONS)
     if args.json:
         print(json.dumps(tally))
     else:
+        faults = tally.pop("faults_by_kind")
         for key, value in tally.items():
             gloss = f"  ({GLOSS[key]})" if key in GLOSS else ""
             print(f"{key:26s} {value}{gloss}")
