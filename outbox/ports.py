@@ -103,6 +103,10 @@ class MessageStore(Protocol):
         """
         ...
 
+    def release(self, message_id: str, lease: Lease) -> None:
+        """End ``lease`` now if it still holds the message; InvalidTransitionError if it does not."""
+        ...
+
     def count_relay_failure(self, message_id: str) -> int:
         """Count one more failed relay of a PENDING message and return the count."""
         ...

@@ -142,6 +142,18 @@ class InMemoryMessageStore:
             )
             return TransitionResult(message_id, record.status, to, result_attempts)
 
+    def release(self, message_id: str, lease: Lease) -> None:
+        """End the lease now if ``lease``'s owner still holds the message."""
+        with self._lock:
+            self._maybe_fail("release")
+            record = self.records.get(message_id)
+            held = record is not None and record.status is Status.PROCESSING and record.lease is not None
+            if not held or record is None or record.lease is None or record.lease.owner != lease.owner:
+                raise InvalidTransitionError(
+                    message_id, current=record.status if record else None, to=Status.PROCESSING
+                )
+            self.records[message_id] = replace(record, lease=Lease(lease.owner, iso(utc_now())))
+
     def count_relay_failure(self, message_id: str) -> int:
         """Count a failed relay of a PENDING record."""
         with self._lock:
@@ -160,7 +172,7 @@ def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease
     if lease is None or record.status is not Status.PROCESSING:
         return True
     if to is Status.PROCESSING:  # taking it over
-        return record.lease is None or record.lease.until < now or record.lease.owner == lease.owner
+        return record.lease is None or record.lease.until <= now
     return sources != frozenset({Status.PROCESSING}) or (record.lease is not None and record.lease.owner == lease.owner)
 
 

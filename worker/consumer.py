@@ -9,10 +9,12 @@ handler around yours; the deployed ``handler`` calls the function ``OUTBOX_DELIV
 from __future__ import annotations
 
 import enum
+import hashlib
 import importlib
 import re
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -156,6 +158,7 @@ class _Copy:
     sqs_id: str
     receives: int
     group: str | None
+    owner: str  # this receive of this copy: a lease is never shared by two receives
 
 
 class Consumer:
@@ -225,7 +228,7 @@ class Consumer:
             return self._reject(copy, exc)
         message_id = envelope.message_id
         last = self._last_receive(copy)
-        lease = Lease(copy.sqs_id, iso(lease_until))  # one copy is with one receiver at a time
+        lease = Lease(copy.owner, iso(lease_until))
         try:
             started = self._start(message_id, lease, envelope.payload_hash())
         except PayloadMismatchError:
@@ -251,6 +254,7 @@ class Consumer:
             if last:  # the next failure would move the copy to the dead-letter queue: end it here
                 reason = f"delivery failed on the last allowed receive ({copy.receives}): {detail}"
                 return self._fail(message_id, lease, reason)
+            self._release(message_id, lease)
             return self._retry(copy)
         return self._complete(copy, message_id, lease)
 
@@ -293,6 +297,7 @@ class Consumer:
             return Outcome.DUPLICATE  # the lease ran out and another copy took the message over
         except OutboxError as exc:
             log.warning("complete_failed", message_id=message_id, error=exc.code)
+            self._release(message_id, lease)
             return self._retry(copy)
         return Outcome.COMPLETED
 
@@ -336,6 +341,13 @@ class Consumer:
         log.warning("message_failed", message_id=message_id)
         return Outcome.FAILED
 
+    def _release(self, message_id: str, lease: Lease) -> None:
+        """Give the lease back with the copy, so its next receive need not wait for it to run out."""
+        try:
+            self.store.release(message_id, lease)
+        except OutboxError as exc:  # best effort: the lease then runs out by itself
+            log.info("lease_not_released", message_id=message_id, error=exc.code)
+
     def _retry(self, copy: _Copy, *, delay_s: int | None = None) -> Outcome:
         """Send the copy back, to be received again after a short, growing delay."""
         if self.visibility is not None:
@@ -377,7 +389,10 @@ def _copy(record: object) -> _Copy | None:
         return None
     attributes = record.get("attributes")
     group = attributes.get("MessageGroupId") if isinstance(attributes, Mapping) else None
-    return _Copy(record, sqs_id, _receive_count(record), group if isinstance(group, str) and group else None)
+    handle = record.get("receiptHandle")
+    receive = hashlib.sha256(handle.encode()).hexdigest()[:16] if isinstance(handle, str) else uuid.uuid4().hex[:16]
+    owner = f"{sqs_id}/{receive}"
+    return _Copy(record, sqs_id, _receive_count(record), group if isinstance(group, str) and group else None, owner)
 
 
 def _receive_count(record: Mapping[str, Any]) -> int:

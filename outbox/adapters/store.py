@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, dynamodb_client, error_code, translate
 from outbox.adapters.models import HASH_KEY, RANGE_KEY, MessageRecordModel, OutboxEntryModel, bind_models
-from outbox.adapters.updates import ENDED, S, relay_failure_shape, transition_shape, transition_values
+from outbox.adapters.updates import ENDED, S, relay_failure_shape, release_shape, transition_shape, transition_values
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     CancellationReason,
@@ -270,6 +270,12 @@ class DynamoDBMessageStore:
         if sources is None:
             sources = self._sources[key] = check_sources(to, expected if expected is not None else sources_of(to))
         return sources
+
+    def release(self, message_id: str, lease: Lease) -> None:
+        """End ``lease`` now if it still holds the message (no status change, no history line)."""
+        values = {":now": S(iso(utc_now())), ":owner": S(lease.owner)}
+        request = release_shape(self.hash_key).request(self.table_name, self._record_key(message_id), values)
+        self._update(message_id, request, Status.PROCESSING)
 
     def count_relay_failure(self, message_id: str) -> int:
         """ADD 1 to ``relay_attempts`` of a PENDING record; returns the new count."""

@@ -6,9 +6,9 @@ lifecycle table allows to move there. The expressions use named placeholders (``
 ``:to``); what depends only on the kind of transition is built once and reused, and each call
 adds its values.
 
-A lease makes PROCESSING exclusive: taking it sets ``lease_owner`` (the SQS copy) and
-``lease_until`` and is allowed from PROCESSING only once the previous lease has run out or to the
-same copy received again; leaving PROCESSING under a lease requires the same owner and removes it.
+A lease makes PROCESSING exclusive: taking it sets ``lease_owner`` (one receive of one SQS copy)
+and ``lease_until`` and is allowed from PROCESSING only once the previous lease has run out or was
+released; leaving PROCESSING under a lease requires the same owner and removes it.
 
 A copy's ``payload_hash`` in the start condition refuses a forged or altered copy in the same
 request: the condition fails, nothing changes, and ALL_OLD shows the stored hash.
@@ -124,10 +124,9 @@ def _source_condition(ordered: list[Status], to: Status, *, leased: bool) -> str
     """The record exists and is in one of the sources (``:s0``...), with the lease's rules when leased."""
     status_in = f"#status IN ({', '.join(f':s{i}' for i in range(len(ordered)))})"
     if leased and to is Status.PROCESSING and Status.PROCESSING in ordered:
-        # PROCESSING is taken over only once its lease ran out (or it never had one), or by the
-        # same copy received again (SQS hands one copy to one receiver at a time).
+        # PROCESSING is taken over only once its lease ran out, was released, or never existed.
         others = [f":s{i}" for i, s in enumerate(ordered) if s is not Status.PROCESSING]
-        expired = "(attribute_not_exists(#lease_until) OR #lease_until < :now OR #lease_owner = :owner)"
+        expired = "(attribute_not_exists(#lease_until) OR #lease_until <= :now)"
         processing = f":s{ordered.index(Status.PROCESSING)}"
         clauses = ([f"#status IN ({', '.join(others)})"] if others else []) + [
             f"(#status = {processing} AND {expired})"
@@ -166,6 +165,19 @@ def transition_values(
     if expires_at is not None:
         values[":expires"] = {"N": str(expires_at)}
     return values
+
+
+@cache
+def release_shape(hash_key: str) -> UpdateShape:
+    """End a lease now, still PROCESSING: the holder sent its copy back, so the next receive may take it."""
+    return UpdateShape(
+        update="SET #lease_until = :now",
+        condition="attribute_exists(#pk) AND #status = :processing AND #lease_owner = :owner",
+        names={"#pk": hash_key, "#status": "status", "#lease_until": "lease_until", "#lease_owner": "lease_owner"},
+        values={":processing": S(Status.PROCESSING.value)},
+        return_values="NONE",
+        per_call=frozenset({":now", ":owner"}),
+    )
 
 
 @cache

@@ -18,7 +18,7 @@ import structlog
 
 from outbox import api
 from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
-from outbox.bootstrap import Resources, bootstrap
+from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT, Resources, bootstrap
 from outbox.local.emulator import EmbeddedEmulator
 from outbox.local.http import make_server, serve_in_thread
 from worker import consumer, handler, sweeper
@@ -96,6 +96,7 @@ class LocalStack:
         )
         os.environ.update(resources.environment(endpoint))
         os.environ["OUTBOX_SWEEP_MIN_AGE_SECONDS"] = str(self.config.sweep_min_age_s)
+        os.environ["OUTBOX_MAX_RECEIVE_COUNT"] = str(DLQ_MAX_RECEIVE_COUNT)  # as the module sets it
         self.resources = resources
         # The handlers build their clients once per "cold start": make this stack their cold start.
         # Build them now, once, as Lambda's init phase would, not in the first concurrent requests.

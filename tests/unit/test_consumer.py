@@ -35,7 +35,8 @@ def _accept(store: InMemoryMessageStore, group: str | None = None) -> Envelope:
 
 def _record(envelope: Envelope, sqs_id: str, receives: int = 1, group: str | None = None) -> dict[str, Any]:
     attributes = {"ApproximateReceiveCount": str(receives)} | ({"MessageGroupId": group} if group else {})
-    return {"messageId": sqs_id, "body": envelope.to_json(), "attributes": attributes, "receiptHandle": f"rh-{sqs_id}"}
+    receipt = f"rh-{sqs_id}-{receives}"  # every receive has its own receipt handle
+    return {"messageId": sqs_id, "body": envelope.to_json(), "attributes": attributes, "receiptHandle": receipt}
 
 
 def _event(*records: dict[str, Any]) -> dict[str, Any]:
@@ -171,3 +172,35 @@ def test_a_retried_copy_is_delayed_by_its_receive_count(store: InMemoryMessageSt
     consumer = Consumer(store, flaky, policy=ConsumerPolicy(backoff_base_s=3), visibility=visibility)
     consumer.handle(_event(_record(envelope, "c", receives=3)))
     assert visibility.delays == [("c", 12)]
+
+
+def test_two_receives_of_one_copy_never_hold_the_lease_together(store: InMemoryMessageStore) -> None:
+    """Invariant 6: a copy received again while its first receive still delivers (visibility ran out) waits."""
+    envelope = _accept(store)
+    delivered: list[str] = []
+
+    def slow(e: Envelope) -> None:
+        # meanwhile SQS hands the same copy to another receiver (a new receipt handle)
+        second = Consumer(store, lambda _: delivered.append("second")).handle(_event(_record(e, "copy", receives=2)))
+        assert _failed(second) == ["copy"]
+        delivered.append("first")
+
+    assert _failed(Consumer(store, slow).handle(_event(_record(envelope, "copy", receives=1)))) == []
+    assert delivered == ["first"]
+
+
+def test_a_copy_sent_back_gives_its_lease_back(store: InMemoryMessageStore) -> None:
+    """After a retryable failure the next receive takes the message at once, not after the lease runs out."""
+    envelope = _accept(store)
+    calls: list[int] = []
+
+    def flaky(_: Envelope) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise DeliveryError("try later")
+
+    consumer = Consumer(store, flaky)
+    assert _failed(consumer.handle(_event(_record(envelope, "c", receives=1)))) == ["c"]
+    assert _failed(consumer.handle(_event(_record(envelope, "c", receives=2)))) == []
+    assert len(calls) == 2
+    assert store.records[envelope.message_id].status is Status.COMPLETED

@@ -82,7 +82,7 @@ def test_a_lease_is_taken_over_only_once_it_ran_out(store: tuple[DynamoDBMessage
     request = client.requests[-1]
     assert request["ConditionExpression"] == (
         "attribute_exists(#pk) AND (#status IN (:s0, :s2) OR "
-        "(#status = :s1 AND (attribute_not_exists(#lease_until) OR #lease_until < :now OR #lease_owner = :owner)))"
+        "(#status = :s1 AND (attribute_not_exists(#lease_until) OR #lease_until <= :now)))"
     )
     values = request["ExpressionAttributeValues"]
     assert [values[f":s{i}"]["S"] for i in range(3)] == ["PENDING", "PROCESSING", "QUEUED"]
