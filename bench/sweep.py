@@ -1,13 +1,14 @@
 """Read cost of a sweep against the number of settled messages in the table (moto in process).
 
 For each size: the table holds N settled messages (COMPLETED records, as the stream and the
-consumer leave them). The first sweep reads them once to move its marks; then ``new`` messages
-arrive and settle, and the next sweep is the steady state the schedule pays every five minutes.
-Read units are counted as DynamoDB bills them, from the items each call returned: a Query
-(eventually consistent, on the keys-only index) costs its returned bytes in 4 KB units, halved;
-a BatchGetItem (eventually consistent) costs each item's size in 4 KB units, halved.
+consumer leave them: out of the pending index). A sweep with nothing PENDING is what the schedule
+pays every five minutes; a sweep over a backlog of ``backlog`` PENDING messages (the stream lost
+them) is what recovering costs. Neither may grow with N. Read units are counted as DynamoDB
+bills them, from the items each call returned: a Query (eventually consistent, on the keys-only
+index) costs its returned bytes in 4 KB units, halved, at least half a unit; a BatchGetItem
+(strongly consistent) costs each item's size in 4 KB units.
 
-    python -m bench.sweep [--sizes 10000 100000] [--new 100]
+    python -m bench.sweep [--sizes 10000 100000] [--backlog 100]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from moto.dynamodb.models import dynamodb_backends
 
 from bench.naive import item_size
 from outbox.adapters.aws import dynamodb_client, sqs_client
+from outbox.adapters.models import RECORD_INDEX_KEYS
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
@@ -43,7 +45,6 @@ from outbox.sweeper import Sweeper
 
 BUCKETS = 16
 REGION = "us-east-1"
-CATCH_UP_UP_TO = 10_000  # larger tables start from marks a previous sweep left
 HALF_UNIT_BYTES = 4096  # one read unit reads 4 KB strongly or 8 KB eventually consistent
 
 
@@ -52,11 +53,10 @@ class SweepCost:
     """What one sweep read, for one table size."""
 
     settled: int
-    new: int
-    catch_up_rru: float | None  # None: not measured at this size (it reads every record once)
-    catch_up_scanned: int | None
-    steady_rru: float
-    steady_scanned: int
+    backlog: int
+    backlog_scanned: int
+    backlog_relayed: int
+    backlog_rru: float
     empty_rru: float
 
 
@@ -74,7 +74,7 @@ class ReadUnits:
 
     def _batch_get(self, parsed: dict[str, Any], **_: Any) -> None:
         for items in parsed.get("Responses", {}).values():
-            self.units += sum(math.ceil(max(item_size(item), 1) / HALF_UNIT_BYTES) * 0.5 for item in items)
+            self.units += sum(math.ceil(max(item_size(item), 1) / (2 * HALF_UNIT_BYTES)) for item in items)
 
     @contextmanager
     def measure(self) -> Iterator[list[float]]:
@@ -84,31 +84,25 @@ class ReadUnits:
         result[0] = self.units - before
 
 
-def seed_settled(store: DynamoDBMessageStore, n: int, *, start: int = 0) -> dict[int, str]:
-    """``n`` settled messages, their records COMPLETED as the pipeline leaves them; returns each bucket's last place.
+def seed(store: DynamoDBMessageStore, n: int, *, status: Status, start: int = 0) -> None:
+    """``n`` messages with records in ``status`` as the pipeline leaves them (a settled one is out of the index).
 
     The records go straight into moto's table (the emulator's own storage, not a request each):
     the benchmark measures what a sweep reads, and 100k requests would only measure moto.
     """
     table = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].get_table(store.table_name)
     created = utc_now() - timedelta(hours=1)
-    last: dict[int, str] = {}
     for i in range(start, start + n):
         at = iso(created + timedelta(microseconds=i * 1000))
         envelope = new_envelope({"n": i}, type="Seeded", message_id=new_message_id(), created_at=at)
         record = store.prepare(envelope, idempotency_key=None, by="bench").transact_items[0]["Put"]["Item"]
-        table.put_item(record | {"status": {"S": Status.COMPLETED.value}})
-        bucket = int(record["outbox_pk"]["S"].removeprefix("OUTBOX#"))
-        last[bucket] = max(last.get(bucket, ""), record["outbox_sk"]["S"])
-    return last
+        if status is not Status.PENDING:
+            record = {k: v for k, v in record.items() if k not in RECORD_INDEX_KEYS} | {"status": {"S": status.value}}
+        table.put_item(record)
 
 
-def measure(settled: int, new: int, *, catch_up: bool = True) -> SweepCost:
-    """The read units of the catch-up sweep, a steady sweep after ``new`` messages, and an empty one.
-
-    Without ``catch_up`` the marks start where a previous sweep would have left them, after every
-    settled record (the catch-up reads each record once, whatever the size: measure it on a small table).
-    """
+def measure(settled: int, backlog: int) -> SweepCost:
+    """The read units of a sweep with nothing PENDING and of one over ``backlog`` PENDING messages."""
     with mock_aws():
         dynamodb, sqs = dynamodb_client(), sqs_client()
         resources = bootstrap(dynamodb, sqs, table_name=f"sweep-{settled}", buckets=BUCKETS)
@@ -117,41 +111,26 @@ def measure(settled: int, new: int, *, catch_up: bool = True) -> SweepCost:
         source = DynamoDBSweepSource(resources.table_name, client=dynamodb)
         sweeper = Sweeper(source, relay, buckets=BUCKETS, min_age=timedelta(minutes=5))
         units = ReadUnits(dynamodb)
-        marks = seed_settled(store, settled)
-        first = None
-        if catch_up:
-            with units.measure() as caught_up:
-                first = sweeper.sweep()
-        else:
-            source.save_marks(marks)
-        seed_settled(store, new, start=settled)
-        with units.measure() as steady:
-            second = sweeper.sweep()
+        seed(store, settled, status=Status.COMPLETED)
         with units.measure() as empty:
             sweeper.sweep()
+        seed(store, backlog, status=Status.PENDING, start=settled)
+        with units.measure() as recovering:
+            report = sweeper.sweep()
         relay.close()
-    return SweepCost(
-        settled,
-        new,
-        caught_up[0] if first else None,
-        first.scanned if first else None,
-        steady[0],
-        second.scanned,
-        empty[0],
-    )
+    return SweepCost(settled, backlog, report.scanned, report.relayed, recovering[0], empty[0])
 
 
 def markdown(costs: list[SweepCost]) -> list[str]:
     """The results as a table for RESULTS.md."""
     lines = [
-        "| settled messages | catch-up sweep RRU (records read) | next sweep after new ones: RRU (records read) |"
-        " sweep with nothing new: RRU |",
-        "|---|---|---|---|",
+        "| settled messages | sweep with nothing PENDING: RRU | sweep over a PENDING backlog: RRU (records read, relayed) |",
+        "|---|---|---|",
     ]
     for c in costs:
-        catch_up = f"{c.catch_up_rru:.1f} ({c.catch_up_scanned})" if c.catch_up_rru is not None else "not measured"
         lines.append(
-            f"| {c.settled} | {catch_up} | {c.steady_rru:.1f} ({c.steady_scanned} of {c.new} new) | {c.empty_rru:.1f} |"
+            f"| {c.settled} | {c.empty_rru:.1f} | {c.backlog_rru:.1f} ({c.backlog_scanned}, {c.backlog_relayed} "
+            f"of {c.backlog}) |"
         )
     return lines
 
@@ -160,13 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     """Measure each size and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--new", type=int, default=100)
+    parser.add_argument("--backlog", type=int, default=100)
     args = parser.parse_args(argv)
     os.environ.update(LOCAL_CREDENTIALS)  # moto only: never real AWS
     os.environ["OUTBOX_METRICS"] = "off"
     configure_logging(level="ERROR")
     started = time.perf_counter()
-    costs = [measure(size, args.new, catch_up=size <= CATCH_UP_UP_TO) for size in args.sizes]
+    costs = [measure(size, args.backlog) for size in args.sizes]
     print("\n".join(markdown(costs)))
     print(f"({time.perf_counter() - started:.0f} s)")
     return 0

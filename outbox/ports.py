@@ -5,7 +5,7 @@ The DynamoDB and SQS adapters satisfy them, and so do the in-memory fakes of ``o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,18 +55,16 @@ class SweptRecord:
 
 
 class SweepSource(Protocol):
-    """Where the sweeper reads records in outbox order (bucket, then time) and keeps its marks."""
+    """Where the PENDING messages are found, in outbox order (bucket, then time): the sweeper's and the worker's."""
 
-    def records_after(self, bucket: int, mark: str) -> Iterator[list[SweptRecord]]:
-        """The records of ``bucket`` whose place is after ``mark``, in time order, page by page."""
-        ...
+    def pending(
+        self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
+    ) -> Iterator[list[SweptRecord]]:
+        """The PENDING records of ``bucket`` placed before ``before`` (all, if None), in time order, page by page.
 
-    def load_marks(self) -> dict[int, str]:
-        """Each bucket's mark: every record up to it is settled."""
-        ...
-
-    def save_marks(self, marks: dict[int, str]) -> None:
-        """Keep the marks for the next sweep."""
+        A record that has just moved on may still be listed, with its current status. Messages
+        ``known`` says the caller knows about are left out without reading their records.
+        """
         ...
 
 

@@ -17,6 +17,7 @@ from functools import cached_property
 
 import structlog
 
+from outbox.domain.envelope import Envelope
 from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.status import Status, sources_of
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, MessageStore, OutgoingMessage, Publisher, SendFailure
@@ -33,6 +34,11 @@ class RelayItem:
     message_id: str
     body: str
     group_key: str | None = None
+
+    @classmethod
+    def rebuilt(cls, envelope: Envelope) -> RelayItem:
+        """A message rebuilt from its record (the sweeper's, or an older one the stream lost), keyed by its id."""
+        return cls(envelope.message_id, envelope.message_id, envelope.to_json(), envelope.group_key)
 
     @property
     def ordering_key(self) -> str:

@@ -2,11 +2,11 @@
 
 The stream relays almost everything within a second. What it cannot relay — the trigger was
 off, the mapping gave up on a batch, the stream was trimmed, the outbox entry expired or was
-deleted — stays PENDING in its record. Every few minutes the sweeper walks the records in outbox
-order (bucket, then time) from each bucket's mark, rebuilds the envelope of each PENDING message
-older than ``min_age`` from its record and relays it through the same relay as the worker, in
-group order. Each mark then moves past everything settled, so a sweep reads the backlog and the
-new messages, never the whole table. It also reports the true age of the oldest PENDING message.
+deleted — stays PENDING in its record. Every few minutes the sweeper reads the pending index
+(only PENDING records are in it), rebuilds the envelope of each message older than ``min_age``
+from its record and relays it through the same relay as the worker, oldest first, so in group
+order. A sweep reads the backlog, never the settled table. It also reports the true age of the
+oldest PENDING message.
 """
 
 from __future__ import annotations
@@ -39,20 +39,11 @@ class SweepReport:
     quarantined: int = 0
     failed: int = 0
     oldest_pending_age_s: float = 0.0
-    marks_moved: int = 0
     failed_ids: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Bucket:
-    """One bucket's records up to the horizon, in order, and whether each is settled."""
-
-    mark: str
-    places: list[tuple[str, str | None, bool]] = field(default_factory=list)  # (sk, message_id, settled)
-
-
 class Sweeper:
-    """One sweep over every bucket: relay what is stuck, move the marks, report the oldest PENDING age."""
+    """One sweep over every bucket: relay what is stuck, oldest first, and report the oldest PENDING age."""
 
     def __init__(
         self,
@@ -70,45 +61,30 @@ class Sweeper:
         self.clock = clock
 
     def sweep(self, *, time_left_ms: Callable[[], int] | None = None) -> SweepReport:
-        """Relay every PENDING message older than ``min_age``; returns what happened."""
+        """Relay every PENDING message older than ``min_age``, oldest first; returns what happened."""
         report = SweepReport()
         now = self.clock()
         horizon = iso(now - self.min_age)
-        marks = self.source.load_marks()
         oldest: str | None = None
-        buckets: dict[int, _Bucket] = {}
-        items: list[RelayItem] = []
+        stuck: list[tuple[str, RelayItem]] = []
         for bucket in range(self.buckets):
-            seen = buckets[bucket] = _Bucket(marks.get(bucket, ""))
-            for page in self.source.records_after(bucket, seen.mark):
+            for page in self.source.pending(bucket):
                 for record in page:
                     report.scanned += 1
-                    stuck = record.status is Status.PENDING
-                    if stuck:
-                        report.pending += 1
-                        oldest = record.created_at if oldest is None else min(oldest, record.created_at)
-                    if record.sk <= horizon:  # only what the stream had its time for
-                        seen.places.append((record.sk, record.message_id, not stuck))
-                        if stuck and record.envelope is not None and record.message_id is not None:
-                            items.append(
-                                RelayItem(
-                                    record.message_id,
-                                    record.message_id,
-                                    record.envelope.to_json(),
-                                    record.envelope.group_key,
-                                )
-                            )
-        settled: set[str] = set()
-        if items:
-            outcome = self.relay.relay(items, time_left_ms=time_left_ms)
-            settled = {*outcome.sent, *outcome.duplicates, *outcome.quarantined}
+                    if record.status is not Status.PENDING:  # moved on since the index was written
+                        continue
+                    report.pending += 1
+                    oldest = record.created_at if oldest is None else min(oldest, record.created_at)
+                    if record.sk <= horizon and record.envelope is not None:  # the stream had its time
+                        stuck.append((record.sk, RelayItem.rebuilt(record.envelope)))
+        # Oldest first across buckets: no bucket waits behind another when sends keep failing, and a
+        # group (one bucket, places in time order) keeps its order.
+        stuck.sort(key=lambda place: place[0])
+        if stuck:
+            outcome = self.relay.relay([item for _, item in stuck], time_left_ms=time_left_ms)
             report.relayed, report.already_moved = len(outcome.sent), len(outcome.duplicates)
             report.quarantined, report.failed = len(outcome.quarantined), len(outcome.failed)
             report.failed_ids = list(outcome.failed)
-        moved = {bucket: mark for bucket, seen in buckets.items() if (mark := _advance(seen, settled)) != seen.mark}
-        if moved:
-            self.source.save_marks(marks | moved)
-            report.marks_moved = len(moved)
         if oldest is not None:
             report.oldest_pending_age_s = max((now - datetime.fromisoformat(oldest)).total_seconds(), 0.0)
         self._emit(report)
@@ -130,13 +106,3 @@ class Sweeper:
             failed=report.failed,
             oldest_pending_age_s=round(report.oldest_pending_age_s, 3),
         )
-
-
-def _advance(seen: _Bucket, settled_now: set[str]) -> str:
-    """The bucket's new mark: the last place before the first record that is still PENDING."""
-    mark = seen.mark
-    for sk, message_id, settled in seen.places:
-        if not (settled or (message_id is not None and message_id in settled_now)):
-            break
-        mark = sk
-    return mark

@@ -129,3 +129,23 @@ resource "aws_cloudwatch_metric_alarm" "oldest_pending" {
     }
   }
 }
+
+# A sweeper that is never invoked (the schedule disabled or deleted, its role broken, the function
+# throttled to nothing) fails silently: no errors, no metrics. Its invocations going quiet is the
+# alarm, so missing data is breaching here.
+resource "aws_cloudwatch_metric_alarm" "sweeper_silent" {
+  alarm_name          = "${var.name}-sweeper-silent"
+  alarm_description   = "The sweeper has not run for ${var.sweeper_silence_alarm_seconds} s: messages the stream could not relay stay PENDING. Check the ${var.name}-sweep schedule (state, role) and the sweeper's throttles; `outbox sweep` runs one sweep by hand meanwhile."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Invocations"
+  dimensions          = { FunctionName = aws_lambda_function.this["sweeper"].function_name }
+  statistic           = "Sum"
+  period              = var.sweeper_silence_alarm_seconds
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}

@@ -47,6 +47,23 @@ data "aws_iam_policy_document" "worker" {
     actions   = ["dynamodb:UpdateItem"]
     resources = [local.table_arn]
   }
+  # A group's older PENDING message that the stream lost is found through the pending index and
+  # read back from its record, so the worker relays it first (invariant 8).
+  statement {
+    sid       = "FindOlderPendingOfAGroup"
+    actions   = ["dynamodb:Query"]
+    resources = ["${local.table_arn}/index/${local.record_index.name}"]
+  }
+  statement {
+    sid       = "ReadMessageRecords"
+    actions   = ["dynamodb:BatchGetItem"]
+    resources = [local.table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["MSG#*"]
+    }
+  }
   statement {
     sid       = "PublishAndReportFailedBatches"
     actions   = ["sqs:SendMessage"]
@@ -97,12 +114,12 @@ data "aws_iam_policy_document" "consumer" {
 # The sweeper's item-level grants are scoped by the partition key *value* (dynamodb:LeadingKeys),
 # which works on the caller's table as well as the module's: every item it reads or writes has an
 # outbox-owned key, "MSG#<id>" for message records (outbox/domain/record.py: RECORD_PREFIX) and
-# "OUTBOX-META" for its marks and the bucket count (outbox/adapters/sweep.py: META_PK), so it can
-# never touch the caller's own items in a shared table. Query is granted on the record index
-# alone, which holds the keys of message records and nothing else.
+# "OUTBOX-META" for the bucket count (outbox/adapters/sweep.py: META_PK), so it can never touch
+# the caller's own items in a shared table. Query is granted on the record index alone, which
+# holds the keys of PENDING message records and nothing else.
 data "aws_iam_policy_document" "sweeper" {
   statement {
-    sid       = "WalkTheRecordIndex"
+    sid       = "FindPendingMessages"
     actions   = ["dynamodb:Query"]
     resources = ["${local.table_arn}/index/${local.record_index.name}"]
   }
@@ -117,8 +134,8 @@ data "aws_iam_policy_document" "sweeper" {
     }
   }
   statement {
-    sid       = "KeepTheMarks"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    sid       = "ReadTheBucketCount"
+    actions   = ["dynamodb:GetItem"]
     resources = [local.table_arn]
     condition {
       test     = "ForAllValues:StringEquals"

@@ -1,8 +1,9 @@
 # EventBridge Scheduler runs the sweeper every sweep_schedule, through a role that may invoke the
 # sweeper and nothing else. The scheduler retries a failed invocation for a few minutes, then drops
-# it; there is no dead-letter queue: its events carry nothing, and the next run sweeps from the same
-# marks, so a dropped run costs one period of delay. (A DLQ would also need sqs and kms grants on
-# this role.) The sweeper's errors, SweepFailures and the oldest-PENDING age are alarmed instead.
+# it; there is no dead-letter queue: its events carry nothing, and the next run finds the same
+# PENDING messages, so a dropped run costs one period of delay. (A DLQ would also need sqs and kms
+# grants on this role.) The sweeper's errors, SweepFailures, the oldest-PENDING age and a sweeper
+# that is not invoked at all (sweeper_silent) are alarmed instead.
 data "aws_iam_policy_document" "assume_scheduler" {
   statement {
     effect  = "Allow"

@@ -381,6 +381,16 @@ variable "oldest_pending_alarm_seconds" {
   default     = 900
 }
 
+variable "sweeper_silence_alarm_seconds" {
+  description = "Time (s) without a sweeper invocation after which the sweeper-silent alarm fires; a multiple of 60, longer than one sweep_schedule period (default: six runs of rate(5 minutes))."
+  type        = number
+  default     = 1800
+  validation {
+    condition     = var.sweeper_silence_alarm_seconds >= 60 && var.sweeper_silence_alarm_seconds % 60 == 0
+    error_message = "sweeper_silence_alarm_seconds must be a multiple of 60, at least 60."
+  }
+}
+
 variable "replay_role_arn" {
   description = "ARN of the operator role that runs `outbox replay` (it sends to the main queue); null: only the worker and the sweeper may send."
   type        = string

@@ -21,9 +21,10 @@ from pynamodb.models import Model
 HASH_KEY = "pk"
 RANGE_KEY = "sk"
 TTL_ATTRIBUTE = "expires_at"
-# Records by their place in the outbox (bucket, then time), keys only: the sweeper's way to every
-# message, whether or not its outbox entry still exists. Status changes never touch these keys,
-# so a flip writes nothing to the index.
+# PENDING records by their place in the outbox (bucket, then time), keys only: a sparse index, as
+# every move out of PENDING removes its keys. The sweeper's way to every message not yet relayed,
+# whether or not its outbox entry still exists, and the worker's check that no older message of a
+# group waits; both read only the backlog, never the settled table.
 RECORD_INDEX = "outbox-records"
 RECORD_INDEX_KEYS = ("outbox_pk", "outbox_sk")
 STREAM_VIEW_TYPE = "NEW_IMAGE"
@@ -57,8 +58,8 @@ class MessageRecordModel(Model):
     owner = UnicodeAttribute(null=True)  # SHA-256 of the writer's principal (never the principal itself)
     group_key = UnicodeAttribute(null=True)
     trace_id = UnicodeAttribute(null=True)
-    outbox_pk = UnicodeAttribute()
-    outbox_sk = UnicodeAttribute()
+    outbox_pk = UnicodeAttribute(null=True)  # the pending index's keys: only while PENDING
+    outbox_sk = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     history = ListAttribute(of=HistoryAttribute)

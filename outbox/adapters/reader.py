@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, translate
 from outbox.adapters.models import HASH_KEY, RANGE_KEY, bind_models
-from outbox.domain.record import OUTBOX_PREFIX, RECORD_SK, bucket_of, outbox_pk, record_pk
+from outbox.domain.record import OUTBOX_PREFIX, RECORD_SK, bucket_of, outbox_pk, outbox_sk, record_pk
 from outbox.domain.status import Status
 
 if TYPE_CHECKING:
@@ -116,8 +116,8 @@ class DynamoDBOutboxReader:
 
     def entries_for(self, message_ids: Iterable[str]) -> list[StoredEntry]:
         """The outbox entries of these messages (found through their records), in replay order."""
-        pointers = self._batch_get([self._record_key(m) for m in message_ids], "outbox_pk, outbox_sk")
-        keys = [{self.hash_key: p["outbox_pk"], self.range_key: p["outbox_sk"]} for p in pointers if "outbox_pk" in p]
+        records = self._batch_get([self._record_key(m) for m in message_ids], "message_id, group_key, created_at")
+        keys = [self._entry_key(record) for record in records]
         entries = [
             self._entry(int(item[self.hash_key]["S"][len(OUTBOX_PREFIX) :]), item) for item in self._batch_get(keys)
         ]
@@ -132,6 +132,15 @@ class DynamoDBOutboxReader:
     def bucket_of_group(self, group_key: str) -> int:
         """The one bucket a group's entries live in."""
         return bucket_of(group_key, self.buckets)
+
+    def _entry_key(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Where a record's outbox entry is: its place follows from the record (its index keys go with PENDING)."""
+        message_id = record["message_id"]["S"]
+        group_key = record.get("group_key", {}).get("S")
+        return {
+            self.hash_key: {"S": outbox_pk(self.bucket_of_group(group_key or message_id))},
+            self.range_key: {"S": outbox_sk(record["created_at"]["S"], message_id)},
+        }
 
     def _record_key(self, message_id: str) -> dict[str, Any]:
         return {self.hash_key: {"S": record_pk(message_id)}, self.range_key: {"S": RECORD_SK}}

@@ -1,9 +1,8 @@
-"""DynamoDBSweepSource: every record after the sweeper's mark, through the record index, and the marks themselves.
+"""DynamoDBSweepSource: the PENDING records of a bucket, through the sparse pending index, and the bucket count.
 
-The sweeper walks the record index (keys only, by bucket and time) from where it last found
-everything settled, and reads the records it finds in batches. Records before a mark are never
-read again, so a sweep costs the PENDING backlog and the messages since the last sweep, not the
-table. The marks and the table's bucket count live in two small items of the table itself.
+The index (keys only, by bucket and time) holds a record only while it is PENDING, so reading a
+bucket costs its backlog, never the settled table. The records behind a page of keys are read in
+batches. The table's bucket count lives in one small item of the table itself.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from outbox.adapters.aws import AWS_ERRORS, error_code, translate
 from outbox.adapters.models import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
 from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
 from outbox.domain.errors import ConfigurationError
-from outbox.domain.record import outbox_pk
+from outbox.domain.record import RECORD_PREFIX, outbox_pk
 from outbox.domain.status import Status
 from outbox.ports import SweptRecord
 
@@ -26,15 +25,14 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 META_PK = "OUTBOX-META"  # not an "OUTBOX#" key: the stream filter never passes it to the worker
-MARKS_SK = "SWEEP"
 CONFIG_SK = "CONFIG"
 BATCH_GET_KEYS = 100
 # What rebuilding a message's envelope needs, and its status: nothing else of the record is read.
-_PROJECTION = "message_id, #status, #type, payload, group_key, created_at, trace_id, outbox_sk"
+_PROJECTION = "#h, message_id, #status, #type, payload, group_key, created_at, trace_id"
 
 
 class DynamoDBSweepSource:
-    """Reads records in outbox order after a mark, and keeps the marks."""
+    """Reads the PENDING records of a bucket in outbox order, and the table's bucket count."""
 
     def __init__(
         self,
@@ -51,8 +49,15 @@ class DynamoDBSweepSource:
         self.range_key = range_key
         self.page_size = page_size
 
-    def records_after(self, bucket: int, mark: str) -> Iterator[list[SweptRecord]]:
-        """The records of ``bucket`` whose place is after ``mark``, page by page, in time order."""
+    def pending(
+        self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
+    ) -> Iterator[list[SweptRecord]]:
+        """The PENDING records of ``bucket`` (placed before ``before``, if given), page by page, in time order.
+
+        The index is sparse and eventually consistent: it holds only PENDING records, but one that
+        has just moved on may still show; each record is read back (strongly) with its status.
+        The records of messages ``known`` names are not read (nor listed).
+        """
         index_pk, index_sk = RECORD_INDEX_KEYS
         request: dict[str, Any] = {
             "TableName": self.table_name,
@@ -62,14 +67,17 @@ class DynamoDBSweepSource:
             "ExpressionAttributeValues": {":b": {"S": outbox_pk(bucket)}},
             "Limit": self.page_size,
         }
-        if mark:  # no mark yet: from the bucket's beginning (a key value cannot be empty)
-            request["KeyConditionExpression"] += " AND #t > :mark"
+        if before is not None:
+            request["KeyConditionExpression"] += " AND #t < :before"
             request["ExpressionAttributeNames"]["#t"] = index_sk
-            request["ExpressionAttributeValues"][":mark"] = {"S": mark}
+            request["ExpressionAttributeValues"][":before"] = {"S": before}
         while True:
             page = self._call("Query", self.client.query, request)
-            if page.get("Items"):
-                yield self._records(page["Items"])
+            keys = page.get("Items", [])
+            if known is not None:
+                keys = [k for k in keys if not known(k[self.hash_key]["S"].removeprefix(RECORD_PREFIX))]
+            if keys:
+                yield self._records(keys)
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -84,26 +92,16 @@ class DynamoDBSweepSource:
                 self.table_name: {
                     "Keys": keys[start : start + BATCH_GET_KEYS],
                     "ProjectionExpression": _PROJECTION,
-                    "ExpressionAttributeNames": {"#status": "status", "#type": "type"},
+                    "ExpressionAttributeNames": {"#status": "status", "#type": "type", "#h": self.hash_key},
+                    "ConsistentRead": True,  # the index lags: the record says whether it is still PENDING
                 }
             }
             while pending:
                 response = self._call("BatchGetItem", self.client.batch_get_item, {"RequestItems": pending})
                 for item in response.get("Responses", {}).get(self.table_name, []):
-                    found[item["outbox_sk"]["S"]] = item
+                    found[item[self.hash_key]["S"]] = item
                 pending = dict(response.get("UnprocessedKeys") or {})
-        return [_swept(item[index_sk]["S"], found.get(item[index_sk]["S"])) for item in index_items]
-
-    def load_marks(self) -> dict[int, str]:
-        """Each bucket's mark: every record up to it is settled (no mark: the bucket's beginning)."""
-        item = self._get(MARKS_SK)
-        marks = (item or {}).get("marks", {}).get("M", {})
-        return {int(bucket): str(value["S"]) for bucket, value in marks.items()}
-
-    def save_marks(self, marks: dict[int, str]) -> None:
-        """Keep the marks for the next sweep (one small item)."""
-        item = self._meta_key(MARKS_SK) | {"marks": {"M": {str(b): {"S": mark} for b, mark in marks.items()}}}
-        self._call("PutItem", self.client.put_item, {"TableName": self.table_name, "Item": item})
+        return [_swept(i[index_sk]["S"], found.get(i[self.hash_key]["S"])) for i in index_items]
 
     def buckets(self, proposed: int) -> int:
         """The table's bucket count: stored once (by the first to ask), then the same for every reader and writer.

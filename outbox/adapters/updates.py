@@ -10,6 +10,10 @@ A lease makes PROCESSING exclusive: taking it sets ``lease_owner`` (one receive 
 and ``lease_until`` and is allowed from PROCESSING only once the previous lease has run out or was
 released; leaving PROCESSING under a lease requires the same owner and removes it.
 
+A record is in the pending index (its ``outbox_pk``/``outbox_sk``) only while it is PENDING:
+every move out of PENDING removes them in the same request, so the index holds exactly the
+messages not yet relayed, which is all the sweeper and the worker's group check read.
+
 A copy's ``payload_hash`` in the start condition refuses a forged or altered copy in the same
 request: the condition fails, nothing changes, and ALL_OLD shows the stored hash.
 """
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from outbox.adapters.models import RECORD_INDEX_KEYS
 from outbox.domain.record import Lease
 from outbox.domain.status import Status
 
@@ -100,6 +105,10 @@ def transition_shape(
     condition = _source_condition(ordered, to, leased=leased)
     if leased and to is not Status.PROCESSING and sources == frozenset({Status.PROCESSING}):
         per_call.add(":owner")
+
+    if Status.PENDING in sources:  # a record leaves the pending index with PENDING (a sparse index)
+        names |= {"#outbox_pk": RECORD_INDEX_KEYS[0], "#outbox_sk": RECORD_INDEX_KEYS[1]}
+        removes += ["#outbox_pk", "#outbox_sk"]
 
     names["#expires_at"] = "expires_at"
     if to in ENDED:  # an ended record expires (personal data kept short) ...

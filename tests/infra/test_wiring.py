@@ -495,7 +495,21 @@ def test_alarms_cover_lag_failures_and_errors(module: Module) -> None:
     for name, alarm in alarms.items():
         assert alarm["alarm_actions"] == "${local.alarm_actions}", name
         assert alarm["ok_actions"] == "${local.alarm_actions}", name
-        assert alarm["treat_missing_data"] == "notBreaching", name
+        assert alarm["treat_missing_data"] == ("breaching" if name == "sweeper_silent" else "notBreaching"), name
+
+
+def test_a_sweeper_that_stops_running_is_alarmed(module: Module) -> None:
+    """No invocation of the sweeper for a while (schedule off or broken) alarms, since it emits nothing then."""
+    silent = module.resources["aws_cloudwatch_metric_alarm"]["sweeper_silent"]
+    assert (silent["namespace"], silent["metric_name"]) == ("AWS/Lambda", "Invocations")
+    assert silent["dimensions"] == {"FunctionName": '${aws_lambda_function.this["sweeper"].function_name}'}
+    assert (silent["statistic"], silent["threshold"], silent["comparison_operator"]) == ("Sum", 1, "LessThanThreshold")
+    assert silent["treat_missing_data"] == "breaching"  # no data is exactly the failure
+    assert silent["period"] == "${var.sweeper_silence_alarm_seconds}"
+    default = module.variables["sweeper_silence_alarm_seconds"]["default"]
+    assert default % 60 == 0
+    assert default > 300
+    assert "outbox sweep" in silent["alarm_description"]
 
 
 def test_metric_alarms_watch_what_the_code_emits(module: Module) -> None:

@@ -12,7 +12,7 @@ from moto import mock_aws
 from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
-from outbox.adapters.sweep import META_PK
+from outbox.adapters.sweep import META_PK, DynamoDBSweepSource
 from outbox.api import MessagesApi
 from outbox.bootstrap import Resources, bootstrap
 from outbox.faults import FaultInjector
@@ -117,7 +117,7 @@ def build_stack(
         store=store,
         publisher=publisher,
         relay=relay,
-        worker=StreamWorker(relay, hash_key=hash_key),
+        worker=StreamWorker(relay, **keys, pending=DynamoDBSweepSource(resources.table_name, client=dynamodb, **keys)),
         consumer=Consumer(store),
         api=MessagesApi(store),
         faults=faults,

@@ -51,6 +51,8 @@ STATUS_FIELDS = {
     "lease_owner",
     "lease_until",
     "expires_at",  # an ended record's time to live
+    "outbox_pk",  # the pending index's keys, removed with PENDING
+    "outbox_sk",
 }
 BODIES = ["one", "two", "three"]
 
@@ -102,10 +104,11 @@ class Pipeline(RuleBasedStateMachine):
         self.completed_seen: set[str] = set()
         self.fail_group_once = False
         self.violations: list[str] = []
-        self.worker = StreamWorker(stack.relay)
+        self.first_sent: list[str] = []  # messages in the order SQS first accepted them
+        source = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, page_size=3)
+        self.worker = StreamWorker(stack.relay, pending=source)
         self.consumer = Consumer(stack.store, self._deliver)
         sweep_relay = Relay(stack.store, stack.publisher, by="sweeper", policy=RelayPolicy(flip_concurrency=1))
-        source = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, page_size=3)
         # The sweeper's clock runs ten minutes ahead: every message is past its minimum age.
         self.sweeper = Sweeper(source, sweep_relay, buckets=4, clock=lambda: utc_now() + timedelta(minutes=10))
         stack.sqs.meta.events.register("after-call.sqs.SendMessageBatch", self._record_sent)
@@ -143,7 +146,10 @@ class Pipeline(RuleBasedStateMachine):
     def _record_sent(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         entries = {e["Id"]: e for e in context.get("fault_params", {}).get("Entries", [])}
         for ok in parsed.get("Successful", []):
-            self.sent.add(json.loads(entries[ok["Id"]]["MessageBody"])["message_id"])
+            message_id = json.loads(entries[ok["Id"]]["MessageBody"])["message_id"]
+            if message_id not in self.sent:
+                self.first_sent.append(message_id)
+            self.sent.add(message_id)
 
     def teardown(self) -> None:
         """Final drain without an operator: the stream retries, the sweeper sweeps, the consumer consumes."""
@@ -236,9 +242,12 @@ class Pipeline(RuleBasedStateMachine):
         if not alive:
             return
         message_id = data.draw(st.sampled_from(alive))
-        record = self.stack.raw_item(f"MSG#{message_id}", "MSG")
-        assert record is not None
-        key = {"pk": record["outbox_pk"], "sk": record["outbox_sk"]}
+        (entry,) = [
+            i
+            for i in self.stack.all_items()
+            if i["pk"]["S"].startswith("OUTBOX#") and i["message_id"]["S"] == message_id
+        ]
+        key = {"pk": entry["pk"], "sk": entry["sk"]}
         self.stack.dynamodb.delete_item(TableName=self.stack.resources.table_name, Key=key)
         self.expired.add(message_id)
 
@@ -314,7 +323,7 @@ class Pipeline(RuleBasedStateMachine):
 
     @invariant()
     def invariants_hold(self) -> None:
-        """Invariants 1, 3, 4, 5 and 6 hold after every step (6 also on every consumed copy and delivery)."""
+        """Invariants 1, 3, 4, 5, 6 and 8 (send order) hold after every step (6 also on every consumed copy)."""
         assert not self.violations, self.violations
         items = self.stack.all_items()
         records = {i["message_id"]["S"]: i for i in items if i["pk"]["S"].startswith("MSG#")}
@@ -340,6 +349,12 @@ class Pipeline(RuleBasedStateMachine):
             assert ("expires_at" in record) is (record["status"]["S"] in {Status.COMPLETED, Status.FAILED}), record
             if record["status"]["S"] == Status.COMPLETED:
                 self.completed_seen.add(message_id)
+            # the pending index holds a record exactly while it is PENDING
+            assert ("outbox_pk" in record) is (record["status"]["S"] == Status.PENDING), record
+        # 8. a group is sent in the order it was written, whatever the stream lost
+        group = [m for m, record in self.accepted.items() if record.get("group_key", {}).get("S") == "g"]
+        sent = [m for m in self.first_sent if m in set(group)]
+        assert sent == [m for m in group if m in set(sent)], "group g sent out of order"
 
     def _arm(self, fault: str) -> None:
         if fault == "throttle_send":

@@ -43,7 +43,9 @@ def test_stream_batch_sends_one_message_and_flips_record_keeping_other_attribute
     assert after["status"]["S"] == "QUEUED"
     assert [h["M"]["status"]["S"] for h in after["history"]["L"]] == ["PENDING", "QUEUED"]
     assert after["history"]["L"][1]["M"]["by"]["S"] == "worker"
-    untouched = set(before) - {"status", "history", "updated_at"}
+    assert "outbox_pk" not in after  # out of the pending index with PENDING
+    assert "outbox_sk" not in after
+    untouched = set(before) - {"status", "history", "updated_at", "outbox_pk", "outbox_sk"}
     assert {k: after[k] for k in untouched} == {k: before[k] for k in untouched}
 
 

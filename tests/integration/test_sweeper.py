@@ -73,26 +73,43 @@ def test_a_message_whose_entry_is_gone_is_relayed_from_its_record(stack: Stack) 
     assert [h.by for h in outbox.get(message.message_id).history] == ["service", "sweeper"]
 
 
-def test_a_sweep_that_finds_nothing_sends_nothing_and_never_reads_settled_records_again(stack: Stack) -> None:
-    """Once everything before a mark is settled, the next sweep reads nothing there: cost follows the new messages."""
+def test_a_sweep_that_finds_nothing_sends_nothing_and_never_reads_settled_records(stack: Stack) -> None:
+    """Only PENDING records are in the index: settled ones cost a sweep nothing, one Query per bucket reads it all."""
     outbox = _outbox(stack)
     for n in range(20):
         outbox.transact_write([], outbox.message({"n": n}, type="T"))
     stack.worker.handle(stack.stream_event())  # the stream relays everything
-    first = _sweeper(stack).sweep()
-    assert (first.scanned, first.pending, first.relayed) == (20, 0, 0)
-    assert first.marks_moved >= 1
+    records = [i for i in stack.all_items() if i["pk"]["S"].startswith("MSG#")]
+    assert len(records) == 20
+    assert not [r for r in records if "outbox_pk" in r or "outbox_sk" in r]  # out of the index with PENDING
 
     stack.faults.calls.clear()
-    second = _sweeper(stack).sweep()
-    assert (second.scanned, second.relayed, second.marks_moved) == (0, 0, 0)
-    assert stack.faults.calls["SendMessageBatch"] == 0
-    assert stack.faults.calls["BatchGetItem"] == 0
-    assert stack.faults.calls["PutItem"] == 0  # no mark moved, nothing written
+    report = _sweeper(stack).sweep()
+    assert (report.scanned, report.pending, report.relayed) == (0, 0, 0)
+    assert stack.faults.calls["Query"] == 4  # one per bucket, whatever the table holds
+    assert (stack.faults.calls["BatchGetItem"], stack.faults.calls["SendMessageBatch"]) == (0, 0)
+    assert stack.faults.calls["PutItem"] + stack.faults.calls["UpdateItem"] == 0  # a sweep keeps no state
 
 
-def test_a_young_pending_message_is_left_to_the_stream_and_holds_the_mark(stack: Stack) -> None:
-    """A message younger than min_age is not relayed, the mark stays before it, and it counts as the oldest PENDING."""
+def test_every_move_out_of_pending_takes_the_record_out_of_the_index(stack: Stack) -> None:
+    """QUEUED (the worker), PROCESSING (a copy ahead of its flip) and FAILED (quarantine) all leave the index."""
+    outbox = _outbox(stack)
+    messages = [outbox.message({"n": n}, type="T") for n in range(4)]
+    for message in messages:
+        outbox.transact_write([], message)
+    flipped, taken, quarantined, waiting = (m.message_id for m in messages)
+    stack.store.transition(flipped, Status.QUEUED, by="worker")
+    stack.store.transition(taken, Status.PROCESSING, by="consumer")
+    stack.store.transition(quarantined, Status.FAILED, by="worker", reason="poison")
+    indexed = {r["message_id"]["S"] for r in stack.all_items() if "outbox_pk" in r and r["pk"]["S"].startswith("MSG#")}
+    assert indexed == {waiting}
+    assert [r.message_id for page in _source(stack).pending(0) for r in page] + [
+        r.message_id for bucket in (1, 2, 3) for page in _source(stack).pending(bucket) for r in page
+    ] == [waiting]
+
+
+def test_a_young_pending_message_is_left_to_the_stream(stack: Stack) -> None:
+    """A message younger than min_age is not relayed, and it counts as the oldest PENDING."""
     outbox = _outbox(stack)
     message = outbox.message({"n": 1}, type="T")
     outbox.transact_write([], message)
@@ -102,6 +119,31 @@ def test_a_young_pending_message_is_left_to_the_stream_and_holds_the_mark(stack:
     assert outbox.get(message.message_id).status is Status.PENDING
     late = _sweeper(stack).sweep()  # ten minutes on: now it is the sweeper's
     assert (late.scanned, late.relayed) == (1, 1)
+
+
+def test_the_oldest_messages_go_first_whatever_their_bucket(stack: Stack) -> None:
+    """When sends keep failing no bucket starves: each sweep relays the oldest PENDING messages of the table."""
+    outbox = _outbox(stack)
+    written = []
+    for n in range(40):
+        message = outbox.message({"n": n}, type="T")
+        outbox.transact_write([], message)
+        written.append(message.message_id)
+    stack.stream_event()
+    buckets_of_first_ten = {_bucket(stack, m) for m in written[:10]}
+    assert len(buckets_of_first_ten) > 1  # the oldest ten span buckets
+
+    sends = iter(range(1_000))
+    stack.faults.fail("SendMessageBatch", "InternalError", status=500, times=-1, when=lambda _: next(sends) > 0)
+    report = _sweeper(stack).sweep()  # one batch gets through, then SQS fails
+    assert (report.relayed, report.failed) == (10, 30)
+    queued = {m for m in written if outbox.get(m).status is Status.QUEUED}
+    assert queued == set(written[:10])
+
+
+def _bucket(stack: Stack, message_id: str) -> int:
+    (entry,) = [e for e in _entries(stack) if e["message_id"]["S"] == message_id]
+    return int(entry["pk"]["S"].removeprefix("OUTBOX#"))
 
 
 def test_a_group_is_swept_in_order(fifo_stack_4: Stack) -> None:
@@ -118,15 +160,15 @@ def test_a_group_is_swept_in_order(fifo_stack_4: Stack) -> None:
     assert _drain_in_order(stack) == ids
 
 
-def test_a_failed_send_keeps_the_mark_and_the_next_sweep_finishes(stack: Stack) -> None:
-    """SQS down during a sweep: nothing is marked settled that is not, and the next sweep relays it."""
+def test_a_failed_send_leaves_the_message_pending_and_the_next_sweep_finishes(stack: Stack) -> None:
+    """SQS down during a sweep: the message stays PENDING (in the index), and the next sweep relays it."""
     outbox = _outbox(stack)
     message = outbox.message({"n": 1}, type="T")
     outbox.transact_write([], message)
     stack.stream_event()
     stack.faults.fail("SendMessageBatch", "InternalError", status=500)
     failed = _sweeper(stack).sweep()
-    assert (failed.relayed, failed.failed, failed.marks_moved) == (0, 1, 0)
+    assert (failed.relayed, failed.failed) == (0, 1)
     again = _sweeper(stack).sweep()
     assert (again.relayed, again.failed) == (1, 0)
     assert outbox.get(message.message_id).status is Status.QUEUED
@@ -189,7 +231,7 @@ def test_a_table_without_the_record_index_is_a_clear_error() -> None:
             BillingMode="PAY_PER_REQUEST",
         )
         with pytest.raises(ConfigurationError, match="has no index outbox-records"):
-            list(DynamoDBSweepSource("bare", client=client).records_after(0, ""))
+            list(DynamoDBSweepSource("bare", client=client).pending(0))
 
 
 def test_outbox_sweep_runs_one_sweep_from_a_terminal(
