@@ -54,6 +54,13 @@ variable "table_stream_arn" {
   }
 }
 
+variable "manage_existing_table_policy" {
+  description = "When create_table = false: attach the module's resource policies (deny every request without TLS) to the existing table and its stream. A DynamoDB resource has one policy and the module's would replace yours, so the default (false) leaves them alone: merge output table_policy_documents into your own policies instead. The module's own table always gets them."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
 variable "table_kms_key_arn" {
   description = "When create_table = false: the customer-managed KMS key the existing table is encrypted with, if any; the functions get kms:Decrypt and kms:GenerateDataKey on it. Null for a table encrypted with an AWS owned or AWS managed key."
   type        = string
