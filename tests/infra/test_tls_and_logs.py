@@ -1,7 +1,8 @@
-"""The module's own guarantees of issue #15: TLS on the table and its stream.
+"""The module's own guarantees of issue #15: TLS on the table and its stream, and logs an operator can use.
 
-What the table's and the stream's resource policies deny, and when the module may write a caller's
-policy.
+What the table's and the stream's resource policies deny, when the module may write a caller's
+policy, which fields the API's access log keeps (and which personal data it never does), and that
+every log group keeps its logs for ``log_retention_days``, one of the values CloudWatch accepts.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import re
 from typing import Any
 
+import botocore.session
 import pytest
 
 from infra.schema.extract import OUTPUT
@@ -17,6 +19,30 @@ from tests.infra.terraform import MODULE, Module, load, plain
 
 # What a DynamoDB resource policy may never name, or the module could lock out whoever manages it.
 RESOURCE_POLICY_ACTIONS = {"dynamodb:GetResourcePolicy", "dynamodb:PutResourcePolicy", "dynamodb:DeleteResourcePolicy"}
+# The access log's variables an operator needs, each with what it answers.
+OPERATOR_NEEDS = {
+    "$context.requestId": "which request (the client sees it as the apigw-requestid header)",
+    "$context.requestTime": "when it came",
+    "$context.routeKey": "which route, without the message id the path holds",
+    "$context.status": "how it ended",
+    "$context.responseLatency": "how long it took",
+    "$context.integration.requestId": "the API function's aws_request_id: the way into its log",
+    "$context.integration.error": "why the function failed, when it did",
+    "$context.error.message": "API Gateway's own refusal (throttled, forbidden, too large)",
+    "$context.authorizer.error": "why the authorizer refused the caller",
+}
+# Also allowed: figures and codes, none of them about the caller.
+ALSO_ALLOWED = {
+    "$context.responseLength",
+    "$context.integration.latency",
+    "$context.integration.integrationStatus",
+    "$context.error.responseType",
+}
+# Personal data, or what can hold it: the caller's address, agent and identity, the path (a message
+# id), a Lambda authorizer's context; query strings and bodies are no $context variable at all.
+NEVER_LOGGED = re.compile(
+    r"^\$context\.(identity\.|authorizer\.(claims|principalId)|path$|domainPrefix$|customDomain\.)|^\$(input|request)\."
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +144,69 @@ def test_the_existing_table_example_merges_the_modules_documents_into_its_own() 
     assert document["source_policy_documents"] == ["${module.outbox.table_policy_documents[each.key]}"]
     (call,) = next(doc for _, doc in parsed.raw if "module" in doc)["module"]
     assert "manage_existing_table_policy" not in plain(call)["outbox"]  # the default: the policies are its own
+
+
+def test_the_access_log_keeps_what_an_operator_needs_and_no_personal_data(module: Module) -> None:
+    """Request id, time, route, status, latency, the function's request id and errors; no IP, caller or path."""
+    stage = module.resource("aws_apigatewayv2_stage", "default")
+    (settings,) = stage["access_log_settings"]
+    assert settings["format"] == "${jsonencode(local.access_log_fields)}"
+    assert settings["destination_arn"] == "${aws_cloudwatch_log_group.api_access.arn}"
+    fields: dict[str, str] = module.locals["access_log_fields"]
+    logged = set(fields.values())
+    assert len(logged) == len(fields)  # each variable once
+    assert set(OPERATOR_NEEDS) <= logged, set(OPERATOR_NEEDS) - logged
+    # Anything else is reviewed here first: a new field is added to ALSO_ALLOWED with the test's consent.
+    assert logged <= set(OPERATOR_NEEDS) | ALSO_ALLOWED, logged - set(OPERATOR_NEEDS) - ALSO_ALLOWED
+    for name, variable in fields.items():
+        assert re.fullmatch(r"\$context\.[A-Za-z]+(\.[A-Za-z]+)*", variable), (name, variable)  # one variable, no text
+        assert not NEVER_LOGGED.search(variable), (name, variable)
+        assert re.fullmatch(r"[a-z][A-Za-z]+", name), name  # JSON keys Logs Insights reads as they are
+
+
+def test_the_personal_data_filter_catches_what_it_must() -> None:
+    """The filter above can fail: the caller's address, agent, identity, claims and path are caught."""
+    for variable in (
+        "$context.identity.sourceIp",
+        "$context.identity.userAgent",
+        "$context.identity.userArn",
+        "$context.identity.caller",
+        "$context.authorizer.claims.sub",
+        "$context.authorizer.principalId",
+        "$context.path",
+        "$request.querystring.q",
+        "$input.body",
+    ):
+        assert NEVER_LOGGED.search(variable), variable
+    for variable in (*OPERATOR_NEEDS, *ALSO_ALLOWED):
+        assert not NEVER_LOGGED.search(variable), variable
+
+
+def test_every_log_group_keeps_its_logs_for_log_retention_days(module: Module) -> None:
+    """The API's access log and every function's log group: the module's, encrypted, one retention."""
+    groups = module.resources["aws_cloudwatch_log_group"]
+    assert set(groups) == {"api_access", "function"}
+    for name, group in groups.items():
+        assert group["retention_in_days"] == "${var.log_retention_days}", name
+        assert group["kms_key_id"] == "${aws_kms_key.this.arn}", name
+    # One group per function, and each function logs there (not to a group Lambda would create unbounded).
+    assert groups["function"]["for_each"] == "${local.functions}"
+    function = module.resource("aws_lambda_function", "this")
+    assert function["for_each"] == "${local.functions}"
+    (logging,) = function["logging_config"]
+    assert logging["log_group"] == "${aws_cloudwatch_log_group.function[each.key].name}"
+    assert "${aws_cloudwatch_log_group.function}" in function["depends_on"]
+
+
+def test_log_retention_days_are_the_values_cloudwatch_accepts(module: Module) -> None:
+    """The variable refuses what CloudWatch Logs would (its API's documented list); the default is a year."""
+    variable = module.variables["log_retention_days"]
+    (validation,) = variable["validation"]
+    (listed,) = re.findall(r"contains\(\[([\d, ]+)\], var\.log_retention_days\)", validation["condition"])
+    allowed = [int(value) for value in listed.split(",")]
+    days = botocore.session.get_session().get_service_model("logs").shape_for("Days")
+    (documented,) = re.findall(r"Possible values are: ([\d, and]+)\.", days.documentation)
+    assert allowed == [int(value) for value in re.findall(r"\d+", documented)]
+    assert variable["default"] in allowed
+    assert variable["default"] >= 365  # checkov CKV_AWS_338: at least a year
+    assert str(allowed[-1]) in validation["error_message"]
