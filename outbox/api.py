@@ -190,12 +190,17 @@ class MessagesApi:
         raise ThrottledError("the message conflicted with a concurrent write; retry") from conflict
 
     def _get(self, message_id: str, principal: str | None) -> Response:
+        # One answer, byte for byte, for an id that is malformed, unknown or another caller's: it
+        # names no id (nor echoes the path), so no two of them can be told apart.
+        unknown = NotFoundError("no such message")
         if not is_message_id(message_id):
-            raise NotFoundError("no such message")
-        record = self.store.get(message_id)
+            raise unknown
+        try:
+            record = self.store.get(message_id)
+        except NotFoundError:
+            raise unknown from None
         if record.owner != owner_of(principal):
-            # Exactly what an unknown id gets (the store's NotFoundError): nothing tells the two apart.
-            raise NotFoundError(f"no message {message_id}")
+            raise unknown
         return json_response(200, record_view(record))
 
 

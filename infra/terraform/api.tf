@@ -4,6 +4,27 @@ locals {
     "GET /messages/{id}" = "GET/messages/*"
   }
   jwt = var.authorization == "JWT"
+
+  # One JSON line per request: what an operator needs to find a request, see how it ended and where
+  # the time went, and follow it into the API function's log (integrationRequestId is the
+  # invocation's aws_request_id there, beside the message id). No personal data: no source IP or
+  # user agent; no principal, which API Gateway cannot hash (the message's record keeps its
+  # SHA-256); no path, which holds the message id (routeKey names the route); no query or body.
+  access_log_fields = {
+    requestId            = "$context.requestId"
+    requestTime          = "$context.requestTime"
+    routeKey             = "$context.routeKey"
+    status               = "$context.status"
+    responseLength       = "$context.responseLength"
+    latencyMs            = "$context.responseLatency"
+    integrationLatencyMs = "$context.integration.latency"
+    integrationStatus    = "$context.integration.integrationStatus"
+    integrationRequestId = "$context.integration.requestId"
+    integrationError     = "$context.integration.error"
+    error                = "$context.error.message"
+    errorType            = "$context.error.responseType"
+    authError            = "$context.authorizer.error"
+  }
 }
 
 resource "aws_apigatewayv2_api" "this" {
@@ -67,17 +88,7 @@ resource "aws_apigatewayv2_stage" "default" {
 
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.api_access.arn
-    format = jsonencode({
-      requestId      = "$context.requestId"
-      ip             = "$context.identity.sourceIp"
-      requestTime    = "$context.requestTime"
-      routeKey       = "$context.routeKey"
-      status         = "$context.status"
-      responseLength = "$context.responseLength"
-      latencyMs      = "$context.responseLatency"
-      error          = "$context.error.message"
-      authError      = "$context.authorizer.error"
-    })
+    format          = jsonencode(local.access_log_fields)
   }
 
   default_route_settings {

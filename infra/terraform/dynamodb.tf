@@ -58,3 +58,84 @@ resource "aws_dynamodb_table" "this" {
 
   tags = var.tags
 }
+
+# The resource policies of the table and of its stream: no request without TLS, by anyone, whatever
+# an identity policy grants (as the queues and the key). The stream carries each outbox entry's
+# image, the payload included, so it is held to the same rule. A DynamoDB resource has exactly one
+# policy, which PutResourcePolicy replaces whole: the module writes it on its own table, but on a
+# caller's table (create_table = false) only with manage_existing_table_policy, since it would
+# replace the caller's own policy; output table_policy_documents is there to merge instead.
+locals {
+  manage_table_policy = var.create_table || var.manage_existing_table_policy
+  # Every action on the table's data, items and whole-table copies alike, and on its definition;
+  # none of the resource-policy actions, so the policy can never lock out whoever manages it.
+  table_policy_actions = [
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:CreateBackup",
+    "dynamodb:DeleteItem",
+    "dynamodb:DeleteTable",
+    "dynamodb:DescribeTable",
+    "dynamodb:DescribeTimeToLive",
+    "dynamodb:ExportTableToPointInTime",
+    "dynamodb:GetItem",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLSelect",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:RestoreTableToPointInTime",
+    "dynamodb:Scan",
+    "dynamodb:UpdateContinuousBackups",
+    "dynamodb:UpdateItem",
+    "dynamodb:UpdateTable",
+    "dynamodb:UpdateTimeToLive",
+  ]
+  # A table's policy also governs its indexes (the record index the sweeper queries); a stream has
+  # a policy of its own, and only its reads name it (ListStreams names no stream).
+  table_policy_targets = {
+    table = {
+      arn       = local.table_arn
+      resources = local.table_arn == null ? [] : [local.table_arn, "${local.table_arn}/index/*"]
+      actions   = local.table_policy_actions
+    }
+    stream = {
+      arn       = local.stream_arn
+      resources = local.stream_arn == null ? [] : [local.stream_arn]
+      actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+    }
+  }
+  table_policies = { for key, target in local.table_policy_targets : key => target if local.manage_table_policy }
+}
+
+data "aws_iam_policy_document" "table_policy" {
+  for_each = local.table_policy_targets
+
+  statement {
+    sid       = "DenyWithoutTls"
+    effect    = "Deny"
+    actions   = each.value.actions
+    resources = each.value.resources
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+# Applied once the table and its stream exist (a stream's policy can only be put on a live stream).
+resource "aws_dynamodb_resource_policy" "this" {
+  for_each = local.table_policies
+
+  resource_arn = each.value.arn
+  policy       = data.aws_iam_policy_document.table_policy[each.key].json
+  # Refuse, rather than apply, a policy that would take away the applier's own access to it.
+  confirm_remove_self_resource_access = false
+}

@@ -51,3 +51,8 @@ output "environment" {
     OUTBOX_BUCKETS    = tostring(var.buckets)
   }
 }
+
+output "table_policy_documents" {
+  description = "The module's resource policies of the table and of its stream (keys table, stream): each denies every request without TLS. Attached to the module's own table, and to an existing one with manage_existing_table_policy; otherwise merge them into your own (aws_iam_policy_document source_policy_documents)."
+  value       = { for key, document in data.aws_iam_policy_document.table_policy : key => document.json }
+}

@@ -54,6 +54,13 @@ variable "table_stream_arn" {
   }
 }
 
+variable "manage_existing_table_policy" {
+  description = "When create_table = false: attach the module's resource policies (deny every request without TLS) to the existing table and its stream. A DynamoDB resource has one policy and the module's would replace yours, so the default (false) leaves them alone: merge output table_policy_documents into your own policies instead. The module's own table always gets them."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
 variable "table_kms_key_arn" {
   description = "When create_table = false: the customer-managed KMS key the existing table is encrypted with, if any; the functions get kms:Decrypt and kms:GenerateDataKey on it. Null for a table encrypted with an AWS owned or AWS managed key."
   type        = string
@@ -168,9 +175,14 @@ variable "log_level" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the functions' and the API's log groups."
+  description = "Days CloudWatch Logs keeps every log group of the module (the API's access log and each function's log): one of the values CloudWatch accepts, 1 to 3653. The logs hold no personal data (no source IP, principal, path, query string or body)."
   type        = number
   default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653 days."
+  }
 }
 
 variable "fifo" {

@@ -49,15 +49,18 @@ def module() -> Module:
 
 
 def test_module_layout_is_split_by_concern(module: Module) -> None:
-    """terraform-aws-modules layout, Terraform >= 1.6, AWS provider >= 5, an example calling it."""
+    """terraform-aws-modules layout, Terraform >= 1.6, AWS provider >= 5.43, an example calling it."""
     files = {path.name for path, _ in module.raw}
     expected = {"versions.tf", "variables.tf", "outputs.tf", "dynamodb.tf", "sqs.tf", "lambda.tf", "api.tf"}
     assert expected | {"iam.tf", "alarms.tf", "kms.tf"} <= files
     versions = next(doc for path, doc in module.raw if path.name == "versions.tf")["terraform"][0]
     assert versions["required_version"] == '">= 1.6"'
-    assert versions["required_providers"][0]["aws"]["version"] == '">= 5.0"'
+    # 5.43: the first AWS provider with aws_dynamodb_resource_policy (the table's and stream's policies).
+    assert versions["required_providers"][0]["aws"]["version"] == '">= 5.43"'
     for example in EXAMPLES:
         assert module_call(example)["source"] == "../..", example.name
+        (example_versions,) = next(doc for _, doc in load(example).raw if "terraform" in doc)["terraform"]
+        assert example_versions["required_providers"][0]["aws"]["version"] == '">= 5.43"', example.name
 
 
 def test_every_variable_is_typed_and_described(module: Module) -> None:
@@ -577,6 +580,9 @@ def test_iam_policies_name_no_wildcard_action_or_resource(module: Module) -> Non
             elif name == "queue":
                 # A queue's own policy: the queue it is attached to (named, not referenced: no cycle).
                 assert resources == ["${local.queue_arns[each.key]}"], statement
+            elif name == "table_policy":
+                # The table's and the stream's own policies: that table (and its indexes), that stream.
+                assert resources == "${each.value.resources}", statement
             elif resources == "${local.kms_key_arns}":
                 # The module's key and, for an existing table, the key it is encrypted with.
                 assert all(action.startswith("kms:") for action in statement["actions"]), (name, statement)

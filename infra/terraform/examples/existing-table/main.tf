@@ -9,7 +9,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.0"
+      version = ">= 5.43"
     }
   }
 }
@@ -127,6 +127,22 @@ resource "aws_dynamodb_table" "orders" {
     enabled     = true
     kms_key_arn = aws_kms_key.orders.arn
   }
+}
+
+# The orders table's and its stream's own resource policies stay yours: the module leaves a
+# caller's policies alone (manage_existing_table_policy = false), so they take its TLS denial here,
+# beside whatever else they grant (add your statements to these documents).
+data "aws_iam_policy_document" "orders" {
+  for_each = { table = aws_dynamodb_table.orders.arn, stream = aws_dynamodb_table.orders.stream_arn }
+
+  source_policy_documents = [module.outbox.table_policy_documents[each.key]]
+}
+
+resource "aws_dynamodb_resource_policy" "orders" {
+  for_each = { table = aws_dynamodb_table.orders.arn, stream = aws_dynamodb_table.orders.stream_arn }
+
+  resource_arn = each.value
+  policy       = data.aws_iam_policy_document.orders[each.key].json
 }
 
 # CloudWatch publishes alarms to an encrypted topic only with a customer-managed key whose policy
