@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shlex
+import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from types import FrameType
 from typing import NoReturn
 
 from outbox import __version__
 from outbox.adapters.aws import dynamodb_client, sqs_client
 from outbox.bootstrap import bootstrap
 from outbox.domain.errors import OutboxError
+
+
+def _exports(environment: Mapping[str, str]) -> str:
+    """Shell ``export`` lines, one per variable, quoted."""
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in environment.items())
 
 
 def _bootstrap(args: argparse.Namespace) -> int:
@@ -30,32 +38,56 @@ def _bootstrap(args: argparse.Namespace) -> int:
         range_key=args.range_key,
         buckets=args.buckets,
     )
-    for name, value in resources.environment(args.endpoint_url).items():
-        print(f"export {name}={shlex.quote(value)}")
+    print(_exports(resources.environment(args.endpoint_url)))
     return 0
 
 
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM stops ``outbox dev`` the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def _dev(args: argparse.Namespace) -> int:
-    from outbox.local.stack import LocalStack, StackConfig
+    from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 
     stack = LocalStack(StackConfig(api_port=args.port, fifo=args.fifo))
-    stack.start()
-    url = stack.api_url
-    body = '{"channel": "sms", "recipient": "+14155550100", "body": "hello"}'
-    print(
-        f"outbox dev: API on {url} (Ctrl-C stops)\n"
-        f"  curl -si -X POST {url}/messages -H 'content-type: application/json' -d '{body}'\n"
-        f"  curl -s {url}/messages/<message_id>",
-        file=sys.stderr,
-        flush=True,
-    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        try:
+            resources = stack.start()
+        except (OSError, RuntimeError) as exc:  # start() has stopped whatever it had started
+            print(f"outbox dev: {_why_not_started(args.port, exc)}", file=sys.stderr)
+            return 1
+        endpoint = {"AWS_ENDPOINT_URL": stack.emulator.endpoint_url}
+        environment = {**endpoint, **LOCAL_CREDENTIALS, **resources.environment()}
+        print(_dev_banner(stack.api_url, environment), file=sys.stderr, flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         print("outbox dev: stopping", file=sys.stderr, flush=True)
     finally:
         stack.stop()
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _why_not_started(port: int, exc: OSError | RuntimeError) -> str:
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"port {port} is already in use: stop what listens there, or pass another --port (0: any free one)"
+    if isinstance(exc, OSError):
+        return f"cannot listen on port {port}: {exc.strerror or exc}"
+    return f"could not start: {exc}"
+
+
+def _dev_banner(url: str, environment: Mapping[str, str]) -> str:
+    """How to call the API, and the environment that points another terminal's ``outbox`` at the emulator."""
+    body = '{"channel": "sms", "recipient": "+14155550100", "body": "hello"}'
+    return (
+        f"outbox dev: API on {url} (Ctrl-C or SIGTERM stops it)\n"
+        f"  curl -si -X POST {url}/messages -H 'content-type: application/json' -d '{body}'\n"
+        f"  curl -s {url}/messages/<message_id>\n"
+        "outbox dev: in another terminal, paste these, then outbox replay, sweep and bootstrap use this stack:\n"
+        f"{_exports(environment)}"
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -167,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     boot.set_defaults(run=_bootstrap)
 
-    dev = commands.add_parser("dev", help="run the whole pipeline locally on an embedded emulator until Ctrl-C")
+    dev = commands.add_parser(
+        "dev", help="run the whole pipeline locally on an embedded emulator until Ctrl-C or SIGTERM"
+    )
     dev.add_argument("--port", type=int, default=8080, help="port of the HTTP API (default 8080)")
     dev.add_argument("--fifo", action="store_true", help="use a FIFO queue")
     dev.set_defaults(run=_dev)
