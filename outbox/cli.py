@@ -14,10 +14,44 @@ from datetime import timedelta
 from types import FrameType
 from typing import NoReturn
 
+from botocore.exceptions import BotoCoreError
+
 from outbox import __version__
-from outbox.adapters.aws import dynamodb_client, sqs_client
+from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
 from outbox.bootstrap import bootstrap
-from outbox.domain.errors import OutboxError
+from outbox.domain.errors import ConfigurationError, OutboxError
+
+NO_REGION = "no AWS region: set AWS_DEFAULT_REGION (or AWS_REGION), or pass --region"
+NO_CREDENTIALS = (
+    "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any values for a local"
+    " --endpoint-url), or AWS_PROFILE"
+)
+
+
+def aws_region(region: str | None) -> str:
+    """The region a command uses, once credentials are known to resolve; else a ConfigurationError saying what to set.
+
+    ``region`` (``--region``), else ``AWS_REGION`` (as the handlers read it), else botocore's own:
+    ``AWS_DEFAULT_REGION`` or the profile's. Checked before the first request, so a missing
+    setting is one line, not botocore's NoRegionError or NoCredentialsError.
+    """
+    try:
+        session = new_session()
+        found = region or os.environ.get("AWS_REGION") or session.get_config_variable("region")
+        if not found:
+            raise ConfigurationError(NO_REGION)
+        if session.get_credentials() is None:
+            raise ConfigurationError(NO_CREDENTIALS)
+    except BotoCoreError as exc:  # a profile that does not exist, a config file that does not parse
+        raise ConfigurationError(f"AWS configuration: {exc}") from exc
+    return str(found)
+
+
+def _point_at_aws(args: argparse.Namespace) -> None:
+    """``--endpoint-url`` for every client the command makes, and the region it resolves to."""
+    if args.endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url  # botocore reads it for every client
+    args.region = aws_region(args.region)
 
 
 def _exports(environment: Mapping[str, str]) -> str:
@@ -26,8 +60,6 @@ def _exports(environment: Mapping[str, str]) -> str:
 
 
 def _bootstrap(args: argparse.Namespace) -> int:
-    if args.endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
     resources = bootstrap(
         dynamodb_client(args.region),
         sqs_client(args.region),
@@ -118,8 +150,6 @@ def _sweep(args: argparse.Namespace) -> int:
     from outbox.settings import Settings
     from worker.sweeper import build_sweeper
 
-    if args.endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
     os.environ["OUTBOX_METRICS"] = "off"  # CloudWatch metric lines are for Lambda's log, not a terminal
     configure_logging(sys.stderr, level="WARNING")  # stdout holds the report only
     environment = {**os.environ, **{k: v for k, v in _sweep_environment(args).items() if v}}
@@ -164,6 +194,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _add_aws_options(group: argparse._ActionsContainer) -> None:
+    """--endpoint-url and --region, shared by every command that talks to AWS."""
+    group.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="send every AWS request to URL (a local emulator, such as outbox dev's); "
+        "default: AWS_ENDPOINT_URL, else AWS itself",
+    )
+    group.add_argument(
+        "--region", help="AWS region; default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region"
+    )
+
+
 def _add_sweep_parser(commands: argparse._SubParsersAction[OneLineParser]) -> None:
     sweep = commands.add_parser(
         "sweep",
@@ -175,9 +218,8 @@ def _add_sweep_parser(commands: argparse._SubParsersAction[OneLineParser]) -> No
     sweep.add_argument("--queue-url", help="default: OUTBOX_QUEUE_URL")
     sweep.add_argument("--hash-key", help="default: OUTBOX_HASH_KEY or pk")
     sweep.add_argument("--range-key", help="default: OUTBOX_RANGE_KEY or sk")
-    sweep.add_argument("--region", help="default: the environment's")
-    sweep.add_argument("--endpoint-url", help="AWS endpoint (a local emulator); default: AWS itself")
-    sweep.set_defaults(run=_sweep)
+    _add_aws_options(sweep)
+    sweep.set_defaults(run=_sweep, aws=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,8 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     boot = commands.add_parser("bootstrap", help="create the table and queues (idempotent); print the environment")
-    boot.add_argument("--endpoint-url", help="AWS endpoint (a local emulator); default: AWS itself")
-    boot.add_argument("--region", default=None, help="AWS region (default: the environment's)")
+    _add_aws_options(boot)
     boot.add_argument("--table-name", default="outbox")
     boot.add_argument("--queue-name", default="outbox-messages")
     boot.add_argument("--fifo", action="store_true", help="make the main queue and its DLQ FIFO")
@@ -197,21 +238,21 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument(
         "--buckets", type=positive_int, default=16, help="outbox partitions, kept in the table once (default 16)"
     )
-    boot.set_defaults(run=_bootstrap)
+    boot.set_defaults(run=_bootstrap, aws=True)
 
     dev = commands.add_parser(
         "dev", help="run the whole pipeline locally on an embedded emulator until Ctrl-C or SIGTERM"
     )
     dev.add_argument("--port", type=int, default=8080, help="port of the HTTP API (default 8080)")
     dev.add_argument("--fifo", action="store_true", help="use a FIFO queue")
-    dev.set_defaults(run=_dev)
+    dev.set_defaults(run=_dev, aws=False)
 
     demo = commands.add_parser("demo", help="send N messages through the local pipeline and check the invariants")
     demo.add_argument("-n", type=positive_int, default=1000, help="messages to send (default 1000)")
     demo.add_argument("--concurrency", type=positive_int, default=16, help="parallel HTTP clients (default 16)")
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for completion (default 120)")
     demo.add_argument("--fifo", action="store_true", help="use a FIFO queue")
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo, aws=False)
 
     replay = commands.add_parser(
         "replay", help="re-drive outbox entries from the table through the relay (PENDING by default)"
@@ -240,8 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--buckets", type=positive_int, default=None, help="OUTBOX_BUCKETS of the API (default 16)")
     where.add_argument("--hash-key", default=os.environ.get("OUTBOX_HASH_KEY") or "pk", help="default pk")
     where.add_argument("--range-key", default=os.environ.get("OUTBOX_RANGE_KEY") or "sk", help="default sk")
-    where.add_argument("--region", default=None)
-    replay.set_defaults(run=_replay)
+    _add_aws_options(where)
+    replay.set_defaults(run=_replay, aws=True)
 
     _add_sweep_parser(commands)
     return parser
@@ -256,7 +297,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     try:
+        if args.aws:
+            _point_at_aws(args)
         code: int = args.run(args)
+    except ConfigurationError as exc:
+        print(f"outbox {args.command}: {exc.detail}", file=sys.stderr)
+        return 2
     except OutboxError as exc:
         print(f"outbox {args.command}: {exc.detail}", file=sys.stderr)
         return 1
