@@ -322,11 +322,12 @@ def _add_replay_parser(commands: argparse._SubParsersAction[OneLineParser]) -> N
             deduplication id, the same conditional flip, a history line by replay. PENDING messages
             by default, FAILED ones once their cause is fixed, or ANY status. It reads the table by
             bucket and time range, never the stream, and is safe beside the live worker.""",
-            """On a terminal it shows a progress bar; it ends with one summary line. Ctrl-C finishes
-            the batch in flight and writes a checkpoint that --resume continues.""",
+            """On a terminal it shows a progress bar and no log lines (--verbose shows the log lines
+            instead); it ends with one summary line. Ctrl-C finishes the batch in flight and writes
+            a checkpoint that --resume continues.""",
         ),
         epilog=_exit_codes(
-            (0, "every selected message was handled"),
+            (0, "every selected message was handled, or you answered no at the --status ANY prompt (nothing sent)"),
             (1, "some messages failed, or SQS refused a request: run it again, or --resume the checkpoint"),
             (2, "bad usage or missing configuration (one line on stderr; nothing sent)"),
             (130, "interrupted by Ctrl-C: the checkpoint is written; outbox replay --resume FILE continues"),
@@ -355,6 +356,9 @@ def _add_replay_parser(commands: argparse._SubParsersAction[OneLineParser]) -> N
     run.add_argument("--batch-size", type=positive_int, default=10, help="messages per SendMessageBatch (1-10)")
     run.add_argument("--yes", action="store_true", help="do not ask before --status ANY")
     run.add_argument("--json", action="store_true", help="one JSON line per message and a final summary object")
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="log lines (JSON, at LOG_LEVEL or INFO) on stderr, no progress bar"
+    )
     run.add_argument("--resume", metavar="FILE", help="continue an interrupted replay from its checkpoint")
     run.add_argument(
         "--checkpoint",
