@@ -21,6 +21,7 @@ from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.errors import OutboxError
+from outbox.logs import configure_logging
 from outbox.relay import Relay, RelayPolicy
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, ReplayUsageError, Selection, Summary, Target
 
@@ -59,13 +60,16 @@ def _checkpoint(args: argparse.Namespace) -> Checkpoint:
     return Checkpoint(selection)
 
 
-def _confirmed(args: argparse.Namespace, selection: Selection) -> bool:
-    if selection.status != "ANY" or args.yes or args.dry_run:
-        return True
-    if not sys.stdin.isatty():
-        return False
-    answer = input("--status ANY sends messages again even if they were delivered. Continue? [y/N] ")
-    return answer.strip().lower() in {"y", "yes"}
+def _must_ask(args: argparse.Namespace, selection: Selection) -> bool:
+    """Whether to ask before sending: --status ANY re-sends delivered messages, unless --yes or a dry run."""
+    return selection.status == "ANY" and not args.yes and not args.dry_run
+
+
+def _answered_yes() -> bool:
+    """Ask on stderr (stdout may be the --json report, redirected), read the answer from the terminal."""
+    print("--status ANY sends messages again even if they were delivered. Continue? [y/N] ", end="", file=sys.stderr)
+    sys.stderr.flush()
+    return input().strip().lower() in {"y", "yes"}
 
 
 def _usage_problem(args: argparse.Namespace, selection: Selection) -> str | None:
@@ -80,13 +84,30 @@ def _usage_problem(args: argparse.Namespace, selection: Selection) -> str | None
         return "--rate must be positive"
     if not args.resume and not args.dry_run and Path(args.checkpoint).exists():
         return f"{args.checkpoint} holds an interrupted replay: --resume it, or remove the file"
-    if not _confirmed(args, selection):
+    if _must_ask(args, selection) and not sys.stdin.isatty():
         return "--status ANY re-sends delivered messages: confirm, or pass --yes"
     return None
 
 
+def _shows_progress(args: argparse.Namespace) -> bool:
+    """The progress bar: on a terminal, unless the output is per message (--json, --dry-run) or --verbose."""
+    return not (args.json or args.dry_run or args.verbose) and sys.stderr.isatty()
+
+
+def _configure_logs(args: argparse.Namespace) -> None:
+    """Log lines on stderr, never stdout (the report): none while the progress bar shows, so no line tears it.
+
+    --verbose shows them at LOG_LEVEL (default INFO) instead of the bar; otherwise WARNING and up.
+    """
+    if args.verbose:
+        level = os.environ.get("LOG_LEVEL") or "INFO"
+    else:
+        level = "CRITICAL" if _shows_progress(args) else "WARNING"  # the relay logs nothing CRITICAL
+    configure_logging(sys.stderr, level=level)
+
+
 def run_replay_command(args: argparse.Namespace) -> int:
-    """Run ``outbox replay``; returns the exit code (0 done, 1 some failed, 2 bad usage, 130 interrupted)."""
+    """Run ``outbox replay``; the exit code: 0 done (or declined), 1 some failed, 2 bad usage, 130 interrupted."""
     try:
         checkpoint = _checkpoint(args)
     except ReplayUsageError as exc:
@@ -94,6 +115,10 @@ def run_replay_command(args: argparse.Namespace) -> int:
     problem = _usage_problem(args, checkpoint.selection)
     if problem:
         return _usage(problem)
+    if _must_ask(args, checkpoint.selection) and not _answered_yes():
+        print("outbox replay: nothing sent", file=sys.stderr)  # the answer the user chose, not an error
+        return 0
+    _configure_logs(args)
 
     dynamodb = dynamodb_client(args.region)
     keys = {"hash_key": args.hash_key, "range_key": args.range_key}
@@ -153,7 +178,7 @@ def _run(
         if not args.dry_run:
             point.save(path)
 
-    if args.json or args.dry_run or not sys.stderr.isatty():
+    if not _shows_progress(args):
         report = _json_line if args.json else _would_send_line if args.dry_run else _nothing
         return Replayer(reader, relay, batch_size=args.batch_size, rate=args.rate, report=report, stop=stop).run(
             checkpoint, save
@@ -174,7 +199,8 @@ def _run(
 def _progress(total: int, completed: int) -> AbstractContextManager[Callable[[int], None]]:
     """A progress bar on stderr taking the count scanned: rich's with the cli extra, else a plain one."""
     try:
-        from rich.progress import (  # noqa: PLC0415 - rich is optional (the cli extra)
+        from rich.console import Console  # noqa: PLC0415 - rich is optional (the cli extra)
+        from rich.progress import (  # noqa: PLC0415
             BarColumn,
             MofNCompleteColumn,
             Progress,
@@ -187,7 +213,7 @@ def _progress(total: int, completed: int) -> AbstractContextManager[Callable[[in
     @contextmanager
     def bar() -> Iterator[Callable[[int], None]]:
         columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, transient=True) as progress:
+        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:  # stdout: the report
             task = progress.add_task("replay", total=total, completed=completed)
             yield lambda scanned: progress.update(task, completed=scanned)
 

@@ -69,6 +69,7 @@ class LocalStack:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: Any = None
+        self._serving = False  # shutdown() waits for serve_forever, so only a server that serves may be shut down
 
     @property
     def api_url(self) -> str:
@@ -83,7 +84,20 @@ class LocalStack:
         return self.resources
 
     def start(self) -> Resources:
-        """Emulator, resources, then the API, the stream runner and the consumers."""
+        """Bind the API's port, then the emulator, resources, the API, the stream runner and the consumers.
+
+        The port is bound first, so a port in use fails (``OSError``) before anything runs; any
+        later failure (or Ctrl-C) stops what had started, the emulator's process included, and
+        raises again.
+        """
+        self._server = make_server(self.config.api_host, self.config.api_port, api.handler)
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Resources:
         endpoint = self.emulator.start()
         os.environ.update(LOCAL_CREDENTIALS)
         os.environ["AWS_ENDPOINT_URL"] = endpoint
@@ -104,8 +118,8 @@ class LocalStack:
             init.cache_clear()
             init()
 
-        self._server = make_server(self.config.api_host, self.config.api_port, api.handler)
         self._threads.append(serve_in_thread(self._server))
+        self._serving = True
         settings = MappingSettings(
             batch_size=self.config.batch_size,
             poll_interval_s=self.config.poll_interval_s,
@@ -140,12 +154,15 @@ class LocalStack:
         self._threads.append(thread)
 
     def stop(self) -> None:
-        """Stop the runners, the API and the emulator; safe to call twice."""
+        """Stop the runners, the API and the emulator; a stack never started or already stopped is left as it is."""
+        if self._server is None and not self._threads:  # the port is bound before anything else starts
+            return
         self._stop.set()
         if self._server is not None:
-            self._server.shutdown()
+            if self._serving:
+                self._server.shutdown()
             self._server.server_close()
-            self._server = None
+            self._server, self._serving = None, False
         # Consumers may sit in a long poll (up to a second): stop the emulator under them rather
         # than wait for it; they see the stop flag and leave without a word. One caught mid-batch
         # retries its calls against the stopped emulator for a while: the joins share one deadline,

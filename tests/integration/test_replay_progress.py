@@ -1,14 +1,20 @@
-"""``outbox replay`` on a terminal shows progress: rich's bar with the cli extra, a plain count without it."""
+"""``outbox replay`` on a terminal shows progress (rich's bar, or a plain count without it), untorn by log lines."""
 
 from __future__ import annotations
 
+import importlib
 import io
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import outbox
+from outbox.adapters.aws import sqs_client
 from outbox.cli import main
+from outbox.faults import FaultInjector
 from tests.integration.conftest import Stack
 
 BODY = '{"channel": "sms", "recipient": "+14155550100", "body": "hello"}'
@@ -27,6 +33,7 @@ def _without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "rich", None)
     monkeypatch.delitem(sys.modules, "outbox.replay_cli", raising=False)
+    monkeypatch.delattr(outbox, "replay_cli", raising=False)  # the import anew sets it: put the old one back after
 
 
 @pytest.mark.parametrize("rich_installed", [True, False], ids=["rich", "no-rich"])
@@ -56,3 +63,65 @@ def test_replay_on_a_terminal_works_with_or_without_rich(
         assert "replay 3/3" in shown
         assert shown.endswith(" " * len("replay 3/3") + "\r")  # erased, as rich's transient bar is
         assert "rich" not in sys.modules or sys.modules["rich"] is None
+
+
+def _refusing_sqs() -> Any:
+    """An SQS client that refuses every entry: the relay logs a ``send_refused`` warning per message."""
+    client = sqs_client()
+    FaultInjector(client).refuse()
+    return client
+
+
+@pytest.mark.parametrize("rich_installed", [True, False], ids=["rich", "no-rich"])
+def test_on_a_terminal_log_lines_never_tear_the_progress_bar(
+    stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    rich_installed: bool,
+) -> None:
+    """At the default level the bar shows and no log line does, on either stream; stdout is the summary alone."""
+    for _ in range(3):
+        assert stack.post(BODY)["statusCode"] == 202
+    if not rich_installed:
+        _without_rich(monkeypatch)
+    # The module main() imports (anew without rich), not the package attribute a dotted path would find.
+    monkeypatch.setattr(importlib.import_module("outbox.replay_cli"), "sqs_client", lambda _r=None: _refusing_sqs())
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    where = ["--table-name", stack.resources.table_name, "--queue-url", stack.resources.queue_url, "--buckets", "4"]
+
+    code = main(["replay", *where, "--min-age", "0", "--checkpoint", str(tmp_path / "cp.json")])
+
+    out = capsys.readouterr().out
+    assert code == 1  # the three refused messages failed
+    assert out.splitlines() == ["scanned 3, selected 3, sent 0, already done 0, failed 3"]
+    assert "send_refused" not in terminal.getvalue()
+    assert "replay" in terminal.getvalue()  # the bar, drawn on the terminal (stderr)
+
+
+def test_verbose_shows_the_log_lines_instead_of_the_progress_bar(
+    stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--verbose: whole JSON log lines on stderr and no bar between them; stdout is still the summary alone."""
+    for _ in range(3):
+        assert stack.post(BODY)["statusCode"] == 202
+    _without_rich(monkeypatch)
+    # The module main() imports (anew without rich), not the package attribute a dotted path would find.
+    monkeypatch.setattr(importlib.import_module("outbox.replay_cli"), "sqs_client", lambda _r=None: _refusing_sqs())
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    where = ["--table-name", stack.resources.table_name, "--queue-url", stack.resources.queue_url, "--buckets", "4"]
+
+    code = main(["replay", *where, "--min-age", "0", "--checkpoint", str(tmp_path / "cp.json"), "--verbose"])
+
+    out = capsys.readouterr().out
+    lines = terminal.getvalue().splitlines()
+    assert code == 1
+    assert out.splitlines() == ["scanned 3, selected 3, sent 0, already done 0, failed 3"]
+    assert "\r" not in terminal.getvalue()  # no bar rewriting its line
+    events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
+    assert events.count("send_refused") == 3

@@ -1,7 +1,9 @@
-"""``outbox`` with no command prints its usage and the commands, not argparse's one-line complaint."""
+"""``outbox`` alone prints its usage; every ``--help`` says what the command does, its options and exit codes."""
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import outbox
-from outbox.cli import main
+from outbox.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,3 +42,41 @@ def test_python_dash_m_outbox_runs_the_command() -> None:
     """``python -m outbox`` is the ``outbox`` command (and no import cycle stands in its way)."""
     done = subprocess.run([sys.executable, "-m", "outbox", "--version"], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout.strip()) == (0, f"outbox {outbox.__version__}")
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's parser, by name, as ``outbox`` builds them."""
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(subparsers.choices)
+
+
+@pytest.mark.parametrize("command", [None, *sorted(_commands())], ids=lambda c: c or "outbox")
+def test_every_help_says_what_it_does_each_option_and_the_exit_codes(
+    command: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--help`` of ``outbox`` and of each command: a description, a meaning for every option, an exit codes table."""
+    parser = _commands()[command] if command else build_parser()
+
+    with pytest.raises(SystemExit) as exited:
+        main([*([command] if command else []), "--help"])
+
+    text = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert parser.description
+    undocumented = [a.option_strings for a in parser._actions if a.option_strings and not a.help]
+    assert undocumented == []
+    assert "\nexit codes:\n" in text
+    codes = re.findall(r"^  (\d+) ", text.split("\nexit codes:\n")[1], flags=re.MULTILINE)
+    assert {"0", "2"} <= set(codes)
+
+
+@pytest.mark.parametrize("command", [None, *sorted(_commands())], ids=lambda c: c or "outbox")
+def test_no_help_text_carries_restructuredtext_markup(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    """Help is read in a terminal: no ``literal`` backticks, no :option:`roles`, no directives."""
+    with pytest.raises(SystemExit):
+        main([*([command] if command else []), "--help"])
+
+    text = capsys.readouterr().out
+    assert "`" not in text
+    assert "::" not in text
