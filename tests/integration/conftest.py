@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,15 @@ class Stack:
             if not batch:
                 return messages
             messages.extend(batch)
+
+    def drain_in_order(self) -> list[str]:
+        """The ids received, deleting each batch, until the queue is empty (FIFO shows a group's next copy then)."""
+        ids: list[str] = []
+        while batch := self.receive_all():
+            ids += [json.loads(m["Body"])["message_id"] for m in batch]
+            for m in batch:
+                self.sqs.delete_message(QueueUrl=self.resources.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return ids
 
     def raw_item(self, pk: str, sk: str) -> dict[str, Any] | None:
         """One item as stored."""

@@ -19,16 +19,6 @@ def _write(stack: Stack, n: int, group_key: str | None) -> str:
     return message.message_id
 
 
-def _drain_in_order(stack: Stack) -> list[str]:
-    """Receive and delete until the queue is empty: a FIFO group shows its next copy only then."""
-    ids: list[str] = []
-    while batch := stack.receive_all():
-        ids += [json.loads(m["Body"])["message_id"] for m in batch]
-        for m in batch:
-            stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=m["ReceiptHandle"])
-    return ids
-
-
 def test_an_older_message_the_stream_lost_is_sent_before_its_group(fifo_stack: Stack) -> None:
     """Trimmed stream: the worker sees only the newer messages, and still sends the group in the order written."""
     stack = fifo_stack
@@ -39,7 +29,7 @@ def test_an_older_message_the_stream_lost_is_sent_before_its_group(fifo_stack: S
     response = stack.worker.handle(stack.stream_event())
 
     assert response == {"batchItemFailures": []}
-    assert _drain_in_order(stack) == [lost, *newer]
+    assert stack.drain_in_order() == [lost, *newer]
     assert {_outbox(stack).get(m).status for m in [lost, *newer]} == {Status.QUEUED}
     assert [h.by for h in _outbox(stack).get(lost).history] == ["service", "worker"]
 
@@ -61,7 +51,7 @@ def test_an_older_message_that_cannot_be_sent_holds_its_group_back(fifo_stack: S
     assert {_outbox(stack).get(m).status for m in (lost, newer)} == {Status.PENDING}
     stack.faults.clear()
     assert stack.worker.handle(event) == {"batchItemFailures": []}  # the stream's retry
-    assert _drain_in_order(stack) == [lost, newer]
+    assert stack.drain_in_order() == [lost, newer]
 
 
 def test_other_groups_and_ungrouped_messages_are_left_to_the_sweeper(stack: Stack) -> None:

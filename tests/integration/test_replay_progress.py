@@ -36,6 +36,20 @@ def _without_rich(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(outbox, "replay_cli", raising=False)  # the import anew sets it: put the old one back after
 
 
+def _three_messages_on_a_terminal(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, *, rich_installed: bool
+) -> tuple[_Terminal, list[str]]:
+    """Three accepted messages, stderr a terminal (rich hidden if asked); returns it and replay's target options."""
+    for _ in range(3):
+        assert stack.post(BODY)["statusCode"] == 202
+    if not rich_installed:
+        _without_rich(monkeypatch)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    resources = stack.resources
+    return terminal, ["--table-name", resources.table_name, "--queue-url", resources.queue_url, "--buckets", "4"]
+
+
 @pytest.mark.parametrize("rich_installed", [True, False], ids=["rich", "no-rich"])
 def test_replay_on_a_terminal_works_with_or_without_rich(
     stack: Stack,
@@ -45,13 +59,7 @@ def test_replay_on_a_terminal_works_with_or_without_rich(
     rich_installed: bool,
 ) -> None:
     """Without rich the replay still sends everything; its progress is one stderr line, erased at the end."""
-    for _ in range(3):
-        assert stack.post(BODY)["statusCode"] == 202
-    if not rich_installed:
-        _without_rich(monkeypatch)
-    terminal = _Terminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    where = ["--table-name", stack.resources.table_name, "--queue-url", stack.resources.queue_url, "--buckets", "4"]
+    terminal, where = _three_messages_on_a_terminal(stack, monkeypatch, rich_installed=rich_installed)
 
     code = main(["replay", *where, "--min-age", "0", "--checkpoint", str(tmp_path / "cp.json")])
 
@@ -81,15 +89,9 @@ def test_on_a_terminal_log_lines_never_tear_the_progress_bar(
     rich_installed: bool,
 ) -> None:
     """At the default level the bar shows and no log line does, on either stream; stdout is the summary alone."""
-    for _ in range(3):
-        assert stack.post(BODY)["statusCode"] == 202
-    if not rich_installed:
-        _without_rich(monkeypatch)
+    terminal, where = _three_messages_on_a_terminal(stack, monkeypatch, rich_installed=rich_installed)
     # The module main() imports (anew without rich), not the package attribute a dotted path would find.
     monkeypatch.setattr(importlib.import_module("outbox.replay_cli"), "sqs_client", lambda _r=None: _refusing_sqs())
-    terminal = _Terminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    where = ["--table-name", stack.resources.table_name, "--queue-url", stack.resources.queue_url, "--buckets", "4"]
 
     code = main(["replay", *where, "--min-age", "0", "--checkpoint", str(tmp_path / "cp.json")])
 

@@ -37,16 +37,6 @@ def _sweeper(stack: Stack, *, later: timedelta = timedelta(minutes=10)) -> Sweep
     return Sweeper(_source(stack), relay, buckets=4, clock=lambda: utc_now() + later)
 
 
-def _drain_in_order(stack: Stack) -> list[str]:
-    """Receive and delete until the queue is empty: a FIFO group shows its next copy only then."""
-    ids: list[str] = []
-    while batch := stack.receive_all():
-        ids += [json.loads(m["Body"])["message_id"] for m in batch]
-        for m in batch:
-            stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=m["ReceiptHandle"])
-    return ids
-
-
 def _outbox(stack: Stack) -> Outbox:
     return Outbox(stack.resources.table_name, client=stack.dynamodb, buckets=4)
 
@@ -157,7 +147,7 @@ def test_a_group_is_swept_in_order(fifo_stack_4: Stack) -> None:
         ids.append(message.message_id)
     stack.stream_event()
     assert _sweeper(stack).sweep().relayed == 12
-    assert _drain_in_order(stack) == ids
+    assert stack.drain_in_order() == ids
 
 
 def test_a_failed_send_leaves_the_message_pending_and_the_next_sweep_finishes(stack: Stack) -> None:
