@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 
 from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
-from outbox.adapters.models import HASH_KEY, RANGE_KEY
 from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.schema import HASH_KEY, RANGE_KEY
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.message import is_message_id

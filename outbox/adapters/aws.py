@@ -4,14 +4,16 @@ Clients come from botocore's session, which is what ``boto3.client`` wraps: the 
 classes and handlers, without importing boto3 itself, whose ``s3transfer`` import is a third of
 a handler's cold start and serves only S3. Clients made together (a handler's DynamoDB and SQS
 clients) share one session, so botocore reads its endpoint and partition data once.
+
+botocore's session, client and config modules are imported by the first client made, not with
+this module: a handler whose first invocation makes no AWS call (an empty batch, a 404) never
+loads them. Its exceptions are imported here: they are small, and every adapter catches them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-import botocore.session
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -22,6 +24,8 @@ from botocore.exceptions import (
 from outbox.domain.errors import AwsError, OutboxError, ThrottledError
 
 if TYPE_CHECKING:
+    import botocore.session
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
@@ -51,6 +55,8 @@ def client_config(**overrides: Any) -> Config:
     speed knob: 16 % of a flip's client CPU). Every request is built by this library from input
     the domain layer has already validated, and the service validates it again.
     """
+    from botocore.config import Config  # noqa: PLC0415 - botocore's client modules load with the first client
+
     return Config(
         **{"parameter_validation": False, **overrides},
         retries={"mode": "standard", "max_attempts": 3},
@@ -61,6 +67,8 @@ def client_config(**overrides: Any) -> Config:
 
 
 def _session(region: str | None) -> botocore.session.Session:
+    import botocore.session  # noqa: PLC0415 - botocore's client modules load with the first client
+
     session = botocore.session.get_session()
     if region is not None:
         session.set_config_variable("region", region)

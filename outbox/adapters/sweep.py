@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, error_code, translate
-from outbox.adapters.models import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
+from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
 from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.record import RECORD_PREFIX, outbox_pk
