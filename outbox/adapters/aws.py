@@ -12,7 +12,9 @@ loads them. Its exceptions are imported here: they are small, and every adapter 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -100,6 +102,67 @@ def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
     """
     config = client_config(account_id_endpoint_mode="disabled")
     return cast("DynamoDBStreamsClient", _session(region).create_client("dynamodbstreams", config=config))
+
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A value made by ``make`` when first asked for, once, whichever thread asks first."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._made: tuple[T] | None = None  # a tuple: the value may itself be falsy or None
+        self._lock = threading.Lock()
+
+    @property
+    def made(self) -> bool:
+        """Whether the value exists yet."""
+        return self._made is not None
+
+    def get(self) -> T:
+        """The value, made now if this is the first call."""
+        made = self._made
+        if made is None:
+            with self._lock:
+                made = self._made
+                if made is None:
+                    made = self._made = (self._make(),)
+        return made[0]
+
+
+def resolve(value: T | Lazy[T]) -> T:
+    """``value`` itself, or the value a ``Lazy`` makes."""
+    return value.get() if isinstance(value, Lazy) else value
+
+
+class AwsClients:
+    """A Lambda function's DynamoDB and SQS clients, each made by the first call that needs it, on one session.
+
+    The adapters take ``dynamodb`` and ``sqs`` in place of a client: an invocation that makes no
+    AWS call (an empty batch, a 404) makes no client, and a client's cost moves to the first call
+    that uses it.
+    """
+
+    def __init__(self, region: str | None = None) -> None:
+        self.region = region
+        self._session: botocore.session.Session | None = None
+        self._lock = threading.Lock()  # a botocore session makes one client at a time
+        self.dynamodb: Lazy[DynamoDBClient] = Lazy(self._dynamodb)
+        self.sqs: Lazy[SQSClient] = Lazy(self._sqs)
+
+    def _dynamodb(self) -> DynamoDBClient:
+        with self._lock:
+            return dynamodb_client(self.region, session=self._shared_session())
+
+    def _sqs(self) -> SQSClient:
+        with self._lock:
+            return sqs_client(self.region, session=self._shared_session())
+
+    def _shared_session(self) -> botocore.session.Session:
+        if self._session is None:
+            self._session = new_session(self.region)
+        return self._session
 
 
 def error_code(exc: ClientError) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from botocore.exceptions import ClientError
 
-from outbox.adapters.aws import AWS_ERRORS, dynamodb_client, error_code, translate
+from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, check_key_names
 from outbox.adapters.updates import ENDED, S, relay_failure_shape, release_shape, transition_shape, transition_values
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
@@ -81,15 +81,15 @@ class OutboxMessage:
 class DynamoDBMessageStore:
     """Records and outbox entries in one DynamoDB table; every write is one request.
 
-    The PynamoDB models are bound on first use: status writes build their requests by hand and
-    never need them.
+    ``client`` may be a ``Lazy`` one, made by the first request. The PynamoDB models are bound
+    on first use too: status writes build their requests by hand and never need them.
     """
 
     def __init__(
         self,
         table_name: str,
         *,
-        client: DynamoDBClient,
+        client: DynamoDBClient | Lazy[DynamoDBClient],
         hash_key: str = HASH_KEY,
         range_key: str = RANGE_KEY,
         buckets: int = 16,
@@ -100,13 +100,18 @@ class DynamoDBMessageStore:
             raise ValueError("buckets must be at least 1")
         check_key_names(hash_key, range_key)
         self.table_name = table_name
-        self.client = client
+        self._client = client
         self.buckets = buckets
         self.retention = retention
         self.record_retention = record_retention  # how long a COMPLETED or FAILED record is kept
         self.hash_key = hash_key
         self.range_key = range_key
         self._sources: dict[tuple[Status, frozenset[Status] | None], frozenset[Status]] = {}
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The DynamoDB client every request goes through."""
+        return resolve(self._client)
 
     @cached_property
     def _models(self) -> TableModels:
@@ -124,7 +129,9 @@ class DynamoDBMessageStore:
         return self._models.entry.pk.does_not_exist()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None) -> DynamoDBMessageStore:
+    def from_settings(
+        cls, settings: Settings, *, client: DynamoDBClient | Lazy[DynamoDBClient] | None = None
+    ) -> DynamoDBMessageStore:
         """The store the settings describe, on ``client`` or a new client for their region."""
         return cls(
             settings.table_name,
