@@ -7,14 +7,19 @@ module plus a first invocation that needs no AWS call: ``GET /messages/x`` for t
 message id: a 404 before any read), an empty stream batch for the worker, an empty SQS batch for
 the consumer. The sweeper reads the table on every run, so only its import is timed. The bare
 function imports boto3 and makes the DynamoDB and SQS clients as ``outbox.adapters.aws`` does
-(a session each, the same Config) and returns. An audit hook in every child counts socket
+(a session each, the same Config) and returns.
+
+The handlers make their clients (and the API binds its PynamoDB models) at the first call that
+needs them, so these first invocations make none. ``--first-aws-call`` adds a row per handler
+that goes on, in the same process, to make what its first AWS call would (its clients; the API's
+models), sending no request: where the cost moved. An audit hook in every child counts socket
 connects and name lookups: each case must make none. The cases run interleaved, round by round;
 the figures are medians over the rounds, and each ratio the median of the rounds' ratios (handler over
 the bare function started just before it), as bench.run does: this VM's speed drifts within a minute.
 CPU time (``process_time``) of the same span is reported beside the wall time: a busy machine
 stretches wall time far more than CPU time.
 
-    python -m bench.coldstart [--zip build/lambda/outbox.zip] [--runs 15] [--json]
+    python -m bench.coldstart [--zip build/lambda/outbox.zip] [--runs 15] [--first-aws-call] [--json]
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class Case:
     handler: str
     event: Mapping[str, object] | None
     expect: object  # the first invocation's result (the API's: its status code)
+    then: str = ""  # statements timed after the invocation, with ``module`` the handler's module
 
 
 CASES = (
@@ -99,6 +105,40 @@ CASES = (
     Case("worker: empty stream batch", "worker.handler.handler", {"Records": []}, {"batchItemFailures": []}),
     Case("consumer: empty SQS batch", "worker.consumer.handler", {"Records": []}, {"batchItemFailures": []}),
     Case("sweeper: import only", "worker.sweeper.handler", None, None),
+)
+# What each handler's first AWS call makes before its request: its clients (and the API's models).
+_MODELS = (
+    "from outbox.adapters.models import bind_models\nbind_models(store.table_name, store.hash_key, store.range_key)"
+)
+FIRST_AWS_CALL = (
+    Case(
+        "api: … then its client made, models bound",
+        "outbox.api.handler",
+        API_GET,
+        404,
+        then=f"store = module.default_api().store\nstore.client\n{_MODELS}",
+    ),
+    Case(
+        "worker: … then its 2 clients made",
+        "worker.handler.handler",
+        {"Records": []},
+        {"batchItemFailures": []},
+        then="relay = module.default_worker().relay\nrelay.store.client\nrelay.publisher.client",
+    ),
+    Case(
+        "consumer: … then its 2 clients made",
+        "worker.consumer.handler",
+        {"Records": []},
+        {"batchItemFailures": []},
+        then="consumer = module.default_consumer()\nconsumer.store.client\nconsumer.visibility.client",
+    ),
+    Case(
+        "sweeper: … then its 2 clients made",
+        "worker.sweeper.handler",
+        None,
+        None,
+        then="from outbox.adapters.aws import AwsClients\nclients = AwsClients()\nclients.dynamodb.get()\nclients.sqs.get()",
+    ),
 )
 
 CHILD = """
@@ -112,6 +152,7 @@ module = importlib.import_module({module!r})
 handler = getattr(module, {function!r})
 imported = time.perf_counter()
 result = handler({event!r}, None) if {invoke!r} else None
+exec({then!r}, {{"module": module}})
 end, cpu_end = time.perf_counter(), time.process_time()
 import json
 if isinstance(result, dict) and "statusCode" in result:
@@ -216,6 +257,7 @@ def sample(case: Case, task: Path, bare: Path) -> tuple[float, float, float, flo
         function=function,
         event=case.event,
         invoke=case.event is not None,
+        then=case.then,
     )
     start = time.perf_counter()
     result = subprocess.run(  # noqa: S603 - our own interpreter and script
@@ -289,9 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Cold start of each Lambda handler against a bare boto3 function.")
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP, help="the package (built when missing)")
     parser.add_argument("--runs", type=int, default=15, help="cold processes per function")
+    parser.add_argument(
+        "--first-aws-call", action="store_true", help="add rows that go on to make what a first AWS call makes"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = measure(args.zip, args.runs)
+    result = measure(args.zip, args.runs, CASES + FIRST_AWS_CALL if args.first_aws_call else CASES)
     print(json.dumps(asdict(result), indent=2) if args.json else result.summary())
     return 0
 

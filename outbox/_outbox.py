@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import dynamodb_client
-from outbox.adapters.models import HASH_KEY, RANGE_KEY
+from outbox.adapters.schema import HASH_KEY, RANGE_KEY
 from outbox.adapters.store import DynamoDBMessageStore, OutboxMessage
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES, new_envelope

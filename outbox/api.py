@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from outbox.adapters.aws import AwsClients
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.envelope import Envelope
@@ -331,12 +332,13 @@ def _trace_id(event: Mapping[str, Any], headers: Mapping[str, str]) -> str | Non
 
 @cache
 def default_api() -> MessagesApi:
-    """The API wired to real AWS clients: built once per cold start."""
+    """The API wired to real AWS clients: built once per cold start, its client made by the first request needing it."""
     configure_logging()
     settings = Settings.from_env()
-    store = DynamoDBMessageStore.from_settings(settings)
+    clients = AwsClients(settings.region)
+    store = DynamoDBMessageStore.from_settings(settings, client=clients.dynamodb)
     table = DynamoDBSweepSource(
-        settings.table_name, client=store.client, hash_key=settings.hash_key, range_key=settings.range_key
+        settings.table_name, client=clients.dynamodb, hash_key=settings.hash_key, range_key=settings.range_key
     )
 
     def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets

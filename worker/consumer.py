@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
+from outbox.adapters.aws import AwsClients
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
@@ -405,16 +405,19 @@ def _receive_count(record: Mapping[str, Any]) -> int:
 
 
 def _build(deliver: Deliver | None) -> Consumer:
-    """A consumer wired to real AWS clients from the environment; ``deliver`` or the one it names."""
+    """A consumer wired to real AWS clients from the environment; ``deliver`` or the one it names.
+
+    Each client is made by the first call it serves.
+    """
     configure_logging()
     settings = Settings.from_env()
     delivery = deliver or resolve_delivery(settings.delivery)
-    session = new_session(settings.region)  # one session: botocore loads its endpoint data once
+    clients = AwsClients(settings.region)
     return Consumer(
-        DynamoDBMessageStore.from_settings(settings, client=dynamodb_client(settings.region, session=session)),
+        DynamoDBMessageStore.from_settings(settings, client=clients.dynamodb),
         delivery,
         policy=ConsumerPolicy.from_settings(settings),
-        visibility=SqsVisibility(sqs_client(settings.region, session=session)),
+        visibility=SqsVisibility(clients.sqs),
     )
 
 

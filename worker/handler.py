@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
-from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
-from outbox.adapters.models import HASH_KEY, RANGE_KEY
+from outbox.adapters.aws import AwsClients
 from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.schema import HASH_KEY, RANGE_KEY
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.message import is_message_id
@@ -242,19 +242,19 @@ def _string_attr(image: object, name: str) -> str | None:
 
 @cache
 def default_worker() -> StreamWorker:
-    """The worker wired to real AWS clients: built once per cold start."""
+    """The worker wired to real AWS clients: built once per cold start, each client made by the first call it serves."""
     configure_logging()
     settings = Settings.from_env(require_queue=True)
-    session = new_session(settings.region)  # one session: botocore loads its endpoint data once
-    store = DynamoDBMessageStore.from_settings(settings, client=dynamodb_client(settings.region, session=session))
+    clients = AwsClients(settings.region)
+    store = DynamoDBMessageStore.from_settings(settings, client=clients.dynamodb)
     relay = Relay(
         store,
-        SqsPublisher.from_settings(settings, client=sqs_client(settings.region, session=session)),
+        SqsPublisher.from_settings(settings, client=clients.sqs),
         policy=RelayPolicy.from_settings(settings),
         recent=RecentSends(RECENT_SENDS),
     )
     pending = DynamoDBSweepSource(
-        settings.table_name, client=store.client, hash_key=settings.hash_key, range_key=settings.range_key
+        settings.table_name, client=clients.dynamodb, hash_key=settings.hash_key, range_key=settings.range_key
     )
     return StreamWorker(relay, hash_key=settings.hash_key, range_key=settings.range_key, pending=pending)
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from functools import cache
 from typing import Any
 
-from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
+from outbox.adapters.aws import AwsClients
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
@@ -18,13 +18,13 @@ from outbox.sweeper import Sweeper
 
 
 def build_sweeper(settings: Settings) -> Sweeper:
-    """A sweeper on real AWS clients, with the bucket count the table keeps."""
-    session = new_session(settings.region)  # one session: botocore loads its endpoint data once
-    store = DynamoDBMessageStore.from_settings(settings, client=dynamodb_client(settings.region, session=session))
+    """A sweeper on real AWS clients, with the bucket count the table keeps (its first call: it reads the table)."""
+    clients = AwsClients(settings.region)
+    store = DynamoDBMessageStore.from_settings(settings, client=clients.dynamodb)
     source = DynamoDBSweepSource(
-        settings.table_name, client=store.client, hash_key=settings.hash_key, range_key=settings.range_key
+        settings.table_name, client=clients.dynamodb, hash_key=settings.hash_key, range_key=settings.range_key
     )
-    publisher = SqsPublisher.from_settings(settings, client=sqs_client(settings.region, session=session))
+    publisher = SqsPublisher.from_settings(settings, client=clients.sqs)
     relay = Relay(store, publisher, policy=RelayPolicy.from_settings(settings), by="sweeper")
     buckets = source.stored_buckets() or settings.buckets
     return Sweeper(source, relay, buckets=buckets, min_age=settings.sweep_min_age)

@@ -4,14 +4,18 @@ Clients come from botocore's session, which is what ``boto3.client`` wraps: the 
 classes and handlers, without importing boto3 itself, whose ``s3transfer`` import is a third of
 a handler's cold start and serves only S3. Clients made together (a handler's DynamoDB and SQS
 clients) share one session, so botocore reads its endpoint and partition data once.
+
+botocore's session, client and config modules are imported by the first client made, not with
+this module: a handler whose first invocation makes no AWS call (an empty batch, a 404) never
+loads them. Its exceptions are imported here: they are small, and every adapter catches them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-import botocore.session
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -22,6 +26,8 @@ from botocore.exceptions import (
 from outbox.domain.errors import AwsError, OutboxError, ThrottledError
 
 if TYPE_CHECKING:
+    import botocore.session
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
@@ -51,6 +57,8 @@ def client_config(**overrides: Any) -> Config:
     speed knob: 16 % of a flip's client CPU). Every request is built by this library from input
     the domain layer has already validated, and the service validates it again.
     """
+    from botocore.config import Config  # noqa: PLC0415 - botocore's client modules load with the first client
+
     return Config(
         **{"parameter_validation": False, **overrides},
         retries={"mode": "standard", "max_attempts": 3},
@@ -61,6 +69,8 @@ def client_config(**overrides: Any) -> Config:
 
 
 def _session(region: str | None) -> botocore.session.Session:
+    import botocore.session  # noqa: PLC0415 - botocore's client modules load with the first client
+
     session = botocore.session.get_session()
     if region is not None:
         session.set_config_variable("region", region)
@@ -92,6 +102,67 @@ def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
     """
     config = client_config(account_id_endpoint_mode="disabled")
     return cast("DynamoDBStreamsClient", _session(region).create_client("dynamodbstreams", config=config))
+
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A value made by ``make`` when first asked for, once, whichever thread asks first."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._made: tuple[T] | None = None  # a tuple: the value may itself be falsy or None
+        self._lock = threading.Lock()
+
+    @property
+    def made(self) -> bool:
+        """Whether the value exists yet."""
+        return self._made is not None
+
+    def get(self) -> T:
+        """The value, made now if this is the first call."""
+        made = self._made
+        if made is None:
+            with self._lock:
+                made = self._made
+                if made is None:
+                    made = self._made = (self._make(),)
+        return made[0]
+
+
+def resolve(value: T | Lazy[T]) -> T:
+    """``value`` itself, or the value a ``Lazy`` makes."""
+    return value.get() if isinstance(value, Lazy) else value
+
+
+class AwsClients:
+    """A Lambda function's DynamoDB and SQS clients, each made by the first call that needs it, on one session.
+
+    The adapters take ``dynamodb`` and ``sqs`` in place of a client: an invocation that makes no
+    AWS call (an empty batch, a 404) makes no client, and a client's cost moves to the first call
+    that uses it.
+    """
+
+    def __init__(self, region: str | None = None) -> None:
+        self.region = region
+        self._session: botocore.session.Session | None = None
+        self._lock = threading.Lock()  # a botocore session makes one client at a time
+        self.dynamodb: Lazy[DynamoDBClient] = Lazy(self._dynamodb)
+        self.sqs: Lazy[SQSClient] = Lazy(self._sqs)
+
+    def _dynamodb(self) -> DynamoDBClient:
+        with self._lock:
+            return dynamodb_client(self.region, session=self._shared_session())
+
+    def _sqs(self) -> SQSClient:
+        with self._lock:
+            return sqs_client(self.region, session=self._shared_session())
+
+    def _shared_session(self) -> botocore.session.Session:
+        if self._session is None:
+            self._session = new_session(self.region)
+        return self._session
 
 
 def error_code(exc: ClientError) -> str:

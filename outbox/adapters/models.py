@@ -18,15 +18,25 @@ from pynamodb.attributes import (
 )
 from pynamodb.models import Model
 
-HASH_KEY = "pk"
-RANGE_KEY = "sk"
-TTL_ATTRIBUTE = "expires_at"
-# PENDING records by their place in the outbox (bucket, then time), keys only: a sparse index, as
-# every move out of PENDING removes its keys. The sweeper's way to every message not yet relayed,
-# whether or not its outbox entry still exists, and the worker's check that no older message of a
-# group waits; both read only the backlog, never the settled table.
-RECORD_INDEX = "outbox-records"
-RECORD_INDEX_KEYS = ("outbox_pk", "outbox_sk")
+from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS, TTL_ATTRIBUTE, check_key_names
+
+__all__ = [
+    "BILLING_MODE",
+    "HASH_KEY",
+    "RANGE_KEY",
+    "RECORD_INDEX",
+    "RECORD_INDEX_KEYS",
+    "STREAM_VIEW_TYPE",
+    "TTL_ATTRIBUTE",
+    "HistoryAttribute",
+    "MessageRecordModel",
+    "OutboxEntryModel",
+    "TableModels",
+    "bind_models",
+    "record_index_definition",
+    "table_definition",
+]
+
 STREAM_VIEW_TYPE = "NEW_IMAGE"
 BILLING_MODE = "PAY_PER_REQUEST"
 
@@ -105,8 +115,7 @@ def _bind(model: type[Model], table_name: str, hash_key: str, range_key: str) ->
 @cache
 def bind_models(table_name: str, hash_key: str = HASH_KEY, range_key: str = RANGE_KEY) -> TableModels:
     """Both models bound to ``table_name`` and its key attribute names (cached: one class pair per table)."""
-    if not hash_key or not range_key or hash_key == range_key:
-        raise ValueError("the hash and range key attribute names must be two different non-empty names")
+    check_key_names(hash_key, range_key)
     return TableModels(
         _bind(MessageRecordModel, table_name, hash_key, range_key),
         _bind(OutboxEntryModel, table_name, hash_key, range_key),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from outbox.adapters.aws import AWS_ERRORS, sqs_client, translate
+from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve, sqs_client, translate
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, OutgoingMessage, SendFailure
 from outbox.settings import Settings
 
@@ -16,13 +16,18 @@ if TYPE_CHECKING:
 class SqsPublisher:
     """Publishes batches to one SQS queue (standard or FIFO, told by the ``.fifo`` suffix)."""
 
-    def __init__(self, queue_url: str, *, client: SQSClient) -> None:
+    def __init__(self, queue_url: str, *, client: SQSClient | Lazy[SQSClient]) -> None:
         self.queue_url = queue_url
-        self.client = client
+        self._client = client
         self._fifo = queue_url.endswith(".fifo")
 
+    @property
+    def client(self) -> SQSClient:
+        """The SQS client every batch goes through (made now, if it is a ``Lazy`` one not yet made)."""
+        return resolve(self._client)
+
     @classmethod
-    def from_settings(cls, settings: Settings, *, client: SQSClient | None = None) -> SqsPublisher:
+    def from_settings(cls, settings: Settings, *, client: SQSClient | Lazy[SQSClient] | None = None) -> SqsPublisher:
         """The publisher for the settings' queue, on ``client`` or a new client for their region."""
         return cls(settings.require_queue_url(), client=client or sqs_client(settings.region))
 

@@ -6,13 +6,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.exceptions import ClientError
 
-from outbox.adapters.aws import AWS_ERRORS, dynamodb_client, error_code, translate
-from outbox.adapters.models import HASH_KEY, RANGE_KEY, MessageRecordModel, OutboxEntryModel, bind_models
+from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
+from outbox.adapters.schema import HASH_KEY, RANGE_KEY, check_key_names
 from outbox.adapters.updates import ENDED, S, relay_failure_shape, release_shape, transition_shape, transition_values
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
@@ -47,7 +48,10 @@ from outbox.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from pynamodb.expressions.condition import Condition
     from pynamodb.transactions import TransactWrite
+
+    from outbox.adapters.models import MessageRecordModel, OutboxEntryModel, TableModels
 
 log = structlog.get_logger("outbox.store")
 
@@ -75,13 +79,17 @@ class OutboxMessage:
 
 
 class DynamoDBMessageStore:
-    """Records and outbox entries in one DynamoDB table; every write is one request."""
+    """Records and outbox entries in one DynamoDB table; every write is one request.
+
+    ``client`` may be a ``Lazy`` one, made by the first request. The PynamoDB models are bound
+    on first use too: status writes build their requests by hand and never need them.
+    """
 
     def __init__(
         self,
         table_name: str,
         *,
-        client: DynamoDBClient,
+        client: DynamoDBClient | Lazy[DynamoDBClient],
         hash_key: str = HASH_KEY,
         range_key: str = RANGE_KEY,
         buckets: int = 16,
@@ -90,21 +98,40 @@ class DynamoDBMessageStore:
     ) -> None:
         if buckets < 1:
             raise ValueError("buckets must be at least 1")
+        check_key_names(hash_key, range_key)
         self.table_name = table_name
-        self.client = client
+        self._client = client
         self.buckets = buckets
         self.retention = retention
         self.record_retention = record_retention  # how long a COMPLETED or FAILED record is kept
         self.hash_key = hash_key
         self.range_key = range_key
-        self._models = bind_models(table_name, hash_key, range_key)
-        # A message is written once: its record never replaces another (the old one comes back instead).
-        self._new_record = self._models.record.pk.does_not_exist()
-        self._new_entry = self._models.entry.pk.does_not_exist()
         self._sources: dict[tuple[Status, frozenset[Status] | None], frozenset[Status]] = {}
 
+    @property
+    def client(self) -> DynamoDBClient:
+        """The DynamoDB client every request goes through."""
+        return resolve(self._client)
+
+    @cached_property
+    def _models(self) -> TableModels:
+        from outbox.adapters.models import bind_models  # noqa: PLC0415 - PynamoDB loads with the first model used
+
+        return bind_models(self.table_name, self.hash_key, self.range_key)
+
+    @cached_property
+    def _new_record(self) -> Condition:
+        """A message is written once: its record never replaces another (the old one comes back instead)."""
+        return self._models.record.pk.does_not_exist()
+
+    @cached_property
+    def _new_entry(self) -> Condition:
+        return self._models.entry.pk.does_not_exist()
+
     @classmethod
-    def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None) -> DynamoDBMessageStore:
+    def from_settings(
+        cls, settings: Settings, *, client: DynamoDBClient | Lazy[DynamoDBClient] | None = None
+    ) -> DynamoDBMessageStore:
         """The store the settings describe, on ``client`` or a new client for their region."""
         return cls(
             settings.table_name,

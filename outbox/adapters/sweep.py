@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from outbox.adapters.aws import AWS_ERRORS, error_code, translate
-from outbox.adapters.models import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
+from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
+from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
 from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.record import RECORD_PREFIX, outbox_pk
@@ -38,16 +38,21 @@ class DynamoDBSweepSource:
         self,
         table_name: str,
         *,
-        client: DynamoDBClient,
+        client: DynamoDBClient | Lazy[DynamoDBClient],
         hash_key: str = HASH_KEY,
         range_key: str = RANGE_KEY,
         page_size: int = 500,
     ) -> None:
         self.table_name = table_name
-        self.client = client
+        self._client = client
         self.hash_key = hash_key
         self.range_key = range_key
         self.page_size = page_size
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The DynamoDB client every request goes through (made now, if it is a ``Lazy`` one not yet made)."""
+        return resolve(self._client)
 
     def pending(
         self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None

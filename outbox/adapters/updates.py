@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from outbox.adapters.models import RECORD_INDEX_KEYS
+from outbox.adapters.schema import RECORD_INDEX_KEYS
 from outbox.domain.record import Lease
 from outbox.domain.status import Status
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from outbox.adapters.aws import AWS_ERRORS
+from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -20,9 +20,14 @@ MAX_VISIBILITY_S = 43_200  # SQS's limit: 12 hours
 class SqsVisibility:
     """Changes the visibility of Lambda SQS records; finds each queue's URL from the record's ARN once."""
 
-    def __init__(self, client: SQSClient) -> None:
-        self.client = client
+    def __init__(self, client: SQSClient | Lazy[SQSClient]) -> None:
+        self._client = client
         self._urls: dict[str, str] = {}
+
+    @property
+    def client(self) -> SQSClient:
+        """The SQS client (made now, if it is a ``Lazy`` one not yet made)."""
+        return resolve(self._client)
 
     def delay(self, record: Mapping[str, Any], seconds: int) -> None:
         """Best effort: if it fails, the queue's own visibility timeout applies."""

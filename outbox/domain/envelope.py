@@ -26,7 +26,9 @@ DEFAULT_MAX_MESSAGE_BYTES = 262_144  # safe on every queue; raise to 1 MiB where
 MAX_STORED_PAYLOAD_BYTES = 350_000
 
 # Anything outside #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF: SQS refuses the message.
-_SQS_REFUSED = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Written as what it leaves out (the other C0 controls, the surrogates, U+FFFE and U+FFFF): the
+# same characters, and a class of a few ranges compiles at import far faster than that negation.
+_SQS_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def canonical_json(value: Any) -> str:

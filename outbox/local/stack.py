@@ -112,8 +112,9 @@ class LocalStack:
         os.environ["OUTBOX_SWEEP_MIN_AGE_SECONDS"] = str(self.config.sweep_min_age_s)
         os.environ["OUTBOX_MAX_RECEIVE_COUNT"] = str(DLQ_MAX_RECEIVE_COUNT)  # as the module sets it
         self.resources = resources
-        # The handlers build their clients once per "cold start": make this stack their cold start.
-        # Build them now, once, as Lambda's init phase would, not in the first concurrent requests.
+        # The handlers are built once per "cold start": make this stack their cold start. Build them
+        # now, once, as Lambda's init phase would; each makes its AWS clients at its first call that
+        # needs one, as in Lambda (under a lock: the first requests here may come at once).
         for init in (api.default_api, handler.default_worker, consumer.default_consumer, sweeper.default_sweeper):
             init.cache_clear()
             init()

@@ -193,3 +193,14 @@ def test_coldstart_benchmark_runs_each_handler_from_the_zip(built: Path) -> None
     assert data["rows"][0]["ratio"] == 1.0
     assert [row["invoked"] for row in data["rows"]] == [True, True, True, True, False]
     assert "| / bare (wall) | / bare (CPU) |" in result.table()
+
+
+def test_coldstart_benchmark_times_up_to_each_handlers_first_aws_call(built: Path) -> None:
+    """``--first-aws-call``'s rows make each handler's clients (and the API's models) without the network."""
+    from bench import coldstart
+
+    cases = (coldstart.CASES[0], *coldstart.FIRST_AWS_CALL)
+    result = coldstart.measure(built, runs=1, cases=cases)
+    assert [row.handler for row in result.rows[1:]] == [case.handler for case in coldstart.FIRST_AWS_CALL]
+    assert {row.handler for row in result.rows[1:]} == HANDLERS
+    assert all(row.cold_ms > row.import_ms for row in result.rows)  # the clients are made after the import

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from outbox.domain.envelope import (
+    _SQS_REFUSED,
     LEGACY_SCHEMA_VERSION,
     NOTIFICATION_TYPE,
     SCHEMA_VERSION,
@@ -96,6 +97,18 @@ def test_a_payload_that_is_not_json_is_a_clear_error(payload: Any, reason: str) 
 def test_characters_sqs_refuses_are_a_clear_error(text: str) -> None:
     """A lone surrogate or a non-character would make SendMessage fail for ever: refused up front."""
     assert "SQS refuses" in _problems({"x": f"a{text}b"})["payload"]
+
+
+# The characters SQS accepts in a message: #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF.
+SQS_ALLOWED = ((0x9, 0x9), (0xA, 0xA), (0xD, 0xD), (0x20, 0xD7FF), (0xE000, 0xFFFD), (0x10000, 0x10FFFF))
+EDGES = sorted({c for low, high in SQS_ALLOWED for c in (low - 1, low, high, high + 1) if 0 <= c <= 0x10FFFF})
+
+
+@pytest.mark.parametrize("code", EDGES, ids=hex)
+def test_the_refused_characters_are_all_sqs_does_not_allow(code: int) -> None:
+    """At each edge of SQS's allowed ranges, a character is refused exactly when SQS does not allow it."""
+    allowed = any(low <= code <= high for low, high in SQS_ALLOWED)
+    assert (_SQS_REFUSED.search(chr(code)) is None) is allowed
 
 
 def test_control_characters_travel_escaped() -> None:

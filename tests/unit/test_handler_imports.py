@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,9 +19,10 @@ NOT_IN_LAMBDA = ("rich", "moto", "waitress", "flask", "werkzeug")
 _LOADED = f"sorted(m for m, v in sys.modules.items() if v is not None and m.split('.')[0] in {NOT_IN_LAMBDA!r})"
 
 
-def _run(script: str) -> list[list[str]]:
+def _run(script: str, environment: dict[str, str] | None = None) -> list[Any]:
     """Run ``script`` in a fresh interpreter (as Lambda starts one); each line it prints, parsed as JSON."""
     env = os.environ | {"PYTHONPATH": str(ROOT), "OUTBOX_TABLE_NAME": "outbox", "OUTBOX_METRICS": "off"}
+    env |= environment or {}
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60, cwd=ROOT, env=env
     )
@@ -58,3 +60,33 @@ def test_the_handlers_import_where_none_of_them_is_installed() -> None:
         f"print(json.dumps({_LOADED}))\n"
     )
     assert _run(script) == [[]]
+
+
+# A first invocation of each handler that needs no AWS call, and what it answers.
+FIRST_CALLS = {
+    "outbox.api": ({"rawPath": "/messages/x", "requestContext": {"http": {"method": "GET"}}}, 404),
+    "worker.handler": ({"Records": []}, {"batchItemFailures": []}),
+    "worker.consumer": ({"Records": []}, {"batchItemFailures": []}),
+}
+# What the first client or model made loads: most of a cold start.
+CLIENT_MODULES = ("pynamodb", "boto3", "botocore.session", "botocore.client", "botocore.config")
+
+
+@pytest.mark.parametrize("module", HANDLER_MODULES)
+def test_a_first_invocation_without_an_aws_call_makes_no_client(module: str) -> None:
+    """Import and a first invocation that needs no AWS call load neither PynamoDB nor botocore's client modules."""
+    event, expected = FIRST_CALLS[module]
+    script = (
+        "import importlib, json, sys\n"
+        f"loaded = lambda: sorted(n for n in sys.modules if n.startswith({CLIENT_MODULES!r}))\n"
+        f"module = importlib.import_module({module!r})\n"
+        "after_import = loaded()\n"
+        f"result = module.handler({event!r}, None)\n"
+        "answer = result.get('statusCode', result)\n"
+        "print(json.dumps([after_import, answer, loaded()]))\n"  # the last line: the handler logs before it
+    )
+    environment = {"AWS_REGION": "eu-west-1", "OUTBOX_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q.fifo"}
+    after_import, answer, after_call = _run(script, environment)[-1]
+    assert answer == expected
+    assert after_import == []
+    assert after_call == []
