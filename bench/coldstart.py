@@ -104,7 +104,9 @@ CASES = (
 CHILD = """
 import sys, time
 network = []
-sys.addaudithook(lambda event, args: network.append(event) if event in ("socket.connect", "socket.getaddrinfo") else None)
+sys.addaudithook(
+    lambda event, args: network.append(event) if event in ("socket.connect", "socket.getaddrinfo") else None
+)
 sys.path[:0] = [{task!r}, {bare!r}]
 start, cpu = time.perf_counter(), time.process_time()
 import importlib

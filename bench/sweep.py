@@ -34,7 +34,7 @@ from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.bootstrap import bootstrap
 from outbox.domain.envelope import new_envelope
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
+from outbox.domain.record import OUTBOX_PREFIX, iso, utc_now
 from outbox.domain.status import Status
 from outbox.local.stack import LOCAL_CREDENTIALS
 from outbox.logs import configure_logging
@@ -98,7 +98,7 @@ def seed_settled(store: DynamoDBMessageStore, n: int, *, start: int = 0) -> dict
         envelope = new_envelope({"n": i}, type="Seeded", message_id=new_message_id(), created_at=at)
         record = store.prepare(envelope, idempotency_key=None, by="bench").transact_items[0]["Put"]["Item"]
         table.put_item(record | {"status": {"S": Status.COMPLETED.value}})
-        bucket = int(record["outbox_pk"]["S"].removeprefix("OUTBOX#"))
+        bucket = int(record["outbox_pk"]["S"].removeprefix(OUTBOX_PREFIX))
         last[bucket] = max(last.get(bucket, ""), record["outbox_sk"]["S"])
     return last
 
