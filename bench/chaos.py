@@ -72,7 +72,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -87,10 +87,19 @@ from outbox.domain.status import Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local.demo import Client, sample_payload
 from outbox.local.stack import LocalStack, StackConfig
+from outbox.ports import MessageStore, Publisher
 from outbox.relay import Relay
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.testing import stream_records
 from worker import consumer, handler, sweeper
 from worker.stream_runner import Invoke, StreamRunner
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+    from outbox.adapters.publisher import SqsPublisher
+    from outbox.adapters.store import DynamoDBMessageStore
 
 KINDS = {
     "TransactWriteItems": ["throttle", "5xx", "timeout"],
@@ -283,21 +292,7 @@ class Trigger:
 
     def _unread(self, shard_id: str, position: str | None) -> list[dict[str, Any]]:
         """Every record of the shard after ``position`` (the runner's client: the runner is paused)."""
-        streams = self.runner.streams
-        start: dict[str, Any] = (
-            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": position}
-            if position
-            else {"ShardIteratorType": "TRIM_HORIZON"}
-        )
-        iterator = streams.get_shard_iterator(StreamArn=self.runner.stream_arn, ShardId=shard_id, **start)[
-            "ShardIterator"
-        ]
-        unread: list[dict[str, Any]] = []
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            unread += page.get("Records", [])
-            iterator = page.get("NextShardIterator") if page.get("Records") else None
-        return unread
+        return stream_records(self.runner.streams, self.runner.stream_arn, after=position, shard_id=shard_id)
 
     def enable(self, *, trim_before: datetime | None = None, limit: int = 0) -> None:
         """Read again, past what retention trimmed: the oldest outbox INSERTs not handled yet that were written before ``trim_before``, at most ``limit``."""
@@ -350,6 +345,16 @@ PATIENT = Config(connect_timeout=10, read_timeout=120, retries={"mode": "standar
 def patient(service: str) -> Any:
     """A client of the stack's endpoint (AWS_ENDPOINT_URL) for the harness's own reads."""
     return boto3.session.Session().client(service, config=PATIENT)  # type: ignore[call-overload]
+
+
+def dynamodb_of(store: MessageStore) -> DynamoDBClient:
+    """The client of a handler's store: the stack's handlers run the DynamoDB adapter."""
+    return cast("DynamoDBMessageStore", store).client
+
+
+def sqs_of(publisher: Publisher) -> SQSClient:
+    """The client of a handler's publisher: the stack's handlers run the SQS adapter."""
+    return cast("SqsPublisher", publisher).client
 
 
 def scan(table: str, prefix: str, hash_key: str = "pk", projection: str | None = None) -> Iterator[dict[str, Any]]:
@@ -458,7 +463,7 @@ class Replays:
     def once(self, statuses: tuple[str, ...] = ("PENDING",)) -> None:
         """One operator replay of each status, min-age 0."""
         worker = handler.default_worker()
-        reader = DynamoDBOutboxReader(self.table, client=worker.relay.store.client, buckets=16)
+        reader = DynamoDBOutboxReader(self.table, client=dynamodb_of(worker.relay.store), buckets=16)
         for status in statuses:
             relay = Relay(worker.relay.store, worker.relay.publisher, by="replay", expected=FLIP_FROM[status])
             selection = Selection.build(since=None, until=None, min_age="0", status=status)
@@ -641,7 +646,7 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    pick: Callable[[float], float] = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
     return {"p50": round(pick(0.5), 1), "p99": round(pick(0.99), 1), "max": round(ordered[-1], 1)}
 
 
@@ -773,8 +778,8 @@ class Harness:
         runner.invoke = crash_is_function_error(runner.invoke)
         receiving = threading.Lock()
         self.sends = SendLog(self.started)
-        self.sends.attach(handler.default_worker().relay.publisher.client, "worker")
-        self.sends.attach(sweeper.default_sweeper().relay.publisher.client, "sweeper")
+        self.sends.attach(sqs_of(handler.default_worker().relay.publisher), "worker")
+        self.sends.attach(sqs_of(sweeper.default_sweeper().relay.publisher), "sweeper")
         for index, sqs_runner in enumerate(stack.consumer_runners):
             sqs_runner.invoke = self.counting(crash_is_function_error(sqs_runner.invoke), index)
             if serial_receives:
@@ -782,7 +787,7 @@ class Harness:
         the_consumer = consumer.default_consumer()
         the_consumer.deliver = self.log.wrap(the_consumer.deliver)
         self.sweep_handler = sweeper.handler  # the stack calls worker.sweeper.handler on each schedule
-        sweeper.handler = self.noting_sweeps(crash_is_function_error(self.sweep_handler))
+        sweeper.handler = self.noting_sweeps(crash_is_function_error(self.sweep_handler))  # type: ignore[assignment]
         self.trigger = Trigger(runner)
         return self.trigger
 
@@ -835,7 +840,7 @@ def settle(stack: LocalStack, sent: Sent, harness: Harness, timeout_s: float, st
         idle = all(not s.pending and not s.buffer for s in runner.shards.values())
         return last_scan[1] == 0 and idle and empty
 
-    def progress() -> tuple[int, ...]:
+    def progress() -> tuple[float, ...]:
         return (
             stats["completed"],
             stats["failed"],
@@ -917,12 +922,12 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
     with LocalStack(config) as stack:
         resources = stack.require_resources()
         clients = [
-            api.default_api().store.client,
-            handler.default_worker().relay.store.client,
-            handler.default_worker().relay.publisher.client,
-            consumer.default_consumer().store.client,
-            sweeper.default_sweeper().relay.store.client,
-            sweeper.default_sweeper().relay.publisher.client,
+            dynamodb_of(api.default_api().store),
+            dynamodb_of(handler.default_worker().relay.store),
+            sqs_of(handler.default_worker().relay.publisher),
+            dynamodb_of(consumer.default_consumer().store),
+            dynamodb_of(sweeper.default_sweeper().relay.store),
+            sqs_of(sweeper.default_sweeper().relay.publisher),
         ]
         injector = FaultInjector(*clients, seed=args.seed)
         arm(injector, args.fault_rate)

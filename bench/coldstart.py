@@ -137,14 +137,19 @@ FIRST_AWS_CALL = (
         "worker.sweeper.handler",
         None,
         None,
-        then="from outbox.adapters.aws import AwsClients\nclients = AwsClients()\nclients.dynamodb.get()\nclients.sqs.get()",
+        then=(
+            "from outbox.adapters.aws import AwsClients\n"
+            "clients = AwsClients()\nclients.dynamodb.get()\nclients.sqs.get()"
+        ),
     ),
 )
 
 CHILD = """
 import sys, time
 network = []
-sys.addaudithook(lambda event, args: network.append(event) if event in ("socket.connect", "socket.getaddrinfo") else None)
+sys.addaudithook(
+    lambda event, args: network.append(event) if event in ("socket.connect", "socket.getaddrinfo") else None
+)
 sys.path[:0] = [{task!r}, {bare!r}]
 start, cpu = time.perf_counter(), time.process_time()
 import importlib

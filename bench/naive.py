@@ -10,7 +10,7 @@ from typing import Any
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import InvalidTransitionError
-from outbox.domain.record import iso, record_pk, utc_now
+from outbox.domain.record import RECORD_SK, iso, record_pk, utc_now
 from outbox.domain.status import Status
 
 
@@ -64,18 +64,18 @@ class NaiveApi:
 
     def accept(self, envelope: Envelope) -> None:
         """Accept one message the way a system without an outbox does (and can lose it between calls)."""
-        item = _record_item(envelope)
+        item = _record_item(envelope, self.store.hash_key, self.store.range_key)
         self.store.client.put_item(TableName=self.store.table_name, Item=item)
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=envelope.to_json())
         self.store.transition(envelope.message_id, Status.QUEUED, by="naive")
 
 
-def _record_item(envelope: Envelope) -> dict[str, Any]:
+def _record_item(envelope: Envelope, hash_key: str, range_key: str) -> dict[str, Any]:
     message_id, now = envelope.message_id, iso(utc_now())
     history = [{"M": {"status": {"S": "PENDING"}, "at": {"S": now}, "by": {"S": "naive"}}}]
     return {
-        "pk": {"S": record_pk(message_id)},
-        "sk": {"S": "MSG"},
+        hash_key: {"S": record_pk(message_id)},
+        range_key: {"S": RECORD_SK},
         "message_id": {"S": message_id},
         "status": {"S": "PENDING"},
         "type": {"S": envelope.type},

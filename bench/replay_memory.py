@@ -12,8 +12,11 @@ from outbox.replay import Checkpoint, Replayer, Selection
 
 
 def _peak_rss_mb() -> float:
-    """This process's own high-water mark (VmHWM). Not ru_maxrss: Linux starts a spawned child's
-    ru_maxrss at its parent's peak, which would hide any growth below the benchmark's own size."""
+    """The peak resident memory of this process, from its own high-water mark (VmHWM), in MB.
+
+    Not ru_maxrss: Linux starts a spawned child's ru_maxrss at its parent's peak, which would hide
+    any growth below the benchmark's own size.
+    """
     status = Path("/proc/self/status").read_text()
     (kib,) = (line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
     return int(kib) / 1024

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 
 class _Raw:
@@ -26,6 +27,7 @@ class _Raw:
 
 _SQS = frozenset({"SendMessage", "SendMessageBatch"})
 _MD5 = "0" * 32
+_HEADERS = HTTPHeaders.from_dict({"Content-Type": "application/x-amz-json-1.0"})  # each response copies them
 
 
 def _sqs_answer(operation: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +45,7 @@ def attach(client: Any, latency_ms: float) -> None:
         operation = event_name.rsplit(".", 1)[-1]  # before-send.<service>.<operation>
         time.sleep(latency_ms / 1000)
         payload = json.dumps(_sqs_answer(operation, json.loads(request.body))).encode() if operation in _SQS else b"{}"
-        return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(payload))
+        return AWSResponse(request.url, 200, _HEADERS, _Raw(payload))
 
     client.meta.events.register_first("before-send", respond)
 

@@ -124,7 +124,8 @@ def measure(settled: int, backlog: int) -> SweepCost:
 def markdown(costs: list[SweepCost]) -> list[str]:
     """The results as a table for RESULTS.md."""
     lines = [
-        "| settled messages | sweep with nothing PENDING: RRU | sweep over a PENDING backlog: RRU (records read, relayed) |",
+        "| settled messages | sweep with nothing PENDING: RRU"
+        " | sweep over a PENDING backlog: RRU (records read, relayed) |",
         "|---|---|---|",
     ]
     for c in costs:

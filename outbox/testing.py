@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import (
@@ -25,7 +25,18 @@ from outbox.domain.record import AcceptResult, HistoryEntry, Lease, MessageRecor
 from outbox.domain.status import Status, check_sources, sources_of
 from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
 
-__all__ = ["FakeLambdaContext", "FakePublisher", "FakeVisibility", "InMemoryMessageStore", "outbox_insert"]
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_dynamodbstreams.type_defs import GetShardIteratorInputTypeDef
+
+__all__ = [
+    "FakeLambdaContext",
+    "FakePublisher",
+    "FakeVisibility",
+    "InMemoryMessageStore",
+    "outbox_insert",
+    "stream_records",
+]
 
 
 def outbox_insert(
@@ -47,6 +58,37 @@ def outbox_insert(
     } | (overrides or {})
     keys = {hash_key: image[hash_key], range_key: image[range_key]}
     return {"eventName": "INSERT", "dynamodb": {"Keys": keys, "NewImage": image, "SequenceNumber": sequence_number}}
+
+
+def stream_records(
+    streams: DynamoDBStreamsClient,
+    stream_arn: str,
+    *,
+    after: str | None = None,
+    shard_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every record of a table's stream, as GetRecords returns them, page by page until a page is empty.
+
+    From the trim horizon, or after the sequence number ``after``; of ``shard_id``, or of the first
+    shard (moto and the local emulator keep one per stream).
+    """
+    if shard_id is None:
+        shard_id = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    start: GetShardIteratorInputTypeDef = {
+        "StreamArn": stream_arn,
+        "ShardId": shard_id,
+        "ShardIteratorType": "TRIM_HORIZON",
+    }
+    if after:
+        start["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
+        start["SequenceNumber"] = after
+    iterator: str | None = streams.get_shard_iterator(**start)["ShardIterator"]
+    records: list[dict[str, Any]] = []
+    while iterator:
+        page = streams.get_records(ShardIterator=iterator, Limit=1000)
+        records += cast("list[dict[str, Any]]", page.get("Records", []))
+        iterator = page.get("NextShardIterator") if page.get("Records") else None
+    return records
 
 
 @dataclass

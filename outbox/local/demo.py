@@ -133,6 +133,13 @@ class Client:
                     raise
         raise AssertionError("unreachable")
 
+    def close(self) -> None:
+        """Close this thread's connection; a later post opens a new one."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
 
 def send(client: Client, request: Request, tally: Tally) -> None:
     """Send one request and record what came back."""

@@ -20,7 +20,7 @@ from outbox.domain.status import Status
 from outbox.local.emulator import EmbeddedEmulator
 from outbox.relay import Relay
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
-from outbox.testing import FakeLambdaContext
+from outbox.testing import FakeLambdaContext, stream_records
 from worker.events import to_lambda_record
 from worker.handler import StreamWorker
 
@@ -45,11 +45,7 @@ def test_replay_and_worker_at_once_queue_each_message_once(emulator: Resources) 
         store.accept(envelope, idempotency_key=None)
         ids.append(envelope.message_id)
     streams = streams_client()
-    shard = streams.describe_stream(StreamArn=emulator.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(
-        StreamArn=emulator.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-    )
-    records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    records = stream_records(streams, emulator.stream_arn)
     event = {"Records": [to_lambda_record(r, emulator.stream_arn) for r in records]}
 
     publisher = SqsPublisher(emulator.queue_url, client=sqs_client())

@@ -18,6 +18,7 @@ from outbox.api import MessagesApi
 from outbox.bootstrap import Resources, bootstrap
 from outbox.faults import FaultInjector
 from outbox.relay import Relay, RelayPolicy
+from outbox.testing import stream_records
 from tests.events import http_event
 from worker.consumer import Consumer
 from worker.events import to_lambda_record, to_sqs_record
@@ -51,14 +52,7 @@ class Stack:
     def stream_event(self) -> dict[str, Any]:
         """The stream records written since the last call, shaped as Lambda delivers them."""
         arn = self.resources.stream_arn
-        shard = self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        position: dict[str, str] = (
-            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self.last_sequence}
-            if self.last_sequence
-            else {"ShardIteratorType": "TRIM_HORIZON"}
-        )
-        iterator = self.streams.get_shard_iterator(StreamArn=arn, ShardId=shard, **position)["ShardIterator"]
-        records = self.streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        records = stream_records(self.streams, arn, after=self.last_sequence)
         if records:
             self.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
         return {"Records": [to_lambda_record(r, arn) for r in records]}

@@ -22,6 +22,7 @@ from moto import mock_aws
 
 from outbox.adapters.aws import streams_client
 from outbox.local import emulator
+from outbox.testing import stream_records
 
 TABLE = "t"
 T = TypeVar("T")
@@ -86,9 +87,7 @@ def _create_table(
 def _records(client: Any, streams: Any) -> list[Any]:
     """Every record of the table's stream, from the trim horizon."""
     arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-    return list(streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
+    return stream_records(streams, arn)
 
 
 def _transactions() -> list[list[dict[str, Any]]]:

@@ -23,6 +23,7 @@ from outbox import (
     ValidationError,
 )
 from outbox.domain.errors import ItemPart
+from outbox.testing import stream_records
 from tests.events import http_event
 from tests.integration.conftest import Stack, sqs_event
 from worker import consumer as consumer_module
@@ -306,3 +307,21 @@ def test_a_record_written_before_types_reads_as_a_notification(stack: Stack) -> 
     assert (record.type, record.payload, record.status) == ("notification", payload, Status.QUEUED)
     view = json.loads(stack.api.handle(http_event("GET", f"/messages/{message_id}"))["body"])
     assert (view["channel"], view["type"], view["status"]) == ("sms", "notification", "QUEUED")
+
+
+def test_stream_records_reads_the_whole_stream_or_what_follows_a_position(stack: Stack) -> None:
+    """outbox.testing.stream_records: every record from the trim horizon, or only those after a sequence number."""
+    # GIVEN two orders accepted after everything the stack's bootstrap wrote
+    outbox = _outbox(stack)
+    before = stream_records(stack.streams, stack.resources.stream_arn)
+    for order_id in ("o-1", "o-2"):
+        outbox.transact_write([_order_put(stack, order_id)], outbox.message({"order_id": order_id}, type="Order"))
+
+    # WHEN the stream is read from the start, and after the last record seen before them
+    everything = stream_records(stack.streams, stack.resources.stream_arn)
+    since = stream_records(stack.streams, stack.resources.stream_arn, after=before[-1]["dynamodb"]["SequenceNumber"])
+
+    # THEN the second read holds exactly the new records: each order, its record and its outbox entry
+    assert everything[: len(before)] == before
+    assert since == everything[len(before) :]
+    assert len(since) == 6
