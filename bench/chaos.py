@@ -1,4 +1,4 @@
-"""Chaos run: N messages through the local stack with AWS faulted, the trigger off, entries expired; then a Jepsen-style count.
+"""Chaos run: N messages through the local stack, AWS faulted, the trigger off, entries expired; then a Jepsen count.
 
     python -m bench.chaos --messages 10000 --fault-rate 0.2 [--fifo] [--json]
 
@@ -72,7 +72,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -118,7 +118,10 @@ VIOLATIONS = (
     "out_of_order",
 )
 GLOSS = {
-    "duplicates": "messages received more than once: extra copies the consumer dropped or retried, expected under redelivery, not a violation",
+    "duplicates": (
+        "messages received more than once: extra copies the consumer dropped or retried, expected under"
+        " redelivery, not a violation"
+    ),
     "copies_per_message": "SQS copies received per accepted message (target <= 1.3 at 20 % faults)",
     "stuck_after_sweep": "not COMPLETED/FAILED after the sweeper alone, no operator replay",
     "dead_letter_non_terminal": "DLQ copies whose record is not COMPLETED/FAILED",
@@ -295,7 +298,10 @@ class Trigger:
         return stream_records(self.runner.streams, self.runner.stream_arn, after=position, shard_id=shard_id)
 
     def enable(self, *, trim_before: datetime | None = None, limit: int = 0) -> None:
-        """Read again, past what retention trimmed: the oldest outbox INSERTs not handled yet that were written before ``trim_before``, at most ``limit``."""
+        """Read again, past what retention trimmed.
+
+        The oldest outbox INSERTs not handled yet that were written before ``trim_before``, at most ``limit``.
+        """
         with self._lock:
             if trim_before is not None and limit > 0:
                 cutoff = iso(trim_before)
@@ -442,7 +448,7 @@ class Disruptions:
                 time.sleep(self.pause_s / 2)
             if self.expire > 0:
                 wanted = round(self.expire * self.messages)
-                self.expired = expire_entries(resources, dict(accepted), wanted, random.Random(self.seed))
+                self.expired = expire_entries(resources, dict(accepted), wanted, random.Random(self.seed))  # noqa: S311 - seeded dice
             if self.pause_s > 0:
                 time.sleep(max(0.0, self.paused_at + self.pause_s - time.monotonic()))
                 trimmed = round(self.trim * self.messages)
@@ -492,7 +498,10 @@ class Sent:
 
 
 def send_all(client: Client, n: int, run_id: str, sent: Sent, *, rate: float = 0.0, attempts: int = 50) -> None:
-    """POST n messages (at most ``rate`` a second, if set), each with its own Idempotency-Key, retrying a 5xx with the same key."""
+    """POST n messages (at most ``rate`` a second, if set), each with its own Idempotency-Key.
+
+    A 5xx is retried with the same key.
+    """
     lock = threading.Lock()
     origin = time.monotonic()
 
@@ -717,7 +726,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--retention-s",
         type=float,
-        help="stream records older than this when the trigger comes back are trimmed (default: sweep min age + 1.5 intervals)",
+        help=(
+            "stream records older than this when the trigger comes back are trimmed"
+            " (default: sweep min age + 1.5 intervals)"
+        ),
     )
     parser.add_argument("--expire", type=float, default=0.02, help="share of messages whose entry expires")
     parser.add_argument("--no-expiry", action="store_true", help="no outbox entry expires")
@@ -773,8 +785,7 @@ class Harness:
 
     def install(self, stack: LocalStack, *, serial_receives: bool) -> Trigger:
         """Crashes as function errors, copies counted, deliveries logged, the trigger switchable."""
-        runner = stack.stream_runner
-        assert runner is not None
+        runner = _required(stack.stream_runner, "the stack's stream runner")
         runner.invoke = crash_is_function_error(runner.invoke)
         receiving = threading.Lock()
         self.sends = SendLog(self.started)
@@ -817,10 +828,9 @@ class Harness:
 
 
 def settle(stack: LocalStack, sent: Sent, harness: Harness, timeout_s: float, stall_s: float) -> None:
-    """Without faults and without an operator: wait until every accepted message is terminal, the stream idle and the queue empty."""
+    """Without faults or an operator: wait until every message is terminal, the stream idle, the queue empty."""
     resources = stack.require_resources()
-    runner = stack.stream_runner
-    assert runner is not None
+    runner = _required(stack.stream_runner, "the stack's stream runner")
     stats = consumer.default_consumer().stats
     last_scan = [0.0, -1]  # when, how many non-terminal
 
@@ -854,6 +864,7 @@ def settle(stack: LocalStack, sent: Sent, harness: Harness, timeout_s: float, st
 
 def write_details(
     path: str,
+    *,
     sent: Sent,
     records: dict[str, dict[str, Any]],
     harness: Harness,
@@ -986,15 +997,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seen = drive(args, sent, harness, disruptions)
     finally:
         harness.restore()
-    assert harness.trigger is not None
-    assert harness.sends is not None
-    trimmed, expired = set(harness.trigger.trimmed), set(disruptions.expired)
+    trigger = _required(harness.trigger, "the harness's trigger")
+    send_log = _required(harness.sends, "the harness's send log")
+    trimmed, expired = set(trigger.trimmed), set(disruptions.expired)
     statuses = {m: r["status"]["S"] for m, r in seen.records.items()}
     tally = count(sent, seen.records, seen.entries, harness.deliveries, expired)
     disorder = out_of_order(sent, harness.log) if args.fifo else []
-    by_queue = sum(harness.sends.first(a) < harness.sends.first(b) for _, b, a in disorder)
-    sends = sum(len(harness.sends.sends.get(m, [])) for m in sent.accepted)
-    senders = Counter("+".join(who for _, who in sorted(harness.sends.sends.get(m, []))) or "-" for m in sent.accepted)
+    by_queue = sum(send_log.first(a) < send_log.first(b) for _, b, a in disorder)
+    sends = sum(len(send_log.sends.get(m, [])) for m in sent.accepted)
+    senders = Counter("+".join(who for _, who in sorted(send_log.sends.get(m, []))) or "-" for m in sent.accepted)
     tally |= {
         "sends_per_message": round(sends / len(sent.accepted), 3) if sent.accepted else 0.0,
         "senders": dict(senders.most_common()),
@@ -1022,7 +1033,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if disruptions.error:
         tally["disruption_error"] = disruptions.error
     if args.details:
-        write_details(args.details, sent, seen.records, harness, trimmed, expired, seen.dead, disorder)
+        write_details(
+            args.details,
+            sent=sent,
+            records=seen.records,
+            harness=harness,
+            trimmed=trimmed,
+            expired=expired,
+            dead=seen.dead,
+            disorder=disorder,
+        )
     return tally | {"faults_by_kind": seen.faults}
 
 
@@ -1051,6 +1071,16 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(quiet, sys.stderr.fileno())
     os.close(quiet)
     return 1 if violations else 0
+
+
+_T = TypeVar("_T")
+
+
+def _required(value: _T | None, what: str) -> _T:
+    """``value``, which the run has set up by now; a RuntimeError naming ``what`` if it has not."""
+    if value is None:
+        raise RuntimeError(f"{what} is not set up")
+    return value
 
 
 if __name__ == "__main__":
