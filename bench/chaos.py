@@ -87,8 +87,8 @@ from outbox.domain.status import Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local.demo import Client, sample_payload
 from outbox.local.stack import LocalStack, StackConfig
-from outbox.relay import Relay
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.service.relay import Relay
 from worker import consumer, handler, sweeper
 from worker.stream_runner import Invoke, StreamRunner
 

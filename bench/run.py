@@ -42,7 +42,7 @@ from outbox.local import emulator
 from outbox.local.demo import Client, sample_payload, scan
 from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 from outbox.logs import configure_logging
-from outbox.relay import Relay
+from outbox.service.relay import Relay
 from outbox.testing import FakeLambdaContext, outbox_insert
 from worker.events import to_lambda_record
 from worker.handler import StreamWorker

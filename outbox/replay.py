@@ -23,7 +23,7 @@ from typing import Any
 from outbox.adapters.reader import DynamoDBOutboxReader, StoredEntry
 from outbox.domain.record import iso
 from outbox.domain.status import Status
-from outbox.relay import Relay, RelayItem
+from outbox.service.relay import Relay, RelayItem
 
 MODES: dict[str, frozenset[Status]] = {
     "PENDING": frozenset({Status.PENDING}),

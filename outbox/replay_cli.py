@@ -22,8 +22,8 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.errors import OutboxError
 from outbox.logs import configure_logging
-from outbox.relay import Relay, RelayPolicy
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, ReplayUsageError, Selection, Summary, Target
+from outbox.service.relay import Relay, RelayPolicy
 
 SELECTION_FLAGS = ("since", "until", "message_id", "ids_file", "group_key")
 

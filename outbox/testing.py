@@ -1,14 +1,15 @@
-"""In-memory fakes of the store and the publisher, for your tests and ours (no AWS at all).
+"""In-memory fakes of the ports, for your tests and ours (no AWS at all).
 
 They keep the same contracts as the real adapters: ``accept`` is all-or-nothing with the same
-idempotency rules, ``transition`` is conditional on the lifecycle table, and the publisher
-reports per-entry refusals the way SendMessageBatch does.
+idempotency rules, ``transition`` is conditional on the lifecycle table, the publisher reports
+per-entry refusals the way SendMessageBatch does, and the sweep source reads the store's
+PENDING records in outbox order (bucket, then time).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -21,11 +22,28 @@ from outbox.domain.errors import (
     OutboxError,
     PayloadMismatchError,
 )
-from outbox.domain.record import AcceptResult, HistoryEntry, Lease, MessageRecord, TransitionResult, iso, utc_now
+from outbox.domain.record import (
+    AcceptResult,
+    HistoryEntry,
+    Lease,
+    MessageRecord,
+    TransitionResult,
+    bucket_of,
+    iso,
+    outbox_sk,
+    utc_now,
+)
 from outbox.domain.status import Status, check_sources, sources_of
-from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
+from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure, SweptRecord
 
-__all__ = ["FakeLambdaContext", "FakePublisher", "FakeVisibility", "InMemoryMessageStore", "outbox_insert"]
+__all__ = [
+    "FakeLambdaContext",
+    "FakePublisher",
+    "FakeVisibility",
+    "InMemoryMessageStore",
+    "InMemorySweepSource",
+    "outbox_insert",
+]
 
 
 def outbox_insert(
@@ -163,6 +181,43 @@ class InMemoryMessageStore:
                 raise InvalidTransitionError(message_id, current=record.status if record else None, to=Status.PENDING)
             self.records[message_id] = replace(record, relay_attempts=record.relay_attempts + 1)
             return record.relay_attempts + 1
+
+
+@dataclass
+class InMemorySweepSource:
+    """A SweepSource over an InMemoryMessageStore: its PENDING records by bucket, in time order, page by page.
+
+    The real index may still list a record that has just moved on; this one never does.
+    """
+
+    store: InMemoryMessageStore
+    buckets: int = 16
+    page_size: int = 500
+
+    def pending(
+        self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
+    ) -> Iterator[list[SweptRecord]]:
+        """The PENDING records of ``bucket`` placed before ``before`` (all, if None), less those ``known`` names."""
+        with self.store._lock:
+            records = list(self.store.records.values())
+            envelopes = dict(self.store.envelopes)
+        found = sorted(
+            (
+                SweptRecord(
+                    outbox_sk(r.created_at, r.message_id),
+                    r.message_id,
+                    r.status,
+                    r.created_at,
+                    envelopes.get(r.message_id),
+                )
+                for r in records
+                if r.status is Status.PENDING and bucket_of(r.group_key or r.message_id, self.buckets) == bucket
+            ),
+            key=lambda record: record.sk,
+        )
+        found = [r for r in found if (before is None or r.sk < before) and not (known and known(str(r.message_id)))]
+        for start in range(0, len(found), self.page_size):
+            yield found[start : start + self.page_size]
 
 
 def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease: Lease | None, now: str) -> bool:

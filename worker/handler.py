@@ -26,7 +26,7 @@ from outbox.domain.status import Status
 from outbox.logs import bind_invocation, configure_logging
 from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, emit_metrics
 from outbox.ports import SweepSource
-from outbox.relay import RecentSends, Relay, RelayItem, RelayPolicy, keys_in_order
+from outbox.service.relay import RecentSends, Relay, RelayItem, RelayPolicy, keys_in_order
 from outbox.settings import Settings
 
 log = structlog.get_logger("worker.handler")

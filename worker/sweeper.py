@@ -12,9 +12,9 @@ from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.logs import bind_invocation, configure_logging
-from outbox.relay import Relay, RelayPolicy
+from outbox.service.relay import Relay, RelayPolicy
+from outbox.service.sweep import Sweeper
 from outbox.settings import Settings
-from outbox.sweeper import Sweeper
 
 
 def build_sweeper(settings: Settings) -> Sweeper:

@@ -18,8 +18,8 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.local.emulator import EmbeddedEmulator
-from outbox.relay import Relay
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.service.relay import Relay
 from outbox.testing import FakeLambdaContext
 from worker.events import to_lambda_record
 from worker.handler import StreamWorker

@@ -31,9 +31,9 @@ from outbox.domain.record import iso, utc_now
 from outbox.domain.status import TERMINAL, Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local import emulator
-from outbox.relay import Relay, RelayPolicy
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
-from outbox.sweeper import Sweeper
+from outbox.service.relay import Relay, RelayPolicy
+from outbox.service.sweep import Sweeper
 from outbox.testing import FakeLambdaContext
 from tests.conftest import FAKE_CREDENTIALS
 from tests.integration.conftest import Stack, build_stack, sqs_event

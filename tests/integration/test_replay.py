@@ -17,8 +17,8 @@ from outbox.domain.message import new_message_id
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
-from outbox.relay import Relay
 from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection, Target
+from outbox.service.relay import Relay
 from tests.integration.conftest import Stack
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from outbox.api import HTTP_STATUS, MessagesApi
 from outbox.logs import configure_logging
-from outbox.relay import Relay
+from outbox.service.relay import Relay
 from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore
 from worker.consumer import Consumer
 from worker.handler import StreamWorker

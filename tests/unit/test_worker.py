@@ -15,7 +15,7 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
-from outbox.relay import Relay
+from outbox.service.relay import Relay
 from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore, outbox_insert
 from worker.consumer import Consumer, ConsumerPolicy
 from worker.handler import StreamWorker

@@ -21,9 +21,9 @@ from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, SWEEP_FAILURES, emit_metrics
 from outbox.ports import SweepSource
-from outbox.relay import Relay, RelayItem
+from outbox.service.relay import Relay, RelayItem
 
-log = structlog.get_logger("outbox.sweeper")
+log = structlog.get_logger("outbox.service.sweep")
 
 DEFAULT_MIN_AGE = timedelta(seconds=300)
 
