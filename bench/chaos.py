@@ -87,8 +87,8 @@ from outbox.domain.status import Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local.demo import Client, sample_payload
 from outbox.local.stack import LocalStack, StackConfig
-from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from outbox.service.relay import Relay
+from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from worker import consumer, handler, sweeper
 from worker.stream_runner import Invoke, StreamRunner
 
@@ -461,7 +461,7 @@ class Replays:
         reader = DynamoDBOutboxReader(self.table, client=worker.relay.store.client, buckets=16)
         for status in statuses:
             relay = Relay(worker.relay.store, worker.relay.publisher, by="replay", expected=FLIP_FROM[status])
-            selection = Selection.build(since=None, until=None, min_age="0", status=status)
+            selection = Selection.window(status=status)
             try:
                 Replayer(reader, relay).run(Checkpoint(selection))
             except (Exception, SimulatedCrash) as exc:  # noqa: BLE001 - a replay process dying is part of the chaos

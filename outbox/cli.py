@@ -183,7 +183,7 @@ def _sweep_environment(args: argparse.Namespace) -> dict[str, str | None]:
 
 def duration(text: str) -> timedelta:
     """An argparse type: a duration such as 30s, 5m, 2h or 7d."""
-    from outbox.replay import ReplayUsageError, parse_duration
+    from outbox.replay_cli import ReplayUsageError, parse_duration
 
     try:
         return parse_duration(text)

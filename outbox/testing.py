@@ -3,16 +3,16 @@
 They keep the same contracts as the real adapters: ``accept`` is all-or-nothing with the same
 idempotency rules, ``transition`` is conditional on the lifecycle table, the publisher reports
 per-entry refusals the way SendMessageBatch does, and the sweep source reads the store's
-PENDING records in outbox order (bucket, then time).
+PENDING records and the outbox reader its outbox entries, in outbox order (bucket, then time).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import (
@@ -34,13 +34,25 @@ from outbox.domain.record import (
     utc_now,
 )
 from outbox.domain.status import Status, check_sources, sources_of
-from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure, SweptRecord
+from outbox.ports import (
+    BatchOutcome,
+    MessageStore,
+    OutboxReader,
+    OutgoingMessage,
+    Publisher,
+    SendFailure,
+    StoredEntry,
+    SweepSource,
+    SweptRecord,
+    Visibility,
+)
 
 __all__ = [
     "FakeLambdaContext",
     "FakePublisher",
     "FakeVisibility",
     "InMemoryMessageStore",
+    "InMemoryOutboxReader",
     "InMemorySweepSource",
     "outbox_insert",
 ]
@@ -220,6 +232,74 @@ class InMemorySweepSource:
             yield found[start : start + self.page_size]
 
 
+@dataclass
+class InMemoryOutboxReader:
+    """An OutboxReader over an InMemoryMessageStore: an entry per envelope it keeps, a status per record.
+
+    Deleting ``store.envelopes[message_id]`` plays an outbox entry that expired (its record stays).
+    """
+
+    store: InMemoryMessageStore
+    buckets: int = 16
+    page_size: int = 500
+
+    def pages(
+        self,
+        lower_sk: str,
+        upper_sk: str,
+        *,
+        buckets: Iterable[int] | None = None,
+        after: tuple[int, str] | None = None,
+    ) -> Iterator[list[StoredEntry]]:
+        """Entries with ``lower_sk <= sk <= upper_sk``, bucket by bucket, in sort-key order, after ``after``."""
+        wanted = set(buckets if buckets is not None else range(self.buckets))
+        entries = [
+            e
+            for e in self._entries()
+            if e.bucket in wanted and lower_sk <= e.sk <= upper_sk and (after is None or e.position > after)
+        ]
+        for bucket in sorted(wanted):
+            found = [e for e in entries if e.bucket == bucket]
+            for start in range(0, len(found), self.page_size):
+                yield found[start : start + self.page_size]
+
+    def count(self, lower_sk: str, upper_sk: str, *, buckets: Iterable[int] | None = None) -> int:
+        """How many entries ``pages`` would read."""
+        return sum(len(page) for page in self.pages(lower_sk, upper_sk, buckets=buckets))
+
+    def entries_for(self, message_ids: Iterable[str]) -> list[StoredEntry]:
+        """The entries of these messages that have a record and an entry, in replay order."""
+        wanted = set(message_ids)
+        with self.store._lock:
+            have_record = wanted & set(self.store.records)
+        return [e for e in self._entries() if e.message_id in have_record]
+
+    def statuses(self, message_ids: Iterable[str]) -> dict[str, Status]:
+        """The current status of each of these messages that has a record."""
+        with self.store._lock:
+            return {m: self.store.records[m].status for m in message_ids if m in self.store.records}
+
+    def bucket_of_group(self, group_key: str) -> int:
+        """The one bucket a group's entries live in."""
+        return bucket_of(group_key, self.buckets)
+
+    def _entries(self) -> list[StoredEntry]:
+        """Every entry, in replay order (bucket, then sort key)."""
+        with self.store._lock:
+            envelopes = list(self.store.envelopes.values())
+        entries = [
+            StoredEntry(
+                bucket_of(e.group_key or e.message_id, self.buckets),
+                outbox_sk(e.created_at, e.message_id),
+                e.message_id,
+                e.to_json(),
+                e.group_key,
+            )
+            for e in envelopes
+        ]
+        return sorted(entries, key=lambda entry: entry.position)
+
+
 def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease: Lease | None, now: str) -> bool:
     """The store's condition: a source status; under a lease, PROCESSING only once expired, finished by its owner."""
     if record.status not in sources:
@@ -295,3 +375,11 @@ class FakeVisibility:
     def delay(self, record: Mapping[str, Any], seconds: int) -> None:
         """Record the delay."""
         self.delays.append((str(record.get("messageId")), seconds))
+
+
+if TYPE_CHECKING:  # mypy holds each fake to the port it stands for
+    _store: MessageStore = InMemoryMessageStore()
+    _publisher: Publisher = FakePublisher()
+    _visibility: Visibility = FakeVisibility()
+    _sweep_source: SweepSource = InMemorySweepSource(InMemoryMessageStore())
+    _reader: OutboxReader = InMemoryOutboxReader(InMemoryMessageStore())

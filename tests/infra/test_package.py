@@ -47,7 +47,7 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
     for local_only in (
         "outbox/cli.py",
         "outbox/replay_cli.py",
-        "outbox/replay.py",
+        "outbox/service/replay.py",
         "outbox/testing.py",
         "outbox/faults.py",
         "worker/sqs_runner.py",
