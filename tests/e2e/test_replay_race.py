@@ -20,9 +20,9 @@ from outbox.domain.status import Status
 from outbox.local.emulator import EmbeddedEmulator
 from outbox.service.relay import Relay
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.service.stream import StreamWorker
 from outbox.testing import FakeLambdaContext
 from worker.events import to_lambda_record
-from worker.handler import StreamWorker
 
 pytestmark = pytest.mark.e2e
 

@@ -16,11 +16,11 @@ from outbox.adapters.sweep import META_PK, DynamoDBSweepSource
 from outbox.api import MessagesApi
 from outbox.bootstrap import Resources, bootstrap
 from outbox.faults import FaultInjector
+from outbox.service.consume import Consumer
 from outbox.service.relay import Relay, RelayPolicy
+from outbox.service.stream import StreamWorker
 from tests.events import http_event
-from worker.consumer import Consumer
 from worker.events import to_lambda_record, to_sqs_record
-from worker.handler import StreamWorker
 
 
 @dataclass

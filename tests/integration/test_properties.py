@@ -31,14 +31,14 @@ from outbox.domain.record import iso, utc_now
 from outbox.domain.status import TERMINAL, Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local import emulator
+from outbox.service.consume import Consumer
 from outbox.service.relay import Relay, RelayPolicy
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.service.stream import StreamWorker
 from outbox.service.sweep import Sweeper
 from outbox.testing import FakeLambdaContext
 from tests.conftest import FAKE_CREDENTIALS
 from tests.integration.conftest import Stack, build_stack, sqs_event
-from worker.consumer import Consumer
-from worker.handler import StreamWorker
 
 FAULTS = ["none", "throttle_send", "timeout_send", "refuse_entry", "throttle_flip", "crash_after_send"]
 STATUS_FIELDS = {

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from outbox.api import HTTP_STATUS, MessagesApi
 from outbox.logs import configure_logging
+from outbox.service.consume import Consumer
 from outbox.service.relay import Relay
+from outbox.service.stream import StreamWorker
 from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore
-from worker.consumer import Consumer
-from worker.handler import StreamWorker
 
 STABLE_CODES = set(HTTP_STATUS)
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
