@@ -42,6 +42,7 @@ from outbox.local import emulator
 from outbox.local.demo import Client, sample_payload, scan
 from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 from outbox.logs import configure_logging
+from outbox.service.accept import Acceptor
 from outbox.service.relay import Relay
 from outbox.testing import FakeLambdaContext, outbox_insert
 from worker.events import to_lambda_record
@@ -308,7 +309,7 @@ def _own_overhead(n: int, rounds: int) -> dict[str, float]:
 def api_benchmark(latency_ms: float, n: int) -> dict[str, Any]:
     """Accept latency: our one-transaction API against a seed-style PutItem, SendMessage, UpdateItem."""
     with backend(latency_ms) as b:
-        api = MessagesApi(b.store)
+        api = MessagesApi(Acceptor(b.store))
         naive = NaiveApi(b.store, b.sqs, b.resources.queue_url)
         body = json.dumps({"channel": "sms", "recipient": "+14155550100", "body": "benchmark"})
         event = {
