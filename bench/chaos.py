@@ -87,10 +87,10 @@ from outbox.domain.status import Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local.demo import Client, sample_payload
 from outbox.local.stack import LocalStack, StackConfig
+from outbox.local.stream_runner import Invoke, StreamRunner
 from outbox.service.relay import Relay
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from worker import consumer, handler, sweeper
-from worker.stream_runner import Invoke, StreamRunner
 
 KINDS = {
     "TransactWriteItems": ["throttle", "5xx", "timeout"],

@@ -40,12 +40,12 @@ from outbox.domain.record import iso, utc_now
 from outbox.faults import FaultInjector
 from outbox.local import emulator
 from outbox.local.demo import Client, sample_payload, scan
+from outbox.local.events import to_lambda_record
 from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 from outbox.logs import configure_logging
 from outbox.service.accept import Acceptor
 from outbox.service.relay import Relay
 from outbox.testing import FakeLambdaContext, outbox_insert
-from worker.events import to_lambda_record
 from worker.handler import StreamWorker
 
 RESULTS = Path(__file__).with_name("RESULTS.md")

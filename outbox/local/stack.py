@@ -20,11 +20,11 @@ from outbox import api
 from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT, Resources, bootstrap
 from outbox.local.emulator import EmbeddedEmulator
+from outbox.local.filters import stream_filter_pattern
 from outbox.local.http import make_server, serve_in_thread
+from outbox.local.sqs_runner import SqsRunner
+from outbox.local.stream_runner import LocalContext, MappingSettings, StreamRunner
 from worker import consumer, handler, sweeper
-from worker.filters import stream_filter_pattern
-from worker.sqs_runner import SqsRunner
-from worker.stream_runner import LocalContext, MappingSettings, StreamRunner
 
 log = structlog.get_logger("outbox.local")
 

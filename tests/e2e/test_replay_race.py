@@ -18,11 +18,11 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.local.emulator import EmbeddedEmulator
+from outbox.local.events import to_lambda_record
 from outbox.service.relay import Relay
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from outbox.service.stream import StreamWorker
 from outbox.testing import FakeLambdaContext
-from worker.events import to_lambda_record
 
 pytestmark = pytest.mark.e2e
 

@@ -16,12 +16,12 @@ from outbox.adapters.sweep import META_PK, DynamoDBSweepSource
 from outbox.api import MessagesApi
 from outbox.bootstrap import Resources, bootstrap
 from outbox.faults import FaultInjector
+from outbox.local.events import to_lambda_record, to_sqs_record
 from outbox.service.accept import Acceptor
 from outbox.service.consume import Consumer
 from outbox.service.relay import Relay, RelayPolicy
 from outbox.service.stream import StreamWorker
 from tests.events import http_event
-from worker.events import to_lambda_record, to_sqs_record
 
 
 @dataclass
