@@ -17,8 +17,7 @@ from typing import Any
 
 import structlog
 
-from outbox.adapters.store import DynamoDBMessageStore
-from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.compose import Clients, build_acceptor
 from outbox.domain.errors import (
     FieldError,
     IdempotencyKeyReusedError,
@@ -274,21 +273,16 @@ def _trace_id(event: Mapping[str, Any], headers: Mapping[str, str]) -> str | Non
     return request_id if isinstance(request_id, str) and _TRACE_ID.match(request_id) else None
 
 
+def build_api(settings: Settings, clients: Clients | None = None) -> MessagesApi:
+    """The API of ``settings``: the accept use case on their table, and their rule for anonymous callers."""
+    return MessagesApi(build_acceptor(settings, clients), require_principal=settings.require_principal)
+
+
 @cache
 def default_api() -> MessagesApi:
-    """The API wired to real AWS clients: built once per cold start."""
+    """The API of this function, built from the ``OUTBOX_*`` environment once per cold start."""
     configure_logging()
-    settings = Settings.from_env()
-    store = DynamoDBMessageStore.from_settings(settings)
-    table = DynamoDBSweepSource(
-        settings.table_name, client=store.client, hash_key=settings.hash_key, range_key=settings.range_key
-    )
-
-    def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
-        table.buckets(settings.buckets)
-
-    acceptor = Acceptor(store, id_secret=settings.id_secret, before_first_accept=check_buckets)
-    return MessagesApi(acceptor, require_principal=settings.require_principal)
+    return build_api(Settings.from_env())
 
 
 def handler(event: Mapping[str, Any], context: Any) -> Response:

@@ -154,9 +154,9 @@ def _sweep(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict, replace
 
+    from outbox.compose import build_sweeper
     from outbox.logs import configure_logging
     from outbox.settings import Settings
-    from worker.sweeper import build_sweeper
 
     os.environ["OUTBOX_METRICS"] = "off"  # CloudWatch metric lines are for Lambda's log, not a terminal
     configure_logging(sys.stderr, level="WARNING")  # stdout holds the report only

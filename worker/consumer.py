@@ -8,15 +8,12 @@ around yours; the deployed ``handler`` calls the function ``OUTBOX_DELIVERY`` na
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
-from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
-from outbox.adapters.store import DynamoDBMessageStore
-from outbox.adapters.visibility import SqsVisibility
-from outbox.domain.errors import ConfigurationError, DeliveryError
+from outbox.compose import build_consumer, resolve_delivery
+from outbox.domain.errors import DeliveryError
 from outbox.logs import bind_invocation, configure_logging
 from outbox.service.consume import BatchResponse, Consumer, ConsumerPolicy, Deliver, Outcome, log_delivery
 from outbox.settings import Settings
@@ -36,36 +33,10 @@ __all__ = [
 SqsHandler = Callable[[Mapping[str, Any], Any], BatchResponse]
 
 
-def resolve_delivery(reference: str | None) -> Deliver:
-    """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or the reference delivery."""
-    if not reference:
-        return log_delivery
-    module_name, _, name = reference.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"OUTBOX_DELIVERY={reference}: cannot import {module_name} ({type(exc).__name__})"
-        ) from exc
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {module_name} has no function {name}")
-    delivery: Deliver = function
-    return delivery
-
-
 def _build(deliver: Deliver | None) -> Consumer:
-    """A consumer wired to real AWS clients from the environment; ``deliver`` or the one it names."""
+    """The consumer of this function, from the ``OUTBOX_*`` environment; ``deliver`` or the one it names."""
     configure_logging()
-    settings = Settings.from_env()
-    delivery = deliver or resolve_delivery(settings.delivery)
-    session = new_session(settings.region)  # one session: botocore loads its endpoint data once
-    return Consumer(
-        DynamoDBMessageStore.from_settings(settings, client=dynamodb_client(settings.region, session=session)),
-        delivery,
-        policy=ConsumerPolicy.from_settings(settings),
-        visibility=SqsVisibility(sqs_client(settings.region, session=session)),
-    )
+    return build_consumer(Settings.from_env(), deliver=deliver)
 
 
 def make_handler(deliver: Deliver) -> SqsHandler:

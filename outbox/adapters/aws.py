@@ -72,26 +72,37 @@ def new_session(region: str | None = None) -> botocore.session.Session:
     return _session(region)
 
 
-def dynamodb_client(region: str | None = None, *, session: botocore.session.Session | None = None) -> DynamoDBClient:
-    """A DynamoDB client, on ``session`` or a new one; botocore honours AWS_ENDPOINT_URL."""
-    client = (session or _session(region)).create_client("dynamodb", region_name=region, config=client_config())
+def dynamodb_client(
+    region: str | None = None, *, session: botocore.session.Session | None = None, endpoint_url: str | None = None
+) -> DynamoDBClient:
+    """A DynamoDB client, on ``session`` or a new one, at ``endpoint_url`` (else botocore honours AWS_ENDPOINT_URL)."""
+    client = (session or _session(region)).create_client(
+        "dynamodb", region_name=region, endpoint_url=endpoint_url, config=client_config()
+    )
     return cast("DynamoDBClient", client)
 
 
-def sqs_client(region: str | None = None, *, session: botocore.session.Session | None = None) -> SQSClient:
-    """An SQS client, on ``session`` or a new one; botocore honours AWS_ENDPOINT_URL."""
-    client = (session or _session(region)).create_client("sqs", region_name=region, config=client_config())
+def sqs_client(
+    region: str | None = None, *, session: botocore.session.Session | None = None, endpoint_url: str | None = None
+) -> SQSClient:
+    """An SQS client, on ``session`` or a new one, at ``endpoint_url`` (else botocore honours AWS_ENDPOINT_URL)."""
+    client = (session or _session(region)).create_client(
+        "sqs", region_name=region, endpoint_url=endpoint_url, config=client_config()
+    )
     return cast("SQSClient", client)
 
 
-def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
-    """A DynamoDB Streams client; botocore honours AWS_ENDPOINT_URL.
+def streams_client(
+    region: str | None = None, *, session: botocore.session.Session | None = None, endpoint_url: str | None = None
+) -> DynamoDBStreamsClient:
+    """A DynamoDB Streams client, on ``session`` or a new one, at ``endpoint_url`` (else AWS_ENDPOINT_URL).
 
     Account-id endpoints are off: botocore would route a StreamArn call to
     ``<account>.streams-ddb.<region>.amazonaws.com``, which emulators do not serve.
     """
     config = client_config(account_id_endpoint_mode="disabled")
-    return cast("DynamoDBStreamsClient", _session(region).create_client("dynamodbstreams", config=config))
+    client = (session or _session(region)).create_client("dynamodbstreams", endpoint_url=endpoint_url, config=config)
+    return cast("DynamoDBStreamsClient", client)
 
 
 def error_code(exc: ClientError) -> str:
