@@ -351,7 +351,7 @@ def end_to_end(n: int, rate: float) -> dict[str, float]:
             time.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
         time.sleep(3.0)
         latencies = []
-        for item in scan(stack.require_resources().table_name, "MSG#"):
+        for item in scan(stack.require_resources().table_name, "MSG#", client=stack.clients.dynamodb):
             history = {h["M"]["status"]["S"]: h["M"]["at"]["S"] for h in item["history"]["L"]}
             if "QUEUED" in history:
                 latencies.append(_ms(history["PENDING"], history["QUEUED"]))

@@ -152,7 +152,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     import json
-    from dataclasses import asdict, replace
+    from dataclasses import replace
 
     from outbox.compose import build_sweeper
     from outbox.logs import configure_logging
@@ -163,7 +163,7 @@ def _sweep(args: argparse.Namespace) -> int:
     environment = {**os.environ, **{k: v for k, v in _sweep_environment(args).items() if v}}
     settings = replace(Settings.from_env(environment, require_queue=True), sweep_min_age=args.min_age)
     report = build_sweeper(settings).sweep()
-    figures = {k: v for k, v in asdict(report).items() if k != "failed_ids"}
+    figures = report.figures()
     if args.json:
         print(json.dumps(figures))
     else:

@@ -6,7 +6,6 @@ The use case is ``outbox.service.sweep.Sweeper``; it is built once per cold star
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from functools import cache
 from typing import Any
 
@@ -28,5 +27,4 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     sweeper = default_sweeper()
     bind_invocation(getattr(context, "aws_request_id", None), handler="sweeper")
     time_left: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
-    report = sweeper.sweep(time_left_ms=time_left)
-    return {k: v for k, v in asdict(report).items() if k != "failed_ids"}
+    return sweeper.sweep(time_left_ms=time_left).figures()
