@@ -14,6 +14,7 @@ from outbox.api import MessagesApi
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.faults import FaultInjector
+from outbox.service.accept import Acceptor
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class AcceptComparison:
 def measure(latency_ms: float, n: int) -> AcceptComparison:
     """``n`` accepts through each API, ours first, on moto in process with ``latency_ms`` per request."""
     with backend(latency_ms) as b:
-        api = MessagesApi(b.store)
+        api = MessagesApi(Acceptor(b.store))
         naive = NaiveApi(b.store, b.sqs, b.resources.queue_url)
         body = json.dumps({"channel": "sms", "recipient": "+14155550100", "body": "benchmark"})
         event = {

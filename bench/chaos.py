@@ -77,7 +77,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import boto3
 from botocore.config import Config
 
-from outbox import api
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.bootstrap import Resources
 from outbox.domain.envelope import Envelope
@@ -86,13 +85,12 @@ from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, bucket_of, iso, u
 from outbox.domain.status import Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local.demo import Client, sample_payload
-from outbox.local.stack import LocalStack, StackConfig
+from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
+from outbox.local.stream_runner import Invoke, StreamRunner
 from outbox.ports import MessageStore, Publisher
-from outbox.relay import Relay
-from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.service.relay import Relay
+from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from outbox.testing import stream_records
-from worker import consumer, handler, sweeper
-from worker.stream_runner import Invoke, StreamRunner
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -463,16 +461,17 @@ class Replays:
     """Optional operator replays beside the worker (``--with-replays``); interruptions are counted, not printed."""
 
     table: str
+    worker: Any  # the stack's stream worker: its store and publisher
     interrupted: Counter[str] = field(default_factory=Counter)
     runs: int = 0
 
     def once(self, statuses: tuple[str, ...] = ("PENDING",)) -> None:
         """One operator replay of each status, min-age 0."""
-        worker = handler.default_worker()
+        worker = self.worker
         reader = DynamoDBOutboxReader(self.table, client=dynamodb_of(worker.relay.store), buckets=16)
         for status in statuses:
             relay = Relay(worker.relay.store, worker.relay.publisher, by="replay", expected=FLIP_FROM[status])
-            selection = Selection.build(since=None, until=None, min_age="0", status=status)
+            selection = Selection.window(status=status)
             try:
                 Replayer(reader, relay).run(Checkpoint(selection))
             except (Exception, SimulatedCrash) as exc:  # noqa: BLE001 - a replay process dying is part of the chaos
@@ -750,13 +749,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 @dataclass
 class Harness:
-    """The wrappers put around the stack's handlers for one run; ``restore()`` takes the global ones off."""
+    """The wrappers put around the stack's functions for one run."""
 
     deliveries: Counter[str] = field(default_factory=Counter)  # message_id -> copies the consumer was handed
     receipts: dict[str, list[str]] = field(default_factory=dict)  # message_id -> "time runner seq receives" per copy
     log: DeliveryLog = field(default_factory=DeliveryLog)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    sweep_handler: Any = None
     sweeps: list[dict[str, Any]] = field(default_factory=list)  # each sweep's report, when and how long
     started: float = field(default_factory=time.monotonic)
     sends: SendLog | None = None
@@ -789,16 +787,15 @@ class Harness:
         runner.invoke = crash_is_function_error(runner.invoke)
         receiving = threading.Lock()
         self.sends = SendLog(self.started)
-        self.sends.attach(sqs_of(handler.default_worker().relay.publisher), "worker")
-        self.sends.attach(sqs_of(sweeper.default_sweeper().relay.publisher), "sweeper")
+        self.sends.attach(sqs_of(stack.functions.worker.relay.publisher), "worker")
+        self.sends.attach(sqs_of(stack.functions.sweeper.relay.publisher), "sweeper")
         for index, sqs_runner in enumerate(stack.consumer_runners):
             sqs_runner.invoke = self.counting(crash_is_function_error(sqs_runner.invoke), index)
             if serial_receives:
                 sqs_runner.sqs = SerialReceives(sqs_runner.sqs, receiving)
-        the_consumer = consumer.default_consumer()
+        the_consumer = stack.functions.consumer
         the_consumer.deliver = self.log.wrap(the_consumer.deliver)
-        self.sweep_handler = sweeper.handler  # the stack calls worker.sweeper.handler on each schedule
-        sweeper.handler = self.noting_sweeps(crash_is_function_error(self.sweep_handler))  # type: ignore[assignment]
+        stack.schedule = self.noting_sweeps(crash_is_function_error(stack.schedule))  # the sweeper, each schedule
         self.trigger = Trigger(runner)
         return self.trigger
 
@@ -821,17 +818,12 @@ class Harness:
 
         return wrapped
 
-    def restore(self) -> None:
-        """Put the module-level sweeper handler back."""
-        if self.sweep_handler is not None:
-            sweeper.handler = self.sweep_handler
-
 
 def settle(stack: LocalStack, sent: Sent, harness: Harness, timeout_s: float, stall_s: float) -> None:
     """Without faults or an operator: wait until every message is terminal, the stream idle, the queue empty."""
     resources = stack.require_resources()
     runner = _required(stack.stream_runner, "the stack's stream runner")
-    stats = consumer.default_consumer().stats
+    stats = stack.functions.consumer.stats
     last_scan = [0.0, -1]  # when, how many non-terminal
 
     def done() -> bool:
@@ -932,13 +924,16 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
     )
     with LocalStack(config) as stack:
         resources = stack.require_resources()
+        # The harness's own clients (boto3, PATIENT) find the stack through the environment.
+        os.environ.update({**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": stack.emulator.endpoint_url})
+        functions = stack.functions
         clients = [
-            dynamodb_of(api.default_api().store),
-            dynamodb_of(handler.default_worker().relay.store),
-            sqs_of(handler.default_worker().relay.publisher),
-            dynamodb_of(consumer.default_consumer().store),
-            dynamodb_of(sweeper.default_sweeper().relay.store),
-            sqs_of(sweeper.default_sweeper().relay.publisher),
+            dynamodb_of(functions.api.acceptor.store),
+            dynamodb_of(functions.worker.relay.store),
+            sqs_of(functions.worker.relay.publisher),
+            dynamodb_of(functions.consumer.store),
+            dynamodb_of(functions.sweeper.relay.store),
+            sqs_of(functions.sweeper.relay.publisher),
         ]
         injector = FaultInjector(*clients, seed=args.seed)
         arm(injector, args.fault_rate)
@@ -947,14 +942,14 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             target=disruptions.run, args=(trigger, resources, sent.accepted, args.messages // 2), daemon=True
         )
         disrupter.start()
-        replays = Replays(resources.table_name)
+        replays = Replays(resources.table_name, functions.worker)
         stop_replays = threading.Event()
         replayer = threading.Thread(target=replays.every, args=(2.0, stop_replays), daemon=True)
         if args.with_replays:
             replayer.start()
         send_all(Client(stack.api_url), args.messages, iso(utc_now()), sent, rate=args.rate)
         disrupter.join()
-        stats = consumer.default_consumer().stats
+        stats = functions.consumer.stats
         wait_for(
             lambda: stats["completed"] + stats["failed"] >= len(sent.accepted),
             lambda: (stats["completed"], stats["failed"], sum(harness.deliveries.values())),
@@ -971,7 +966,7 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             records={item["message_id"]["S"]: item for item in scan(resources.table_name, RECORD_PREFIX)},
             entries=Counter(item["message_id"]["S"] for item in scan(resources.table_name, OUTBOX_PREFIX)),
             dead=dead_letters(resources.dlq_url),
-            outcomes=dict(consumer.default_consumer().stats),
+            outcomes=dict(functions.consumer.stats),
             stream=dict(trigger.runner.stats),
             faults=dict(injector.injected),
             replays=replays,
@@ -993,10 +988,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else args.sweep_min_age + 1.5 * args.sweep_interval,
         seed=args.seed,
     )
-    try:
-        seen = drive(args, sent, harness, disruptions)
-    finally:
-        harness.restore()
+    seen = drive(args, sent, harness, disruptions)
     trigger = _required(harness.trigger, "the harness's trigger")
     send_log = _required(harness.sends, "the harness's send log")
     trimmed, expired = set(trigger.trimmed), set(disruptions.expired)

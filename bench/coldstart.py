@@ -116,7 +116,7 @@ FIRST_AWS_CALL = (
         "outbox.api.handler",
         API_GET,
         404,
-        then=f"store = module.default_api().store\nstore.client\n{_MODELS}",
+        then=f"store = module.default_api().acceptor.store\nstore.client\n{_MODELS}",
     ),
     Case(
         "worker: … then its 2 clients made",
@@ -137,10 +137,7 @@ FIRST_AWS_CALL = (
         "worker.sweeper.handler",
         None,
         None,
-        then=(
-            "from outbox.adapters.aws import AwsClients\n"
-            "clients = AwsClients()\nclients.dynamodb.get()\nclients.sqs.get()"
-        ),
+        then="from outbox.compose import Clients\nclients = Clients()\nclients.dynamodb\nclients.sqs",
     ),
 )
 

@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from outbox.adapters.aws import dynamodb_client
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.status import Status
 from outbox.local.demo import Client, sample_payload
@@ -41,7 +40,7 @@ def measure(n: int, rate: float) -> EndToEnd:
             time.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
         client.close()
         time.sleep(3.0)
-        store = DynamoDBMessageStore(stack.require_resources().table_name, client=dynamodb_client())
+        store = DynamoDBMessageStore(stack.require_resources().table_name, client=stack.clients.dynamodb)
         latencies = []
         for message_id in ids:
             history = {line.status: line.at for line in store.get(message_id).history}

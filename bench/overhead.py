@@ -17,9 +17,9 @@ from bench._backend import ROUNDS, synthetic_events
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.logs import configure_logging
-from outbox.relay import Relay
+from outbox.service.relay import Relay
+from outbox.service.stream import StreamWorker
 from outbox.testing import FakeLambdaContext
-from worker.handler import StreamWorker
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

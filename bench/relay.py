@@ -27,10 +27,10 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_SK, record_pk
 from outbox.domain.status import Status
 from outbox.faults import FaultInjector
-from outbox.relay import Relay
+from outbox.local.events import to_lambda_record
+from outbox.service.relay import Relay
+from outbox.service.stream import StreamWorker
 from outbox.testing import FakeLambdaContext, stream_records
-from worker.events import to_lambda_record
-from worker.handler import StreamWorker
 
 FAKE_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/outbox-messages"
 Handle = Callable[[Mapping[str, Any]], object]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from outbox.adapters.aws import dynamodb_client
 from outbox.adapters.reader import DynamoDBOutboxReader
-from outbox.replay import Checkpoint, Replayer, Selection
+from outbox.service.replay import Checkpoint, Replayer, Selection
 
 
 def _peak_rss_mb() -> float:
@@ -25,7 +25,7 @@ def _peak_rss_mb() -> float:
 def main(table: str, buckets: int) -> None:
     """Replay (dry run) every PENDING entry of ``table`` and report memory."""
     reader = DynamoDBOutboxReader(table, client=dynamodb_client(), buckets=buckets)
-    selection = Selection.build(since=None, until=None, min_age="0", status="PENDING")
+    selection = Selection.window(status="PENDING")
     reader.statuses([])  # warm the client before the baseline
     start = _peak_rss_mb()
     summary = Replayer(reader, None, batch_size=10).run(Checkpoint(selection))

@@ -40,8 +40,8 @@ from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.local.stack import LOCAL_CREDENTIALS
 from outbox.logs import configure_logging
-from outbox.relay import Relay
-from outbox.sweeper import Sweeper
+from outbox.service.relay import Relay
+from outbox.service.sweep import Sweeper
 
 BUCKETS = 16
 REGION = "us-east-1"

@@ -10,9 +10,9 @@ from outbox.adapters.aws import dynamodb_client
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY
 from outbox.adapters.store import DynamoDBMessageStore, OutboxMessage
 from outbox.adapters.sweep import DynamoDBSweepSource
-from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES, new_envelope
-from outbox.domain.message import new_message_id, owner_of, validate_idempotency_key
-from outbox.domain.record import MessageRecord, iso, utc_now
+from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
+from outbox.domain.record import MessageRecord
+from outbox.service.accept import new_message
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -100,17 +100,17 @@ class Outbox:
         if not self._buckets_checked:  # once per process: a warm write stays one request
             self._table.buckets(self.store.buckets)
             self._buckets_checked = True
-        key = validate_idempotency_key(idempotency_key)
-        envelope = new_envelope(
+        new = new_message(
             payload,
             type=type,
-            message_id=new_message_id(key, scope=scope, secret=self.id_secret),
-            created_at=iso(utc_now()),
+            idempotency_key=idempotency_key,
+            scope=scope,
+            secret=self.id_secret,
             group_key=group_key,
             trace_id=trace_id,
             max_message_bytes=self.max_message_bytes,
         )
-        return self.store.prepare(envelope, idempotency_key=key, by=self.by, owner=owner_of(scope))
+        return self.store.prepare(new.envelope, idempotency_key=new.idempotency_key, by=self.by, owner=new.owner)
 
     def transact_write(self, items: Sequence[Mapping[str, Any]], *messages: OutboxMessage) -> None:
         """One ``TransactWriteItems``: your ``items`` (low-level entries such as ``{"Put": {...}}``) and the messages.

@@ -1,7 +1,8 @@
-"""The API Lambda handler (API Gateway HTTP API, payload format 2.0).
+"""The API Lambda handler (API Gateway HTTP API, payload format 2.0): HTTP in and out, nothing more.
 
-``POST /messages`` accepts a notification with one TransactWriteItems; ``GET /messages/{id}``
-reads its status and history. Every error is ``application/problem+json`` with a stable code.
+``POST /messages`` accepts a notification through the accept use case (``outbox.service.accept``);
+``GET /messages/{id}`` reads its status and history. Every error is ``application/problem+json``
+with a stable code.
 """
 
 from __future__ import annotations
@@ -10,17 +11,13 @@ import base64
 import binascii
 import json
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 import structlog
 
-from outbox.adapters.aws import AwsClients
-from outbox.adapters.store import DynamoDBMessageStore
-from outbox.adapters.sweep import DynamoDBSweepSource
-from outbox.domain.envelope import Envelope
+from outbox.compose import Clients, build_acceptor
 from outbox.domain.errors import (
     FieldError,
     IdempotencyKeyReusedError,
@@ -29,29 +26,18 @@ from outbox.domain.errors import (
     OutboxError,
     PayloadTooLargeError,
     ThrottledError,
-    TransactionCancelledError,
     UnauthenticatedError,
     UnsupportedMediaTypeError,
     ValidationError,
 )
-from outbox.domain.message import (
-    is_message_id,
-    new_message_id,
-    owner_of,
-    validate_idempotency_key,
-)
-from outbox.domain.notification import parse_notification
-from outbox.domain.record import AcceptResult, MessageRecord, iso, utc_now
+from outbox.domain.record import MessageRecord
 from outbox.logs import bind_invocation, configure_logging
-from outbox.ports import MessageStore
+from outbox.service.accept import Acceptor
 from outbox.settings import Settings
 
 log = structlog.get_logger("outbox.api")
 
 MAX_BODY_BYTES = 64 * 1024
-# A TransactionConflict is usually a concurrent POST with the same Idempotency-Key: a moment
-# later the other one has committed and this one reads as its idempotent replay.
-CONFLICT_RETRY_PAUSES_S = (0.02, 0.1)
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 HTTP_STATUS = {
@@ -108,28 +94,16 @@ def principal_of(event: Mapping[str, Any]) -> str | None:
 
 
 class MessagesApi:
-    """Routes API Gateway events to the store; holds no state between requests.
+    """Translates API Gateway events into the accept use case and its answers into responses; holds no state.
 
-    Every caller has its own messages: an Idempotency-Key is scoped to the principal, a message id
-    derived from it is a keyed hash of principal and key (with ``id_secret``; else a UUID 5), and
-    a record of another principal reads as unknown. With ``require_principal`` a request without
-    one is a 401; without it, requests without one share the anonymous scope (local use).
+    Every caller has its own messages (the ``Acceptor`` scopes keys, ids and reads to the caller's
+    principal). With ``require_principal`` a request without one is a 401; without it, requests
+    without one share the anonymous scope (local use).
     """
 
-    def __init__(
-        self,
-        store: MessageStore,
-        *,
-        before_first_accept: Callable[[], None] | None = None,
-        require_principal: bool = False,
-        id_secret: str | None = None,
-    ) -> None:
-        self.store = store
+    def __init__(self, acceptor: Acceptor, *, require_principal: bool = False) -> None:
+        self.acceptor = acceptor
         self.require_principal = require_principal
-        self.id_secret = id_secret
-        # Run once, before the first accept of this process (the table's bucket check): a GET
-        # never waits for it, and a warm accept is one request.
-        self._before_first_accept = before_first_accept
 
     def handle(self, event: Mapping[str, Any]) -> Response:
         """Turn one HTTP API event into one response; never raises."""
@@ -154,55 +128,24 @@ class MessagesApi:
         if item:
             if method != "GET":
                 raise MethodNotAllowedError(f"{method} is not allowed on /messages/{{id}}", allowed=["GET"])
-            return self._get(item.group(1), principal)
+            return json_response(200, record_view(self.acceptor.read(item.group(1), principal)))
         raise NotFoundError("no such resource")
 
     def _post(self, event: Mapping[str, Any], principal: str | None) -> Response:
         headers = _headers(event)
         if not _is_json(headers.get("content-type", "")):
             raise UnsupportedMediaTypeError("send the message as application/json")
-        notification = parse_notification(_json_body(event))
-        key = validate_idempotency_key(headers.get("idempotency-key"))
-        message_id = new_message_id(key, scope=principal, secret=self.id_secret)
-        envelope = notification.envelope(
-            message_id=message_id, created_at=iso(utc_now()), trace_id=_trace_id(event, headers)
+        result = self.acceptor.accept_notification(
+            _json_body(event),
+            idempotency_key=headers.get("idempotency-key"),
+            caller=principal,
+            trace_id=_trace_id(event, headers),
         )
-        result = self._accept(envelope, key, owner_of(principal))
-        response_headers = {"location": f"/messages/{message_id}"}
+        response_headers = {"location": f"/messages/{result.message_id}"}
         if not result.created:
             response_headers["idempotent-replayed"] = "true"
-        body = {"message_id": message_id, "status": result.status.value}
+        body = {"message_id": result.message_id, "status": result.status.value}
         return json_response(202 if result.created else 200, body, response_headers)
-
-    def _accept(self, envelope: Envelope, key: str | None, owner: str | None) -> AcceptResult:
-        """Accept, retrying a transaction conflict briefly (usually a concurrent POST with the same key)."""
-        if self._before_first_accept is not None:
-            self._before_first_accept()
-            self._before_first_accept = None
-        conflict: TransactionCancelledError | None = None
-        for pause in (0.0, *CONFLICT_RETRY_PAUSES_S):
-            time.sleep(pause)
-            try:
-                return self.store.accept(envelope, idempotency_key=key, owner=owner)
-            except TransactionCancelledError as exc:
-                if not exc.retryable:
-                    raise
-                conflict = exc
-        raise ThrottledError("the message conflicted with a concurrent write; retry") from conflict
-
-    def _get(self, message_id: str, principal: str | None) -> Response:
-        # One answer, byte for byte, for an id that is malformed, unknown or another caller's: it
-        # names no id (nor echoes the path), so no two of them can be told apart.
-        unknown = NotFoundError("no such message")
-        if not is_message_id(message_id):
-            raise unknown
-        try:
-            record = self.store.get(message_id)
-        except NotFoundError:
-            raise unknown from None
-        if record.owner != owner_of(principal):
-            raise unknown
-        return json_response(200, record_view(record))
 
 
 def record_view(record: MessageRecord) -> dict[str, Any]:
@@ -330,26 +273,16 @@ def _trace_id(event: Mapping[str, Any], headers: Mapping[str, str]) -> str | Non
     return request_id if isinstance(request_id, str) and _TRACE_ID.match(request_id) else None
 
 
+def build_api(settings: Settings, clients: Clients | None = None) -> MessagesApi:
+    """The API of ``settings``: the accept use case on their table, and their rule for anonymous callers."""
+    return MessagesApi(build_acceptor(settings, clients), require_principal=settings.require_principal)
+
+
 @cache
 def default_api() -> MessagesApi:
-    """The API wired to real AWS clients: built once per cold start, its client made by the first request needing it."""
+    """The API of this function, built from the ``OUTBOX_*`` environment once per cold start."""
     configure_logging()
-    settings = Settings.from_env()
-    clients = AwsClients(settings.region)
-    store = DynamoDBMessageStore.from_settings(settings, client=clients.dynamodb)
-    table = DynamoDBSweepSource(
-        settings.table_name, client=clients.dynamodb, hash_key=settings.hash_key, range_key=settings.range_key
-    )
-
-    def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
-        table.buckets(settings.buckets)
-
-    return MessagesApi(
-        store,
-        before_first_accept=check_buckets,
-        require_principal=settings.require_principal,
-        id_secret=settings.id_secret,
-    )
+    return build_api(Settings.from_env())
 
 
 def handler(event: Mapping[str, Any], context: Any) -> Response:

@@ -152,18 +152,18 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     import json
-    from dataclasses import asdict, replace
+    from dataclasses import replace
 
+    from outbox.compose import build_sweeper
     from outbox.logs import configure_logging
     from outbox.settings import Settings
-    from worker.sweeper import build_sweeper
 
     os.environ["OUTBOX_METRICS"] = "off"  # CloudWatch metric lines are for Lambda's log, not a terminal
     configure_logging(sys.stderr, level="WARNING")  # stdout holds the report only
     environment = {**os.environ, **{k: v for k, v in _sweep_environment(args).items() if v}}
     settings = replace(Settings.from_env(environment, require_queue=True), sweep_min_age=args.min_age)
     report = build_sweeper(settings).sweep()
-    figures = {k: v for k, v in asdict(report).items() if k != "failed_ids"}
+    figures = report.figures()
     if args.json:
         print(json.dumps(figures))
     else:
@@ -183,7 +183,7 @@ def _sweep_environment(args: argparse.Namespace) -> dict[str, str | None]:
 
 def duration(text: str) -> timedelta:
     """An argparse type: a duration such as 30s, 5m, 2h or 7d."""
-    from outbox.replay import ReplayUsageError, parse_duration
+    from outbox.replay_cli import ReplayUsageError, parse_duration
 
     try:
         return parse_duration(text)

@@ -5,7 +5,7 @@ The DynamoDB and SQS adapters satisfy them, and so do the in-memory fakes of ``o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,6 +52,58 @@ class SweptRecord:
     status: Status | None
     created_at: str = ""
     envelope: Envelope | None = None
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One outbox entry as stored: where it is (bucket, sort key) and what it sends."""
+
+    bucket: int
+    sk: str
+    message_id: str
+    body: str
+    group_key: str | None = None
+
+    @property
+    def position(self) -> tuple[int, str]:
+        """Its place in replay order: bucket, then time."""
+        return self.bucket, self.sk
+
+
+class OutboxReader(Protocol):
+    """Where replay reads the outbox: entries by bucket and time range (never the stream), and record statuses."""
+
+    @property
+    def page_size(self) -> int:
+        """Entries per page of ``pages``."""
+        ...
+
+    def pages(
+        self,
+        lower_sk: str,
+        upper_sk: str,
+        *,
+        buckets: Iterable[int] | None = None,
+        after: tuple[int, str] | None = None,
+    ) -> Iterator[list[StoredEntry]]:
+        """Entries with ``lower_sk <= sk <= upper_sk``, bucket by bucket, in sort-key order, after ``after``."""
+        ...
+
+    def count(self, lower_sk: str, upper_sk: str, *, buckets: Iterable[int] | None = None) -> int:
+        """How many entries ``pages`` would read."""
+        ...
+
+    def entries_for(self, message_ids: Iterable[str]) -> list[StoredEntry]:
+        """The outbox entries of these messages (those that have one), in replay order."""
+        ...
+
+    def statuses(self, message_ids: Iterable[str]) -> dict[str, Status]:
+        """The current status of each of these messages that has a record."""
+        ...
+
+    def bucket_of_group(self, group_key: str) -> int:
+        """The one bucket a group's entries live in."""
+        ...
 
 
 class SweepSource(Protocol):

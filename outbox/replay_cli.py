@@ -1,10 +1,15 @@
-"""The ``outbox replay`` command: arguments, confirmation, progress, output, checkpoint and exit code."""
+"""The ``outbox replay`` command: arguments, confirmation, progress, output, checkpoint file and exit code.
+
+It turns the command line into a ``Selection`` (times and durations as an operator types them),
+composes the replay on the table and queue it names, and runs ``outbox.service.replay``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -12,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +28,84 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.errors import OutboxError
 from outbox.logs import configure_logging
-from outbox.relay import Relay, RelayPolicy
-from outbox.replay import FLIP_FROM, Checkpoint, Replayer, ReplayUsageError, Selection, Summary, Target
+from outbox.ports import OutboxReader
+from outbox.service.relay import Relay, RelayPolicy
+from outbox.service.replay import FLIP_FROM, MODES, Checkpoint, Replayer, Selection, Summary, Target
 
 SELECTION_FLAGS = ("since", "until", "message_id", "ids_file", "group_key")
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class ReplayUsageError(ValueError):
+    """A selection that cannot be right: reported as one line, exit 2, nothing sent."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``5m``, ``2h``, ``7d`` or ``0``."""
+    if text.strip() == "0":
+        return timedelta(0)
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ReplayUsageError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h, 7d)")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_time(text: str, now: datetime) -> datetime:
+    """ISO 8601 (UTC when no offset is given) or a duration ago such as ``2h``."""
+    try:
+        return now - parse_duration(text)
+    except ReplayUsageError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ReplayUsageError(f"not a time: {text!r} (use ISO 8601 or a duration such as 2h)") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def selection_of(
+    *,
+    since: str | None,
+    until: str | None,
+    min_age: str,
+    status: str,
+    message_ids: tuple[str, ...] = (),
+    group_key: str | None = None,
+    now: datetime | None = None,
+) -> Selection:
+    """The selection the command line describes; ReplayUsageError when it cannot be right."""
+    now = now or datetime.now(UTC)
+    if status not in MODES:
+        raise ReplayUsageError(f"unknown status {status!r}: use PENDING, FAILED or ANY")
+    start = parse_time(since, now) if since else None
+    end = parse_time(until, now) if until else None
+    if start is not None and start > (end or now):
+        raise ReplayUsageError("--since is after --until")
+    return Selection.window(
+        since=start,
+        until=end,
+        min_age=parse_duration(min_age),
+        status=status,
+        message_ids=message_ids,
+        group_key=group_key,
+        now=now,
+    )
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
+    """Write atomically (a rename), so an interrupt mid-write never leaves a torn file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(checkpoint.to_dict(), indent=2))
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint written by ``save_checkpoint``; ReplayUsageError when it is not one."""
+    try:
+        return Checkpoint.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReplayUsageError(f"cannot read checkpoint {path}: {type(exc).__name__}") from exc
 
 
 def _usage(message: str) -> int:
@@ -48,8 +128,8 @@ def _checkpoint(args: argparse.Namespace) -> Checkpoint:
     if args.resume:
         if any(getattr(args, flag) for flag in SELECTION_FLAGS):
             raise ReplayUsageError("--resume takes its selection from the checkpoint; drop the selection flags")
-        return Checkpoint.load(Path(args.resume))
-    selection = Selection.build(
+        return load_checkpoint(Path(args.resume))
+    selection = selection_of(
         since=args.since,
         until=args.until,
         min_age=args.min_age,
@@ -148,7 +228,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
         if args.dry_run:
             print(f"outbox replay: {exc.detail}", file=sys.stderr)
             return 1
-        checkpoint.save(path)
+        save_checkpoint(checkpoint, path)
         print(f"outbox replay: {exc.detail}; resume with: outbox replay --resume {path}", file=sys.stderr)
         return 1
     finally:
@@ -156,7 +236,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
         if relay is not None:
             relay.close()
     if (summary.interrupted or summary.stopped) and not args.dry_run:  # a dry run never writes a checkpoint
-        checkpoint.save(path)
+        save_checkpoint(checkpoint, path)
         why = "interrupted" if summary.interrupted else "SQS refused a request, so the run stopped"
         print(f"outbox replay: {why}; resume with: outbox replay --resume {path}", file=sys.stderr)
     elif path.exists() and not args.dry_run:
@@ -167,7 +247,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
 
 def _run(
     args: argparse.Namespace,
-    reader: DynamoDBOutboxReader,
+    reader: OutboxReader,
     relay: Relay | None,
     checkpoint: Checkpoint,
     *,
@@ -176,7 +256,7 @@ def _run(
 ) -> Summary:
     def save(point: Checkpoint) -> None:
         if not args.dry_run:
-            point.save(path)
+            save_checkpoint(point, path)
 
     if not _shows_progress(args):
         report = _json_line if args.json else _would_send_line if args.dry_run else _nothing

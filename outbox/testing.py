@@ -1,14 +1,15 @@
-"""In-memory fakes of the store and the publisher, for your tests and ours (no AWS at all).
+"""In-memory fakes of the ports, for your tests and ours (no AWS at all).
 
 They keep the same contracts as the real adapters: ``accept`` is all-or-nothing with the same
-idempotency rules, ``transition`` is conditional on the lifecycle table, and the publisher
-reports per-entry refusals the way SendMessageBatch does.
+idempotency rules, ``transition`` is conditional on the lifecycle table, the publisher reports
+per-entry refusals the way SendMessageBatch does, and the sweep source reads the store's
+PENDING records and the outbox reader its outbox entries, in outbox order (bucket, then time).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -21,9 +22,30 @@ from outbox.domain.errors import (
     OutboxError,
     PayloadMismatchError,
 )
-from outbox.domain.record import AcceptResult, HistoryEntry, Lease, MessageRecord, TransitionResult, iso, utc_now
+from outbox.domain.record import (
+    AcceptResult,
+    HistoryEntry,
+    Lease,
+    MessageRecord,
+    TransitionResult,
+    bucket_of,
+    iso,
+    outbox_sk,
+    utc_now,
+)
 from outbox.domain.status import Status, check_sources, sources_of
-from outbox.ports import BatchOutcome, OutgoingMessage, SendFailure
+from outbox.ports import (
+    BatchOutcome,
+    MessageStore,
+    OutboxReader,
+    OutgoingMessage,
+    Publisher,
+    SendFailure,
+    StoredEntry,
+    SweepSource,
+    SweptRecord,
+    Visibility,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -34,6 +56,8 @@ __all__ = [
     "FakePublisher",
     "FakeVisibility",
     "InMemoryMessageStore",
+    "InMemoryOutboxReader",
+    "InMemorySweepSource",
     "outbox_insert",
     "stream_records",
 ]
@@ -207,6 +231,111 @@ class InMemoryMessageStore:
             return record.relay_attempts + 1
 
 
+@dataclass
+class InMemorySweepSource:
+    """A SweepSource over an InMemoryMessageStore: its PENDING records by bucket, in time order, page by page.
+
+    The real index may still list a record that has just moved on; this one never does.
+    """
+
+    store: InMemoryMessageStore
+    buckets: int = 16
+    page_size: int = 500
+
+    def pending(
+        self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
+    ) -> Iterator[list[SweptRecord]]:
+        """The PENDING records of ``bucket`` placed before ``before`` (all, if None), less those ``known`` names."""
+        with self.store._lock:
+            records = list(self.store.records.values())
+            envelopes = dict(self.store.envelopes)
+        found = sorted(
+            (
+                SweptRecord(
+                    outbox_sk(r.created_at, r.message_id),
+                    r.message_id,
+                    r.status,
+                    r.created_at,
+                    envelopes.get(r.message_id),
+                )
+                for r in records
+                if r.status is Status.PENDING and bucket_of(r.group_key or r.message_id, self.buckets) == bucket
+            ),
+            key=lambda record: record.sk,
+        )
+        found = [r for r in found if (before is None or r.sk < before) and not (known and known(str(r.message_id)))]
+        for start in range(0, len(found), self.page_size):
+            yield found[start : start + self.page_size]
+
+
+@dataclass
+class InMemoryOutboxReader:
+    """An OutboxReader over an InMemoryMessageStore: an entry per envelope it keeps, a status per record.
+
+    Deleting ``store.envelopes[message_id]`` plays an outbox entry that expired (its record stays).
+    """
+
+    store: InMemoryMessageStore
+    buckets: int = 16
+    page_size: int = 500
+
+    def pages(
+        self,
+        lower_sk: str,
+        upper_sk: str,
+        *,
+        buckets: Iterable[int] | None = None,
+        after: tuple[int, str] | None = None,
+    ) -> Iterator[list[StoredEntry]]:
+        """Entries with ``lower_sk <= sk <= upper_sk``, bucket by bucket, in sort-key order, after ``after``."""
+        wanted = set(buckets if buckets is not None else range(self.buckets))
+        entries = [
+            e
+            for e in self._entries()
+            if e.bucket in wanted and lower_sk <= e.sk <= upper_sk and (after is None or e.position > after)
+        ]
+        for bucket in sorted(wanted):
+            found = [e for e in entries if e.bucket == bucket]
+            for start in range(0, len(found), self.page_size):
+                yield found[start : start + self.page_size]
+
+    def count(self, lower_sk: str, upper_sk: str, *, buckets: Iterable[int] | None = None) -> int:
+        """How many entries ``pages`` would read."""
+        return sum(len(page) for page in self.pages(lower_sk, upper_sk, buckets=buckets))
+
+    def entries_for(self, message_ids: Iterable[str]) -> list[StoredEntry]:
+        """The entries of these messages that have a record and an entry, in replay order."""
+        wanted = set(message_ids)
+        with self.store._lock:
+            have_record = wanted & set(self.store.records)
+        return [e for e in self._entries() if e.message_id in have_record]
+
+    def statuses(self, message_ids: Iterable[str]) -> dict[str, Status]:
+        """The current status of each of these messages that has a record."""
+        with self.store._lock:
+            return {m: self.store.records[m].status for m in message_ids if m in self.store.records}
+
+    def bucket_of_group(self, group_key: str) -> int:
+        """The one bucket a group's entries live in."""
+        return bucket_of(group_key, self.buckets)
+
+    def _entries(self) -> list[StoredEntry]:
+        """Every entry, in replay order (bucket, then sort key)."""
+        with self.store._lock:
+            envelopes = list(self.store.envelopes.values())
+        entries = [
+            StoredEntry(
+                bucket_of(e.group_key or e.message_id, self.buckets),
+                outbox_sk(e.created_at, e.message_id),
+                e.message_id,
+                e.to_json(),
+                e.group_key,
+            )
+            for e in envelopes
+        ]
+        return sorted(entries, key=lambda entry: entry.position)
+
+
 def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease: Lease | None, now: str) -> bool:
     """The store's condition: a source status; under a lease, PROCESSING only once expired, finished by its owner."""
     if record.status not in sources:
@@ -282,3 +411,11 @@ class FakeVisibility:
     def delay(self, record: Mapping[str, Any], seconds: int) -> None:
         """Record the delay."""
         self.delays.append((str(record.get("messageId")), seconds))
+
+
+if TYPE_CHECKING:  # mypy holds each fake to the port it stands for
+    _store: MessageStore = InMemoryMessageStore()
+    _publisher: Publisher = FakePublisher()
+    _visibility: Visibility = FakeVisibility()
+    _sweep_source: SweepSource = InMemorySweepSource(InMemoryMessageStore())
+    _reader: OutboxReader = InMemoryOutboxReader(InMemoryMessageStore())

@@ -1,62 +1,22 @@
-"""The SQS consumer: QUEUED -> PROCESSING -> COMPLETED, or FAILED with the reason, around your delivery.
+"""The consumer's Lambda entry point: the deployed ``handler``, and ``make_handler(deliver)`` around yours.
 
-It dedupes by ``message_id`` through the record itself: a COMPLETED message is acknowledged and
-skipped. Delivery is a plain function of the envelope: ``make_handler(deliver)`` makes a Lambda
-handler around yours; the deployed ``handler`` calls the function ``OUTBOX_DELIVERY`` names
+The use case (leases, dedup, the FIFO stop, the last-receive rule) is ``outbox.service.consume``.
+Delivery is a plain function of the envelope: ``make_handler(deliver)`` makes a Lambda handler
+around yours; the deployed ``handler`` calls the function ``OUTBOX_DELIVERY`` names
 (``package.module:function``), or the reference notification delivery.
 """
 
 from __future__ import annotations
 
-import enum
-import hashlib
-import importlib
-import re
-import threading
-import time
-import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-import structlog
-
-from outbox.adapters.aws import AwsClients
-from outbox.adapters.store import DynamoDBMessageStore
-from outbox.adapters.visibility import SqsVisibility
-from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
-from outbox.domain.errors import (
-    ConfigurationError,
-    DeliveryError,
-    InvalidTransitionError,
-    MalformedEntryError,
-    OutboxError,
-    PayloadMismatchError,
-    ValidationError,
-)
-from outbox.domain.notification import parse_notification
-from outbox.domain.record import Lease, TransitionResult, iso, utc_now
-from outbox.domain.status import Status
+from outbox.compose import build_consumer, resolve_delivery
+from outbox.domain.errors import DeliveryError
 from outbox.logs import bind_invocation, configure_logging
-from outbox.metrics import MESSAGES_FAILED, emit_metrics
-from outbox.ports import MessageStore, Visibility
+from outbox.service.consume import BatchResponse, Consumer, ConsumerPolicy, Deliver, Outcome, log_delivery
 from outbox.settings import Settings
-
-log = structlog.get_logger("worker.consumer")
-
-BY = "consumer"
-# A copy in hand proves SQS accepted the message: it may start before the worker's flip landed.
-STARTABLE = frozenset({Status.PENDING, Status.QUEUED, Status.PROCESSING})
-PROCESSING = frozenset({Status.PROCESSING})
-FORGED_COPIES_DROPPED = "ForgedCopiesDropped"
-MAX_REASON_CHARS = 256  # a FAILED reason is stored in the record and served by GET
-# Control, format-breaking and non-characters: what a stored reason shown by GET never holds.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
-_MIN_ECHO_CHARS = 4  # payload strings shorter than this are too common to tell apart from prose
-
 
 __all__ = [
     "Consumer",
@@ -70,355 +30,13 @@ __all__ = [
     "resolve_delivery",
 ]
 
-Deliver = Callable[[Envelope], None]
-SqsHandler = Callable[[Mapping[str, Any], Any], dict[str, list[dict[str, str]]]]
-
-
-def log_delivery(envelope: Envelope) -> None:
-    """The reference delivery: a notification is checked and logged as sent, any other type logged as delivered.
-
-    It writes no personal data: the channel of a notification, never its recipient or body.
-    """
-    if envelope.type != NOTIFICATION_TYPE:
-        log.info("message_delivered", message_id=envelope.message_id, type=envelope.type)
-        return
-    try:
-        notification = parse_notification(dict(envelope.payload))
-    except ValidationError as exc:
-        raise DeliveryError(f"not a valid notification: {exc.detail}", retryable=False) from exc
-    log.info("message_delivered", message_id=envelope.message_id, channel=notification.channel.value)
-
-
-def resolve_delivery(reference: str | None) -> Deliver:
-    """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or the reference delivery."""
-    if not reference:
-        return log_delivery
-    module_name, _, name = reference.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"OUTBOX_DELIVERY={reference}: cannot import {module_name} ({type(exc).__name__})"
-        ) from exc
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {module_name} has no function {name}")
-    delivery: Deliver = function
-    return delivery
-
-
-class Outcome(enum.StrEnum):
-    """What became of one SQS copy (the values are the batch log's and the stats' keys)."""
-
-    COMPLETED = "completed"
-    DUPLICATE = "duplicates"  # dropped: another copy finished it, holds it, or it is gone
-    FORGED = "forged"  # dropped: its payload is not its record's (forged or altered); nothing changed
-    FAILED = "failed"
-    RETRIED = "retried"  # back to the queue, after a growing visibility delay
-
-
-@dataclass(frozen=True)
-class ConsumerPolicy:
-    """How hard the consumer tries before a message ends FAILED.
-
-    ``max_receive_count`` is the queue's redrive ``maxReceiveCount``: on that receive a failure
-    that would be retried ends FAILED instead, so no copy reaches the dead-letter queue while its
-    record is QUEUED or PROCESSING. Retries come back after ``backoff_base_s`` doubled per
-    receive, at most ``backoff_max_s``; a copy whose message another holds comes back after
-    ``busy_delay_s``.
-    """
-
-    max_attempts: int = 5
-    max_receive_count: int | None = None
-    redrive_grace_receives: int = 3
-    backoff_base_s: int = 1
-    backoff_max_s: int = 120
-    busy_delay_s: int = 5
-    default_lease_s: int = 60  # without a Lambda context to tell the invocation's deadline
-    lease_margin_s: int = 5
-    status_write_tries: int = 3
-    status_write_pause_s: float = 0.02
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConsumerPolicy:
-        """The policy the settings describe."""
-        return cls(max_attempts=settings.max_delivery_attempts, max_receive_count=settings.max_receive_count)
-
-    def backoff_s(self, receives: int) -> int:
-        """The visibility delay before the next receive of a copy received ``receives`` times."""
-        delay: int = self.backoff_base_s * 2 ** max(receives - 1, 0)
-        return min(delay, self.backoff_max_s)
-
-
-@dataclass(frozen=True)
-class _Copy:
-    """One SQS record, as far as the consumer needs it."""
-
-    record: Mapping[str, Any]
-    sqs_id: str
-    receives: int
-    group: str | None
-    owner: str  # this receive of this copy: a lease is never shared by two receives
-
-
-class Consumer:
-    """Processes an SQS batch and returns a partial batch response.
-
-    Each copy takes a lease on its message (PENDING, QUEUED or an expired PROCESSING to
-    PROCESSING), so two copies are never delivered at once; only the holder completes or fails
-    it. On a FIFO queue a copy sent back stops the rest of its group in the batch.
-    """
-
-    def __init__(
-        self,
-        store: MessageStore,
-        deliver: Deliver = log_delivery,
-        *,
-        policy: ConsumerPolicy | None = None,
-        visibility: Visibility | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.store = store
-        self.deliver = deliver
-        self.policy = policy or ConsumerPolicy()
-        self.visibility = visibility
-        self.sleep = sleep
-        self.stats: Counter[str] = Counter()  # outcomes since start, across invocations
-        self._stats_lock = threading.Lock()
-
-    def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, list[dict[str, str]]]:
-        """Process every SQS record; list the messageIds to redeliver."""
-        failures: list[dict[str, str]] = []
-        counts = dict.fromkeys(Outcome, 0)
-        stopped_groups: set[str] = set()
-        lease_until = self._lease_until(context)
-        records = event.get("Records") if isinstance(event, Mapping) else None
-        for record in records if isinstance(records, list) else []:
-            copy = _copy(record)
-            if copy is None:
-                log.error("sqs_record_malformed", reason="no messageId")
-                continue
-            if copy.group is not None and copy.group in stopped_groups:
-                outcome = Outcome.RETRIED  # FIFO: nothing after a failure in its group, not even tried
-            else:
-                outcome = self._process(copy, lease_until)
-                if outcome is Outcome.RETRIED and copy.group is not None:
-                    stopped_groups.add(copy.group)
-            counts[outcome] += 1
-            if outcome is Outcome.RETRIED:
-                failures.append({"itemIdentifier": copy.sqs_id})
-        with self._stats_lock:
-            self.stats.update({outcome.value: n for outcome, n in counts.items()})
-        metrics = {"MessagesCompleted": counts[Outcome.COMPLETED], MESSAGES_FAILED: counts[Outcome.FAILED]}
-        emit_metrics(metrics | ({FORGED_COPIES_DROPPED: counts[Outcome.FORGED]} if counts[Outcome.FORGED] else {}))
-        log.info("batch_consumed", **{outcome.value: n for outcome, n in counts.items()})
-        return {"batchItemFailures": failures}
-
-    def _lease_until(self, context: Any) -> datetime:
-        """A lease lasts as long as this invocation can: its remaining time, and a margin."""
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        seconds = remaining() / 1000 if callable(remaining) else self.policy.default_lease_s
-        return utc_now() + timedelta(seconds=seconds + self.policy.lease_margin_s)
-
-    def _process(self, copy: _Copy, lease_until: datetime) -> Outcome:
-        body = copy.record.get("body")
-        try:
-            envelope = Envelope.from_json(body if isinstance(body, str) else "")
-        except MalformedEntryError as exc:
-            return self._reject(copy, exc)
-        message_id = envelope.message_id
-        last = self._last_receive(copy)
-        lease = Lease(copy.owner, iso(lease_until))
-        try:
-            started = self._start(message_id, lease, envelope.payload_hash())
-        except PayloadMismatchError:
-            # Not the copy its record describes: forged or altered. Nothing changed; acknowledge
-            # and drop it, logging nothing of its content (the id is a checked UUID).
-            log.warning("forged_copy_dropped", message_id=message_id, sqs_message_id=copy.sqs_id)
-            return Outcome.FORGED
-        except InvalidTransitionError as exc:
-            return self._not_startable(copy, message_id, exc.current)
-        except OutboxError as exc:
-            log.warning("start_failed", message_id=message_id, error=exc.code)
-            return self._retry(copy)
-        if started.attempts > self.policy.max_attempts:
-            return self._fail(message_id, lease, f"gave up after {self.policy.max_attempts} delivery attempts")
-        try:
-            self.deliver(envelope)
-        except Exception as exc:  # noqa: BLE001 - a delivery function may raise anything
-            retryable = exc.retryable if isinstance(exc, OutboxError) else True
-            log.warning("delivery_failed", message_id=message_id, error=type(exc).__name__, retryable=retryable)
-            detail = safe_reason(exc.detail if isinstance(exc, OutboxError) else type(exc).__name__, envelope)
-            if not retryable:
-                return self._fail(message_id, lease, f"delivery failed: {detail}")
-            if last:  # the next failure would move the copy to the dead-letter queue: end it here
-                reason = f"delivery failed on the last allowed receive ({copy.receives}): {detail}"
-                return self._fail(message_id, lease, reason)
-            self._release(message_id, lease)
-            return self._retry(copy)
-        return self._complete(copy, message_id, lease)
-
-    def _tried(self, write: Callable[[], TransitionResult]) -> TransitionResult:
-        """A status write, tried again after a short pause while it fails with a passing fault.
-
-        Each failed write would send the copy back to the queue: another receive, another
-        invocation, and one step nearer the dead-letter queue. A lost condition is final.
-        """
-        for attempt in range(self.policy.status_write_tries - 1):
-            try:
-                return write()
-            except OutboxError as exc:
-                if not exc.retryable:
-                    raise
-            self.sleep(self.policy.status_write_pause_s * 2**attempt)
-        return write()
-
-    def _last_receive(self, copy: _Copy) -> bool:
-        limit = self.policy.max_receive_count
-        return limit is not None and copy.receives >= limit
-
-    def _start(self, message_id: str, lease: Lease, payload_hash: str) -> TransitionResult:
-        """Take the lease if the copy is its record's (same payload hash, in the same condition).
-
-        A passing fault is tried again before the copy goes back to the queue.
-        """
-        return self._tried(
-            lambda: self.store.transition(
-                message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease, payload_hash=payload_hash
-            )
-        )
-
-    def _complete(self, copy: _Copy, message_id: str, lease: Lease) -> Outcome:
-        try:
-            self._tried(
-                lambda: self.store.transition(message_id, Status.COMPLETED, by=BY, expected=PROCESSING, lease=lease)
-            )
-        except InvalidTransitionError:
-            return Outcome.DUPLICATE  # the lease ran out and another copy took the message over
-        except OutboxError as exc:
-            log.warning("complete_failed", message_id=message_id, error=exc.code)
-            self._release(message_id, lease)
-            return self._retry(copy)
-        return Outcome.COMPLETED
-
-    def _reject(self, copy: _Copy, exc: MalformedEntryError) -> Outcome:
-        """A body that is no envelope goes back to SQS (and so to the DLQ after maxReceiveCount).
-
-        It changes no record: it could be anyone's forgery, naming any id.
-        """
-        if exc.message_id is None:
-            log.error("message_rejected", reason=exc.detail)
-        else:
-            log.error("message_rejected", message_id=exc.message_id, reason=exc.detail)
-        return self._retry(copy)
-
-    def _not_startable(self, copy: _Copy, message_id: str, current: Status | None) -> Outcome:
-        if current is Status.COMPLETED:
-            log.info("duplicate_dropped", message_id=message_id)
-            return Outcome.DUPLICATE
-        if current is Status.PROCESSING and not self._last_receive(copy):
-            log.info("message_busy", message_id=message_id)  # another copy holds the lease
-            return self._retry(copy, delay_s=self.policy.busy_delay_s)
-        if current is Status.FAILED and copy.receives < self.policy.redrive_grace_receives:
-            # A re-drive sends before it flips FAILED -> QUEUED: this copy may be ahead of the flip.
-            log.info("message_not_ready", message_id=message_id, status=current.value)
-            return self._retry(copy)
-        log.warning("message_dropped", message_id=message_id, status=current.value if current else "missing")
-        return Outcome.DUPLICATE
-
-    def _fail(self, message_id: str, lease: Lease, reason: str) -> Outcome:
-        reason = safe_reason(reason)  # capped and clean, whatever was put before the detail
-        try:
-            self._tried(
-                lambda: self.store.transition(
-                    message_id, Status.FAILED, by=BY, reason=reason, expected=PROCESSING, lease=lease
-                )
-            )
-        except InvalidTransitionError:
-            return Outcome.DUPLICATE
-        except OutboxError:
-            return Outcome.RETRIED
-        log.warning("message_failed", message_id=message_id)
-        return Outcome.FAILED
-
-    def _release(self, message_id: str, lease: Lease) -> None:
-        """Give the lease back with the copy, so its next receive need not wait for it to run out."""
-        try:
-            self.store.release(message_id, lease)
-        except OutboxError as exc:  # best effort: the lease then runs out by itself
-            log.info("lease_not_released", message_id=message_id, error=exc.code)
-
-    def _retry(self, copy: _Copy, *, delay_s: int | None = None) -> Outcome:
-        """Send the copy back, to be received again after a short, growing delay."""
-        if self.visibility is not None:
-            self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
-        return Outcome.RETRIED
-
-
-def safe_reason(detail: str, envelope: Envelope | None = None, *, limit: int = MAX_REASON_CHARS) -> str:
-    """A delivery's failure detail fit to store as the FAILED reason (and serve by GET).
-
-    Any text of the envelope's payload it quotes is cut out, control characters become spaces,
-    and it is capped at ``limit`` characters.
-    """
-    for text in sorted(_payload_strings(envelope.payload if envelope else {}), key=len, reverse=True):
-        detail = detail.replace(text, "[payload]")
-    cleaned = " ".join(_UNSAFE.sub(" ", detail).split())
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
-
-
-def _payload_strings(value: object, depth: int = 0) -> set[str]:
-    """Every string (keys and values) of a payload, long enough to tell from prose, 32 levels deep."""
-    if depth > 32:
-        return set()
-    if isinstance(value, str):
-        return {value} if len(value) >= _MIN_ECHO_CHARS else set()
-    if isinstance(value, Mapping):
-        found = {k for k in value if isinstance(k, str) and len(k) >= _MIN_ECHO_CHARS}
-        return found.union(*(_payload_strings(v, depth + 1) for v in value.values()))
-    if isinstance(value, list):
-        return set().union(*(_payload_strings(v, depth + 1) for v in value))
-    return set()
-
-
-def _copy(record: object) -> _Copy | None:
-    if not isinstance(record, Mapping):
-        return None
-    sqs_id = record.get("messageId")
-    if not isinstance(sqs_id, str) or not sqs_id:
-        return None
-    attributes = record.get("attributes")
-    group = attributes.get("MessageGroupId") if isinstance(attributes, Mapping) else None
-    handle = record.get("receiptHandle")
-    receive = hashlib.sha256(handle.encode()).hexdigest()[:16] if isinstance(handle, str) else uuid.uuid4().hex[:16]
-    owner = f"{sqs_id}/{receive}"
-    return _Copy(record, sqs_id, _receive_count(record), group if isinstance(group, str) and group else None, owner)
-
-
-def _receive_count(record: Mapping[str, Any]) -> int:
-    attributes = record.get("attributes")
-    raw = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
-    try:
-        return int(raw) if raw is not None else 1
-    except (TypeError, ValueError):
-        return 1
+SqsHandler = Callable[[Mapping[str, Any], Any], BatchResponse]
 
 
 def _build(deliver: Deliver | None) -> Consumer:
-    """A consumer wired to real AWS clients from the environment; ``deliver`` or the one it names.
-
-    Each client is made by the first call it serves.
-    """
+    """The consumer of this function, from the ``OUTBOX_*`` environment; ``deliver`` or the one it names."""
     configure_logging()
-    settings = Settings.from_env()
-    delivery = deliver or resolve_delivery(settings.delivery)
-    clients = AwsClients(settings.region)
-    return Consumer(
-        DynamoDBMessageStore.from_settings(settings, client=clients.dynamodb),
-        delivery,
-        policy=ConsumerPolicy.from_settings(settings),
-        visibility=SqsVisibility(clients.sqs),
-    )
+    return build_consumer(Settings.from_env(), deliver=deliver)
 
 
 def make_handler(deliver: Deliver) -> SqsHandler:
@@ -431,7 +49,7 @@ def make_handler(deliver: Deliver) -> SqsHandler:
     """
     consumer = cache(lambda: _build(deliver))
 
-    def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
         return _invoke(consumer(), event, context)
 
     return handler
@@ -443,11 +61,11 @@ def default_consumer() -> Consumer:
     return _build(None)
 
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
     """Lambda entry point of the deployed consumer."""
     return _invoke(default_consumer(), event, context)
 
 
-def _invoke(consumer: Consumer, event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+def _invoke(consumer: Consumer, event: Mapping[str, Any], context: Any) -> BatchResponse:
     bind_invocation(getattr(context, "aws_request_id", None), handler="consumer")
     return consumer.handle(event, context)

@@ -1,262 +1,27 @@
-"""The stream-triggered worker Lambda: relay outbox INSERTs to SQS, report a partial batch response.
+"""The stream worker's Lambda entry point: a DynamoDB Streams batch to ``outbox.service.stream``'s worker.
 
-Lambda checkpoints at the lowest ``SequenceNumber`` listed in ``batchItemFailures`` and
-redelivers everything after it; a duplicate delivery is harmless because the flip is conditional
-and every copy carries the same ``message_id``.
+The use case (outbox INSERTs relayed, malformed entries quarantined, a group's older PENDING
+message first, the partial batch response) is ``outbox.service.stream.StreamWorker``; it is
+built once per cold start by ``outbox.compose``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-import structlog
-
-from outbox.adapters.aws import AwsClients
-from outbox.adapters.publisher import SqsPublisher
-from outbox.adapters.schema import HASH_KEY, RANGE_KEY
-from outbox.adapters.store import DynamoDBMessageStore
-from outbox.adapters.sweep import DynamoDBSweepSource
-from outbox.domain.message import is_message_id
-from outbox.domain.record import OUTBOX_PREFIX, utc_now
-from outbox.domain.status import Status
+from outbox.compose import build_stream_worker
 from outbox.logs import bind_invocation, configure_logging
-from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, emit_metrics
-from outbox.ports import SweepSource
-from outbox.relay import RecentSends, Relay, RelayItem, RelayPolicy, keys_in_order
+from outbox.service.stream import BatchResponse, StreamWorker
 from outbox.settings import Settings
-
-log = structlog.get_logger("worker.handler")
-
-BatchResponse = dict[str, list[dict[str, str]]]
-# Messages a warm container remembers sending: a redelivered stream batch is not sent again.
-RECENT_SENDS = 10_000
-# Stream records are dicts: checking dict first skips the ABC machinery of Mapping (16 checks a record).
-_MAPPINGS = (dict, Mapping)
-
-
-@dataclass(frozen=True)
-class _Malformed:
-    key: str
-    message_id: str | None
-    reason: str
-
-
-@dataclass(frozen=True)
-class _Place:
-    """Where a grouped entry of the batch sits in the outbox."""
-
-    bucket: int
-    sk: str
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    items: list[RelayItem]
-    malformed: list[_Malformed]
-    oldest_created_at: str | None
-    places: dict[str, _Place]  # by stream key, the grouped entries only
-
-
-class StreamWorker:
-    """Turns a DynamoDB Streams event into relay work and a partial batch response.
-
-    With a ``pending`` source it keeps a group's order when the stream lost records (trimmed,
-    the trigger was off, the mapping gave up): an older PENDING message of a group in the batch
-    is relayed first, rebuilt from its record, before the group's newer ones.
-    """
-
-    def __init__(
-        self,
-        relay: Relay,
-        *,
-        hash_key: str = HASH_KEY,
-        range_key: str = RANGE_KEY,
-        pending: SweepSource | None = None,
-    ) -> None:
-        self.relay = relay
-        self.hash_key = hash_key  # the table's: the caller's own items share the stream and are skipped
-        self.range_key = range_key
-        self.pending = pending
-
-    def handle(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
-        """Relay every outbox INSERT of ``event``; list the SequenceNumbers to retry."""
-        records = event.get("Records") if isinstance(event, Mapping) else None
-        parsed = self._parse(records if isinstance(records, list) else [])
-        failed = [m.key for m in parsed.malformed if not self._quarantine(m)]
-        time_left: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
-        report = self.relay.relay(self._older_first(parsed), time_left_ms=time_left)
-        failed += keys_in_order(parsed.items, report.failed)
-        self._emit(parsed, report.sent, report.duplicates, report.quarantined, failed)
-        return {"batchItemFailures": [{"itemIdentifier": key} for key in failed]}
-
-    def _older_first(self, parsed: _Parsed) -> list[RelayItem]:
-        """The batch, behind any older PENDING message of its groups that the stream did not bring.
-
-        One index Query per bucket holding a grouped entry; the records behind the keys are read
-        only for messages neither in the batch nor flipped by this container lately.
-        """
-        if self.pending is None or not parsed.places:
-            return parsed.items
-        in_batch = {item.message_id for item in parsed.items}
-        groups: dict[int, set[str]] = {}
-        last: dict[int, str] = {}
-        for item in parsed.items:
-            if (place := parsed.places.get(item.key)) is not None and item.group_key is not None:
-                groups.setdefault(place.bucket, set()).add(item.group_key)
-                last[place.bucket] = max(last.get(place.bucket, ""), place.sk)
-        older: dict[str, list[tuple[str, RelayItem]]] = {}  # by group, in outbox order
-        for bucket, before in last.items():
-            for page in self.pending.pending(bucket, before, known=self._known(in_batch)):
-                for record in page:
-                    envelope = record.envelope
-                    if record.status is Status.PENDING and envelope and envelope.group_key in groups[bucket]:
-                        older.setdefault(envelope.group_key, []).append((record.sk, RelayItem.rebuilt(envelope)))
-        if not older:
-            return parsed.items
-        log.warning("older_pending_relayed_first", messages=sum(len(found) for found in older.values()))
-        merged: list[RelayItem] = []
-        for item in parsed.items:  # each older message goes just before the first newer one of its group
-            waiting = older.get(item.ordering_key)
-            place = parsed.places.get(item.key)
-            while waiting and place is not None and waiting[0][0] < place.sk:
-                merged.append(waiting.pop(0)[1])
-            merged.append(item)
-        merged += [item for found in older.values() for _, item in found]
-        return merged
-
-    def _known(self, in_batch: set[str]) -> Callable[[str], bool]:
-        """Messages whose records need no read: in this batch, or flipped by this container lately."""
-        recent = self.relay.recent
-        return lambda message_id: message_id in in_batch or recent.is_done(message_id)
-
-    def _parse(self, records: Sequence[object]) -> _Parsed:
-        items: list[RelayItem] = []
-        malformed: list[_Malformed] = []
-        places: dict[str, _Place] = {}
-        oldest: str | None = None
-        for record in records:
-            outcome = self._parse_record(record)
-            if isinstance(outcome, _Malformed):
-                malformed.append(outcome)
-            elif outcome is not None:
-                item, created_at, place = outcome
-                items.append(item)
-                if place is not None:
-                    places[item.key] = place
-                oldest = created_at if oldest is None else min(oldest, created_at)
-        return _Parsed(items, malformed, oldest, places)
-
-    def _parse_record(self, record: object) -> tuple[RelayItem, str, _Place | None] | _Malformed | None:
-        """An outbox INSERT as a RelayItem; None for any other record; _Malformed for a poison one."""
-        if not isinstance(record, _MAPPINGS) or record.get("eventName") != "INSERT":
-            return None
-        change = record.get("dynamodb")
-        if not isinstance(change, _MAPPINGS):
-            return None
-        pk = _string_attr(change.get("Keys"), self.hash_key)
-        if pk is None or not pk.startswith(OUTBOX_PREFIX):
-            return None
-        key = change.get("SequenceNumber")
-        if not isinstance(key, str) or not key:
-            log.error("stream_record_malformed", reason="no SequenceNumber")
-            return None  # nothing to report it by: an empty identifier would fail the whole batch
-        image = change.get("NewImage")
-        message_id = _string_attr(image, "message_id")
-        if message_id is not None and not is_message_id(message_id):
-            message_id = None
-        envelope, created_at = _string_attr(image, "envelope"), _string_attr(image, "created_at")
-        problems = [name for name, value in (("message_id", message_id), ("envelope", envelope)) if not value]
-        problems += _shape_problems(image)
-        if created_at is not None and not _is_time(created_at):
-            problems.append("created_at")
-        if problems or envelope is None or message_id is None or created_at is None:
-            return _Malformed(key, message_id, f"malformed outbox entry ({', '.join(problems) or 'created_at'})")
-        group_key = _string_attr(image, "group_key")
-        sk = _string_attr(change.get("Keys"), self.range_key)
-        bucket = pk[len(OUTBOX_PREFIX) :]
-        place = _Place(int(bucket), sk) if group_key is not None and sk and bucket.isdigit() else None
-        return RelayItem(key, message_id, envelope, group_key), created_at, place
-
-    def _quarantine(self, malformed: _Malformed) -> bool:
-        """Poison never blocks the shard: FAILED with the reason, or skipped if there is no record to mark."""
-        if malformed.message_id is None:
-            log.error("outbox_entry_skipped", sequence_number=malformed.key, reason=malformed.reason)
-            return True
-        return self.relay.quarantine_message(malformed.message_id, malformed.reason)
-
-    def _emit(
-        self, parsed: _Parsed, sent: list[str], dupes: list[str], quarantined: list[str], failed: list[str]
-    ) -> None:
-        emit_metrics(
-            {
-                "MessagesRelayed": len(sent),
-                "DuplicateDeliveries": len(dupes),
-                MESSAGES_QUARANTINED: len(quarantined) + len(parsed.malformed),
-                "RelayFailures": len(failed),
-            }
-        )
-        if parsed.oldest_created_at is not None:
-            age = (utc_now() - datetime.fromisoformat(parsed.oldest_created_at)).total_seconds()
-            emit_metrics({OLDEST_PENDING_AGE: max(age, 0.0)}, unit="Seconds")
-        log.info(
-            "batch_relayed",
-            records=len(parsed.items) + len(parsed.malformed),
-            sent=len(sent),
-            duplicates=len(dupes),
-            quarantined=len(quarantined) + len(parsed.malformed),
-            failed=len(failed),
-        )
-
-
-def _shape_problems(image: object) -> list[str]:
-    """Attributes of an outbox image with the wrong DynamoDB type (read by hand: pynamodb costs ~70 µs)."""
-    if not isinstance(image, _MAPPINGS):
-        return ["NewImage"]
-    problems = [name for name in ("created_at", "group_key") if name in image and _string_attr(image, name) is None]
-    expires = image.get("expires_at")
-    if not (isinstance(expires, _MAPPINGS) and str(expires.get("N", "")).isdigit()):
-        problems.append("expires_at")
-    return problems
-
-
-def _is_time(text: str) -> bool:
-    """Whether ``text`` is an ISO 8601 time with a zone, as every outbox time is."""
-    try:
-        return datetime.fromisoformat(text).tzinfo is not None
-    except ValueError:
-        return False
-
-
-def _string_attr(image: object, name: str) -> str | None:
-    if not isinstance(image, _MAPPINGS):
-        return None
-    value = image.get(name)
-    if isinstance(value, _MAPPINGS) and isinstance(value.get("S"), str):
-        return str(value["S"])
-    return None
 
 
 @cache
 def default_worker() -> StreamWorker:
-    """The worker wired to real AWS clients: built once per cold start, each client made by the first call it serves."""
+    """The worker of this function, built from the ``OUTBOX_*`` environment once per cold start."""
     configure_logging()
-    settings = Settings.from_env(require_queue=True)
-    clients = AwsClients(settings.region)
-    store = DynamoDBMessageStore.from_settings(settings, client=clients.dynamodb)
-    relay = Relay(
-        store,
-        SqsPublisher.from_settings(settings, client=clients.sqs),
-        policy=RelayPolicy.from_settings(settings),
-        recent=RecentSends(RECENT_SENDS),
-    )
-    pending = DynamoDBSweepSource(
-        settings.table_name, client=clients.dynamodb, hash_key=settings.hash_key, range_key=settings.range_key
-    )
-    return StreamWorker(relay, hash_key=settings.hash_key, range_key=settings.range_key, pending=pending)
+    return build_stream_worker(Settings.from_env(require_queue=True))
 
 
 def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:

@@ -53,14 +53,15 @@ TRANSIENT_CODES = frozenset(
 def client_config(**overrides: Any) -> Config:
     """Standard retries (3 attempts) and short timeouts: a Lambda must not hang on one call.
 
-    Client-side parameter validation is off (``parameter_validation``, botocore's documented
-    speed knob: 16 % of a flip's client CPU). Every request is built by this library from input
-    the domain layer has already validated, and the service validates it again.
+    botocore's client-side parameter validation stays on, its default: a malformed request fails
+    here, naming the field, before it is sent. Turning it off saves CPU that no user would notice
+    beside the time each request waits on AWS; the measurement and the decision are in
+    bench/RESULTS.md ("Parameter validation"), ``python -m bench.param_validation`` repeats it.
     """
     from botocore.config import Config  # noqa: PLC0415 - botocore's client modules load with the first client
 
     return Config(
-        **{"parameter_validation": False, **overrides},
+        **overrides,
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=2,
         read_timeout=5,
@@ -82,26 +83,37 @@ def new_session(region: str | None = None) -> botocore.session.Session:
     return _session(region)
 
 
-def dynamodb_client(region: str | None = None, *, session: botocore.session.Session | None = None) -> DynamoDBClient:
-    """A DynamoDB client, on ``session`` or a new one; botocore honours AWS_ENDPOINT_URL."""
-    client = (session or _session(region)).create_client("dynamodb", region_name=region, config=client_config())
+def dynamodb_client(
+    region: str | None = None, *, session: botocore.session.Session | None = None, endpoint_url: str | None = None
+) -> DynamoDBClient:
+    """A DynamoDB client, on ``session`` or a new one, at ``endpoint_url`` (else botocore honours AWS_ENDPOINT_URL)."""
+    client = (session or _session(region)).create_client(
+        "dynamodb", region_name=region, endpoint_url=endpoint_url, config=client_config()
+    )
     return cast("DynamoDBClient", client)
 
 
-def sqs_client(region: str | None = None, *, session: botocore.session.Session | None = None) -> SQSClient:
-    """An SQS client, on ``session`` or a new one; botocore honours AWS_ENDPOINT_URL."""
-    client = (session or _session(region)).create_client("sqs", region_name=region, config=client_config())
+def sqs_client(
+    region: str | None = None, *, session: botocore.session.Session | None = None, endpoint_url: str | None = None
+) -> SQSClient:
+    """An SQS client, on ``session`` or a new one, at ``endpoint_url`` (else botocore honours AWS_ENDPOINT_URL)."""
+    client = (session or _session(region)).create_client(
+        "sqs", region_name=region, endpoint_url=endpoint_url, config=client_config()
+    )
     return cast("SQSClient", client)
 
 
-def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
-    """A DynamoDB Streams client; botocore honours AWS_ENDPOINT_URL.
+def streams_client(
+    region: str | None = None, *, session: botocore.session.Session | None = None, endpoint_url: str | None = None
+) -> DynamoDBStreamsClient:
+    """A DynamoDB Streams client, on ``session`` or a new one, at ``endpoint_url`` (else AWS_ENDPOINT_URL).
 
     Account-id endpoints are off: botocore would route a StreamArn call to
     ``<account>.streams-ddb.<region>.amazonaws.com``, which emulators do not serve.
     """
     config = client_config(account_id_endpoint_mode="disabled")
-    return cast("DynamoDBStreamsClient", _session(region).create_client("dynamodbstreams", config=config))
+    client = (session or _session(region)).create_client("dynamodbstreams", endpoint_url=endpoint_url, config=config)
+    return cast("DynamoDBStreamsClient", client)
 
 
 T = TypeVar("T")
@@ -134,35 +146,6 @@ class Lazy(Generic[T]):
 def resolve(value: T | Lazy[T]) -> T:
     """``value`` itself, or the value a ``Lazy`` makes."""
     return value.get() if isinstance(value, Lazy) else value
-
-
-class AwsClients:
-    """A Lambda function's DynamoDB and SQS clients, each made by the first call that needs it, on one session.
-
-    The adapters take ``dynamodb`` and ``sqs`` in place of a client: an invocation that makes no
-    AWS call (an empty batch, a 404) makes no client, and a client's cost moves to the first call
-    that uses it.
-    """
-
-    def __init__(self, region: str | None = None) -> None:
-        self.region = region
-        self._session: botocore.session.Session | None = None
-        self._lock = threading.Lock()  # a botocore session makes one client at a time
-        self.dynamodb: Lazy[DynamoDBClient] = Lazy(self._dynamodb)
-        self.sqs: Lazy[SQSClient] = Lazy(self._sqs)
-
-    def _dynamodb(self) -> DynamoDBClient:
-        with self._lock:
-            return dynamodb_client(self.region, session=self._shared_session())
-
-    def _sqs(self) -> SQSClient:
-        with self._lock:
-            return sqs_client(self.region, session=self._shared_session())
-
-    def _shared_session(self) -> botocore.session.Session:
-        if self._session is None:
-            self._session = new_session(self.region)
-        return self._session
 
 
 def error_code(exc: ClientError) -> str:

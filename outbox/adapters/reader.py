@@ -1,36 +1,20 @@
-"""DynamoDBOutboxReader: outbox entries by bucket and time range (Query, never Scan), and record statuses."""
+"""DynamoDBOutboxReader, the OutboxReader of replay: entries by bucket and time range (Query, never Scan), statuses."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, translate
 from outbox.adapters.models import HASH_KEY, RANGE_KEY, bind_models
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_SK, bucket_of, outbox_pk, outbox_sk, record_pk
 from outbox.domain.status import Status
+from outbox.ports import StoredEntry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 BATCH_GET_KEYS = 100
-
-
-@dataclass(frozen=True)
-class StoredEntry:
-    """One outbox entry as stored: where it is (bucket, sort key) and what it sends."""
-
-    bucket: int
-    sk: str
-    message_id: str
-    body: str
-    group_key: str | None = None
-
-    @property
-    def position(self) -> tuple[int, str]:
-        """Its place in replay order: bucket, then time."""
-        return self.bucket, self.sk
 
 
 class DynamoDBOutboxReader:

@@ -1,1 +1,1 @@
-"""The local stack: an embedded emulator, the HTTP API, the stream runner and the consumer, on loopback."""
+"""What only runs locally: the emulator, the stack, its HTTP server, the runners playing Lambda's mappings, the demo."""

@@ -27,12 +27,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from outbox.adapters.aws import dynamodb_client
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX
 from outbox.domain.status import Status, is_allowed
 from outbox.local.stack import LocalStack, StackConfig
-from worker import consumer
+from outbox.service.consume import Consumer
 
 RECIPIENTS = {
     "email": "someone@example.com",
@@ -157,9 +156,8 @@ def send(client: Client, request: Request, tally: Tally) -> None:
             tally.unexpected[f"{request.kind}:{status}:{body.get('code')}"] += 1
 
 
-def scan(table_name: str, prefix: str, *, status_only: bool = False) -> Iterator[dict[str, Any]]:
-    """Every item whose pk starts with ``prefix``, page by page."""
-    client = dynamodb_client()
+def scan(table_name: str, prefix: str, *, client: Any, status_only: bool = False) -> Iterator[dict[str, Any]]:
+    """Every item whose pk starts with ``prefix``, page by page, read with ``client`` (a DynamoDB client)."""
     kwargs: dict[str, Any] = {
         "TableName": table_name,
         "FilterExpression": "begins_with(pk, :p)",
@@ -189,10 +187,10 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def check_invariants(table_name: str, tally: Tally) -> tuple[dict[str, Any], list[str]]:
-    """Read the whole table back and check DESIGN.md's invariants; returns figures and violations."""
-    records = {item["message_id"]["S"]: item for item in scan(table_name, RECORD_PREFIX)}
-    entries = Counter(item["message_id"]["S"] for item in scan(table_name, OUTBOX_PREFIX))
+def check_invariants(table_name: str, tally: Tally, client: Any) -> tuple[dict[str, Any], list[str]]:
+    """Read the whole table back with ``client`` and check DESIGN.md's invariants; returns figures and violations."""
+    records = {item["message_id"]["S"]: item for item in scan(table_name, RECORD_PREFIX, client=client)}
+    entries = Counter(item["message_id"]["S"] for item in scan(table_name, OUTBOX_PREFIX, client=client))
     violations: list[str] = []
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
@@ -229,12 +227,12 @@ def check_invariants(table_name: str, tally: Tally) -> tuple[dict[str, Any], lis
     return figures, violations
 
 
-def wait_until_done(expected: int, timeout_s: float, progress: Progress, task: Any) -> int:
+def wait_until_done(consumer: Consumer, expected: int, timeout_s: float, progress: Progress, task: Any) -> int:
     """Wait until the consumer has finished every accepted message (its own count, no table scans)."""
     deadline = time.monotonic() + timeout_s
     finished = 0
     while time.monotonic() < deadline:
-        stats = consumer.default_consumer().stats
+        stats = consumer.stats
         finished = stats["completed"] + stats["failed"]
         progress.update(task, completed=finished)
         if finished >= expected:
@@ -265,11 +263,11 @@ def run_demo(n: int, *, concurrency: int = 16, timeout_s: float = 120.0, fifo: b
                         progress.advance(sending)
             send_s = time.monotonic() - send_started
             progress.update(completing, total=len(tally.accepted))
-            wait_until_done(len(tally.accepted), timeout_s, progress, completing)
+            wait_until_done(stack.functions.consumer, len(tally.accepted), timeout_s, progress, completing)
         total_s = time.monotonic() - started
-        figures, violations = check_invariants(table, tally)
+        figures, violations = check_invariants(table, tally, stack.clients.dynamodb)
         received = sum(r.stats["received"] for r in stack.consumer_runners)
-        dropped = consumer.default_consumer().stats["duplicates"]
+        dropped = stack.functions.consumer.stats["duplicates"]
     violations += [f"unexpected response {k} x{v}" for k, v in tally.unexpected.items()]
     if tally.replay_mismatches:
         violations.append(f"idempotency: {tally.replay_mismatches} replays returned another message_id")

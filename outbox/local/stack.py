@@ -1,9 +1,11 @@
-"""LocalStack: the whole pipeline on one machine, with the real Lambda handlers.
+"""LocalStack: the whole pipeline on one machine, each function built as its Lambda builds it.
 
-The emulator runs in a child process; the HTTP API, the stream runner and the consumer runner
-run as threads of this one and call the real entry points (``outbox.api.handler``,
-``worker.handler.handler``, ``worker.consumer.handler``), configured through the environment
-exactly as on Lambda.
+The emulator runs in a child process; the HTTP API, the stream runner, the consumer runners and
+the sweeper's schedule run as threads of this one. The API, the stream worker, the consumer and
+the sweeper are built by ``outbox.compose`` from this stack's own ``Settings`` and, for each, its
+own ``Clients`` pointed at this stack's emulator (Lambda runs each function in its own process),
+and invoked with Lambda-shaped events and contexts. The process's environment is read for the
+``OUTBOX_*`` settings a user may add, never written: two stacks can run in one process.
 """
 
 from __future__ import annotations
@@ -11,29 +13,37 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from outbox import api
-from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
+from outbox.api import MessagesApi, build_api
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT, Resources, bootstrap
+from outbox.compose import Clients, build_consumer, build_stream_worker, build_sweeper
 from outbox.local.emulator import EmbeddedEmulator
+from outbox.local.filters import stream_filter_pattern
 from outbox.local.http import make_server, serve_in_thread
-from worker import consumer, handler, sweeper
-from worker.filters import stream_filter_pattern
-from worker.sqs_runner import SqsRunner
-from worker.stream_runner import LocalContext, MappingSettings, StreamRunner
+from outbox.local.sqs_runner import SqsRunner
+from outbox.local.stream_runner import Invoke, LocalContext, MappingSettings, StreamRunner
+from outbox.logs import bind_invocation, configure_logging
+from outbox.service.consume import Consumer
+from outbox.service.stream import StreamWorker
+from outbox.service.sweep import Sweeper
+from outbox.settings import Settings
 
 log = structlog.get_logger("outbox.local")
 
+REGION = "us-east-1"
+# What another process (outbox replay, sweep and bootstrap in another terminal) needs beside the
+# endpoint to reach the stack: the emulator takes any credentials.
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_SESSION_TOKEN": "local",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
 }
 STOP_WAIT_S = 5.0  # how long stop() waits for the runners, before and again after the emulator stops
 
@@ -45,6 +55,8 @@ class StackConfig:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     fifo: bool = False
+    table_name: str = "outbox"
+    queue_name: str = "outbox-messages"
     batch_size: int = 100
     poll_interval_s: float = 0.25
     consumers: int = 10  # the SQS mapping's maximum_concurrency in infra/terraform (consumer_maximum_concurrency)
@@ -57,13 +69,33 @@ class StackConfig:
     sweep_min_age_s: int = 300  # OUTBOX_SWEEP_MIN_AGE_SECONDS, as deployed
 
 
-class LocalStack:
-    """Start and stop every part of the local pipeline."""
+@dataclass(frozen=True)
+class Functions:
+    """The functions of a started stack: each use case as its Lambda builds it, and the settings of all four."""
 
-    def __init__(self, config: StackConfig | None = None) -> None:
+    settings: Settings
+    api: MessagesApi
+    worker: StreamWorker
+    consumer: Consumer
+    sweeper: Sweeper
+
+
+class LocalStack:
+    """Start and stop every part of the local pipeline.
+
+    Once started: ``functions`` holds the four functions, ``clients`` the stack's own clients
+    (bootstrap's and the runners', which play Lambda's pollers; a harness may read with them),
+    and ``schedule`` is what the sweeper's schedule invokes (replace it to watch each run).
+    """
+
+    def __init__(self, config: StackConfig | None = None, *, environ: Mapping[str, str] | None = None) -> None:
         self.config = config or StackConfig()
+        self.environ = os.environ if environ is None else environ  # read for OUTBOX_* a user adds, never written
         self.emulator = EmbeddedEmulator()
         self.resources: Resources | None = None
+        self.schedule: Invoke = self._sweep
+        self._functions: Functions | None = None
+        self._clients: Clients | None = None
         self.stream_runner: StreamRunner | None = None
         self.consumer_runners: list[SqsRunner] = []
         self._stop = threading.Event()
@@ -83,14 +115,28 @@ class LocalStack:
             raise RuntimeError("the local stack is not started")
         return self.resources
 
+    @property
+    def functions(self) -> Functions:
+        """The API, worker, consumer and sweeper functions; only after start()."""
+        if self._functions is None:
+            raise RuntimeError("the local stack is not started")
+        return self._functions
+
+    @property
+    def clients(self) -> Clients:
+        """The stack's own clients on its emulator; only after start()."""
+        if self._clients is None:
+            raise RuntimeError("the local stack is not started")
+        return self._clients
+
     def start(self) -> Resources:
-        """Bind the API's port, then the emulator, resources, the API, the stream runner and the consumers.
+        """Bind the API's port, then the emulator, resources, functions, the API, the stream runner and the consumers.
 
         The port is bound first, so a port in use fails (``OSError``) before anything runs; any
         later failure (or Ctrl-C) stops what had started, the emulator's process included, and
         raises again.
         """
-        self._server = make_server(self.config.api_host, self.config.api_port, api.handler)
+        self._server = make_server(self.config.api_host, self.config.api_port, self._invoke_api)
         try:
             return self._start()
         except BaseException:
@@ -99,29 +145,32 @@ class LocalStack:
 
     def _start(self) -> Resources:
         endpoint = self.emulator.start()
-        os.environ.update(LOCAL_CREDENTIALS)
-        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        clients = self._clients = _clients(endpoint)
         resources = bootstrap(
-            dynamodb_client(),
-            sqs_client(),
+            clients.dynamodb,
+            clients.sqs,
+            table_name=self.config.table_name,
+            queue_name=self.config.queue_name,
             fifo=self.config.fifo,
             hash_key=self.config.hash_key,
             range_key=self.config.range_key,
         )
-        os.environ.update(resources.environment(endpoint))
-        os.environ["OUTBOX_SWEEP_MIN_AGE_SECONDS"] = str(self.config.sweep_min_age_s)
-        os.environ["OUTBOX_MAX_RECEIVE_COUNT"] = str(DLQ_MAX_RECEIVE_COUNT)  # as the module sets it
         self.resources = resources
-        # The handlers are built once per "cold start": make this stack their cold start. Build them
-        # now, once, as Lambda's init phase would; each makes its AWS clients at its first call that
-        # needs one, as in Lambda (under a lock: the first requests here may come at once).
-        for init in (api.default_api, handler.default_worker, consumer.default_consumer, sweeper.default_sweeper):
-            init.cache_clear()
-            init()
+        settings = self._settings(resources)
+        # Each function is built now, once, as Lambda's init phase would (not in the first
+        # concurrent requests), on clients of its own.
+        configure_logging()
+        functions = self._functions = Functions(
+            settings,
+            api=build_api(settings, _clients(endpoint)),
+            worker=build_stream_worker(settings, _clients(endpoint)),
+            consumer=build_consumer(settings, _clients(endpoint)),
+            sweeper=build_sweeper(settings, _clients(endpoint)),
+        )
 
         self._threads.append(serve_in_thread(self._server))
         self._serving = True
-        settings = MappingSettings(
+        mapping = MappingSettings(
             batch_size=self.config.batch_size,
             poll_interval_s=self.config.poll_interval_s,
             maximum_retry_attempts=self.config.maximum_retry_attempts,
@@ -130,22 +179,44 @@ class LocalStack:
             shard_refresh_s=self.config.shard_refresh_s,
             filter_pattern=stream_filter_pattern(self.config.hash_key),
         )
-        sqs = sqs_client()
-        self.stream_runner = StreamRunner(streams_client(), resources.stream_arn, handler.handler, settings, sqs=sqs)
+        worker = _function("worker", functions.worker.handle)
+        self.stream_runner = StreamRunner(clients.streams, resources.stream_arn, worker, mapping, sqs=clients.sqs)
         self._spawn("stream-runner", self.stream_runner.run)
+        consumer = _function("consumer", functions.consumer.handle)
         for index in range(self.config.consumers):
-            runner = SqsRunner(sqs, resources.queue_url, consumer.handler)
+            runner = SqsRunner(clients.sqs, resources.queue_url, consumer)
             self.consumer_runners.append(runner)
             self._spawn(f"consumer-{index}", runner.run)
         self._spawn("sweeper", self._sweep_every_interval)
         log.info("local_stack_started", api_url=self.api_url, endpoint_url=endpoint)
         return resources
 
+    def _settings(self, resources: Resources) -> Settings:
+        """The functions' settings: the environment's OUTBOX_* under this stack's table, queue and keys, as deployed."""
+        environment = {
+            **self.environ,
+            **resources.environment(),
+            "AWS_REGION": REGION,
+            "OUTBOX_SWEEP_MIN_AGE_SECONDS": str(self.config.sweep_min_age_s),
+            "OUTBOX_MAX_RECEIVE_COUNT": str(DLQ_MAX_RECEIVE_COUNT),  # as the module sets it
+        }
+        return Settings.from_env(environment, require_queue=True)
+
+    def _invoke_api(self, event: dict[str, Any], context: Any) -> Mapping[str, Any]:
+        """The API function, as the HTTP server invokes it."""
+        bind_invocation(getattr(context, "aws_request_id", None), handler="api")
+        return self.functions.api.handle(event)
+
+    def _sweep(self, _event: Any, context: Any) -> dict[str, Any]:
+        """The sweeper function: one sweep; its figures are the result."""
+        bind_invocation(getattr(context, "aws_request_id", None), handler="sweeper")
+        return self.functions.sweeper.sweep(time_left_ms=context.get_remaining_time_in_millis).figures()
+
     def _sweep_every_interval(self, stop: threading.Event) -> None:
-        """Run the sweeper handler as its schedule would, until ``stop``."""
+        """Invoke the sweeper as its schedule would, until ``stop``."""
         while not stop.wait(self.config.sweep_interval_s):
             try:
-                sweeper.handler({"source": "local.schedule"}, LocalContext("outbox-sweeper", time.monotonic() + 60))
+                self.schedule({"source": "local.schedule"}, LocalContext("outbox-sweeper", time.monotonic() + 60))
             except Exception as exc:  # noqa: BLE001 - a scheduled run that fails is retried next time
                 log.warning("sweep_failed", error=type(exc).__name__)
 
@@ -181,6 +252,22 @@ class LocalStack:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _clients(endpoint: str) -> Clients:
+    """A set of clients on a stack's emulator (any credentials will do)."""
+    credentials = (LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"], LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], None)
+    return Clients(REGION, endpoint_url=endpoint, credentials=credentials)
+
+
+def _function(name: str, handle: Callable[[Any, Any], Any]) -> Invoke:
+    """``handle`` invoked as its Lambda function is: a fresh log context for each invocation."""
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        bind_invocation(getattr(context, "aws_request_id", None), handler=name)
+        return handle(event, context)
+
+    return invoke
 
 
 def _join(threads: list[threading.Thread], within_s: float) -> None:

@@ -18,11 +18,11 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.local.emulator import EmbeddedEmulator
-from outbox.relay import Relay
-from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.local.events import to_lambda_record
+from outbox.service.relay import Relay
+from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.service.stream import StreamWorker
 from outbox.testing import FakeLambdaContext, stream_records
-from worker.events import to_lambda_record
-from worker.handler import StreamWorker
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ def test_replay_and_worker_at_once_queue_each_message_once(emulator: Resources) 
     worker_relay = Relay(store, publisher)
     replay_relay = Relay(store, publisher, by="replay", expected=FLIP_FROM["PENDING"])
     reader = DynamoDBOutboxReader(emulator.table_name, client=dynamodb_client(), buckets=4)
-    selection = Selection.build(since=None, until=None, min_age="0", status="PENDING")
+    selection = Selection.window(status="PENDING")
     start = threading.Barrier(2)
 
     def run_worker() -> None:

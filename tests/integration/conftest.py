@@ -17,12 +17,13 @@ from outbox.adapters.sweep import META_PK, DynamoDBSweepSource
 from outbox.api import MessagesApi
 from outbox.bootstrap import Resources, bootstrap
 from outbox.faults import FaultInjector
-from outbox.relay import Relay, RelayPolicy
+from outbox.local.events import to_lambda_record, to_sqs_record
+from outbox.service.accept import Acceptor
+from outbox.service.consume import Consumer
+from outbox.service.relay import Relay, RelayPolicy
+from outbox.service.stream import StreamWorker
 from outbox.testing import stream_records
 from tests.events import http_event
-from worker.consumer import Consumer
-from worker.events import to_lambda_record, to_sqs_record
-from worker.handler import StreamWorker
 
 
 @dataclass
@@ -123,7 +124,7 @@ def build_stack(
         relay=relay,
         worker=StreamWorker(relay, **keys, pending=DynamoDBSweepSource(resources.table_name, client=dynamodb, **keys)),
         consumer=Consumer(store),
-        api=MessagesApi(store),
+        api=MessagesApi(Acceptor(store)),
         faults=faults,
     )
     built.stream_event()  # past what bootstrap wrote: the tests read the stream from their own writes

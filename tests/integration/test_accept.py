@@ -131,7 +131,7 @@ def test_a_conflict_injected_at_aws_is_retried_then_replays_idempotently(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A TransactionConflict on the first try is retried: the POST succeeds and the table has one message."""
-    monkeypatch.setattr("outbox.api.time.sleep", lambda _s: None)
+    monkeypatch.setattr(stack.api.acceptor, "sleep", lambda _s: None)
     stack.faults.fail("TransactWriteItems", "TransactionCanceledException", details=CONFLICT)
     response = stack.post(VALID, key="conflicted")
     assert response["statusCode"] == 202
@@ -141,7 +141,7 @@ def test_a_conflict_injected_at_aws_is_retried_then_replays_idempotently(
 
 def test_a_lasting_conflict_is_503_throttled_and_writes_nothing(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """Conflicts on every try: 503 THROTTLED with Retry-After, never a 500, and the table stays empty."""
-    monkeypatch.setattr("outbox.api.time.sleep", lambda _s: None)
+    monkeypatch.setattr(stack.api.acceptor, "sleep", lambda _s: None)
     stack.faults.fail("TransactWriteItems", "TransactionCanceledException", details=CONFLICT, times=-1)
     response = stack.post(VALID, key="conflicted")
     assert response["statusCode"] == 503

@@ -10,6 +10,7 @@ from outbox import Outbox
 from outbox.api import MessagesApi
 from outbox.domain.errors import IdempotencyKeyReusedError
 from outbox.domain.message import owner_of
+from outbox.service.accept import Acceptor
 from tests.events import http_event
 from tests.integration.conftest import Stack
 
@@ -21,7 +22,7 @@ SECRET = "x" * 32
 
 
 def _api(stack: Stack) -> MessagesApi:
-    return MessagesApi(stack.store, require_principal=True, id_secret=SECRET)
+    return MessagesApi(Acceptor(stack.store, id_secret=SECRET), require_principal=True)
 
 
 def _post(api: MessagesApi, body: str, key: str, arn: str) -> dict[str, object]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 from outbox.domain.envelope import Envelope
+from outbox.domain.errors import DeliveryError
 from outbox.domain.status import Status
+from outbox.service.consume import Consumer, ConsumerPolicy
 from outbox.testing import FakeLambdaContext
 from tests.integration.conftest import Stack, sqs_event
-from worker.consumer import Consumer, ConsumerPolicy, DeliveryError
 
 
 def _accept_and_relay(stack: Stack) -> str:

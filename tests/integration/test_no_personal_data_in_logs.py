@@ -8,10 +8,11 @@ import json
 import pytest
 
 from outbox.domain.envelope import Envelope
+from outbox.domain.errors import DeliveryError
 from outbox.logs import configure_logging
+from outbox.service.consume import Consumer
 from outbox.testing import FakeLambdaContext
 from tests.integration.conftest import Stack, sqs_event
-from worker.consumer import Consumer, DeliveryError
 
 RECIPIENT = "ada.lovelace.secret@example.com"
 SUBJECT = "Subject-Sekrit-4711"

@@ -31,14 +31,14 @@ from outbox.domain.record import iso, utc_now
 from outbox.domain.status import TERMINAL, Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local import emulator
-from outbox.relay import Relay, RelayPolicy
-from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection
-from outbox.sweeper import Sweeper
+from outbox.service.consume import Consumer
+from outbox.service.relay import Relay, RelayPolicy
+from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
+from outbox.service.stream import StreamWorker
+from outbox.service.sweep import Sweeper
 from outbox.testing import FakeLambdaContext
 from tests.conftest import FAKE_CREDENTIALS
 from tests.integration.conftest import Stack, build_stack, sqs_event
-from worker.consumer import Consumer
-from worker.handler import StreamWorker
 
 FAULTS = ["none", "throttle_send", "timeout_send", "refuse_entry", "throttle_flip", "crash_after_send"]
 STATUS_FIELDS = {
@@ -286,7 +286,7 @@ class Pipeline(RuleBasedStateMachine):
         stack = self.stack
         reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
         relay = Relay(stack.store, stack.publisher, by="replay", expected=FLIP_FROM["PENDING"])
-        selection = Selection.build(since=None, until=None, min_age="0", status="PENDING")
+        selection = Selection.window(status="PENDING")
         selection = Selection(selection.since, _later(selection.until), selection.status)
         try:
             Replayer(reader, relay).run(Checkpoint(selection))

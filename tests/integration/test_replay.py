@@ -17,8 +17,9 @@ from outbox.domain.message import new_message_id
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
-from outbox.relay import Relay
-from outbox.replay import FLIP_FROM, Checkpoint, Replayer, Selection, Target
+from outbox.replay_cli import save_checkpoint
+from outbox.service.relay import Relay
+from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection, Target
 from tests.integration.conftest import Stack
 
 
@@ -148,7 +149,7 @@ def test_interrupt_then_resume_sends_nothing_twice(
     """Interrupted after k messages, a resumed replay sends only the rest: every message exactly once."""
     ids = [_seed(stack, timedelta(hours=1)) for _ in range(7)]
     path = tmp_path / "checkpoint.json"
-    selection = Selection.build(since=None, until=None, min_age="5m", status="PENDING")
+    selection = Selection.window(min_age=timedelta(minutes=5))
     checkpoint = Checkpoint(selection)
     stop = threading.Event()
     sent: list[str] = []
@@ -160,11 +161,13 @@ def test_interrupt_then_resume_sends_nothing_twice(
 
     reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
     relay = Relay(stack.store, stack.publisher, by="replay", expected=FLIP_FROM["PENDING"])
-    summary = Replayer(reader, relay, batch_size=1, report=report, stop=stop).run(checkpoint, lambda c: c.save(path))
+    summary = Replayer(reader, relay, batch_size=1, report=report, stop=stop).run(
+        checkpoint, lambda c: save_checkpoint(c, path)
+    )
     relay.close()
     assert summary.interrupted
     assert summary.exit_code() == 130
-    checkpoint.save(path)
+    save_checkpoint(checkpoint, path)
 
     code, lines = _replay(stack, "--resume", str(path), capsys=capsys)
 
@@ -268,8 +271,8 @@ def test_resume_refuses_another_table_queue_or_bucket_count(
 ) -> None:
     """A checkpoint records where it sends from and to; resuming it elsewhere is one line, exit 2."""
     path = tmp_path / "cp.json"
-    selection = Selection.build(since=None, until=None, min_age="5m", status="PENDING")
-    Checkpoint(selection, target=Target("outbox", "https://elsewhere/q", 4)).save(path)
+    selection = Selection.window(min_age=timedelta(minutes=5))
+    save_checkpoint(Checkpoint(selection, target=Target("outbox", "https://elsewhere/q", 4)), path)
     stack.faults.calls.clear()
     code = main(["replay", "--table-name", "outbox", "--queue-url", stack.resources.queue_url, "--resume", str(path)])
     err = capsys.readouterr().err.strip()

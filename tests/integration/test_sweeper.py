@@ -13,8 +13,8 @@ from moto import mock_aws
 from outbox import ConfigurationError, Outbox, Status, cli, metrics
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.record import utc_now
-from outbox.relay import Relay, RelayPolicy
-from outbox.sweeper import Sweeper
+from outbox.service.relay import Relay, RelayPolicy
+from outbox.service.sweep import Sweeper
 from tests.integration.conftest import Stack, build_stack
 
 

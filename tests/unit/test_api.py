@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from outbox.api import CONFLICT_RETRY_PAUSES_S, MAX_BODY_BYTES, MessagesApi
+from outbox.api import MAX_BODY_BYTES, MessagesApi
 from outbox.domain.errors import AwsError, CancellationReason, ItemPart, TransactionCancelledError
+from outbox.service.accept import CONFLICT_RETRY_PAUSES_S, Acceptor
 from outbox.testing import InMemoryMessageStore
 from tests.events import http_event
 
@@ -26,7 +27,7 @@ def store() -> InMemoryMessageStore:
 @pytest.fixture
 def api(store: InMemoryMessageStore) -> MessagesApi:
     """A fresh api."""
-    return MessagesApi(store)
+    return MessagesApi(Acceptor(store))
 
 
 def _problem(response: dict[str, Any], status: int, code: str) -> dict[str, Any]:
@@ -148,7 +149,7 @@ def test_a_transaction_conflict_is_retried_then_accepted(
     api: MessagesApi, store: InMemoryMessageStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A passing TransactionConflict (a concurrent POST with the same key) is retried, not a 500."""
-    monkeypatch.setattr("outbox.api.time.sleep", lambda _s: None)
+    monkeypatch.setattr(api.acceptor, "sleep", lambda _s: None)
     store.fail_next["accept"] = _conflict()
     response = api.handle(http_event("POST", "/messages", body=json.dumps(VALID), headers=JSON_HEADERS))
     assert response["statusCode"] == 202
@@ -159,7 +160,7 @@ def test_a_lasting_transaction_conflict_is_503_throttled(
 ) -> None:
     """Conflicts on every try end as 503 THROTTLED with Retry-After, never a 500, and nothing is written."""
     pauses: list[float] = []
-    monkeypatch.setattr("outbox.api.time.sleep", pauses.append)
+    monkeypatch.setattr(api.acceptor, "sleep", pauses.append)
 
     def always_conflicts(*_: Any, **__: Any) -> Any:
         raise _conflict()
@@ -175,7 +176,7 @@ def test_a_lasting_transaction_conflict_is_503_throttled(
 def test_the_bucket_check_runs_once_before_the_first_accept_and_never_for_a_read(store: InMemoryMessageStore) -> None:
     """A GET needs no AWS call beyond its own; the first POST checks the table's bucket count, later ones do not."""
     checks: list[int] = []
-    api = MessagesApi(store, before_first_accept=lambda: checks.append(1))
+    api = MessagesApi(Acceptor(store, before_first_accept=lambda: checks.append(1)))
     api.handle(http_event("GET", "/messages/00000000-0000-4000-8000-000000000000"))
     assert checks == []
     for _ in range(3):

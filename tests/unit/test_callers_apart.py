@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from outbox.api import MessagesApi, principal_of
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.message import is_message_id, new_message_id, owner_of
+from outbox.service.accept import Acceptor
 from outbox.settings import Settings
 from outbox.testing import InMemoryMessageStore
 from tests.events import http_event
@@ -54,7 +55,7 @@ def test_principal_is_the_iam_caller_else_the_jwt_issuer_and_subject() -> None:
 def test_require_principal_refuses_anonymous_with_401_and_writes_nothing(method: str, path: str) -> None:
     """OUTBOX_REQUIRE_PRINCIPAL: no principal, a 401 UNAUTHENTICATED problem, and no record."""
     store = InMemoryMessageStore()
-    api = MessagesApi(store, require_principal=True, id_secret=SECRET)
+    api = MessagesApi(Acceptor(store, id_secret=SECRET), require_principal=True)
     response = api.handle(http_event(method, path, body=_body(), headers=JSON_HEADERS))
     assert response["statusCode"] == 401
     assert response["headers"]["content-type"] == "application/problem+json"
@@ -82,7 +83,7 @@ def test_settings_read_the_principal_switch_and_the_id_secret() -> None:
 def test_same_key_two_callers_two_messages_and_a_conflict_names_only_ones_own() -> None:
     """Alice's key is not Bob's: two messages; Alice's own reuse is a 409 with her own id only."""
     store = InMemoryMessageStore()
-    api = MessagesApi(store, require_principal=True, id_secret=SECRET)
+    api = MessagesApi(Acceptor(store, id_secret=SECRET), require_principal=True)
     alice = json.loads(_post(api, "k-1", iam_arn=ALICE)["body"])["message_id"]
     bob_response = _post(api, "k-1", body=_body("https://hooks.example.com/other"), iam_arn=BOB)
     assert bob_response["statusCode"] == 202
@@ -98,7 +99,7 @@ def test_same_key_two_callers_two_messages_and_a_conflict_names_only_ones_own() 
 def test_get_of_anothers_message_is_the_404_of_an_unknown_id() -> None:
     """Same status, headers and body, byte for byte, as an id nobody has: the answer names no id."""
     store = InMemoryMessageStore()
-    api = MessagesApi(store, require_principal=True, id_secret=SECRET)
+    api = MessagesApi(Acceptor(store, id_secret=SECRET), require_principal=True)
     alice = json.loads(_post(api, "k", iam_arn=ALICE)["body"])["message_id"]
     assert _get(api, alice, iam_arn=ALICE)["statusCode"] == 200
     theirs = _get(api, alice, iam_arn=BOB)
@@ -112,7 +113,7 @@ def test_get_of_anothers_message_is_the_404_of_an_unknown_id() -> None:
 
 def test_anonymous_reads_only_unscoped_messages() -> None:
     """Locally (no principal required) anonymous callers share one scope, apart from signed callers."""
-    api = MessagesApi(InMemoryMessageStore())
+    api = MessagesApi(Acceptor(InMemoryMessageStore()))
     anonymous = json.loads(_post(api, "k")["body"])["message_id"]
     alice = json.loads(_post(api, "k", iam_arn=ALICE)["body"])["message_id"]
     assert anonymous != alice
@@ -139,7 +140,7 @@ def test_ids_are_keyed_hashes_of_scope_and_key() -> None:
 def test_records_keep_a_hash_of_the_principal_never_the_principal() -> None:
     """The table holds no ARN or e-mail: the record's owner is a SHA-256."""
     store = InMemoryMessageStore()
-    api = MessagesApi(store, id_secret=SECRET)
+    api = MessagesApi(Acceptor(store, id_secret=SECRET))
     _post(api, "k", jwt_claims={"sub": "alice@example.com", "iss": "https://idp"})
     (record,) = store.records.values()
     assert record.owner is not None
@@ -176,7 +177,7 @@ def test_no_cross_principal_read_replay_or_leak(
     if scope_a == scope_b:
         return  # one caller
     store = InMemoryMessageStore()
-    api = MessagesApi(store, require_principal=True, id_secret=secret)
+    api = MessagesApi(Acceptor(store, id_secret=secret), require_principal=True)
     first = _post(api, key, **who(pa, a_jwt))
     assert first["statusCode"] == 202
     a_id = json.loads(first["body"])["message_id"]

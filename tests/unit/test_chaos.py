@@ -9,8 +9,8 @@ from typing import Any, cast
 
 from bench.chaos import DeliveryLog, Sent, Trigger, out_of_order
 from outbox.domain.envelope import Envelope
+from outbox.local.stream_runner import MappingSettings, StreamRunner
 from tests.unit.test_stream_runner import ARN, Clock, FakeSqs, FakeStreams
-from worker.stream_runner import MappingSettings, StreamRunner
 
 
 def _sent(*messages: tuple[str, str | None, float, float]) -> Sent:

@@ -14,8 +14,8 @@ from outbox.domain.message import new_message_id
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, iso, utc_now
 from outbox.domain.status import Status
+from outbox.service.consume import Consumer, ConsumerPolicy
 from outbox.testing import FakeLambdaContext, FakeVisibility, InMemoryMessageStore
-from worker.consumer import Consumer, ConsumerPolicy
 
 NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "hi"})
 

@@ -16,8 +16,8 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
+from outbox.service.consume import MAX_REASON_CHARS, Consumer, safe_reason
 from outbox.testing import FakeVisibility, InMemoryMessageStore
-from worker.consumer import MAX_REASON_CHARS, Consumer, safe_reason
 
 NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "hi"})
 

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from outbox.api import HTTP_STATUS, MessagesApi
 from outbox.logs import configure_logging
-from outbox.relay import Relay
+from outbox.service.accept import Acceptor
+from outbox.service.consume import Consumer
+from outbox.service.relay import Relay
+from outbox.service.stream import StreamWorker
 from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore
-from worker.consumer import Consumer
-from worker.handler import StreamWorker
 
 STABLE_CODES = set(HTTP_STATUS)
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
@@ -95,7 +96,7 @@ def test_api_never_fails_on_hostile_requests(
     """Invariant 8 (clear errors): any request is < 500, problem+json with a stable code; rejections write nothing."""
     store = InMemoryMessageStore()
 
-    response = MessagesApi(store).handle(_event(method, path, header_map, body))
+    response = MessagesApi(Acceptor(store)).handle(_event(method, path, header_map, body))
 
     assert response["statusCode"] < 500
     if response["statusCode"] >= 400:
@@ -175,7 +176,7 @@ def test_characters_sqs_refuses_are_a_400_and_write_nothing(field: str, char: st
     """Lone surrogates, U+FFFE and U+FFFF would make SendMessage fail for ever: refused at the door."""
     store = InMemoryMessageStore()
     body = TEXT_FIELDS[field] % char
-    response = MessagesApi(store).handle(
+    response = MessagesApi(Acceptor(store)).handle(
         _event("POST", "/messages", {"content-type": "application/json"}, (body, False))
     )
     assert response["statusCode"] == 400
@@ -186,7 +187,7 @@ def test_characters_sqs_refuses_are_a_400_and_write_nothing(field: str, char: st
 def _post_logged(data: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     logs = io.StringIO()
     configure_logging(logs)
-    response = MessagesApi(InMemoryMessageStore()).handle(
+    response = MessagesApi(Acceptor(InMemoryMessageStore())).handle(
         _event("POST", "/messages", {"content-type": "application/json"}, (json.dumps(data), False))
     )
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from outbox.adapters import aws
-from outbox.adapters.aws import AwsClients, Lazy
+from outbox.adapters.aws import Lazy
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.compose import Clients
 from outbox.domain.status import Status
 
 
@@ -48,13 +49,13 @@ def test_aws_clients_make_nothing_until_asked_then_share_one_session(monkeypatch
 
     monkeypatch.setattr(aws, "_session", counted)
     # WHEN the clients are built, THEN nothing is made
-    clients = AwsClients("eu-west-1")
-    assert (clients.dynamodb.made, clients.sqs.made, sessions) == (False, False, [])
+    clients = Clients("eu-west-1")
+    assert (clients.lazy_dynamodb.made, clients.lazy_sqs.made, sessions) == (False, False, [])
     # WHEN both clients are asked for, twice
-    dynamodb, sqs = clients.dynamodb.get(), clients.sqs.get()
+    dynamodb, sqs = clients.dynamodb, clients.sqs
     # THEN each was made once, on one session, in the region
-    assert clients.dynamodb.get() is dynamodb
-    assert clients.sqs.get() is sqs
+    assert clients.dynamodb is dynamodb
+    assert clients.sqs is sqs
     assert sessions == ["eu-west-1"]
     assert (dynamodb.meta.service_model.service_name, dynamodb.meta.region_name) == ("dynamodb", "eu-west-1")
     assert (sqs.meta.service_model.service_name, sqs.meta.region_name) == ("sqs", "eu-west-1")

@@ -12,7 +12,7 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.ports import OutgoingMessage
-from outbox.relay import RecentSends, Relay, RelayItem, RelayPolicy
+from outbox.service.relay import RecentSends, Relay, RelayItem, RelayPolicy
 from outbox.testing import FakePublisher, InMemoryMessageStore
 
 

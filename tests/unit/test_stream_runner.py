@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from worker.filters import check_pattern, matches, stream_filter_pattern
-from worker.stream_runner import MappingSettings, StreamRunner
+from outbox.local.filters import check_pattern, matches, stream_filter_pattern
+from outbox.local.stream_runner import MappingSettings, StreamRunner
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/outbox/stream/label"
 

@@ -15,10 +15,10 @@ from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
-from outbox.relay import Relay
+from outbox.service.consume import Consumer, ConsumerPolicy
+from outbox.service.relay import Relay
+from outbox.service.stream import StreamWorker
 from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore, outbox_insert
-from worker.consumer import Consumer, ConsumerPolicy
-from worker.handler import StreamWorker
 
 NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "hi"})
 

@@ -12,7 +12,7 @@ oldest PENDING message.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -21,9 +21,9 @@ from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, SWEEP_FAILURES, emit_metrics
 from outbox.ports import SweepSource
-from outbox.relay import Relay, RelayItem
+from outbox.service.relay import Relay, RelayItem
 
-log = structlog.get_logger("outbox.sweeper")
+log = structlog.get_logger("outbox.service.sweep")
 
 DEFAULT_MIN_AGE = timedelta(seconds=300)
 
@@ -40,6 +40,10 @@ class SweepReport:
     failed: int = 0
     oldest_pending_age_s: float = 0.0
     failed_ids: list[str] = field(default_factory=list)
+
+    def figures(self) -> dict[str, int | float]:
+        """The counts and the oldest PENDING age, not the ids: what the Lambda returns and `outbox sweep` prints."""
+        return {name: value for name, value in asdict(self).items() if name != "failed_ids"}
 
 
 class Sweeper:

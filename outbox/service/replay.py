@@ -1,29 +1,27 @@
 """Replay: re-drive outbox entries from the table (never the stream) through the worker's own relay.
 
-Entries are read with one Query per bucket and time range, page by page; each page's record
-statuses come from one BatchGetItem per 100. Selected entries go through ``Relay`` with
+Entries are read through an ``OutboxReader`` (one Query per bucket and time range, page by page;
+each page's record statuses in one read). Selected entries go through ``Relay`` with
 ``by="replay"``: same envelope, same dedup id, same conditional flip, so a replay running beside
 the worker (or another replay) has exactly one winner per message and moves nothing backwards.
 
-``python -m outbox.replay ...`` is ``outbox replay ...``.
+``outbox replay`` (``outbox/replay_cli.py``) reads the command line, confirms, shows progress and
+keeps the checkpoint file; this module knows nothing of either.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from outbox.adapters.reader import DynamoDBOutboxReader, StoredEntry
 from outbox.domain.record import iso
 from outbox.domain.status import Status
-from outbox.relay import Relay, RelayItem
+from outbox.ports import OutboxReader, StoredEntry
+from outbox.service.relay import Relay, RelayItem
 
 MODES: dict[str, frozenset[Status]] = {
     "PENDING": frozenset({Status.PENDING}),
@@ -36,35 +34,7 @@ FLIP_FROM: dict[str, frozenset[Status]] = {
     "FAILED": frozenset({Status.FAILED}),
     "ANY": frozenset({Status.PENDING, Status.FAILED}),
 }
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-class ReplayUsageError(ValueError):
-    """A selection that cannot be right: reported as one line, exit 2, nothing sent."""
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``5m``, ``2h``, ``7d`` or ``0``."""
-    if text.strip() == "0":
-        return timedelta(0)
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise ReplayUsageError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h, 7d)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def parse_time(text: str, now: datetime) -> datetime:
-    """ISO 8601 (UTC when no offset is given) or a duration ago such as ``2h``."""
-    try:
-        return now - parse_duration(text)
-    except ReplayUsageError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ReplayUsageError(f"not a time: {text!r} (use ISO 8601 or a duration such as 2h)") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -78,27 +48,26 @@ class Selection:
     group_key: str | None = None
 
     @classmethod
-    def build(
+    def window(
         cls,
         *,
-        since: str | None,
-        until: str | None,
-        min_age: str,
-        status: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        min_age: timedelta = timedelta(0),
+        status: str = "PENDING",
         message_ids: tuple[str, ...] = (),
         group_key: str | None = None,
         now: datetime | None = None,
     ) -> Selection:
-        """Check and resolve the command-line selection; ReplayUsageError when it cannot be right."""
-        now = now or datetime.now(UTC)
+        """Entries of ``status`` from ``since`` (the first) to ``until`` (now), none younger than ``min_age``.
+
+        ValueError for a status that is not one of ``MODES``.
+        """
         if status not in MODES:
-            raise ReplayUsageError(f"unknown status {status!r}: use PENDING, FAILED or ANY")
-        start = parse_time(since, now) if since else datetime(1970, 1, 1, tzinfo=UTC)
-        end = parse_time(until, now) if until else now
-        if start > end:
-            raise ReplayUsageError("--since is after --until")
-        end = min(end, now - parse_duration(min_age))
-        return cls(iso(start), iso(end), status, tuple(sorted(set(message_ids))), group_key)
+            raise ValueError(f"unknown status {status!r}: use {', '.join(MODES)}")
+        now = now or datetime.now(UTC)
+        end = min(until or now, now - min_age)
+        return cls(iso(since or _EPOCH), iso(end), status, tuple(sorted(set(message_ids))), group_key)
 
     def wants(self, entry: StoredEntry) -> bool:
         """Whether an entry read from the table is within this selection (before its status is known)."""
@@ -153,35 +122,32 @@ class Target:
 
 @dataclass
 class Checkpoint:
-    """Where a replay stopped; ``--resume`` continues after ``position`` with the same selection."""
+    """Where a replay stopped; a resumed replay continues after ``position`` with the same selection."""
 
     selection: Selection
     position: tuple[int, str] | None = None
     summary: Summary = field(default_factory=Summary)
     target: Target | None = None
 
-    def save(self, path: Path) -> None:
-        """Write atomically (a rename), so an interrupt mid-write never leaves a torn file."""
-        data = {"version": 1, "selection": asdict(self.selection), "position": self.position}
-        data["summary"] = asdict(self.summary)
-        data["target"] = asdict(self.target) if self.target else None
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(path)
+    def to_dict(self) -> dict[str, Any]:
+        """The checkpoint as JSON-ready data (``from_dict`` reads it back)."""
+        return {
+            "version": 1,
+            "selection": asdict(self.selection),
+            "position": self.position,
+            "summary": asdict(self.summary),
+            "target": asdict(self.target) if self.target else None,
+        }
 
     @classmethod
-    def load(cls, path: Path) -> Checkpoint:
-        """Read a checkpoint written by ``save``; ReplayUsageError when it is not one."""
-        try:
-            data = json.loads(path.read_text())
-            selection = data["selection"]
-            selection["message_ids"] = tuple(selection["message_ids"])
-            position = data["position"]
-            summary = Summary(**{**data.get("summary", {}), "interrupted": False, "stopped": False})
-            target = Target(**data["target"]) if data.get("target") else None
-            return cls(Selection(**selection), tuple(position) if position else None, summary, target)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ReplayUsageError(f"cannot read checkpoint {path}: {type(exc).__name__}") from exc
+    def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
+        """A checkpoint from ``to_dict``'s data; KeyError, TypeError or ValueError when it is not one."""
+        selection = dict(data["selection"])
+        selection["message_ids"] = tuple(selection["message_ids"])
+        position = data["position"]
+        summary = Summary(**{**data.get("summary", {}), "interrupted": False, "stopped": False})
+        target = Target(**data["target"]) if data.get("target") else None
+        return cls(Selection(**selection), tuple(position) if position else None, summary, target)
 
 
 Report = Callable[[dict[str, Any]], None]
@@ -192,7 +158,7 @@ class Replayer:
 
     def __init__(
         self,
-        reader: DynamoDBOutboxReader,
+        reader: OutboxReader,
         relay: Relay | None,
         *,
         batch_size: int = 10,

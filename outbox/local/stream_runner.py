@@ -28,10 +28,10 @@ from typing import Any
 
 import structlog
 
-from worker.events import to_lambda_record
-from worker.filters import matches, stream_filter_pattern
+from outbox.local.events import to_lambda_record
+from outbox.local.filters import matches, stream_filter_pattern
 
-log = structlog.get_logger("worker.stream_runner")
+log = structlog.get_logger("outbox.local.stream_runner")
 
 Invoke = Callable[[dict[str, Any], Any], Any]
 MAX_GET_RECORDS = 1000

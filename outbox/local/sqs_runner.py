@@ -15,10 +15,10 @@ from typing import Any
 
 import structlog
 
-from worker.events import to_sqs_record
-from worker.stream_runner import Invoke, LocalContext
+from outbox.local.events import to_sqs_record
+from outbox.local.stream_runner import Invoke, LocalContext
 
-log = structlog.get_logger("worker.sqs_runner")
+log = structlog.get_logger("outbox.local.sqs_runner")
 
 
 class SqsRunner:

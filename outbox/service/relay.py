@@ -23,7 +23,7 @@ from outbox.domain.status import Status, sources_of
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, MessageStore, OutgoingMessage, Publisher, SendFailure
 from outbox.settings import Settings
 
-log = structlog.get_logger("outbox.relay")
+log = structlog.get_logger("outbox.service.relay")
 
 
 @dataclass(frozen=True)

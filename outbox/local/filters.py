@@ -1,8 +1,9 @@
 """Lambda event filtering, for the local runner: the same pattern template Terraform deploys.
 
-The template (``stream_filter.json.tftpl``, a copy of the Terraform module's, held equal by a
-test) names the table's hash key as ``${hash_key}``: only INSERTs of outbox entries pass, never
-the caller's own items in the same table.
+The template (``worker/stream_filter.json.tftpl``, shipped with the Lambda entry points as a
+copy of the Terraform module's, held equal by a test) names the table's hash key as
+``${hash_key}``: only INSERTs of outbox entries pass, never the caller's own items in the same
+table. It is read as package data of ``worker``; nothing of ``worker`` is imported.
 
 Implements the subset of the EventBridge pattern grammar the outbox uses (literal values,
 ``prefix``, ``exists``, ``anything-but``); any other operator is refused rather than guessed.

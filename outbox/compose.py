@@ -1,0 +1,176 @@
+"""One composition: each use case built from ``Settings`` and a set of AWS ``Clients``.
+
+A Lambda entry point builds its use case once per cold start, ``build_...(Settings.from_env())``,
+and keeps it; ``outbox sweep`` and the local stack call the same functions with their own
+settings and clients (the stack: one set per function, as Lambda runs each function in its own
+process). AWS clients are made in ``Clients``, nowhere else on these paths.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import TYPE_CHECKING
+
+from outbox.adapters.aws import Lazy, dynamodb_client, new_session, sqs_client, streams_client
+from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.store import DynamoDBMessageStore
+from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.adapters.visibility import SqsVisibility
+from outbox.domain.errors import ConfigurationError
+from outbox.service.accept import Acceptor
+from outbox.service.consume import Consumer, ConsumerPolicy, Deliver, log_delivery
+from outbox.service.relay import RecentSends, Relay, RelayPolicy
+from outbox.service.stream import StreamWorker
+from outbox.service.sweep import Sweeper
+from outbox.settings import Settings
+
+if TYPE_CHECKING:
+    import botocore.session
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
+
+# Messages a warm worker remembers sending: a redelivered stream batch is not sent again.
+RECENT_SENDS = 10_000
+
+Credentials = tuple[str, str, str | None]  # access key, secret key, session token
+
+
+class Clients:
+    """The AWS clients of one process (a Lambda function, or one function of the local stack): one botocore session.
+
+    Each client is made on its first use: the use cases get ``Lazy`` handles, so a function makes
+    only the clients its requests need, when the first such request comes (an invocation that
+    calls no AWS API, such as an empty batch or a 404, makes none), and botocore reads its endpoint
+    data once per session. ``endpoint_url`` and ``credentials`` point them elsewhere than the
+    environment says (the local stack's emulator).
+    """
+
+    def __init__(
+        self,
+        region: str | None = None,
+        *,
+        endpoint_url: str | None = None,
+        credentials: Credentials | None = None,
+    ) -> None:
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.credentials = credentials
+        self._session: botocore.session.Session | None = None
+        self._lock = threading.Lock()  # a botocore session makes one client at a time
+        self.lazy_dynamodb: Lazy[DynamoDBClient] = Lazy(self._dynamodb)
+        self.lazy_sqs: Lazy[SQSClient] = Lazy(self._sqs)
+        self.lazy_streams: Lazy[DynamoDBStreamsClient] = Lazy(self._streams)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Clients:
+        """The clients of the settings' region, credentials and endpoint from the environment."""
+        return cls(settings.region)
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        """The DynamoDB client (made now, if no request made it yet)."""
+        return self.lazy_dynamodb.get()
+
+    @property
+    def sqs(self) -> SQSClient:
+        """The SQS client (made now, if no request made it yet)."""
+        return self.lazy_sqs.get()
+
+    @property
+    def streams(self) -> DynamoDBStreamsClient:
+        """The DynamoDB Streams client (the local stream runner's; on AWS, Lambda reads the stream)."""
+        return self.lazy_streams.get()
+
+    def _dynamodb(self) -> DynamoDBClient:
+        with self._lock:
+            return dynamodb_client(self.region, session=self._shared_session(), endpoint_url=self.endpoint_url)
+
+    def _sqs(self) -> SQSClient:
+        with self._lock:
+            return sqs_client(self.region, session=self._shared_session(), endpoint_url=self.endpoint_url)
+
+    def _streams(self) -> DynamoDBStreamsClient:
+        with self._lock:
+            return streams_client(self.region, session=self._shared_session(), endpoint_url=self.endpoint_url)
+
+    def _shared_session(self) -> botocore.session.Session:
+        if self._session is None:
+            self._session = new_session(self.region)
+            if self.credentials is not None:
+                self._session.set_credentials(*self.credentials)
+        return self._session
+
+
+def build_acceptor(settings: Settings, clients: Clients | None = None) -> Acceptor:
+    """The accept use case on the settings' table; its first accept checks the table's bucket count."""
+    clients = clients or Clients.of(settings)
+    table = _sweep_source(settings, clients)
+
+    def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
+        table.buckets(settings.buckets)
+
+    return Acceptor(_store(settings, clients), id_secret=settings.id_secret, before_first_accept=check_buckets)
+
+
+def build_stream_worker(settings: Settings, clients: Clients | None = None) -> StreamWorker:
+    """The stream use case: the relay to the settings' queue, a memory of recent sends, the pending index."""
+    clients = clients or Clients.of(settings)
+    relay = _relay(settings, clients, by="worker", recent=RecentSends(RECENT_SENDS))
+    pending = _sweep_source(settings, clients)
+    return StreamWorker(relay, hash_key=settings.hash_key, range_key=settings.range_key, pending=pending)
+
+
+def build_consumer(settings: Settings, clients: Clients | None = None, *, deliver: Deliver | None = None) -> Consumer:
+    """The consume use case around ``deliver``, else the function ``settings.delivery`` names, else the reference."""
+    delivery = deliver or resolve_delivery(settings.delivery)  # a wrong OUTBOX_DELIVERY fails before any client
+    clients = clients or Clients.of(settings)
+    return Consumer(
+        _store(settings, clients),
+        delivery,
+        policy=ConsumerPolicy.from_settings(settings),
+        visibility=SqsVisibility(clients.lazy_sqs),
+    )
+
+
+def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper:
+    """The sweep use case, over the bucket count the table keeps (read now: at the cold start)."""
+    clients = clients or Clients.of(settings)
+    source = _sweep_source(settings, clients)
+    relay = _relay(settings, clients, by="sweeper")
+    buckets = source.stored_buckets() or settings.buckets
+    return Sweeper(source, relay, buckets=buckets, min_age=settings.sweep_min_age)
+
+
+def resolve_delivery(reference: str | None) -> Deliver:
+    """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or the reference delivery."""
+    if not reference:
+        return log_delivery
+    module_name, _, name = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"OUTBOX_DELIVERY={reference}: cannot import {module_name} ({type(exc).__name__})"
+        ) from exc
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {module_name} has no function {name}")
+    delivery: Deliver = function
+    return delivery
+
+
+def _store(settings: Settings, clients: Clients) -> DynamoDBMessageStore:
+    return DynamoDBMessageStore.from_settings(settings, client=clients.lazy_dynamodb)
+
+
+def _sweep_source(settings: Settings, clients: Clients) -> DynamoDBSweepSource:
+    return DynamoDBSweepSource(
+        settings.table_name, client=clients.lazy_dynamodb, hash_key=settings.hash_key, range_key=settings.range_key
+    )
+
+
+def _relay(settings: Settings, clients: Clients, *, by: str, recent: RecentSends | None = None) -> Relay:
+    publisher = SqsPublisher.from_settings(settings, client=clients.lazy_sqs)
+    return Relay(_store(settings, clients), publisher, policy=RelayPolicy.from_settings(settings), by=by, recent=recent)

@@ -1,0 +1,56 @@
+"""The composition: each use case on the clients it is given, each client made once, only when used (no AWS call)."""
+
+from __future__ import annotations
+
+import pytest
+
+from outbox.compose import Clients, build_acceptor, build_consumer, build_stream_worker, resolve_delivery
+from outbox.domain.errors import ConfigurationError
+from outbox.service.consume import log_delivery
+from outbox.settings import Settings
+
+SETTINGS = Settings(
+    table_name="outbox", queue_url="https://sqs.eu-west-1.amazonaws.com/1/outbox", region="eu-west-1", buckets=4
+)
+
+
+def test_clients_share_one_session_and_are_made_once_where_they_are_told() -> None:
+    """One botocore session per set; a client is made on first use, at the endpoint and in the region given."""
+    clients = Clients("eu-west-1", endpoint_url="http://127.0.0.1:9", credentials=("id", "secret", None))
+
+    assert clients.dynamodb is clients.dynamodb
+    assert clients.dynamodb.meta.endpoint_url == clients.sqs.meta.endpoint_url == "http://127.0.0.1:9"
+    assert clients.sqs.meta.region_name == "eu-west-1"
+    assert clients.session.get_credentials().access_key == "id"
+
+
+def test_each_use_case_runs_on_the_clients_it_is_given_and_makes_no_other() -> None:
+    """The API makes no SQS client; the worker's store, publisher and index reads share the set's clients."""
+    api_clients, worker_clients = Clients("eu-west-1"), Clients("eu-west-1")
+
+    acceptor = build_acceptor(SETTINGS, api_clients)
+    worker = build_stream_worker(SETTINGS, worker_clients)
+
+    assert acceptor.store.client is api_clients.dynamodb
+    assert "sqs" not in vars(api_clients)
+    assert worker.relay.store.client is worker_clients.dynamodb
+    assert worker.relay.publisher.client is worker_clients.sqs
+    assert worker.pending.client is worker_clients.dynamodb
+    assert worker.relay.recent.capacity > 0  # a warm worker does not send a redelivered batch again
+    worker.relay.close()
+
+
+def test_the_consumer_finds_its_delivery_before_making_any_client() -> None:
+    """OUTBOX_DELIVERY names the function; a wrong one fails at the cold start before a client is made."""
+    clients = Clients("eu-west-1")
+    assert build_consumer(SETTINGS, clients).deliver is log_delivery
+    assert resolve_delivery(f"{__name__}:_deliver") is _deliver
+
+    other = Clients("eu-west-1")
+    with pytest.raises(ConfigurationError, match="cannot import no_such_module"):
+        build_consumer(Settings(table_name="outbox", delivery="no_such_module:deliver"), other)
+    assert vars(other) == {"region": "eu-west-1", "endpoint_url": None, "credentials": None}
+
+
+def _deliver(_: object) -> None:
+    """A delivery OUTBOX_DELIVERY can name."""
