@@ -17,11 +17,13 @@ SETTINGS = Settings(
 def test_clients_share_one_session_and_are_made_once_where_they_are_told() -> None:
     """One botocore session per set; a client is made on first use, at the endpoint and in the region given."""
     clients = Clients("eu-west-1", endpoint_url="http://127.0.0.1:9", credentials=("id", "secret", None))
+    assert not (clients.lazy_dynamodb.made or clients.lazy_sqs.made or clients.lazy_streams.made)
 
     assert clients.dynamodb is clients.dynamodb
     assert clients.dynamodb.meta.endpoint_url == clients.sqs.meta.endpoint_url == "http://127.0.0.1:9"
     assert clients.sqs.meta.region_name == "eu-west-1"
-    assert clients.session.get_credentials().access_key == "id"
+    assert clients.dynamodb._request_signer._credentials.access_key == "id"
+    assert not clients.lazy_streams.made
 
 
 def test_each_use_case_runs_on_the_clients_it_is_given_and_makes_no_other() -> None:
@@ -30,9 +32,10 @@ def test_each_use_case_runs_on_the_clients_it_is_given_and_makes_no_other() -> N
 
     acceptor = build_acceptor(SETTINGS, api_clients)
     worker = build_stream_worker(SETTINGS, worker_clients)
+    assert not (api_clients.lazy_dynamodb.made or worker_clients.lazy_dynamodb.made or worker_clients.lazy_sqs.made)
 
     assert acceptor.store.client is api_clients.dynamodb
-    assert "sqs" not in vars(api_clients)
+    assert not api_clients.lazy_sqs.made
     assert worker.relay.store.client is worker_clients.dynamodb
     assert worker.relay.publisher.client is worker_clients.sqs
     assert worker.pending.client is worker_clients.dynamodb
@@ -49,7 +52,7 @@ def test_the_consumer_finds_its_delivery_before_making_any_client() -> None:
     other = Clients("eu-west-1")
     with pytest.raises(ConfigurationError, match="cannot import no_such_module"):
         build_consumer(Settings(table_name="outbox", delivery="no_such_module:deliver"), other)
-    assert vars(other) == {"region": "eu-west-1", "endpoint_url": None, "credentials": None}
+    assert not (other.lazy_dynamodb.made or other.lazy_sqs.made)
 
 
 def _deliver(_: object) -> None:
