@@ -17,7 +17,7 @@ SETTINGS = Settings(
 def test_clients_share_one_session_and_are_made_once_where_they_are_told() -> None:
     """One botocore session per set; a client is made on first use, at the endpoint and in the region given."""
     clients = Clients("eu-west-1", endpoint_url="http://127.0.0.1:9", credentials=("id", "secret", None))
-    assert not (clients.lazy_dynamodb.made or clients.lazy_sqs.made or clients.lazy_streams.made)
+    assert {c.made for c in (clients.lazy_dynamodb, clients.lazy_sqs, clients.lazy_streams)} == {False}
 
     assert clients.dynamodb is clients.dynamodb
     assert clients.dynamodb.meta.endpoint_url == clients.sqs.meta.endpoint_url == "http://127.0.0.1:9"
@@ -32,7 +32,8 @@ def test_each_use_case_runs_on_the_clients_it_is_given_and_makes_no_other() -> N
 
     acceptor = build_acceptor(SETTINGS, api_clients)
     worker = build_stream_worker(SETTINGS, worker_clients)
-    assert not (api_clients.lazy_dynamodb.made or worker_clients.lazy_dynamodb.made or worker_clients.lazy_sqs.made)
+    lazies = (api_clients.lazy_dynamodb, worker_clients.lazy_dynamodb, worker_clients.lazy_sqs)
+    assert {c.made for c in lazies} == {False}
 
     assert acceptor.store.client is api_clients.dynamodb
     assert not api_clients.lazy_sqs.made
@@ -52,7 +53,7 @@ def test_the_consumer_finds_its_delivery_before_making_any_client() -> None:
     other = Clients("eu-west-1")
     with pytest.raises(ConfigurationError, match="cannot import no_such_module"):
         build_consumer(Settings(table_name="outbox", delivery="no_such_module:deliver"), other)
-    assert not (other.lazy_dynamodb.made or other.lazy_sqs.made)
+    assert {other.lazy_dynamodb.made, other.lazy_sqs.made} == {False}
 
 
 def _deliver(_: object) -> None:
