@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from bench import stub
+from bench.calibration import calibration
 from outbox.adapters.aws import client_config, new_session
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
@@ -67,15 +68,6 @@ def events(n: int) -> list[dict[str, Any]]:
         outbox_insert(NOTE.envelope(message_id=new_message_id(), created_at=iso(utc_now())), str(i)) for i in range(n)
     ]
     return [{"Records": records[i : i + LAMBDA_BATCH]} for i in range(0, n, LAMBDA_BATCH)]
-
-
-def calibration() -> float:
-    """Seconds of CPU for a fixed pure-Python loop: how fast this machine is right now (bench/run.py's loop)."""
-    started = time.process_time()
-    total = 0
-    for i in range(20_000_000):
-        total += i
-    return time.process_time() - started
 
 
 class _TimedValidator:
