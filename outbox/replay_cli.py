@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.errors import OutboxError
 from outbox.logs import configure_logging
-from outbox.ports import OutboxReader
+from outbox.ports import OutboxReader, SweepSource
 from outbox.service.relay import Relay, RelayPolicy
 from outbox.service.replay import FLIP_FROM, MODES, Checkpoint, Replayer, Selection, Summary, Target
 
@@ -202,8 +202,9 @@ def run_replay_command(args: argparse.Namespace) -> int:
 
     dynamodb = dynamodb_client(args.region)
     keys = {"hash_key": args.hash_key, "range_key": args.range_key}
+    pending = DynamoDBSweepSource(args.table_name, client=dynamodb, **keys)
     try:
-        buckets = _buckets(args, DynamoDBSweepSource(args.table_name, client=dynamodb, **keys))
+        buckets = _buckets(args, pending)
         target = Target(args.table_name, None if args.dry_run else args.queue_url, buckets)
         mismatch = checkpoint.target.mismatch(target) if checkpoint.target and args.resume else None
     except ReplayUsageError as exc:
@@ -223,7 +224,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
     path = Path(args.resume or args.checkpoint)
     try:
-        summary = _run(args, reader, relay, checkpoint, stop=stop, path=path)
+        summary = _run(args, Sources(reader, pending), relay, checkpoint, stop=stop, path=path)
     except OutboxError as exc:
         if args.dry_run:
             print(f"outbox replay: {exc.detail}", file=sys.stderr)
@@ -245,24 +246,34 @@ def run_replay_command(args: argparse.Namespace) -> int:
     return summary.exit_code()
 
 
+@dataclass(frozen=True)
+class Sources:
+    """Where replay reads: the outbox entries, and the pending index (a group's older messages go first)."""
+
+    reader: OutboxReader
+    pending: SweepSource
+
+
 def _run(
     args: argparse.Namespace,
-    reader: OutboxReader,
+    sources: Sources,
     relay: Relay | None,
     checkpoint: Checkpoint,
     *,
     stop: threading.Event,
     path: Path,
 ) -> Summary:
+    reader = sources.reader
+
     def save(point: Checkpoint) -> None:
         if not args.dry_run:
             save_checkpoint(point, path)
 
     if not _shows_progress(args):
         report = _json_line if args.json else _would_send_line if args.dry_run else _nothing
-        return Replayer(reader, relay, batch_size=args.batch_size, rate=args.rate, report=report, stop=stop).run(
-            checkpoint, save
-        )
+        return Replayer(
+            reader, relay, batch_size=args.batch_size, rate=args.rate, report=report, stop=stop, pending=sources.pending
+        ).run(checkpoint, save)
     selection = checkpoint.selection
     buckets = [reader.bucket_of_group(selection.group_key)] if selection.group_key is not None else None
     total = len(selection.message_ids) or reader.count(selection.since, selection.until + "~", buckets=buckets)
@@ -272,7 +283,9 @@ def _run(
             save(point)
             update(point.summary.scanned)
 
-        replayer = Replayer(reader, relay, batch_size=args.batch_size, rate=args.rate, stop=stop)
+        replayer = Replayer(
+            reader, relay, batch_size=args.batch_size, rate=args.rate, stop=stop, pending=sources.pending
+        )
         return replayer.run(checkpoint, tick)
 
 

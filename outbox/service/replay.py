@@ -20,7 +20,8 @@ from typing import Any
 
 from outbox.domain.record import iso
 from outbox.domain.status import Status
-from outbox.ports import OutboxReader, StoredEntry
+from outbox.ports import OutboxReader, StoredEntry, SweepSource
+from outbox.service.order import Place, older_first
 from outbox.service.relay import Relay, RelayItem
 
 MODES: dict[str, frozenset[Status]] = {
@@ -167,9 +168,11 @@ class Replayer:
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        pending: SweepSource | None = None,
     ) -> None:
         self.reader = reader
         self.relay = relay  # None: dry run, nothing is sent or written
+        self.pending = pending  # a group's older PENDING messages outside the selection go first
         self.batch_size = batch_size
         self.rate = rate
         self.report = report
@@ -227,12 +230,15 @@ class Replayer:
             return
         self._throttle(len(batch))
         items = [RelayItem(e.message_id, e.message_id, e.body, e.group_key) for e in batch]
+        if self.pending is not None:  # an older message of a group whose entry is gone or outside the window
+            places = {e.message_id: Place(e.bucket, e.sk) for e in batch if e.group_key is not None}
+            items = older_first(items, places, self.pending, known={e.message_id for e in batch}.__contains__)
         result = self.relay.relay(items)
         # A stopped run leaves its unsent part to --resume, which starts again at this batch.
         unsent, failed = (result.failed, []) if result.stopped else ([], result.failed)
         summary.stopped = summary.stopped or result.stopped
-        by_id = {e.message_id: e for e in batch}
-        self._blocked.update(_ordering_key(by_id[key]) for key in failed)
+        group_of = {item.key: item.ordering_key for item in items}
+        self._blocked.update(group_of[key] for key in failed)
         # With ANY a record already past PENDING was still sent again: that is the point of ANY.
         resent = result.duplicates if resend else []
         done = [] if resend else result.duplicates

@@ -20,9 +20,9 @@ import structlog
 
 from outbox.domain.message import is_message_id
 from outbox.domain.record import OUTBOX_PREFIX, utc_now
-from outbox.domain.status import Status
 from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, emit_metrics
 from outbox.ports import SweepSource
+from outbox.service.order import Place, older_first
 from outbox.service.relay import Relay, RelayItem, keys_in_order
 
 log = structlog.get_logger("outbox.service.stream")
@@ -40,19 +40,11 @@ class _Malformed:
 
 
 @dataclass(frozen=True)
-class _Place:
-    """Where a grouped entry of the batch sits in the outbox."""
-
-    bucket: int
-    sk: str
-
-
-@dataclass(frozen=True)
 class _Parsed:
     items: list[RelayItem]
     malformed: list[_Malformed]
     oldest_created_at: str | None
-    places: dict[str, _Place]  # by stream key, the grouped entries only
+    places: dict[str, Place]  # by stream key, the grouped entries only
 
 
 class StreamWorker:
@@ -88,49 +80,21 @@ class StreamWorker:
         return {"batchItemFailures": [{"itemIdentifier": key} for key in failed]}
 
     def _older_first(self, parsed: _Parsed) -> list[RelayItem]:
-        """The batch, behind any older PENDING message of its groups that the stream did not bring.
-
-        One index Query per bucket holding a grouped entry; the records behind the keys are read
-        only for messages neither in the batch nor flipped by this container lately.
-        """
+        """The batch, behind any older PENDING message of its groups that the stream did not bring."""
         if self.pending is None or not parsed.places:
             return parsed.items
-        in_batch = {item.message_id for item in parsed.items}
-        groups: dict[int, set[str]] = {}
-        last: dict[int, str] = {}
-        for item in parsed.items:
-            if (place := parsed.places.get(item.key)) is not None and item.group_key is not None:
-                groups.setdefault(place.bucket, set()).add(item.group_key)
-                last[place.bucket] = max(last.get(place.bucket, ""), place.sk)
-        older: dict[str, list[tuple[str, RelayItem]]] = {}  # by group, in outbox order
-        for bucket, before in last.items():
-            for page in self.pending.pending(bucket, before, known=self._known(in_batch)):
-                for record in page:
-                    envelope = record.envelope
-                    if record.status is Status.PENDING and envelope and envelope.group_key in groups[bucket]:
-                        older.setdefault(envelope.group_key, []).append((record.sk, RelayItem.rebuilt(envelope)))
-        if not older:
-            return parsed.items
-        log.warning("older_pending_relayed_first", messages=sum(len(found) for found in older.values()))
-        merged: list[RelayItem] = []
-        for item in parsed.items:  # each older message goes just before the first newer one of its group
-            waiting = older.get(item.ordering_key)
-            place = parsed.places.get(item.key)
-            while waiting and place is not None and waiting[0][0] < place.sk:
-                merged.append(waiting.pop(0)[1])
-            merged.append(item)
-        merged += [item for found in older.values() for _, item in found]
-        return merged
+        return older_first(parsed.items, parsed.places, self.pending, known=self._known(parsed.items))
 
-    def _known(self, in_batch: set[str]) -> Callable[[str], bool]:
+    def _known(self, items: list[RelayItem]) -> Callable[[str], bool]:
         """Messages whose records need no read: in this batch, or flipped by this container lately."""
+        in_batch = {item.message_id for item in items}
         recent = self.relay.recent
         return lambda message_id: message_id in in_batch or recent.is_done(message_id)
 
     def _parse(self, records: Sequence[object]) -> _Parsed:
         items: list[RelayItem] = []
         malformed: list[_Malformed] = []
-        places: dict[str, _Place] = {}
+        places: dict[str, Place] = {}
         oldest: str | None = None
         for record in records:
             outcome = self._parse_record(record)
@@ -144,7 +108,7 @@ class StreamWorker:
                 oldest = created_at if oldest is None else min(oldest, created_at)
         return _Parsed(items, malformed, oldest, places)
 
-    def _parse_record(self, record: object) -> tuple[RelayItem, str, _Place | None] | _Malformed | None:
+    def _parse_record(self, record: object) -> tuple[RelayItem, str, Place | None] | _Malformed | None:
         """An outbox INSERT as a RelayItem; None for any other record; _Malformed for a poison one."""
         if not isinstance(record, _MAPPINGS) or record.get("eventName") != "INSERT":
             return None
@@ -172,7 +136,7 @@ class StreamWorker:
         group_key = _string_attr(image, "group_key")
         sk = _string_attr(change.get("Keys"), self.range_key)
         bucket = pk[len(OUTBOX_PREFIX) :]
-        place = _Place(int(bucket), sk) if group_key is not None and sk and bucket.isdigit() else None
+        place = Place(int(bucket), sk) if group_key is not None and sk and bucket.isdigit() else None
         return RelayItem(key, message_id, envelope, group_key), created_at, place
 
     def _quarantine(self, malformed: _Malformed) -> bool:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from outbox import Outbox, Status
+from outbox.adapters.reader import DynamoDBOutboxReader
+from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.domain.record import iso, utc_now
+from outbox.service.relay import Relay
+from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from tests.integration.conftest import Stack
 
 
@@ -85,3 +91,26 @@ def test_the_check_costs_one_query_per_bucket_with_groups_and_no_reads_without_a
     stack.faults.calls.clear()
     stack.worker.handle(stack.stream_event())
     assert (stack.faults.calls["Query"], stack.faults.calls["BatchGetItem"]) == (0, 0)
+
+
+def test_replay_sends_an_older_message_whose_entry_is_gone_before_its_group(fifo_stack: Stack) -> None:
+    """Replay reads entries; an older message of the group whose entry expired is still sent first."""
+    stack = fifo_stack
+    older = _write(stack, 0, "g")
+    for entry in [i for i in stack.all_items() if i["pk"]["S"].startswith("OUTBOX#")]:  # its entry expired
+        stack.dynamodb.delete_item(TableName=stack.resources.table_name, Key={"pk": entry["pk"], "sk": entry["sk"]})
+    newer = _write(stack, 1, "g")
+    stack.stream_event()  # the stream is of no help here
+    reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
+    relay = Relay(stack.store, stack.publisher, by="replay", expected=FLIP_FROM["PENDING"])
+    pending = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb)
+    window = Selection.window(status="PENDING")
+    selection = Selection(window.since, iso(utc_now() + timedelta(minutes=1)), window.status)
+    try:
+        summary = Replayer(reader, relay, pending=pending).run(Checkpoint(selection))
+    finally:
+        relay.close()
+
+    assert summary.failed == 0
+    assert stack.drain_in_order() == [older, newer]
+    assert {_outbox(stack).get(m).status for m in (older, newer)} == {Status.QUEUED}

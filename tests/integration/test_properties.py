@@ -289,7 +289,8 @@ class Pipeline(RuleBasedStateMachine):
         selection = Selection.window(status="PENDING")
         selection = Selection(selection.since, _later(selection.until), selection.status)
         try:
-            Replayer(reader, relay).run(Checkpoint(selection))
+            pending = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb)
+            Replayer(reader, relay, pending=pending).run(Checkpoint(selection))
         finally:
             relay.close()
 
