@@ -46,7 +46,7 @@ def debug_enabled() -> bool:
     """Whether DEBUG lines are written.
 
     A per-message path asks before logging: a module logger is a lazy proxy that builds a bound
-    logger on every call (about 8 µs), even for a level that is filtered out.
+    logger on every call, even for a level that is filtered out.
     """
     return _configured["level"] <= logging.DEBUG
 
