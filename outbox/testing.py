@@ -190,7 +190,10 @@ class InMemoryMessageStore:
             if record is not None and payload_hash is not None and record.payload_hash != payload_hash:
                 raise PayloadMismatchError(message_id, current=record.status, to=to)
             if record is None or not _admits(record, to, sources, lease, now):
-                raise InvalidTransitionError(message_id, current=record.status if record else None, to=to)
+                until = record.lease.until if record is not None and record.lease is not None else None
+                raise InvalidTransitionError(
+                    message_id, current=record.status if record else None, to=to, lease_until=until
+                )
             attempts = record.attempts + 1 if to is Status.PROCESSING else 0 if to is Status.QUEUED else record.attempts
             result_attempts = attempts if to in (Status.PROCESSING, Status.QUEUED) else 0
             held = lease if to is Status.PROCESSING else None

@@ -327,7 +327,8 @@ class DynamoDBMessageStore:
             stored_hash = item.get("payload_hash", {}).get("S")
             if payload_hash is not None and stored_hash not in (None, payload_hash) and "channel" not in item:
                 raise PayloadMismatchError(message_id, current=current, to=to) from exc
-            raise InvalidTransitionError(message_id, current=current, to=to) from exc
+            lease_until = item.get("lease_until", {}).get("S")
+            raise InvalidTransitionError(message_id, current=current, to=to, lease_until=lease_until) from exc
         except AWS_ERRORS as exc:
             raise translate(exc, "UpdateItem") from exc
         return dict(response.get("Attributes") or {})

@@ -101,12 +101,13 @@ class InvalidTransitionError(OutboxError):
 
     code = "INVALID_TRANSITION"
 
-    def __init__(self, message_id: str, *, current: Status | None, to: Status) -> None:
+    def __init__(self, message_id: str, *, current: Status | None, to: Status, lease_until: str | None = None) -> None:
         state = current.value if current is not None else "missing"
         super().__init__(f"message {message_id} cannot move to {to.value} from {state}")
         self.message_id = message_id
         self.current = current
         self.to = to
+        self.lease_until = lease_until  # while PROCESSING: until when another receive holds the lease
 
 
 class PayloadMismatchError(InvalidTransitionError):

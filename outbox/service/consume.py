@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import math
 import re
 import threading
 import time
@@ -47,6 +48,7 @@ STARTABLE = frozenset({Status.PENDING, Status.QUEUED, Status.PROCESSING})
 PROCESSING = frozenset({Status.PROCESSING})
 FORGED_COPIES_DROPPED = "ForgedCopiesDropped"
 MAX_REASON_CHARS = 256  # a FAILED reason is stored in the record and served by GET
+MAX_VISIBILITY_S = 43_200  # SQS's longest visibility timeout (12 hours)
 # Control, format-breaking and non-characters: what a stored reason shown by GET never holds.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _MIN_ECHO_CHARS = 4  # payload strings shorter than this are too common to tell apart from prose
@@ -87,8 +89,8 @@ class ConsumerPolicy:
     ``max_receive_count`` is the queue's redrive ``maxReceiveCount``: on that receive a failure
     that would be retried ends FAILED instead, so no copy reaches the dead-letter queue while its
     record is QUEUED or PROCESSING. Retries come back after ``backoff_base_s`` doubled per
-    receive, at most ``backoff_max_s``; a copy whose message another holds comes back after
-    ``busy_delay_s``.
+    receive, at most ``backoff_max_s``; a copy whose message another receive holds comes back
+    once that lease has run out (at least ``busy_delay_s``).
     """
 
     max_attempts: int = 5
@@ -200,7 +202,7 @@ class Consumer:
             log.warning("forged_copy_dropped", message_id=message_id, sqs_message_id=copy.sqs_id)
             return Outcome.FORGED
         except InvalidTransitionError as exc:
-            return self._not_startable(copy, message_id, exc.current)
+            return self._not_startable(copy, message_id, exc.current, exc.lease_until)
         except OutboxError as exc:
             log.warning("start_failed", message_id=message_id, error=exc.code)
             return self._retry(copy)
@@ -275,13 +277,15 @@ class Consumer:
             log.error("message_rejected", message_id=exc.message_id, reason=exc.detail)
         return self._retry(copy)
 
-    def _not_startable(self, copy: _Copy, message_id: str, current: Status | None) -> Outcome:
+    def _not_startable(
+        self, copy: _Copy, message_id: str, current: Status | None, lease_until: str | None = None
+    ) -> Outcome:
         if current is Status.COMPLETED:
             log.info("duplicate_dropped", message_id=message_id)
             return Outcome.DUPLICATE
         if current is Status.PROCESSING and not self._last_receive(copy):
-            log.info("message_busy", message_id=message_id)  # another copy holds the lease
-            return self._retry(copy, delay_s=self.policy.busy_delay_s)
+            log.info("message_busy", message_id=message_id)  # another receive holds the lease
+            return self._retry(copy, delay_s=self._until_lease_ends(lease_until))
         if current is Status.FAILED and copy.receives < self.policy.redrive_grace_receives:
             # A re-drive sends before it flips FAILED -> QUEUED: this copy may be ahead of the flip.
             log.info("message_not_ready", message_id=message_id, status=current.value)
@@ -310,6 +314,17 @@ class Consumer:
             self.store.release(message_id, lease)
         except OutboxError as exc:  # best effort: the lease then runs out by itself
             log.info("lease_not_released", message_id=message_id, error=exc.code)
+
+    def _until_lease_ends(self, lease_until: str | None) -> int:
+        """How long a busy copy stays away: until the holder's lease runs out, so it can take over then.
+
+        Coming back sooner would only burn receives towards the dead-letter queue while the lease
+        holds; a holder that dies leaves its message to the next copy once its lease has run out.
+        """
+        if lease_until is None:
+            return self.policy.busy_delay_s
+        left = (datetime.fromisoformat(lease_until) - utc_now()).total_seconds()
+        return min(max(self.policy.busy_delay_s, math.ceil(left) + 1), MAX_VISIBILITY_S)
 
     def _retry(self, copy: _Copy, *, delay_s: int | None = None) -> Outcome:
         """Send the copy back, to be received again after a short, growing delay."""

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
-from outbox.domain.record import record_pk
+import pytest
+
+from outbox.domain.errors import InvalidTransitionError
+from outbox.domain.record import Lease, iso, record_pk, utc_now
+from outbox.domain.status import Status
 from outbox.testing import FakeLambdaContext
 from tests.integration.conftest import Stack
 
@@ -168,3 +173,19 @@ def test_worker_sends_in_batches_of_ten(stack: Stack) -> None:
     assert stack.faults.calls["UpdateItem"] == 25
     assert sum(stack.faults.calls.values()) / 25 <= 1.12  # the AWS floor: 0.1 SQS + 1 flip per message
     assert len(stack.receive_all()) == 25
+
+
+def test_a_lost_lease_condition_says_until_when_the_lease_holds(stack: Stack) -> None:
+    """The store reads the holder's lease_until back from the failed condition (ALL_OLD): no extra request."""
+    (message_id,) = _post(stack)
+    held = Lease("receive-1", iso(utc_now() + timedelta(seconds=40)))
+    stack.store.transition(message_id, Status.PROCESSING, by="consumer", lease=held)
+    stack.faults.calls.clear()
+
+    other = Lease("receive-2", iso(utc_now() + timedelta(seconds=40)))
+    with pytest.raises(InvalidTransitionError) as lost:
+        stack.store.transition(message_id, Status.PROCESSING, by="consumer", lease=other)
+
+    assert (lost.value.current, lost.value.lease_until) == (Status.PROCESSING, held.until)
+    assert stack.faults.calls["UpdateItem"] == 1
+    assert stack.faults.calls["GetItem"] == 0
