@@ -1,8 +1,10 @@
 """The local SQS runner: long-polls a queue and invokes a handler as Lambda's SQS event source mapping does.
 
-Messages the handler lists in ``batchItemFailures`` (or every message, on a function error) stay
-on the queue; the rest are deleted. Unlike Lambda, which waits out the visibility timeout, a
-failed message is made visible again after ``retry_delay_s``, so a local run does not stall.
+Messages the handler lists in ``batchItemFailures`` stay on the queue, as invisible as the
+handler left them (the consumer sets each one's delay itself: a backoff, or until a lease runs
+out), exactly as on Lambda; the rest are deleted. On a function error every message stays, and,
+unlike Lambda, which waits out the visibility timeout, is made visible again after
+``retry_delay_s``, so a local run does not stall.
 """
 
 from __future__ import annotations
@@ -73,20 +75,23 @@ class SqsRunner:
             return 0
         records = [to_sqs_record(m, self.queue_arn) for m in messages]
         context = LocalContext(self.function_name, time.monotonic() + self.function_timeout_s)
+        function_error = False
         try:
             response = self.invoke({"Records": records}, context)
             failed = _failed_ids(response, {r["messageId"] for r in records})
         except Exception as exc:  # noqa: BLE001 - a function error: every message is retried
             log.warning("sqs_function_error", error=type(exc).__name__, records=len(records))
             failed = {r["messageId"] for r in records}
+            function_error = True
         done = [r for r in records if r["messageId"] not in failed]
         retry = [r for r in records if r["messageId"] in failed]
+        crashed = retry if function_error else []  # a reported failure keeps the delay the handler chose
         for chunk in _chunks(done):
             self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)],
             )
-        for chunk in _chunks(retry):
+        for chunk in _chunks(crashed):
             self.sqs.change_message_visibility_batch(
                 QueueUrl=self.queue_url,
                 Entries=[

@@ -164,7 +164,7 @@ class Consumer:
                 log.error("sqs_record_malformed", reason="no messageId")
                 continue
             if copy.group is not None and copy.group in stopped_groups:
-                outcome = Outcome.RETRIED  # FIFO: nothing after a failure in its group, not even tried
+                outcome = self._retry(copy)  # FIFO: nothing after a failure in its group, not even tried
             else:
                 outcome = self._process(copy, lease_until)
                 if outcome is Outcome.RETRIED and copy.group is not None:
