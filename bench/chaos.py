@@ -36,7 +36,9 @@ then the table, the dead-letter queue and every delivery are checked. Keys of th
   once the sweeper and consumers have settled, with no operator replay;
 - ``backward_transitions``: steps of a record's history its lifecycle does not allow;
 - ``changed_records``: payload changed, or not exactly one outbox entry (none for an expired one);
-- ``dead_letter_non_terminal``: copies in the dead-letter queue whose record is not terminal;
+- ``dead_letter_non_terminal``: copies that reached the dead-letter queue (handed to the
+  dead-letter function, or still there at the end) whose record is not terminal;
+  ``dead_letter`` counts those copies, ``dead_letter_outcomes`` what the dead-letter function did;
 - ``concurrent_deliveries``: times the delivery function was entered for a message while another
   call for the same message was still running (each call sleeps ``--widen-ms`` to widen windows);
 - ``out_of_order`` (FIFO only, else null): message A of a group *precedes* message B of the same
@@ -82,7 +84,7 @@ from outbox.bootstrap import Resources
 from outbox.domain.envelope import Envelope
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, bucket_of, iso, utc_now
-from outbox.domain.status import Status, is_allowed
+from outbox.domain.status import ENDED, Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local.demo import Client, sample_payload
 from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
@@ -104,7 +106,7 @@ KINDS = {
     "UpdateItem": ["throttle", "5xx", "timeout"],
     "SendMessageBatch": ["throttle", "5xx", "timeout", "refuse", "crash_after"],
 }
-TERMINAL = frozenset({Status.COMPLETED.value, Status.FAILED.value})
+TERMINAL = frozenset(status.value for status in ENDED)
 VIOLATIONS = (
     "lost",
     "unexpected",
@@ -566,13 +568,15 @@ def queue_depth(url: str) -> int:
 
 def dead_letters(url: str) -> list[str]:
     """The message_id of every copy in the dead-letter queue (received and deleted)."""
-    found = []
-    for message in drain_queue(url):
-        try:
-            found.append(str(json.loads(message["Body"])["message_id"]))
-        except (ValueError, KeyError, TypeError):
-            found.append("<unreadable>")
-    return found
+    return [_message_id(message["Body"]) for message in drain_queue(url)]
+
+
+def _message_id(body: object) -> str:
+    """The message_id a copy's body names, or ``<unreadable>``."""
+    try:
+        return str(json.loads(str(body))["message_id"])
+    except (ValueError, KeyError, TypeError):
+        return "<unreadable>"
 
 
 def out_of_order(sent: Sent, log: DeliveryLog) -> list[tuple[int, str, str]]:
@@ -756,6 +760,7 @@ class Harness:
     log: DeliveryLog = field(default_factory=DeliveryLog)
     lock: threading.Lock = field(default_factory=threading.Lock)
     sweeps: list[dict[str, Any]] = field(default_factory=list)  # each sweep's report, when and how long
+    dead: list[str] = field(default_factory=list)  # message_id of every copy handed to the dead-letter function
     started: float = field(default_factory=time.monotonic)
     sends: SendLog | None = None
     trigger: Trigger | None = None
@@ -767,16 +772,23 @@ class Harness:
             at = time.monotonic() - self.started
             with self.lock:
                 for record in event.get("Records", []):
-                    try:
-                        message_id = str(json.loads(record["body"])["message_id"])
-                    except (ValueError, KeyError, TypeError):
-                        message_id = "<unreadable>"
+                    message_id = _message_id(record.get("body"))
                     self.deliveries[message_id] += 1
                     attributes = record.get("attributes", {})
                     self.receipts.setdefault(message_id, []).append(
                         f"{at:.3f}s runner {runner} seq {attributes.get('SequenceNumber', '-')}"
                         f" receive {attributes.get('ApproximateReceiveCount', '?')}"
                     )
+            return invoke(event, context)
+
+        return wrapped
+
+    def noting_dead_letters(self, invoke: Invoke) -> Invoke:
+        """Note the message_id of every copy the dead-letter function is handed."""
+
+        def wrapped(event: dict[str, Any], context: Any) -> Any:
+            with self.lock:
+                self.dead.extend(_message_id(record.get("body")) for record in event.get("Records", []))
             return invoke(event, context)
 
         return wrapped
@@ -793,6 +805,8 @@ class Harness:
             sqs_runner.invoke = self.counting(crash_is_function_error(sqs_runner.invoke), index)
             if serial_receives:
                 sqs_runner.sqs = SerialReceives(sqs_runner.sqs, receiving)
+        dead_letter_runner = _required(stack.dead_letter_runner, "the stack's dead-letter runner")
+        dead_letter_runner.invoke = self.noting_dead_letters(crash_is_function_error(dead_letter_runner.invoke))
         the_consumer = stack.functions.consumer
         the_consumer.deliver = self.log.wrap(the_consumer.deliver)
         stack.schedule = self.noting_sweeps(crash_is_function_error(stack.schedule))  # the sweeper, each schedule
@@ -905,7 +919,8 @@ class Observed:
 
     records: dict[str, dict[str, Any]]
     entries: Counter[str]
-    dead: list[str]
+    dead: list[str]  # every copy that reached the dead-letter queue, settled or left there
+    dead_outcomes: dict[str, int]
     outcomes: dict[str, int]
     stream: dict[str, int]
     faults: dict[str, int]
@@ -934,6 +949,7 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             dynamodb_of(functions.consumer.store),
             dynamodb_of(functions.sweeper.relay.store),
             sqs_of(functions.sweeper.relay.publisher),
+            dynamodb_of(functions.dead_letters.store),
         ]
         injector = FaultInjector(*clients, seed=args.seed)
         arm(injector, args.fault_rate)
@@ -965,7 +981,8 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
         return Observed(
             records={item["message_id"]["S"]: item for item in scan(resources.table_name, RECORD_PREFIX)},
             entries=Counter(item["message_id"]["S"] for item in scan(resources.table_name, OUTBOX_PREFIX)),
-            dead=dead_letters(resources.dlq_url),
+            dead=harness.dead + dead_letters(resources.dlq_url),
+            dead_outcomes=dict(functions.dead_letters.stats),
             outcomes=dict(functions.consumer.stats),
             stream=dict(trigger.runner.stats),
             faults=dict(injector.injected),
@@ -1006,6 +1023,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "out_of_order": len(disorder) if args.fifo else None,
         "out_of_order_by_queue": by_queue if args.fifo else None,
         "dead_letter": len(seen.dead),
+        "dead_letter_outcomes": seen.dead_outcomes,
         "copies_dropped": seen.outcomes.get("duplicates", 0),
         "consumer_outcomes": seen.outcomes,
         "stream_runner": seen.stream,

@@ -105,6 +105,7 @@ CASES = (
     Case("worker: empty stream batch", "worker.handler.handler", {"Records": []}, {"batchItemFailures": []}),
     Case("consumer: empty SQS batch", "worker.consumer.handler", {"Records": []}, {"batchItemFailures": []}),
     Case("sweeper: import only", "worker.sweeper.handler", None, None),
+    Case("dead-letter: empty SQS batch", "worker.dead_letter.handler", {"Records": []}, {"batchItemFailures": []}),
 )
 # What each handler's first AWS call makes before its request: its clients (and the API's models).
 _MODELS = (
@@ -138,6 +139,13 @@ FIRST_AWS_CALL = (
         None,
         None,
         then="from outbox.compose import Clients\nclients = Clients()\nclients.dynamodb\nclients.sqs",
+    ),
+    Case(
+        "dead-letter: … then its 2 clients made",
+        "worker.dead_letter.handler",
+        {"Records": []},
+        {"batchItemFailures": []},
+        then="dead_letters = module.default_dead_letters()\ndead_letters.store.client\ndead_letters.visibility.client",
     ),
 )
 

@@ -20,6 +20,7 @@ from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.errors import ConfigurationError
 from outbox.service.accept import Acceptor
 from outbox.service.consume import Consumer, ConsumerPolicy, Deliver, log_delivery
+from outbox.service.dead_letter import DeadLetters
 from outbox.service.relay import RecentSends, Relay, RelayPolicy
 from outbox.service.stream import StreamWorker
 from outbox.service.sweep import Sweeper
@@ -132,6 +133,12 @@ def build_consumer(settings: Settings, clients: Clients | None = None, *, delive
         policy=ConsumerPolicy.from_settings(settings),
         visibility=SqsVisibility(clients.lazy_sqs),
     )
+
+
+def build_dead_letters(settings: Settings, clients: Clients | None = None) -> DeadLetters:
+    """The dead-letter use case: each copy in the dead-letter queue ends its record FAILED."""
+    clients = clients or Clients.of(settings)
+    return DeadLetters(_store(settings, clients), visibility=SqsVisibility(clients.lazy_sqs))
 
 
 def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper:

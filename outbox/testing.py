@@ -33,7 +33,7 @@ from outbox.domain.record import (
     outbox_sk,
     utc_now,
 )
-from outbox.domain.status import Status, check_sources, sources_of
+from outbox.domain.status import ENDED, Status, check_sources, sources_of
 from outbox.ports import (
     BatchOutcome,
     MessageStore,
@@ -205,9 +205,7 @@ class InMemoryMessageStore:
                 attempts=attempts,
                 reason=reason if reason else record.reason,
                 lease=held if lease is not None or to is not Status.PROCESSING else record.lease,
-                expires_at=int((at + self.record_retention).timestamp())
-                if to in (Status.COMPLETED, Status.FAILED)
-                else None,
+                expires_at=int((at + self.record_retention).timestamp()) if to in ENDED else None,
             )
             return TransitionResult(message_id, record.status, to, result_attempts)
 

@@ -26,7 +26,7 @@ resource "aws_cloudwatch_metric_alarm" "queue_depth" {
   }
 
   alarm_name          = "${var.name}-${each.key}-not-empty"
-  alarm_description   = each.key == "dlq" ? "Copies the consumer could not process reached the dead-letter queue." : "The worker gave up on stream batches: run `outbox replay` for the window they name."
+  alarm_description   = each.key == "dlq" ? "Copies stay in the dead-letter queue: the ${var.name}-dead-letter function, which ends each one's record FAILED, is failing or not running (check its errors and its event source mapping)." : "The worker gave up on stream batches: run `outbox replay` for the window they name."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = each.value }

@@ -160,12 +160,49 @@ data "aws_iam_policy_document" "sweeper" {
   }
 }
 
+# The dead-letter function reads and ends message records only ("MSG#<id>", as the sweeper's grants
+# are scoped), and receives from the dead-letter queue alone.
+data "aws_iam_policy_document" "dead_letter" {
+  statement {
+    sid = "ReceiveFromTheDeadLetterQueue"
+    actions = [
+      "sqs:ChangeMessageVisibility",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:GetQueueUrl",
+      "sqs:ReceiveMessage",
+    ]
+    resources = [aws_sqs_queue.dlq.arn]
+  }
+  statement {
+    sid       = "EndMessageRecords"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [local.table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["MSG#*"]
+    }
+  }
+  statement {
+    sid       = "TableAndQueueKey"
+    actions   = ["kms:Decrypt"]
+    resources = local.kms_key_arns
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["dead-letter"].arn}:log-stream:*"]
+  }
+}
+
 locals {
   function_policies = {
-    api      = data.aws_iam_policy_document.api.json
-    worker   = data.aws_iam_policy_document.worker.json
-    consumer = data.aws_iam_policy_document.consumer.json
-    sweeper  = data.aws_iam_policy_document.sweeper.json
+    api           = data.aws_iam_policy_document.api.json
+    worker        = data.aws_iam_policy_document.worker.json
+    consumer      = data.aws_iam_policy_document.consumer.json
+    sweeper       = data.aws_iam_policy_document.sweeper.json
+    "dead-letter" = data.aws_iam_policy_document.dead_letter.json
   }
 }
 

@@ -9,7 +9,7 @@ resource "aws_cloudwatch_log_group" "function" {
 
 resource "aws_lambda_function" "this" {
   for_each = local.functions
-  # checkov:skip=CKV_AWS_116:API Gateway and the event source mappings invoke api, worker and consumer synchronously (their failures go to the stream on-failure queue and the SQS DLQ); the sweeper's scheduled events carry nothing, a failed sweep is repeated by the next one and alarmed by its errors, so a DLQ would hold only empty events.
+  # checkov:skip=CKV_AWS_116:API Gateway and the event source mappings invoke api, worker, consumer and dead-letter synchronously (their failures go to the stream on-failure queue, the SQS DLQ, and back to the DLQ); the sweeper's scheduled events carry nothing, a failed sweep is repeated by the next one and alarmed by its errors, so a DLQ would hold only empty events.
   # checkov:skip=CKV_AWS_117:The functions reach only AWS APIs; a VPC would add NAT or endpoints and nothing to isolate.
   # checkov:skip=CKV_AWS_272:make package builds unsigned zips; add an aws_signer profile and code_signing_config_arn where signing is policy.
 
@@ -21,9 +21,9 @@ resource "aws_lambda_function" "this" {
   architectures                  = ["arm64"]
   filename                       = local.function_packages[each.key]
   source_code_hash               = filebase64sha256(local.function_packages[each.key])
-  memory_size                    = var.functions[each.key].memory_size
-  timeout                        = var.functions[each.key].timeout
-  reserved_concurrent_executions = var.functions[each.key].reserved_concurrency
+  memory_size                    = local.function_sizes[each.key].memory_size
+  timeout                        = local.function_sizes[each.key].timeout
+  reserved_concurrent_executions = local.function_sizes[each.key].reserved_concurrency
   kms_key_arn                    = aws_kms_key.this.arn
 
   environment {
@@ -87,4 +87,13 @@ resource "aws_lambda_event_source_mapping" "queue" {
   scaling_config {
     maximum_concurrency = var.consumer_maximum_concurrency
   }
+}
+
+# The dead-letter queue's mapping: whatever the consumer's last receive could not end (a crash, a
+# timeout, status writes failing) is ended here; a copy it cannot settle yet comes back to it.
+resource "aws_lambda_event_source_mapping" "dead_letter" {
+  function_name           = aws_lambda_function.this["dead-letter"].arn
+  event_source_arn        = aws_sqs_queue.dlq.arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
 }

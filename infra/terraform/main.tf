@@ -28,11 +28,16 @@ locals {
 
   # Each function's zip: the consumer's is the caller's when consumer_package is set.
   function_packages = {
-    api      = var.lambda_package
-    worker   = var.lambda_package
-    consumer = coalesce(var.consumer_package, var.lambda_package)
-    sweeper  = var.lambda_package
+    api           = var.lambda_package
+    worker        = var.lambda_package
+    consumer      = coalesce(var.consumer_package, var.lambda_package)
+    sweeper       = var.lambda_package
+    "dead-letter" = var.lambda_package
   }
+  # Each function's memory, timeout and reserved concurrency: the caller's, and for the dead-letter
+  # function (a key callers of 0.1.0 do not set) its default unless given.
+  function_sizes   = merge({ "dead-letter" = local.dead_letter_size }, var.functions)
+  dead_letter_size = { memory_size = 256, timeout = 30, reserved_concurrency = 2 }
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
   # The API's OUTBOX_ID_SECRET (lambda.tf), when the caller gives one; sensitive, so kept out of
@@ -97,6 +102,19 @@ locals {
         OUTBOX_MAX_RELAY_ATTEMPTS    = tostring(var.max_relay_attempts)
         # Used only while the table keeps no bucket count of its own: every bucket the API writes.
         OUTBOX_BUCKETS               = tostring(var.buckets)
+        OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
+        LOG_LEVEL                    = var.log_level
+      }
+    }
+    # A copy reaches the dead-letter queue only when the consumer's last receive could not end its
+    # message (a crash or timeout, status writes failing): this one ends the record FAILED.
+    "dead-letter" = {
+      handler     = "worker.dead_letter.handler"
+      description = "Dead-letter queue: ends the record of every copy there FAILED with the reason"
+      environment = {
+        OUTBOX_TABLE_NAME            = local.table_name
+        OUTBOX_HASH_KEY              = var.hash_key
+        OUTBOX_RANGE_KEY             = var.range_key
         OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
         LOG_LEVEL                    = var.log_level
       }

@@ -69,14 +69,16 @@ data "aws_iam_policy_document" "queue" {
 }
 
 # The main queue's copies go to the DLQ only after more receives than the consumer's attempt
-# budget, so a message is marked FAILED by the consumer before its last copy leaves the queue.
+# budget, so a message is marked FAILED by the consumer before its last copy leaves the queue;
+# what reaches it anyway (the last receive crashed or timed out) the dead-letter function ends.
 resource "aws_sqs_queue" "dlq" {
-  name                      = local.queue_names.dlq
-  fifo_queue                = var.fifo
-  message_retention_seconds = 1209600
-  kms_master_key_id         = aws_kms_key.this.arn
-  policy                    = data.aws_iam_policy_document.queue["dlq"].json
-  tags                      = var.tags
+  name                       = local.queue_names.dlq
+  fifo_queue                 = var.fifo
+  message_retention_seconds  = 1209600
+  visibility_timeout_seconds = 6 * local.function_sizes["dead-letter"].timeout
+  kms_master_key_id          = aws_kms_key.this.arn
+  policy                     = data.aws_iam_policy_document.queue["dlq"].json
+  tags                       = var.tags
 }
 
 resource "aws_sqs_queue" "main" {

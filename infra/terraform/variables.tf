@@ -139,7 +139,7 @@ variable "lambda_runtime" {
 }
 
 variable "functions" {
-  description = "Memory (MB), timeout (s) and reserved concurrency of each function: keys api, worker, consumer, sweeper. The sweeper's reserved concurrency is 1 (two sweeps never run at once); keep its timeout under the sweep_schedule period."
+  description = "Memory (MB), timeout (s) and reserved concurrency of each function: keys api, worker, consumer, sweeper, and optionally dead-letter (default 256 MB, 30 s, 2). The sweeper's reserved concurrency is 1 (two sweeps never run at once); keep its timeout under the sweep_schedule period."
   type = map(object({
     memory_size          = number
     timeout              = number
@@ -153,8 +153,8 @@ variable "functions" {
   }
 
   validation {
-    condition     = toset(keys(var.functions)) == toset(["api", "worker", "consumer", "sweeper"])
-    error_message = "functions must have exactly the keys api, worker, consumer and sweeper."
+    condition     = length(setsubtract(["api", "worker", "consumer", "sweeper"], keys(var.functions))) == 0 && length(setsubtract(keys(var.functions), ["api", "worker", "consumer", "sweeper", "dead-letter"])) == 0
+    error_message = "functions must have the keys api, worker, consumer and sweeper, and may have dead-letter; no other."
   }
 
   validation {

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, check_key_names
-from outbox.adapters.updates import ENDED, S, relay_failure_shape, release_shape, transition_shape, transition_values
+from outbox.adapters.updates import S, relay_failure_shape, release_shape, transition_shape, transition_values
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     CancellationReason,
@@ -42,7 +42,7 @@ from outbox.domain.record import (
     record_pk,
     utc_now,
 )
-from outbox.domain.status import Status, check_sources, sources_of
+from outbox.domain.status import ENDED, Status, check_sources, sources_of
 from outbox.logs import debug_enabled
 from outbox.settings import Settings
 

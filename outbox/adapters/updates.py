@@ -26,9 +26,7 @@ from typing import Any
 
 from outbox.adapters.schema import RECORD_INDEX_KEYS
 from outbox.domain.record import Lease
-from outbox.domain.status import Status
-
-ENDED = frozenset({Status.COMPLETED, Status.FAILED})  # a record expires only once it has ended
+from outbox.domain.status import ENDED, Status
 
 AttributeValue = dict[str, Any]
 

@@ -27,6 +27,9 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = {
 }
 
 TERMINAL: frozenset[Status] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
+# A message whose life has ended: delivered, or given up on with a reason (only an operator's
+# re-drive moves FAILED on). Its record expires by the table's TTL.
+ENDED: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED})
 
 
 def is_allowed(current: Status, to: Status) -> bool:

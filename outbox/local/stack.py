@@ -1,10 +1,11 @@
 """LocalStack: the whole pipeline on one machine, each function built as its Lambda builds it.
 
-The emulator runs in a child process; the HTTP API, the stream runner, the consumer runners and
-the sweeper's schedule run as threads of this one. The API, the stream worker, the consumer and
-the sweeper are built by ``outbox.compose`` from this stack's own ``Settings`` and, for each, its
-own ``Clients`` pointed at this stack's emulator (Lambda runs each function in its own process),
-and invoked with Lambda-shaped events and contexts. The process's environment is read for the
+The emulator runs in a child process; the HTTP API, the stream runner, the consumer runners, the
+dead-letter queue's runner and the sweeper's schedule run as threads of this one. The API, the
+stream worker, the consumer, the dead-letter function and the sweeper are built by
+``outbox.compose`` from this stack's own ``Settings`` and, for each, its own ``Clients`` pointed
+at this stack's emulator (Lambda runs each function in its own process), and invoked with
+Lambda-shaped events and contexts. The process's environment is read for the
 ``OUTBOX_*`` settings a user may add, never written: two stacks can run in one process.
 """
 
@@ -21,7 +22,7 @@ import structlog
 
 from outbox.api import MessagesApi, build_api
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT, Resources, bootstrap
-from outbox.compose import Clients, build_consumer, build_stream_worker, build_sweeper
+from outbox.compose import Clients, build_consumer, build_dead_letters, build_stream_worker, build_sweeper
 from outbox.local.emulator import EmbeddedEmulator
 from outbox.local.filters import stream_filter_pattern
 from outbox.local.http import make_server, serve_in_thread
@@ -29,6 +30,7 @@ from outbox.local.sqs_runner import SqsRunner
 from outbox.local.stream_runner import Invoke, LocalContext, MappingSettings, StreamRunner
 from outbox.logs import bind_invocation, configure_logging
 from outbox.service.consume import Consumer
+from outbox.service.dead_letter import DeadLetters
 from outbox.service.stream import StreamWorker
 from outbox.service.sweep import Sweeper
 from outbox.settings import Settings
@@ -71,19 +73,20 @@ class StackConfig:
 
 @dataclass(frozen=True)
 class Functions:
-    """The functions of a started stack: each use case as its Lambda builds it, and the settings of all four."""
+    """The functions of a started stack: each use case as its Lambda builds it, and the settings of all five."""
 
     settings: Settings
     api: MessagesApi
     worker: StreamWorker
     consumer: Consumer
     sweeper: Sweeper
+    dead_letters: DeadLetters
 
 
 class LocalStack:
     """Start and stop every part of the local pipeline.
 
-    Once started: ``functions`` holds the four functions, ``clients`` the stack's own clients
+    Once started: ``functions`` holds the five functions, ``clients`` the stack's own clients
     (bootstrap's and the runners', which play Lambda's pollers; a harness may read with them),
     and ``schedule`` is what the sweeper's schedule invokes (replace it to watch each run).
     """
@@ -98,6 +101,7 @@ class LocalStack:
         self._clients: Clients | None = None
         self.stream_runner: StreamRunner | None = None
         self.consumer_runners: list[SqsRunner] = []
+        self.dead_letter_runner: SqsRunner | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: Any = None
@@ -117,7 +121,7 @@ class LocalStack:
 
     @property
     def functions(self) -> Functions:
-        """The API, worker, consumer and sweeper functions; only after start()."""
+        """The API, worker, consumer, sweeper and dead-letter functions; only after start()."""
         if self._functions is None:
             raise RuntimeError("the local stack is not started")
         return self._functions
@@ -166,6 +170,7 @@ class LocalStack:
             worker=build_stream_worker(settings, _clients(endpoint)),
             consumer=build_consumer(settings, _clients(endpoint)),
             sweeper=build_sweeper(settings, _clients(endpoint)),
+            dead_letters=build_dead_letters(settings, _clients(endpoint)),
         )
 
         self._threads.append(serve_in_thread(self._server))
@@ -187,6 +192,11 @@ class LocalStack:
             runner = SqsRunner(clients.sqs, resources.queue_url, consumer)
             self.consumer_runners.append(runner)
             self._spawn(f"consumer-{index}", runner.run)
+        dead_letters = _function("dead-letter", functions.dead_letters.handle)
+        self.dead_letter_runner = SqsRunner(
+            clients.sqs, resources.dlq_url, dead_letters, function_name="outbox-dead-letter"
+        )
+        self._spawn("dead-letter", self.dead_letter_runner.run)
         self._spawn("sweeper", self._sweep_every_interval)
         log.info("local_stack_started", api_url=self.api_url, endpoint_url=endpoint)
         return resources

@@ -116,7 +116,7 @@ class ConsumerPolicy:
 
 
 @dataclass(frozen=True)
-class _Copy:
+class SqsCopy:
     """One SQS record, as far as the consumer needs it."""
 
     record: Mapping[str, Any]
@@ -159,7 +159,7 @@ class Consumer:
         lease_until = self._lease_until(context)
         records = event.get("Records") if isinstance(event, Mapping) else None
         for record in records if isinstance(records, list) else []:
-            copy = _copy(record)
+            copy = sqs_copy(record)
             if copy is None:
                 log.error("sqs_record_malformed", reason="no messageId")
                 continue
@@ -185,7 +185,7 @@ class Consumer:
         seconds = remaining() / 1000 if callable(remaining) else self.policy.default_lease_s
         return utc_now() + timedelta(seconds=seconds + self.policy.lease_margin_s)
 
-    def _process(self, copy: _Copy, lease_until: datetime) -> Outcome:
+    def _process(self, copy: SqsCopy, lease_until: datetime) -> Outcome:
         body = copy.record.get("body")
         try:
             envelope = Envelope.from_json(body if isinstance(body, str) else "")
@@ -238,7 +238,7 @@ class Consumer:
             self.sleep(self.policy.status_write_pause_s * 2**attempt)
         return write()
 
-    def _last_receive(self, copy: _Copy) -> bool:
+    def _last_receive(self, copy: SqsCopy) -> bool:
         limit = self.policy.max_receive_count
         return limit is not None and copy.receives >= limit
 
@@ -253,7 +253,7 @@ class Consumer:
             )
         )
 
-    def _complete(self, copy: _Copy, message_id: str, lease: Lease) -> Outcome:
+    def _complete(self, copy: SqsCopy, message_id: str, lease: Lease) -> Outcome:
         try:
             self._tried(
                 lambda: self.store.transition(message_id, Status.COMPLETED, by=BY, expected=PROCESSING, lease=lease)
@@ -266,7 +266,7 @@ class Consumer:
             return self._retry(copy)
         return Outcome.COMPLETED
 
-    def _reject(self, copy: _Copy, exc: MalformedEntryError) -> Outcome:
+    def _reject(self, copy: SqsCopy, exc: MalformedEntryError) -> Outcome:
         """A body that is no envelope goes back to SQS (and so to the DLQ after maxReceiveCount).
 
         It changes no record: it could be anyone's forgery, naming any id.
@@ -278,7 +278,7 @@ class Consumer:
         return self._retry(copy)
 
     def _not_startable(
-        self, copy: _Copy, message_id: str, current: Status | None, lease_until: str | None = None
+        self, copy: SqsCopy, message_id: str, current: Status | None, lease_until: str | None = None
     ) -> Outcome:
         if current is Status.COMPLETED:
             log.info("duplicate_dropped", message_id=message_id)
@@ -326,7 +326,7 @@ class Consumer:
         left = (datetime.fromisoformat(lease_until) - utc_now()).total_seconds()
         return min(max(self.policy.busy_delay_s, math.ceil(left) + 1), MAX_VISIBILITY_S)
 
-    def _retry(self, copy: _Copy, *, delay_s: int | None = None) -> Outcome:
+    def _retry(self, copy: SqsCopy, *, delay_s: int | None = None) -> Outcome:
         """Send the copy back, to be received again after a short, growing delay."""
         if self.visibility is not None:
             self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
@@ -359,7 +359,8 @@ def _payload_strings(value: object, depth: int = 0) -> set[str]:
     return set()
 
 
-def _copy(record: object) -> _Copy | None:
+def sqs_copy(record: object) -> SqsCopy | None:
+    """The SQS record as a copy: its id, receives, FIFO group and this receive's lease owner; None without an id."""
     if not isinstance(record, Mapping):
         return None
     sqs_id = record.get("messageId")
@@ -370,7 +371,7 @@ def _copy(record: object) -> _Copy | None:
     handle = record.get("receiptHandle")
     receive = hashlib.sha256(handle.encode()).hexdigest()[:16] if isinstance(handle, str) else uuid.uuid4().hex[:16]
     owner = f"{sqs_id}/{receive}"
-    return _Copy(record, sqs_id, _receive_count(record), group if isinstance(group, str) and group else None, owner)
+    return SqsCopy(record, sqs_id, _receive_count(record), group if isinstance(group, str) and group else None, owner)
 
 
 def _receive_count(record: Mapping[str, Any]) -> int:

@@ -55,6 +55,12 @@ class Module:
         assert match, f"{expression!r} is not a plain variable reference"
         return self.variables[match.group(1)]["default"]
 
+    def function_policy(self, function: str) -> dict[str, Any]:
+        """The policy document of a function's role (``local.function_policies``: ``${data.<type>.<name>.json}``)."""
+        name = self.locals["function_policies"][function].split(".")[2]
+        document: dict[str, Any] = self.data["aws_iam_policy_document"][name]
+        return document
+
 
 @cache
 def load(path: Path = MODULE) -> Module:

@@ -53,7 +53,7 @@ def test_checkov_scanned_every_example(report: dict[str, object]) -> None:
         assert f"/{example.relative_to(MODULE)}/main.tf" in files, example.name
     # The module's functions, expanded from their for_each (checkov resolved local.functions).
     functions = {check["resource"] for check in checks if check["file_path"] == "/lambda.tf"}
-    names = ("api", "worker", "consumer", "sweeper")
+    names = ("api", "worker", "consumer", "sweeper", "dead-letter")
     assert {f'module.outbox.aws_lambda_function.this["{name}"]' for name in names} <= functions
 
 

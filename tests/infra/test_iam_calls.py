@@ -20,12 +20,14 @@ from moto import mock_aws
 
 import outbox.api
 import worker.consumer
+import worker.dead_letter
 import worker.handler
 import worker.sweeper
 from outbox import Outbox
 from outbox.adapters import aws
 from outbox.adapters.models import RECORD_INDEX
 from outbox.domain.record import utc_now
+from outbox.local.events import to_sqs_record
 from tests.events import http_event
 from tests.infra.terraform import MODULE, load
 from tests.integration.conftest import build_stack, sqs_event
@@ -39,6 +41,7 @@ FACTORIES = (
     worker.handler.default_worker,
     worker.consumer.default_consumer,
     worker.sweeper.default_sweeper,
+    worker.dead_letter.default_dead_letters,
 )
 
 
@@ -113,7 +116,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallRecorder]:
 
 def statements(role: str) -> list[dict[str, Any]]:
     """The statements of a role's policy document, as parsed."""
-    found: list[dict[str, Any]] = load(MODULE).data["aws_iam_policy_document"][role]["statement"]
+    found: list[dict[str, Any]] = load(MODULE).function_policy(role)["statement"]
     return found
 
 
@@ -161,7 +164,7 @@ class _Context:
 
 
 def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    """API, worker, consumer and sweeper run from their Lambda entry points; each call is allowed."""
+    """API, worker, consumer, sweeper and dead-letter run from their Lambda entry points; each call is allowed."""
     with mock_aws():
         stack = build_stack()
         monkeypatch.setenv("OUTBOX_TABLE_NAME", stack.resources.table_name)
@@ -215,10 +218,20 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         assert (report["relayed"], report["failed"]) == (1, 0), report
         recorder.current = "harness"
         assert stack.store.get(stuck_id).status.value == "QUEUED"
+
+        # Its copy reaches the dead-letter queue (as SQS moves it after maxReceiveCount receives).
+        (copy,) = stack.receive_all()
+        stack.sqs.send_message(QueueUrl=stack.resources.dlq_url, MessageBody=copy["Body"])
+        dlq_arn = stack.sqs.get_queue_attributes(QueueUrl=stack.resources.dlq_url, AttributeNames=["QueueArn"])
+        dead = [to_sqs_record(m, dlq_arn["Attributes"]["QueueArn"]) for m in stack.receive_all(stack.resources.dlq_url)]
+        recorder.current = "dead-letter"
+        assert worker.dead_letter.handler({"Records": dead}, None) == {"batchItemFailures": []}
+        recorder.current = "harness"
+        assert stack.store.get(stuck_id).status.value == "FAILED"
         stack.relay.close()
 
     recorder.calls.pop("harness")
-    assert set(recorder.calls) == {"api", "worker", "consumer", "sweeper"}
+    assert set(recorder.calls) == {"api", "worker", "consumer", "sweeper", "dead-letter"}
     for role, calls in recorder.calls.items():
         refused = sorted(str(call) for call in calls if not allows(role, call))
         assert not refused, f"{role} makes calls its role does not allow: {refused}"
@@ -242,6 +255,7 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         "dynamodb:UpdateItem",  # PENDING -> QUEUED
     }
     assert Call("dynamodb:Query", f"index:{RECORD_INDEX}") in recorder.calls["sweeper"]
+    assert recorder.actions["dead-letter"] == {"dynamodb:GetItem", "dynamodb:UpdateItem"}  # read, lease, FAILED
 
 
 def test_the_checker_refuses_what_iam_would() -> None:
@@ -256,6 +270,9 @@ def test_the_checker_refuses_what_iam_would() -> None:
     assert not allows("sweeper", Call("dynamodb:Query", "table"))  # only the record index
     assert not allows("sweeper", Call("dynamodb:DeleteItem", "table", ("MSG#1",)))
     assert not allows("worker", Call("sqs:GetQueueUrl"))
+    assert allows("dead-letter", Call("dynamodb:UpdateItem", "table", ("MSG#1",)))
+    assert not allows("dead-letter", Call("dynamodb:UpdateItem", "table", ("ORDER#1",)))  # the caller's items
+    assert not allows("dead-letter", Call("sqs:SendMessage"))
 
 
 BODY = '{"channel": "email", "recipient": "a@example.com", "subject": "hi", "body": "hello"}'

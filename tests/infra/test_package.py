@@ -13,7 +13,13 @@ import pytest
 from infra import package
 from tests.infra.terraform import MODULE, load
 
-HANDLERS = {"outbox.api.handler", "worker.handler.handler", "worker.consumer.handler", "worker.sweeper.handler"}
+HANDLERS = {
+    "outbox.api.handler",
+    "worker.handler.handler",
+    "worker.consumer.handler",
+    "worker.sweeper.handler",
+    "worker.dead_letter.handler",
+}
 TAG = sys.implementation.cache_tag  # cpython-311: the package's python-version is this interpreter's
 
 
@@ -33,6 +39,7 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
         "worker/handler.py",
         "worker/consumer.py",
         "worker/sweeper.py",
+        "worker/dead_letter.py",
         "worker/stream_filter.json.tftpl",
     ):
         assert required in names
@@ -52,13 +59,14 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
         "outbox/faults.py",
     ):
         assert local_only not in names
-    # worker/ is what Lambda runs: the three entry points and the filter template, nothing local.
+    # worker/ is what Lambda runs: the four entry points and the filter template, nothing local.
     assert {name for name in names if name.startswith("worker/") and "__pycache__" not in name} == {
         "worker/__init__.py",
         "worker/py.typed",
         "worker/handler.py",
         "worker/consumer.py",
         "worker/sweeper.py",
+        "worker/dead_letter.py",
         "worker/stream_filter.json.tftpl",
     }
     # Every module has its bytecode for the runtime's Python, and no other.
@@ -77,8 +85,8 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
 def test_zip_imports_and_answers_in_a_fresh_virtualenv(built: Path, tmp_path: Path) -> None:
     """A bare interpreter imports every module of the zip from its bytecode alone, and the handlers answer.
 
-    The API answers a bad POST; the worker and the consumer an empty batch; the sweeper (whose every
-    run reads the table) is imported only.
+    The API answers a bad POST; the worker, the consumer and the dead-letter function an empty
+    batch; the sweeper (whose every run reads the table) is imported only.
     """
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
     unpacked = tmp_path / "task"
@@ -93,13 +101,14 @@ root = pathlib.Path({str(unpacked)!r})
 for source in sorted([*root.glob("outbox/**/*.py"), *root.glob("worker/**/*.py")]):
     module = importlib.import_module(".".join(source.relative_to(root).with_suffix("").parts).removesuffix(".__init__"))
     assert module.__cached__ and pathlib.Path(module.__cached__).exists(), module.__name__
-import outbox.api, worker.consumer, worker.handler
+import outbox.api, worker.consumer, worker.dead_letter, worker.handler
 event = {{"version": "2.0", "rawPath": "/messages", "body": "not json",
           "headers": {{"content-type": "application/json"}},
           "requestContext": {{"http": {{"method": "POST", "path": "/messages"}}}}}}
 response = outbox.api.handler(event, None)
 assert worker.handler.handler({{"Records": []}}, None) == {{"batchItemFailures": []}}
 assert worker.consumer.handler({{"Records": []}}, None) == {{"batchItemFailures": []}}
+assert worker.dead_letter.handler({{"Records": []}}, None) == {{"batchItemFailures": []}}
 assert not [m for m in sys.modules if m.split(".")[0] in ("rich", "moto", "waitress")]
 origins = {{m.__file__.split("/task/")[0] for m in list(sys.modules.values())
            if getattr(m, "__file__", None) and m.__name__.split(".")[0] in ("boto3", "pynamodb")}}
@@ -198,7 +207,7 @@ def test_coldstart_benchmark_runs_each_handler_from_the_zip(built: Path) -> None
         }  # fmt: skip
         assert row["cold_ms"] > 0
     assert data["rows"][0]["ratio"] == 1.0
-    assert [row["invoked"] for row in data["rows"]] == [True, True, True, True, False]
+    assert [row["invoked"] for row in data["rows"]] == [True, True, True, True, False, True]
     assert "| / bare (wall) | / bare (CPU) |" in result.table()
 
 

@@ -62,11 +62,10 @@ def _tls_denial(statement: dict[str, Any]) -> bool:
 
 def _granted(module: Module, resource_prefix: str) -> set[str]:
     """Every action a function role is allowed on resources that start with ``resource_prefix``."""
-    documents = module.data["aws_iam_policy_document"]
     return {
         action
-        for name in module.locals["function_policies"]
-        for statement in documents[name]["statement"]
+        for function in module.locals["function_policies"]
+        for statement in module.function_policy(function)["statement"]
         if any(str(resource).startswith(resource_prefix) for resource in statement.get("resources", []))
         for action in statement["actions"]
     }

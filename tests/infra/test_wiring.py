@@ -34,6 +34,7 @@ FUNCTIONS = {
     "worker": "worker.handler.handler",
     "consumer": "worker.consumer.handler",
     "sweeper": "worker.sweeper.handler",
+    "dead-letter": "worker.dead_letter.handler",
 }
 # The functions that send to the queue: the code requires OUTBOX_QUEUE_URL there.
 SENDERS = {"worker", "sweeper"}
@@ -215,6 +216,24 @@ def test_queue_mapping_reports_partial_batches(module: Module) -> None:
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
 
 
+def test_the_dead_letter_queue_feeds_the_dead_letter_function(module: Module) -> None:
+    """Invariant 7's backstop: every copy in the DLQ reaches the function that ends its record FAILED."""
+    mapping = module.resource("aws_lambda_event_source_mapping", "dead_letter")
+    assert mapping["function_name"] == '${aws_lambda_function.this["dead-letter"].arn}'
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.dlq.arn}"
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]  # what it cannot settle yet comes back
+    # Lambda refuses an SQS mapping whose queue's visibility timeout is shorter than the function's timeout.
+    dlq = module.resource("aws_sqs_queue", "dlq")
+    assert dlq["visibility_timeout_seconds"] == '${6 * local.function_sizes["dead-letter"].timeout}'
+    assert module.locals["dead_letter_size"]["timeout"] > 0
+    # It reads and ends message records, and receives from the dead-letter queue; nothing else.
+    granted = {a for s in module.function_policy("dead-letter")["statement"] for a in s["actions"]}
+    assert not {a for a in granted if a.startswith("sqs:")} & {"sqs:SendMessage", "sqs:PurgeQueue"}
+    assert {a for a in granted if a.startswith("dynamodb:")} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    alarm = module.resource("aws_cloudwatch_metric_alarm", "queue_depth")
+    assert "dead-letter function" in alarm["alarm_description"]
+
+
 def handler_of(module: Module, spec: dict[str, Any]) -> str:
     """A function's handler path: a literal, or the default of the variable it names."""
     handler = spec["handler"]
@@ -263,8 +282,14 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
     assert re.fullmatch(r"python3\.1[1-9]", module.default(lambda_function["runtime"]))
     assert lambda_function["tracing_config"] == [{"mode": "Active"}]
     assert lambda_function["kms_key_arn"] == "${aws_kms_key.this.arn}"
-    assert lambda_function["reserved_concurrent_executions"] == "${var.functions[each.key].reserved_concurrency}"
-    assert set(module.variables["functions"]["default"]) == set(FUNCTIONS)
+    sizes = "local.function_sizes[each.key]"
+    assert lambda_function["reserved_concurrent_executions"] == f"${{{sizes}.reserved_concurrency}}"
+    assert lambda_function["memory_size"] == f"${{{sizes}.memory_size}}"
+    assert lambda_function["timeout"] == f"${{{sizes}.timeout}}"
+    # The dead-letter function came after 0.1.0: a caller's functions map without it keeps its default size.
+    assert set(module.variables["functions"]["default"]) == set(FUNCTIONS) - {"dead-letter"}
+    assert module.locals["function_sizes"] == '${merge({"dead-letter" = local.dead_letter_size}, var.functions)}'
+    assert set(module.locals["dead_letter_size"]) == {"memory_size", "timeout", "reserved_concurrency"}
     log_group = module.resource("aws_cloudwatch_log_group", "function")
     assert log_group["name"] == "/aws/lambda/${var.name}-${each.key}"
     assert lambda_function["function_name"] == "${var.name}-${each.key}"
@@ -409,6 +434,7 @@ def test_the_consumer_is_the_callers(module: Module) -> None:
         "worker": "${var.lambda_package}",
         "consumer": "${coalesce(var.consumer_package, var.lambda_package)}",
         "sweeper": "${var.lambda_package}",
+        "dead-letter": "${var.lambda_package}",
     }
     assert set(module.locals["function_packages"]) == set(FUNCTIONS)
     lambda_function = module.resource("aws_lambda_function", "this")
@@ -745,7 +771,7 @@ def test_the_key_refuses_plain_http(module: Module) -> None:
 def test_every_function_that_ends_records_gets_the_record_retention(module: Module) -> None:
     """OUTBOX_RECORD_RETENTION_DAYS (default 30) wherever a record can end: worker, consumer, sweeper."""
     assert module.variables["record_retention_days"]["default"] == 30
-    for name in ("worker", "consumer", "sweeper"):
+    for name in ("worker", "consumer", "sweeper", "dead-letter"):
         environment = module.locals["functions"][name]["environment"]
         assert environment["OUTBOX_RECORD_RETENTION_DAYS"] == "${tostring(var.record_retention_days)}", name
         assert settings_as_deployed(module, name).record_retention.days == 30, name

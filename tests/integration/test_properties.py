@@ -3,7 +3,9 @@
 Hypothesis interleaves accepts, stream deliveries (with throttling, timeouts, refused entries and a
 crash between send and flip), redeliveries from a lower sequence number, the trigger switched off
 and on, a trimmed stream, expired outbox entries, sweeps, replays, consumer batches, a second copy
-arriving while the first is being delivered, and FIFO batches whose group meets a failure. It
+arriving while the first is being delivered, FIFO batches whose group meets a failure, and copies
+whose last receive died (in the delivery, or with every status write throttled) moving to the
+dead-letter queue, which the dead-letter function settles. It
 checks the invariants of DESIGN.md after every step, and after a final drain by the stream and
 the sweeper alone (no operator): every accepted message ends COMPLETED or FAILED.
 """
@@ -28,10 +30,11 @@ from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import DeliveryError
 from outbox.domain.record import iso, utc_now
-from outbox.domain.status import TERMINAL, Status, is_allowed
+from outbox.domain.status import ENDED, Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local import emulator
-from outbox.service.consume import Consumer
+from outbox.service.consume import Consumer, ConsumerPolicy
+from outbox.service.dead_letter import DeadLetters
 from outbox.service.relay import Relay, RelayPolicy
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from outbox.service.stream import StreamWorker
@@ -86,8 +89,9 @@ class Pipeline(RuleBasedStateMachine):
         stack = self.stack
         for item in stack.dynamodb.scan(TableName=stack.resources.table_name)["Items"]:  # marks too
             stack.dynamodb.delete_item(TableName=stack.resources.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
-        for message in stack.receive_all():  # PurgeQueue allows one call a minute
-            stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        for url in (stack.resources.queue_url, stack.resources.dlq_url):  # PurgeQueue allows one call a minute
+            for message in stack.receive_all(url):
+                stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         stack.stream_event()  # move past everything older than this example
         stack.faults.clear()
         self.faults: FaultInjector = stack.faults
@@ -105,6 +109,8 @@ class Pipeline(RuleBasedStateMachine):
         self.fail_group_once = False
         self.violations: list[str] = []
         self.first_sent: list[str] = []  # messages in the order SQS first accepted them
+        self.dead_settled: set[str] = set()  # messages whose dead-letter copy the dead-letter function acknowledged
+        self.dead_letters = DeadLetters(stack.store)
         source = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, page_size=3)
         self.worker = StreamWorker(stack.relay, pending=source)
         self.consumer = Consumer(stack.store, self._deliver)
@@ -165,10 +171,14 @@ class Pipeline(RuleBasedStateMachine):
             for _ in range(30):
                 if not self._consume_batch():
                     break
+            for _ in range(5):
+                if not self._settle_dead_letters():
+                    break
+            assert not self.stack.receive_all(self.stack.resources.dlq_url), "dead letters left unsettled"
             records = self._records()
             for message_id in self.accepted:
                 record = records[message_id]
-                assert Status(record["status"]["S"]) in TERMINAL | {Status.FAILED}, (message_id, record["status"])
+                assert Status(record["status"]["S"]) in ENDED, (message_id, record["status"])
                 if record["status"]["S"] == Status.FAILED:
                     assert record.get("reason", {}).get("S")
             self.invariants_hold()
@@ -280,6 +290,58 @@ class Pipeline(RuleBasedStateMachine):
         self.fail_group_once = False
         self._settle(messages, set(failed))
 
+    @rule(holding=st.booleans())
+    def last_receive_dies(self, holding: bool) -> None:
+        """7. A copy's last allowed receive ends with no outcome; SQS moves the copy to the dead-letter queue.
+
+        ``holding``: the invocation died in the delivery, holding the lease (a timeout, out of memory);
+        else every status write was throttled, so it never took the lease.
+        """
+        sqs, url = self.stack.sqs, self.stack.resources.queue_url
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, AttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            return
+
+        def dies(_: Envelope) -> None:
+            raise SimulatedCrash("the invocation timed out in the delivery")
+
+        # Its lease lasts as long as its invocation could (none left), so the dead-letter function may take it over.
+        dying = Consumer(self.stack.store, dies, policy=ConsumerPolicy(lease_margin_s=0, status_write_pause_s=0))
+        if not holding:
+            self.faults.fail("UpdateItem", "ProvisionedThroughputExceededException", times=-1)
+        try:
+            acknowledged = not dying.handle(sqs_event(messages), FakeLambdaContext(remaining_ms=0))["batchItemFailures"]
+        except SimulatedCrash:
+            acknowledged = False
+        finally:
+            self.faults.clear()
+        (message,) = messages
+        if acknowledged:  # a duplicate of an ended message: dropped, it never reaches the dead-letter queue
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            return
+        sqs.send_message(QueueUrl=self.stack.resources.dlq_url, MessageBody=message["Body"])  # as SQS moves it
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    @rule()
+    def settle_dead_letters(self) -> None:
+        """The dead-letter function takes a batch of the dead-letter queue; the rest comes back."""
+        self._settle_dead_letters()
+
+    def _settle_dead_letters(self) -> int:
+        sqs, url = self.stack.sqs, self.stack.resources.dlq_url
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            return 0
+        response = self.dead_letters.handle(sqs_event(messages))
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        self.dead_settled |= {json.loads(m["Body"])["message_id"] for m in messages if m["MessageId"] not in failed}
+        for message in messages:
+            if message["MessageId"] in failed:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+            else:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
     @rule()
     def replay(self) -> None:
         """An operator re-drives whatever is PENDING."""
@@ -324,7 +386,7 @@ class Pipeline(RuleBasedStateMachine):
 
     @invariant()
     def invariants_hold(self) -> None:
-        """Invariants 1, 3, 4, 5, 6 and 8 (send order) hold after every step (6 also on every consumed copy)."""
+        """Invariants 1, 3, 4, 5, 6, 7 (dead letters) and 8 (send order) hold after every step."""
         assert not self.violations, self.violations
         items = self.stack.all_items()
         records = {i["message_id"]["S"]: i for i in items if i["pk"]["S"].startswith("MSG#")}
@@ -352,6 +414,9 @@ class Pipeline(RuleBasedStateMachine):
                 self.completed_seen.add(message_id)
             # the pending index holds a record exactly while it is PENDING
             assert ("outbox_pk" in record) is (record["status"]["S"] == Status.PENDING), record
+        # 7. a copy the dead-letter function let go of leaves its record ended (no re-drive of FAILED here)
+        for message_id in self.dead_settled:
+            assert records[message_id]["status"]["S"] in ENDED, (message_id, records[message_id]["status"])
         # 8. a group is sent in the order it was written, whatever the stream lost
         group = [m for m, record in self.accepted.items() if record.get("group_key", {}).get("S") == "g"]
         sent = [m for m in self.first_sent if m in set(group)]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from outbox.compose import Clients, build_acceptor, build_consumer, build_stream_worker, resolve_delivery
+from outbox.compose import (
+    Clients,
+    build_acceptor,
+    build_consumer,
+    build_dead_letters,
+    build_stream_worker,
+    resolve_delivery,
+)
 from outbox.domain.errors import ConfigurationError
 from outbox.service.consume import log_delivery
 from outbox.settings import Settings
@@ -42,6 +49,19 @@ def test_each_use_case_runs_on_the_clients_it_is_given_and_makes_no_other() -> N
     assert worker.pending.client is worker_clients.dynamodb
     assert worker.relay.recent.capacity > 0  # a warm worker does not send a redelivered batch again
     worker.relay.close()
+
+
+def test_the_dead_letter_function_writes_records_and_changes_visibility_on_its_own_clients() -> None:
+    """Its store and its visibility use the set's clients, made only when a copy needs them."""
+    clients = Clients("eu-west-1")
+    dead_letters = build_dead_letters(SETTINGS, clients)
+    assert {clients.lazy_dynamodb.made, clients.lazy_sqs.made} == {False}
+    assert dead_letters.handle({"Records": []}) == {"batchItemFailures": []}
+    assert {clients.lazy_dynamodb.made, clients.lazy_sqs.made} == {False}  # an empty batch makes none
+
+    assert dead_letters.store.client is clients.dynamodb  # type: ignore[attr-defined]
+    assert dead_letters.visibility is not None
+    assert dead_letters.visibility.client is clients.sqs  # type: ignore[attr-defined]
 
 
 def test_the_consumer_finds_its_delivery_before_making_any_client() -> None:

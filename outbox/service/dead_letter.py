@@ -1,0 +1,172 @@
+"""The dead-letter use case: a copy that reached the dead-letter queue ends its record FAILED.
+
+The consumer ends a message FAILED on the last receive the queue allows, so a copy reaches the
+dead-letter queue only when that receive could not say so: the invocation crashed, ran out of
+memory or timed out (a delivery that hangs), the status write failed on every try, or a FIFO copy
+was held back behind its group. Its record would stay QUEUED or PROCESSING for good. This use
+case, fed by the dead-letter queue's own event source mapping, makes invariant 7 hold whatever
+the consumer's last receive did: each copy's record ends FAILED with the reason, counted by
+``MessagesFailed`` (alarmed) and re-driven by ``outbox replay --status FAILED``.
+
+It moves a record only along the lifecycle's edges: it takes the lease (PENDING, QUEUED or a
+PROCESSING whose lease ran out, to PROCESSING) and, as the lease's holder, ends it FAILED. It
+leaves alone a record that has ended, one that a live lease holds (the copy comes back when the
+lease runs out), a copy that is not its record's (forged), and a copy older than a re-drive (the
+record ended FAILED after the copy was sent: what is QUEUED now is the re-drive's own copy).
+Copies it has settled are acknowledged, so the dead-letter queue empties: its depth alarm then
+means this function is not running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from outbox.domain.envelope import Envelope
+from outbox.domain.errors import (
+    InvalidTransitionError,
+    MalformedEntryError,
+    NotFoundError,
+    OutboxError,
+    PayloadMismatchError,
+)
+from outbox.domain.record import Lease, MessageRecord, iso, utc_now
+from outbox.domain.status import ENDED, Status
+from outbox.metrics import MESSAGES_FAILED, emit_metrics
+from outbox.ports import MessageStore, Visibility
+from outbox.service.consume import MAX_VISIBILITY_S, PROCESSING, STARTABLE, BatchResponse, SqsCopy, sqs_copy
+
+log = structlog.get_logger("outbox.service.dead_letter")
+
+BY = "dead-letter"
+REASON = "its copy reached the dead-letter queue after {receives} receives with no delivery outcome"
+LEASE_S = 60  # two conditional writes, one after the other
+RETRY_DELAY_S = 30  # a passing fault: the copy comes back soon (the dead-letter queue has no redrive)
+
+
+class Settled(enum.StrEnum):
+    """What became of one dead-letter copy."""
+
+    FAILED = "failed"  # its record ended FAILED here
+    ENDED = "ended"  # its record had ended already (or is gone): nothing to do
+    STALE = "stale"  # the copy is older than a re-drive of its record: the re-drive's copy decides
+    FORGED = "forged"  # not its record's copy, or no envelope at all: dropped, nothing changed
+    RETRIED = "retried"  # back to the dead-letter queue: a live lease or a passing fault
+
+
+class DeadLetters:
+    """Settles a batch of dead-letter copies; returns a partial batch response."""
+
+    def __init__(self, store: MessageStore, *, visibility: Visibility | None = None) -> None:
+        self.store = store
+        self.visibility = visibility
+        self.stats: Counter[str] = Counter()  # outcomes since start, across invocations
+
+    def handle(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
+        """Settle every copy of the batch; list the messageIds to receive again."""
+        failures: list[dict[str, str]] = []
+        counts = dict.fromkeys(Settled, 0)
+        records = event.get("Records") if isinstance(event, Mapping) else None
+        for record in records if isinstance(records, list) else []:
+            copy = sqs_copy(record)
+            if copy is None:
+                log.error("dead_letter_malformed", reason="no messageId")
+                continue
+            outcome = self.settle(copy)
+            counts[outcome] += 1
+            if outcome is Settled.RETRIED:
+                failures.append({"itemIdentifier": copy.sqs_id})
+        self.stats.update({outcome.value: n for outcome, n in counts.items()})
+        emit_metrics({MESSAGES_FAILED: counts[Settled.FAILED]})
+        log.info("dead_letters_settled", **{outcome.value: n for outcome, n in counts.items()})
+        return {"batchItemFailures": failures}
+
+    def settle(self, copy: SqsCopy) -> Settled:
+        """End one copy's record FAILED, unless it has ended, is held, or the copy is not the record's."""
+        body = copy.record.get("body")
+        try:
+            envelope = Envelope.from_json(body if isinstance(body, str) else "")
+        except MalformedEntryError as exc:
+            # No envelope: anyone's bytes, naming any id. Nothing to settle; the log keeps the trace.
+            log.error("dead_letter_unreadable", sqs_message_id=copy.sqs_id, reason=exc.detail)
+            return Settled.FORGED
+        message_id = envelope.message_id
+        try:
+            record = self.store.get(message_id)
+        except NotFoundError:
+            log.warning("dead_letter_without_record", message_id=message_id)  # expired after it ended, or forged
+            return Settled.ENDED
+        except OutboxError as exc:
+            return self._retry(copy, message_id, exc.code)
+        if record.status in ENDED:
+            return Settled.ENDED
+        if _redriven_since(record, _sent_at(copy)):
+            log.info("dead_letter_stale", message_id=message_id)
+            return Settled.STALE
+        return self._fail(copy, envelope)
+
+    def _fail(self, copy: SqsCopy, envelope: Envelope) -> Settled:
+        """Take the lease, then end the record FAILED as its holder: two conditional writes."""
+        message_id = envelope.message_id
+        lease = Lease(f"{BY}/{copy.owner}", iso(utc_now() + timedelta(seconds=LEASE_S)))
+        payload_hash = envelope.payload_hash()
+        try:
+            self.store.transition(
+                message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease, payload_hash=payload_hash
+            )
+        except PayloadMismatchError:
+            log.warning("forged_copy_dropped", message_id=message_id, sqs_message_id=copy.sqs_id)
+            return Settled.FORGED
+        except InvalidTransitionError as exc:
+            if exc.current is None or exc.current in ENDED:
+                return Settled.ENDED  # its holder ended it meanwhile
+            # A live lease holds it: its holder may still end it; look again once the lease has run out.
+            return self._retry(copy, message_id, "held", delay_s=_until(exc.lease_until))
+        except OutboxError as exc:
+            return self._retry(copy, message_id, exc.code)
+        reason = REASON.format(receives=copy.receives)
+        try:
+            self.store.transition(message_id, Status.FAILED, by=BY, reason=reason, expected=PROCESSING, lease=lease)
+        except OutboxError as exc:  # a passing fault: give the lease back, so the next receive can take it at once
+            with contextlib.suppress(OutboxError):  # else the lease runs out by itself
+                self.store.release(message_id, lease)
+            return self._retry(copy, message_id, exc.code)
+        log.warning("message_failed", message_id=message_id, reason="dead letter")
+        return Settled.FAILED
+
+    def _retry(self, copy: SqsCopy, message_id: str, why: str, *, delay_s: int = RETRY_DELAY_S) -> Settled:
+        log.info("dead_letter_retried", message_id=message_id, why=why)
+        if self.visibility is not None:
+            self.visibility.delay(copy.record, delay_s)
+        return Settled.RETRIED
+
+
+def _sent_at(copy: SqsCopy) -> datetime | None:
+    """When SQS first accepted the copy (``SentTimestamp``, kept when it moves to the dead-letter queue)."""
+    attributes = copy.record.get("attributes")
+    raw = attributes.get("SentTimestamp") if isinstance(attributes, Mapping) else None
+    try:
+        return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _redriven_since(record: MessageRecord, sent_at: datetime | None) -> bool:
+    """Whether the record ended FAILED after the copy was sent, and so was re-driven since."""
+    if sent_at is None:
+        return False
+    return any(line.status is Status.FAILED and datetime.fromisoformat(line.at) >= sent_at for line in record.history)
+
+
+def _until(lease_until: str | None) -> int:
+    """Seconds until a lease runs out, and one more; the retry delay if it is not known."""
+    if lease_until is None:
+        return RETRY_DELAY_S
+    left = (datetime.fromisoformat(lease_until) - utc_now()).total_seconds()
+    return min(max(1, int(left) + 1), MAX_VISIBILITY_S)

@@ -1,0 +1,217 @@
+"""Invariant 7's backstop on the fakes: a copy in the dead-letter queue never leaves its record non-terminal."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from outbox.domain.envelope import Envelope
+from outbox.domain.errors import AwsError
+from outbox.domain.message import new_message_id
+from outbox.domain.notification import parse_notification
+from outbox.domain.record import Lease, TransitionResult, iso, utc_now
+from outbox.domain.status import Status
+from outbox.service.consume import SqsCopy, sqs_copy
+from outbox.service.dead_letter import BY, DeadLetters, Settled
+from outbox.testing import FakeVisibility, InMemoryMessageStore
+
+NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "hi"})
+
+
+@pytest.fixture
+def store() -> InMemoryMessageStore:
+    """An empty in-memory store."""
+    return InMemoryMessageStore()
+
+
+def _accept(store: InMemoryMessageStore) -> Envelope:
+    envelope = NOTE.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
+    store.accept(envelope, idempotency_key=None)
+    return envelope
+
+
+def _dead_letter(envelope: Envelope | str, *, sent: datetime | None = None, receives: int = 6) -> dict[str, Any]:
+    """A dead-letter queue's SQS record: a copy received ``receives`` times, first sent at ``sent``."""
+    body = envelope if isinstance(envelope, str) else envelope.to_json()
+    sent_ms = int((sent or utc_now() - timedelta(minutes=5)).timestamp() * 1000)
+    attributes = {"ApproximateReceiveCount": str(receives), "SentTimestamp": str(sent_ms)}
+    return {"messageId": "dlq-1", "body": body, "attributes": attributes, "receiptHandle": f"rh-{receives}"}
+
+
+def _settle(store: InMemoryMessageStore, record: dict[str, Any]) -> tuple[list[str], FakeVisibility]:
+    visibility = FakeVisibility()
+    response = DeadLetters(store, visibility=visibility).handle({"Records": [record]})
+    return [f["itemIdentifier"] for f in response["batchItemFailures"]], visibility
+
+
+def _steps(store: InMemoryMessageStore, message_id: str) -> list[tuple[str, str]]:
+    return [(line.status.value, line.by) for line in store.get(message_id).history]
+
+
+@pytest.mark.parametrize("status", [Status.PENDING, Status.QUEUED])
+def test_a_dead_letter_ends_its_unstarted_record_failed_with_the_reason(
+    store: InMemoryMessageStore, status: Status
+) -> None:
+    """A copy that reached the DLQ while its record was PENDING or QUEUED: the record ends FAILED, by the lifecycle."""
+    envelope = _accept(store)
+    if status is Status.QUEUED:
+        store.transition(envelope.message_id, Status.QUEUED, by="worker")
+
+    failed, _ = _settle(store, _dead_letter(envelope, receives=6))
+
+    record = store.get(envelope.message_id)
+    assert failed == []  # acknowledged: the record, not the dead-letter queue, now says what happened
+    assert record.status is Status.FAILED
+    assert record.reason is not None
+    assert "dead-letter queue after 6 receives" in record.reason
+    assert _steps(store, envelope.message_id)[-2:] == [("PROCESSING", BY), ("FAILED", BY)]
+    assert record.lease is None
+
+
+def test_a_dead_letter_takes_over_a_lease_that_ran_out(store: InMemoryMessageStore) -> None:
+    """The consumer's last receive crashed while it held the message: once its lease ran out, it ends FAILED."""
+    envelope = _accept(store)
+    gone = Lease("crashed-receive", iso(utc_now() - timedelta(seconds=1)))
+    store.transition(envelope.message_id, Status.PROCESSING, by="consumer", lease=gone)
+
+    failed, _ = _settle(store, _dead_letter(envelope))
+
+    assert failed == []
+    assert store.get(envelope.message_id).status is Status.FAILED
+
+
+def test_a_live_lease_sends_the_dead_letter_back_until_it_runs_out(store: InMemoryMessageStore) -> None:
+    """A receive still holds the message: nothing changes, and the copy comes back when that lease has run out."""
+    envelope = _accept(store)
+    holder = Lease("live-receive", iso(utc_now() + timedelta(seconds=40)))
+    store.transition(envelope.message_id, Status.PROCESSING, by="consumer", lease=holder)
+
+    failed, visibility = _settle(store, _dead_letter(envelope))
+
+    record = store.get(envelope.message_id)
+    assert failed == ["dlq-1"]
+    assert (record.status, record.lease) == (Status.PROCESSING, holder)
+    ((_, delay),) = visibility.delays
+    assert 40 <= delay <= 42
+
+
+@pytest.mark.parametrize("end", [Status.COMPLETED, Status.FAILED])
+def test_a_dead_letter_of_an_ended_message_changes_nothing(store: InMemoryMessageStore, end: Status) -> None:
+    """A duplicate copy of a message that has ended: acknowledged, the record untouched."""
+    envelope = _accept(store)
+    lease = Lease("consumer-receive", iso(utc_now() + timedelta(seconds=30)))
+    store.transition(envelope.message_id, Status.PROCESSING, by="consumer", lease=lease)
+    store.transition(envelope.message_id, end, by="consumer", lease=lease, reason="x" if end is Status.FAILED else None)
+    before = store.get(envelope.message_id)
+
+    # (sent after the record ended, so it is not taken for a copy older than a re-drive)
+    failed, visibility = _settle(store, _dead_letter(envelope, sent=utc_now() + timedelta(seconds=1)))
+
+    assert failed == []
+    assert visibility.delays == []
+    assert store.get(envelope.message_id) == before
+
+
+def test_a_dead_letter_older_than_a_redrive_leaves_the_redriven_message_alone(store: InMemoryMessageStore) -> None:
+    """The record ended FAILED after this copy was sent and was re-driven: the re-drive's own copy decides."""
+    envelope = _accept(store)
+    sent = utc_now() - timedelta(minutes=10)
+    lease = Lease("consumer-receive", iso(utc_now() + timedelta(seconds=30)))
+    store.transition(envelope.message_id, Status.PROCESSING, by="consumer", lease=lease)
+    store.transition(envelope.message_id, Status.FAILED, by="consumer", lease=lease, reason="delivery refused")
+    store.transition(envelope.message_id, Status.QUEUED, by="replay")  # the operator's re-drive
+
+    outcome = DeadLetters(store).settle(_copy_of(_dead_letter(envelope, sent=sent)))
+
+    assert outcome is Settled.STALE
+    assert store.get(envelope.message_id).status is Status.QUEUED
+
+
+def test_a_dead_letter_sent_after_the_redrive_ends_it_failed_again(store: InMemoryMessageStore) -> None:
+    """The re-drive's own copy reached the dead-letter queue: that one settles the record."""
+    envelope = _accept(store)
+    lease = Lease("consumer-receive", iso(utc_now() + timedelta(seconds=30)))
+    store.transition(envelope.message_id, Status.PROCESSING, by="consumer", lease=lease)
+    store.transition(envelope.message_id, Status.FAILED, by="consumer", lease=lease, reason="delivery refused")
+    store.transition(envelope.message_id, Status.QUEUED, by="replay")
+
+    failed, _ = _settle(store, _dead_letter(envelope, sent=utc_now() + timedelta(seconds=1)))
+
+    assert failed == []
+    assert store.get(envelope.message_id).status is Status.FAILED
+
+
+def test_a_forged_or_unreadable_dead_letter_changes_nothing(store: InMemoryMessageStore) -> None:
+    """A copy whose payload is not its record's, or no envelope at all: dropped, the record untouched."""
+    envelope = _accept(store)
+    store.transition(envelope.message_id, Status.QUEUED, by="worker")
+    forged = replace(envelope, payload={**envelope.payload, "body": "pay me"})
+    before = store.get(envelope.message_id)
+
+    dead_letters = DeadLetters(store)
+    assert dead_letters.settle(_copy_of(_dead_letter(forged))) is Settled.FORGED
+    assert dead_letters.settle(_copy_of(_dead_letter("not json"))) is Settled.FORGED
+    assert dead_letters.settle(_copy_of(_dead_letter(_other_envelope()))) is Settled.ENDED  # no such record
+
+    assert store.get(envelope.message_id) == before
+
+
+def test_a_passing_fault_gives_the_lease_back_and_the_next_receive_ends_it(store: InMemoryMessageStore) -> None:
+    """The FAILED write fails: the lease is released at once, the copy comes back, and then the record ends FAILED."""
+    envelope = _accept(store)
+    store.transition(envelope.message_id, Status.QUEUED, by="worker")
+    flaky = _FailingFailedWrite(store)
+
+    first, visibility = _settle(flaky, _dead_letter(envelope, receives=6))  # type: ignore[arg-type]
+
+    assert first == ["dlq-1"]
+    assert visibility.delays
+    held = store.get(envelope.message_id)
+    assert held.status is Status.PROCESSING
+    assert held.lease is not None
+    assert datetime.fromisoformat(held.lease.until) <= utc_now()
+    second, _ = _settle(store, _dead_letter(envelope, receives=7))
+    assert second == []
+    assert store.get(envelope.message_id).status is Status.FAILED
+
+
+def test_a_failed_read_sends_the_copy_back_unchanged(store: InMemoryMessageStore) -> None:
+    """DynamoDB throttles the read: the copy is received again later, nothing was written."""
+    envelope = _accept(store)
+    store.fail_next["get"] = AwsError("GetItem throttled", retryable=True)
+
+    failed, visibility = _settle(store, _dead_letter(envelope))
+
+    assert failed == ["dlq-1"]
+    assert len(visibility.delays) == 1
+    assert store.get(envelope.message_id).status is Status.PENDING
+
+
+class _FailingFailedWrite:
+    """The store, whose first move to FAILED fails with a passing fault."""
+
+    def __init__(self, store: InMemoryMessageStore) -> None:
+        self.store = store
+        self.failed_once = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def transition(self, message_id: str, to: Status, **kwargs: Any) -> TransitionResult:
+        if to is Status.FAILED and not self.failed_once:
+            self.failed_once = True
+            raise AwsError("UpdateItem failed", retryable=True)
+        return self.store.transition(message_id, to, **kwargs)
+
+
+def _copy_of(record: dict[str, Any]) -> SqsCopy:
+    copy = sqs_copy(record)
+    assert copy is not None
+    return copy
+
+
+def _other_envelope() -> Envelope:
+    return NOTE.envelope(message_id=new_message_id(), created_at=iso(utc_now()))

@@ -1,0 +1,30 @@
+"""The dead-letter function's Lambda entry point, fed by the dead-letter queue: each copy's record ends FAILED.
+
+The use case is ``outbox.service.dead_letter.DeadLetters``; it is built once per cold start by ``outbox.compose``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from outbox.compose import build_dead_letters
+from outbox.logs import bind_invocation, configure_logging
+from outbox.service.consume import BatchResponse
+from outbox.service.dead_letter import DeadLetters
+from outbox.settings import Settings
+
+
+@cache
+def default_dead_letters() -> DeadLetters:
+    """The dead-letter use case of this function, built from the ``OUTBOX_*`` environment once per cold start."""
+    configure_logging()
+    return build_dead_letters(Settings.from_env())
+
+
+def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
+    """Lambda entry point (the dead-letter queue's event source mapping): a partial batch response."""
+    dead_letters = default_dead_letters()
+    bind_invocation(getattr(context, "aws_request_id", None), handler="dead-letter")
+    return dead_letters.handle(event, context)
