@@ -335,11 +335,7 @@ class Pipeline(RuleBasedStateMachine):
         response = self.dead_letters.handle(sqs_event(messages))
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         self.dead_settled |= {json.loads(m["Body"])["message_id"] for m in messages if m["MessageId"] not in failed}
-        for message in messages:
-            if message["MessageId"] in failed:
-                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
-            else:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        self._settle(messages, failed, url)
         return len(messages)
 
     @rule()
@@ -373,9 +369,9 @@ class Pipeline(RuleBasedStateMachine):
         self._settle(messages, {f["itemIdentifier"] for f in response["batchItemFailures"]})
         return len(messages)
 
-    def _settle(self, messages: list[dict[str, Any]], failed: set[str]) -> None:
+    def _settle(self, messages: list[dict[str, Any]], failed: set[str], url: str | None = None) -> None:
         """What the mapping does after the function: delete the acknowledged, show the rest again."""
-        sqs, url = self.stack.sqs, self.stack.resources.queue_url
+        sqs, url = self.stack.sqs, url or self.stack.resources.queue_url
         for message in messages:
             if message["MessageId"] in failed:
                 sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
