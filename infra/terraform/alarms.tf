@@ -74,7 +74,7 @@ locals {
     }
     messages-failed = {
       metric      = "MessagesFailed"
-      description = "The consumer ended messages FAILED (delivery refused them, or attempts or receives ran out): its message_failed log lines name them, each record keeps the reason; fix the delivery, then `outbox replay --status FAILED`."
+      description = "The consumer ended messages FAILED (delivery refused them, or attempts or receives ran out), or the dead-letter function did (their copies reached the dead-letter queue): the message_failed log lines of either name them, each record keeps the reason; fix the delivery, then `outbox replay --status FAILED`."
     }
     sweep-failures = {
       metric      = "SweepFailures"

@@ -96,4 +96,10 @@ resource "aws_lambda_event_source_mapping" "dead_letter" {
   event_source_arn        = aws_sqs_queue.dlq.arn
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]
+
+  # Lambda's SQS pollers start at five concurrent batches; held to the function's reserved
+  # concurrency (at least 2, variables.tf), so copies are not throttled back into the queue.
+  scaling_config {
+    maximum_concurrency = local.function_sizes["dead-letter"].reserved_concurrency
+  }
 }

@@ -158,6 +158,11 @@ variable "functions" {
   }
 
   validation {
+    condition     = try(var.functions["dead-letter"].reserved_concurrency, 2) >= 2 && try(var.functions["dead-letter"].reserved_concurrency, 2) <= 1000
+    error_message = "functions.dead-letter.reserved_concurrency must be 2 to 1000 (the dead-letter queue mapping's maximum_concurrency): 0 would leave copies in the dead-letter queue unsettled."
+  }
+
+  validation {
     condition     = try(var.functions["sweeper"].reserved_concurrency, 1) == 1
     error_message = "functions.sweeper.reserved_concurrency must be 1: two sweeps must never run at once."
   }

@@ -11,8 +11,8 @@ the consumer's last receive did: each copy's record ends FAILED with the reason,
 It moves a record only along the lifecycle's edges: it takes the lease (PENDING, QUEUED or a
 PROCESSING whose lease ran out, to PROCESSING) and, as the lease's holder, ends it FAILED. It
 leaves alone a record that has ended, one that a live lease holds (the copy comes back when the
-lease runs out), a copy that is not its record's (forged), and a copy older than a re-drive (the
-record ended FAILED after the copy was sent: what is QUEUED now is the re-drive's own copy).
+lease runs out), a copy that is not its record's (forged), and a copy older than a re-drive of its
+message (what is QUEUED now has the re-drive's own copy; see ``_older_than_a_redrive``).
 Copies it has settled are acknowledged, so the dead-letter queue empties: its depth alarm then
 means this function is not running.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import itertools
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -45,7 +46,8 @@ from outbox.service.consume import MAX_VISIBILITY_S, PROCESSING, STARTABLE, Batc
 log = structlog.get_logger("outbox.service.dead_letter")
 
 BY = "dead-letter"
-REASON = "its copy reached the dead-letter queue after {receives} receives with no delivery outcome"
+# No receive count: on the dead-letter queue it counts that queue's receives too.
+REASON = "its copy reached the dead-letter queue: no receive ended it (a crash, a timeout, or status writes failing)"
 LEASE_S = 60  # two conditional writes, one after the other
 RETRY_DELAY_S = 30  # a passing fault: the copy comes back soon (the dead-letter queue has no redrive)
 
@@ -106,7 +108,7 @@ class DeadLetters:
             return self._retry(copy, message_id, exc.code)
         if record.status in ENDED:
             return Settled.ENDED
-        if _redriven_since(record, _sent_at(copy)):
+        if _older_than_a_redrive(record, copy):
             log.info("dead_letter_stale", message_id=message_id)
             return Settled.STALE
         return self._fail(copy, envelope)
@@ -130,9 +132,8 @@ class DeadLetters:
             return self._retry(copy, message_id, "held", delay_s=_until(exc.lease_until))
         except OutboxError as exc:
             return self._retry(copy, message_id, exc.code)
-        reason = REASON.format(receives=copy.receives)
         try:
-            self.store.transition(message_id, Status.FAILED, by=BY, reason=reason, expected=PROCESSING, lease=lease)
+            self.store.transition(message_id, Status.FAILED, by=BY, reason=REASON, expected=PROCESSING, lease=lease)
         except OutboxError as exc:  # a passing fault: give the lease back, so the next receive can take it at once
             with contextlib.suppress(OutboxError):  # else the lease runs out by itself
                 self.store.release(message_id, lease)
@@ -147,21 +148,28 @@ class DeadLetters:
         return Settled.RETRIED
 
 
-def _sent_at(copy: SqsCopy) -> datetime | None:
-    """When SQS first accepted the copy (``SentTimestamp``, kept when it moves to the dead-letter queue)."""
+def _older_than_a_redrive(record: MessageRecord, copy: SqsCopy) -> bool:
+    """Whether the copy belongs to an earlier life of its message: one that ended FAILED and was re-driven since.
+
+    What ``SentTimestamp`` means depends on the queue. On a standard queue SQS keeps the first
+    send's when the copy moves to the dead-letter queue: the copy is older if the record went
+    FAILED after it (a re-drive's own copy is sent after that FAILED, before its flip). On a FIFO
+    queue SQS resets it at the move: the copy is older if the record was re-driven (the line
+    after a FAILED one) after the copy had reached the dead-letter queue.
+    """
     attributes = copy.record.get("attributes")
     raw = attributes.get("SentTimestamp") if isinstance(attributes, Mapping) else None
     try:
-        return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw is not None else None
+        at = datetime.fromtimestamp(int(raw) / 1000, UTC) if raw is not None else None
     except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _redriven_since(record: MessageRecord, sent_at: datetime | None) -> bool:
-    """Whether the record ended FAILED after the copy was sent, and so was re-driven since."""
-    if sent_at is None:
+        at = None
+    if at is None:
         return False
-    return any(line.status is Status.FAILED and datetime.fromisoformat(line.at) >= sent_at for line in record.history)
+    history = record.history
+    if str(copy.record.get("eventSourceARN", "")).endswith(".fifo"):
+        redrives = (line for before, line in itertools.pairwise(history) if before.status is Status.FAILED)
+        return any(datetime.fromisoformat(line.at) >= at for line in redrives)
+    return any(line.status is Status.FAILED and datetime.fromisoformat(line.at) >= at for line in history)
 
 
 def _until(lease_until: str | None) -> int:

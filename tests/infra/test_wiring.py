@@ -226,10 +226,21 @@ def test_the_dead_letter_queue_feeds_the_dead_letter_function(module: Module) ->
     dlq = module.resource("aws_sqs_queue", "dlq")
     assert dlq["visibility_timeout_seconds"] == '${6 * local.function_sizes["dead-letter"].timeout}'
     assert module.locals["dead_letter_size"]["timeout"] > 0
-    # It reads and ends message records, and receives from the dead-letter queue; nothing else.
-    granted = {a for s in module.function_policy("dead-letter")["statement"] for a in s["actions"]}
-    assert not {a for a in granted if a.startswith("sqs:")} & {"sqs:SendMessage", "sqs:PurgeQueue"}
-    assert {a for a in granted if a.startswith("dynamodb:")} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    # Polled with no more than its reserved concurrency (Lambda's SQS pollers would start at five).
+    assert mapping["scaling_config"] == [
+        {"maximum_concurrency": '${local.function_sizes["dead-letter"].reserved_concurrency}'}
+    ]
+    assert module.locals["dead_letter_size"]["reserved_concurrency"] >= 2
+    # It reads and ends message records, and receives from the dead-letter queue (what the mapping
+    # needs: receive, delete, the queue's attributes, the key) and changes a copy's visibility; nothing else.
+    statements = module.function_policy("dead-letter")["statement"]
+    by_resource = {a: s["resources"] for s in statements for a in s["actions"]}
+    for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes", "ChangeMessageVisibility"):
+        assert by_resource[f"sqs:{action}"] == ["${aws_sqs_queue.dlq.arn}"], action
+    assert by_resource["kms:Decrypt"] == "${local.kms_key_arns}"
+    assert {a for a in by_resource if a.startswith("dynamodb:")} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert not set(by_resource) & {"sqs:SendMessage", "sqs:PurgeQueue", "kms:GenerateDataKey"}
+    assert "dead-letter function" in module.locals["count_alarms"]["messages-failed"]["description"]
     alarm = module.resource("aws_cloudwatch_metric_alarm", "queue_depth")
     assert "dead-letter function" in alarm["alarm_description"]
 

@@ -334,23 +334,34 @@ class Pipeline(RuleBasedStateMachine):
             return 0
         response = self.dead_letters.handle(sqs_event(messages))
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
-        self.dead_settled |= {json.loads(m["Body"])["message_id"] for m in messages if m["MessageId"] not in failed}
+        records = self._records()
+        for message in messages:
+            message_id = json.loads(message["Body"])["message_id"]
+            if message["MessageId"] in failed:
+                continue
+            history = [h["M"]["status"]["S"] for h in records[message_id]["history"]["L"]]
+            if records[message_id]["status"]["S"] in ENDED:
+                self.dead_settled.add(message_id)
+            else:  # 7. let go of while not ended: only a copy older than a re-drive, which the re-drive's copy decides
+                assert Status.FAILED in history[:-1], (message_id, history)
         self._settle(messages, failed, url)
         return len(messages)
 
-    @rule()
-    def replay(self) -> None:
-        """An operator re-drives whatever is PENDING."""
+    @rule(status=st.sampled_from(["PENDING", "FAILED"]))
+    def replay(self, status: str = "PENDING") -> None:
+        """An operator re-drives whatever is PENDING, or FAILED (FAILED -> QUEUED: a new life for it)."""
         stack = self.stack
         reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
-        relay = Relay(stack.store, stack.publisher, by="replay", expected=FLIP_FROM["PENDING"])
-        selection = Selection.window(status="PENDING")
+        relay = Relay(stack.store, stack.publisher, by="replay", expected=FLIP_FROM[status])
+        selection = Selection.window(status=status)
         selection = Selection(selection.since, _later(selection.until), selection.status)
         try:
             pending = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb)
             Replayer(reader, relay, pending=pending).run(Checkpoint(selection))
         finally:
             relay.close()
+        records = self._records()
+        self.dead_settled = {m for m in self.dead_settled if records[m]["status"]["S"] in ENDED}  # re-driven since
 
     @rule()
     def consume(self) -> None:

@@ -33,12 +33,27 @@ def _accept(store: InMemoryMessageStore) -> Envelope:
     return envelope
 
 
-def _dead_letter(envelope: Envelope | str, *, sent: datetime | None = None, receives: int = 6) -> dict[str, Any]:
-    """A dead-letter queue's SQS record: a copy received ``receives`` times, first sent at ``sent``."""
+STANDARD_DLQ = "arn:aws:sqs:eu-west-1:123456789012:outbox-dlq"
+FIFO_DLQ = "arn:aws:sqs:eu-west-1:123456789012:outbox-dlq.fifo"
+
+
+def _dead_letter(
+    envelope: Envelope | str, *, sent: datetime | None = None, receives: int = 6, queue: str = STANDARD_DLQ
+) -> dict[str, Any]:
+    """A dead-letter queue's SQS record: a copy received ``receives`` times, its ``SentTimestamp`` ``sent``.
+
+    On a standard queue that is when the copy was first sent; on a FIFO queue, when it moved to the DLQ.
+    """
     body = envelope if isinstance(envelope, str) else envelope.to_json()
     sent_ms = int((sent or utc_now() - timedelta(minutes=5)).timestamp() * 1000)
     attributes = {"ApproximateReceiveCount": str(receives), "SentTimestamp": str(sent_ms)}
-    return {"messageId": "dlq-1", "body": body, "attributes": attributes, "receiptHandle": f"rh-{receives}"}
+    return {
+        "messageId": "dlq-1",
+        "body": body,
+        "attributes": attributes,
+        "receiptHandle": f"rh-{receives}",
+        "eventSourceARN": queue,
+    }
 
 
 def _settle(store: InMemoryMessageStore, record: dict[str, Any]) -> tuple[list[str], FakeVisibility]:
@@ -66,7 +81,7 @@ def test_a_dead_letter_ends_its_unstarted_record_failed_with_the_reason(
     assert failed == []  # acknowledged: the record, not the dead-letter queue, now says what happened
     assert record.status is Status.FAILED
     assert record.reason is not None
-    assert "dead-letter queue after 6 receives" in record.reason
+    assert "reached the dead-letter queue" in record.reason
     assert _steps(store, envelope.message_id)[-2:] == [("PROCESSING", BY), ("FAILED", BY)]
     assert record.lease is None
 
@@ -107,7 +122,7 @@ def test_a_dead_letter_of_an_ended_message_changes_nothing(store: InMemoryMessag
     store.transition(envelope.message_id, end, by="consumer", lease=lease, reason="x" if end is Status.FAILED else None)
     before = store.get(envelope.message_id)
 
-    # (sent after the record ended, so it is not taken for a copy older than a re-drive)
+    # Sent after the record ended: only the ended check, not the re-drive one, can leave it alone.
     failed, visibility = _settle(store, _dead_letter(envelope, sent=utc_now() + timedelta(seconds=1)))
 
     assert failed == []
@@ -142,6 +157,42 @@ def test_a_dead_letter_sent_after_the_redrive_ends_it_failed_again(store: InMemo
 
     assert failed == []
     assert store.get(envelope.message_id).status is Status.FAILED
+
+
+def _failed_then_redriven(store: InMemoryMessageStore) -> tuple[Envelope, datetime, datetime]:
+    """A message that ended FAILED, then was re-driven (FAILED -> QUEUED); when each happened."""
+    envelope = _accept(store)
+    lease = Lease("consumer-receive", iso(utc_now() + timedelta(seconds=30)))
+    store.transition(envelope.message_id, Status.PROCESSING, by="consumer", lease=lease)
+    store.transition(envelope.message_id, Status.FAILED, by="consumer", lease=lease, reason="delivery refused")
+    store.transition(envelope.message_id, Status.QUEUED, by="replay")
+    # Ten minutes between the FAILED and the re-drive, as an operator would take.
+    failed_at, redriven_at = utc_now() - timedelta(minutes=15), utc_now() - timedelta(minutes=5)
+    record = store.records[envelope.message_id]
+    *earlier, failed, redriven = record.history
+    history = (*earlier, replace(failed, at=iso(failed_at)), replace(redriven, at=iso(redriven_at)))
+    store.records[envelope.message_id] = replace(record, history=history)
+    return envelope, failed_at, redriven_at
+
+
+def test_on_a_fifo_queue_a_copy_dead_lettered_before_the_redrive_leaves_it_alone(store: InMemoryMessageStore) -> None:
+    """FIFO resets SentTimestamp when the copy moves: moved after the FAILED but before the re-drive, it is older."""
+    envelope, failed_at, redriven_at = _failed_then_redriven(store)
+    moved = failed_at + (redriven_at - failed_at) / 2  # it lingered after the FAILED, then moved
+
+    copy = _dead_letter(envelope, sent=moved - timedelta(milliseconds=1), queue=FIFO_DLQ)
+    assert DeadLetters(store).settle(_copy_of(copy)) is Settled.STALE
+    assert store.get(envelope.message_id).status is Status.QUEUED
+    # The same timestamp on a standard queue is a first send after the FAILED: the re-drive's own copy.
+    assert DeadLetters(store).settle(_copy_of(_dead_letter(envelope, sent=moved))) is Settled.FAILED
+
+
+def test_on_a_fifo_queue_the_redrives_own_dead_letter_ends_it_failed(store: InMemoryMessageStore) -> None:
+    """The re-drive's copy reached the FIFO dead-letter queue after the re-drive: it settles the record."""
+    envelope, _, redriven_at = _failed_then_redriven(store)
+
+    copy = _dead_letter(envelope, sent=redriven_at + timedelta(seconds=1), queue=FIFO_DLQ)
+    assert DeadLetters(store).settle(_copy_of(copy)) is Settled.FAILED
 
 
 def test_a_forged_or_unreadable_dead_letter_changes_nothing(store: InMemoryMessageStore) -> None:
