@@ -11,6 +11,13 @@ What moto 5.2.5 does not do correctly is fixed here, and only here:
    transaction. ``install_transaction_journal`` keeps moto's own transaction code but makes that
    snapshot the table itself, and records an undo journal instead (the pre-image of each touched
    item and the stream's length), from which a cancelled or failed transaction is undone.
+3. **FIFO groups.** moto counts a group as in flight while any message it handed out is still
+   marked pending, even once that message is visible again; a receive releases the pending mark
+   only when it reaches the message in the queue. When two messages of a group came back to the
+   queue (both received, both sent back), the receive skips the older, whose group the newer's
+   stale mark still holds, then releases and hands out the newer: the group out of order. SQS
+   holds a group only while one of its messages is in flight, that is invisible
+   (``install_fifo_groups_in_flight``).
 
 The rest makes moto cheaper per request without deciding anything moto decides: every request is
 still parsed, validated, evaluated and answered by moto's own code, on moto's own data.
@@ -479,6 +486,26 @@ def uninstall_lazy_queue_attributes() -> None:
     _restore(Queue, "attributes")
 
 
+def _groups_in_flight(queue: Any) -> set[str]:
+    """The FIFO groups with a message handed out and not yet visible again: what SQS holds back."""
+    return {m.group_id for m in queue.pending_messages if m.group_id is not None and not m.visible}
+
+
+def install_fifo_groups_in_flight() -> None:
+    """Make moto's ``Queue.pending_message_groups`` hold only groups with a message in flight (idempotent)."""
+    from moto.sqs.models import Queue
+
+    if not _patched(Queue, "pending_message_groups"):
+        _patch(Queue, pending_message_groups=property(_groups_in_flight))
+
+
+def uninstall_fifo_groups_in_flight() -> None:
+    """Restore moto's own ``Queue.pending_message_groups`` (for differential tests)."""
+    from moto.sqs.models import Queue
+
+    _restore(Queue, "pending_message_groups")
+
+
 # Every fix above with its undo, in install order.
 _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_transaction_journal, uninstall_transaction_journal),
@@ -488,6 +515,7 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_method_name_cache, uninstall_method_name_cache),
     (install_expression_caches, uninstall_expression_caches),
     (install_lazy_queue_attributes, uninstall_lazy_queue_attributes),
+    (install_fifo_groups_in_flight, uninstall_fifo_groups_in_flight),
 )
 
 

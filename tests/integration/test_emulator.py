@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -763,6 +764,7 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (ConditionExpressionParser, "_lex_condition_expression"),
         (DepthFirstTraverser, "nodes_to_be_processed"),
         (Queue, "attributes"),
+        (Queue, "pending_message_groups"),
     ]
     emulator.uninstall_all()
     shipped = [vars(owner)[name] for owner, name in patched]
@@ -778,3 +780,47 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         emulator.uninstall_all()
     assert not emulator._originals
     assert all(vars(owner)[name] is old for (owner, name), old in zip(patched, shipped, strict=True))
+
+
+def _fifo_group_after_both_came_back() -> list[list[str]]:
+    """Two messages of one group received together, both sent back at once; then one receive at a time."""
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="g.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        for body in ("A", "B"):
+            sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g", MessageDeduplicationId=body)
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        for message in first:  # a consumer's partial batch response: both back after a 1 s backoff
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=1)
+        time.sleep(1.1)
+        seen = [[m["Body"] for m in first]]
+        while later := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", []):
+            seen.append([m["Body"] for m in later])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=later[0]["ReceiptHandle"])
+        return seen
+
+
+def test_a_fifo_group_comes_back_in_order() -> None:
+    """SQS hands a group's messages out in order once none is in flight; moto as shipped hands out the newer first."""
+    emulator.uninstall_all()
+    assert _fifo_group_after_both_came_back() == [["A", "B"], ["B"], ["A"]]  # moto's stale pending mark on B
+    with patched_moto(emulator.install_fifo_groups_in_flight):
+        assert _fifo_group_after_both_came_back() == [["A", "B"], ["A"], ["B"]]
+
+
+def test_a_fifo_group_in_flight_is_held_back() -> None:
+    """While A is in flight (received, invisible), B of its group is not handed out, with the fix as without."""
+
+    def scenario() -> list[list[str]]:
+        with mock_aws():
+            sqs = boto3.client("sqs")
+            url = sqs.create_queue(QueueName="h.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+            for body in ("A", "B"):
+                sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g", MessageDeduplicationId=body)
+            first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)["Messages"]
+            held = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
+            after = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            return [[m["Body"] for m in batch] for batch in (first, held, after)]
+
+    assert differential(scenario, emulator.install_fifo_groups_in_flight) == [["A"], [], ["B"]]
