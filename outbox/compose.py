@@ -120,7 +120,13 @@ def build_stream_worker(settings: Settings, clients: Clients | None = None) -> S
     clients = clients or Clients.of(settings)
     relay = _relay(settings, clients, by="worker", recent=RecentSends(RECENT_SENDS))
     pending = _sweep_source(settings, clients)
-    return StreamWorker(relay, hash_key=settings.hash_key, range_key=settings.range_key, pending=pending)
+    return StreamWorker(
+        relay,
+        hash_key=settings.hash_key,
+        range_key=settings.range_key,
+        pending=pending,
+        swept_after=settings.sweep_min_age,  # older entries may have been relayed by the sweeper
+    )
 
 
 def build_consumer(settings: Settings, clients: Clients | None = None, *, deliver: Deliver | None = None) -> Consumer:

@@ -119,6 +119,10 @@ class SweepSource(Protocol):
         """
         ...
 
+    def moved_on(self, message_ids: Iterable[str]) -> set[str]:
+        """Of these messages, those whose record is no longer PENDING (it may lag a moment behind)."""
+        ...
+
 
 class MessageStore(Protocol):
     """Where records, outbox entries and status changes are kept."""

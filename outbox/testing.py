@@ -242,6 +242,7 @@ class InMemorySweepSource:
     store: InMemoryMessageStore
     buckets: int = 16
     page_size: int = 500
+    reads: list[list[str]] = field(default_factory=list)  # the ids of each moved_on call
 
     def pending(
         self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
@@ -268,6 +269,13 @@ class InMemorySweepSource:
         for start in range(0, len(found), self.page_size):
             yield found[start : start + self.page_size]
 
+    def moved_on(self, message_ids: Iterable[str]) -> set[str]:
+        """Of these messages, those whose record is no longer PENDING."""
+        self.reads.append(list(message_ids))
+        with self.store._lock:
+            records = self.store.records
+            return {m for m in self.reads[-1] if m in records and records[m].status is not Status.PENDING}
+
 
 @dataclass
 class InMemoryOutboxReader:
@@ -279,6 +287,7 @@ class InMemoryOutboxReader:
     store: InMemoryMessageStore
     buckets: int = 16
     page_size: int = 500
+    reads: list[list[str]] = field(default_factory=list)  # the ids of each moved_on call
 
     def pages(
         self,

@@ -70,6 +70,8 @@ locals {
         OUTBOX_QUEUE_URL          = aws_sqs_queue.main.url
         OUTBOX_MAX_RELAY_ATTEMPTS = tostring(var.max_relay_attempts)
         OUTBOX_FLIP_CONCURRENCY   = tostring(var.flip_concurrency)
+        # Entries older than this may have been relayed by the sweeper: sent only if still PENDING.
+        OUTBOX_SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
         # A record that ends (FAILED here, COMPLETED in the consumer) expires by the table's TTL.
         OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
         LOG_LEVEL                    = var.log_level

@@ -8,7 +8,7 @@ batches. The table's bucket count lives in one small item of the table itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -17,7 +17,7 @@ from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
 from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
 from outbox.domain.errors import ConfigurationError
-from outbox.domain.record import RECORD_PREFIX, outbox_pk
+from outbox.domain.record import RECORD_PREFIX, RECORD_SK, outbox_pk, record_pk
 from outbox.domain.status import Status
 from outbox.ports import SweptRecord
 
@@ -90,15 +90,38 @@ class DynamoDBSweepSource:
     def _records(self, index_items: list[dict[str, Any]]) -> list[SweptRecord]:
         """The records behind a page of index keys, in the page's order (BatchGetItem answers in any order)."""
         _, index_sk = RECORD_INDEX_KEYS
-        found: dict[str, dict[str, Any]] = {}
         keys = [{self.hash_key: i[self.hash_key], self.range_key: i[self.range_key]} for i in index_items]
+        # Read strongly: the index lags, the record says whether it is still PENDING.
+        found = self._batch_get(keys, _PROJECTION, {"#type": "type"}, consistent=True)
+        return [_swept(i[index_sk]["S"], found.get(i[self.hash_key]["S"])) for i in index_items]
+
+    def moved_on(self, message_ids: Iterable[str]) -> set[str]:
+        """Of these messages, those whose record is no longer PENDING (relayed, or ended): one read per 100.
+
+        Read eventually consistent, at half the price: a record that moved on a moment ago may still
+        read PENDING, and its message is then sent once more, which the flip and the consumer absorb.
+        """
+        keys = [{self.hash_key: {"S": record_pk(m)}, self.range_key: {"S": RECORD_SK}} for m in message_ids]
+        found = self._batch_get(keys, "#h, #status", {}, consistent=False)
+        return {
+            pk.removeprefix(RECORD_PREFIX)
+            for pk, item in found.items()
+            if item.get("status", {}).get("S") != Status.PENDING.value
+        }
+
+    def _batch_get(
+        self, keys: list[dict[str, Any]], projection: str, names: dict[str, str], *, consistent: bool
+    ) -> dict[str, dict[str, Any]]:
+        """The items at ``keys`` (100 per request, unprocessed keys asked again), by partition key value."""
+        found: dict[str, dict[str, Any]] = {}
+        names = names | {"#status": "status", "#h": self.hash_key}
         for start in range(0, len(keys), BATCH_GET_KEYS):
             pending: dict[str, Any] = {
                 self.table_name: {
                     "Keys": keys[start : start + BATCH_GET_KEYS],
-                    "ProjectionExpression": _PROJECTION,
-                    "ExpressionAttributeNames": {"#status": "status", "#type": "type", "#h": self.hash_key},
-                    "ConsistentRead": True,  # the index lags: the record says whether it is still PENDING
+                    "ProjectionExpression": projection,
+                    "ExpressionAttributeNames": names,
+                    "ConsistentRead": consistent,
                 }
             }
             while pending:
@@ -106,7 +129,7 @@ class DynamoDBSweepSource:
                 for item in response.get("Responses", {}).get(self.table_name, []):
                     found[item[self.hash_key]["S"]] = item
                 pending = dict(response.get("UnprocessedKeys") or {})
-        return [_swept(i[index_sk]["S"], found.get(i[self.hash_key]["S"])) for i in index_items]
+        return found
 
     def buckets(self, proposed: int) -> int:
         """The table's bucket count: stored once (by the first to ask), then the same for every reader and writer.

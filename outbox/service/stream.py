@@ -3,7 +3,8 @@
 The batch comes as Lambda's stream event source mapping delivers it (the local stream runner
 delivers the same): the caller's own items are skipped, a malformed outbox entry is quarantined
 (FAILED with the reason, never blocking the shard), and a group's older PENDING message that the
-stream lost is relayed before the group's newer ones. Lambda checkpoints at the lowest
+stream lost is relayed before the group's newer ones; an entry old enough for the sweeper to have
+relayed it already is sent only if its record is still PENDING. Lambda checkpoints at the lowest
 ``SequenceNumber`` listed in ``batchItemFailures`` and redelivers everything after it; a
 duplicate delivery is harmless because the flip is conditional and every copy carries the same
 ``message_id``. The Lambda entry point around it is ``worker/handler.py``.
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
+from outbox.domain.errors import OutboxError
 from outbox.domain.message import is_message_id
 from outbox.domain.record import OUTBOX_PREFIX, utc_now
 from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, emit_metrics
@@ -45,6 +47,7 @@ class _Parsed:
     malformed: list[_Malformed]
     oldest_created_at: str | None
     places: dict[str, Place]  # by stream key, the grouped entries only
+    swept: list[str]  # message ids of entries old enough for the sweeper to have relayed them
 
 
 class StreamWorker:
@@ -52,7 +55,10 @@ class StreamWorker:
 
     With a ``pending`` source it keeps a group's order when the stream lost records (trimmed,
     the trigger was off, the mapping gave up): an older PENDING message of a group in the batch
-    is relayed first, rebuilt from its record, before the group's newer ones.
+    is relayed first, rebuilt from its record, before the group's newer ones. With ``swept_after``
+    too (the sweeper's minimum age), entries older than that are sent only if their record is
+    still PENDING: after a stream lag or an outage the sweeper has relayed them, and the stream
+    catching up would send each one again. Fresh entries, the usual case, cost no read.
     """
 
     def __init__(
@@ -62,11 +68,13 @@ class StreamWorker:
         hash_key: str = "pk",
         range_key: str = "sk",
         pending: SweepSource | None = None,
+        swept_after: timedelta | None = None,
     ) -> None:
         self.relay = relay
         self.hash_key = hash_key  # the table's: the caller's own items share the stream and are skipped
         self.range_key = range_key
         self.pending = pending
+        self.swept_after = swept_after
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
         """Relay every outbox INSERT of ``event``; list the SequenceNumbers to retry."""
@@ -74,16 +82,35 @@ class StreamWorker:
         parsed = self._parse(records if isinstance(records, list) else [])
         failed = [m.key for m in parsed.malformed if not self._quarantine(m)]
         time_left: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
-        report = self.relay.relay(self._older_first(parsed), time_left_ms=time_left)
+        items, relayed = self._unrelayed(parsed)
+        report = self.relay.relay(self._older_first(items, parsed.places), time_left_ms=time_left)
         failed += keys_in_order(parsed.items, report.failed)
-        self._emit(parsed, report.sent, report.duplicates, report.quarantined, failed)
+        self._emit(parsed, report.sent, report.duplicates + relayed, report.quarantined, failed)
         return {"batchItemFailures": [{"itemIdentifier": key} for key in failed]}
 
-    def _older_first(self, parsed: _Parsed) -> list[RelayItem]:
+    def _unrelayed(self, parsed: _Parsed) -> tuple[list[RelayItem], list[str]]:
+        """The batch less the entries the sweeper relayed already (one read per 100 old entries), and their keys."""
+        recent = self.relay.recent
+        unknown = [m for m in parsed.swept if not recent.is_done(m)]  # a recent send of ours: the relay knows it
+        if self.pending is None or not unknown:
+            return parsed.items, []
+        try:
+            moved = self.pending.moved_on(unknown)
+        except OutboxError as exc:  # then send them all, as without the check: the flip stays conditional
+            log.warning("relayed_check_failed", error=exc.code)
+            return parsed.items, []
+        if not moved:
+            return parsed.items, []
+        log.info("already_relayed_skipped", messages=len(moved))
+        return [i for i in parsed.items if i.message_id not in moved], [
+            i.key for i in parsed.items if i.message_id in moved
+        ]
+
+    def _older_first(self, items: list[RelayItem], places: dict[str, Place]) -> list[RelayItem]:
         """The batch, behind any older PENDING message of its groups that the stream did not bring."""
-        if self.pending is None or not parsed.places:
-            return parsed.items
-        return older_first(parsed.items, parsed.places, self.pending, known=self._known(parsed.items))
+        if self.pending is None or not places:
+            return items
+        return older_first(items, places, self.pending, known=self._known(items))
 
     def _known(self, items: list[RelayItem]) -> Callable[[str], bool]:
         """Messages whose records need no read: in this batch, or flipped by this container lately."""
@@ -95,7 +122,9 @@ class StreamWorker:
         items: list[RelayItem] = []
         malformed: list[_Malformed] = []
         places: dict[str, Place] = {}
+        swept: list[str] = []
         oldest: str | None = None
+        cutoff = utc_now() - self.swept_after if self.swept_after is not None else None
         for record in records:
             outcome = self._parse_record(record)
             if isinstance(outcome, _Malformed):
@@ -105,8 +134,10 @@ class StreamWorker:
                 items.append(item)
                 if place is not None:
                     places[item.key] = place
+                if cutoff is not None and datetime.fromisoformat(created_at) < cutoff:
+                    swept.append(item.message_id)
                 oldest = created_at if oldest is None else min(oldest, created_at)
-        return _Parsed(items, malformed, oldest, places)
+        return _Parsed(items, malformed, oldest, places, swept)
 
     def _parse_record(self, record: object) -> tuple[RelayItem, str, Place | None] | _Malformed | None:
         """An outbox INSERT as a RelayItem; None for any other record; _Malformed for a poison one."""

@@ -352,6 +352,9 @@ def test_the_sweeper_is_deployed_as_the_code_expects(module: Module) -> None:
     assert environment["OUTBOX_QUEUE_URL"] == module.locals["functions"]["worker"]["environment"]["OUTBOX_QUEUE_URL"]
     assert environment["OUTBOX_QUEUE_URL"] == "${aws_sqs_queue.main.url}"
     assert environment["OUTBOX_SWEEP_MIN_AGE_SECONDS"] == "${tostring(var.sweep_min_age_seconds)}"
+    # The worker checks entries older than the sweeper's minimum age before sending them again.
+    worker_environment = module.locals["functions"]["worker"]["environment"]
+    assert worker_environment["OUTBOX_SWEEP_MIN_AGE_SECONDS"] == environment["OUTBOX_SWEEP_MIN_AGE_SECONDS"]
     assert environment["OUTBOX_MAX_RELAY_ATTEMPTS"] == "${tostring(var.max_relay_attempts)}"
     # Until the table keeps its own bucket count, the sweeper must walk every bucket the API writes.
     assert environment["OUTBOX_BUCKETS"] == module.locals["functions"]["api"]["environment"]["OUTBOX_BUCKETS"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from outbox.domain.envelope import Envelope, new_envelope
+from outbox.domain.errors import AwsError
 from outbox.domain.message import new_message_id
 from outbox.domain.record import bucket_of, iso, outbox_pk, utc_now
 from outbox.domain.status import Status
@@ -76,3 +77,58 @@ def test_an_older_message_that_cannot_be_sent_holds_its_group_back(
     publisher.refuse.clear()
     assert worker.handle(event) == {"batchItemFailures": []}  # the stream's retry
     assert publisher.sent_ids() == [lost.message_id, newer.message_id]
+
+
+def test_an_entry_the_sweeper_relayed_already_is_not_sent_again(
+    store: InMemoryMessageStore, publisher: FakePublisher
+) -> None:
+    """After a stream lag, entries older than the sweeper's minimum age are sent only if still PENDING."""
+    source = InMemorySweepSource(store, buckets=BUCKETS)
+    relay = Relay(store, publisher)
+    worker = StreamWorker(relay, pending=source, swept_after=timedelta(seconds=30))
+    swept, waiting = _accept(store, 0, None), _accept(store, 1, None)  # both a minute old
+    store.transition(swept.message_id, Status.QUEUED, by="sweeper")
+    fresh = new_envelope({"n": 9}, type="T", message_id=new_message_id(), created_at=iso(utc_now()))
+    store.accept(fresh, idempotency_key=None, by="service")
+
+    assert worker.handle(_event(swept, waiting, fresh)) == {"batchItemFailures": []}
+    relay.close()
+
+    assert publisher.sent_ids() == [waiting.message_id, fresh.message_id]
+    assert source.reads == [[swept.message_id, waiting.message_id]]  # the fresh entry cost no read
+    assert [h.by for h in store.records[swept.message_id].history] == ["service", "sweeper"]
+    assert store.records[waiting.message_id].status is Status.QUEUED
+
+
+def test_without_a_lag_the_worker_reads_no_record(store: InMemoryMessageStore, publisher: FakePublisher) -> None:
+    """Entries younger than the sweeper's minimum age (the usual case) are sent without a status read."""
+    source = InMemorySweepSource(store, buckets=BUCKETS)
+    relay = Relay(store, publisher)
+    worker = StreamWorker(relay, pending=source, swept_after=timedelta(minutes=5))
+    envelopes = [_accept(store, n, None) for n in range(3)]  # under a minute old
+
+    assert worker.handle(_event(*envelopes)) == {"batchItemFailures": []}
+    relay.close()
+
+    assert publisher.sent_ids() == [e.message_id for e in envelopes]
+    assert source.reads == []
+
+
+def test_a_failed_status_read_sends_them_all(store: InMemoryMessageStore, publisher: FakePublisher) -> None:
+    """The check only saves copies: when it fails, every entry is sent, the flip stays conditional."""
+    source = _FailingMovedOn(store, buckets=BUCKETS)
+    relay = Relay(store, publisher)
+    worker = StreamWorker(relay, pending=source, swept_after=timedelta(seconds=30))
+    swept = _accept(store, 0, None)
+    store.transition(swept.message_id, Status.QUEUED, by="sweeper")
+
+    assert worker.handle(_event(swept)) == {"batchItemFailures": []}
+    relay.close()
+
+    assert publisher.sent_ids() == [swept.message_id]  # sent once more; the flip found it QUEUED
+    assert [h.by for h in store.records[swept.message_id].history] == ["service", "sweeper"]
+
+
+class _FailingMovedOn(InMemorySweepSource):
+    def moved_on(self, message_ids: Iterable[str]) -> set[str]:
+        raise AwsError("BatchGetItem throttled", retryable=True)
