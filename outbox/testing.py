@@ -287,7 +287,6 @@ class InMemoryOutboxReader:
     store: InMemoryMessageStore
     buckets: int = 16
     page_size: int = 500
-    reads: list[list[str]] = field(default_factory=list)  # the ids of each moved_on call
 
     def pages(
         self,

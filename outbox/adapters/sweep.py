@@ -8,6 +8,7 @@ batches. The table's bucket count lives in one small item of the table itself.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from botocore.exceptions import ClientError
 from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
 from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
-from outbox.domain.errors import ConfigurationError
+from outbox.domain.errors import ConfigurationError, ThrottledError
 from outbox.domain.record import RECORD_PREFIX, RECORD_SK, outbox_pk, record_pk
 from outbox.domain.status import Status
 from outbox.ports import SweptRecord
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 META_PK = "OUTBOX-META"  # not an "OUTBOX#" key: the stream filter never passes it to the worker
 CONFIG_SK = "CONFIG"
 BATCH_GET_KEYS = 100
+UNPROCESSED_TRIES = 5  # BatchGetItem requests per 100 keys while DynamoDB leaves some unprocessed
+UNPROCESSED_PAUSE_S = 0.05  # before the second; doubled before each next one
 # What rebuilding a message's envelope needs, and its status: nothing else of the record is read.
 _PROJECTION = "#h, message_id, #status, #type, payload, group_key, created_at, trace_id"
 
@@ -92,17 +95,18 @@ class DynamoDBSweepSource:
         _, index_sk = RECORD_INDEX_KEYS
         keys = [{self.hash_key: i[self.hash_key], self.range_key: i[self.range_key]} for i in index_items]
         # Read strongly: the index lags, the record says whether it is still PENDING.
-        found = self._batch_get(keys, _PROJECTION, {"#type": "type"}, consistent=True)
+        found = self._batch_get(keys, _PROJECTION, {"#type": "type"}, consistent=True, complete=True)
         return [_swept(i[index_sk]["S"], found.get(i[self.hash_key]["S"])) for i in index_items]
 
     def moved_on(self, message_ids: Iterable[str]) -> set[str]:
-        """Of these messages, those whose record is no longer PENDING (relayed, or ended): one read per 100.
+        """Of these messages, those whose record is no longer PENDING (relayed, or ended): one request per 100.
 
         Read eventually consistent, at half the price: a record that moved on a moment ago may still
         read PENDING, and its message is then sent once more, which the flip and the consumer absorb.
         """
         keys = [{self.hash_key: {"S": record_pk(m)}, self.range_key: {"S": RECORD_SK}} for m in message_ids]
-        found = self._batch_get(keys, "#h, #status", {}, consistent=False)
+        # A record not read counts as PENDING: its message is sent, which is always safe.
+        found = self._batch_get(keys, "#h, #status", {}, consistent=False, complete=False)
         return {
             pk.removeprefix(RECORD_PREFIX)
             for pk, item in found.items()
@@ -110,9 +114,14 @@ class DynamoDBSweepSource:
         }
 
     def _batch_get(
-        self, keys: list[dict[str, Any]], projection: str, names: dict[str, str], *, consistent: bool
+        self, keys: list[dict[str, Any]], projection: str, names: dict[str, str], *, consistent: bool, complete: bool
     ) -> dict[str, dict[str, Any]]:
-        """The items at ``keys`` (100 per request, unprocessed keys asked again), by partition key value."""
+        """The items at ``keys`` (100 per request), by partition key value.
+
+        Keys DynamoDB leaves unprocessed (throttling) are asked for again after a growing pause,
+        ``UNPROCESSED_TRIES`` times; then, if the answer must be ``complete``, ThrottledError,
+        else what was found.
+        """
         found: dict[str, dict[str, Any]] = {}
         names = names | {"#status": "status", "#h": self.hash_key}
         for start in range(0, len(keys), BATCH_GET_KEYS):
@@ -124,11 +133,16 @@ class DynamoDBSweepSource:
                     "ConsistentRead": consistent,
                 }
             }
-            while pending:
+            for attempt in range(UNPROCESSED_TRIES):
                 response = self._call("BatchGetItem", self.client.batch_get_item, {"RequestItems": pending})
                 for item in response.get("Responses", {}).get(self.table_name, []):
                     found[item[self.hash_key]["S"]] = item
                 pending = dict(response.get("UnprocessedKeys") or {})
+                if not pending:
+                    break
+                time.sleep(UNPROCESSED_PAUSE_S * 2**attempt)
+            if pending and complete:
+                raise ThrottledError("BatchGetItem left keys unprocessed: DynamoDB is throttling reads")
         return found
 
     def buckets(self, proposed: int) -> int:

@@ -488,7 +488,8 @@ def uninstall_lazy_queue_attributes() -> None:
 
 def _groups_in_flight(queue: Any) -> set[str]:
     """The FIFO groups with a message handed out and not yet visible again: what SQS holds back."""
-    return {m.group_id for m in queue.pending_messages if m.group_id is not None and not m.visible}
+    # A copy of the set: another request's receive or delete may change it meanwhile.
+    return {m.group_id for m in tuple(queue.pending_messages) if m.group_id is not None and not m.visible}
 
 
 def install_fifo_groups_in_flight() -> None:

@@ -101,6 +101,8 @@ class StreamWorker:
             return parsed.items, []
         if not moved:
             return parsed.items, []
+        for message_id in moved:  # a redelivered batch need not read them again
+            recent.done(message_id)
         log.info("already_relayed_skipped", messages=len(moved))
         return [i for i in parsed.items if i.message_id not in moved], [
             i.key for i in parsed.items if i.message_id in moved

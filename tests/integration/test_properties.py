@@ -112,7 +112,8 @@ class Pipeline(RuleBasedStateMachine):
         self.dead_settled: set[str] = set()  # messages whose dead-letter copy the dead-letter function acknowledged
         self.dead_letters = DeadLetters(stack.store)
         source = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, page_size=3)
-        self.worker = StreamWorker(stack.relay, pending=source)
+        # Every entry counts as old enough to have been swept: each batch reads which moved on first.
+        self.worker = StreamWorker(stack.relay, pending=source, swept_after=timedelta(0))
         self.consumer = Consumer(stack.store, self._deliver)
         sweep_relay = Relay(stack.store, stack.publisher, by="sweeper", policy=RelayPolicy(flip_concurrency=1))
         # The sweeper's clock runs ten minutes ahead: every message is past its minimum age.

@@ -239,3 +239,55 @@ def test_outbox_sweep_runs_one_sweep_from_a_terminal(
     report = json.loads(capsys.readouterr().out)
     assert (report["relayed"], report["failed"]) == (1, 0)
     assert outbox.get(message.message_id).status is Status.QUEUED
+
+
+def test_the_worker_learns_which_messages_moved_on_from_their_records(upper_stack: Stack) -> None:
+    """``moved_on`` names QUEUED and FAILED records, not PENDING or unknown ones; 100 keys a request; any key names."""
+    stack = upper_stack
+    outbox = Outbox(stack.resources.table_name, client=stack.dynamodb, hash_key="PK", range_key="SK", buckets=4)
+    messages = [outbox.message({"n": n}, type="T") for n in range(150)]
+    for message in messages:
+        outbox.transact_write([], message)
+    ids = [message.message_id for message in messages]
+    for message_id in ids[:60]:
+        stack.store.transition(message_id, Status.QUEUED, by="sweeper")
+    stack.store.transition(ids[60], Status.FAILED, by="sweeper", reason="quarantined")
+    source = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, hash_key="PK", range_key="SK")
+    requests: list[int] = []
+    stack.dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.BatchGetItem",
+        lambda params, **_: requests.append(sum(len(t["Keys"]) for t in params["RequestItems"].values())),
+    )
+
+    moved = source.moved_on([*ids, "00000000-0000-4000-8000-000000000000"])
+
+    assert moved == set(ids[:61])
+    assert requests == [100, 51]
+
+
+class _Unprocessed:
+    """A DynamoDB client whose BatchGetItem leaves every key unprocessed (throttled reads)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        return {"Responses": {}, "UnprocessedKeys": RequestItems}
+
+
+def test_throttled_reads_end_after_a_few_tries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys left unprocessed are asked for again a few times: then the worker sends anyway, the sweeper stops."""
+    from outbox.adapters import sweep
+    from outbox.domain.errors import ThrottledError
+
+    pauses: list[float] = []
+    monkeypatch.setattr(sweep.time, "sleep", pauses.append)
+    client = _Unprocessed()
+    source = DynamoDBSweepSource("outbox", client=client)  # type: ignore[arg-type]
+
+    assert source.moved_on(["a", "b"]) == set()  # not read: counted PENDING, so sent
+    assert client.calls == sweep.UNPROCESSED_TRIES
+    assert pauses == [0.05, 0.1, 0.2, 0.4, 0.8][: sweep.UNPROCESSED_TRIES]
+    with pytest.raises(ThrottledError):
+        source._records([{"pk": {"S": "MSG#a"}, "sk": {"S": "MSG"}, "outbox_sk": {"S": "x"}}])
