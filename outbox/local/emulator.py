@@ -13,11 +13,13 @@ What moto 5.2.5 does not do correctly is fixed here, and only here:
    item and the stream's length), from which a cancelled or failed transaction is undone.
 3. **FIFO groups.** moto counts a group as in flight while any message it handed out is still
    marked pending, even once that message is visible again; a receive releases the pending mark
-   only when it reaches the message in the queue. When two messages of a group came back to the
-   queue (both received, both sent back), the receive skips the older, whose group the newer's
-   stale mark still holds, then releases and hands out the newer: the group out of order. SQS
-   holds a group only while one of its messages is in flight, that is invisible
-   (``install_fifo_groups_in_flight``).
+   only when it reaches the message in the queue, and goes on with the groups it noted then.
+   When two messages of a group came back to the queue (both received, both sent back), a receive
+   skips the older, whose group the newer's stale mark still holds, then releases and hands out
+   the newer: the group out of order. SQS holds a group only while one of its messages is in
+   flight, that is invisible: ``install_fifo_groups_in_flight`` drops a message's pending mark as
+   soon as it is visible again, so the groups a receive notes are the ones in flight. A long poll
+   still keeps the groups it noted at its start: at worst it waits for its next poll.
 
 The rest makes moto cheaper per request without deciding anything moto decides: every request is
 still parsed, validated, evaluated and answered by moto's own code, on moto's own data.
@@ -486,25 +488,32 @@ def uninstall_lazy_queue_attributes() -> None:
     _restore(Queue, "attributes")
 
 
+def _in_flight(queue: Any) -> set[Any]:
+    """The messages handed out and not yet visible again (the pending set, less those visible once more)."""
+    pending: set[Any] = queue._pending_messages
+    # A copy to iterate: another request's receive or delete may change the set meanwhile.
+    pending.difference_update([m for m in tuple(pending) if m.visible])
+    return pending
+
+
 def _groups_in_flight(queue: Any) -> set[str]:
-    """The FIFO groups with a message handed out and not yet visible again: what SQS holds back."""
-    # A copy of the set: another request's receive or delete may change it meanwhile.
-    return {m.group_id for m in tuple(queue.pending_messages) if m.group_id is not None and not m.visible}
+    """The FIFO groups with a message in flight: what SQS holds back."""
+    return {m.group_id for m in tuple(_in_flight(queue)) if m.group_id is not None}
 
 
 def install_fifo_groups_in_flight() -> None:
-    """Make moto's ``Queue.pending_message_groups`` hold only groups with a message in flight (idempotent)."""
+    """Make moto's pending messages and groups those in flight only (idempotent)."""
     from moto.sqs.models import Queue
 
     if not _patched(Queue, "pending_message_groups"):
-        _patch(Queue, pending_message_groups=property(_groups_in_flight))
+        _patch(Queue, pending_messages=property(_in_flight), pending_message_groups=property(_groups_in_flight))
 
 
 def uninstall_fifo_groups_in_flight() -> None:
-    """Restore moto's own ``Queue.pending_message_groups`` (for differential tests)."""
+    """Restore moto's own ``Queue.pending_messages`` and ``pending_message_groups`` (for differential tests)."""
     from moto.sqs.models import Queue
 
-    _restore(Queue, "pending_message_groups")
+    _restore(Queue, "pending_messages", "pending_message_groups")
 
 
 # Every fix above with its undo, in install order.

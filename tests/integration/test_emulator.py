@@ -763,6 +763,7 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (ConditionExpressionParser, "_lex_condition_expression"),
         (DepthFirstTraverser, "nodes_to_be_processed"),
         (Queue, "attributes"),
+        (Queue, "pending_messages"),
         (Queue, "pending_message_groups"),
     ]
     emulator.uninstall_all()
@@ -821,3 +822,37 @@ def test_a_fifo_group_in_flight_is_held_back() -> None:
             return [[m["Body"] for m in batch] for batch in (first, held, after)]
 
     assert differential(scenario, emulator.install_fifo_groups_in_flight) == [["A"], [], ["B"]]
+
+
+def _fifo_group_during_a_long_poll(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """A and B of one group in flight, A due back 1 s before B; a long poll waiting while both come back.
+
+    moto's clock is a fake one that each wait of the long poll moves on by 0.6 s.
+    """
+    from moto.sqs import models
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(models, "unix_time", lambda: now[0])
+    monkeypatch.setattr(models, "unix_time_millis", lambda: now[0] * 1000)
+    monkeypatch.setattr(models.Queue, "wait_for_messages", lambda _queue, _timeout: now.__setitem__(0, now[0] + 0.6))
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="p.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        for body in ("A", "B"):
+            sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g", MessageDeduplicationId=body)
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=2)["Messages"]
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"], VisibilityTimeout=1)
+        seen = [[m["Body"] for m in first]]
+        for _ in range(2):
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=3).get("Messages", [])
+            seen.append([m["Body"] for m in batch])
+        return seen
+
+
+def test_a_long_poll_never_hands_a_group_out_of_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moto as shipped hands out B first; the emulator holds the group for that poll and then hands out A."""
+    emulator.uninstall_all()
+    with monkeypatch.context() as patch:
+        assert _fifo_group_during_a_long_poll(patch) == [["A", "B"], ["B"], []]  # and B in flight holds A back
+    with patched_moto(emulator.install_fifo_groups_in_flight), monkeypatch.context() as patch:
+        assert _fifo_group_during_a_long_poll(patch) == [["A", "B"], [], ["A"]]
