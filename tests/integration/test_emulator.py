@@ -782,13 +782,19 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
     assert all(vars(owner)[name] is old for (owner, name), old in zip(patched, shipped, strict=True))
 
 
+def _group_of_two(sqs: Any) -> str:
+    """A FIFO queue holding A, then B, of one group; its URL."""
+    url: str = sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    for body in ("A", "B"):
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g", MessageDeduplicationId=body)
+    return url
+
+
 def _fifo_group_after_both_came_back() -> list[list[str]]:
     """Two messages of one group received together, both sent back at once; then one receive at a time."""
     with mock_aws():
         sqs = boto3.client("sqs")
-        url = sqs.create_queue(QueueName="g.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-        for body in ("A", "B"):
-            sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g", MessageDeduplicationId=body)
+        url = _group_of_two(sqs)
         # Both handed out and visible again at once, as after a consumer's 1 s backoff has run out.
         first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
         seen = [[m["Body"] for m in first]]
@@ -812,9 +818,7 @@ def test_a_fifo_group_in_flight_is_held_back() -> None:
     def scenario() -> list[list[str]]:
         with mock_aws():
             sqs = boto3.client("sqs")
-            url = sqs.create_queue(QueueName="h.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-            for body in ("A", "B"):
-                sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g", MessageDeduplicationId=body)
+            url = _group_of_two(sqs)
             first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)["Messages"]
             held = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
             sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
@@ -837,9 +841,7 @@ def _fifo_group_during_a_long_poll(monkeypatch: pytest.MonkeyPatch) -> list[list
     monkeypatch.setattr(models.Queue, "wait_for_messages", lambda _queue, _timeout: now.__setitem__(0, now[0] + 0.6))
     with mock_aws():
         sqs = boto3.client("sqs")
-        url = sqs.create_queue(QueueName="p.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-        for body in ("A", "B"):
-            sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g", MessageDeduplicationId=body)
+        url = _group_of_two(sqs)
         first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=2)["Messages"]
         sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"], VisibilityTimeout=1)
         seen = [[m["Body"] for m in first]]
