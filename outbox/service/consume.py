@@ -321,16 +321,24 @@ class Consumer:
         Coming back sooner would only burn receives towards the dead-letter queue while the lease
         holds; a holder that dies leaves its message to the next copy once its lease has run out.
         """
-        if lease_until is None:
-            return self.policy.busy_delay_s
-        left = (datetime.fromisoformat(lease_until) - utc_now()).total_seconds()
-        return min(max(self.policy.busy_delay_s, math.ceil(left) + 1), MAX_VISIBILITY_S)
+        return until_lease_ends(lease_until, at_least=self.policy.busy_delay_s)
 
     def _retry(self, copy: SqsCopy, *, delay_s: int | None = None) -> Outcome:
         """Send the copy back, to be received again after a short, growing delay."""
         if self.visibility is not None:
             self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
         return Outcome.RETRIED
+
+
+def until_lease_ends(lease_until: str | None, *, at_least: int) -> int:
+    """Seconds a copy should stay away: until ``lease_until`` has passed (and one more), at least ``at_least``.
+
+    Capped at SQS's longest visibility; ``at_least`` when the lease's end is not known.
+    """
+    if lease_until is None:
+        return at_least
+    left = (datetime.fromisoformat(lease_until) - utc_now()).total_seconds()
+    return min(max(at_least, math.ceil(left) + 1), MAX_VISIBILITY_S)
 
 
 def safe_reason(detail: str, envelope: Envelope | None = None, *, limit: int = MAX_REASON_CHARS) -> str:

@@ -41,7 +41,7 @@ from outbox.domain.record import Lease, MessageRecord, iso, utc_now
 from outbox.domain.status import ENDED, Status
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
 from outbox.ports import MessageStore, Visibility
-from outbox.service.consume import MAX_VISIBILITY_S, PROCESSING, STARTABLE, BatchResponse, SqsCopy, sqs_copy
+from outbox.service.consume import PROCESSING, STARTABLE, BatchResponse, SqsCopy, sqs_copy, until_lease_ends
 
 log = structlog.get_logger("outbox.service.dead_letter")
 
@@ -129,7 +129,8 @@ class DeadLetters:
             if exc.current is None or exc.current in ENDED:
                 return Settled.ENDED  # its holder ended it meanwhile
             # A live lease holds it: its holder may still end it; look again once the lease has run out.
-            return self._retry(copy, message_id, "held", delay_s=_until(exc.lease_until))
+            delay_s = until_lease_ends(exc.lease_until, at_least=RETRY_DELAY_S)
+            return self._retry(copy, message_id, "held", delay_s=delay_s)
         except OutboxError as exc:
             return self._retry(copy, message_id, exc.code)
         try:
@@ -170,11 +171,3 @@ def _older_than_a_redrive(record: MessageRecord, copy: SqsCopy) -> bool:
         redrives = (line for before, line in itertools.pairwise(history) if before.status is Status.FAILED)
         return any(datetime.fromisoformat(line.at) >= at for line in redrives)
     return any(line.status is Status.FAILED and datetime.fromisoformat(line.at) >= at for line in history)
-
-
-def _until(lease_until: str | None) -> int:
-    """Seconds until a lease runs out, and one more; the retry delay if it is not known."""
-    if lease_until is None:
-        return RETRY_DELAY_S
-    left = (datetime.fromisoformat(lease_until) - utc_now()).total_seconds()
-    return min(max(1, int(left) + 1), MAX_VISIBILITY_S)

@@ -274,8 +274,8 @@ class Pipeline(RuleBasedStateMachine):
     @rule()
     def consume_fifo_batch(self) -> None:
         """8. A FIFO batch of one group whose first delivery fails: nothing later of the group is delivered."""
-        sqs, url = self.stack.sqs, self.stack.resources.queue_url
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        url = self.stack.resources.queue_url
+        messages = self._receive(url)
         if not messages:
             return
         for message in messages:  # as a FIFO queue delivers them: one group
@@ -299,7 +299,7 @@ class Pipeline(RuleBasedStateMachine):
         else every status write was throttled, so it never took the lease.
         """
         sqs, url = self.stack.sqs, self.stack.resources.queue_url
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, AttributeNames=["All"]).get("Messages", [])
+        messages = self._receive(url, 1)
         if not messages:
             return
 
@@ -329,8 +329,8 @@ class Pipeline(RuleBasedStateMachine):
         self._settle_dead_letters()
 
     def _settle_dead_letters(self) -> int:
-        sqs, url = self.stack.sqs, self.stack.resources.dlq_url
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        url = self.stack.resources.dlq_url
+        messages = self._receive(url)
         if not messages:
             return 0
         response = self.dead_letters.handle(sqs_event(messages))
@@ -370,8 +370,8 @@ class Pipeline(RuleBasedStateMachine):
         self._consume_batch()
 
     def _consume_batch(self) -> int:
-        sqs, url = self.stack.sqs, self.stack.resources.queue_url
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        url = self.stack.resources.queue_url
+        messages = self._receive(url)
         if not messages:
             return 0
         for message in messages:  # 6. dedupable: every copy of a message is the same body
@@ -441,6 +441,13 @@ class Pipeline(RuleBasedStateMachine):
             self.faults.fail("UpdateItem", "ProvisionedThroughputExceededException")
         elif fault == "crash_after_send":
             self.faults.crash_after("SendMessageBatch")
+
+    def _receive(self, url: str, count: int = 10) -> list[dict[str, Any]]:
+        """One receive of up to ``count`` copies, with their attributes, as a mapping's poll."""
+        messages: list[dict[str, Any]] = self.stack.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=count, AttributeNames=["All"]
+        ).get("Messages", [])
+        return messages
 
     def _records(self) -> dict[str, dict[str, Any]]:
         items = self.stack.all_items()
