@@ -3,10 +3,11 @@
 One zip serves the API, worker, consumer and sweeper functions (they differ only in handler). It
 holds ``outbox/`` and ``worker/`` less what Lambda never runs (the CLI, replay, testing helpers,
 fault injection, the local stack and its runners), and the runtime dependencies locked in
-``infra/lambda-requirements.txt``: every distribution pyproject.toml's dependencies need, pinned to
-the version installed here (the one the tests ran against), with the SHA-256 of its wheel for
-Lambda's platform. pip installs them with ``--require-hashes --only-binary=:all:`` for the
-architecture and Python of ``[tool.outbox.lambda-package]``, never building anything here.
+``infra/lambda-requirements.txt``: every distribution pyproject.toml's dependencies need, at the
+version of the development lock (the one the tests ran against), resolved for Lambda's platform
+with the SHA-256 of each file (``make lock``, infra/lock.py). pip installs them with
+``--require-hashes --only-binary=:all:`` for the architecture and Python of
+``[tool.outbox.lambda-package]``, never building anything here.
 
 Lambda's /var/task is read-only, so modules without bytecode are compiled on every cold start:
 the zip ships ``__pycache__`` compiled by this interpreter, which must be the runtime's Python
@@ -15,7 +16,6 @@ are sorted and timestamped at 1980-01-01, so the same inputs give the same bytes
 ``source_code_hash`` changes only when the code or a dependency does.
 
     python -m infra.package [--output build/lambda/outbox.zip]   # make package
-    python -m infra.package --lock                                 # make lambda-lock
 """
 
 from __future__ import annotations
@@ -24,20 +24,14 @@ import argparse
 import compileall
 import hashlib
 import py_compile
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import tomllib
 import zipfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "build" / "lambda" / "outbox.zip"
@@ -46,7 +40,6 @@ TASK_ROOT = "/var/task"  # where Lambda unpacks the zip: the path tracebacks sho
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # Lambda's architectures and the wheel platform tag pip fetches for each.
 PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
-MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
 
 
 class PackageError(Exception):
@@ -57,7 +50,6 @@ def package_config() -> dict[str, Any]:
     """``[tool.outbox.lambda-package]`` of pyproject.toml, with its runtime dependencies."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     config: dict[str, Any] = dict(project["tool"]["outbox"]["lambda-package"])
-    config["dependencies"] = project["project"]["dependencies"]
     if config["architecture"] not in PLATFORMS:
         raise PackageError(f"architecture must be one of {sorted(PLATFORMS)}, not {config['architecture']!r}")
     config["platform"] = PLATFORMS[config["architecture"]]
@@ -69,80 +61,11 @@ def lock_path(config: dict[str, Any]) -> Path:
     return ROOT / str(config["lock"])
 
 
-def _target_environment(config: dict[str, Any]) -> dict[str, str]:
-    """PEP 508 marker values of Lambda's Linux for the package's Python."""
-    version = str(config["python-version"])
-    env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
-    env.update(
-        python_version=version,
-        python_full_version=f"{version}.0",
-        implementation_name="cpython",
-        platform_python_implementation="CPython",
-        sys_platform="linux",
-        os_name="posix",
-        platform_system="Linux",
-        platform_machine=MACHINES[config["architecture"]],
-        extra="",
-    )
-    return env
-
-
-def pinned_requirements(
-    dependencies: list[str], exclude: list[str], environment: dict[str, str] | None = None
-) -> list[str]:
-    """The runtime dependencies (less the excluded ones) and all they need on the target, pinned as installed here."""
-    pins: dict[str, str] = {}
-    pending = [Requirement(spec) for spec in dependencies if Requirement(spec).name not in exclude]
-    while pending:
-        requirement = pending.pop()
-        if requirement.marker is not None and not requirement.marker.evaluate(environment or {"extra": ""}):
-            continue
-        name = canonicalize_name(requirement.name)
-        if name in pins:
-            continue
-        pins[name] = metadata.version(requirement.name)
-        pending.extend(Requirement(spec) for spec in metadata.requires(requirement.name) or [])
-    return [f"{name}=={version}" for name, version in sorted(pins.items())]
-
-
 def _pip_platform_args(config: dict[str, Any]) -> list[str]:
     return [
         "--platform", str(config["platform"]), "--implementation", "cp",
         "--python-version", str(config["python-version"]), "--only-binary=:all:",
     ]  # fmt: skip
-
-
-def write_lock(config: dict[str, Any] | None = None) -> Path:
-    """Regenerate the lock file: pins from this environment, hashes of the target's wheels (``pip download``)."""
-    config = config or package_config()
-    pins = pinned_requirements(config["dependencies"], config["exclude"], _target_environment(config))
-    lines = [
-        "# The Lambda package's dependencies: `make lambda-lock` (python -m infra.package --lock) writes this file.",
-        f"# Versions installed in the dev environment; wheels for {config['platform']},"
-        f" CPython {config['python-version']}.",
-    ]
-    with tempfile.TemporaryDirectory(prefix="outbox-lock-") as tmp:
-        for pin in pins:
-            folder = Path(tmp) / pin
-            subprocess.run(
-                [
-                    sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                    "--no-deps", "--dest", str(folder), *_pip_platform_args(config), pin,
-                ],
-                check=True,
-            )  # fmt: skip
-            digests = sorted(hashlib.sha256(wheel.read_bytes()).hexdigest() for wheel in folder.glob("*.whl"))
-            if not digests:
-                raise PackageError(f"no wheel of {pin} for {config['platform']}")
-            lines.append(" \\\n".join([pin, *(f"    --hash=sha256:{digest}" for digest in digests)]))
-    path = lock_path(config)
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def locked_pins(path: Path) -> list[str]:
-    """The ``name==version`` lines of a lock file."""
-    return re.findall(r"^([A-Za-z0-9._-]+==[^\s\\]+)", path.read_text(), flags=re.MULTILINE)
 
 
 def _skip(path: Path) -> bool:
@@ -235,15 +158,11 @@ def build(output: Path = DEFAULT_OUTPUT) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: build the zip and print its path, size and SHA-256; or, with ``--lock``, rewrite the lock."""
+    """Command line: build the zip and print its path, size and SHA-256."""
     parser = argparse.ArgumentParser(description="Build the Lambda zip of the outbox handlers.")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--lock", action="store_true", help="rewrite the lock file from this environment")
     args = parser.parse_args(argv)
     try:
-        if args.lock:
-            print(write_lock())
-            return 0
         digest = build(args.output)
     except PackageError as exc:
         print(f"error: {exc}", file=sys.stderr)

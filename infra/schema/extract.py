@@ -151,8 +151,8 @@ def extract(used: Mapping[str, set[str]], manifests: Mapping[str, Manifest]) -> 
         out["providers"][provider] = {"package": PACKAGES[provider], "version": manifest.version}
     for kind, names in used.items():
         for name in sorted(names):
-            manifest = manifests.get(name.split("_")[0])
-            schema = manifest.schema(kind, name) if manifest else None
+            found = manifests.get(name.split("_")[0])
+            schema = found.schema(kind, name) if found else None
             if schema is None:
                 raise SystemExit(f"{kind} type {name} is not in the pinned provider packages")
             out[kind][name] = schema

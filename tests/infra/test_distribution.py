@@ -1,9 +1,9 @@
 """The sdist and wheel: they build, pass ``twine check --strict``, and install and run in a clean virtualenv.
 
-One isolated ``python -m build`` for the module (its build environment gets setuptools from the
-package index, or pip's cache), from a copy of the tree: building in place would write into the
-working tree, and setuptools adds the files listed in a stale ``*.egg-info/SOURCES.txt`` to the
-sdist.
+One ``python -m build --no-isolation`` for the module, with the setuptools the development lock
+installed (an isolated build would fetch whatever setuptools the index has that day), from a copy
+of the tree: building in place would write into the working tree, and setuptools adds the files
+listed in a stale ``*.egg-info/SOURCES.txt`` to the sdist.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     source = tmp / "source"
     shutil.copytree(ROOT, source, ignore=_NOT_SOURCES, symlinks=True)
     result = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(tmp / "out"), str(source)],
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp / "out"), str(source)],
         capture_output=True,
         text=True,
         check=False,
@@ -156,22 +156,22 @@ def test_wheel_and_sdist_hold_the_packages_typing_markers_and_data(dist: dict[st
 
 
 def test_wheel_installs_and_runs_in_a_clean_virtualenv(dist: dict[str, Path], tmp_path: Path) -> None:
-    """A virtualenv with nothing but the wheel and its dependencies: the command and the handlers work."""
+    """A virtualenv with nothing but the wheel and its dependencies: the command and the handlers work.
+
+    The dependencies come from the runtime lock (the Lambda zip's, pure-Python wheels), so a release
+    upstream cannot turn this test red; ``pip check`` then holds the wheel's declared ranges to them.
+    """
     venv = tmp_path / "venv"
     env = _clean_env()
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120, env=env)
     python = venv / "bin" / "python"
     # This pip installs into the new interpreter (--python), from the index or its cache.
-    subprocess.run(
-        [
-            sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-            "--disable-pip-version-check", str(dist["wheel"]),
-        ],
-        check=True,
-        timeout=600,
-        cwd=tmp_path,
-        env=env,
-    )  # fmt: skip
+    pip = [sys.executable, "-m", "pip", "--python", str(python)]
+    lock = ROOT / "infra" / "lambda-requirements.txt"
+    for args in (["--require-hashes", "-r", str(lock)], ["--no-deps", str(dist["wheel"])]):
+        subprocess.run([*pip, "install", "--quiet", *args], check=True, timeout=600, cwd=tmp_path, env=env)
+    checked = subprocess.run([*pip, "check"], capture_output=True, text=True, check=False, cwd=tmp_path, env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
     helped = subprocess.run(
         [str(venv / "bin" / "outbox"), "--help"], capture_output=True, text=True, check=False, cwd=tmp_path, env=env

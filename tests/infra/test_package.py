@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import package
-from tests.infra.terraform import MODULE, load
+from infra import lock, package
+from tests.infra.terraform import MODULE, ROOT, load
 
 HANDLERS = {
     "outbox.api.handler",
@@ -164,19 +164,18 @@ def test_bytecode_is_reproducible_and_for_this_python_only(tmp_path: Path) -> No
         package.compile_bytecode(tmp_path / "one" / "src", "3.99")
 
 
-def test_lock_pins_what_the_tests_ran_against_with_hashes() -> None:
-    """Every distribution the runtime dependencies need, at the installed version, with a wheel hash."""
+def test_lambda_lock_pins_what_the_tests_ran_against_with_hashes() -> None:
+    """The zip's lock is the development lock's run-time closure: the same versions, every one with hashes."""
     config = package.package_config()
-    lock = package.lock_path(config)
-    expected = package.pinned_requirements(
-        config["dependencies"], config["exclude"], package._target_environment(config)
-    )
-    assert package.locked_pins(lock) == expected
-    assert {pin.split("==")[0] for pin in expected} >= {"boto3", "botocore", "pynamodb", "structlog", "urllib3"}
-    entries = lock.read_text().split("==")[1:]
-    assert len(entries) == len(expected)
+    lambda_pins = lock.pins(package.lock_path(config))
+    dev_pins = lock.pins(ROOT / lock.DEV)
+    assert set(lambda_pins) >= {"boto3", "botocore", "pynamodb", "structlog", "urllib3", "jmespath", "s3transfer"}
+    assert not set(lambda_pins) & {"rich", "moto", "waitress", "pytest"}  # extras and tools stay out
+    for name, versions in lambda_pins.items():
+        assert versions <= dev_pins[name], name
+    entries = package.lock_path(config).read_text().split("==")[1:]
+    assert len(entries) == len(lambda_pins)
     assert all("--hash=sha256:" in entry for entry in entries)
-    assert config["platform"] in lock.read_text()
 
 
 def test_package_targets_the_runtime_and_architecture_terraform_deploys() -> None:
