@@ -10,6 +10,7 @@ from outbox.adapters.aws import dynamodb_client
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY
 from outbox.adapters.store import DynamoDBMessageStore, OutboxMessage
 from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.domain.clock import WRITE_CLOCK, WriteClock
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.record import MessageRecord
 from outbox.service.accept import new_message
@@ -29,6 +30,9 @@ class Outbox:
     ``max_message_bytes`` is the queue's message size limit; ``by`` names the writer in each
     record's history; ``id_secret`` (``OUTBOX_ID_SECRET``) makes ids derived from idempotency
     keys a keyed hash nobody without it can compute (without it: a UUID 5, the ids of before).
+    ``clock`` stamps each message's ``created_at`` and its place in the write order: the
+    process's own clock, shared by every ``Outbox`` of the process (pass another only to play a
+    second process, as a test does).
     """
 
     def __init__(
@@ -44,7 +48,9 @@ class Outbox:
         region: str | None = None,
         by: str = "service",
         id_secret: str | None = None,
+        clock: WriteClock = WRITE_CLOCK,
     ) -> None:
+        self.clock = clock
         self.store = DynamoDBMessageStore(
             table_name,
             client=client or dynamodb_client(region),
@@ -94,6 +100,9 @@ class Outbox:
         the API's principal) keeps keys apart: the same key in two scopes is two messages, and
         the record keeps a SHA-256 of the scope, never the scope itself. Raises ValidationError.
 
+        Messages of one group are delivered in the order this process made them (same
+        millisecond and same transaction included), so make each one when you write it.
+
         The first call of a process reads the table's bucket count (storing ``buckets`` if it
         has none): ConfigurationError if the table keeps another.
         """
@@ -109,8 +118,11 @@ class Outbox:
             group_key=group_key,
             trace_id=trace_id,
             max_message_bytes=self.max_message_bytes,
+            clock=self.clock,
         )
-        return self.store.prepare(new.envelope, idempotency_key=new.idempotency_key, by=self.by, owner=new.owner)
+        return self.store.prepare(
+            new.envelope, idempotency_key=new.idempotency_key, by=self.by, owner=new.owner, sequence=new.sequence
+        )
 
     def transact_write(self, items: Sequence[Mapping[str, Any]], *messages: OutboxMessage) -> None:
         """One ``TransactWriteItems``: your ``items`` (low-level entries such as ``{"Put": {...}}``) and the messages.

@@ -126,6 +126,7 @@ def build_stream_worker(settings: Settings, clients: Clients | None = None) -> S
         range_key=settings.range_key,
         pending=pending,
         swept_after=settings.sweep_min_age,  # older entries may have been relayed by the sweeper
+        clock_skew=settings.clock_skew,
     )
 
 

@@ -128,9 +128,19 @@ class MessageStore(Protocol):
     """Where records, outbox entries and status changes are kept."""
 
     def accept(
-        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str = "api",
+        owner: str | None = None,
+        sequence: str | None = None,
     ) -> AcceptResult:
-        """Write the PENDING record and its outbox entry atomically, or return the existing message of ``owner``."""
+        """Write the PENDING record and its outbox entry atomically, or return the existing message of ``owner``.
+
+        ``sequence`` places the message in its writer's order (``domain/clock.py``); without one it
+        takes the next place in this process's order.
+        """
         ...
 
     def get(self, message_id: str) -> MessageRecord:

@@ -35,6 +35,7 @@ class Settings:
     deadline_margin_ms: int = 2_000
     flip_concurrency: int = 10
     sweep_min_age: timedelta = timedelta(seconds=300)  # the stream's turn before the sweeper steps in
+    clock_skew: timedelta = timedelta(seconds=2)  # the most a writer's clock may be off (the worker's group order)
     record_retention: timedelta = timedelta(days=30)  # a COMPLETED or FAILED record's time to live
     require_principal: bool = False  # the API answers 401 to a request without an IAM caller or JWT subject
     id_secret: str | None = None  # keys the ids derived from Idempotency-Keys (else a UUID 5 of scope and key)
@@ -72,6 +73,7 @@ class Settings:
             deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
             flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 10),
             sweep_min_age=timedelta(seconds=_positive(env, "OUTBOX_SWEEP_MIN_AGE_SECONDS", 300)),
+            clock_skew=timedelta(milliseconds=_positive(env, "OUTBOX_MAX_CLOCK_SKEW_MS", 2_000, least=0)),
             record_retention=timedelta(days=_positive(env, "OUTBOX_RECORD_RETENTION_DAYS", 30)),
             require_principal=_flag(env, "OUTBOX_REQUIRE_PRINCIPAL"),
             id_secret=env.get("OUTBOX_ID_SECRET", "").strip() or None,
@@ -102,14 +104,15 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
-def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive(env: Mapping[str, str], name: str, default: int, *, least: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigurationError(f"{name} must be a positive whole number, not {raw!r}")
+        value = least - 1
+    if value < least:
+        what = "a positive whole number" if least == 1 else f"a whole number from {least}"
+        raise ConfigurationError(f"{name} must be {what}, not {raw!r}")
     return value

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+from outbox.domain.clock import WRITE_CLOCK
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import (
     IdempotencyKeyReusedError,
@@ -70,11 +71,15 @@ def outbox_insert(
     *,
     hash_key: str = "pk",
     range_key: str = "sk",
+    sequence: str | None = None,
 ) -> dict[str, Any]:
-    """The stream record Lambda delivers for ``envelope``'s outbox entry (``overrides`` replace image attributes)."""
+    """The stream record Lambda delivers for ``envelope``'s outbox entry (``overrides`` replace image attributes).
+
+    ``sequence``: its write sequence, as ``InMemoryMessageStore.sequences`` keeps it (None: a 0.1.0 key).
+    """
     image: dict[str, Any] = {
         hash_key: {"S": "OUTBOX#0001"},
-        range_key: {"S": f"{envelope.created_at}#{envelope.message_id}"},
+        range_key: {"S": outbox_sk(envelope.created_at, envelope.message_id, sequence)},
         "message_id": {"S": envelope.message_id},
         "envelope": {"S": envelope.to_json()},
         "created_at": {"S": envelope.created_at},
@@ -121,6 +126,7 @@ class InMemoryMessageStore:
 
     records: dict[str, MessageRecord] = field(default_factory=dict)
     envelopes: dict[str, Envelope] = field(default_factory=dict)
+    sequences: dict[str, str] = field(default_factory=dict)  # message_id -> its write sequence
     fail_next: dict[str, OutboxError] = field(default_factory=dict)
     record_retention: timedelta = timedelta(days=30)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -131,7 +137,13 @@ class InMemoryMessageStore:
             raise error
 
     def accept(
-        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str = "api",
+        owner: str | None = None,
+        sequence: str | None = None,
     ) -> AcceptResult:
         """Store a PENDING record and its envelope, or return the existing one (of the same owner only)."""
         with self._lock:
@@ -156,7 +168,14 @@ class InMemoryMessageStore:
                 owner=owner,
             )
             self.envelopes[envelope.message_id] = envelope
+            self.sequences[envelope.message_id] = sequence or WRITE_CLOCK.loose_sequence()
             return AcceptResult(envelope.message_id, Status.PENDING, created=True)
+
+    def place(self, message_id: str) -> str:
+        """The sort key of a message's outbox entry, as the table would hold it."""
+        with self._lock:
+            record = self.records[message_id]
+            return outbox_sk(record.created_at, message_id, self.sequences.get(message_id))
 
     def get(self, message_id: str) -> MessageRecord:
         """The record, or NotFoundError."""
@@ -251,10 +270,11 @@ class InMemorySweepSource:
         with self.store._lock:
             records = list(self.store.records.values())
             envelopes = dict(self.store.envelopes)
+            sequences = dict(self.store.sequences)
         found = sorted(
             (
                 SweptRecord(
-                    outbox_sk(r.created_at, r.message_id),
+                    outbox_sk(r.created_at, r.message_id, sequences.get(r.message_id)),
                     r.message_id,
                     r.status,
                     r.created_at,
@@ -332,10 +352,11 @@ class InMemoryOutboxReader:
         """Every entry, in replay order (bucket, then sort key)."""
         with self.store._lock:
             envelopes = list(self.store.envelopes.values())
+            sequences = dict(self.store.sequences)
         entries = [
             StoredEntry(
                 bucket_of(e.group_key or e.message_id, self.buckets),
-                outbox_sk(e.created_at, e.message_id),
+                outbox_sk(e.created_at, e.message_id, sequences.get(e.message_id)),
                 e.message_id,
                 e.to_json(),
                 e.group_key,

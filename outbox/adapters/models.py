@@ -70,6 +70,8 @@ class MessageRecordModel(Model):
     trace_id = UnicodeAttribute(null=True)
     outbox_pk = UnicodeAttribute(null=True)  # the pending index's keys: only while PENDING
     outbox_sk = UnicodeAttribute(null=True)
+    # Its place in its writer's order, kept for good: replay finds the entry by it (none before 0.2).
+    write_seq = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     history = ListAttribute(of=HistoryAttribute)
@@ -82,7 +84,7 @@ class MessageRecordModel(Model):
 
 
 class OutboxEntryModel(Model):
-    """``OUTBOX#<bucket>`` / ``<created_at>#<id>``: the envelope exactly as it will be sent."""
+    """``OUTBOX#<bucket>`` / ``<created_at>#<write_seq>#<id>``: the envelope exactly as it will be sent."""
 
     class Meta:
         table_name = "outbox"

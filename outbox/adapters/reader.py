@@ -100,7 +100,9 @@ class DynamoDBOutboxReader:
 
     def entries_for(self, message_ids: Iterable[str]) -> list[StoredEntry]:
         """The outbox entries of these messages (found through their records), in replay order."""
-        records = self._batch_get([self._record_key(m) for m in message_ids], "message_id, group_key, created_at")
+        records = self._batch_get(
+            [self._record_key(m) for m in message_ids], "message_id, group_key, created_at, write_seq"
+        )
         keys = [self._entry_key(record) for record in records]
         entries = [
             self._entry(int(item[self.hash_key]["S"][len(OUTBOX_PREFIX) :]), item) for item in self._batch_get(keys)
@@ -118,12 +120,16 @@ class DynamoDBOutboxReader:
         return bucket_of(group_key, self.buckets)
 
     def _entry_key(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Where a record's outbox entry is: its place follows from the record (its index keys go with PENDING)."""
+        """Where a record's outbox entry is: its place follows from the record (its index keys go with PENDING).
+
+        A record from before write sequences (0.1.0) has none: its entry has the key of then.
+        """
         message_id = record["message_id"]["S"]
         group_key = record.get("group_key", {}).get("S")
+        sequence = record.get("write_seq", {}).get("S")
         return {
             self.hash_key: {"S": outbox_pk(self.bucket_of_group(group_key or message_id))},
-            self.range_key: {"S": outbox_sk(record["created_at"]["S"], message_id)},
+            self.range_key: {"S": outbox_sk(record["created_at"]["S"], message_id, sequence)},
         }
 
     def _record_key(self, message_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, check_key_names
 from outbox.adapters.updates import S, relay_failure_shape, release_shape, transition_shape, transition_values
+from outbox.domain.clock import WRITE_CLOCK
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     CancellationReason,
@@ -144,12 +145,23 @@ class DynamoDBMessageStore:
         )
 
     def prepare(
-        self, envelope: Envelope, *, idempotency_key: str | None, by: str, owner: str | None = None
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str,
+        owner: str | None = None,
+        sequence: str | None = None,
     ) -> OutboxMessage:
-        """The record and outbox entry of a new message, as PynamoDB models and as TransactItems."""
+        """The record and outbox entry of a new message, as PynamoDB models and as TransactItems.
+
+        ``sequence`` is the message's place in its writer's order (``new_message`` stamps it); an
+        envelope made without one gets the next place in this process's order, naming no writer.
+        """
         record_model, entry_model = self._models
         bucket_pk = outbox_pk(bucket_of(envelope.group_key or envelope.message_id, self.buckets))
-        entry_sk = outbox_sk(envelope.created_at, envelope.message_id)
+        sequence = sequence or WRITE_CLOCK.loose_sequence()
+        entry_sk = outbox_sk(envelope.created_at, envelope.message_id, sequence)
         record = record_model(
             record_pk(envelope.message_id),
             RECORD_SK,
@@ -164,6 +176,7 @@ class DynamoDBMessageStore:
             trace_id=envelope.trace_id,
             outbox_pk=bucket_pk,
             outbox_sk=entry_sk,
+            write_seq=sequence,
             created_at=envelope.created_at,
             updated_at=envelope.created_at,
             history=[{"status": Status.PENDING.value, "at": envelope.created_at, "by": by}],
@@ -211,14 +224,20 @@ class DynamoDBMessageStore:
             raise _write_error(exc, len(items), messages) from exc
 
     def accept(
-        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str = "api",
+        owner: str | None = None,
+        sequence: str | None = None,
     ) -> AcceptResult:
         """One TransactWriteItems: the record (if new) and its outbox entry, or the existing message.
 
         An existing message of another ``owner`` is never replayed nor named: IdempotencyKeyReusedError
         without an id (scoped ids make it unreachable short of a hash collision).
         """
-        message = self.prepare(envelope, idempotency_key=idempotency_key, by=by, owner=owner)
+        message = self.prepare(envelope, idempotency_key=idempotency_key, by=by, owner=owner, sequence=sequence)
         try:
             self.client.transact_write_items(TransactItems=message.transact_items)  # type: ignore[arg-type]
         except AWS_ERRORS as exc:

@@ -41,9 +41,26 @@ def outbox_pk(bucket: int) -> str:
     return f"{OUTBOX_PREFIX}{bucket:04d}"
 
 
-def outbox_sk(created_at: str, message_id: str) -> str:
-    """Time-ordered sort key of an outbox entry: replay queries a bucket by time range."""
-    return f"{created_at}#{message_id}"
+def outbox_sk(created_at: str, message_id: str, sequence: str | None = None) -> str:
+    """Sort key of an outbox entry (and of its record in the pending index): time, then write order, then id.
+
+    ``<created_at>#<sequence>#<message_id>``: sorted as text, oldest first, and one writer's
+    messages of one millisecond in the order they were made (``domain/clock.py``); replay queries
+    a bucket by time range on its ``created_at`` prefix. Without a ``sequence``, the key of the
+    entries 0.1.0 wrote: ``<created_at>#<message_id>``, which sorts by time just the same.
+    """
+    return f"{created_at}#{message_id}" if sequence is None else f"{created_at}#{sequence}#{message_id}"
+
+
+def sk_created_at(sk: str) -> str:
+    """The ``created_at`` an outbox sort key starts with (either format)."""
+    return sk.partition("#")[0]
+
+
+def sk_sequence(sk: str) -> str | None:
+    """The write sequence of an outbox sort key, or None for a key of the 0.1.0 format."""
+    parts = sk.split("#")
+    return parts[1] if len(parts) == 3 else None  # time, sequence, id
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from outbox.domain.clock import WRITE_CLOCK, WriteClock
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES, NOTIFICATION_TYPE, Envelope, new_envelope
 from outbox.domain.errors import NotFoundError, ThrottledError, TransactionCancelledError
 from outbox.domain.message import is_message_id, new_message_id, owner_of, validate_idempotency_key
 from outbox.domain.notification import parse_notification
-from outbox.domain.record import AcceptResult, MessageRecord, iso, utc_now
+from outbox.domain.record import AcceptResult, MessageRecord
 from outbox.ports import MessageStore
 
 # A TransactionConflict is usually a concurrent accept with the same idempotency key: a moment
@@ -26,11 +27,12 @@ CONFLICT_RETRY_PAUSES_S = (0.02, 0.1)
 
 @dataclass(frozen=True)
 class NewMessage:
-    """A checked message, ready to write: its envelope, its idempotency key and its owner."""
+    """A checked message, ready to write: its envelope, its idempotency key, its owner and its write sequence."""
 
     envelope: Envelope
     idempotency_key: str | None
     owner: str | None
+    sequence: str | None = None  # its place in its writer's order (``domain/clock.py``)
 
 
 def new_message(
@@ -43,23 +45,26 @@ def new_message(
     group_key: str | None = None,
     trace_id: str | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    clock: WriteClock = WRITE_CLOCK,
 ) -> NewMessage:
     """The key checked, the id derived from it within ``scope`` (or new), the envelope built; ValidationError.
 
     ``scope`` (a tenant, a caller) keeps keys apart: the same key in two scopes is two messages,
-    and the owner kept is a SHA-256 of the scope, never the scope itself.
+    and the owner kept is a SHA-256 of the scope, never the scope itself. ``clock`` stamps its
+    ``created_at`` and write sequence (the process's own write clock by default).
     """
     key = validate_idempotency_key(idempotency_key)
+    stamp = clock.stamp()
     envelope = new_envelope(
         payload,
         type=type,
         message_id=new_message_id(key, scope=scope, secret=secret),
-        created_at=iso(utc_now()),
+        created_at=stamp.created_at,
         group_key=group_key,
         trace_id=trace_id,
         max_message_bytes=max_message_bytes,
     )
-    return NewMessage(envelope, key, owner_of(scope))
+    return NewMessage(envelope, key, owner_of(scope), stamp.sequence)
 
 
 class Acceptor:
@@ -77,8 +82,10 @@ class Acceptor:
         before_first_accept: Callable[[], None] | None = None,
         by: str = "api",
         sleep: Callable[[float], None] = time.sleep,
+        clock: WriteClock = WRITE_CLOCK,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.id_secret = id_secret
         self.by = by
         self.sleep = sleep
@@ -97,6 +104,7 @@ class Acceptor:
             secret=self.id_secret,
             group_key=notification.group_key,
             trace_id=trace_id,
+            clock=self.clock,
         )
         return self.accept(message)
 
@@ -115,7 +123,11 @@ class Acceptor:
             self.sleep(pause)
             try:
                 return self.store.accept(
-                    message.envelope, idempotency_key=message.idempotency_key, by=self.by, owner=message.owner
+                    message.envelope,
+                    idempotency_key=message.idempotency_key,
+                    by=self.by,
+                    owner=message.owner,
+                    sequence=message.sequence,
                 )
             except TransactionCancelledError as exc:
                 if not exc.retryable:

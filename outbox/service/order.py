@@ -5,15 +5,26 @@ entry expired, a group's older message can still be PENDING while a newer one is
 sent: by the worker (the stream brought the newer one) or by replay (only the newer one has an
 entry in the window). Both ask the pending index, per bucket, for older PENDING records of the
 groups they are about to send, and send those first, rebuilt from their records (invariant 8).
+
+"Older" is not the same for both. Replay reads the table, whose order (time, then each writer's
+own order: ``domain/clock.py``) is its truth: ``older_first`` merges by sort key. The worker's
+truth is the stream, which gives a shard's records in commit order, and what it lost came before
+what it gives now; but a PENDING message it has not given may also be one committed *after* the
+batch, which the stream brings later, with an earlier ``created_at`` if its writer's clock is
+behind. ``lost_first`` therefore puts first only what surely committed before the group's first
+item of the batch, and only before that item, never between two items the stream gave.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from outbox.domain.clock import writer_of
+from outbox.domain.record import sk_created_at, sk_sequence
 from outbox.domain.status import Status
 from outbox.ports import SweepSource
 from outbox.service.relay import RelayItem
@@ -23,10 +34,15 @@ log = structlog.get_logger("outbox.order")
 
 @dataclass(frozen=True)
 class Place:
-    """Where an outbox entry sits: its bucket and its sort key (time, then id)."""
+    """Where an outbox entry sits: its bucket and its sort key (time, write sequence, id).
+
+    ``committed``: from the stream, when the entry was written, in epoch seconds on DynamoDB's
+    clock (the record's ``ApproximateCreationDateTime``, which Lambda rounds down to the second).
+    """
 
     bucket: int
     sk: str
+    committed: float | None = None
 
 
 def older_first(
@@ -36,12 +52,94 @@ def older_first(
     *,
     known: Callable[[str], bool],
 ) -> list[RelayItem]:
-    """``items``, each group's older PENDING messages placed just before its first newer item.
+    """``items`` (in table order), each group's older PENDING messages placed just before its first newer item.
 
-    ``places`` holds the place of each grouped item, by its key. One index Query per bucket holding
-    a grouped item; records are read back only for messages that ``known`` does not name (those
-    being sent here, or flipped lately).
+    Replay's step: older means earlier in the table's order. ``places`` holds the place of each
+    grouped item, by its key. One index Query per bucket holding a grouped item; records are read
+    back only for messages that ``known`` does not name (those being sent here, or flipped lately).
     """
+    older = _older_pending(items, places, pending, known)
+    if not older:
+        return list(items)
+    log.warning("older_pending_relayed_first", messages=sum(len(found) for found in older.values()))
+    merged: list[RelayItem] = []
+    for item in items:  # each older message goes just before the first newer one of its group
+        waiting = older.get(item.ordering_key)
+        place = places.get(item.key)
+        while waiting and place is not None and waiting[0][0] < place.sk:
+            merged.append(waiting.pop(0)[1])
+        merged.append(item)
+    merged += [item for found in older.values() for _, item in found]
+    return merged
+
+
+def lost_first(
+    items: Sequence[RelayItem],
+    places: Mapping[str, Place],
+    pending: SweepSource,
+    *,
+    known: Callable[[str], bool],
+    clock_skew: timedelta,
+) -> list[RelayItem]:
+    """``items`` in the stream's order, each group's PENDING messages the stream lost put before its first item.
+
+    The stream worker's step: a PENDING message goes first only if it surely committed before the
+    group's first item (``lost_before``); one in doubt is left where it is, for the stream to bring
+    or the sweeper to find, so the worker never sends a message ahead of one the stream gave it.
+    The same reads as ``older_first``.
+    """
+    first: dict[str, Place] = {}
+    for item in items:
+        if (place := places.get(item.key)) is not None and item.group_key is not None:
+            first.setdefault(item.group_key, place)
+    lost: dict[str, list[RelayItem]] = {}
+    doubtful = 0
+    for group, found in _older_pending(items, places, pending, known).items():
+        for sk, item in found:
+            if lost_before(sk, first[group], clock_skew):
+                lost.setdefault(group, []).append(item)
+            else:
+                doubtful += 1
+    if doubtful:
+        log.info("pending_left_in_doubt", messages=doubtful)
+    if not lost:
+        return list(items)
+    log.warning("older_pending_relayed_first", messages=sum(len(found) for found in lost.values()))
+    merged: list[RelayItem] = []
+    for item in items:
+        merged += lost.pop(item.ordering_key, [])  # before the group's first item, never between two
+        merged.append(item)
+    return merged
+
+
+def lost_before(candidate: str, first: Place, clock_skew: timedelta) -> bool:
+    """Whether the PENDING message at sort key ``candidate`` surely committed before the entry at ``first``.
+
+    It must come earlier in the table's order, and then either one writer made both (a writer's
+    order is the order it wrote in), or its ``created_at`` is earlier, by more than
+    ``clock_skew``, than the earliest ``first`` can have committed: not before the stream's commit
+    time, nor before its own ``created_at`` less ``clock_skew``. A message made after ``first``
+    committed, on a clock at most ``clock_skew`` off, cannot look that old. (A message made well
+    before its transaction committed is taken at its ``created_at``.)
+    """
+    if candidate >= first.sk:
+        return False
+    writer = writer_of(sk_sequence(candidate) or "")
+    if writer is not None and writer == writer_of(sk_sequence(first.sk) or ""):
+        return True
+    made, first_made = _time(sk_created_at(candidate)), _time(sk_created_at(first.sk))
+    if made is None or first_made is None:
+        return False
+    committed = first_made - clock_skew
+    if first.committed is not None:
+        committed = max(committed, datetime.fromtimestamp(first.committed, UTC))
+    return made < committed - clock_skew
+
+
+def _older_pending(
+    items: Sequence[RelayItem], places: Mapping[str, Place], pending: SweepSource, known: Callable[[str], bool]
+) -> dict[str, list[tuple[str, RelayItem]]]:
+    """Each group's PENDING messages placed before the last of the batch's items in its bucket, in table order."""
     groups: dict[int, set[str]] = {}
     last: dict[int, str] = {}
     for item in items:
@@ -55,15 +153,12 @@ def older_first(
                 envelope = record.envelope
                 if record.status is Status.PENDING and envelope and envelope.group_key in groups[bucket]:
                     older.setdefault(envelope.group_key, []).append((record.sk, RelayItem.rebuilt(envelope)))
-    if not older:
-        return list(items)
-    log.warning("older_pending_relayed_first", messages=sum(len(found) for found in older.values()))
-    merged: list[RelayItem] = []
-    for item in items:  # each older message goes just before the first newer one of its group
-        waiting = older.get(item.ordering_key)
-        place = places.get(item.key)
-        while waiting and place is not None and waiting[0][0] < place.sk:
-            merged.append(waiting.pop(0)[1])
-        merged.append(item)
-    merged += [item for found in older.values() for _, item in found]
-    return merged
+    return older
+
+
+def _time(text: str) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None

@@ -24,7 +24,7 @@ from outbox.domain.message import is_message_id
 from outbox.domain.record import OUTBOX_PREFIX, utc_now
 from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, emit_metrics
 from outbox.ports import SweepSource
-from outbox.service.order import Place, older_first
+from outbox.service.order import Place, lost_first
 from outbox.service.relay import Relay, RelayItem, keys_in_order
 
 log = structlog.get_logger("outbox.service.stream")
@@ -32,6 +32,8 @@ log = structlog.get_logger("outbox.service.stream")
 BatchResponse = dict[str, list[dict[str, str]]]
 # Stream records are dicts: checking dict first skips the ABC machinery of Mapping (16 checks a record).
 _MAPPINGS = (dict, Mapping)
+DEFAULT_CLOCK_SKEW = timedelta(seconds=2)
+_YEAR_10000 = 253_402_300_800  # epoch seconds: datetime reaches no further
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class StreamWorker:
     too (the sweeper's minimum age), entries older than that are sent only if their record is
     still PENDING: after a stream lag or an outage the sweeper has relayed them, and the stream
     catching up would send each one again. Fresh entries, the usual case, cost no read.
+
+    ``clock_skew`` is the most a writer's clock may be off: a PENDING message of another writer
+    goes before the batch only if it was made that much before the batch's entry committed
+    (``service/order.py``); one in doubt is left to the stream or the sweeper, so the worker never
+    sends a message ahead of one the stream gave it.
     """
 
     def __init__(
@@ -69,8 +76,10 @@ class StreamWorker:
         range_key: str = "sk",
         pending: SweepSource | None = None,
         swept_after: timedelta | None = None,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
         self.relay = relay
+        self.clock_skew = clock_skew
         self.hash_key = hash_key  # the table's: the caller's own items share the stream and are skipped
         self.range_key = range_key
         self.pending = pending
@@ -109,10 +118,10 @@ class StreamWorker:
         ]
 
     def _older_first(self, items: list[RelayItem], places: dict[str, Place]) -> list[RelayItem]:
-        """The batch, behind any older PENDING message of its groups that the stream did not bring."""
+        """The batch, behind any PENDING message of its groups that the stream lost before it."""
         if self.pending is None or not places:
             return items
-        return older_first(items, places, self.pending, known=self._known(items))
+        return lost_first(items, places, self.pending, known=self._known(items), clock_skew=self.clock_skew)
 
     def _known(self, items: list[RelayItem]) -> Callable[[str], bool]:
         """Messages whose records need no read: in this batch, or flipped by this container lately."""
@@ -169,7 +178,8 @@ class StreamWorker:
         group_key = _string_attr(image, "group_key")
         sk = _string_attr(change.get("Keys"), self.range_key)
         bucket = pk[len(OUTBOX_PREFIX) :]
-        place = Place(int(bucket), sk) if group_key is not None and sk and bucket.isdigit() else None
+        committed = _epoch(change.get("ApproximateCreationDateTime"))
+        place = Place(int(bucket), sk, committed) if group_key is not None and sk and bucket.isdigit() else None
         return RelayItem(key, message_id, envelope, group_key), created_at, place
 
     def _quarantine(self, malformed: _Malformed) -> bool:
@@ -215,6 +225,13 @@ def _shape_problems(image: object) -> list[str]:
     if not (isinstance(expires, _MAPPINGS) and str(expires.get("N", "")).isdigit()):
         problems.append("expires_at")
     return problems
+
+
+def _epoch(value: object) -> float | None:
+    """Epoch seconds as Lambda gives a stream record's ``ApproximateCreationDateTime``; None if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value < _YEAR_10000 else None  # NaN fails both
 
 
 def _is_time(text: str) -> bool:
