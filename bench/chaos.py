@@ -23,6 +23,11 @@ Disruptions, once half the messages are accepted (each can be turned off):
   with the seed among the accepted messages still PENDING, are deleted, as TTL would
   (``--no-expiry``): the sweeper relays from the record alone.
 
+Beside the HTTP clients, library writers (``--pairs``, ``--skewed``; 0 turns them off) write into
+the stack's table with ``Outbox``: pairs of one group made in one millisecond, in one transaction
+or (every other pair) two, by a writer of their own; and single grouped messages from two writers
+whose clocks run 2 s ahead and 2 s behind. Their writes are not faulted.
+
 No operator replays (``--with-replays`` runs one every 2 s during the fault phase). When the
 consumers have finished every accepted message (or stopped making progress), the faults stop and
 the sweeper (every 2 s, for messages PENDING 5 s or more) and the consumers settle what is left;
@@ -43,9 +48,14 @@ then the table, the dead-letter queue and every delivery are checked. Keys of th
   call for the same message was still running (each call sleeps ``--widen-ms`` to widen windows);
 - ``out_of_order`` (FIFO only, else null): message A of a group *precedes* message B of the same
   group when A's 202 reached its client before B's first request was sent (real-time order; two
-  overlapping requests are not ordered). A delivery call for B is out of order when some A that
-  precedes B had no delivery call started yet, although A was delivered later; the count is of
-  such delivery calls. A message never delivered (it ended FAILED) orders nothing.
+  overlapping requests are not ordered), or A was made just before B in one of ``--pairs``'s
+  pairs (same millisecond; one transaction or two). Across writers (the API, the pair writer, the
+  two skewed ones) only when B was sent more than the difference of their clocks plus
+  ``CROSS_WRITER_MARGIN_S`` after A's answer: the worker puts another writer's lost message first
+  only when it was made twice its 2 s skew allowance (plus the stream's 1 s rounding) earlier.
+  A delivery call for B is out of order when some A that precedes B had no delivery call started
+  yet, although A was delivered later; the count is of such delivery calls. A message never
+  delivered (it ended FAILED) orders nothing.
   ``out_of_order_by_queue`` counts those where SQS had accepted A before B: the queue, not the
   relay, put B first (the embedded moto server's FIFO queue does, see ``SerialReceives``);
 - ``copies_per_message``: SQS copies handed to the consumer (every receive) per accepted message;
@@ -79,9 +89,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import boto3
 from botocore.config import Config
 
+from outbox import Outbox
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.bootstrap import Resources
-from outbox.domain.envelope import Envelope
+from outbox.domain.clock import WriteClock
+from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
+from outbox.domain.errors import OutboxError
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, bucket_of, iso, utc_now
 from outbox.domain.status import ENDED, Status, is_allowed
@@ -127,6 +140,7 @@ GLOSS = {
     "dead_letter_non_terminal": "DLQ copies whose record is not COMPLETED/FAILED",
     "concurrent_deliveries": "two delivery calls of one message at the same moment",
     "out_of_order": "delivery calls before an earlier-accepted message of the group (FIFO only)",
+    "library_writes": "messages the library writers wrote: same-millisecond pairs, skewed clocks",
     "out_of_order_by_queue": "of which SQS had the earlier message first: the queue reordered them",
     "copies_dropped": "copies the consumer dropped as duplicates",
     "sends_per_message": "copies SQS accepted from the worker and the sweeper per accepted message",
@@ -496,6 +510,8 @@ class Sent:
     first_sent: dict[str, float] = field(default_factory=dict)  # message_id -> first attempt started
     answered: dict[str, float] = field(default_factory=dict)  # message_id -> its 202 received
     statuses: Counter[int] = field(default_factory=Counter)
+    writer: dict[str, str] = field(default_factory=dict)  # message_id -> a library writer (else the API's)
+    made_after: dict[str, str] = field(default_factory=dict)  # second of a same-millisecond pair -> the first
 
 
 def send_all(client: Client, n: int, run_id: str, sent: Sent, *, rate: float = 0.0, attempts: int = 50) -> None:
@@ -531,6 +547,85 @@ def send_all(client: Client, n: int, run_id: str, sent: Sent, *, rate: float = 0
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(one, range(n)))
+
+
+CROSS_WRITER_MARGIN_S = 5.0  # twice the worker's clock-skew allowance (2 s), and the stream's 1 s rounding
+WRITER_SKEWS = {"api": 0.0, "pairs": 0.0, "ahead": 2.0, "behind": -2.0}
+
+
+@dataclass
+class LibraryWriters:
+    """Writers beside the API: same-millisecond pairs of a group, and two processes whose clocks are 2 s off."""
+
+    table: str
+    pairs: int
+    skewed: int
+    written: Counter[str] = field(default_factory=Counter)
+    error: str | None = None
+
+    def run(self, sent: Sent, rate: float) -> None:
+        """Write them all, spread over the API's sending time (``rate``: the API's messages a second)."""
+        pair_time = [utc_now()]
+        client = patient("dynamodb")
+        outboxes = {
+            "pairs": Outbox(self.table, client=client, clock=WriteClock(lambda: pair_time[0]), by="pairs"),
+            "ahead": Outbox(self.table, client=client, clock=WriteClock(lambda: utc_now() + timedelta(seconds=2))),
+            "behind": Outbox(self.table, client=client, clock=WriteClock(lambda: utc_now() - timedelta(seconds=2))),
+        }
+        jobs = [("pairs", i) for i in range(self.pairs)] + [
+            ("ahead" if i % 2 else "behind", i) for i in range(self.skewed)
+        ]
+        random.Random(len(jobs)).shuffle(jobs)  # noqa: S311 - seeded dice
+        origin, pace = time.monotonic(), (rate / 10 if rate > 0 else 0.0)
+        try:
+            for n, (name, i) in enumerate(jobs):
+                if pace:
+                    time.sleep(max(0.0, origin + n / pace - time.monotonic()))
+                pair_time[0] = utc_now()
+                count = 2 if name == "pairs" else 1
+                grouped = sample_payload(5 * (1000 + i), groups=11)  # every 5th is grouped
+                payloads = [grouped | {"body": f"{name} {i}.{k}"} for k in range(count)]
+                started = time.monotonic()
+                messages = [
+                    outboxes[name].message(
+                        parse_notification(p).to_dict(), type=NOTIFICATION_TYPE, group_key=p["group_key"]
+                    )
+                    for p in payloads
+                ]
+                for batch in [messages] if name != "pairs" or i % 2 == 0 else [[m] for m in messages]:
+                    _write(outboxes[name], batch)
+                answered = time.monotonic()
+                for message, payload in zip(messages, payloads, strict=True):  # one key each: no lock needed
+                    sent.first_sent[message.message_id] = started
+                    sent.answered[message.message_id] = answered
+                    sent.writer[message.message_id] = name
+                    sent.accepted[message.message_id] = payload
+                if count == 2:
+                    sent.made_after[messages[1].message_id] = messages[0].message_id
+                self.written[name] += count
+        except Exception as exc:  # noqa: BLE001 - reported in the tally, never a stray traceback
+            self.error = f"{type(exc).__name__}: {exc}"
+
+
+def _write(outbox: Outbox, messages: list[Any], attempts: int = 5) -> None:
+    """One transaction, tried again on an AWS error (an emulator busy with the pipeline)."""
+    for attempt in range(attempts):
+        try:
+            outbox.transact_write([], *messages)
+            return
+        except OutboxError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+
+
+def _ordered_across(sent: Sent, earlier: str, later: str) -> bool:
+    """Whether invariant 8 orders two messages of one group (``earlier`` answered before ``later`` was sent)."""
+    one, other = sent.writer.get(earlier, "api"), sent.writer.get(later, "api")
+    if one == other:
+        return True
+    apart = abs(WRITER_SKEWS[one] - WRITER_SKEWS[other]) + CROSS_WRITER_MARGIN_S
+    return sent.answered[earlier] + apart < sent.first_sent[later]
 
 
 def records_by_id(table: str, hash_key: str = "pk") -> dict[str, str]:
@@ -596,13 +691,22 @@ def out_of_order(sent: Sent, log: DeliveryLog) -> list[tuple[int, str, str]]:
         group = group_of.get(message_id)
         if group is None:
             continue
-        for earlier in groups[group]:
-            if sent.answered[earlier] >= sent.first_sent[message_id]:
-                break  # sorted by answer: no later member precedes it either
+        pair = sent.made_after.get(message_id)
+        for earlier in [*([pair] if pair else []), *_answered_before(sent, groups[group], message_id)]:
+            if earlier != pair and not _ordered_across(sent, earlier, message_id):
+                continue
             if log.first.get(earlier, -1) > index:
                 found.append((index, message_id, earlier))
                 break
     return found
+
+
+def _answered_before(sent: Sent, members: list[str], message_id: str) -> Iterator[str]:
+    """The members (sorted by answer) answered before ``message_id``'s first request was sent."""
+    for member in members:
+        if sent.answered[member] >= sent.first_sent[message_id]:
+            return  # sorted by answer: no later member precedes it either
+        yield member
 
 
 def count(
@@ -737,6 +841,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--expire", type=float, default=0.02, help="share of messages whose entry expires")
     parser.add_argument("--no-expiry", action="store_true", help="no outbox entry expires")
     parser.add_argument("--with-replays", action="store_true", help="an operator replay every 2 s during faults")
+    parser.add_argument("--pairs", type=int, help="same-millisecond pairs of a group (default: messages / 40)")
+    parser.add_argument("--skewed", type=int, help="messages from writers 2 s ahead / behind (default: messages / 20)")
     parser.add_argument("--widen-ms", type=float, default=5.0, help="each delivery call sleeps this long first")
     parser.add_argument("--sweep-interval", type=float, default=2.0)
     parser.add_argument("--sweep-min-age", type=int, default=5)
@@ -925,6 +1031,7 @@ class Observed:
     stream: dict[str, int]
     faults: dict[str, int]
     replays: Replays
+    library: LibraryWriters
 
 
 def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: Disruptions) -> Observed:
@@ -963,7 +1070,15 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
         replayer = threading.Thread(target=replays.every, args=(2.0, stop_replays), daemon=True)
         if args.with_replays:
             replayer.start()
+        writers = LibraryWriters(
+            resources.table_name,
+            args.messages // 40 if args.pairs is None else args.pairs,
+            args.messages // 20 if args.skewed is None else args.skewed,
+        )
+        library = threading.Thread(target=writers.run, args=(sent, args.rate), daemon=True)
+        library.start()
         send_all(Client(stack.api_url), args.messages, iso(utc_now()), sent, rate=args.rate)
+        library.join()
         disrupter.join()
         stats = functions.consumer.stats
         wait_for(
@@ -987,6 +1102,7 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             stream=dict(trigger.runner.stats),
             faults=dict(injector.injected),
             replays=replays,
+            library=writers,
         )
 
 
@@ -1040,6 +1156,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.with_replays:
         tally |= {"replays": seen.replays.runs, "replays_interrupted": sum(seen.replays.interrupted.values())}
+    tally["library_writes"] = dict(seen.library.written)
+    if seen.library.error:
+        tally["library_error"] = seen.library.error
     if disruptions.error:
         tally["disruption_error"] = disruptions.error
     if args.details:

@@ -11,8 +11,8 @@ own order: ``domain/clock.py``) is its truth: ``older_first`` merges by sort key
 truth is the stream, which gives a shard's records in commit order, and what it lost came before
 what it gives now; but a PENDING message it has not given may also be one committed *after* the
 batch, which the stream brings later, with an earlier ``created_at`` if its writer's clock is
-behind. ``lost_first`` therefore puts first only what surely committed before the group's first
-item of the batch, and only before that item, never between two items the stream gave.
+behind. ``lost_first`` therefore puts first only what surely committed before the batch, and
+only before the group's first item, never between two items the stream gave.
 """
 
 from __future__ import annotations
@@ -83,20 +83,22 @@ def lost_first(
 ) -> list[RelayItem]:
     """``items`` in the stream's order, each group's PENDING messages the stream lost put before its first item.
 
-    The stream worker's step: a PENDING message goes first only if it surely committed before the
-    group's first item (``lost_before``); one in doubt is left where it is, for the stream to bring
-    or the sweeper to find, so the worker never sends a message ahead of one the stream gave it.
-    The same reads as ``older_first``.
+    The stream worker's step. A batch is a run of consecutive records of a shard, and a group's
+    entries are all in one shard: a PENDING message of the group that surely committed before
+    any of the group's entries in the batch (``lost_before``) committed before the whole run, so
+    the stream lost it; it goes before the group's first entry. Any other may be a later commit
+    the stream brings next: it is left where it is, for the stream or the sweeper, so the worker
+    never sends a message ahead of one the stream gave it. The same reads as ``older_first``.
     """
-    first: dict[str, Place] = {}
+    given: dict[str, list[Place]] = {}
     for item in items:
         if (place := places.get(item.key)) is not None and item.group_key is not None:
-            first.setdefault(item.group_key, place)
+            given.setdefault(item.group_key, []).append(place)
     lost: dict[str, list[RelayItem]] = {}
     doubtful = 0
     for group, found in _older_pending(items, places, pending, known).items():
         for sk, item in found:
-            if lost_before(sk, first[group], clock_skew):
+            if any(lost_before(sk, place, clock_skew) for place in given[group]):
                 lost.setdefault(group, []).append(item)
             else:
                 doubtful += 1
@@ -107,7 +109,7 @@ def lost_first(
     log.warning("older_pending_relayed_first", messages=sum(len(found) for found in lost.values()))
     merged: list[RelayItem] = []
     for item in items:
-        merged += lost.pop(item.ordering_key, [])  # before the group's first item, never between two
+        merged += lost.pop(item.ordering_key, [])  # before the group's first entry, never between two
         merged.append(item)
     return merged
 

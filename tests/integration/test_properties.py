@@ -5,7 +5,8 @@ crash between send and flip), redeliveries from a lower sequence number, the tri
 and on, a trimmed stream, expired outbox entries, sweeps, replays, consumer batches, a second copy
 arriving while the first is being delivered, FIFO batches whose group meets a failure, and copies
 whose last receive died (in the delivery, or with every status write throttled) moving to the
-dead-letter queue, which the dead-letter function settles. It
+dead-letter queue, which the dead-letter function settles, pairs of one group made in one
+millisecond (in one transaction or two), and writers whose clocks are 2 s ahead or behind. It
 checks the invariants of DESIGN.md after every step, and after a final drain by the stream and
 the sweeper alone (no operator): every accepted message ends COMPLETED or FAILED.
 """
@@ -15,8 +16,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import pytest
@@ -25,8 +27,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from moto import mock_aws
 
+from outbox import Outbox
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.domain.clock import WriteClock
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import DeliveryError
 from outbox.domain.record import iso, utc_now
@@ -119,6 +123,8 @@ class Pipeline(RuleBasedStateMachine):
         # The sweeper's clock runs ten minutes ahead: every message is past its minimum age.
         self.sweeper = Sweeper(source, sweep_relay, buckets=4, clock=lambda: utc_now() + timedelta(minutes=10))
         stack.sqs.meta.events.register("after-call.sqs.SendMessageBatch", self._record_sent)
+        self.writers = _Writers(stack)  # 8. same-millisecond pairs, skewed clocks: which writer, when committed
+        self.worker = _GivenOrderKept(self.worker, self)
 
     def _deliver(self, envelope: Envelope) -> None:
         """The consumer's delivery: 6. never two at once, never after COMPLETED, always under a held lease.
@@ -157,6 +163,7 @@ class Pipeline(RuleBasedStateMachine):
             if message_id not in self.sent:
                 self.first_sent.append(message_id)
             self.sent.add(message_id)
+            self.writers.call_sends.append(message_id)
 
     def teardown(self) -> None:
         """Final drain without an operator: the stream retries, the sweeper sweeps, the consumer consumes."""
@@ -201,9 +208,7 @@ class Pipeline(RuleBasedStateMachine):
         message_id = json.loads(response["body"])["message_id"]
         if key is not None:
             self.keys[key] = body + str(group)
-        record = self.stack.raw_item(f"MSG#{message_id}", "MSG")
-        assert record is not None
-        self.accepted[message_id] = {k: v for k, v in record.items() if k not in STATUS_FIELDS}
+        self._accepted_by(message_id, None)
 
     @rule(fault=st.sampled_from(FAULTS))
     def deliver(self, fault: str) -> None:
@@ -390,6 +395,33 @@ class Pipeline(RuleBasedStateMachine):
             else:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
+    @rule(together=st.booleans())
+    def accept_pair(self, together: bool) -> None:
+        """8. Two messages of group g made by the library in one millisecond, in one transaction or two."""
+        outbox = self.writers.outbox(None)
+        with pytest.MonkeyPatch.context() as frozen:
+            frozen.setattr("outbox.domain.record.datetime", _Frozen.at(utc_now()))
+            pair = [outbox.message({"n": n}, type="Pair", group_key="g") for n in range(2)]
+        assert pair[0].envelope.created_at == pair[1].envelope.created_at
+        for batch in [pair] if together else [[m] for m in pair]:
+            outbox.transact_write([], *batch)
+            for message in batch:
+                self._accepted_by(message.message_id, None)
+
+    @rule(skew_s=st.sampled_from([2.0, -2.0]))
+    def accept_from_a_skewed_clock(self, skew_s: float) -> None:
+        """8. A message of group g from another process whose clock is 2 s ahead or behind."""
+        outbox = self.writers.outbox(skew_s)
+        message = outbox.message({"skew_s": skew_s}, type="Skewed", group_key="g")
+        outbox.transact_write([], message)
+        self._accepted_by(message.message_id, skew_s)
+
+    def _accepted_by(self, message_id: str, skew_s: float | None) -> None:
+        record = self.stack.raw_item(f"MSG#{message_id}", "MSG")
+        assert record is not None
+        self.accepted[message_id] = {k: v for k, v in record.items() if k not in STATUS_FIELDS}
+        self.writers.committed(message_id, skew_s)
+
     # -- invariants -----------------------------------------------------------------------------
 
     @invariant()
@@ -425,10 +457,10 @@ class Pipeline(RuleBasedStateMachine):
         # 7. a copy the dead-letter function let go of leaves its record ended (no re-drive of FAILED here)
         for message_id in self.dead_settled:
             assert records[message_id]["status"]["S"] in ENDED, (message_id, records[message_id]["status"])
-        # 8. a group is sent in the order it was written, whatever the stream lost
+        # 8. a group is sent in the order it was written, whatever the stream lost (across writers: see _Writers)
         group = [m for m, record in self.accepted.items() if record.get("group_key", {}).get("S") == "g"]
         sent = [m for m in self.first_sent if m in set(group)]
-        assert sent == [m for m in group if m in set(sent)], "group g sent out of order"
+        assert self.writers.out_of_order(group, sent) == [], "group g sent out of order"
 
     def _arm(self, fault: str) -> None:
         if fault == "throttle_send":
@@ -452,6 +484,102 @@ class Pipeline(RuleBasedStateMachine):
     def _records(self) -> dict[str, dict[str, Any]]:
         items = self.stack.all_items()
         return {i["message_id"]["S"]: i for i in items if i["pk"]["S"].startswith("MSG#")}
+
+
+class _Frozen(datetime):
+    """``datetime`` whose ``now`` stands still (``at`` makes one)."""
+
+    instant = datetime(2026, 1, 1, tzinfo=UTC)
+
+    @classmethod
+    def at(cls, instant: datetime) -> type[_Frozen]:
+        """A frozen ``datetime`` at ``instant``."""
+        return type("Frozen", (cls,), {"instant": instant})
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _Frozen:
+        """The frozen instant."""
+        return cls.fromtimestamp(cls.instant.timestamp(), tz)
+
+
+class _Writers:
+    """8. Who wrote each message and when it committed; what "in order" demands of two writers.
+
+    The API and the library share the process's write clock (one writer, ``None``); each skew
+    is another process with a clock that far off. One writer's messages must be sent in the
+    order written. Two writers' may differ when their clocks differ by more than the time between
+    the commits, or, after the stream lost one of them, when the commits are closer than twice the
+    worker's clock-skew allowance (2 s) and the rounding of the stream's commit time (1 s).
+    """
+
+    SKEW_ALLOWANCE_S = 2.0
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.clocks: dict[float | None, WriteClock] = {}
+        self.writer: dict[str, float | None] = {}  # message_id -> its writer's skew (None: the process)
+        self.at: dict[str, float] = {}  # message_id -> when its transaction committed (monotonic)
+        self.call_sends: list[str] = []  # what SQS accepted during the current worker call
+
+    def outbox(self, skew_s: float | None) -> Outbox:
+        """The library writing with the process's clock (None) or with one ``skew_s`` off, as another process."""
+        if skew_s is not None and skew_s not in self.clocks:
+            self.clocks[skew_s] = WriteClock(lambda: utc_now() + timedelta(seconds=skew_s))
+        clock = {"clock": self.clocks[skew_s]} if skew_s is not None else {}
+        return Outbox(self.stack.resources.table_name, client=self.stack.dynamodb, buckets=4, **clock)
+
+    def committed(self, message_id: str, skew_s: float | None) -> None:
+        """``message_id`` was written just now by the writer of ``skew_s``."""
+        self.writer[message_id], self.at[message_id] = skew_s, time.monotonic()
+
+    def out_of_order(self, written: list[str], sent: list[str]) -> list[tuple[str, str]]:
+        """Pairs (a written before b) that were sent b first though invariant 8 orders them."""
+        first = {m: i for i, m in enumerate(sent)}
+        return [
+            (a, b)
+            for a, b in itertools.combinations(written, 2)
+            if a in first and b in first and first[b] < first[a] and self._ordered(a, b)
+        ]
+
+    def _ordered(self, a: str, b: str) -> bool:
+        skew_a, skew_b = self.writer.get(a), self.writer.get(b)
+        if skew_a == skew_b:
+            return True
+        apart = abs((skew_a or 0.0) - (skew_b or 0.0))
+        return self.at[b] - self.at[a] > apart + 2 * self.SKEW_ALLOWANCE_S + 1.0
+
+
+class _GivenOrderKept:
+    """8. Around the stream worker: it never sends a message ahead of one the stream gave it in the batch.
+
+    While a message of group g the batch holds is not sent yet, nothing committed after it is
+    sent: neither a later entry of the batch nor a PENDING message found beside it.
+    """
+
+    def __init__(self, worker: StreamWorker, pipeline: Pipeline) -> None:
+        self.worker = worker
+        self.pipeline = pipeline
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> Any:
+        """The worker's answer; a send ahead of an entry the stream gave is noted as a violation."""
+        pipeline = self.pipeline
+        order = {m: i for i, m in enumerate(pipeline.accepted)}  # commit order: one writer at a time
+        given = [
+            image["message_id"]["S"]
+            for record in event["Records"]
+            if record["dynamodb"]["Keys"]["pk"]["S"].startswith("OUTBOX#")
+            and (image := record["dynamodb"].get("NewImage", {})).get("group_key", {}).get("S") == "g"
+        ]
+        done = set(pipeline.sent)
+        pipeline.writers.call_sends = []
+        try:
+            return self.worker.handle(event, context)
+        finally:
+            for message_id in pipeline.writers.call_sends:
+                ahead = [g for g in given if g not in done and order[g] < order.get(message_id, -1)]
+                if ahead:
+                    pipeline.violations.append(f"the worker sent {message_id} ahead of {ahead[0]}, given earlier")
+                done.add(message_id)
 
 
 def _later(until: str) -> str:

@@ -47,6 +47,24 @@ def test_overlapping_requests_other_groups_and_undelivered_messages_order_nothin
     assert out_of_order(sent, _log("B", "A", "D")) == []
 
 
+def test_the_second_of_a_same_millisecond_pair_delivered_first_is_out_of_order() -> None:
+    """One transaction, one millisecond: the pair overlaps in time, yet its first message precedes its second."""
+    sent = _sent(("A", "g", 0.0, 1.0), ("B", "g", 0.0, 1.0))
+    sent.writer |= {"A": "pairs", "B": "pairs"}
+    sent.made_after["B"] = "A"
+
+    assert out_of_order(sent, _log("B", "A")) == [(0, "B", "A")]
+    assert out_of_order(sent, _log("A", "B")) == []
+
+
+def test_writers_whose_clocks_differ_are_ordered_only_beyond_the_difference_and_the_margin() -> None:
+    """A writer 2 s ahead: a message of the API sent 3 s after its answer is not ordered; 8 s after, it is."""
+    sent = _sent(("A", "g", 0.0, 1.0), ("B", "g", 4.0, 5.0), ("C", "g", 9.0, 10.0))
+    sent.writer["A"] = "ahead"
+
+    assert out_of_order(sent, _log("B", "C", "A")) == [(1, "C", "A")]
+
+
 def test_two_calls_for_one_message_at_once_are_counted() -> None:
     """The second call enters while the first still runs; a third, after both, does not count."""
     log = DeliveryLog(widen_s=0)

@@ -148,9 +148,9 @@ class _FailingMovedOn(InMemorySweepSource):
 def test_a_lost_message_goes_before_the_batch_never_between_two_entries_the_stream_gave(
     worker: StreamWorker, store: InMemoryMessageStore, publisher: FakePublisher
 ) -> None:
-    """A PENDING message written between two entries of the batch is not lost (the stream gives it later): not sent."""
+    """Another writer's PENDING message timed between two entries of the batch may come later: never put between."""
     first = _accept(store, 1, "g")
-    between = _accept(store, 2, "g")  # committed after ``last``: the stream has not come to it yet
+    between = _accept(store, 2, "g", writer=WriteClock())  # perhaps committed after ``last``, on a clock behind
     last = _accept(store, 3, "g")
 
     assert worker.handle(_event(store, first, last)) == {"batchItemFailures": []}
@@ -209,3 +209,17 @@ def test_a_message_of_another_writer_made_well_before_the_batch_is_sent_first(
 def test_what_surely_committed_before_means(candidate: str, first: str, committed: int | None, lost: bool) -> None:
     """``lost_before`` with a 2 s clock skew: one writer's order, or a margin of two skews before the commit."""
     assert lost_before(candidate, Place(0, first, committed), timedelta(seconds=2)) is lost
+
+
+def test_a_lost_message_is_known_lost_by_any_entry_of_its_group_in_the_batch(
+    worker: StreamWorker, store: InMemoryMessageStore, publisher: FakePublisher
+) -> None:
+    """The batch starts with another writer's entry (in doubt), then one of the lost message's writer: lost, first."""
+    now = utc_now()
+    lost = _accept(store, 1, "g", ago_s=0.003)
+    other = _accept(store, 2, "g", writer=WriteClock(), ago_s=-2)  # a clock 2 s ahead
+    newer = _accept(store, 3, "g", ago_s=0.001)
+
+    assert worker.handle(_event(store, other, newer, committed=int(now.timestamp()))) == {"batchItemFailures": []}
+
+    assert publisher.sent_ids() == [lost.message_id, other.message_id, newer.message_id]
