@@ -114,27 +114,27 @@ def lost_first(
     return merged
 
 
-def lost_before(candidate: str, first: Place, clock_skew: timedelta) -> bool:
-    """Whether the PENDING message at sort key ``candidate`` surely committed before the entry at ``first``.
+def lost_before(candidate: str, entry: Place, clock_skew: timedelta) -> bool:
+    """Whether the PENDING message at sort key ``candidate`` surely committed before the stream's ``entry``.
 
     It must come earlier in the table's order, and then either one writer made both (a writer's
     order is the order it wrote in), or its ``created_at`` is earlier, by more than
-    ``clock_skew``, than the earliest ``first`` can have committed: not before the stream's commit
-    time, nor before its own ``created_at`` less ``clock_skew``. A message made after ``first``
+    ``clock_skew``, than the earliest ``entry`` can have committed: not before the stream's commit
+    time, nor before its own ``created_at`` less ``clock_skew``. A message made after ``entry``
     committed, on a clock at most ``clock_skew`` off, cannot look that old. (A message made well
     before its transaction committed is taken at its ``created_at``.)
     """
-    if candidate >= first.sk:
+    if candidate >= entry.sk:
         return False
     writer = writer_of(sk_sequence(candidate) or "")
-    if writer is not None and writer == writer_of(sk_sequence(first.sk) or ""):
+    if writer is not None and writer == writer_of(sk_sequence(entry.sk) or ""):
         return True
-    made, first_made = _time(sk_created_at(candidate)), _time(sk_created_at(first.sk))
-    if made is None or first_made is None:
+    made, entry_made = _time(sk_created_at(candidate)), _time(sk_created_at(entry.sk))
+    if made is None or entry_made is None:
         return False
-    committed = first_made - clock_skew
-    if first.committed is not None:
-        committed = max(committed, datetime.fromtimestamp(first.committed, UTC))
+    committed = entry_made - clock_skew
+    if entry.committed is not None:
+        committed = max(committed, datetime.fromtimestamp(entry.committed, UTC))
     return made < committed - clock_skew
 
 
