@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import timedelta
 
 import pytest
 import structlog
@@ -45,3 +46,15 @@ def test_personal_fields_are_redacted_in_json_logs() -> None:
     assert line["body"] == "[redacted]"
     assert line["message_id"] == "m1"
     assert "ada@example.com" not in out.getvalue()
+
+
+def test_the_clock_skew_allowance_is_milliseconds_from_zero() -> None:
+    """OUTBOX_MAX_CLOCK_SKEW_MS: 2 s unless set; 0 is allowed (clocks trusted); a negative or non-number fails."""
+    assert Settings.from_env({"OUTBOX_TABLE_NAME": "t"}).clock_skew == timedelta(seconds=2)
+    assert Settings.from_env({"OUTBOX_TABLE_NAME": "t", "OUTBOX_MAX_CLOCK_SKEW_MS": "0"}).clock_skew == timedelta(0)
+    assert Settings.from_env({"OUTBOX_TABLE_NAME": "t", "OUTBOX_MAX_CLOCK_SKEW_MS": "500"}).clock_skew == timedelta(
+        milliseconds=500
+    )
+    for bad in ("-1", "2s"):
+        with pytest.raises(ConfigurationError, match=r"^OUTBOX_MAX_CLOCK_SKEW_MS must be a whole number from 0"):
+            Settings.from_env({"OUTBOX_TABLE_NAME": "t", "OUTBOX_MAX_CLOCK_SKEW_MS": bad})
