@@ -18,12 +18,13 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.status import Status
 from outbox.service.accept import Acceptor
 from outbox.service.consume import Consumer, ConsumerPolicy, Deliver, log_delivery
 from outbox.service.dead_letter import DeadLetters
 from outbox.service.relay import RecentSends, Relay, RelayPolicy
 from outbox.service.stream import StreamWorker
-from outbox.service.sweep import Sweeper
+from outbox.service.sweep import StrandedBounds, Sweeper
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -152,8 +153,10 @@ def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper
     clients = clients or Clients.of(settings)
     source = _sweep_source(settings, clients)
     relay = _relay(settings, clients, by="sweeper")
+    resender = _relay(settings, clients, by="sweeper", expected=frozenset())  # in flight: nothing to flip
     buckets = source.stored_buckets() or settings.buckets
-    return Sweeper(source, relay, buckets=buckets, min_age=settings.sweep_min_age)
+    bounds = StrandedBounds(retention=settings.queue_retention, visibility=settings.queue_visibility)
+    return Sweeper(source, relay, buckets=buckets, min_age=settings.sweep_min_age, resender=resender, bounds=bounds)
 
 
 def resolve_delivery(reference: str | None) -> Deliver:
@@ -184,6 +187,14 @@ def _sweep_source(settings: Settings, clients: Clients) -> DynamoDBSweepSource:
     )
 
 
-def _relay(settings: Settings, clients: Clients, *, by: str, recent: RecentSends | None = None) -> Relay:
+def _relay(
+    settings: Settings,
+    clients: Clients,
+    *,
+    by: str,
+    recent: RecentSends | None = None,
+    expected: frozenset[Status] = frozenset({Status.PENDING}),
+) -> Relay:
     publisher = SqsPublisher.from_settings(settings, client=clients.lazy_sqs)
-    return Relay(_store(settings, clients), publisher, policy=RelayPolicy.from_settings(settings), by=by, recent=recent)
+    policy = RelayPolicy.from_settings(settings)
+    return Relay(_store(settings, clients), publisher, policy=policy, by=by, recent=recent, expected=expected)

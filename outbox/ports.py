@@ -23,6 +23,7 @@ class OutgoingMessage:
     message_id: str
     body: str
     group_key: str | None = None
+    generation: int = 0  # the record's send generation: a deliberate re-send's copy gets a new FIFO dedup id
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class SweptRecord:
     status: Status | None
     created_at: str = ""
     envelope: Envelope | None = None
+    # What tells whether a message in flight still has a copy somewhere (see ``service.sweep.stranded``).
+    updated_at: str = ""
+    lease_until: str | None = None
+    generation: int = 0
+    sent_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,14 @@ class SweepSource(Protocol):
         """Of these messages, those whose record is no longer PENDING (it may lag a moment behind)."""
         ...
 
+    def in_flight(self, partition: int, before: str) -> Iterator[list[SweptRecord]]:
+        """The QUEUED and PROCESSING records of in-flight ``partition`` that went in flight before ``before``.
+
+        Page by page, with their envelopes; read eventually consistent, so a record may show a
+        moment late (the re-send's own condition checks it again).
+        """
+        ...
+
 
 class MessageStore(Protocol):
     """Where records, outbox entries and status changes are kept."""
@@ -163,6 +177,23 @@ class MessageStore(Protocol):
 
     def count_relay_failure(self, message_id: str) -> int:
         """Count one more failed relay of a PENDING message and return the count."""
+        ...
+
+    def new_send_generation(
+        self,
+        message_id: str,
+        *,
+        expected: frozenset[Status],
+        updated_at: str | None = None,
+        generation: int | None = None,
+    ) -> int:
+        """Before a deliberate re-send: one more send generation, returned, for a record in one of ``expected``.
+
+        A PROCESSING record qualifies only once its lease has run out. With ``updated_at`` and
+        ``generation`` (as read a moment ago) the record must still hold them. Otherwise
+        InvalidTransitionError (with the current status) and no change. No status change, no
+        history line: the copy's own fate is the record's history.
+        """
         ...
 
 

@@ -35,6 +35,9 @@ class Settings:
     deadline_margin_ms: int = 2_000
     flip_concurrency: int = 10
     sweep_min_age: timedelta = timedelta(seconds=300)  # the stream's turn before the sweeper steps in
+    # The main queue's message retention and visibility timeout: when a message in flight is stranded.
+    queue_retention: timedelta = timedelta(seconds=345_600)
+    queue_visibility: timedelta = timedelta(seconds=180)
     record_retention: timedelta = timedelta(days=30)  # a COMPLETED or FAILED record's time to live
     require_principal: bool = False  # the API answers 401 to a request without an IAM caller or JWT subject
     id_secret: str | None = None  # keys the ids derived from Idempotency-Keys (else a UUID 5 of scope and key)
@@ -72,6 +75,8 @@ class Settings:
             deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
             flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 10),
             sweep_min_age=timedelta(seconds=_positive(env, "OUTBOX_SWEEP_MIN_AGE_SECONDS", 300)),
+            queue_retention=timedelta(seconds=_positive(env, "OUTBOX_QUEUE_RETENTION_SECONDS", 345_600)),
+            queue_visibility=timedelta(seconds=_positive(env, "OUTBOX_QUEUE_VISIBILITY_SECONDS", 180)),
             record_retention=timedelta(days=_positive(env, "OUTBOX_RECORD_RETENTION_DAYS", 30)),
             require_principal=_flag(env, "OUTBOX_REQUIRE_PRINCIPAL"),
             id_secret=env.get("OUTBOX_ID_SECRET", "").strip() or None,

@@ -3,7 +3,8 @@
 They keep the same contracts as the real adapters: ``accept`` is all-or-nothing with the same
 idempotency rules, ``transition`` is conditional on the lifecycle table, the publisher reports
 per-entry refusals the way SendMessageBatch does, and the sweep source reads the store's
-PENDING records and the outbox reader its outbox entries, in outbox order (bucket, then time).
+PENDING records (in outbox order: bucket, then time) and those in flight, and the outbox reader
+its outbox entries.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from outbox.domain.errors import (
     PayloadMismatchError,
 )
 from outbox.domain.record import (
+    IN_FLIGHT_PARTITIONS,
     AcceptResult,
     HistoryEntry,
     Lease,
@@ -231,6 +233,30 @@ class InMemoryMessageStore:
             self.records[message_id] = replace(record, relay_attempts=record.relay_attempts + 1)
             return record.relay_attempts + 1
 
+    def new_send_generation(
+        self,
+        message_id: str,
+        *,
+        expected: frozenset[Status],
+        updated_at: str | None = None,
+        generation: int | None = None,
+    ) -> int:
+        """One more send generation of a record in ``expected`` (PROCESSING: with no live lease), as read if given."""
+        with self._lock:
+            self._maybe_fail("new_send_generation")
+            record = self.records.get(message_id)
+            now = iso(utc_now())
+            held = record is not None and record.status is Status.PROCESSING and _live(record.lease, now)
+            moved = (
+                record is not None
+                and updated_at is not None
+                and (record.updated_at != updated_at or record.send_generation != (generation or 0))
+            )
+            if record is None or record.status not in expected or held or moved:
+                raise InvalidTransitionError(message_id, current=record.status if record else None, to=Status.QUEUED)
+            self.records[message_id] = replace(record, send_generation=record.send_generation + 1, sent_at=now)
+            return record.send_generation + 1
+
 
 @dataclass
 class InMemorySweepSource:
@@ -275,6 +301,33 @@ class InMemorySweepSource:
         with self.store._lock:
             records = self.store.records
             return {m for m in self.reads[-1] if m in records and records[m].status is not Status.PENDING}
+
+    def in_flight(self, partition: int, before: str) -> Iterator[list[SweptRecord]]:
+        """The QUEUED and PROCESSING records of in-flight ``partition`` that went in flight before ``before``."""
+        with self.store._lock:
+            records = list(self.store.records.values())
+            envelopes = dict(self.store.envelopes)
+        found = sorted(
+            (
+                SweptRecord(
+                    outbox_sk(_in_flight_since(r), r.message_id),
+                    r.message_id,
+                    r.status,
+                    r.created_at,
+                    envelopes.get(r.message_id),
+                    updated_at=r.updated_at,
+                    lease_until=r.lease.until if r.lease else None,
+                    generation=r.send_generation,
+                    sent_at=r.sent_at,
+                )
+                for r in records
+                if r.status in _IN_FLIGHT and bucket_of(r.message_id, IN_FLIGHT_PARTITIONS) == partition
+            ),
+            key=lambda record: record.sk,
+        )
+        found = [r for r in found if r.sk < before]
+        for start in range(0, len(found), self.page_size):
+            yield found[start : start + self.page_size]
 
 
 @dataclass
@@ -343,6 +396,24 @@ class InMemoryOutboxReader:
             for e in envelopes
         ]
         return sorted(entries, key=lambda entry: entry.position)
+
+
+_IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING})
+
+
+def _in_flight_since(record: MessageRecord) -> str:
+    """When the record last went in flight (the real index's sort key for it): its first line of this flight."""
+    since = record.created_at
+    previous: Status | None = None
+    for line in record.history:
+        if line.status in _IN_FLIGHT and previous not in _IN_FLIGHT:
+            since = line.at
+        previous = line.status
+    return since
+
+
+def _live(lease: Lease | None, now: str) -> bool:
+    return lease is not None and lease.until > now
 
 
 def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease: Lease | None, now: str) -> bool:

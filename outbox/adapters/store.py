@@ -14,7 +14,14 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, check_key_names
-from outbox.adapters.updates import S, relay_failure_shape, release_shape, transition_shape, transition_values
+from outbox.adapters.updates import (
+    S,
+    generation_shape,
+    relay_failure_shape,
+    release_shape,
+    transition_shape,
+    transition_values,
+)
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     CancellationReason,
@@ -36,6 +43,7 @@ from outbox.domain.record import (
     MessageRecord,
     TransitionResult,
     bucket_of,
+    in_flight_pk,
     iso,
     outbox_pk,
     outbox_sk,
@@ -275,8 +283,16 @@ class DynamoDBMessageStore:
         at = utc_now()
         now = iso(at)
         expires_at = int((at + self.record_retention).timestamp()) if to in ENDED else None
+        in_flight = None if to in ENDED else (in_flight_pk(message_id), outbox_sk(now, message_id))
         values = transition_values(
-            to, now=now, by=by, reason=reason, lease=lease, payload_hash=payload_hash, expires_at=expires_at
+            to,
+            now=now,
+            by=by,
+            reason=reason,
+            lease=lease,
+            payload_hash=payload_hash,
+            expires_at=expires_at,
+            in_flight=in_flight,
         )
         request = shape.request(self.table_name, self._record_key(message_id), values)
         old = self._update(message_id, request, to, payload_hash=payload_hash)
@@ -309,6 +325,23 @@ class DynamoDBMessageStore:
         request = relay_failure_shape(self.hash_key).request(self.table_name, self._record_key(message_id), {})
         old = self._update(message_id, request, Status.PENDING)
         return int(old.get("relay_attempts", {}).get("N", "0")) + 1
+
+    def new_send_generation(
+        self,
+        message_id: str,
+        *,
+        expected: frozenset[Status],
+        updated_at: str | None = None,
+        generation: int | None = None,
+    ) -> int:
+        """One conditional UpdateItem: ADD 1 to the send generation before a deliberate re-send; returns it."""
+        seen = None if updated_at is None else generation or 0
+        values = {":now": S(iso(utc_now()))} | ({":seen_at": S(updated_at)} if updated_at is not None else {})
+        request = generation_shape(self.hash_key, expected, seen=seen).request(
+            self.table_name, self._record_key(message_id), values
+        )
+        new = self._update(message_id, request, Status.QUEUED)
+        return int(new["send_generation"]["N"])
 
     def _record_key(self, message_id: str) -> dict[str, Any]:
         return {self.hash_key: S(record_pk(message_id)), self.range_key: S(RECORD_SK)}
@@ -384,4 +417,6 @@ def _to_domain(model: MessageRecordModel) -> MessageRecord:
         lease=Lease(model.lease_owner, model.lease_until) if model.lease_owner and model.lease_until else None,
         owner=model.owner,
         expires_at=int(model.expires_at) if model.expires_at is not None else None,
+        send_generation=int(model.send_generation or 0),
+        sent_at=model.sent_at,
     )

@@ -1,7 +1,9 @@
-"""DynamoDBSweepSource: the PENDING records of a bucket, through the sparse pending index, and the bucket count.
+"""DynamoDBSweepSource: records not ended, through the sparse record index, and the bucket count.
 
-The index (keys only, by bucket and time) holds a record only while it is PENDING, so reading a
-bucket costs its backlog, never the settled table. The records behind a page of keys are read in
+The index (keys only) holds a record until it ends: while PENDING under its outbox bucket, in time
+order; while in flight (QUEUED, PROCESSING) under an in-flight partition, by the time it went in
+flight. Reading a bucket costs its PENDING backlog, reading in-flight records older than a bound
+costs those alone: never the settled table. The records behind a page of keys are read in
 batches. The table's bucket count lives in one small item of the table itself.
 """
 
@@ -18,8 +20,8 @@ from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
 from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
 from outbox.domain.errors import ConfigurationError, ThrottledError
-from outbox.domain.record import RECORD_PREFIX, RECORD_SK, outbox_pk, record_pk
-from outbox.domain.status import Status
+from outbox.domain.record import RECORD_PREFIX, RECORD_SK, in_flight_partition, outbox_pk, record_pk
+from outbox.domain.status import ENDED, Status
 from outbox.ports import SweptRecord
 
 if TYPE_CHECKING:
@@ -30,8 +32,12 @@ CONFIG_SK = "CONFIG"
 BATCH_GET_KEYS = 100
 UNPROCESSED_TRIES = 5  # BatchGetItem requests per 100 keys while DynamoDB leaves some unprocessed
 UNPROCESSED_PAUSE_S = 0.05  # before the second; doubled before each next one
-# What rebuilding a message's envelope needs, and its status: nothing else of the record is read.
-_PROJECTION = "#h, message_id, #status, #type, payload, group_key, created_at, trace_id"
+# What rebuilding a message's envelope needs, its status, and what tells whether a message in
+# flight is stranded: nothing else of the record is read.
+_PROJECTION = (
+    "#h, message_id, #status, #type, payload, group_key, created_at, trace_id,"
+    " updated_at, lease_until, send_generation, sent_at"
+)
 
 
 class DynamoDBSweepSource:
@@ -66,13 +72,27 @@ class DynamoDBSweepSource:
         has just moved on may still show; each record is read back (strongly) with its status.
         The records of messages ``known`` names are not read (nor listed).
         """
+        yield from self._indexed(outbox_pk(bucket), before, known=known, consistent=True)
+
+    def in_flight(self, partition: int, before: str) -> Iterator[list[SweptRecord]]:
+        """The records of in-flight ``partition`` that went in flight before ``before``, page by page.
+
+        Read eventually consistent, at half the price: whether one is stranded is checked again by
+        the condition of its re-send. A record not read (throttled) is left to the next sweep.
+        """
+        yield from self._indexed(in_flight_partition(partition), before, consistent=False)
+
+    def _indexed(
+        self, partition: str, before: str | None, *, known: Callable[[str], bool] | None = None, consistent: bool
+    ) -> Iterator[list[SweptRecord]]:
+        """The records an index partition lists (placed before ``before``, if given), page by page, in its order."""
         index_pk, index_sk = RECORD_INDEX_KEYS
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": RECORD_INDEX,
             "KeyConditionExpression": "#b = :b",
             "ExpressionAttributeNames": {"#b": index_pk},
-            "ExpressionAttributeValues": {":b": {"S": outbox_pk(bucket)}},
+            "ExpressionAttributeValues": {":b": {"S": partition}},
             "Limit": self.page_size,
         }
         if before is not None:
@@ -85,17 +105,21 @@ class DynamoDBSweepSource:
             if known is not None:
                 keys = [k for k in keys if not known(k[self.hash_key]["S"].removeprefix(RECORD_PREFIX))]
             if keys:
-                yield self._records(keys)
+                yield self._records(keys, consistent=consistent)
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _records(self, index_items: list[dict[str, Any]]) -> list[SweptRecord]:
-        """The records behind a page of index keys, in the page's order (BatchGetItem answers in any order)."""
+    def _records(self, index_items: list[dict[str, Any]], *, consistent: bool) -> list[SweptRecord]:
+        """The records behind a page of index keys, in the page's order (BatchGetItem answers in any order).
+
+        Strongly consistent: the index lags, the record says whether it is still PENDING (and every
+        key must be read). Eventually: what the index lists is read at half the price, and a key
+        left unprocessed counts as a record not found.
+        """
         _, index_sk = RECORD_INDEX_KEYS
         keys = [{self.hash_key: i[self.hash_key], self.range_key: i[self.range_key]} for i in index_items]
-        # Read strongly: the index lags, the record says whether it is still PENDING.
-        found = self._batch_get(keys, _PROJECTION, {"#type": "type"}, consistent=True, complete=True)
+        found = self._batch_get(keys, _PROJECTION, {"#type": "type"}, consistent=consistent, complete=consistent)
         return [_swept(i[index_sk]["S"], found.get(i[self.hash_key]["S"])) for i in index_items]
 
     def moved_on(self, message_ids: Iterable[str]) -> set[str]:
@@ -211,14 +235,20 @@ class _Exists(Exception):
 
 
 def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
-    """A record read back; a record with a payload the sweeper cannot rebuild keeps envelope None."""
+    """A record read back, with its envelope while it has not ended."""
     if item is None:
         return SweptRecord(sk, None, None)
     message_id = item["message_id"]["S"]
     status = Status(item["status"]["S"])
     created_at = item["created_at"]["S"]
-    if status is not Status.PENDING:
-        return SweptRecord(sk, message_id, status, created_at)
+    moment = {
+        "updated_at": item.get("updated_at", {}).get("S", created_at),
+        "lease_until": item.get("lease_until", {}).get("S"),
+        "generation": int(item.get("send_generation", {}).get("N", "0")),
+        "sent_at": item.get("sent_at", {}).get("S"),
+    }
+    if status in ENDED:
+        return SweptRecord(sk, message_id, status, created_at, **moment)
     kind = item.get("type", {}).get("S")
     envelope = Envelope(
         message_id,
@@ -229,4 +259,4 @@ def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
         item.get("trace_id", {}).get("S"),
         SCHEMA_VERSION if kind else LEGACY_SCHEMA_VERSION,  # a record from before types was sent as schema 1
     )
-    return SweptRecord(sk, message_id, status, created_at, envelope)
+    return SweptRecord(sk, message_id, status, created_at, envelope, **moment)

@@ -2,8 +2,14 @@
 
 Entries are read through an ``OutboxReader`` (one Query per bucket and time range, page by page;
 each page's record statuses in one read). Selected entries go through ``Relay`` with
-``by="replay"``: same envelope, same dedup id, same conditional flip, so a replay running beside
-the worker (or another replay) has exactly one winner per message and moves nothing backwards.
+``by="replay"``: same envelope, same conditional flip, so a replay running beside the worker (or
+another replay) has exactly one winner per message and moves nothing backwards.
+
+A replay is a deliberate re-send: before its copy is sent, each selected message gets a new send
+generation (one conditional write, while its record is still in the selected status), and so a
+FIFO deduplication id of its own. SQS keeps an id for 5 minutes from its send, even once its copy
+is gone: with the old id, a re-drive soon after the last send would be answered "successful" and
+not enqueued, and the record flipped to QUEUED with no copy anywhere.
 
 ``outbox replay`` (``outbox/replay_cli.py``) reads the command line, confirms, shows progress and
 keeps the checkpoint file; this module knows nothing of either.
@@ -18,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.record import iso
 from outbox.domain.status import Status
 from outbox.ports import OutboxReader, StoredEntry, SweepSource
@@ -197,7 +204,7 @@ class Replayer:
                     summary.interrupted = True
                     return summary
                 batch = chosen[start : start + self.batch_size]
-                self._handle(batch, summary, resend=selection.status == "ANY")
+                self._handle(batch, summary, wanted=wanted, resend=selection.status == "ANY")
                 if summary.stopped:  # resume redoes this batch: the flips are conditional
                     return summary
                 checkpoint.position = batch[-1].position
@@ -215,7 +222,7 @@ class Replayer:
         buckets = [self.reader.bucket_of_group(selection.group_key)] if selection.group_key is not None else None
         yield from self.reader.pages(selection.since, selection.until + "~", buckets=buckets, after=after)
 
-    def _handle(self, batch: list[StoredEntry], summary: Summary, *, resend: bool) -> None:
+    def _handle(self, batch: list[StoredEntry], summary: Summary, *, wanted: frozenset[Status], resend: bool) -> None:
         if self.relay is None:
             summary.would_send += len(batch)
             for entry in batch:
@@ -229,7 +236,9 @@ class Replayer:
         if not batch:
             return
         self._throttle(len(batch))
-        items = [RelayItem(e.message_id, e.message_id, e.body, e.group_key) for e in batch]
+        items = self._new_generations(self.relay, batch, summary, wanted)
+        if not items:
+            return
         if self.pending is not None:  # an older message of a group whose entry is gone or outside the window
             places = {e.message_id: Place(e.bucket, e.sk) for e in batch if e.group_key is not None}
             items = older_first(items, places, self.pending, known={e.message_id for e in batch}.__contains__)
@@ -253,6 +262,34 @@ class Replayer:
         summary.sent += len(result.sent) + len(resent)
         summary.already_done += len(done) + len(result.quarantined)
         summary.failed += len(failed)
+
+    def _new_generations(
+        self, relay: Relay, batch: list[StoredEntry], summary: Summary, wanted: frozenset[Status]
+    ) -> list[RelayItem]:
+        """Each entry as a relay item under a new send generation of its record; those that cannot be, reported.
+
+        A record no longer in ``wanted`` (the worker, the consumer or another replay moved it on)
+        is done; a failed write fails the entry and stops its group for this run.
+        """
+        items: list[RelayItem] = []
+        for entry in batch:
+            if _ordering_key(entry) in self._blocked:
+                self.report({"message_id": entry.message_id, "action": "blocked"})
+                summary.failed += 1
+                continue
+            try:
+                generation = relay.store.new_send_generation(entry.message_id, expected=wanted)
+            except InvalidTransitionError:
+                self.report({"message_id": entry.message_id, "action": "already_done"})
+                summary.already_done += 1
+                continue
+            except OutboxError:
+                self._blocked.add(_ordering_key(entry))
+                self.report({"message_id": entry.message_id, "action": "failed"})
+                summary.failed += 1
+                continue
+            items.append(RelayItem(entry.message_id, entry.message_id, entry.body, entry.group_key, generation))
+        return items
 
     def _throttle(self, count: int) -> None:
         if not self.rate:

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from outbox.adapters.store import DynamoDBMessageStore
-from outbox.domain.record import Lease, iso
-from outbox.domain.status import TRANSITIONS, Status, sources_of
+from outbox.domain.errors import InvalidTransitionError
+from outbox.domain.record import IN_FLIGHT_PARTITIONS, Lease, in_flight_pk, iso
+from outbox.domain.status import ENDED, TRANSITIONS, Status, sources_of
 from outbox.logs import configure_logging, debug_enabled
 
 NOW = "2026-11-25T10:00:00.000Z"
@@ -73,6 +74,17 @@ def test_every_edge_is_one_well_formed_conditional_update(
     assert request["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
     # The old values are asked for only when the result cannot be known without them.
     assert request["ReturnValues"] == ("UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE")
+    # The record index: an ended record leaves it, one in flight is under its in-flight partition.
+    update = request["UpdateExpression"]
+    if to in ENDED:
+        assert update.endswith("#outbox_pk, #outbox_sk")
+        assert ":flight_pk" not in values
+    else:
+        assert "#outbox_pk = :flight_pk" in update
+        assert (values[":flight_pk"], values[":flight_sk"]) == ({"S": in_flight_pk("m-1")}, {"S": f"{NOW}#m-1"})
+        # From QUEUED or PROCESSING the keys stay as they are (a keys-only index is then not written).
+        kept = "#outbox_sk = if_not_exists(#outbox_sk, :flight_sk)" in update
+        assert kept is bool(sources & {Status.QUEUED, Status.PROCESSING})
 
 
 def test_a_lease_is_taken_over_only_once_it_ran_out(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
@@ -100,7 +112,7 @@ def test_only_the_lease_holder_finishes(store: tuple[DynamoDBMessageStore, Recor
     assert request["ConditionExpression"].endswith("AND #lease_owner = :owner")
     assert request["ExpressionAttributeValues"][":owner"] == {"S": "c-1"}
     assert ":until" not in request["ExpressionAttributeValues"]
-    assert request["UpdateExpression"].endswith("REMOVE #lease_owner, #lease_until")
+    assert "REMOVE #lease_owner, #lease_until" in request["UpdateExpression"]
 
 
 def test_single_source_result_comes_from_the_condition(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
@@ -134,6 +146,63 @@ def test_relay_failure_count_is_one_add_on_a_pending_record(
     assert request["ConditionExpression"] == "attribute_exists(#pk) AND #status = :pending"
     assert request["ExpressionAttributeValues"] == {":one": {"N": "1"}, ":pending": {"S": "PENDING"}}
     assert request["ReturnValues"] == "UPDATED_OLD"
+
+
+class GenerationClient(RecordingClient):
+    """Answers UpdateItem with the new send generation, or refuses its condition once ``refuse`` is set."""
+
+    refuse = False
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        if self.refuse:
+            from botocore.exceptions import ClientError
+
+            error = {"Error": {"Code": "ConditionalCheckFailedException"}, "Item": {"status": {"S": "COMPLETED"}}}
+            raise ClientError(error, "UpdateItem")  # type: ignore[arg-type]
+        return {"Attributes": {"send_generation": {"N": "3"}}}
+
+
+def test_a_new_send_generation_is_one_conditional_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before a deliberate re-send: ADD 1 to send_generation while in the expected statuses, no live lease, as read."""
+    monkeypatch.setattr("outbox.adapters.store.utc_now", lambda: datetime.fromisoformat(NOW))
+    client = GenerationClient()
+    s = DynamoDBMessageStore("outbox", client=client)  # type: ignore[arg-type]
+
+    in_flight = frozenset({Status.QUEUED, Status.PROCESSING})
+    assert s.new_send_generation("m-1", expected=in_flight, updated_at="2026-11-25T09:00:00.000Z", generation=2) == 3
+    assert s.new_send_generation("m-1", expected=frozenset({Status.FAILED})) == 3
+
+    seen, fresh = client.requests
+    for request in (seen, fresh):
+        expressions = request["UpdateExpression"] + " " + request["ConditionExpression"]
+        assert _placeholders(expressions, ":") == set(request["ExpressionAttributeValues"])
+        assert request["UpdateExpression"] == "SET #sent_at = :now ADD #generation :one"
+        assert request["ReturnValues"] == "UPDATED_NEW"
+        assert "#outbox_pk" not in request["ExpressionAttributeNames"]  # the index is not written
+    assert seen["ConditionExpression"] == (
+        "attribute_exists(#pk) AND #status IN (:s0, :s1)"
+        " AND (#status <> :s0 OR attribute_not_exists(#lease_until) OR #lease_until <= :now)"
+        " AND #updated_at = :seen_at AND #generation = :seen_generation"
+    )
+    assert seen["ExpressionAttributeValues"][":seen_generation"] == {"N": "2"}
+    assert fresh["ConditionExpression"] == "attribute_exists(#pk) AND #status IN (:s0)"
+
+    s.new_send_generation("m-1", expected=in_flight, updated_at=NOW, generation=0)
+    assert client.requests[-1]["ConditionExpression"].endswith(
+        "#updated_at = :seen_at AND attribute_not_exists(#generation)"
+    )
+    client.refuse = True
+    with pytest.raises(InvalidTransitionError) as lost:
+        s.new_send_generation("m-1", expected=in_flight)
+    assert lost.value.current is Status.COMPLETED
+
+
+def test_in_flight_partitions_spread_messages() -> None:
+    """A message in flight sits in one of a fixed number of partitions, by its id."""
+    partitions = {in_flight_pk(f"m-{n}") for n in range(500)}
+    assert partitions == {f"SENT#{n:02d}" for n in range(IN_FLIGHT_PARTITIONS)}
+    assert in_flight_pk("m-1") == in_flight_pk("m-1")
 
 
 @pytest.mark.parametrize(

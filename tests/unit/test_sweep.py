@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from outbox.domain.envelope import new_envelope
+from outbox.domain.errors import ThrottledError
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
+from outbox.domain.record import Lease, iso, utc_now
 from outbox.domain.status import Status
+from outbox.ports import SweptRecord
 from outbox.service.relay import Relay
-from outbox.service.sweep import Sweeper
+from outbox.service.sweep import StrandedBounds, Sweeper, stranded
 from outbox.testing import FakePublisher, InMemoryMessageStore, InMemorySweepSource
 
 NOW = utc_now()
@@ -91,3 +94,118 @@ def test_a_sweep_with_nothing_pending_sends_nothing(
 
     assert (report.scanned, report.relayed, report.oldest_pending_age_s) == (0, 0, 0.0)
     assert publisher.batches == []
+
+
+# -- the in-flight step: nothing left in flight with no copy -------------------------------------
+
+BOUNDS = StrandedBounds(retention=timedelta(hours=4), visibility=timedelta(minutes=3))
+
+
+def _swept(status: Status, **moment: str | int | None) -> SweptRecord:
+    envelope = new_envelope({"n": 1}, type="T", message_id="m-1", created_at=iso(NOW - timedelta(hours=9)))
+    return SweptRecord("x", "m-1", status, envelope.created_at, envelope, **moment)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "moment", "expected"),
+    [
+        (Status.QUEUED, {"updated_at": iso(NOW - timedelta(hours=3))}, False),  # its copy may still be queued
+        (Status.QUEUED, {"updated_at": iso(NOW - timedelta(hours=5))}, True),  # past retention: gone
+        # re-sent an hour ago: that copy has the retention to arrive
+        (Status.QUEUED, {"updated_at": iso(NOW - timedelta(hours=5)), "sent_at": iso(NOW - timedelta(hours=1))}, False),
+        (
+            Status.PROCESSING,
+            {"updated_at": iso(NOW - timedelta(hours=5)), "lease_until": iso(NOW + timedelta(minutes=1))},
+            False,
+        ),
+        (
+            Status.PROCESSING,
+            {"updated_at": iso(NOW - timedelta(minutes=5)), "lease_until": iso(NOW - timedelta(minutes=2))},
+            False,
+        ),
+        (
+            Status.PROCESSING,
+            {"updated_at": iso(NOW - timedelta(minutes=5)), "lease_until": iso(NOW - timedelta(minutes=4))},
+            True,
+        ),
+        (
+            Status.PROCESSING,
+            {
+                "updated_at": iso(NOW - timedelta(minutes=9)),
+                "lease_until": iso(NOW - timedelta(minutes=8)),
+                "sent_at": iso(NOW - timedelta(minutes=1)),
+            },
+            False,  # re-sent after its lease ran out: judged as QUEUED
+        ),
+        (Status.PENDING, {"updated_at": iso(NOW - timedelta(days=9))}, False),  # the other step's
+        (Status.COMPLETED, {"updated_at": iso(NOW - timedelta(days=9))}, False),
+    ],
+)
+def test_a_message_in_flight_is_stranded_only_when_no_copy_can_be_left(
+    status: Status, moment: dict[str, str], expected: bool
+) -> None:
+    """QUEUED: past the queue's retention since its last send; PROCESSING: lease run out plus the visibility."""
+    assert stranded(_swept(status, **moment), NOW, BOUNDS) is expected
+
+
+@pytest.fixture
+def resender(store: InMemoryMessageStore, publisher: FakePublisher) -> Iterator[Relay]:
+    """The sweeper's relay for re-sends in flight: it flips nothing."""
+    built = Relay(store, publisher, by="sweeper", expected=frozenset())
+    yield built
+    built.close()
+
+
+def _in_flight(store: InMemoryMessageStore, age: timedelta, to: Status) -> str:
+    message_id = _accept(store, age)
+    store.transition(message_id, Status.QUEUED, by="worker")
+    if to is Status.PROCESSING:
+        store.transition(message_id, Status.PROCESSING, by="consumer", lease=Lease("c", iso(utc_now())))
+    record = store.records[message_id]  # as if it all happened ``age`` ago
+    history = tuple(replace(line, at=iso(NOW - age)) for line in record.history)
+    lease = Lease("c", iso(NOW - age)) if record.lease else None
+    store.records[message_id] = replace(record, updated_at=iso(NOW - age), history=history, lease=lease)
+    return message_id
+
+
+def test_the_sweep_resends_what_is_stranded_in_flight_under_a_new_generation(
+    store: InMemoryMessageStore, relay: Relay, resender: Relay, publisher: FakePublisher
+) -> None:
+    """Defect 5 on the fakes: stranded QUEUED and PROCESSING are re-sent, each once, with a new send generation."""
+    queued_lost = _in_flight(store, timedelta(hours=5), Status.QUEUED)
+    queued_young = _in_flight(store, timedelta(hours=1), Status.QUEUED)
+    processing_lost = _in_flight(store, timedelta(minutes=10), Status.PROCESSING)
+    processing_young = _in_flight(store, timedelta(minutes=1), Status.PROCESSING)
+    source = InMemorySweepSource(store, buckets=4, page_size=2)
+    sweeper = Sweeper(source, relay, buckets=4, clock=lambda: NOW, resender=resender, bounds=BOUNDS)
+
+    report = sweeper.sweep()
+
+    assert (report.in_flight_scanned, report.resent, report.failed) == (3, 2, 0)  # the 1-minute one is not read
+    assert sorted(publisher.sent_ids()) == sorted([queued_lost, processing_lost])
+    assert {m.message_id: m.generation for m in publisher.sent} == {queued_lost: 1, processing_lost: 1}
+    for message_id, lines in ((queued_lost, 2), (processing_lost, 3)):
+        record = store.records[message_id]
+        assert record.send_generation == 1
+        assert len(record.history) == lines  # no status change, no history line
+    assert store.records[queued_lost].status is Status.QUEUED
+    assert store.records[processing_lost].status is Status.PROCESSING
+    assert {store.records[m].send_generation for m in (queued_young, processing_young)} == {0}
+
+    again = sweeper.sweep()  # re-sent a moment ago (the store's clock): not again
+    assert again.resent == 0
+
+
+def test_a_failed_resend_is_counted_and_left_for_the_next_sweep(
+    store: InMemoryMessageStore, relay: Relay, resender: Relay, publisher: FakePublisher
+) -> None:
+    """SQS refusing the re-send: a sweep failure (alarmed), nothing changed but the generation."""
+    lost = _in_flight(store, timedelta(hours=5), Status.QUEUED)
+    publisher.fail_next.append(ThrottledError("SQS is throttling"))
+    sweeper = Sweeper(InMemorySweepSource(store, buckets=4), relay, buckets=4, clock=lambda: NOW, resender=resender)
+    sweeper.bounds = BOUNDS
+
+    report = sweeper.sweep()
+
+    assert (report.resent, report.failed, report.failed_ids) == (0, 1, [lost])
+    assert store.records[lost].status is Status.QUEUED
