@@ -196,6 +196,14 @@ class MessageStore(Protocol):
         """
         ...
 
+    def note_resent(self, message_id: str, generation: int) -> None:
+        """After SQS accepted a re-send of a message in flight: note when (``sent_at``), if still at ``generation``.
+
+        Noted only once sent, so a re-send that failed is tried again by the next sweep.
+        InvalidTransitionError when the record moved to another generation.
+        """
+        ...
+
 
 class Visibility(Protocol):
     """When a received SQS copy comes back."""

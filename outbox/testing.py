@@ -254,8 +254,17 @@ class InMemoryMessageStore:
             )
             if record is None or record.status not in expected or held or moved:
                 raise InvalidTransitionError(message_id, current=record.status if record else None, to=Status.QUEUED)
-            self.records[message_id] = replace(record, send_generation=record.send_generation + 1, sent_at=now)
+            self.records[message_id] = replace(record, send_generation=record.send_generation + 1)
             return record.send_generation + 1
+
+    def note_resent(self, message_id: str, generation: int) -> None:
+        """Note when a re-send in flight was sent, if the record is still at ``generation``."""
+        with self._lock:
+            self._maybe_fail("note_resent")
+            record = self.records.get(message_id)
+            if record is None or record.send_generation != generation:
+                raise InvalidTransitionError(message_id, current=record.status if record else None, to=Status.QUEUED)
+            self.records[message_id] = replace(record, sent_at=iso(utc_now()))
 
 
 @dataclass

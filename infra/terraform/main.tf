@@ -94,7 +94,7 @@ locals {
     }
     sweeper = {
       handler     = "worker.sweeper.handler"
-      description = "On a schedule: relays every message PENDING past sweep_min_age_seconds from its record"
+      description = "On a schedule: relays every message PENDING past sweep_min_age_seconds, re-sends what is in flight with no copy left"
       environment = {
         OUTBOX_TABLE_NAME            = local.table_name
         OUTBOX_HASH_KEY              = var.hash_key
@@ -102,6 +102,10 @@ locals {
         OUTBOX_QUEUE_URL             = aws_sqs_queue.main.url
         OUTBOX_SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
         OUTBOX_MAX_RELAY_ATTEMPTS    = tostring(var.max_relay_attempts)
+        # The main queue's own figures: how long a copy can still be somewhere. A message in flight
+        # past them with no copy left is re-sent (MessagesResent, alarmed).
+        OUTBOX_QUEUE_RETENTION_SECONDS  = tostring(aws_sqs_queue.main.message_retention_seconds)
+        OUTBOX_QUEUE_VISIBILITY_SECONDS = tostring(aws_sqs_queue.main.visibility_timeout_seconds)
         # Used only while the table keeps no bucket count of its own: every bucket the API writes.
         OUTBOX_BUCKETS               = tostring(var.buckets)
         OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)

@@ -80,7 +80,7 @@ class MessageRecordModel(Model):
     lease_until = UnicodeAttribute(null=True)  # ... and until when (ISO time)
     expires_at = NumberAttribute(null=True)  # COMPLETED or FAILED: the table's TTL removes it then (epoch s)
     send_generation = NumberAttribute(null=True)  # deliberate re-sends so far (absent: none)
-    sent_at = UnicodeAttribute(null=True)  # when the last deliberate re-send was decided
+    sent_at = UnicodeAttribute(null=True)  # when SQS accepted the sweeper's last re-send of it in flight
 
 
 class OutboxEntryModel(Model):

@@ -19,6 +19,7 @@ from outbox.adapters.updates import (
     generation_shape,
     relay_failure_shape,
     release_shape,
+    resent_shape,
     transition_shape,
     transition_values,
 )
@@ -342,6 +343,12 @@ class DynamoDBMessageStore:
         )
         new = self._update(message_id, request, Status.QUEUED)
         return int(new["send_generation"]["N"])
+
+    def note_resent(self, message_id: str, generation: int) -> None:
+        """One conditional UpdateItem: SET ``sent_at`` now, if the record is still at ``generation``."""
+        values = {":now": S(iso(utc_now())), ":generation": {"N": str(generation)}}
+        request = resent_shape(self.hash_key).request(self.table_name, self._record_key(message_id), values)
+        self._update(message_id, request, Status.QUEUED)
 
     def _record_key(self, message_id: str) -> dict[str, Any]:
         return {self.hash_key: S(record_pk(message_id)), self.range_key: S(RECORD_SK)}

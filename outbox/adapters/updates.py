@@ -224,22 +224,23 @@ def relay_failure_shape(hash_key: str) -> UpdateShape:
 
 @cache
 def generation_shape(hash_key: str, expected: frozenset[Status], *, seen: int | None) -> UpdateShape:
-    """ADD 1 to ``send_generation`` (and note ``sent_at``) of a record in one of ``expected``, before a re-send.
+    """ADD 1 to ``send_generation`` of a record in one of ``expected``, before a re-send.
 
     A PROCESSING record qualifies only once its lease has run out. With ``seen`` (the generation
     the caller read; 0: never re-sent), only while the record still holds it and the ``updated_at``
     read with it. The index keys are left as they are: a keys-only index is not written.
     """
     ordered = sorted(expected)
-    names = {"#pk": hash_key, "#status": "status", "#generation": "send_generation", "#sent_at": "sent_at"}
+    names = {"#pk": hash_key, "#status": "status", "#generation": "send_generation"}
     values: dict[str, AttributeValue] = {f":s{i}": S(s.value) for i, s in enumerate(ordered)} | {":one": {"N": "1"}}
-    per_call = {":now"}
+    per_call: set[str] = set()
     status_in = f"#status IN ({', '.join(f':s{i}' for i in range(len(ordered)))})"
     condition = f"attribute_exists(#pk) AND {status_in}"
     if Status.PROCESSING in expected:
         names["#lease_until"] = "lease_until"
         processing = f":s{ordered.index(Status.PROCESSING)}"
         condition += f" AND (#status <> {processing} OR attribute_not_exists(#lease_until) OR #lease_until <= :now)"
+        per_call.add(":now")
     if seen is not None:
         names["#updated_at"] = "updated_at"
         condition += " AND #updated_at = :seen_at"
@@ -250,10 +251,23 @@ def generation_shape(hash_key: str, expected: frozenset[Status], *, seen: int | 
         else:
             condition += " AND attribute_not_exists(#generation)"
     return UpdateShape(
-        update="SET #sent_at = :now ADD #generation :one",
+        update="ADD #generation :one",
         condition=condition,
         names=names,
         values=values,
         return_values="UPDATED_NEW",
         per_call=frozenset(per_call),
+    )
+
+
+@cache
+def resent_shape(hash_key: str) -> UpdateShape:
+    """SET ``sent_at`` once SQS accepted a re-send in flight, while the record is still at that send generation."""
+    return UpdateShape(
+        update="SET #sent_at = :now",
+        condition="attribute_exists(#pk) AND #generation = :generation",
+        names={"#pk": hash_key, "#generation": "send_generation", "#sent_at": "sent_at"},
+        values={},
+        return_values="NONE",
+        per_call=frozenset({":now", ":generation"}),
     )

@@ -116,7 +116,7 @@ class MessageRecord:
     owner: str | None = None  # SHA-256 of the principal that wrote it (``owner_of``); None: unscoped
     expires_at: int | None = None  # once COMPLETED or FAILED: when the table's TTL removes it (epoch seconds)
     send_generation: int = 0  # deliberate re-sends so far (replay, the sweeper's re-send of a stranded copy)
-    sent_at: str | None = None  # when the last deliberate re-send was decided
+    sent_at: str | None = None  # when SQS accepted the sweeper's last re-send of it in flight
 
 
 @dataclass(frozen=True)

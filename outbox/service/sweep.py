@@ -208,8 +208,13 @@ class Sweeper:
         report.resent += len(outcome.sent)
         report.failed += len(outcome.failed) + len(outcome.quarantined)
         report.failed_ids += [*outcome.failed, *outcome.quarantined]
+        generations = {item.message_id: item.generation for _, item in items}
         for message_id in outcome.sent:
             log.warning("message_resent", message_id=message_id, reason="in flight with no copy left")
+            try:  # its copy now has the queue's retention to arrive; unnoted, the next sweep sends one more
+                self.resender.store.note_resent(message_id, generations[message_id])
+            except OutboxError as exc:
+                log.info("resend_not_noted", message_id=message_id, error=exc.code)
 
     def _emit(self, report: SweepReport) -> None:
         emit_metrics(

@@ -252,9 +252,21 @@ def handler_of(module: Module, spec: dict[str, Any]) -> str:
 
 
 def deployed(module: Module, value: str) -> str:
-    """An environment value as deployed with the defaults (other references stand in for themselves)."""
+    """An environment value as deployed with the defaults (other references stand in for themselves).
+
+    A main queue's attribute is that attribute as deployed: a variable's default, or six times a
+    function's default timeout.
+    """
     match = re.fullmatch(r"\$\{(?:tostring\()?var\.(\w+)\)?\}", value)
-    return str(module.variables[match.group(1)]["default"]) if match else value
+    if match:
+        return str(module.variables[match.group(1)]["default"])
+    queue = re.fullmatch(r"\$\{tostring\(aws_sqs_queue\.main\.(\w+)\)\}", value)
+    if queue:
+        return deployed(module, str(module.resource("aws_sqs_queue", "main")[queue.group(1)]))
+    times = re.fullmatch(r'\$\{(\d+) \* var\.functions\["(\w+)"\]\.timeout\}', value)
+    if times:
+        return str(int(times.group(1)) * module.variables["functions"]["default"][times.group(2)]["timeout"])
+    return value
 
 
 def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -361,6 +373,16 @@ def test_the_sweeper_is_deployed_as_the_code_expects(module: Module) -> None:
     settings = settings_as_deployed(module, "sweeper")
     assert settings.sweep_min_age.total_seconds() == module.variables["sweep_min_age_seconds"]["default"] == 300
     assert settings.buckets == module.variables["buckets"]["default"]
+    # What tells a message in flight with no copy left: the main queue's own retention and visibility timeout.
+    assert environment["OUTBOX_QUEUE_RETENTION_SECONDS"] == "${tostring(aws_sqs_queue.main.message_retention_seconds)}"
+    assert environment["OUTBOX_QUEUE_VISIBILITY_SECONDS"] == (
+        "${tostring(aws_sqs_queue.main.visibility_timeout_seconds)}"
+    )
+    assert settings.queue_retention.total_seconds() == module.variables["message_retention_seconds"]["default"]
+    consumer_timeout = module.variables["functions"]["default"]["consumer"]["timeout"]
+    assert settings.queue_visibility.total_seconds() == 6 * consumer_timeout
+    assert settings.queue_visibility == Settings(table_name="t").queue_visibility  # the code's default agrees
+    assert settings.queue_retention == Settings(table_name="t").queue_retention
     # Two sweeps never run at once: reserved concurrency 1, and the variable refuses anything else.
     defaults = module.variables["functions"]["default"]
     assert defaults["sweeper"]["reserved_concurrency"] == 1
@@ -566,6 +588,7 @@ def test_metric_alarms_watch_what_the_code_emits(module: Module) -> None:
         metrics.MESSAGES_QUARANTINED,
         metrics.MESSAGES_FAILED,
         metrics.SWEEP_FAILURES,
+        metrics.MESSAGES_RESENT,  # invariant 2: a message in flight with no copy left is named by an alarm
     }
     assert count["metric_name"] == "${each.value.metric}"
     assert (count["namespace"], count["dimensions"]) == ("${local.metrics_namespace}", "${local.metrics_dimensions}")

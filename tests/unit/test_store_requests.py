@@ -177,7 +177,7 @@ def test_a_new_send_generation_is_one_conditional_add(monkeypatch: pytest.Monkey
     for request in (seen, fresh):
         expressions = request["UpdateExpression"] + " " + request["ConditionExpression"]
         assert _placeholders(expressions, ":") == set(request["ExpressionAttributeValues"])
-        assert request["UpdateExpression"] == "SET #sent_at = :now ADD #generation :one"
+        assert request["UpdateExpression"] == "ADD #generation :one"
         assert request["ReturnValues"] == "UPDATED_NEW"
         assert "#outbox_pk" not in request["ExpressionAttributeNames"]  # the index is not written
     assert seen["ConditionExpression"] == (
@@ -192,6 +192,13 @@ def test_a_new_send_generation_is_one_conditional_add(monkeypatch: pytest.Monkey
     assert client.requests[-1]["ConditionExpression"].endswith(
         "#updated_at = :seen_at AND attribute_not_exists(#generation)"
     )
+    s.note_resent("m-1", 3)
+    noted = client.requests[-1]
+    assert (noted["UpdateExpression"], noted["ConditionExpression"]) == (
+        "SET #sent_at = :now",
+        "attribute_exists(#pk) AND #generation = :generation",
+    )
+    assert noted["ExpressionAttributeValues"] == {":now": {"S": NOW}, ":generation": {"N": "3"}}
     client.refuse = True
     with pytest.raises(InvalidTransitionError) as lost:
         s.new_send_generation("m-1", expected=in_flight)

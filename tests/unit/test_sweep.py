@@ -209,3 +209,8 @@ def test_a_failed_resend_is_counted_and_left_for_the_next_sweep(
 
     assert (report.resent, report.failed, report.failed_ids) == (0, 1, [lost])
     assert store.records[lost].status is Status.QUEUED
+    assert store.records[lost].sent_at is None  # not sent: nothing noted
+
+    retried = sweeper.sweep()  # the next sweep sends it, under a generation of its own again
+    assert (retried.resent, retried.failed) == (1, 0)
+    assert [m.generation for m in publisher.sent] == [2]
