@@ -182,14 +182,16 @@ class Sweeper:
         The new generation is one conditional write that also checks the record is as it was read
         (still in flight, no live lease, not changed since): one that moved on meanwhile is left.
         """
-        assert self.resender is not None  # noqa: S101 - resend_stranded's caller checked
+        resender = self.resender
+        if resender is None:
+            return
         report.in_flight_scanned += len(page)
         items: list[tuple[str, RelayItem]] = []
         for record in page:
             if not stranded(record, now, self.bounds) or record.message_id is None or record.envelope is None:
                 continue
             try:
-                generation = self.resender.store.new_send_generation(
+                generation = resender.store.new_send_generation(
                     record.message_id, expected=IN_FLIGHT, updated_at=record.updated_at, generation=record.generation
                 )
             except InvalidTransitionError:
@@ -204,7 +206,7 @@ class Sweeper:
         if not items:
             return
         items.sort(key=lambda place: place[0])  # oldest first: a group's messages in their order
-        outcome = self.resender.relay([item for _, item in items], time_left_ms=time_left_ms)
+        outcome = resender.relay([item for _, item in items], time_left_ms=time_left_ms)
         report.resent += len(outcome.sent)
         report.failed += len(outcome.failed) + len(outcome.quarantined)
         report.failed_ids += [*outcome.failed, *outcome.quarantined]
@@ -212,7 +214,7 @@ class Sweeper:
         for message_id in outcome.sent:
             log.warning("message_resent", message_id=message_id, reason="in flight with no copy left")
             try:  # its copy now has the queue's retention to arrive; unnoted, the next sweep sends one more
-                self.resender.store.note_resent(message_id, generations[message_id])
+                resender.store.note_resent(message_id, generations[message_id])
             except OutboxError as exc:
                 log.info("resend_not_noted", message_id=message_id, error=exc.code)
 
