@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import os
 import shlex
 import signal
@@ -80,7 +81,24 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+# What the local stack imports beyond the library: the `local` extra (`outbox demo` also draws with rich).
+LOCAL_EXTRA = ("moto", "waitress", "rich")
+
+
+def _without_local_extra(command: str) -> bool:
+    """Whether the `local` extra is missing: then says, in one line on stderr, how to install it."""
+    missing = [name for name in LOCAL_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        print(
+            f"outbox {command}: the local stack needs {', '.join(missing)}: pip install 'dynamodb-outbox[local]'",
+            file=sys.stderr,
+        )
+    return bool(missing)
+
+
 def _dev(args: argparse.Namespace) -> int:
+    if _without_local_extra("dev"):
+        return 1
     from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 
     stack = LocalStack(StackConfig(api_port=args.port, fifo=args.fifo))
@@ -124,6 +142,8 @@ def _dev_banner(url: str, environment: Mapping[str, str]) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if _without_local_extra("demo"):
+        return 1
     from outbox.local.demo import run_demo
 
     return run_demo(args.n, concurrency=args.concurrency, timeout_s=args.timeout, fifo=args.fifo)
@@ -282,7 +302,8 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
         ),
         epilog=_exit_codes(
             (0, "stopped by Ctrl-C or SIGTERM"),
-            (1, "could not start: the port is in use, or the emulator did not start (one line on stderr)"),
+            (1, "could not start: the local extra is missing, the port is in use, or the emulator did not start"
+             " (one line on stderr)"),
             (2, "bad usage"),
         ),
     )
@@ -302,7 +323,8 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
         ),
         epilog=_exit_codes(
             (0, "every invariant held"),
-            (1, "an invariant was violated (each is listed), or the pipeline did not finish in time"),
+            (1, "an invariant was violated (each is listed), the pipeline did not finish in time, or the"
+             " local extra is missing"),
             (2, "bad usage"),
         ),
     )
