@@ -13,6 +13,7 @@ import textwrap
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -139,6 +140,17 @@ def _dev_banner(url: str, environment: Mapping[str, str]) -> str:
         "outbox dev: in another terminal, paste these, then outbox replay, sweep and bootstrap use this stack:\n"
         f"{_exports(environment)}"
     )
+
+
+def _package(args: argparse.Namespace) -> int:
+    from outbox.lambda_package import DEFAULT_SERVICES, Source, Target, build_zip
+
+    target = Target(args.architecture, args.python_version, (*DEFAULT_SERVICES, *args.botocore_service))
+    sources = [Source(folder.resolve(), folder.resolve()) for folder in args.source]
+    digest = build_zip(args.output, requirements=args.requirements, sources=sources, target=target)
+    size = args.output.stat().st_size / 1_048_576
+    print(f"{args.output} {size:.1f} MiB sha256 {digest}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -302,8 +314,11 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
         ),
         epilog=_exit_codes(
             (0, "stopped by Ctrl-C or SIGTERM"),
-            (1, "could not start: the local extra is missing, the port is in use, or the emulator did not start"
-             " (one line on stderr)"),
+            (
+                1,
+                "could not start: the local extra is missing, the port is in use, or the emulator did not start"
+                " (one line on stderr)",
+            ),
             (2, "bad usage"),
         ),
     )
@@ -323,8 +338,11 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
         ),
         epilog=_exit_codes(
             (0, "every invariant held"),
-            (1, "an invariant was violated (each is listed), the pipeline did not finish in time, or the"
-             " local extra is missing"),
+            (
+                1,
+                "an invariant was violated (each is listed), the pipeline did not finish in time, or the"
+                " local extra is missing",
+            ),
             (2, "bad usage"),
         ),
     )
@@ -333,6 +351,46 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for completion (default 120)")
     demo.add_argument("--fifo", action="store_true", help="make the main queue FIFO (ordered per group)")
     demo.set_defaults(run=_demo, aws=False)
+
+
+def _add_package_parser(commands: argparse._SubParsersAction[OneLineParser]) -> None:
+    package = commands.add_parser(
+        "package",
+        help="build a reproducible Lambda zip of your code, your locked requirements and the outbox library",
+        description=_text(
+            """Build the zip of a Lambda function of yours (your consumer, with its delivery code):
+            the contents of each --source folder at the zip's root, the hash-locked --requirements
+            installed as wheels for Lambda's platform, and this outbox library less what Lambda
+            never runs (unless the requirements pin dynamodb-outbox). Bytecode is compiled for the
+            runtime's Python (this interpreter's), entries are sorted and timestamped, so the same
+            inputs give the same bytes.""",
+            """botocore's service models are kept for dynamodb, dynamodbstreams, sqs, sts, sso and
+            sso-oidc only; add each service your code calls with --botocore-service. A client your
+            sources make for a service left out fails the build, naming the file and line.""",
+        ),
+        epilog=_exit_codes(
+            (0, "built: the zip's path, size and SHA-256 on stdout"),
+            (1, "cannot build: a requirement without a pin or hash, a service left out, another Python (one line)"),
+            (2, "bad usage"),
+        ),
+    )
+    package.add_argument(
+        "--source", type=Path, action="append", default=[], metavar="DIR", help="a folder of your code (repeatable)"
+    )
+    package.add_argument(
+        "--requirements", type=Path, required=True, metavar="FILE", help="hash-locked requirements file"
+    )
+    package.add_argument("-o", "--output", type=Path, required=True, metavar="ZIP", help="where to write the zip")
+    package.add_argument("--architecture", choices=("arm64", "x86_64"), default="arm64", help="default arm64")
+    package.add_argument(
+        "--python-version",
+        default=f"{sys.version_info.major}.{sys.version_info.minor}",
+        help="the runtime's Python; must be this interpreter's (default)",
+    )
+    package.add_argument(
+        "--botocore-service", action="append", default=[], metavar="NAME", help="another service model to keep"
+    )
+    package.set_defaults(run=_package, aws=False)
 
 
 def _add_replay_parser(commands: argparse._SubParsersAction[OneLineParser]) -> None:
@@ -468,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_bootstrap_parser(commands)
     _add_local_parsers(commands)
+    _add_package_parser(commands)
     _add_replay_parser(commands)
     _add_sweep_parser(commands)
     return parser

@@ -33,6 +33,12 @@ class ConfigurationError(OutboxError):
     code = "CONFIGURATION_ERROR"
 
 
+class PackageError(OutboxError):
+    """A Lambda package cannot be built as asked (``outbox package``): what is wrong and how to fix it."""
+
+    code = "PACKAGE_ERROR"
+
+
 @dataclass(frozen=True)
 class FieldError:
     """One rejected field of a request: where (a dotted path) and why."""
