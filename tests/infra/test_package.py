@@ -229,8 +229,7 @@ def _user_code(root: Path, *, calls: str = "sns") -> Path:
     (root / "shop").mkdir(parents=True)
     (root / "shop" / "__init__.py").write_text("")
     (root / "shop" / "delivery.py").write_text(
-        "import boto3\n\n\ndef deliver(envelope):\n"
-        f"    boto3.client({calls!r}, region_name='eu-west-1')\n"
+        f"import boto3\n\n\ndef deliver(envelope):\n    boto3.client({calls!r}, region_name='eu-west-1')\n"
     )
     return root
 
