@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError
 
@@ -54,6 +55,11 @@ def _point_at_aws(args: argparse.Namespace) -> None:
     """``--endpoint-url`` for every client the command makes, and the region it resolves to."""
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url  # botocore reads it for every client
+    elif os.environ.get("AWS_ENDPOINT_URL"):
+        try:
+            endpoint_url(os.environ["AWS_ENDPOINT_URL"])
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigurationError(f"AWS_ENDPOINT_URL {exc}") from exc
     args.region = aws_region(args.region)
 
 
@@ -234,6 +240,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {text!r}")
+    return value
+
+
+def endpoint_url(text: str) -> str:
+    """An argparse type: an http(s) URL with a host, as botocore takes for an endpoint."""
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL with a host, not {text!r}")
+    return text
+
+
 def _text(*paragraphs: str) -> str:
     """Help text: each paragraph wrapped at 78 columns, lines kept (RawDescriptionHelpFormatter)."""
     return "\n\n".join(textwrap.fill(" ".join(paragraph.split()), 78) for paragraph in paragraphs)
@@ -259,6 +284,7 @@ def _add_aws_options(group: argparse._ActionsContainer) -> None:
     """--endpoint-url and --region, shared by every command that talks to AWS."""
     group.add_argument(
         "--endpoint-url",
+        type=endpoint_url,
         metavar="URL",
         help="send every AWS request to URL (a local emulator, such as outbox dev's); "
         "default: AWS_ENDPOINT_URL, else AWS itself",
@@ -323,7 +349,10 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
         ),
     )
     dev.add_argument(
-        "--port", type=int, default=8080, help="port of the HTTP API on 127.0.0.1 (default 8080; 0: any free port)"
+        "--port",
+        type=port_number,
+        default=8080,
+        help="port of the HTTP API on 127.0.0.1 (default 8080; 0: any free port)",
     )
     dev.add_argument("--fifo", action="store_true", help="make the main queue FIFO (ordered per group)")
     dev.set_defaults(run=_dev, aws=False)
