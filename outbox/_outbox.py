@@ -10,6 +10,7 @@ from outbox.adapters.aws import dynamodb_client
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY
 from outbox.adapters.store import DynamoDBMessageStore, OutboxMessage
 from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.adapters.table import check_table
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.record import MessageRecord
 from outbox.service.accept import new_message
@@ -94,10 +95,13 @@ class Outbox:
         the API's principal) keeps keys apart: the same key in two scopes is two messages, and
         the record keeps a SHA-256 of the scope, never the scope itself. Raises ValidationError.
 
-        The first call of a process reads the table's bucket count (storing ``buckets`` if it
-        has none): ConfigurationError if the table keeps another.
+        The first call of a process checks the table (DescribeTable: its keys, its stream and the
+        record index, so no message is written where it would not be relayed) and reads its bucket
+        count (storing ``buckets`` if it has none): ConfigurationError, one line naming the table
+        and the setting to change, if the table cannot hold the outbox or keeps another count.
         """
         if not self._buckets_checked:  # once per process: a warm write stays one request
+            check_table(self.store.client, self.store.table_name, self.store.hash_key, self.store.range_key)
             self._table.buckets(self.store.buckets)
             self._buckets_checked = True
         new = new_message(

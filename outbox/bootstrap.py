@@ -18,12 +18,12 @@ from outbox.adapters.models import (
     HASH_KEY,
     RANGE_KEY,
     RECORD_INDEX,
-    STREAM_VIEW_TYPE,
     TTL_ATTRIBUTE,
     record_index_definition,
     table_definition,
 )
 from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.adapters.table import CLI_SETTINGS, table_problems
 from outbox.domain.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -103,39 +103,14 @@ def bootstrap(
     return Resources(table_name, stream_arn, queue_url, dlq_url, on_failure_url, hash_key, range_key)
 
 
-# Stream view types that carry the new item, which the worker relays.
-STREAM_VIEWS = frozenset({"NEW_IMAGE", "NEW_AND_OLD_IMAGES"})
-
-
 def check_existing_table(table: Any, hash_key: str, range_key: str) -> None:
-    """ConfigurationError (one line: the table and each fix) unless ``table``, as DescribeTable gives it, fits."""
-    name = table["TableName"]
-    problems: list[str] = []
-    keys = {key["KeyType"]: key["AttributeName"] for key in table["KeySchema"]}
-    if (keys.get("HASH"), keys.get("RANGE")) != (hash_key, range_key):
-        found = ", ".join(f"{keys[kind]} ({kind.lower()})" for kind in ("HASH", "RANGE") if kind in keys)
-        problems.append(
-            f"its keys are {found}, not {hash_key} (hash), {range_key} (range): pass its key names with"
-            " --hash-key/--range-key (OUTBOX_HASH_KEY, OUTBOX_RANGE_KEY); the outbox needs a string hash and range key"
-        )
-    else:
-        types = {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]}
-        if types.get(hash_key) != "S" or types.get(range_key) != "S":
-            problems.append(f"its keys {hash_key} and {range_key} must both be strings (S)")
-    stream = table.get("StreamSpecification") or {}
-    if not stream.get("StreamEnabled") or stream.get("StreamViewType") not in STREAM_VIEWS:
-        problems.append(
-            f"its stream must be on with view type {STREAM_VIEW_TYPE} or NEW_AND_OLD_IMAGES: aws dynamodb"
-            f" update-table --table-name {name} --stream-specification"
-            f" StreamEnabled=true,StreamViewType={STREAM_VIEW_TYPE}"
-        )
-    for index in table.get("GlobalSecondaryIndexes", []):
-        wanted = record_index_definition()
-        if index["IndexName"] == RECORD_INDEX and (
-            index["KeySchema"] != wanted["KeySchema"] or index["Projection"]["ProjectionType"] != "KEYS_ONLY"
-        ):
-            problems.append(f"its index {RECORD_INDEX} is not the outbox's (keys outbox_pk, outbox_sk; KEYS_ONLY)")
+    """ConfigurationError (one line: the table and each fix) unless ``table``, as DescribeTable gives it, fits.
+
+    A missing record index is no problem here: bootstrap adds it.
+    """
+    problems = table_problems(table, hash_key, range_key, settings=CLI_SETTINGS, need_index=False)
     if problems:
+        name = table["TableName"]
         raise ConfigurationError(f"table {name} cannot hold the outbox, nothing was changed: {'; '.join(problems)}")
 
 

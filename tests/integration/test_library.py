@@ -325,3 +325,41 @@ def test_stream_records_reads_the_whole_stream_or_what_follows_a_position(stack:
     assert everything[: len(before)] == before
     assert since == everything[len(before) :]
     assert len(since) == 6
+
+
+def _plain_table(stack: Stack, name: str, *, stream: bool) -> None:
+    """A table of the service's own with PK/SK keys, a stream or none."""
+    extra: dict[str, Any] = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}}
+    stack.dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("PK", "SK")],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+        **(extra if stream else {}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "keys", "expected"),
+    [
+        ("nowhere", ("pk", "sk"), "table nowhere does not exist in us-east-1: set OUTBOX_TABLE_NAME and the region"),
+        ("orders", ("pk", "sk"), "its keys are PK (hash), SK (range), not pk (hash), sk (range): pass its key names"),
+        ("quiet", ("PK", "SK"), "its stream must be on with view type NEW_IMAGE or NEW_AND_OLD_IMAGES"),
+        ("orders", ("PK", "SK"), "it has no index outbox-records"),
+    ],
+)
+def test_a_table_that_cannot_hold_the_outbox_is_named_before_a_message_is_written(
+    stack: Stack, table: str, keys: tuple[str, str], expected: str
+) -> None:
+    """Wrong table, wrong key names, no stream, no record index: one line naming the table and the fix."""
+    _plain_table(stack, "orders", stream=True)
+    _plain_table(stack, "quiet", stream=False)
+    outbox = Outbox(table, client=stack.dynamodb, hash_key=keys[0], range_key=keys[1], buckets=4)
+    stack.faults.calls.clear()
+
+    with pytest.raises(ConfigurationError) as caught:
+        outbox.message({"order_id": "o-1"}, type="OrderPlaced")
+
+    assert expected in caught.value.detail
+    assert "\n" not in caught.value.detail
+    assert not {"PutItem", "TransactWriteItems", "UpdateItem"} & set(stack.faults.calls)

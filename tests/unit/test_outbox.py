@@ -23,6 +23,29 @@ class TransactionClient:
     def get_item(self, **_: Any) -> dict[str, Any]:
         return {"Item": {"buckets": {"N": "8"}}}  # the table keeps 8 buckets, as the outbox below
 
+    def describe_table(self, *, TableName: str) -> dict[str, Any]:
+        """A table that can hold the outbox: PK/SK strings, a NEW_IMAGE stream, the record index."""
+        index = {
+            "IndexName": "outbox-records",
+            "KeySchema": [
+                {"AttributeName": "outbox_pk", "KeyType": "HASH"},
+                {"AttributeName": "outbox_sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+        return {
+            "Table": {
+                "TableName": TableName,
+                "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+                "AttributeDefinitions": [
+                    {"AttributeName": "PK", "AttributeType": "S"},
+                    {"AttributeName": "SK", "AttributeType": "S"},
+                ],
+                "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+                "GlobalSecondaryIndexes": [index],
+            }
+        }
+
     def transact_write_items(self, *, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:
         self.requests.append(TransactItems)
         if self.error is not None:
@@ -157,8 +180,9 @@ def test_an_invalid_message_is_refused_before_any_item_is_built(outbox: Outbox) 
 
 def test_the_message_size_follows_the_configured_queue_limit(client: TransactionClient) -> None:
     """``max_message_bytes`` is the queue's limit: the same payload fits one outbox and not another."""
-    roomy = Outbox("shop", client=client, buckets=8, max_message_bytes=300_000)  # type: ignore[arg-type]
-    tight = Outbox("shop", client=client, buckets=8, max_message_bytes=1_000)  # type: ignore[arg-type]
+    keys = {"hash_key": "PK", "range_key": "SK", "buckets": 8}
+    roomy = Outbox("shop", client=client, max_message_bytes=300_000, **keys)  # type: ignore[arg-type]
+    tight = Outbox("shop", client=client, max_message_bytes=1_000, **keys)  # type: ignore[arg-type]
     assert isinstance(roomy.message({"x": "y" * 2_000}, type="T"), OutboxMessage)
     with pytest.raises(ValidationError, match="limit is 1000 bytes"):
         tight.message({"x": "y" * 2_000}, type="T")
