@@ -12,6 +12,7 @@ from outbox.adapters.store import DynamoDBMessageStore, OutboxMessage
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.adapters.table import check_table
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
+from outbox.domain.errors import ConfigurationError
 from outbox.domain.record import MessageRecord
 from outbox.service.accept import new_message
 from outbox.settings import Settings
@@ -19,6 +20,16 @@ from outbox.settings import Settings
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from pynamodb.transactions import TransactWrite
+
+
+def _default_client(region: str | None) -> DynamoDBClient:
+    """A DynamoDB client in ``region``, else AWS_REGION, else AWS_DEFAULT_REGION or the profile's; one line if none."""
+    from botocore.exceptions import NoRegionError  # noqa: PLC0415 - botocore loads with the first client
+
+    try:
+        return dynamodb_client(region)
+    except NoRegionError as exc:
+        raise ConfigurationError("no AWS region: pass region=, or set AWS_REGION (or AWS_DEFAULT_REGION)") from exc
 
 
 class Outbox:
@@ -48,7 +59,7 @@ class Outbox:
     ) -> None:
         self.store = DynamoDBMessageStore(
             table_name,
-            client=client or dynamodb_client(region),
+            client=client or _default_client(region),
             hash_key=hash_key,
             range_key=range_key,
             buckets=buckets,

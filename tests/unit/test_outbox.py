@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from outbox import Outbox, OutboxMessage, TransactionCancelledError, ValidationError
+from outbox import ConfigurationError, Outbox, OutboxMessage, TransactionCancelledError, ValidationError
 from outbox.domain.errors import AwsError, ItemPart
 from outbox.domain.message import new_message_id
 
@@ -186,3 +186,13 @@ def test_the_message_size_follows_the_configured_queue_limit(client: Transaction
     assert isinstance(roomy.message({"x": "y" * 2_000}, type="T"), OutboxMessage)
     with pytest.raises(ValidationError, match="limit is 1000 bytes"):
         tight.message({"x": "y" * 2_000}, type="T")
+
+
+def test_an_outbox_takes_the_region_from_aws_region_as_the_cli_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Outbox("t")` with only AWS_REGION set (as Lambda sets it) makes its client there; with none, one line."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    assert Outbox("t").store.client.meta.region_name == "eu-west-2"
+    monkeypatch.delenv("AWS_REGION")
+    with pytest.raises(ConfigurationError, match=r"^no AWS region: pass region=, or set AWS_REGION"):
+        Outbox("t")
