@@ -124,6 +124,7 @@ class Outbox:
             group_key=group_key,
             trace_id=trace_id,
             max_message_bytes=self.max_message_bytes,
+            key_field="idempotency_key",
         )
         return self.store.prepare(new.envelope, idempotency_key=new.idempotency_key, by=self.by, owner=new.owner)
 

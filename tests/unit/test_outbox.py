@@ -175,7 +175,7 @@ def test_an_invalid_message_is_refused_before_any_item_is_built(outbox: Outbox) 
     """Payload, type and group key problems come back together as one ValidationError."""
     with pytest.raises(ValidationError) as caught:
         outbox.message({"x": float("inf")}, type="", group_key="")
-    assert {e.field for e in caught.value.errors} == {"payload", "type", "group_key"}
+    assert {e.field for e in caught.value.errors} == {"payload.x", "type", "group_key"}
 
 
 def test_the_message_size_follows_the_configured_queue_limit(client: TransactionClient) -> None:
@@ -196,3 +196,11 @@ def test_an_outbox_takes_the_region_from_aws_region_as_the_cli_does(monkeypatch:
     monkeypatch.delenv("AWS_REGION")
     with pytest.raises(ConfigurationError, match=r"^no AWS region: pass region=, or set AWS_REGION"):
         Outbox("t")
+
+
+def test_library_errors_speak_the_librarys_language(outbox: Outbox) -> None:
+    """An `idempotency_key` argument is refused as such, in a message about a message, not an HTTP request."""
+    with pytest.raises(ValidationError) as caught:
+        outbox.message({"x": 1}, type="T", idempotency_key="has spaces")
+    assert [e.field for e in caught.value.errors] == ["idempotency_key"]
+    assert caught.value.detail == "invalid message: idempotency_key: must be 1 to 255 printable ASCII characters"
