@@ -29,6 +29,8 @@ from outbox.domain.errors import (
     ValidationError,
 )
 from outbox.domain.record import (
+    OUTBOX_PREFIX,
+    RECORD_PREFIX,
     RECORD_SK,
     AcceptResult,
     HistoryEntry,
@@ -189,10 +191,48 @@ class DynamoDBMessageStore:
         return OutboxMessage(envelope, idempotency_key, items, (record, entry))
 
     def add_to(self, transaction: TransactWrite, message: OutboxMessage) -> None:
-        """Put ``message``'s record and entry into a PynamoDB ``TransactWrite``, with the same conditions."""
+        """Put ``message``'s record and entry into a PynamoDB ``TransactWrite``, with the same conditions.
+
+        Without ALL_OLD: a cancellation's text (PynamoDB puts the reasons in it) never carries a
+        stored record's payload.
+        """
         record, entry = message.models
-        transaction.save(record, condition=self._new_record, return_values="ALL_OLD")
+        transaction.save(record, condition=self._new_record)
         transaction.save(entry, condition=self._new_entry)
+
+    def cancelled(
+        self, exc: Exception, items: Sequence[Mapping[str, Any]], reasons: Sequence[Mapping[str, Any]] | None = None
+    ) -> OutboxError:
+        """The error of a TransactWriteItems of ``items`` (as sent, in order) that failed with ``exc``.
+
+        ``reasons`` are the per-item cancellation reasons (``{"Code", "Message"}``) when the caller
+        has them parsed already, else read from ``exc``. Each failed item is named as the caller's,
+        or a message's record or entry (told by their keys), without its content.
+        """
+        if reasons is None:
+            reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
+        if reasons is None:
+            return translate(exc, "TransactWriteItems")
+        failed = []
+        for index, reason in enumerate(reasons):
+            code = str(reason.get("Code") or "None")
+            if code != "None":
+                part, message_id = self._part_of(items[index] if index < len(items) else {})
+                failed.append(CancellationReason(index, part, code, str(reason.get("Message") or ""), message_id))
+        return TransactionCancelledError(failed)
+
+    def _part_of(self, item: Mapping[str, Any]) -> tuple[ItemPart, str | None]:
+        """Whose item of a transaction this is, by its key: a message's record or entry, else the caller's."""
+        put = item.get("Put") or {}
+        if put.get("TableName") == self.table_name:
+            stored = put.get("Item") or {}
+            key = stored.get(self.hash_key, {}).get("S", "")
+            message_id = stored.get("message_id", {}).get("S")
+            if key.startswith(RECORD_PREFIX) and stored.get(self.range_key, {}).get("S") == RECORD_SK:
+                return ItemPart.RECORD, message_id
+            if key.startswith(OUTBOX_PREFIX) and message_id:
+                return ItemPart.ENTRY, message_id
+        return ItemPart.CALLER, None
 
     def transact_write(self, items: Sequence[Mapping[str, Any]], messages: Sequence[OutboxMessage]) -> None:
         """One TransactWriteItems: ``items`` (the caller's, in order), then each message's record and entry."""

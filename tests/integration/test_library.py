@@ -18,6 +18,7 @@ from outbox import (
     Envelope,
     NotFoundError,
     Outbox,
+    OutboxMessage,
     Status,
     TransactionCancelledError,
     ValidationError,
@@ -363,3 +364,28 @@ def test_a_table_that_cannot_hold_the_outbox_is_named_before_a_message_is_writte
     assert expected in caught.value.detail
     assert "\n" not in caught.value.detail
     assert not {"PutItem", "TransactWriteItems", "UpdateItem"} & set(stack.faults.calls)
+
+
+def test_outbox_transaction_turns_a_pynamodb_cancellation_into_the_librarys_error(stack: Stack) -> None:
+    """Your condition fails, or the key was used: TransactionCancelledError naming each item, no payload in any text."""
+    outbox = _outbox(stack)
+    first = outbox.message({"card": "4111-secret"}, type="OrderPlaced", idempotency_key="order-7")
+    with outbox.transaction(connection=Connection(region="us-east-1")) as transaction:
+        transaction.save(Order("ORDER#o-7", "ORDER", total=1), condition=Order.pk.does_not_exist())
+        outbox.add_to(transaction, first)
+
+    def write(order_id: str, message: OutboxMessage) -> None:
+        with outbox.transaction() as transaction:
+            transaction.save(Order(order_id, "ORDER", total=1), condition=Order.pk.does_not_exist())
+            outbox.add_to(transaction, message)
+
+    again = outbox.message({"card": "4111-secret"}, type="OrderPlaced", idempotency_key="order-7")
+    with pytest.raises(TransactionCancelledError) as caught:
+        write("ORDER#o-8", again)
+    assert caught.value.duplicate_message_ids == (first.message_id,)
+    texts = [str(caught.value), repr(caught.value), str(caught.value.__cause__)]
+    assert not [text for text in texts if "4111-secret" in text]
+
+    with pytest.raises(TransactionCancelledError) as caught:
+        write("ORDER#o-7", outbox.message({"n": 1}, type="OrderPlaced"))
+    assert [(r.part, r.code) for r in caught.value.reasons] == [(ItemPart.CALLER, "ConditionalCheckFailed")]

@@ -204,3 +204,21 @@ def test_library_errors_speak_the_librarys_language(outbox: Outbox) -> None:
         outbox.message({"x": 1}, type="T", idempotency_key="has spaces")
     assert [e.field for e in caught.value.errors] == ["idempotency_key"]
     assert caught.value.detail == "invalid message: idempotency_key: must be 1 to 255 printable ASCII characters"
+
+
+def test_a_resource_client_or_table_is_refused_at_construction_in_one_line() -> None:
+    """boto3's resource API converts values again: its client, a Table, refused before any message is made."""
+    import boto3
+
+    resource = boto3.resource("dynamodb", region_name="eu-west-1")
+    cases: list[tuple[Any, Any, str]] = [
+        ("orders", resource.meta.client, "a boto3 resource's client converts values"),
+        ("orders", resource.Table("orders"), "a boto3 resource (dynamodb.Table) is not a client"),
+        (resource.Table("orders"), None, "table_name must be the table's name (a str), not a dynamodb.Table"),
+    ]
+    for table_name, client, says in cases:
+        with pytest.raises(ConfigurationError) as caught:
+            Outbox(table_name, client=client)
+        assert says in caught.value.detail
+        assert "\n" not in caught.value.detail
+    assert Outbox("orders", client=boto3.client("dynamodb", region_name="eu-west-1")).store.table_name == "orders"

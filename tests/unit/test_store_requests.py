@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.envelope import new_envelope
+from outbox.domain.message import new_message_id
 from outbox.domain.record import Lease, iso
 from outbox.domain.status import TRANSITIONS, Status, sources_of
 from outbox.logs import configure_logging, debug_enabled
@@ -162,3 +164,18 @@ def test_a_transition_logs_its_line_only_at_debug(
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     expected = [{"event": "status_changed", "message_id": "m1", "from": "PENDING", "to": "QUEUED", "by": "worker"}]
     assert [{k: line[k] for k in expected[0]} for line in lines] == (expected if written else [])
+
+
+def test_add_to_asks_pynamodb_for_no_old_item(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
+    """A cancelled PynamoDB transaction's text quotes what ALL_OLD returns: add_to asks for nothing old."""
+    s, _ = store
+    saved: list[dict[str, Any]] = []
+
+    class Transaction:
+        def save(self, _model: Any, **kwargs: Any) -> None:
+            saved.append(kwargs)
+
+    envelope = new_envelope({"card": "4111"}, type="T", message_id=new_message_id(), created_at=NOW)
+    s.add_to(Transaction(), s.prepare(envelope, idempotency_key=None, by="t"))  # type: ignore[arg-type]
+    assert len(saved) == 2
+    assert [kwargs.get("return_values") for kwargs in saved] == [None, None]
