@@ -54,6 +54,17 @@ class SweptRecord:
     envelope: Envelope | None = None
 
 
+@dataclass(frozen=True, order=True)
+class PendingKey:
+    """One entry of the pending index: a PENDING message's place in its bucket (sort key, time first) and its id.
+
+    Small (no payload): the sweeper merges the buckets' keys oldest first and reads records a page at a time.
+    """
+
+    sk: str
+    message_id: str
+
+
 @dataclass(frozen=True)
 class StoredEntry:
     """One outbox entry as stored: where it is (bucket, sort key) and what it sends."""
@@ -108,6 +119,18 @@ class OutboxReader(Protocol):
 
 class SweepSource(Protocol):
     """Where the PENDING messages are found, in outbox order (bucket, then time): the sweeper's and the worker's."""
+
+    def keys(self, bucket: int, before: str | None = None) -> Iterator[list[PendingKey]]:
+        """The pending index's keys of ``bucket`` (placed before ``before``, if given), in time order.
+
+        One page per index query, each made only when its page is asked for. A record that has just
+        moved on may still be listed.
+        """
+        ...
+
+    def records(self, keys: Sequence[PendingKey]) -> list[SweptRecord]:
+        """The records behind ``keys``, in their order, read strongly (each with its current status)."""
+        ...
 
     def pending(
         self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None

@@ -3,7 +3,8 @@
 They keep the same contracts as the real adapters: ``accept`` is all-or-nothing with the same
 idempotency rules, ``transition`` is conditional on the lifecycle table, the publisher reports
 per-entry refusals the way SendMessageBatch does, and the sweep source reads the store's
-PENDING records and the outbox reader its outbox entries, in outbox order (bucket, then time).
+PENDING records (a page of keys per query, records when asked for) and the outbox reader its
+outbox entries, in outbox order (bucket, then time).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from outbox.ports import (
     MessageStore,
     OutboxReader,
     OutgoingMessage,
+    PendingKey,
     Publisher,
     SendFailure,
     StoredEntry,
@@ -236,38 +238,65 @@ class InMemoryMessageStore:
 class InMemorySweepSource:
     """A SweepSource over an InMemoryMessageStore: its PENDING records by bucket, in time order, page by page.
 
-    The real index may still list a record that has just moved on; this one never does.
+    It pages as the real index does: each page of keys is read from the store when it is asked for
+    (after the last key of the page before), and records only when ``records`` is called. It
+    counts both: ``queries`` (pages of keys read) and ``records_read`` (records read back).
+    ``listed_after_move`` plays the index's lag: those messages stay listed once they moved on.
     """
 
     store: InMemoryMessageStore
     buckets: int = 16
     page_size: int = 500
     reads: list[list[str]] = field(default_factory=list)  # the ids of each moved_on call
+    queries: int = 0
+    records_read: int = 0
+    listed_after_move: set[str] = field(default_factory=set)
+
+    def keys(self, bucket: int, before: str | None = None) -> Iterator[list[PendingKey]]:
+        """The keys of ``bucket``'s PENDING records placed before ``before`` (all, if None), a page at a time."""
+        after: PendingKey | None = None
+        while True:
+            page = self._keys_page(bucket, before, after)
+            if page:
+                yield page
+            if len(page) < self.page_size:
+                return
+            after = page[-1]
+
+    def _keys_page(self, bucket: int, before: str | None, after: PendingKey | None) -> list[PendingKey]:
+        """One page of the index, as it stands now."""
+        self.queries += 1
+        with self.store._lock:
+            listed = sorted(
+                PendingKey(outbox_sk(r.created_at, r.message_id), r.message_id)
+                for r in self.store.records.values()
+                if (r.status is Status.PENDING or r.message_id in self.listed_after_move)
+                and bucket_of(r.group_key or r.message_id, self.buckets) == bucket
+            )
+        return [k for k in listed if (after is None or k > after) and (before is None or k.sk < before)][
+            : self.page_size
+        ]
+
+    def records(self, keys: Sequence[PendingKey]) -> list[SweptRecord]:
+        """The records behind ``keys``, in their order, with their current status."""
+        self.records_read += len(keys)
+        with self.store._lock:
+            found = [(k, self.store.records.get(k.message_id), self.store.envelopes.get(k.message_id)) for k in keys]
+        return [
+            SweptRecord(k.sk, None, None)
+            if r is None
+            else SweptRecord(k.sk, r.message_id, r.status, r.created_at, e if r.status is Status.PENDING else None)
+            for k, r, e in found
+        ]
 
     def pending(
         self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
     ) -> Iterator[list[SweptRecord]]:
         """The PENDING records of ``bucket`` placed before ``before`` (all, if None), less those ``known`` names."""
-        with self.store._lock:
-            records = list(self.store.records.values())
-            envelopes = dict(self.store.envelopes)
-        found = sorted(
-            (
-                SweptRecord(
-                    outbox_sk(r.created_at, r.message_id),
-                    r.message_id,
-                    r.status,
-                    r.created_at,
-                    envelopes.get(r.message_id),
-                )
-                for r in records
-                if r.status is Status.PENDING and bucket_of(r.group_key or r.message_id, self.buckets) == bucket
-            ),
-            key=lambda record: record.sk,
-        )
-        found = [r for r in found if (before is None or r.sk < before) and not (known and known(str(r.message_id)))]
-        for start in range(0, len(found), self.page_size):
-            yield found[start : start + self.page_size]
+        for page in self.keys(bucket, before):
+            wanted = [k for k in page if not (known and known(k.message_id))]
+            if wanted:
+                yield self.records(wanted)
 
     def moved_on(self, message_ids: Iterable[str]) -> set[str]:
         """Of these messages, those whose record is no longer PENDING."""

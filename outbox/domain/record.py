@@ -46,6 +46,17 @@ def outbox_sk(created_at: str, message_id: str) -> str:
     return f"{created_at}#{message_id}"
 
 
+# The two helpers below are the only code that reads time out of a sort key: change them with outbox_sk.
+def outbox_sk_floor(at: datetime) -> str:
+    """The lowest sort key of an entry created at ``at``: every entry created earlier sorts below it."""
+    return iso(at)
+
+
+def outbox_sk_time(sk: str) -> datetime:
+    """When the entry at sort key ``sk`` was created (the key's leading time)."""
+    return datetime.fromisoformat(sk.partition("#")[0])
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     """One line of a record's audit trail."""
