@@ -54,6 +54,7 @@ STATUS_FIELDS = {
     "lease_owner",
     "lease_until",
     "expires_at",  # an ended record's time to live
+    "ended_lease_owner",  # the lease holder that ended it (its own retry recognises the end)
     "outbox_pk",  # the pending index's keys, removed with PENDING
     "outbox_sk",
 }
