@@ -5,8 +5,9 @@ handlers hang off each client's own event emitter. The faults: an error or a tim
 request leaves (``fail``, ``timeout``), per-entry SendMessageBatch refusals (``refuse``), a crash
 once the request took effect (``crash_after``: the function dies between two AWS calls), and a
 request that took effect but whose answer was lost (``answer_lost``: a timeout or a 500 after
-the write, inside botocore's retry loop, so its own retry meets the write's effect). Used by the tests, the chaos run and anyone
-who wants to see the outbox keep its invariants while AWS misbehaves.
+the write, inside botocore's retry loop, so its own retry meets the write's effect). Used by the
+tests, the chaos run and anyone who wants to see the outbox keep its invariants while AWS
+misbehaves.
 """
 
 from __future__ import annotations
@@ -130,9 +131,11 @@ class FaultInjector:
         """Make ``operation`` time out before reaching AWS."""
         self._add(_Rule(operation, "timeout", times=times, probability=probability))
 
-    def crash_after(self, operation: str, *, times: int = 1, probability: float = 1.0) -> None:
-        """Let ``operation`` succeed at AWS, then raise SimulatedCrash before the caller sees it."""
-        self._add(_Rule(operation, "crash_after", times=times, probability=probability))
+    def crash_after(
+        self, operation: str, *, times: int = 1, when: Predicate | None = None, probability: float = 1.0
+    ) -> None:
+        """Let ``operation`` succeed at AWS, then raise SimulatedCrash before the caller sees it (the process died)."""
+        self._add(_Rule(operation, "crash_after", times=times, when=when, probability=probability))
 
     def answer_lost(
         self,
