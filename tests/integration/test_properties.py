@@ -210,7 +210,7 @@ class Pipeline(RuleBasedStateMachine):
                 if record["status"]["S"] == Status.FAILED:
                     assert record.get("reason", {}).get("S")
             self.invariants_hold()
-            for kind in sorted(self.faults.injected):  # --hypothesis-show-statistics: how often each was exercised
+            for kind in sorted(self.faults.injected):  # what this example exercised (Hypothesis events)
                 event(f"exercised {kind}")
         finally:
             self.stack.sqs.meta.events.unregister("after-call.sqs.SendMessageBatch", self._record_sent)
