@@ -119,16 +119,29 @@ def stream_records(
 
 @dataclass
 class InMemoryMessageStore:
-    """A MessageStore in a dict; ``fail_next`` makes the next call of an operation raise."""
+    """A MessageStore in a dict; ``fail_next`` makes the next call of an operation raise.
+
+    ``lose_answer_next`` makes the next call of an operation (``"transition"``, or
+    ``"transition:COMPLETED"`` for the next move to that status; ``"release"``) take effect and
+    then raise, as an answer lost to a timeout or a 500: a leased transition tried again meets its
+    own effect and recognises it, as the DynamoDB store does.
+    """
 
     records: dict[str, MessageRecord] = field(default_factory=dict)
     envelopes: dict[str, Envelope] = field(default_factory=dict)
     fail_next: dict[str, OutboxError] = field(default_factory=dict)
+    lose_answer_next: dict[str, OutboxError] = field(default_factory=dict)
     record_retention: timedelta = timedelta(days=30)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _maybe_fail(self, operation: str) -> None:
         error = self.fail_next.pop(operation, None)
+        if error is not None:
+            raise error
+
+    def _maybe_lose_answer(self, operation: str) -> None:
+        """After the operation took effect: raise, as a lost answer does, if armed."""
+        error = self.lose_answer_next.pop(operation, None)
         if error is not None:
             raise error
 
@@ -191,6 +204,11 @@ class InMemoryMessageStore:
             now = iso(at)
             if record is not None and payload_hash is not None and record.payload_hash != payload_hash:
                 raise PayloadMismatchError(message_id, current=record.status, to=to)
+            if record is not None and not _admits(record, to, sources, lease, now) and _own_effect(record, to, lease):
+                # The condition failed on this writer's own effect: an earlier try, its answer lost.
+                previous = record.history[-2].status if len(record.history) >= 2 else to
+                attempts = record.attempts if to in (Status.PROCESSING, Status.QUEUED) else 0
+                return TransitionResult(message_id, previous, to, attempts, repeated=True)
             if record is None or not _admits(record, to, sources, lease, now):
                 until = record.lease.until if record is not None and record.lease is not None else None
                 raise InvalidTransitionError(
@@ -208,7 +226,10 @@ class InMemoryMessageStore:
                 reason=reason if reason else record.reason,
                 lease=held if lease is not None or to is not Status.PROCESSING else record.lease,
                 expires_at=int((at + self.record_retention).timestamp()) if to in ENDED else None,
+                ended_lease_owner=_ended_by(record, to, sources, lease),
             )
+            self._maybe_lose_answer(f"transition:{to.value}")
+            self._maybe_lose_answer("transition")
             return TransitionResult(message_id, record.status, to, result_attempts)
 
     def release(self, message_id: str, lease: Lease) -> None:
@@ -222,6 +243,7 @@ class InMemoryMessageStore:
                     message_id, current=record.status if record else None, to=Status.PROCESSING
                 )
             self.records[message_id] = replace(record, lease=Lease(lease.owner, iso(utc_now())))
+            self._maybe_lose_answer("release")
 
     def count_relay_failure(self, message_id: str) -> int:
         """Count a failed relay of a PENDING record."""
@@ -383,6 +405,29 @@ def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease
     if to is Status.PROCESSING:  # taking it over
         return record.lease is None or record.lease.until <= now
     return sources != frozenset({Status.PROCESSING}) or (record.lease is not None and record.lease.owner == lease.owner)
+
+
+def _own_effect(record: MessageRecord, to: Status, lease: Lease | None) -> bool:
+    """Whether a record that refused this leased transition shows it made by this lease's owner (an earlier try).
+
+    As the DynamoDB store: the owner holds PROCESSING (a live lease, since the move was refused),
+    or ended the record. (The store also knows
+    an unleased write by botocore resending the very same request; a call here is never resent.)
+    """
+    if record.status is not to or lease is None:
+        return False
+    if to is Status.PROCESSING:
+        return record.lease is not None and record.lease.owner == lease.owner
+    return to in ENDED and record.ended_lease_owner == lease.owner
+
+
+def _ended_by(record: MessageRecord, to: Status, sources: frozenset[Status], lease: Lease | None) -> str | None:
+    """``ended_lease_owner`` after a transition: set by an end under a lease, cleared by a re-drive, else kept."""
+    if lease is not None and to in ENDED and sources == frozenset({Status.PROCESSING}):
+        return lease.owner
+    if to not in ENDED and sources & ENDED:
+        return None
+    return record.ended_lease_owner
 
 
 Refusal = tuple[str, bool]  # (code, sender_fault)

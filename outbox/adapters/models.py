@@ -79,6 +79,7 @@ class MessageRecordModel(Model):
     lease_owner = UnicodeAttribute(null=True)  # while PROCESSING: the consumer holding the message
     lease_until = UnicodeAttribute(null=True)  # ... and until when (ISO time)
     expires_at = NumberAttribute(null=True)  # COMPLETED or FAILED: the table's TTL removes it then (epoch s)
+    ended_lease_owner = UnicodeAttribute(null=True)  # ended under a lease: its owner (a retried end knows its own)
 
 
 class OutboxEntryModel(Model):

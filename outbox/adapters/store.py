@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -319,7 +319,10 @@ class DynamoDBMessageStore:
             to, now=now, by=by, reason=reason, lease=lease, payload_hash=payload_hash, expires_at=expires_at
         )
         request = shape.request(self.table_name, self._record_key(message_id), values)
-        old = self._update(message_id, request, to, payload_hash=payload_hash)
+        try:
+            old = self._update(message_id, request, to, payload_hash=payload_hash, mine=_own_effect(to, lease, values))
+        except _AlreadyApplied as applied:
+            return _repeated(message_id, to, applied.item, by=by)
         if shape.return_values == "NONE":
             (previous,) = sources  # the condition allowed exactly this one
         else:  # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
@@ -354,15 +357,27 @@ class DynamoDBMessageStore:
         return {self.hash_key: S(record_pk(message_id)), self.range_key: S(RECORD_SK)}
 
     def _update(
-        self, message_id: str, request: dict[str, Any], to: Status, *, payload_hash: str | None = None
+        self,
+        message_id: str,
+        request: dict[str, Any],
+        to: Status,
+        *,
+        payload_hash: str | None = None,
+        mine: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
-        """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for)."""
+        """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for).
+
+        A failed condition whose ALL_OLD item ``mine`` recognises as this very write, applied by an
+        earlier try whose answer was lost, raises ``_AlreadyApplied`` rather than a lost transition.
+        """
         try:
             response = self.client.update_item(**request)
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise translate(exc, "UpdateItem") from exc
             item: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+            if mine is not None and mine(item):
+                raise _AlreadyApplied(item) from exc
             current = Status(item["status"]["S"]) if "status" in item else None
             stored_hash = item.get("payload_hash", {}).get("S")
             if payload_hash is not None and stored_hash not in (None, payload_hash) and "channel" not in item:
@@ -372,6 +387,47 @@ class DynamoDBMessageStore:
         except AWS_ERRORS as exc:
             raise translate(exc, "UpdateItem") from exc
         return dict(response.get("Attributes") or {})
+
+
+class _AlreadyApplied(Exception):
+    """A conditional write failed on its own effect: an earlier try was applied, its answer lost."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("applied by an earlier try")
+        self.item = item
+
+
+def _own_effect(to: Status, lease: Lease | None, values: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """Whether a record (as ALL_OLD) already shows this transition, made by this writer.
+
+    Under a lease the writer is the lease's owner: it holds PROCESSING (live, or the condition
+    would have let it take it again), or ended the record (``ended_lease_owner``), which no other
+    receive can; any try of this receive's write, ours or botocore's, is recognised. Without a
+    lease only botocore's retry is: it sends the very same request, so the record's last history
+    line is the one this request appends (same status, time to the millisecond and writer).
+    """
+    line = values[":line"]["L"][0]["M"]
+
+    def mine(item: dict[str, Any]) -> bool:
+        if item.get("status", {}).get("S") != to.value:
+            return False
+        if lease is not None and to is Status.PROCESSING:
+            return bool(item.get("lease_owner", {}).get("S") == lease.owner)
+        if lease is not None and to in ENDED:
+            return bool(item.get("ended_lease_owner", {}).get("S") == lease.owner)
+        history = item.get("history", {}).get("L") or [{}]
+        return bool(history[-1].get("M") == line)
+
+    return mine
+
+
+def _repeated(message_id: str, to: Status, item: dict[str, Any], *, by: str) -> TransitionResult:
+    """The result of a transition an earlier try had applied: its own history line is the last one."""
+    history = [line.get("M", {}) for line in item.get("history", {}).get("L", [])]
+    previous = Status(history[-2]["status"]["S"]) if len(history) >= 2 else to
+    attempts = int(item.get("attempts", {}).get("N", "0")) if to in (Status.PROCESSING, Status.QUEUED) else 0
+    log.info("status_write_answer_lost", message_id=message_id, to=to.value, by=by)  # it had landed: ours
+    return TransitionResult(message_id, previous, to, attempts, repeated=True)
 
 
 def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]] | None:
@@ -424,4 +480,5 @@ def _to_domain(model: MessageRecordModel) -> MessageRecord:
         lease=Lease(model.lease_owner, model.lease_until) if model.lease_owner and model.lease_until else None,
         owner=model.owner,
         expires_at=int(model.expires_at) if model.expires_at is not None else None,
+        ended_lease_owner=model.ended_lease_owner,
     )

@@ -94,6 +94,8 @@ class MessageRecord:
     lease: Lease | None = None
     owner: str | None = None  # SHA-256 of the principal that wrote it (``owner_of``); None: unscoped
     expires_at: int | None = None  # once COMPLETED or FAILED: when the table's TTL removes it (epoch seconds)
+    # Ended under a lease: that lease's owner, so a retried end recognises its own effect (the lease is gone).
+    ended_lease_owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,14 @@ class AcceptResult:
 
 @dataclass(frozen=True)
 class TransitionResult:
-    """A status change that won its condition; ``attempts`` after PROCESSING (+1) or QUEUED (reset), else 0."""
+    """A status change that won its condition; ``attempts`` after PROCESSING (+1) or QUEUED (reset), else 0.
+
+    ``repeated``: the change had taken effect on an earlier try whose answer was lost (a timeout,
+    a 500), and this try found the writer's own effect: the change happened once, and is this one.
+    """
 
     message_id: str
     previous: Status
     status: Status
     attempts: int
+    repeated: bool = False

@@ -25,6 +25,7 @@ def service_logging() -> Any:
 
     structlog.reset_defaults()
     structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    structlog.contextvars.clear_contextvars()  # what earlier tests' handlers bound stays out of this one
     structlog.contextvars.bind_contextvars(correlation_id="c-42")
     yield events
     structlog.contextvars.clear_contextvars()

@@ -94,7 +94,7 @@ def test_a_lease_is_taken_over_only_once_it_ran_out(store: tuple[DynamoDBMessage
 
 
 def test_only_the_lease_holder_finishes(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
-    """Leaving PROCESSING under a lease needs the same owner, and the lease goes with it."""
+    """Leaving PROCESSING under a lease needs the same owner; the lease goes, its owner stays as who ended it."""
     s, client = store
     processing = frozenset({Status.PROCESSING})
     s.transition("m-1", Status.COMPLETED, by="consumer", expected=processing, lease=Lease("c-1", NOW))
@@ -102,7 +102,16 @@ def test_only_the_lease_holder_finishes(store: tuple[DynamoDBMessageStore, Recor
     assert request["ConditionExpression"].endswith("AND #lease_owner = :owner")
     assert request["ExpressionAttributeValues"][":owner"] == {"S": "c-1"}
     assert ":until" not in request["ExpressionAttributeValues"]
+    assert "#ended_lease_owner = :owner" in request["UpdateExpression"]
     assert request["UpdateExpression"].endswith("REMOVE #lease_owner, #lease_until")
+
+
+def test_a_redrive_forgets_who_ended_the_record(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
+    """FAILED -> QUEUED starts a new life: the ended record's ``ended_lease_owner`` goes with its TTL."""
+    s, client = store
+    s.transition("m-1", Status.QUEUED, by="replay", expected=frozenset({Status.FAILED}))
+    update = client.requests[-1]["UpdateExpression"]
+    assert "#ended_lease_owner" in update.split(" REMOVE ")[1]
 
 
 def test_single_source_result_comes_from_the_condition(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
