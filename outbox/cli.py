@@ -199,7 +199,9 @@ def _sweep(args: argparse.Namespace) -> int:
     os.environ["OUTBOX_METRICS"] = "off"  # CloudWatch metric lines are for Lambda's log, not a terminal
     configure_logging(sys.stderr, level="WARNING")  # stdout holds the report only
     environment = {**os.environ, **{k: v for k, v in _sweep_environment(args).items() if v}}
-    settings = replace(Settings.from_env(environment, require_queue=True), sweep_min_age=args.min_age)
+    settings = Settings.from_env(environment, require_queue=True)  # OUTBOX_SWEEP_MIN_AGE_SECONDS, as deployed
+    if args.min_age is not None:
+        settings = replace(settings, sweep_min_age=args.min_age)
     report = build_sweeper(settings).sweep()
     figures = report.figures()
     if args.json:
@@ -521,8 +523,9 @@ def _add_sweep_parser(commands: argparse._SubParsersAction[OneLineParser]) -> No
         "--min-age",
         metavar="AGE",
         type=duration,
-        default=timedelta(minutes=5),
-        help="relay only messages PENDING longer than this (30s, 5m, 2h; default 5m, as deployed)",
+        default=None,
+        help="relay only messages PENDING longer than this (30s, 5m, 2h; default OUTBOX_SWEEP_MIN_AGE_SECONDS as"
+        " deployed, else 5m)",
     )
     sweep.add_argument("--json", action="store_true", help="the report as one JSON object")
     sweep.add_argument("--table-name", help="the outbox table (default: OUTBOX_TABLE_NAME)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -239,6 +240,26 @@ def test_outbox_sweep_runs_one_sweep_from_a_terminal(
     assert cli.main(["sweep", "--min-age", "0s", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["relayed"], report["failed"]) == (1, 0)
+    assert outbox.get(message.message_id).status is Status.QUEUED
+
+
+def test_outbox_sweep_takes_the_deployed_minimum_age_by_default(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --min-age, OUTBOX_SWEEP_MIN_AGE_SECONDS (what the module's `environment` output exports) applies."""
+    outbox = _outbox(stack)
+    message = outbox.message({"n": 1}, type="T")
+    outbox.transact_write([], message)
+    stack.stream_event()
+    for name, value in stack.resources.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OUTBOX_SWEEP_MIN_AGE_SECONDS", "1")
+    relayed, deadline = 0, time.monotonic() + 60  # the message is 1 s old within a moment, however busy the machine
+    while not relayed and time.monotonic() < deadline:
+        assert cli.main(["sweep", "--json"]) == 0
+        relayed = json.loads(capsys.readouterr().out)["relayed"]
+        time.sleep(0.2)
+    assert relayed == 1
     assert outbox.get(message.message_id).status is Status.QUEUED
 
 
