@@ -192,6 +192,8 @@ def problem(exc: OutboxError) -> Response:
         "code": code,
         "detail": exc.detail if code != "SYSTEM_ERROR" else "the request could not be completed",
     }
+    if isinstance(exc, ValidationError):  # the HTTP wording, whatever the library says
+        body["detail"] = f"invalid request: {exc.summary}"
     headers = {"content-type": PROBLEM_JSON}
     if isinstance(exc, ValidationError):
         body["errors"] = [{"field": e.field, "reason": e.reason} for e in exc.errors]

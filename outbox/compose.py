@@ -167,14 +167,22 @@ def resolve_delivery(reference: str | None) -> Deliver:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigurationError(
-            f"OUTBOX_DELIVERY={reference}: cannot import {module_name} ({type(exc).__name__})"
-        ) from exc
+        raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {_import_problem(module_name, exc)}") from exc
     function = getattr(module, name, None)
     if not callable(function):
         raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {module_name} has no function {name}")
     delivery: Deliver = function
     return delivery
+
+
+def _import_problem(module_name: str, exc: ImportError) -> str:
+    """Why ``module_name`` did not import: itself missing, or something it imports (named, so it can be added)."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if missing is not None and (module_name == missing or module_name.startswith(f"{missing}.")):
+        return f"there is no module {module_name} (is its folder in the package, at the zip's root?)"
+    if missing is not None:
+        return f"{module_name} imports {missing}, which is not installed: add it to the function's requirements"
+    return f"{module_name} did not import: {exc}"
 
 
 def _store(settings: Settings, clients: Clients) -> DynamoDBMessageStore:

@@ -60,6 +60,19 @@ class SweptRecord:
     sent_at: str | None = None
 
 
+@dataclass(frozen=True, order=True)
+class PendingKey:
+    """One entry of the record index: a message's place in its partition (sort key, time first) and its id.
+
+    A PENDING message's place in its outbox bucket, or an in-flight one's under its ``SENT#``
+    partition. Small (no payload): the sweeper merges the buckets' keys oldest first and reads
+    records a page at a time.
+    """
+
+    sk: str
+    message_id: str
+
+
 @dataclass(frozen=True)
 class StoredEntry:
     """One outbox entry as stored: where it is (bucket, sort key) and what it sends."""
@@ -113,7 +126,25 @@ class OutboxReader(Protocol):
 
 
 class SweepSource(Protocol):
-    """Where the PENDING messages are found, in outbox order (bucket, then time): the sweeper's and the worker's."""
+    """Where the PENDING messages are found, in outbox order (bucket, then time), and those long in flight.
+
+    The sweeper's and the worker's (PENDING only).
+    """
+
+    def keys(self, bucket: int, before: str | None = None) -> Iterator[list[PendingKey]]:
+        """The pending index's keys of ``bucket`` (placed before ``before``, if given), in time order.
+
+        One page per index query, each made only when its page is asked for. A record that has just
+        moved on may still be listed.
+        """
+        ...
+
+    def records(self, keys: Sequence[PendingKey], *, consistent: bool = True) -> list[SweptRecord]:
+        """The records behind ``keys``, in their order, each with its current status, read strongly by default.
+
+        ``consistent=False`` reads at half the price, and may leave a record out (found as None).
+        """
+        ...
 
     def pending(
         self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
@@ -129,11 +160,11 @@ class SweepSource(Protocol):
         """Of these messages, those whose record is no longer PENDING (it may lag a moment behind)."""
         ...
 
-    def in_flight(self, partition: int, before: str) -> Iterator[list[SweptRecord]]:
-        """The QUEUED and PROCESSING records of in-flight ``partition`` that went in flight before ``before``.
+    def in_flight_keys(self, partition: int, before: str) -> Iterator[list[PendingKey]]:
+        """The index's keys of in-flight ``partition`` (QUEUED, PROCESSING) that went in flight before ``before``.
 
-        Page by page, with their envelopes; read eventually consistent, so a record may show a
-        moment late (the re-send's own condition checks it again).
+        One page per index query, each made only when its page is asked for, in the order they went
+        in flight. A record that has just ended may still be listed (its record says so).
         """
         ...
 

@@ -3,8 +3,8 @@
 They keep the same contracts as the real adapters: ``accept`` is all-or-nothing with the same
 idempotency rules, ``transition`` is conditional on the lifecycle table, the publisher reports
 per-entry refusals the way SendMessageBatch does, and the sweep source reads the store's
-PENDING records (in outbox order: bucket, then time) and those in flight, and the outbox reader
-its outbox entries.
+PENDING records (a page of keys per query, records when asked for) and those in flight, and the
+outbox reader its outbox entries, in outbox order (bucket, then time).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from outbox.ports import (
     MessageStore,
     OutboxReader,
     OutgoingMessage,
+    PendingKey,
     Publisher,
     SendFailure,
     StoredEntry,
@@ -119,16 +120,29 @@ def stream_records(
 
 @dataclass
 class InMemoryMessageStore:
-    """A MessageStore in a dict; ``fail_next`` makes the next call of an operation raise."""
+    """A MessageStore in a dict; ``fail_next`` makes the next call of an operation raise.
+
+    ``lose_answer_next`` makes the next call of an operation (``"transition"``, or
+    ``"transition:COMPLETED"`` for the next move to that status; ``"release"``) take effect and
+    then raise, as an answer lost to a timeout or a 500: a leased transition tried again meets its
+    own effect and recognises it, as the DynamoDB store does.
+    """
 
     records: dict[str, MessageRecord] = field(default_factory=dict)
     envelopes: dict[str, Envelope] = field(default_factory=dict)
     fail_next: dict[str, OutboxError] = field(default_factory=dict)
+    lose_answer_next: dict[str, OutboxError] = field(default_factory=dict)
     record_retention: timedelta = timedelta(days=30)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _maybe_fail(self, operation: str) -> None:
         error = self.fail_next.pop(operation, None)
+        if error is not None:
+            raise error
+
+    def _maybe_lose_answer(self, operation: str) -> None:
+        """After the operation took effect: raise, as a lost answer does, if armed."""
+        error = self.lose_answer_next.pop(operation, None)
         if error is not None:
             raise error
 
@@ -191,6 +205,11 @@ class InMemoryMessageStore:
             now = iso(at)
             if record is not None and payload_hash is not None and record.payload_hash != payload_hash:
                 raise PayloadMismatchError(message_id, current=record.status, to=to)
+            if record is not None and not _admits(record, to, sources, lease, now) and _own_effect(record, to, lease):
+                # The condition failed on this writer's own effect: an earlier try, its answer lost.
+                previous = record.history[-2].status if len(record.history) >= 2 else to
+                attempts = record.attempts if to in (Status.PROCESSING, Status.QUEUED) else 0
+                return TransitionResult(message_id, previous, to, attempts, repeated=True)
             if record is None or not _admits(record, to, sources, lease, now):
                 until = record.lease.until if record is not None and record.lease is not None else None
                 raise InvalidTransitionError(
@@ -208,7 +227,10 @@ class InMemoryMessageStore:
                 reason=reason if reason else record.reason,
                 lease=held if lease is not None or to is not Status.PROCESSING else record.lease,
                 expires_at=int((at + self.record_retention).timestamp()) if to in ENDED else None,
+                ended_lease_owner=_ended_by(record, to, sources, lease),
             )
+            self._maybe_lose_answer(f"transition:{to.value}")
+            self._maybe_lose_answer("transition")
             return TransitionResult(message_id, record.status, to, result_attempts)
 
     def release(self, message_id: str, lease: Lease) -> None:
@@ -222,6 +244,7 @@ class InMemoryMessageStore:
                     message_id, current=record.status if record else None, to=Status.PROCESSING
                 )
             self.records[message_id] = replace(record, lease=Lease(lease.owner, iso(utc_now())))
+            self._maybe_lose_answer("release")
 
     def count_relay_failure(self, message_id: str) -> int:
         """Count a failed relay of a PENDING record."""
@@ -271,38 +294,79 @@ class InMemoryMessageStore:
 class InMemorySweepSource:
     """A SweepSource over an InMemoryMessageStore: its PENDING records by bucket, in time order, page by page.
 
-    The real index may still list a record that has just moved on; this one never does.
+    It pages as the real index does: each page of keys is read from the store when it is asked for
+    (after the last key of the page before), and records only when ``records`` is called. It
+    counts both: ``queries`` (pages of keys read) and ``records_read`` (records read back).
+    ``listed_after_move`` plays the index's lag: those messages stay listed once they moved on.
     """
 
     store: InMemoryMessageStore
     buckets: int = 16
     page_size: int = 500
     reads: list[list[str]] = field(default_factory=list)  # the ids of each moved_on call
+    queries: int = 0
+    records_read: int = 0
+    listed_after_move: set[str] = field(default_factory=set)
+
+    def keys(self, bucket: int, before: str | None = None) -> Iterator[list[PendingKey]]:
+        """The keys of ``bucket``'s PENDING records placed before ``before`` (all, if None), a page at a time."""
+        yield from self._paged(lambda: self._bucket_listing(bucket), before)
+
+    def in_flight_keys(self, partition: int, before: str) -> Iterator[list[PendingKey]]:
+        """The keys of in-flight ``partition``'s records that went in flight before ``before``, a page at a time."""
+        yield from self._paged(lambda: self._in_flight_listing(partition), before)
+
+    def _paged(self, listing: Callable[[], list[PendingKey]], before: str | None) -> Iterator[list[PendingKey]]:
+        after: PendingKey | None = None
+        while True:
+            page = self._keys_page(listing, before, after)
+            if page:
+                yield page
+            if len(page) < self.page_size:
+                return
+            after = page[-1]
+
+    def _keys_page(
+        self, listing: Callable[[], list[PendingKey]], before: str | None, after: PendingKey | None
+    ) -> list[PendingKey]:
+        """One page of an index partition, as it stands now."""
+        self.queries += 1
+        with self.store._lock:
+            listed = sorted(listing())
+        return [k for k in listed if (after is None or k > after) and (before is None or k.sk < before)][
+            : self.page_size
+        ]
+
+    def _bucket_listing(self, bucket: int) -> list[PendingKey]:
+        return [
+            PendingKey(outbox_sk(r.created_at, r.message_id), r.message_id)
+            for r in self.store.records.values()
+            if (r.status is Status.PENDING or r.message_id in self.listed_after_move)
+            and bucket_of(r.group_key or r.message_id, self.buckets) == bucket
+        ]
+
+    def _in_flight_listing(self, partition: int) -> list[PendingKey]:
+        return [
+            PendingKey(outbox_sk(_in_flight_since(r), r.message_id), r.message_id)
+            for r in self.store.records.values()
+            if r.status in _IN_FLIGHT and bucket_of(r.message_id, IN_FLIGHT_PARTITIONS) == partition
+        ]
+
+    def records(self, keys: Sequence[PendingKey], *, consistent: bool = True) -> list[SweptRecord]:
+        """The records behind ``keys``, in their order, with their current status (always read in full here)."""
+        self.records_read += len(keys)
+        with self.store._lock:
+            found = [(k, self.store.records.get(k.message_id), self.store.envelopes.get(k.message_id)) for k in keys]
+        return [SweptRecord(k.sk, None, None) if r is None else _swept(k.sk, r, e) for k, r, e in found]
 
     def pending(
         self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
     ) -> Iterator[list[SweptRecord]]:
         """The PENDING records of ``bucket`` placed before ``before`` (all, if None), less those ``known`` names."""
-        with self.store._lock:
-            records = list(self.store.records.values())
-            envelopes = dict(self.store.envelopes)
-        found = sorted(
-            (
-                SweptRecord(
-                    outbox_sk(r.created_at, r.message_id),
-                    r.message_id,
-                    r.status,
-                    r.created_at,
-                    envelopes.get(r.message_id),
-                )
-                for r in records
-                if r.status is Status.PENDING and bucket_of(r.group_key or r.message_id, self.buckets) == bucket
-            ),
-            key=lambda record: record.sk,
-        )
-        found = [r for r in found if (before is None or r.sk < before) and not (known and known(str(r.message_id)))]
-        for start in range(0, len(found), self.page_size):
-            yield found[start : start + self.page_size]
+        for page in self.keys(bucket, before):
+            wanted = [k for k in page if not (known and known(k.message_id))]
+            if wanted:
+                yield self.records(wanted)
 
     def moved_on(self, message_ids: Iterable[str]) -> set[str]:
         """Of these messages, those whose record is no longer PENDING."""
@@ -310,33 +374,6 @@ class InMemorySweepSource:
         with self.store._lock:
             records = self.store.records
             return {m for m in self.reads[-1] if m in records and records[m].status is not Status.PENDING}
-
-    def in_flight(self, partition: int, before: str) -> Iterator[list[SweptRecord]]:
-        """The QUEUED and PROCESSING records of in-flight ``partition`` that went in flight before ``before``."""
-        with self.store._lock:
-            records = list(self.store.records.values())
-            envelopes = dict(self.store.envelopes)
-        found = sorted(
-            (
-                SweptRecord(
-                    outbox_sk(_in_flight_since(r), r.message_id),
-                    r.message_id,
-                    r.status,
-                    r.created_at,
-                    envelopes.get(r.message_id),
-                    updated_at=r.updated_at,
-                    lease_until=r.lease.until if r.lease else None,
-                    generation=r.send_generation,
-                    sent_at=r.sent_at,
-                )
-                for r in records
-                if r.status in _IN_FLIGHT and bucket_of(r.message_id, IN_FLIGHT_PARTITIONS) == partition
-            ),
-            key=lambda record: record.sk,
-        )
-        found = [r for r in found if r.sk < before]
-        for start in range(0, len(found), self.page_size):
-            yield found[start : start + self.page_size]
 
 
 @dataclass
@@ -421,6 +458,21 @@ def _in_flight_since(record: MessageRecord) -> str:
     return since
 
 
+def _swept(sk: str, record: MessageRecord, envelope: Envelope | None) -> SweptRecord:
+    """A record as the sweep source reads it back: its envelope while it has not ended."""
+    return SweptRecord(
+        sk,
+        record.message_id,
+        record.status,
+        record.created_at,
+        None if record.status in ENDED else envelope,
+        updated_at=record.updated_at,
+        lease_until=record.lease.until if record.lease else None,
+        generation=record.send_generation,
+        sent_at=record.sent_at,
+    )
+
+
 def _live(lease: Lease | None, now: str) -> bool:
     return lease is not None and lease.until > now
 
@@ -434,6 +486,29 @@ def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease
     if to is Status.PROCESSING:  # taking it over
         return record.lease is None or record.lease.until <= now
     return sources != frozenset({Status.PROCESSING}) or (record.lease is not None and record.lease.owner == lease.owner)
+
+
+def _own_effect(record: MessageRecord, to: Status, lease: Lease | None) -> bool:
+    """Whether a record that refused this leased transition shows it made by this lease's owner (an earlier try).
+
+    As the DynamoDB store: the owner holds PROCESSING (a live lease, since the move was refused),
+    or ended the record. (The store also knows
+    an unleased write by botocore resending the very same request; a call here is never resent.)
+    """
+    if record.status is not to or lease is None:
+        return False
+    if to is Status.PROCESSING:
+        return record.lease is not None and record.lease.owner == lease.owner
+    return to in ENDED and record.ended_lease_owner == lease.owner
+
+
+def _ended_by(record: MessageRecord, to: Status, sources: frozenset[Status], lease: Lease | None) -> str | None:
+    """``ended_lease_owner`` after a transition: set by an end under a lease, cleared by a re-drive, else kept."""
+    if lease is not None and to in ENDED and sources == frozenset({Status.PROCESSING}):
+        return lease.owner
+    if to not in ENDED and sources & ENDED:
+        return None
+    return record.ended_lease_owner
 
 
 Refusal = tuple[str, bool]  # (code, sender_fault)

@@ -42,7 +42,7 @@ resource "aws_cloudwatch_metric_alarm" "queue_depth" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "function_errors" {
-  for_each = local.functions
+  for_each = local.deployed_functions
 
   alarm_name          = "${var.name}-${each.key}-errors"
   alarm_description   = each.key == "sweeper" ? "The sweeper is failing: messages left PENDING wait until a sweep succeeds. Its log names the cause (an existing table without the outbox-records index, permissions, SQS)." : "The ${each.key} function is failing invocations."

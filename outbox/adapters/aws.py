@@ -12,6 +12,7 @@ loads them. Its exceptions are imported here: they are small, and every adapter 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -70,9 +71,11 @@ def client_config(**overrides: Any) -> Config:
 
 
 def _session(region: str | None) -> botocore.session.Session:
+    """A botocore session in ``region``, else ``AWS_REGION`` (as Lambda and the CLI read it), else botocore's own."""
     import botocore.session  # noqa: PLC0415 - botocore's client modules load with the first client
 
     session = botocore.session.get_session()
+    region = region or os.environ.get("AWS_REGION") or None
     if region is not None:
         session.set_config_variable("region", region)
     return session

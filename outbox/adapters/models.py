@@ -81,6 +81,7 @@ class MessageRecordModel(Model):
     expires_at = NumberAttribute(null=True)  # COMPLETED or FAILED: the table's TTL removes it then (epoch s)
     send_generation = NumberAttribute(null=True)  # deliberate re-sends so far (absent: none)
     sent_at = UnicodeAttribute(null=True)  # when SQS accepted the sweeper's last re-send of it in flight
+    ended_lease_owner = UnicodeAttribute(null=True)  # ended under a lease: its owner (a retried end knows its own)
 
 
 class OutboxEntryModel(Model):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -37,6 +37,8 @@ from outbox.domain.errors import (
     ValidationError,
 )
 from outbox.domain.record import (
+    OUTBOX_PREFIX,
+    RECORD_PREFIX,
     RECORD_SK,
     AcceptResult,
     HistoryEntry,
@@ -198,10 +200,48 @@ class DynamoDBMessageStore:
         return OutboxMessage(envelope, idempotency_key, items, (record, entry))
 
     def add_to(self, transaction: TransactWrite, message: OutboxMessage) -> None:
-        """Put ``message``'s record and entry into a PynamoDB ``TransactWrite``, with the same conditions."""
+        """Put ``message``'s record and entry into a PynamoDB ``TransactWrite``, with the same conditions.
+
+        Without ALL_OLD: a cancellation's text (PynamoDB puts the reasons in it) never carries a
+        stored record's payload.
+        """
         record, entry = message.models
-        transaction.save(record, condition=self._new_record, return_values="ALL_OLD")
+        transaction.save(record, condition=self._new_record)
         transaction.save(entry, condition=self._new_entry)
+
+    def cancelled(
+        self, exc: Exception, items: Sequence[Mapping[str, Any]], reasons: Sequence[Mapping[str, Any]] | None = None
+    ) -> OutboxError:
+        """The error of a TransactWriteItems of ``items`` (as sent, in order) that failed with ``exc``.
+
+        ``reasons`` are the per-item cancellation reasons (``{"Code", "Message"}``) when the caller
+        has them parsed already, else read from ``exc``. Each failed item is named as the caller's,
+        or a message's record or entry (told by their keys), without its content.
+        """
+        if reasons is None:
+            reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
+        if reasons is None:
+            return translate(exc, "TransactWriteItems")
+        failed = []
+        for index, reason in enumerate(reasons):
+            code = str(reason.get("Code") or "None")
+            if code != "None":
+                part, message_id = self._part_of(items[index] if index < len(items) else {})
+                failed.append(CancellationReason(index, part, code, str(reason.get("Message") or ""), message_id))
+        return TransactionCancelledError(failed)
+
+    def _part_of(self, item: Mapping[str, Any]) -> tuple[ItemPart, str | None]:
+        """Whose item of a transaction this is, by its key: a message's record or entry, else the caller's."""
+        put = item.get("Put") or {}
+        if put.get("TableName") == self.table_name:
+            stored = put.get("Item") or {}
+            key = stored.get(self.hash_key, {}).get("S", "")
+            message_id = stored.get("message_id", {}).get("S")
+            if key.startswith(RECORD_PREFIX) and stored.get(self.range_key, {}).get("S") == RECORD_SK:
+                return ItemPart.RECORD, message_id
+            if key.startswith(OUTBOX_PREFIX) and message_id:
+                return ItemPart.ENTRY, message_id
+        return ItemPart.CALLER, None
 
     def transact_write(self, items: Sequence[Mapping[str, Any]], messages: Sequence[OutboxMessage]) -> None:
         """One TransactWriteItems: ``items`` (the caller's, in order), then each message's record and entry."""
@@ -296,7 +336,10 @@ class DynamoDBMessageStore:
             in_flight=in_flight,
         )
         request = shape.request(self.table_name, self._record_key(message_id), values)
-        old = self._update(message_id, request, to, payload_hash=payload_hash)
+        try:
+            old = self._update(message_id, request, to, payload_hash=payload_hash, mine=_own_effect(to, lease, values))
+        except _AlreadyApplied as applied:
+            return _repeated(message_id, to, applied.item, by=by)
         if shape.return_values == "NONE":
             (previous,) = sources  # the condition allowed exactly this one
         else:  # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
@@ -354,15 +397,27 @@ class DynamoDBMessageStore:
         return {self.hash_key: S(record_pk(message_id)), self.range_key: S(RECORD_SK)}
 
     def _update(
-        self, message_id: str, request: dict[str, Any], to: Status, *, payload_hash: str | None = None
+        self,
+        message_id: str,
+        request: dict[str, Any],
+        to: Status,
+        *,
+        payload_hash: str | None = None,
+        mine: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
-        """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for)."""
+        """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for).
+
+        A failed condition whose ALL_OLD item ``mine`` recognises as this very write, applied by an
+        earlier try whose answer was lost, raises ``_AlreadyApplied`` rather than a lost transition.
+        """
         try:
             response = self.client.update_item(**request)
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise translate(exc, "UpdateItem") from exc
             item: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+            if mine is not None and mine(item):
+                raise _AlreadyApplied(item) from exc
             current = Status(item["status"]["S"]) if "status" in item else None
             stored_hash = item.get("payload_hash", {}).get("S")
             if payload_hash is not None and stored_hash not in (None, payload_hash) and "channel" not in item:
@@ -372,6 +427,47 @@ class DynamoDBMessageStore:
         except AWS_ERRORS as exc:
             raise translate(exc, "UpdateItem") from exc
         return dict(response.get("Attributes") or {})
+
+
+class _AlreadyApplied(Exception):
+    """A conditional write failed on its own effect: an earlier try was applied, its answer lost."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("applied by an earlier try")
+        self.item = item
+
+
+def _own_effect(to: Status, lease: Lease | None, values: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """Whether a record (as ALL_OLD) already shows this transition, made by this writer.
+
+    Under a lease the writer is the lease's owner: it holds PROCESSING (live, or the condition
+    would have let it take it again), or ended the record (``ended_lease_owner``), which no other
+    receive can; any try of this receive's write, ours or botocore's, is recognised. Without a
+    lease only botocore's retry is: it sends the very same request, so the record's last history
+    line is the one this request appends (same status, time to the millisecond and writer).
+    """
+    line = values[":line"]["L"][0]["M"]
+
+    def mine(item: dict[str, Any]) -> bool:
+        if item.get("status", {}).get("S") != to.value:
+            return False
+        if lease is not None and to is Status.PROCESSING:
+            return bool(item.get("lease_owner", {}).get("S") == lease.owner)
+        if lease is not None and to in ENDED:
+            return bool(item.get("ended_lease_owner", {}).get("S") == lease.owner)
+        history = item.get("history", {}).get("L") or [{}]
+        return bool(history[-1].get("M") == line)
+
+    return mine
+
+
+def _repeated(message_id: str, to: Status, item: dict[str, Any], *, by: str) -> TransitionResult:
+    """The result of a transition an earlier try had applied: its own history line is the last one."""
+    history = [line.get("M", {}) for line in item.get("history", {}).get("L", [])]
+    previous = Status(history[-2]["status"]["S"]) if len(history) >= 2 else to
+    attempts = int(item.get("attempts", {}).get("N", "0")) if to in (Status.PROCESSING, Status.QUEUED) else 0
+    log.info("status_write_answer_lost", message_id=message_id, to=to.value, by=by)  # it had landed: ours
+    return TransitionResult(message_id, previous, to, attempts, repeated=True)
 
 
 def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]] | None:
@@ -426,4 +522,5 @@ def _to_domain(model: MessageRecordModel) -> MessageRecord:
         expires_at=int(model.expires_at) if model.expires_at is not None else None,
         send_generation=int(model.send_generation or 0),
         sent_at=model.sent_at,
+        ended_lease_owner=model.ended_lease_owner,
     )

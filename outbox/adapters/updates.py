@@ -8,7 +8,11 @@ adds its values.
 
 A lease makes PROCESSING exclusive: taking it sets ``lease_owner`` (one receive of one SQS copy)
 and ``lease_until`` and is allowed from PROCESSING only once the previous lease has run out or was
-released; leaving PROCESSING under a lease requires the same owner and removes it.
+released; leaving PROCESSING under a lease requires the same owner, removes the lease and keeps
+its owner as ``ended_lease_owner``. So a write whose answer was lost and which is tried again (by
+botocore or by us) fails its condition on its own effect, and the ALL_OLD item names the writer:
+the live lease's owner (PROCESSING) or ``ended_lease_owner`` (ended).
+A re-drive out of FAILED removes ``ended_lease_owner`` with the rest of the ended record's fields.
 
 A record is in the record index (its ``outbox_pk``/``outbox_sk``) until it ends. While PENDING it
 sits at its outbox place (``OUTBOX#<bucket>``, time order), which is all the sweeper's relay and
@@ -90,13 +94,12 @@ def transition_shape(
     elif to is Status.QUEUED:
         names["#attempts"] = "attempts"
         sets.append("#attempts = :zero")  # a re-driven message gets a fresh delivery budget
+    lease_names, lease_sets, lease_removes = _lease_parts(to, sources, leased=leased)
+    names |= lease_names
+    sets += lease_sets
+    removes += lease_removes
     if to is Status.PROCESSING and leased:
-        names |= {"#lease_owner": "lease_owner", "#lease_until": "lease_until"}
-        sets += ["#lease_owner = :owner", "#lease_until = :until"]
         per_call |= {":owner", ":until"}
-    elif to is not Status.PROCESSING:
-        names |= {"#lease_owner": "lease_owner", "#lease_until": "lease_until"}
-        removes += ["#lease_owner", "#lease_until"]  # no lease outlives PROCESSING
 
     ordered = sorted(sources)
     values: dict[str, AttributeValue] = {f":s{i}": S(s.value) for i, s in enumerate(ordered)}
@@ -144,6 +147,24 @@ def _index_keys(to: Status, sources: frozenset[Status]) -> tuple[list[str], list
         return [], ["#outbox_pk", "#outbox_sk"]
     since = "if_not_exists(#outbox_sk, :flight_sk)" if sources & IN_FLIGHT else ":flight_sk"
     return ["#outbox_pk = :flight_pk", f"#outbox_sk = {since}"], []
+
+
+def _lease_parts(
+    to: Status, sources: frozenset[Status], *, leased: bool
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """The lease's names, SETs and REMOVEs of a move: taken, given up with its owner kept, or forgotten."""
+    names = {"#lease_owner": "lease_owner", "#lease_until": "lease_until"}
+    if to is Status.PROCESSING:
+        sets = ["#lease_owner = :owner", "#lease_until = :until"] if leased else []
+        return (names if leased else {}), sets, []
+    sets, removes = [], ["#lease_owner", "#lease_until"]  # no lease outlives PROCESSING
+    if leased and to in ENDED and sources == frozenset({Status.PROCESSING}):
+        names["#ended_lease_owner"] = "ended_lease_owner"
+        sets.append("#ended_lease_owner = :owner")  # who ended it: a retry of this very write knows its own
+    elif to not in ENDED and sources & ENDED:
+        names["#ended_lease_owner"] = "ended_lease_owner"
+        removes.append("#ended_lease_owner")  # a re-drive: a new life, nobody has ended it yet
+    return names, sets, removes
 
 
 def _source_condition(ordered: list[Status], to: Status, *, leased: bool) -> str:

@@ -51,12 +51,17 @@ def is_message_id(value: str) -> bool:
         return False
 
 
-def validate_idempotency_key(value: str | None) -> str | None:
-    """Check an Idempotency-Key header: printable ASCII, at most 255 characters."""
+def validate_idempotency_key(value: str | None, *, field: str = "Idempotency-Key") -> str | None:
+    """Check an idempotency key (``field``: the API's header, or an argument): printable ASCII, 1 to 255 characters."""
     if value is None:
         return None
-    if not value or len(value) > MAX_IDEMPOTENCY_KEY_CHARS or not PRINTABLE_TOKEN.match(value):
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_IDEMPOTENCY_KEY_CHARS
+        or not PRINTABLE_TOKEN.match(value)
+    ):
         raise ValidationError(
-            [FieldError("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters")]
+            [FieldError(field, f"must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters")]
         )
     return value

@@ -78,6 +78,17 @@ def generation_of(deduplication_id: str, message_id: str) -> int | None:
     return int(tail) if head == message_id and tail.isdigit() and tail[0] != "0" else None
 
 
+# The two helpers below are the only code that reads time out of a sort key: change them with outbox_sk.
+def outbox_sk_floor(at: datetime) -> str:
+    """The lowest sort key of an entry created at ``at``: every entry created earlier sorts below it."""
+    return iso(at)
+
+
+def outbox_sk_time(sk: str) -> datetime:
+    """When the entry at sort key ``sk`` was created (the key's leading time)."""
+    return datetime.fromisoformat(sk.partition("#")[0])
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     """One line of a record's audit trail."""
@@ -117,6 +128,8 @@ class MessageRecord:
     expires_at: int | None = None  # once COMPLETED or FAILED: when the table's TTL removes it (epoch seconds)
     send_generation: int = 0  # deliberate re-sends so far (replay, the sweeper's re-send of a stranded copy)
     sent_at: str | None = None  # when SQS accepted the sweeper's last re-send of it in flight
+    # Ended under a lease: that lease's owner, so a retried end recognises its own effect (the lease is gone).
+    ended_lease_owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,9 +143,14 @@ class AcceptResult:
 
 @dataclass(frozen=True)
 class TransitionResult:
-    """A status change that won its condition; ``attempts`` after PROCESSING (+1) or QUEUED (reset), else 0."""
+    """A status change that won its condition; ``attempts`` after PROCESSING (+1) or QUEUED (reset), else 0.
+
+    ``repeated``: the change had taken effect on an earlier try whose answer was lost (a timeout,
+    a 500), and this try found the writer's own effect: the change happened once, and is this one.
+    """
 
     message_id: str
     previous: Status
     status: Status
     attempts: int
+    repeated: bool = False

@@ -43,13 +43,15 @@ def new_message(
     group_key: str | None = None,
     trace_id: str | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    key_field: str = "Idempotency-Key",
 ) -> NewMessage:
     """The key checked, the id derived from it within ``scope`` (or new), the envelope built; ValidationError.
 
     ``scope`` (a tenant, a caller) keeps keys apart: the same key in two scopes is two messages,
-    and the owner kept is a SHA-256 of the scope, never the scope itself.
+    and the owner kept is a SHA-256 of the scope, never the scope itself. ``key_field`` is what
+    a refused key is called (the API's header, or the library's argument).
     """
-    key = validate_idempotency_key(idempotency_key)
+    key = validate_idempotency_key(idempotency_key, field=key_field)
     envelope = new_envelope(
         payload,
         type=type,

@@ -6,6 +6,7 @@ import importlib
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +81,11 @@ def module_call(example: Path) -> dict[str, Any]:
 
 
 def value_of(module: Module, expression: str) -> Any:
-    """A literal as it is; ``${var.x}`` as its default; ``${local.a.b}`` as that local's entry."""
+    """A literal as it is; ``${var.x}`` as its default; ``${local.a.b}`` as that local's entry; key names deployed."""
     if expression.startswith("${var."):
         return module.default(expression)
+    if expression in ("${local.hash_key}", "${local.range_key}"):
+        return key_name(module, expression)
     match = re.fullmatch(r"\$\{local\.(\w+)\.(\w+)\}", expression)
     return module.locals[match.group(1)][match.group(2)] if match else expression
 
@@ -108,9 +111,9 @@ def test_table_matches_the_pynamodb_models(module: Module) -> None:
     table = module.resource("aws_dynamodb_table", "this")
     assert table["count"] == "${var.create_table ? 1 : 0}"
     assert module.default("${var.create_table}") is True
-    # The key names are variables whose defaults are the models' names.
-    assert (table["hash_key"], table["range_key"]) == ("${var.hash_key}", "${var.range_key}")
-    assert (module.default(table["hash_key"]), module.default(table["range_key"])) == (HASH_KEY, RANGE_KEY)
+    # The key names are the caller's, else the models' names on the module's own table.
+    assert (table["hash_key"], table["range_key"]) == ("${local.hash_key}", "${local.range_key}")
+    assert (key_name(module, table["hash_key"]), key_name(module, table["range_key"])) == (HASH_KEY, RANGE_KEY)
     definition = table_definition("any")
     keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
     assert (keys["HASH"], keys["RANGE"]) == (HASH_KEY, RANGE_KEY) == ("pk", "sk")
@@ -142,8 +145,19 @@ def test_key_names_are_dynamodb_attribute_names(module: Module) -> None:
     for name in ("hash_key", "range_key"):
         variable = module.variables[name]
         assert variable["type"] == "string"
+        assert variable["default"] is None  # required on an existing table; main.tf gives the module's own its default
         (validation,) = variable["validation"]
-        assert validation["condition"] == f"${{length(var.{name}) >= 1 && length(var.{name}) <= 255}}"
+        assert validation["condition"] == (
+            f"${{var.{name} == null || try(length(var.{name}) >= 1 && length(var.{name}) <= 255, false)}}"
+        )
+    assert module.locals["hash_key"] == f'${{coalesce(var.hash_key, "{HASH_KEY}")}}'
+    assert module.locals["range_key"] == f'${{coalesce(var.range_key, "{RANGE_KEY}")}}'
+    # An existing table's key names are never guessed: the plan stops on the key with one line.
+    (lifecycle,) = module.resource("aws_kms_key", "this")["lifecycle"]
+    conditions = {p["condition"]: p["error_message"] for p in lifecycle["precondition"]}
+    message = conditions["${var.create_table || (var.hash_key != null && var.range_key != null)}"]
+    assert message.startswith("create_table = false needs hash_key and range_key")
+    assert "\n" not in message
 
 
 def test_existing_table_is_attached_through_the_locals(module: Module) -> None:
@@ -197,7 +211,7 @@ def test_stream_mapping_follows_lambda_rules_and_the_shared_filter(module: Modul
     # The filter is the module's own template (it ships with the module), rendered for the table's
     # partition key name; the Python package holds a byte-identical copy for the local runner.
     (pattern,) = [f["pattern"] for f in mapping["filter_criteria"][0]["filter"]]
-    (path,) = re.findall(r'templatefile\("\$\{path\.module\}/([^"]+)", \{hash_key = var\.hash_key\}\)', pattern)
+    (path,) = re.findall(r'templatefile\("\$\{path\.module\}/([^"]+)", \{hash_key = local\.hash_key\}\)', pattern)
     assert pattern.startswith("${jsonencode(jsondecode(templatefile(")
     template = MODULE / path
     assert template == MODULE / FILTER_TEMPLATE
@@ -225,12 +239,12 @@ def test_the_dead_letter_queue_feeds_the_dead_letter_function(module: Module) ->
     # Lambda refuses an SQS mapping whose queue's visibility timeout is shorter than the function's timeout.
     dlq = module.resource("aws_sqs_queue", "dlq")
     assert dlq["visibility_timeout_seconds"] == '${6 * local.function_sizes["dead-letter"].timeout}'
-    assert module.locals["dead_letter_size"]["timeout"] > 0
+    assert module.locals["function_defaults"]["dead-letter"]["timeout"] > 0
     # Polled with no more than its reserved concurrency (Lambda's SQS pollers would start at five).
     assert mapping["scaling_config"] == [
         {"maximum_concurrency": '${local.function_sizes["dead-letter"].reserved_concurrency}'}
     ]
-    assert module.locals["dead_letter_size"]["reserved_concurrency"] >= 2
+    assert module.locals["function_defaults"]["dead-letter"]["reserved_concurrency"] >= 2
     # It reads and ends message records, and receives from the dead-letter queue (what the mapping
     # needs: receive, delete, the queue's attributes, the key) and changes a copy's visibility; nothing else.
     statements = module.function_policy("dead-letter")["statement"]
@@ -251,21 +265,31 @@ def handler_of(module: Module, spec: dict[str, Any]) -> str:
     return str(module.default(handler)) if handler.startswith("${var.") else str(handler)
 
 
+def key_name(module: Module, value: str) -> str:
+    """``${local.hash_key}`` or ``${local.range_key}`` deployed with the defaults: the caller's name, else main.tf's."""
+    match = re.fullmatch(r"\$\{local\.(hash_key|range_key)\}", value)
+    assert match, f"{value!r} is not a key name local"
+    (variable, default) = re.fullmatch(r'\$\{coalesce\(var\.(\w+), "(\w+)"\)\}', module.locals[match.group(1)]).groups()
+    return str(module.variables[variable]["default"] or default)
+
+
 def deployed(module: Module, value: str) -> str:
     """An environment value as deployed with the defaults (other references stand in for themselves).
 
     A main queue's attribute is that attribute as deployed: a variable's default, or six times a
     function's default timeout.
     """
+    if value in ("${local.hash_key}", "${local.range_key}"):
+        return key_name(module, value)
     match = re.fullmatch(r"\$\{(?:tostring\()?var\.(\w+)\)?\}", value)
     if match:
         return str(module.variables[match.group(1)]["default"])
     queue = re.fullmatch(r"\$\{tostring\(aws_sqs_queue\.main\.(\w+)\)\}", value)
     if queue:
         return deployed(module, str(module.resource("aws_sqs_queue", "main")[queue.group(1)]))
-    times = re.fullmatch(r'\$\{(\d+) \* var\.functions\["(\w+)"\]\.timeout\}', value)
-    if times:
-        return str(int(times.group(1)) * module.variables["functions"]["default"][times.group(2)]["timeout"])
+    times = re.fullmatch(r'\$\{(\d+) \* local\.function_sizes\["(\w+)"\]\.timeout\}', value)
+    if times:  # no caller's sizes: the module's defaults
+        return str(int(times.group(1)) * module.locals["function_defaults"][times.group(2)]["timeout"])
     return value
 
 
@@ -310,9 +334,22 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
     assert lambda_function["memory_size"] == f"${{{sizes}.memory_size}}"
     assert lambda_function["timeout"] == f"${{{sizes}.timeout}}"
     # The dead-letter function came after 0.1.0: a caller's functions map without it keeps its default size.
-    assert set(module.variables["functions"]["default"]) == set(FUNCTIONS) - {"dead-letter"}
-    assert module.locals["function_sizes"] == '${merge({"dead-letter" = local.dead_letter_size}, var.functions)}'
-    assert set(module.locals["dead_letter_size"]) == {"memory_size", "timeout", "reserved_concurrency"}
+    # Every function has its defaults in the module; the caller's map may name any of them and any
+    # of their settings (each optional), merged over the defaults (0.1.0's full maps still fit).
+    defaults = module.locals["function_defaults"]
+    assert set(defaults) == set(FUNCTIONS)
+    for name, sizes in defaults.items():
+        assert set(sizes) == {"memory_size", "timeout", "reserved_concurrency"}, name
+    variable = module.variables["functions"]
+    assert variable["default"] == {}
+    assert variable["type"] == (
+        "${map(object({memory_size = optional(number), timeout = optional(number), "
+        "reserved_concurrency = optional(number)}))}"
+    )
+    assert module.locals["function_sizes"] == (
+        "${{for name, defaults in local.function_defaults : name => merge(defaults, "
+        "{for setting, value in try(var.functions[name], {}) : setting => value if value != null})}}"
+    )
     log_group = module.resource("aws_cloudwatch_log_group", "function")
     assert log_group["name"] == "/aws/lambda/${var.name}-${each.key}"
     assert lambda_function["function_name"] == "${var.name}-${each.key}"
@@ -379,16 +416,16 @@ def test_the_sweeper_is_deployed_as_the_code_expects(module: Module) -> None:
         "${tostring(aws_sqs_queue.main.visibility_timeout_seconds)}"
     )
     assert settings.queue_retention.total_seconds() == module.variables["message_retention_seconds"]["default"]
-    consumer_timeout = module.variables["functions"]["default"]["consumer"]["timeout"]
+    consumer_timeout = module.locals["function_defaults"]["consumer"]["timeout"]
     assert settings.queue_visibility.total_seconds() == 6 * consumer_timeout
     assert settings.queue_visibility == Settings(table_name="t").queue_visibility  # the code's default agrees
     assert settings.queue_retention == Settings(table_name="t").queue_retention
     # Two sweeps never run at once: reserved concurrency 1, and the variable refuses anything else.
-    defaults = module.variables["functions"]["default"]
+    defaults = module.locals["function_defaults"]
     assert defaults["sweeper"]["reserved_concurrency"] == 1
     assert 0 < defaults["sweeper"]["timeout"] <= 900
     conditions = [v["condition"] for v in module.variables["functions"]["validation"]]
-    assert '${try(var.functions["sweeper"].reserved_concurrency, 1) == 1}' in conditions
+    assert '${try(coalesce(var.functions["sweeper"].reserved_concurrency, 1), 1) == 1}' in conditions
     # The record index it queries is the one the table declares.
     (query,) = [
         s for s in module.data["aws_iam_policy_document"]["sweeper"]["statement"] if "dynamodb:Query" in s["actions"]
@@ -439,7 +476,7 @@ def test_the_schedule_runs_the_sweeper_through_a_role_that_can_do_nothing_else(m
     invoke = module.resource("aws_lambda_function_event_invoke_config", "sweeper")
     assert invoke["function_name"] == '${aws_lambda_function.this["sweeper"].function_name}'
     assert invoke["maximum_retry_attempts"] == 0
-    assert invoke["maximum_event_age_in_seconds"] <= module.variables["functions"]["default"]["sweeper"]["timeout"]
+    assert invoke["maximum_event_age_in_seconds"] <= module.locals["function_defaults"]["sweeper"]["timeout"]
     # The schedule expression the variable accepts.
     (validation,) = module.variables["sweep_schedule"]["validation"]
     (regex,) = re.findall(r'regex\("([^"]+)"', validation["condition"])
@@ -454,8 +491,8 @@ def test_every_function_gets_the_key_names(module: Module) -> None:
     """OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY are the table's key names in every function."""
     for name, spec in module.locals["functions"].items():
         environment = spec["environment"]
-        assert environment["OUTBOX_HASH_KEY"] == "${var.hash_key}", name
-        assert environment["OUTBOX_RANGE_KEY"] == "${var.range_key}", name
+        assert environment["OUTBOX_HASH_KEY"] == "${local.hash_key}", name
+        assert environment["OUTBOX_RANGE_KEY"] == "${local.range_key}", name
         assert environment["OUTBOX_TABLE_NAME"] == "${local.table_name}", name
 
 
@@ -522,7 +559,8 @@ def test_api_routes_are_all_authorised(module: Module) -> None:
     """Both routes need IAM or JWT (never NONE); access logs and throttling are on."""
     routes = module.resource("aws_apigatewayv2_route", "this")
     assert set(module.locals["routes"]) == {"POST /messages", "GET /messages/{id}"}
-    assert routes["for_each"] == "${local.routes}"
+    assert routes["for_each"] == "${local.api_routes}"
+    assert module.locals["api_routes"] == "${var.create_api ? local.routes : {}}"
     assert routes["route_key"] == "${each.key}"
     assert routes["authorization_type"] == "${var.authorization}"
     assert module.variables["authorization"]["default"] == "AWS_IAM"
@@ -533,12 +571,12 @@ def test_api_routes_are_all_authorised(module: Module) -> None:
     assert integration["payload_format_version"] == "2.0"
     assert integration["integration_uri"] == '${aws_lambda_function.this["api"].invoke_arn}'
     stage = module.resource("aws_apigatewayv2_stage", "default")
-    assert stage["access_log_settings"][0]["destination_arn"] == "${aws_cloudwatch_log_group.api_access.arn}"
+    assert stage["access_log_settings"][0]["destination_arn"] == "${aws_cloudwatch_log_group.api_access[0].arn}"
     settings = stage["default_route_settings"][0]
     assert settings["throttling_rate_limit"] == "${var.api_throttling_rate_limit}"
     assert settings["throttling_burst_limit"] == "${var.api_throttling_burst_limit}"
     permission = module.resource("aws_lambda_permission", "api")
-    assert permission["source_arn"] == "${aws_apigatewayv2_api.this.execution_arn}/*/${each.value}"
+    assert permission["source_arn"] == "${aws_apigatewayv2_api.this[0].execution_arn}/*/${each.value}"
 
 
 def test_alarms_cover_lag_failures_and_errors(module: Module) -> None:
@@ -552,7 +590,7 @@ def test_alarms_cover_lag_failures_and_errors(module: Module) -> None:
         "dlq": "${aws_sqs_queue.dlq.name}",
         "on-failure": "${aws_sqs_queue.on_failure.name}",
     }
-    assert alarms["function_errors"]["for_each"] == "${local.functions}"
+    assert alarms["function_errors"]["for_each"] == "${local.deployed_functions}"
     assert "sweeper" in module.locals["functions"]
     assert "sweeper" in alarms["function_errors"]["alarm_description"]  # its own runbook line
     assert module.locals["alarm_actions"] == ["${var.alarm_topic_arn}"]
@@ -615,16 +653,90 @@ def test_metric_alarms_watch_what_the_code_emits(module: Module) -> None:
 
 
 def test_outputs_name_what_an_operator_needs(module: Module) -> None:
-    """URLs, names and the environment replay needs are outputs."""
+    """URLs, names and the roles a caller's consumer code extends are outputs; the API's URL only with the API."""
     assert {"api_url", "table_name", "queue_url", "dlq_url", "on_failure_queue_url", "function_names"} <= set(
         module.outputs
     )
-    environment = module.outputs["environment"]["value"]
-    assert set(environment) == {"OUTBOX_TABLE_NAME", "OUTBOX_QUEUE_URL", "OUTBOX_BUCKETS"}
     # The table created or attached to, through the locals; the roles a caller's consumer code extends.
-    assert environment["OUTBOX_TABLE_NAME"] == module.outputs["table_name"]["value"] == "${local.table_name}"
+    assert module.outputs["table_name"]["value"] == "${local.table_name}"
     assert module.outputs["table_stream_arn"]["value"] == "${local.stream_arn}"
     assert module.outputs["role_names"]["value"] == "${{for key, role in aws_iam_role.function : key => role.name}}"
+    assert module.outputs["api_url"]["value"] == "${one(aws_apigatewayv2_stage.default[*].invoke_url)}"
+
+
+class _Recording(dict[str, str]):
+    """An environment that remembers every name looked up in it."""
+
+    def __init__(self, seen: set[str], **values: str) -> None:
+        super().__init__(values)
+        self.seen = seen
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.seen.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.seen.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.seen.add(str(key))
+        return super().__contains__(key)
+
+
+class _NoStoredBuckets:
+    def stored_buckets(self) -> None:
+        return None
+
+
+def names_the_commands_read(monkeypatch: pytest.MonkeyPatch) -> tuple[set[str], set[str]]:
+    """The OUTBOX_* names and AWS_REGION that ``outbox replay`` and ``outbox sweep`` look up: (replay's, sweep's).
+
+    replay reads its flags' defaults, its bucket count and the region; sweep reads Settings.from_env
+    (outbox/cli.py: _sweep), every setting there is, and the region.
+    """
+    from outbox import replay_cli
+    from outbox.cli import aws_region, build_parser
+
+    def wanted(names: set[str]) -> set[str]:
+        return {name for name in names if name.startswith("OUTBOX_") or name == "AWS_REGION"}
+
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    replay: set[str] = set()
+    monkeypatch.setattr("os.environ", _Recording(replay, OUTBOX_BUCKETS="16", AWS_REGION="eu-west-1", **credentials))
+    args = build_parser().parse_args(["replay", "--dry-run"])
+    replay_cli._buckets(args, _NoStoredBuckets())  # type: ignore[arg-type]
+    aws_region(args.region)
+    sweep: set[str] = set()
+    monkeypatch.setattr("os.environ", _Recording(sweep, AWS_REGION="eu-west-1", **credentials))
+    aws_region(None)
+    Settings.from_env(_Recording(sweep, OUTBOX_TABLE_NAME="t", OUTBOX_QUEUE_URL="q"), require_queue=True)
+    return wanted(replay), wanted(sweep)
+
+
+def test_the_environment_output_is_what_the_commands_read(module: Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output environment: every name replay reads, the sweeper's own settings for sweep, as the functions have them.
+
+    Exported, it points ``outbox replay`` and ``outbox sweep`` at the deployment exactly: the key
+    names of a PK/SK table included (without them replay used pk and found nothing).
+    """
+    environment = module.outputs["environment"]["value"]
+    replay, sweep = names_the_commands_read(monkeypatch)
+    assert {"OUTBOX_TABLE_NAME", "OUTBOX_QUEUE_URL", "OUTBOX_BUCKETS", "OUTBOX_HASH_KEY", "AWS_REGION"} <= replay
+    assert replay <= set(environment), replay - set(environment)
+    # `outbox sweep` runs the deployed sweeper's code: it needs the sweeper's settings, all of them.
+    sweeper = set(module.locals["functions"]["sweeper"]["environment"]) - {"LOG_LEVEL"}
+    assert sweeper <= set(environment), sweeper - set(environment)
+    # Nothing the commands never read; each value is the one every function that sets the name has.
+    assert set(environment) <= replay | sweep, set(environment) - replay - sweep
+    assert environment["AWS_REGION"] == "${local.region}"
+    for name, value in environment.items():
+        for function, spec in module.locals["functions"].items():
+            assert spec["environment"].get(name, value) == value, (name, function)
+    # As deployed with the defaults, the settings are the sweeper's own.
+    values = {name: deployed(module, value) for name, value in environment.items()}
+    assert Settings.from_env(values) == replace(settings_as_deployed(module, "sweeper"), region="${local.region}")
+    assert values["OUTBOX_RETENTION_DAYS"] == deployed(module, "${tostring(var.retention_days)}")
 
 
 def test_iam_policies_name_no_wildcard_action_or_resource(module: Module) -> None:

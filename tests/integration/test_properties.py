@@ -6,7 +6,10 @@ and on, a trimmed stream, expired outbox entries, sweeps, replays, consumer batc
 arriving while the first is being delivered, FIFO batches whose group meets a failure, copies
 whose last receive died (in the delivery, or with every status write throttled) moving to the
 dead-letter queue, which the dead-letter function settles, and copies lost by hand (the sweeper
-re-sends what is in flight with no copy left). It
+re-sends what is in flight with no copy left). Writes take effect with their answer lost (a send,
+a flip, a consumer's lease, end or release, the dead-letter function's writes; on the last
+allowed receive too); consumers, the worker and the dead-letter function die between two AWS
+calls, and the next receive takes their run-out lease over. It
 checks the invariants of DESIGN.md after every step, and after a final drain by the stream and
 the sweeper alone (no operator): every accepted message ends COMPLETED or FAILED.
 """
@@ -21,9 +24,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from moto import mock_aws
 
 from outbox.adapters.reader import DynamoDBOutboxReader
@@ -32,9 +35,9 @@ from outbox.domain.envelope import Envelope
 from outbox.domain.errors import DeliveryError
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import ENDED, Status, is_allowed
-from outbox.faults import FaultInjector, SimulatedCrash
+from outbox.faults import FaultInjector, SimulatedCrash, writes_status
 from outbox.local import emulator
-from outbox.service.consume import Consumer, ConsumerPolicy
+from outbox.service.consume import Consumer, ConsumerPolicy, sqs_copy
 from outbox.service.dead_letter import DeadLetters
 from outbox.service.relay import Relay, RelayPolicy
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
@@ -44,7 +47,22 @@ from outbox.testing import FakeLambdaContext
 from tests.conftest import FAKE_CREDENTIALS
 from tests.integration.conftest import Stack, build_stack, sqs_event
 
-FAULTS = ["none", "throttle_send", "timeout_send", "refuse_entry", "throttle_flip", "crash_after_send"]
+FAULTS = [
+    "none",
+    "throttle_send",
+    "timeout_send",
+    "refuse_entry",
+    "throttle_flip",
+    "crash_after_send",
+    "answer_lost_send",  # SendMessageBatch took effect, its answer lost: botocore sends it again
+    "answer_lost_flip",  # PENDING -> QUEUED took effect, its answer lost: the retry meets the flip
+    "crash_after_flip",  # the worker dies between a flip and its next AWS call
+]
+# Faults of a consumer's own writes: its lease or its end lands with the answer lost, retried by
+# botocore or (the SDK's tries spent) by the consumer itself.
+CONSUMER_FAULTS = ["none", "lease_lost", "lease_lost_to_us", "end_lost", "end_lost_to_us", "release_lost"]
+# Where a receive dies (a timeout, out of memory): between two of its AWS calls, its lease run out.
+DEATHS = ["after_lease", "in_delivery", "after_end"]
 STATUS_FIELDS = {
     "status",
     "history",
@@ -55,6 +73,7 @@ STATUS_FIELDS = {
     "lease_owner",
     "lease_until",
     "expires_at",  # an ended record's time to live
+    "ended_lease_owner",  # the lease holder that ended it (its own retry recognises the end)
     "outbox_pk",  # the record index's keys: the outbox bucket while PENDING, in flight after, removed at the end
     "outbox_sk",
     "send_generation",  # a deliberate re-send's (replay, the sweeper's re-send of a stranded message)
@@ -97,6 +116,7 @@ class Pipeline(RuleBasedStateMachine):
                 stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         stack.stream_event()  # move past everything older than this example
         stack.faults.clear()
+        stack.faults.injected.clear()  # what this example exercised, reported as Hypothesis events
         self.faults: FaultInjector = stack.faults
         self.accepted: dict[str, dict[str, Any]] = {}  # message_id -> record attributes at accept
         self.keys: dict[str, str] = {}  # idempotency key -> body used first
@@ -131,6 +151,13 @@ class Pipeline(RuleBasedStateMachine):
             bounds=StrandedBounds(retention=timedelta(minutes=5), visibility=timedelta(minutes=1)),
         )
         stack.sqs.meta.events.register("after-call.sqs.SendMessageBatch", self._record_sent)
+
+    @initialize(warm=st.booleans())
+    def start(self, warm: bool) -> None:
+        """Half the runs start with a message relayed, its copy waiting: consumer faults need one to act on."""
+        if warm:
+            self.accept("one", None, group=False)
+            self.deliver("none")
 
     def _deliver(self, envelope: Envelope) -> None:
         """The consumer's delivery: 6. never two at once, never after COMPLETED, always under a held lease.
@@ -195,6 +222,8 @@ class Pipeline(RuleBasedStateMachine):
                 if record["status"]["S"] == Status.FAILED:
                     assert record.get("reason", {}).get("S")
             self.invariants_hold()
+            for kind in sorted(self.faults.injected):  # what this example exercised (Hypothesis events)
+                event(f"exercised {kind}")
         finally:
             self.stack.sqs.meta.events.unregister("after-call.sqs.SendMessageBatch", self._record_sent)
 
@@ -274,12 +303,17 @@ class Pipeline(RuleBasedStateMachine):
         self.stack.dynamodb.delete_item(TableName=self.stack.resources.table_name, Key=key)
         self.expired.add(message_id)
 
-    @rule(fault=st.sampled_from(["none", "throttle_send", "throttle_flip"]))
+    @rule(fault=st.sampled_from(["none", "throttle_send", "throttle_flip", "answer_lost_flip", "crash_after_flip"]))
     def sweep(self, fault: str = "none") -> None:
-        """The scheduled sweeper runs (with a fault armed): whatever is PENDING is relayed from its record."""
+        """The scheduled sweeper runs (with a fault armed): whatever is PENDING is relayed from its record.
+
+        A sweeper that dies between two AWS calls leaves the rest to its next run.
+        """
         self._arm(fault)
         try:
             self.sweeper.sweep()
+        except SimulatedCrash:
+            pass  # the schedule runs it again
         finally:
             self.faults.clear()
 
@@ -335,17 +369,33 @@ class Pipeline(RuleBasedStateMachine):
         sqs.send_message(QueueUrl=self.stack.resources.dlq_url, MessageBody=message["Body"])  # as SQS moves it
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
-    @rule()
-    def settle_dead_letters(self) -> None:
-        """The dead-letter function takes a batch of the dead-letter queue; the rest comes back."""
-        self._settle_dead_letters()
+    @rule(fault=st.sampled_from(["none", "answer_lost", "dies_after_lease"]))
+    def settle_dead_letters(self, fault: str = "none") -> None:
+        """The dead-letter function takes a batch of the dead-letter queue; the rest comes back.
 
-    def _settle_dead_letters(self) -> int:
+        ``answer_lost``: its lease and its FAILED write land unanswered (botocore retries them);
+        ``dies_after_lease``: it dies holding the lease, which has run out when the copy comes back.
+        """
+        self._settle_dead_letters(fault)
+
+    def _settle_dead_letters(self, fault: str = "none") -> int:
         url = self.stack.resources.dlq_url
         messages = self._receive(url)
         if not messages:
             return 0
-        response = self.dead_letters.handle(sqs_event(messages))
+        dead_letters = self.dead_letters
+        if fault == "answer_lost":
+            self.faults.answer_lost("UpdateItem", times=-1, when=writes_status("PROCESSING", "FAILED"))
+        elif fault == "dies_after_lease":
+            dead_letters = DeadLetters(self.stack.store, lease_s=0)
+            self.faults.crash_after("UpdateItem", when=writes_status("PROCESSING"))
+        try:
+            response = dead_letters.handle(sqs_event(messages))
+        except SimulatedCrash:
+            self._settle(messages, {m["MessageId"] for m in messages}, url)  # a function error: all come back
+            return len(messages)
+        finally:
+            self.faults.clear()
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         records = self._records()
         for message in messages:
@@ -386,10 +436,76 @@ class Pipeline(RuleBasedStateMachine):
         for message in self._receive(url, 1):
             self.stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
-    @rule()
-    def consume(self) -> None:
-        """The consumer takes one batch; what it acknowledges is deleted, the rest comes back."""
-        self._consume_batch()
+    @rule(fault=st.sampled_from(CONSUMER_FAULTS))
+    def consume(self, fault: str = "none") -> None:
+        """The consumer takes one batch (one of its writes may land unanswered); acknowledged copies are deleted."""
+        self._arm_consumer(fault)
+        try:
+            self._consume_batch()
+        finally:
+            self.faults.clear()
+
+    @rule(fault=st.sampled_from(CONSUMER_FAULTS))
+    def last_receive(self, fault: str) -> None:
+        """2, 6, 7. A copy's last allowed receive, one of its writes landing unanswered.
+
+        Acknowledged, its record has ended (or another live lease holds it); sent back, SQS moves
+        it to the dead-letter queue. Never acknowledged while its record can go nowhere.
+        """
+        url = self.stack.resources.queue_url
+        messages = self._receive(url, 1)
+        if not messages:
+            return
+        last = Consumer(self.stack.store, self._deliver, policy=ConsumerPolicy(max_receive_count=1))
+        self._arm_consumer(fault)
+        try:
+            acknowledged = not last.handle(sqs_event(messages))["batchItemFailures"]
+        finally:
+            self.faults.clear()
+        (message,) = messages
+        message_id = json.loads(message["Body"])["message_id"]
+        if acknowledged:  # its record has ended, or another receive's live lease holds it (never this one's)
+            record = self.stack.store.get(message_id)
+            own = _owner(message)
+            held = record.lease is not None and record.lease.until > iso(utc_now()) and record.lease.owner != own
+            if record.status not in ENDED and not held:
+                self.violations.append(f"{message_id} acknowledged on its last receive, left {record.status.value}")
+            self.stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            return
+        self.stack.sqs.send_message(QueueUrl=self.stack.resources.dlq_url, MessageBody=message["Body"])  # SQS moves it
+        self.stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    @rule(point=st.sampled_from(DEATHS))
+    def receive_dies(self, point: str) -> None:
+        """2, 6. A receive dies between two AWS calls (not its last): the copy comes back, a later receive takes over.
+
+        Its lease lasts as long as its invocation could (none left), so it has run out when the copy
+        is received again: the next receive takes PROCESSING over (PROCESSING -> PROCESSING).
+        """
+        url = self.stack.resources.queue_url
+        messages = self._receive(url, 1)
+        if not messages:
+            return
+
+        def dies(_: Envelope) -> None:
+            raise SimulatedCrash("the invocation timed out in the delivery")
+
+        # A lease runs out with its invocation: at once here, but for a receive that dies only after
+        # its end (it delivers alive, while the lease holds: a second copy must not overtake it).
+        remaining_ms = 60_000 if point == "after_end" else 0
+        policy = ConsumerPolicy(lease_margin_s=0, status_write_pause_s=0)
+        dying = Consumer(self.stack.store, dies if point == "in_delivery" else self._deliver, policy=policy)
+        if point != "in_delivery":
+            to = "PROCESSING" if point == "after_lease" else "COMPLETED"
+            self.faults.crash_after("UpdateItem", when=writes_status(to))
+        try:
+            response = dying.handle(sqs_event(messages), FakeLambdaContext(remaining_ms=remaining_ms))
+            failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        except SimulatedCrash:
+            failed = {m["MessageId"] for m in messages}  # a function error: every copy of the batch comes back
+        finally:
+            self.faults.clear()
+        self._settle(messages, failed)
 
     def _consume_batch(self) -> int:
         url = self.stack.resources.queue_url
@@ -402,6 +518,16 @@ class Pipeline(RuleBasedStateMachine):
         response = self.consumer.handle(sqs_event(messages))
         self._settle(messages, {f["itemIdentifier"] for f in response["batchItemFailures"]})
         return len(messages)
+
+    def _arm_consumer(self, fault: str) -> None:
+        """One of the consumer's writes takes effect with its answer lost (retried by botocore, or by the consumer)."""
+        retried = not fault.endswith("_to_us")
+        if fault.startswith("lease_lost"):
+            self.faults.answer_lost("UpdateItem", retried=retried, when=writes_status("PROCESSING"))
+        elif fault.startswith("end_lost"):
+            self.faults.answer_lost("UpdateItem", retried=retried, when=writes_status("COMPLETED", "FAILED"))
+        elif fault == "release_lost":
+            self.faults.answer_lost("UpdateItem", when=lambda p: p.get("UpdateExpression") == "SET #lease_until = :now")
 
     def _settle(self, messages: list[dict[str, Any]], failed: set[str], url: str | None = None) -> None:
         """What the mapping does after the function: delete the acknowledged, show the rest again."""
@@ -436,8 +562,11 @@ class Pipeline(RuleBasedStateMachine):
             self.seen_history[message_id] = history
             # 5. metadata preserved
             assert {k: v for k, v in record.items() if k not in STATUS_FIELDS} == self.accepted[message_id]
-            # 6. a lease exists exactly while PROCESSING
+            # 6. a lease exists exactly while PROCESSING; who ended it under a lease, only once ended
             assert ("lease_owner" in record) is (record["status"]["S"] == Status.PROCESSING), record
+            assert "ended_lease_owner" not in record or record["status"]["S"] in ENDED, record
+            if any(a == b == Status.PROCESSING for a, b in itertools.pairwise(history)):
+                event("a lease was taken over (PROCESSING -> PROCESSING)")
             # personal data kept short: a TTL exactly while the record has ended
             assert ("expires_at" in record) is (record["status"]["S"] in {Status.COMPLETED, Status.FAILED}), record
             if record["status"]["S"] == Status.COMPLETED:
@@ -455,7 +584,13 @@ class Pipeline(RuleBasedStateMachine):
         assert sent == [m for m in group if m in set(sent)], "group g sent out of order"
 
     def _arm(self, fault: str) -> None:
-        if fault == "throttle_send":
+        if fault == "answer_lost_send":
+            self.faults.answer_lost("SendMessageBatch")
+        elif fault == "answer_lost_flip":
+            self.faults.answer_lost("UpdateItem", when=writes_status("QUEUED"))
+        elif fault == "crash_after_flip":
+            self.faults.crash_after("UpdateItem", when=writes_status("QUEUED"))
+        elif fault == "throttle_send":
             self.faults.fail("SendMessageBatch", "ThrottlingException")
         elif fault == "timeout_send":
             self.faults.timeout("SendMessageBatch")
@@ -476,6 +611,13 @@ class Pipeline(RuleBasedStateMachine):
     def _records(self) -> dict[str, dict[str, Any]]:
         items = self.stack.all_items()
         return {i["message_id"]["S"]: i for i in items if i["pk"]["S"].startswith("MSG#")}
+
+
+def _owner(message: dict[str, Any]) -> str:
+    """The lease owner the consumer uses for this receive of ``message``."""
+    copy = sqs_copy(sqs_event([message])["Records"][0])
+    assert copy is not None
+    return copy.owner
 
 
 def _later(until: str) -> str:

@@ -7,7 +7,7 @@ gone): the emulator's ``install_fifo_dedup_window``, installed into moto in proc
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,9 +23,10 @@ from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.faults import SimulatedCrash
 from outbox.local import emulator
+from outbox.ports import PendingKey, SweptRecord
 from outbox.service.consume import Consumer, ConsumerPolicy
 from outbox.service.relay import Relay
-from outbox.service.sweep import StrandedBounds, Sweeper, SweepReport
+from outbox.service.sweep import StrandedBounds, Sweeper
 from outbox.testing import FakeLambdaContext
 from tests.integration.conftest import Stack, build_stack, sqs_event
 
@@ -195,9 +196,18 @@ def test_a_message_that_moves_on_while_the_sweep_reads_it_is_not_resent(fifo: St
     message_id = _accept(fifo)
     late = utc_now() + BOUNDS.retention + timedelta(minutes=1)
     sweeper = _sweeper(fifo, at=late)
-    (page,) = [page for p in range(16) for page in sweeper.source.in_flight(p, iso(late))]
-    assert _consume(fifo) == 1  # the copy was there after all
-    report = SweepReport()
-    sweeper.resend_page(page, report, late)
-    assert (report.resent, report.already_moved) == (0, 1)
+    read = sweeper.source.records
+    taken: list[int] = []
+
+    def records_then_consumed(keys: Sequence[PendingKey], *, consistent: bool = True) -> list[SweptRecord]:
+        """The page as read; then the consumer takes its copy (it was there after all), before the re-send."""
+        page = read(keys, consistent=consistent)
+        if not consistent:  # the in-flight step's read
+            taken.append(_consume(fifo))
+        return page
+
+    sweeper.source.records = records_then_consumed  # type: ignore[method-assign]
+    report = sweeper.sweep()
+    assert taken == [1]
+    assert (report.in_flight_scanned, report.resent, report.already_moved) == (1, 0, 1)
     assert fifo.store.get(message_id).send_generation == 0

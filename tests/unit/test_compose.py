@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from outbox.compose import (
@@ -71,10 +73,24 @@ def test_the_consumer_finds_its_delivery_before_making_any_client() -> None:
     assert resolve_delivery(f"{__name__}:_deliver") is _deliver
 
     other = Clients("eu-west-1")
-    with pytest.raises(ConfigurationError, match="cannot import no_such_module"):
+    with pytest.raises(ConfigurationError, match="there is no module no_such_module"):
         build_consumer(Settings(table_name="outbox", delivery="no_such_module:deliver"), other)
     assert {other.lazy_dynamodb.made, other.lazy_sqs.made} == {False}
 
 
 def _deliver(_: object) -> None:
     """A delivery OUTBOX_DELIVERY can name."""
+
+
+def test_a_missing_dependency_of_the_delivery_module_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's module imports a package the zip lacks: the package is blamed, not the user's module."""
+    (tmp_path / "shop_delivery.py").write_text("import stripe_sdk_not_installed\n\ndef deliver(envelope):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_delivery("shop_delivery:deliver")
+    assert caught.value.detail == (
+        "OUTBOX_DELIVERY=shop_delivery:deliver: shop_delivery imports stripe_sdk_not_installed, which is not"
+        " installed: add it to the function's requirements"
+    )

@@ -211,7 +211,7 @@ def test_a_forged_or_unreadable_dead_letter_changes_nothing(store: InMemoryMessa
 
 
 def test_a_passing_fault_gives_the_lease_back_and_the_next_receive_ends_it(store: InMemoryMessageStore) -> None:
-    """The FAILED write fails: the lease is released at once, the copy comes back, and then the record ends FAILED."""
+    """The FAILED write fails on every try: the lease is released at once, the copy comes back, then it ends FAILED."""
     envelope = _accept(store)
     store.transition(envelope.message_id, Status.QUEUED, by="worker")
     flaky = _FailingFailedWrite(store)
@@ -242,18 +242,18 @@ def test_a_failed_read_sends_the_copy_back_unchanged(store: InMemoryMessageStore
 
 
 class _FailingFailedWrite:
-    """The store, whose first move to FAILED fails with a passing fault."""
+    """The store, whose moves to FAILED fail with a passing fault (every try of one receive)."""
 
-    def __init__(self, store: InMemoryMessageStore) -> None:
+    def __init__(self, store: InMemoryMessageStore, times: int = 3) -> None:
         self.store = store
-        self.failed_once = False
+        self.times = times
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
     def transition(self, message_id: str, to: Status, **kwargs: Any) -> TransitionResult:
-        if to is Status.FAILED and not self.failed_once:
-            self.failed_once = True
+        if to is Status.FAILED and self.times > 0:
+            self.times -= 1
             raise AwsError("UpdateItem failed", retryable=True)
         return self.store.transition(message_id, to, **kwargs)
 

@@ -223,7 +223,7 @@ def test_a_refused_request_stops_the_run_where_a_resume_redoes_it(
 def test_message_ids_and_group_keys_narrow_the_selection(
     store: InMemoryMessageStore, reader: InMemoryOutboxReader
 ) -> None:
-    """Ids are found through their records (an expired entry is skipped); a group is read from its one bucket."""
+    """Ids are found through their records (an expired entry is named not found); a group is read from its bucket."""
     wanted, expired, other = (_seed(store, timedelta(hours=1)) for _ in range(3))
     grouped = _seed(store, timedelta(hours=1), group="g")
     del store.envelopes[expired]  # TTL took the outbox entry; the record is still PENDING
@@ -234,7 +234,11 @@ def test_message_ids_and_group_keys_narrow_the_selection(
     by_group = Selection.window(min_age=timedelta(minutes=5), group_key="g", now=NOW)
     assert _run(reader, None, by_group, report=lines.append).would_send == 1
 
-    assert [line["message_id"] for line in lines] == [wanted, grouped]
+    assert [(line["message_id"], line["action"]) for line in lines] == [
+        (expired, "not_found"),
+        (wanted, "would_send"),
+        (grouped, "would_send"),
+    ]
     assert other not in {line["message_id"] for line in lines}
 
 

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.envelope import new_envelope
 from outbox.domain.errors import InvalidTransitionError
+from outbox.domain.message import new_message_id
 from outbox.domain.record import IN_FLIGHT_PARTITIONS, Lease, in_flight_pk, iso
 from outbox.domain.status import ENDED, TRANSITIONS, Status, sources_of
 from outbox.logs import configure_logging, debug_enabled
@@ -104,7 +106,7 @@ def test_a_lease_is_taken_over_only_once_it_ran_out(store: tuple[DynamoDBMessage
 
 
 def test_only_the_lease_holder_finishes(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
-    """Leaving PROCESSING under a lease needs the same owner, and the lease goes with it."""
+    """Leaving PROCESSING under a lease needs the same owner; the lease goes, its owner stays as who ended it."""
     s, client = store
     processing = frozenset({Status.PROCESSING})
     s.transition("m-1", Status.COMPLETED, by="consumer", expected=processing, lease=Lease("c-1", NOW))
@@ -112,7 +114,24 @@ def test_only_the_lease_holder_finishes(store: tuple[DynamoDBMessageStore, Recor
     assert request["ConditionExpression"].endswith("AND #lease_owner = :owner")
     assert request["ExpressionAttributeValues"][":owner"] == {"S": "c-1"}
     assert ":until" not in request["ExpressionAttributeValues"]
-    assert "REMOVE #lease_owner, #lease_until" in request["UpdateExpression"]
+    sets, removes = request["UpdateExpression"].split(" REMOVE ")
+    assert "#ended_lease_owner = :owner" in sets
+    assert removes.startswith("#lease_owner, #lease_until")
+
+
+def test_a_redrive_forgets_who_ended_the_record(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
+    """FAILED -> QUEUED starts a new life: the ended record's ``ended_lease_owner`` goes with its TTL.
+
+    And it is back in the record index, under its in-flight partition from now, as any move in flight.
+    """
+    s, client = store
+    s.transition("m-1", Status.QUEUED, by="replay", expected=frozenset({Status.FAILED}))
+    request = client.requests[-1]
+    sets, removes = request["UpdateExpression"].split(" REMOVE ")
+    assert "#ended_lease_owner" in removes
+    assert "#outbox_pk = :flight_pk, #outbox_sk = :flight_sk" in sets
+    values = request["ExpressionAttributeValues"]
+    assert (values[":flight_pk"], values[":flight_sk"]) == ({"S": in_flight_pk("m-1")}, {"S": f"{NOW}#m-1"})
 
 
 def test_single_source_result_comes_from_the_condition(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
@@ -238,3 +257,18 @@ def test_a_transition_logs_its_line_only_at_debug(
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     expected = [{"event": "status_changed", "message_id": "m1", "from": "PENDING", "to": "QUEUED", "by": "worker"}]
     assert [{k: line[k] for k in expected[0]} for line in lines] == (expected if written else [])
+
+
+def test_add_to_asks_pynamodb_for_no_old_item(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
+    """A cancelled PynamoDB transaction's text quotes what ALL_OLD returns: add_to asks for nothing old."""
+    s, _ = store
+    saved: list[dict[str, Any]] = []
+
+    class Transaction:
+        def save(self, _model: Any, **kwargs: Any) -> None:
+            saved.append(kwargs)
+
+    envelope = new_envelope({"card": "4111"}, type="T", message_id=new_message_id(), created_at=NOW)
+    s.add_to(Transaction(), s.prepare(envelope, idempotency_key=None, by="t"))  # type: ignore[arg-type]
+    assert len(saved) == 2
+    assert [kwargs.get("return_values") for kwargs in saved] == [None, None]

@@ -39,6 +39,12 @@ variable "lambda_package" {
   default     = "../../../../build/lambda/outbox.zip"
 }
 
+variable "delivery" {
+  description = "Your delivery function, \"package.module:function\", in the functions' zip (the consumer gets it as OUTBOX_DELIVERY); null keeps the outbox's own."
+  type        = string
+  default     = null
+}
+
 data "aws_caller_identity" "current" {}
 
 data "aws_partition" "current" {}
@@ -82,6 +88,7 @@ module "outbox" {
   lambda_package      = var.lambda_package
   alarm_topic_arn     = aws_sns_topic.alarms.arn
   deletion_protection = var.deletion_protection
+  delivery            = var.delivery
   tags                = { Project = "outbox" }
 }
 
@@ -96,6 +103,6 @@ output "environment" {
 }
 
 output "function_names" {
-  description = "The functions: api, worker, consumer, sweeper."
+  description = "The functions: api, worker, consumer, sweeper, dead-letter."
   value       = module.outbox.function_names
 }

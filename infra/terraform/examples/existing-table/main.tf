@@ -209,6 +209,6 @@ output "environment" {
 }
 
 output "function_names" {
-  description = "The functions: api, worker, consumer, sweeper."
+  description = "The functions: api, worker, consumer, sweeper, dead-letter."
   value       = module.outbox.function_names
 }
