@@ -92,7 +92,7 @@ class MessageRecord:
     relay_attempts: int = 0
     reason: str | None = None
     lease: Lease | None = None
-    owner: str | None = None  # SHA-256 of the principal that wrote it (``owner_of``); None: unscoped
+    owner: str | None = None  # a keyed hash of the principal that wrote it (``IdKey.owner``); None: unscoped
     expires_at: int | None = None  # once COMPLETED or FAILED: when the table's TTL removes it (epoch seconds)
     # Ended under a lease: that lease's owner, so a retried end recognises its own effect (the lease is gone).
     ended_lease_owner: str | None = None
