@@ -12,12 +12,22 @@ import importlib
 import threading
 from typing import TYPE_CHECKING
 
-from outbox.adapters.aws import Lazy, dynamodb_client, new_session, sqs_client, streams_client
+from outbox.adapters.aws import (
+    Lazy,
+    SecretsManagerClient,
+    dynamodb_client,
+    new_session,
+    secretsmanager_client,
+    sqs_client,
+    streams_client,
+)
 from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.secret import SecretsManagerIdSecret
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.message import IdSecret
 from outbox.domain.status import Status
 from outbox.service.accept import Acceptor
 from outbox.service.consume import Consumer, ConsumerPolicy, Deliver, log_delivery
@@ -32,6 +42,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
+
+    from outbox.ports import IdSecretSource
 
 # Messages a warm worker remembers sending: a redelivered stream batch is not sent again.
 RECENT_SENDS = 10_000
@@ -64,6 +76,7 @@ class Clients:
         self.lazy_dynamodb: Lazy[DynamoDBClient] = Lazy(self._dynamodb)
         self.lazy_sqs: Lazy[SQSClient] = Lazy(self._sqs)
         self.lazy_streams: Lazy[DynamoDBStreamsClient] = Lazy(self._streams)
+        self.lazy_secretsmanager: Lazy[SecretsManagerClient] = Lazy(self._secretsmanager)
 
     @classmethod
     def of(cls, settings: Settings) -> Clients:
@@ -81,6 +94,11 @@ class Clients:
         return self.lazy_sqs.get()
 
     @property
+    def secretsmanager(self) -> SecretsManagerClient:
+        """The Secrets Manager client (the API's id secret; the local stack creates it with this one)."""
+        return self.lazy_secretsmanager.get()
+
+    @property
     def streams(self) -> DynamoDBStreamsClient:
         """The DynamoDB Streams client (the local stream runner's; on AWS, Lambda reads the stream)."""
         return self.lazy_streams.get()
@@ -92,6 +110,10 @@ class Clients:
     def _sqs(self) -> SQSClient:
         with self._lock:
             return sqs_client(self.region, session=self._shared_session(), endpoint_url=self.endpoint_url)
+
+    def _secretsmanager(self) -> SecretsManagerClient:
+        with self._lock:
+            return secretsmanager_client(self.region, session=self._shared_session(), endpoint_url=self.endpoint_url)
 
     def _streams(self) -> DynamoDBStreamsClient:
         with self._lock:
@@ -106,14 +128,34 @@ class Clients:
 
 
 def build_acceptor(settings: Settings, clients: Clients | None = None) -> Acceptor:
-    """The accept use case on the settings' table; its first accept checks the table's bucket count."""
+    """The accept use case on the settings' table; its first accept checks the table's bucket count.
+
+    Its id secret is the settings' (ConfigurationError without one): read from Secrets Manager by
+    the first request that needs it, then again every few minutes (a rotation).
+    """
+    id_secret = build_id_secret(settings, clients)
     clients = clients or Clients.of(settings)
     table = _sweep_source(settings, clients)
 
     def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
         table.buckets(settings.buckets)
 
-    return Acceptor(_store(settings, clients), id_secret=settings.id_secret, before_first_accept=check_buckets)
+    return Acceptor(_store(settings, clients), id_secret=id_secret, before_first_accept=check_buckets)
+
+
+def build_id_secret(settings: Settings, clients: Clients | None = None) -> IdSecretSource:
+    """The settings' id secret: the Secrets Manager secret ``id_secret_arn`` names, or the value ``id_secret``."""
+    if settings.id_secret is not None:
+        return IdSecret(settings.id_secret, window=settings.id_secret_window)
+    if settings.id_secret_arn is None:
+        raise ConfigurationError(
+            "OUTBOX_ID_SECRET_ARN is not set: name the Secrets Manager secret that keys message ids "
+            "(the Terraform module's id_secret_arn output), or give OUTBOX_ID_SECRET for local use"
+        )
+    clients = clients or Clients.of(settings)
+    return SecretsManagerIdSecret(
+        settings.id_secret_arn, client=clients.lazy_secretsmanager, window=settings.id_secret_window
+    )
 
 
 def build_stream_worker(settings: Settings, clients: Clients | None = None) -> StreamWorker:

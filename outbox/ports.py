@@ -5,11 +5,12 @@ The DynamoDB and SQS adapters satisfy them, and so do the in-memory fakes of ``o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from outbox.domain.envelope import Envelope
+from outbox.domain.message import IdSecret
 from outbox.domain.record import AcceptResult, Lease, MessageRecord, TransitionResult
 from outbox.domain.status import Status
 
@@ -169,17 +170,50 @@ class SweepSource(Protocol):
         ...
 
 
+class IdSecretSource(Protocol):
+    """Where the id secret's values come from: Secrets Manager (``adapters/secret.py``), or a value given."""
+
+    def id_secret(self) -> IdSecret:
+        """The secret's current values (and the previous one, after a rotation)."""
+        ...
+
+
 class MessageStore(Protocol):
     """Where records, outbox entries and status changes are kept."""
 
     def accept(
-        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str = "api",
+        owner: str | None = None,
+        earlier_ids: Sequence[str] = (),
+        owners: Collection[str] | None = None,
     ) -> AcceptResult:
-        """Write the PENDING record and its outbox entry atomically, or return the existing message of ``owner``."""
+        """Write the PENDING record and its outbox entry atomically, or return the existing message of the same owner.
+
+        ``earlier_ids`` are other ids the same key had (under the id secret's other value): if a
+        record exists at one of them, nothing is written and that message is the answer, checked
+        in the same transaction. ``owners`` are the owners an existing record of this caller may
+        hold (default: ``owner`` alone).
+        """
         ...
 
     def get(self, message_id: str) -> MessageRecord:
         """Read one record (strongly consistent); NotFoundError if there is none."""
+        ...
+
+    def stored_owner(self, message_id: str) -> str | None:
+        """The record's owner alone, strongly consistent: None without a record, "" for a record without an owner.
+
+        It reads nothing else, so answering for another caller's record costs what answering for
+        no record does.
+        """
+        ...
+
+    def view(self, message_id: str) -> MessageRecord:
+        """What a caller's read shows of its record (status, history, type, times; not the lease); NotFoundError."""
         ...
 
     def transition(

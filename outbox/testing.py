@@ -10,7 +10,7 @@ outbox reader its outbox entries, in outbox order (bucket, then time).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -133,6 +133,7 @@ class InMemoryMessageStore:
     fail_next: dict[str, OutboxError] = field(default_factory=dict)
     lose_answer_next: dict[str, OutboxError] = field(default_factory=dict)
     record_retention: timedelta = timedelta(days=30)
+    reads: list[tuple[str, str]] = field(default_factory=list)  # (operation, message_id) of each read, in order
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _maybe_fail(self, operation: str) -> None:
@@ -147,18 +148,26 @@ class InMemoryMessageStore:
             raise error
 
     def accept(
-        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str = "api",
+        owner: str | None = None,
+        earlier_ids: Sequence[str] = (),
+        owners: Collection[str] | None = None,
     ) -> AcceptResult:
-        """Store a PENDING record and its envelope, or return the existing one (of the same owner only)."""
+        """Store a PENDING record and its envelope, or return the owner's existing one (at its id or an earlier one)."""
         with self._lock:
             self._maybe_fail("accept")
-            existing = self.records.get(envelope.message_id)
+            found = (self.records.get(m) for m in (envelope.message_id, *earlier_ids))
+            existing = next((record for record in found if record is not None), None)
             if existing is not None:
-                if existing.owner != owner:
+                if existing.owner not in (owners if owners is not None else {owner}):
                     raise IdempotencyKeyReusedError(None)
                 if existing.payload_hash != envelope.payload_hash():
-                    raise IdempotencyKeyReusedError(envelope.message_id)
-                return AcceptResult(envelope.message_id, existing.status, created=False)
+                    raise IdempotencyKeyReusedError(existing.message_id)
+                return AcceptResult(existing.message_id, existing.status, created=False)
             self.records[envelope.message_id] = MessageRecord(
                 message_id=envelope.message_id,
                 status=Status.PENDING,
@@ -178,9 +187,27 @@ class InMemoryMessageStore:
         """The record, or NotFoundError."""
         with self._lock:
             self._maybe_fail("get")
+            self.reads.append(("get", message_id))
             if message_id not in self.records:
                 raise NotFoundError(f"no message {message_id}")
             return self.records[message_id]
+
+    def stored_owner(self, message_id: str) -> str | None:
+        """The record's owner ("" without one), None without a record."""
+        with self._lock:
+            self._maybe_fail("stored_owner")
+            self.reads.append(("stored_owner", message_id))
+            record = self.records.get(message_id)
+            return None if record is None else record.owner or ""
+
+    def view(self, message_id: str) -> MessageRecord:
+        """The record as a caller's read shows it (no lease), or NotFoundError."""
+        with self._lock:
+            self._maybe_fail("view")
+            self.reads.append(("view", message_id))
+            if message_id not in self.records:
+                raise NotFoundError(f"no message {message_id}")
+            return replace(self.records[message_id], lease=None)
 
     def transition(
         self,

@@ -30,7 +30,7 @@ resource "aws_lambda_function" "this" {
     variables = merge(
       each.value.environment,
       each.key == "consumer" ? local.delivery_environment : {},
-      each.key == "api" ? local.api_secret_environment : {},
+      each.key == "api" ? local.api_identity_environment : {},
     )
   }
 

@@ -58,9 +58,6 @@ locals {
   range_key = coalesce(var.range_key, "sk")
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
-  # The API's OUTBOX_ID_SECRET (lambda.tf), when the caller gives one; sensitive, so kept out of
-  # local.functions (a for_each may not hold sensitive values).
-  api_secret_environment = var.id_secret == null ? {} : { OUTBOX_ID_SECRET = var.id_secret }
 
   # Handler paths and environment names exactly as outbox/settings.py and the handlers read them.
   functions = {

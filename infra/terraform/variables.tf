@@ -426,15 +426,3 @@ variable "replay_role_arn" {
     error_message = "replay_role_arn must be an IAM role ARN (arn:<partition>:iam::<account>:role/...)."
   }
 }
-
-variable "id_secret" {
-  description = "Secret key (32+ characters) of the message ids the API derives from Idempotency-Keys (OUTBOX_ID_SECRET): without it nobody can compute an id from a key. null: ids are a UUID 5 of caller and key (reads are scoped to the caller either way)."
-  type        = string
-  default     = null
-  sensitive   = true
-
-  validation {
-    condition     = var.id_secret == null || try(length(var.id_secret) >= 32, false)
-    error_message = "id_secret must be at least 32 characters."
-  }
-}

@@ -65,7 +65,7 @@ class MessageRecordModel(Model):
     payload = UnicodeAttribute()  # canonical JSON of the payload
     payload_hash = UnicodeAttribute()
     idempotency_key = UnicodeAttribute(null=True)
-    owner = UnicodeAttribute(null=True)  # SHA-256 of the writer's principal (never the principal itself)
+    owner = UnicodeAttribute(null=True)  # HMAC of the writer's principal under the id secret (never the principal)
     group_key = UnicodeAttribute(null=True)
     trace_id = UnicodeAttribute(null=True)
     outbox_pk = UnicodeAttribute(null=True)  # the record index's keys: until the record ends

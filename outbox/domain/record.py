@@ -124,7 +124,7 @@ class MessageRecord:
     relay_attempts: int = 0
     reason: str | None = None
     lease: Lease | None = None
-    owner: str | None = None  # SHA-256 of the principal that wrote it (``owner_of``); None: unscoped
+    owner: str | None = None  # a keyed hash of the principal that wrote it (``IdKey.owner``); None: unscoped
     expires_at: int | None = None  # once COMPLETED or FAILED: when the table's TTL removes it (epoch seconds)
     send_generation: int = 0  # deliberate re-sends so far (replay, the sweeper's re-send of a stranded copy)
     sent_at: str | None = None  # when SQS accepted the sweeper's last re-send of it in flight

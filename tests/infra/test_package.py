@@ -129,6 +129,7 @@ print(json.dumps({{"status": response["statusCode"], "code": code, "paths": sort
             "OUTBOX_TABLE_NAME": "outbox",
             "OUTBOX_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/outbox.fifo",
             "AWS_DEFAULT_REGION": "eu-west-1",
+            "OUTBOX_ID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-AbCdEf",
             "OUTBOX_METRICS": "off",
             "PYTHONDONTWRITEBYTECODE": "1",  # /var/task is read-only: only the shipped bytecode counts
         },

@@ -1,12 +1,12 @@
 # Deploys the whole outbox with its defaults and an SNS topic for the alarms.
 #   make package && cd infra/terraform/examples/complete && terraform init && terraform apply
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.43"
+      version = ">= 5.100"
     }
   }
 }

@@ -4,12 +4,12 @@
 #   make package && cd infra/terraform/examples/existing-table && terraform init
 #   terraform apply -var consumer_package=path/to/orders-consumer.zip
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.43"
+      version = ">= 5.100"
     }
   }
 }
