@@ -106,3 +106,8 @@ output "function_names" {
   description = "The functions: api, worker, consumer, sweeper, dead-letter."
   value       = module.outbox.function_names
 }
+
+output "id_secret_arn" {
+  description = "OUTBOX_ID_SECRET_ARN for a service of yours that writes messages with idempotency keys."
+  value       = module.outbox.id_secret_arn
+}

@@ -212,3 +212,8 @@ output "function_names" {
   description = "The functions: api, worker, consumer, sweeper, dead-letter."
   value       = module.outbox.function_names
 }
+
+output "id_secret_arn" {
+  description = "OUTBOX_ID_SECRET_ARN for the order service (its orders carry idempotency keys); its role needs secretsmanager:GetSecretValue on it."
+  value       = module.outbox.id_secret_arn
+}
