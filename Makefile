@@ -24,12 +24,12 @@ define locked_venv
 	$(1)/bin/$(PIP_LOCKED) -r $(2)
 endef
 
-$(STAMP): requirements/dev.txt
+$(STAMP): requirements/dev.txt pyproject.toml
 	$(call locked_venv,$(VENV),requirements/dev.txt)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-$(LOWEST_STAMP): requirements/lowest.txt
+$(LOWEST_STAMP): requirements/lowest.txt pyproject.toml
 	$(call locked_venv,$(LOWEST_VENV),requirements/lowest.txt)
 	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(LOWEST_STAMP)

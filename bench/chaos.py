@@ -4,11 +4,14 @@
 
 Faults, injected at the botocore boundary of the real handlers' clients (``outbox.faults``), the
 sweeper's included: throttling and 5xx on TransactWriteItems, UpdateItem and SendMessageBatch,
-timeouts, per-entry SendMessageBatch refusals, and a crash right after SQS accepted a batch (before
-any flip). The stream runner redelivers from the lowest failed sequence number (duplicate
-deliveries). Clients send ``--rate`` messages a second (10: about half of what the local stream
-runner relays under 20 % faults on a busy 2-core machine, so that the stream keeps up, as on AWS
-where it lags by a second and the sweeper's minimum age is minutes) and retry a 5xx with the same
+timeouts, per-entry SendMessageBatch refusals, a write that took effect with its answer lost (on
+every DynamoDB and SQS write, the SQS mappings' deletes included: botocore's retry meets its own
+effect), and a function dying right after a call took effect (after SQS accepted a batch, before
+any flip; after a flip, a lease or an end: the next receive takes the lease over once it ran
+out). The stream runner redelivers from the lowest failed sequence number (duplicate deliveries).
+Clients send ``--rate`` messages a second (10: about half of what the local stream runner relays
+under 20 % faults on a busy 2-core machine, so that the stream keeps up, as on AWS where it lags
+by a second and the sweeper's minimum age is minutes) and retry a 5xx with the same
 Idempotency-Key, as a real client would.
 
 Disruptions, once half the messages are accepted (each can be turned off):
@@ -39,6 +42,15 @@ then the table, the dead-letter queue and every delivery are checked. Keys of th
   consumer drops or retries the extra copies, so this is expected and not a violation);
 - ``stuck_after_sweep``: accepted messages whose record is not terminal (COMPLETED or FAILED)
   once the sweeper and consumers have settled, with no operator replay;
+- ``stranded``: of those, the ones in flight (QUEUED or PROCESSING) with no copy left in either
+  queue and no live lease: nothing would ever end them (the mappings stop receiving first, then
+  the queues are drained; a copy still invisible is credited to one of them);
+- ``lease_takeovers``: PROCESSING -> PROCESSING steps in the histories (a receive, or the
+  dead-letter function, took over a lease that ran out or was given back): ``--lease-s`` keeps
+  leases short, so that the lease of a receive that died is taken over within the run;
+- ``applied_unanswered``, ``deaths``: how often a write took effect with its answer lost (then
+  retried by botocore, meeting its own effect) and a function died between two AWS calls; a 0
+  in a run with faults means the fault model was not exercised;
 - ``backward_transitions``: steps of a record's history its lifecycle does not allow;
 - ``changed_records``: payload changed, or not exactly one outbox entry (none for an expired one);
 - ``dead_letter_non_terminal``: copies that reached the dead-letter queue (handed to the
@@ -65,8 +77,8 @@ then the table, the dead-letter queue and every delivery are checked. Keys of th
 ``--details FILE`` writes every violation with the message's sends, receives, delivery calls and
 record history.
 
-Exit 1 if any of lost, unexpected, stuck_after_sweep, backward_transitions, changed_records,
-dead_letter_non_terminal, concurrent_deliveries or out_of_order is non-zero.
+Exit 1 if any of lost, unexpected, stuck_after_sweep, stranded, backward_transitions,
+changed_records, dead_letter_non_terminal, concurrent_deliveries or out_of_order is non-zero.
 """
 
 from __future__ import annotations
@@ -102,7 +114,7 @@ from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local.demo import Client, sample_payload
 from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 from outbox.local.stream_runner import Invoke, StreamRunner
-from outbox.ports import MessageStore, Publisher
+from outbox.ports import MessageStore, Publisher, Visibility
 from outbox.service.relay import Relay
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from outbox.testing import stream_records
@@ -113,17 +125,25 @@ if TYPE_CHECKING:
 
     from outbox.adapters.publisher import SqsPublisher
     from outbox.adapters.store import DynamoDBMessageStore
+    from outbox.adapters.visibility import SqsVisibility
 
+# Every write the code makes: ``answer_lost`` (it took effect, its answer was lost, botocore retries
+# it) on each; ``crash_after`` kills the function between that call and its next (a worker or a
+# sweeper after a send or a flip, a consumer or the dead-letter function after its lease or its end).
 KINDS = {
-    "TransactWriteItems": ["throttle", "5xx", "timeout"],
-    "UpdateItem": ["throttle", "5xx", "timeout"],
-    "SendMessageBatch": ["throttle", "5xx", "timeout", "refuse", "crash_after"],
+    "TransactWriteItems": ["throttle", "5xx", "timeout", "answer_lost"],
+    "UpdateItem": ["throttle", "5xx", "timeout", "answer_lost", "crash_after"],
+    "SendMessageBatch": ["throttle", "5xx", "timeout", "refuse", "crash_after", "answer_lost"],
+    "ChangeMessageVisibility": ["answer_lost"],  # the consumer's and dead-letter function's retry delays
+    "DeleteMessageBatch": ["answer_lost"],  # the SQS mappings (the local runners) delete what was acknowledged
+    "ChangeMessageVisibilityBatch": ["answer_lost"],  # ... and show again what a function error left
 }
 TERMINAL = frozenset(status.value for status in ENDED)
 VIOLATIONS = (
     "lost",
     "unexpected",
     "stuck_after_sweep",
+    "stranded",
     "backward_transitions",
     "changed_records",
     "dead_letter_non_terminal",
@@ -135,8 +155,15 @@ GLOSS = {
         "messages received more than once: extra copies the consumer dropped or retried, expected under"
         " redelivery, not a violation"
     ),
-    "copies_per_message": "SQS copies received per accepted message (target <= 1.3 at 20 % faults)",
+    "copies_per_message": (
+        "SQS copies received per accepted message (target <= 1.3 at 20 % faults without deaths; a consumer"
+        " dying after a status write sends its whole batch back)"
+    ),
     "stuck_after_sweep": "not COMPLETED/FAILED after the sweeper alone, no operator replay",
+    "stranded": "not ended, no copy in either queue, no live lease: nothing would ever end it",
+    "lease_takeovers": "PROCESSING -> PROCESSING: a receive took over a lease that ran out (or was given back)",
+    "applied_unanswered": "writes that took effect with their answer lost (botocore retried them)",
+    "deaths": "functions that died between two AWS calls (after a send, a flip, a lease or an end)",
     "dead_letter_non_terminal": "DLQ copies whose record is not COMPLETED/FAILED",
     "concurrent_deliveries": "two delivery calls of one message at the same moment",
     "out_of_order": "delivery calls before an earlier-accepted message of the group (FIFO only)",
@@ -170,6 +197,8 @@ def arm(injector: FaultInjector, rate: float) -> None:
                 injector.timeout(operation, times=-1, probability=share)
             elif kind == "refuse":
                 injector.refuse(None, code="InternalError", probability=share)
+            elif kind == "answer_lost":
+                injector.answer_lost(operation, times=-1, probability=share)
             else:
                 injector.crash_after(operation, times=-1, probability=share)
 
@@ -370,6 +399,11 @@ def patient(service: str) -> Any:
 def dynamodb_of(store: MessageStore) -> DynamoDBClient:
     """The client of a handler's store: the stack's handlers run the DynamoDB adapter."""
     return cast("DynamoDBMessageStore", store).client
+
+
+def visibility_client(visibility: Visibility | None) -> SQSClient:
+    """The client of a function's visibility changes: the stack's functions run the SQS adapter."""
+    return cast("SqsVisibility", _required(visibility, "the function's visibility")).client
 
 
 def sqs_of(publisher: Publisher) -> SQSClient:
@@ -753,6 +787,40 @@ def count(
     }
 
 
+def stranded(sent: Sent, records: dict[str, dict[str, Any]], *, copies: set[str], unseen: int = 0) -> list[str]:
+    """Accepted messages in flight (QUEUED or PROCESSING) with no copy in either queue and no live lease.
+
+    Nothing would ever end them: no receive is coming, no lease holder, and the sweeper reads
+    PENDING only. ``copies`` names the messages with a copy left in the main or dead-letter queue;
+    ``unseen`` copies no receive could see (still invisible) are credited to as many of these, so
+    with copies unseen the count is a lower bound (a run that settled leaves none).
+    """
+    now = iso(utc_now())
+    found = []
+    for message_id in sent.accepted:
+        record = records.get(message_id)
+        if record is None or record["status"]["S"] not in (Status.QUEUED, Status.PROCESSING):
+            continue
+        live = record.get("lease_until", {}).get("S", "") > now
+        if not live and message_id not in copies:
+            found.append(message_id)
+    return found[unseen:]
+
+
+def lease_takeovers(sent: Sent, records: dict[str, dict[str, Any]]) -> int:
+    """PROCESSING -> PROCESSING steps in the accepted messages' histories: a receive took over another's lease."""
+    steps = 0
+    for message_id in sent.accepted:
+        history = [line["M"]["status"]["S"] for line in records.get(message_id, {}).get("history", {}).get("L", [])]
+        steps += sum(a == b == Status.PROCESSING for a, b in itertools.pairwise(history))
+    return steps
+
+
+def exercised(faults: dict[str, int], kind: str) -> int:
+    """How many faults of ``kind`` were injected, over every operation."""
+    return sum(n for key, n in faults.items() if key.endswith(f":{kind}"))
+
+
 def _seconds_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
@@ -844,6 +912,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, help="same-millisecond pairs of a group (default: messages / 40)")
     parser.add_argument("--skewed", type=int, help="messages from writers 2 s ahead / behind (default: messages / 20)")
     parser.add_argument("--widen-ms", type=float, default=5.0, help="each delivery call sleeps this long first")
+    parser.add_argument(
+        "--lease-s",
+        type=float,
+        default=15.0,
+        help="consumer invocations' deadline (their lease: that and 5 s) and the dead-letter function's lease",
+    )
     parser.add_argument("--sweep-interval", type=float, default=2.0)
     parser.add_argument("--sweep-min-age", type=int, default=5)
     parser.add_argument(
@@ -899,8 +973,13 @@ class Harness:
 
         return wrapped
 
-    def install(self, stack: LocalStack, *, serial_receives: bool) -> Trigger:
-        """Crashes as function errors, copies counted, deliveries logged, the trigger switchable."""
+    def install(self, stack: LocalStack, *, serial_receives: bool, lease_s: float = 30.0) -> Trigger:
+        """Crashes as function errors, copies counted, deliveries logged, the trigger switchable, leases short.
+
+        ``lease_s``: each consumer invocation's deadline (its lease runs that long, and the
+        consumer's margin), and the dead-letter function's lease, so that a receive that died
+        holding a lease is taken over within the run.
+        """
         runner = _required(stack.stream_runner, "the stack's stream runner")
         runner.invoke = crash_is_function_error(runner.invoke)
         receiving = threading.Lock()
@@ -909,15 +988,28 @@ class Harness:
         self.sends.attach(sqs_of(stack.functions.sweeper.relay.publisher), "sweeper")
         for index, sqs_runner in enumerate(stack.consumer_runners):
             sqs_runner.invoke = self.counting(crash_is_function_error(sqs_runner.invoke), index)
+            sqs_runner.function_timeout_s = lease_s
             if serial_receives:
                 sqs_runner.sqs = SerialReceives(sqs_runner.sqs, receiving)
         dead_letter_runner = _required(stack.dead_letter_runner, "the stack's dead-letter runner")
         dead_letter_runner.invoke = self.noting_dead_letters(crash_is_function_error(dead_letter_runner.invoke))
+        stack.functions.dead_letters.lease_s = round(lease_s)
         the_consumer = stack.functions.consumer
         the_consumer.deliver = self.log.wrap(the_consumer.deliver)
         stack.schedule = self.noting_sweeps(crash_is_function_error(stack.schedule))  # the sweeper, each schedule
         self.trigger = Trigger(runner)
         return self.trigger
+
+    @staticmethod
+    def stop_receiving(stack: LocalStack) -> None:
+        """The SQS mappings receive nothing more (a poll under way ends), so that the queues can be read as left."""
+
+        def idle() -> int:
+            time.sleep(0.1)
+            return 0
+
+        for sqs_runner in [*stack.consumer_runners, _required(stack.dead_letter_runner, "the dead-letter runner")]:
+            sqs_runner.poll_once = idle  # type: ignore[method-assign]
 
     def noting_sweeps(self, invoke: Invoke) -> Invoke:
         """Keep each sweep's report (or its error), with its start and duration."""
@@ -1032,6 +1124,8 @@ class Observed:
     faults: dict[str, int]
     replays: Replays
     library: LibraryWriters
+    queued: set[str] = field(default_factory=set)  # message_id of every copy left in the queue
+    unseen_copies: int = 0  # copies left in the queue that no receive could see (still invisible)
 
 
 def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: Disruptions) -> Observed:
@@ -1057,10 +1151,15 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             dynamodb_of(functions.sweeper.relay.store),
             sqs_of(functions.sweeper.relay.publisher),
             dynamodb_of(functions.dead_letters.store),
+            visibility_client(functions.consumer.visibility),
+            visibility_client(functions.dead_letters.visibility),
+            stack.clients.sqs,  # the SQS mappings': they delete what was acknowledged
         ]
         injector = FaultInjector(*clients, seed=args.seed)
         arm(injector, args.fault_rate)
-        trigger = harness.install(stack, serial_receives=args.fifo and not args.concurrent_receives)
+        trigger = harness.install(
+            stack, serial_receives=args.fifo and not args.concurrent_receives, lease_s=args.lease_s
+        )
         disrupter = threading.Thread(
             target=disruptions.run, args=(trigger, resources, sent.accepted, args.messages // 2), daemon=True
         )
@@ -1092,9 +1191,11 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             replayer.join()
         injector.clear()
         settle(stack, sent, harness, args.timeout / 2, args.stall)
+        harness.stop_receiving(stack)
         time.sleep(2.0)  # let the last consumer batches finish their writes
+        records = {item["message_id"]["S"]: item for item in scan(resources.table_name, RECORD_PREFIX)}
         return Observed(
-            records={item["message_id"]["S"]: item for item in scan(resources.table_name, RECORD_PREFIX)},
+            records=records,
             entries=Counter(item["message_id"]["S"] for item in scan(resources.table_name, OUTBOX_PREFIX)),
             dead=harness.dead + dead_letters(resources.dlq_url),
             dead_outcomes=dict(functions.dead_letters.stats),
@@ -1103,6 +1204,8 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             faults=dict(injector.injected),
             replays=replays,
             library=writers,
+            queued={_message_id(message["Body"]) for message in drain_queue(resources.queue_url)},
+            unseen_copies=queue_depth(resources.queue_url),
         )
 
 
@@ -1131,7 +1234,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     by_queue = sum(send_log.first(a) < send_log.first(b) for _, b, a in disorder)
     sends = sum(len(send_log.sends.get(m, [])) for m in sent.accepted)
     senders = Counter("+".join(who for _, who in sorted(send_log.sends.get(m, []))) or "-" for m in sent.accepted)
+    left = stranded(sent, seen.records, copies=seen.queued | set(seen.dead), unseen=seen.unseen_copies)
     tally |= {
+        "stranded": len(left),
+        "lease_takeovers": lease_takeovers(sent, seen.records),
+        "applied_unanswered": exercised(seen.faults, "answer_lost"),
+        "deaths": exercised(seen.faults, "crash_after"),
         "sends_per_message": round(sends / len(sent.accepted), 3) if sent.accepted else 0.0,
         "senders": dict(senders.most_common()),
         "dead_letter_non_terminal": sum(statuses.get(m) not in TERMINAL for m in seen.dead),

@@ -52,6 +52,7 @@ ENVIRONMENT = {
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
     "OUTBOX_TABLE_NAME": "outbox",
     "OUTBOX_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/outbox.fifo",
+    "OUTBOX_ID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-AbCdEf",
     "OUTBOX_METRICS": "off",
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONHASHSEED": "0",

@@ -1,7 +1,8 @@
 """``make bench``: every benchmark, ours against a naive baseline in the same run, into bench/RESULTS.md.
 
-The relay, the API, the local stack end to end, replay's memory, the sweeper's reads and the relay's
-cost (one module each), printed and written into RESULTS.md between the bench markers.
+The relay, the API, the local stack end to end, replay's memory, the sweeper's reads, the sweeper
+under a large backlog and the relay's cost (one module each), printed and written into RESULTS.md
+between the bench markers.
 
     python -m bench.run [--quick] [--no-write] [--json]
 
@@ -15,7 +16,7 @@ import argparse
 import os
 import time
 
-from bench import accept, end_to_end, overhead, relay, replay, report, sweep
+from bench import accept, end_to_end, overhead, relay, replay, report, sweep, sweep_backlog
 from bench.calibration import calibration
 from bench.cost import relay_cost
 from outbox.local.stack import LOCAL_CREDENTIALS
@@ -37,6 +38,7 @@ def collect(*, scale: int = 1) -> report.Results:
     e2e = end_to_end.measure(300 // scale, rate=20)
     memory = replay.measure([10_000 // scale, 100_000 // scale])
     sweeps = [sweep.measure(size, backlog=100 // scale) for size in (10_000 // scale, 100_000 // scale)]
+    backlog = sweep_backlog.measure([2_000 // scale, 100_000 // scale])
     costs = relay_cost(relay_moto, relay_fake_aws)
     return report.Results(
         date=time.strftime("%Y-%m-%d"),
@@ -51,6 +53,7 @@ def collect(*, scale: int = 1) -> report.Results:
         end_to_end=e2e,
         replay_memory=tuple(memory),
         sweeps=tuple(sweeps),
+        sweep_backlog=backlog,
         costs=tuple(costs),
     )
 

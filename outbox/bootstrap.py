@@ -1,4 +1,9 @@
-"""Create the table and queues the outbox needs, on any endpoint (AWS included). Idempotent."""
+"""Create the table and queues the outbox needs, on any endpoint (AWS included). Idempotent.
+
+An existing table is checked before anything is changed: its keys, its stream and any index named
+like the outbox's must be what the outbox needs, or bootstrap stops with one line saying what to
+fix, and the table is left as it was.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from outbox.adapters.models import (
     table_definition,
 )
 from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.adapters.table import CLI_SETTINGS, table_problems
+from outbox.domain.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -74,9 +81,17 @@ def bootstrap(
     already keeps another one).
     """
     try:
-        stream_arn = _ensure_table(dynamodb, table_definition(table_name, hash_key, range_key))
-        if buckets is not None:
+        definition = table_definition(table_name, hash_key, range_key)
+        table = _describe(dynamodb, table_name)
+        if table is None:
+            table = _create_table(dynamodb, definition)
+        else:
+            check_existing_table(table, hash_key, range_key)
+        if buckets is not None:  # a table keeping another count is refused here, before it is changed
             DynamoDBSweepSource(table_name, client=dynamodb, hash_key=hash_key, range_key=range_key).buckets(buckets)
+        _ensure_record_index(dynamodb, table, definition)
+        _ensure_ttl(dynamodb, table_name)
+        stream_arn = str(table["LatestStreamArn"])
         suffix = ".fifo" if fifo else ""
         dlq_url = _ensure_queue(sqs, f"{queue_name}-dlq{suffix}", fifo=fifo)
         dlq_arn = _queue_arn(sqs, dlq_url)
@@ -88,26 +103,49 @@ def bootstrap(
     return Resources(table_name, stream_arn, queue_url, dlq_url, on_failure_url, hash_key, range_key)
 
 
-def _ensure_table(dynamodb: DynamoDBClient, definition: Any) -> str:
+def check_existing_table(table: Any, hash_key: str, range_key: str) -> None:
+    """ConfigurationError (one line: the table and each fix) unless ``table``, as DescribeTable gives it, fits.
+
+    A missing record index is no problem here: bootstrap adds it.
+    """
+    problems = table_problems(table, hash_key, range_key, settings=CLI_SETTINGS, need_index=False)
+    if problems:
+        name = table["TableName"]
+        raise ConfigurationError(f"table {name} cannot hold the outbox, nothing was changed: {'; '.join(problems)}")
+
+
+def _describe(dynamodb: DynamoDBClient, table_name: str) -> Any:
+    """DescribeTable's ``Table``, or None when there is no such table."""
+    try:
+        return dynamodb.describe_table(TableName=table_name)["Table"]
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+    return None
+
+
+def _create_table(dynamodb: DynamoDBClient, definition: Any) -> Any:
     table_name = definition["TableName"]
     try:
         dynamodb.create_table(**definition)
     except ClientError as exc:
-        if error_code(exc) != "ResourceInUseException":
+        if error_code(exc) != "ResourceInUseException":  # made meanwhile by another bootstrap
             raise
     dynamodb.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    _ensure_record_index(dynamodb, definition)
+    return dynamodb.describe_table(TableName=table_name)["Table"]
+
+
+def _ensure_ttl(dynamodb: DynamoDBClient, table_name: str) -> None:
+    """TTL on the outbox's attribute, unless the table already has TTL (on it, or on one of its own)."""
     ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         dynamodb.update_time_to_live(
             TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
         )
-    return str(dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"])
 
 
-def _ensure_record_index(dynamodb: DynamoDBClient, definition: Any) -> None:
+def _ensure_record_index(dynamodb: DynamoDBClient, table: Any, definition: Any) -> None:
     """A table made before the record index gets it (DynamoDB backfills it from the records)."""
-    table = dynamodb.describe_table(TableName=definition["TableName"])["Table"]
     if any(index["IndexName"] == RECORD_INDEX for index in table.get("GlobalSecondaryIndexes", [])):
         return
     create: Any = {"Create": record_index_definition()}

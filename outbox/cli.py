@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import os
 import shlex
 import signal
@@ -12,8 +13,10 @@ import textwrap
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError
 
@@ -52,6 +55,11 @@ def _point_at_aws(args: argparse.Namespace) -> None:
     """``--endpoint-url`` for every client the command makes, and the region it resolves to."""
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url  # botocore reads it for every client
+    elif os.environ.get("AWS_ENDPOINT_URL"):
+        try:
+            endpoint_url(os.environ["AWS_ENDPOINT_URL"])
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigurationError(f"AWS_ENDPOINT_URL {exc}") from exc
     args.region = aws_region(args.region)
 
 
@@ -80,7 +88,24 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+# What the local stack imports beyond the library: the `local` extra (`outbox demo` also draws with rich).
+LOCAL_EXTRA = ("moto", "waitress", "rich")
+
+
+def _without_local_extra(command: str) -> bool:
+    """Whether the `local` extra is missing: then says, in one line on stderr, how to install it."""
+    missing = [name for name in LOCAL_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        print(
+            f"outbox {command}: the local stack needs {', '.join(missing)}: pip install 'dynamodb-outbox[local]'",
+            file=sys.stderr,
+        )
+    return bool(missing)
+
+
 def _dev(args: argparse.Namespace) -> int:
+    if _without_local_extra("dev"):
+        return 1
     from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 
     stack = LocalStack(StackConfig(api_port=args.port, fifo=args.fifo))
@@ -123,7 +148,20 @@ def _dev_banner(url: str, environment: Mapping[str, str]) -> str:
     )
 
 
+def _package(args: argparse.Namespace) -> int:
+    from outbox.lambda_package import DEFAULT_SERVICES, Source, Target, build_zip
+
+    target = Target(args.architecture, args.python_version, (*DEFAULT_SERVICES, *args.botocore_service))
+    sources = [Source(folder.resolve(), folder.resolve()) for folder in args.source]
+    digest = build_zip(args.output, requirements=args.requirements, sources=sources, target=target)
+    size = args.output.stat().st_size / 1_048_576
+    print(f"{args.output} {size:.1f} MiB sha256 {digest}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
+    if _without_local_extra("demo"):
+        return 1
     from outbox.local.demo import run_demo
 
     return run_demo(args.n, concurrency=args.concurrency, timeout_s=args.timeout, fifo=args.fifo)
@@ -161,7 +199,9 @@ def _sweep(args: argparse.Namespace) -> int:
     os.environ["OUTBOX_METRICS"] = "off"  # CloudWatch metric lines are for Lambda's log, not a terminal
     configure_logging(sys.stderr, level="WARNING")  # stdout holds the report only
     environment = {**os.environ, **{k: v for k, v in _sweep_environment(args).items() if v}}
-    settings = replace(Settings.from_env(environment, require_queue=True), sweep_min_age=args.min_age)
+    settings = Settings.from_env(environment, require_queue=True)  # OUTBOX_SWEEP_MIN_AGE_SECONDS, as deployed
+    if args.min_age is not None:
+        settings = replace(settings, sweep_min_age=args.min_age)
     report = build_sweeper(settings).sweep()
     figures = report.figures()
     if args.json:
@@ -202,6 +242,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {text!r}")
+    return value
+
+
+def endpoint_url(text: str) -> str:
+    """An argparse type: an http(s) URL with a host, as botocore takes for an endpoint."""
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL with a host, not {text!r}")
+    return text
+
+
 def _text(*paragraphs: str) -> str:
     """Help text: each paragraph wrapped at 78 columns, lines kept (RawDescriptionHelpFormatter)."""
     return "\n\n".join(textwrap.fill(" ".join(paragraph.split()), 78) for paragraph in paragraphs)
@@ -227,6 +286,7 @@ def _add_aws_options(group: argparse._ActionsContainer) -> None:
     """--endpoint-url and --region, shared by every command that talks to AWS."""
     group.add_argument(
         "--endpoint-url",
+        type=endpoint_url,
         metavar="URL",
         help="send every AWS request to URL (a local emulator, such as outbox dev's); "
         "default: AWS_ENDPOINT_URL, else AWS itself",
@@ -282,12 +342,19 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
         ),
         epilog=_exit_codes(
             (0, "stopped by Ctrl-C or SIGTERM"),
-            (1, "could not start: the port is in use, or the emulator did not start (one line on stderr)"),
+            (
+                1,
+                "could not start: the local extra is missing, the port is in use, or the emulator did not start"
+                " (one line on stderr)",
+            ),
             (2, "bad usage"),
         ),
     )
     dev.add_argument(
-        "--port", type=int, default=8080, help="port of the HTTP API on 127.0.0.1 (default 8080; 0: any free port)"
+        "--port",
+        type=port_number,
+        default=8080,
+        help="port of the HTTP API on 127.0.0.1 (default 8080; 0: any free port)",
     )
     dev.add_argument("--fifo", action="store_true", help="make the main queue FIFO (ordered per group)")
     dev.set_defaults(run=_dev, aws=False)
@@ -302,7 +369,11 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
         ),
         epilog=_exit_codes(
             (0, "every invariant held"),
-            (1, "an invariant was violated (each is listed), or the pipeline did not finish in time"),
+            (
+                1,
+                "an invariant was violated (each is listed), the pipeline did not finish in time, or the"
+                " local extra is missing",
+            ),
             (2, "bad usage"),
         ),
     )
@@ -311,6 +382,46 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for completion (default 120)")
     demo.add_argument("--fifo", action="store_true", help="make the main queue FIFO (ordered per group)")
     demo.set_defaults(run=_demo, aws=False)
+
+
+def _add_package_parser(commands: argparse._SubParsersAction[OneLineParser]) -> None:
+    package = commands.add_parser(
+        "package",
+        help="build a reproducible Lambda zip of your code, your locked requirements and the outbox library",
+        description=_text(
+            """Build the zip of a Lambda function of yours (your consumer, with its delivery code):
+            the contents of each --source folder at the zip's root, the hash-locked --requirements
+            installed as wheels for Lambda's platform, and this outbox library less what Lambda
+            never runs (unless the requirements pin dynamodb-outbox). Bytecode is compiled for the
+            runtime's Python (this interpreter's), entries are sorted and timestamped, so the same
+            inputs give the same bytes.""",
+            """botocore's service models are kept for dynamodb, dynamodbstreams, sqs, sts, sso and
+            sso-oidc only; add each service your code calls with --botocore-service. A client your
+            sources make for a service left out fails the build, naming the file and line.""",
+        ),
+        epilog=_exit_codes(
+            (0, "built: the zip's path, size and SHA-256 on stdout"),
+            (1, "cannot build: a requirement without a pin or hash, a service left out, another Python (one line)"),
+            (2, "bad usage"),
+        ),
+    )
+    package.add_argument(
+        "--source", type=Path, action="append", default=[], metavar="DIR", help="a folder of your code (repeatable)"
+    )
+    package.add_argument(
+        "--requirements", type=Path, required=True, metavar="FILE", help="hash-locked requirements file"
+    )
+    package.add_argument("-o", "--output", type=Path, required=True, metavar="ZIP", help="where to write the zip")
+    package.add_argument("--architecture", choices=("arm64", "x86_64"), default="arm64", help="default arm64")
+    package.add_argument(
+        "--python-version",
+        default=f"{sys.version_info.major}.{sys.version_info.minor}",
+        help="the runtime's Python; must be this interpreter's (default)",
+    )
+    package.add_argument(
+        "--botocore-service", action="append", default=[], metavar="NAME", help="another service model to keep"
+    )
+    package.set_defaults(run=_package, aws=False)
 
 
 def _add_replay_parser(commands: argparse._SubParsersAction[OneLineParser]) -> None:
@@ -412,8 +523,9 @@ def _add_sweep_parser(commands: argparse._SubParsersAction[OneLineParser]) -> No
         "--min-age",
         metavar="AGE",
         type=duration,
-        default=timedelta(minutes=5),
-        help="relay only messages PENDING longer than this (30s, 5m, 2h; default 5m, as deployed)",
+        default=None,
+        help="relay only messages PENDING longer than this (30s, 5m, 2h; default OUTBOX_SWEEP_MIN_AGE_SECONDS as"
+        " deployed, else 5m)",
     )
     sweep.add_argument("--json", action="store_true", help="the report as one JSON object")
     sweep.add_argument("--table-name", help="the outbox table (default: OUTBOX_TABLE_NAME)")
@@ -446,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_bootstrap_parser(commands)
     _add_local_parsers(commands)
+    _add_package_parser(commands)
     _add_replay_parser(commands)
     _add_sweep_parser(commands)
     return parser

@@ -12,18 +12,29 @@ import importlib
 import threading
 from typing import TYPE_CHECKING
 
-from outbox.adapters.aws import Lazy, dynamodb_client, new_session, sqs_client, streams_client
+from outbox.adapters.aws import (
+    Lazy,
+    SecretsManagerClient,
+    dynamodb_client,
+    new_session,
+    secretsmanager_client,
+    sqs_client,
+    streams_client,
+)
 from outbox.adapters.publisher import SqsPublisher
+from outbox.adapters.secret import SecretsManagerIdSecret
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.message import IdSecret
+from outbox.domain.status import Status
 from outbox.service.accept import Acceptor
 from outbox.service.consume import Consumer, ConsumerPolicy, Deliver, log_delivery
 from outbox.service.dead_letter import DeadLetters
 from outbox.service.relay import RecentSends, Relay, RelayPolicy
 from outbox.service.stream import StreamWorker
-from outbox.service.sweep import Sweeper
+from outbox.service.sweep import StrandedBounds, Sweeper
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,6 +42,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
+
+    from outbox.ports import IdSecretSource
 
 # Messages a warm worker remembers sending: a redelivered stream batch is not sent again.
 RECENT_SENDS = 10_000
@@ -63,6 +76,7 @@ class Clients:
         self.lazy_dynamodb: Lazy[DynamoDBClient] = Lazy(self._dynamodb)
         self.lazy_sqs: Lazy[SQSClient] = Lazy(self._sqs)
         self.lazy_streams: Lazy[DynamoDBStreamsClient] = Lazy(self._streams)
+        self.lazy_secretsmanager: Lazy[SecretsManagerClient] = Lazy(self._secretsmanager)
 
     @classmethod
     def of(cls, settings: Settings) -> Clients:
@@ -80,6 +94,11 @@ class Clients:
         return self.lazy_sqs.get()
 
     @property
+    def secretsmanager(self) -> SecretsManagerClient:
+        """The Secrets Manager client (the API's id secret; the local stack creates it with this one)."""
+        return self.lazy_secretsmanager.get()
+
+    @property
     def streams(self) -> DynamoDBStreamsClient:
         """The DynamoDB Streams client (the local stream runner's; on AWS, Lambda reads the stream)."""
         return self.lazy_streams.get()
@@ -91,6 +110,10 @@ class Clients:
     def _sqs(self) -> SQSClient:
         with self._lock:
             return sqs_client(self.region, session=self._shared_session(), endpoint_url=self.endpoint_url)
+
+    def _secretsmanager(self) -> SecretsManagerClient:
+        with self._lock:
+            return secretsmanager_client(self.region, session=self._shared_session(), endpoint_url=self.endpoint_url)
 
     def _streams(self) -> DynamoDBStreamsClient:
         with self._lock:
@@ -105,14 +128,34 @@ class Clients:
 
 
 def build_acceptor(settings: Settings, clients: Clients | None = None) -> Acceptor:
-    """The accept use case on the settings' table; its first accept checks the table's bucket count."""
+    """The accept use case on the settings' table; its first accept checks the table's bucket count.
+
+    Its id secret is the settings' (ConfigurationError without one): read from Secrets Manager by
+    the first request that needs it, then again every few minutes (a rotation).
+    """
+    id_secret = build_id_secret(settings, clients)
     clients = clients or Clients.of(settings)
     table = _sweep_source(settings, clients)
 
     def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
         table.buckets(settings.buckets)
 
-    return Acceptor(_store(settings, clients), id_secret=settings.id_secret, before_first_accept=check_buckets)
+    return Acceptor(_store(settings, clients), id_secret=id_secret, before_first_accept=check_buckets)
+
+
+def build_id_secret(settings: Settings, clients: Clients | None = None) -> IdSecretSource:
+    """The settings' id secret: the Secrets Manager secret ``id_secret_arn`` names, or the value ``id_secret``."""
+    if settings.id_secret is not None:
+        return IdSecret(settings.id_secret, window=settings.id_secret_window)
+    if settings.id_secret_arn is None:
+        raise ConfigurationError(
+            "OUTBOX_ID_SECRET_ARN is not set: name the Secrets Manager secret that keys message ids "
+            "(the Terraform module's id_secret_arn output), or give OUTBOX_ID_SECRET for local use"
+        )
+    clients = clients or Clients.of(settings)
+    return SecretsManagerIdSecret(
+        settings.id_secret_arn, client=clients.lazy_secretsmanager, window=settings.id_secret_window
+    )
 
 
 def build_stream_worker(settings: Settings, clients: Clients | None = None) -> StreamWorker:
@@ -153,8 +196,10 @@ def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper
     clients = clients or Clients.of(settings)
     source = _sweep_source(settings, clients)
     relay = _relay(settings, clients, by="sweeper")
+    resender = _relay(settings, clients, by="sweeper", expected=frozenset())  # in flight: nothing to flip
     buckets = source.stored_buckets() or settings.buckets
-    return Sweeper(source, relay, buckets=buckets, min_age=settings.sweep_min_age)
+    bounds = StrandedBounds(retention=settings.queue_retention, visibility=settings.queue_visibility)
+    return Sweeper(source, relay, buckets=buckets, min_age=settings.sweep_min_age, resender=resender, bounds=bounds)
 
 
 def resolve_delivery(reference: str | None) -> Deliver:
@@ -165,14 +210,22 @@ def resolve_delivery(reference: str | None) -> Deliver:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigurationError(
-            f"OUTBOX_DELIVERY={reference}: cannot import {module_name} ({type(exc).__name__})"
-        ) from exc
+        raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {_import_problem(module_name, exc)}") from exc
     function = getattr(module, name, None)
     if not callable(function):
         raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {module_name} has no function {name}")
     delivery: Deliver = function
     return delivery
+
+
+def _import_problem(module_name: str, exc: ImportError) -> str:
+    """Why ``module_name`` did not import: itself missing, or something it imports (named, so it can be added)."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if missing is not None and (module_name == missing or module_name.startswith(f"{missing}.")):
+        return f"there is no module {module_name} (is its folder in the package, at the zip's root?)"
+    if missing is not None:
+        return f"{module_name} imports {missing}, which is not installed: add it to the function's requirements"
+    return f"{module_name} did not import: {exc}"
 
 
 def _store(settings: Settings, clients: Clients) -> DynamoDBMessageStore:
@@ -185,6 +238,14 @@ def _sweep_source(settings: Settings, clients: Clients) -> DynamoDBSweepSource:
     )
 
 
-def _relay(settings: Settings, clients: Clients, *, by: str, recent: RecentSends | None = None) -> Relay:
+def _relay(
+    settings: Settings,
+    clients: Clients,
+    *,
+    by: str,
+    recent: RecentSends | None = None,
+    expected: frozenset[Status] = frozenset({Status.PENDING}),
+) -> Relay:
     publisher = SqsPublisher.from_settings(settings, client=clients.lazy_sqs)
-    return Relay(_store(settings, clients), publisher, policy=RelayPolicy.from_settings(settings), by=by, recent=recent)
+    policy = RelayPolicy.from_settings(settings)
+    return Relay(_store(settings, clients), publisher, policy=policy, by=by, recent=recent, expected=expected)

@@ -1,8 +1,13 @@
 """Fault injection at the AWS call boundary, through botocore's event system.
 
 Works the same on real AWS, moto in process and the moto server: nothing is patched, the
-handlers hang off each client's own event emitter. Used by the tests, the chaos run and anyone
-who wants to see the outbox keep its invariants while AWS misbehaves.
+handlers hang off each client's own event emitter. The faults: an error or a timeout before the
+request leaves (``fail``, ``timeout``), per-entry SendMessageBatch refusals (``refuse``), a crash
+once the request took effect (``crash_after``: the function dies between two AWS calls), and a
+request that took effect but whose answer was lost (``answer_lost``: a timeout or a 500 after
+the write, inside botocore's retry loop, so its own retry meets the write's effect). Used by the
+tests, the chaos run and anyone who wants to see the outbox keep its invariants while AWS
+misbehaves.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
-__all__ = ["FaultInjector", "SimulatedCrash"]
+__all__ = ["FaultInjector", "SimulatedCrash", "writes_status"]
 
 
 class SimulatedCrash(BaseException):
@@ -32,13 +37,14 @@ Predicate = Callable[[Params], bool]
 @dataclass
 class _Rule:
     operation: str
-    kind: str  # "error" | "timeout" | "crash_after"
+    kind: str  # "error" | "timeout" | "crash_after" | "answer_lost"
     code: str = ""
     status: int = 400
     times: int = 1
     when: Predicate | None = None
     probability: float = 1.0
     details: Params | None = None
+    retried: bool = True  # answer_lost: botocore may retry (the retry meets the write's own effect)
 
 
 @dataclass
@@ -54,6 +60,25 @@ def _response(status: int) -> AWSResponse:
     return AWSResponse("https://fault.invalid/", status, HTTPHeaders(), None)
 
 
+def writes_status(*statuses: str) -> Predicate:
+    """A ``when`` for UpdateItem: the request moves a record to one of ``statuses`` (a lifecycle write)."""
+    wanted = frozenset(statuses)
+
+    def matches(params: Params) -> bool:
+        to = params.get("ExpressionAttributeValues", {}).get(":to", {}).get("S")
+        return to in wanted
+
+    return matches
+
+
+def _lost_answer(operation: str, answer: str) -> Exception:
+    """What the caller sees of a request whose answer was lost: a read timeout, or an HTTP 500."""
+    if answer == "500":
+        error = {"Code": "InternalServerError", "Message": "injected: the request may or may not have succeeded"}
+        return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 500}}, operation)  # type: ignore[typeddict-item]
+    return ReadTimeoutError(endpoint_url=f"https://fault.invalid/{operation}")
+
+
 class FaultInjector:
     """Registers on one or more boto3 clients; records every call; injects the faults you arm.
 
@@ -67,6 +92,7 @@ class FaultInjector:
         self._refusals: list[_Refusal] = []
         self._lock = threading.Lock()
         self._random = random.Random(seed)  # noqa: S311 - fault dice, not cryptography
+        self._attempts: dict[str, int] = {}  # service -> the attempts its clients' retry config allows
         for client in clients:
             self.attach(client)
 
@@ -77,6 +103,9 @@ class FaultInjector:
         events.register(f"provide-client-params.{service}", self._on_params)
         events.register(f"before-call.{service}", self._before_call)
         events.register(f"after-call.{service}", self._after_call)
+        events.register(f"needs-retry.{service}", self._needs_retry)
+        retries = getattr(client.meta.config, "retries", None) or {}
+        self._attempts[service] = int(retries.get("total_max_attempts") or 1)
 
     # -- arming ---------------------------------------------------------------------------------
 
@@ -102,9 +131,35 @@ class FaultInjector:
         """Make ``operation`` time out before reaching AWS."""
         self._add(_Rule(operation, "timeout", times=times, probability=probability))
 
-    def crash_after(self, operation: str, *, times: int = 1, probability: float = 1.0) -> None:
-        """Let ``operation`` succeed at AWS, then raise SimulatedCrash before the caller sees it."""
-        self._add(_Rule(operation, "crash_after", times=times, probability=probability))
+    def crash_after(
+        self, operation: str, *, times: int = 1, when: Predicate | None = None, probability: float = 1.0
+    ) -> None:
+        """Let ``operation`` succeed at AWS, then raise SimulatedCrash before the caller sees it (the process died)."""
+        self._add(_Rule(operation, "crash_after", times=times, when=when, probability=probability))
+
+    def answer_lost(
+        self,
+        operation: str,
+        *,
+        answer: str = "timeout",
+        retried: bool = True,
+        times: int = 1,
+        when: Predicate | None = None,
+        probability: float = 1.0,
+    ) -> None:
+        """Let ``operation`` take effect at AWS, then lose its answer: a read timeout (or ``answer="500"``).
+
+        "May or may not have succeeded": the write happened, the caller cannot know. With
+        ``retried`` botocore retries as it does a timeout or a 500 (standard mode), so the retry
+        meets the write's own effect (a conditional write then fails its condition on it), and
+        only when no attempt is left does the caller see the timeout itself; without, the caller
+        sees it at once (the SDK's retries spent), and its own retry meets the effect. Only a
+        request AWS answered with success is hit: a write that did not happen is not this fault.
+        """
+        if answer not in ("timeout", "500"):
+            raise ValueError("answer is 'timeout' or '500'")
+        rule = _Rule(operation, "answer_lost", answer, times=times, when=when, probability=probability, retried=retried)
+        self._add(rule)
 
     def refuse(
         self,
@@ -198,6 +253,27 @@ class FaultInjector:
             body = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": rule.status}, **(rule.details or {})}
             return _response(rule.status), body
         return None
+
+    def _needs_retry(
+        self,
+        response: tuple[Any, Params] | None,
+        operation: Any,
+        attempts: int,
+        caught_exception: Exception | None,
+        request_dict: dict[str, Any],
+        **_: Any,
+    ) -> int | None:
+        """Lose the answer of a request that succeeded: botocore retries it, or the caller sees the fault."""
+        if caught_exception is not None or response is None or response[0].status_code >= 300:
+            return None  # not applied (or not answered by AWS at all): another fault, or none
+        context = request_dict.get("context", {})
+        rule = self._take(operation.name, "answer_lost", context.get("fault_params", {}))
+        if rule is None:
+            return None
+        service = operation.service_model.service_id.hyphenize()
+        if rule.retried and attempts < self._attempts.get(service, 1):
+            return 0  # botocore sends it again at once, as after a timeout (its backoff is not the point)
+        raise _lost_answer(operation.name, rule.code)
 
     def _after_call(self, model: Any, parsed: Params, context: dict[str, Any], **_: Any) -> None:
         refused = context.get("fault_refused")

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import MutableMapping
+from contextlib import AbstractContextManager
 from typing import Any, TextIO
 
 import structlog
@@ -51,7 +52,16 @@ def debug_enabled() -> bool:
     return _configured["level"] <= logging.DEBUG
 
 
+def invocation_context(aws_request_id: str | None, **context: Any) -> AbstractContextManager[Any]:
+    """Bind one invocation's context for its duration, then restore what was bound before.
+
+    For handlers that run in someone else's process (``make_handler``): their own context
+    (a ``correlation_id``) stays bound, and nothing of the invocation outlives it.
+    """
+    return structlog.contextvars.bound_contextvars(aws_request_id=aws_request_id, **context)
+
+
 def bind_invocation(aws_request_id: str | None, **context: Any) -> None:
-    """Start a fresh log context for one Lambda invocation."""
+    """Start a fresh log context for one Lambda invocation (the deployed entry points: they own the process)."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(aws_request_id=aws_request_id, **context)

@@ -101,11 +101,22 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint written by ``save_checkpoint``; ReplayUsageError when it is not one."""
+    """Read a checkpoint written by ``save_checkpoint``; ReplayUsageError saying what is wrong when it is not one."""
     try:
-        return Checkpoint.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ReplayUsageError(f"cannot read checkpoint {path}: {type(exc).__name__}") from exc
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReplayUsageError(f"cannot read checkpoint {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        line = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ReplayUsageError(f"checkpoint {path} is not JSON{line}: not a file outbox replay wrote") from exc
+    try:
+        return Checkpoint.from_dict(data)
+    except KeyError as exc:
+        raise ReplayUsageError(f"checkpoint {path} has no {exc.args[0]!r}: not a file outbox replay wrote") from exc
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ReplayUsageError(f"checkpoint {path} is malformed ({exc}): not a file outbox replay wrote") from exc
 
 
 def _usage(message: str) -> int:
@@ -141,8 +152,12 @@ def _checkpoint(args: argparse.Namespace) -> Checkpoint:
 
 
 def _must_ask(args: argparse.Namespace, selection: Selection) -> bool:
-    """Whether to ask before sending: --status ANY re-sends delivered messages, unless --yes or a dry run."""
-    return selection.status == "ANY" and not args.yes and not args.dry_run
+    """Whether to ask before sending: --status ANY re-sends delivered messages, unless --yes or a dry run.
+
+    A resumed replay was confirmed when it started (a checkpoint exists only past that point), so
+    the resume hint it prints works as printed, on a terminal or not.
+    """
+    return selection.status == "ANY" and not args.yes and not args.dry_run and not args.resume
 
 
 def _answered_yes() -> bool:
@@ -200,6 +215,8 @@ def run_replay_command(args: argparse.Namespace) -> int:
         return 0
     _configure_logs(args)
 
+    if args.resume and checkpoint.target and checkpoint.target.table != args.table_name:  # before any request
+        return _usage(f"{args.resume} is a replay of table {checkpoint.target.table!r}, not {args.table_name!r}")
     dynamodb = dynamodb_client(args.region)
     keys = {"hash_key": args.hash_key, "range_key": args.range_key}
     pending = DynamoDBSweepSource(args.table_name, client=dynamodb, **keys)
@@ -221,7 +238,9 @@ def run_replay_command(args: argparse.Namespace) -> int:
         relay = Relay(store, publisher, policy=policy, by="replay", expected=FLIP_FROM[checkpoint.selection.status])
 
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
+    # Ctrl-C and SIGTERM (a terminal closed, a container stopped) both finish the batch in flight,
+    # then write the checkpoint and the summary.
+    previous = {sig: signal.signal(sig, lambda _s, _f: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     path = Path(args.resume or args.checkpoint)
     try:
         summary = _run(args, Sources(reader, pending), relay, checkpoint, stop=stop, path=path)
@@ -233,15 +252,23 @@ def run_replay_command(args: argparse.Namespace) -> int:
         print(f"outbox replay: {exc.detail}; resume with: outbox replay --resume {path}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if relay is not None:
             relay.close()
+    return _finish(args, summary, checkpoint, path)
+
+
+def _finish(args: argparse.Namespace, summary: Summary, checkpoint: Checkpoint, path: Path) -> int:
+    """The checkpoint kept (with the resume hint) or removed, the lines on stderr, the summary; the exit code."""
     if (summary.interrupted or summary.stopped) and not args.dry_run:  # a dry run never writes a checkpoint
         save_checkpoint(checkpoint, path)
         why = "interrupted" if summary.interrupted else "SQS refused a request, so the run stopped"
         print(f"outbox replay: {why}; resume with: outbox replay --resume {path}", file=sys.stderr)
     elif path.exists() and not args.dry_run:
         path.unlink()
+    if summary.not_found:
+        print(f"outbox replay: {summary.not_found} of the message ids asked for have no outbox entry", file=sys.stderr)
     _print_summary(args, summary)
     return summary.exit_code()
 
@@ -365,4 +392,5 @@ def _print_summary(args: argparse.Namespace, summary: Summary) -> None:
         print(json.dumps({"summary": figures}), flush=True)
         return
     shown = ["scanned", "selected", "would_send" if args.dry_run else "sent", "already_done", "failed"]
+    shown += ["not_found"] if summary.not_found else []
     print(", ".join(f"{name.replace('_', ' ')} {figures[name]}" for name in shown))

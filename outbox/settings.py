@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+from outbox.domain.caller import RoleSessions
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.message import DEFAULT_ROTATION_WINDOW, MIN_ID_SECRET_BYTES
 
 _KEY_NAME = re.compile(r"^[^\x00-\x1f]{1,255}$")
 _DELIVERY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-MIN_ID_SECRET_CHARS = 32
+MIN_ID_SECRET_CHARS = MIN_ID_SECRET_BYTES
+# A rotation window shorter than this could end before every function read the new value (they
+# read it again every 5 minutes: adapters/secret.py); 0 switches at once (retries may duplicate).
+MIN_ID_SECRET_WINDOW_S = 600
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,17 @@ class Settings:
     flip_concurrency: int = 10
     sweep_min_age: timedelta = timedelta(seconds=300)  # the stream's turn before the sweeper steps in
     clock_skew: timedelta = timedelta(seconds=2)  # the most a writer's clock may be off (the worker's group order)
+    # The main queue's message retention and visibility timeout: when a message in flight is stranded.
+    queue_retention: timedelta = timedelta(seconds=345_600)
+    queue_visibility: timedelta = timedelta(seconds=180)
     record_retention: timedelta = timedelta(days=30)  # a COMPLETED or FAILED record's time to live
     require_principal: bool = False  # the API answers 401 to a request without an IAM caller or JWT subject
-    id_secret: str | None = None  # keys the ids derived from Idempotency-Keys (else a UUID 5 of scope and key)
+    # The id secret keys the ids derived from Idempotency-Keys and the owners: in Secrets Manager
+    # (its ARN; the Terraform module's), or given as a value (local use, the library's tests).
+    id_secret_arn: str | None = None
+    id_secret: str | None = field(default=None, repr=False)
+    id_secret_window: timedelta = DEFAULT_ROTATION_WINDOW  # after a rotation: the previous value written, then checked
+    role_sessions: RoleSessions = RoleSessions.SHARED  # an assumed role's sessions: one caller, or one each
 
     def require_queue_url(self) -> str:
         """The queue URL, or a ConfigurationError naming the variable."""
@@ -73,13 +86,22 @@ class Settings:
             deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
             flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 10),
             sweep_min_age=timedelta(seconds=_positive(env, "OUTBOX_SWEEP_MIN_AGE_SECONDS", 300)),
-            clock_skew=timedelta(milliseconds=_positive(env, "OUTBOX_MAX_CLOCK_SKEW_MS", 2_000, least=0)),
+            clock_skew=timedelta(milliseconds=_not_negative(env, "OUTBOX_MAX_CLOCK_SKEW_MS", 2_000)),
+            queue_retention=timedelta(seconds=_positive(env, "OUTBOX_QUEUE_RETENTION_SECONDS", 345_600)),
+            queue_visibility=timedelta(seconds=_positive(env, "OUTBOX_QUEUE_VISIBILITY_SECONDS", 180)),
             record_retention=timedelta(days=_positive(env, "OUTBOX_RECORD_RETENTION_DAYS", 30)),
             require_principal=_flag(env, "OUTBOX_REQUIRE_PRINCIPAL"),
+            id_secret_arn=env.get("OUTBOX_ID_SECRET_ARN", "").strip() or None,
             id_secret=env.get("OUTBOX_ID_SECRET", "").strip() or None,
+            id_secret_window=timedelta(seconds=_not_negative(env, "OUTBOX_ID_SECRET_WINDOW_SECONDS", 86_400)),
+            role_sessions=_role_sessions(env),
         )
         if settings.id_secret is not None and len(settings.id_secret) < MIN_ID_SECRET_CHARS:
             raise ConfigurationError(f"OUTBOX_ID_SECRET must be at least {MIN_ID_SECRET_CHARS} characters")
+        if 0 < settings.id_secret_window.total_seconds() < MIN_ID_SECRET_WINDOW_S:
+            raise ConfigurationError(f"OUTBOX_ID_SECRET_WINDOW_SECONDS must be 0 or at least {MIN_ID_SECRET_WINDOW_S}")
+        if settings.id_secret is not None and settings.id_secret_arn is not None:
+            raise ConfigurationError("set OUTBOX_ID_SECRET_ARN or OUTBOX_ID_SECRET, not both")
 
         if settings.hash_key == settings.range_key:
             raise ConfigurationError("OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY must name two different attributes")
@@ -104,15 +126,31 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
 
 
-def _positive(env: Mapping[str, str], name: str, default: int, *, least: int = 1) -> int:
+def _role_sessions(env: Mapping[str, str]) -> RoleSessions:
+    raw = env.get("OUTBOX_ROLE_SESSIONS", "").strip().lower() or RoleSessions.SHARED.value
+    try:
+        return RoleSessions(raw)
+    except ValueError:
+        raise ConfigurationError(f"OUTBOX_ROLE_SESSIONS must be shared or apart, not {raw!r}") from None
+
+
+def _not_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigurationError(f"{name} must be a whole number of 0 or more, not {raw!r}")
+    return int(raw)
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        value = least - 1
-    if value < least:
-        what = "a positive whole number" if least == 1 else f"a whole number from {least}"
-        raise ConfigurationError(f"{name} must be {what}, not {raw!r}")
+        value = 0
+    if value < 1:
+        raise ConfigurationError(f"{name} must be a positive whole number, not {raw!r}")
     return value

@@ -3,13 +3,14 @@
 They keep the same contracts as the real adapters: ``accept`` is all-or-nothing with the same
 idempotency rules, ``transition`` is conditional on the lifecycle table, the publisher reports
 per-entry refusals the way SendMessageBatch does, and the sweep source reads the store's
-PENDING records and the outbox reader its outbox entries, in outbox order (bucket, then time).
+PENDING records (a page of keys per query, records when asked for) and those in flight, and the
+outbox reader its outbox entries, in outbox order (bucket, then time).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -24,6 +25,7 @@ from outbox.domain.errors import (
     PayloadMismatchError,
 )
 from outbox.domain.record import (
+    IN_FLIGHT_PARTITIONS,
     AcceptResult,
     HistoryEntry,
     Lease,
@@ -40,6 +42,7 @@ from outbox.ports import (
     MessageStore,
     OutboxReader,
     OutgoingMessage,
+    PendingKey,
     Publisher,
     SendFailure,
     StoredEntry,
@@ -122,17 +125,31 @@ def stream_records(
 
 @dataclass
 class InMemoryMessageStore:
-    """A MessageStore in a dict; ``fail_next`` makes the next call of an operation raise."""
+    """A MessageStore in a dict; ``fail_next`` makes the next call of an operation raise.
+
+    ``lose_answer_next`` makes the next call of an operation (``"transition"``, or
+    ``"transition:COMPLETED"`` for the next move to that status; ``"release"``) take effect and
+    then raise, as an answer lost to a timeout or a 500: a leased transition tried again meets its
+    own effect and recognises it, as the DynamoDB store does.
+    """
 
     records: dict[str, MessageRecord] = field(default_factory=dict)
     envelopes: dict[str, Envelope] = field(default_factory=dict)
     sequences: dict[str, str] = field(default_factory=dict)  # message_id -> its write sequence
     fail_next: dict[str, OutboxError] = field(default_factory=dict)
+    lose_answer_next: dict[str, OutboxError] = field(default_factory=dict)
     record_retention: timedelta = timedelta(days=30)
+    reads: list[tuple[str, str]] = field(default_factory=list)  # (operation, message_id) of each read, in order
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _maybe_fail(self, operation: str) -> None:
         error = self.fail_next.pop(operation, None)
+        if error is not None:
+            raise error
+
+    def _maybe_lose_answer(self, operation: str) -> None:
+        """After the operation took effect: raise, as a lost answer does, if armed."""
+        error = self.lose_answer_next.pop(operation, None)
         if error is not None:
             raise error
 
@@ -143,18 +160,21 @@ class InMemoryMessageStore:
         idempotency_key: str | None,
         by: str = "api",
         owner: str | None = None,
+        earlier_ids: Sequence[str] = (),
+        owners: Collection[str] | None = None,
         sequence: str | None = None,
     ) -> AcceptResult:
-        """Store a PENDING record and its envelope, or return the existing one (of the same owner only)."""
+        """Store a PENDING record and its envelope, or return the owner's existing one (at its id or an earlier one)."""
         with self._lock:
             self._maybe_fail("accept")
-            existing = self.records.get(envelope.message_id)
+            found = (self.records.get(m) for m in (envelope.message_id, *earlier_ids))
+            existing = next((record for record in found if record is not None), None)
             if existing is not None:
-                if existing.owner != owner:
+                if existing.owner not in (owners if owners is not None else {owner}):
                     raise IdempotencyKeyReusedError(None)
                 if existing.payload_hash != envelope.payload_hash():
-                    raise IdempotencyKeyReusedError(envelope.message_id)
-                return AcceptResult(envelope.message_id, existing.status, created=False)
+                    raise IdempotencyKeyReusedError(existing.message_id)
+                return AcceptResult(existing.message_id, existing.status, created=False)
             self.records[envelope.message_id] = MessageRecord(
                 message_id=envelope.message_id,
                 status=Status.PENDING,
@@ -181,9 +201,27 @@ class InMemoryMessageStore:
         """The record, or NotFoundError."""
         with self._lock:
             self._maybe_fail("get")
+            self.reads.append(("get", message_id))
             if message_id not in self.records:
                 raise NotFoundError(f"no message {message_id}")
             return self.records[message_id]
+
+    def stored_owner(self, message_id: str) -> str | None:
+        """The record's owner ("" without one), None without a record."""
+        with self._lock:
+            self._maybe_fail("stored_owner")
+            self.reads.append(("stored_owner", message_id))
+            record = self.records.get(message_id)
+            return None if record is None else record.owner or ""
+
+    def view(self, message_id: str) -> MessageRecord:
+        """The record as a caller's read shows it (no lease), or NotFoundError."""
+        with self._lock:
+            self._maybe_fail("view")
+            self.reads.append(("view", message_id))
+            if message_id not in self.records:
+                raise NotFoundError(f"no message {message_id}")
+            return replace(self.records[message_id], lease=None)
 
     def transition(
         self,
@@ -208,6 +246,11 @@ class InMemoryMessageStore:
             now = iso(at)
             if record is not None and payload_hash is not None and record.payload_hash != payload_hash:
                 raise PayloadMismatchError(message_id, current=record.status, to=to)
+            if record is not None and not _admits(record, to, sources, lease, now) and _own_effect(record, to, lease):
+                # The condition failed on this writer's own effect: an earlier try, its answer lost.
+                previous = record.history[-2].status if len(record.history) >= 2 else to
+                attempts = record.attempts if to in (Status.PROCESSING, Status.QUEUED) else 0
+                return TransitionResult(message_id, previous, to, attempts, repeated=True)
             if record is None or not _admits(record, to, sources, lease, now):
                 until = record.lease.until if record is not None and record.lease is not None else None
                 raise InvalidTransitionError(
@@ -225,7 +268,10 @@ class InMemoryMessageStore:
                 reason=reason if reason else record.reason,
                 lease=held if lease is not None or to is not Status.PROCESSING else record.lease,
                 expires_at=int((at + self.record_retention).timestamp()) if to in ENDED else None,
+                ended_lease_owner=_ended_by(record, to, sources, lease),
             )
+            self._maybe_lose_answer(f"transition:{to.value}")
+            self._maybe_lose_answer("transition")
             return TransitionResult(message_id, record.status, to, result_attempts)
 
     def release(self, message_id: str, lease: Lease) -> None:
@@ -239,6 +285,7 @@ class InMemoryMessageStore:
                     message_id, current=record.status if record else None, to=Status.PROCESSING
                 )
             self.records[message_id] = replace(record, lease=Lease(lease.owner, iso(utc_now())))
+            self._maybe_lose_answer("release")
 
     def count_relay_failure(self, message_id: str) -> int:
         """Count a failed relay of a PENDING record."""
@@ -250,44 +297,117 @@ class InMemoryMessageStore:
             self.records[message_id] = replace(record, relay_attempts=record.relay_attempts + 1)
             return record.relay_attempts + 1
 
+    def new_send_generation(
+        self,
+        message_id: str,
+        *,
+        expected: frozenset[Status],
+        updated_at: str | None = None,
+        generation: int | None = None,
+    ) -> int:
+        """One more send generation of a record in ``expected`` (PROCESSING: with no live lease), as read if given."""
+        with self._lock:
+            self._maybe_fail("new_send_generation")
+            record = self.records.get(message_id)
+            now = iso(utc_now())
+            held = record is not None and record.status is Status.PROCESSING and _live(record.lease, now)
+            moved = (
+                record is not None
+                and updated_at is not None
+                and (record.updated_at != updated_at or record.send_generation != (generation or 0))
+            )
+            if record is None or record.status not in expected or held or moved:
+                raise InvalidTransitionError(message_id, current=record.status if record else None, to=Status.QUEUED)
+            self.records[message_id] = replace(record, send_generation=record.send_generation + 1)
+            return record.send_generation + 1
+
+    def note_resent(self, message_id: str, generation: int) -> None:
+        """Note when a re-send in flight was sent, if the record is still at ``generation``."""
+        with self._lock:
+            self._maybe_fail("note_resent")
+            record = self.records.get(message_id)
+            if record is None or record.send_generation != generation:
+                raise InvalidTransitionError(message_id, current=record.status if record else None, to=Status.QUEUED)
+            self.records[message_id] = replace(record, sent_at=iso(utc_now()))
+
 
 @dataclass
 class InMemorySweepSource:
     """A SweepSource over an InMemoryMessageStore: its PENDING records by bucket, in time order, page by page.
 
-    The real index may still list a record that has just moved on; this one never does.
+    It pages as the real index does: each page of keys is read from the store when it is asked for
+    (after the last key of the page before), and records only when ``records`` is called. It
+    counts both: ``queries`` (pages of keys read) and ``records_read`` (records read back).
+    ``listed_after_move`` plays the index's lag: those messages stay listed once they moved on.
     """
 
     store: InMemoryMessageStore
     buckets: int = 16
     page_size: int = 500
     reads: list[list[str]] = field(default_factory=list)  # the ids of each moved_on call
+    queries: int = 0
+    records_read: int = 0
+    listed_after_move: set[str] = field(default_factory=set)
+
+    def keys(self, bucket: int, before: str | None = None) -> Iterator[list[PendingKey]]:
+        """The keys of ``bucket``'s PENDING records placed before ``before`` (all, if None), a page at a time."""
+        yield from self._paged(lambda: self._bucket_listing(bucket), before)
+
+    def in_flight_keys(self, partition: int, before: str) -> Iterator[list[PendingKey]]:
+        """The keys of in-flight ``partition``'s records that went in flight before ``before``, a page at a time."""
+        yield from self._paged(lambda: self._in_flight_listing(partition), before)
+
+    def _paged(self, listing: Callable[[], list[PendingKey]], before: str | None) -> Iterator[list[PendingKey]]:
+        after: PendingKey | None = None
+        while True:
+            page = self._keys_page(listing, before, after)
+            if page:
+                yield page
+            if len(page) < self.page_size:
+                return
+            after = page[-1]
+
+    def _keys_page(
+        self, listing: Callable[[], list[PendingKey]], before: str | None, after: PendingKey | None
+    ) -> list[PendingKey]:
+        """One page of an index partition, as it stands now."""
+        self.queries += 1
+        with self.store._lock:
+            listed = sorted(listing())
+        return [k for k in listed if (after is None or k > after) and (before is None or k.sk < before)][
+            : self.page_size
+        ]
+
+    def _bucket_listing(self, bucket: int) -> list[PendingKey]:
+        return [
+            PendingKey(outbox_sk(r.created_at, r.message_id, self.store.sequences.get(r.message_id)), r.message_id)
+            for r in self.store.records.values()
+            if (r.status is Status.PENDING or r.message_id in self.listed_after_move)
+            and bucket_of(r.group_key or r.message_id, self.buckets) == bucket
+        ]
+
+    def _in_flight_listing(self, partition: int) -> list[PendingKey]:
+        return [
+            PendingKey(outbox_sk(_in_flight_since(r), r.message_id), r.message_id)
+            for r in self.store.records.values()
+            if r.status in _IN_FLIGHT and bucket_of(r.message_id, IN_FLIGHT_PARTITIONS) == partition
+        ]
+
+    def records(self, keys: Sequence[PendingKey], *, consistent: bool = True) -> list[SweptRecord]:
+        """The records behind ``keys``, in their order, with their current status (always read in full here)."""
+        self.records_read += len(keys)
+        with self.store._lock:
+            found = [(k, self.store.records.get(k.message_id), self.store.envelopes.get(k.message_id)) for k in keys]
+        return [SweptRecord(k.sk, None, None) if r is None else _swept(k.sk, r, e) for k, r, e in found]
 
     def pending(
         self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
     ) -> Iterator[list[SweptRecord]]:
         """The PENDING records of ``bucket`` placed before ``before`` (all, if None), less those ``known`` names."""
-        with self.store._lock:
-            records = list(self.store.records.values())
-            envelopes = dict(self.store.envelopes)
-            sequences = dict(self.store.sequences)
-        found = sorted(
-            (
-                SweptRecord(
-                    outbox_sk(r.created_at, r.message_id, sequences.get(r.message_id)),
-                    r.message_id,
-                    r.status,
-                    r.created_at,
-                    envelopes.get(r.message_id),
-                )
-                for r in records
-                if r.status is Status.PENDING and bucket_of(r.group_key or r.message_id, self.buckets) == bucket
-            ),
-            key=lambda record: record.sk,
-        )
-        found = [r for r in found if (before is None or r.sk < before) and not (known and known(str(r.message_id)))]
-        for start in range(0, len(found), self.page_size):
-            yield found[start : start + self.page_size]
+        for page in self.keys(bucket, before):
+            wanted = [k for k in page if not (known and known(k.message_id))]
+            if wanted:
+                yield self.records(wanted)
 
     def moved_on(self, message_ids: Iterable[str]) -> set[str]:
         """Of these messages, those whose record is no longer PENDING."""
@@ -366,6 +486,39 @@ class InMemoryOutboxReader:
         return sorted(entries, key=lambda entry: entry.position)
 
 
+_IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING})
+
+
+def _in_flight_since(record: MessageRecord) -> str:
+    """When the record last went in flight (the real index's sort key for it): its first line of this flight."""
+    since = record.created_at
+    previous: Status | None = None
+    for line in record.history:
+        if line.status in _IN_FLIGHT and previous not in _IN_FLIGHT:
+            since = line.at
+        previous = line.status
+    return since
+
+
+def _swept(sk: str, record: MessageRecord, envelope: Envelope | None) -> SweptRecord:
+    """A record as the sweep source reads it back: its envelope while it has not ended."""
+    return SweptRecord(
+        sk,
+        record.message_id,
+        record.status,
+        record.created_at,
+        None if record.status in ENDED else envelope,
+        updated_at=record.updated_at,
+        lease_until=record.lease.until if record.lease else None,
+        generation=record.send_generation,
+        sent_at=record.sent_at,
+    )
+
+
+def _live(lease: Lease | None, now: str) -> bool:
+    return lease is not None and lease.until > now
+
+
 def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease: Lease | None, now: str) -> bool:
     """The store's condition: a source status; under a lease, PROCESSING only once expired, finished by its owner."""
     if record.status not in sources:
@@ -375,6 +528,29 @@ def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease
     if to is Status.PROCESSING:  # taking it over
         return record.lease is None or record.lease.until <= now
     return sources != frozenset({Status.PROCESSING}) or (record.lease is not None and record.lease.owner == lease.owner)
+
+
+def _own_effect(record: MessageRecord, to: Status, lease: Lease | None) -> bool:
+    """Whether a record that refused this leased transition shows it made by this lease's owner (an earlier try).
+
+    As the DynamoDB store: the owner holds PROCESSING (a live lease, since the move was refused),
+    or ended the record. (The store also knows
+    an unleased write by botocore resending the very same request; a call here is never resent.)
+    """
+    if record.status is not to or lease is None:
+        return False
+    if to is Status.PROCESSING:
+        return record.lease is not None and record.lease.owner == lease.owner
+    return to in ENDED and record.ended_lease_owner == lease.owner
+
+
+def _ended_by(record: MessageRecord, to: Status, sources: frozenset[Status], lease: Lease | None) -> str | None:
+    """``ended_lease_owner`` after a transition: set by an end under a lease, cleared by a re-drive, else kept."""
+    if lease is not None and to in ENDED and sources == frozenset({Status.PROCESSING}):
+        return lease.owner
+    if to not in ENDED and sources & ENDED:
+        return None
+    return record.ended_lease_owner
 
 
 Refusal = tuple[str, bool]  # (code, sender_fault)

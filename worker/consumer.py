@@ -14,7 +14,7 @@ from typing import Any
 
 from outbox.compose import build_consumer, resolve_delivery
 from outbox.domain.errors import DeliveryError
-from outbox.logs import bind_invocation, configure_logging
+from outbox.logs import bind_invocation, configure_logging, invocation_context
 from outbox.service.consume import BatchResponse, Consumer, ConsumerPolicy, Deliver, Outcome, log_delivery
 from outbox.settings import Settings
 
@@ -33,39 +33,35 @@ __all__ = [
 SqsHandler = Callable[[Mapping[str, Any], Any], BatchResponse]
 
 
-def _build(deliver: Deliver | None) -> Consumer:
-    """The consumer of this function, from the ``OUTBOX_*`` environment; ``deliver`` or the one it names."""
-    configure_logging()
-    return build_consumer(Settings.from_env(), deliver=deliver)
-
-
 def make_handler(deliver: Deliver) -> SqsHandler:
     """A Lambda SQS handler that runs the lifecycle, dedup and partial batch response around ``deliver``.
 
     ``deliver(envelope)`` returns when the message is delivered; raising ``DeliveryError``
     with ``retryable=False`` fails the message for good, any other exception retries it. The
     consumer is built on the first invocation (Lambda's cold start) from the ``OUTBOX_*``
-    environment.
+    environment. It runs in your process as a guest: your logging setup and your bound log
+    context stay as they are (each invocation's ``aws_request_id`` is bound only while it runs).
     """
-    consumer = cache(lambda: _build(deliver))
+    consumer = cache(lambda: build_consumer(Settings.from_env(), deliver=deliver))
 
     def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
-        return _invoke(consumer(), event, context)
+        with invocation_context(getattr(context, "aws_request_id", None), handler="consumer"):
+            return consumer().handle(event, context)
 
     return handler
 
 
 @cache
 def default_consumer() -> Consumer:
-    """The deployed consumer: ``OUTBOX_DELIVERY``'s function (or the reference one), built once per cold start."""
-    return _build(None)
+    """The deployed consumer: ``OUTBOX_DELIVERY``'s function (or the reference one), built once per cold start.
+
+    The deployed function owns its process, so it sets up the JSON logging.
+    """
+    configure_logging()
+    return build_consumer(Settings.from_env())
 
 
 def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
     """Lambda entry point of the deployed consumer."""
-    return _invoke(default_consumer(), event, context)
-
-
-def _invoke(consumer: Consumer, event: Mapping[str, Any], context: Any) -> BatchResponse:
     bind_invocation(getattr(context, "aws_request_id", None), handler="consumer")
-    return consumer.handle(event, context)
+    return default_consumer().handle(event, context)

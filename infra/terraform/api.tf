@@ -4,6 +4,9 @@ locals {
     "GET /messages/{id}" = "GET/messages/*"
   }
   jwt = var.authorization == "JWT"
+  # Every resource of the API exists once with create_api, not at all without it.
+  api_count  = var.create_api ? 1 : 0
+  api_routes = var.create_api ? local.routes : {}
 
   # One JSON line per request: what an operator needs to find a request, see how it ended and where
   # the time went, and follow it into the API function's log (integrationRequestId is the
@@ -28,6 +31,8 @@ locals {
 }
 
 resource "aws_apigatewayv2_api" "this" {
+  count = local.api_count
+
   name          = var.name
   description   = "Outbox: accepts messages and answers their status"
   protocol_type = "HTTP"
@@ -35,9 +40,9 @@ resource "aws_apigatewayv2_api" "this" {
 }
 
 resource "aws_apigatewayv2_authorizer" "jwt" {
-  count = local.jwt ? 1 : 0
+  count = local.jwt ? local.api_count : 0
 
-  api_id           = aws_apigatewayv2_api.this.id
+  api_id           = aws_apigatewayv2_api.this[0].id
   name             = "${var.name}-jwt"
   authorizer_type  = "JWT"
   identity_sources = ["$request.header.Authorization"]
@@ -56,25 +61,29 @@ resource "aws_apigatewayv2_authorizer" "jwt" {
 }
 
 resource "aws_apigatewayv2_integration" "api" {
-  api_id                 = aws_apigatewayv2_api.this.id
+  count = local.api_count
+
+  api_id                 = aws_apigatewayv2_api.this[0].id
   integration_type       = "AWS_PROXY"
   integration_uri        = aws_lambda_function.this["api"].invoke_arn
   payload_format_version = "2.0"
-  timeout_milliseconds   = min(30000, var.functions["api"].timeout * 1000 + 1000)
+  timeout_milliseconds   = min(30000, local.function_sizes["api"].timeout * 1000 + 1000)
 }
 
 # Every route is authorised: SigV4 (IAM) by default, or the JWT authoriser.
 resource "aws_apigatewayv2_route" "this" {
-  for_each = local.routes
+  for_each = local.api_routes
 
-  api_id             = aws_apigatewayv2_api.this.id
+  api_id             = aws_apigatewayv2_api.this[0].id
   route_key          = each.key
-  target             = "integrations/${aws_apigatewayv2_integration.api.id}"
+  target             = "integrations/${aws_apigatewayv2_integration.api[0].id}"
   authorization_type = var.authorization
   authorizer_id      = local.jwt ? aws_apigatewayv2_authorizer.jwt[0].id : null
 }
 
 resource "aws_cloudwatch_log_group" "api_access" {
+  count = local.api_count
+
   name              = "/aws/apigateway/${var.name}-access"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.this.arn
@@ -82,12 +91,14 @@ resource "aws_cloudwatch_log_group" "api_access" {
 }
 
 resource "aws_apigatewayv2_stage" "default" {
-  api_id      = aws_apigatewayv2_api.this.id
+  count = local.api_count
+
+  api_id      = aws_apigatewayv2_api.this[0].id
   name        = "$default"
   auto_deploy = true
 
   access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.api_access.arn
+    destination_arn = aws_cloudwatch_log_group.api_access[0].arn
     format          = jsonencode(local.access_log_fields)
   }
 
@@ -101,11 +112,32 @@ resource "aws_apigatewayv2_stage" "default" {
 }
 
 resource "aws_lambda_permission" "api" {
-  for_each = local.routes
+  for_each = local.api_routes
 
   statement_id  = "AllowApiGateway-${replace(replace(each.key, " ", "-"), "/[^A-Za-z0-9-]/", "")}"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.this["api"].function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_apigatewayv2_api.this.execution_arn}/*/${each.value}"
+  source_arn    = "${aws_apigatewayv2_api.this[0].execution_arn}/*/${each.value}"
+}
+
+# The API's resources got a count with create_api: a deployment from before keeps its API (and URL).
+moved {
+  from = aws_apigatewayv2_api.this
+  to   = aws_apigatewayv2_api.this[0]
+}
+
+moved {
+  from = aws_apigatewayv2_integration.api
+  to   = aws_apigatewayv2_integration.api[0]
+}
+
+moved {
+  from = aws_apigatewayv2_stage.default
+  to   = aws_apigatewayv2_stage.default[0]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.api_access
+  to   = aws_cloudwatch_log_group.api_access[0]
 }

@@ -7,19 +7,19 @@ resource "aws_dynamodb_table" "this" {
 
   name                        = var.name
   billing_mode                = "PAY_PER_REQUEST"
-  hash_key                    = var.hash_key
-  range_key                   = var.range_key
+  hash_key                    = local.hash_key
+  range_key                   = local.range_key
   stream_enabled              = true
   stream_view_type            = "NEW_IMAGE"
   deletion_protection_enabled = var.deletion_protection
 
   attribute {
-    name = var.hash_key
+    name = local.hash_key
     type = "S"
   }
 
   attribute {
-    name = var.range_key
+    name = local.range_key
     type = "S"
   }
 

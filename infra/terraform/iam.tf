@@ -19,11 +19,20 @@ data "aws_iam_policy_document" "assume_lambda" {
 }
 
 data "aws_iam_policy_document" "api" {
+  count = var.create_api ? 1 : 0
+
+  # ConditionCheckItem: during an id secret rotation, an accept checks the key's other id (secret.tf).
   statement {
     sid       = "AcceptAndReadMessages"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [local.table_arn]
   }
+  statement {
+    sid       = "ReadTheIdSecret"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.id.arn]
+  }
+  # The table's key, and the module's, which also decrypts the id secret.
   statement {
     sid       = "TableKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -198,7 +207,7 @@ data "aws_iam_policy_document" "dead_letter" {
 
 locals {
   function_policies = {
-    api           = data.aws_iam_policy_document.api.json
+    api           = one(data.aws_iam_policy_document.api[*].json) # null without the API
     worker        = data.aws_iam_policy_document.worker.json
     consumer      = data.aws_iam_policy_document.consumer.json
     sweeper       = data.aws_iam_policy_document.sweeper.json
@@ -207,7 +216,7 @@ locals {
 }
 
 resource "aws_iam_role" "function" {
-  for_each = local.functions
+  for_each = local.deployed_functions
 
   name               = "${var.name}-${each.key}"
   description        = "Execution role of the ${var.name}-${each.key} function"
@@ -216,7 +225,7 @@ resource "aws_iam_role" "function" {
 }
 
 resource "aws_iam_role_policy" "function" {
-  for_each = local.functions
+  for_each = local.deployed_functions
 
   name   = "${var.name}-${each.key}"
   role   = aws_iam_role.function[each.key].id
@@ -226,7 +235,7 @@ resource "aws_iam_role_policy" "function" {
 # X-Ray's PutTraceSegments and PutTelemetryRecords take no resource ARN (AWS documents "*" as the only
 # resource), so the AWS-managed write-only policy grants them rather than a "*" statement of ours.
 resource "aws_iam_role_policy_attachment" "xray" {
-  for_each = local.functions
+  for_each = local.deployed_functions
 
   role       = aws_iam_role.function[each.key].name
   policy_arn = "arn:${local.partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"

@@ -90,6 +90,10 @@ resource "aws_kms_key" "this" {
       error_message = "table_name, table_stream_arn and table_kms_key_arn name an existing table: set create_table = false to attach to it."
     }
     precondition {
+      condition     = var.create_table || (var.hash_key != null && var.range_key != null)
+      error_message = "create_table = false needs hash_key and range_key: the existing table's key attribute names (pk and sk are the defaults of the module's own table only)."
+    }
+    precondition {
       condition     = var.create_table || try(strcontains(var.table_stream_arn, ":table/${var.table_name}/stream/"), true)
       error_message = "table_stream_arn must be the stream of the table table_name names."
     }

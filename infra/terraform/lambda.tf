@@ -1,5 +1,5 @@
 resource "aws_cloudwatch_log_group" "function" {
-  for_each = local.functions
+  for_each = local.deployed_functions
 
   name              = "/aws/lambda/${var.name}-${each.key}"
   retention_in_days = var.log_retention_days
@@ -8,7 +8,7 @@ resource "aws_cloudwatch_log_group" "function" {
 }
 
 resource "aws_lambda_function" "this" {
-  for_each = local.functions
+  for_each = local.deployed_functions
   # checkov:skip=CKV_AWS_116:API Gateway and the event source mappings invoke api, worker, consumer and dead-letter synchronously (their failures go to the stream on-failure queue, the SQS DLQ, and back to the DLQ); the sweeper's scheduled events carry nothing, a failed sweep is repeated by the next one and alarmed by its errors, so a DLQ would hold only empty events.
   # checkov:skip=CKV_AWS_117:The functions reach only AWS APIs; a VPC would add NAT or endpoints and nothing to isolate.
   # checkov:skip=CKV_AWS_272:make package builds unsigned zips; add an aws_signer profile and code_signing_config_arn where signing is policy.
@@ -30,7 +30,7 @@ resource "aws_lambda_function" "this" {
     variables = merge(
       each.value.environment,
       each.key == "consumer" ? local.delivery_environment : {},
-      each.key == "api" ? local.api_secret_environment : {},
+      each.key == "api" ? local.api_identity_environment : {},
     )
   }
 
@@ -65,7 +65,7 @@ resource "aws_lambda_event_source_mapping" "stream" {
 
   filter_criteria {
     filter {
-      pattern = jsonencode(jsondecode(templatefile("${path.module}/stream_filter.json.tftpl", { hash_key = var.hash_key })))
+      pattern = jsonencode(jsondecode(templatefile("${path.module}/stream_filter.json.tftpl", { hash_key = local.hash_key })))
     }
   }
 

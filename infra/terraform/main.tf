@@ -34,15 +34,30 @@ locals {
     sweeper       = var.lambda_package
     "dead-letter" = var.lambda_package
   }
-  # Each function's memory, timeout and reserved concurrency: the caller's, and for the dead-letter
-  # function (a key callers of 0.1.0 do not set) its default unless given.
-  function_sizes   = merge({ "dead-letter" = local.dead_letter_size }, var.functions)
-  dead_letter_size = { memory_size = 256, timeout = 30, reserved_concurrency = 2 }
+  # Each function's memory, timeout and reserved concurrency: the module's defaults, with whatever
+  # the caller set in var.functions (any function, any of the three) merged over them.
+  function_defaults = {
+    api           = { memory_size = 512, timeout = 10, reserved_concurrency = 100 }
+    worker        = { memory_size = 512, timeout = 60, reserved_concurrency = 20 }
+    consumer      = { memory_size = 512, timeout = 30, reserved_concurrency = 20 }
+    sweeper       = { memory_size = 512, timeout = 300, reserved_concurrency = 1 }
+    "dead-letter" = { memory_size = 256, timeout = 30, reserved_concurrency = 2 }
+  }
+  function_sizes = {
+    for name, defaults in local.function_defaults :
+    name => merge(defaults, { for setting, value in try(var.functions[name], {}) : setting => value if value != null })
+  }
+  # The functions deployed: all of local.functions, the API's only with create_api. Everything made
+  # per function (role, policy, log group, alarm) iterates over this map. (Written as a conditional
+  # so checkov, which cannot evaluate a filtered for expression, still checks each function.)
+  deployed_functions = var.create_api ? local.functions : { for name, function in local.functions : name => function if name != "api" }
+
+  # The table's key names: the caller's; pk and sk on the module's own table when not given (an
+  # existing table's are required: aws_kms_key.this's precondition).
+  hash_key  = coalesce(var.hash_key, "pk")
+  range_key = coalesce(var.range_key, "sk")
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
-  # The API's OUTBOX_ID_SECRET (lambda.tf), when the caller gives one; sensitive, so kept out of
-  # local.functions (a for_each may not hold sensitive values).
-  api_secret_environment = var.id_secret == null ? {} : { OUTBOX_ID_SECRET = var.id_secret }
 
   # Handler paths and environment names exactly as outbox/settings.py and the handlers read them.
   functions = {
@@ -51,8 +66,8 @@ locals {
       description = "POST /messages and GET /messages/{id}: one TransactWriteItems per accepted message"
       environment = {
         OUTBOX_TABLE_NAME     = local.table_name
-        OUTBOX_HASH_KEY       = var.hash_key
-        OUTBOX_RANGE_KEY      = var.range_key
+        OUTBOX_HASH_KEY       = local.hash_key
+        OUTBOX_RANGE_KEY      = local.range_key
         OUTBOX_BUCKETS        = tostring(var.buckets)
         OUTBOX_RETENTION_DAYS = tostring(var.retention_days)
         # Every request names its caller (IAM or JWT): keys, ids and reads are scoped to it.
@@ -65,13 +80,15 @@ locals {
       description = "Relays outbox stream records to SQS, then flips each record PENDING -> QUEUED"
       environment = {
         OUTBOX_TABLE_NAME         = local.table_name
-        OUTBOX_HASH_KEY           = var.hash_key
-        OUTBOX_RANGE_KEY          = var.range_key
+        OUTBOX_HASH_KEY           = local.hash_key
+        OUTBOX_RANGE_KEY          = local.range_key
         OUTBOX_QUEUE_URL          = aws_sqs_queue.main.url
         OUTBOX_MAX_RELAY_ATTEMPTS = tostring(var.max_relay_attempts)
         OUTBOX_FLIP_CONCURRENCY   = tostring(var.flip_concurrency)
         # Entries older than this may have been relayed by the sweeper: sent only if still PENDING.
         OUTBOX_SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
+        # After a stream loss: how far another writer's clock may be off (the group's order).
+        OUTBOX_MAX_CLOCK_SKEW_MS = tostring(var.max_clock_skew_ms)
         # A record that ends (FAILED here, COMPLETED in the consumer) expires by the table's TTL.
         OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
         LOG_LEVEL                    = var.log_level
@@ -82,8 +99,8 @@ locals {
       description = "Consumer: QUEUED -> PROCESSING -> COMPLETED or FAILED, delivering each message"
       environment = {
         OUTBOX_TABLE_NAME            = local.table_name
-        OUTBOX_HASH_KEY              = var.hash_key
-        OUTBOX_RANGE_KEY             = var.range_key
+        OUTBOX_HASH_KEY              = local.hash_key
+        OUTBOX_RANGE_KEY             = local.range_key
         OUTBOX_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
         # The queue's redrive maxReceiveCount: on that receive the consumer ends a message FAILED
         # rather than let its copy reach the dead-letter queue.
@@ -94,14 +111,19 @@ locals {
     }
     sweeper = {
       handler     = "worker.sweeper.handler"
-      description = "On a schedule: relays every message PENDING past sweep_min_age_seconds from its record"
+      description = "On a schedule: relays every message PENDING past sweep_min_age_seconds, re-sends what is in flight with no copy left"
       environment = {
         OUTBOX_TABLE_NAME            = local.table_name
-        OUTBOX_HASH_KEY              = var.hash_key
-        OUTBOX_RANGE_KEY             = var.range_key
+        OUTBOX_HASH_KEY              = local.hash_key
+        OUTBOX_RANGE_KEY             = local.range_key
         OUTBOX_QUEUE_URL             = aws_sqs_queue.main.url
         OUTBOX_SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
         OUTBOX_MAX_RELAY_ATTEMPTS    = tostring(var.max_relay_attempts)
+        OUTBOX_FLIP_CONCURRENCY      = tostring(var.flip_concurrency)
+        # The main queue's own figures: how long a copy can still be somewhere. A message in flight
+        # past them with no copy left is re-sent (MessagesResent, alarmed).
+        OUTBOX_QUEUE_RETENTION_SECONDS  = tostring(aws_sqs_queue.main.message_retention_seconds)
+        OUTBOX_QUEUE_VISIBILITY_SECONDS = tostring(aws_sqs_queue.main.visibility_timeout_seconds)
         # Used only while the table keeps no bucket count of its own: every bucket the API writes.
         OUTBOX_BUCKETS               = tostring(var.buckets)
         OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
@@ -115,8 +137,8 @@ locals {
       description = "Dead-letter queue: ends the record of every copy there FAILED with the reason"
       environment = {
         OUTBOX_TABLE_NAME            = local.table_name
-        OUTBOX_HASH_KEY              = var.hash_key
-        OUTBOX_RANGE_KEY             = var.range_key
+        OUTBOX_HASH_KEY              = local.hash_key
+        OUTBOX_RANGE_KEY             = local.range_key
         OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
         LOG_LEVEL                    = var.log_level
       }

@@ -1,6 +1,6 @@
 output "api_url" {
-  description = "Base URL of the HTTP API (POST /messages, GET /messages/{id})."
-  value       = aws_apigatewayv2_stage.default.invoke_url
+  description = "Base URL of the HTTP API (POST /messages, GET /messages/{id}); null with create_api = false."
+  value       = one(aws_apigatewayv2_stage.default[*].invoke_url)
 }
 
 output "table_name" {
@@ -29,12 +29,12 @@ output "on_failure_queue_url" {
 }
 
 output "function_names" {
-  description = "Function names by role: api, worker, consumer, sweeper."
+  description = "Function names by role: api (only with create_api), worker, consumer, sweeper, dead-letter."
   value       = { for key, function in aws_lambda_function.this : key => function.function_name }
 }
 
 output "role_names" {
-  description = "Execution role names by function: attach what your own delivery code calls to the consumer's."
+  description = "Execution role names by function (api only with create_api): attach what your own delivery code calls to the consumer's."
   value       = { for key, role in aws_iam_role.function : key => role.name }
 }
 
@@ -43,12 +43,27 @@ output "kms_key_arn" {
   value       = aws_kms_key.this.arn
 }
 
+# What `outbox replay` and `outbox sweep` read (outbox/cli.py, Settings.from_env): the sweeper's own
+# settings, so a sweep by hand runs as the deployed one; the API's writer settings, so a service of
+# yours writing with Outbox.from_settings(Settings.from_env()) writes as the API does; and the region.
+# tests/infra/test_wiring.py holds it to the names the commands read and the functions' values.
 output "environment" {
-  description = "The environment `outbox replay` needs against this deployment."
+  description = "The environment `outbox replay`, `outbox sweep` and Outbox.from_settings need against this deployment: table, key names, queue, buckets, retention, relay and sweep settings (the queue's retention and visibility timeout included), region."
   value = {
-    OUTBOX_TABLE_NAME = local.table_name
-    OUTBOX_QUEUE_URL  = aws_sqs_queue.main.url
-    OUTBOX_BUCKETS    = tostring(var.buckets)
+    AWS_REGION                   = local.region
+    OUTBOX_TABLE_NAME            = local.table_name
+    OUTBOX_HASH_KEY              = local.hash_key
+    OUTBOX_RANGE_KEY             = local.range_key
+    OUTBOX_QUEUE_URL             = aws_sqs_queue.main.url
+    OUTBOX_BUCKETS               = tostring(var.buckets)
+    OUTBOX_RETENTION_DAYS        = tostring(var.retention_days)
+    OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
+    OUTBOX_MAX_RELAY_ATTEMPTS    = tostring(var.max_relay_attempts)
+    OUTBOX_FLIP_CONCURRENCY      = tostring(var.flip_concurrency)
+    OUTBOX_SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
+    # What tells the sweeper a message in flight has no copy left: the main queue's own figures.
+    OUTBOX_QUEUE_RETENTION_SECONDS  = tostring(aws_sqs_queue.main.message_retention_seconds)
+    OUTBOX_QUEUE_VISIBILITY_SECONDS = tostring(aws_sqs_queue.main.visibility_timeout_seconds)
   }
 }
 

@@ -87,7 +87,7 @@ resource "aws_sqs_queue" "main" {
   content_based_deduplication = false
   message_retention_seconds   = var.message_retention_seconds
   # AWS's guidance for a Lambda-consumed queue: six times the function's timeout.
-  visibility_timeout_seconds        = 6 * var.functions["consumer"].timeout
+  visibility_timeout_seconds        = 6 * local.function_sizes["consumer"].timeout
   kms_master_key_id                 = aws_kms_key.this.arn
   kms_data_key_reuse_period_seconds = 300
   policy                            = data.aws_iam_policy_document.queue["main"].json

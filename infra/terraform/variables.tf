@@ -32,6 +32,13 @@ variable "create_table" {
   default     = true
 }
 
+variable "create_api" {
+  description = "Deploy the notification API (the HTTP API, its function, role, log groups and alarms). false: the outbox alone, for a service that writes its own messages (Outbox.transact_write) on its own table and delivers them with its own consumer; outputs naming the API are null then."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 variable "table_name" {
   description = "Name of the existing table when create_table = false (null otherwise). The table must have its stream on with view type NEW_IMAGE or NEW_AND_OLD_IMAGES, string (S) keys named hash_key and range_key, the global secondary index outbox-records (partition key outbox_pk, sort key outbox_sk, both S, projection KEYS_ONLY: the sweeper finds PENDING messages through it, also those whose outbox entry is gone), and (recommended) TTL on expires_at so delivered entries expire."
   type        = string
@@ -73,23 +80,23 @@ variable "table_kms_key_arn" {
 }
 
 variable "hash_key" {
-  description = "Name of the table's partition key attribute (type S); the functions get it as OUTBOX_HASH_KEY and the stream filter matches it."
+  description = "Name of the table's partition key attribute (type S); the functions get it as OUTBOX_HASH_KEY and the stream filter matches it. The module's own table defaults to pk; with create_table = false it is required (the existing table's name for it)."
   type        = string
-  default     = "pk"
+  default     = null
 
   validation {
-    condition     = length(var.hash_key) >= 1 && length(var.hash_key) <= 255
+    condition     = var.hash_key == null || try(length(var.hash_key) >= 1 && length(var.hash_key) <= 255, false)
     error_message = "hash_key must be a DynamoDB attribute name of 1 to 255 characters."
   }
 }
 
 variable "range_key" {
-  description = "Name of the table's sort key attribute (type S); the functions get it as OUTBOX_RANGE_KEY."
+  description = "Name of the table's sort key attribute (type S); the functions get it as OUTBOX_RANGE_KEY. The module's own table defaults to sk; with create_table = false it is required (the existing table's name for it)."
   type        = string
-  default     = "sk"
+  default     = null
 
   validation {
-    condition     = length(var.range_key) >= 1 && length(var.range_key) <= 255
+    condition     = var.range_key == null || try(length(var.range_key) >= 1 && length(var.range_key) <= 255, false)
     error_message = "range_key must be a DynamoDB attribute name of 1 to 255 characters."
   }
 }
@@ -139,31 +146,32 @@ variable "lambda_runtime" {
 }
 
 variable "functions" {
-  description = "Memory (MB), timeout (s) and reserved concurrency of each function: keys api, worker, consumer, sweeper, and optionally dead-letter (default 256 MB, 30 s, 2). The sweeper's reserved concurrency is 1 (two sweeps never run at once); keep its timeout under the sweep_schedule period."
+  description = "Memory (MB), timeout (s) and reserved concurrency of any function (keys api, worker, consumer, sweeper, dead-letter), each setting optional: what you give is merged over the module's defaults (main.tf: local.function_defaults), so { consumer = { memory_size = 1024 } } changes that alone. The sweeper's reserved concurrency is 1 (two sweeps never run at once); keep its timeout under the sweep_schedule period."
   type = map(object({
-    memory_size          = number
-    timeout              = number
-    reserved_concurrency = number
+    memory_size          = optional(number)
+    timeout              = optional(number)
+    reserved_concurrency = optional(number)
   }))
-  default = {
-    api      = { memory_size = 512, timeout = 10, reserved_concurrency = 100 }
-    worker   = { memory_size = 512, timeout = 60, reserved_concurrency = 20 }
-    consumer = { memory_size = 512, timeout = 30, reserved_concurrency = 20 }
-    sweeper  = { memory_size = 512, timeout = 300, reserved_concurrency = 1 }
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = length(setsubtract(keys(var.functions), ["api", "worker", "consumer", "sweeper", "dead-letter"])) == 0
+    error_message = "functions may have the keys api, worker, consumer, sweeper and dead-letter; no other."
   }
 
   validation {
-    condition     = length(setsubtract(["api", "worker", "consumer", "sweeper"], keys(var.functions))) == 0 && length(setsubtract(keys(var.functions), ["api", "worker", "consumer", "sweeper", "dead-letter"])) == 0
-    error_message = "functions must have the keys api, worker, consumer and sweeper, and may have dead-letter; no other."
+    condition     = alltrue([for size in values(var.functions) : (size.memory_size == null || try(size.memory_size >= 128 && size.memory_size <= 10240, false)) && (size.timeout == null || try(size.timeout >= 1 && size.timeout <= 900, false))])
+    error_message = "functions: memory_size must be 128 to 10240 (MB) and timeout 1 to 900 (s), as Lambda allows."
   }
 
   validation {
-    condition     = try(var.functions["dead-letter"].reserved_concurrency, 2) >= 2 && try(var.functions["dead-letter"].reserved_concurrency, 2) <= 1000
+    condition     = try(coalesce(var.functions["dead-letter"].reserved_concurrency, 2), 2) >= 2 && try(coalesce(var.functions["dead-letter"].reserved_concurrency, 2), 2) <= 1000
     error_message = "functions.dead-letter.reserved_concurrency must be 2 to 1000 (the dead-letter queue mapping's maximum_concurrency): 0 would leave copies in the dead-letter queue unsettled."
   }
 
   validation {
-    condition     = try(var.functions["sweeper"].reserved_concurrency, 1) == 1
+    condition     = try(coalesce(var.functions["sweeper"].reserved_concurrency, 1), 1) == 1
     error_message = "functions.sweeper.reserved_concurrency must be 1: two sweeps must never run at once."
   }
 }
@@ -226,9 +234,20 @@ variable "max_relay_attempts" {
 }
 
 variable "flip_concurrency" {
-  description = "OUTBOX_FLIP_CONCURRENCY: concurrent PENDING -> QUEUED updates per worker invocation."
+  description = "OUTBOX_FLIP_CONCURRENCY: concurrent PENDING -> QUEUED updates per worker or sweeper invocation."
   type        = number
   default     = 10
+}
+
+variable "max_clock_skew_ms" {
+  description = "OUTBOX_MAX_CLOCK_SKEW_MS: the most (ms) a writer's clock may be off; after a stream loss the worker puts another writer's PENDING message of a group first only if it was made more than twice this before the batch."
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.max_clock_skew_ms >= 0 && floor(var.max_clock_skew_ms) == var.max_clock_skew_ms
+    error_message = "max_clock_skew_ms must be a whole number of milliseconds, 0 or more."
+  }
 }
 
 variable "max_delivery_attempts" {
@@ -416,17 +435,5 @@ variable "replay_role_arn" {
   validation {
     condition     = var.replay_role_arn == null || can(regex("^arn:[a-z-]+:iam::[0-9]{12}:role/", var.replay_role_arn))
     error_message = "replay_role_arn must be an IAM role ARN (arn:<partition>:iam::<account>:role/...)."
-  }
-}
-
-variable "id_secret" {
-  description = "Secret key (32+ characters) of the message ids the API derives from Idempotency-Keys (OUTBOX_ID_SECRET): without it nobody can compute an id from a key. null: ids are a UUID 5 of caller and key (reads are scoped to the caller either way)."
-  type        = string
-  default     = null
-  sensitive   = true
-
-  validation {
-    condition     = var.id_secret == null || try(length(var.id_secret) >= 32, false)
-    error_message = "id_secret must be at least 32 characters."
   }
 }

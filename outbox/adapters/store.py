@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -14,7 +14,15 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, check_key_names
-from outbox.adapters.updates import S, relay_failure_shape, release_shape, transition_shape, transition_values
+from outbox.adapters.updates import (
+    S,
+    generation_shape,
+    relay_failure_shape,
+    release_shape,
+    resent_shape,
+    transition_shape,
+    transition_values,
+)
 from outbox.domain.clock import WRITE_CLOCK
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
@@ -30,6 +38,8 @@ from outbox.domain.errors import (
     ValidationError,
 )
 from outbox.domain.record import (
+    OUTBOX_PREFIX,
+    RECORD_PREFIX,
     RECORD_SK,
     AcceptResult,
     HistoryEntry,
@@ -37,6 +47,7 @@ from outbox.domain.record import (
     MessageRecord,
     TransitionResult,
     bucket_of,
+    in_flight_pk,
     iso,
     outbox_pk,
     outbox_sk,
@@ -58,6 +69,21 @@ log = structlog.get_logger("outbox.store")
 
 
 MAX_TRANSACT_ITEMS = 100  # TransactWriteItems' limit
+# What a caller's read of its own record shows (outbox.api.record_view), and nothing else: not its
+# lease, idempotency key, trace id or index keys. The payload is there for the notification's channel.
+VIEW_ATTRIBUTES = (
+    "message_id",
+    "status",
+    "type",
+    "payload",
+    "payload_hash",
+    "group_key",
+    "created_at",
+    "updated_at",
+    "history",
+    "attempts",
+    "reason",
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +98,9 @@ class OutboxMessage:
     idempotency_key: str | None
     transact_items: list[dict[str, Any]]
     models: tuple[MessageRecordModel, OutboxEntryModel] = field(repr=False, compare=False)
+    # Ids the same key had under the id secret's other value: each one's record must not exist
+    # (one ConditionCheck each, after the record and the entry), during a rotation window only.
+    earlier_ids: tuple[str, ...] = ()
 
     @property
     def message_id(self) -> str:
@@ -151,10 +180,13 @@ class DynamoDBMessageStore:
         idempotency_key: str | None,
         by: str,
         owner: str | None = None,
+        earlier_ids: Sequence[str] = (),
         sequence: str | None = None,
     ) -> OutboxMessage:
         """The record and outbox entry of a new message, as PynamoDB models and as TransactItems.
 
+        Each of ``earlier_ids`` adds a ConditionCheck that no record exists at that id (returning
+        it if one does): the same key's message written under the id secret's other value.
         ``sequence`` is the message's place in its writer's order (``new_message`` stamps it); an
         envelope made without one gets the next place in this process's order, naming no writer.
         """
@@ -198,14 +230,65 @@ class DynamoDBMessageStore:
                 )
             },
             {"Put": entry.get_save_kwargs_from_instance(self._new_entry)},
+            *({"ConditionCheck": self._no_record_at(earlier)} for earlier in earlier_ids),
         ]
-        return OutboxMessage(envelope, idempotency_key, items, (record, entry))
+        return OutboxMessage(envelope, idempotency_key, items, (record, entry), tuple(earlier_ids))
+
+    def _no_record_at(self, message_id: str) -> dict[str, Any]:
+        """A ConditionCheck that ``message_id`` has no record; a failed one returns the record."""
+        return {
+            "TableName": self.table_name,
+            "Key": self._record_key(message_id),
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": self.hash_key},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
 
     def add_to(self, transaction: TransactWrite, message: OutboxMessage) -> None:
-        """Put ``message``'s record and entry into a PynamoDB ``TransactWrite``, with the same conditions."""
+        """Put ``message``'s record and entry into a PynamoDB ``TransactWrite``, with the same conditions.
+
+        Without ALL_OLD: a cancellation's text (PynamoDB puts the reasons in it) never carries a
+        stored record's payload.
+        """
         record, entry = message.models
-        transaction.save(record, condition=self._new_record, return_values="ALL_OLD")
+        transaction.save(record, condition=self._new_record)
         transaction.save(entry, condition=self._new_entry)
+        for earlier in message.earlier_ids:
+            transaction.condition_check(type(record), record_pk(earlier), RECORD_SK, condition=self._new_record)
+
+    def cancelled(
+        self, exc: Exception, items: Sequence[Mapping[str, Any]], reasons: Sequence[Mapping[str, Any]] | None = None
+    ) -> OutboxError:
+        """The error of a TransactWriteItems of ``items`` (as sent, in order) that failed with ``exc``.
+
+        ``reasons`` are the per-item cancellation reasons (``{"Code", "Message"}``) when the caller
+        has them parsed already, else read from ``exc``. Each failed item is named as the caller's,
+        or a message's record or entry (told by their keys), without its content.
+        """
+        if reasons is None:
+            reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
+        if reasons is None:
+            return translate(exc, "TransactWriteItems")
+        failed = []
+        for index, reason in enumerate(reasons):
+            code = str(reason.get("Code") or "None")
+            if code != "None":
+                part, message_id = self._part_of(items[index] if index < len(items) else {})
+                failed.append(CancellationReason(index, part, code, str(reason.get("Message") or ""), message_id))
+        return TransactionCancelledError(failed)
+
+    def _part_of(self, item: Mapping[str, Any]) -> tuple[ItemPart, str | None]:
+        """Whose item of a transaction this is, by its key: a message's record or entry, else the caller's."""
+        put = item.get("Put") or {}
+        if put.get("TableName") == self.table_name:
+            stored = put.get("Item") or {}
+            key = stored.get(self.hash_key, {}).get("S", "")
+            message_id = stored.get("message_id", {}).get("S")
+            if key.startswith(RECORD_PREFIX) and stored.get(self.range_key, {}).get("S") == RECORD_SK:
+                return ItemPart.RECORD, message_id
+            if key.startswith(OUTBOX_PREFIX) and message_id:
+                return ItemPart.ENTRY, message_id
+        return ItemPart.CALLER, None
 
     def transact_write(self, items: Sequence[Mapping[str, Any]], messages: Sequence[OutboxMessage]) -> None:
         """One TransactWriteItems: ``items`` (the caller's, in order), then each message's record and entry."""
@@ -230,14 +313,21 @@ class DynamoDBMessageStore:
         idempotency_key: str | None,
         by: str = "api",
         owner: str | None = None,
+        earlier_ids: Sequence[str] = (),
+        owners: Collection[str] | None = None,
         sequence: str | None = None,
     ) -> AcceptResult:
         """One TransactWriteItems: the record (if new) and its outbox entry, or the existing message.
 
-        An existing message of another ``owner`` is never replayed nor named: IdempotencyKeyReusedError
-        without an id (scoped ids make it unreachable short of a hash collision).
+        The existing message is the record at the envelope's id or at one of ``earlier_ids`` (the
+        same key under the id secret's other value), checked in the same transaction. One of
+        another owner (not in ``owners``, default ``owner``) is never replayed nor named:
+        IdempotencyKeyReusedError without an id (scoped ids make it unreachable short of a hash
+        collision).
         """
-        message = self.prepare(envelope, idempotency_key=idempotency_key, by=by, owner=owner, sequence=sequence)
+        message = self.prepare(
+            envelope, idempotency_key=idempotency_key, by=by, owner=owner, earlier_ids=earlier_ids, sequence=sequence
+        )
         try:
             self.client.transact_write_items(TransactItems=message.transact_items)  # type: ignore[arg-type]
         except AWS_ERRORS as exc:
@@ -245,11 +335,11 @@ class DynamoDBMessageStore:
             if existing is None:
                 raise _write_error(exc, 0, [message]) from exc
             old = self._models.record.from_raw_data(existing)
-            if old.owner != owner:
+            if old.owner not in (owners if owners is not None else {owner}):
                 raise IdempotencyKeyReusedError(None) from exc
             if old.payload_hash != message.models[0].payload_hash:
-                raise IdempotencyKeyReusedError(envelope.message_id) from exc
-            return AcceptResult(envelope.message_id, Status(old.status), created=False)
+                raise IdempotencyKeyReusedError(old.message_id) from exc
+            return AcceptResult(old.message_id, Status(old.status), created=False)
         log.info("message_accepted", message_id=envelope.message_id, type=envelope.type, by=by)
         return AcceptResult(envelope.message_id, Status.PENDING, created=True)
 
@@ -264,6 +354,34 @@ class DynamoDBMessageStore:
         if "Item" not in response:
             raise NotFoundError(f"no message {message_id}")
         return _to_domain(record_model.from_raw_data(dict(response["Item"])))
+
+    def stored_owner(self, message_id: str) -> str | None:
+        """The record's owner alone (one GetItem projecting it): None without a record, "" for one without an owner."""
+        item = self._read(message_id, ("owner",))
+        if item is None:
+            return None
+        return str(item.get("owner", {}).get("S", ""))
+
+    def view(self, message_id: str) -> MessageRecord:
+        """The attributes a caller's read shows (one GetItem projecting them), strongly consistent; NotFoundError."""
+        item = self._read(message_id, VIEW_ATTRIBUTES)
+        if item is None:
+            raise NotFoundError(f"no message {message_id}")
+        return _to_domain(self._models.record.from_raw_data(item))
+
+    def _read(self, message_id: str, attributes: Sequence[str]) -> dict[str, Any] | None:
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key=self._record_key(message_id),
+                ConsistentRead=True,
+                ProjectionExpression=", ".join(names),
+                ExpressionAttributeNames=names,
+            )
+        except AWS_ERRORS as exc:
+            raise translate(exc, "GetItem") from exc
+        return dict(response["Item"]) if "Item" in response else None
 
     def transition(
         self,
@@ -294,11 +412,22 @@ class DynamoDBMessageStore:
         at = utc_now()
         now = iso(at)
         expires_at = int((at + self.record_retention).timestamp()) if to in ENDED else None
+        in_flight = None if to in ENDED else (in_flight_pk(message_id), outbox_sk(now, message_id))
         values = transition_values(
-            to, now=now, by=by, reason=reason, lease=lease, payload_hash=payload_hash, expires_at=expires_at
+            to,
+            now=now,
+            by=by,
+            reason=reason,
+            lease=lease,
+            payload_hash=payload_hash,
+            expires_at=expires_at,
+            in_flight=in_flight,
         )
         request = shape.request(self.table_name, self._record_key(message_id), values)
-        old = self._update(message_id, request, to, payload_hash=payload_hash)
+        try:
+            old = self._update(message_id, request, to, payload_hash=payload_hash, mine=_own_effect(to, lease, values))
+        except _AlreadyApplied as applied:
+            return _repeated(message_id, to, applied.item, by=by)
         if shape.return_values == "NONE":
             (previous,) = sources  # the condition allowed exactly this one
         else:  # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
@@ -329,19 +458,54 @@ class DynamoDBMessageStore:
         old = self._update(message_id, request, Status.PENDING)
         return int(old.get("relay_attempts", {}).get("N", "0")) + 1
 
+    def new_send_generation(
+        self,
+        message_id: str,
+        *,
+        expected: frozenset[Status],
+        updated_at: str | None = None,
+        generation: int | None = None,
+    ) -> int:
+        """One conditional UpdateItem: ADD 1 to the send generation before a deliberate re-send; returns it."""
+        seen = None if updated_at is None else generation or 0
+        values = {":now": S(iso(utc_now()))} | ({":seen_at": S(updated_at)} if updated_at is not None else {})
+        request = generation_shape(self.hash_key, expected, seen=seen).request(
+            self.table_name, self._record_key(message_id), values
+        )
+        new = self._update(message_id, request, Status.QUEUED)
+        return int(new["send_generation"]["N"])
+
+    def note_resent(self, message_id: str, generation: int) -> None:
+        """One conditional UpdateItem: SET ``sent_at`` now, if the record is still at ``generation``."""
+        values = {":now": S(iso(utc_now())), ":generation": {"N": str(generation)}}
+        request = resent_shape(self.hash_key).request(self.table_name, self._record_key(message_id), values)
+        self._update(message_id, request, Status.QUEUED)
+
     def _record_key(self, message_id: str) -> dict[str, Any]:
         return {self.hash_key: S(record_pk(message_id)), self.range_key: S(RECORD_SK)}
 
     def _update(
-        self, message_id: str, request: dict[str, Any], to: Status, *, payload_hash: str | None = None
+        self,
+        message_id: str,
+        request: dict[str, Any],
+        to: Status,
+        *,
+        payload_hash: str | None = None,
+        mine: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
-        """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for)."""
+        """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for).
+
+        A failed condition whose ALL_OLD item ``mine`` recognises as this very write, applied by an
+        earlier try whose answer was lost, raises ``_AlreadyApplied`` rather than a lost transition.
+        """
         try:
             response = self.client.update_item(**request)
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise translate(exc, "UpdateItem") from exc
             item: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+            if mine is not None and mine(item):
+                raise _AlreadyApplied(item) from exc
             current = Status(item["status"]["S"]) if "status" in item else None
             stored_hash = item.get("payload_hash", {}).get("S")
             if payload_hash is not None and stored_hash not in (None, payload_hash) and "channel" not in item:
@@ -353,6 +517,47 @@ class DynamoDBMessageStore:
         return dict(response.get("Attributes") or {})
 
 
+class _AlreadyApplied(Exception):
+    """A conditional write failed on its own effect: an earlier try was applied, its answer lost."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("applied by an earlier try")
+        self.item = item
+
+
+def _own_effect(to: Status, lease: Lease | None, values: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """Whether a record (as ALL_OLD) already shows this transition, made by this writer.
+
+    Under a lease the writer is the lease's owner: it holds PROCESSING (live, or the condition
+    would have let it take it again), or ended the record (``ended_lease_owner``), which no other
+    receive can; any try of this receive's write, ours or botocore's, is recognised. Without a
+    lease only botocore's retry is: it sends the very same request, so the record's last history
+    line is the one this request appends (same status, time to the millisecond and writer).
+    """
+    line = values[":line"]["L"][0]["M"]
+
+    def mine(item: dict[str, Any]) -> bool:
+        if item.get("status", {}).get("S") != to.value:
+            return False
+        if lease is not None and to is Status.PROCESSING:
+            return bool(item.get("lease_owner", {}).get("S") == lease.owner)
+        if lease is not None and to in ENDED:
+            return bool(item.get("ended_lease_owner", {}).get("S") == lease.owner)
+        history = item.get("history", {}).get("L") or [{}]
+        return bool(history[-1].get("M") == line)
+
+    return mine
+
+
+def _repeated(message_id: str, to: Status, item: dict[str, Any], *, by: str) -> TransitionResult:
+    """The result of a transition an earlier try had applied: its own history line is the last one."""
+    history = [line.get("M", {}) for line in item.get("history", {}).get("L", [])]
+    previous = Status(history[-2]["status"]["S"]) if len(history) >= 2 else to
+    attempts = int(item.get("attempts", {}).get("N", "0")) if to in (Status.PROCESSING, Status.QUEUED) else 0
+    log.info("status_write_answer_lost", message_id=message_id, to=to.value, by=by)  # it had landed: ours
+    return TransitionResult(message_id, previous, to, attempts, repeated=True)
+
+
 def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]] | None:
     """The per-item reasons of a cancelled transaction, or None for any other error."""
     if error_code(exc) != "TransactionCanceledException":
@@ -361,10 +566,15 @@ def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]] | None:
 
 
 def _cancelled_by_existing(exc: Exception) -> dict[str, Any] | None:
-    """The existing record, when a one-message transaction was cancelled only because the record exists."""
+    """The existing record, when a one-message transaction was cancelled because its record (or an earlier id's) exists.
+
+    The record is the request's first item, the outbox entry its second, and each earlier id's
+    ConditionCheck comes after them; a failed record condition returns the record (``ALL_OLD``).
+    """
     reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
-    if reasons and reasons[0].get("Code") == "ConditionalCheckFailed" and "Item" in reasons[0]:
-        return dict(reasons[0]["Item"])
+    for index, reason in enumerate(reasons or ()):
+        if index != 1 and reason.get("Code") == "ConditionalCheckFailed" and "Item" in reason:
+            return dict(reason["Item"])
     return None
 
 
@@ -376,6 +586,7 @@ def _write_error(exc: Exception, caller_items: int, messages: Sequence[OutboxMes
     owners: list[tuple[ItemPart, str | None]] = [(ItemPart.CALLER, None)] * caller_items
     for message in messages:
         owners += [(ItemPart.RECORD, message.message_id), (ItemPart.ENTRY, message.message_id)]
+        owners += [(ItemPart.RECORD, earlier) for earlier in message.earlier_ids]  # written under the other value
     failed = []
     for index, reason in enumerate(reasons):
         code = str(reason.get("Code") or "None")
@@ -403,4 +614,7 @@ def _to_domain(model: MessageRecordModel) -> MessageRecord:
         lease=Lease(model.lease_owner, model.lease_until) if model.lease_owner and model.lease_until else None,
         owner=model.owner,
         expires_at=int(model.expires_at) if model.expires_at is not None else None,
+        send_generation=int(model.send_generation or 0),
+        sent_at=model.sent_at,
+        ended_lease_owner=model.ended_lease_owner,
     )

@@ -62,10 +62,14 @@ class WriteClock:
         self._last = ""
         self.writer = writer or secrets.token_hex(WRITER_CHARS // 2)
 
+    def now(self) -> datetime:
+        """The clock's time as it reads now (not held back: for what is not a message's ``created_at``)."""
+        return (self._now or utc_now)()
+
     def stamp(self) -> Stamp:
         """The next message's ``created_at`` (the clock's time, or the last one if the clock went back) and sequence."""
         with self._lock:
-            created_at = max(iso((self._now or utc_now)()), self._last)
+            created_at = max(iso(self.now()), self._last)
             self._last = created_at
             return Stamp(created_at, sequence_of(next(self._counter), self.writer))
 

@@ -1,17 +1,21 @@
 """The SQS envelope: exactly the body every copy of a message carries, and the rules a message must meet.
 
-A payload is any JSON object. It is checked once, when the message is made: it must survive a
-JSON round trip unchanged (no NaN, no tuples, no non-string keys), hold only characters SQS
-accepts, and fit the queue's message size once wrapped in its envelope.
+A payload is any JSON object. It is checked once, when the message is made: it must be JSON as
+it is (string keys, lists, strings, numbers, booleans, null; no NaN, tuples or sets), hold only
+characters SQS accepts, and fit the queue's message size once wrapped in its envelope. A
+``Decimal`` (what the boto3 resource API and PynamoDB return for a number) becomes the JSON number
+it is, exactly. A refusal names where in the payload the bad value is (``payload.items[3].price``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from outbox.domain.errors import FieldError, MalformedEntryError, ValidationError
@@ -24,6 +28,8 @@ MAX_TYPE_CHARS = 256
 DEFAULT_MAX_MESSAGE_BYTES = 262_144  # safe on every queue; raise to 1 MiB where the queue allows it
 # A DynamoDB item holds at most 400 KB; the record keeps the payload beside its status and history.
 MAX_STORED_PAYLOAD_BYTES = 350_000
+MAX_PAYLOAD_DEPTH = 100  # levels of objects and arrays
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Anything outside #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF: SQS refuses the message.
 # Written as what it leaves out (the other C0 controls, the surrogates, U+FFFE and U+FFFF): the
@@ -130,9 +136,13 @@ def new_envelope(
         not isinstance(group_key, str) or len(group_key) > MAX_GROUP_KEY_CHARS or not PRINTABLE_TOKEN.match(group_key)
     ):
         errors.append(FieldError("group_key", f"must be 1 to {MAX_GROUP_KEY_CHARS} printable ASCII characters"))
-    problem = _payload_problem(payload)
-    if problem:
-        errors.append(FieldError("payload", problem))
+    if not isinstance(payload, dict):
+        errors.append(FieldError("payload", "must be a JSON object (a dict)"))
+    else:
+        try:
+            payload = json_ready(payload, "payload")
+        except PayloadError as exc:
+            errors.append(FieldError(exc.path, exc.reason))
     if trace_id is not None and (len(trace_id) > 256 or not PRINTABLE_TOKEN.match(trace_id)):
         trace_id = None  # a trace id is a hint, never a reason to refuse a message
     if errors or not isinstance(payload, dict):
@@ -154,20 +164,56 @@ def _type_problem(value: object) -> str | None:
     return None
 
 
-def _payload_problem(payload: object) -> str | None:
-    """Why ``payload`` is not a JSON object that survives a round trip unchanged, or None."""
-    if not isinstance(payload, dict):
-        return "must be a JSON object (a dict)"
-    try:
-        text = canonical_json(payload)
-    except ValueError:
-        return "is not JSON: NaN and infinity have no JSON form"
-    except TypeError:
-        return "is not JSON: only objects with string keys, arrays, strings, numbers, booleans and null"
-    except RecursionError:
-        return "is nested too deeply"
-    try:
-        same = json.loads(text) == payload
-    except RecursionError:
-        return "is nested too deeply"
-    return None if same else "does not survive JSON unchanged (keys must be strings; no tuples or sets)"
+class PayloadError(ValueError):
+    """A value of a payload with no exact JSON form: where it is, and why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def json_ready(value: Any, path: str = "payload", depth: int = 0) -> Any:
+    """``value`` as JSON holds it: Decimals become the numbers they are; PayloadError names the first bad value.
+
+    A Decimal with a fraction becomes the float whose shortest text is that same number
+    (``Decimal("19.99")`` -> ``19.99``); one with more digits than that keeps is refused rather
+    than rounded.
+    """
+    if depth > MAX_PAYLOAD_DEPTH:
+        raise PayloadError(path, f"is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PayloadError(path, "is NaN or infinity, which have no JSON form")
+        return value
+    if isinstance(value, Decimal):
+        return _decimal_number(value, path)
+    if isinstance(value, Mapping):
+        ready: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise PayloadError(path, f"has the key {key!r}: object keys must be strings")
+            ready[key] = json_ready(item, _child(path, key), depth + 1)
+        return ready
+    if isinstance(value, list):
+        return [json_ready(item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value)]
+    kind = type(value).__name__
+    hint = ": use a list" if isinstance(value, (tuple, set, frozenset)) else ""
+    raise PayloadError(path, f"is of type {kind}, which has no JSON form{hint}")
+
+
+def _decimal_number(value: Decimal, path: str) -> int | float:
+    if not value.is_finite():
+        raise PayloadError(path, "is NaN or infinity, which have no JSON form")
+    if value == value.to_integral_value():
+        return int(value)
+    number = float(value)
+    if Decimal(repr(number)) != value:
+        raise PayloadError(path, f"is {value}, more digits than a JSON number keeps exactly here: pass it as a string")
+    return number
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}" if _IDENTIFIER.match(key) else f"{path}[{json.dumps(key, ensure_ascii=False)}]"

@@ -33,6 +33,12 @@ class ConfigurationError(OutboxError):
     code = "CONFIGURATION_ERROR"
 
 
+class PackageError(OutboxError):
+    """A Lambda package cannot be built as asked (``outbox package``): what is wrong and how to fix it."""
+
+    code = "PACKAGE_ERROR"
+
+
 @dataclass(frozen=True)
 class FieldError:
     """One rejected field of a request: where (a dotted path) and why."""
@@ -42,14 +48,14 @@ class FieldError:
 
 
 class ValidationError(OutboxError):
-    """The request is not a valid message; ``errors`` says which fields and why."""
+    """Not a valid message; ``errors`` says which fields (arguments, or paths in the payload) and why."""
 
     code = "VALIDATION_ERROR"
 
     def __init__(self, errors: Sequence[FieldError]) -> None:
         self.errors = tuple(errors)
-        summary = "; ".join(f"{e.field}: {e.reason}" for e in self.errors)
-        super().__init__(f"invalid request: {summary}")
+        self.summary = "; ".join(f"{e.field}: {e.reason}" for e in self.errors)
+        super().__init__(f"invalid message: {self.summary}")
 
 
 class UnsupportedMediaTypeError(OutboxError):

@@ -35,7 +35,7 @@ from outbox.domain.errors import (
 )
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, TransitionResult, iso, utc_now
-from outbox.domain.status import Status
+from outbox.domain.status import ENDED, Status
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
 from outbox.ports import MessageStore, Visibility
 from outbox.settings import Settings
@@ -205,6 +205,9 @@ class Consumer:
             return self._not_startable(copy, message_id, exc.current, exc.lease_until)
         except OutboxError as exc:
             log.warning("start_failed", message_id=message_id, error=exc.code)
+            # A try whose answer was lost may have taken the lease: give it back, so that the next
+            # receive need not wait for it to run out (if it was not taken, this changes nothing).
+            self._release(message_id, lease)
             return self._retry(copy)
         if started.attempts > self.policy.max_attempts:
             return self._fail(message_id, lease, f"gave up after {self.policy.max_attempts} delivery attempts")
@@ -229,14 +232,8 @@ class Consumer:
         Each failed write would send the copy back to the queue: another receive, another
         invocation, and one step nearer the dead-letter queue. A lost condition is final.
         """
-        for attempt in range(self.policy.status_write_tries - 1):
-            try:
-                return write()
-            except OutboxError as exc:
-                if not exc.retryable:
-                    raise
-            self.sleep(self.policy.status_write_pause_s * 2**attempt)
-        return write()
+        policy = self.policy
+        return tried(write, tries=policy.status_write_tries, pause_s=policy.status_write_pause_s, sleep=self.sleep)
 
     def _last_receive(self, copy: SqsCopy) -> bool:
         limit = self.policy.max_receive_count
@@ -280,18 +277,30 @@ class Consumer:
     def _not_startable(
         self, copy: SqsCopy, message_id: str, current: Status | None, lease_until: str | None = None
     ) -> Outcome:
+        """A copy whose record could not be leased: acknowledged only if it has ended or another live lease holds it.
+
+        The store recognises this receive's own lease (a try whose answer was lost), so a lease
+        seen here is another receive's. Anything else comes back, and after its last receive
+        reaches the dead-letter queue, whose function ends the record: never dropped while not ended.
+        """
         if current is Status.COMPLETED:
             log.info("duplicate_dropped", message_id=message_id)
             return Outcome.DUPLICATE
-        if current is Status.PROCESSING and not self._last_receive(copy):
+        if current is Status.PROCESSING and _live(lease_until):
+            if self._last_receive(copy):  # its holder ends it, and has its own copy should it die
+                log.info("message_held_by_another", message_id=message_id)
+                return Outcome.DUPLICATE
             log.info("message_busy", message_id=message_id)  # another receive holds the lease
             return self._retry(copy, delay_s=self._until_lease_ends(lease_until))
         if current is Status.FAILED and copy.receives < self.policy.redrive_grace_receives:
             # A re-drive sends before it flips FAILED -> QUEUED: this copy may be ahead of the flip.
             log.info("message_not_ready", message_id=message_id, status=current.value)
             return self._retry(copy)
-        log.warning("message_dropped", message_id=message_id, status=current.value if current else "missing")
-        return Outcome.DUPLICATE
+        if current is None or current in ENDED:
+            log.warning("message_dropped", message_id=message_id, status=current.value if current else "missing")
+            return Outcome.DUPLICATE
+        log.warning("message_not_startable", message_id=message_id, status=current.value)
+        return self._retry(copy)
 
     def _fail(self, message_id: str, lease: Lease, reason: str) -> Outcome:
         reason = safe_reason(reason)  # capped and clean, whatever was put before the detail
@@ -328,6 +337,29 @@ class Consumer:
         if self.visibility is not None:
             self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
         return Outcome.RETRIED
+
+
+def tried(
+    write: Callable[[], TransitionResult], *, tries: int, pause_s: float, sleep: Callable[[float], None] = time.sleep
+) -> TransitionResult:
+    """``write()``, tried up to ``tries`` times while it fails with a passing fault, the pause doubling.
+
+    A try whose answer was lost may have been applied: the store recognises a leased write's own
+    effect, so trying it again is safe. A lost condition (InvalidTransitionError) is final.
+    """
+    for attempt in range(tries - 1):
+        try:
+            return write()
+        except OutboxError as exc:
+            if not exc.retryable:
+                raise
+        sleep(pause_s * 2**attempt)
+    return write()
+
+
+def _live(lease_until: str | None) -> bool:
+    """Whether a lease ending at ``lease_until`` still holds."""
+    return lease_until is not None and datetime.fromisoformat(lease_until) > utc_now()
 
 
 def until_lease_ends(lease_until: str | None, *, at_least: int) -> int:

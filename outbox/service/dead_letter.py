@@ -11,8 +11,8 @@ the consumer's last receive did: each copy's record ends FAILED with the reason,
 It moves a record only along the lifecycle's edges: it takes the lease (PENDING, QUEUED or a
 PROCESSING whose lease ran out, to PROCESSING) and, as the lease's holder, ends it FAILED. It
 leaves alone a record that has ended, one that a live lease holds (the copy comes back when the
-lease runs out), a copy that is not its record's (forged), and a copy older than a re-drive of its
-message (what is QUEUED now has the re-drive's own copy; see ``_older_than_a_redrive``).
+lease runs out), a copy that is not its record's (forged), and a copy older than a re-drive or re-send of
+its message (what is in flight now has the later send's own copy; see ``_older_than_a_redrive``).
 Copies it has settled are acknowledged, so the dead-letter queue empties: its depth alarm then
 means this function is not running.
 """
@@ -23,7 +23,7 @@ import contextlib
 import enum
 import itertools
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,11 +37,19 @@ from outbox.domain.errors import (
     OutboxError,
     PayloadMismatchError,
 )
-from outbox.domain.record import Lease, MessageRecord, iso, utc_now
+from outbox.domain.record import Lease, MessageRecord, TransitionResult, generation_of, iso, utc_now
 from outbox.domain.status import ENDED, Status
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
 from outbox.ports import MessageStore, Visibility
-from outbox.service.consume import PROCESSING, STARTABLE, BatchResponse, SqsCopy, sqs_copy, until_lease_ends
+from outbox.service.consume import (
+    PROCESSING,
+    STARTABLE,
+    BatchResponse,
+    SqsCopy,
+    sqs_copy,
+    tried,
+    until_lease_ends,
+)
 
 log = structlog.get_logger("outbox.service.dead_letter")
 
@@ -65,9 +73,20 @@ class Settled(enum.StrEnum):
 class DeadLetters:
     """Settles a batch of dead-letter copies; returns a partial batch response."""
 
-    def __init__(self, store: MessageStore, *, visibility: Visibility | None = None) -> None:
+    def __init__(
+        self,
+        store: MessageStore,
+        *,
+        visibility: Visibility | None = None,
+        lease_s: int = LEASE_S,
+        write_tries: int = 3,
+        write_pause_s: float = 0.02,
+    ) -> None:
         self.store = store
         self.visibility = visibility
+        self.lease_s = lease_s  # how long its lease holds: its two writes, and their tries
+        self.write_tries = write_tries  # each status write, while it fails with a passing fault
+        self.write_pause_s = write_pause_s
         self.stats: Counter[str] = Counter()  # outcomes since start, across invocations
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
@@ -116,11 +135,13 @@ class DeadLetters:
     def _fail(self, copy: SqsCopy, envelope: Envelope) -> Settled:
         """Take the lease, then end the record FAILED as its holder: two conditional writes."""
         message_id = envelope.message_id
-        lease = Lease(f"{BY}/{copy.owner}", iso(utc_now() + timedelta(seconds=LEASE_S)))
+        lease = Lease(f"{BY}/{copy.owner}", iso(utc_now() + timedelta(seconds=self.lease_s)))
         payload_hash = envelope.payload_hash()
         try:
-            self.store.transition(
-                message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease, payload_hash=payload_hash
+            self._tried(
+                lambda: self.store.transition(
+                    message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease, payload_hash=payload_hash
+                )
             )
         except PayloadMismatchError:
             log.warning("forged_copy_dropped", message_id=message_id, sqs_message_id=copy.sqs_id)
@@ -131,16 +152,30 @@ class DeadLetters:
             # A live lease holds it: its holder may still end it; look again once the lease has run out.
             delay_s = until_lease_ends(exc.lease_until, at_least=RETRY_DELAY_S)
             return self._retry(copy, message_id, "held", delay_s=delay_s)
-        except OutboxError as exc:
+        except OutboxError as exc:  # the lease may have been taken, its answer lost: give it back
+            with contextlib.suppress(OutboxError):
+                self.store.release(message_id, lease)
             return self._retry(copy, message_id, exc.code)
+        # A try whose answer was lost is its own effect to the store: this lease, this end (counted once).
         try:
-            self.store.transition(message_id, Status.FAILED, by=BY, reason=REASON, expected=PROCESSING, lease=lease)
+            self._tried(
+                lambda: self.store.transition(
+                    message_id, Status.FAILED, by=BY, reason=REASON, expected=PROCESSING, lease=lease
+                )
+            )
+        except InvalidTransitionError as exc:  # the lease was taken over meanwhile: the new holder decides
+            if exc.current is None or exc.current in ENDED:
+                return Settled.ENDED
+            return self._retry(copy, message_id, "held")
         except OutboxError as exc:  # a passing fault: give the lease back, so the next receive can take it at once
             with contextlib.suppress(OutboxError):  # else the lease runs out by itself
                 self.store.release(message_id, lease)
             return self._retry(copy, message_id, exc.code)
         log.warning("message_failed", message_id=message_id, reason="dead letter")
         return Settled.FAILED
+
+    def _tried(self, write: Callable[[], TransitionResult]) -> TransitionResult:
+        return tried(write, tries=self.write_tries, pause_s=self.write_pause_s)
 
     def _retry(self, copy: SqsCopy, message_id: str, why: str, *, delay_s: int = RETRY_DELAY_S) -> Settled:
         log.info("dead_letter_retried", message_id=message_id, why=why)
@@ -150,7 +185,13 @@ class DeadLetters:
 
 
 def _older_than_a_redrive(record: MessageRecord, copy: SqsCopy) -> bool:
-    """Whether the copy belongs to an earlier life of its message: one that ended FAILED and was re-driven since.
+    """Whether the copy belongs to an earlier send of its message: a re-drive or a re-send came after it.
+
+    Every deliberate re-send (a replay's re-drive, the sweeper's re-send of a stranded message)
+    gives the record a new send generation first, and a FIFO copy names its generation in its
+    deduplication id: such a copy is older when its generation is lower than the record's. No
+    clock is compared. A copy that names none (a standard queue's) or a record never re-sent this
+    way is judged by the times.
 
     What ``SentTimestamp`` means depends on the queue. On a standard queue SQS keeps the first
     send's when the copy moves to the dead-letter queue: the copy is older if the record went
@@ -159,6 +200,10 @@ def _older_than_a_redrive(record: MessageRecord, copy: SqsCopy) -> bool:
     after a FAILED one) after the copy had reached the dead-letter queue.
     """
     attributes = copy.record.get("attributes")
+    dedup = attributes.get("MessageDeduplicationId") if isinstance(attributes, Mapping) else None
+    generation = generation_of(dedup, record.message_id) if isinstance(dedup, str) and record.send_generation else None
+    if generation is not None:
+        return generation < record.send_generation
     raw = attributes.get("SentTimestamp") if isinstance(attributes, Mapping) else None
     try:
         at = datetime.fromtimestamp(int(raw) / 1000, UTC) if raw is not None else None

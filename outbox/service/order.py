@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from outbox.domain.clock import writer_of
-from outbox.domain.record import sk_created_at, sk_sequence
+from outbox.domain.record import outbox_sk_sequence, outbox_sk_time
 from outbox.domain.status import Status
 from outbox.ports import SweepSource
 from outbox.service.relay import RelayItem
@@ -126,10 +126,10 @@ def lost_before(candidate: str, entry: Place, clock_skew: timedelta) -> bool:
     """
     if candidate >= entry.sk:
         return False
-    writer = writer_of(sk_sequence(candidate) or "")
-    if writer is not None and writer == writer_of(sk_sequence(entry.sk) or ""):
+    writer = writer_of(outbox_sk_sequence(candidate) or "")
+    if writer is not None and writer == writer_of(outbox_sk_sequence(entry.sk) or ""):
         return True
-    made, entry_made = _time(sk_created_at(candidate)), _time(sk_created_at(entry.sk))
+    made, entry_made = _time(candidate), _time(entry.sk)
     if made is None or entry_made is None:
         return False
     committed = entry_made - clock_skew
@@ -154,13 +154,15 @@ def _older_pending(
             for record in page:
                 envelope = record.envelope
                 if record.status is Status.PENDING and envelope and envelope.group_key in groups[bucket]:
-                    older.setdefault(envelope.group_key, []).append((record.sk, RelayItem.rebuilt(envelope)))
+                    older.setdefault(envelope.group_key, []).append(
+                        (record.sk, RelayItem.rebuilt(envelope, record.generation))
+                    )
     return older
 
 
-def _time(text: str) -> datetime | None:
+def _time(sk: str) -> datetime | None:
+    """The time a sort key leads with, or None if it holds none (a stream record is input like any other)."""
     try:
-        at = datetime.fromisoformat(text)
+        return outbox_sk_time(sk)
     except ValueError:
         return None
-    return at if at.tzinfo is not None else None

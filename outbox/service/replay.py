@@ -2,8 +2,14 @@
 
 Entries are read through an ``OutboxReader`` (one Query per bucket and time range, page by page;
 each page's record statuses in one read). Selected entries go through ``Relay`` with
-``by="replay"``: same envelope, same dedup id, same conditional flip, so a replay running beside
-the worker (or another replay) has exactly one winner per message and moves nothing backwards.
+``by="replay"``: same envelope, same conditional flip, so a replay running beside the worker (or
+another replay) has exactly one winner per message and moves nothing backwards.
+
+A replay is a deliberate re-send: before its copy is sent, each selected message gets a new send
+generation (one conditional write, while its record is still in the selected status), and so a
+FIFO deduplication id of its own. SQS keeps an id for 5 minutes from its send, even once its copy
+is gone: with the old id, a re-drive soon after the last send would be answered "successful" and
+not enqueued, and the record flipped to QUEUED with no copy anywhere.
 
 ``outbox replay`` (``outbox/replay_cli.py``) reads the command line, confirms, shows progress and
 keeps the checkpoint file; this module knows nothing of either.
@@ -18,11 +24,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.record import iso
 from outbox.domain.status import Status
 from outbox.ports import OutboxReader, StoredEntry, SweepSource
 from outbox.service.order import Place, older_first
-from outbox.service.relay import Relay, RelayItem
+from outbox.service.relay import Relay, RelayItem, RelayReport
 
 MODES: dict[str, frozenset[Status]] = {
     "PENDING": frozenset({Status.PENDING}),
@@ -89,14 +96,15 @@ class Summary:
     already_done: int = 0
     failed: int = 0
     would_send: int = 0
+    not_found: int = 0  # message ids asked for (--message-id, --ids-file) with no outbox entry
     interrupted: bool = False
     stopped: bool = False  # SQS refused a whole request: the run stopped there, resumable
 
     def exit_code(self) -> int:
-        """0 when every selected entry was handled, 1 when some failed or the run stopped, 130 when interrupted."""
+        """0: every selected entry handled; 1: some failed or were not found, or the run stopped; 130: interrupted."""
         if self.interrupted:
             return 130
-        return 1 if self.failed or self.stopped else 0
+        return 1 if self.failed or self.stopped or self.not_found else 0
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,8 @@ class Checkpoint:
     position: tuple[int, str] | None = None
     summary: Summary = field(default_factory=Summary)
     target: Target | None = None
+    # Sent by the batch a stopped run will redo: counted once, as sent, when the redo finds them moved on.
+    sent_unconfirmed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The checkpoint as JSON-ready data (``from_dict`` reads it back)."""
@@ -138,17 +148,21 @@ class Checkpoint:
             "position": self.position,
             "summary": asdict(self.summary),
             "target": asdict(self.target) if self.target else None,
+            "sent_unconfirmed": list(self.sent_unconfirmed),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
-        """A checkpoint from ``to_dict``'s data; KeyError, TypeError or ValueError when it is not one."""
+        """A checkpoint from ``to_dict``'s data; KeyError, TypeError or ValueError naming what is wrong."""
+        if not isinstance(data, dict) or data.get("version") != 1:
+            raise ValueError("not a version 1 replay checkpoint")
         selection = dict(data["selection"])
         selection["message_ids"] = tuple(selection["message_ids"])
         position = data["position"]
         summary = Summary(**{**data.get("summary", {}), "interrupted": False, "stopped": False})
         target = Target(**data["target"]) if data.get("target") else None
-        return cls(Selection(**selection), tuple(position) if position else None, summary, target)
+        unconfirmed = tuple(str(m) for m in data.get("sent_unconfirmed", ()))
+        return cls(Selection(**selection), tuple(position) if position else None, summary, target, unconfirmed)
 
 
 Report = Callable[[dict[str, Any]], None]
@@ -183,39 +197,62 @@ class Replayer:
         self._blocked: set[str] = set()  # groups with a failure: nothing later of them is sent this run
 
     def run(self, checkpoint: Checkpoint, on_progress: Callable[[Checkpoint], None] = lambda _: None) -> Summary:
-        """Replay from the checkpoint's position; updates it after every batch."""
+        """Replay from the checkpoint's position; updates it after every batch.
+
+        The summary counts what lies up to the position, so a resumed run, which starts after it,
+        counts each entry once.
+        """
         selection, summary = checkpoint.selection, checkpoint.summary
         wanted = MODES[selection.status]
-        for page in self._pages(selection, checkpoint.position):
-            summary.scanned += len(page)
+        for page in self._pages(selection, checkpoint):
             candidates = [e for e in page if selection.wants(e)]
             statuses = self.reader.statuses(e.message_id for e in candidates) if candidates else {}
             chosen = [e for e in candidates if statuses.get(e.message_id) in wanted]
-            summary.selected += len(chosen)
+            scanned = 0  # entries of this page counted so far
             for start in range(0, len(chosen), self.batch_size):
                 if self.stop.is_set():
                     summary.interrupted = True
                     return summary
                 batch = chosen[start : start + self.batch_size]
-                self._handle(batch, summary, resend=selection.status == "ANY")
+                self._handle(batch, summary, checkpoint, wanted=wanted, resend=selection.status == "ANY")
                 if summary.stopped:  # resume redoes this batch: the flips are conditional
                     return summary
                 checkpoint.position = batch[-1].position
+                reached = sum(1 for e in page if e.position <= checkpoint.position)
+                summary.scanned += reached - scanned
+                summary.selected += len(batch)
+                scanned = reached
                 on_progress(checkpoint)
             if page and not self.stop.is_set():
+                summary.scanned += len(page) - scanned
                 checkpoint.position = max(checkpoint.position or page[-1].position, page[-1].position)
         return summary
 
-    def _pages(self, selection: Selection, after: tuple[int, str] | None) -> Iterator[list[StoredEntry]]:
+    def _pages(self, selection: Selection, checkpoint: Checkpoint) -> Iterator[list[StoredEntry]]:
+        after = checkpoint.position
         if selection.message_ids:
-            entries = [e for e in self.reader.entries_for(selection.message_ids) if after is None or e.position > after]
+            found = self.reader.entries_for(selection.message_ids)
+            if after is None:  # counted once, by the first run
+                missing = sorted(set(selection.message_ids) - {e.message_id for e in found})
+                checkpoint.summary.not_found += len(missing)
+                for message_id in missing:
+                    self.report({"message_id": message_id, "action": "not_found"})
+            entries = [e for e in found if after is None or e.position > after]
             for start in range(0, len(entries), self.reader.page_size):
                 yield entries[start : start + self.reader.page_size]
             return
         buckets = [self.reader.bucket_of_group(selection.group_key)] if selection.group_key is not None else None
         yield from self.reader.pages(selection.since, selection.until + "~", buckets=buckets, after=after)
 
-    def _handle(self, batch: list[StoredEntry], summary: Summary, *, resend: bool) -> None:
+    def _handle(
+        self,
+        batch: list[StoredEntry],
+        summary: Summary,
+        checkpoint: Checkpoint,
+        *,
+        wanted: frozenset[Status],
+        resend: bool,
+    ) -> None:
         if self.relay is None:
             summary.would_send += len(batch)
             for entry in batch:
@@ -224,24 +261,30 @@ class Replayer:
         blocked = [e for e in batch if _ordering_key(e) in self._blocked]
         for entry in blocked:
             self.report({"message_id": entry.message_id, "action": "blocked"})
-        summary.failed += len(blocked)
         batch = [e for e in batch if _ordering_key(e) not in self._blocked]
         if not batch:
+            summary.failed += len(blocked)
             return
         self._throttle(len(batch))
-        items = [RelayItem(e.message_id, e.message_id, e.body, e.group_key) for e in batch]
-        if self.pending is not None:  # an older message of a group whose entry is gone or outside the window
+        items, moved, unprepared = self._new_generations(self.relay, batch, wanted)
+        if items and self.pending is not None:  # an older message of a group whose entry is gone or outside the window
             places = {e.message_id: Place(e.bucket, e.sk) for e in batch if e.group_key is not None}
             items = older_first(items, places, self.pending, known={e.message_id for e in batch}.__contains__)
-        result = self.relay.relay(items)
+        result = self.relay.relay(items) if items else RelayReport()
         # A stopped run leaves its unsent part to --resume, which starts again at this batch.
         unsent, failed = (result.failed, []) if result.stopped else ([], result.failed)
         summary.stopped = summary.stopped or result.stopped
         group_of = {item.key: item.ordering_key for item in items}
         self._blocked.update(group_of[key] for key in failed)
-        # With ANY a record already past PENDING was still sent again: that is the point of ANY.
-        resent = result.duplicates if resend else []
-        done = [] if resend else result.duplicates
+        # With ANY a record already past PENDING was still sent again: that is the point of ANY. A
+        # message the stopped run before this one sent moved on then (before its new generation, or
+        # before its flip): it was sent, once.
+        earlier = set(checkpoint.sent_unconfirmed)
+        moved_on = [*moved, *([] if resend else result.duplicates)]
+        resent = [*(result.duplicates if resend else []), *(key for key in moved_on if key in earlier)]
+        done = [key for key in moved_on if key not in earlier]
+        if result.stopped:
+            checkpoint.sent_unconfirmed = tuple(sorted(earlier | set(result.sent)))
         outcomes = (
             [(key, "sent") for key in [*result.sent, *resent]]
             + [(key, "already_done") for key in [*done, *result.quarantined]]
@@ -250,9 +293,43 @@ class Replayer:
         )
         for message_id, action in outcomes:
             self.report({"message_id": message_id, "action": action})
+        if result.stopped:  # the redo on --resume counts this batch
+            return
+        checkpoint.sent_unconfirmed = ()
         summary.sent += len(result.sent) + len(resent)
         summary.already_done += len(done) + len(result.quarantined)
-        summary.failed += len(failed)
+        summary.failed += len(failed) + len(blocked) + len(unprepared)
+
+    def _new_generations(
+        self, relay: Relay, batch: list[StoredEntry], wanted: frozenset[Status]
+    ) -> tuple[list[RelayItem], list[str], list[str]]:
+        """Each entry as a relay item under a new send generation of its record, and the ids that cannot be.
+
+        Returns the items, the ids whose record is no longer in ``wanted`` (the worker, the
+        consumer or another replay moved it on), and those not prepared, reported here: a failed
+        write fails the entry and stops its group for this run (the rest of it is blocked). The
+        caller counts them once it knows whether the batch is redone.
+        """
+        items: list[RelayItem] = []
+        moved: list[str] = []
+        unprepared: list[str] = []
+        for entry in batch:
+            if _ordering_key(entry) in self._blocked:
+                self.report({"message_id": entry.message_id, "action": "blocked"})
+                unprepared.append(entry.message_id)
+                continue
+            try:
+                generation = relay.store.new_send_generation(entry.message_id, expected=wanted)
+            except InvalidTransitionError:
+                moved.append(entry.message_id)
+                continue
+            except OutboxError:
+                self._blocked.add(_ordering_key(entry))
+                self.report({"message_id": entry.message_id, "action": "failed"})
+                unprepared.append(entry.message_id)
+                continue
+            items.append(RelayItem(entry.message_id, entry.message_id, entry.body, entry.group_key, generation))
+        return items, moved, unprepared
 
     def _throttle(self, count: int) -> None:
         if not self.rate:

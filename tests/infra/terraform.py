@@ -57,7 +57,7 @@ class Module:
 
     def function_policy(self, function: str) -> dict[str, Any]:
         """The policy document of a function's role (``local.function_policies``: ``${data.<type>.<name>.json}``)."""
-        name = self.locals["function_policies"][function].split(".")[2]
+        (name,) = re.findall(r"data\.aws_iam_policy_document\.(\w+)", self.locals["function_policies"][function])
         document: dict[str, Any] = self.data["aws_iam_policy_document"][name]
         return document
 

@@ -28,7 +28,7 @@ from packaging.requirements import Requirement
 import outbox
 from tests.infra.terraform import ROOT
 
-RUNTIME = {"boto3", "pynamodb", "structlog"}
+RUNTIME = {"boto3", "botocore", "pynamodb", "structlog"}
 NOT_AT_RUNTIME = {"rich", "moto", "waitress"}  # the cli and local extras only
 _NOT_SOURCES = shutil.ignore_patterns(
     ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", ".terraform"
@@ -134,6 +134,9 @@ def test_wheel_metadata_licence_version_and_dependencies(dist: dict[str, Path]) 
     outside_extras = {r.name for r in requirements if r.marker is None or r.marker.evaluate({"extra": ""})}
     assert not outside_extras & NOT_AT_RUNTIME
     assert {r.name for r in requirements if r.marker is not None and r.marker.evaluate({"extra": "cli"})} == {"rich"}
+    # `outbox dev` and `outbox demo` need nothing but the local extra (demo draws with rich).
+    local = {r.name for r in requirements if r.marker is not None and r.marker.evaluate({"extra": "local"})}
+    assert local == {"moto", "waitress", "rich"}
 
 
 def test_wheel_and_sdist_hold_the_packages_typing_markers_and_data(dist: dict[str, Path]) -> None:
@@ -178,6 +181,15 @@ def test_wheel_installs_and_runs_in_a_clean_virtualenv(dist: dict[str, Path], tm
     )
     assert helped.returncode == 0, helped.stderr
     assert helped.stdout.startswith("usage: outbox")
+    # Without the local extra, `outbox dev` and `outbox demo` say which extra to install, in one line.
+    for command in (["dev", "--port", "0"], ["demo", "-n", "1"]):
+        local = subprocess.run(
+            [str(venv / "bin" / "outbox"), *command], capture_output=True, text=True, check=False, cwd=tmp_path, env=env
+        )
+        assert local.returncode == 1
+        assert local.stderr.splitlines() == [
+            f"outbox {command[0]}: the local stack needs moto, waitress, rich: pip install 'dynamodb-outbox[local]'"
+        ]
 
     script = """
 import importlib.util, json, sys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from infra import lock, package
+from outbox import lambda_package
+from outbox.cli import main
+from outbox.domain.errors import PackageError
 from tests.infra.terraform import MODULE, ROOT, load
 
 HANDLERS = {
@@ -125,6 +129,7 @@ print(json.dumps({{"status": response["statusCode"], "code": code, "paths": sort
             "OUTBOX_TABLE_NAME": "outbox",
             "OUTBOX_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/outbox.fifo",
             "AWS_DEFAULT_REGION": "eu-west-1",
+            "OUTBOX_ID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-AbCdEf",
             "OUTBOX_METRICS": "off",
             "PYTHONDONTWRITEBYTECODE": "1",  # /var/task is read-only: only the shipped bytecode counts
         },
@@ -142,11 +147,11 @@ def test_zip_is_reproducible(tmp_path: Path) -> None:
     (source / "pkg").mkdir(parents=True)
     (source / "pkg" / "a.py").write_text("A = 1\n")
     (source / "b.json").write_text("{}")
-    first = package.write_zip(source, tmp_path / "one.zip")
+    first = lambda_package.write_zip(source, tmp_path / "one.zip")
     (source / "pkg" / "a.py").touch()  # a newer mtime must not change the bytes
-    assert package.write_zip(source, tmp_path / "two.zip") == first
+    assert lambda_package.write_zip(source, tmp_path / "two.zip") == first
     (source / "pkg" / "a.py").write_text("A = 2\n")
-    assert package.write_zip(source, tmp_path / "three.zip") != first
+    assert lambda_package.write_zip(source, tmp_path / "three.zip") != first
 
 
 def test_bytecode_is_reproducible_and_for_this_python_only(tmp_path: Path) -> None:
@@ -156,12 +161,12 @@ def test_bytecode_is_reproducible_and_for_this_python_only(tmp_path: Path) -> No
         source = tmp_path / where / "src"
         (source / "pkg").mkdir(parents=True)
         (source / "pkg" / "a.py").write_text("def f():\n    raise ValueError\n")
-        package.compile_bytecode(source, f"{sys.version_info.major}.{sys.version_info.minor}")
-        digests.append(package.write_zip(source, tmp_path / where / "out.zip"))
+        lambda_package.compile_bytecode(source, f"{sys.version_info.major}.{sys.version_info.minor}")
+        digests.append(lambda_package.write_zip(source, tmp_path / where / "out.zip"))
     assert digests[0] == digests[1]
     assert f"pkg/__pycache__/a.{TAG}.pyc" in zipfile.ZipFile(tmp_path / "one" / "out.zip").namelist()
-    with pytest.raises(package.PackageError, match=r"Python 3\.99"):
-        package.compile_bytecode(tmp_path / "one" / "src", "3.99")
+    with pytest.raises(PackageError, match=r"Python 3\.99"):
+        lambda_package.compile_bytecode(tmp_path / "one" / "src", "3.99")
 
 
 def test_lambda_lock_pins_what_the_tests_ran_against_with_hashes() -> None:
@@ -185,7 +190,6 @@ def test_package_targets_the_runtime_and_architecture_terraform_deploys() -> Non
     function = module.resource("aws_lambda_function", "this")
     assert module.default(function["runtime"]) == f"python{config['python-version']}"
     assert function["architectures"] == [config["architecture"]]
-    assert config["platform"] == package.PLATFORMS[config["architecture"]]
 
 
 def test_coldstart_benchmark_runs_each_handler_from_the_zip(built: Path) -> None:
@@ -219,3 +223,86 @@ def test_coldstart_benchmark_times_up_to_each_handlers_first_aws_call(built: Pat
     assert [row.handler for row in result.rows[1:]] == [case.handler for case in coldstart.FIRST_AWS_CALL]
     assert {row.handler for row in result.rows[1:]} == HANDLERS
     assert all(row.cold_ms > row.import_ms for row in result.rows)  # the clients are made after the import
+
+
+def _user_code(root: Path, *, calls: str = "sns") -> Path:
+    """A user's source folder: a package whose delivery makes a client for ``calls``."""
+    (root / "shop").mkdir(parents=True)
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "delivery.py").write_text(
+        f"import boto3\n\n\ndef deliver(envelope):\n    boto3.client({calls!r}, region_name='eu-west-1')\n"
+    )
+    return root
+
+
+def test_outbox_package_builds_a_users_consumer_zip_that_runs(tmp_path: Path) -> None:
+    """`outbox package`: the user's code, the locked requirements and the library; the SNS model kept as asked."""
+    source = _user_code(tmp_path / "src")
+    output = tmp_path / "consumer.zip"
+    args = ["package", "--source", str(source), "--requirements", str(ROOT / "infra" / "lambda-requirements.txt")]
+    assert main([*args, "-o", str(output), "--botocore-service", "sns"]) == 0
+    names = set(zipfile.ZipFile(output).namelist())
+    assert {"shop/delivery.py", "outbox/__init__.py", "worker/consumer.py", "boto3/__init__.py"} <= names
+    assert any(name.startswith("botocore/data/sns/") for name in names)
+    assert not {"outbox/cli.py", "outbox/lambda_package.py", "outbox/testing.py"} & names
+
+    unpacked = tmp_path / "task"
+    zipfile.ZipFile(output).extractall(unpacked)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import worker.consumer\n"
+        "from outbox.compose import resolve_delivery\n"
+        "resolve_delivery('shop.delivery:deliver')(None)\n"  # the SNS client is made from the zip's model
+        "print('ok')\n"
+    )
+    env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "PYTHONDONTWRITEBYTECODE": "1"}
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
+    result = subprocess.run(
+        [str(tmp_path / "venv" / "bin" / "python"), "-I", "-c", script, str(unpacked)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(
+    ("requirements", "expected"),
+    [
+        ("boto3==1.44.18\n", "Hashes are required in --require-hashes mode"),
+        (None, "lacks boto3, botocore, pynamodb, structlog, which the outbox library needs at run time"),
+    ],
+)
+def test_outbox_package_refuses_requirements_it_cannot_lock(
+    requirements: str | None, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A requirement without its hash, or a lock without the library's own dependencies: one line, no zip."""
+    lock_text = (ROOT / "infra" / "lambda-requirements.txt").read_text()
+    six = re.search(r"^six==.*?(?=^\S)", lock_text, flags=re.MULTILINE | re.DOTALL)
+    assert six is not None
+    path = tmp_path / "requirements.txt"
+    path.write_text(requirements if requirements is not None else six.group())
+    output = tmp_path / "consumer.zip"
+    code = main(["package", "--requirements", str(path), "-o", str(output)])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert line.startswith("outbox package: ")
+    assert expected in line
+    assert not output.exists()
+
+
+def test_outbox_package_fails_the_build_for_a_service_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Code that makes an SES client without --botocore-service ses: refused before anything is installed."""
+    source = _user_code(tmp_path / "src", calls="ses")
+    code = main(
+        ["package", "--source", str(source), "--requirements", str(ROOT / "pyproject.toml"), "-o", str(tmp_path / "z")]
+    )
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert "ses (shop/delivery.py:5)" in line
+    assert line.endswith("add --botocore-service ses")

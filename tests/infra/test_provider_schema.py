@@ -1,8 +1,9 @@
 """Every resource and data block against the AWS provider's own schema, offline.
 
-``terraform validate`` cannot run here (the provider cannot be downloaded); infra/schema/extract.py
-takes the schema from the provider's cdktf package instead, and this test plays validate's part
-for names: unknown types, unknown arguments or blocks, missing required ones, a single block twice.
+Without the provider binary (tests/infra/test_terraform_cli.py runs ``terraform validate`` where the
+provider mirror is), infra/schema/extract.py takes the schema from the provider's cdktf package, and
+this test plays validate's part for names: unknown types, unknown arguments or blocks, missing
+required ones, a single block twice.
 """
 
 from __future__ import annotations

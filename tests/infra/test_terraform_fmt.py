@@ -1,39 +1,33 @@
-"""`terraform fmt -check` on the module and each example, when a terraform binary is on PATH.
-
-(init and validate need the provider, which cannot be downloaded here; fmt needs nothing.)
-"""
+"""`terraform fmt -check` on the module, each example and the module's own tests (*.tftest.hcl)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.infra.terraform import EXAMPLES, MODULE
+from tests.infra.terraform_cli import find_terraform
 
-TERRAFORM = shutil.which("terraform")
-DIRECTORIES = (MODULE, *EXAMPLES)
+pytestmark = pytest.mark.terraform
+
+DIRECTORIES = (MODULE, *EXAMPLES, MODULE / "tests")
 
 
 def test_every_terraform_directory_is_checked() -> None:
-    """Each directory holding .tf files is the module or one of the examples the tests know."""
-    found = {path.parent for path in MODULE.rglob("*.tf") if ".terraform" not in path.parts}
+    """Each directory holding .tf or .tftest.hcl files is the module, one of the examples or the module's tests."""
+    found = {
+        path.parent
+        for pattern in ("*.tf", "*.tftest.hcl")
+        for path in MODULE.rglob(pattern)
+        if ".terraform" not in path.parts
+    }
     assert found == set(DIRECTORIES)
 
 
-@pytest.mark.skipif(TERRAFORM is None, reason="no terraform binary on PATH: terraform fmt -check not run")
 @pytest.mark.parametrize("directory", DIRECTORIES, ids=[str(d.relative_to(MODULE)) for d in DIRECTORIES])
-def test_terraform_fmt_check_passes(directory: Path) -> None:
-    """The module and each example are formatted as terraform fmt would."""
-    assert TERRAFORM is not None
-    result = subprocess.run(
-        [TERRAFORM, "fmt", "-check", "-diff", str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null", "CHECKPOINT_DISABLE": "1"},
-    )
+def test_terraform_fmt_check_passes(directory: Path, tmp_path: Path) -> None:
+    """The module, each example and the module's tests are formatted as terraform fmt would."""
+    terraform = find_terraform(tmp_path)
+    result = terraform.run("fmt", "-check", "-diff", str(directory), cwd=tmp_path, timeout_s=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -6,6 +6,8 @@ import importlib
 import io
 import json
 import re
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,11 @@ from outbox.adapters.models import (
     OutboxEntryModel,
     table_definition,
 )
+from outbox.adapters.secret import SecretsManagerIdSecret
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT
-from outbox.domain.errors import ConfigurationError
-from outbox.settings import Settings
+from outbox.compose import Clients, build_id_secret
+from outbox.domain.caller import RoleSessions
+from outbox.settings import MIN_ID_SECRET_CHARS, MIN_ID_SECRET_WINDOW_S, Settings
 from tests.infra.terraform import EXAMPLES, MODULE, ROOT, Module, load, plain
 
 FUNCTIONS = {
@@ -50,18 +54,18 @@ def module() -> Module:
 
 
 def test_module_layout_is_split_by_concern(module: Module) -> None:
-    """terraform-aws-modules layout, Terraform >= 1.6, AWS provider >= 5.43, an example calling it."""
+    """terraform-aws-modules layout, Terraform >= 1.11, AWS provider >= 5.100, an example calling it."""
     files = {path.name for path, _ in module.raw}
     expected = {"versions.tf", "variables.tf", "outputs.tf", "dynamodb.tf", "sqs.tf", "lambda.tf", "api.tf"}
     assert expected | {"iam.tf", "alarms.tf", "kms.tf"} <= files
     versions = next(doc for path, doc in module.raw if path.name == "versions.tf")["terraform"][0]
-    assert versions["required_version"] == '">= 1.6"'
-    # 5.43: the first AWS provider with aws_dynamodb_resource_policy (the table's and stream's policies).
-    assert versions["required_providers"][0]["aws"]["version"] == '">= 5.43"'
+    assert versions["required_version"] == '">= 1.11"'
+    # 5.100: the version checked with the id secret's ephemeral password and write-only value (secret.tf).
+    assert versions["required_providers"][0]["aws"]["version"] == '">= 5.100"'
     for example in EXAMPLES:
         assert module_call(example)["source"] == "../..", example.name
         (example_versions,) = next(doc for _, doc in load(example).raw if "terraform" in doc)["terraform"]
-        assert example_versions["required_providers"][0]["aws"]["version"] == '">= 5.43"', example.name
+        assert example_versions["required_providers"][0]["aws"]["version"] == '">= 5.100"', example.name
 
 
 def test_every_variable_is_typed_and_described(module: Module) -> None:
@@ -80,9 +84,11 @@ def module_call(example: Path) -> dict[str, Any]:
 
 
 def value_of(module: Module, expression: str) -> Any:
-    """A literal as it is; ``${var.x}`` as its default; ``${local.a.b}`` as that local's entry."""
+    """A literal as it is; ``${var.x}`` as its default; ``${local.a.b}`` as that local's entry; key names deployed."""
     if expression.startswith("${var."):
         return module.default(expression)
+    if expression in ("${local.hash_key}", "${local.range_key}"):
+        return key_name(module, expression)
     match = re.fullmatch(r"\$\{local\.(\w+)\.(\w+)\}", expression)
     return module.locals[match.group(1)][match.group(2)] if match else expression
 
@@ -108,9 +114,9 @@ def test_table_matches_the_pynamodb_models(module: Module) -> None:
     table = module.resource("aws_dynamodb_table", "this")
     assert table["count"] == "${var.create_table ? 1 : 0}"
     assert module.default("${var.create_table}") is True
-    # The key names are variables whose defaults are the models' names.
-    assert (table["hash_key"], table["range_key"]) == ("${var.hash_key}", "${var.range_key}")
-    assert (module.default(table["hash_key"]), module.default(table["range_key"])) == (HASH_KEY, RANGE_KEY)
+    # The key names are the caller's, else the models' names on the module's own table.
+    assert (table["hash_key"], table["range_key"]) == ("${local.hash_key}", "${local.range_key}")
+    assert (key_name(module, table["hash_key"]), key_name(module, table["range_key"])) == (HASH_KEY, RANGE_KEY)
     definition = table_definition("any")
     keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
     assert (keys["HASH"], keys["RANGE"]) == (HASH_KEY, RANGE_KEY) == ("pk", "sk")
@@ -142,8 +148,19 @@ def test_key_names_are_dynamodb_attribute_names(module: Module) -> None:
     for name in ("hash_key", "range_key"):
         variable = module.variables[name]
         assert variable["type"] == "string"
+        assert variable["default"] is None  # required on an existing table; main.tf gives the module's own its default
         (validation,) = variable["validation"]
-        assert validation["condition"] == f"${{length(var.{name}) >= 1 && length(var.{name}) <= 255}}"
+        assert validation["condition"] == (
+            f"${{var.{name} == null || try(length(var.{name}) >= 1 && length(var.{name}) <= 255, false)}}"
+        )
+    assert module.locals["hash_key"] == f'${{coalesce(var.hash_key, "{HASH_KEY}")}}'
+    assert module.locals["range_key"] == f'${{coalesce(var.range_key, "{RANGE_KEY}")}}'
+    # An existing table's key names are never guessed: the plan stops on the key with one line.
+    (lifecycle,) = module.resource("aws_kms_key", "this")["lifecycle"]
+    conditions = {p["condition"]: p["error_message"] for p in lifecycle["precondition"]}
+    message = conditions["${var.create_table || (var.hash_key != null && var.range_key != null)}"]
+    assert message.startswith("create_table = false needs hash_key and range_key")
+    assert "\n" not in message
 
 
 def test_existing_table_is_attached_through_the_locals(module: Module) -> None:
@@ -197,7 +214,7 @@ def test_stream_mapping_follows_lambda_rules_and_the_shared_filter(module: Modul
     # The filter is the module's own template (it ships with the module), rendered for the table's
     # partition key name; the Python package holds a byte-identical copy for the local runner.
     (pattern,) = [f["pattern"] for f in mapping["filter_criteria"][0]["filter"]]
-    (path,) = re.findall(r'templatefile\("\$\{path\.module\}/([^"]+)", \{hash_key = var\.hash_key\}\)', pattern)
+    (path,) = re.findall(r'templatefile\("\$\{path\.module\}/([^"]+)", \{hash_key = local\.hash_key\}\)', pattern)
     assert pattern.startswith("${jsonencode(jsondecode(templatefile(")
     template = MODULE / path
     assert template == MODULE / FILTER_TEMPLATE
@@ -225,12 +242,12 @@ def test_the_dead_letter_queue_feeds_the_dead_letter_function(module: Module) ->
     # Lambda refuses an SQS mapping whose queue's visibility timeout is shorter than the function's timeout.
     dlq = module.resource("aws_sqs_queue", "dlq")
     assert dlq["visibility_timeout_seconds"] == '${6 * local.function_sizes["dead-letter"].timeout}'
-    assert module.locals["dead_letter_size"]["timeout"] > 0
+    assert module.locals["function_defaults"]["dead-letter"]["timeout"] > 0
     # Polled with no more than its reserved concurrency (Lambda's SQS pollers would start at five).
     assert mapping["scaling_config"] == [
         {"maximum_concurrency": '${local.function_sizes["dead-letter"].reserved_concurrency}'}
     ]
-    assert module.locals["dead_letter_size"]["reserved_concurrency"] >= 2
+    assert module.locals["function_defaults"]["dead-letter"]["reserved_concurrency"] >= 2
     # It reads and ends message records, and receives from the dead-letter queue (what the mapping
     # needs: receive, delete, the queue's attributes, the key) and changes a copy's visibility; nothing else.
     statements = module.function_policy("dead-letter")["statement"]
@@ -251,10 +268,32 @@ def handler_of(module: Module, spec: dict[str, Any]) -> str:
     return str(module.default(handler)) if handler.startswith("${var.") else str(handler)
 
 
+def key_name(module: Module, value: str) -> str:
+    """``${local.hash_key}`` or ``${local.range_key}`` deployed with the defaults: the caller's name, else main.tf's."""
+    match = re.fullmatch(r"\$\{local\.(hash_key|range_key)\}", value)
+    assert match, f"{value!r} is not a key name local"
+    (variable, default) = re.fullmatch(r'\$\{coalesce\(var\.(\w+), "(\w+)"\)\}', module.locals[match.group(1)]).groups()
+    return str(module.variables[variable]["default"] or default)
+
+
 def deployed(module: Module, value: str) -> str:
-    """An environment value as deployed with the defaults (other references stand in for themselves)."""
+    """An environment value as deployed with the defaults (other references stand in for themselves).
+
+    A main queue's attribute is that attribute as deployed: a variable's default, or six times a
+    function's default timeout.
+    """
+    if value in ("${local.hash_key}", "${local.range_key}"):
+        return key_name(module, value)
     match = re.fullmatch(r"\$\{(?:tostring\()?var\.(\w+)\)?\}", value)
-    return str(module.variables[match.group(1)]["default"]) if match else value
+    if match:
+        return str(module.variables[match.group(1)]["default"])
+    queue = re.fullmatch(r"\$\{tostring\(aws_sqs_queue\.main\.(\w+)\)\}", value)
+    if queue:
+        return deployed(module, str(module.resource("aws_sqs_queue", "main")[queue.group(1)]))
+    times = re.fullmatch(r'\$\{(\d+) \* local\.function_sizes\["(\w+)"\]\.timeout\}', value)
+    if times:  # no caller's sizes: the module's defaults
+        return str(int(times.group(1)) * module.locals["function_defaults"][times.group(2)]["timeout"])
+    return value
 
 
 def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -286,7 +325,7 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
         {
             "variables": "${merge(each.value.environment, "
             'each.key == "consumer" ? local.delivery_environment : {}, '
-            'each.key == "api" ? local.api_secret_environment : {})}'
+            'each.key == "api" ? local.api_identity_environment : {})}'
         }
     ]
     assert lambda_function["architectures"] == ["arm64"]
@@ -298,9 +337,22 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
     assert lambda_function["memory_size"] == f"${{{sizes}.memory_size}}"
     assert lambda_function["timeout"] == f"${{{sizes}.timeout}}"
     # The dead-letter function came after 0.1.0: a caller's functions map without it keeps its default size.
-    assert set(module.variables["functions"]["default"]) == set(FUNCTIONS) - {"dead-letter"}
-    assert module.locals["function_sizes"] == '${merge({"dead-letter" = local.dead_letter_size}, var.functions)}'
-    assert set(module.locals["dead_letter_size"]) == {"memory_size", "timeout", "reserved_concurrency"}
+    # Every function has its defaults in the module; the caller's map may name any of them and any
+    # of their settings (each optional), merged over the defaults (0.1.0's full maps still fit).
+    defaults = module.locals["function_defaults"]
+    assert set(defaults) == set(FUNCTIONS)
+    for name, sizes in defaults.items():
+        assert set(sizes) == {"memory_size", "timeout", "reserved_concurrency"}, name
+    variable = module.variables["functions"]
+    assert variable["default"] == {}
+    assert variable["type"] == (
+        "${map(object({memory_size = optional(number), timeout = optional(number), "
+        "reserved_concurrency = optional(number)}))}"
+    )
+    assert module.locals["function_sizes"] == (
+        "${{for name, defaults in local.function_defaults : name => merge(defaults, "
+        "{for setting, value in try(var.functions[name], {}) : setting => value if value != null})}}"
+    )
     log_group = module.resource("aws_cloudwatch_log_group", "function")
     assert log_group["name"] == "/aws/lambda/${var.name}-${each.key}"
     assert lambda_function["function_name"] == "${var.name}-${each.key}"
@@ -355,18 +407,31 @@ def test_the_sweeper_is_deployed_as_the_code_expects(module: Module) -> None:
     # The worker checks entries older than the sweeper's minimum age before sending them again.
     worker_environment = module.locals["functions"]["worker"]["environment"]
     assert worker_environment["OUTBOX_SWEEP_MIN_AGE_SECONDS"] == environment["OUTBOX_SWEEP_MIN_AGE_SECONDS"]
+    # After a stream loss the worker trusts clocks only this far (its group order); the code's default agrees.
+    assert worker_environment["OUTBOX_MAX_CLOCK_SKEW_MS"] == "${tostring(var.max_clock_skew_ms)}"
+    assert settings_as_deployed(module, "worker").clock_skew == Settings(table_name="t").clock_skew
     assert environment["OUTBOX_MAX_RELAY_ATTEMPTS"] == "${tostring(var.max_relay_attempts)}"
     # Until the table keeps its own bucket count, the sweeper must walk every bucket the API writes.
     assert environment["OUTBOX_BUCKETS"] == module.locals["functions"]["api"]["environment"]["OUTBOX_BUCKETS"]
     settings = settings_as_deployed(module, "sweeper")
     assert settings.sweep_min_age.total_seconds() == module.variables["sweep_min_age_seconds"]["default"] == 300
     assert settings.buckets == module.variables["buckets"]["default"]
+    # What tells a message in flight with no copy left: the main queue's own retention and visibility timeout.
+    assert environment["OUTBOX_QUEUE_RETENTION_SECONDS"] == "${tostring(aws_sqs_queue.main.message_retention_seconds)}"
+    assert environment["OUTBOX_QUEUE_VISIBILITY_SECONDS"] == (
+        "${tostring(aws_sqs_queue.main.visibility_timeout_seconds)}"
+    )
+    assert settings.queue_retention.total_seconds() == module.variables["message_retention_seconds"]["default"]
+    consumer_timeout = module.locals["function_defaults"]["consumer"]["timeout"]
+    assert settings.queue_visibility.total_seconds() == 6 * consumer_timeout
+    assert settings.queue_visibility == Settings(table_name="t").queue_visibility  # the code's default agrees
+    assert settings.queue_retention == Settings(table_name="t").queue_retention
     # Two sweeps never run at once: reserved concurrency 1, and the variable refuses anything else.
-    defaults = module.variables["functions"]["default"]
+    defaults = module.locals["function_defaults"]
     assert defaults["sweeper"]["reserved_concurrency"] == 1
     assert 0 < defaults["sweeper"]["timeout"] <= 900
     conditions = [v["condition"] for v in module.variables["functions"]["validation"]]
-    assert '${try(var.functions["sweeper"].reserved_concurrency, 1) == 1}' in conditions
+    assert '${try(coalesce(var.functions["sweeper"].reserved_concurrency, 1), 1) == 1}' in conditions
     # The record index it queries is the one the table declares.
     (query,) = [
         s for s in module.data["aws_iam_policy_document"]["sweeper"]["statement"] if "dynamodb:Query" in s["actions"]
@@ -417,7 +482,7 @@ def test_the_schedule_runs_the_sweeper_through_a_role_that_can_do_nothing_else(m
     invoke = module.resource("aws_lambda_function_event_invoke_config", "sweeper")
     assert invoke["function_name"] == '${aws_lambda_function.this["sweeper"].function_name}'
     assert invoke["maximum_retry_attempts"] == 0
-    assert invoke["maximum_event_age_in_seconds"] <= module.variables["functions"]["default"]["sweeper"]["timeout"]
+    assert invoke["maximum_event_age_in_seconds"] <= module.locals["function_defaults"]["sweeper"]["timeout"]
     # The schedule expression the variable accepts.
     (validation,) = module.variables["sweep_schedule"]["validation"]
     (regex,) = re.findall(r'regex\("([^"]+)"', validation["condition"])
@@ -432,8 +497,8 @@ def test_every_function_gets_the_key_names(module: Module) -> None:
     """OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY are the table's key names in every function."""
     for name, spec in module.locals["functions"].items():
         environment = spec["environment"]
-        assert environment["OUTBOX_HASH_KEY"] == "${var.hash_key}", name
-        assert environment["OUTBOX_RANGE_KEY"] == "${var.range_key}", name
+        assert environment["OUTBOX_HASH_KEY"] == "${local.hash_key}", name
+        assert environment["OUTBOX_RANGE_KEY"] == "${local.range_key}", name
         assert environment["OUTBOX_TABLE_NAME"] == "${local.table_name}", name
 
 
@@ -500,7 +565,8 @@ def test_api_routes_are_all_authorised(module: Module) -> None:
     """Both routes need IAM or JWT (never NONE); access logs and throttling are on."""
     routes = module.resource("aws_apigatewayv2_route", "this")
     assert set(module.locals["routes"]) == {"POST /messages", "GET /messages/{id}"}
-    assert routes["for_each"] == "${local.routes}"
+    assert routes["for_each"] == "${local.api_routes}"
+    assert module.locals["api_routes"] == "${var.create_api ? local.routes : {}}"
     assert routes["route_key"] == "${each.key}"
     assert routes["authorization_type"] == "${var.authorization}"
     assert module.variables["authorization"]["default"] == "AWS_IAM"
@@ -511,12 +577,12 @@ def test_api_routes_are_all_authorised(module: Module) -> None:
     assert integration["payload_format_version"] == "2.0"
     assert integration["integration_uri"] == '${aws_lambda_function.this["api"].invoke_arn}'
     stage = module.resource("aws_apigatewayv2_stage", "default")
-    assert stage["access_log_settings"][0]["destination_arn"] == "${aws_cloudwatch_log_group.api_access.arn}"
+    assert stage["access_log_settings"][0]["destination_arn"] == "${aws_cloudwatch_log_group.api_access[0].arn}"
     settings = stage["default_route_settings"][0]
     assert settings["throttling_rate_limit"] == "${var.api_throttling_rate_limit}"
     assert settings["throttling_burst_limit"] == "${var.api_throttling_burst_limit}"
     permission = module.resource("aws_lambda_permission", "api")
-    assert permission["source_arn"] == "${aws_apigatewayv2_api.this.execution_arn}/*/${each.value}"
+    assert permission["source_arn"] == "${aws_apigatewayv2_api.this[0].execution_arn}/*/${each.value}"
 
 
 def test_alarms_cover_lag_failures_and_errors(module: Module) -> None:
@@ -530,7 +596,7 @@ def test_alarms_cover_lag_failures_and_errors(module: Module) -> None:
         "dlq": "${aws_sqs_queue.dlq.name}",
         "on-failure": "${aws_sqs_queue.on_failure.name}",
     }
-    assert alarms["function_errors"]["for_each"] == "${local.functions}"
+    assert alarms["function_errors"]["for_each"] == "${local.deployed_functions}"
     assert "sweeper" in module.locals["functions"]
     assert "sweeper" in alarms["function_errors"]["alarm_description"]  # its own runbook line
     assert module.locals["alarm_actions"] == ["${var.alarm_topic_arn}"]
@@ -566,6 +632,7 @@ def test_metric_alarms_watch_what_the_code_emits(module: Module) -> None:
         metrics.MESSAGES_QUARANTINED,
         metrics.MESSAGES_FAILED,
         metrics.SWEEP_FAILURES,
+        metrics.MESSAGES_RESENT,  # invariant 2: a message in flight with no copy left is named by an alarm
     }
     assert count["metric_name"] == "${each.value.metric}"
     assert (count["namespace"], count["dimensions"]) == ("${local.metrics_namespace}", "${local.metrics_dimensions}")
@@ -592,16 +659,90 @@ def test_metric_alarms_watch_what_the_code_emits(module: Module) -> None:
 
 
 def test_outputs_name_what_an_operator_needs(module: Module) -> None:
-    """URLs, names and the environment replay needs are outputs."""
+    """URLs, names and the roles a caller's consumer code extends are outputs; the API's URL only with the API."""
     assert {"api_url", "table_name", "queue_url", "dlq_url", "on_failure_queue_url", "function_names"} <= set(
         module.outputs
     )
-    environment = module.outputs["environment"]["value"]
-    assert set(environment) == {"OUTBOX_TABLE_NAME", "OUTBOX_QUEUE_URL", "OUTBOX_BUCKETS"}
     # The table created or attached to, through the locals; the roles a caller's consumer code extends.
-    assert environment["OUTBOX_TABLE_NAME"] == module.outputs["table_name"]["value"] == "${local.table_name}"
+    assert module.outputs["table_name"]["value"] == "${local.table_name}"
     assert module.outputs["table_stream_arn"]["value"] == "${local.stream_arn}"
     assert module.outputs["role_names"]["value"] == "${{for key, role in aws_iam_role.function : key => role.name}}"
+    assert module.outputs["api_url"]["value"] == "${one(aws_apigatewayv2_stage.default[*].invoke_url)}"
+
+
+class _Recording(dict[str, str]):
+    """An environment that remembers every name looked up in it."""
+
+    def __init__(self, seen: set[str], **values: str) -> None:
+        super().__init__(values)
+        self.seen = seen
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.seen.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.seen.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.seen.add(str(key))
+        return super().__contains__(key)
+
+
+class _NoStoredBuckets:
+    def stored_buckets(self) -> None:
+        return None
+
+
+def names_the_commands_read(monkeypatch: pytest.MonkeyPatch) -> tuple[set[str], set[str]]:
+    """The OUTBOX_* names and AWS_REGION that ``outbox replay`` and ``outbox sweep`` look up: (replay's, sweep's).
+
+    replay reads its flags' defaults, its bucket count and the region; sweep reads Settings.from_env
+    (outbox/cli.py: _sweep), every setting there is, and the region.
+    """
+    from outbox import replay_cli
+    from outbox.cli import aws_region, build_parser
+
+    def wanted(names: set[str]) -> set[str]:
+        return {name for name in names if name.startswith("OUTBOX_") or name == "AWS_REGION"}
+
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    replay: set[str] = set()
+    monkeypatch.setattr("os.environ", _Recording(replay, OUTBOX_BUCKETS="16", AWS_REGION="eu-west-1", **credentials))
+    args = build_parser().parse_args(["replay", "--dry-run"])
+    replay_cli._buckets(args, _NoStoredBuckets())  # type: ignore[arg-type]
+    aws_region(args.region)
+    sweep: set[str] = set()
+    monkeypatch.setattr("os.environ", _Recording(sweep, AWS_REGION="eu-west-1", **credentials))
+    aws_region(None)
+    Settings.from_env(_Recording(sweep, OUTBOX_TABLE_NAME="t", OUTBOX_QUEUE_URL="q"), require_queue=True)
+    return wanted(replay), wanted(sweep)
+
+
+def test_the_environment_output_is_what_the_commands_read(module: Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output environment: every name replay reads, the sweeper's own settings for sweep, as the functions have them.
+
+    Exported, it points ``outbox replay`` and ``outbox sweep`` at the deployment exactly: the key
+    names of a PK/SK table included (without them replay used pk and found nothing).
+    """
+    environment = module.outputs["environment"]["value"]
+    replay, sweep = names_the_commands_read(monkeypatch)
+    assert {"OUTBOX_TABLE_NAME", "OUTBOX_QUEUE_URL", "OUTBOX_BUCKETS", "OUTBOX_HASH_KEY", "AWS_REGION"} <= replay
+    assert replay <= set(environment), replay - set(environment)
+    # `outbox sweep` runs the deployed sweeper's code: it needs the sweeper's settings, all of them.
+    sweeper = set(module.locals["functions"]["sweeper"]["environment"]) - {"LOG_LEVEL"}
+    assert sweeper <= set(environment), sweeper - set(environment)
+    # Nothing the commands never read; each value is the one every function that sets the name has.
+    assert set(environment) <= replay | sweep, set(environment) - replay - sweep
+    assert environment["AWS_REGION"] == "${local.region}"
+    for name, value in environment.items():
+        for function, spec in module.locals["functions"].items():
+            assert spec["environment"].get(name, value) == value, (name, function)
+    # As deployed with the defaults, the settings are the sweeper's own.
+    values = {name: deployed(module, value) for name, value in environment.items()}
+    assert Settings.from_env(values) == replace(settings_as_deployed(module, "sweeper"), region="${local.region}")
+    assert values["OUTBOX_RETENTION_DAYS"] == deployed(module, "${tostring(var.retention_days)}")
 
 
 def test_iam_policies_name_no_wildcard_action_or_resource(module: Module) -> None:
@@ -710,25 +851,86 @@ def test_local_stack_runs_the_mappings_as_deployed(module: Module) -> None:
     assert local.consumers == variables["consumer_maximum_concurrency"]["default"]
 
 
-def test_the_api_requires_a_principal_and_may_key_its_ids(module: Module) -> None:
-    """OUTBOX_REQUIRE_PRINCIPAL=true on the API only; OUTBOX_ID_SECRET from a sensitive, checked variable."""
+def test_the_api_requires_a_principal_and_reads_its_id_secret_from_secrets_manager(
+    module: Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OUTBOX_REQUIRE_PRINCIPAL=true on the API only; the id secret's ARN, never its value, in its environment."""
     functions = module.locals["functions"]
     assert functions["api"]["environment"]["OUTBOX_REQUIRE_PRINCIPAL"] == "true"
     assert settings_as_deployed(module, "api").require_principal
     for name in set(FUNCTIONS) - {"api"}:
         assert "OUTBOX_REQUIRE_PRINCIPAL" not in functions[name]["environment"], name
-    secret = module.variables["id_secret"]
-    assert secret["sensitive"] is True
-    assert secret["default"] is None
-    (validation,) = secret["validation"]
-    assert "length(var.id_secret) >= 32" in validation["condition"]
-    assert module.locals["api_secret_environment"] == (
-        "${var.id_secret == null ? {} : {OUTBOX_ID_SECRET = var.id_secret}}"
-    )
+    # The module no longer takes the secret's value: nothing sensitive in a variable, the state or the environment.
+    assert "id_secret" not in module.variables
+    assert not [name for name, spec in module.variables.items() if spec.get("sensitive")]
+    identity = module.locals["api_identity_environment"]
+    assert identity == {
+        "OUTBOX_ID_SECRET_ARN": "${aws_secretsmanager_secret_version.id.secret_id}",
+        "OUTBOX_ID_SECRET_WINDOW_SECONDS": "${tostring(var.id_secret_rotation_window_seconds)}",
+        "OUTBOX_ROLE_SESSIONS": "${var.role_sessions}",
+    }
+    assert not any("OUTBOX_ID_SECRET" in str(spec["environment"]) for spec in functions.values())
     api = {key: deployed(module, value) for key, value in functions["api"]["environment"].items()}
-    assert Settings.from_env({**api, "OUTBOX_ID_SECRET": "k" * 32}).id_secret == "k" * 32
-    with pytest.raises(ConfigurationError):
-        Settings.from_env({**api, "OUTBOX_ID_SECRET": "k" * 31})
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-AbCdEf"
+    as_deployed = {
+        **api,
+        "OUTBOX_ID_SECRET_ARN": arn,
+        "OUTBOX_ID_SECRET_WINDOW_SECONDS": str(module.variables["id_secret_rotation_window_seconds"]["default"]),
+        "OUTBOX_ROLE_SESSIONS": module.variables["role_sessions"]["default"],
+    }
+    settings = Settings.from_env(as_deployed)
+    assert (settings.id_secret_arn, settings.id_secret, settings.role_sessions) == (arn, None, RoleSessions.SHARED)
+    assert settings.id_secret_window == timedelta(days=1)
+    assert isinstance(build_id_secret(settings, Clients("eu-west-1")), SecretsManagerIdSecret)
+    assert set(identity) <= names_the_code_reads(monkeypatch)
+    # The variables' checks are the code's: what Terraform accepts, Settings accepts.
+    window = module.variables["id_secret_rotation_window_seconds"]["validation"][0]["condition"]
+    assert window == (
+        f"${{var.id_secret_rotation_window_seconds == 0 || var.id_secret_rotation_window_seconds >= "
+        f"{MIN_ID_SECRET_WINDOW_S}}}"
+    )
+    assert (
+        'contains(["shared", "apart"], var.role_sessions)'
+        in module.variables["role_sessions"]["validation"][0]["condition"]
+    )
+    assert {value.value for value in RoleSessions} == {"shared", "apart"}
+
+
+def test_the_id_secret_is_generated_by_secrets_manager_write_only_and_encrypted_with_the_modules_key(
+    module: Module,
+) -> None:
+    """The value comes from an ephemeral random password into a write-only argument: in no plan, state or variable."""
+    secret = module.resource("aws_secretsmanager_secret", "id")
+    assert secret["kms_key_id"] == "${aws_kms_key.this.arn}"
+    assert secret["name_prefix"] == "${var.name}-id-secret-"  # a destroyed one waits out its recovery window
+    version = module.resource("aws_secretsmanager_secret_version", "id")
+    assert version["secret_id"] == "${aws_secretsmanager_secret.id.id}"
+    assert version["secret_string_wo"] == "${ephemeral.aws_secretsmanager_random_password.id.random_password}"
+    assert version["secret_string_wo_version"] == "${var.id_secret_version}"
+    assert "secret_string" not in version
+    assert "secret_binary" not in version
+    (ephemeral,) = [doc["ephemeral"] for _, doc in module.raw if "ephemeral" in doc]
+    password = plain(ephemeral[0])["aws_secretsmanager_random_password"]["id"]
+    assert password["password_length"] >= MIN_ID_SECRET_CHARS
+    versions = next(doc for path, doc in module.raw if path.name == "versions.tf")["terraform"][0]
+    assert versions["required_version"] == '">= 1.11"'  # write-only arguments
+    assert module.outputs["id_secret_arn"]["value"] == "${aws_secretsmanager_secret.id.arn}"
+    # Only the API reads it, through its own statement on that secret alone; the key decrypts it.
+    for name in FUNCTIONS:
+        statements = module.function_policy(name)["statement"]
+        reads = [s for s in statements if "secretsmanager:GetSecretValue" in s["actions"]]
+        if name == "api":
+            assert reads == [
+                {
+                    "sid": "ReadTheIdSecret",
+                    "actions": ["secretsmanager:GetSecretValue"],
+                    "resources": ["${aws_secretsmanager_secret.id.arn}"],
+                }
+            ]
+            assert any("kms:Decrypt" in s["actions"] and s["resources"] == "${local.kms_key_arns}" for s in statements)
+        else:
+            assert reads == [], name
+            assert not any(a.startswith("secretsmanager:") for s in statements for a in s["actions"]), name
 
 
 def _tls_denial(statement: dict[str, Any]) -> bool:

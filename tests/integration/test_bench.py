@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bench import accept, cost, end_to_end, overhead, relay, replay, report, run, sweep
+from bench import accept, cost, end_to_end, overhead, relay, replay, report, run, sweep, sweep_backlog
 from bench.relay import Contender, RelayComparison, RelayFigures
 from outbox import api
 from outbox.local import emulator
@@ -66,7 +66,15 @@ def relay_on_fake_aws(isolated: None) -> RelayComparison:
 
 
 @pytest.fixture(scope="module")
-def results(relay_on_moto: RelayComparison, relay_on_fake_aws: RelayComparison) -> report.Results:
+def backlog(isolated: None) -> sweep_backlog.BacklogComparison:
+    """The issue's case: 600 messages of 60 KB, a deadline too short to read them all before the first send."""
+    return sweep_backlog.measure([600], deadline_s=2.5)
+
+
+@pytest.fixture(scope="module")
+def results(
+    relay_on_moto: RelayComparison, relay_on_fake_aws: RelayComparison, backlog: sweep_backlog.BacklogComparison
+) -> report.Results:
     """Every benchmark once, at smoke sizes, as one run's results."""
     return report.Results(
         date="2026-01-01",
@@ -81,6 +89,7 @@ def results(relay_on_moto: RelayComparison, relay_on_fake_aws: RelayComparison) 
         end_to_end=end_to_end.measure(20, rate=20),
         replay_memory=tuple(replay.measure([60, 25])),
         sweeps=(sweep.measure(30, backlog=10), sweep.measure(90, backlog=10)),
+        sweep_backlog=backlog,
         costs=tuple(cost.relay_cost(relay_on_moto, relay_on_fake_aws)),
     )
 
@@ -169,6 +178,20 @@ def test_a_sweeps_reads_follow_the_backlog_not_the_table(results: report.Results
     assert small.empty_rru == large.empty_rru == sweep.BUCKETS * 0.5  # one minimal Query per bucket
 
 
+def test_under_a_short_deadline_only_the_paged_sweeper_drains_a_backlog(
+    backlog: sweep_backlog.BacklogComparison,
+) -> None:
+    """All at once relays nothing three sweeps in a row; ours relays in every sweep and drains, holding less."""
+    baseline, ours = backlog.drains
+    assert (baseline.approach, baseline.relayed_per_sweep, baseline.drained) == ("all at once", (0, 0, 0), False)
+    assert (ours.approach, ours.drained, sum(ours.relayed_per_sweep)) == ("ours", True, 600)
+    assert ours.sweeps > 1
+    assert all(relayed > 0 for relayed in ours.relayed_per_sweep)
+    assert 0 < ours.peak_mib < baseline.peak_mib
+    assert (ours.out_of_memory, baseline.out_of_memory) == (False, False)
+    assert backlog.calibration_s > 0
+
+
 def test_cost_model_prices_counted_requests_units_and_lambda_time() -> None:
     """Dollars per million: SQS requests, flip write units, one invocation per 100 and 512 MB-seconds."""
     counted = RelayComparison(
@@ -233,6 +256,8 @@ def test_the_report_has_every_section_and_a_row_per_figure(results: report.Resul
     assert "| 90 | 8.0 | " in text  # the same read units at any table size
     assert "| naive | $" in text
     assert "| ours | $" in text
+    assert "| 600 × 60 KB | all at once | 0 of 600 relayed in 3 sweeps: never drains | 0, 0, 0 |" in text
+    assert "| 600 × 60 KB | **ours / all at once** | sweeps to drain " in text
 
 
 def test_the_json_report_holds_the_same_figures(results: report.Results) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from moto import mock_aws
@@ -56,3 +57,60 @@ def test_cli_bad_usage_exits_2_with_one_line(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as caught:
         main(["demo", "-n", "0"])
     assert caught.value.code == 2
+
+
+def _user_table(dynamodb: Any, *, keys: tuple[str, str] = ("PK", "SK"), stream: str | None = None) -> None:
+    """A table of the user's own, as they made it: their key names, a stream or none, no index, no TTL."""
+    extra: dict[str, Any] = {}
+    if stream is not None:
+        extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream}
+    dynamodb.create_table(
+        TableName="orders",
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in keys],
+        KeySchema=[{"AttributeName": keys[0], "KeyType": "HASH"}, {"AttributeName": keys[1], "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
+    )
+
+
+def _unchanged(dynamodb: Any) -> None:
+    table = dynamodb.describe_table(TableName="orders")["Table"]
+    assert not table.get("GlobalSecondaryIndexes")
+    ttl = dynamodb.describe_time_to_live(TableName="orders")["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "DISABLED"
+    assert dynamodb.scan(TableName="orders")["Count"] == 0  # no bucket-count item either
+
+
+@pytest.mark.parametrize(
+    ("stream", "keys", "expected"),
+    [
+        (None, ("PK", "SK"), "its stream must be on with view type NEW_IMAGE or NEW_AND_OLD_IMAGES"),
+        ("KEYS_ONLY", ("PK", "SK"), "--stream-specification StreamEnabled=true,StreamViewType=NEW_IMAGE"),
+        ("NEW_IMAGE", ("id", "kind"), "its keys are id (hash), kind (range), not PK (hash), SK (range)"),
+    ],
+)
+def test_an_existing_table_that_cannot_hold_the_outbox_is_left_as_it_was(
+    stream: str | None, keys: tuple[str, str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No stream, a keys-only stream or other key names: one line naming the table and the fix; nothing changed."""
+    with mock_aws():
+        dynamodb = dynamodb_client()
+        _user_table(dynamodb, keys=keys, stream=stream)
+        code = main(["bootstrap", "--table-name", "orders", "--hash-key", "PK", "--range-key", "SK", "--buckets", "4"])
+        (line,) = capsys.readouterr().err.splitlines()
+        _unchanged(dynamodb)
+    assert code == 2
+    assert line.startswith("outbox bootstrap: table orders cannot hold the outbox, nothing was changed: ")
+    assert expected in line
+
+
+def test_an_existing_table_with_its_own_key_names_gets_the_index_and_ttl() -> None:
+    """A fitting table of the user's: the record index and TTL are added, the stream is reported."""
+    with mock_aws():
+        dynamodb, sqs = dynamodb_client(), sqs_client()
+        _user_table(dynamodb, stream="NEW_AND_OLD_IMAGES")
+        resources = bootstrap(dynamodb, sqs, table_name="orders", hash_key="PK", range_key="SK")
+        table = dynamodb.describe_table(TableName="orders")["Table"]
+    assert resources.stream_arn == table["LatestStreamArn"]
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["outbox-records"]
+    assert resources.environment()["OUTBOX_HASH_KEY"] == "PK"

@@ -12,16 +12,16 @@ from outbox import Outbox, Status
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.envelope import new_envelope
-from outbox.domain.message import new_message_id
+from outbox.domain.message import IdKey, new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.service.relay import Relay
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from outbox.service.sweep import Sweeper
-from tests.integration.conftest import Stack
+from tests.integration.conftest import ID_SECRET, Stack
 
 
 def _outbox(stack: Stack) -> Outbox:
-    return Outbox(stack.resources.table_name, client=stack.dynamodb, buckets=4)
+    return Outbox(stack.resources.table_name, client=stack.dynamodb, buckets=4, id_secret=ID_SECRET)
 
 
 def _write(stack: Stack, n: int, group_key: str | None) -> str:
@@ -138,9 +138,10 @@ class _Frozen(datetime):
 
 def _reversed_keys(n: int) -> tuple[str, str]:
     """Two idempotency keys whose ids sort the other way round: ordered by id, the pair comes out reversed."""
+    key = IdKey(ID_SECRET)  # the outbox's (no rotation): the ids its messages get
     for attempt in itertools.count():
         first, second = f"pair-{n}-{attempt}-a", f"pair-{n}-{attempt}-b"
-        if new_message_id(first) > new_message_id(second):
+        if key.message_id(first, None) > key.message_id(second, None):
             return first, second
     raise AssertionError  # pragma: no cover - count() never ends
 

@@ -18,14 +18,17 @@ from outbox import (
     Envelope,
     NotFoundError,
     Outbox,
+    OutboxMessage,
     Status,
     TransactionCancelledError,
     ValidationError,
 )
+from outbox.domain.caller import ANONYMOUS
 from outbox.domain.errors import ItemPart
+from outbox.domain.message import IdKey
 from outbox.testing import stream_records
 from tests.events import http_event
-from tests.integration.conftest import Stack, sqs_event
+from tests.integration.conftest import ID_SECRET, Stack, sqs_event
 from worker import consumer as consumer_module
 from worker.consumer import make_handler
 
@@ -40,6 +43,7 @@ def _outbox(stack: Stack) -> Outbox:
         hash_key=resources.hash_key,
         range_key=resources.range_key,
         buckets=4,  # what the stack's bootstrap stored
+        id_secret=ID_SECRET,
     )
 
 
@@ -259,7 +263,7 @@ def test_outbox_delivery_names_the_deployed_consumers_function(stack: Stack, mon
 @pytest.mark.parametrize(
     ("value", "says"),
     [
-        ("no_such_module_here:deliver", "cannot import no_such_module_here"),
+        ("no_such_module_here:deliver", "there is no module no_such_module_here"),
         (f"{__name__}:missing", "has no function missing"),
         ("not a reference", "must be package.module:function"),
     ],
@@ -301,6 +305,7 @@ def test_a_record_written_before_types_reads_as_a_notification(stack: Stack) -> 
             "updated_at": {"S": at},
             "history": {"L": [{"M": {"status": {"S": "PENDING"}, "at": {"S": at}, "by": {"S": "api"}}}]},
             "attempts": {"N": "0"},
+            "owner": {"S": IdKey(ID_SECRET).owner(ANONYMOUS.principal)},  # the (local) API's anonymous caller's
         },
     )
     record = stack.store.get(message_id)
@@ -325,3 +330,66 @@ def test_stream_records_reads_the_whole_stream_or_what_follows_a_position(stack:
     assert everything[: len(before)] == before
     assert since == everything[len(before) :]
     assert len(since) == 6
+
+
+def _plain_table(stack: Stack, name: str, *, stream: bool) -> None:
+    """A table of the service's own with PK/SK keys, a stream or none."""
+    extra: dict[str, Any] = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}}
+    stack.dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("PK", "SK")],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+        **(extra if stream else {}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "keys", "expected"),
+    [
+        ("nowhere", ("pk", "sk"), "table nowhere does not exist in us-east-1: set OUTBOX_TABLE_NAME and the region"),
+        ("orders", ("pk", "sk"), "its keys are PK (hash), SK (range), not pk (hash), sk (range): pass its key names"),
+        ("quiet", ("PK", "SK"), "its stream must be on with view type NEW_IMAGE or NEW_AND_OLD_IMAGES"),
+        ("orders", ("PK", "SK"), "it has no index outbox-records"),
+    ],
+)
+def test_a_table_that_cannot_hold_the_outbox_is_named_before_a_message_is_written(
+    stack: Stack, table: str, keys: tuple[str, str], expected: str
+) -> None:
+    """Wrong table, wrong key names, no stream, no record index: one line naming the table and the fix."""
+    _plain_table(stack, "orders", stream=True)
+    _plain_table(stack, "quiet", stream=False)
+    outbox = Outbox(table, client=stack.dynamodb, hash_key=keys[0], range_key=keys[1], buckets=4)
+    stack.faults.calls.clear()
+
+    with pytest.raises(ConfigurationError) as caught:
+        outbox.message({"order_id": "o-1"}, type="OrderPlaced")
+
+    assert expected in caught.value.detail
+    assert "\n" not in caught.value.detail
+    assert not {"PutItem", "TransactWriteItems", "UpdateItem"} & set(stack.faults.calls)
+
+
+def test_outbox_transaction_turns_a_pynamodb_cancellation_into_the_librarys_error(stack: Stack) -> None:
+    """Your condition fails, or the key was used: TransactionCancelledError naming each item, no payload in any text."""
+    outbox = _outbox(stack)
+    first = outbox.message({"card": "4111-secret"}, type="OrderPlaced", idempotency_key="order-7")
+    with outbox.transaction(connection=Connection(region="us-east-1")) as transaction:
+        transaction.save(Order("ORDER#o-7", "ORDER", total=1), condition=Order.pk.does_not_exist())
+        outbox.add_to(transaction, first)
+
+    def write(order_id: str, message: OutboxMessage) -> None:
+        with outbox.transaction() as transaction:
+            transaction.save(Order(order_id, "ORDER", total=1), condition=Order.pk.does_not_exist())
+            outbox.add_to(transaction, message)
+
+    again = outbox.message({"card": "4111-secret"}, type="OrderPlaced", idempotency_key="order-7")
+    with pytest.raises(TransactionCancelledError) as caught:
+        write("ORDER#o-8", again)
+    assert caught.value.duplicate_message_ids == (first.message_id,)
+    texts = [str(caught.value), repr(caught.value), str(caught.value.__cause__)]
+    assert not [text for text in texts if "4111-secret" in text]
+
+    with pytest.raises(TransactionCancelledError) as caught:
+        write("ORDER#o-7", outbox.message({"n": 1}, type="OrderPlaced"))
+    assert [(r.part, r.code) for r in caught.value.reasons] == [(ItemPart.CALLER, "ConditionalCheckFailed")]

@@ -3,11 +3,15 @@
 Hypothesis interleaves accepts, stream deliveries (with throttling, timeouts, refused entries and a
 crash between send and flip), redeliveries from a lower sequence number, the trigger switched off
 and on, a trimmed stream, expired outbox entries, sweeps, replays, consumer batches, a second copy
-arriving while the first is being delivered, FIFO batches whose group meets a failure, and copies
+arriving while the first is being delivered, FIFO batches whose group meets a failure, copies
 whose last receive died (in the delivery, or with every status write throttled) moving to the
-dead-letter queue, which the dead-letter function settles, pairs of one group made in one
-millisecond (in one transaction or two), writers whose clocks are 2 s ahead or behind, and
-batches cut short by Lambda's batch size (what follows comes in the next one). It
+dead-letter queue, which the dead-letter function settles, copies lost by hand (the sweeper
+re-sends what is in flight with no copy left), pairs of one group made in one millisecond (in one
+transaction or two), writers whose clocks are 2 s ahead or behind, and batches cut short by
+Lambda's batch size (what follows comes in the next one). Writes take effect with their answer
+lost (a send, a flip, a consumer's lease, end or release, the dead-letter function's writes; on
+the last allowed receive too); consumers, the worker and the dead-letter function die between two
+AWS calls, and the next receive takes their run-out lease over. It
 checks the invariants of DESIGN.md after every step, and after a final drain by the stream and
 the sweeper alone (no operator): every accepted message ends COMPLETED or FAILED.
 """
@@ -23,9 +27,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from moto import mock_aws
 
 from outbox import Outbox
@@ -36,19 +40,34 @@ from outbox.domain.envelope import Envelope
 from outbox.domain.errors import DeliveryError
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import ENDED, Status, is_allowed
-from outbox.faults import FaultInjector, SimulatedCrash
+from outbox.faults import FaultInjector, SimulatedCrash, writes_status
 from outbox.local import emulator
-from outbox.service.consume import Consumer, ConsumerPolicy
+from outbox.service.consume import Consumer, ConsumerPolicy, sqs_copy
 from outbox.service.dead_letter import DeadLetters
 from outbox.service.relay import Relay, RelayPolicy
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from outbox.service.stream import StreamWorker
-from outbox.service.sweep import Sweeper
+from outbox.service.sweep import StrandedBounds, Sweeper
 from outbox.testing import FakeLambdaContext
 from tests.conftest import FAKE_CREDENTIALS
 from tests.integration.conftest import Stack, build_stack, sqs_event
 
-FAULTS = ["none", "throttle_send", "timeout_send", "refuse_entry", "throttle_flip", "crash_after_send"]
+FAULTS = [
+    "none",
+    "throttle_send",
+    "timeout_send",
+    "refuse_entry",
+    "throttle_flip",
+    "crash_after_send",
+    "answer_lost_send",  # SendMessageBatch took effect, its answer lost: botocore sends it again
+    "answer_lost_flip",  # PENDING -> QUEUED took effect, its answer lost: the retry meets the flip
+    "crash_after_flip",  # the worker dies between a flip and its next AWS call
+]
+# Faults of a consumer's own writes: its lease or its end lands with the answer lost, retried by
+# botocore or (the SDK's tries spent) by the consumer itself.
+CONSUMER_FAULTS = ["none", "lease_lost", "lease_lost_to_us", "end_lost", "end_lost_to_us", "release_lost"]
+# Where a receive dies (a timeout, out of memory): between two of its AWS calls, its lease run out.
+DEATHS = ["after_lease", "in_delivery", "after_end"]
 STATUS_FIELDS = {
     "status",
     "history",
@@ -59,8 +78,11 @@ STATUS_FIELDS = {
     "lease_owner",
     "lease_until",
     "expires_at",  # an ended record's time to live
-    "outbox_pk",  # the pending index's keys, removed with PENDING
+    "ended_lease_owner",  # the lease holder that ended it (its own retry recognises the end)
+    "outbox_pk",  # the record index's keys: the outbox bucket while PENDING, in flight after, removed at the end
     "outbox_sk",
+    "send_generation",  # a deliberate re-send's (replay, the sweeper's re-send of a stranded message)
+    "sent_at",
 }
 BODIES = ["one", "two", "three"]
 
@@ -99,6 +121,7 @@ class Pipeline(RuleBasedStateMachine):
                 stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         stack.stream_event()  # move past everything older than this example
         stack.faults.clear()
+        stack.faults.injected.clear()  # what this example exercised, reported as Hypothesis events
         self.faults: FaultInjector = stack.faults
         self.accepted: dict[str, dict[str, Any]] = {}  # message_id -> record attributes at accept
         self.keys: dict[str, str] = {}  # idempotency key -> body used first
@@ -121,11 +144,27 @@ class Pipeline(RuleBasedStateMachine):
         self.worker = StreamWorker(stack.relay, pending=source, swept_after=timedelta(0))
         self.consumer = Consumer(stack.store, self._deliver)
         sweep_relay = Relay(stack.store, stack.publisher, by="sweeper", policy=RelayPolicy(flip_concurrency=1))
-        # The sweeper's clock runs ten minutes ahead: every message is past its minimum age.
-        self.sweeper = Sweeper(source, sweep_relay, buckets=4, clock=lambda: utc_now() + timedelta(minutes=10))
+        # The sweeper's clock runs ten minutes ahead: every message is past its minimum age, and every
+        # message in flight past its stranded bounds (so each sweep re-sends them: copies the consumer absorbs).
+        resender = Relay(stack.store, stack.publisher, by="sweeper", expected=frozenset())
+        self.sweeper = Sweeper(
+            source,
+            sweep_relay,
+            buckets=4,
+            clock=lambda: utc_now() + timedelta(minutes=10),
+            resender=resender,
+            bounds=StrandedBounds(retention=timedelta(minutes=5), visibility=timedelta(minutes=1)),
+        )
         stack.sqs.meta.events.register("after-call.sqs.SendMessageBatch", self._record_sent)
         self.writers = _Writers(stack)  # 8. same-millisecond pairs, skewed clocks: which writer, when committed
         self.worker = _GivenOrderKept(self.worker, self)
+
+    @initialize(warm=st.booleans())
+    def start(self, warm: bool) -> None:
+        """Half the runs start with a message relayed, its copy waiting: consumer faults need one to act on."""
+        if warm:
+            self.accept("one", None, group=False)
+            self.deliver("none")
 
     def _deliver(self, envelope: Envelope) -> None:
         """The consumer's delivery: 6. never two at once, never after COMPLETED, always under a held lease.
@@ -191,6 +230,8 @@ class Pipeline(RuleBasedStateMachine):
                 if record["status"]["S"] == Status.FAILED:
                     assert record.get("reason", {}).get("S")
             self.invariants_hold()
+            for kind in sorted(self.faults.injected):  # what this example exercised (Hypothesis events)
+                event(f"exercised {kind}")
         finally:
             self.stack.sqs.meta.events.unregister("after-call.sqs.SendMessageBatch", self._record_sent)
 
@@ -268,12 +309,17 @@ class Pipeline(RuleBasedStateMachine):
         self.stack.dynamodb.delete_item(TableName=self.stack.resources.table_name, Key=key)
         self.expired.add(message_id)
 
-    @rule(fault=st.sampled_from(["none", "throttle_send", "throttle_flip"]))
+    @rule(fault=st.sampled_from(["none", "throttle_send", "throttle_flip", "answer_lost_flip", "crash_after_flip"]))
     def sweep(self, fault: str = "none") -> None:
-        """The scheduled sweeper runs (with a fault armed): whatever is PENDING is relayed from its record."""
+        """The scheduled sweeper runs (with a fault armed): whatever is PENDING is relayed from its record.
+
+        A sweeper that dies between two AWS calls leaves the rest to its next run.
+        """
         self._arm(fault)
         try:
             self.sweeper.sweep()
+        except SimulatedCrash:
+            pass  # the schedule runs it again
         finally:
             self.faults.clear()
 
@@ -329,17 +375,33 @@ class Pipeline(RuleBasedStateMachine):
         sqs.send_message(QueueUrl=self.stack.resources.dlq_url, MessageBody=message["Body"])  # as SQS moves it
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
-    @rule()
-    def settle_dead_letters(self) -> None:
-        """The dead-letter function takes a batch of the dead-letter queue; the rest comes back."""
-        self._settle_dead_letters()
+    @rule(fault=st.sampled_from(["none", "answer_lost", "dies_after_lease"]))
+    def settle_dead_letters(self, fault: str = "none") -> None:
+        """The dead-letter function takes a batch of the dead-letter queue; the rest comes back.
 
-    def _settle_dead_letters(self) -> int:
+        ``answer_lost``: its lease and its FAILED write land unanswered (botocore retries them);
+        ``dies_after_lease``: it dies holding the lease, which has run out when the copy comes back.
+        """
+        self._settle_dead_letters(fault)
+
+    def _settle_dead_letters(self, fault: str = "none") -> int:
         url = self.stack.resources.dlq_url
         messages = self._receive(url)
         if not messages:
             return 0
-        response = self.dead_letters.handle(sqs_event(messages))
+        dead_letters = self.dead_letters
+        if fault == "answer_lost":
+            self.faults.answer_lost("UpdateItem", times=-1, when=writes_status("PROCESSING", "FAILED"))
+        elif fault == "dies_after_lease":
+            dead_letters = DeadLetters(self.stack.store, lease_s=0)
+            self.faults.crash_after("UpdateItem", when=writes_status("PROCESSING"))
+        try:
+            response = dead_letters.handle(sqs_event(messages))
+        except SimulatedCrash:
+            self._settle(messages, {m["MessageId"] for m in messages}, url)  # a function error: all come back
+            return len(messages)
+        finally:
+            self.faults.clear()
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         records = self._records()
         for message in messages:
@@ -371,9 +433,85 @@ class Pipeline(RuleBasedStateMachine):
         self.dead_settled = {m for m in self.dead_settled if records[m]["status"]["S"] in ENDED}  # re-driven since
 
     @rule()
-    def consume(self) -> None:
-        """The consumer takes one batch; what it acknowledges is deleted, the rest comes back."""
-        self._consume_batch()
+    def lose_a_copy(self) -> None:
+        """2. A copy is gone by hand (purged, deleted, past retention): its record, in flight, has no copy left.
+
+        The sweeper re-sends it under a new send generation (no operator): the final drain ends it.
+        """
+        url = self.stack.resources.queue_url
+        for message in self._receive(url, 1):
+            self.stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    @rule(fault=st.sampled_from(CONSUMER_FAULTS))
+    def consume(self, fault: str = "none") -> None:
+        """The consumer takes one batch (one of its writes may land unanswered); acknowledged copies are deleted."""
+        self._arm_consumer(fault)
+        try:
+            self._consume_batch()
+        finally:
+            self.faults.clear()
+
+    @rule(fault=st.sampled_from(CONSUMER_FAULTS))
+    def last_receive(self, fault: str) -> None:
+        """2, 6, 7. A copy's last allowed receive, one of its writes landing unanswered.
+
+        Acknowledged, its record has ended (or another live lease holds it); sent back, SQS moves
+        it to the dead-letter queue. Never acknowledged while its record can go nowhere.
+        """
+        url = self.stack.resources.queue_url
+        messages = self._receive(url, 1)
+        if not messages:
+            return
+        last = Consumer(self.stack.store, self._deliver, policy=ConsumerPolicy(max_receive_count=1))
+        self._arm_consumer(fault)
+        try:
+            acknowledged = not last.handle(sqs_event(messages))["batchItemFailures"]
+        finally:
+            self.faults.clear()
+        (message,) = messages
+        message_id = json.loads(message["Body"])["message_id"]
+        if acknowledged:  # its record has ended, or another receive's live lease holds it (never this one's)
+            record = self.stack.store.get(message_id)
+            own = _owner(message)
+            held = record.lease is not None and record.lease.until > iso(utc_now()) and record.lease.owner != own
+            if record.status not in ENDED and not held:
+                self.violations.append(f"{message_id} acknowledged on its last receive, left {record.status.value}")
+            self.stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            return
+        self.stack.sqs.send_message(QueueUrl=self.stack.resources.dlq_url, MessageBody=message["Body"])  # SQS moves it
+        self.stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    @rule(point=st.sampled_from(DEATHS))
+    def receive_dies(self, point: str) -> None:
+        """2, 6. A receive dies between two AWS calls (not its last): the copy comes back, a later receive takes over.
+
+        Its lease lasts as long as its invocation could (none left), so it has run out when the copy
+        is received again: the next receive takes PROCESSING over (PROCESSING -> PROCESSING).
+        """
+        url = self.stack.resources.queue_url
+        messages = self._receive(url, 1)
+        if not messages:
+            return
+
+        def dies(_: Envelope) -> None:
+            raise SimulatedCrash("the invocation timed out in the delivery")
+
+        # A lease runs out with its invocation: at once here, but for a receive that dies only after
+        # its end (it delivers alive, while the lease holds: a second copy must not overtake it).
+        remaining_ms = 60_000 if point == "after_end" else 0
+        policy = ConsumerPolicy(lease_margin_s=0, status_write_pause_s=0)
+        dying = Consumer(self.stack.store, dies if point == "in_delivery" else self._deliver, policy=policy)
+        if point != "in_delivery":
+            to = "PROCESSING" if point == "after_lease" else "COMPLETED"
+            self.faults.crash_after("UpdateItem", when=writes_status(to))
+        try:
+            response = dying.handle(sqs_event(messages), FakeLambdaContext(remaining_ms=remaining_ms))
+            failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        except SimulatedCrash:
+            failed = {m["MessageId"] for m in messages}  # a function error: every copy of the batch comes back
+        finally:
+            self.faults.clear()
+        self._settle(messages, failed)
 
     def _consume_batch(self) -> int:
         url = self.stack.resources.queue_url
@@ -386,6 +524,16 @@ class Pipeline(RuleBasedStateMachine):
         response = self.consumer.handle(sqs_event(messages))
         self._settle(messages, {f["itemIdentifier"] for f in response["batchItemFailures"]})
         return len(messages)
+
+    def _arm_consumer(self, fault: str) -> None:
+        """One of the consumer's writes takes effect with its answer lost (retried by botocore, or by the consumer)."""
+        retried = not fault.endswith("_to_us")
+        if fault.startswith("lease_lost"):
+            self.faults.answer_lost("UpdateItem", retried=retried, when=writes_status("PROCESSING"))
+        elif fault.startswith("end_lost"):
+            self.faults.answer_lost("UpdateItem", retried=retried, when=writes_status("COMPLETED", "FAILED"))
+        elif fault == "release_lost":
+            self.faults.answer_lost("UpdateItem", when=lambda p: p.get("UpdateExpression") == "SET #lease_until = :now")
 
     def _settle(self, messages: list[dict[str, Any]], failed: set[str], url: str | None = None) -> None:
         """What the mapping does after the function: delete the acknowledged, show the rest again."""
@@ -464,14 +612,19 @@ class Pipeline(RuleBasedStateMachine):
             self.seen_history[message_id] = history
             # 5. metadata preserved
             assert {k: v for k, v in record.items() if k not in STATUS_FIELDS} == self.accepted[message_id]
-            # 6. a lease exists exactly while PROCESSING
+            # 6. a lease exists exactly while PROCESSING; who ended it under a lease, only once ended
             assert ("lease_owner" in record) is (record["status"]["S"] == Status.PROCESSING), record
+            assert "ended_lease_owner" not in record or record["status"]["S"] in ENDED, record
+            if any(a == b == Status.PROCESSING for a, b in itertools.pairwise(history)):
+                event("a lease was taken over (PROCESSING -> PROCESSING)")
             # personal data kept short: a TTL exactly while the record has ended
             assert ("expires_at" in record) is (record["status"]["S"] in {Status.COMPLETED, Status.FAILED}), record
             if record["status"]["S"] == Status.COMPLETED:
                 self.completed_seen.add(message_id)
-            # the pending index holds a record exactly while it is PENDING
-            assert ("outbox_pk" in record) is (record["status"]["S"] == Status.PENDING), record
+            # the record index holds a record until it ends: in its outbox bucket exactly while it is PENDING
+            assert ("outbox_pk" in record) is (record["status"]["S"] not in ENDED), record
+            in_bucket = record.get("outbox_pk", {}).get("S", "").startswith("OUTBOX#")
+            assert in_bucket is (record["status"]["S"] == Status.PENDING), record
         # 7. a copy the dead-letter function let go of leaves its record ended (no re-drive of FAILED here)
         for message_id in self.dead_settled:
             assert records[message_id]["status"]["S"] in ENDED, (message_id, records[message_id]["status"])
@@ -481,7 +634,13 @@ class Pipeline(RuleBasedStateMachine):
         assert self.writers.out_of_order(group, sent) == [], "group g sent out of order"
 
     def _arm(self, fault: str) -> None:
-        if fault == "throttle_send":
+        if fault == "answer_lost_send":
+            self.faults.answer_lost("SendMessageBatch")
+        elif fault == "answer_lost_flip":
+            self.faults.answer_lost("UpdateItem", when=writes_status("QUEUED"))
+        elif fault == "crash_after_flip":
+            self.faults.crash_after("UpdateItem", when=writes_status("QUEUED"))
+        elif fault == "throttle_send":
             self.faults.fail("SendMessageBatch", "ThrottlingException")
         elif fault == "timeout_send":
             self.faults.timeout("SendMessageBatch")
@@ -600,6 +759,13 @@ class _GivenOrderKept:
                 if ahead:
                     pipeline.violations.append(f"the worker sent {message_id} ahead of {ahead[0]}, given earlier")
                 done.add(message_id)
+
+
+def _owner(message: dict[str, Any]) -> str:
+    """The lease owner the consumer uses for this receive of ``message``."""
+    copy = sqs_copy(sqs_event([message])["Records"][0])
+    assert copy is not None
+    return copy.owner
 
 
 def _later(until: str) -> str:

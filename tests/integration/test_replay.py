@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -123,6 +125,7 @@ def test_replay_sends_and_flips_with_history_by_replay(
         "already_done": 0,
         "failed": 0,
         "would_send": 0,
+        "not_found": 0,
         "interrupted": False,
         "stopped": False,
     }
@@ -298,3 +301,116 @@ def test_a_group_blocked_by_a_failure_stays_blocked_for_the_run(
     assert all(actions[m] == "blocked" for m in rest)
     assert actions[other] == "sent"
     assert [json.loads(m["Body"])["message_id"] for m in stack.receive_all()] == [other]
+
+
+def test_sigterm_writes_the_checkpoint_and_the_summary_as_ctrl_c_does(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGTERM mid-run: the batch in flight finishes, checkpoint and summary are written, exit 130; resume ends it."""
+    ids = [_seed(stack, timedelta(hours=1)) for _ in range(4)]
+    path = tmp_path / "cp.json"
+    received: list[int] = []
+    # Before the fix SIGTERM killed the process; here it would only be recorded, and the run would go on.
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: received.append(signum))
+    sends = itertools.count()
+
+    def sigterm_during_the_first_send(_params: Any) -> bool:
+        if next(sends) == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return False  # no fault: the send goes through
+
+    try:
+        stack.faults.fail("SendMessageBatch", times=-1, when=sigterm_during_the_first_send)
+        code, lines = _replay(stack, "--batch-size", "1", "--checkpoint", str(path), capsys=capsys)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert received == []  # the command's own handler took it
+    assert code == 130
+    assert lines[-1]["summary"]["interrupted"] is True
+    assert lines[-1]["summary"]["sent"] == 1
+    assert path.exists()
+    stack.faults.clear()
+    code, lines = _replay(stack, "--resume", str(path), capsys=capsys)
+    assert code == 0
+    assert lines[-1]["summary"]["sent"] == 4  # each message counted once over both runs
+    assert all(stack.store.get(m).status is Status.QUEUED for m in ids)
+
+
+def test_a_stopped_run_and_its_resume_count_each_message_once(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQS refuses a request mid-page: the resumed run's summary counts every message once, scanned included."""
+    for _ in range(5):
+        _seed(stack, timedelta(hours=1))
+    path = tmp_path / "cp.json"
+    requests = itertools.count()
+    stack.faults.fail("SendMessageBatch", "InternalError", status=500, times=-1, when=lambda _p: next(requests) == 2)
+    code, _ = _replay(stack, "--batch-size", "2", "--checkpoint", str(path), capsys=capsys)
+    assert code == 1
+    stack.faults.clear()
+    code, lines = _replay(stack, "--resume", str(path), capsys=capsys)
+    assert code == 0
+    summary = lines[-1]["summary"]
+    assert (summary["scanned"], summary["selected"], summary["sent"], summary["already_done"]) == (5, 5, 5, 0)
+
+
+def test_resuming_an_any_replay_needs_no_second_confirmation(
+    stack: Stack, seeded: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The printed hint `outbox replay --resume PATH` works as printed, without a terminal, after --status ANY --yes."""
+    path = tmp_path / "cp.json"
+    selection = Selection.window(min_age=timedelta(minutes=5), status="ANY")
+    save_checkpoint(Checkpoint(selection, target=Target("outbox", stack.resources.queue_url, 4)), path)
+    code, lines = _replay(stack, "--resume", str(path), capsys=capsys)
+    assert code == 0
+    assert lines[-1]["summary"]["sent"] == 5
+
+
+def test_resume_against_another_table_is_refused_before_any_request(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkpoint of table 'outbox' resumed with --table-name orders (which does not exist): the refusal, one line."""
+    path = tmp_path / "cp.json"
+    selection = Selection.window(min_age=timedelta(minutes=5))
+    save_checkpoint(Checkpoint(selection, target=Target("outbox", stack.resources.queue_url, 4)), path)
+    stack.faults.calls.clear()
+    code = main(["replay", "--table-name", "orders", "--queue-url", stack.resources.queue_url, "--resume", str(path)])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert line == f"outbox replay: error: {path} is a replay of table 'outbox', not 'orders'"
+    assert not stack.faults.calls
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "is not JSON (line 1): not a file outbox replay wrote"),
+        ('{"version": 1}', "has no 'selection': not a file outbox replay wrote"),
+        ("[]", "is malformed (not a version 1 replay checkpoint): not a file outbox replay wrote"),
+    ],
+)
+def test_a_malformed_checkpoint_is_one_line_saying_what_is_wrong(
+    stack: Stack, tmp_path: Path, content: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not `KeyError` or `JSONDecodeError`: what is wrong with the file, exit 2."""
+    path = tmp_path / "cp.json"
+    path.write_text(content)
+    code = main(["replay", "--table-name", "outbox", "--queue-url", stack.resources.queue_url, "--resume", str(path)])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert line == f"outbox replay: error: checkpoint {path} {expected}"
+
+
+def test_a_message_id_naming_nothing_says_so(
+    stack: Stack, seeded: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--message-id of no message: a not_found line, a line on stderr, exit 1; the others are sent."""
+    unknown = new_message_id()
+    where = ["--table-name", "outbox", "--queue-url", stack.resources.queue_url, "--buckets", "4"]
+    code = main(["replay", "--json", *where, "--message-id", seeded["a"], "--message-id", unknown])
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 1
+    assert {"message_id": unknown, "action": "not_found"} in lines
+    assert lines[-1]["summary"]["sent"] == 1
+    assert err.strip() == "outbox replay: 1 of the message ids asked for have no outbox entry"

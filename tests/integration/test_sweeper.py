@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,8 @@ from moto import mock_aws
 
 from outbox import ConfigurationError, Outbox, Status, cli, metrics
 from outbox.adapters.sweep import DynamoDBSweepSource
-from outbox.domain.record import utc_now
+from outbox.domain.record import in_flight_pk, iso, utc_now
+from outbox.ports import PendingKey, SweptRecord
 from outbox.service.relay import Relay, RelayPolicy
 from outbox.service.sweep import Sweeper
 from tests.integration.conftest import Stack, build_stack
@@ -71,7 +73,7 @@ def test_a_sweep_that_finds_nothing_sends_nothing_and_never_reads_settled_record
     stack.worker.handle(stack.stream_event())  # the stream relays everything
     records = [i for i in stack.all_items() if i["pk"]["S"].startswith("MSG#")]
     assert len(records) == 20
-    assert not [r for r in records if "outbox_pk" in r or "outbox_sk" in r]  # out of the index with PENDING
+    assert all(r["outbox_pk"]["S"].startswith("SENT#") for r in records)  # out of the buckets with PENDING
 
     stack.faults.calls.clear()
     report = _sweeper(stack).sweep()
@@ -81,21 +83,30 @@ def test_a_sweep_that_finds_nothing_sends_nothing_and_never_reads_settled_record
     assert stack.faults.calls["PutItem"] + stack.faults.calls["UpdateItem"] == 0  # a sweep keeps no state
 
 
-def test_every_move_out_of_pending_takes_the_record_out_of_the_index(stack: Stack) -> None:
-    """QUEUED (the worker), PROCESSING (a copy ahead of its flip) and FAILED (quarantine) all leave the index."""
+def test_every_move_out_of_pending_takes_the_record_out_of_its_bucket(stack: Stack) -> None:
+    """QUEUED (the worker) and PROCESSING (a copy ahead of its flip) go in flight; FAILED leaves the index."""
     outbox = _outbox(stack)
-    messages = [outbox.message({"n": n}, type="T") for n in range(4)]
+    messages = [outbox.message({"n": n}, type="T") for n in range(5)]
     for message in messages:
         outbox.transact_write([], message)
-    flipped, taken, quarantined, waiting = (m.message_id for m in messages)
+    flipped, taken, quarantined, waiting, done = (m.message_id for m in messages)
     stack.store.transition(flipped, Status.QUEUED, by="worker")
     stack.store.transition(taken, Status.PROCESSING, by="consumer")
     stack.store.transition(quarantined, Status.FAILED, by="worker", reason="poison")
-    indexed = {r["message_id"]["S"] for r in stack.all_items() if "outbox_pk" in r and r["pk"]["S"].startswith("MSG#")}
-    assert indexed == {waiting}
-    assert [r.message_id for page in _source(stack).pending(0) for r in page] + [
-        r.message_id for bucket in (1, 2, 3) for page in _source(stack).pending(bucket) for r in page
-    ] == [waiting]
+    stack.store.transition(done, Status.QUEUED, by="worker")
+    stack.store.transition(done, Status.PROCESSING, by="consumer")
+    stack.store.transition(done, Status.COMPLETED, by="consumer")
+    records = [r for r in stack.all_items() if r["pk"]["S"].startswith("MSG#")]
+    indexed = {r["message_id"]["S"]: r["outbox_pk"]["S"] for r in records if "outbox_pk" in r}
+    assert indexed == {waiting: indexed[waiting], flipped: in_flight_pk(flipped), taken: in_flight_pk(taken)}
+    assert indexed[waiting].startswith("OUTBOX#")
+    assert [r.message_id for bucket in range(4) for page in _source(stack).pending(bucket) for r in page] == [waiting]
+    source = _source(stack)
+    later = iso(utc_now() + timedelta(seconds=1))
+    keys = [key for p in range(16) for page in source.in_flight_keys(p, later) for key in page]
+    in_flight = {r.message_id: r.status for r in source.records(keys, consistent=False)}
+    assert in_flight == {flipped: Status.QUEUED, taken: Status.PROCESSING}
+    assert not [page for p in range(16) for page in source.in_flight_keys(p, iso(utc_now() - timedelta(minutes=1)))]
 
 
 def test_a_young_pending_message_is_left_to_the_stream(stack: Stack) -> None:
@@ -104,7 +115,7 @@ def test_a_young_pending_message_is_left_to_the_stream(stack: Stack) -> None:
     message = outbox.message({"n": 1}, type="T")
     outbox.transact_write([], message)
     report = _sweeper(stack, later=timedelta(seconds=30)).sweep()
-    assert (report.pending, report.relayed) == (1, 0)
+    assert (report.scanned, report.relayed) == (0, 0)  # its record is not even read
     assert 25 <= report.oldest_pending_age_s <= 60
     assert outbox.get(message.message_id).status is Status.PENDING
     late = _sweeper(stack).sweep()  # ten minutes on: now it is the sweeper's
@@ -188,7 +199,7 @@ def test_a_sweep_counts_what_it_relayed_quarantined_and_failed_in_the_alarmed_me
             assert (declared["Namespace"], declared["Dimensions"]) == (metrics.NAMESPACE, [sorted(metrics.DIMENSIONS)])
             emitted |= {m["Name"]: document[m["Name"]] for m in declared["Metrics"]}
     assert emitted[metrics.MESSAGES_QUARANTINED] == 1
-    assert emitted[metrics.SWEEP_FAILURES] == 0
+    assert metrics.SWEEP_FAILURES not in emitted  # a count of 0 is not written
     assert emitted["MessagesSwept"] == 1
     assert emitted[metrics.OLDEST_PENDING_AGE] > 0
     assert outbox.get(big.message_id).status is Status.FAILED
@@ -241,6 +252,26 @@ def test_outbox_sweep_runs_one_sweep_from_a_terminal(
     assert outbox.get(message.message_id).status is Status.QUEUED
 
 
+def test_outbox_sweep_takes_the_deployed_minimum_age_by_default(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --min-age, OUTBOX_SWEEP_MIN_AGE_SECONDS (what the module's `environment` output exports) applies."""
+    outbox = _outbox(stack)
+    message = outbox.message({"n": 1}, type="T")
+    outbox.transact_write([], message)
+    stack.stream_event()
+    for name, value in stack.resources.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OUTBOX_SWEEP_MIN_AGE_SECONDS", "1")
+    relayed, deadline = 0, time.monotonic() + 60  # the message is 1 s old within a moment, however busy the machine
+    while not relayed and time.monotonic() < deadline:
+        assert cli.main(["sweep", "--json"]) == 0
+        relayed = json.loads(capsys.readouterr().out)["relayed"]
+        time.sleep(0.2)
+    assert relayed == 1
+    assert outbox.get(message.message_id).status is Status.QUEUED
+
+
 def test_the_worker_learns_which_messages_moved_on_from_their_records(upper_stack: Stack) -> None:
     """``moved_on`` names QUEUED and FAILED records, not PENDING or unknown ones; 100 keys a request; any key names."""
     stack = upper_stack
@@ -290,4 +321,95 @@ def test_throttled_reads_end_after_a_few_tries(monkeypatch: pytest.MonkeyPatch) 
     assert client.calls == sweep.UNPROCESSED_TRIES
     assert pauses == [0.05, 0.1, 0.2, 0.4, 0.8][: sweep.UNPROCESSED_TRIES]
     with pytest.raises(ThrottledError):
-        source._records([{"pk": {"S": "MSG#a"}, "sk": {"S": "MSG"}, "outbox_sk": {"S": "x"}}])
+        source.records([PendingKey("x", "a")])
+    # Records in flight are read eventually consistent: one not read is left to the next sweep.
+    assert source.records([PendingKey("x", "a")], consistent=False) == [SweptRecord("x", None, None)]
+
+
+def _backlog(stack: Stack, n: int) -> list[str]:
+    """``n`` messages the stream never relays (trimmed), written oldest first."""
+    outbox = _outbox(stack)
+    ids = []
+    for i in range(n):
+        message = outbox.message({"n": i}, type="T")
+        outbox.transact_write([], message)
+        ids.append(message.message_id)
+    stack.stream_event()
+    return ids
+
+
+def _paged_sweeper(stack: Stack, *, page_size: int) -> Sweeper:
+    """A sweeper reading the index 7 keys a Query and relaying ``page_size`` records at a time, ten minutes on."""
+    relay = Relay(stack.store, stack.publisher, by="sweeper", policy=RelayPolicy(deadline_margin_ms=10))
+    later = timedelta(minutes=10)
+    return Sweeper(_source(stack), relay, buckets=4, page_size=page_size, clock=lambda: utc_now() + later)
+
+
+def test_consecutive_sweeps_under_a_short_deadline_each_relay_the_oldest_until_the_backlog_drains(
+    stack: Stack,
+) -> None:
+    """Invariant 2, the stream trimmed: each run has time for 20 requests, and each relays the next oldest pages."""
+    ids = _backlog(stack, 60)
+    sweeper = _paged_sweeper(stack, page_size=5)
+    relayed: list[str] = []
+    stack.sqs.meta.events.register(
+        "provide-client-params.sqs.SendMessageBatch",
+        lambda params, **_: relayed.extend(json.loads(e["MessageBody"])["message_id"] for e in params["Entries"]),
+    )
+
+    def twenty_requests() -> Callable[[], int]:
+        """10 ms a request, 20 requests from now."""
+        start = stack.faults.calls.total()
+        return lambda: 10 * (20 - (stack.faults.calls.total() - start))
+
+    runs = []
+    while len(set(relayed)) < len(ids) and len(runs) < 20:
+        runs.append(sweeper.sweep(time_left_ms=twenty_requests()))
+
+    assert all(run.relayed > 0 for run in runs)
+    assert len(runs) > 2
+    assert all(run.deadline_reached for run in runs[:-1])
+    assert relayed == ids  # oldest first, across buckets and runs, each once
+    assert {_outbox(stack).get(m).status for m in ids} == {Status.QUEUED}
+    sweeper.relay.close()
+
+
+def test_a_sweep_reads_a_page_of_records_before_it_sends_never_the_backlog(stack: Stack) -> None:
+    """The records behind the index (payloads) are read a page at a time, just before that page is sent."""
+    _backlog(stack, 45)
+    sweeper = _paged_sweeper(stack, page_size=10)
+    unsent: list[int] = []  # records read and not yet sent, at each send
+    read_and_sent = [0, 0]
+    stack.dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.BatchGetItem",
+        lambda params, **_: read_and_sent.__setitem__(
+            0, read_and_sent[0] + sum(len(t["Keys"]) for t in params["RequestItems"].values())
+        ),
+    )
+
+    def on_send(params: dict[str, Any], **_: Any) -> None:
+        unsent.append(read_and_sent[0] - read_and_sent[1])
+        read_and_sent[1] += len(params["Entries"])
+
+    stack.sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", on_send)
+
+    report = sweeper.sweep()
+
+    assert report.relayed == 45
+    assert unsent[0] <= 10
+    assert max(unsent) <= 10
+    sweeper.relay.close()
+
+
+def test_a_sweep_with_no_time_left_makes_no_request(stack: Stack) -> None:
+    """The deadline is checked before reading: a run started too late queries no index and reads no record."""
+    _backlog(stack, 5)
+    sweeper = _paged_sweeper(stack, page_size=10)
+    stack.faults.calls.clear()
+
+    report = sweeper.sweep(time_left_ms=lambda: 0)
+
+    assert sum(stack.faults.calls.values()) == 0
+    assert report.deadline_reached
+    assert (report.scanned, report.relayed) == (0, 0)
+    sweeper.relay.close()

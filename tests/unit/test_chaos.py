@@ -7,7 +7,17 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
-from bench.chaos import DeliveryLog, Sent, Trigger, out_of_order
+from bench.chaos import (
+    KINDS,
+    VIOLATIONS,
+    DeliveryLog,
+    Sent,
+    Trigger,
+    exercised,
+    lease_takeovers,
+    out_of_order,
+    stranded,
+)
 from outbox.domain.envelope import Envelope
 from outbox.local.stream_runner import MappingSettings, StreamRunner
 from tests.unit.test_stream_runner import ARN, Clock, FakeSqs, FakeStreams
@@ -149,3 +159,67 @@ def test_trimming_reaches_into_a_batch_being_retried() -> None:
 
     assert trigger.trimmed == ["m1"]
     assert seen == [["000001", "000002"], ["000002"]]
+
+
+def _record(status: str, *history: str, lease_until: str | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {"status": {"S": status}, "history": {"L": [{"M": {"status": {"S": h}}} for h in history]}}
+    if lease_until is not None:
+        record["lease_until"] = {"S": lease_until}
+    return record
+
+
+def test_a_record_in_flight_with_no_copy_and_no_live_lease_is_stranded() -> None:
+    """Stranded: QUEUED or PROCESSING, no copy in a queue, no live lease; ended, PENDING, held or queued ones not."""
+    sent = _sent(*((m, None, 0.0, 1.0) for m in ("gone", "held", "queued", "done", "pending", "expired")))
+    records = {
+        "gone": _record("QUEUED", "PENDING", "QUEUED"),
+        "held": _record("PROCESSING", "PENDING", "PROCESSING", lease_until="2999-01-01T00:00:00.000Z"),
+        "queued": _record("QUEUED", "PENDING", "QUEUED"),
+        "done": _record("COMPLETED", "PENDING", "QUEUED", "PROCESSING", "COMPLETED"),
+        "pending": _record("PENDING", "PENDING"),  # the sweeper's to find
+        "expired": _record("PROCESSING", "PENDING", "PROCESSING", lease_until="2000-01-01T00:00:00.000Z"),
+    }
+
+    assert stranded(sent, records, copies={"queued"}) == ["gone", "expired"]
+    # A copy no receive could see may be either one's: the count is then a lower bound.
+    assert stranded(sent, records, copies={"queued"}, unseen=1) == ["expired"]
+
+
+def test_lease_takeovers_count_processing_to_processing_steps() -> None:
+    """Each PROCESSING -> PROCESSING step is a lease taken over; a first lease or an end is not."""
+    sent = _sent(("a", None, 0.0, 1.0), ("b", None, 0.0, 1.0))
+    records = {
+        "a": _record("COMPLETED", "PENDING", "QUEUED", "PROCESSING", "PROCESSING", "PROCESSING", "COMPLETED"),
+        "b": _record("FAILED", "PENDING", "PROCESSING", "FAILED"),
+    }
+
+    assert lease_takeovers(sent, records) == 2
+
+
+def test_exercised_sums_one_kind_of_fault_over_every_operation() -> None:
+    """applied_unanswered and deaths: the injector's counts of one kind, whatever the operation."""
+    faults = {"UpdateItem:answer_lost": 3, "SendMessageBatch:answer_lost": 2, "UpdateItem:crash_after": 1}
+
+    assert (exercised(faults, "answer_lost"), exercised(faults, "crash_after"), exercised(faults, "timeout")) == (
+        5,
+        1,
+        0,
+    )
+
+
+def test_every_write_the_code_makes_can_lose_its_answer() -> None:
+    """The fault model: answer_lost on each DynamoDB and SQS write, and a death after every status write."""
+    writes = {
+        "TransactWriteItems",
+        "UpdateItem",
+        "SendMessageBatch",
+        "ChangeMessageVisibility",
+        "DeleteMessageBatch",
+        "ChangeMessageVisibilityBatch",
+    }
+    assert {operation for operation, kinds in KINDS.items() if "answer_lost" in kinds} == writes
+    assert {operation for operation, kinds in KINDS.items() if "crash_after" in kinds} == {
+        "UpdateItem",
+        "SendMessageBatch",
+    }
+    assert {"stranded"} <= set(VIOLATIONS)

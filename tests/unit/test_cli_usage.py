@@ -80,3 +80,30 @@ def test_no_help_text_carries_restructuredtext_markup(command: str | None, capsy
     text = capsys.readouterr().out
     assert "`" not in text
     assert "::" not in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["sweep", "--endpoint-url", "notaurl"], "--endpoint-url: must be an http:// or https:// URL with a host"),
+        (["replay", "--endpoint-url", "ftp://x", "--dry-run"], "must be an http:// or https:// URL with a host"),
+        (["dev", "--port", "99999"], "--port: must be a port number from 0 to 65535, not '99999'"),
+    ],
+)
+def test_a_bad_endpoint_or_port_is_one_line(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a traceback: one line on stderr, exit 2, before anything starts."""
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert expected in line
+
+
+def test_a_bad_aws_endpoint_url_in_the_environment_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AWS_ENDPOINT_URL=notaurl: the setting named in one line, exit 2, no client made."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "notaurl")
+    assert main(["sweep", "--table-name", "t"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == "outbox sweep: AWS_ENDPOINT_URL must be an http:// or https:// URL with a host, not 'notaurl'"

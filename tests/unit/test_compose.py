@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
+from outbox.adapters.secret import SecretsManagerIdSecret
 from outbox.compose import (
     Clients,
     build_acceptor,
@@ -13,11 +17,17 @@ from outbox.compose import (
     resolve_delivery,
 )
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.message import IdKey
 from outbox.service.consume import log_delivery
 from outbox.settings import Settings
 
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-AbCdEf"
 SETTINGS = Settings(
-    table_name="outbox", queue_url="https://sqs.eu-west-1.amazonaws.com/1/outbox", region="eu-west-1", buckets=4
+    table_name="outbox",
+    queue_url="https://sqs.eu-west-1.amazonaws.com/1/outbox",
+    region="eu-west-1",
+    buckets=4,
+    id_secret_arn=SECRET_ARN,
 )
 
 
@@ -44,11 +54,23 @@ def test_each_use_case_runs_on_the_clients_it_is_given_and_makes_no_other() -> N
 
     assert acceptor.store.client is api_clients.dynamodb
     assert not api_clients.lazy_sqs.made
+    # The id secret: read from Secrets Manager through the set's client, by the first request that needs it.
+    assert isinstance(acceptor.id_secret, SecretsManagerIdSecret)
+    assert acceptor.id_secret.secret_id == SECRET_ARN
+    assert not api_clients.lazy_secretsmanager.made
     assert worker.relay.store.client is worker_clients.dynamodb
     assert worker.relay.publisher.client is worker_clients.sqs
     assert worker.pending.client is worker_clients.dynamodb
     assert worker.relay.recent.capacity > 0  # a warm worker does not send a redelivered batch again
     worker.relay.close()
+
+
+def test_the_api_is_never_built_without_an_id_secret() -> None:
+    """No OUTBOX_ID_SECRET_ARN (nor a value for local use): the API refuses to start, naming the setting."""
+    with pytest.raises(ConfigurationError, match="OUTBOX_ID_SECRET_ARN"):
+        build_acceptor(replace(SETTINGS, id_secret_arn=None), Clients("eu-west-1"))
+    local = build_acceptor(replace(SETTINGS, id_secret_arn=None, id_secret="v" * 32), Clients("eu-west-1"))
+    assert local.keys().write.owner("x") == IdKey("v" * 32).owner("x")
 
 
 def test_the_dead_letter_function_writes_records_and_changes_visibility_on_its_own_clients() -> None:
@@ -71,10 +93,24 @@ def test_the_consumer_finds_its_delivery_before_making_any_client() -> None:
     assert resolve_delivery(f"{__name__}:_deliver") is _deliver
 
     other = Clients("eu-west-1")
-    with pytest.raises(ConfigurationError, match="cannot import no_such_module"):
+    with pytest.raises(ConfigurationError, match="there is no module no_such_module"):
         build_consumer(Settings(table_name="outbox", delivery="no_such_module:deliver"), other)
     assert {other.lazy_dynamodb.made, other.lazy_sqs.made} == {False}
 
 
 def _deliver(_: object) -> None:
     """A delivery OUTBOX_DELIVERY can name."""
+
+
+def test_a_missing_dependency_of_the_delivery_module_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's module imports a package the zip lacks: the package is blamed, not the user's module."""
+    (tmp_path / "shop_delivery.py").write_text("import stripe_sdk_not_installed\n\ndef deliver(envelope):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_delivery("shop_delivery:deliver")
+    assert caught.value.detail == (
+        "OUTBOX_DELIVERY=shop_delivery:deliver: shop_delivery imports stripe_sdk_not_installed, which is not"
+        " installed: add it to the function's requirements"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -77,20 +78,44 @@ def test_the_payload_hash_covers_type_payload_and_group_key() -> None:
 
 
 @pytest.mark.parametrize(
-    ("payload", "reason"),
+    ("payload", "where", "reason"),
     [
-        ([1, 2], "must be a JSON object"),
-        ("text", "must be a JSON object"),
-        ({"x": float("nan")}, "NaN"),
-        ({"x": {1, 2}}, "only objects with string keys"),
-        ({"x": object()}, "only objects with string keys"),
-        ({1: "x"}, "does not survive JSON"),
-        ({"x": (1, 2)}, "does not survive JSON"),
+        ([1, 2], "payload", "must be a JSON object"),
+        ("text", "payload", "must be a JSON object"),
+        ({"x": float("nan")}, "payload.x", "is NaN or infinity"),
+        ({"x": {1, 2}}, "payload.x", "is of type set, which has no JSON form: use a list"),
+        ({"x": object()}, "payload.x", "is of type object, which has no JSON form"),
+        ({1: "x"}, "payload", "has the key 1: object keys must be strings"),
+        ({"x": (1, 2)}, "payload.x", "is of type tuple, which has no JSON form: use a list"),
+        ({"items": [{}, {}, {}, {"price": Decimal("NaN")}]}, "payload.items[3].price", "is NaN or infinity"),
+        ({"a b": {"c": [b"x"]}}, 'payload["a b"].c[0]', "is of type bytes"),
+        ({"x": Decimal("0.1000000000000000055511151231257827")}, "payload.x", "pass it as a string"),
     ],
 )
-def test_a_payload_that_is_not_json_is_a_clear_error(payload: Any, reason: str) -> None:
-    """Non-JSON values are refused before anything is written, with the reason."""
-    assert reason in _problems(payload)["payload"]
+def test_a_payload_that_is_not_json_is_a_clear_error_naming_where(payload: Any, where: str, reason: str) -> None:
+    """Non-JSON values are refused before anything is written, with where in the payload and why."""
+    problems = _problems(payload)
+    assert list(problems) == [where]
+    assert reason in problems[where]
+
+
+def test_decimals_become_the_exact_numbers_they_are() -> None:
+    """What boto3's resource API and PynamoDB return: Decimals, delivered as the same numbers."""
+    payload = {
+        "total": Decimal("19.99"),
+        "qty": Decimal("3"),
+        "big": Decimal("12345678901234567890"),
+        "n": [Decimal("-0.5")],
+    }
+    envelope = _new(payload)
+    assert envelope.to_json().count('"total":19.99') == 1
+    body = json.loads(envelope.to_json(), parse_float=Decimal)
+    assert body["payload"] == {"total": Decimal("19.99"), "qty": 3, "big": 12345678901234567890, "n": [Decimal("-0.5")]}
+    assert Envelope.from_json(envelope.to_json()).payload == json.loads(envelope.payload_json())
+    assert (
+        envelope.payload_hash()
+        == _new({"total": 19.99, "qty": 3, "big": 12345678901234567890, "n": [-0.5]}).payload_hash()
+    )
 
 
 @pytest.mark.parametrize("text", ["\ud800", "\ufffe", "\uffff"])

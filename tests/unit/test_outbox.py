@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from outbox import Outbox, OutboxMessage, TransactionCancelledError, ValidationError
+from outbox import ConfigurationError, Outbox, OutboxMessage, TransactionCancelledError, ValidationError
 from outbox.domain.errors import AwsError, ItemPart
-from outbox.domain.message import new_message_id
+from outbox.domain.message import IdKey
+
+SECRET = "library-tests-id-secret-0123456789abcdef"
 
 
 class TransactionClient:
@@ -22,6 +24,29 @@ class TransactionClient:
 
     def get_item(self, **_: Any) -> dict[str, Any]:
         return {"Item": {"buckets": {"N": "8"}}}  # the table keeps 8 buckets, as the outbox below
+
+    def describe_table(self, *, TableName: str) -> dict[str, Any]:
+        """A table that can hold the outbox: PK/SK strings, a NEW_IMAGE stream, the record index."""
+        index = {
+            "IndexName": "outbox-records",
+            "KeySchema": [
+                {"AttributeName": "outbox_pk", "KeyType": "HASH"},
+                {"AttributeName": "outbox_sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+        return {
+            "Table": {
+                "TableName": TableName,
+                "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+                "AttributeDefinitions": [
+                    {"AttributeName": "PK", "AttributeType": "S"},
+                    {"AttributeName": "SK", "AttributeType": "S"},
+                ],
+                "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+                "GlobalSecondaryIndexes": [index],
+            }
+        }
 
     def transact_write_items(self, *, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:
         self.requests.append(TransactItems)
@@ -45,7 +70,14 @@ def client() -> TransactionClient:
 @pytest.fixture
 def outbox(client: TransactionClient) -> Outbox:
     """An outbox on a PK/SK table over the recording client."""
-    return Outbox("shop", client=client, hash_key="PK", range_key="SK", buckets=8)  # type: ignore[arg-type]
+    return Outbox(
+        "shop",
+        client=client,  # type: ignore[arg-type]
+        hash_key="PK",
+        range_key="SK",
+        buckets=8,
+        id_secret=SECRET,
+    )
 
 
 def test_a_message_is_a_record_and_an_entry_under_the_tables_own_key_names(outbox: Outbox) -> None:
@@ -81,7 +113,7 @@ def test_a_group_keeps_to_one_bucket(outbox: Outbox) -> None:
 
 def test_an_idempotency_key_always_names_the_same_message(outbox: Outbox) -> None:
     """The same key gives the same message id (so a second write is refused); no key gives a new one."""
-    assert outbox.message({}, type="T", idempotency_key="k").message_id == new_message_id("k")
+    assert outbox.message({}, type="T", idempotency_key="k").message_id == IdKey(SECRET).message_id("k", None)
     assert outbox.message({}, type="T").message_id != outbox.message({}, type="T").message_id
     with pytest.raises(ValidationError):
         outbox.message({}, type="T", idempotency_key="has space")
@@ -152,13 +184,50 @@ def test_an_invalid_message_is_refused_before_any_item_is_built(outbox: Outbox) 
     """Payload, type and group key problems come back together as one ValidationError."""
     with pytest.raises(ValidationError) as caught:
         outbox.message({"x": float("inf")}, type="", group_key="")
-    assert {e.field for e in caught.value.errors} == {"payload", "type", "group_key"}
+    assert {e.field for e in caught.value.errors} == {"payload.x", "type", "group_key"}
 
 
 def test_the_message_size_follows_the_configured_queue_limit(client: TransactionClient) -> None:
     """``max_message_bytes`` is the queue's limit: the same payload fits one outbox and not another."""
-    roomy = Outbox("shop", client=client, buckets=8, max_message_bytes=300_000)  # type: ignore[arg-type]
-    tight = Outbox("shop", client=client, buckets=8, max_message_bytes=1_000)  # type: ignore[arg-type]
+    keys = {"hash_key": "PK", "range_key": "SK", "buckets": 8}
+    roomy = Outbox("shop", client=client, max_message_bytes=300_000, **keys)  # type: ignore[arg-type]
+    tight = Outbox("shop", client=client, max_message_bytes=1_000, **keys)  # type: ignore[arg-type]
     assert isinstance(roomy.message({"x": "y" * 2_000}, type="T"), OutboxMessage)
     with pytest.raises(ValidationError, match="limit is 1000 bytes"):
         tight.message({"x": "y" * 2_000}, type="T")
+
+
+def test_an_outbox_takes_the_region_from_aws_region_as_the_cli_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Outbox("t")` with only AWS_REGION set (as Lambda sets it) makes its client there; with none, one line."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    assert Outbox("t").store.client.meta.region_name == "eu-west-2"
+    monkeypatch.delenv("AWS_REGION")
+    with pytest.raises(ConfigurationError, match=r"^no AWS region: pass region=, or set AWS_REGION"):
+        Outbox("t")
+
+
+def test_library_errors_speak_the_librarys_language(outbox: Outbox) -> None:
+    """An `idempotency_key` argument is refused as such, in a message about a message, not an HTTP request."""
+    with pytest.raises(ValidationError) as caught:
+        outbox.message({"x": 1}, type="T", idempotency_key="has spaces")
+    assert [e.field for e in caught.value.errors] == ["idempotency_key"]
+    assert caught.value.detail == "invalid message: idempotency_key: must be 1 to 255 printable ASCII characters"
+
+
+def test_a_resource_client_or_table_is_refused_at_construction_in_one_line() -> None:
+    """boto3's resource API converts values again: its client, a Table, refused before any message is made."""
+    import boto3
+
+    resource = boto3.resource("dynamodb", region_name="eu-west-1")
+    cases: list[tuple[Any, Any, str]] = [
+        ("orders", resource.meta.client, "a boto3 resource's client converts values"),
+        ("orders", resource.Table("orders"), "a boto3 resource (dynamodb.Table) is not a client"),
+        (resource.Table("orders"), None, "table_name must be the table's name (a str), not a dynamodb.Table"),
+    ]
+    for table_name, client, says in cases:
+        with pytest.raises(ConfigurationError) as caught:
+            Outbox(table_name, client=client)
+        assert says in caught.value.detail
+        assert "\n" not in caught.value.detail
+    assert Outbox("orders", client=boto3.client("dynamodb", region_name="eu-west-1")).store.table_name == "orders"

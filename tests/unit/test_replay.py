@@ -107,6 +107,40 @@ def test_failed_and_any_re_drive_their_statuses(
     assert (summary.sent, summary.failed) == (len(sent), 0)
     assert set(publisher.sent_ids()) == {ids[name] for name in sent}
     assert {name: store.records[m].status for name, m in ids.items()} == after
+    # A replay is a deliberate re-send: each copy under a new send generation (its own FIFO dedup id).
+    assert {m.generation for m in publisher.sent} == {1}
+    assert {name: store.records[m].send_generation for name, m in ids.items()} == {
+        name: int(name in sent) for name in ids
+    }
+
+
+def test_each_redrive_sends_under_a_new_generation_and_a_lost_one_is_already_done(
+    store: InMemoryMessageStore, reader: InMemoryOutboxReader, publisher: FakePublisher
+) -> None:
+    """Defect 2 on the fakes: two re-drives, two generations; a record moved on before its re-send is left."""
+    message_id = _seed(store, timedelta(hours=1), status=Status.FAILED)
+    moved = _seed(store, timedelta(hours=1), status=Status.FAILED)
+    selection = Selection.window(status="FAILED", min_age=timedelta(minutes=5), now=NOW)
+    for _ in range(2):
+        relay = _relay(store, publisher, "FAILED")
+        summary = _run(reader, relay, Selection(selection.since, selection.until, "FAILED", (message_id,)))
+        relay.close()
+        assert summary.sent == 1
+        store.transition(message_id, Status.PROCESSING, by="consumer")
+        store.transition(message_id, Status.FAILED, by="consumer", reason="again")
+    assert [m.generation for m in publisher.sent] == [1, 2]
+
+    class MovesOn(InMemoryOutboxReader):
+        def statuses(self, message_ids: Any) -> dict[str, Status]:
+            found = super().statuses(message_ids)  # read FAILED; then another replay re-drives it
+            store.transition(moved, Status.QUEUED, by="replay")
+            return found
+
+    relay = _relay(store, publisher, "FAILED")
+    summary = _run(MovesOn(store, buckets=4), relay, Selection(selection.since, selection.until, "FAILED", (moved,)))
+    relay.close()
+    assert (summary.sent, summary.already_done) == (0, 1)
+    assert store.records[moved].send_generation == 0
 
 
 def test_a_dry_run_reports_what_it_would_send_and_changes_nothing(
@@ -189,7 +223,7 @@ def test_a_refused_request_stops_the_run_where_a_resume_redoes_it(
 def test_message_ids_and_group_keys_narrow_the_selection(
     store: InMemoryMessageStore, reader: InMemoryOutboxReader
 ) -> None:
-    """Ids are found through their records (an expired entry is skipped); a group is read from its one bucket."""
+    """Ids are found through their records (an expired entry is named not found); a group is read from its bucket."""
     wanted, expired, other = (_seed(store, timedelta(hours=1)) for _ in range(3))
     grouped = _seed(store, timedelta(hours=1), group="g")
     del store.envelopes[expired]  # TTL took the outbox entry; the record is still PENDING
@@ -200,7 +234,11 @@ def test_message_ids_and_group_keys_narrow_the_selection(
     by_group = Selection.window(min_age=timedelta(minutes=5), group_key="g", now=NOW)
     assert _run(reader, None, by_group, report=lines.append).would_send == 1
 
-    assert [line["message_id"] for line in lines] == [wanted, grouped]
+    assert [(line["message_id"], line["action"]) for line in lines] == [
+        (expired, "not_found"),
+        (wanted, "would_send"),
+        (grouped, "would_send"),
+    ]
     assert other not in {line["message_id"] for line in lines}
 
 

@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 
 from outbox.adapters.store import DynamoDBMessageStore
-from outbox.domain.record import Lease, iso
-from outbox.domain.status import TRANSITIONS, Status, sources_of
+from outbox.domain.envelope import new_envelope
+from outbox.domain.errors import InvalidTransitionError
+from outbox.domain.message import new_message_id
+from outbox.domain.record import IN_FLIGHT_PARTITIONS, Lease, in_flight_pk, iso
+from outbox.domain.status import ENDED, TRANSITIONS, Status, sources_of
 from outbox.logs import configure_logging, debug_enabled
 
 NOW = "2026-11-25T10:00:00.000Z"
@@ -73,6 +76,17 @@ def test_every_edge_is_one_well_formed_conditional_update(
     assert request["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
     # The old values are asked for only when the result cannot be known without them.
     assert request["ReturnValues"] == ("UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE")
+    # The record index: an ended record leaves it, one in flight is under its in-flight partition.
+    update = request["UpdateExpression"]
+    if to in ENDED:
+        assert update.endswith("#outbox_pk, #outbox_sk")
+        assert ":flight_pk" not in values
+    else:
+        assert "#outbox_pk = :flight_pk" in update
+        assert (values[":flight_pk"], values[":flight_sk"]) == ({"S": in_flight_pk("m-1")}, {"S": f"{NOW}#m-1"})
+        # From QUEUED or PROCESSING the keys stay as they are (a keys-only index is then not written).
+        kept = "#outbox_sk = if_not_exists(#outbox_sk, :flight_sk)" in update
+        assert kept is bool(sources & {Status.QUEUED, Status.PROCESSING})
 
 
 def test_a_lease_is_taken_over_only_once_it_ran_out(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
@@ -92,7 +106,7 @@ def test_a_lease_is_taken_over_only_once_it_ran_out(store: tuple[DynamoDBMessage
 
 
 def test_only_the_lease_holder_finishes(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
-    """Leaving PROCESSING under a lease needs the same owner, and the lease goes with it."""
+    """Leaving PROCESSING under a lease needs the same owner; the lease goes, its owner stays as who ended it."""
     s, client = store
     processing = frozenset({Status.PROCESSING})
     s.transition("m-1", Status.COMPLETED, by="consumer", expected=processing, lease=Lease("c-1", NOW))
@@ -100,7 +114,24 @@ def test_only_the_lease_holder_finishes(store: tuple[DynamoDBMessageStore, Recor
     assert request["ConditionExpression"].endswith("AND #lease_owner = :owner")
     assert request["ExpressionAttributeValues"][":owner"] == {"S": "c-1"}
     assert ":until" not in request["ExpressionAttributeValues"]
-    assert request["UpdateExpression"].endswith("REMOVE #lease_owner, #lease_until")
+    sets, removes = request["UpdateExpression"].split(" REMOVE ")
+    assert "#ended_lease_owner = :owner" in sets
+    assert removes.startswith("#lease_owner, #lease_until")
+
+
+def test_a_redrive_forgets_who_ended_the_record(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
+    """FAILED -> QUEUED starts a new life: the ended record's ``ended_lease_owner`` goes with its TTL.
+
+    And it is back in the record index, under its in-flight partition from now, as any move in flight.
+    """
+    s, client = store
+    s.transition("m-1", Status.QUEUED, by="replay", expected=frozenset({Status.FAILED}))
+    request = client.requests[-1]
+    sets, removes = request["UpdateExpression"].split(" REMOVE ")
+    assert "#ended_lease_owner" in removes
+    assert "#outbox_pk = :flight_pk, #outbox_sk = :flight_sk" in sets
+    values = request["ExpressionAttributeValues"]
+    assert (values[":flight_pk"], values[":flight_sk"]) == ({"S": in_flight_pk("m-1")}, {"S": f"{NOW}#m-1"})
 
 
 def test_single_source_result_comes_from_the_condition(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
@@ -136,6 +167,70 @@ def test_relay_failure_count_is_one_add_on_a_pending_record(
     assert request["ReturnValues"] == "UPDATED_OLD"
 
 
+class GenerationClient(RecordingClient):
+    """Answers UpdateItem with the new send generation, or refuses its condition once ``refuse`` is set."""
+
+    refuse = False
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        if self.refuse:
+            from botocore.exceptions import ClientError
+
+            error = {"Error": {"Code": "ConditionalCheckFailedException"}, "Item": {"status": {"S": "COMPLETED"}}}
+            raise ClientError(error, "UpdateItem")  # type: ignore[arg-type]
+        return {"Attributes": {"send_generation": {"N": "3"}}}
+
+
+def test_a_new_send_generation_is_one_conditional_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before a deliberate re-send: ADD 1 to send_generation while in the expected statuses, no live lease, as read."""
+    monkeypatch.setattr("outbox.adapters.store.utc_now", lambda: datetime.fromisoformat(NOW))
+    client = GenerationClient()
+    s = DynamoDBMessageStore("outbox", client=client)  # type: ignore[arg-type]
+
+    in_flight = frozenset({Status.QUEUED, Status.PROCESSING})
+    assert s.new_send_generation("m-1", expected=in_flight, updated_at="2026-11-25T09:00:00.000Z", generation=2) == 3
+    assert s.new_send_generation("m-1", expected=frozenset({Status.FAILED})) == 3
+
+    seen, fresh = client.requests
+    for request in (seen, fresh):
+        expressions = request["UpdateExpression"] + " " + request["ConditionExpression"]
+        assert _placeholders(expressions, ":") == set(request["ExpressionAttributeValues"])
+        assert request["UpdateExpression"] == "ADD #generation :one"
+        assert request["ReturnValues"] == "UPDATED_NEW"
+        assert "#outbox_pk" not in request["ExpressionAttributeNames"]  # the index is not written
+    assert seen["ConditionExpression"] == (
+        "attribute_exists(#pk) AND #status IN (:s0, :s1)"
+        " AND (#status <> :s0 OR attribute_not_exists(#lease_until) OR #lease_until <= :now)"
+        " AND #updated_at = :seen_at AND #generation = :seen_generation"
+    )
+    assert seen["ExpressionAttributeValues"][":seen_generation"] == {"N": "2"}
+    assert fresh["ConditionExpression"] == "attribute_exists(#pk) AND #status IN (:s0)"
+
+    s.new_send_generation("m-1", expected=in_flight, updated_at=NOW, generation=0)
+    assert client.requests[-1]["ConditionExpression"].endswith(
+        "#updated_at = :seen_at AND attribute_not_exists(#generation)"
+    )
+    s.note_resent("m-1", 3)
+    noted = client.requests[-1]
+    assert (noted["UpdateExpression"], noted["ConditionExpression"]) == (
+        "SET #sent_at = :now",
+        "attribute_exists(#pk) AND #generation = :generation",
+    )
+    assert noted["ExpressionAttributeValues"] == {":now": {"S": NOW}, ":generation": {"N": "3"}}
+    client.refuse = True
+    with pytest.raises(InvalidTransitionError) as lost:
+        s.new_send_generation("m-1", expected=in_flight)
+    assert lost.value.current is Status.COMPLETED
+
+
+def test_in_flight_partitions_spread_messages() -> None:
+    """A message in flight sits in one of a fixed number of partitions, by its id."""
+    partitions = {in_flight_pk(f"m-{n}") for n in range(500)}
+    assert partitions == {f"SENT#{n:02d}" for n in range(IN_FLIGHT_PARTITIONS)}
+    assert in_flight_pk("m-1") == in_flight_pk("m-1")
+
+
 @pytest.mark.parametrize(
     ("at", "text"),
     [
@@ -162,3 +257,18 @@ def test_a_transition_logs_its_line_only_at_debug(
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     expected = [{"event": "status_changed", "message_id": "m1", "from": "PENDING", "to": "QUEUED", "by": "worker"}]
     assert [{k: line[k] for k in expected[0]} for line in lines] == (expected if written else [])
+
+
+def test_add_to_asks_pynamodb_for_no_old_item(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
+    """A cancelled PynamoDB transaction's text quotes what ALL_OLD returns: add_to asks for nothing old."""
+    s, _ = store
+    saved: list[dict[str, Any]] = []
+
+    class Transaction:
+        def save(self, _model: Any, **kwargs: Any) -> None:
+            saved.append(kwargs)
+
+    envelope = new_envelope({"card": "4111"}, type="T", message_id=new_message_id(), created_at=NOW)
+    s.add_to(Transaction(), s.prepare(envelope, idempotency_key=None, by="t"))  # type: ignore[arg-type]
+    assert len(saved) == 2
+    assert [kwargs.get("return_values") for kwargs in saved] == [None, None]

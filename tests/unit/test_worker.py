@@ -123,7 +123,7 @@ def test_worker_emits_metrics_including_oldest_pending_age(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     merged = {k: v for line in lines for k, v in line.items()}
     assert merged["MessagesRelayed"] == 1
-    assert merged["RelayFailures"] == 0
+    assert "RelayFailures" not in merged  # a count of 0 is not written
     assert merged["OldestPendingAgeSeconds"] >= 0
 
 

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from outbox.domain.clock import WRITE_CLOCK, WriteClock, sequence_of, writer_of
 from outbox.domain.message import new_message_id
-from outbox.domain.record import outbox_sk, sk_created_at, sk_sequence
+from outbox.domain.record import (
+    outbox_sk,
+    outbox_sk_created_at,
+    outbox_sk_floor,
+    outbox_sk_sequence,
+    outbox_sk_time,
+)
 from outbox.service.accept import new_message
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123_000, tzinfo=UTC)
@@ -35,7 +41,7 @@ def test_messages_of_one_millisecond_sort_in_the_order_they_were_made() -> None:
 
     keys = _keys(clock, 50)
 
-    assert {sk_created_at(k) for k in keys} == {"2026-03-01T12:00:00.123Z"}
+    assert {outbox_sk_created_at(k) for k in keys} == {"2026-03-01T12:00:00.123Z"}
     assert sorted(keys) == keys
 
 
@@ -114,8 +120,8 @@ def test_the_sort_key_of_today_and_of_0_1_0() -> None:
 
     assert new == f"2026-03-01T12:00:00.123Z#000000000001-abc#{message_id}"
     assert old == f"2026-03-01T12:00:00.123Z#{message_id}"
-    assert (sk_created_at(new), sk_sequence(new)) == ("2026-03-01T12:00:00.123Z", "000000000001-abc")
-    assert (sk_created_at(old), sk_sequence(old)) == ("2026-03-01T12:00:00.123Z", None)
+    assert (outbox_sk_created_at(new), outbox_sk_sequence(new)) == ("2026-03-01T12:00:00.123Z", "000000000001-abc")
+    assert (outbox_sk_created_at(old), outbox_sk_sequence(old)) == ("2026-03-01T12:00:00.123Z", None)
 
 
 def test_keys_of_both_formats_sort_by_time() -> None:
@@ -125,6 +131,20 @@ def test_keys_of_both_formats_sort_by_time() -> None:
     latest = outbox_sk("2026-03-01T12:00:00.124Z", "00000000-0000-4000-8000-000000000000")
 
     assert sorted([latest, later, earlier]) == [earlier, later, latest]
+
+
+def test_the_sweepers_horizon_and_age_read_every_format() -> None:
+    """outbox_sk_floor and outbox_sk_time (the sweeper's) agree with keys of today, of 0.1.0 and in flight."""
+    message_id = new_message_id()
+    keys = [
+        outbox_sk("2026-03-01T12:00:00.123Z", message_id, sequence_of(7, "w")),  # PENDING, today
+        outbox_sk("2026-03-01T12:00:00.123Z", message_id),  # 0.1.0's, and a record in flight's
+    ]
+
+    for key in keys:
+        assert outbox_sk_time(key) == T0
+        assert outbox_sk_floor(T0) <= key < outbox_sk_floor(T0 + timedelta(milliseconds=1))
+        assert outbox_sk_floor(T0 - timedelta(milliseconds=1)) < key
 
 
 def test_new_message_is_stamped_by_the_clock_it_is_given() -> None:

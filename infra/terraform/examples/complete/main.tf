@@ -1,12 +1,12 @@
 # Deploys the whole outbox with its defaults and an SNS topic for the alarms.
 #   make package && cd infra/terraform/examples/complete && terraform init && terraform apply
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.43"
+      version = ">= 5.100"
     }
   }
 }
@@ -37,6 +37,12 @@ variable "lambda_package" {
   description = "The functions' zip: `make package` builds it at build/lambda/outbox.zip of this repository."
   type        = string
   default     = "../../../../build/lambda/outbox.zip"
+}
+
+variable "delivery" {
+  description = "Your delivery function, \"package.module:function\", in the functions' zip (the consumer gets it as OUTBOX_DELIVERY); null keeps the outbox's own."
+  type        = string
+  default     = null
 }
 
 data "aws_caller_identity" "current" {}
@@ -82,6 +88,7 @@ module "outbox" {
   lambda_package      = var.lambda_package
   alarm_topic_arn     = aws_sns_topic.alarms.arn
   deletion_protection = var.deletion_protection
+  delivery            = var.delivery
   tags                = { Project = "outbox" }
 }
 
@@ -96,6 +103,11 @@ output "environment" {
 }
 
 output "function_names" {
-  description = "The functions: api, worker, consumer, sweeper."
+  description = "The functions: api, worker, consumer, sweeper, dead-letter."
   value       = module.outbox.function_names
+}
+
+output "id_secret_arn" {
+  description = "OUTBOX_ID_SECRET_ARN for a service of yours that writes messages with idempotency keys."
+  value       = module.outbox.id_secret_arn
 }

@@ -1,0 +1,242 @@
+# Plans of the module with the real AWS provider and no AWS call: fake credentials, nothing looked
+# up (skip_*), and the one data source that would call AWS (STS GetCallerIdentity) overridden.
+# The policy documents, the partition and the region are the provider's own, computed offline.
+# `terraform test` in infra/terraform; tests/infra/test_terraform_cli.py runs it from a temp copy.
+
+provider "aws" {
+  region                      = "eu-west-1"
+  access_key                  = "test"
+  secret_key                  = "test"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+}
+
+# The id secret: its ARN (what the API's environment holds) is known before the apply.
+override_resource {
+  target          = aws_secretsmanager_secret.id
+  override_during = plan
+  values = {
+    id  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-Ab12Cd"
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-Ab12Cd"
+  }
+}
+
+override_data {
+  target = data.aws_caller_identity.current
+  values = {
+    account_id = "123456789012"
+    arn        = "arn:aws:iam::123456789012:user/test"
+    user_id    = "AIDATEST"
+  }
+}
+
+variables {
+  lambda_package  = "tests/empty.zip"
+  alarm_topic_arn = "arn:aws:sns:eu-west-1:123456789012:alarms"
+}
+
+run "defaults_deploy_everything_on_the_modules_table" {
+  command = plan
+
+  assert {
+    condition     = keys(aws_lambda_function.this) == ["api", "consumer", "dead-letter", "sweeper", "worker"]
+    error_message = "the defaults deploy the api, worker, consumer, sweeper and dead-letter functions"
+  }
+  assert {
+    condition     = length(aws_apigatewayv2_api.this) == 1 && length(aws_apigatewayv2_route.this) == 2 && length(aws_apigatewayv2_stage.default) == 1
+    error_message = "the defaults deploy the HTTP API with its two routes and its stage"
+  }
+  assert {
+    condition     = aws_dynamodb_table.this[0].hash_key == "pk" && aws_dynamodb_table.this[0].range_key == "sk"
+    error_message = "the module's own table has the keys pk and sk when none are given"
+  }
+  # The provider plans a map holding an unknown value (the queue URL: worker, sweeper) as unknown
+  # as a whole, so the functions without it speak for the key names here (existing_table.tftest.hcl
+  # knows the URL in advance and checks all five).
+  assert {
+    condition     = alltrue([for name in ["api", "consumer", "dead-letter"] : aws_lambda_function.this[name].environment[0].variables.OUTBOX_HASH_KEY == "pk" && aws_lambda_function.this[name].environment[0].variables.OUTBOX_RANGE_KEY == "sk"])
+    error_message = "every function gets the module table's key names"
+  }
+  assert {
+    condition     = [for filter in aws_lambda_event_source_mapping.stream.filter_criteria[0].filter : jsondecode(filter.pattern).dynamodb.Keys.pk.S[0].prefix] == ["OUTBOX#"]
+    error_message = "the stream filter matches outbox entries by the table's partition key"
+  }
+  assert {
+    condition     = output.environment.OUTBOX_HASH_KEY == "pk" && output.environment.OUTBOX_RANGE_KEY == "sk" && output.environment.AWS_REGION == "eu-west-1" && output.environment.OUTBOX_TABLE_NAME == "outbox"
+    error_message = "output environment names the table, its keys and the region"
+  }
+  assert {
+    condition     = aws_lambda_function.this["consumer"].memory_size == 512 && aws_lambda_function.this["dead-letter"].memory_size == 256 && aws_lambda_function.this["sweeper"].reserved_concurrent_executions == 1
+    error_message = "without functions, each function has the module's default size"
+  }
+}
+
+run "a_partial_functions_map_changes_only_what_it_names" {
+  command = plan
+
+  variables {
+    functions = {
+      consumer      = { memory_size = 1024 }
+      "dead-letter" = { timeout = 60 }
+    }
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["consumer"].memory_size == 1024 && aws_lambda_function.this["consumer"].timeout == 30 && aws_lambda_function.this["consumer"].reserved_concurrent_executions == 20
+    error_message = "consumer: the memory given, the default timeout and concurrency"
+  }
+  assert {
+    condition     = aws_lambda_function.this["dead-letter"].timeout == 60 && aws_lambda_function.this["dead-letter"].memory_size == 256
+    error_message = "dead-letter: the timeout given, the default memory"
+  }
+  assert {
+    condition     = aws_lambda_function.this["worker"].memory_size == 512 && aws_lambda_function.this["api"].timeout == 10
+    error_message = "functions not named keep every default"
+  }
+  assert {
+    condition     = aws_sqs_queue.main.visibility_timeout_seconds == 180 && aws_sqs_queue.dlq.visibility_timeout_seconds == 360
+    error_message = "the queues' visibility timeouts follow the merged timeouts (six times the function's)"
+  }
+}
+
+run "a_full_functions_map_of_0_1_0_still_fits" {
+  command = plan
+
+  variables {
+    functions = {
+      api      = { memory_size = 256, timeout = 5, reserved_concurrency = 10 }
+      worker   = { memory_size = 256, timeout = 60, reserved_concurrency = 5 }
+      consumer = { memory_size = 256, timeout = 20, reserved_concurrency = 5 }
+      sweeper  = { memory_size = 256, timeout = 120, reserved_concurrency = 1 }
+    }
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["api"].reserved_concurrent_executions == 10 && aws_lambda_function.this["sweeper"].timeout == 120 && aws_apigatewayv2_integration.api[0].timeout_milliseconds == 6000
+    error_message = "every setting of a full map is applied"
+  }
+}
+
+run "without_the_api" {
+  command = plan
+
+  variables {
+    create_api = false
+  }
+
+  assert {
+    condition     = length(aws_apigatewayv2_api.this) + length(aws_apigatewayv2_stage.default) + length(aws_apigatewayv2_integration.api) + length(aws_apigatewayv2_route.this) + length(aws_apigatewayv2_authorizer.jwt) + length(aws_lambda_permission.api) == 0
+    error_message = "create_api = false deploys no HTTP API"
+  }
+  assert {
+    condition     = length(aws_cloudwatch_log_group.api_access) == 0 && !contains(keys(aws_cloudwatch_log_group.function), "api")
+    error_message = "create_api = false leaves no API log group"
+  }
+  assert {
+    condition     = !contains(keys(aws_lambda_function.this), "api") && !contains(keys(aws_iam_role.function), "api") && !contains(keys(aws_iam_role_policy.function), "api") && !contains(keys(aws_cloudwatch_metric_alarm.function_errors), "api")
+    error_message = "create_api = false deploys no API function, role, policy or alarm"
+  }
+  assert {
+    condition     = keys(aws_lambda_function.this) == ["consumer", "dead-letter", "sweeper", "worker"]
+    error_message = "the outbox's own functions are all there"
+  }
+  assert {
+    condition     = output.api_url == null && !contains(keys(output.function_names), "api") && !contains(keys(output.role_names), "api")
+    error_message = "outputs naming the API are null (api_url) or leave it out"
+  }
+}
+
+run "fifo_queues" {
+  command = plan
+
+  variables {
+    fifo = true
+  }
+
+  assert {
+    condition     = aws_sqs_queue.main.name == "outbox.fifo" && aws_sqs_queue.main.fifo_queue && aws_sqs_queue.dlq.name == "outbox-dlq.fifo" && aws_sqs_queue.dlq.fifo_queue
+    error_message = "fifo = true: the main queue and its dead-letter queue are FIFO (a FIFO queue's DLQ must be FIFO)"
+  }
+  assert {
+    condition     = !aws_sqs_queue.main.content_based_deduplication
+    error_message = "the relay sets its own deduplication ids: no content-based deduplication"
+  }
+  assert {
+    condition     = aws_sqs_queue.on_failure.name == "outbox-stream-failures" && !aws_sqs_queue.on_failure.fifo_queue
+    error_message = "the stream's on-failure queue stays standard (Lambda's on-failure destination cannot be FIFO)"
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.queue.maximum_batching_window_in_seconds == null
+    error_message = "a FIFO queue's mapping takes no batching window"
+  }
+}
+
+# Each variable's validation, a failure of each expected (other variables valid).
+run "name_key_names_and_log_retention_are_checked" {
+  command = plan
+
+  variables {
+    name               = "9-starts-with-a-digit"
+    hash_key           = ""
+    log_retention_days = 10
+  }
+
+  expect_failures = [var.name, var.hash_key, var.log_retention_days]
+}
+
+run "functions_takes_only_known_keys" {
+  command = plan
+
+  variables {
+    functions = { relay = { memory_size = 1024 } }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "functions_sizes_are_lambdas" {
+  command = plan
+
+  variables {
+    functions = { worker = { memory_size = 64 } }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "the_sweeper_never_runs_twice_at_once" {
+  command = plan
+
+  variables {
+    functions = { sweeper = { reserved_concurrency = 2 } }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "the_dead_letter_function_keeps_two_pollers" {
+  command = plan
+
+  variables {
+    functions = { "dead-letter" = { reserved_concurrency = 0 } }
+  }
+
+  expect_failures = [var.functions]
+}
+
+# The preconditions, each on its own resource: the DLQ takes copies only after the consumer's
+# attempts, the oldest-PENDING alarm sits above the sweeper's age, JWT needs issuer and audience.
+run "settings_that_contradict_each_other_stop_the_plan" {
+  command = plan
+
+  variables {
+    dlq_max_receive_count        = 5
+    max_delivery_attempts        = 5
+    oldest_pending_alarm_seconds = 300
+    authorization                = "JWT"
+  }
+
+  expect_failures = [aws_sqs_queue.main, aws_cloudwatch_metric_alarm.oldest_pending, aws_apigatewayv2_authorizer.jwt]
+}

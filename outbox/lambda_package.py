@@ -1,0 +1,260 @@
+"""Reproducible, hash-locked Lambda zips: ``outbox package`` (your consumer) and ``make package`` (ours).
+
+A zip holds your source folders at its root, the requirements of a hash-locked file installed for
+Lambda's platform (``pip install --require-hashes --only-binary=:all:``, nothing built here), and
+the outbox library itself, less what Lambda never runs (the CLI, replay, testing helpers, fault
+injection, the local stack): copied from this installation unless the requirements pin
+``dynamodb-outbox``.
+
+Lambda's /var/task is read-only, so modules without bytecode are compiled on every cold start: the
+zip ships ``__pycache__`` compiled by this interpreter, which must be the runtime's Python (refused
+otherwise), as unchecked-hash .pyc (no mtime inside) with ``/var/task`` paths. Entries are sorted
+and timestamped at 1980-01-01, so the same inputs give the same bytes.
+
+botocore's service models are most of a zip and are listed on every model load, so only those of
+``Target.botocore_services`` are kept. Your sources are read for the AWS clients they make
+(``boto3.client("sns")``, ``resource``, ``create_client``): one whose service is left out fails the
+build, naming the file and line, rather than the deployed function.
+"""
+
+from __future__ import annotations
+
+import ast
+import compileall
+import hashlib
+import py_compile
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from outbox.domain.errors import PackageError
+
+TASK_ROOT = "/var/task"  # where Lambda unpacks the zip: the path tracebacks show
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Lambda's architectures and the wheel platform tag pip fetches for each.
+PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+# What the handlers call, and what botocore's credential providers may (sts, sso, sso-oidc).
+DEFAULT_SERVICES = ("dynamodb", "dynamodbstreams", "secretsmanager", "sqs", "sts", "sso", "sso-oidc")
+DISTRIBUTION = "dynamodb-outbox"
+# The library's modules Lambda never runs, relative to the folder holding the ``outbox`` package.
+LOCAL_ONLY = (
+    "outbox/local",
+    "outbox/__main__.py",
+    "outbox/cli.py",
+    "outbox/service/replay.py",
+    "outbox/replay_cli.py",
+    "outbox/testing.py",
+    "outbox/faults.py",
+    "outbox/lambda_package.py",
+)
+_CLIENT_CALLS = frozenset({"client", "resource", "create_client"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """Lambda's side: the architecture, the runtime's Python and the botocore models kept."""
+
+    architecture: str = "arm64"
+    python_version: str = "3.11"
+    botocore_services: tuple[str, ...] = DEFAULT_SERVICES
+
+    def __post_init__(self) -> None:
+        if self.architecture not in PLATFORMS:
+            raise PackageError(f"architecture must be one of {', '.join(sorted(PLATFORMS))}, not {self.architecture!r}")
+
+    @property
+    def platform(self) -> str:
+        """The wheel platform tag pip installs for."""
+        return PLATFORMS[self.architecture]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A folder whose files go into the zip at their paths relative to ``base``, less ``excluded``."""
+
+    folder: Path
+    base: Path
+    excluded: frozenset[Path] = field(default_factory=frozenset)
+
+    def files(self) -> list[Path]:
+        """The files to copy, sorted, without bytecode or caches."""
+        return [
+            path
+            for path in sorted(self.folder.rglob("*"))
+            if path.is_file() and not _skip(path) and not any(path.is_relative_to(ex) for ex in self.excluded)
+        ]
+
+
+def library_sources() -> list[Source]:
+    """The running outbox library (and the Lambda entry points installed beside it), less what Lambda never runs."""
+    import outbox  # noqa: PLC0415 - the installed package this module belongs to
+
+    base = Path(outbox.__file__).resolve().parents[1]
+    excluded = frozenset(base / path for path in LOCAL_ONLY)
+    return [Source(base / name, base, excluded) for name in ("outbox", "worker") if (base / name).is_dir()]
+
+
+def check_interpreter(python_version: str) -> None:
+    """Refuse to build for a Python other than this one: bytecode runs only on the version that compiled it."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if str(python_version) != here:
+        raise PackageError(
+            f"the package is for Python {python_version} but this is Python {here}: bytecode only runs on the"
+            f" version that compiled it; build with Python {python_version} or set the python version to {here}"
+        )
+
+
+def services_called(sources: Iterable[Source]) -> dict[str, list[str]]:
+    """Each AWS service the sources make a client for (a literal name), with where: ``{"sns": ["app.py:3"]}``."""
+    found: dict[str, list[str]] = {}
+    for source in sources:
+        for path in source.files():
+            if path.suffix != ".py":
+                continue
+            try:
+                tree = ast.parse(path.read_bytes(), filename=str(path))
+            except SyntaxError as exc:
+                raise PackageError(f"{path}: {exc.msg} (line {exc.lineno})") from exc
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call) and (name := _client_service(node)) is not None:
+                    found.setdefault(name, []).append(f"{path.relative_to(source.base)}:{node.lineno}")
+    return found
+
+
+def _client_service(node: ast.Call) -> str | None:
+    """The service of ``x.client("sns")``, ``x.resource(service_name="s3")`` or ``x.create_client("sqs")``."""
+    if not (isinstance(node.func, ast.Attribute) and node.func.attr in _CLIENT_CALLS):
+        return None
+    candidates = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "service_name")]
+    for value in candidates:
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return value.value
+    return None
+
+
+def check_services(sources: Iterable[Source], target: Target) -> None:
+    """PackageError naming each client the sources make whose service model the zip would leave out."""
+    missing = {name: where for name, where in services_called(sources).items() if name not in target.botocore_services}
+    if missing:
+        calls = "; ".join(f"{name} ({', '.join(where[:3])})" for name, where in sorted(missing.items()))
+        flags = " ".join(f"--botocore-service {name}" for name in sorted(missing))
+        raise PackageError(f"the code makes clients for services whose models the zip leaves out: {calls}; add {flags}")
+
+
+def install_requirements(staging: Path, requirements: Path, target: Target) -> None:
+    """Install the hash-locked ``requirements`` into ``staging`` with pip, as wheels for Lambda's platform."""
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(staging),
+        "--no-compile", "--require-hashes", "--platform", target.platform, "--implementation", "cp",
+        "--python-version", target.python_version, "--only-binary=:all:", "--requirement", str(requirements),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - this Python's pip
+    if result.returncode != 0:
+        errors = [line.removeprefix("ERROR: ") for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+        first = (errors or [result.stderr.strip() or "(no output)"])[0].split(". ")[0]
+        raise PackageError(
+            f"pip could not install {requirements} for {target.platform}, CPython {target.python_version}: {first}"
+            " (every requirement needs a version pin and its --hash, dependencies included: for example"
+            " `uv pip compile --generate-hashes` or `pip-compile --generate-hashes` writes such a file)"
+        )
+    shutil.rmtree(staging / "bin", ignore_errors=True)  # the dependencies' console scripts (jmespath's jp.py)
+
+
+def _installed(staging: Path) -> set[str]:
+    return {_canonical(path.name.removesuffix(".dist-info").rsplit("-", 1)[0]) for path in staging.glob("*.dist-info")}
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def library_requirements() -> list[str]:
+    """The names of the distributions the installed library needs at run time (not its extras')."""
+    specs = [spec for spec in metadata.requires(DISTRIBUTION) or [] if "extra ==" not in spec]
+    return [_canonical(match.group()) for spec in specs if (match := re.match(r"[A-Za-z0-9._-]+", spec))]
+
+
+def keep_botocore_services(staging: Path, services: Sequence[str]) -> None:
+    """Drop the models of every AWS service but ``services`` from botocore's data (its shared files stay)."""
+    data = staging / "botocore" / "data"
+    if not data.is_dir():
+        raise PackageError("the requirements install no botocore: the outbox library needs it (and boto3)")
+    missing = [name for name in services if not (data / name).is_dir()]
+    if missing:
+        raise PackageError(f"botocore has no service {', '.join(missing)}")
+    for folder in sorted(data.iterdir()):
+        if folder.is_dir() and folder.name not in services:
+            shutil.rmtree(folder)
+
+
+def compile_bytecode(staging: Path, python_version: str) -> None:
+    """Compile every module under ``staging`` for this Python, reproducibly (unchecked-hash .pyc, /var/task paths)."""
+    check_interpreter(python_version)
+    ok = compileall.compile_dir(
+        staging, ddir=TASK_ROOT, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+    )
+    if not ok:
+        raise PackageError("some modules did not compile")
+
+
+def stage(staging: Path, *, requirements: Path, sources: Sequence[Source], target: Target) -> None:
+    """Fill ``staging`` with the locked requirements, the sources and the library, compiled for the target."""
+    check_interpreter(target.python_version)  # before any download
+    if not requirements.is_file():
+        raise PackageError(f"no requirements file {requirements}")
+    for source in sources:
+        if not source.folder.is_dir():
+            raise PackageError(f"no source folder {source.folder}")
+    library = library_sources()
+    check_services([*sources, *library], target)
+    install_requirements(staging, requirements, target)
+    installed = _installed(staging)
+    copied = list(sources)
+    if DISTRIBUTION not in installed:  # the requirements do not pin the library: this installation's goes in
+        copied += library
+        lacking = [name for name in library_requirements() if name not in installed]
+        if lacking:
+            raise PackageError(
+                f"{requirements} lacks {', '.join(lacking)}, which the outbox library needs at run time:"
+                f" lock them too (or pin {DISTRIBUTION} itself)"
+            )
+    keep_botocore_services(staging, target.botocore_services)
+    for source in copied:
+        for path in source.files():
+            destination = staging / path.relative_to(source.base)
+            if destination.exists():
+                raise PackageError(f"{path.relative_to(source.base)} is in two sources (or also a requirement)")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)
+    compile_bytecode(staging, target.python_version)
+
+
+def write_zip(folder: Path, output: Path) -> str:
+    """Zip ``folder`` reproducibly into ``output``; returns the zip's SHA-256."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".pyo")
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in files:
+            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), _EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+    return hashlib.sha256(output.read_bytes()).hexdigest()
+
+
+def build_zip(output: Path, *, requirements: Path, sources: Sequence[Source], target: Target) -> str:
+    """Stage and zip a Lambda package; returns its SHA-256."""
+    with tempfile.TemporaryDirectory(prefix="outbox-package-") as tmp:
+        stage(Path(tmp), requirements=requirements, sources=sources, target=target)
+        return write_zip(Path(tmp), output)
+
+
+def _skip(path: Path) -> bool:
+    return "__pycache__" in path.parts or path.suffix in {".pyc", ".pyo"}
