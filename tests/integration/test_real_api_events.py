@@ -26,6 +26,7 @@ import outbox.api
 from outbox import Outbox
 from outbox.adapters import aws
 from outbox.api import caller_of
+from outbox.domain.clock import WriteClock
 from outbox.domain.message import IdKey, legacy_owner
 from outbox.domain.record import utc_now
 from outbox.settings import Settings
@@ -364,7 +365,7 @@ def test_a_rotation_of_the_id_secret_keeps_retries_and_reads(deployed: Stack) ->
     assert during == IdKey(SECRET_VALUE).message_id("order-13", principal(request("iam", user_arn=ALICE)))
     # After the window: the new value, checking the previous one's ids.
     acceptor = outbox.api.default_api().acceptor
-    acceptor.clock = lambda: utc_now() + timedelta(days=1, hours=1)
+    acceptor.clock = WriteClock(lambda: utc_now() + timedelta(days=1, hours=1))  # its stamps and its keys' time
     for key, message_id in (("order-12", written), ("order-13", during)):
         again = call(request("iam", user_arn=ALICE, key=key))
         assert (again["statusCode"], message_id_of(again)) == (200, message_id)
