@@ -4,6 +4,10 @@ A Lambda entry point builds its use case once per cold start, ``build_...(Settin
 and keeps it; ``outbox sweep`` and the local stack call the same functions with their own
 settings and clients (the stack: one set per function, as Lambda runs each function in its own
 process). AWS clients are made in ``Clients``, nowhere else on these paths.
+
+Each ``build_*`` imports its use case and adapters when called, not with this module: a Lambda
+function runs one use case, and importing the others' modules (their dataclasses, enums and
+patterns) was a tenth of a handler's cold start (bench/RESULTS.md, "Cold start").
 """
 
 from __future__ import annotations
@@ -13,17 +17,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from outbox.adapters.aws import Lazy, dynamodb_client, new_session, sqs_client, streams_client
-from outbox.adapters.publisher import SqsPublisher
-from outbox.adapters.store import DynamoDBMessageStore
-from outbox.adapters.sweep import DynamoDBSweepSource
-from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.errors import ConfigurationError
-from outbox.service.accept import Acceptor
-from outbox.service.consume import Consumer, ConsumerPolicy, Deliver, log_delivery
-from outbox.service.dead_letter import DeadLetters
-from outbox.service.relay import RecentSends, Relay, RelayPolicy
-from outbox.service.stream import StreamWorker
-from outbox.service.sweep import Sweeper
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,6 +25,15 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
+
+    from outbox.adapters.store import DynamoDBMessageStore
+    from outbox.adapters.sweep import DynamoDBSweepSource
+    from outbox.service.accept import Acceptor
+    from outbox.service.consume import Consumer, Deliver
+    from outbox.service.dead_letter import DeadLetters
+    from outbox.service.relay import RecentSends, Relay
+    from outbox.service.stream import StreamWorker
+    from outbox.service.sweep import Sweeper
 
 # Messages a warm worker remembers sending: a redelivered stream batch is not sent again.
 RECENT_SENDS = 10_000
@@ -66,8 +69,16 @@ class Clients:
 
     @classmethod
     def of(cls, settings: Settings) -> Clients:
-        """The clients of the settings' region, credentials and endpoint from the environment."""
-        return cls(settings.region)
+        """The clients of the settings' region, credentials and endpoint from the environment.
+
+        With ``settings.eager_init`` (SnapStart) the DynamoDB and SQS clients are made now, in the
+        init phase the snapshot keeps, rather than by the first request.
+        """
+        clients = cls(settings.region)
+        if settings.eager_init:
+            clients.lazy_dynamodb.get()
+            clients.lazy_sqs.get()
+        return clients
 
     @property
     def dynamodb(self) -> DynamoDBClient:
@@ -106,17 +117,25 @@ class Clients:
 
 def build_acceptor(settings: Settings, clients: Clients | None = None) -> Acceptor:
     """The accept use case on the settings' table; its first accept checks the table's bucket count."""
+    from outbox.service.accept import Acceptor  # noqa: PLC0415 - each use case's modules load with it
+
     clients = clients or Clients.of(settings)
     table = _sweep_source(settings, clients)
 
     def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
         table.buckets(settings.buckets)
 
-    return Acceptor(_store(settings, clients), id_secret=settings.id_secret, before_first_accept=check_buckets)
+    store = _store(settings, clients)
+    if settings.eager_init:  # SnapStart: the first accept finds PynamoDB imported and its models bound
+        store.bind_models()
+    return Acceptor(store, id_secret=settings.id_secret, before_first_accept=check_buckets)
 
 
 def build_stream_worker(settings: Settings, clients: Clients | None = None) -> StreamWorker:
     """The stream use case: the relay to the settings' queue, a memory of recent sends, the pending index."""
+    from outbox.service.relay import RecentSends  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.service.stream import StreamWorker  # noqa: PLC0415
+
     clients = clients or Clients.of(settings)
     relay = _relay(settings, clients, by="worker", recent=RecentSends(RECENT_SENDS))
     pending = _sweep_source(settings, clients)
@@ -131,6 +150,9 @@ def build_stream_worker(settings: Settings, clients: Clients | None = None) -> S
 
 def build_consumer(settings: Settings, clients: Clients | None = None, *, deliver: Deliver | None = None) -> Consumer:
     """The consume use case around ``deliver``, else the function ``settings.delivery`` names, else the reference."""
+    from outbox.adapters.visibility import SqsVisibility  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.service.consume import Consumer, ConsumerPolicy  # noqa: PLC0415
+
     delivery = deliver or resolve_delivery(settings.delivery)  # a wrong OUTBOX_DELIVERY fails before any client
     clients = clients or Clients.of(settings)
     return Consumer(
@@ -143,12 +165,17 @@ def build_consumer(settings: Settings, clients: Clients | None = None, *, delive
 
 def build_dead_letters(settings: Settings, clients: Clients | None = None) -> DeadLetters:
     """The dead-letter use case: each copy in the dead-letter queue ends its record FAILED."""
+    from outbox.adapters.visibility import SqsVisibility  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.service.dead_letter import DeadLetters  # noqa: PLC0415
+
     clients = clients or Clients.of(settings)
     return DeadLetters(_store(settings, clients), visibility=SqsVisibility(clients.lazy_sqs))
 
 
 def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper:
     """The sweep use case, over the bucket count the table keeps (read now: at the cold start)."""
+    from outbox.service.sweep import Sweeper  # noqa: PLC0415 - each use case's modules load with it
+
     clients = clients or Clients.of(settings)
     source = _sweep_source(settings, clients)
     relay = _relay(settings, clients, by="sweeper")
@@ -159,6 +186,8 @@ def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper
 def resolve_delivery(reference: str | None) -> Deliver:
     """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or the reference delivery."""
     if not reference:
+        from outbox.service.consume import log_delivery  # noqa: PLC0415 - the consumer's module
+
         return log_delivery
     module_name, _, name = reference.partition(":")
     try:
@@ -183,15 +212,22 @@ def _import_problem(module_name: str, exc: ImportError) -> str:
 
 
 def _store(settings: Settings, clients: Clients) -> DynamoDBMessageStore:
+    from outbox.adapters.store import DynamoDBMessageStore  # noqa: PLC0415 - each use case's modules load with it
+
     return DynamoDBMessageStore.from_settings(settings, client=clients.lazy_dynamodb)
 
 
 def _sweep_source(settings: Settings, clients: Clients) -> DynamoDBSweepSource:
+    from outbox.adapters.sweep import DynamoDBSweepSource  # noqa: PLC0415 - each use case's modules load with it
+
     return DynamoDBSweepSource(
         settings.table_name, client=clients.lazy_dynamodb, hash_key=settings.hash_key, range_key=settings.range_key
     )
 
 
 def _relay(settings: Settings, clients: Clients, *, by: str, recent: RecentSends | None = None) -> Relay:
+    from outbox.adapters.publisher import SqsPublisher  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.service.relay import Relay, RelayPolicy  # noqa: PLC0415
+
     publisher = SqsPublisher.from_settings(settings, client=clients.lazy_sqs)
     return Relay(_store(settings, clients), publisher, policy=RelayPolicy.from_settings(settings), by=by, recent=recent)

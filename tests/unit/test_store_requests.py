@@ -188,3 +188,80 @@ def test_add_to_asks_pynamodb_for_no_old_item(store: tuple[DynamoDBMessageStore,
     s.add_to(Transaction(), s.prepare(envelope, idempotency_key=None, by="t"))  # type: ignore[arg-type]
     assert len(saved) == 2
     assert [kwargs.get("return_values") for kwargs in saved] == [None, None]
+
+
+class ReadingClient:
+    """Answers every GetItem with one stored item and keeps the requests."""
+
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        self.item = item
+        self.requests: list[dict[str, Any]] = []
+
+    def get_item(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        return {"Item": self.item} if self.item is not None else {}
+
+
+def _stored_records() -> list[dict[str, Any]]:
+    """Records as DynamoDB holds them: a new one, one ended under a lease, one held, a legacy one with NULLs."""
+    envelope = new_envelope({"channel": "sms"}, type="notification", message_id=new_message_id(), created_at=NOW)
+    new = DynamoDBMessageStore("outbox", client=ReadingClient(None), hash_key="PK", range_key="SK").prepare(  # type: ignore[arg-type]
+        envelope, idempotency_key="k-1", by="api", owner="o" * 64
+    )
+    record: dict[str, Any] = new.transact_items[0]["Put"]["Item"]
+    line = {"M": {"status": {"S": "FAILED"}, "at": {"S": NOW}, "by": {"S": "consumer"}, "reason": {"S": "gave up"}}}
+    ended = record | {
+        "status": {"S": "FAILED"},
+        "history": {"L": [*record["history"]["L"], line]},
+        "attempts": {"N": "5"},
+        "relay_attempts": {"N": "2"},
+        "reason": {"S": "gave up"},
+        "expires_at": {"N": "1900000000"},
+        "ended_lease_owner": {"S": "sqs-1/abc"},
+    }
+    held = record | {"status": {"S": "PROCESSING"}, "lease_owner": {"S": "sqs-1/abc"}, "lease_until": {"S": NOW}}
+    legacy = {k: v for k, v in record.items() if k not in ("type", "owner", "group_key")} | {
+        "channel": {"S": "sms"},
+        "trace_id": {"NULL": True},
+        "reason": {"NULL": True},
+    }
+    return [record, ended, held, legacy]
+
+
+@pytest.mark.parametrize("item", _stored_records(), ids=["new", "ended", "held", "legacy"])
+def test_a_record_is_read_by_hand_as_the_pynamodb_model_reads_it(item: dict[str, Any]) -> None:
+    """GetItem is built by hand and its item read without PynamoDB: the same record the model would give."""
+    from outbox.adapters.models import bind_models
+    from outbox.adapters.store import record_of
+    from outbox.domain.envelope import NOTIFICATION_TYPE
+    from outbox.domain.record import HistoryEntry, MessageRecord
+
+    # GIVEN a store whose table holds the item
+    client = ReadingClient(item)
+    store = DynamoDBMessageStore("outbox", client=client, hash_key="PK", range_key="SK")  # type: ignore[arg-type]
+    # WHEN it is read
+    got = store.get(item["message_id"]["S"])
+    # THEN the request is PynamoDB's, strongly consistent, and the record is what the model reads
+    model = bind_models("outbox", "PK", "SK").record
+    expected_request = model.get_operation_kwargs_from_class(item["PK"]["S"], "MSG") | {"ConsistentRead": True}
+    assert client.requests == [expected_request]
+    read = model.from_raw_data(item)
+    assert got == MessageRecord(
+        message_id=read.message_id,
+        status=Status(read.status),
+        payload_hash=read.payload_hash,
+        created_at=read.created_at,
+        updated_at=read.updated_at,
+        history=tuple(HistoryEntry(Status(h.status), h.at, h.by, h.reason) for h in read.history),
+        type=read.type or NOTIFICATION_TYPE,
+        payload=json.loads(read.payload),
+        group_key=read.group_key,
+        attempts=int(read.attempts or 0),
+        relay_attempts=int(read.relay_attempts or 0),
+        reason=read.reason,
+        lease=Lease(read.lease_owner, read.lease_until) if read.lease_owner and read.lease_until else None,
+        owner=read.owner,
+        expires_at=int(read.expires_at) if read.expires_at is not None else None,
+        ended_lease_owner=read.ended_lease_owner,
+    )
+    assert record_of(item) == got
