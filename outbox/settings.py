@@ -38,6 +38,7 @@ class Settings:
     record_retention: timedelta = timedelta(days=30)  # a COMPLETED or FAILED record's time to live
     require_principal: bool = False  # the API answers 401 to a request without an IAM caller or JWT subject
     id_secret: str | None = None  # keys the ids derived from Idempotency-Keys (else a UUID 5 of scope and key)
+    eager_init: bool = False  # OUTBOX_EAGER_INIT (SnapStart): clients and models made at import, not on first use
 
     def require_queue_url(self) -> str:
         """The queue URL, or a ConfigurationError naming the variable."""
@@ -75,6 +76,7 @@ class Settings:
             record_retention=timedelta(days=_positive(env, "OUTBOX_RECORD_RETENTION_DAYS", 30)),
             require_principal=_flag(env, "OUTBOX_REQUIRE_PRINCIPAL"),
             id_secret=env.get("OUTBOX_ID_SECRET", "").strip() or None,
+            eager_init=eager_init(env),
         )
         if settings.id_secret is not None and len(settings.id_secret) < MIN_ID_SECRET_CHARS:
             raise ConfigurationError(f"OUTBOX_ID_SECRET must be at least {MIN_ID_SECRET_CHARS} characters")
@@ -84,6 +86,17 @@ class Settings:
         if require_queue:
             settings.require_queue_url()
         return settings
+
+
+def eager_init(env: Mapping[str, str] | None = None) -> bool:
+    """Whether a handler does its set-up at import, in Lambda's init phase (``OUTBOX_EAGER_INIT``).
+
+    The Terraform module sets it with SnapStart: the init phase runs once, when a version is
+    published, and every new container starts from its snapshot, so what it makes (clients,
+    models, the imports behind them) costs no request anything. Without SnapStart the handlers
+    make each of those at the first request that needs it.
+    """
+    return _flag(os.environ if env is None else env, "OUTBOX_EAGER_INIT")
 
 
 def _key_name(env: Mapping[str, str], name: str, default: str) -> str:
