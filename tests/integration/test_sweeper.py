@@ -254,6 +254,7 @@ def test_outbox_sweep_takes_the_deployed_minimum_age_by_default(
     for name, value in stack.resources.environment().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("OUTBOX_SWEEP_MIN_AGE_SECONDS", "1")
+    monkeypatch.setenv("OUTBOX_METRICS", "on")  # the command turns metric lines off: restored after the test
     relayed, deadline = 0, time.monotonic() + 60  # the message is 1 s old within a moment, however busy the machine
     while not relayed and time.monotonic() < deadline:
         assert cli.main(["sweep", "--json"]) == 0
