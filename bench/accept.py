@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import statistics
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ class AcceptComparison:
 def measure(latency_ms: float, n: int) -> AcceptComparison:
     """``n`` accepts through each API, ours first, on moto in process with ``latency_ms`` per request."""
     with backend(latency_ms) as b:
-        api = MessagesApi(Acceptor(b.store))
+        api = MessagesApi(Acceptor(b.store, id_secret=secrets.token_urlsafe(32)))
         naive = NaiveApi(b.store, b.sqs, b.resources.queue_url)
         body = json.dumps({"channel": "sms", "recipient": "+14155550100", "body": "benchmark"})
         event = {

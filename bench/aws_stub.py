@@ -80,7 +80,13 @@ class AwsStub:
 
     def _get_item(self, request: Mapping[str, Any]) -> dict[str, Any]:
         item = self.items.get(_key(request["Key"]))
-        return {"Item": item} if item is not None else {}
+        if item is None:
+            return {}
+        if "ProjectionExpression" in request:  # the API's reads name their attributes (owner, then the view)
+            names = request.get("ExpressionAttributeNames", {})
+            wanted = {names.get(token.strip(), token.strip()) for token in request["ProjectionExpression"].split(",")}
+            item = {name: value for name, value in item.items() if name in wanted}
+        return {"Item": item}
 
     def _update_item(self, request: Mapping[str, Any]) -> dict[str, Any]:
         # The stored item stands for the old values: a superset of what UPDATED_OLD would return.

@@ -74,6 +74,7 @@ ENVIRONMENT = {
     "AWS_LAMBDA_FUNCTION_NAME": "outbox-coldstart",
     "OUTBOX_TABLE_NAME": TABLE,
     "OUTBOX_QUEUE_URL": QUEUE_URL,
+    "OUTBOX_ID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-AbCdEf",
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONHASHSEED": "0",
 }
@@ -124,7 +125,10 @@ def scenario() -> Scenario:
     from outbox.adapters.aws import Lazy  # noqa: PLC0415 - the bench's own process: the library as installed
     from outbox.adapters.store import DynamoDBMessageStore  # noqa: PLC0415
     from outbox.adapters.sweep import CONFIG_SK, META_PK  # noqa: PLC0415
+    from outbox.domain.caller import ANONYMOUS  # noqa: PLC0415
     from outbox.domain.envelope import NOTIFICATION_TYPE  # noqa: PLC0415
+    from outbox.domain.message import IdSecret  # noqa: PLC0415
+    from outbox.domain.record import utc_now  # noqa: PLC0415
     from outbox.service.accept import new_message  # noqa: PLC0415
     from outbox.settings import Settings  # noqa: PLC0415
 
@@ -134,7 +138,9 @@ def scenario() -> Scenario:
         raise AssertionError("the scenario is built without AWS")
 
     store = DynamoDBMessageStore.from_settings(settings, client=Lazy(no_client))
-    message = new_message(NOTE, type=NOTIFICATION_TYPE, group_key="coldstart")
+    # The anonymous caller's message, its owner keyed with the id secret the stub's Secrets Manager holds.
+    id_keys = IdSecret(aws_stub.SECRET_VALUE).keys(utc_now())
+    message = new_message(NOTE, type=NOTIFICATION_TYPE, group_key="coldstart", scope=ANONYMOUS.principal, keys=id_keys)
     prepared = store.prepare(message.envelope, idempotency_key=None, by="api", owner=message.owner)
     record = prepared.transact_items[0]["Put"]["Item"]
     entry = prepared.transact_items[1]["Put"]["Item"]
@@ -221,14 +227,14 @@ def cases(found: Scenario) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
             "outbox.api.handler",
             _http("GET", f"/messages/{found.message_id}"),
             200,
-            ("dynamodb:GetItem",),
+            ("secretsmanager:GetSecretValue", "dynamodb:GetItem"),
         ),
         Case(
             "api: first POST /messages",
             "outbox.api.handler",
             _http("POST", "/messages", NOTE),
             202,
-            ("dynamodb:TransactWriteItems",),
+            ("secretsmanager:GetSecretValue", "dynamodb:TransactWriteItems"),
         ),
         Case(
             "worker: first batch (1 INSERT)",

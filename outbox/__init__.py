@@ -22,6 +22,7 @@ from outbox.domain.errors import (
     TransactionCancelledError,
     ValidationError,
 )
+from outbox.domain.message import IdSecret
 from outbox.domain.record import AcceptResult, HistoryEntry, MessageRecord, TransitionResult
 from outbox.domain.status import TRANSITIONS, Status
 
@@ -66,6 +67,7 @@ __all__ = [
     "Envelope",
     "FieldError",
     "HistoryEntry",
+    "IdSecret",
     "IdempotencyKeyReusedError",
     "InvalidTransitionError",
     "MalformedEntryError",

@@ -12,9 +12,11 @@ from outbox.adapters.schema import HASH_KEY, RANGE_KEY
 from outbox.adapters.store import DynamoDBMessageStore, OutboxMessage
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.adapters.table import check_table
+from outbox.compose import build_id_secret
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.errors import ConfigurationError
-from outbox.domain.record import MessageRecord
+from outbox.domain.message import IdSecret
+from outbox.domain.record import MessageRecord, utc_now
 from outbox.service.accept import new_message
 from outbox.settings import Settings
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from pynamodb.connection import Connection
     from pynamodb.transactions import TransactWrite
+
+    from outbox.ports import IdSecretSource
 
 
 def _default_client(region: str | None) -> DynamoDBClient:
@@ -64,8 +68,10 @@ class Outbox:
     ``buckets`` spreads outbox entries over that many partitions (every writer, the worker and
     replay must agree on it); ``retention`` is how long an outbox entry is kept for replay;
     ``max_message_bytes`` is the queue's message size limit; ``by`` names the writer in each
-    record's history; ``id_secret`` (``OUTBOX_ID_SECRET``) makes ids derived from idempotency
-    keys a keyed hash nobody without it can compute (without it: a UUID 5, the ids of before).
+    record's history; ``id_secret`` (a value of 32+ characters, an ``IdSecret`` with a rotation,
+    or a source such as the Secrets Manager secret ``from_settings`` reads) keys the ids derived
+    from idempotency keys and the owners of scoped messages, so nobody without it can compute
+    them. Messages with an idempotency key or a scope need it; others do not.
     """
 
     def __init__(
@@ -80,7 +86,7 @@ class Outbox:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         region: str | None = None,
         by: str = "service",
-        id_secret: str | None = None,
+        id_secret: str | IdSecret | IdSecretSource | None = None,
     ) -> None:
         if not isinstance(table_name, str):
             raise ConfigurationError(f"table_name must be the table's name (a str), not a {type(table_name).__name__}")
@@ -94,13 +100,18 @@ class Outbox:
         )
         self.max_message_bytes = max_message_bytes
         self.by = by
-        self.id_secret = id_secret
+        self.id_secret: IdSecretSource | None = IdSecret.of(id_secret) if isinstance(id_secret, str) else id_secret
         self._table = DynamoDBSweepSource(table_name, client=self.store.client, hash_key=hash_key, range_key=range_key)
         self._buckets_checked = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None, by: str = "service") -> Outbox:
-        """The outbox the ``OUTBOX_*`` settings describe (``Settings.from_env()``)."""
+        """The outbox the ``OUTBOX_*`` settings describe (``Settings.from_env()``).
+
+        Its id secret is ``OUTBOX_ID_SECRET_ARN``'s (read from Secrets Manager when first needed,
+        as the API reads it) or ``OUTBOX_ID_SECRET``'s, if either is set.
+        """
+        has_secret = settings.id_secret is not None or settings.id_secret_arn is not None
         return cls(
             settings.table_name,
             client=client,
@@ -111,7 +122,7 @@ class Outbox:
             max_message_bytes=settings.max_message_bytes,
             region=settings.region,
             by=by,
-            id_secret=settings.id_secret,
+            id_secret=build_id_secret(settings) if has_secret else None,
         )
 
     def message(
@@ -128,10 +139,12 @@ class Outbox:
 
         ``payload`` is any JSON object and reaches the consumer exactly as given. Messages with
         the same ``group_key`` are delivered in order (on a FIFO queue). With an
-        ``idempotency_key`` the message id is derived from it, so writing the same key twice
-        fails the second transaction instead of publishing twice. ``scope`` (a tenant, a caller:
-        the API's principal) keeps keys apart: the same key in two scopes is two messages, and
-        the record keeps a SHA-256 of the scope, never the scope itself. Raises ValidationError.
+        ``idempotency_key`` the message id is derived from it under the id secret, so writing the
+        same key twice fails the second transaction instead of publishing twice (during a rotation
+        window, the message also checks the key's id under the secret's other value). ``scope``
+        (a tenant, a caller) keeps keys apart: the same key in two scopes is two messages, and the
+        record keeps a keyed hash of the scope, never the scope itself. Raises ValidationError,
+        and ConfigurationError for a key or a scope without an id secret.
 
         The first call of a process checks the table (DescribeTable: its keys, its stream and the
         record index, so no message is written where it would not be relayed) and reads its bucket
@@ -142,18 +155,21 @@ class Outbox:
             check_table(self.store.client, self.store.table_name, self.store.hash_key, self.store.range_key)
             self._table.buckets(self.store.buckets)
             self._buckets_checked = True
+        keys = self.id_secret.id_secret().keys(utc_now()) if self.id_secret is not None else None
         new = new_message(
             payload,
             type=type,
             idempotency_key=idempotency_key,
             scope=scope,
-            secret=self.id_secret,
+            keys=keys,
             group_key=group_key,
             trace_id=trace_id,
             max_message_bytes=self.max_message_bytes,
             key_field="idempotency_key",
         )
-        return self.store.prepare(new.envelope, idempotency_key=new.idempotency_key, by=self.by, owner=new.owner)
+        return self.store.prepare(
+            new.envelope, idempotency_key=new.idempotency_key, by=self.by, owner=new.owner, earlier_ids=new.earlier_ids
+        )
 
     def transact_write(self, items: Sequence[Mapping[str, Any]], *messages: OutboxMessage) -> None:
         """One ``TransactWriteItems``: your ``items`` (low-level entries such as ``{"Put": {...}}``) and the messages.

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from outbox.compose import Clients, build_acceptor
+from outbox.domain.caller import ANONYMOUS, Caller, RoleSessions, iam_caller, jwt_caller
 from outbox.domain.errors import (
     FieldError,
     IdempotencyKeyReusedError,
@@ -69,27 +70,34 @@ _TRACE_ID = re.compile(r"^[!-~]{1,256}$")
 Response = dict[str, Any]
 
 
-def principal_of(event: Mapping[str, Any]) -> str | None:
-    """Who is calling: the IAM caller's ARN, else the JWT's issuer and subject, else None (anonymous).
+def caller_of(event: Mapping[str, Any], sessions: RoleSessions = RoleSessions.SHARED) -> Caller | None:
+    """Who is calling, from the identity fields API Gateway proved; None (anonymous) without any.
 
-    API Gateway fills ``requestContext.authorizer`` only after it checked the signature or the
-    token, so these are the caller's proven identity; a client cannot set them.
+    An IAM caller (``authorizer.iam``) is its Cognito identity, else its unique id (a role's,
+    without the session name unless ``sessions`` is ``apart``) in its account; a JWT caller its
+    issuer and subject (``domain/caller.py`` says why). API Gateway fills ``authorizer`` only after
+    it checked the signature or the token, so a client cannot set these.
     """
     context = event.get("requestContext")
     authorizer = context.get("authorizer") if isinstance(context, Mapping) else None
     if not isinstance(authorizer, Mapping):
         return None
     iam = authorizer.get("iam")
-    arn = iam.get("userArn") if isinstance(iam, Mapping) else None
-    if isinstance(arn, str) and arn:
-        return f"iam:{arn}"
+    if isinstance(iam, Mapping):
+        cognito = iam.get("cognitoIdentity")
+        return iam_caller(
+            account_id=iam.get("accountId"),
+            user_id=iam.get("userId"),
+            user_arn=iam.get("userArn"),
+            cognito_identity_id=cognito.get("identityId") if isinstance(cognito, Mapping) else None,
+            sessions=sessions,
+        )
     jwt = authorizer.get("jwt")
     claims = jwt.get("claims") if isinstance(jwt, Mapping) else None
     subject = claims.get("sub") if isinstance(claims, Mapping) else None
     if isinstance(subject, str) and subject:
         issuer = claims.get("iss") if isinstance(claims, Mapping) else None
-        issuer = issuer if isinstance(issuer, str) else ""
-        return f"jwt:{len(issuer)}:{issuer}:{subject}"  # the same subject of two issuers is two callers
+        return jwt_caller(issuer if isinstance(issuer, str) else "", subject)
     return None
 
 
@@ -98,12 +106,16 @@ class MessagesApi:
 
     Every caller has its own messages (the ``Acceptor`` scopes keys, ids and reads to the caller's
     principal). With ``require_principal`` a request without one is a 401; without it, requests
-    without one share the anonymous scope (local use).
+    without one share the anonymous scope (local use), which is neither a signed caller's nor the
+    library's own. ``role_sessions`` says whether an assumed role's sessions are one caller.
     """
 
-    def __init__(self, acceptor: Acceptor, *, require_principal: bool = False) -> None:
+    def __init__(
+        self, acceptor: Acceptor, *, require_principal: bool = False, role_sessions: RoleSessions = RoleSessions.SHARED
+    ) -> None:
         self.acceptor = acceptor
         self.require_principal = require_principal
+        self.role_sessions = role_sessions
 
     def handle(self, event: Mapping[str, Any]) -> Response:
         """Turn one HTTP API event into one response; never raises."""
@@ -117,28 +129,30 @@ class MessagesApi:
 
     def _route(self, event: Mapping[str, Any]) -> Response:
         method, path = _method_and_path(event)
-        principal = principal_of(event)
-        if principal is None and self.require_principal:
-            raise UnauthenticatedError("sign the request (IAM) or send a token: this API knows no anonymous caller")
+        caller = caller_of(event, self.role_sessions)
+        if caller is None:
+            if self.require_principal:
+                raise UnauthenticatedError("sign the request (IAM) or send a token: this API knows no anonymous caller")
+            caller = ANONYMOUS
         if _COLLECTION.match(path):
             if method != "POST":
                 raise MethodNotAllowedError(f"{method} is not allowed on /messages", allowed=["POST"])
-            return self._post(event, principal)
+            return self._post(event, caller)
         item = _ITEM.match(path)
         if item:
             if method != "GET":
                 raise MethodNotAllowedError(f"{method} is not allowed on /messages/{{id}}", allowed=["GET"])
-            return json_response(200, record_view(self.acceptor.read(item.group(1), principal)))
+            return json_response(200, record_view(self.acceptor.read(item.group(1), caller)))
         raise NotFoundError("no such resource")
 
-    def _post(self, event: Mapping[str, Any], principal: str | None) -> Response:
+    def _post(self, event: Mapping[str, Any], caller: Caller) -> Response:
         headers = _headers(event)
         if not _is_json(headers.get("content-type", "")):
             raise UnsupportedMediaTypeError("send the message as application/json")
         result = self.acceptor.accept_notification(
             _json_body(event),
             idempotency_key=headers.get("idempotency-key"),
-            caller=principal,
+            caller=caller,
             trace_id=_trace_id(event, headers),
         )
         response_headers = {"location": f"/messages/{result.message_id}"}
@@ -276,8 +290,12 @@ def _trace_id(event: Mapping[str, Any], headers: Mapping[str, str]) -> str | Non
 
 
 def build_api(settings: Settings, clients: Clients | None = None) -> MessagesApi:
-    """The API of ``settings``: the accept use case on their table, and their rule for anonymous callers."""
-    return MessagesApi(build_acceptor(settings, clients), require_principal=settings.require_principal)
+    """The API of ``settings``: the accept use case on their table, and their rules for callers."""
+    return MessagesApi(
+        build_acceptor(settings, clients),
+        require_principal=settings.require_principal,
+        role_sessions=settings.role_sessions,
+    )
 
 
 @cache

@@ -16,8 +16,17 @@ import importlib
 import threading
 from typing import TYPE_CHECKING
 
-from outbox.adapters.aws import Lazy, dynamodb_client, new_session, sqs_client, streams_client
+from outbox.adapters.aws import (
+    Lazy,
+    SecretsManagerClient,
+    dynamodb_client,
+    new_session,
+    secretsmanager_client,
+    sqs_client,
+    streams_client,
+)
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.status import Status
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -28,6 +37,7 @@ if TYPE_CHECKING:
 
     from outbox.adapters.store import DynamoDBMessageStore
     from outbox.adapters.sweep import DynamoDBSweepSource
+    from outbox.ports import IdSecretSource
     from outbox.service.accept import Acceptor
     from outbox.service.consume import Consumer, Deliver
     from outbox.service.dead_letter import DeadLetters
@@ -66,6 +76,7 @@ class Clients:
         self.lazy_dynamodb: Lazy[DynamoDBClient] = Lazy(self._dynamodb)
         self.lazy_sqs: Lazy[SQSClient] = Lazy(self._sqs)
         self.lazy_streams: Lazy[DynamoDBStreamsClient] = Lazy(self._streams)
+        self.lazy_secretsmanager: Lazy[SecretsManagerClient] = Lazy(self._secretsmanager)
 
     @classmethod
     def of(cls, settings: Settings) -> Clients:
@@ -91,6 +102,11 @@ class Clients:
         return self.lazy_sqs.get()
 
     @property
+    def secretsmanager(self) -> SecretsManagerClient:
+        """The Secrets Manager client (the API's id secret; the local stack creates it with this one)."""
+        return self.lazy_secretsmanager.get()
+
+    @property
     def streams(self) -> DynamoDBStreamsClient:
         """The DynamoDB Streams client (the local stream runner's; on AWS, Lambda reads the stream)."""
         return self.lazy_streams.get()
@@ -102,6 +118,10 @@ class Clients:
     def _sqs(self) -> SQSClient:
         with self._lock:
             return sqs_client(self.region, session=self._shared_session(), endpoint_url=self.endpoint_url)
+
+    def _secretsmanager(self) -> SecretsManagerClient:
+        with self._lock:
+            return secretsmanager_client(self.region, session=self._shared_session(), endpoint_url=self.endpoint_url)
 
     def _streams(self) -> DynamoDBStreamsClient:
         with self._lock:
@@ -116,9 +136,15 @@ class Clients:
 
 
 def build_acceptor(settings: Settings, clients: Clients | None = None) -> Acceptor:
-    """The accept use case on the settings' table; its first accept checks the table's bucket count."""
+    """The accept use case on the settings' table; its first accept checks the table's bucket count.
+
+    Its id secret is the settings' (ConfigurationError without one): read from Secrets Manager by
+    the first request that needs it, then again every few minutes (a rotation).
+    """
     from outbox.service.accept import Acceptor  # noqa: PLC0415 - each use case's modules load with it
 
+    clients = clients or Clients.of(settings)
+    id_secret = build_id_secret(settings, clients)
     clients = clients or Clients.of(settings)
     table = _sweep_source(settings, clients)
 
@@ -128,7 +154,28 @@ def build_acceptor(settings: Settings, clients: Clients | None = None) -> Accept
     store = _store(settings, clients)
     if settings.eager_init:  # SnapStart: the first accept finds PynamoDB imported and its models bound
         store.bind_models()
-    return Acceptor(store, id_secret=settings.id_secret, before_first_accept=check_buckets)
+    return Acceptor(store, id_secret=id_secret, before_first_accept=check_buckets)
+
+
+def build_id_secret(settings: Settings, clients: Clients | None = None) -> IdSecretSource:
+    """The settings' id secret: the Secrets Manager secret ``id_secret_arn`` names, or the value ``id_secret``."""
+    if settings.id_secret is not None:
+        from outbox.domain.message import IdSecret  # noqa: PLC0415 - the API's alone
+
+        return IdSecret(settings.id_secret, window=settings.id_secret_window)
+    if settings.id_secret_arn is None:
+        raise ConfigurationError(
+            "OUTBOX_ID_SECRET_ARN is not set: name the Secrets Manager secret that keys message ids "
+            "(the Terraform module's id_secret_arn output), or give OUTBOX_ID_SECRET for local use"
+        )
+    from outbox.adapters.secret import SecretsManagerIdSecret  # noqa: PLC0415 - the API's alone
+
+    clients = clients or Clients.of(settings)
+    if settings.eager_init:  # SnapStart: the client in the snapshot; the value itself is read per container
+        clients.lazy_secretsmanager.get()
+    return SecretsManagerIdSecret(
+        settings.id_secret_arn, client=clients.lazy_secretsmanager, window=settings.id_secret_window
+    )
 
 
 def build_stream_worker(settings: Settings, clients: Clients | None = None) -> StreamWorker:
@@ -174,13 +221,15 @@ def build_dead_letters(settings: Settings, clients: Clients | None = None) -> De
 
 def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper:
     """The sweep use case, over the bucket count the table keeps (read now: at the cold start)."""
-    from outbox.service.sweep import Sweeper  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.service.sweep import StrandedBounds, Sweeper  # noqa: PLC0415 - each use case's modules load with it
 
     clients = clients or Clients.of(settings)
     source = _sweep_source(settings, clients)
     relay = _relay(settings, clients, by="sweeper")
+    resender = _relay(settings, clients, by="sweeper", expected=frozenset())  # in flight: nothing to flip
     buckets = source.stored_buckets() or settings.buckets
-    return Sweeper(source, relay, buckets=buckets, min_age=settings.sweep_min_age)
+    bounds = StrandedBounds(retention=settings.queue_retention, visibility=settings.queue_visibility)
+    return Sweeper(source, relay, buckets=buckets, min_age=settings.sweep_min_age, resender=resender, bounds=bounds)
 
 
 def resolve_delivery(reference: str | None) -> Deliver:
@@ -225,9 +274,17 @@ def _sweep_source(settings: Settings, clients: Clients) -> DynamoDBSweepSource:
     )
 
 
-def _relay(settings: Settings, clients: Clients, *, by: str, recent: RecentSends | None = None) -> Relay:
+def _relay(
+    settings: Settings,
+    clients: Clients,
+    *,
+    by: str,
+    recent: RecentSends | None = None,
+    expected: frozenset[Status] = frozenset({Status.PENDING}),
+) -> Relay:
     from outbox.adapters.publisher import SqsPublisher  # noqa: PLC0415 - each use case's modules load with it
     from outbox.service.relay import Relay, RelayPolicy  # noqa: PLC0415
 
     publisher = SqsPublisher.from_settings(settings, client=clients.lazy_sqs)
-    return Relay(_store(settings, clients), publisher, policy=RelayPolicy.from_settings(settings), by=by, recent=recent)
+    policy = RelayPolicy.from_settings(settings)
+    return Relay(_store(settings, clients), publisher, policy=policy, by=by, recent=recent, expected=expected)

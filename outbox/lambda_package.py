@@ -43,7 +43,7 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 # Lambda's architectures and the wheel platform tag pip fetches for each.
 PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 # What the handlers call, and what botocore's credential providers may (sts, sso, sso-oidc).
-DEFAULT_SERVICES = ("dynamodb", "dynamodbstreams", "sqs", "sts", "sso", "sso-oidc")
+DEFAULT_SERVICES = ("dynamodb", "dynamodbstreams", "secretsmanager", "sqs", "sts", "sso", "sso-oidc")
 DISTRIBUTION = "dynamodb-outbox"
 # The library's modules Lambda never runs, relative to the folder holding the ``outbox`` package.
 LOCAL_ONLY = (

@@ -26,6 +26,8 @@ MESSAGES_QUARANTINED = "MessagesQuarantined"
 MESSAGES_FAILED = "MessagesFailed"
 # Messages a sweep could not relay (it tries them again on its next run).
 SWEEP_FAILURES = "SweepFailures"
+# Messages in flight whose copy was gone (outlived the queue's retention, purged, deleted), re-sent by the sweeper.
+MESSAGES_RESENT = "MessagesResent"
 
 
 def emit_metrics(

@@ -5,11 +5,12 @@ The DynamoDB and SQS adapters satisfy them, and so do the in-memory fakes of ``o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from outbox.domain.envelope import Envelope
+from outbox.domain.message import IdSecret
 from outbox.domain.record import AcceptResult, Lease, MessageRecord, TransitionResult
 from outbox.domain.status import Status
 
@@ -23,6 +24,7 @@ class OutgoingMessage:
     message_id: str
     body: str
     group_key: str | None = None
+    generation: int = 0  # the record's send generation: a deliberate re-send's copy gets a new FIFO dedup id
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,20 @@ class SweptRecord:
     status: Status | None
     created_at: str = ""
     envelope: Envelope | None = None
+    # What tells whether a message in flight still has a copy somewhere (see ``service.sweep.stranded``).
+    updated_at: str = ""
+    lease_until: str | None = None
+    generation: int = 0
+    sent_at: str | None = None
 
 
 @dataclass(frozen=True, order=True)
 class PendingKey:
-    """One entry of the pending index: a PENDING message's place in its bucket (sort key, time first) and its id.
+    """One entry of the record index: a message's place in its partition (sort key, time first) and its id.
 
-    Small (no payload): the sweeper merges the buckets' keys oldest first and reads records a page at a time.
+    A PENDING message's place in its outbox bucket, or an in-flight one's under its ``SENT#``
+    partition. Small (no payload): the sweeper merges the buckets' keys oldest first and reads
+    records a page at a time.
     """
 
     sk: str
@@ -118,7 +127,10 @@ class OutboxReader(Protocol):
 
 
 class SweepSource(Protocol):
-    """Where the PENDING messages are found, in outbox order (bucket, then time): the sweeper's and the worker's."""
+    """Where the PENDING messages are found, in outbox order (bucket, then time), and those long in flight.
+
+    The sweeper's and the worker's (PENDING only).
+    """
 
     def keys(self, bucket: int, before: str | None = None) -> Iterator[list[PendingKey]]:
         """The pending index's keys of ``bucket`` (placed before ``before``, if given), in time order.
@@ -128,8 +140,11 @@ class SweepSource(Protocol):
         """
         ...
 
-    def records(self, keys: Sequence[PendingKey]) -> list[SweptRecord]:
-        """The records behind ``keys``, in their order, read strongly (each with its current status)."""
+    def records(self, keys: Sequence[PendingKey], *, consistent: bool = True) -> list[SweptRecord]:
+        """The records behind ``keys``, in their order, each with its current status, read strongly by default.
+
+        ``consistent=False`` reads at half the price, and may leave a record out (found as None).
+        """
         ...
 
     def pending(
@@ -146,18 +161,59 @@ class SweepSource(Protocol):
         """Of these messages, those whose record is no longer PENDING (it may lag a moment behind)."""
         ...
 
+    def in_flight_keys(self, partition: int, before: str) -> Iterator[list[PendingKey]]:
+        """The index's keys of in-flight ``partition`` (QUEUED, PROCESSING) that went in flight before ``before``.
+
+        One page per index query, each made only when its page is asked for, in the order they went
+        in flight. A record that has just ended may still be listed (its record says so).
+        """
+        ...
+
+
+class IdSecretSource(Protocol):
+    """Where the id secret's values come from: Secrets Manager (``adapters/secret.py``), or a value given."""
+
+    def id_secret(self) -> IdSecret:
+        """The secret's current values (and the previous one, after a rotation)."""
+        ...
+
 
 class MessageStore(Protocol):
     """Where records, outbox entries and status changes are kept."""
 
     def accept(
-        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str = "api",
+        owner: str | None = None,
+        earlier_ids: Sequence[str] = (),
+        owners: Collection[str] | None = None,
     ) -> AcceptResult:
-        """Write the PENDING record and its outbox entry atomically, or return the existing message of ``owner``."""
+        """Write the PENDING record and its outbox entry atomically, or return the existing message of the same owner.
+
+        ``earlier_ids`` are other ids the same key had (under the id secret's other value): if a
+        record exists at one of them, nothing is written and that message is the answer, checked
+        in the same transaction. ``owners`` are the owners an existing record of this caller may
+        hold (default: ``owner`` alone).
+        """
         ...
 
     def get(self, message_id: str) -> MessageRecord:
         """Read one record (strongly consistent); NotFoundError if there is none."""
+        ...
+
+    def stored_owner(self, message_id: str) -> str | None:
+        """The record's owner alone, strongly consistent: None without a record, "" for a record without an owner.
+
+        It reads nothing else, so answering for another caller's record costs what answering for
+        no record does.
+        """
+        ...
+
+    def view(self, message_id: str) -> MessageRecord:
+        """What a caller's read shows of its record (status, history, type, times; not the lease); NotFoundError."""
         ...
 
     def transition(
@@ -186,6 +242,31 @@ class MessageStore(Protocol):
 
     def count_relay_failure(self, message_id: str) -> int:
         """Count one more failed relay of a PENDING message and return the count."""
+        ...
+
+    def new_send_generation(
+        self,
+        message_id: str,
+        *,
+        expected: frozenset[Status],
+        updated_at: str | None = None,
+        generation: int | None = None,
+    ) -> int:
+        """Before a deliberate re-send: one more send generation, returned, for a record in one of ``expected``.
+
+        A PROCESSING record qualifies only once its lease has run out. With ``updated_at`` and
+        ``generation`` (as read a moment ago) the record must still hold them. Otherwise
+        InvalidTransitionError (with the current status) and no change. No status change, no
+        history line: the copy's own fate is the record's history.
+        """
+        ...
+
+    def note_resent(self, message_id: str, generation: int) -> None:
+        """After SQS accepted a re-send of a message in flight: note when (``sent_at``), if still at ``generation``.
+
+        Noted only once sent, so a re-send that failed is tried again by the next sweep.
+        InvalidTransitionError when the record moved to another generation.
+        """
         ...
 
 

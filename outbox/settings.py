@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+from outbox.domain.caller import RoleSessions
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.message import DEFAULT_ROTATION_WINDOW, MIN_ID_SECRET_BYTES
 
 _KEY_NAME = re.compile(r"^[^\x00-\x1f]{1,255}$")
 _DELIVERY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-MIN_ID_SECRET_CHARS = 32
+MIN_ID_SECRET_CHARS = MIN_ID_SECRET_BYTES
+# A rotation window shorter than this could end before every function read the new value (they
+# read it again every 5 minutes: adapters/secret.py); 0 switches at once (retries may duplicate).
+MIN_ID_SECRET_WINDOW_S = 600
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,17 @@ class Settings:
     deadline_margin_ms: int = 2_000
     flip_concurrency: int = 10
     sweep_min_age: timedelta = timedelta(seconds=300)  # the stream's turn before the sweeper steps in
+    # The main queue's message retention and visibility timeout: when a message in flight is stranded.
+    queue_retention: timedelta = timedelta(seconds=345_600)
+    queue_visibility: timedelta = timedelta(seconds=180)
     record_retention: timedelta = timedelta(days=30)  # a COMPLETED or FAILED record's time to live
     require_principal: bool = False  # the API answers 401 to a request without an IAM caller or JWT subject
-    id_secret: str | None = None  # keys the ids derived from Idempotency-Keys (else a UUID 5 of scope and key)
+    # The id secret keys the ids derived from Idempotency-Keys and the owners: in Secrets Manager
+    # (its ARN; the Terraform module's), or given as a value (local use, the library's tests).
+    id_secret_arn: str | None = None
+    id_secret: str | None = field(default=None, repr=False)
+    id_secret_window: timedelta = DEFAULT_ROTATION_WINDOW  # after a rotation: the previous value written, then checked
+    role_sessions: RoleSessions = RoleSessions.SHARED  # an assumed role's sessions: one caller, or one each
     eager_init: bool = False  # OUTBOX_EAGER_INIT (SnapStart): clients and models made at import, not on first use
 
     def require_queue_url(self) -> str:
@@ -73,13 +86,22 @@ class Settings:
             deadline_margin_ms=_positive(env, "OUTBOX_DEADLINE_MARGIN_MS", 2_000),
             flip_concurrency=_positive(env, "OUTBOX_FLIP_CONCURRENCY", 10),
             sweep_min_age=timedelta(seconds=_positive(env, "OUTBOX_SWEEP_MIN_AGE_SECONDS", 300)),
+            queue_retention=timedelta(seconds=_positive(env, "OUTBOX_QUEUE_RETENTION_SECONDS", 345_600)),
+            queue_visibility=timedelta(seconds=_positive(env, "OUTBOX_QUEUE_VISIBILITY_SECONDS", 180)),
             record_retention=timedelta(days=_positive(env, "OUTBOX_RECORD_RETENTION_DAYS", 30)),
             require_principal=_flag(env, "OUTBOX_REQUIRE_PRINCIPAL"),
+            id_secret_arn=env.get("OUTBOX_ID_SECRET_ARN", "").strip() or None,
             id_secret=env.get("OUTBOX_ID_SECRET", "").strip() or None,
+            id_secret_window=timedelta(seconds=_not_negative(env, "OUTBOX_ID_SECRET_WINDOW_SECONDS", 86_400)),
+            role_sessions=_role_sessions(env),
             eager_init=eager_init(env),
         )
         if settings.id_secret is not None and len(settings.id_secret) < MIN_ID_SECRET_CHARS:
             raise ConfigurationError(f"OUTBOX_ID_SECRET must be at least {MIN_ID_SECRET_CHARS} characters")
+        if 0 < settings.id_secret_window.total_seconds() < MIN_ID_SECRET_WINDOW_S:
+            raise ConfigurationError(f"OUTBOX_ID_SECRET_WINDOW_SECONDS must be 0 or at least {MIN_ID_SECRET_WINDOW_S}")
+        if settings.id_secret is not None and settings.id_secret_arn is not None:
+            raise ConfigurationError("set OUTBOX_ID_SECRET_ARN or OUTBOX_ID_SECRET, not both")
 
         if settings.hash_key == settings.range_key:
             raise ConfigurationError("OUTBOX_HASH_KEY and OUTBOX_RANGE_KEY must name two different attributes")
@@ -113,6 +135,23 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw in ("true", "1", "yes"):
         return True
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+
+
+def _role_sessions(env: Mapping[str, str]) -> RoleSessions:
+    raw = env.get("OUTBOX_ROLE_SESSIONS", "").strip().lower() or RoleSessions.SHARED.value
+    try:
+        return RoleSessions(raw)
+    except ValueError:
+        raise ConfigurationError(f"OUTBOX_ROLE_SESSIONS must be shared or apart, not {raw!r}") from None
+
+
+def _not_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigurationError(f"{name} must be a whole number of 0 or more, not {raw!r}")
+    return int(raw)
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

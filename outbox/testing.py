@@ -3,14 +3,14 @@
 They keep the same contracts as the real adapters: ``accept`` is all-or-nothing with the same
 idempotency rules, ``transition`` is conditional on the lifecycle table, the publisher reports
 per-entry refusals the way SendMessageBatch does, and the sweep source reads the store's
-PENDING records (a page of keys per query, records when asked for) and the outbox reader its
-outbox entries, in outbox order (bucket, then time).
+PENDING records (a page of keys per query, records when asked for) and those in flight, and the
+outbox reader its outbox entries, in outbox order (bucket, then time).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -24,6 +24,7 @@ from outbox.domain.errors import (
     PayloadMismatchError,
 )
 from outbox.domain.record import (
+    IN_FLIGHT_PARTITIONS,
     AcceptResult,
     HistoryEntry,
     Lease,
@@ -132,6 +133,7 @@ class InMemoryMessageStore:
     fail_next: dict[str, OutboxError] = field(default_factory=dict)
     lose_answer_next: dict[str, OutboxError] = field(default_factory=dict)
     record_retention: timedelta = timedelta(days=30)
+    reads: list[tuple[str, str]] = field(default_factory=list)  # (operation, message_id) of each read, in order
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _maybe_fail(self, operation: str) -> None:
@@ -146,18 +148,26 @@ class InMemoryMessageStore:
             raise error
 
     def accept(
-        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str = "api",
+        owner: str | None = None,
+        earlier_ids: Sequence[str] = (),
+        owners: Collection[str] | None = None,
     ) -> AcceptResult:
-        """Store a PENDING record and its envelope, or return the existing one (of the same owner only)."""
+        """Store a PENDING record and its envelope, or return the owner's existing one (at its id or an earlier one)."""
         with self._lock:
             self._maybe_fail("accept")
-            existing = self.records.get(envelope.message_id)
+            found = (self.records.get(m) for m in (envelope.message_id, *earlier_ids))
+            existing = next((record for record in found if record is not None), None)
             if existing is not None:
-                if existing.owner != owner:
+                if existing.owner not in (owners if owners is not None else {owner}):
                     raise IdempotencyKeyReusedError(None)
                 if existing.payload_hash != envelope.payload_hash():
-                    raise IdempotencyKeyReusedError(envelope.message_id)
-                return AcceptResult(envelope.message_id, existing.status, created=False)
+                    raise IdempotencyKeyReusedError(existing.message_id)
+                return AcceptResult(existing.message_id, existing.status, created=False)
             self.records[envelope.message_id] = MessageRecord(
                 message_id=envelope.message_id,
                 status=Status.PENDING,
@@ -177,9 +187,27 @@ class InMemoryMessageStore:
         """The record, or NotFoundError."""
         with self._lock:
             self._maybe_fail("get")
+            self.reads.append(("get", message_id))
             if message_id not in self.records:
                 raise NotFoundError(f"no message {message_id}")
             return self.records[message_id]
+
+    def stored_owner(self, message_id: str) -> str | None:
+        """The record's owner ("" without one), None without a record."""
+        with self._lock:
+            self._maybe_fail("stored_owner")
+            self.reads.append(("stored_owner", message_id))
+            record = self.records.get(message_id)
+            return None if record is None else record.owner or ""
+
+    def view(self, message_id: str) -> MessageRecord:
+        """The record as a caller's read shows it (no lease), or NotFoundError."""
+        with self._lock:
+            self._maybe_fail("view")
+            self.reads.append(("view", message_id))
+            if message_id not in self.records:
+                raise NotFoundError(f"no message {message_id}")
+            return replace(self.records[message_id], lease=None)
 
     def transition(
         self,
@@ -255,6 +283,39 @@ class InMemoryMessageStore:
             self.records[message_id] = replace(record, relay_attempts=record.relay_attempts + 1)
             return record.relay_attempts + 1
 
+    def new_send_generation(
+        self,
+        message_id: str,
+        *,
+        expected: frozenset[Status],
+        updated_at: str | None = None,
+        generation: int | None = None,
+    ) -> int:
+        """One more send generation of a record in ``expected`` (PROCESSING: with no live lease), as read if given."""
+        with self._lock:
+            self._maybe_fail("new_send_generation")
+            record = self.records.get(message_id)
+            now = iso(utc_now())
+            held = record is not None and record.status is Status.PROCESSING and _live(record.lease, now)
+            moved = (
+                record is not None
+                and updated_at is not None
+                and (record.updated_at != updated_at or record.send_generation != (generation or 0))
+            )
+            if record is None or record.status not in expected or held or moved:
+                raise InvalidTransitionError(message_id, current=record.status if record else None, to=Status.QUEUED)
+            self.records[message_id] = replace(record, send_generation=record.send_generation + 1)
+            return record.send_generation + 1
+
+    def note_resent(self, message_id: str, generation: int) -> None:
+        """Note when a re-send in flight was sent, if the record is still at ``generation``."""
+        with self._lock:
+            self._maybe_fail("note_resent")
+            record = self.records.get(message_id)
+            if record is None or record.send_generation != generation:
+                raise InvalidTransitionError(message_id, current=record.status if record else None, to=Status.QUEUED)
+            self.records[message_id] = replace(record, sent_at=iso(utc_now()))
+
 
 @dataclass
 class InMemorySweepSource:
@@ -276,40 +337,54 @@ class InMemorySweepSource:
 
     def keys(self, bucket: int, before: str | None = None) -> Iterator[list[PendingKey]]:
         """The keys of ``bucket``'s PENDING records placed before ``before`` (all, if None), a page at a time."""
+        yield from self._paged(lambda: self._bucket_listing(bucket), before)
+
+    def in_flight_keys(self, partition: int, before: str) -> Iterator[list[PendingKey]]:
+        """The keys of in-flight ``partition``'s records that went in flight before ``before``, a page at a time."""
+        yield from self._paged(lambda: self._in_flight_listing(partition), before)
+
+    def _paged(self, listing: Callable[[], list[PendingKey]], before: str | None) -> Iterator[list[PendingKey]]:
         after: PendingKey | None = None
         while True:
-            page = self._keys_page(bucket, before, after)
+            page = self._keys_page(listing, before, after)
             if page:
                 yield page
             if len(page) < self.page_size:
                 return
             after = page[-1]
 
-    def _keys_page(self, bucket: int, before: str | None, after: PendingKey | None) -> list[PendingKey]:
-        """One page of the index, as it stands now."""
+    def _keys_page(
+        self, listing: Callable[[], list[PendingKey]], before: str | None, after: PendingKey | None
+    ) -> list[PendingKey]:
+        """One page of an index partition, as it stands now."""
         self.queries += 1
         with self.store._lock:
-            listed = sorted(
-                PendingKey(outbox_sk(r.created_at, r.message_id), r.message_id)
-                for r in self.store.records.values()
-                if (r.status is Status.PENDING or r.message_id in self.listed_after_move)
-                and bucket_of(r.group_key or r.message_id, self.buckets) == bucket
-            )
+            listed = sorted(listing())
         return [k for k in listed if (after is None or k > after) and (before is None or k.sk < before)][
             : self.page_size
         ]
 
-    def records(self, keys: Sequence[PendingKey]) -> list[SweptRecord]:
-        """The records behind ``keys``, in their order, with their current status."""
+    def _bucket_listing(self, bucket: int) -> list[PendingKey]:
+        return [
+            PendingKey(outbox_sk(r.created_at, r.message_id), r.message_id)
+            for r in self.store.records.values()
+            if (r.status is Status.PENDING or r.message_id in self.listed_after_move)
+            and bucket_of(r.group_key or r.message_id, self.buckets) == bucket
+        ]
+
+    def _in_flight_listing(self, partition: int) -> list[PendingKey]:
+        return [
+            PendingKey(outbox_sk(_in_flight_since(r), r.message_id), r.message_id)
+            for r in self.store.records.values()
+            if r.status in _IN_FLIGHT and bucket_of(r.message_id, IN_FLIGHT_PARTITIONS) == partition
+        ]
+
+    def records(self, keys: Sequence[PendingKey], *, consistent: bool = True) -> list[SweptRecord]:
+        """The records behind ``keys``, in their order, with their current status (always read in full here)."""
         self.records_read += len(keys)
         with self.store._lock:
             found = [(k, self.store.records.get(k.message_id), self.store.envelopes.get(k.message_id)) for k in keys]
-        return [
-            SweptRecord(k.sk, None, None)
-            if r is None
-            else SweptRecord(k.sk, r.message_id, r.status, r.created_at, e if r.status is Status.PENDING else None)
-            for k, r, e in found
-        ]
+        return [SweptRecord(k.sk, None, None) if r is None else _swept(k.sk, r, e) for k, r, e in found]
 
     def pending(
         self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
@@ -394,6 +469,39 @@ class InMemoryOutboxReader:
             for e in envelopes
         ]
         return sorted(entries, key=lambda entry: entry.position)
+
+
+_IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING})
+
+
+def _in_flight_since(record: MessageRecord) -> str:
+    """When the record last went in flight (the real index's sort key for it): its first line of this flight."""
+    since = record.created_at
+    previous: Status | None = None
+    for line in record.history:
+        if line.status in _IN_FLIGHT and previous not in _IN_FLIGHT:
+            since = line.at
+        previous = line.status
+    return since
+
+
+def _swept(sk: str, record: MessageRecord, envelope: Envelope | None) -> SweptRecord:
+    """A record as the sweep source reads it back: its envelope while it has not ended."""
+    return SweptRecord(
+        sk,
+        record.message_id,
+        record.status,
+        record.created_at,
+        None if record.status in ENDED else envelope,
+        updated_at=record.updated_at,
+        lease_until=record.lease.until if record.lease else None,
+        generation=record.send_generation,
+        sent_at=record.sent_at,
+    )
+
+
+def _live(lease: Lease | None, now: str) -> bool:
+    return lease is not None and lease.until > now
 
 
 def _admits(record: MessageRecord, to: Status, sources: frozenset[Status], lease: Lease | None, now: str) -> bool:

@@ -20,7 +20,8 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may reach real AWS or read a developer's profile."""
     for name, value in FAKE_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "OUTBOX_TABLE_NAME", "OUTBOX_QUEUE_URL"):
+    # OUTBOX_METRICS: the `outbox sweep` command turns metric lines off in its own process environment.
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "OUTBOX_TABLE_NAME", "OUTBOX_QUEUE_URL", "OUTBOX_METRICS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")

@@ -76,9 +76,13 @@ locals {
       metric      = "MessagesFailed"
       description = "The consumer ended messages FAILED (delivery refused them, or attempts or receives ran out), or the dead-letter function did (their copies reached the dead-letter queue): the message_failed log lines of either name them, each record keeps the reason; fix the delivery, then `outbox replay --status FAILED`."
     }
+    messages-resent = {
+      metric      = "MessagesResent"
+      description = "The sweeper re-sent messages that were in flight with no copy left (a copy outlived message_retention_seconds, was purged or deleted by hand, or its last receive died and nothing took it over): its message_resent log lines name them; each goes on to the consumer as usual. If this recurs, find what removes copies from the queue or why the consumer falls so far behind; the next sweep re-sends whatever is still stranded."
+    }
     sweep-failures = {
       metric      = "SweepFailures"
-      description = "A sweep could not relay messages left PENDING (SQS or DynamoDB errors): they stay PENDING and the next sweep tries again; if this persists, check the sweeper's log and SQS."
+      description = "A sweep could not relay messages left PENDING, or re-send one stranded in flight (SQS or DynamoDB errors): they stay where they are and the next sweep tries again; if this persists, check the sweeper's log and SQS."
     }
   }
 }

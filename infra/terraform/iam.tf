@@ -21,11 +21,18 @@ data "aws_iam_policy_document" "assume_lambda" {
 data "aws_iam_policy_document" "api" {
   count = var.create_api ? 1 : 0
 
+  # ConditionCheckItem: during an id secret rotation, an accept checks the key's other id (secret.tf).
   statement {
     sid       = "AcceptAndReadMessages"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [local.table_arn]
   }
+  statement {
+    sid       = "ReadTheIdSecret"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.id.arn]
+  }
+  # The table's key, and the module's, which also decrypts the id secret.
   statement {
     sid       = "TableKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]

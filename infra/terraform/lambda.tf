@@ -39,7 +39,7 @@ resource "aws_lambda_function" "this" {
     variables = merge(
       each.value.environment,
       each.key == "consumer" ? local.delivery_environment : {},
-      each.key == "api" ? local.api_secret_environment : {},
+      each.key == "api" ? local.api_identity_environment : {},
       contains(local.snap_start_functions, each.key) ? local.eager_init_environment : {},
     )
   }

@@ -69,9 +69,6 @@ locals {
   range_key = coalesce(var.range_key, "sk")
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
-  # The API's OUTBOX_ID_SECRET (lambda.tf), when the caller gives one; sensitive, so kept out of
-  # local.functions (a for_each may not hold sensitive values).
-  api_secret_environment = var.id_secret == null ? {} : { OUTBOX_ID_SECRET = var.id_secret }
 
   # Handler paths and environment names exactly as outbox/settings.py and the handlers read them.
   functions = {
@@ -123,7 +120,7 @@ locals {
     }
     sweeper = {
       handler     = "worker.sweeper.handler"
-      description = "On a schedule: relays every message PENDING past sweep_min_age_seconds from its record"
+      description = "On a schedule: relays every message PENDING past sweep_min_age_seconds, re-sends what is in flight with no copy left"
       environment = {
         OUTBOX_TABLE_NAME            = local.table_name
         OUTBOX_HASH_KEY              = local.hash_key
@@ -132,6 +129,10 @@ locals {
         OUTBOX_SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
         OUTBOX_MAX_RELAY_ATTEMPTS    = tostring(var.max_relay_attempts)
         OUTBOX_FLIP_CONCURRENCY      = tostring(var.flip_concurrency)
+        # The main queue's own figures: how long a copy can still be somewhere. A message in flight
+        # past them with no copy left is re-sent (MessagesResent, alarmed).
+        OUTBOX_QUEUE_RETENTION_SECONDS  = tostring(aws_sqs_queue.main.message_retention_seconds)
+        OUTBOX_QUEUE_VISIBILITY_SECONDS = tostring(aws_sqs_queue.main.visibility_timeout_seconds)
         # Used only while the table keeps no bucket count of its own: every bucket the API writes.
         OUTBOX_BUCKETS               = tostring(var.buckets)
         OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)

@@ -48,7 +48,7 @@ output "kms_key_arn" {
 # yours writing with Outbox.from_settings(Settings.from_env()) writes as the API does; and the region.
 # tests/infra/test_wiring.py holds it to the names the commands read and the functions' values.
 output "environment" {
-  description = "The environment `outbox replay`, `outbox sweep` and Outbox.from_settings need against this deployment: table, key names, queue, buckets, retention and relay settings, region."
+  description = "The environment `outbox replay`, `outbox sweep` and Outbox.from_settings need against this deployment: table, key names, queue, buckets, retention, relay and sweep settings (the queue's retention and visibility timeout included), region."
   value = {
     AWS_REGION                   = local.region
     OUTBOX_TABLE_NAME            = local.table_name
@@ -61,6 +61,9 @@ output "environment" {
     OUTBOX_MAX_RELAY_ATTEMPTS    = tostring(var.max_relay_attempts)
     OUTBOX_FLIP_CONCURRENCY      = tostring(var.flip_concurrency)
     OUTBOX_SWEEP_MIN_AGE_SECONDS = tostring(var.sweep_min_age_seconds)
+    # What tells the sweeper a message in flight has no copy left: the main queue's own figures.
+    OUTBOX_QUEUE_RETENTION_SECONDS  = tostring(aws_sqs_queue.main.message_retention_seconds)
+    OUTBOX_QUEUE_VISIBILITY_SECONDS = tostring(aws_sqs_queue.main.visibility_timeout_seconds)
   }
 }
 

@@ -433,18 +433,6 @@ variable "replay_role_arn" {
   }
 }
 
-variable "id_secret" {
-  description = "Secret key (32+ characters) of the message ids the API derives from Idempotency-Keys (OUTBOX_ID_SECRET): without it nobody can compute an id from a key. null: ids are a UUID 5 of caller and key (reads are scoped to the caller either way)."
-  type        = string
-  default     = null
-  sensitive   = true
-
-  validation {
-    condition     = var.id_secret == null || try(length(var.id_secret) >= 32, false)
-    error_message = "id_secret must be at least 32 characters."
-  }
-}
-
 variable "expected_messages_per_second" {
   description = "The rate you plan for (messages a second), or null. The plan then warns (check capacity) when buckets, stream_parallelization_factor, the worker's and the consumer's concurrency or a FIFO queue cannot carry it with headroom; docs/capacity.md has the model and what to set."
   type        = number

@@ -1,10 +1,10 @@
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.11" # write-only arguments (the id secret's value, secret.tf)
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.43" # the first with aws_dynamodb_resource_policy
+      version = ">= 5.100" # checked with 5.100: the ephemeral random password and secret_string_wo (secret.tf)
     }
   }
 }

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -104,6 +104,28 @@ def sqs_client(
         "sqs", region_name=region, endpoint_url=endpoint_url, config=client_config()
     )
     return cast("SQSClient", client)
+
+
+def secretsmanager_client(
+    region: str | None = None, *, session: botocore.session.Session | None = None, endpoint_url: str | None = None
+) -> SecretsManagerClient:
+    """A Secrets Manager client (the id secret's), on ``session`` or a new one, at ``endpoint_url`` if given."""
+    client = (session or _session(region)).create_client(
+        "secretsmanager", region_name=region, endpoint_url=endpoint_url, config=client_config()
+    )
+    return cast("SecretsManagerClient", client)
+
+
+class SecretsManagerClient(Protocol):
+    """The calls of Secrets Manager the outbox makes (its typed stubs are not a dependency)."""
+
+    def create_secret(self, *, Name: str, SecretString: str) -> Mapping[str, Any]:
+        """A new secret (the local stack's id secret, in its emulator)."""
+        ...
+
+    def get_secret_value(self, *, SecretId: str, VersionStage: str) -> Mapping[str, Any]:
+        """One version of a secret, by staging label."""
+        ...
 
 
 def streams_client(

@@ -65,10 +65,10 @@ class MessageRecordModel(Model):
     payload = UnicodeAttribute()  # canonical JSON of the payload
     payload_hash = UnicodeAttribute()
     idempotency_key = UnicodeAttribute(null=True)
-    owner = UnicodeAttribute(null=True)  # SHA-256 of the writer's principal (never the principal itself)
+    owner = UnicodeAttribute(null=True)  # HMAC of the writer's principal under the id secret (never the principal)
     group_key = UnicodeAttribute(null=True)
     trace_id = UnicodeAttribute(null=True)
-    outbox_pk = UnicodeAttribute(null=True)  # the pending index's keys: only while PENDING
+    outbox_pk = UnicodeAttribute(null=True)  # the record index's keys: until the record ends
     outbox_sk = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
@@ -79,6 +79,8 @@ class MessageRecordModel(Model):
     lease_owner = UnicodeAttribute(null=True)  # while PROCESSING: the consumer holding the message
     lease_until = UnicodeAttribute(null=True)  # ... and until when (ISO time)
     expires_at = NumberAttribute(null=True)  # COMPLETED or FAILED: the table's TTL removes it then (epoch s)
+    send_generation = NumberAttribute(null=True)  # deliberate re-sends so far (absent: none)
+    sent_at = UnicodeAttribute(null=True)  # when SQS accepted the sweeper's last re-send of it in flight
     ended_lease_owner = UnicodeAttribute(null=True)  # ended under a lease: its owner (a retried end knows its own)
 
 

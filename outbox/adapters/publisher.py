@@ -1,4 +1,4 @@
-"""SqsPublisher: SendMessageBatch, with FIFO group and dedup ids taken from the message."""
+"""SqsPublisher: SendMessageBatch, with FIFO group and dedup ids taken from the message and its send generation."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve, sqs_client, translate
+from outbox.domain.record import dedup_id
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, OutgoingMessage, SendFailure
 from outbox.settings import Settings
 
@@ -56,5 +57,6 @@ class SqsPublisher:
         entry = {"Id": str(index), "MessageBody": message.body}
         if self._fifo:
             entry["MessageGroupId"] = message.group_key or message.message_id
-            entry["MessageDeduplicationId"] = message.message_id
+            # A retry of a send (the SDK's, the stream's) keeps its id; a deliberate re-send has its own.
+            entry["MessageDeduplicationId"] = dedup_id(message.message_id, message.generation)
         return entry

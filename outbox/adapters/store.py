@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -14,7 +14,15 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, check_key_names
-from outbox.adapters.updates import S, relay_failure_shape, release_shape, transition_shape, transition_values
+from outbox.adapters.updates import (
+    S,
+    generation_shape,
+    relay_failure_shape,
+    release_shape,
+    resent_shape,
+    transition_shape,
+    transition_values,
+)
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     CancellationReason,
@@ -38,6 +46,7 @@ from outbox.domain.record import (
     MessageRecord,
     TransitionResult,
     bucket_of,
+    in_flight_pk,
     iso,
     outbox_pk,
     outbox_sk,
@@ -59,6 +68,21 @@ log = structlog.get_logger("outbox.store")
 
 
 MAX_TRANSACT_ITEMS = 100  # TransactWriteItems' limit
+# What a caller's read of its own record shows (outbox.api.record_view), and nothing else: not its
+# lease, idempotency key, trace id or index keys. The payload is there for the notification's channel.
+VIEW_ATTRIBUTES = (
+    "message_id",
+    "status",
+    "type",
+    "payload",
+    "payload_hash",
+    "group_key",
+    "created_at",
+    "updated_at",
+    "history",
+    "attempts",
+    "reason",
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +97,9 @@ class OutboxMessage:
     idempotency_key: str | None
     transact_items: list[dict[str, Any]]
     models: tuple[MessageRecordModel, OutboxEntryModel] = field(repr=False, compare=False)
+    # Ids the same key had under the id secret's other value: each one's record must not exist
+    # (one ConditionCheck each, after the record and the entry), during a rotation window only.
+    earlier_ids: tuple[str, ...] = ()
 
     @property
     def message_id(self) -> str:
@@ -151,9 +178,19 @@ class DynamoDBMessageStore:
         )
 
     def prepare(
-        self, envelope: Envelope, *, idempotency_key: str | None, by: str, owner: str | None = None
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str,
+        owner: str | None = None,
+        earlier_ids: Sequence[str] = (),
     ) -> OutboxMessage:
-        """The record and outbox entry of a new message, as PynamoDB models and as TransactItems."""
+        """The record and outbox entry of a new message, as PynamoDB models and as TransactItems.
+
+        Each of ``earlier_ids`` adds a ConditionCheck that no record exists at that id (returning
+        it if one does): the same key's message written under the id secret's other value.
+        """
         record_model, entry_model = self._models
         bucket_pk = outbox_pk(bucket_of(envelope.group_key or envelope.message_id, self.buckets))
         entry_sk = outbox_sk(envelope.created_at, envelope.message_id)
@@ -192,8 +229,19 @@ class DynamoDBMessageStore:
                 )
             },
             {"Put": entry.get_save_kwargs_from_instance(self._new_entry)},
+            *({"ConditionCheck": self._no_record_at(earlier)} for earlier in earlier_ids),
         ]
-        return OutboxMessage(envelope, idempotency_key, items, (record, entry))
+        return OutboxMessage(envelope, idempotency_key, items, (record, entry), tuple(earlier_ids))
+
+    def _no_record_at(self, message_id: str) -> dict[str, Any]:
+        """A ConditionCheck that ``message_id`` has no record; a failed one returns the record."""
+        return {
+            "TableName": self.table_name,
+            "Key": self._record_key(message_id),
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": self.hash_key},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
 
     def add_to(self, transaction: TransactWrite, message: OutboxMessage) -> None:
         """Put ``message``'s record and entry into a PynamoDB ``TransactWrite``, with the same conditions.
@@ -204,6 +252,8 @@ class DynamoDBMessageStore:
         record, entry = message.models
         transaction.save(record, condition=self._new_record)
         transaction.save(entry, condition=self._new_entry)
+        for earlier in message.earlier_ids:
+            transaction.condition_check(type(record), record_pk(earlier), RECORD_SK, condition=self._new_record)
 
     def cancelled(
         self, exc: Exception, items: Sequence[Mapping[str, Any]], reasons: Sequence[Mapping[str, Any]] | None = None
@@ -256,14 +306,24 @@ class DynamoDBMessageStore:
             raise _write_error(exc, len(items), messages) from exc
 
     def accept(
-        self, envelope: Envelope, *, idempotency_key: str | None, by: str = "api", owner: str | None = None
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str = "api",
+        owner: str | None = None,
+        earlier_ids: Sequence[str] = (),
+        owners: Collection[str] | None = None,
     ) -> AcceptResult:
         """One TransactWriteItems: the record (if new) and its outbox entry, or the existing message.
 
-        An existing message of another ``owner`` is never replayed nor named: IdempotencyKeyReusedError
-        without an id (scoped ids make it unreachable short of a hash collision).
+        The existing message is the record at the envelope's id or at one of ``earlier_ids`` (the
+        same key under the id secret's other value), checked in the same transaction. One of
+        another owner (not in ``owners``, default ``owner``) is never replayed nor named:
+        IdempotencyKeyReusedError without an id (scoped ids make it unreachable short of a hash
+        collision).
         """
-        message = self.prepare(envelope, idempotency_key=idempotency_key, by=by, owner=owner)
+        message = self.prepare(envelope, idempotency_key=idempotency_key, by=by, owner=owner, earlier_ids=earlier_ids)
         try:
             self.client.transact_write_items(TransactItems=message.transact_items)  # type: ignore[arg-type]
         except AWS_ERRORS as exc:
@@ -271,16 +331,16 @@ class DynamoDBMessageStore:
             if existing is None:
                 raise _write_error(exc, 0, [message]) from exc
             old = record_of(existing)
-            if old.owner != owner:
+            if old.owner not in (owners if owners is not None else {owner}):
                 raise IdempotencyKeyReusedError(None) from exc
             if old.payload_hash != message.models[0].payload_hash:
-                raise IdempotencyKeyReusedError(envelope.message_id) from exc
-            return AcceptResult(envelope.message_id, old.status, created=False)
+                raise IdempotencyKeyReusedError(old.message_id) from exc
+            return AcceptResult(old.message_id, old.status, created=False)
         log.info("message_accepted", message_id=envelope.message_id, type=envelope.type, by=by)
         return AcceptResult(envelope.message_id, Status.PENDING, created=True)
 
     def get(self, message_id: str) -> MessageRecord:
-        """Read one record, strongly consistent (a hand-built GetItem: no PynamoDB model on the API's read path)."""
+        """Read one record whole, strongly consistent: a hand-built GetItem read by ``record_of``, as ``view`` is."""
         try:
             response = self.client.get_item(
                 TableName=self.table_name, Key=self._record_key(message_id), ConsistentRead=True
@@ -290,6 +350,34 @@ class DynamoDBMessageStore:
         if "Item" not in response:
             raise NotFoundError(f"no message {message_id}")
         return record_of(dict(response["Item"]))
+
+    def stored_owner(self, message_id: str) -> str | None:
+        """The record's owner alone (one GetItem projecting it): None without a record, "" for one without an owner."""
+        item = self._read(message_id, ("owner",))
+        if item is None:
+            return None
+        return str(item.get("owner", {}).get("S", ""))
+
+    def view(self, message_id: str) -> MessageRecord:
+        """The attributes a caller's read shows (one GetItem projecting them), strongly consistent; NotFoundError."""
+        item = self._read(message_id, VIEW_ATTRIBUTES)
+        if item is None:
+            raise NotFoundError(f"no message {message_id}")
+        return record_of(item)
+
+    def _read(self, message_id: str, attributes: Sequence[str]) -> dict[str, Any] | None:
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key=self._record_key(message_id),
+                ConsistentRead=True,
+                ProjectionExpression=", ".join(names),
+                ExpressionAttributeNames=names,
+            )
+        except AWS_ERRORS as exc:
+            raise translate(exc, "GetItem") from exc
+        return dict(response["Item"]) if "Item" in response else None
 
     def transition(
         self,
@@ -320,8 +408,16 @@ class DynamoDBMessageStore:
         at = utc_now()
         now = iso(at)
         expires_at = int((at + self.record_retention).timestamp()) if to in ENDED else None
+        in_flight = None if to in ENDED else (in_flight_pk(message_id), outbox_sk(now, message_id))
         values = transition_values(
-            to, now=now, by=by, reason=reason, lease=lease, payload_hash=payload_hash, expires_at=expires_at
+            to,
+            now=now,
+            by=by,
+            reason=reason,
+            lease=lease,
+            payload_hash=payload_hash,
+            expires_at=expires_at,
+            in_flight=in_flight,
         )
         request = shape.request(self.table_name, self._record_key(message_id), values)
         try:
@@ -357,6 +453,29 @@ class DynamoDBMessageStore:
         request = relay_failure_shape(self.hash_key).request(self.table_name, self._record_key(message_id), {})
         old = self._update(message_id, request, Status.PENDING)
         return int(old.get("relay_attempts", {}).get("N", "0")) + 1
+
+    def new_send_generation(
+        self,
+        message_id: str,
+        *,
+        expected: frozenset[Status],
+        updated_at: str | None = None,
+        generation: int | None = None,
+    ) -> int:
+        """One conditional UpdateItem: ADD 1 to the send generation before a deliberate re-send; returns it."""
+        seen = None if updated_at is None else generation or 0
+        values = {":now": S(iso(utc_now()))} | ({":seen_at": S(updated_at)} if updated_at is not None else {})
+        request = generation_shape(self.hash_key, expected, seen=seen).request(
+            self.table_name, self._record_key(message_id), values
+        )
+        new = self._update(message_id, request, Status.QUEUED)
+        return int(new["send_generation"]["N"])
+
+    def note_resent(self, message_id: str, generation: int) -> None:
+        """One conditional UpdateItem: SET ``sent_at`` now, if the record is still at ``generation``."""
+        values = {":now": S(iso(utc_now())), ":generation": {"N": str(generation)}}
+        request = resent_shape(self.hash_key).request(self.table_name, self._record_key(message_id), values)
+        self._update(message_id, request, Status.QUEUED)
 
     def _record_key(self, message_id: str) -> dict[str, Any]:
         return {self.hash_key: S(record_pk(message_id)), self.range_key: S(RECORD_SK)}
@@ -443,10 +562,15 @@ def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]] | None:
 
 
 def _cancelled_by_existing(exc: Exception) -> dict[str, Any] | None:
-    """The existing record, when a one-message transaction was cancelled only because the record exists."""
+    """The existing record, when a one-message transaction was cancelled because its record (or an earlier id's) exists.
+
+    The record is the request's first item, the outbox entry its second, and each earlier id's
+    ConditionCheck comes after them; a failed record condition returns the record (``ALL_OLD``).
+    """
     reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
-    if reasons and reasons[0].get("Code") == "ConditionalCheckFailed" and "Item" in reasons[0]:
-        return dict(reasons[0]["Item"])
+    for index, reason in enumerate(reasons or ()):
+        if index != 1 and reason.get("Code") == "ConditionalCheckFailed" and "Item" in reason:
+            return dict(reason["Item"])
     return None
 
 
@@ -458,6 +582,7 @@ def _write_error(exc: Exception, caller_items: int, messages: Sequence[OutboxMes
     owners: list[tuple[ItemPart, str | None]] = [(ItemPart.CALLER, None)] * caller_items
     for message in messages:
         owners += [(ItemPart.RECORD, message.message_id), (ItemPart.ENTRY, message.message_id)]
+        owners += [(ItemPart.RECORD, earlier) for earlier in message.earlier_ids]  # written under the other value
     failed = []
     for index, reason in enumerate(reasons):
         code = str(reason.get("Code") or "None")
@@ -470,8 +595,10 @@ def _write_error(exc: Exception, caller_items: int, messages: Sequence[OutboxMes
 def record_of(item: Mapping[str, Any]) -> MessageRecord:
     """A stored record (DynamoDB's attribute values, as GetItem or ALL_OLD return them) as the domain's record.
 
-    Read by hand, as the status writes are written: the API's first read would otherwise import
-    PynamoDB and bind its models (tests/unit/test_store_requests.py holds it equal to the model's reading).
+    The one reading of a record (``get``, the API's projected ``view``, an accept's existing
+    record), by hand as the status writes are written: the API's first GET would otherwise import
+    PynamoDB and bind its models (tests/unit/test_store_requests.py holds it equal to the model's
+    reading, field by field, for every field of MessageRecord).
     """
     history = tuple(
         HistoryEntry(Status(line["status"]["S"]), line["at"]["S"], line["by"]["S"], _text(line, "reason"))
@@ -494,6 +621,8 @@ def record_of(item: Mapping[str, Any]) -> MessageRecord:
         lease=Lease(lease_owner, lease_until) if lease_owner and lease_until else None,
         owner=_text(item, "owner"),
         expires_at=_number(item, "expires_at"),
+        send_generation=_number(item, "send_generation") or 0,
+        sent_at=_text(item, "sent_at"),
         ended_lease_owner=_text(item, "ended_lease_owner"),
     )
 

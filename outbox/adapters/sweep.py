@@ -1,9 +1,11 @@
-"""DynamoDBSweepSource: the PENDING records of a bucket, through the sparse pending index, and the bucket count.
+"""DynamoDBSweepSource: records not ended, through the sparse record index, and the bucket count.
 
-The index (keys only, by bucket and time) holds a record only while it is PENDING, so reading a
-bucket costs its backlog, never the settled table. Its keys are read a page per Query, and the
-records behind keys (with their payloads) only when asked for, 100 per BatchGetItem. The table's
-bucket count lives in one small item of the table itself.
+The index (keys only) holds a record until it ends: while PENDING under its outbox bucket, in time
+order; while in flight (QUEUED, PROCESSING) under an in-flight partition, by the time it went in
+flight. Reading a bucket costs its PENDING backlog, reading in-flight records older than a bound
+costs those alone: never the settled table. Its keys are read a page per Query, and the records
+behind keys (with their payloads) only when asked for, 100 per BatchGetItem. The table's bucket
+count lives in one small item of the table itself.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
 from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
 from outbox.domain.errors import ConfigurationError, ThrottledError
-from outbox.domain.record import RECORD_PREFIX, RECORD_SK, outbox_pk, record_pk
-from outbox.domain.status import Status
+from outbox.domain.record import RECORD_PREFIX, RECORD_SK, in_flight_partition, outbox_pk, record_pk
+from outbox.domain.status import ENDED, Status
 from outbox.ports import PendingKey, SweptRecord
 
 if TYPE_CHECKING:
@@ -31,12 +33,16 @@ CONFIG_SK = "CONFIG"
 BATCH_GET_KEYS = 100
 UNPROCESSED_TRIES = 5  # BatchGetItem requests per 100 keys while DynamoDB leaves some unprocessed
 UNPROCESSED_PAUSE_S = 0.05  # before the second; doubled before each next one
-# What rebuilding a message's envelope needs, and its status: nothing else of the record is read.
-_PROJECTION = "#h, message_id, #status, #type, payload, group_key, created_at, trace_id"
+# What rebuilding a message's envelope needs, its status, and what tells whether a message in
+# flight is stranded: nothing else of the record is read.
+_PROJECTION = (
+    "#h, message_id, #status, #type, payload, group_key, created_at, trace_id,"
+    " updated_at, lease_until, send_generation, sent_at"
+)
 
 
 class DynamoDBSweepSource:
-    """Reads the PENDING records of a bucket in outbox order, and the table's bucket count."""
+    """Reads the PENDING records of a bucket in outbox order, those long in flight, and the table's bucket count."""
 
     def __init__(
         self,
@@ -64,13 +70,21 @@ class DynamoDBSweepSource:
         Each Query is made when its page is asked for, and only the keys are kept: a caller that
         stops reading stops querying, and holds a page of small keys, never a record.
         """
+        yield from self._keys(outbox_pk(bucket), before)
+
+    def in_flight_keys(self, partition: int, before: str) -> Iterator[list[PendingKey]]:
+        """The index's keys of in-flight ``partition``: records that went in flight before ``before``, page by page."""
+        yield from self._keys(in_flight_partition(partition), before)
+
+    def _keys(self, partition: str, before: str | None) -> Iterator[list[PendingKey]]:
+        """The keys an index partition lists (placed before ``before``, if given), a Query per page, in its order."""
         index_pk, index_sk = RECORD_INDEX_KEYS
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": RECORD_INDEX,
             "KeyConditionExpression": "#b = :b",
             "ExpressionAttributeNames": {"#b": index_pk},
-            "ExpressionAttributeValues": {":b": {"S": outbox_pk(bucket)}},
+            "ExpressionAttributeValues": {":b": {"S": partition}},
             "Limit": self.page_size,
         }
         if before is not None:
@@ -95,13 +109,15 @@ class DynamoDBSweepSource:
         ]
         return keys, page.get("LastEvaluatedKey")
 
-    def records(self, keys: Sequence[PendingKey]) -> list[SweptRecord]:
+    def records(self, keys: Sequence[PendingKey], *, consistent: bool = True) -> list[SweptRecord]:
         """The records behind ``keys``, in their order (BatchGetItem answers in any order), one request per 100.
 
-        Read strongly: the index lags, the record says whether it is still PENDING.
+        Strongly consistent: the index lags, the record says whether it is still PENDING (and every
+        key must be read). Eventually (records in flight, whose re-send condition checks them
+        again): at half the price, and a key left unprocessed counts as a record not found.
         """
         request = [{self.hash_key: {"S": record_pk(k.message_id)}, self.range_key: {"S": RECORD_SK}} for k in keys]
-        found = self._batch_get(request, _PROJECTION, {"#type": "type"}, consistent=True, complete=True)
+        found = self._batch_get(request, _PROJECTION, {"#type": "type"}, consistent=consistent, complete=consistent)
         return [_swept(k.sk, found.get(record_pk(k.message_id))) for k in keys]
 
     def pending(
@@ -109,8 +125,8 @@ class DynamoDBSweepSource:
     ) -> Iterator[list[SweptRecord]]:
         """The PENDING records of ``bucket`` (placed before ``before``, if given), page by page, in time order.
 
-        The index is sparse and eventually consistent: it holds only PENDING records, but one that
-        has just moved on may still show; each record is read back (strongly) with its status.
+        The index is sparse and eventually consistent: a bucket holds only PENDING records, but one
+        that has just moved on may still show; each record is read back (strongly) with its status.
         The records of messages ``known`` names are not read (nor listed).
         """
         for page in self.keys(bucket, before):
@@ -231,14 +247,20 @@ class _Exists(Exception):
 
 
 def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
-    """A record read back; a record with a payload the sweeper cannot rebuild keeps envelope None."""
+    """A record read back, with its envelope while it has not ended."""
     if item is None:
         return SweptRecord(sk, None, None)
     message_id = item["message_id"]["S"]
     status = Status(item["status"]["S"])
     created_at = item["created_at"]["S"]
-    if status is not Status.PENDING:
-        return SweptRecord(sk, message_id, status, created_at)
+    moment = {
+        "updated_at": item.get("updated_at", {}).get("S", created_at),
+        "lease_until": item.get("lease_until", {}).get("S"),
+        "generation": int(item.get("send_generation", {}).get("N", "0")),
+        "sent_at": item.get("sent_at", {}).get("S"),
+    }
+    if status in ENDED:
+        return SweptRecord(sk, message_id, status, created_at, **moment)
     kind = item.get("type", {}).get("S")
     envelope = Envelope(
         message_id,
@@ -249,4 +271,4 @@ def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
         item.get("trace_id", {}).get("S"),
         SCHEMA_VERSION if kind else LEGACY_SCHEMA_VERSION,  # a record from before types was sent as schema 1
     )
-    return SweptRecord(sk, message_id, status, created_at, envelope)
+    return SweptRecord(sk, message_id, status, created_at, envelope, **moment)

@@ -14,9 +14,12 @@ botocore or by us) fails its condition on its own effect, and the ALL_OLD item n
 the live lease's owner (PROCESSING) or ``ended_lease_owner`` (ended).
 A re-drive out of FAILED removes ``ended_lease_owner`` with the rest of the ended record's fields.
 
-A record is in the pending index (its ``outbox_pk``/``outbox_sk``) only while it is PENDING:
-every move out of PENDING removes them in the same request, so the index holds exactly the
-messages not yet relayed, which is all the sweeper and the worker's group check read.
+A record is in the record index (its ``outbox_pk``/``outbox_sk``) until it ends. While PENDING it
+sits at its outbox place (``OUTBOX#<bucket>``, time order), which is all the sweeper's relay and
+the worker's group check read. A move to QUEUED or PROCESSING puts it under an in-flight
+partition (``SENT#<nn>``, by message id) at the time it went in flight (a move from QUEUED or
+PROCESSING keeps that time: the keys do not change, the index is not written), where the
+sweeper finds a message whose copy is gone. A move to COMPLETED or FAILED removes both keys.
 
 A copy's ``payload_hash`` in the start condition refuses a forged or altered copy in the same
 request: the condition fails, nothing changes, and ALL_OLD shows the stored hash.
@@ -33,6 +36,7 @@ from outbox.domain.record import Lease
 from outbox.domain.status import ENDED, Status
 
 AttributeValue = dict[str, Any]
+IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING})
 
 
 def S(value: str) -> AttributeValue:
@@ -107,9 +111,10 @@ def transition_shape(
     if leased and to is not Status.PROCESSING and sources == frozenset({Status.PROCESSING}):
         per_call.add(":owner")
 
-    if Status.PENDING in sources:  # a record leaves the pending index with PENDING (a sparse index)
-        names |= {"#outbox_pk": RECORD_INDEX_KEYS[0], "#outbox_sk": RECORD_INDEX_KEYS[1]}
-        removes += ["#outbox_pk", "#outbox_sk"]
+    names |= {"#outbox_pk": RECORD_INDEX_KEYS[0], "#outbox_sk": RECORD_INDEX_KEYS[1]}
+    index_sets, index_removes = _index_keys(to, sources)
+    sets, removes = sets + index_sets, removes + index_removes
+    per_call |= {":flight_pk", ":flight_sk"} if index_sets else set()
 
     names["#expires_at"] = "expires_at"
     if to in ENDED:  # an ended record expires (personal data kept short) ...
@@ -128,6 +133,20 @@ def transition_shape(
     update += " ADD " + ", ".join(adds) if adds else ""
     return_values = "UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE"
     return UpdateShape(update, condition, names, values, return_values, frozenset(per_call))
+
+
+def _index_keys(to: Status, sources: frozenset[Status]) -> tuple[list[str], list[str]]:
+    """The record index keys' SET and REMOVE clauses of a move to ``to``.
+
+    An ended record leaves the index. One going in flight goes under its in-flight partition with
+    the time it went in flight. A move that may start in flight (the consumer's) keeps the sort
+    key the record has: from QUEUED or PROCESSING the same keys, so no index write; from PENDING
+    its outbox place, which is older, so at worst the sweeper reads it a little early.
+    """
+    if to in ENDED:
+        return [], ["#outbox_pk", "#outbox_sk"]
+    since = "if_not_exists(#outbox_sk, :flight_sk)" if sources & IN_FLIGHT else ":flight_sk"
+    return ["#outbox_pk = :flight_pk", f"#outbox_sk = {since}"], []
 
 
 def _lease_parts(
@@ -174,13 +193,17 @@ def transition_values(
     lease: Lease | None,
     payload_hash: str | None = None,
     expires_at: int | None = None,
+    in_flight: tuple[str, str] | None = None,
 ) -> dict[str, AttributeValue]:
     """The per-call values of a transition: the new status, the time, the history line, reason and lease.
 
+    ``in_flight`` is the record index place of a message that goes in flight (partition, sort key).
     ``UpdateShape.request`` keeps those its shape uses (``per_call``).
     """
     line: dict[str, AttributeValue] = {"status": S(to.value), "at": S(now), "by": S(by)}
     values: dict[str, AttributeValue] = {":to": S(to.value), ":now": S(now)}
+    if in_flight is not None:
+        values[":flight_pk"], values[":flight_sk"] = S(in_flight[0]), S(in_flight[1])
     if reason:
         line["reason"] = values[":reason"] = S(reason)
     values[":line"] = {"L": [{"M": line}]}
@@ -217,4 +240,55 @@ def relay_failure_shape(hash_key: str) -> UpdateShape:
         names={"#pk": hash_key, "#status": "status", "#relay_attempts": "relay_attempts"},
         values={":one": {"N": "1"}, ":pending": S(Status.PENDING.value)},
         return_values="UPDATED_OLD",
+    )
+
+
+@cache
+def generation_shape(hash_key: str, expected: frozenset[Status], *, seen: int | None) -> UpdateShape:
+    """ADD 1 to ``send_generation`` of a record in one of ``expected``, before a re-send.
+
+    A PROCESSING record qualifies only once its lease has run out. With ``seen`` (the generation
+    the caller read; 0: never re-sent), only while the record still holds it and the ``updated_at``
+    read with it. The index keys are left as they are: a keys-only index is not written.
+    """
+    ordered = sorted(expected)
+    names = {"#pk": hash_key, "#status": "status", "#generation": "send_generation"}
+    values: dict[str, AttributeValue] = {f":s{i}": S(s.value) for i, s in enumerate(ordered)} | {":one": {"N": "1"}}
+    per_call: set[str] = set()
+    status_in = f"#status IN ({', '.join(f':s{i}' for i in range(len(ordered)))})"
+    condition = f"attribute_exists(#pk) AND {status_in}"
+    if Status.PROCESSING in expected:
+        names["#lease_until"] = "lease_until"
+        processing = f":s{ordered.index(Status.PROCESSING)}"
+        condition += f" AND (#status <> {processing} OR attribute_not_exists(#lease_until) OR #lease_until <= :now)"
+        per_call.add(":now")
+    if seen is not None:
+        names["#updated_at"] = "updated_at"
+        condition += " AND #updated_at = :seen_at"
+        per_call.add(":seen_at")
+        if seen:
+            condition += " AND #generation = :seen_generation"
+            values[":seen_generation"] = {"N": str(seen)}
+        else:
+            condition += " AND attribute_not_exists(#generation)"
+    return UpdateShape(
+        update="ADD #generation :one",
+        condition=condition,
+        names=names,
+        values=values,
+        return_values="UPDATED_NEW",
+        per_call=frozenset(per_call),
+    )
+
+
+@cache
+def resent_shape(hash_key: str) -> UpdateShape:
+    """SET ``sent_at`` once SQS accepted a re-send in flight, while the record is still at that send generation."""
+    return UpdateShape(
+        update="SET #sent_at = :now",
+        condition="attribute_exists(#pk) AND #generation = :generation",
+        names={"#pk": hash_key, "#generation": "send_generation", "#sent_at": "sent_at"},
+        values={},
+        return_values="NONE",
+        per_call=frozenset({":now", ":generation"}),
     )

@@ -13,6 +13,11 @@ from outbox.domain.status import Status
 RECORD_SK = "MSG"
 RECORD_PREFIX = "MSG#"
 OUTBOX_PREFIX = "OUTBOX#"
+# Records in flight (QUEUED, PROCESSING) sit in the record index under these partitions, spread by
+# message id. A fixed count, unlike the outbox's buckets: every writer and the sweeper agree on it
+# whatever their settings say. Never change it: records written under another count go unread.
+IN_FLIGHT_PREFIX = "SENT#"
+IN_FLIGHT_PARTITIONS = 16
 
 
 def utc_now() -> datetime:
@@ -44,6 +49,33 @@ def outbox_pk(bucket: int) -> str:
 def outbox_sk(created_at: str, message_id: str) -> str:
     """Time-ordered sort key of an outbox entry: replay queries a bucket by time range."""
     return f"{created_at}#{message_id}"
+
+
+def in_flight_pk(message_id: str) -> str:
+    """The record index partition of a message in flight (QUEUED or PROCESSING)."""
+    return f"{IN_FLIGHT_PREFIX}{bucket_of(message_id, IN_FLIGHT_PARTITIONS):02d}"
+
+
+def in_flight_partition(partition: int) -> str:
+    """The record index partition ``partition`` (0 to ``IN_FLIGHT_PARTITIONS`` - 1) of messages in flight."""
+    return f"{IN_FLIGHT_PREFIX}{partition:02d}"
+
+
+def dedup_id(message_id: str, generation: int) -> str:
+    """A FIFO copy's MessageDeduplicationId: the message id, and the send generation once it was re-sent.
+
+    SQS swallows a send whose id it accepted in the last 5 minutes, even once that copy is gone: a
+    deliberate re-send (a new generation) gets an id of its own, a retry of the same send keeps it.
+    """
+    return message_id if generation == 0 else f"{message_id}:{generation}"
+
+
+def generation_of(deduplication_id: str, message_id: str) -> int | None:
+    """The send generation ``dedup_id`` put in a copy's deduplication id; None when it is not one of ours."""
+    if deduplication_id == message_id:
+        return 0
+    head, _, tail = deduplication_id.rpartition(":")
+    return int(tail) if head == message_id and tail.isdigit() and tail[0] != "0" else None
 
 
 # The two helpers below are the only code that reads time out of a sort key: change them with outbox_sk.
@@ -92,8 +124,10 @@ class MessageRecord:
     relay_attempts: int = 0
     reason: str | None = None
     lease: Lease | None = None
-    owner: str | None = None  # SHA-256 of the principal that wrote it (``owner_of``); None: unscoped
+    owner: str | None = None  # a keyed hash of the principal that wrote it (``IdKey.owner``); None: unscoped
     expires_at: int | None = None  # once COMPLETED or FAILED: when the table's TTL removes it (epoch seconds)
+    send_generation: int = 0  # deliberate re-sends so far (replay, the sweeper's re-send of a stranded copy)
+    sent_at: str | None = None  # when SQS accepted the sweeper's last re-send of it in flight
     # Ended under a lease: that lease's owner, so a retried end recognises its own effect (the lease is gone).
     ended_lease_owner: str | None = None
 

@@ -20,6 +20,11 @@ What moto 5.2.5 does not do correctly is fixed here, and only here:
    flight, that is invisible: ``install_fifo_groups_in_flight`` drops a message's pending mark as
    soon as it is visible again, so the groups a receive notes are the ones in flight. A long poll
    still keeps the groups it noted at its start: at worst it waits for its next poll.
+4. **FIFO deduplication.** moto dedupes a send only against the copies still in the queue, so a
+   deduplication id is forgotten as soon as its copy is deleted (or moved to the dead-letter
+   queue). SQS keeps it for 5 minutes from the send that it accepted: a second send with the
+   same id within that window is answered "successful" and not enqueued, whatever became of the
+   first copy. ``install_fifo_dedup_window`` keeps, per queue, when each id was last accepted.
 
 The rest makes moto cheaper per request without deciding anything moto decides: every request is
 still parsed, validated, evaluated and answered by moto's own code, on moto's own data.
@@ -516,6 +521,64 @@ def uninstall_fifo_groups_in_flight() -> None:
     _restore(Queue, "pending_messages", "pending_message_groups")
 
 
+FIFO_DEDUP_WINDOW_MS = 300_000  # SQS keeps a deduplication id this long from the send it accepted
+
+
+class _DedupWindow:
+    """The deduplication ids a FIFO queue accepted in the last 5 minutes, with when (moto's clock, ms)."""
+
+    def __init__(self) -> None:
+        self.accepted: dict[tuple[str | None, str], int] = {}
+        self.order: deque[tuple[int, tuple[str | None, str]]] = deque()  # oldest first, for expiry
+        self.lock = threading.Lock()
+
+    def admits(self, key: tuple[str | None, str], at: int) -> bool:
+        """Whether a send at ``at`` with this id is enqueued (and if so, the window starts again from it)."""
+        with self.lock:
+            while self.order and self.order[0][0] <= at - FIFO_DEDUP_WINDOW_MS:
+                then, old = self.order.popleft()
+                if self.accepted.get(old) == then:
+                    del self.accepted[old]
+            first = self.accepted.get(key)
+            if first is not None and at - first < FIFO_DEDUP_WINDOW_MS:
+                return False
+            self.accepted[key] = at
+            self.order.append((at, key))
+            return True
+
+
+def install_fifo_dedup_window() -> None:
+    """Make a FIFO queue remember each deduplication id for 5 minutes from its send, as SQS does (idempotent).
+
+    Only sends are deduplicated: a copy moved to the dead-letter queue (received at least once)
+    keeps moto's own handling. moto's own check (against the copies still queued) stays behind
+    ours; it can only drop what ours already dropped.
+    """
+    from moto.sqs.models import Queue
+
+    if _patched(Queue, "add_message"):
+        return
+    original = Queue.add_message
+
+    def add_message(self: Any, message: Any) -> None:
+        dedup_id = message.deduplication_id
+        if self.fifo_queue and dedup_id and not message.approximate_receive_count:
+            window = self.__dict__.setdefault("_outbox_dedup_window", _DedupWindow())
+            per_group = self.attributes.get("DeduplicationScope") == "messageGroup"
+            if not window.admits((message.group_id if per_group else None, dedup_id), int(message.sent_timestamp)):
+                return  # answered as sent, not enqueued
+        original(self, message)
+
+    _patch(Queue, add_message=add_message)
+
+
+def uninstall_fifo_dedup_window() -> None:
+    """Restore moto's own ``Queue.add_message`` (for differential tests)."""
+    from moto.sqs.models import Queue
+
+    _restore(Queue, "add_message")
+
+
 # Every fix above with its undo, in install order.
 _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_transaction_journal, uninstall_transaction_journal),
@@ -526,6 +589,7 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_expression_caches, uninstall_expression_caches),
     (install_lazy_queue_attributes, uninstall_lazy_queue_attributes),
     (install_fifo_groups_in_flight, uninstall_fifo_groups_in_flight),
+    (install_fifo_dedup_window, uninstall_fifo_dedup_window),
 )
 
 

@@ -12,6 +12,7 @@ Lambda-shaped events and contexts. The process's environment is read for the
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -160,7 +161,7 @@ class LocalStack:
             range_key=self.config.range_key,
         )
         self.resources = resources
-        settings = self._settings(resources)
+        settings = self._settings(resources, self._id_secret(clients))
         # Each function is built now, once, as Lambda's init phase would (not in the first
         # concurrent requests), on clients of its own.
         configure_logging()
@@ -201,11 +202,25 @@ class LocalStack:
         log.info("local_stack_started", api_url=self.api_url, endpoint_url=endpoint)
         return resources
 
-    def _settings(self, resources: Resources) -> Settings:
+    def _id_secret(self, clients: Clients) -> dict[str, str]:
+        """The API's id secret, as deployed: a value generated now, in the emulator's Secrets Manager.
+
+        ``OUTBOX_ID_SECRET`` in the environment is used instead, when set (ids that stay the same
+        across restarts of the stack).
+        """
+        if self.environ.get("OUTBOX_ID_SECRET", "").strip():
+            return {"OUTBOX_ID_SECRET_ARN": ""}
+        created = clients.secretsmanager.create_secret(
+            Name=f"{self.config.table_name}-id-secret-{secrets.token_hex(4)}", SecretString=secrets.token_urlsafe(48)
+        )
+        return {"OUTBOX_ID_SECRET_ARN": created["ARN"], "OUTBOX_ID_SECRET": ""}
+
+    def _settings(self, resources: Resources, id_secret: Mapping[str, str]) -> Settings:
         """The functions' settings: the environment's OUTBOX_* under this stack's table, queue and keys, as deployed."""
         environment = {
             **self.environ,
             **resources.environment(),
+            **id_secret,
             "AWS_REGION": REGION,
             "OUTBOX_SWEEP_MIN_AGE_SECONDS": str(self.config.sweep_min_age_s),
             "OUTBOX_MAX_RECEIVE_COUNT": str(DLQ_MAX_RECEIVE_COUNT),  # as the module sets it

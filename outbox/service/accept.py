@@ -1,9 +1,10 @@
 """The accept use case: a caller's message in, its PENDING record and outbox entry written in one transaction.
 
 Ids and idempotency keys are scoped to the caller (invariant 9): the id derived from an
-idempotency key is a keyed hash of caller and key (with ``id_secret``; else a UUID 5), and the
-record keeps a hash of the caller (its owner), so a caller reads back only its own messages.
-The HTTP API (``outbox.api``) and the library (``outbox.Outbox``) both make their messages here.
+idempotency key is a keyed hash (HMAC, under the id secret) of caller and key, and the record
+keeps a keyed hash of the caller (its owner), so a caller reads back only its own messages and
+nobody without the secret computes an id. The HTTP API (``outbox.api``) and the library
+(``outbox.Outbox``) both make their messages here.
 """
 
 from __future__ import annotations
@@ -11,13 +12,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
+from outbox.domain.caller import Caller
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES, NOTIFICATION_TYPE, Envelope, new_envelope
-from outbox.domain.errors import NotFoundError, ThrottledError, TransactionCancelledError
-from outbox.domain.message import is_message_id, new_message_id, owner_of, validate_idempotency_key
+from outbox.domain.errors import ConfigurationError, NotFoundError, ThrottledError, TransactionCancelledError
+from outbox.domain.message import (
+    IdKeys,
+    IdSecret,
+    is_message_id,
+    legacy_owner,
+    new_message_id,
+    validate_idempotency_key,
+)
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import AcceptResult, MessageRecord, iso, utc_now
-from outbox.ports import MessageStore
+from outbox.ports import IdSecretSource, MessageStore
 
 # A TransactionConflict is usually a concurrent accept with the same idempotency key: a moment
 # later the other one has committed and this one reads as its idempotent replay.
@@ -26,11 +36,12 @@ CONFLICT_RETRY_PAUSES_S = (0.02, 0.1)
 
 @dataclass(frozen=True)
 class NewMessage:
-    """A checked message, ready to write: its envelope, its idempotency key and its owner."""
+    """A checked message, ready to write: its envelope, its idempotency key, its owner, and its key's earlier ids."""
 
     envelope: Envelope
     idempotency_key: str | None
     owner: str | None
+    earlier_ids: tuple[str, ...] = ()  # the same key's ids under the id secret's other value (rotation)
 
 
 def new_message(
@@ -39,29 +50,35 @@ def new_message(
     type: str,
     idempotency_key: str | None = None,
     scope: str | None = None,
-    secret: str | None = None,
+    keys: IdKeys | None = None,
     group_key: str | None = None,
     trace_id: str | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     key_field: str = "Idempotency-Key",
 ) -> NewMessage:
-    """The key checked, the id derived from it within ``scope`` (or new), the envelope built; ValidationError.
+    """The key checked, the id derived from it within ``scope`` under ``keys`` (or new), the envelope built.
 
     ``scope`` (a tenant, a caller) keeps keys apart: the same key in two scopes is two messages,
-    and the owner kept is a SHA-256 of the scope, never the scope itself. ``key_field`` is what
-    a refused key is called (the API's header, or the library's argument).
+    and the owner kept is a keyed hash of the scope, never the scope itself. ``key_field`` is what a
+    refused key is called (the API's header, or the library's argument). ValidationError for bad
+    input; ConfigurationError for an Idempotency-Key or a scope without ``keys``.
     """
     key = validate_idempotency_key(idempotency_key, field=key_field)
+    write = keys.write if keys is not None else None
+    if scope is not None and write is None:  # an owner is always keyed, never a plain hash of the scope
+        raise ConfigurationError("a scope needs the id secret: give id_secret (OUTBOX_ID_SECRET_ARN)")
     envelope = new_envelope(
         payload,
         type=type,
-        message_id=new_message_id(key, scope=scope, secret=secret),
+        message_id=new_message_id(key, scope=scope, key=write),
         created_at=iso(utc_now()),
         group_key=group_key,
         trace_id=trace_id,
         max_message_bytes=max_message_bytes,
     )
-    return NewMessage(envelope, key, owner_of(scope))
+    owner = write.owner(scope) if scope is not None and write is not None else None
+    earlier = tuple(other.message_id(key, scope) for other in keys.earlier) if key and keys else ()
+    return NewMessage(envelope, key, owner, earlier)
 
 
 class Acceptor:
@@ -75,35 +92,46 @@ class Acceptor:
         self,
         store: MessageStore,
         *,
-        id_secret: str | None = None,
+        id_secret: str | IdSecret | IdSecretSource,
         before_first_accept: Callable[[], None] | None = None,
         by: str = "api",
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
-        self.id_secret = id_secret
+        self.id_secret: IdSecretSource = IdSecret.of(id_secret) if isinstance(id_secret, str) else id_secret
         self.by = by
         self.sleep = sleep
+        self.clock = clock
         self._before_first_accept = before_first_accept
 
+    def keys(self) -> IdKeys:
+        """The id secret's keys now: the one to write under, and the others still recognised."""
+        return self.id_secret.id_secret().keys(self.clock())
+
     def accept_notification(
-        self, data: object, *, idempotency_key: str | None, caller: str | None, trace_id: str | None = None
+        self, data: object, *, idempotency_key: str | None, caller: Caller, trace_id: str | None = None
     ) -> AcceptResult:
         """A notification (the reference application's message) accepted for ``caller``; ValidationError if invalid."""
         notification = parse_notification(data)
+        keys = self.keys()
         message = new_message(
             notification.to_dict(),
             type=NOTIFICATION_TYPE,
             idempotency_key=idempotency_key,
-            scope=caller,
-            secret=self.id_secret,
+            scope=caller.principal,
+            keys=keys,
             group_key=notification.group_key,
             trace_id=trace_id,
         )
-        return self.accept(message)
+        return self.accept(message, owners=keys.owners(caller.principal))
 
-    def accept(self, message: NewMessage) -> AcceptResult:
+    def accept(self, message: NewMessage, *, owners: frozenset[str] | None = None) -> AcceptResult:
         """Write the PENDING record and its outbox entry at once, or return the owner's message of the same key.
+
+        The owner's message may have been written under the id secret's other value (a retry across
+        a rotation): ``message.earlier_ids`` are checked in the same transaction, and ``owners``
+        are the owners the caller's records may hold.
 
         A transaction conflict (usually a concurrent accept with the same key) is tried again after
         short pauses; if it lasts, ThrottledError. IdempotencyKeyReusedError when the key's message
@@ -117,7 +145,12 @@ class Acceptor:
             self.sleep(pause)
             try:
                 return self.store.accept(
-                    message.envelope, idempotency_key=message.idempotency_key, by=self.by, owner=message.owner
+                    message.envelope,
+                    idempotency_key=message.idempotency_key,
+                    by=self.by,
+                    owner=message.owner,
+                    earlier_ids=message.earlier_ids,
+                    owners=owners,
                 )
             except TransactionCancelledError as exc:
                 if not exc.retryable:
@@ -125,19 +158,23 @@ class Acceptor:
                 conflict = exc
         raise ThrottledError("the message conflicted with a concurrent write; retry") from conflict
 
-    def read(self, message_id: str, caller: str | None) -> MessageRecord:
+    def read(self, message_id: str, caller: Caller) -> MessageRecord:
         """The caller's own message (strongly consistent).
 
         One NotFoundError, word for word, for an id that is malformed, unknown or another
-        caller's: it names no id, so no two of them can be told apart.
+        caller's: it names no id, so no two of them can be told apart. An unknown id and another
+        caller's cost the same: one read of the owner alone, compared with the caller's owners;
+        only the caller's own record is read further (the view).
         """
         unknown = NotFoundError("no such message")
         if not is_message_id(message_id):
             raise unknown
-        try:
-            record = self.store.get(message_id)
-        except NotFoundError:
-            raise unknown from None
-        if record.owner != owner_of(caller):
+        owners = self.keys().owners(caller.principal)
+        if caller.legacy is not None:  # a record 0.1.0 wrote for the same caller (its unkeyed owner)
+            owners |= {legacy_owner(caller.legacy)}
+        if self.store.stored_owner(message_id) not in owners:  # None (no record) and "" (unscoped) never are
             raise unknown
-        return record
+        try:
+            return self.store.view(message_id)
+        except NotFoundError:  # deleted between the two reads (its TTL)
+            raise unknown from None

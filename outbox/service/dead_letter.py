@@ -11,8 +11,8 @@ the consumer's last receive did: each copy's record ends FAILED with the reason,
 It moves a record only along the lifecycle's edges: it takes the lease (PENDING, QUEUED or a
 PROCESSING whose lease ran out, to PROCESSING) and, as the lease's holder, ends it FAILED. It
 leaves alone a record that has ended, one that a live lease holds (the copy comes back when the
-lease runs out), a copy that is not its record's (forged), and a copy older than a re-drive of its
-message (what is QUEUED now has the re-drive's own copy; see ``_older_than_a_redrive``).
+lease runs out), a copy that is not its record's (forged), and a copy older than a re-drive or re-send of
+its message (what is in flight now has the later send's own copy; see ``_older_than_a_redrive``).
 Copies it has settled are acknowledged, so the dead-letter queue empties: its depth alarm then
 means this function is not running.
 """
@@ -37,7 +37,7 @@ from outbox.domain.errors import (
     OutboxError,
     PayloadMismatchError,
 )
-from outbox.domain.record import Lease, MessageRecord, TransitionResult, iso, utc_now
+from outbox.domain.record import Lease, MessageRecord, TransitionResult, generation_of, iso, utc_now
 from outbox.domain.status import ENDED, Status
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
 from outbox.ports import MessageStore, Visibility
@@ -185,7 +185,13 @@ class DeadLetters:
 
 
 def _older_than_a_redrive(record: MessageRecord, copy: SqsCopy) -> bool:
-    """Whether the copy belongs to an earlier life of its message: one that ended FAILED and was re-driven since.
+    """Whether the copy belongs to an earlier send of its message: a re-drive or a re-send came after it.
+
+    Every deliberate re-send (a replay's re-drive, the sweeper's re-send of a stranded message)
+    gives the record a new send generation first, and a FIFO copy names its generation in its
+    deduplication id: such a copy is older when its generation is lower than the record's. No
+    clock is compared. A copy that names none (a standard queue's) or a record never re-sent this
+    way is judged by the times.
 
     What ``SentTimestamp`` means depends on the queue. On a standard queue SQS keeps the first
     send's when the copy moves to the dead-letter queue: the copy is older if the record went
@@ -194,6 +200,10 @@ def _older_than_a_redrive(record: MessageRecord, copy: SqsCopy) -> bool:
     after a FAILED one) after the copy had reached the dead-letter queue.
     """
     attributes = copy.record.get("attributes")
+    dedup = attributes.get("MessageDeduplicationId") if isinstance(attributes, Mapping) else None
+    generation = generation_of(dedup, record.message_id) if isinstance(dedup, str) and record.send_generation else None
+    if generation is not None:
+        return generation < record.send_generation
     raw = attributes.get("SentTimestamp") if isinstance(attributes, Mapping) else None
     try:
         at = datetime.fromtimestamp(int(raw) / 1000, UTC) if raw is not None else None

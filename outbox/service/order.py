@@ -54,7 +54,9 @@ def older_first(
             for record in page:
                 envelope = record.envelope
                 if record.status is Status.PENDING and envelope and envelope.group_key in groups[bucket]:
-                    older.setdefault(envelope.group_key, []).append((record.sk, RelayItem.rebuilt(envelope)))
+                    older.setdefault(envelope.group_key, []).append(
+                        (record.sk, RelayItem.rebuilt(envelope, record.generation))
+                    )
     if not older:
         return list(items)
     log.warning("older_pending_relayed_first", messages=sum(len(found) for found in older.values()))

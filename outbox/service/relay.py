@@ -34,11 +34,12 @@ class RelayItem:
     message_id: str
     body: str
     group_key: str | None = None
+    generation: int = 0  # the record's send generation (its FIFO dedup id): new only for a deliberate re-send
 
     @classmethod
-    def rebuilt(cls, envelope: Envelope) -> RelayItem:
+    def rebuilt(cls, envelope: Envelope, generation: int = 0) -> RelayItem:
         """A message rebuilt from its record (the sweeper's, or an older one the stream lost), keyed by its id."""
-        return cls(envelope.message_id, envelope.message_id, envelope.to_json(), envelope.group_key)
+        return cls(envelope.message_id, envelope.message_id, envelope.to_json(), envelope.group_key, generation)
 
     @property
     def ordering_key(self) -> str:
@@ -154,6 +155,7 @@ class Relay:
         expected: frozenset[Status] = frozenset({Status.PENDING}),
         recent: RecentSends | None = None,
     ) -> None:
+        """``expected``: what the flip to QUEUED after a send may start from; empty: no flip (a re-send in flight)."""
         self.store = store
         self.publisher = publisher
         self.policy = policy or RelayPolicy()
@@ -198,7 +200,9 @@ class Relay:
                 to_send = [item for item in chunk if not self.recent.was_sent(item.message_id)]
                 try:
                     outcome = (
-                        self.publisher.send_batch([OutgoingMessage(i.message_id, i.body, i.group_key) for i in to_send])
+                        self.publisher.send_batch(
+                            [OutgoingMessage(i.message_id, i.body, i.group_key, i.generation) for i in to_send]
+                        )
                         if to_send
                         else BatchOutcome(())
                     )
@@ -269,6 +273,8 @@ class Relay:
                 return
 
     def _flip(self, item: RelayItem) -> FlipOutcome:
+        if not self.expected:  # a re-send of a message in flight: it stays where it is
+            return FlipOutcome.SENT
         try:
             self.store.transition(item.message_id, Status.QUEUED, by=self.by, expected=self.expected)
         except InvalidTransitionError as exc:

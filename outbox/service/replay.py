@@ -2,8 +2,14 @@
 
 Entries are read through an ``OutboxReader`` (one Query per bucket and time range, page by page;
 each page's record statuses in one read). Selected entries go through ``Relay`` with
-``by="replay"``: same envelope, same dedup id, same conditional flip, so a replay running beside
-the worker (or another replay) has exactly one winner per message and moves nothing backwards.
+``by="replay"``: same envelope, same conditional flip, so a replay running beside the worker (or
+another replay) has exactly one winner per message and moves nothing backwards.
+
+A replay is a deliberate re-send: before its copy is sent, each selected message gets a new send
+generation (one conditional write, while its record is still in the selected status), and so a
+FIFO deduplication id of its own. SQS keeps an id for 5 minutes from its send, even once its copy
+is gone: with the old id, a re-drive soon after the last send would be answered "successful" and
+not enqueued, and the record flipped to QUEUED with no copy anywhere.
 
 ``outbox replay`` (``outbox/replay_cli.py``) reads the command line, confirms, shows progress and
 keeps the checkpoint file; this module knows nothing of either.
@@ -18,11 +24,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.record import iso
 from outbox.domain.status import Status
 from outbox.ports import OutboxReader, StoredEntry, SweepSource
 from outbox.service.order import Place, older_first
-from outbox.service.relay import Relay, RelayItem
+from outbox.service.relay import Relay, RelayItem, RelayReport
 
 MODES: dict[str, frozenset[Status]] = {
     "PENDING": frozenset({Status.PENDING}),
@@ -207,7 +214,7 @@ class Replayer:
                     summary.interrupted = True
                     return summary
                 batch = chosen[start : start + self.batch_size]
-                self._handle(batch, summary, checkpoint, resend=selection.status == "ANY")
+                self._handle(batch, summary, checkpoint, wanted=wanted, resend=selection.status == "ANY")
                 if summary.stopped:  # resume redoes this batch: the flips are conditional
                     return summary
                 checkpoint.position = batch[-1].position
@@ -237,7 +244,15 @@ class Replayer:
         buckets = [self.reader.bucket_of_group(selection.group_key)] if selection.group_key is not None else None
         yield from self.reader.pages(selection.since, selection.until + "~", buckets=buckets, after=after)
 
-    def _handle(self, batch: list[StoredEntry], summary: Summary, checkpoint: Checkpoint, *, resend: bool) -> None:
+    def _handle(
+        self,
+        batch: list[StoredEntry],
+        summary: Summary,
+        checkpoint: Checkpoint,
+        *,
+        wanted: frozenset[Status],
+        resend: bool,
+    ) -> None:
         if self.relay is None:
             summary.would_send += len(batch)
             for entry in batch:
@@ -251,21 +266,23 @@ class Replayer:
             summary.failed += len(blocked)
             return
         self._throttle(len(batch))
-        items = [RelayItem(e.message_id, e.message_id, e.body, e.group_key) for e in batch]
-        if self.pending is not None:  # an older message of a group whose entry is gone or outside the window
+        items, moved, unprepared = self._new_generations(self.relay, batch, wanted)
+        if items and self.pending is not None:  # an older message of a group whose entry is gone or outside the window
             places = {e.message_id: Place(e.bucket, e.sk) for e in batch if e.group_key is not None}
             items = older_first(items, places, self.pending, known={e.message_id for e in batch}.__contains__)
-        result = self.relay.relay(items)
+        result = self.relay.relay(items) if items else RelayReport()
         # A stopped run leaves its unsent part to --resume, which starts again at this batch.
         unsent, failed = (result.failed, []) if result.stopped else ([], result.failed)
         summary.stopped = summary.stopped or result.stopped
         group_of = {item.key: item.ordering_key for item in items}
         self._blocked.update(group_of[key] for key in failed)
         # With ANY a record already past PENDING was still sent again: that is the point of ANY. A
-        # message the stopped run before this one sent moved on then: it was sent, once.
+        # message the stopped run before this one sent moved on then (before its new generation, or
+        # before its flip): it was sent, once.
         earlier = set(checkpoint.sent_unconfirmed)
-        resent = result.duplicates if resend else [key for key in result.duplicates if key in earlier]
-        done = [] if resend else [key for key in result.duplicates if key not in earlier]
+        moved_on = [*moved, *([] if resend else result.duplicates)]
+        resent = [*(result.duplicates if resend else []), *(key for key in moved_on if key in earlier)]
+        done = [key for key in moved_on if key not in earlier]
         if result.stopped:
             checkpoint.sent_unconfirmed = tuple(sorted(earlier | set(result.sent)))
         outcomes = (
@@ -281,7 +298,38 @@ class Replayer:
         checkpoint.sent_unconfirmed = ()
         summary.sent += len(result.sent) + len(resent)
         summary.already_done += len(done) + len(result.quarantined)
-        summary.failed += len(failed) + len(blocked)
+        summary.failed += len(failed) + len(blocked) + len(unprepared)
+
+    def _new_generations(
+        self, relay: Relay, batch: list[StoredEntry], wanted: frozenset[Status]
+    ) -> tuple[list[RelayItem], list[str], list[str]]:
+        """Each entry as a relay item under a new send generation of its record, and the ids that cannot be.
+
+        Returns the items, the ids whose record is no longer in ``wanted`` (the worker, the
+        consumer or another replay moved it on), and those not prepared, reported here: a failed
+        write fails the entry and stops its group for this run (the rest of it is blocked). The
+        caller counts them once it knows whether the batch is redone.
+        """
+        items: list[RelayItem] = []
+        moved: list[str] = []
+        unprepared: list[str] = []
+        for entry in batch:
+            if _ordering_key(entry) in self._blocked:
+                self.report({"message_id": entry.message_id, "action": "blocked"})
+                unprepared.append(entry.message_id)
+                continue
+            try:
+                generation = relay.store.new_send_generation(entry.message_id, expected=wanted)
+            except InvalidTransitionError:
+                moved.append(entry.message_id)
+                continue
+            except OutboxError:
+                self._blocked.add(_ordering_key(entry))
+                self.report({"message_id": entry.message_id, "action": "failed"})
+                unprepared.append(entry.message_id)
+                continue
+            items.append(RelayItem(entry.message_id, entry.message_id, entry.body, entry.group_key, generation))
+        return items, moved, unprepared
 
     def _throttle(self, count: int) -> None:
         if not self.rate:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -56,10 +56,15 @@ def _validate(terraform: Terraform, directory: Path) -> str:
     return terraform.check("validate", "-no-color", cwd=directory)
 
 
-def _validate_and_test(terraform: Terraform, module: Path) -> tuple[str, str]:
-    """The module: init once, validate, then its own tests, in one .terraform."""
+def _validate_and_test(terraform: Terraform, module: Path, endpoint: str) -> tuple[str, str]:
+    """The module: init once, validate, then its own tests, in one .terraform.
+
+    The plans open the module's one ephemeral resource (Secrets Manager's GetRandomPassword, the id
+    secret's value): the provider calls it, even in a plan, so it goes to the emulator on loopback.
+    """
     validated = _validate(terraform, module)
-    return validated, terraform.check("test", "-no-color", cwd=module, timeout_s=900)
+    testing = replace(terraform, env={**terraform.env, "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint})
+    return validated, testing.check("test", "-no-color", cwd=module, timeout_s=900)
 
 
 @pytest.fixture(scope="session")
@@ -70,12 +75,13 @@ def terraform_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     runs = TerraformRuns(find_terraform(workdir))
     pool = ThreadPoolExecutor(max_workers=len(DIRECTORIES) + 2)
     try:
-        if "test_terraform_apply.py" in selected:
+        if selected & {"test_terraform_apply.py", "test_terraform_cli.py"}:
             runs.moto = MotoServer()
+        if "test_terraform_apply.py" in selected:
             runs.deployments = apply_examples(runs.terraform, runs.moto.endpoint, workdir / "apply", pool)
         if "test_terraform_cli.py" in selected:
             module = copy_module(workdir / "cli")
-            runs.module = pool.submit(_validate_and_test, runs.terraform, module)
+            runs.module = pool.submit(_validate_and_test, runs.terraform, module, runs.moto.endpoint)
             for directory in DIRECTORIES[1:]:
                 runs.examples[directory] = pool.submit(_validate, runs.terraform, module / directory)
         yield runs

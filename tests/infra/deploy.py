@@ -43,6 +43,7 @@ ENDPOINTS = {
     "aws_kms_": "kms",
     "aws_lambda_": "lambda",
     "aws_scheduler_": "scheduler",
+    "aws_secretsmanager_": "secretsmanager",
     "aws_sns_": "sns",
     "aws_sqs_": "sqs",
 }
@@ -180,12 +181,29 @@ def _stand_in_zip(path: Path, *sources: Path) -> Path:
     return path
 
 
+def consumer_zip(path: Path) -> Path:
+    """The existing-table example's consumer, built as a user builds theirs: ``outbox package`` of examples/orders.
+
+    Its code (``orders/``), the hash-locked run-time requirements (the Lambda lock) and the outbox
+    library, for the module's architecture and runtime; the apply test deploys it and runs its
+    consumer from it.
+    """
+    from outbox.cli import main
+
+    lock = ROOT / "infra" / "lambda-requirements.txt"
+    code = main(
+        ["package", "--source", str(ROOT / "examples" / "orders"), "--requirements", str(lock), "-o", str(path)]
+    )
+    assert code == 0, "outbox package failed"
+    return path
+
+
 def _variables(workdir: Path) -> dict[str, dict[str, str]]:
     """Each example's variables: the stand-in zips, the delivery, the region, no deletion protection."""
     outbox = _stand_in_zip(workdir / "outbox.zip", ROOT / "outbox", ROOT / "worker")
     delivery = [ROOT / "tests/__init__.py", ROOT / "tests/infra/__init__.py", ROOT / "tests/infra/deployed_delivery.py"]
     complete = _stand_in_zip(workdir / "complete.zip", ROOT / "outbox", ROOT / "worker", *delivery)
-    shop = _stand_in_zip(workdir / "shop.zip", ROOT / "outbox", ROOT / "worker", ROOT / "examples/orders/orders")
+    shop = consumer_zip(workdir / "shop.zip")
     common = {"deletion_protection": "false"}
     return {
         "complete": {**common, "region": EXAMPLES["complete"], "lambda_package": str(complete), "delivery": DELIVERY},

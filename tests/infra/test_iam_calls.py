@@ -50,7 +50,7 @@ class Call:
     """One IAM action a handler needed: on what, and for DynamoDB items, their partition key values."""
 
     action: str
-    resource: str = ""  # "table" or "index:<name>" for DynamoDB; other services are checked by action
+    resource: str = ""  # "table" or "index:<name>" for DynamoDB, "secret:id" for the id secret; others by action
     leading_keys: tuple[str, ...] | None = None  # None: not an item-level call (or not known)
 
 
@@ -60,6 +60,7 @@ class CallRecorder:
     def __init__(self) -> None:
         self.current = "harness"  # the test's own setup and reads, not a handler's
         self.calls: dict[str, set[Call]] = {}
+        self.id_secret_arn = ""  # the module's secret (aws_secretsmanager_secret.id), as created on moto
 
     @property
     def actions(self) -> dict[str, set[str]]:
@@ -81,6 +82,9 @@ class CallRecorder:
                 for item in params["TransactItems"]
                 for kind, body in item.items()
             }
+        elif prefix == "secretsmanager":  # the module's one secret, or another
+            secret = "secret:id" if params.get("SecretId") == self.id_secret_arn else "secret:other"
+            calls = {Call(f"secretsmanager:{model.name}", secret)}
         elif prefix != "dynamodb":
             calls = {Call(f"{prefix}:{_BATCHES.get(model.name, model.name)}")}
         elif model.name == "Query":
@@ -127,6 +131,8 @@ def _dynamodb_resource(expression: str) -> str | None:
         return "table"
     if expression == "${local.table_arn}/index/${local.record_index.name}":
         return f"index:{locals_['record_index']['name']}"
+    if expression == "${aws_secretsmanager_secret.id.arn}":
+        return "secret:id"
     return None
 
 
@@ -171,12 +177,22 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         monkeypatch.setenv("OUTBOX_QUEUE_URL", stack.resources.queue_url)
         monkeypatch.setenv("OUTBOX_BUCKETS", "4")  # what build_stack's bootstrap stored
         monkeypatch.setenv("OUTBOX_METRICS", "off")
+        secrets = botocore.session.get_session().create_client("secretsmanager", region_name="us-east-1")
+        recorder.id_secret_arn = secrets.create_secret(Name="outbox-id-secret-x", SecretString="v" * 64)["ARN"]
+        monkeypatch.setenv("OUTBOX_ID_SECRET_ARN", recorder.id_secret_arn)
 
         recorder.current = "api"
         accepted = outbox.api.handler(http_event("POST", "/messages", body=BODY, headers=HEADERS), None)
         assert accepted["statusCode"] == 202
         message_id = json.loads(accepted["body"])["message_id"]
         assert outbox.api.handler(http_event("GET", f"/messages/{message_id}"), None)["statusCode"] == 200
+        # A rotation of the id secret: a function started after it checks the key's other id as it accepts.
+        recorder.current = "harness"
+        secrets.put_secret_value(SecretId=recorder.id_secret_arn, SecretString="w" * 64)
+        outbox.api.default_api.cache_clear()
+        recorder.current = "api"
+        retried = outbox.api.handler(http_event("POST", "/messages", body=BODY, headers=HEADERS), None)
+        assert (retried["statusCode"], json.loads(retried["body"])["message_id"]) == (200, message_id)
 
         recorder.current = "harness"
         event = stack.stream_event()
@@ -220,8 +236,7 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         assert stack.store.get(stuck_id).status.value == "QUEUED"
 
         # Its copy reaches the dead-letter queue (as SQS moves it after maxReceiveCount receives).
-        # (the unreadable copy above may be visible again by now, on a busy machine: only the stuck one)
-        (copy,) = [m for m in stack.receive_all() if stuck_id in m["Body"]]
+        (copy,) = [m for m in stack.receive_all() if stuck_id in m["Body"]]  # not the unreadable one coming back
         stack.sqs.send_message(QueueUrl=stack.resources.dlq_url, MessageBody=copy["Body"])
         dlq_arn = stack.sqs.get_queue_attributes(QueueUrl=stack.resources.dlq_url, AttributeNames=["QueueArn"])
         dead = [to_sqs_record(m, dlq_arn["Attributes"]["QueueArn"]) for m in stack.receive_all(stack.resources.dlq_url)]
@@ -236,7 +251,15 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
     for role, calls in recorder.calls.items():
         refused = sorted(str(call) for call in calls if not allows(role, call))
         assert not refused, f"{role} makes calls its role does not allow: {refused}"
-    assert recorder.actions["api"] == {"dynamodb:PutItem", "dynamodb:GetItem"}
+    assert recorder.actions["api"] == {
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "dynamodb:ConditionCheckItem",  # the key's id under the other value, during a rotation
+        "secretsmanager:GetSecretValue",  # the id secret, current and previous
+    }
+    assert {call.resource for call in recorder.calls["api"] if call.action.startswith("secretsmanager:")} == {
+        "secret:id"
+    }
     assert recorder.actions["worker"] == {
         "sqs:SendMessage",
         "dynamodb:UpdateItem",
@@ -274,6 +297,9 @@ def test_the_checker_refuses_what_iam_would() -> None:
     assert allows("dead-letter", Call("dynamodb:UpdateItem", "table", ("MSG#1",)))
     assert not allows("dead-letter", Call("dynamodb:UpdateItem", "table", ("ORDER#1",)))  # the caller's items
     assert not allows("dead-letter", Call("sqs:SendMessage"))
+    assert allows("api", Call("secretsmanager:GetSecretValue", "secret:id"))
+    assert not allows("api", Call("secretsmanager:GetSecretValue", "secret:other"))
+    assert not allows("worker", Call("secretsmanager:GetSecretValue", "secret:id"))
 
 
 BODY = '{"channel": "email", "recipient": "a@example.com", "subject": "hi", "body": "hello"}'

@@ -129,6 +129,7 @@ print(json.dumps({{"status": response["statusCode"], "code": code, "paths": sort
             "OUTBOX_TABLE_NAME": "outbox",
             "OUTBOX_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/outbox.fifo",
             "AWS_DEFAULT_REGION": "eu-west-1",
+            "OUTBOX_ID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-AbCdEf",
             "OUTBOX_METRICS": "off",
             "PYTHONDONTWRITEBYTECODE": "1",  # /var/task is read-only: only the shipped bytecode counts
         },
@@ -201,7 +202,8 @@ def test_endpoints_are_trimmed_to_the_kept_services_and_resolve_as_botocores_own
     with zipfile.ZipFile(built) as archive:
         trimmed = json.loads(archive.read("botocore/data/endpoints.json"))
     full = json.loads((Path(botocore.__file__).parent / "data" / "endpoints.json").read_text())
-    kept = {"dynamodb", "streams.dynamodb", "sqs", "sts", "portal.sso", "oidc"}  # the services' endpoint prefixes
+    # The services' endpoint prefixes (secretsmanager: the API's id secret).
+    kept = {"dynamodb", "streams.dynamodb", "secretsmanager", "sqs", "sts", "portal.sso", "oidc"}
     assert {name for partition in trimmed["partitions"] for name in partition["services"]} == kept
     assert [p["partition"] for p in trimmed["partitions"]] == [p["partition"] for p in full["partitions"]]
     assert len(json.dumps(trimmed)) < len(json.dumps(full)) / 10
@@ -226,8 +228,9 @@ def test_coldstart_benchmark_serves_each_first_request_from_the_zip(built: Path)
     assert [row["name"] for row in data["breakdown"]] == [case.name for case in extra]
     assert {row["handler"] for row in data["breakdown"]} == HANDLERS
     operations = {row["name"]: set(row["operations"]) for row in data["rows"]}
-    assert operations["api: first GET /messages/{id}"] >= {"dynamodb:GetItem"}
-    assert operations["api: first POST /messages"] >= {"dynamodb:TransactWriteItems"}
+    # The API's first request reads the id secret (current and previous values) before the table.
+    assert operations["api: first GET /messages/{id}"] >= {"secretsmanager:GetSecretValue", "dynamodb:GetItem"}
+    assert operations["api: first POST /messages"] >= {"secretsmanager:GetSecretValue", "dynamodb:TransactWriteItems"}
     assert operations["worker: first batch (1 INSERT)"] >= {"sqs:SendMessageBatch", "dynamodb:UpdateItem"}
     assert operations["consumer: first copy delivered"] >= {"dynamodb:UpdateItem"}
     for row in data["rows"] + data["breakdown"]:

@@ -23,11 +23,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -117,6 +120,7 @@ class Lambda:
         self.deployment = deployment
         self.endpoint = endpoint
         self.invocations: list[str] = []
+        self.confirmed: list[list[str]] = []  # what a delivery run from its zip confirmed
 
     def runtime_environment(self, function: Mapping[str, Any]) -> dict[str, str]:
         """What the deployed function sees: its own variables, and what Lambda sets (region, name, credentials)."""
@@ -134,6 +138,43 @@ class Lambda:
             "AWS_CONFIG_FILE": "/nonexistent",
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
         }
+
+    def zip_invoker(self, arn: str, unpacked: Path) -> Invoke:
+        """The function ``arn`` names, run from its own zip (unpacked) in a fresh interpreter, as Lambda runs it.
+
+        Only the zip is on the path: what the function imports (its handler, the delivery, the
+        library, their dependencies) must be in it. The delivery's record of what it confirmed comes
+        back with the batch response.
+        """
+        function = self.deployment.function(arn)
+        module_name, attribute = function["handler"].rsplit(".", 1)
+        zipfile.ZipFile(function["filename"]).extractall(unpacked)
+        script = (
+            "import importlib, json, sys\n"
+            f"sys.path[:0] = [{str(unpacked)!r}]\n"
+            f"handler = getattr(importlib.import_module({module_name!r}), {attribute!r})\n"
+            "result = handler(json.load(sys.stdin), None)\n"
+            "import orders.consumer\n"
+            "print(json.dumps({'result': result, 'confirmations': orders.consumer.confirmations}, default=str))\n"
+        )
+
+        def invoke(event: dict[str, Any], _context: Any) -> Any:
+            self.invocations.append(function["function_name"])
+            done = subprocess.run(
+                [sys.executable, "-I", "-S", "-c", script],
+                input=json.dumps(event),
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+                env={**self.runtime_environment(function), "PYTHONDONTWRITEBYTECODE": "1"},
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            answer = json.loads(done.stdout.splitlines()[-1])  # after the function's own log lines
+            self.confirmed += answer["confirmations"]
+            return answer["result"]
+
+        return invoke
 
     def invoker(self, arn: str) -> Invoke:
         """The handler of the function ``arn`` names, as an event source mapping invokes it."""
@@ -201,18 +242,21 @@ def _stream_runner(deployment: Deployment, functions: Lambda, endpoint: str) -> 
     return StreamRunner(streams, mapping["event_source_arn"], functions.invoker(mapping["function_arn"]), settings)
 
 
-def _queue_runner(deployment: Deployment, functions: Lambda, endpoint: str) -> SqsRunner:
-    """The queue mapping as the state has it: its queue, batch size and function."""
+def _queue_runner(deployment: Deployment, functions: Lambda, endpoint: str, unpacked: Path | None = None) -> SqsRunner:
+    """The queue mapping as the state has it: its queue, batch size and function (run from its zip, if ``unpacked``)."""
     mapping = deployment.one("aws_lambda_event_source_mapping", "queue")
     (queue,) = [
         q["values"] for q in deployment.of_type("aws_sqs_queue") if q["values"]["arn"] == mapping["event_source_arn"]
     ]
-    consumer = deployment.function(mapping["function_arn"])
+    arn = mapping["function_arn"]
+    consumer = deployment.function(arn)
     sqs = _client("sqs", endpoint, deployment.region)
     return SqsRunner(
         sqs,
         queue["url"],
-        functions.invoker(mapping["function_arn"]),
+        functions.zip_invoker(mapping["function_arn"], unpacked)
+        if unpacked
+        else functions.invoker(mapping["function_arn"]),
         batch_size=mapping["batch_size"],
         wait_time_s=1,
         function_timeout_s=consumer["timeout"],
@@ -237,19 +281,23 @@ def as_the_output_says(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Callab
     def settings(deployment: Deployment) -> Settings:
         for name, value in deployment.outputs["environment"].items():
             monkeypatch.setenv(name, value)
+        # A service writing with idempotency keys also takes the module's id secret (output id_secret_arn).
+        monkeypatch.setenv("OUTBOX_ID_SECRET_ARN", deployment.outputs["id_secret_arn"])
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
         return Settings.from_env()
 
     return settings
 
 
-def _deliver_through(deployment: Deployment, endpoint: str, outbox: Outbox, message_id: str) -> Lambda:
-    """The worker from the stream, then the consumer from the queue, each until its step is done."""
+def _deliver_through(
+    deployment: Deployment, endpoint: str, outbox: Outbox, message_id: str, consumer_from: Path | None = None
+) -> Lambda:
+    """The worker from the stream, then the consumer from the queue (from its zip, unpacked in ``consumer_from``)."""
     functions = Lambda(deployment, endpoint)
     stream = _stream_runner(deployment, functions, endpoint)
     _until(stream.poll_once, lambda: outbox.get(message_id).status != Status.PENDING, "the worker relayed it")
     assert outbox.get(message_id).status == Status.QUEUED
-    queue = _queue_runner(deployment, functions, endpoint)
+    queue = _queue_runner(deployment, functions, endpoint, consumer_from)
     _until(queue.poll_once, lambda: outbox.get(message_id).status == Status.COMPLETED, "the consumer completed it")
     return functions
 
@@ -285,9 +333,12 @@ def test_an_order_reaches_the_example_services_consumer_on_its_own_table(
     endpoint: str,
     as_the_output_says: Callable[[Deployment], Settings],
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
-    """examples/orders on the PK/SK table: replay finds the order by the output's key names; orders.consumer gets it."""
-    from orders import consumer
+    """examples/orders on the PK/SK table: replay finds the order by the output's key names; orders.consumer gets it.
+
+    The consumer runs from the zip `outbox package` built and Terraform deployed, alone on the path.
+    """
     from orders.service import Line, OrderService
     from pynamodb.connection import Connection
 
@@ -297,12 +348,11 @@ def test_an_order_reaches_the_example_services_consumer_on_its_own_table(
     outbox = Outbox.from_settings(as_the_output_says(deployment))
     assert (outbox.store.hash_key, outbox.store.range_key) == ("PK", "SK")
     service = OrderService(outbox, Connection(region=deployment.region))
-    consumer.confirmations.clear()
     message_id = service.place_order("o-1", "customer-7", [Line("tea", 2, Decimal("3.10"))])
 
     # `outbox replay` with the output exported finds the PENDING message on the PK/SK table.
     assert main(["replay", "--dry-run", "--min-age", "0s"]) == 0
     assert f"would send {message_id}" in capsys.readouterr().out
 
-    _deliver_through(deployment, endpoint, outbox, message_id)
-    assert consumer.confirmations == [("o-1", "customer-7", Decimal("6.20"))]
+    functions = _deliver_through(deployment, endpoint, outbox, message_id, consumer_from=tmp_path / "consumer")
+    assert functions.confirmed == [["o-1", "customer-7", "6.20"]]

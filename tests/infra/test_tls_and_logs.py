@@ -111,7 +111,7 @@ def test_the_provider_has_the_resource_policy_the_module_needs(module: Module) -
     assert {"resource_arn", "policy"} == {name for name, spec in schema["arguments"].items() if spec["required"]}
     assert "confirm_remove_self_resource_access" in schema["arguments"]
     (versions,) = next(doc for path, doc in module.raw if path.name == "versions.tf")["terraform"]
-    assert versions["required_providers"][0]["aws"]["version"] == '">= 5.43"'  # the first to have it
+    assert versions["required_providers"][0]["aws"]["version"] == '">= 5.100"'  # 5.43 was the first to have it
 
 
 def test_a_callers_table_policy_is_left_alone_unless_handed_over(module: Module) -> None:

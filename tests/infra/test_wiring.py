@@ -7,6 +7,7 @@ import io
 import json
 import re
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,11 @@ from outbox.adapters.models import (
     OutboxEntryModel,
     table_definition,
 )
+from outbox.adapters.secret import SecretsManagerIdSecret
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT
-from outbox.domain.errors import ConfigurationError
-from outbox.settings import Settings
+from outbox.compose import Clients, build_id_secret
+from outbox.domain.caller import RoleSessions
+from outbox.settings import MIN_ID_SECRET_CHARS, MIN_ID_SECRET_WINDOW_S, Settings
 from tests.infra.terraform import EXAMPLES, MODULE, ROOT, Module, load, plain
 
 FUNCTIONS = {
@@ -51,18 +54,18 @@ def module() -> Module:
 
 
 def test_module_layout_is_split_by_concern(module: Module) -> None:
-    """terraform-aws-modules layout, Terraform >= 1.6, AWS provider >= 5.43, an example calling it."""
+    """terraform-aws-modules layout, Terraform >= 1.11, AWS provider >= 5.100, an example calling it."""
     files = {path.name for path, _ in module.raw}
     expected = {"versions.tf", "variables.tf", "outputs.tf", "dynamodb.tf", "sqs.tf", "lambda.tf", "api.tf"}
     assert expected | {"iam.tf", "alarms.tf", "kms.tf"} <= files
     versions = next(doc for path, doc in module.raw if path.name == "versions.tf")["terraform"][0]
-    assert versions["required_version"] == '">= 1.6"'
-    # 5.43: the first AWS provider with aws_dynamodb_resource_policy (the table's and stream's policies).
-    assert versions["required_providers"][0]["aws"]["version"] == '">= 5.43"'
+    assert versions["required_version"] == '">= 1.11"'
+    # 5.100: the version checked with the id secret's ephemeral password and write-only value (secret.tf).
+    assert versions["required_providers"][0]["aws"]["version"] == '">= 5.100"'
     for example in EXAMPLES:
         assert module_call(example)["source"] == "../..", example.name
         (example_versions,) = next(doc for _, doc in load(example).raw if "terraform" in doc)["terraform"]
-        assert example_versions["required_providers"][0]["aws"]["version"] == '">= 5.43"', example.name
+        assert example_versions["required_providers"][0]["aws"]["version"] == '">= 5.100"', example.name
 
 
 def test_every_variable_is_typed_and_described(module: Module) -> None:
@@ -274,11 +277,23 @@ def key_name(module: Module, value: str) -> str:
 
 
 def deployed(module: Module, value: str) -> str:
-    """An environment value as deployed with the defaults (other references stand in for themselves)."""
+    """An environment value as deployed with the defaults (other references stand in for themselves).
+
+    A main queue's attribute is that attribute as deployed: a variable's default, or six times a
+    function's default timeout.
+    """
     if value in ("${local.hash_key}", "${local.range_key}"):
         return key_name(module, value)
     match = re.fullmatch(r"\$\{(?:tostring\()?var\.(\w+)\)?\}", value)
-    return str(module.variables[match.group(1)]["default"]) if match else value
+    if match:
+        return str(module.variables[match.group(1)]["default"])
+    queue = re.fullmatch(r"\$\{tostring\(aws_sqs_queue\.main\.(\w+)\)\}", value)
+    if queue:
+        return deployed(module, str(module.resource("aws_sqs_queue", "main")[queue.group(1)]))
+    times = re.fullmatch(r'\$\{(\d+) \* local\.function_sizes\["(\w+)"\]\.timeout\}', value)
+    if times:  # no caller's sizes: the module's defaults
+        return str(int(times.group(1)) * module.locals["function_defaults"][times.group(2)]["timeout"])
+    return value
 
 
 def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -310,7 +325,7 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
         {
             "variables": "${merge(each.value.environment, "
             'each.key == "consumer" ? local.delivery_environment : {}, '
-            'each.key == "api" ? local.api_secret_environment : {}, '
+            'each.key == "api" ? local.api_identity_environment : {}, '
             "contains(local.snap_start_functions, each.key) ? local.eager_init_environment : {})}"
         }
     ]
@@ -399,6 +414,16 @@ def test_the_sweeper_is_deployed_as_the_code_expects(module: Module) -> None:
     settings = settings_as_deployed(module, "sweeper")
     assert settings.sweep_min_age.total_seconds() == module.variables["sweep_min_age_seconds"]["default"] == 300
     assert settings.buckets == module.variables["buckets"]["default"]
+    # What tells a message in flight with no copy left: the main queue's own retention and visibility timeout.
+    assert environment["OUTBOX_QUEUE_RETENTION_SECONDS"] == "${tostring(aws_sqs_queue.main.message_retention_seconds)}"
+    assert environment["OUTBOX_QUEUE_VISIBILITY_SECONDS"] == (
+        "${tostring(aws_sqs_queue.main.visibility_timeout_seconds)}"
+    )
+    assert settings.queue_retention.total_seconds() == module.variables["message_retention_seconds"]["default"]
+    consumer_timeout = module.locals["function_defaults"]["consumer"]["timeout"]
+    assert settings.queue_visibility.total_seconds() == 6 * consumer_timeout
+    assert settings.queue_visibility == Settings(table_name="t").queue_visibility  # the code's default agrees
+    assert settings.queue_retention == Settings(table_name="t").queue_retention
     # Two sweeps never run at once: reserved concurrency 1, and the variable refuses anything else.
     defaults = module.locals["function_defaults"]
     assert defaults["sweeper"]["reserved_concurrency"] == 1
@@ -607,6 +632,7 @@ def test_metric_alarms_watch_what_the_code_emits(module: Module) -> None:
         metrics.MESSAGES_QUARANTINED,
         metrics.MESSAGES_FAILED,
         metrics.SWEEP_FAILURES,
+        metrics.MESSAGES_RESENT,  # invariant 2: a message in flight with no copy left is named by an alarm
     }
     assert count["metric_name"] == "${each.value.metric}"
     assert (count["namespace"], count["dimensions"]) == ("${local.metrics_namespace}", "${local.metrics_dimensions}")
@@ -825,25 +851,86 @@ def test_local_stack_runs_the_mappings_as_deployed(module: Module) -> None:
     assert local.consumers == variables["consumer_maximum_concurrency"]["default"]
 
 
-def test_the_api_requires_a_principal_and_may_key_its_ids(module: Module) -> None:
-    """OUTBOX_REQUIRE_PRINCIPAL=true on the API only; OUTBOX_ID_SECRET from a sensitive, checked variable."""
+def test_the_api_requires_a_principal_and_reads_its_id_secret_from_secrets_manager(
+    module: Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OUTBOX_REQUIRE_PRINCIPAL=true on the API only; the id secret's ARN, never its value, in its environment."""
     functions = module.locals["functions"]
     assert functions["api"]["environment"]["OUTBOX_REQUIRE_PRINCIPAL"] == "true"
     assert settings_as_deployed(module, "api").require_principal
     for name in set(FUNCTIONS) - {"api"}:
         assert "OUTBOX_REQUIRE_PRINCIPAL" not in functions[name]["environment"], name
-    secret = module.variables["id_secret"]
-    assert secret["sensitive"] is True
-    assert secret["default"] is None
-    (validation,) = secret["validation"]
-    assert "length(var.id_secret) >= 32" in validation["condition"]
-    assert module.locals["api_secret_environment"] == (
-        "${var.id_secret == null ? {} : {OUTBOX_ID_SECRET = var.id_secret}}"
-    )
+    # The module no longer takes the secret's value: nothing sensitive in a variable, the state or the environment.
+    assert "id_secret" not in module.variables
+    assert not [name for name, spec in module.variables.items() if spec.get("sensitive")]
+    identity = module.locals["api_identity_environment"]
+    assert identity == {
+        "OUTBOX_ID_SECRET_ARN": "${aws_secretsmanager_secret_version.id.secret_id}",
+        "OUTBOX_ID_SECRET_WINDOW_SECONDS": "${tostring(var.id_secret_rotation_window_seconds)}",
+        "OUTBOX_ROLE_SESSIONS": "${var.role_sessions}",
+    }
+    assert not any("OUTBOX_ID_SECRET" in str(spec["environment"]) for spec in functions.values())
     api = {key: deployed(module, value) for key, value in functions["api"]["environment"].items()}
-    assert Settings.from_env({**api, "OUTBOX_ID_SECRET": "k" * 32}).id_secret == "k" * 32
-    with pytest.raises(ConfigurationError):
-        Settings.from_env({**api, "OUTBOX_ID_SECRET": "k" * 31})
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-AbCdEf"
+    as_deployed = {
+        **api,
+        "OUTBOX_ID_SECRET_ARN": arn,
+        "OUTBOX_ID_SECRET_WINDOW_SECONDS": str(module.variables["id_secret_rotation_window_seconds"]["default"]),
+        "OUTBOX_ROLE_SESSIONS": module.variables["role_sessions"]["default"],
+    }
+    settings = Settings.from_env(as_deployed)
+    assert (settings.id_secret_arn, settings.id_secret, settings.role_sessions) == (arn, None, RoleSessions.SHARED)
+    assert settings.id_secret_window == timedelta(days=1)
+    assert isinstance(build_id_secret(settings, Clients("eu-west-1")), SecretsManagerIdSecret)
+    assert set(identity) <= names_the_code_reads(monkeypatch)
+    # The variables' checks are the code's: what Terraform accepts, Settings accepts.
+    window = module.variables["id_secret_rotation_window_seconds"]["validation"][0]["condition"]
+    assert window == (
+        f"${{var.id_secret_rotation_window_seconds == 0 || var.id_secret_rotation_window_seconds >= "
+        f"{MIN_ID_SECRET_WINDOW_S}}}"
+    )
+    assert (
+        'contains(["shared", "apart"], var.role_sessions)'
+        in module.variables["role_sessions"]["validation"][0]["condition"]
+    )
+    assert {value.value for value in RoleSessions} == {"shared", "apart"}
+
+
+def test_the_id_secret_is_generated_by_secrets_manager_write_only_and_encrypted_with_the_modules_key(
+    module: Module,
+) -> None:
+    """The value comes from an ephemeral random password into a write-only argument: in no plan, state or variable."""
+    secret = module.resource("aws_secretsmanager_secret", "id")
+    assert secret["kms_key_id"] == "${aws_kms_key.this.arn}"
+    assert secret["name_prefix"] == "${var.name}-id-secret-"  # a destroyed one waits out its recovery window
+    version = module.resource("aws_secretsmanager_secret_version", "id")
+    assert version["secret_id"] == "${aws_secretsmanager_secret.id.id}"
+    assert version["secret_string_wo"] == "${ephemeral.aws_secretsmanager_random_password.id.random_password}"
+    assert version["secret_string_wo_version"] == "${var.id_secret_version}"
+    assert "secret_string" not in version
+    assert "secret_binary" not in version
+    (ephemeral,) = [doc["ephemeral"] for _, doc in module.raw if "ephemeral" in doc]
+    password = plain(ephemeral[0])["aws_secretsmanager_random_password"]["id"]
+    assert password["password_length"] >= MIN_ID_SECRET_CHARS
+    versions = next(doc for path, doc in module.raw if path.name == "versions.tf")["terraform"][0]
+    assert versions["required_version"] == '">= 1.11"'  # write-only arguments
+    assert module.outputs["id_secret_arn"]["value"] == "${aws_secretsmanager_secret.id.arn}"
+    # Only the API reads it, through its own statement on that secret alone; the key decrypts it.
+    for name in FUNCTIONS:
+        statements = module.function_policy(name)["statement"]
+        reads = [s for s in statements if "secretsmanager:GetSecretValue" in s["actions"]]
+        if name == "api":
+            assert reads == [
+                {
+                    "sid": "ReadTheIdSecret",
+                    "actions": ["secretsmanager:GetSecretValue"],
+                    "resources": ["${aws_secretsmanager_secret.id.arn}"],
+                }
+            ]
+            assert any("kms:Decrypt" in s["actions"] and s["resources"] == "${local.kms_key_arns}" for s in statements)
+        else:
+            assert reads == [], name
+            assert not any(a.startswith("secretsmanager:") for s in statements for a in s["actions"]), name
 
 
 def _tls_denial(statement: dict[str, Any]) -> bool:

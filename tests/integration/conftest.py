@@ -25,6 +25,9 @@ from outbox.service.stream import StreamWorker
 from outbox.testing import stream_records
 from tests.events import http_event
 
+# The API's id secret in these stacks (a test that reads ids or owners computes them with it).
+ID_SECRET = "integration-tests-id-secret-0123456789"
+
 
 @dataclass
 class Stack:
@@ -124,7 +127,7 @@ def build_stack(
         relay=relay,
         worker=StreamWorker(relay, **keys, pending=DynamoDBSweepSource(resources.table_name, client=dynamodb, **keys)),
         consumer=Consumer(store),
-        api=MessagesApi(Acceptor(store)),
+        api=MessagesApi(Acceptor(store, id_secret=ID_SECRET)),
         faults=faults,
     )
     built.stream_event()  # past what bootstrap wrote: the tests read the stream from their own writes

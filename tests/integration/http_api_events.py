@@ -2,10 +2,14 @@
 
 ``http_api_events/`` holds one whole event per kind of caller: SigV4-signed with the IAM
 authorizer (``requestContext.authorizer.iam``: accessKey, accountId, callerId, cognitoIdentity,
-principalOrgId, userArn, userId), a bearer token checked by the JWT authorizer
-(``requestContext.authorizer.jwt``: every claim a string, and the token's scopes), and a route
-without authorizer (no ``authorizer`` key at all). ``request`` turns one into another request of
-the same caller, changing only what API Gateway would change.
+principalOrgId, userArn, userId) by an IAM user (``iam``), by an assumed role's session
+(``assumed_role``: userId and callerId ``AROA...:<session>``, userArn ``.../assumed-role/<role>/<session>``)
+and by a Cognito identity pool's user (``cognito``: the pool role's session
+``CognitoIdentityCredentials``, shared by every user of the pool, and ``cognitoIdentity`` with
+amr, identityId and identityPoolId); a bearer token checked by the JWT authorizer
+(``requestContext.authorizer.jwt``: every claim a string, and the token's scopes); and a route
+without authorizer (no ``authorizer`` key at all). ``request`` turns one into another request,
+changing only what API Gateway would change.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-Kind = Literal["iam", "jwt", "no_authorizer"]
+from tests.events import iam_authorizer
+
+Kind = Literal["iam", "assumed_role", "cognito", "jwt", "no_authorizer"]
 FIXTURES = Path(__file__).with_name("http_api_events")
 # The route keys of the module's two routes (infra/terraform/api.tf: local.routes).
 POST_ROUTE = "POST /messages"
@@ -42,13 +48,18 @@ def request(
     key: str | None = "order-42",
     body: str | None = None,
     user_arn: str | None = None,
+    session: str | None = None,
+    identity_id: str | None = None,
     claims: dict[str, str] | None = None,
     scopes: list[str] | None = None,
 ) -> dict[str, Any]:
     """The documented event as another request: a POST with ``key`` and ``body``, or a GET of ``message_id``.
 
-    ``user_arn`` is the IAM caller (its userArn; API Gateway fills the rest from the same
-    credentials), ``claims`` are merged into the JWT's and ``scopes`` replace the token's scopes.
+    ``user_arn`` is another IAM caller (API Gateway fills userId and callerId from the same
+    credentials: ``tests.events.iam_authorizer``); ``session`` the same role assumed under another
+    session name (new credentials: the role's unique id stays); ``identity_id`` another user of the
+    same Cognito identity pool. ``claims`` are merged into the JWT's and ``scopes`` replace the
+    token's scopes.
     """
     event = documented_event(kind)
     context = event["requestContext"]
@@ -76,8 +87,16 @@ def request(
     event["routeKey"] = context["routeKey"] = route
     context["http"]["method"] = method
     authorizer = context.get("authorizer", {})
-    if user_arn is not None:
-        authorizer["iam"]["userArn"] = user_arn
+    if user_arn is not None and user_arn != authorizer["iam"]["userArn"]:  # another caller
+        filled = iam_authorizer(user_arn)
+        authorizer["iam"] |= {name: filled[name] for name in ("accountId", "callerId", "userArn", "userId")}
+    if session is not None:
+        iam = authorizer["iam"]
+        role_id = iam["userId"].partition(":")[0]
+        iam["userId"] = iam["callerId"] = f"{role_id}:{session}"
+        iam["userArn"] = f"{iam['userArn'].rsplit('/', 1)[0]}/{session}"
+    if identity_id is not None:
+        authorizer["iam"]["cognitoIdentity"]["identityId"] = identity_id
     if claims is not None:
         authorizer["jwt"]["claims"] |= claims
     if scopes is not None:

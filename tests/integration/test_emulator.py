@@ -765,6 +765,7 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (Queue, "attributes"),
         (Queue, "pending_messages"),
         (Queue, "pending_message_groups"),
+        (Queue, "add_message"),
     ]
     emulator.uninstall_all()
     shipped = [vars(owner)[name] for owner, name in patched]
@@ -858,3 +859,93 @@ def test_a_long_poll_never_hands_a_group_out_of_order(monkeypatch: pytest.Monkey
         assert _fifo_group_during_a_long_poll(patch) == [["A", "B"], ["B"], []]  # and B in flight holds A back
     with patched_moto(emulator.install_fifo_groups_in_flight), monkeypatch.context() as patch:
         assert _fifo_group_during_a_long_poll(patch) == [["A", "B"], [], ["A"]]
+
+
+def _fifo_sends_of_one_dedup_id(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
+    """Sends of one deduplication id on a fake clock: each send's answer, and what a receive then finds.
+
+    The first copy is received and deleted; the same id is sent again 60 s after the first send
+    (twice, once as a batch), then 301 s after it; and a retry of a send whose copy is still queued.
+    """
+    from moto.sqs import models
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(models, "unix_time", lambda: now[0])
+    monkeypatch.setattr(models, "unix_time_millis", lambda: now[0] * 1000)
+    seen: list[tuple[str, list[str]]] = []
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        ids = {"MessageGroupId": "g", "MessageDeduplicationId": "d"}
+
+        def send(body: str, *, batch: bool = False) -> None:
+            if batch:
+                answer = sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "0", "MessageBody": body, **ids}])
+                outcome = "successful" if [e["Id"] for e in answer["Successful"]] == ["0"] else "failed"
+            else:
+                outcome = "successful" if sqs.send_message(QueueUrl=url, MessageBody=body, **ids)["MessageId"] else ""
+            copies = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            for copy in copies:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=copy["ReceiptHandle"])
+            seen.append((outcome, [c["Body"] for c in copies]))
+
+        send("first")
+        now[0] += 60
+        send("again, the copy deleted")
+        send("again, as a batch", batch=True)
+        now[0] += 241  # 301 s after the first send
+        send("after the window")
+        sqs.send_message(QueueUrl=url, MessageBody="queued", MessageGroupId="g", MessageDeduplicationId="e")
+        now[0] += 1
+        send_retry = sqs.send_message(
+            QueueUrl=url, MessageBody="retried", MessageGroupId="g", MessageDeduplicationId="e"
+        )
+        copies = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        seen.append(("successful" if send_retry["MessageId"] else "", [c["Body"] for c in copies]))
+    return seen
+
+
+def test_a_fifo_dedup_id_is_kept_for_five_minutes_after_its_copy_is_deleted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQS's rule: within 5 minutes of the accepted send, successful and not enqueued (copy deleted or not).
+
+    After 5 minutes it is enqueued. moto as shipped forgets the id with its copy.
+    """
+    emulator.uninstall_all()
+    with monkeypatch.context() as patch:
+        shipped = _fifo_sends_of_one_dedup_id(patch)
+    with patched_moto(emulator.install_fifo_dedup_window), monkeypatch.context() as patch:
+        fixed = _fifo_sends_of_one_dedup_id(patch)
+
+    assert shipped[1:3] == [("successful", ["again, the copy deleted"]), ("successful", ["again, as a batch"])]
+    assert fixed == [
+        ("successful", ["first"]),
+        ("successful", []),  # within the window: swallowed
+        ("successful", []),
+        ("successful", ["after the window"]),
+        ("successful", ["queued"]),  # a retried send while the copy is queued: deduplicated, by moto too
+    ]
+    assert [shipped[0], shipped[3], shipped[4]] == [fixed[0], fixed[3], fixed[4]]
+
+
+def test_a_copy_moved_to_a_fifo_dead_letter_queue_is_not_deduplicated_there() -> None:
+    """Only sends meet the window: a copy moved to the dead-letter queue is handled as moto as shipped handles it."""
+
+    def scenario() -> list[str]:
+        with mock_aws():
+            sqs = boto3.client("sqs")
+            dlq = sqs.create_queue(QueueName="d.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1})
+            url = sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true", "RedrivePolicy": redrive})[
+                "QueueUrl"
+            ]
+            sqs.send_message(
+                QueueUrl=dlq, MessageBody="sent to the DLQ", MessageGroupId="g", MessageDeduplicationId="d"
+            )
+            sqs.send_message(QueueUrl=url, MessageBody="moved", MessageGroupId="g", MessageDeduplicationId="d")
+            sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
+            sqs.receive_message(QueueUrl=url)  # its second receive moves it
+            return sorted(m["Body"] for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"])
+
+    # moto dedupes the moved copy against the one queued there: its own rule, with the fix as without.
+    assert differential(scenario, emulator.install_fifo_dedup_window) == ["sent to the DLQ"]

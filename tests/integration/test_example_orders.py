@@ -12,7 +12,7 @@ from orders.service import HASH_KEY, RANGE_KEY, TABLE, Line, OrderExistsError, O
 from pynamodb.connection import Connection
 
 from outbox import Outbox, Status
-from tests.integration.conftest import Stack, build_stack, sqs_event
+from tests.integration.conftest import ID_SECRET, Stack, build_stack, sqs_event
 
 LINES = [Line("tea-🍵", 2, Decimal("3.10")), Line("cup", 1, Decimal("7.05"))]
 
@@ -27,7 +27,7 @@ def shop() -> Iterator[Stack]:
 
 
 def _service(shop: Stack) -> OrderService:
-    outbox = Outbox(TABLE, client=shop.dynamodb, hash_key=HASH_KEY, range_key=RANGE_KEY, buckets=4)
+    outbox = Outbox(TABLE, client=shop.dynamodb, hash_key=HASH_KEY, range_key=RANGE_KEY, buckets=4, id_secret=ID_SECRET)
     return OrderService(outbox, Connection(region="us-east-1"))
 
 

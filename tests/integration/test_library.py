@@ -23,10 +23,12 @@ from outbox import (
     TransactionCancelledError,
     ValidationError,
 )
+from outbox.domain.caller import ANONYMOUS
 from outbox.domain.errors import ItemPart
+from outbox.domain.message import IdKey
 from outbox.testing import stream_records
 from tests.events import http_event
-from tests.integration.conftest import Stack, sqs_event
+from tests.integration.conftest import ID_SECRET, Stack, sqs_event
 from worker import consumer as consumer_module
 from worker.consumer import make_handler
 
@@ -41,6 +43,7 @@ def _outbox(stack: Stack) -> Outbox:
         hash_key=resources.hash_key,
         range_key=resources.range_key,
         buckets=4,  # what the stack's bootstrap stored
+        id_secret=ID_SECRET,
     )
 
 
@@ -302,6 +305,7 @@ def test_a_record_written_before_types_reads_as_a_notification(stack: Stack) -> 
             "updated_at": {"S": at},
             "history": {"L": [{"M": {"status": {"S": "PENDING"}, "at": {"S": at}, "by": {"S": "api"}}}]},
             "attempts": {"N": "0"},
+            "owner": {"S": IdKey(ID_SECRET).owner(ANONYMOUS.principal)},  # the (local) API's anonymous caller's
         },
     )
     record = stack.store.get(message_id)

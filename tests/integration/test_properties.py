@@ -3,12 +3,13 @@
 Hypothesis interleaves accepts, stream deliveries (with throttling, timeouts, refused entries and a
 crash between send and flip), redeliveries from a lower sequence number, the trigger switched off
 and on, a trimmed stream, expired outbox entries, sweeps, replays, consumer batches, a second copy
-arriving while the first is being delivered, FIFO batches whose group meets a failure, and copies
+arriving while the first is being delivered, FIFO batches whose group meets a failure, copies
 whose last receive died (in the delivery, or with every status write throttled) moving to the
-dead-letter queue, which the dead-letter function settles. Writes take effect with their answer
-lost (a send, a flip, a consumer's lease, end or release, the dead-letter function's writes; on
-the last allowed receive too); consumers, the worker and the dead-letter function die between
-two AWS calls, and the next receive takes their run-out lease over. It
+dead-letter queue, which the dead-letter function settles, and copies lost by hand (the sweeper
+re-sends what is in flight with no copy left). Writes take effect with their answer lost (a send,
+a flip, a consumer's lease, end or release, the dead-letter function's writes; on the last
+allowed receive too); consumers, the worker and the dead-letter function die between two AWS
+calls, and the next receive takes their run-out lease over. It
 checks the invariants of DESIGN.md after every step, and after a final drain by the stream and
 the sweeper alone (no operator): every accepted message ends COMPLETED or FAILED.
 """
@@ -41,7 +42,7 @@ from outbox.service.dead_letter import DeadLetters
 from outbox.service.relay import Relay, RelayPolicy
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from outbox.service.stream import StreamWorker
-from outbox.service.sweep import Sweeper
+from outbox.service.sweep import StrandedBounds, Sweeper
 from outbox.testing import FakeLambdaContext
 from tests.conftest import FAKE_CREDENTIALS
 from tests.integration.conftest import Stack, build_stack, sqs_event
@@ -73,8 +74,10 @@ STATUS_FIELDS = {
     "lease_until",
     "expires_at",  # an ended record's time to live
     "ended_lease_owner",  # the lease holder that ended it (its own retry recognises the end)
-    "outbox_pk",  # the pending index's keys, removed with PENDING
+    "outbox_pk",  # the record index's keys: the outbox bucket while PENDING, in flight after, removed at the end
     "outbox_sk",
+    "send_generation",  # a deliberate re-send's (replay, the sweeper's re-send of a stranded message)
+    "sent_at",
 }
 BODIES = ["one", "two", "three"]
 
@@ -136,8 +139,17 @@ class Pipeline(RuleBasedStateMachine):
         self.worker = StreamWorker(stack.relay, pending=source, swept_after=timedelta(0))
         self.consumer = Consumer(stack.store, self._deliver)
         sweep_relay = Relay(stack.store, stack.publisher, by="sweeper", policy=RelayPolicy(flip_concurrency=1))
-        # The sweeper's clock runs ten minutes ahead: every message is past its minimum age.
-        self.sweeper = Sweeper(source, sweep_relay, buckets=4, clock=lambda: utc_now() + timedelta(minutes=10))
+        # The sweeper's clock runs ten minutes ahead: every message is past its minimum age, and every
+        # message in flight past its stranded bounds (so each sweep re-sends them: copies the consumer absorbs).
+        resender = Relay(stack.store, stack.publisher, by="sweeper", expected=frozenset())
+        self.sweeper = Sweeper(
+            source,
+            sweep_relay,
+            buckets=4,
+            clock=lambda: utc_now() + timedelta(minutes=10),
+            resender=resender,
+            bounds=StrandedBounds(retention=timedelta(minutes=5), visibility=timedelta(minutes=1)),
+        )
         stack.sqs.meta.events.register("after-call.sqs.SendMessageBatch", self._record_sent)
 
     @initialize(warm=st.booleans())
@@ -414,6 +426,16 @@ class Pipeline(RuleBasedStateMachine):
         records = self._records()
         self.dead_settled = {m for m in self.dead_settled if records[m]["status"]["S"] in ENDED}  # re-driven since
 
+    @rule()
+    def lose_a_copy(self) -> None:
+        """2. A copy is gone by hand (purged, deleted, past retention): its record, in flight, has no copy left.
+
+        The sweeper re-sends it under a new send generation (no operator): the final drain ends it.
+        """
+        url = self.stack.resources.queue_url
+        for message in self._receive(url, 1):
+            self.stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
     @rule(fault=st.sampled_from(CONSUMER_FAULTS))
     def consume(self, fault: str = "none") -> None:
         """The consumer takes one batch (one of its writes may land unanswered); acknowledged copies are deleted."""
@@ -549,8 +571,10 @@ class Pipeline(RuleBasedStateMachine):
             assert ("expires_at" in record) is (record["status"]["S"] in {Status.COMPLETED, Status.FAILED}), record
             if record["status"]["S"] == Status.COMPLETED:
                 self.completed_seen.add(message_id)
-            # the pending index holds a record exactly while it is PENDING
-            assert ("outbox_pk" in record) is (record["status"]["S"] == Status.PENDING), record
+            # the record index holds a record until it ends: in its outbox bucket exactly while it is PENDING
+            assert ("outbox_pk" in record) is (record["status"]["S"] not in ENDED), record
+            in_bucket = record.get("outbox_pk", {}).get("S", "").startswith("OUTBOX#")
+            assert in_bucket is (record["status"]["S"] == Status.PENDING), record
         # 7. a copy the dead-letter function let go of leaves its record ended (no re-drive of FAILED here)
         for message_id in self.dead_settled:
             assert records[message_id]["status"]["S"] in ENDED, (message_id, records[message_id]["status"])

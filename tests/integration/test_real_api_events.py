@@ -2,30 +2,40 @@
 
 The events are whole payload 2.0 documents (``tests/integration/http_api_events/``), not minimal
 dicts; the handler is ``outbox.api.handler`` configured through the environment as the Terraform
-module deploys it (``OUTBOX_REQUIRE_PRINCIPAL=true``, an ``OUTBOX_ID_SECRET``).
+module deploys it (``OUTBOX_REQUIRE_PRINCIPAL=true``, ``OUTBOX_ID_SECRET_ARN`` naming a Secrets
+Manager secret, its rotation window and the role-session rule).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
+import boto3
+import botocore.session
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
 import outbox.api
-from outbox.api import principal_of
-from outbox.domain.message import owner_of
+from outbox import Outbox
+from outbox.adapters import aws
+from outbox.api import caller_of
+from outbox.domain.message import IdKey, legacy_owner
+from outbox.domain.record import utc_now
+from outbox.settings import Settings
 from tests.integration.conftest import Stack, build_stack
 from tests.integration.http_api_events import documented_event, request
 
 ACCOUNT = "123456789012"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
+OTHER_BODY = json.dumps({"channel": "email", "recipient": "bea@example.com", "subject": "Basket", "body": "Saved"})
 # Few examples, each a handful of requests on one moto stack: a second or two in all.
 EXAMPLES = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -57,24 +67,44 @@ class _Context:
         self.aws_request_id = str(uuid.uuid4())
 
 
+SECRET_VALUE = "k9" * 32  # what Secrets Manager generated (64 characters, as the module asks for)
+
+
 @pytest.fixture
 def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """A stack on moto and the API's Lambda entry point, configured as the module deploys it."""
     with mock_aws():
         stack = build_stack()
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        secret_arn = secrets.create_secret(Name="outbox-id-secret-test", SecretString=SECRET_VALUE)["ARN"]
         environment = {
             "OUTBOX_TABLE_NAME": stack.resources.table_name,
             "OUTBOX_BUCKETS": "4",  # what build_stack's bootstrap stored
             "OUTBOX_REQUIRE_PRINCIPAL": "true",
-            "OUTBOX_ID_SECRET": "s" * 32,
+            "OUTBOX_ID_SECRET_ARN": secret_arn,
+            "OUTBOX_ID_SECRET_WINDOW_SECONDS": "86400",
+            "OUTBOX_ROLE_SESSIONS": "shared",
             "OUTBOX_METRICS": "off",
         }
         for name, value in environment.items():
             monkeypatch.setenv(name, value)
+        monkeypatch.delenv("OUTBOX_ID_SECRET", raising=False)
         outbox.api.default_api.cache_clear()  # built from this environment at its first call
         yield stack
         outbox.api.default_api.cache_clear()
         stack.relay.close()
+
+
+def owner(principal: str, secret: str = SECRET_VALUE) -> str:
+    """The owner a record of ``principal`` holds under the id secret's value."""
+    return IdKey(secret).owner(principal)
+
+
+def principal(event: dict[str, Any]) -> str:
+    """The principal the API builds for an event (as deployed: an assumed role's sessions shared)."""
+    caller = caller_of(event)
+    assert caller is not None
+    return caller.principal
 
 
 def call(event: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +127,7 @@ def records(stack: Stack) -> list[dict[str, Any]]:
 
 def test_the_fixtures_are_the_documented_payload_shapes() -> None:
     """Payload 2.0 as AWS documents it: the IAM authorizer's seven fields, JWT claims as strings, scopes."""
-    for kind in ("iam", "jwt", "no_authorizer"):
+    for kind in ("iam", "assumed_role", "cognito", "jwt", "no_authorizer"):
         event = documented_event(kind)
         assert event["version"] == "2.0"
         assert {"routeKey", "rawPath", "rawQueryString", "headers", "requestContext", "body", "isBase64Encoded"} <= set(
@@ -110,18 +140,33 @@ def test_the_fixtures_are_the_documented_payload_shapes() -> None:
         assert {"time", "timeEpoch"} <= set(context)
         assert set(context["http"]) == {"method", "path", "protocol", "sourceIp", "userAgent"}
         assert int(event["headers"]["content-length"]) == len(event["body"].encode())
-    iam = documented_event("iam")["requestContext"]["authorizer"]
-    assert set(iam) == {"iam"}
-    assert set(iam["iam"]) == {
-        "accessKey",
-        "accountId",
-        "callerId",
-        "cognitoIdentity",
-        "principalOrgId",
-        "userArn",
-        "userId",
-    }
-    assert iam["iam"]["cognitoIdentity"] is None
+    for kind in ("iam", "assumed_role", "cognito"):
+        iam = documented_event(kind)["requestContext"]["authorizer"]
+        assert set(iam) == {"iam"}
+        assert set(iam["iam"]) == {
+            "accessKey",
+            "accountId",
+            "callerId",
+            "cognitoIdentity",
+            "principalOrgId",
+            "userArn",
+            "userId",
+        }
+        assert iam["iam"]["callerId"] == iam["iam"]["userId"]
+        assert f"Credential={iam['iam']['accessKey']}/" in documented_event(kind)["headers"]["authorization"]
+    assert documented_event("iam")["requestContext"]["authorizer"]["iam"]["cognitoIdentity"] is None
+    # An assumed role: AROA...:<session>, and the session ends the ARN.
+    role = documented_event("assumed_role")["requestContext"]["authorizer"]["iam"]
+    assert role["cognitoIdentity"] is None
+    role_id, session = role["userId"].split(":")
+    assert role_id.startswith("AROA")
+    assert role["userArn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/orders-service/{session}"
+    # A Cognito identity pool's user: the pool role's shared session, and the identity.
+    cognito = documented_event("cognito")["requestContext"]["authorizer"]["iam"]
+    assert cognito["userId"].endswith(":CognitoIdentityCredentials")
+    assert cognito["userArn"].endswith(":assumed-role/Cognito_OrdersAuth_Role/CognitoIdentityCredentials")
+    assert set(cognito["cognitoIdentity"]) == {"amr", "identityId", "identityPoolId"}
+    assert cognito["cognitoIdentity"]["amr"][0] == "authenticated"
     jwt = documented_event("jwt")["requestContext"]["authorizer"]
     assert set(jwt) == {"jwt"}
     claims = jwt["jwt"]["claims"]
@@ -137,7 +182,8 @@ def test_two_iam_users_with_one_idempotency_key_get_two_messages(deployed: Stack
     bob = call(request("iam", user_arn=BOB, key="order-42"))
     assert alice["statusCode"] == bob["statusCode"] == 202
     assert message_id_of(alice) != message_id_of(bob)
-    assert {record["owner"]["S"] for record in records(deployed)} == {owner_of(f"iam:{ALICE}"), owner_of(f"iam:{BOB}")}
+    principals = {principal(request("iam", user_arn=arn)) for arn in (ALICE, BOB)}
+    assert {record["owner"]["S"] for record in records(deployed)} == {owner(p) for p in principals}
     assert ALICE not in json.dumps(deployed.all_items())  # the table keeps a hash, never the ARN
     for arn, response in ((ALICE, alice), (BOB, bob)):
         own = call(request("iam", "GET", message_id_of(response), user_arn=arn))
@@ -173,16 +219,16 @@ def test_the_jwt_principal_is_the_issuer_and_the_subject(
     issuer, other_issuer = pair
     claims = {"iss": issuer, "sub": subject}
     event = request("jwt", claims=claims, key="k")
-    assert principal_of(event) == f"jwt:{len(issuer)}:{issuer}:{subject}"
+    assert principal(event) == f"jwt:{len(issuer)}:{issuer}:{subject}"
     message_id = message_id_of(call(event))
     assert {r["owner"]["S"] for r in records(deployed) if r["pk"]["S"] == f"MSG#{message_id}"} == {
-        owner_of(principal_of(event))
+        owner(principal(event))
     }
     # A new token of the same caller: new expiry, issue time, id, audience and scopes; same message.
     exp = str(1_740_833_700 + renewed)
     fresh = {**claims, "exp": exp, "iat": str(int(exp) - 3600), "jti": str(uuid.uuid4()), "aud": "another-client"}
     renewed_event = request("jwt", claims=fresh, scopes=["outbox/messages.write"], key="k")
-    assert principal_of(renewed_event) == principal_of(event)
+    assert principal(renewed_event) == principal(event)
     assert message_id_of(call(renewed_event)) == message_id
     # The same subject from another issuer is another caller: its own message, and none of the first's.
     stranger = {"iss": other_issuer, "sub": subject}
@@ -225,3 +271,166 @@ def test_without_an_authorizer_a_required_principal_is_a_401_and_nothing_is_writ
 def _answer(response: dict[str, Any]) -> tuple[int, dict[str, str], str]:
     """Everything a client sees of a response."""
     return response["statusCode"], response["headers"], response["body"]
+
+
+def _role_event(method: Any = "POST", message_id: str | None = None, **changes: Any) -> dict[str, Any]:
+    return request("assumed_role", method, message_id, **changes)
+
+
+def test_an_assumed_roles_refreshed_session_is_the_same_caller(deployed: Stack) -> None:
+    """Invariant 9: a workload whose session name rotates (ECS task, IRSA) keeps its message and is not sent twice."""
+    first = call(_role_event(key="order-7"))
+    assert first["statusCode"] == 202
+    # The credentials were refreshed: a new session name, the same role. The retry is the same message.
+    retry = call(_role_event(key="order-7", session="ecs-task-9e8d7c6b5a4f"))
+    assert (retry["statusCode"], message_id_of(retry)) == (200, message_id_of(first))
+    assert call(_role_event("GET", message_id_of(first), session="ecs-task-9e8d7c6b5a4f"))["statusCode"] == 200
+    assert len(records(deployed)) == 1
+
+
+def test_a_session_name_makes_no_caller(deployed: Stack) -> None:
+    """RoleSessionName=alice in another role is that role, never Alice: her message stays hers."""
+    alice = call(request("iam", user_arn=ALICE, key="order-8"))
+    other_role = f"arn:aws:sts::{ACCOUNT}:assumed-role/someone-elses-role/alice"
+    squatter = call(request("iam", user_arn=other_role, key="order-8"))
+    assert squatter["statusCode"] == 202
+    assert message_id_of(squatter) != message_id_of(alice)
+    theirs = call(request("iam", "GET", message_id_of(alice), user_arn=other_role))
+    unknown = call(request("iam", "GET", str(uuid.uuid4()), user_arn=other_role))
+    assert _answer(theirs) == _answer(unknown)
+    assert principal(request("iam", user_arn=other_role)) == principal(
+        request("iam", user_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/someone-elses-role/bob")
+    )
+
+
+def test_the_users_of_a_cognito_identity_pool_are_callers_apart(deployed: Stack) -> None:
+    """Every user of the pool arrives as the same role session: the identity id keeps their keys and reads apart."""
+    ada = call(request("cognito", key="basket-1"))
+    bea_identity = "eu-west-1:0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
+    bea = call(request("cognito", key="basket-1", identity_id=bea_identity, body=OTHER_BODY))
+    assert (ada["statusCode"], bea["statusCode"]) == (202, 202)  # not Ada's replay, not a 409 naming her message
+    assert message_id_of(ada) not in bea["body"]
+    theirs = call(request("cognito", "GET", message_id_of(ada), identity_id=bea_identity))
+    unknown = call(request("cognito", "GET", str(uuid.uuid4()), identity_id=bea_identity))
+    assert _answer(theirs) == _answer(unknown)
+    assert call(request("cognito", "GET", message_id_of(ada)))["statusCode"] == 200
+
+
+def test_ids_and_owners_are_keyed_with_the_secret_the_function_reads(deployed: Stack) -> None:
+    """With the module's configuration the id is an HMAC under the Secrets Manager value: no guess computes it."""
+    event = request("iam", user_arn=ALICE, key="order-9")
+    message_id = message_id_of(call(event))
+    assert message_id == IdKey(SECRET_VALUE).message_id("order-9", principal(event))
+    (record,) = records(deployed)
+    assert record["owner"]["S"] == owner(principal(event))
+    # What a caller knowing Alice's ARN and key could compute: 0.1.0's ids and owners, of any principal.
+    namespace = uuid.UUID("6f1c3a52-8a57-4b39-9a0e-2f4d1d7c5b10")
+    for candidate in (f"iam:{ALICE}", principal(event)):
+        assert message_id != str(uuid.uuid5(namespace, f"{len(candidate)}:{candidate}:order-9"))
+        assert record["owner"]["S"] != legacy_owner(candidate)
+    assert ALICE not in json.dumps(deployed.all_items())
+
+
+def test_the_anonymous_scope_is_never_the_librarys(deployed: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a required principal, an anonymous request neither reads the service's message nor squats its key."""
+    monkeypatch.setenv("OUTBOX_REQUIRE_PRINCIPAL", "false")
+    outbox.api.default_api.cache_clear()
+    # The service's own outbox, with the same secret (read from Secrets Manager as the API reads it).
+    library = Outbox.from_settings(Settings.from_env(), client=deployed.dynamodb)
+    service = library.message({"order": 1}, type="OrderPlaced", idempotency_key="order-10")
+    library.transact_write([], service)
+    # The same key, anonymously: its own new message, not a 409 naming the service's id nor a replay of it.
+    anonymous = call(request("no_authorizer", key="order-10"))
+    assert anonymous["statusCode"] == 202
+    assert service.message_id not in anonymous["body"]
+    assert call(request("no_authorizer", "GET", service.message_id))["statusCode"] == 404
+    # A key the anonymous caller used first is still the service's to write.
+    assert call(request("no_authorizer", key="order-11"))["statusCode"] == 202
+    library.transact_write([], library.message({"order": 2}, type="OrderPlaced", idempotency_key="order-11"))
+    assert len(records(deployed)) == 4
+
+
+def test_a_rotation_of_the_id_secret_keeps_retries_and_reads(deployed: Stack) -> None:
+    """put-secret-value: a retry before, in and after the window is the same message; reads keep working."""
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    written = message_id_of(call(request("iam", user_arn=ALICE, key="order-12")))
+    arn = os.environ["OUTBOX_ID_SECRET_ARN"]
+    secrets.put_secret_value(SecretId=arn, SecretString="n3" * 32)
+    outbox.api.default_api.cache_clear()  # a function started after the rotation (warm ones re-read within 5 minutes)
+    retried = call(request("iam", user_arn=ALICE, key="order-12"))
+    assert (retried["statusCode"], message_id_of(retried)) == (200, written)
+    # In the window new messages are still written under the previous value, which every function knows.
+    during = message_id_of(call(request("iam", user_arn=ALICE, key="order-13")))
+    assert during == IdKey(SECRET_VALUE).message_id("order-13", principal(request("iam", user_arn=ALICE)))
+    # After the window: the new value, checking the previous one's ids.
+    acceptor = outbox.api.default_api().acceptor
+    acceptor.clock = lambda: utc_now() + timedelta(days=1, hours=1)
+    for key, message_id in (("order-12", written), ("order-13", during)):
+        again = call(request("iam", user_arn=ALICE, key=key))
+        assert (again["statusCode"], message_id_of(again)) == (200, message_id)
+        assert call(request("iam", "GET", message_id, user_arn=ALICE))["statusCode"] == 200
+        assert call(request("iam", "GET", message_id, user_arn=BOB))["statusCode"] == 404
+    after = message_id_of(call(request("iam", user_arn=ALICE, key="order-14")))
+    assert after == IdKey("n3" * 32).message_id("order-14", principal(request("iam", user_arn=ALICE)))
+    assert len(records(deployed)) == 3
+
+
+def test_anothers_message_is_read_no_further_than_an_unknown_id(
+    deployed: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No timing tell: the GetItem of another's id asks and returns only the owner, as the unknown id's does."""
+    message_id = message_id_of(call(request("iam", user_arn=ALICE)))
+    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    session = aws._session
+
+    def recording(region: str | None) -> botocore.session.Session:
+        made = session(region)
+        made.register("before-parameter-build.dynamodb.GetItem", lambda params, **_: seen.append((dict(params), {})))
+        made.register("after-call.dynamodb.GetItem", lambda parsed, **_: seen[-1][1].update(parsed))
+        return made
+
+    monkeypatch.setattr(aws, "_session", recording)
+    outbox.api.default_api.cache_clear()
+    call(request("iam", "GET", str(uuid.uuid4()), user_arn=ALICE))  # the first request reads the id secret
+    seen.clear()
+    theirs = call(request("iam", "GET", message_id, user_arn=BOB))
+    unknown = call(request("iam", "GET", str(uuid.uuid4()), user_arn=BOB))
+    assert _answer(theirs)[:2] == _answer(unknown)[:2]
+    (theirs_read, theirs_answer), (unknown_read, unknown_answer) = seen  # one read each, nothing else
+    assert {k: v for k, v in theirs_read.items() if k != "Key"} == {k: v for k, v in unknown_read.items() if k != "Key"}
+    assert list(theirs_read["ExpressionAttributeNames"].values()) == ["owner"]
+    assert set(theirs_answer["Item"]) == {"owner"}  # not the payload, the history, the recipient
+    assert "Item" not in unknown_answer
+    seen.clear()
+    assert call(request("iam", "GET", message_id, user_arn=ALICE))["statusCode"] == 200
+    assert len(seen) == 2  # one's own: the owner, then the view
+    assert "lease_owner" not in seen[1][1]["Item"]
+
+
+def test_records_of_0_1_0_are_read_by_their_caller_only_where_its_principal_was_safe(deployed: Stack) -> None:
+    """An IAM user reads the record 0.1.0 wrote for its ARN; a session named like 0.1.0's role session opens nothing."""
+    session_arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/orders-service/alice"
+    legacy = {}
+    for name, arn in (("user", ALICE), ("session", session_arn)):
+        message_id = str(uuid.uuid4())
+        deployed.dynamodb.put_item(
+            TableName=deployed.resources.table_name,
+            Item={
+                "pk": {"S": f"MSG#{message_id}"},
+                "sk": {"S": "MSG"},
+                "message_id": {"S": message_id},
+                "status": {"S": "COMPLETED"},
+                "type": {"S": "notification"},
+                "payload": {"S": '{"channel": "email"}'},
+                "payload_hash": {"S": "h"},
+                "owner": {"S": legacy_owner(f"iam:{arn}")},  # 0.1.0's owner: a SHA-256 of "iam:<userArn>"
+                "created_at": {"S": "2026-11-30T12:00:00.000Z"},
+                "updated_at": {"S": "2026-11-30T12:00:01.000Z"},
+                "history": {"L": []},
+                "attempts": {"N": "1"},
+            },
+        )
+        legacy[name] = message_id
+    assert call(request("iam", "GET", legacy["user"], user_arn=ALICE))["statusCode"] == 200
+    assert call(request("iam", "GET", legacy["user"], user_arn=BOB))["statusCode"] == 404
+    assert call(_role_event("GET", legacy["session"], session="alice"))["statusCode"] == 404

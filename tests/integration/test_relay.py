@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from outbox.domain.errors import InvalidTransitionError
-from outbox.domain.record import Lease, iso, record_pk, utc_now
+from outbox.domain.record import Lease, in_flight_pk, iso, record_pk, utc_now
 from outbox.domain.status import Status
 from outbox.testing import FakeLambdaContext
 from tests.integration.conftest import Stack
@@ -48,8 +48,9 @@ def test_stream_batch_sends_one_message_and_flips_record_keeping_other_attribute
     assert after["status"]["S"] == "QUEUED"
     assert [h["M"]["status"]["S"] for h in after["history"]["L"]] == ["PENDING", "QUEUED"]
     assert after["history"]["L"][1]["M"]["by"]["S"] == "worker"
-    assert "outbox_pk" not in after  # out of the pending index with PENDING
-    assert "outbox_sk" not in after
+    # Out of its outbox bucket with PENDING: under its in-flight partition, since the flip.
+    assert after["outbox_pk"]["S"] == in_flight_pk(message_id)
+    assert after["outbox_sk"]["S"] == f"{after['updated_at']['S']}#{message_id}"
     untouched = set(before) - {"status", "history", "updated_at", "outbox_pk", "outbox_sk"}
     assert {k: after[k] for k in untouched} == {k: before[k] for k in untouched}
 

@@ -13,8 +13,8 @@ from moto import mock_aws
 
 from outbox import ConfigurationError, Outbox, Status, cli, metrics
 from outbox.adapters.sweep import DynamoDBSweepSource
-from outbox.domain.record import utc_now
-from outbox.ports import PendingKey
+from outbox.domain.record import in_flight_pk, iso, utc_now
+from outbox.ports import PendingKey, SweptRecord
 from outbox.service.relay import Relay, RelayPolicy
 from outbox.service.sweep import Sweeper
 from tests.integration.conftest import Stack, build_stack
@@ -73,7 +73,7 @@ def test_a_sweep_that_finds_nothing_sends_nothing_and_never_reads_settled_record
     stack.worker.handle(stack.stream_event())  # the stream relays everything
     records = [i for i in stack.all_items() if i["pk"]["S"].startswith("MSG#")]
     assert len(records) == 20
-    assert not [r for r in records if "outbox_pk" in r or "outbox_sk" in r]  # out of the index with PENDING
+    assert all(r["outbox_pk"]["S"].startswith("SENT#") for r in records)  # out of the buckets with PENDING
 
     stack.faults.calls.clear()
     report = _sweeper(stack).sweep()
@@ -83,21 +83,30 @@ def test_a_sweep_that_finds_nothing_sends_nothing_and_never_reads_settled_record
     assert stack.faults.calls["PutItem"] + stack.faults.calls["UpdateItem"] == 0  # a sweep keeps no state
 
 
-def test_every_move_out_of_pending_takes_the_record_out_of_the_index(stack: Stack) -> None:
-    """QUEUED (the worker), PROCESSING (a copy ahead of its flip) and FAILED (quarantine) all leave the index."""
+def test_every_move_out_of_pending_takes_the_record_out_of_its_bucket(stack: Stack) -> None:
+    """QUEUED (the worker) and PROCESSING (a copy ahead of its flip) go in flight; FAILED leaves the index."""
     outbox = _outbox(stack)
-    messages = [outbox.message({"n": n}, type="T") for n in range(4)]
+    messages = [outbox.message({"n": n}, type="T") for n in range(5)]
     for message in messages:
         outbox.transact_write([], message)
-    flipped, taken, quarantined, waiting = (m.message_id for m in messages)
+    flipped, taken, quarantined, waiting, done = (m.message_id for m in messages)
     stack.store.transition(flipped, Status.QUEUED, by="worker")
     stack.store.transition(taken, Status.PROCESSING, by="consumer")
     stack.store.transition(quarantined, Status.FAILED, by="worker", reason="poison")
-    indexed = {r["message_id"]["S"] for r in stack.all_items() if "outbox_pk" in r and r["pk"]["S"].startswith("MSG#")}
-    assert indexed == {waiting}
-    assert [r.message_id for page in _source(stack).pending(0) for r in page] + [
-        r.message_id for bucket in (1, 2, 3) for page in _source(stack).pending(bucket) for r in page
-    ] == [waiting]
+    stack.store.transition(done, Status.QUEUED, by="worker")
+    stack.store.transition(done, Status.PROCESSING, by="consumer")
+    stack.store.transition(done, Status.COMPLETED, by="consumer")
+    records = [r for r in stack.all_items() if r["pk"]["S"].startswith("MSG#")]
+    indexed = {r["message_id"]["S"]: r["outbox_pk"]["S"] for r in records if "outbox_pk" in r}
+    assert indexed == {waiting: indexed[waiting], flipped: in_flight_pk(flipped), taken: in_flight_pk(taken)}
+    assert indexed[waiting].startswith("OUTBOX#")
+    assert [r.message_id for bucket in range(4) for page in _source(stack).pending(bucket) for r in page] == [waiting]
+    source = _source(stack)
+    later = iso(utc_now() + timedelta(seconds=1))
+    keys = [key for p in range(16) for page in source.in_flight_keys(p, later) for key in page]
+    in_flight = {r.message_id: r.status for r in source.records(keys, consistent=False)}
+    assert in_flight == {flipped: Status.QUEUED, taken: Status.PROCESSING}
+    assert not [page for p in range(16) for page in source.in_flight_keys(p, iso(utc_now() - timedelta(minutes=1)))]
 
 
 def test_a_young_pending_message_is_left_to_the_stream(stack: Stack) -> None:
@@ -314,6 +323,8 @@ def test_throttled_reads_end_after_a_few_tries(monkeypatch: pytest.MonkeyPatch) 
     assert pauses == [0.05, 0.1, 0.2, 0.4, 0.8][: sweep.UNPROCESSED_TRIES]
     with pytest.raises(ThrottledError):
         source.records([PendingKey("x", "a")])
+    # Records in flight are read eventually consistent: one not read is left to the next sweep.
+    assert source.records([PendingKey("x", "a")], consistent=False) == [SweptRecord("x", None, None)]
 
 
 def _backlog(stack: Stack, n: int) -> list[str]:

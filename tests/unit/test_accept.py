@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from outbox.domain.caller import ANONYMOUS, Caller
 from outbox.domain.errors import (
     CancellationReason,
+    ConfigurationError,
     IdempotencyKeyReusedError,
     ItemPart,
     NotFoundError,
@@ -15,12 +17,15 @@ from outbox.domain.errors import (
     TransactionCancelledError,
     ValidationError,
 )
+from outbox.domain.message import IdKey, IdSecret
+from outbox.domain.record import utc_now
 from outbox.domain.status import Status
 from outbox.service.accept import CONFLICT_RETRY_PAUSES_S, Acceptor, new_message
 from outbox.testing import InMemoryMessageStore
 
 SMS = {"channel": "sms", "recipient": "+14155550100", "body": "hello"}
 SECRET = "s" * 32
+ALICE, BOB = Caller("iam:alice"), Caller("iam:bob")
 
 
 @pytest.fixture
@@ -31,7 +36,7 @@ def acceptor(store: InMemoryMessageStore) -> Acceptor:
 
 def test_a_notification_is_accepted_pending_with_its_envelope(acceptor: Acceptor, store: InMemoryMessageStore) -> None:
     """Invariant 1: one PENDING record and its envelope, written by the API, owned by the caller."""
-    result = acceptor.accept_notification(SMS | {"group_key": "g"}, idempotency_key=None, caller="iam:alice")
+    result = acceptor.accept_notification(SMS | {"group_key": "g"}, idempotency_key=None, caller=ALICE)
 
     assert (result.status, result.created) == (Status.PENDING, True)
     record = store.records[result.message_id]
@@ -41,24 +46,24 @@ def test_a_notification_is_accepted_pending_with_its_envelope(acceptor: Acceptor
 
 def test_the_same_key_is_one_message_per_caller(acceptor: Acceptor, store: InMemoryMessageStore) -> None:
     """Invariant 9: a key replays its caller's message; the same key of another caller is another message."""
-    first = acceptor.accept_notification(SMS, idempotency_key="k-1", caller="iam:alice")
-    again = acceptor.accept_notification(SMS, idempotency_key="k-1", caller="iam:alice")
-    other = acceptor.accept_notification(SMS, idempotency_key="k-1", caller="iam:bob")
+    first = acceptor.accept_notification(SMS, idempotency_key="k-1", caller=ALICE)
+    again = acceptor.accept_notification(SMS, idempotency_key="k-1", caller=ALICE)
+    other = acceptor.accept_notification(SMS, idempotency_key="k-1", caller=BOB)
 
     assert (again.message_id, again.created) == (first.message_id, False)
     assert other.message_id != first.message_id
     assert len(store.records) == 2
     with pytest.raises(IdempotencyKeyReusedError):
-        acceptor.accept_notification(SMS | {"body": "changed"}, idempotency_key="k-1", caller="iam:alice")
+        acceptor.accept_notification(SMS | {"body": "changed"}, idempotency_key="k-1", caller=ALICE)
 
 
 def test_a_caller_reads_only_its_own_messages(acceptor: Acceptor) -> None:
     """Malformed, unknown and another caller's ids are one NotFoundError, naming no id."""
-    mine = acceptor.accept_notification(SMS, idempotency_key=None, caller="iam:alice").message_id
+    mine = acceptor.accept_notification(SMS, idempotency_key=None, caller=ALICE).message_id
 
-    assert acceptor.read(mine, "iam:alice").message_id == mine
+    assert acceptor.read(mine, ALICE).message_id == mine
     details = set()
-    for message_id, caller in ((mine, "iam:bob"), (mine, None), ("not-an-id", "iam:alice")):
+    for message_id, caller in ((mine, BOB), (mine, ANONYMOUS), ("not-an-id", ALICE)):
         with pytest.raises(NotFoundError) as caught:
             acceptor.read(message_id, caller)
         details.add(caught.value.detail)
@@ -68,10 +73,10 @@ def test_a_caller_reads_only_its_own_messages(acceptor: Acceptor) -> None:
 def test_a_conflict_is_retried_and_a_lasting_one_is_throttled(store: InMemoryMessageStore) -> None:
     """A TransactionConflict is tried again after short pauses; on every try it ends ThrottledError, nothing written."""
     pauses: list[float] = []
-    acceptor = Acceptor(store, sleep=pauses.append)
+    acceptor = Acceptor(store, id_secret=SECRET, sleep=pauses.append)
     conflict = TransactionCancelledError([CancellationReason(0, ItemPart.RECORD, "TransactionConflict", "", "m")])
     store.fail_next["accept"] = conflict
-    assert acceptor.accept_notification(SMS, idempotency_key=None, caller=None).created
+    assert acceptor.accept_notification(SMS, idempotency_key=None, caller=ANONYMOUS).created
 
     def always_conflicts(*_: Any, **__: Any) -> Any:
         raise conflict
@@ -79,7 +84,7 @@ def test_a_conflict_is_retried_and_a_lasting_one_is_throttled(store: InMemoryMes
     store.accept = always_conflicts  # type: ignore[method-assign]
     pauses.clear()
     with pytest.raises(ThrottledError):
-        acceptor.accept_notification(SMS, idempotency_key=None, caller=None)
+        acceptor.accept_notification(SMS, idempotency_key=None, caller=ANONYMOUS)
     assert pauses == [0.0, *CONFLICT_RETRY_PAUSES_S]
     assert len(store.records) == 1
 
@@ -87,25 +92,29 @@ def test_a_conflict_is_retried_and_a_lasting_one_is_throttled(store: InMemoryMes
 def test_the_check_before_the_first_accept_runs_once(store: InMemoryMessageStore) -> None:
     """The table's bucket check runs before the first accept only, and never for a read."""
     checks: list[int] = []
-    acceptor = Acceptor(store, before_first_accept=lambda: checks.append(1))
+    acceptor = Acceptor(store, id_secret=SECRET, before_first_accept=lambda: checks.append(1))
     with pytest.raises(NotFoundError):
-        acceptor.read("00000000-0000-4000-8000-000000000000", None)
+        acceptor.read("00000000-0000-4000-8000-000000000000", ANONYMOUS)
     assert checks == []
     for _ in range(3):
-        acceptor.accept_notification(SMS, idempotency_key=None, caller=None)
+        acceptor.accept_notification(SMS, idempotency_key=None, caller=ANONYMOUS)
     assert checks == [1]
 
 
 def test_a_new_message_checks_its_key_and_payload_and_keeps_a_hash_of_its_scope() -> None:
     """The library's messages are made here too: ValidationError for a bad key or payload; the owner hides the scope."""
-    message = new_message({"order": 1}, type="OrderPlaced", idempotency_key="k", scope="tenant-1", secret=SECRET)
+    keys = IdSecret(SECRET).keys(utc_now())
+    message = new_message({"order": 1}, type="OrderPlaced", idempotency_key="k", scope="tenant-1", keys=keys)
     assert message.idempotency_key == "k"
-    assert message.owner is not None
+    assert message.owner == IdKey(SECRET).owner("tenant-1")
     assert "tenant-1" not in message.owner
     assert (
         message.envelope.message_id
-        == new_message({}, type="T", idempotency_key="k", scope="tenant-1", secret=SECRET).envelope.message_id
+        == new_message({}, type="T", idempotency_key="k", scope="tenant-1", keys=keys).envelope.message_id
     )
+    for without_secret in ({"idempotency_key": "k"}, {"scope": "tenant-1"}):  # nothing unkeyed is ever derived
+        with pytest.raises(ConfigurationError, match="id secret"):
+            new_message({}, type="T", **without_secret)
     for wrong in ({"idempotency_key": "has space"}, {"payload": ["not", "an", "object"]}):
         arguments: dict[str, Any] = {"payload": {}, "type": "T"} | wrong
         with pytest.raises(ValidationError):

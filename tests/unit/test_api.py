@@ -16,6 +16,7 @@ from tests.events import http_event
 
 VALID = {"channel": "webhook", "recipient": "https://hooks.example.com/x", "body": "{}"}
 JSON_HEADERS = {"content-type": "application/json"}
+SECRET = "api-tests-id-secret-0123456789abcdef"
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def store() -> InMemoryMessageStore:
 @pytest.fixture
 def api(store: InMemoryMessageStore) -> MessagesApi:
     """A fresh api."""
-    return MessagesApi(Acceptor(store))
+    return MessagesApi(Acceptor(store, id_secret=SECRET))
 
 
 def _problem(response: dict[str, Any], status: int, code: str) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def test_a_lasting_transaction_conflict_is_503_throttled(
 def test_the_bucket_check_runs_once_before_the_first_accept_and_never_for_a_read(store: InMemoryMessageStore) -> None:
     """A GET needs no AWS call beyond its own; the first POST checks the table's bucket count, later ones do not."""
     checks: list[int] = []
-    api = MessagesApi(Acceptor(store, before_first_accept=lambda: checks.append(1)))
+    api = MessagesApi(Acceptor(store, id_secret=SECRET, before_first_accept=lambda: checks.append(1)))
     api.handle(http_event("GET", "/messages/00000000-0000-4000-8000-000000000000"))
     assert checks == []
     for _ in range(3):

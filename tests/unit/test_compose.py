@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from outbox.adapters.secret import SecretsManagerIdSecret
 from outbox.compose import (
     Clients,
     build_acceptor,
@@ -15,11 +17,17 @@ from outbox.compose import (
     resolve_delivery,
 )
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.message import IdKey
 from outbox.service.consume import log_delivery
 from outbox.settings import Settings
 
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-AbCdEf"
 SETTINGS = Settings(
-    table_name="outbox", queue_url="https://sqs.eu-west-1.amazonaws.com/1/outbox", region="eu-west-1", buckets=4
+    table_name="outbox",
+    queue_url="https://sqs.eu-west-1.amazonaws.com/1/outbox",
+    region="eu-west-1",
+    buckets=4,
+    id_secret_arn=SECRET_ARN,
 )
 
 
@@ -46,11 +54,23 @@ def test_each_use_case_runs_on_the_clients_it_is_given_and_makes_no_other() -> N
 
     assert acceptor.store.client is api_clients.dynamodb
     assert not api_clients.lazy_sqs.made
+    # The id secret: read from Secrets Manager through the set's client, by the first request that needs it.
+    assert isinstance(acceptor.id_secret, SecretsManagerIdSecret)
+    assert acceptor.id_secret.secret_id == SECRET_ARN
+    assert not api_clients.lazy_secretsmanager.made
     assert worker.relay.store.client is worker_clients.dynamodb
     assert worker.relay.publisher.client is worker_clients.sqs
     assert worker.pending.client is worker_clients.dynamodb
     assert worker.relay.recent.capacity > 0  # a warm worker does not send a redelivered batch again
     worker.relay.close()
+
+
+def test_the_api_is_never_built_without_an_id_secret() -> None:
+    """No OUTBOX_ID_SECRET_ARN (nor a value for local use): the API refuses to start, naming the setting."""
+    with pytest.raises(ConfigurationError, match="OUTBOX_ID_SECRET_ARN"):
+        build_acceptor(replace(SETTINGS, id_secret_arn=None), Clients("eu-west-1"))
+    local = build_acceptor(replace(SETTINGS, id_secret_arn=None, id_secret="v" * 32), Clients("eu-west-1"))
+    assert local.keys().write.owner("x") == IdKey("v" * 32).owner("x")
 
 
 def test_the_dead_letter_function_writes_records_and_changes_visibility_on_its_own_clients() -> None:
@@ -106,10 +126,17 @@ def test_eager_init_makes_the_clients_and_binds_the_models_when_built() -> None:
     assert isinstance(lazy.store._client, Lazy)
     assert not lazy.store._client.made
     assert "_new_record" not in vars(lazy.store)
+    assert isinstance(lazy.id_secret, SecretsManagerIdSecret)
+    assert isinstance(lazy.id_secret._client, Lazy)
+    assert not lazy.id_secret._client.made
     eager = build_acceptor(replace(SETTINGS, eager_init=True))
     assert isinstance(eager.store._client, Lazy)
     assert eager.store._client.made
     assert "_new_record" in vars(eager.store)  # PynamoDB imported, the models bound
+    assert isinstance(eager.id_secret, SecretsManagerIdSecret)
+    assert isinstance(eager.id_secret._client, Lazy)
+    assert eager.id_secret._client.made  # the client in the snapshot; the value is not read at init
+    assert eager.id_secret._value is None
 
 
 @pytest.mark.parametrize(
@@ -130,6 +157,7 @@ def test_a_handler_sets_up_at_import_only_under_eager_init(
     monkeypatch.setenv("OUTBOX_TABLE_NAME", "outbox")
     monkeypatch.setenv("OUTBOX_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/1/outbox")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("OUTBOX_ID_SECRET_ARN", SECRET_ARN)
     module = importlib.import_module(module_name)
     try:
         monkeypatch.delenv("OUTBOX_EAGER_INIT", raising=False)

@@ -12,7 +12,7 @@ from outbox.domain.envelope import Envelope
 from outbox.domain.errors import AwsError
 from outbox.domain.message import new_message_id
 from outbox.domain.notification import parse_notification
-from outbox.domain.record import Lease, TransitionResult, iso, utc_now
+from outbox.domain.record import Lease, TransitionResult, dedup_id, iso, utc_now
 from outbox.domain.status import Status
 from outbox.service.consume import SqsCopy, sqs_copy
 from outbox.service.dead_letter import BY, DeadLetters, Settled
@@ -266,3 +266,32 @@ def _copy_of(record: dict[str, Any]) -> SqsCopy:
 
 def _other_envelope() -> Envelope:
     return NOTE.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
+
+
+def _fifo_copy(envelope: Envelope, generation: int, *, sent: datetime) -> SqsCopy:
+    """A FIFO dead letter whose deduplication id names its send generation (Lambda passes it in the attributes)."""
+    record = _dead_letter(envelope, sent=sent, queue=FIFO_DLQ)
+    record["attributes"]["MessageDeduplicationId"] = dedup_id(envelope.message_id, generation)
+    return _copy_of(record)
+
+
+def test_on_a_fifo_queue_the_send_generation_tells_a_copy_older_than_a_resend(store: InMemoryMessageStore) -> None:
+    """A copy of an earlier generation is stale whatever its timestamp says; the latest generation's copy ends it."""
+    envelope = _accept(store)
+    store.transition(envelope.message_id, Status.QUEUED, by="worker")
+    # The sweeper re-sent it (its copy was gone): a new generation, no status change, no history line.
+    assert store.new_send_generation(envelope.message_id, expected=frozenset({Status.QUEUED})) == 1
+    late = utc_now() + timedelta(minutes=1)  # moved to the DLQ after everything: the times alone say "not stale"
+
+    assert DeadLetters(store).settle(_fifo_copy(envelope, 0, sent=late)) is Settled.STALE
+    assert store.get(envelope.message_id).status is Status.QUEUED
+    assert DeadLetters(store).settle(_fifo_copy(envelope, 1, sent=late)) is Settled.FAILED
+
+
+def test_a_copy_that_names_no_generation_is_judged_by_the_times(store: InMemoryMessageStore) -> None:
+    """A dedup id that is not one of ours (or a record never re-sent) keeps the timestamp rule."""
+    envelope, _, redriven_at = _failed_then_redriven(store)
+    store.new_send_generation(envelope.message_id, expected=frozenset({Status.QUEUED}))
+    record = _dead_letter(envelope, sent=redriven_at + timedelta(seconds=1), queue=FIFO_DLQ)
+    record["attributes"]["MessageDeduplicationId"] = "someone-else:1"
+    assert DeadLetters(store).settle(_copy_of(record)) is Settled.FAILED

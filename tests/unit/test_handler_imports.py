@@ -86,7 +86,11 @@ def test_a_first_invocation_without_an_aws_call_makes_no_client(module: str) -> 
         "answer = result.get('statusCode', result)\n"
         "print(json.dumps([after_import, answer, loaded()]))\n"  # the last line: the handler logs before it
     )
-    environment = {"AWS_REGION": "eu-west-1", "OUTBOX_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q.fifo"}
+    environment = {
+        "AWS_REGION": "eu-west-1",
+        "OUTBOX_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q.fifo",
+        "OUTBOX_ID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-AbCdEf",
+    }
     after_import, answer, after_call = _run(script, environment)[-1]
     assert answer == expected
     assert after_import == []

@@ -20,6 +20,7 @@ from outbox.service.stream import StreamWorker
 from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore
 
 STABLE_CODES = set(HTTP_STATUS)
+SECRET = "hostile-input-id-secret-0123456789abcdef"
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
 json_values = st.recursive(
     json_scalars,
@@ -96,7 +97,7 @@ def test_api_never_fails_on_hostile_requests(
     """Invariant 8 (clear errors): any request is < 500, problem+json with a stable code; rejections write nothing."""
     store = InMemoryMessageStore()
 
-    response = MessagesApi(Acceptor(store)).handle(_event(method, path, header_map, body))
+    response = MessagesApi(Acceptor(store, id_secret=SECRET)).handle(_event(method, path, header_map, body))
 
     assert response["statusCode"] < 500
     if response["statusCode"] >= 400:
@@ -176,7 +177,7 @@ def test_characters_sqs_refuses_are_a_400_and_write_nothing(field: str, char: st
     """Lone surrogates, U+FFFE and U+FFFF would make SendMessage fail for ever: refused at the door."""
     store = InMemoryMessageStore()
     body = TEXT_FIELDS[field] % char
-    response = MessagesApi(Acceptor(store)).handle(
+    response = MessagesApi(Acceptor(store, id_secret=SECRET)).handle(
         _event("POST", "/messages", {"content-type": "application/json"}, (body, False))
     )
     assert response["statusCode"] == 400
@@ -187,7 +188,7 @@ def test_characters_sqs_refuses_are_a_400_and_write_nothing(field: str, char: st
 def _post_logged(data: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     logs = io.StringIO()
     configure_logging(logs)
-    response = MessagesApi(Acceptor(InMemoryMessageStore())).handle(
+    response = MessagesApi(Acceptor(InMemoryMessageStore(), id_secret=SECRET)).handle(
         _event("POST", "/messages", {"content-type": "application/json"}, (json.dumps(data), False))
     )
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from outbox.domain.errors import FieldError, ValidationError
-from outbox.domain.message import is_message_id, new_message_id, validate_idempotency_key
+from outbox.domain.errors import ConfigurationError, FieldError, ValidationError
+from outbox.domain.message import IdKey, is_message_id, new_message_id, validate_idempotency_key
 from outbox.domain.notification import Channel, parse_notification
 
 
@@ -126,15 +126,19 @@ def test_canonical_json_and_hash_ignore_key_order() -> None:
     b = parse_notification(
         {"metadata": {"y": "2", "x": "1"}, "body": "B", "recipient": "+14155550100", "channel": "sms"}
     )
-    envelopes = [n.envelope(message_id=new_message_id("k"), created_at="2026-01-01T00:00:00.000Z") for n in (a, b)]
+    message_id = new_message_id()
+    envelopes = [n.envelope(message_id=message_id, created_at="2026-01-01T00:00:00.000Z") for n in (a, b)]
     assert envelopes[0].payload_hash() == envelopes[1].payload_hash()
     assert a.canonical_json() == b.canonical_json() == envelopes[0].payload_json()
 
 
 def test_message_id_is_random_without_key_and_deterministic_with_one() -> None:
-    """An Idempotency-Key always maps to the same id; without one every id is new."""
-    assert new_message_id("k") == new_message_id("k")
-    assert new_message_id("k") != new_message_id("k2")
+    """An Idempotency-Key always maps to the same id under one secret; without one every id is new."""
+    key = IdKey("m" * 32)
+    assert new_message_id("k", key=key) == new_message_id("k", key=IdKey("m" * 32))
+    assert new_message_id("k", key=key) != new_message_id("k2", key=key)
+    with pytest.raises(ConfigurationError):
+        new_message_id("k")  # never an id anyone could compute
     assert new_message_id() != new_message_id()
     assert is_message_id(new_message_id())
     assert not is_message_id("../etc/passwd")

@@ -10,7 +10,9 @@ from botocore.exceptions import ClientError
 
 from outbox import ConfigurationError, Outbox, OutboxMessage, TransactionCancelledError, ValidationError
 from outbox.domain.errors import AwsError, ItemPart
-from outbox.domain.message import new_message_id
+from outbox.domain.message import IdKey
+
+SECRET = "library-tests-id-secret-0123456789abcdef"
 
 
 class TransactionClient:
@@ -68,7 +70,14 @@ def client() -> TransactionClient:
 @pytest.fixture
 def outbox(client: TransactionClient) -> Outbox:
     """An outbox on a PK/SK table over the recording client."""
-    return Outbox("shop", client=client, hash_key="PK", range_key="SK", buckets=8)  # type: ignore[arg-type]
+    return Outbox(
+        "shop",
+        client=client,  # type: ignore[arg-type]
+        hash_key="PK",
+        range_key="SK",
+        buckets=8,
+        id_secret=SECRET,
+    )
 
 
 def test_a_message_is_a_record_and_an_entry_under_the_tables_own_key_names(outbox: Outbox) -> None:
@@ -104,7 +113,7 @@ def test_a_group_keeps_to_one_bucket(outbox: Outbox) -> None:
 
 def test_an_idempotency_key_always_names_the_same_message(outbox: Outbox) -> None:
     """The same key gives the same message id (so a second write is refused); no key gives a new one."""
-    assert outbox.message({}, type="T", idempotency_key="k").message_id == new_message_id("k")
+    assert outbox.message({}, type="T", idempotency_key="k").message_id == IdKey(SECRET).message_id("k", None)
     assert outbox.message({}, type="T").message_id != outbox.message({}, type="T").message_id
     with pytest.raises(ValidationError):
         outbox.message({}, type="T", idempotency_key="has space")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
+from outbox.adapters.publisher import SqsPublisher
 from outbox.domain.errors import AwsError, ThrottledError
 from outbox.domain.message import new_message_id
 from outbox.domain.notification import parse_notification
-from outbox.domain.record import iso, utc_now
+from outbox.domain.record import generation_of, iso, utc_now
 from outbox.domain.status import Status
 from outbox.ports import OutgoingMessage
 from outbox.service.relay import RecentSends, Relay, RelayItem, RelayPolicy
@@ -207,3 +209,43 @@ def test_recent_sends_are_bounded(store: InMemoryMessageStore, publisher: FakePu
     recent.done("c")
     assert (recent.was_sent("a"), recent.was_sent("b"), recent.is_done("c")) == (False, True, True)
     assert not RecentSends(0).was_sent("x")
+
+
+def test_a_resend_in_flight_flips_nothing_and_keeps_its_generation(
+    store: InMemoryMessageStore, publisher: FakePublisher
+) -> None:
+    """With no statuses to flip from (the sweeper's re-send of a message in flight) a send is the whole job."""
+    notification = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "hi"})
+    envelope = notification.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
+    store.accept(envelope, idempotency_key=None)
+    store.transition(envelope.message_id, Status.QUEUED, by="worker")
+    resender = Relay(store, publisher, by="sweeper", expected=frozenset())
+
+    report = resender.relay([RelayItem.rebuilt(envelope, 3)])
+    resender.close()
+
+    assert report.sent == [envelope.message_id]
+    assert [(m.message_id, m.generation) for m in publisher.sent] == [(envelope.message_id, 3)]
+    assert [h.status for h in store.records[envelope.message_id].history] == [Status.PENDING, Status.QUEUED]
+
+
+class _SendRecorder:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, str]] = []
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.entries += Entries
+        return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+
+
+def test_a_fifo_copy_is_deduplicated_by_message_and_send_generation() -> None:
+    """A retry of a send keeps its dedup id; a deliberate re-send (a new generation) has its own."""
+    client = _SendRecorder()
+    publisher = SqsPublisher("https://sqs/q.fifo", client=client)  # type: ignore[arg-type]
+    publisher.send_batch([OutgoingMessage("m-1", "{}", "g"), OutgoingMessage("m-1", "{}", "g", 2)])
+    assert [(e["MessageGroupId"], e["MessageDeduplicationId"]) for e in client.entries] == [
+        ("g", "m-1"),
+        ("g", "m-1:2"),
+    ]
+    assert [generation_of(e["MessageDeduplicationId"], "m-1") for e in client.entries] == [0, 2]
+    assert [generation_of(other, "m-1") for other in ("m-2", "m-1:", "m-1:02", "m-1:x", "m-2:1")] == [None] * 5

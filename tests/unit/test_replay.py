@@ -107,6 +107,40 @@ def test_failed_and_any_re_drive_their_statuses(
     assert (summary.sent, summary.failed) == (len(sent), 0)
     assert set(publisher.sent_ids()) == {ids[name] for name in sent}
     assert {name: store.records[m].status for name, m in ids.items()} == after
+    # A replay is a deliberate re-send: each copy under a new send generation (its own FIFO dedup id).
+    assert {m.generation for m in publisher.sent} == {1}
+    assert {name: store.records[m].send_generation for name, m in ids.items()} == {
+        name: int(name in sent) for name in ids
+    }
+
+
+def test_each_redrive_sends_under_a_new_generation_and_a_lost_one_is_already_done(
+    store: InMemoryMessageStore, reader: InMemoryOutboxReader, publisher: FakePublisher
+) -> None:
+    """Defect 2 on the fakes: two re-drives, two generations; a record moved on before its re-send is left."""
+    message_id = _seed(store, timedelta(hours=1), status=Status.FAILED)
+    moved = _seed(store, timedelta(hours=1), status=Status.FAILED)
+    selection = Selection.window(status="FAILED", min_age=timedelta(minutes=5), now=NOW)
+    for _ in range(2):
+        relay = _relay(store, publisher, "FAILED")
+        summary = _run(reader, relay, Selection(selection.since, selection.until, "FAILED", (message_id,)))
+        relay.close()
+        assert summary.sent == 1
+        store.transition(message_id, Status.PROCESSING, by="consumer")
+        store.transition(message_id, Status.FAILED, by="consumer", reason="again")
+    assert [m.generation for m in publisher.sent] == [1, 2]
+
+    class MovesOn(InMemoryOutboxReader):
+        def statuses(self, message_ids: Any) -> dict[str, Status]:
+            found = super().statuses(message_ids)  # read FAILED; then another replay re-drives it
+            store.transition(moved, Status.QUEUED, by="replay")
+            return found
+
+    relay = _relay(store, publisher, "FAILED")
+    summary = _run(MovesOn(store, buckets=4), relay, Selection(selection.since, selection.until, "FAILED", (moved,)))
+    relay.close()
+    assert (summary.sent, summary.already_done) == (0, 1)
+    assert store.records[moved].send_generation == 0
 
 
 def test_a_dry_run_reports_what_it_would_send_and_changes_nothing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -12,9 +13,10 @@ import pytest
 
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.envelope import new_envelope
+from outbox.domain.errors import InvalidTransitionError
 from outbox.domain.message import new_message_id
-from outbox.domain.record import Lease, iso
-from outbox.domain.status import TRANSITIONS, Status, sources_of
+from outbox.domain.record import IN_FLIGHT_PARTITIONS, Lease, in_flight_pk, iso
+from outbox.domain.status import ENDED, TRANSITIONS, Status, sources_of
 from outbox.logs import configure_logging, debug_enabled
 
 NOW = "2026-11-25T10:00:00.000Z"
@@ -75,6 +77,17 @@ def test_every_edge_is_one_well_formed_conditional_update(
     assert request["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
     # The old values are asked for only when the result cannot be known without them.
     assert request["ReturnValues"] == ("UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE")
+    # The record index: an ended record leaves it, one in flight is under its in-flight partition.
+    update = request["UpdateExpression"]
+    if to in ENDED:
+        assert update.endswith("#outbox_pk, #outbox_sk")
+        assert ":flight_pk" not in values
+    else:
+        assert "#outbox_pk = :flight_pk" in update
+        assert (values[":flight_pk"], values[":flight_sk"]) == ({"S": in_flight_pk("m-1")}, {"S": f"{NOW}#m-1"})
+        # From QUEUED or PROCESSING the keys stay as they are (a keys-only index is then not written).
+        kept = "#outbox_sk = if_not_exists(#outbox_sk, :flight_sk)" in update
+        assert kept is bool(sources & {Status.QUEUED, Status.PROCESSING})
 
 
 def test_a_lease_is_taken_over_only_once_it_ran_out(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
@@ -102,16 +115,24 @@ def test_only_the_lease_holder_finishes(store: tuple[DynamoDBMessageStore, Recor
     assert request["ConditionExpression"].endswith("AND #lease_owner = :owner")
     assert request["ExpressionAttributeValues"][":owner"] == {"S": "c-1"}
     assert ":until" not in request["ExpressionAttributeValues"]
-    assert "#ended_lease_owner = :owner" in request["UpdateExpression"]
-    assert request["UpdateExpression"].endswith("REMOVE #lease_owner, #lease_until")
+    sets, removes = request["UpdateExpression"].split(" REMOVE ")
+    assert "#ended_lease_owner = :owner" in sets
+    assert removes.startswith("#lease_owner, #lease_until")
 
 
 def test_a_redrive_forgets_who_ended_the_record(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
-    """FAILED -> QUEUED starts a new life: the ended record's ``ended_lease_owner`` goes with its TTL."""
+    """FAILED -> QUEUED starts a new life: the ended record's ``ended_lease_owner`` goes with its TTL.
+
+    And it is back in the record index, under its in-flight partition from now, as any move in flight.
+    """
     s, client = store
     s.transition("m-1", Status.QUEUED, by="replay", expected=frozenset({Status.FAILED}))
-    update = client.requests[-1]["UpdateExpression"]
-    assert "#ended_lease_owner" in update.split(" REMOVE ")[1]
+    request = client.requests[-1]
+    sets, removes = request["UpdateExpression"].split(" REMOVE ")
+    assert "#ended_lease_owner" in removes
+    assert "#outbox_pk = :flight_pk, #outbox_sk = :flight_sk" in sets
+    values = request["ExpressionAttributeValues"]
+    assert (values[":flight_pk"], values[":flight_sk"]) == ({"S": in_flight_pk("m-1")}, {"S": f"{NOW}#m-1"})
 
 
 def test_single_source_result_comes_from_the_condition(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
@@ -145,6 +166,70 @@ def test_relay_failure_count_is_one_add_on_a_pending_record(
     assert request["ConditionExpression"] == "attribute_exists(#pk) AND #status = :pending"
     assert request["ExpressionAttributeValues"] == {":one": {"N": "1"}, ":pending": {"S": "PENDING"}}
     assert request["ReturnValues"] == "UPDATED_OLD"
+
+
+class GenerationClient(RecordingClient):
+    """Answers UpdateItem with the new send generation, or refuses its condition once ``refuse`` is set."""
+
+    refuse = False
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        if self.refuse:
+            from botocore.exceptions import ClientError
+
+            error = {"Error": {"Code": "ConditionalCheckFailedException"}, "Item": {"status": {"S": "COMPLETED"}}}
+            raise ClientError(error, "UpdateItem")  # type: ignore[arg-type]
+        return {"Attributes": {"send_generation": {"N": "3"}}}
+
+
+def test_a_new_send_generation_is_one_conditional_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before a deliberate re-send: ADD 1 to send_generation while in the expected statuses, no live lease, as read."""
+    monkeypatch.setattr("outbox.adapters.store.utc_now", lambda: datetime.fromisoformat(NOW))
+    client = GenerationClient()
+    s = DynamoDBMessageStore("outbox", client=client)  # type: ignore[arg-type]
+
+    in_flight = frozenset({Status.QUEUED, Status.PROCESSING})
+    assert s.new_send_generation("m-1", expected=in_flight, updated_at="2026-11-25T09:00:00.000Z", generation=2) == 3
+    assert s.new_send_generation("m-1", expected=frozenset({Status.FAILED})) == 3
+
+    seen, fresh = client.requests
+    for request in (seen, fresh):
+        expressions = request["UpdateExpression"] + " " + request["ConditionExpression"]
+        assert _placeholders(expressions, ":") == set(request["ExpressionAttributeValues"])
+        assert request["UpdateExpression"] == "ADD #generation :one"
+        assert request["ReturnValues"] == "UPDATED_NEW"
+        assert "#outbox_pk" not in request["ExpressionAttributeNames"]  # the index is not written
+    assert seen["ConditionExpression"] == (
+        "attribute_exists(#pk) AND #status IN (:s0, :s1)"
+        " AND (#status <> :s0 OR attribute_not_exists(#lease_until) OR #lease_until <= :now)"
+        " AND #updated_at = :seen_at AND #generation = :seen_generation"
+    )
+    assert seen["ExpressionAttributeValues"][":seen_generation"] == {"N": "2"}
+    assert fresh["ConditionExpression"] == "attribute_exists(#pk) AND #status IN (:s0)"
+
+    s.new_send_generation("m-1", expected=in_flight, updated_at=NOW, generation=0)
+    assert client.requests[-1]["ConditionExpression"].endswith(
+        "#updated_at = :seen_at AND attribute_not_exists(#generation)"
+    )
+    s.note_resent("m-1", 3)
+    noted = client.requests[-1]
+    assert (noted["UpdateExpression"], noted["ConditionExpression"]) == (
+        "SET #sent_at = :now",
+        "attribute_exists(#pk) AND #generation = :generation",
+    )
+    assert noted["ExpressionAttributeValues"] == {":now": {"S": NOW}, ":generation": {"N": "3"}}
+    client.refuse = True
+    with pytest.raises(InvalidTransitionError) as lost:
+        s.new_send_generation("m-1", expected=in_flight)
+    assert lost.value.current is Status.COMPLETED
+
+
+def test_in_flight_partitions_spread_messages() -> None:
+    """A message in flight sits in one of a fixed number of partitions, by its id."""
+    partitions = {in_flight_pk(f"m-{n}") for n in range(500)}
+    assert partitions == {f"SENT#{n:02d}" for n in range(IN_FLIGHT_PARTITIONS)}
+    assert in_flight_pk("m-1") == in_flight_pk("m-1")
 
 
 @pytest.mark.parametrize(
@@ -191,7 +276,7 @@ def test_add_to_asks_pynamodb_for_no_old_item(store: tuple[DynamoDBMessageStore,
 
 
 class ReadingClient:
-    """Answers every GetItem with one stored item and keeps the requests."""
+    """Answers every GetItem with one stored item, projected as the request asks, and keeps the requests."""
 
     def __init__(self, item: dict[str, Any] | None) -> None:
         self.item = item
@@ -199,12 +284,25 @@ class ReadingClient:
 
     def get_item(self, **request: Any) -> dict[str, Any]:
         self.requests.append(request)
-        return {"Item": self.item} if self.item is not None else {}
+        if self.item is None:
+            return {}
+        return {"Item": _projected(self.item, request)}
 
 
-def _stored_records() -> list[dict[str, Any]]:
-    """Records as DynamoDB holds them: a new one, one ended under a lease, one held, a legacy one with NULLs."""
-    envelope = new_envelope({"channel": "sms"}, type="notification", message_id=new_message_id(), created_at=NOW)
+def _projected(item: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The item as DynamoDB answers a GetItem: only the projected attributes, when it names some."""
+    if "ProjectionExpression" not in request:
+        return item
+    names = request["ExpressionAttributeNames"]
+    wanted = {names[token.strip()] for token in request["ProjectionExpression"].split(",")}
+    return {name: value for name, value in item.items() if name in wanted}
+
+
+def _stored_records() -> dict[str, dict[str, Any]]:
+    """Records as DynamoDB holds them: new, ended under a lease, held, re-sent in flight, legacy with NULLs."""
+    envelope = new_envelope(
+        {"channel": "sms"}, type="notification", message_id=new_message_id(), created_at=NOW, group_key="g-1"
+    )
     new = DynamoDBMessageStore("outbox", client=ReadingClient(None), hash_key="PK", range_key="SK").prepare(  # type: ignore[arg-type]
         envelope, idempotency_key="k-1", by="api", owner="o" * 64
     )
@@ -220,23 +318,65 @@ def _stored_records() -> list[dict[str, Any]]:
         "ended_lease_owner": {"S": "sqs-1/abc"},
     }
     held = record | {"status": {"S": "PROCESSING"}, "lease_owner": {"S": "sqs-1/abc"}, "lease_until": {"S": NOW}}
+    resent = record | {
+        "status": {"S": "QUEUED"},
+        "type": {"S": "invoice.due"},
+        "outbox_pk": {"S": in_flight_pk(envelope.message_id)},
+        "outbox_sk": {"S": f"{NOW}#{envelope.message_id}"},
+        "send_generation": {"N": "2"},
+        "sent_at": {"S": NOW},
+    }
     legacy = {k: v for k, v in record.items() if k not in ("type", "owner", "group_key")} | {
         "channel": {"S": "sms"},
         "trace_id": {"NULL": True},
         "reason": {"NULL": True},
     }
-    return [record, ended, held, legacy]
+    return {"new": record, "ended": ended, "held": held, "resent": resent, "legacy": legacy}
 
 
-@pytest.mark.parametrize("item", _stored_records(), ids=["new", "ended", "held", "legacy"])
-def test_a_record_is_read_by_hand_as_the_pynamodb_model_reads_it(item: dict[str, Any]) -> None:
-    """GetItem is built by hand and its item read without PynamoDB: the same record the model would give."""
+def _model_reading(item: dict[str, Any]) -> Any:
+    """The record the PynamoDB model reads from ``item``: the reference the hand-written reading must equal."""
     from outbox.adapters.models import bind_models
-    from outbox.adapters.store import record_of
     from outbox.domain.envelope import NOTIFICATION_TYPE
     from outbox.domain.record import HistoryEntry, MessageRecord
 
+    read = bind_models("outbox", "PK", "SK").record.from_raw_data(item)
+    fields = {
+        "message_id": read.message_id,
+        "status": Status(read.status),
+        "payload_hash": read.payload_hash,
+        "created_at": read.created_at,
+        "updated_at": read.updated_at,
+        "history": tuple(HistoryEntry(Status(h.status), h.at, h.by, h.reason) for h in read.history),
+        "type": read.type or NOTIFICATION_TYPE,
+        "payload": json.loads(read.payload),
+        "group_key": read.group_key,
+        "attempts": int(read.attempts or 0),
+        "relay_attempts": int(read.relay_attempts or 0),
+        "reason": read.reason,
+        "lease": Lease(read.lease_owner, read.lease_until) if read.lease_owner and read.lease_until else None,
+        "owner": read.owner,
+        "expires_at": int(read.expires_at) if read.expires_at is not None else None,
+        "send_generation": int(read.send_generation or 0),
+        "sent_at": read.sent_at,
+        "ended_lease_owner": read.ended_lease_owner,
+    }
+    # A field the record gains must be read here too (and by record_of), or this test stops covering it.
+    assert set(fields) == {f.name for f in dataclasses.fields(MessageRecord)}
+    return MessageRecord(**fields)
+
+
+STORED = _stored_records()
+
+
+@pytest.mark.parametrize("name", list(STORED))
+def test_a_record_is_read_by_hand_as_the_pynamodb_model_reads_it(name: str) -> None:
+    """GetItem is built by hand and its item read without PynamoDB: the same record the model would give."""
+    from outbox.adapters.models import bind_models
+    from outbox.adapters.store import record_of
+
     # GIVEN a store whose table holds the item
+    item = STORED[name]
     client = ReadingClient(item)
     store = DynamoDBMessageStore("outbox", client=client, hash_key="PK", range_key="SK")  # type: ignore[arg-type]
     # WHEN it is read
@@ -245,23 +385,41 @@ def test_a_record_is_read_by_hand_as_the_pynamodb_model_reads_it(item: dict[str,
     model = bind_models("outbox", "PK", "SK").record
     expected_request = model.get_operation_kwargs_from_class(item["PK"]["S"], "MSG") | {"ConsistentRead": True}
     assert client.requests == [expected_request]
-    read = model.from_raw_data(item)
-    assert got == MessageRecord(
-        message_id=read.message_id,
-        status=Status(read.status),
-        payload_hash=read.payload_hash,
-        created_at=read.created_at,
-        updated_at=read.updated_at,
-        history=tuple(HistoryEntry(Status(h.status), h.at, h.by, h.reason) for h in read.history),
-        type=read.type or NOTIFICATION_TYPE,
-        payload=json.loads(read.payload),
-        group_key=read.group_key,
-        attempts=int(read.attempts or 0),
-        relay_attempts=int(read.relay_attempts or 0),
-        reason=read.reason,
-        lease=Lease(read.lease_owner, read.lease_until) if read.lease_owner and read.lease_until else None,
-        owner=read.owner,
-        expires_at=int(read.expires_at) if read.expires_at is not None else None,
-        ended_lease_owner=read.ended_lease_owner,
-    )
+    assert got == _model_reading(item)
     assert record_of(item) == got
+
+
+@pytest.mark.parametrize("name", list(STORED))
+def test_a_callers_view_is_the_same_reading_of_the_projected_attributes(name: str) -> None:
+    """``view`` reads the projected item the one way ``get`` does: the shown attributes equal, nothing else read."""
+    from outbox.adapters.store import VIEW_ATTRIBUTES
+
+    # GIVEN a store whose table holds the item
+    item = STORED[name]
+    store = DynamoDBMessageStore("outbox", client=ReadingClient(item), hash_key="PK", range_key="SK")  # type: ignore[arg-type]
+    # WHEN a caller's view of it is read
+    view = store.view(item["message_id"]["S"])
+    # THEN it is the model's reading of the projection, and what it shows equals the full record's
+    projected = {k: v for k, v in item.items() if k in VIEW_ATTRIBUTES}
+    assert view == _model_reading(projected)
+    full = store.get(item["message_id"]["S"])
+    assert all(getattr(view, a) == getattr(full, a) for a in VIEW_ATTRIBUTES)
+    hidden = (view.lease, view.owner, view.sent_at, view.ended_lease_owner, view.expires_at)
+    assert hidden == (None, None, None, None, None)
+    assert view.send_generation == 0
+
+
+def test_the_stored_records_set_every_field_of_a_record() -> None:
+    """Every optional field of a record is set in some stored record: the equivalence above covers each one."""
+    from outbox.adapters.store import record_of
+    from outbox.domain.record import MessageRecord
+
+    records = [record_of(item) for item in STORED.values()]
+    for field in dataclasses.fields(MessageRecord):
+        if field.default is not dataclasses.MISSING:
+            default: object = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            continue  # a field every record has
+        assert any(getattr(record, field.name) != default for record in records), field.name

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from outbox.domain.envelope import new_envelope
+from outbox.domain.errors import ThrottledError
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
+from outbox.domain.record import Lease, iso, utc_now
 from outbox.domain.status import Status
+from outbox.ports import SweptRecord
 from outbox.service.relay import Relay, RelayPolicy
-from outbox.service.sweep import Sweeper
+from outbox.service.sweep import StrandedBounds, Sweeper, stranded
 from outbox.testing import FakePublisher, InMemoryMessageStore, InMemorySweepSource
 
 NOW = utc_now()
@@ -213,3 +216,179 @@ def test_a_failure_stops_its_group_across_pages(
     publisher.refuse.clear()
     assert sweeper.sweep().relayed == 8
     assert publisher.sent_ids()[-8:] == group[1:]
+
+
+# -- the in-flight step: nothing left in flight with no copy -------------------------------------
+
+BOUNDS = StrandedBounds(retention=timedelta(hours=4), visibility=timedelta(minutes=3))
+
+
+def _swept(status: Status, **moment: str | int | None) -> SweptRecord:
+    envelope = new_envelope({"n": 1}, type="T", message_id="m-1", created_at=iso(NOW - timedelta(hours=9)))
+    return SweptRecord("x", "m-1", status, envelope.created_at, envelope, **moment)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "moment", "expected"),
+    [
+        (Status.QUEUED, {"updated_at": iso(NOW - timedelta(hours=3))}, False),  # its copy may still be queued
+        (Status.QUEUED, {"updated_at": iso(NOW - timedelta(hours=5))}, True),  # past retention: gone
+        # re-sent an hour ago: that copy has the retention to arrive
+        (Status.QUEUED, {"updated_at": iso(NOW - timedelta(hours=5)), "sent_at": iso(NOW - timedelta(hours=1))}, False),
+        (
+            Status.PROCESSING,
+            {"updated_at": iso(NOW - timedelta(hours=5)), "lease_until": iso(NOW + timedelta(minutes=1))},
+            False,
+        ),
+        (
+            Status.PROCESSING,
+            {"updated_at": iso(NOW - timedelta(minutes=5)), "lease_until": iso(NOW - timedelta(minutes=2))},
+            False,
+        ),
+        (
+            Status.PROCESSING,
+            {"updated_at": iso(NOW - timedelta(minutes=5)), "lease_until": iso(NOW - timedelta(minutes=4))},
+            True,
+        ),
+        (
+            Status.PROCESSING,
+            {
+                "updated_at": iso(NOW - timedelta(minutes=9)),
+                "lease_until": iso(NOW - timedelta(minutes=8)),
+                "sent_at": iso(NOW - timedelta(minutes=1)),
+            },
+            False,  # re-sent after its lease ran out: judged as QUEUED
+        ),
+        (Status.PENDING, {"updated_at": iso(NOW - timedelta(days=9))}, False),  # the other step's
+        (Status.COMPLETED, {"updated_at": iso(NOW - timedelta(days=9))}, False),
+    ],
+)
+def test_a_message_in_flight_is_stranded_only_when_no_copy_can_be_left(
+    status: Status, moment: dict[str, str], expected: bool
+) -> None:
+    """QUEUED: past the queue's retention since its last send; PROCESSING: lease run out plus the visibility."""
+    assert stranded(_swept(status, **moment), NOW, BOUNDS) is expected
+
+
+@pytest.fixture
+def resender(store: InMemoryMessageStore, publisher: FakePublisher) -> Iterator[Relay]:
+    """The sweeper's relay for re-sends in flight: it flips nothing."""
+    built = Relay(store, publisher, by="sweeper", expected=frozenset())
+    yield built
+    built.close()
+
+
+def _in_flight(store: InMemoryMessageStore, age: timedelta, to: Status) -> str:
+    message_id = _accept(store, age)
+    store.transition(message_id, Status.QUEUED, by="worker")
+    if to is Status.PROCESSING:
+        store.transition(message_id, Status.PROCESSING, by="consumer", lease=Lease("c", iso(utc_now())))
+    record = store.records[message_id]  # as if it all happened ``age`` ago
+    history = tuple(replace(line, at=iso(NOW - age)) for line in record.history)
+    lease = Lease("c", iso(NOW - age)) if record.lease else None
+    store.records[message_id] = replace(record, updated_at=iso(NOW - age), history=history, lease=lease)
+    return message_id
+
+
+def test_the_sweep_resends_what_is_stranded_in_flight_under_a_new_generation(
+    store: InMemoryMessageStore, relay: Relay, resender: Relay, publisher: FakePublisher
+) -> None:
+    """Defect 5 on the fakes: stranded QUEUED and PROCESSING are re-sent, each once, with a new send generation."""
+    queued_lost = _in_flight(store, timedelta(hours=5), Status.QUEUED)
+    queued_young = _in_flight(store, timedelta(hours=1), Status.QUEUED)
+    processing_lost = _in_flight(store, timedelta(minutes=10), Status.PROCESSING)
+    processing_young = _in_flight(store, timedelta(minutes=1), Status.PROCESSING)
+    source = InMemorySweepSource(store, buckets=4, page_size=2)
+    sweeper = Sweeper(source, relay, buckets=4, clock=lambda: NOW, resender=resender, bounds=BOUNDS)
+
+    report = sweeper.sweep()
+
+    assert (report.in_flight_scanned, report.resent, report.failed) == (3, 2, 0)  # the 1-minute one is not read
+    assert sorted(publisher.sent_ids()) == sorted([queued_lost, processing_lost])
+    assert {m.message_id: m.generation for m in publisher.sent} == {queued_lost: 1, processing_lost: 1}
+    for message_id, lines in ((queued_lost, 2), (processing_lost, 3)):
+        record = store.records[message_id]
+        assert record.send_generation == 1
+        assert len(record.history) == lines  # no status change, no history line
+    assert store.records[queued_lost].status is Status.QUEUED
+    assert store.records[processing_lost].status is Status.PROCESSING
+    assert {store.records[m].send_generation for m in (queued_young, processing_young)} == {0}
+
+    again = sweeper.sweep()  # re-sent a moment ago (the store's clock): not again
+    assert again.resent == 0
+
+
+def test_a_failed_resend_is_counted_and_left_for_the_next_sweep(
+    store: InMemoryMessageStore, relay: Relay, resender: Relay, publisher: FakePublisher
+) -> None:
+    """SQS refusing the re-send: a sweep failure (alarmed), nothing changed but the generation."""
+    lost = _in_flight(store, timedelta(hours=5), Status.QUEUED)
+    publisher.fail_next.append(ThrottledError("SQS is throttling"))
+    sweeper = Sweeper(InMemorySweepSource(store, buckets=4), relay, buckets=4, clock=lambda: NOW, resender=resender)
+    sweeper.bounds = BOUNDS
+
+    report = sweeper.sweep()
+
+    assert (report.resent, report.failed, report.failed_ids) == (0, 1, [lost])
+    assert store.records[lost].status is Status.QUEUED
+    assert store.records[lost].sent_at is None  # not sent: nothing noted
+
+    retried = sweeper.sweep()  # the next sweep sends it, under a generation of its own again
+    assert (retried.resent, retried.failed) == (1, 0)
+    assert [m.generation for m in publisher.sent] == [2]
+
+
+def test_one_run_relays_the_pending_then_resends_the_stranded(
+    store: InMemoryMessageStore, relay: Relay, resender: Relay, publisher: FakePublisher
+) -> None:
+    """The in-flight step is the run's second: the PENDING pass sends first, then the stranded are re-sent."""
+    pending = [_accept(store, timedelta(minutes=30 + n)) for n in range(3)]
+    lost = [_in_flight(store, timedelta(hours=5 + n), Status.QUEUED) for n in range(3)]
+    source = InMemorySweepSource(store, buckets=4, page_size=2)
+    sweeper = Sweeper(source, relay, buckets=4, page_size=2, clock=lambda: NOW, resender=resender, bounds=BOUNDS)
+
+    report = sweeper.sweep()
+
+    assert (report.relayed, report.resent, report.deadline_reached) == (3, 3, False)
+    assert set(publisher.sent_ids()[:3]) == set(pending)
+    assert set(publisher.sent_ids()[3:]) == set(lost)
+    assert all(store.records[m].status is Status.QUEUED and store.records[m].send_generation == 1 for m in lost)
+
+
+def test_a_run_out_of_time_in_the_pending_pass_leaves_the_stranded_to_the_next_run(
+    store: InMemoryMessageStore, quick_relay: Relay, resender: Relay, publisher: FakePublisher
+) -> None:
+    """The deadline reached while relaying PENDING: no in-flight read, no new generation; the next run re-sends."""
+    _accept(store, timedelta(minutes=30))
+    lost = _in_flight(store, timedelta(hours=5), Status.QUEUED)
+    source = InMemorySweepSource(store, buckets=4, page_size=3)
+    sweeper = Sweeper(source, quick_relay, buckets=4, clock=lambda: NOW, resender=resender, bounds=BOUNDS)
+
+    report = sweeper.sweep(time_left_ms=lambda: 0 if publisher.batches else 10_000)  # time for one send
+
+    assert (report.relayed, report.resent, report.in_flight_scanned, report.deadline_reached) == (1, 0, 0, True)
+    assert store.records[lost].send_generation == 0
+    again = sweeper.sweep()
+    assert (again.relayed, again.resent) == (0, 1)
+    assert store.records[lost].send_generation == 1
+
+
+def test_the_in_flight_step_checks_the_deadline_before_each_request(
+    store: InMemoryMessageStore, relay: Relay, resender: Relay, publisher: FakePublisher
+) -> None:
+    """Out of time after its first re-send: no read after it; the next run re-sends the rest, each message once."""
+    lost = [_in_flight(store, timedelta(hours=5), Status.QUEUED) for _ in range(24)]
+    source = InMemorySweepSource(store, buckets=4, page_size=2)
+    sweeper = Sweeper(source, relay, buckets=4, clock=lambda: NOW, resender=resender, bounds=BOUNDS)
+    at_send: list[tuple[int, int]] = []
+    publisher.after_send = lambda _accepted: at_send.append((source.queries, source.records_read))
+
+    first = sweeper.sweep(time_left_ms=lambda: 0 if publisher.batches else 10_000)  # time for one send
+
+    assert first.deadline_reached
+    assert 0 < first.resent <= 2  # one page
+    assert at_send == [(source.queries, source.records_read)]  # nothing read after the send
+    assert all(store.records[m].sent_at for m in publisher.sent_ids())  # each re-send noted
+    rest = sweeper.sweep()
+    assert first.resent + rest.resent == len(lost)
+    assert sorted(publisher.sent_ids()) == sorted(lost)  # each re-sent once over both runs

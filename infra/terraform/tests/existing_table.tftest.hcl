@@ -11,6 +11,16 @@ provider "aws" {
   skip_region_validation      = true
 }
 
+# The id secret: its ARN (what the API's environment holds) is known before the apply.
+override_resource {
+  target          = aws_secretsmanager_secret.id
+  override_during = plan
+  values = {
+    id  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-Ab12Cd"
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-Ab12Cd"
+  }
+}
+
 override_data {
   target = data.aws_caller_identity.current
   values = {
@@ -71,7 +81,7 @@ run "attached_to_a_pk_sk_table" {
     error_message = "the worker reads the caller's stream"
   }
   assert {
-    condition     = output.environment == { AWS_REGION = "eu-west-1", OUTBOX_TABLE_NAME = "orders", OUTBOX_HASH_KEY = "PK", OUTBOX_RANGE_KEY = "SK", OUTBOX_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-outbox", OUTBOX_BUCKETS = "16", OUTBOX_RETENTION_DAYS = "7", OUTBOX_RECORD_RETENTION_DAYS = "30", OUTBOX_MAX_RELAY_ATTEMPTS = "5", OUTBOX_FLIP_CONCURRENCY = "10", OUTBOX_SWEEP_MIN_AGE_SECONDS = "300" }
+    condition     = output.environment == { AWS_REGION = "eu-west-1", OUTBOX_TABLE_NAME = "orders", OUTBOX_HASH_KEY = "PK", OUTBOX_RANGE_KEY = "SK", OUTBOX_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-outbox", OUTBOX_BUCKETS = "16", OUTBOX_RETENTION_DAYS = "7", OUTBOX_RECORD_RETENTION_DAYS = "30", OUTBOX_MAX_RELAY_ATTEMPTS = "5", OUTBOX_FLIP_CONCURRENCY = "10", OUTBOX_SWEEP_MIN_AGE_SECONDS = "300", OUTBOX_QUEUE_RETENTION_SECONDS = "345600", OUTBOX_QUEUE_VISIBILITY_SECONDS = "180" }
     error_message = "output environment points replay and sweep at the caller's table with its key names"
   }
   assert {

@@ -13,6 +13,16 @@ provider "aws" {
   skip_region_validation      = true
 }
 
+# The id secret: its ARN (what the API's environment holds) is known before the apply.
+override_resource {
+  target          = aws_secretsmanager_secret.id
+  override_during = plan
+  values = {
+    id  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-Ab12Cd"
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:outbox-id-secret-Ab12Cd"
+  }
+}
+
 override_data {
   target = data.aws_caller_identity.current
   values = {

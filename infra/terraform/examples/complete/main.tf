@@ -1,12 +1,12 @@
 # Deploys the whole outbox with its defaults and an SNS topic for the alarms.
 #   make package && cd infra/terraform/examples/complete && terraform init && terraform apply
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.43"
+      version = ">= 5.100"
     }
   }
 }
@@ -105,4 +105,9 @@ output "environment" {
 output "function_names" {
   description = "The functions: api, worker, consumer, sweeper, dead-letter."
   value       = module.outbox.function_names
+}
+
+output "id_secret_arn" {
+  description = "OUTBOX_ID_SECRET_ARN for a service of yours that writes messages with idempotency keys."
+  value       = module.outbox.id_secret_arn
 }

@@ -4,12 +4,12 @@
 #   make package && cd infra/terraform/examples/existing-table && terraform init
 #   terraform apply -var consumer_package=path/to/orders-consumer.zip
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.43"
+      version = ">= 5.100"
     }
   }
 }
@@ -211,4 +211,9 @@ output "environment" {
 output "function_names" {
   description = "The functions: api, worker, consumer, sweeper, dead-letter."
   value       = module.outbox.function_names
+}
+
+output "id_secret_arn" {
+  description = "OUTBOX_ID_SECRET_ARN for the order service (its orders carry idempotency keys); its role needs secretsmanager:GetSecretValue on it."
+  value       = module.outbox.id_secret_arn
 }
