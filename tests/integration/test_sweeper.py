@@ -235,33 +235,33 @@ def test_a_table_without_the_record_index_is_a_clear_error() -> None:
             list(DynamoDBSweepSource("bare", client=client).pending(0))
 
 
-def test_outbox_sweep_runs_one_sweep_from_a_terminal(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``outbox sweep`` relays what is stuck with the deployed code and prints the report; exit 0."""
+def _stuck_for_the_command(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[Outbox, str]:
+    """A message the stream passed over, and the stack's environment exported as a terminal would have it."""
     outbox = _outbox(stack)
     message = outbox.message({"n": 1}, type="T")
     outbox.transact_write([], message)
     stack.stream_event()
     for name, value in stack.resources.environment().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OUTBOX_METRICS", "on")  # the command turns metric lines off: restored after the test
+    return outbox, message.message_id
+
+
+def test_outbox_sweep_runs_one_sweep_from_a_terminal(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``outbox sweep`` relays what is stuck with the deployed code and prints the report; exit 0."""
+    outbox, message_id = _stuck_for_the_command(stack, monkeypatch)
     assert cli.main(["sweep", "--min-age", "0s", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["relayed"], report["failed"]) == (1, 0)
-    assert outbox.get(message.message_id).status is Status.QUEUED
+    assert outbox.get(message_id).status is Status.QUEUED
 
 
 def test_outbox_sweep_takes_the_deployed_minimum_age_by_default(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without --min-age, OUTBOX_SWEEP_MIN_AGE_SECONDS (what the module's `environment` output exports) applies."""
-    outbox = _outbox(stack)
-    message = outbox.message({"n": 1}, type="T")
-    outbox.transact_write([], message)
-    stack.stream_event()
-    for name, value in stack.resources.environment().items():
-        monkeypatch.setenv(name, value)
+    outbox, message_id = _stuck_for_the_command(stack, monkeypatch)
     monkeypatch.setenv("OUTBOX_SWEEP_MIN_AGE_SECONDS", "1")
     monkeypatch.setenv("OUTBOX_METRICS", "on")  # the command turns metric lines off: restored after the test
     relayed, deadline = 0, time.monotonic() + 60  # the message is 1 s old within a moment, however busy the machine
@@ -270,7 +270,7 @@ def test_outbox_sweep_takes_the_deployed_minimum_age_by_default(
         relayed = json.loads(capsys.readouterr().out)["relayed"]
         time.sleep(0.2)
     assert relayed == 1
-    assert outbox.get(message.message_id).status is Status.QUEUED
+    assert outbox.get(message_id).status is Status.QUEUED
 
 
 def test_the_worker_learns_which_messages_moved_on_from_their_records(upper_stack: Stack) -> None:
