@@ -66,7 +66,7 @@ test-lowest: $(LOWEST_STAMP)
 package: $(STAMP)
 	$(BIN)/python -m infra.package
 
-# Cold start of each handler from the zip against a bare boto3 function (bench/coldstart.py).
+# Each function's first request served, from the zip, against a bare boto3 function (bench/coldstart.py).
 coldstart: package
 	$(BIN)/python -m bench.coldstart
 

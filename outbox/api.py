@@ -34,7 +34,7 @@ from outbox.domain.errors import (
 from outbox.domain.record import MessageRecord
 from outbox.logs import bind_invocation, configure_logging
 from outbox.service.accept import Acceptor
-from outbox.settings import Settings
+from outbox.settings import Settings, eager_init
 
 log = structlog.get_logger("outbox.api")
 
@@ -303,6 +303,10 @@ def default_api() -> MessagesApi:
     """The API of this function, built from the ``OUTBOX_*`` environment once per cold start."""
     configure_logging()
     return build_api(Settings.from_env())
+
+
+if eager_init():  # SnapStart (the module sets it): set up in the init phase its snapshot keeps
+    default_api()
 
 
 def handler(event: Mapping[str, Any], context: Any) -> Response:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError
 
-from outbox import __version__
+from outbox import __version__, capacity
 from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
 from outbox.bootstrap import bootstrap
 from outbox.domain.errors import ConfigurationError, OutboxError
@@ -80,6 +80,17 @@ def _bootstrap(args: argparse.Namespace) -> int:
         buckets=args.buckets,
     )
     print(_exports(resources.environment(args.endpoint_url)))
+    if args.expected_rate is not None:  # what bootstrap decides: the buckets and the queue (docs/capacity.md)
+        settings = capacity.Deployment(
+            buckets=args.buckets,
+            fifo=args.fifo,
+            stream_parallelization_factor=None,
+            worker_concurrency=None,
+            consumer_concurrency=None,
+        )
+        warning = capacity.assess(settings, args.expected_rate).warning()
+        if warning:
+            print(warning, file=sys.stderr)
     return 0
 
 
@@ -324,6 +335,12 @@ def _add_bootstrap_parser(commands: argparse._SubParsersAction[OneLineParser]) -
     boot.add_argument("--range-key", default="sk", help="the table's range key attribute name (default sk)")
     boot.add_argument(
         "--buckets", type=positive_int, default=16, help="outbox partitions, kept in the table once (default 16)"
+    )
+    boot.add_argument(
+        "--expected-rate",
+        type=positive_int,
+        metavar="MSG_PER_S",
+        help="the messages a second you plan for: one warning line if the buckets or the queue cannot carry it",
     )
     boot.set_defaults(run=_bootstrap, aws=True)
 

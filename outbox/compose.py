@@ -4,6 +4,10 @@ A Lambda entry point builds its use case once per cold start, ``build_...(Settin
 and keeps it; ``outbox sweep`` and the local stack call the same functions with their own
 settings and clients (the stack: one set per function, as Lambda runs each function in its own
 process). AWS clients are made in ``Clients``, nowhere else on these paths.
+
+Each ``build_*`` imports its use case and adapters when called, not with this module: a Lambda
+function runs one use case, and importing the others' modules (their dataclasses, enums and
+patterns) was a tenth of a handler's cold start (bench/RESULTS.md, "Cold start").
 """
 
 from __future__ import annotations
@@ -21,20 +25,8 @@ from outbox.adapters.aws import (
     sqs_client,
     streams_client,
 )
-from outbox.adapters.publisher import SqsPublisher
-from outbox.adapters.secret import SecretsManagerIdSecret
-from outbox.adapters.store import DynamoDBMessageStore
-from outbox.adapters.sweep import DynamoDBSweepSource
-from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.errors import ConfigurationError
-from outbox.domain.message import IdSecret
 from outbox.domain.status import Status
-from outbox.service.accept import Acceptor
-from outbox.service.consume import Consumer, ConsumerPolicy, Deliver, log_delivery
-from outbox.service.dead_letter import DeadLetters
-from outbox.service.relay import RecentSends, Relay, RelayPolicy
-from outbox.service.stream import StreamWorker
-from outbox.service.sweep import StrandedBounds, Sweeper
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,7 +35,15 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
 
+    from outbox.adapters.store import DynamoDBMessageStore
+    from outbox.adapters.sweep import DynamoDBSweepSource
     from outbox.ports import IdSecretSource
+    from outbox.service.accept import Acceptor
+    from outbox.service.consume import Consumer, Deliver
+    from outbox.service.dead_letter import DeadLetters
+    from outbox.service.relay import RecentSends, Relay
+    from outbox.service.stream import StreamWorker
+    from outbox.service.sweep import Sweeper
 
 # Messages a warm worker remembers sending: a redelivered stream batch is not sent again.
 RECENT_SENDS = 10_000
@@ -80,8 +80,16 @@ class Clients:
 
     @classmethod
     def of(cls, settings: Settings) -> Clients:
-        """The clients of the settings' region, credentials and endpoint from the environment."""
-        return cls(settings.region)
+        """The clients of the settings' region, credentials and endpoint from the environment.
+
+        With ``settings.eager_init`` (SnapStart) the DynamoDB and SQS clients are made now, in the
+        init phase the snapshot keeps, rather than by the first request.
+        """
+        clients = cls(settings.region)
+        if settings.eager_init:
+            clients.lazy_dynamodb.get()
+            clients.lazy_sqs.get()
+        return clients
 
     @property
     def dynamodb(self) -> DynamoDBClient:
@@ -133,6 +141,9 @@ def build_acceptor(settings: Settings, clients: Clients | None = None) -> Accept
     Its id secret is the settings' (ConfigurationError without one): read from Secrets Manager by
     the first request that needs it, then again every few minutes (a rotation).
     """
+    from outbox.service.accept import Acceptor  # noqa: PLC0415 - each use case's modules load with it
+
+    clients = clients or Clients.of(settings)
     id_secret = build_id_secret(settings, clients)
     clients = clients or Clients.of(settings)
     table = _sweep_source(settings, clients)
@@ -140,19 +151,28 @@ def build_acceptor(settings: Settings, clients: Clients | None = None) -> Accept
     def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
         table.buckets(settings.buckets)
 
-    return Acceptor(_store(settings, clients), id_secret=id_secret, before_first_accept=check_buckets)
+    store = _store(settings, clients)
+    if settings.eager_init:  # SnapStart: the first accept finds PynamoDB imported and its models bound
+        store.bind_models()
+    return Acceptor(store, id_secret=id_secret, before_first_accept=check_buckets)
 
 
 def build_id_secret(settings: Settings, clients: Clients | None = None) -> IdSecretSource:
     """The settings' id secret: the Secrets Manager secret ``id_secret_arn`` names, or the value ``id_secret``."""
     if settings.id_secret is not None:
+        from outbox.domain.message import IdSecret  # noqa: PLC0415 - the API's alone
+
         return IdSecret(settings.id_secret, window=settings.id_secret_window)
     if settings.id_secret_arn is None:
         raise ConfigurationError(
             "OUTBOX_ID_SECRET_ARN is not set: name the Secrets Manager secret that keys message ids "
             "(the Terraform module's id_secret_arn output), or give OUTBOX_ID_SECRET for local use"
         )
+    from outbox.adapters.secret import SecretsManagerIdSecret  # noqa: PLC0415 - the API's alone
+
     clients = clients or Clients.of(settings)
+    if settings.eager_init:  # SnapStart: the client in the snapshot; the value itself is read per container
+        clients.lazy_secretsmanager.get()
     return SecretsManagerIdSecret(
         settings.id_secret_arn, client=clients.lazy_secretsmanager, window=settings.id_secret_window
     )
@@ -160,6 +180,9 @@ def build_id_secret(settings: Settings, clients: Clients | None = None) -> IdSec
 
 def build_stream_worker(settings: Settings, clients: Clients | None = None) -> StreamWorker:
     """The stream use case: the relay to the settings' queue, a memory of recent sends, the pending index."""
+    from outbox.service.relay import RecentSends  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.service.stream import StreamWorker  # noqa: PLC0415
+
     clients = clients or Clients.of(settings)
     relay = _relay(settings, clients, by="worker", recent=RecentSends(RECENT_SENDS))
     pending = _sweep_source(settings, clients)
@@ -175,6 +198,9 @@ def build_stream_worker(settings: Settings, clients: Clients | None = None) -> S
 
 def build_consumer(settings: Settings, clients: Clients | None = None, *, deliver: Deliver | None = None) -> Consumer:
     """The consume use case around ``deliver``, else the function ``settings.delivery`` names, else the reference."""
+    from outbox.adapters.visibility import SqsVisibility  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.service.consume import Consumer, ConsumerPolicy  # noqa: PLC0415
+
     delivery = deliver or resolve_delivery(settings.delivery)  # a wrong OUTBOX_DELIVERY fails before any client
     clients = clients or Clients.of(settings)
     return Consumer(
@@ -187,12 +213,17 @@ def build_consumer(settings: Settings, clients: Clients | None = None, *, delive
 
 def build_dead_letters(settings: Settings, clients: Clients | None = None) -> DeadLetters:
     """The dead-letter use case: each copy in the dead-letter queue ends its record FAILED."""
+    from outbox.adapters.visibility import SqsVisibility  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.service.dead_letter import DeadLetters  # noqa: PLC0415
+
     clients = clients or Clients.of(settings)
     return DeadLetters(_store(settings, clients), visibility=SqsVisibility(clients.lazy_sqs))
 
 
 def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper:
     """The sweep use case, over the bucket count the table keeps (read now: at the cold start)."""
+    from outbox.service.sweep import StrandedBounds, Sweeper  # noqa: PLC0415 - each use case's modules load with it
+
     clients = clients or Clients.of(settings)
     source = _sweep_source(settings, clients)
     relay = _relay(settings, clients, by="sweeper")
@@ -205,6 +236,8 @@ def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper
 def resolve_delivery(reference: str | None) -> Deliver:
     """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or the reference delivery."""
     if not reference:
+        from outbox.service.consume import log_delivery  # noqa: PLC0415 - the consumer's module
+
         return log_delivery
     module_name, _, name = reference.partition(":")
     try:
@@ -229,10 +262,14 @@ def _import_problem(module_name: str, exc: ImportError) -> str:
 
 
 def _store(settings: Settings, clients: Clients) -> DynamoDBMessageStore:
+    from outbox.adapters.store import DynamoDBMessageStore  # noqa: PLC0415 - each use case's modules load with it
+
     return DynamoDBMessageStore.from_settings(settings, client=clients.lazy_dynamodb)
 
 
 def _sweep_source(settings: Settings, clients: Clients) -> DynamoDBSweepSource:
+    from outbox.adapters.sweep import DynamoDBSweepSource  # noqa: PLC0415 - each use case's modules load with it
+
     return DynamoDBSweepSource(
         settings.table_name, client=clients.lazy_dynamodb, hash_key=settings.hash_key, range_key=settings.range_key
     )
@@ -246,6 +283,9 @@ def _relay(
     recent: RecentSends | None = None,
     expected: frozenset[Status] = frozenset({Status.PENDING}),
 ) -> Relay:
+    from outbox.adapters.publisher import SqsPublisher  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.service.relay import Relay, RelayPolicy  # noqa: PLC0415
+
     publisher = SqsPublisher.from_settings(settings, client=clients.lazy_sqs)
     policy = RelayPolicy.from_settings(settings)
     return Relay(_store(settings, clients), publisher, policy=policy, by=by, recent=recent, expected=expected)

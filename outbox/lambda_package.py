@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import ast
 import compileall
+import gzip
 import hashlib
+import json
 import py_compile
 import re
 import shutil
@@ -53,6 +55,7 @@ LOCAL_ONLY = (
     "outbox/testing.py",
     "outbox/faults.py",
     "outbox/lambda_package.py",
+    "outbox/capacity.py",
 )
 _CLIENT_CALLS = frozenset({"client", "resource", "create_client"})
 
@@ -192,6 +195,30 @@ def keep_botocore_services(staging: Path, services: Sequence[str]) -> None:
     for folder in sorted(data.iterdir()):
         if folder.is_dir() and folder.name not in services:
             shutil.rmtree(folder)
+    trim_endpoints(data, services)
+
+
+def trim_endpoints(data: Path, services: Sequence[str]) -> None:
+    """Keep in botocore's ``endpoints.json`` only the services whose models the zip keeps.
+
+    botocore parses the whole file (1.2 MB, about 450 services) when a process makes its first
+    client, to place every service of every partition; a service without a model in the zip can
+    have no client, so its entries are dead weight at every cold start. Services are keyed there by
+    their model's ``endpointPrefix`` (``streams.dynamodb``, ``portal.sso``), read from the kept models.
+    """
+    prefixes = {_endpoint_prefix(data / name) for name in services}
+    path = data / "endpoints.json"
+    endpoints = json.loads(path.read_text())
+    for partition in endpoints.get("partitions", []):
+        partition["services"] = {k: v for k, v in partition.get("services", {}).items() if k in prefixes}
+    path.write_text(json.dumps(endpoints, separators=(",", ":"), sort_keys=True))
+
+
+def _endpoint_prefix(service: Path) -> str:
+    """The ``endpointPrefix`` of a service's newest model (botocore's default: the service's name)."""
+    model = max(service.glob("*/service-2.json*"))  # the newest API version's (its folder is a date)
+    raw = gzip.decompress(model.read_bytes()) if model.suffix == ".gz" else model.read_bytes()
+    return str(json.loads(raw)["metadata"].get("endpointPrefix", service.name))
 
 
 def compile_bytecode(staging: Path, python_version: str) -> None:

@@ -52,6 +52,7 @@ class Settings:
     id_secret: str | None = field(default=None, repr=False)
     id_secret_window: timedelta = DEFAULT_ROTATION_WINDOW  # after a rotation: the previous value written, then checked
     role_sessions: RoleSessions = RoleSessions.SHARED  # an assumed role's sessions: one caller, or one each
+    eager_init: bool = False  # OUTBOX_EAGER_INIT (SnapStart): clients and models made at import, not on first use
 
     def require_queue_url(self) -> str:
         """The queue URL, or a ConfigurationError naming the variable."""
@@ -95,6 +96,7 @@ class Settings:
             id_secret=env.get("OUTBOX_ID_SECRET", "").strip() or None,
             id_secret_window=timedelta(seconds=_not_negative(env, "OUTBOX_ID_SECRET_WINDOW_SECONDS", 86_400)),
             role_sessions=_role_sessions(env),
+            eager_init=eager_init(env),
         )
         if settings.id_secret is not None and len(settings.id_secret) < MIN_ID_SECRET_CHARS:
             raise ConfigurationError(f"OUTBOX_ID_SECRET must be at least {MIN_ID_SECRET_CHARS} characters")
@@ -108,6 +110,17 @@ class Settings:
         if require_queue:
             settings.require_queue_url()
         return settings
+
+
+def eager_init(env: Mapping[str, str] | None = None) -> bool:
+    """Whether a handler does its set-up at import, in Lambda's init phase (``OUTBOX_EAGER_INIT``).
+
+    The Terraform module sets it with SnapStart: the init phase runs once, when a version is
+    published, and every new container starts from its snapshot, so what it makes (clients,
+    models, the imports behind them) costs no request anything. Without SnapStart the handlers
+    make each of those at the first request that needs it.
+    """
+    return _flag(os.environ if env is None else env, "OUTBOX_EAGER_INIT")
 
 
 def _key_name(env: Mapping[str, str], name: str, default: str) -> str:

@@ -16,7 +16,7 @@ from outbox.compose import build_consumer, resolve_delivery
 from outbox.domain.errors import DeliveryError
 from outbox.logs import bind_invocation, configure_logging, invocation_context
 from outbox.service.consume import BatchResponse, Consumer, ConsumerPolicy, Deliver, Outcome, log_delivery
-from outbox.settings import Settings
+from outbox.settings import Settings, eager_init
 
 __all__ = [
     "Consumer",
@@ -39,10 +39,13 @@ def make_handler(deliver: Deliver) -> SqsHandler:
     ``deliver(envelope)`` returns when the message is delivered; raising ``DeliveryError``
     with ``retryable=False`` fails the message for good, any other exception retries it. The
     consumer is built on the first invocation (Lambda's cold start) from the ``OUTBOX_*``
-    environment. It runs in your process as a guest: your logging setup and your bound log
-    context stay as they are (each invocation's ``aws_request_id`` is bound only while it runs).
+    environment, or here with ``OUTBOX_EAGER_INIT`` (SnapStart's init phase). It runs in your
+    process as a guest: your logging setup and your bound log context stay as they are (each
+    invocation's ``aws_request_id`` is bound only while it runs).
     """
     consumer = cache(lambda: build_consumer(Settings.from_env(), deliver=deliver))
+    if eager_init():  # SnapStart: made in the init phase, as your module calls this at its import
+        consumer()
 
     def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
         with invocation_context(getattr(context, "aws_request_id", None), handler="consumer"):
@@ -59,6 +62,10 @@ def default_consumer() -> Consumer:
     """
     configure_logging()
     return build_consumer(Settings.from_env())
+
+
+if eager_init():  # SnapStart (the module sets it): set up in the init phase its snapshot keeps
+    default_consumer()
 
 
 def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:

@@ -13,7 +13,7 @@ from outbox.compose import build_dead_letters
 from outbox.logs import bind_invocation, configure_logging
 from outbox.service.consume import BatchResponse
 from outbox.service.dead_letter import DeadLetters
-from outbox.settings import Settings
+from outbox.settings import Settings, eager_init
 
 
 @cache
@@ -21,6 +21,10 @@ def default_dead_letters() -> DeadLetters:
     """The dead-letter use case of this function, built from the ``OUTBOX_*`` environment once per cold start."""
     configure_logging()
     return build_dead_letters(Settings.from_env())
+
+
+if eager_init():  # SnapStart (the module sets it): set up in the init phase its snapshot keeps
+    default_dead_letters()
 
 
 def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:

@@ -14,7 +14,7 @@ from typing import Any
 from outbox.compose import build_stream_worker
 from outbox.logs import bind_invocation, configure_logging
 from outbox.service.stream import BatchResponse, StreamWorker
-from outbox.settings import Settings
+from outbox.settings import Settings, eager_init
 
 
 @cache
@@ -22,6 +22,10 @@ def default_worker() -> StreamWorker:
     """The worker of this function, built from the ``OUTBOX_*`` environment once per cold start."""
     configure_logging()
     return build_stream_worker(Settings.from_env(require_queue=True))
+
+
+if eager_init():  # SnapStart (the module sets it): set up in the init phase its snapshot keeps
+    default_worker()
 
 
 def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:

@@ -65,7 +65,7 @@ resource "aws_apigatewayv2_integration" "api" {
 
   api_id                 = aws_apigatewayv2_api.this[0].id
   integration_type       = "AWS_PROXY"
-  integration_uri        = aws_lambda_function.this["api"].invoke_arn
+  integration_uri        = var.snap_start ? aws_lambda_alias.live["api"].invoke_arn : aws_lambda_function.this["api"].invoke_arn
   payload_format_version = "2.0"
   timeout_milliseconds   = min(30000, local.function_sizes["api"].timeout * 1000 + 1000)
 }
@@ -117,6 +117,7 @@ resource "aws_lambda_permission" "api" {
   statement_id  = "AllowApiGateway-${replace(replace(each.key, " ", "-"), "/[^A-Za-z0-9-]/", "")}"
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.this["api"].function_name
+  qualifier     = var.snap_start ? aws_lambda_alias.live["api"].name : null
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.this[0].execution_arn}/*/${each.value}"
 }

@@ -25,12 +25,22 @@ resource "aws_lambda_function" "this" {
   timeout                        = local.function_sizes[each.key].timeout
   reserved_concurrent_executions = local.function_sizes[each.key].reserved_concurrency
   kms_key_arn                    = aws_kms_key.this.arn
+  # SnapStart snapshots published versions only.
+  publish = contains(local.snap_start_functions, each.key)
+
+  dynamic "snap_start" {
+    for_each = contains(local.snap_start_functions, each.key) ? ["PublishedVersions"] : []
+    content {
+      apply_on = snap_start.value
+    }
+  }
 
   environment {
     variables = merge(
       each.value.environment,
       each.key == "consumer" ? local.delivery_environment : {},
       each.key == "api" ? local.api_identity_environment : {},
+      contains(local.snap_start_functions, each.key) ? local.eager_init_environment : {},
     )
   }
 
@@ -46,13 +56,31 @@ resource "aws_lambda_function" "this" {
   tags = var.tags
 
   depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
+
+  lifecycle {
+    precondition {
+      condition     = !var.snap_start || tonumber(regex("^python3\\.(\\d+)$", var.lambda_runtime)[0]) >= 12
+      error_message = "snap_start needs lambda_runtime python3.12 or newer (Lambda SnapStart for Python), and a package built for that Python (pyproject.toml [tool.outbox.lambda-package] python-version)."
+    }
+  }
+}
+
+# SnapStart runs published versions: each deploy publishes one, and this alias follows it. The
+# mappings and the API invoke the alias (local.invoke_targets), so they always reach a snapshot.
+resource "aws_lambda_alias" "live" {
+  for_each = local.snap_start_functions
+
+  name             = "live"
+  description      = "The latest published version (SnapStart)"
+  function_name    = aws_lambda_function.this[each.key].function_name
+  function_version = aws_lambda_function.this[each.key].version
 }
 
 # The stream mapping: only INSERTs of outbox entries (the module's filter template, for the table's
 # partition key name; worker/stream_filter.json.tftpl is the copy the local runner reads), partial
 # batch responses, bisect on error, finite retries and record age, then the on-failure queue.
 resource "aws_lambda_event_source_mapping" "stream" {
-  function_name                      = aws_lambda_function.this["worker"].arn
+  function_name                      = local.invoke_targets["worker"]
   event_source_arn                   = local.stream_arn
   starting_position                  = "TRIM_HORIZON"
   batch_size                         = var.stream_batch_size
@@ -77,7 +105,7 @@ resource "aws_lambda_event_source_mapping" "stream" {
 }
 
 resource "aws_lambda_event_source_mapping" "queue" {
-  function_name           = aws_lambda_function.this["consumer"].arn
+  function_name           = local.invoke_targets["consumer"]
   event_source_arn        = aws_sqs_queue.main.arn
   batch_size              = var.consumer_batch_size
   function_response_types = ["ReportBatchItemFailures"]
@@ -92,7 +120,7 @@ resource "aws_lambda_event_source_mapping" "queue" {
 # The dead-letter queue's mapping: whatever the consumer's last receive could not end (a crash, a
 # timeout, status writes failing) is ended here; a copy it cannot settle yet comes back to it.
 resource "aws_lambda_event_source_mapping" "dead_letter" {
-  function_name           = aws_lambda_function.this["dead-letter"].arn
+  function_name           = local.invoke_targets["dead-letter"]
   event_source_arn        = aws_sqs_queue.dlq.arn
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]

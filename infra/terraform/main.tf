@@ -52,6 +52,17 @@ locals {
   # so checkov, which cannot evaluate a filtered for expression, still checks each function.)
   deployed_functions = var.create_api ? local.functions : { for name, function in local.functions : name => function if name != "api" }
 
+  # The functions SnapStart applies to (var.snap_start): each publishes versions behind the alias
+  # "live", and whatever invokes it (a mapping, the API) invokes the alias. The sweeper is not one.
+  snap_start_functions = toset(var.snap_start ? [for name in keys(local.deployed_functions) : name if name != "sweeper"] : [])
+  # What invokes each function calls this: the alias under SnapStart, else the function itself.
+  invoke_targets = {
+    for name, function in aws_lambda_function.this :
+    name => contains(local.snap_start_functions, name) ? aws_lambda_alias.live[name].arn : function.arn
+  }
+  # Under SnapStart the functions do their set-up (clients, models) in the init phase it snapshots.
+  eager_init_environment = { OUTBOX_EAGER_INIT = "true" }
+
   # The table's key names: the caller's; pk and sk on the module's own table when not given (an
   # existing table's are required: aws_kms_key.this's precondition).
   hash_key  = coalesce(var.hash_key, "pk")

@@ -145,6 +145,12 @@ variable "lambda_runtime" {
   }
 }
 
+variable "snap_start" {
+  description = "Lambda SnapStart on the api, worker, consumer and dead-letter functions (Python 3.12 and later: set lambda_runtime, and build the package for that Python). Each deploy publishes a version and points an alias, live, at it; the mappings and the API invoke the alias. The functions then make their AWS clients (and the API its models) in the init phase SnapStart snapshots (OUTBOX_EAGER_INIT), so a new container's first request starts from a restored snapshot instead of importing and connecting. The sweeper, on a schedule, is left as it is."
+  type        = bool
+  default     = false
+}
+
 variable "functions" {
   description = "Memory (MB), timeout (s) and reserved concurrency of any function (keys api, worker, consumer, sweeper, dead-letter), each setting optional: what you give is merged over the module's defaults (main.tf: local.function_defaults), so { consumer = { memory_size = 1024 } } changes that alone. The sweeper's reserved concurrency is 1 (two sweeps never run at once); keep its timeout under the sweep_schedule period."
   type = map(object({
@@ -435,5 +441,16 @@ variable "replay_role_arn" {
   validation {
     condition     = var.replay_role_arn == null || can(regex("^arn:[a-z-]+:iam::[0-9]{12}:role/", var.replay_role_arn))
     error_message = "replay_role_arn must be an IAM role ARN (arn:<partition>:iam::<account>:role/...)."
+  }
+}
+
+variable "expected_messages_per_second" {
+  description = "The rate you plan for (messages a second), or null. The plan then warns (check capacity) when buckets, stream_parallelization_factor, the worker's and the consumer's concurrency or a FIFO queue cannot carry it with headroom; docs/capacity.md has the model and what to set."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.expected_messages_per_second == null || try(var.expected_messages_per_second > 0, false)
+    error_message = "expected_messages_per_second must be a positive number (or null)."
   }
 }

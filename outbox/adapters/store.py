@@ -149,6 +149,11 @@ class DynamoDBMessageStore:
 
         return bind_models(self.table_name, self.hash_key, self.range_key)
 
+    def bind_models(self) -> None:
+        """Import PynamoDB and bind the models now, not at the first accept (SnapStart's init phase)."""
+        self._new_record  # noqa: B018 - made for its side effect: the models bound, the condition built
+        self._new_entry  # noqa: B018
+
     @cached_property
     def _new_record(self) -> Condition:
         """A message is written once: its record never replaces another (the old one comes back instead)."""
@@ -334,26 +339,26 @@ class DynamoDBMessageStore:
             existing = _cancelled_by_existing(exc)
             if existing is None:
                 raise _write_error(exc, 0, [message]) from exc
-            old = self._models.record.from_raw_data(existing)
+            old = record_of(existing)
             if old.owner not in (owners if owners is not None else {owner}):
                 raise IdempotencyKeyReusedError(None) from exc
             if old.payload_hash != message.models[0].payload_hash:
                 raise IdempotencyKeyReusedError(old.message_id) from exc
-            return AcceptResult(old.message_id, Status(old.status), created=False)
+            return AcceptResult(old.message_id, old.status, created=False)
         log.info("message_accepted", message_id=envelope.message_id, type=envelope.type, by=by)
         return AcceptResult(envelope.message_id, Status.PENDING, created=True)
 
     def get(self, message_id: str) -> MessageRecord:
-        """Read one record, strongly consistent."""
-        record_model = self._models.record
-        kwargs = record_model.get_operation_kwargs_from_class(record_pk(message_id), RECORD_SK)
+        """Read one record whole, strongly consistent: a hand-built GetItem read by ``record_of``, as ``view`` is."""
         try:
-            response = self.client.get_item(**kwargs, ConsistentRead=True)
+            response = self.client.get_item(
+                TableName=self.table_name, Key=self._record_key(message_id), ConsistentRead=True
+            )
         except AWS_ERRORS as exc:
             raise translate(exc, "GetItem") from exc
         if "Item" not in response:
             raise NotFoundError(f"no message {message_id}")
-        return _to_domain(record_model.from_raw_data(dict(response["Item"])))
+        return record_of(dict(response["Item"]))
 
     def stored_owner(self, message_id: str) -> str | None:
         """The record's owner alone (one GetItem projecting it): None without a record, "" for one without an owner."""
@@ -367,7 +372,7 @@ class DynamoDBMessageStore:
         item = self._read(message_id, VIEW_ATTRIBUTES)
         if item is None:
             raise NotFoundError(f"no message {message_id}")
-        return _to_domain(self._models.record.from_raw_data(item))
+        return record_of(item)
 
     def _read(self, message_id: str, attributes: Sequence[str]) -> dict[str, Any] | None:
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
@@ -596,25 +601,48 @@ def _write_error(exc: Exception, caller_items: int, messages: Sequence[OutboxMes
     return TransactionCancelledError(failed)
 
 
-def _to_domain(model: MessageRecordModel) -> MessageRecord:
-    history = tuple(HistoryEntry(Status(h.status), h.at, h.by, h.reason) for h in model.history)
-    return MessageRecord(
-        message_id=model.message_id,
-        status=Status(model.status),
-        payload_hash=model.payload_hash,
-        created_at=model.created_at,
-        updated_at=model.updated_at,
-        history=history,
-        type=model.type or NOTIFICATION_TYPE,
-        payload=json.loads(model.payload),
-        group_key=model.group_key,
-        attempts=int(model.attempts or 0),
-        relay_attempts=int(model.relay_attempts or 0),
-        reason=model.reason,
-        lease=Lease(model.lease_owner, model.lease_until) if model.lease_owner and model.lease_until else None,
-        owner=model.owner,
-        expires_at=int(model.expires_at) if model.expires_at is not None else None,
-        send_generation=int(model.send_generation or 0),
-        sent_at=model.sent_at,
-        ended_lease_owner=model.ended_lease_owner,
+def record_of(item: Mapping[str, Any]) -> MessageRecord:
+    """A stored record (DynamoDB's attribute values, as GetItem or ALL_OLD return them) as the domain's record.
+
+    The one reading of a record (``get``, the API's projected ``view``, an accept's existing
+    record), by hand as the status writes are written: the API's first GET would otherwise import
+    PynamoDB and bind its models (tests/unit/test_store_requests.py holds it equal to the model's
+    reading, field by field, for every field of MessageRecord).
+    """
+    history = tuple(
+        HistoryEntry(Status(line["status"]["S"]), line["at"]["S"], line["by"]["S"], _text(line, "reason"))
+        for line in (entry["M"] for entry in item["history"]["L"])
     )
+    lease_owner, lease_until = _text(item, "lease_owner"), _text(item, "lease_until")
+    return MessageRecord(
+        message_id=item["message_id"]["S"],
+        status=Status(item["status"]["S"]),
+        payload_hash=item["payload_hash"]["S"],
+        created_at=item["created_at"]["S"],
+        updated_at=item["updated_at"]["S"],
+        history=history,
+        type=_text(item, "type") or NOTIFICATION_TYPE,
+        payload=json.loads(item["payload"]["S"]),
+        group_key=_text(item, "group_key"),
+        attempts=_number(item, "attempts") or 0,
+        relay_attempts=_number(item, "relay_attempts") or 0,
+        reason=_text(item, "reason"),
+        lease=Lease(lease_owner, lease_until) if lease_owner and lease_until else None,
+        owner=_text(item, "owner"),
+        expires_at=_number(item, "expires_at"),
+        send_generation=_number(item, "send_generation") or 0,
+        sent_at=_text(item, "sent_at"),
+        ended_lease_owner=_text(item, "ended_lease_owner"),
+    )
+
+
+def _text(item: Mapping[str, Any], name: str) -> str | None:
+    """A string attribute's value; None when absent (or stored as NULL)."""
+    value = item.get(name) or {}
+    return str(value["S"]) if "S" in value else None
+
+
+def _number(item: Mapping[str, Any], name: str) -> int | None:
+    """A number attribute's value as an int; None when absent (or stored as NULL)."""
+    value = item.get(name) or {}
+    return int(float(value["N"])) if "N" in value else None

@@ -192,37 +192,51 @@ def test_package_targets_the_runtime_and_architecture_terraform_deploys() -> Non
     assert function["architectures"] == [config["architecture"]]
 
 
-def test_coldstart_benchmark_runs_each_handler_from_the_zip(built: Path) -> None:
-    """bench/coldstart.py, one round: every case answers without the network; the result has its fields."""
+def test_endpoints_are_trimmed_to_the_kept_services_and_resolve_as_botocores_own(built: Path, tmp_path: Path) -> None:
+    """endpoints.json keeps the zip's services only (by endpoint prefix), each placed exactly as the full file does."""
+    import json
+
+    import botocore
+    from botocore.regions import EndpointResolver
+
+    with zipfile.ZipFile(built) as archive:
+        trimmed = json.loads(archive.read("botocore/data/endpoints.json"))
+    full = json.loads((Path(botocore.__file__).parent / "data" / "endpoints.json").read_text())
+    # The services' endpoint prefixes (secretsmanager: the API's id secret).
+    kept = {"dynamodb", "streams.dynamodb", "secretsmanager", "sqs", "sts", "portal.sso", "oidc"}
+    assert {name for partition in trimmed["partitions"] for name in partition["services"]} == kept
+    assert [p["partition"] for p in trimmed["partitions"]] == [p["partition"] for p in full["partitions"]]
+    assert len(json.dumps(trimmed)) < len(json.dumps(full)) / 10
+    ours, theirs = EndpointResolver(trimmed), EndpointResolver(full)
+    for prefix in sorted(kept):
+        for region in ("us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1", "us-gov-west-1", "eu-isoe-west-1"):
+            expected = theirs.construct_endpoint(prefix, region)
+            assert ours.construct_endpoint(prefix, region) == expected, (prefix, region)
+
+
+def test_coldstart_benchmark_serves_each_first_request_from_the_zip(built: Path) -> None:
+    """bench/coldstart.py, one round: each first request answered through its AWS calls, on the loopback stub only."""
     from dataclasses import asdict
 
     from bench import coldstart
 
-    result = coldstart.measure(built, runs=1)
+    result = coldstart.measure(built, runs=1, breakdown=True)
     data = asdict(result)
-    assert set(data) == {"runs", "python", "zip_path", "zip_mib", "calibration_s", "rows"}
-    assert [row["handler"] for row in data["rows"]] == [case.handler for case in coldstart.CASES]
-    assert {row["handler"] for row in data["rows"][1:]} == HANDLERS
-    for row in data["rows"]:
-        assert set(row) == {
-            "name", "handler", "invoked", "import_ms", "cold_ms", "cold_min_ms", "cold_max_ms", "cpu_ms",
-            "process_ms", "ratio", "cpu_ratio",
-        }  # fmt: skip
+    assert set(data) == {"runs", "python", "zip_path", "zip_mib", "calibration_s", "rows", "breakdown"}
+    first, extra = coldstart.cases(coldstart.scenario())
+    assert [row["name"] for row in data["rows"]] == [case.name for case in first]
+    assert [row["name"] for row in data["breakdown"]] == [case.name for case in extra]
+    assert {row["handler"] for row in data["breakdown"]} == HANDLERS
+    operations = {row["name"]: set(row["operations"]) for row in data["rows"]}
+    # The API's first request reads the id secret (current and previous values) before the table.
+    assert operations["api: first GET /messages/{id}"] >= {"secretsmanager:GetSecretValue", "dynamodb:GetItem"}
+    assert operations["api: first POST /messages"] >= {"secretsmanager:GetSecretValue", "dynamodb:TransactWriteItems"}
+    assert operations["worker: first batch (1 INSERT)"] >= {"sqs:SendMessageBatch", "dynamodb:UpdateItem"}
+    assert operations["consumer: first copy delivered"] >= {"dynamodb:UpdateItem"}
+    for row in data["rows"] + data["breakdown"]:
         assert row["cold_ms"] > 0
     assert data["rows"][0]["ratio"] == 1.0
-    assert [row["invoked"] for row in data["rows"]] == [True, True, True, True, False, True]
     assert "| / bare (wall) | / bare (CPU) |" in result.table()
-
-
-def test_coldstart_benchmark_times_up_to_each_handlers_first_aws_call(built: Path) -> None:
-    """``--first-aws-call``'s rows make each handler's clients (and the API's models) without the network."""
-    from bench import coldstart
-
-    cases = (coldstart.CASES[0], *coldstart.FIRST_AWS_CALL)
-    result = coldstart.measure(built, runs=1, cases=cases)
-    assert [row.handler for row in result.rows[1:]] == [case.handler for case in coldstart.FIRST_AWS_CALL]
-    assert {row.handler for row in result.rows[1:]} == HANDLERS
-    assert all(row.cold_ms > row.import_ms for row in result.rows)  # the clients are made after the import
 
 
 def _user_code(root: Path, *, calls: str = "sns") -> Path:

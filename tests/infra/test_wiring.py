@@ -200,7 +200,7 @@ def test_existing_table_is_attached_through_the_locals(module: Module) -> None:
 def test_stream_mapping_follows_lambda_rules_and_the_shared_filter(module: Module) -> None:
     """Partial batches, bisect, finite retries and age, on-failure queue, the module's filter template."""
     mapping = module.resource("aws_lambda_event_source_mapping", "stream")
-    assert mapping["function_name"] == '${aws_lambda_function.this["worker"].arn}'
+    assert mapping["function_name"] == '${local.invoke_targets["worker"]}'  # the function, or its SnapStart alias
     assert mapping["event_source_arn"] == "${local.stream_arn}"
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
     assert mapping["bisect_batch_on_function_error"] is True
@@ -228,7 +228,7 @@ def test_stream_mapping_follows_lambda_rules_and_the_shared_filter(module: Modul
 def test_queue_mapping_reports_partial_batches(module: Module) -> None:
     """The consumer's SQS mapping reports partial batch failures."""
     mapping = module.resource("aws_lambda_event_source_mapping", "queue")
-    assert mapping["function_name"] == '${aws_lambda_function.this["consumer"].arn}'
+    assert mapping["function_name"] == '${local.invoke_targets["consumer"]}'
     assert mapping["event_source_arn"] == "${aws_sqs_queue.main.arn}"
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
 
@@ -236,7 +236,7 @@ def test_queue_mapping_reports_partial_batches(module: Module) -> None:
 def test_the_dead_letter_queue_feeds_the_dead_letter_function(module: Module) -> None:
     """Invariant 7's backstop: every copy in the DLQ reaches the function that ends its record FAILED."""
     mapping = module.resource("aws_lambda_event_source_mapping", "dead_letter")
-    assert mapping["function_name"] == '${aws_lambda_function.this["dead-letter"].arn}'
+    assert mapping["function_name"] == '${local.invoke_targets["dead-letter"]}'
     assert mapping["event_source_arn"] == "${aws_sqs_queue.dlq.arn}"
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]  # what it cannot settle yet comes back
     # Lambda refuses an SQS mapping whose queue's visibility timeout is shorter than the function's timeout.
@@ -325,7 +325,8 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
         {
             "variables": "${merge(each.value.environment, "
             'each.key == "consumer" ? local.delivery_environment : {}, '
-            'each.key == "api" ? local.api_identity_environment : {})}'
+            'each.key == "api" ? local.api_identity_environment : {}, '
+            "contains(local.snap_start_functions, each.key) ? local.eager_init_environment : {})}"
         }
     ]
     assert lambda_function["architectures"] == ["arm64"]
@@ -575,7 +576,9 @@ def test_api_routes_are_all_authorised(module: Module) -> None:
     assert module.resource("aws_apigatewayv2_authorizer", "jwt")["authorizer_type"] == "JWT"
     integration = module.resource("aws_apigatewayv2_integration", "api")
     assert integration["payload_format_version"] == "2.0"
-    assert integration["integration_uri"] == '${aws_lambda_function.this["api"].invoke_arn}'
+    assert integration["integration_uri"] == (  # the function, or its SnapStart alias
+        '${var.snap_start ? aws_lambda_alias.live["api"].invoke_arn : aws_lambda_function.this["api"].invoke_arn}'
+    )
     stage = module.resource("aws_apigatewayv2_stage", "default")
     assert stage["access_log_settings"][0]["destination_arn"] == "${aws_cloudwatch_log_group.api_access[0].arn}"
     settings = stage["default_route_settings"][0]
@@ -994,3 +997,37 @@ def test_every_function_that_ends_records_gets_the_record_retention(module: Modu
     # The attribute the terminal transitions set is the table's TTL attribute.
     (ttl,) = module.resource("aws_dynamodb_table", "this")["ttl"]
     assert ttl["attribute_name"] == TTL_ATTRIBUTE == "expires_at"
+
+
+def test_the_modules_capacity_check_uses_the_python_models_figures(module: Module) -> None:
+    """capacity.tf's figures are outbox/capacity.py's: one model, checked by bench/capacity.py."""
+    from outbox import capacity
+
+    assert module.locals["capacity"] == {
+        "bucket_msg_per_s": capacity.bucket_msg_per_s(1.0),
+        "worker_msg_per_s": capacity.WORKER_MSG_PER_S,
+        "consumer_msg_per_s": capacity.CONSUMER_MSG_PER_S,
+        "fifo_msg_per_s": capacity.FIFO_API_CALLS * capacity.SEND_BATCH,
+        "headroom": capacity.HEADROOM,
+        "table_write_units_per_message": capacity.TABLE_WRITE_UNITS_PER_MESSAGE,
+        "partition_write_units": capacity.PARTITION_WRITE_UNITS,
+    }
+    assert module.default("${var.expected_messages_per_second}") is None  # no check unless a rate is stated
+
+
+def test_snap_start_sets_what_the_handlers_read_and_everything_invokes_the_alias(module: Module) -> None:
+    """Under SnapStart the functions get OUTBOX_EAGER_INIT (read by outbox.settings) and every mapping the alias."""
+    from outbox.settings import eager_init
+
+    (name,) = module.locals["eager_init_environment"]
+    assert eager_init({name: module.locals["eager_init_environment"][name]})
+    assert module.default("${var.snap_start}") is False
+    function = module.resource("aws_lambda_function", "this")
+    assert function["publish"] == "${contains(local.snap_start_functions, each.key)}"
+    assert 'name != "sweeper"' in module.locals["snap_start_functions"]  # a schedule needs no snapshot
+    for mapping, target in (("stream", "worker"), ("queue", "consumer"), ("dead_letter", "dead-letter")):
+        body = module.resource("aws_lambda_event_source_mapping", mapping)
+        assert body["function_name"] == f'${{local.invoke_targets["{target}"]}}', mapping
+    alias = module.resource("aws_lambda_alias", "live")
+    assert alias["for_each"] == "${local.snap_start_functions}"
+    assert alias["function_version"] == "${aws_lambda_function.this[each.key].version}"

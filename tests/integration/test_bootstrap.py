@@ -48,6 +48,20 @@ def test_cli_bootstrap_prints_exports(capsys: pytest.CaptureFixture[str]) -> Non
     assert "export OUTBOX_ON_FAILURE_QUEUE_URL=" in out
 
 
+def test_cli_bootstrap_warns_in_one_line_when_the_buckets_or_queue_cannot_carry_the_rate(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--expected-rate``: silent for a rate the settings carry, one warning line naming the setting otherwise."""
+    with mock_aws():
+        assert main(["bootstrap", "--expected-rate", "100"]) == 0
+        assert capsys.readouterr().err == ""
+        assert main(["bootstrap", "--expected-rate", "5000", "--fifo", "--table-name", "t2", "--buckets", "8"]) == 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: 5,000 messages/s is more than this configuration carries with headroom")
+    assert "raise buckets" in line
+    assert "SQS FIFO queue" in line
+
+
 def test_cli_bad_usage_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     """Unknown arguments are a usage error: exit 2, a short message, nothing done."""
     with pytest.raises(SystemExit) as caught:

@@ -263,6 +263,7 @@ def test_outbox_sweep_takes_the_deployed_minimum_age_by_default(
     """Without --min-age, OUTBOX_SWEEP_MIN_AGE_SECONDS (what the module's `environment` output exports) applies."""
     outbox, message_id = _stuck_for_the_command(stack, monkeypatch)
     monkeypatch.setenv("OUTBOX_SWEEP_MIN_AGE_SECONDS", "1")
+    monkeypatch.setenv("OUTBOX_METRICS", "on")  # the command turns metric lines off: restored after the test
     relayed, deadline = 0, time.monotonic() + 60  # the message is 1 s old within a moment, however busy the machine
     while not relayed and time.monotonic() < deadline:
         assert cli.main(["sweep", "--json"]) == 0

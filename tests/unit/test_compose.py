@@ -114,3 +114,58 @@ def test_a_missing_dependency_of_the_delivery_module_is_named_as_such(
         "OUTBOX_DELIVERY=shop_delivery:deliver: shop_delivery imports stripe_sdk_not_installed, which is not"
         " installed: add it to the function's requirements"
     )
+
+
+def test_eager_init_makes_the_clients_and_binds_the_models_when_built() -> None:
+    """OUTBOX_EAGER_INIT (SnapStart): building makes the clients and binds the models; by default, nothing."""
+    from dataclasses import replace
+
+    from outbox.adapters.aws import Lazy
+
+    lazy = build_acceptor(SETTINGS)
+    assert isinstance(lazy.store._client, Lazy)
+    assert not lazy.store._client.made
+    assert "_new_record" not in vars(lazy.store)
+    assert isinstance(lazy.id_secret, SecretsManagerIdSecret)
+    assert isinstance(lazy.id_secret._client, Lazy)
+    assert not lazy.id_secret._client.made
+    eager = build_acceptor(replace(SETTINGS, eager_init=True))
+    assert isinstance(eager.store._client, Lazy)
+    assert eager.store._client.made
+    assert "_new_record" in vars(eager.store)  # PynamoDB imported, the models bound
+    assert isinstance(eager.id_secret, SecretsManagerIdSecret)
+    assert isinstance(eager.id_secret._client, Lazy)
+    assert eager.id_secret._client.made  # the client in the snapshot; the value is not read at init
+    assert eager.id_secret._value is None
+
+
+@pytest.mark.parametrize(
+    ("module_name", "default"),
+    [
+        ("outbox.api", "default_api"),
+        ("worker.handler", "default_worker"),
+        ("worker.consumer", "default_consumer"),
+        ("worker.dead_letter", "default_dead_letters"),
+    ],
+)
+def test_a_handler_sets_up_at_import_only_under_eager_init(
+    monkeypatch: pytest.MonkeyPatch, module_name: str, default: str
+) -> None:
+    """With OUTBOX_EAGER_INIT the import builds the use case (the init phase SnapStart snapshots); without, not."""
+    import importlib
+
+    monkeypatch.setenv("OUTBOX_TABLE_NAME", "outbox")
+    monkeypatch.setenv("OUTBOX_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/1/outbox")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("OUTBOX_ID_SECRET_ARN", SECRET_ARN)
+    module = importlib.import_module(module_name)
+    try:
+        monkeypatch.delenv("OUTBOX_EAGER_INIT", raising=False)
+        module = importlib.reload(module)
+        assert getattr(module, default).cache_info().currsize == 0
+        monkeypatch.setenv("OUTBOX_EAGER_INIT", "true")
+        module = importlib.reload(module)
+        assert getattr(module, default).cache_info().currsize == 1
+    finally:
+        monkeypatch.delenv("OUTBOX_EAGER_INIT", raising=False)
+        importlib.reload(module)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -272,3 +273,153 @@ def test_add_to_asks_pynamodb_for_no_old_item(store: tuple[DynamoDBMessageStore,
     s.add_to(Transaction(), s.prepare(envelope, idempotency_key=None, by="t"))  # type: ignore[arg-type]
     assert len(saved) == 2
     assert [kwargs.get("return_values") for kwargs in saved] == [None, None]
+
+
+class ReadingClient:
+    """Answers every GetItem with one stored item, projected as the request asks, and keeps the requests."""
+
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        self.item = item
+        self.requests: list[dict[str, Any]] = []
+
+    def get_item(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        if self.item is None:
+            return {}
+        return {"Item": _projected(self.item, request)}
+
+
+def _projected(item: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The item as DynamoDB answers a GetItem: only the projected attributes, when it names some."""
+    if "ProjectionExpression" not in request:
+        return item
+    names = request["ExpressionAttributeNames"]
+    wanted = {names[token.strip()] for token in request["ProjectionExpression"].split(",")}
+    return {name: value for name, value in item.items() if name in wanted}
+
+
+def _stored_records() -> dict[str, dict[str, Any]]:
+    """Records as DynamoDB holds them: new, ended under a lease, held, re-sent in flight, legacy with NULLs."""
+    envelope = new_envelope(
+        {"channel": "sms"}, type="notification", message_id=new_message_id(), created_at=NOW, group_key="g-1"
+    )
+    new = DynamoDBMessageStore("outbox", client=ReadingClient(None), hash_key="PK", range_key="SK").prepare(  # type: ignore[arg-type]
+        envelope, idempotency_key="k-1", by="api", owner="o" * 64
+    )
+    record: dict[str, Any] = new.transact_items[0]["Put"]["Item"]
+    line = {"M": {"status": {"S": "FAILED"}, "at": {"S": NOW}, "by": {"S": "consumer"}, "reason": {"S": "gave up"}}}
+    ended = record | {
+        "status": {"S": "FAILED"},
+        "history": {"L": [*record["history"]["L"], line]},
+        "attempts": {"N": "5"},
+        "relay_attempts": {"N": "2"},
+        "reason": {"S": "gave up"},
+        "expires_at": {"N": "1900000000"},
+        "ended_lease_owner": {"S": "sqs-1/abc"},
+    }
+    held = record | {"status": {"S": "PROCESSING"}, "lease_owner": {"S": "sqs-1/abc"}, "lease_until": {"S": NOW}}
+    resent = record | {
+        "status": {"S": "QUEUED"},
+        "type": {"S": "invoice.due"},
+        "outbox_pk": {"S": in_flight_pk(envelope.message_id)},
+        "outbox_sk": {"S": f"{NOW}#{envelope.message_id}"},
+        "send_generation": {"N": "2"},
+        "sent_at": {"S": NOW},
+    }
+    legacy = {k: v for k, v in record.items() if k not in ("type", "owner", "group_key")} | {
+        "channel": {"S": "sms"},
+        "trace_id": {"NULL": True},
+        "reason": {"NULL": True},
+    }
+    return {"new": record, "ended": ended, "held": held, "resent": resent, "legacy": legacy}
+
+
+def _model_reading(item: dict[str, Any]) -> Any:
+    """The record the PynamoDB model reads from ``item``: the reference the hand-written reading must equal."""
+    from outbox.adapters.models import bind_models
+    from outbox.domain.envelope import NOTIFICATION_TYPE
+    from outbox.domain.record import HistoryEntry, MessageRecord
+
+    read = bind_models("outbox", "PK", "SK").record.from_raw_data(item)
+    fields = {
+        "message_id": read.message_id,
+        "status": Status(read.status),
+        "payload_hash": read.payload_hash,
+        "created_at": read.created_at,
+        "updated_at": read.updated_at,
+        "history": tuple(HistoryEntry(Status(h.status), h.at, h.by, h.reason) for h in read.history),
+        "type": read.type or NOTIFICATION_TYPE,
+        "payload": json.loads(read.payload),
+        "group_key": read.group_key,
+        "attempts": int(read.attempts or 0),
+        "relay_attempts": int(read.relay_attempts or 0),
+        "reason": read.reason,
+        "lease": Lease(read.lease_owner, read.lease_until) if read.lease_owner and read.lease_until else None,
+        "owner": read.owner,
+        "expires_at": int(read.expires_at) if read.expires_at is not None else None,
+        "send_generation": int(read.send_generation or 0),
+        "sent_at": read.sent_at,
+        "ended_lease_owner": read.ended_lease_owner,
+    }
+    # A field the record gains must be read here too (and by record_of), or this test stops covering it.
+    assert set(fields) == {f.name for f in dataclasses.fields(MessageRecord)}
+    return MessageRecord(**fields)
+
+
+STORED = _stored_records()
+
+
+@pytest.mark.parametrize("name", list(STORED))
+def test_a_record_is_read_by_hand_as_the_pynamodb_model_reads_it(name: str) -> None:
+    """GetItem is built by hand and its item read without PynamoDB: the same record the model would give."""
+    from outbox.adapters.models import bind_models
+    from outbox.adapters.store import record_of
+
+    # GIVEN a store whose table holds the item
+    item = STORED[name]
+    client = ReadingClient(item)
+    store = DynamoDBMessageStore("outbox", client=client, hash_key="PK", range_key="SK")  # type: ignore[arg-type]
+    # WHEN it is read
+    got = store.get(item["message_id"]["S"])
+    # THEN the request is PynamoDB's, strongly consistent, and the record is what the model reads
+    model = bind_models("outbox", "PK", "SK").record
+    expected_request = model.get_operation_kwargs_from_class(item["PK"]["S"], "MSG") | {"ConsistentRead": True}
+    assert client.requests == [expected_request]
+    assert got == _model_reading(item)
+    assert record_of(item) == got
+
+
+@pytest.mark.parametrize("name", list(STORED))
+def test_a_callers_view_is_the_same_reading_of_the_projected_attributes(name: str) -> None:
+    """``view`` reads the projected item the one way ``get`` does: the shown attributes equal, nothing else read."""
+    from outbox.adapters.store import VIEW_ATTRIBUTES
+
+    # GIVEN a store whose table holds the item
+    item = STORED[name]
+    store = DynamoDBMessageStore("outbox", client=ReadingClient(item), hash_key="PK", range_key="SK")  # type: ignore[arg-type]
+    # WHEN a caller's view of it is read
+    view = store.view(item["message_id"]["S"])
+    # THEN it is the model's reading of the projection, and what it shows equals the full record's
+    projected = {k: v for k, v in item.items() if k in VIEW_ATTRIBUTES}
+    assert view == _model_reading(projected)
+    full = store.get(item["message_id"]["S"])
+    assert all(getattr(view, a) == getattr(full, a) for a in VIEW_ATTRIBUTES)
+    hidden = (view.lease, view.owner, view.sent_at, view.ended_lease_owner, view.expires_at)
+    assert hidden == (None, None, None, None, None)
+    assert view.send_generation == 0
+
+
+def test_the_stored_records_set_every_field_of_a_record() -> None:
+    """Every optional field of a record is set in some stored record: the equivalence above covers each one."""
+    from outbox.adapters.store import record_of
+    from outbox.domain.record import MessageRecord
+
+    records = [record_of(item) for item in STORED.values()]
+    for field in dataclasses.fields(MessageRecord):
+        if field.default is not dataclasses.MISSING:
+            default: object = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            continue  # a field every record has
+        assert any(getattr(record, field.name) != default for record in records), field.name

@@ -240,3 +240,105 @@ run "settings_that_contradict_each_other_stop_the_plan" {
 
   expect_failures = [aws_sqs_queue.main, aws_cloudwatch_metric_alarm.oldest_pending, aws_apigatewayv2_authorizer.jwt]
 }
+
+# SnapStart: versions published behind the alias "live", the handlers set up at init, and every
+# mapping and the API invoking the alias (its ARNs overridden: unknown until apply otherwise).
+run "snap_start_publishes_versions_and_invokes_them_through_an_alias" {
+  command = plan
+
+  variables {
+    snap_start     = true
+    lambda_runtime = "python3.12"
+  }
+
+  override_resource {
+    target          = aws_lambda_alias.live
+    override_during = plan
+    values = {
+      arn        = "arn:aws:lambda:eu-west-1:123456789012:function:outbox-x:live"
+      invoke_arn = "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:outbox-x:live/invocations"
+    }
+  }
+
+  assert {
+    condition     = keys(aws_lambda_alias.live) == ["api", "consumer", "dead-letter", "worker"] && alltrue([for alias in aws_lambda_alias.live : alias.name == "live"])
+    error_message = "every function but the sweeper gets the alias live"
+  }
+  assert {
+    condition     = alltrue([for name in ["api", "consumer", "dead-letter", "worker"] : aws_lambda_function.this[name].publish && aws_lambda_function.this[name].snap_start[0].apply_on == "PublishedVersions"])
+    error_message = "SnapStart on published versions of the api, worker, consumer and dead-letter functions"
+  }
+  assert {
+    condition     = !aws_lambda_function.this["sweeper"].publish && length(aws_lambda_function.this["sweeper"].snap_start) == 0
+    error_message = "the sweeper stays as it is"
+  }
+  assert {
+    condition     = alltrue([for name in ["api", "consumer", "dead-letter"] : aws_lambda_function.this[name].environment[0].variables.OUTBOX_EAGER_INIT == "true"])
+    error_message = "the functions under SnapStart do their set-up at init"
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.stream.function_name == aws_lambda_alias.live["worker"].arn && aws_lambda_event_source_mapping.queue.function_name == aws_lambda_alias.live["consumer"].arn && aws_lambda_event_source_mapping.dead_letter.function_name == aws_lambda_alias.live["dead-letter"].arn
+    error_message = "the mappings invoke the alias"
+  }
+  assert {
+    condition     = aws_apigatewayv2_integration.api[0].integration_uri == aws_lambda_alias.live["api"].invoke_arn && alltrue([for permission in aws_lambda_permission.api : permission.qualifier == "live"])
+    error_message = "the API invokes the alias, and may"
+  }
+}
+
+run "without_snap_start_nothing_is_published" {
+  command = plan
+
+  assert {
+    condition     = length(aws_lambda_alias.live) == 0 && alltrue([for function in aws_lambda_function.this : !function.publish && length(function.snap_start) == 0])
+    error_message = "by default no version, no alias, no SnapStart"
+  }
+  assert {
+    condition     = alltrue([for name in ["api", "consumer", "dead-letter"] : !contains(keys(aws_lambda_function.this[name].environment[0].variables), "OUTBOX_EAGER_INIT")])
+    error_message = "by default the handlers set up at their first request"
+  }
+}
+
+run "snap_start_needs_python_3_12" {
+  command = plan
+
+  variables {
+    snap_start = true
+  }
+
+  expect_failures = [aws_lambda_function.this]
+}
+
+# The capacity check: the defaults carry 100 messages a second, not 10,000.
+run "the_defaults_carry_100_messages_a_second" {
+  command = plan
+
+  variables {
+    expected_messages_per_second = 100
+  }
+}
+
+run "a_rate_the_configuration_cannot_carry_is_warned_about" {
+  command = plan
+
+  variables {
+    expected_messages_per_second = 10000
+  }
+
+  expect_failures = [check.capacity]
+}
+
+run "the_settings_docs_capacity_gives_for_10000_carry_it" {
+  command = plan
+
+  variables {
+    expected_messages_per_second  = 10000
+    buckets                       = 64
+    stream_parallelization_factor = 1
+    consumer_maximum_concurrency  = 290
+    functions = {
+      worker   = { reserved_concurrency = 40 }
+      consumer = { reserved_concurrency = 290 }
+    }
+  }
+}
