@@ -15,6 +15,7 @@ import math
 import re
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -210,13 +211,24 @@ class Consumer:
             self._release(message_id, lease)
             return self._retry(copy)
         if started.attempts > self.policy.max_attempts:
-            return self._fail(message_id, lease, f"gave up after {self.policy.max_attempts} delivery attempts")
+            # `attempts` counts the leases taken, this one included: the deliveries tried are one fewer.
+            tried = started.attempts - 1
+            return self._fail(message_id, lease, f"gave up: {tried} delivery attempts failed, the most allowed")
         try:
             self.deliver(envelope)
         except Exception as exc:  # noqa: BLE001 - a delivery function may raise anything
             retryable = exc.retryable if isinstance(exc, OutboxError) else True
-            log.warning("delivery_failed", message_id=message_id, error=type(exc).__name__, retryable=retryable)
-            detail = safe_reason(exc.detail if isinstance(exc, OutboxError) else type(exc).__name__, envelope)
+            detail = delivery_failure(exc, envelope)
+            # What went wrong, and where: the message (with any text of the payload cut out) and the
+            # stack's frames, never the values in them.
+            log.warning(
+                "delivery_failed",
+                message_id=message_id,
+                error=type(exc).__name__,
+                detail=detail,
+                retryable=retryable,
+                traceback="".join(traceback.format_tb(exc.__traceback__)),
+            )
             if not retryable:
                 return self._fail(message_id, lease, f"delivery failed: {detail}")
             if last:  # the next failure would move the copy to the dead-letter queue: end it here
@@ -371,6 +383,14 @@ def until_lease_ends(lease_until: str | None, *, at_least: int) -> int:
         return at_least
     left = (datetime.fromisoformat(lease_until) - utc_now()).total_seconds()
     return min(max(at_least, math.ceil(left) + 1), MAX_VISIBILITY_S)
+
+
+def delivery_failure(exc: Exception, envelope: Envelope) -> str:
+    """A delivery exception's type and message, payload cut out: fit for the FAILED reason and the log."""
+    if isinstance(exc, OutboxError):
+        return safe_reason(exc.detail, envelope)
+    message = str(exc)
+    return safe_reason(f"{type(exc).__name__}: {message}" if message else type(exc).__name__, envelope)
 
 
 def safe_reason(detail: str, envelope: Envelope | None = None, *, limit: int = MAX_REASON_CHARS) -> str:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import AwsError, DeliveryError
@@ -209,3 +210,28 @@ def test_a_copy_sent_back_gives_its_lease_back(store: InMemoryMessageStore) -> N
     assert _failed(consumer.handle(_event(_record(envelope, "c", receives=2)))) == []
     assert len(calls) == 2
     assert store.records[envelope.message_id].status is Status.COMPLETED
+
+
+def test_a_failed_delivery_is_logged_with_its_message_and_frames_never_the_payload(
+    store: InMemoryMessageStore,
+) -> None:
+    """The log and the FAILED reason say what the delivery raised and where; text of the payload is cut out."""
+    envelope = _accept(store)
+
+    def refuses(sent: Envelope) -> None:
+        raise RuntimeError(f"the gateway refused {sent.payload['recipient']}")
+
+    consumer = Consumer(store, refuses, policy=ConsumerPolicy(max_attempts=5, max_receive_count=1))
+    with capture_logs() as logs:
+        consumer.handle({"Records": [_record(envelope, "s-1")]})
+
+    (failed,) = [line for line in logs if line["event"] == "delivery_failed"]
+    assert failed["error"] == "RuntimeError"
+    assert failed["detail"] == "RuntimeError: the gateway refused [payload]"
+    assert "in refuses" in failed["traceback"]
+    assert "+14155550100" not in repr(logs)
+    record = store.records[envelope.message_id]
+    assert record.status is Status.FAILED
+    assert (
+        record.reason == "delivery failed on the last allowed receive (1): RuntimeError: the gateway refused [payload]"
+    )

@@ -160,7 +160,8 @@ def test_consumer_gives_up_after_max_attempts(store: InMemoryMessageStore) -> No
     assert [len(r["batchItemFailures"]) for r in results] == [1, 1, 0]
     record = store.records[envelope.message_id]
     assert record.status is Status.FAILED
-    assert record.reason == "gave up after 2 delivery attempts"
+    assert record.reason == "gave up: 2 delivery attempts failed, the most allowed"
+    assert record.attempts == 3  # the leases taken: the third gave up without delivering
 
 
 def test_consumer_grace_for_a_failed_record_being_redriven(store: InMemoryMessageStore) -> None:
