@@ -38,6 +38,7 @@ def target(config: dict[str, Any] | None = None) -> Target:
         architecture=str(config["architecture"]),
         python_version=str(config["python-version"]),
         botocore_services=tuple(config["botocore-services"]),
+        only_called_operations=bool(config.get("only-called-operations", False)),
     )
 
 

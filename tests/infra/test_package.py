@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import subprocess
@@ -53,6 +54,11 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
     services = {name.split("/")[2] for name in names if name.startswith("botocore/data/") and name.count("/") > 3}
     assert services == set(package.package_config()["botocore-services"])
     assert {"botocore/data/endpoints.json", "botocore/data/partitions.json", "botocore/data/_retry.json"} <= names
+    # The models of the services the handlers make clients for: only the operations the code names.
+    with zipfile.ZipFile(built) as archive:
+        dynamodb = json.loads(gzip.decompress(archive.read("botocore/data/dynamodb/2012-08-10/service-2.json.gz")))
+    assert {"GetItem", "TransactWriteItems", "UpdateItem", "Query"} <= set(dynamodb["operations"])
+    assert "DeleteBackup" not in dynamodb["operations"]
     # Not shipped: what Lambda never runs (the CLI and rich, replay, testing helpers, the local stack).
     assert not any(name.startswith(("rich/", "moto/", "waitress/", "outbox/local/", "bin/")) for name in names)
     for local_only in (
