@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-import structlog
-
 from outbox.compose import Clients, build_acceptor
 from outbox.domain.caller import ANONYMOUS, Caller, RoleSessions, iam_caller, jwt_caller
 from outbox.domain.errors import (
@@ -32,11 +30,11 @@ from outbox.domain.errors import (
     ValidationError,
 )
 from outbox.domain.record import MessageRecord
-from outbox.logs import bind_invocation, configure_logging
+from outbox.logs import bind_invocation, configure_logging, get_logger
 from outbox.service.accept import Acceptor
 from outbox.settings import Settings, eager_init
 
-log = structlog.get_logger("outbox.api")
+log = get_logger("outbox.api")
 
 MAX_BODY_BYTES = 64 * 1024
 JSON = "application/json"

@@ -27,6 +27,7 @@ from outbox.adapters.aws import (
 )
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.status import Status
+from outbox.logs import configure_structlog_if_imported
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -244,6 +245,7 @@ def resolve_delivery(reference: str | None) -> Deliver:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {_import_problem(module_name, exc)}") from exc
+    configure_structlog_if_imported()  # your module's structlog lines as the function's own, from the first
     function = getattr(module, name, None)
     if not callable(function):
         raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {module_name} has no function {name}")

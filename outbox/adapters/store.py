@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
@@ -55,7 +54,7 @@ from outbox.domain.record import (
     utc_now,
 )
 from outbox.domain.status import ENDED, Status, check_sources, sources_of
-from outbox.logs import debug_enabled
+from outbox.logs import debug_enabled, get_logger
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ if TYPE_CHECKING:
 
     from outbox.adapters.models import MessageRecordModel, OutboxEntryModel, TableModels
 
-log = structlog.get_logger("outbox.store")
+log = get_logger("outbox.store")
 
 
 MAX_TRANSACT_ITEMS = 100  # TransactWriteItems' limit

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import (
     DeliveryError,
@@ -37,11 +35,12 @@ from outbox.domain.errors import (
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, TransitionResult, iso, utc_now
 from outbox.domain.status import ENDED, Status
+from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
 from outbox.ports import MessageStore, Visibility
 from outbox.settings import Settings
 
-log = structlog.get_logger("outbox.service.consume")
+log = get_logger("outbox.service.consume")
 
 BY = "consumer"
 # A copy in hand proves SQS accepted the message: it may start before the worker's flip landed.
