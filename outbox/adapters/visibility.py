@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve
+from outbox.ports import MAX_VISIBILITY_S
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 log = structlog.get_logger("outbox.visibility")
-
-MAX_VISIBILITY_S = 43_200  # SQS's limit: 12 hours
 
 
 class SqsVisibility:

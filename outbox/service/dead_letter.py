@@ -40,11 +40,10 @@ from outbox.domain.errors import (
 from outbox.domain.record import Lease, MessageRecord, TransitionResult, generation_of, iso, utc_now
 from outbox.domain.status import ENDED, Status
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
-from outbox.ports import MessageStore, Visibility
+from outbox.ports import BatchResponse, MessageStore, Visibility
 from outbox.service.consume import (
     PROCESSING,
     STARTABLE,
-    BatchResponse,
     SqsCopy,
     sqs_copy,
     tried,

@@ -10,8 +10,8 @@ import pytest
 import structlog
 
 from outbox import metrics
+from outbox.consumer import make_handler
 from outbox.testing import FakeLambdaContext
-from worker.consumer import make_handler
 
 
 @pytest.fixture

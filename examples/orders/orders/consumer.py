@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from outbox import DeliveryError, Envelope
-from worker.consumer import make_handler
+from outbox.consumer import make_handler
 
 confirmations: list[tuple[str, str, Decimal]] = []  # stands in for an email or another service
 
