@@ -198,7 +198,7 @@ def build_stream_worker(settings: Settings, clients: Clients | None = None) -> S
 
 
 def build_consumer(settings: Settings, clients: Clients | None = None, *, deliver: Deliver | None = None) -> Consumer:
-    """The consume use case around ``deliver``, else the function ``settings.delivery`` names, else the reference."""
+    """The consume use case around ``deliver``, else the function ``settings.delivery`` names, else ``log_delivery``."""
     from outbox.adapters.visibility import SqsVisibility  # noqa: PLC0415 - each use case's modules load with it
     from outbox.service.consume import Consumer, ConsumerPolicy  # noqa: PLC0415
 
@@ -235,7 +235,7 @@ def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper
 
 
 def resolve_delivery(reference: str | None) -> Deliver:
-    """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or the reference delivery."""
+    """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or ``log_delivery`` without one."""
     if not reference:
         from outbox.service.consume import log_delivery  # noqa: PLC0415 - the consumer's module
 

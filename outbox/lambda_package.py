@@ -105,12 +105,17 @@ class Source:
 
 
 def library_sources() -> list[Source]:
-    """The running outbox library (and the Lambda entry points installed beside it), less what Lambda never runs."""
+    """The running outbox library, less what Lambda never runs: the ``outbox`` package alone, as the wheel has it.
+
+    The Lambda entry points of the Terraform module (``worker/``) are no part of it: ``make package``
+    adds them from the repository (``infra/package.py``), and a zip of your own names your handler
+    (``outbox.consumer.make_handler``).
+    """
     import outbox  # noqa: PLC0415 - the installed package this module belongs to
 
     base = Path(outbox.__file__).resolve().parents[1]
     excluded = frozenset(base / path for path in LOCAL_ONLY)
-    return [Source(base / name, base, excluded) for name in ("outbox", "worker") if (base / name).is_dir()]
+    return [Source(base / "outbox", base, excluded)]
 
 
 def check_interpreter(python_version: str) -> None:

@@ -68,7 +68,7 @@ log = get_logger("outbox.store")
 
 
 MAX_TRANSACT_ITEMS = 100  # TransactWriteItems' limit
-# What a caller's read of its own record shows (outbox.api.record_view), and nothing else: not its
+# What a caller's read of its own record shows (outbox.notifications.api.record_view), and nothing else: not its
 # lease, idempotency key, trace id or index keys. The payload is there for the notification's channel.
 VIEW_ATTRIBUTES = (
     "message_id",

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve
 from outbox.logs import get_logger
+from outbox.ports import MAX_VISIBILITY_S
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 log = get_logger("outbox.visibility")
-
-MAX_VISIBILITY_S = 43_200  # SQS's limit: 12 hours
 
 
 class SqsVisibility:

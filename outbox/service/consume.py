@@ -3,8 +3,8 @@
 A batch of SQS copies comes in as Lambda's SQS event source mapping delivers it (the local SQS
 runner delivers the same), and a partial batch response goes out. It dedupes by ``message_id``
 through the record itself: a COMPLETED message is acknowledged and skipped. Delivery is a plain
-function of the envelope (``Deliver``); ``log_delivery`` is the reference one. The Lambda entry
-points around it are ``worker/consumer.py``'s.
+function of the envelope (``Deliver``); ``log_delivery`` the one used when none is given. The
+handlers around it are ``outbox.consumer``'s (``make_handler``) and ``worker/consumer.py``'s.
 """
 
 from __future__ import annotations
@@ -23,21 +23,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
+from outbox.domain.envelope import Envelope
 from outbox.domain.errors import (
-    DeliveryError,
     InvalidTransitionError,
     MalformedEntryError,
     OutboxError,
     PayloadMismatchError,
-    ValidationError,
 )
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, TransitionResult, iso, utc_now
 from outbox.domain.status import ENDED, Status
 from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
-from outbox.ports import MessageStore, Visibility
+from outbox.ports import MAX_VISIBILITY_S, BatchResponse, MessageStore, Visibility
 from outbox.settings import Settings
 
 log = get_logger("outbox.service.consume")
@@ -48,28 +45,16 @@ STARTABLE = frozenset({Status.PENDING, Status.QUEUED, Status.PROCESSING})
 PROCESSING = frozenset({Status.PROCESSING})
 FORGED_COPIES_DROPPED = "ForgedCopiesDropped"
 MAX_REASON_CHARS = 256  # a FAILED reason is stored in the record and served by GET
-MAX_VISIBILITY_S = 43_200  # SQS's longest visibility timeout (12 hours)
 # Control, format-breaking and non-characters: what a stored reason shown by GET never holds.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _MIN_ECHO_CHARS = 4  # payload strings shorter than this are too common to tell apart from prose
 
 Deliver = Callable[[Envelope], None]
-BatchResponse = dict[str, list[dict[str, str]]]
 
 
 def log_delivery(envelope: Envelope) -> None:
-    """The reference delivery: a notification is checked and logged as sent, any other type logged as delivered.
-
-    It writes no personal data: the channel of a notification, never its recipient or body.
-    """
-    if envelope.type != NOTIFICATION_TYPE:
-        log.info("message_delivered", message_id=envelope.message_id, type=envelope.type)
-        return
-    try:
-        notification = parse_notification(dict(envelope.payload))
-    except ValidationError as exc:
-        raise DeliveryError(f"not a valid notification: {exc.detail}", retryable=False) from exc
-    log.info("message_delivered", message_id=envelope.message_id, channel=notification.channel.value)
+    """The delivery when none is given: the message logged as delivered, by id and type (never its payload)."""
+    log.info("message_delivered", message_id=envelope.message_id, type=envelope.type)
 
 
 class Outcome(enum.StrEnum):

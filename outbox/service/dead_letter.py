@@ -39,11 +39,10 @@ from outbox.domain.record import Lease, MessageRecord, TransitionResult, generat
 from outbox.domain.status import ENDED, Status
 from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
-from outbox.ports import MessageStore, Visibility
+from outbox.ports import BatchResponse, MessageStore, Visibility
 from outbox.service.consume import (
     PROCESSING,
     STARTABLE,
-    BatchResponse,
     SqsCopy,
     sqs_copy,
     tried,

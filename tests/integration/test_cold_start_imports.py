@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Each handler module and a first invocation of it that needs no AWS call (the sweeper's every run reads the table).
 FIRST_CALLS = {
-    "outbox.api": {"rawPath": "/messages/x", "requestContext": {"http": {"method": "GET"}}},
+    "worker.api": {"rawPath": "/messages/x", "requestContext": {"http": {"method": "GET"}}},
     "worker.handler": {"Records": []},
     "worker.consumer": {"Records": []},
     "worker.dead_letter": {"Records": []},

@@ -23,14 +23,15 @@ from outbox import (
     TransactionCancelledError,
     ValidationError,
 )
+from outbox.consumer import make_handler
 from outbox.domain.caller import ANONYMOUS
 from outbox.domain.errors import ItemPart
 from outbox.domain.message import IdKey
+from outbox.service.consume import Consumer
 from outbox.testing import stream_records
 from tests.events import http_event
 from tests.integration.conftest import ID_SECRET, Stack, sqs_event
 from worker import consumer as consumer_module
-from worker.consumer import make_handler
 
 ORDER = {"order_id": "o-1", "total": 42.5, "lines": [{"sku": "żółw-🐢", "qty": 2}], "gift": None}
 
@@ -230,7 +231,7 @@ def test_a_legacy_envelope_in_the_queue_is_still_delivered(stack: Stack) -> None
     (copy,) = stack.receive_all()
     assert json.loads(copy["Body"]) == envelope_v1  # relayed exactly as stored
     delivered: list[Envelope] = []
-    consumer_module.Consumer(stack.store, delivered.append).handle(sqs_event([copy]))
+    Consumer(stack.store, delivered.append).handle(sqs_event([copy]))
     assert [(e.type, e.payload) for e in delivered] == [("notification", envelope_v1["payload"])]
     assert stack.store.get(envelope_v1["message_id"]).status is Status.COMPLETED
 

@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from outbox import lambda_package
-from outbox.api import build_api
+from outbox.notifications.api import build_api
 from outbox.compose import Clients, build_consumer, build_dead_letters, build_stream_worker, build_sweeper
 from outbox.domain.status import Status
 from outbox.settings import Settings
