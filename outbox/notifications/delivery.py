@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from outbox.logs import get_logger
-
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import DeliveryError, ValidationError
+from outbox.logs import get_logger
 from outbox.notifications.notification import parse_notification
 from outbox.service.consume import log_delivery
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from outbox import (
     Status,
     TransactionCancelledError,
     ValidationError,
+    lambda_consumer,
 )
 from outbox.consumer import make_handler
 from outbox.domain.caller import ANONYMOUS
@@ -242,20 +244,26 @@ def _delivery_target(envelope: Envelope) -> None:
         raise DeliveryError("refused for good", retryable=False)
 
 
-def test_outbox_delivery_names_the_deployed_consumers_function(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``worker.consumer.handler`` calls OUTBOX_DELIVERY's function; DeliveryError(retryable=False) ends FAILED."""
+@pytest.mark.parametrize("deployed", [consumer_module, lambda_consumer], ids=lambda m: m.__name__)
+def test_outbox_delivery_names_the_deployed_consumers_function(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, deployed: ModuleType
+) -> None:
+    """The deployed consumers call OUTBOX_DELIVERY's function; DeliveryError(retryable=False) ends FAILED.
+
+    ``worker.consumer`` runs from the module's zip, ``outbox.lambda_consumer`` from one ``outbox package`` built.
+    """
     outbox = _outbox(stack)
     good, bad = outbox.message({"ok": 1}, type="T"), outbox.message({"fail": 1}, type="T")
     outbox.transact_write([], good, bad)
     stack.worker.handle(stack.stream_event())
     monkeypatch.setenv("OUTBOX_TABLE_NAME", stack.resources.table_name)
     monkeypatch.setenv("OUTBOX_DELIVERY", f"{__name__}:_delivery_target")
-    consumer_module.default_consumer.cache_clear()
+    deployed.default_consumer.cache_clear()
     try:
-        assert consumer_module.handler(sqs_event(stack.receive_all()), None) == {"batchItemFailures": []}
-        assert consumer_module.default_consumer().deliver is _delivery_target
+        assert deployed.handler(sqs_event(stack.receive_all()), None) == {"batchItemFailures": []}
+        assert deployed.default_consumer().deliver is _delivery_target
     finally:
-        consumer_module.default_consumer.cache_clear()
+        deployed.default_consumer.cache_clear()
     assert outbox.get(good.message_id).status is Status.COMPLETED
     failed = outbox.get(bad.message_id)
     assert (failed.status, failed.reason) == (Status.FAILED, "delivery failed: refused for good")
@@ -282,6 +290,20 @@ def test_a_bad_outbox_delivery_fails_at_start_with_one_line(
     finally:
         consumer_module.default_consumer.cache_clear()
     assert says in caught.value.detail
+    assert "\n" not in caught.value.detail
+
+
+def test_the_library_consumer_needs_a_delivery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``outbox.lambda_consumer`` without OUTBOX_DELIVERY is one line naming the setting, not a log-only consumer."""
+    monkeypatch.setenv("OUTBOX_TABLE_NAME", "outbox")
+    monkeypatch.delenv("OUTBOX_DELIVERY", raising=False)
+    lambda_consumer.default_consumer.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            lambda_consumer.handler({"Records": []}, None)
+    finally:
+        lambda_consumer.default_consumer.cache_clear()
+    assert caught.value.detail.startswith("OUTBOX_DELIVERY is not set")
     assert "\n" not in caught.value.detail
 
 

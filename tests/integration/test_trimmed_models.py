@@ -14,9 +14,9 @@ import pytest
 from moto import mock_aws
 
 from outbox import lambda_package
-from outbox.notifications.api import build_api
 from outbox.compose import Clients, build_consumer, build_dead_letters, build_stream_worker, build_sweeper
 from outbox.domain.status import Status
+from outbox.notifications.api import build_api
 from outbox.settings import Settings
 from tests.events import http_event
 from tests.integration.conftest import Stack, build_stack, sqs_event

@@ -74,7 +74,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("outbox.ports",),
     ("outbox.service", "outbox.adapters"),
     ("outbox.compose", "outbox.bootstrap", "outbox.capacity", "outbox.faults", "outbox.testing"),
-    ("outbox._outbox", "outbox.consumer", "outbox.replay_cli", "outbox"),
+    ("outbox._outbox", "outbox.consumer", "outbox.lambda_consumer", "outbox.replay_cli", "outbox"),
     ("outbox.notifications",),
     ("outbox.local", "outbox.cli", "outbox.__main__", "outbox.lambda_package"),
     ("worker",),
