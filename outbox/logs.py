@@ -16,6 +16,7 @@ PERSONAL_FIELDS = frozenset({"recipient", "subject", "body", "payload", "metadat
 REDACTED = "[redacted]"
 # The level configure_logging set; NOTSET until then (structlog's defaults write every level).
 _configured = {"level": logging.NOTSET}
+_warned: set[str] = set()  # the events warn_once has written in this process
 
 
 def redact_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -65,3 +66,15 @@ def bind_invocation(aws_request_id: str | None, **context: Any) -> None:
     """Start a fresh log context for one Lambda invocation (the deployed entry points: they own the process)."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(aws_request_id=aws_request_id, **context)
+
+
+def warn_once(event: str, **fields: Any) -> None:
+    """Log a warning the first time ``event`` happens in this process, and never again.
+
+    For a fault that repeats with every message (a caller's malformed trace header): one line
+    says it, rather than one per message.
+    """
+    if event in _warned:
+        return
+    _warned.add(event)
+    structlog.get_logger("outbox").warning(event, **fields)
