@@ -168,7 +168,7 @@ class Consumer:
             if copy is None:
                 log.error("sqs_record_malformed", reason="no messageId")
                 continue
-            with traced(copy.trace):
+            with _traced(copy.trace):
                 if copy.group is not None and copy.group in stopped_groups:
                     outcome = self._retry(copy)  # FIFO: nothing after a failure in its group, not even tried
                 else:
@@ -209,7 +209,7 @@ class Consumer:
         if started.record is None:  # the MessageStore contract: a lease write returns its record
             raise TypeError(f"{type(self.store).__name__}.transition returned no record with the lease")
         envelope = started.record.envelope()  # what the record holds, whatever the copy said
-        with traced(envelope.trace_id):
+        with _traced(envelope.trace_id):
             return self._deliver(copy, lease, started.attempts, envelope)
 
     def _deliver(self, copy: SqsCopy, lease: Lease, attempts: int, envelope: Envelope) -> Outcome:
@@ -437,7 +437,7 @@ def sqs_copy(record: object) -> SqsCopy | None:
     return SqsCopy(record, sqs_id, _receive_count(record), group, owner, trace)
 
 
-def traced(trace: str | None) -> contextlib.AbstractContextManager[object]:
+def _traced(trace: str | None) -> contextlib.AbstractContextManager[object]:
     """Bind ``trace`` as the log lines' ``trace_id`` for a block, restoring what was bound before; nothing if None."""
     if trace is None:
         return contextlib.nullcontext()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import structlog
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import DeliveryError
@@ -14,6 +16,7 @@ from outbox.domain.message import new_message_id
 from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, iso, utc_now
 from outbox.domain.status import Status
+from outbox.logs import configure_logging
 from outbox.service.consume import MAX_REASON_CHARS, Consumer, safe_reason
 from outbox.testing import FakeVisibility, InMemoryMessageStore
 
@@ -122,3 +125,27 @@ def test_safe_reason_holds_nothing_sqs_or_a_terminal_would_choke_on(detail: str)
     reason.encode("utf-8")
     assert len(reason) <= MAX_REASON_CHARS
     assert "\ufffe" not in reason
+
+
+def test_a_copys_lines_carry_its_trace_and_the_delivery_the_records() -> None:
+    """Issue 26: before the lease write a copy's lines carry its AWSTraceHeader; the delivery's, the record's."""
+    store = InMemoryMessageStore()
+    envelope = _accept(store)
+    seen: list[object] = []
+
+    def deliver(_: Envelope) -> None:
+        seen.append(structlog.contextvars.get_contextvars().get("trace_id"))
+
+    event = _event(envelope.body())
+    event["Records"][0]["attributes"]["AWSTraceHeader"] = FORGED_TRACE
+    logs = io.StringIO()
+    configure_logging(logs)
+    Consumer(store, deliver).handle(event)  # delivered: the record's trace, whatever the copy's says
+    event["Records"][0]["attributes"]["AWSTraceHeader"] = "not a trace"
+    Consumer(store, deliver).handle(event)  # a duplicate now, logged before any record is read
+    event["Records"][0]["attributes"]["AWSTraceHeader"] = FORGED_TRACE
+    Consumer(store, deliver).handle(event)
+    assert seen == [envelope.trace_id]
+    dropped = [json.loads(line) for line in logs.getvalue().splitlines() if "duplicate_dropped" in line]
+    assert [line.get("trace_id") for line in dropped] == [None, FORGED_TRACE]
+    assert "trace_id" not in structlog.contextvars.get_contextvars()
