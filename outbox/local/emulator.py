@@ -606,11 +606,11 @@ def install_batch_system_attributes() -> None:
         finally:
             _batch_entries.pending = None
 
-    def send_message(self: Any, *args: Any, system_attributes: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def send_message(self: Any, queue_name: str, message_body: str, **kwargs: Any) -> Any:
         pending = getattr(_batch_entries, "pending", None)
-        if pending:
-            system_attributes = pending.popleft() or system_attributes
-        return send_one(self, *args, system_attributes=system_attributes, **kwargs)
+        if pending:  # an entry of the batch under way on this thread: its own system attributes
+            kwargs["system_attributes"] = pending.popleft() or kwargs.get("system_attributes")
+        return send_one(self, queue_name, message_body, **kwargs)
 
     _patch(SQSBackend, send_message_batch=send_message_batch, send_message=send_message)
 
