@@ -15,6 +15,11 @@ from outbox.domain.record import AcceptResult, Lease, MessageRecord, TransitionR
 from outbox.domain.status import Status
 
 MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
+MAX_VISIBILITY_S = 43_200  # SQS's longest visibility timeout (12 hours): the most a Visibility can delay
+
+# A Lambda partial batch response (``{"batchItemFailures": [{"itemIdentifier": ...}]}``): what the
+# stream, consume and dead-letter use cases answer their event source mappings.
+BatchResponse = dict[str, list[dict[str, str]]]
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ locals {
   # Handler paths and environment names exactly as outbox/settings.py and the handlers read them.
   functions = {
     api = {
-      handler     = "outbox.api.handler"
+      handler     = "worker.api.handler"
       description = "POST /messages and GET /messages/{id}: one TransactWriteItems per accepted message"
       environment = {
         OUTBOX_TABLE_NAME     = local.table_name

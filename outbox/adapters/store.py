@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
@@ -54,7 +53,7 @@ from outbox.domain.record import (
     utc_now,
 )
 from outbox.domain.status import ENDED, Status, check_sources, sources_of
-from outbox.logs import debug_enabled
+from outbox.logs import debug_enabled, get_logger
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -64,11 +63,11 @@ if TYPE_CHECKING:
 
     from outbox.adapters.models import MessageRecordModel, OutboxEntryModel, TableModels
 
-log = structlog.get_logger("outbox.store")
+log = get_logger("outbox.store")
 
 
 MAX_TRANSACT_ITEMS = 100  # TransactWriteItems' limit
-# What a caller's read of its own record shows (outbox.api.record_view), and nothing else: not its
+# What a caller's read of its own record shows (outbox.notifications.api.record_view), and nothing else: not its
 # lease, idempotency key, trace id or index keys. The payload is there for the notification's channel.
 VIEW_ATTRIBUTES = (
     "message_id",

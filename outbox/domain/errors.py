@@ -58,28 +58,6 @@ class ValidationError(OutboxError):
         super().__init__(f"invalid message: {self.summary}")
 
 
-class UnsupportedMediaTypeError(OutboxError):
-    """The request body is not ``application/json``."""
-
-    code = "UNSUPPORTED_MEDIA_TYPE"
-
-
-class PayloadTooLargeError(OutboxError):
-    """The request body is over the accepted size."""
-
-    code = "PAYLOAD_TOO_LARGE"
-
-
-class MethodNotAllowedError(OutboxError):
-    """The path exists but not for this HTTP method."""
-
-    code = "METHOD_NOT_ALLOWED"
-
-    def __init__(self, detail: str, *, allowed: Sequence[str]) -> None:
-        super().__init__(detail)
-        self.allowed = tuple(allowed)
-
-
 class NotFoundError(OutboxError):
     """No such route or no such message."""
 
@@ -94,12 +72,6 @@ class IdempotencyKeyReusedError(OutboxError):
     def __init__(self, message_id: str | None) -> None:
         super().__init__("this Idempotency-Key was already used with a different payload")
         self.message_id = message_id  # the caller's own message; None when it is not theirs to know
-
-
-class UnauthenticatedError(OutboxError):
-    """The request carries no principal (no IAM caller, no JWT subject) and one is required."""
-
-    code = "UNAUTHENTICATED"
 
 
 class InvalidTransitionError(OutboxError):

@@ -5,10 +5,10 @@ runner delivers the same), and a partial batch response goes out. It dedupes by 
 through the record itself: a COMPLETED message is acknowledged and skipped. A copy names its
 message and nothing more: the lease write returns the record, and what is delivered is what the
 record holds (invariant 11), so a forged or replayed copy can at most start a delivery the
-lifecycle allows. Delivery is a plain function of the envelope (``Deliver``); ``log_delivery`` is
-the reference one. Each copy's log lines carry its trace (``trace_id``): the copy's
-``AWSTraceHeader`` until the record is read, the record's after. The Lambda entry
-points around it are ``worker/consumer.py``'s.
+lifecycle allows. Delivery is a plain function of the envelope (``Deliver``); ``log_delivery`` the
+one used when none is given. Each copy's log lines carry its trace (``trace_id``): the copy's
+``AWSTraceHeader`` until the record is read, the record's after. The handlers around it are
+``outbox.consumer``'s (``make_handler``) and ``worker/consumer.py``'s.
 """
 
 from __future__ import annotations
@@ -28,53 +28,37 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-
-from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope, message_id_of
+from outbox.domain.envelope import Envelope, message_id_of
 from outbox.domain.errors import (
-    DeliveryError,
     InvalidTransitionError,
     MalformedEntryError,
     OutboxError,
-    ValidationError,
 )
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, TransitionResult, iso, utc_now
 from outbox.domain.status import ENDED, Status
 from outbox.domain.trace import trace_header
+from outbox.logs import get_logger, log_context
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
-from outbox.ports import MessageStore, Visibility
+from outbox.ports import MAX_VISIBILITY_S, BatchResponse, MessageStore, Visibility
 from outbox.settings import Settings
 
-log = structlog.get_logger("outbox.service.consume")
+log = get_logger("outbox.service.consume")
 
 BY = "consumer"
 # A copy in hand proves SQS accepted the message: it may start before the worker's flip landed.
 STARTABLE = frozenset({Status.PENDING, Status.QUEUED, Status.PROCESSING})
 PROCESSING = frozenset({Status.PROCESSING})
 MAX_REASON_CHARS = 256  # a FAILED reason is stored in the record and served by GET
-MAX_VISIBILITY_S = 43_200  # SQS's longest visibility timeout (12 hours)
 # Control, format-breaking and non-characters: what a stored reason shown by GET never holds.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _MIN_ECHO_CHARS = 4  # payload strings shorter than this are too common to tell apart from prose
 
 Deliver = Callable[[Envelope], None]
-BatchResponse = dict[str, list[dict[str, str]]]
 
 
 def log_delivery(envelope: Envelope) -> None:
-    """The reference delivery: a notification is checked and logged as sent, any other type logged as delivered.
-
-    It writes no personal data: the channel of a notification, never its recipient or body.
-    """
-    if envelope.type != NOTIFICATION_TYPE:
-        log.info("message_delivered", message_id=envelope.message_id, type=envelope.type)
-        return
-    try:
-        notification = parse_notification(dict(envelope.payload))
-    except ValidationError as exc:
-        raise DeliveryError(f"not a valid notification: {exc.detail}", retryable=False) from exc
-    log.info("message_delivered", message_id=envelope.message_id, channel=notification.channel.value)
+    """The delivery when none is given: the message logged as delivered, by id and type (never its payload)."""
+    log.info("message_delivered", message_id=envelope.message_id, type=envelope.type)
 
 
 class Outcome(enum.StrEnum):
@@ -441,7 +425,7 @@ def _traced(trace: str | None) -> contextlib.AbstractContextManager[object]:
     """Bind ``trace`` as the log lines' ``trace_id`` for a block, restoring what was bound before; nothing if None."""
     if trace is None:
         return contextlib.nullcontext()
-    return structlog.contextvars.bound_contextvars(trace_id=trace)
+    return log_context(trace_id=trace)
 
 
 def _receive_count(record: Mapping[str, Any]) -> int:

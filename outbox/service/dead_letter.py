@@ -27,25 +27,23 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
-
 from outbox.domain.envelope import message_id_of
 from outbox.domain.errors import InvalidTransitionError, MalformedEntryError, NotFoundError, OutboxError
 from outbox.domain.record import Lease, MessageRecord, TransitionResult, generation_of, iso, utc_now
 from outbox.domain.status import ENDED, Status
+from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
-from outbox.ports import MessageStore, Visibility
+from outbox.ports import BatchResponse, MessageStore, Visibility
 from outbox.service.consume import (
     PROCESSING,
     STARTABLE,
-    BatchResponse,
     SqsCopy,
     sqs_copy,
     tried,
     until_lease_ends,
 )
 
-log = structlog.get_logger("outbox.service.dead_letter")
+log = get_logger("outbox.service.dead_letter")
 
 BY = "dead-letter"
 # No receive count: on the dead-letter queue it counts that queue's receives too.

@@ -15,15 +15,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import structlog
-
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.status import Status, sources_of
+from outbox.logs import get_logger
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, MessageStore, OutgoingMessage, Publisher, SendFailure
 from outbox.settings import Settings
 
-log = structlog.get_logger("outbox.service.relay")
+log = get_logger("outbox.service.relay")
 
 
 @dataclass(frozen=True)

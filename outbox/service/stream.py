@@ -17,19 +17,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-
 from outbox.domain.errors import OutboxError
 from outbox.domain.message import is_message_id
 from outbox.domain.record import OUTBOX_PREFIX, utc_now
+from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, emit_metrics
-from outbox.ports import SweepSource
+from outbox.ports import BatchResponse, SweepSource
 from outbox.service.order import Place, lost_first
 from outbox.service.relay import Relay, RelayItem, keys_in_order
 
-log = structlog.get_logger("outbox.service.stream")
+log = get_logger("outbox.service.stream")
 
-BatchResponse = dict[str, list[dict[str, str]]]
 # Stream records are dicts: checking dict first skips the ABC machinery of Mapping (16 checks a record).
 _MAPPINGS = (dict, Mapping)
 DEFAULT_CLOCK_SKEW = timedelta(seconds=2)

@@ -34,7 +34,7 @@ from outbox.settings import MIN_ID_SECRET_CHARS, MIN_ID_SECRET_WINDOW_S, Setting
 from tests.infra.terraform import EXAMPLES, MODULE, ROOT, Module, load, plain
 
 FUNCTIONS = {
-    "api": "outbox.api.handler",
+    "api": "worker.api.handler",
     "worker": "worker.handler.handler",
     "consumer": "worker.consumer.handler",
     "sweeper": "worker.sweeper.handler",
@@ -218,7 +218,7 @@ def test_stream_mapping_follows_lambda_rules_and_the_shared_filter(module: Modul
     assert pattern.startswith("${jsonencode(jsondecode(templatefile(")
     template = MODULE / path
     assert template == MODULE / FILTER_TEMPLATE
-    assert template.read_bytes() == (ROOT / "worker" / FILTER_TEMPLATE).read_bytes()
+    assert template.read_bytes() == (ROOT / "outbox" / "local" / FILTER_TEMPLATE).read_bytes()
     rendered = json.loads(template.read_text().replace("${hash_key}", "PK"))
     assert rendered["eventName"] == ["INSERT"]
     assert rendered["dynamodb"]["Keys"] == {"PK": {"S": [{"prefix": "OUTBOX#"}]}}

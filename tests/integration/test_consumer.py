@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
+from outbox.consumer import make_handler
 from outbox.domain.envelope import Envelope, new_envelope
 from outbox.domain.errors import DeliveryError
 from outbox.domain.message import new_message_id
@@ -20,7 +21,6 @@ from outbox.logs import configure_logging
 from outbox.service.consume import Consumer, ConsumerPolicy
 from outbox.testing import FakeLambdaContext
 from tests.integration.conftest import Stack, sqs_event
-from worker.consumer import make_handler
 
 TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 OTHER_TRACE = "Root=1-67c2f5a0-3f1e2d4c5b6a798012345678;Parent=1111111111111111;Sampled=0"

@@ -23,11 +23,12 @@ from outbox import (
     TransactionCancelledError,
     ValidationError,
 )
+from outbox.consumer import make_handler
 from outbox.domain.errors import ItemPart
+from outbox.service.consume import Consumer
 from outbox.testing import stream_records
 from tests.integration.conftest import ID_SECRET, Stack, sqs_event
 from worker import consumer as consumer_module
-from worker.consumer import make_handler
 
 ORDER = {"order_id": "o-1", "total": 42.5, "lines": [{"sku": "żółw-🐢", "qty": 2}], "gift": None}
 
@@ -221,7 +222,7 @@ def test_a_copy_0_1_0_sent_is_delivered_as_its_record_holds_it(stack: Stack) -> 
     stack.sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody=json.dumps(body))
     (copy,) = stack.receive_all()
     delivered: list[Envelope] = []
-    consumer_module.Consumer(stack.store, delivered.append).handle(sqs_event([copy]))
+    Consumer(stack.store, delivered.append).handle(sqs_event([copy]))
     assert delivered == [message.envelope]
     assert stack.store.get(message.message_id).status is Status.COMPLETED
 

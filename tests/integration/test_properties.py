@@ -12,7 +12,7 @@ Lambda's batch size (what follows comes in the next one). Writes take effect wit
 lost (a send, a flip, a consumer's lease, end or release, the dead-letter function's writes; on
 the last allowed receive too); consumers, the worker and the dead-letter function die between two
 AWS calls, and the next receive takes their run-out lease over. It
-checks the invariants of DESIGN.md after every step, and after a final drain by the stream and
+checks the invariants of docs/design.md after every step, and after a final drain by the stream and
 the sweeper alone (no operator): every accepted message ends COMPLETED or FAILED.
 """
 

@@ -11,9 +11,9 @@ import pytest
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import AwsError
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, TransitionResult, dedup_id, iso, utc_now
 from outbox.domain.status import Status
+from outbox.notifications.notification import parse_notification
 from outbox.service.consume import SqsCopy, sqs_copy
 from outbox.service.dead_letter import BY, DeadLetters, Settled
 from outbox.testing import FakeVisibility, InMemoryMessageStore

@@ -18,7 +18,7 @@ from outbox.domain.envelope import (
 )
 from outbox.domain.errors import MalformedEntryError, ValidationError
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
+from outbox.notifications.notification import parse_notification
 
 NOTIFICATION = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "héllo"})
 AT = "2026-01-01T00:00:00.000Z"

@@ -13,10 +13,10 @@ import structlog
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import DeliveryError
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
+from outbox.notifications.notification import parse_notification
 from outbox.service.consume import MAX_REASON_CHARS, Consumer, safe_reason
 from outbox.testing import FakeVisibility, InMemoryMessageStore
 

@@ -10,9 +10,9 @@ import pytest
 from outbox.adapters.publisher import SqsPublisher
 from outbox.domain.errors import AwsError, ThrottledError
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import generation_of, iso, utc_now
 from outbox.domain.status import Status
+from outbox.notifications.notification import parse_notification
 from outbox.ports import OutgoingMessage
 from outbox.service.relay import RecentSends, Relay, RelayItem, RelayPolicy
 from outbox.testing import FakePublisher, InMemoryMessageStore

@@ -11,10 +11,10 @@ import pytest
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
+from outbox.notifications.notification import parse_notification
 from outbox.service.consume import Consumer, ConsumerPolicy
 from outbox.service.relay import Relay
 from outbox.service.stream import StreamWorker
