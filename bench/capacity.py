@@ -134,7 +134,7 @@ def _sqs_events(n: int) -> list[dict[str, Any]]:
                 {
                     "messageId": f"sqs-{i}",
                     "receiptHandle": f"receipt-{i}",
-                    "body": envelope.to_json(),
+                    "body": envelope.body(),
                     "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": envelope.group_key},
                     "messageAttributes": {},
                     "eventSource": "aws:sqs",

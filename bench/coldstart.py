@@ -166,7 +166,7 @@ def scenario() -> Scenario:
             "StreamViewType": "NEW_IMAGE",
         },
     }
-    body = message.envelope.to_json()
+    body = message.envelope.body()
     sqs_record = {
         "messageId": "7d1f0c3e-0000-4000-8000-000000000001",
         "receiptHandle": "AQEB-coldstart-receipt",

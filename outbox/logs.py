@@ -33,6 +33,7 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 # The invocation's bound fields, for the lines written here (structlog keeps its own: both are bound).
 _CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("outbox_log_context", default=MappingProxyType({}))
 _WRITE_LOCK = threading.Lock()
+_warned: set[str] = set()  # the events warn_once has written in this process
 
 
 @dataclass
@@ -201,3 +202,20 @@ def bind_invocation(aws_request_id: str | None, **context: Any) -> None:
 
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(aws_request_id=aws_request_id, **context)
+
+
+def warn_once(event: str, **fields: Any) -> None:
+    """Log a warning the first time ``event`` happens in this process, and never again.
+
+    For a fault that repeats with every message (a caller's malformed trace header): one line
+    says it, rather than one per message.
+    """
+    if event in _warned:
+        return
+    _warned.add(event)
+    get_logger("outbox").warning(event, **fields)
+
+
+def log_context(**fields: Any) -> AbstractContextManager[Any]:
+    """Bind ``fields`` to the lines written in a block, then restore what was bound before (a copy's trace)."""
+    return _bound(**fields)

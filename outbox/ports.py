@@ -30,6 +30,7 @@ class OutgoingMessage:
     body: str
     group_key: str | None = None
     generation: int = 0  # the record's send generation: a deliberate re-send's copy gets a new FIFO dedup id
+    trace_header: str | None = None  # the writer's X-Ray trace header: the copy's AWSTraceHeader
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class StoredEntry:
     message_id: str
     body: str
     group_key: str | None = None
+    trace_header: str | None = None  # the entry's ``trace_id``: sent as the copy's AWSTraceHeader
 
     @property
     def position(self) -> tuple[int, str]:
@@ -232,14 +234,12 @@ class MessageStore(Protocol):
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
-        payload_hash: str | None = None,
     ) -> TransitionResult:
         """One conditional status change; InvalidTransitionError (with the current status) if it lost.
 
-        With a ``payload_hash``: the record must hold it, else PayloadMismatchError and no change.
-
         With a ``lease``: a move to PROCESSING takes it (from PROCESSING only once the old one ran
-        out); a move out of PROCESSING succeeds only for the lease's owner.
+        out) and its result holds the record (``TransitionResult.record``) from that same write; a
+        move out of PROCESSING succeeds only for the lease's owner.
         """
         ...
 

@@ -88,12 +88,6 @@ class InvalidTransitionError(OutboxError):
         self.lease_until = lease_until  # while PROCESSING: until when another receive holds the lease
 
 
-class PayloadMismatchError(InvalidTransitionError):
-    """A copy's payload hash is not its record's: a forged or altered copy, which changes nothing."""
-
-    code = "PAYLOAD_MISMATCH"
-
-
 class MalformedEntryError(OutboxError):
     """A stored outbox entry or SQS body cannot be read: poison, never retried."""
 

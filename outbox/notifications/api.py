@@ -25,6 +25,7 @@ from outbox.domain.errors import (
     ValidationError,
 )
 from outbox.domain.record import MessageRecord
+from outbox.domain.trace import current_trace_header, trace_header
 from outbox.logs import get_logger
 from outbox.notifications.accept import accept_notification
 from outbox.notifications.errors import (
@@ -65,7 +66,6 @@ TITLES = {
 }
 _COLLECTION = re.compile(r"^/messages/?$")
 _ITEM = re.compile(r"^/messages/([^/]+)/?$")
-_TRACE_ID = re.compile(r"^[!-~]{1,256}$")
 
 Response = dict[str, Any]
 
@@ -154,7 +154,7 @@ class MessagesApi:
             _json_body(event),
             idempotency_key=headers.get("idempotency-key"),
             caller=caller,
-            trace_id=_trace_id(event, headers),
+            trace_id=_trace_id(headers),
         )
         response_headers = {"location": f"/messages/{result.message_id}"}
         if not result.created:
@@ -281,13 +281,13 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _trace_id(event: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
-    candidate = headers.get("x-amzn-trace-id") or headers.get("traceparent")
-    if candidate and _TRACE_ID.match(candidate):
-        return candidate
-    context = event.get("requestContext")
-    request_id = context.get("requestId") if isinstance(context, Mapping) else None
-    return request_id if isinstance(request_id, str) and _TRACE_ID.match(request_id) else None
+def _trace_id(headers: Mapping[str, str]) -> str | None:
+    """The caller's trace context (X-Ray's header, or a W3C traceparent), else this invocation's own."""
+    for name in ("x-amzn-trace-id", "traceparent"):
+        trace = trace_header(headers.get(name))
+        if trace is not None:
+            return trace
+    return current_trace_header()
 
 
 def build_api(settings: Settings, clients: Clients | None = None) -> MessagesApi:

@@ -26,6 +26,8 @@ from outbox.domain.message import (
     validate_idempotency_key,
 )
 from outbox.domain.record import AcceptResult, MessageRecord
+from outbox.domain.trace import trace_header
+from outbox.logs import warn_once
 from outbox.ports import IdSecretSource, MessageStore
 
 # A TransactionConflict is usually a concurrent accept with the same idempotency key: a moment
@@ -62,13 +64,17 @@ def new_message(
     ``scope`` (a tenant, a caller) keeps keys apart: the same key in two scopes is two messages,
     and the owner kept is a keyed hash of the scope, never the scope itself. ``key_field`` is what a
     refused key is called (the API's header, or the library's argument). ``clock`` stamps its
-    ``created_at`` and write sequence (the process's own write clock by default). ValidationError
-    for bad input; ConfigurationError for an Idempotency-Key or a scope without ``keys``.
+    ``created_at`` and write sequence (the process's own write clock by default). ``trace_id`` (an
+    X-Ray trace header or a W3C traceparent) is kept as an X-Ray header; any other value is dropped.
+    ValidationError for bad input; ConfigurationError for an Idempotency-Key or a scope without ``keys``.
     """
     key = validate_idempotency_key(idempotency_key, field=key_field)
     write = keys.write if keys is not None else None
     if scope is not None and write is None:  # an owner is always keyed, never a plain hash of the scope
         raise ConfigurationError("a scope needs the id secret: give id_secret (OUTBOX_ID_SECRET_ARN)")
+    trace = trace_header(trace_id)
+    if trace_id is not None and trace is None:  # a hint, never a reason to refuse: dropped, and said once
+        warn_once("trace_header_dropped", reason="neither an X-Ray trace header nor a W3C traceparent")
     stamp = clock.stamp()
     envelope = new_envelope(
         payload,
@@ -76,7 +82,7 @@ def new_message(
         message_id=new_message_id(key, scope=scope, key=write),
         created_at=stamp.created_at,
         group_key=group_key,
-        trace_id=trace_id,
+        trace_id=trace,
         max_message_bytes=max_message_bytes,
     )
     owner = write.owner(scope) if scope is not None and write is not None else None

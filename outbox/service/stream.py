@@ -178,7 +178,9 @@ class StreamWorker:
         bucket = pk[len(OUTBOX_PREFIX) :]
         committed = _epoch(change.get("ApproximateCreationDateTime"))
         place = Place(int(bucket), sk, committed) if group_key is not None and sk and bucket.isdigit() else None
-        return RelayItem(key, message_id, envelope, group_key), created_at, place
+        # A trace that is not a string is no trace: the message goes without it, never quarantined.
+        item = RelayItem(key, message_id, envelope, group_key, trace_header=_string_attr(image, "trace_id"))
+        return item, created_at, place
 
     def _quarantine(self, malformed: _Malformed) -> bool:
         """Poison never blocks the shard: FAILED with the reason, or skipped if there is no record to mark."""

@@ -263,8 +263,10 @@ def test_the_dead_letter_queue_feeds_the_dead_letter_function(module: Module) ->
 
 
 def handler_of(module: Module, spec: dict[str, Any]) -> str:
-    """A function's handler path: a literal, or the default of the variable it names."""
+    """A function's handler as deployed with the defaults: a literal, or what the variable or local it names gives."""
     handler = spec["handler"]
+    if handler == "${local.consumer_handler}":  # no consumer_handler, no consumer_package: the module's zip's consumer
+        return str(re.search(r'== null \? "([\w.]+)"', module.locals["consumer_handler"]).group(1))  # type: ignore[union-attr]
     return str(module.default(handler)) if handler.startswith("${var.") else str(handler)
 
 
