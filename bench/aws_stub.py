@@ -5,8 +5,9 @@ them, fast and the same every time, without a network: a threaded HTTP server on
 speaks the JSON protocols of DynamoDB, SQS, SSM and Secrets Manager (the ``X-Amz-Target`` header
 names the operation). DynamoDB reads answer from a small table of seeded items, writes succeed
 (an UpdateItem returns the stored item as its old values), SQS accepts every entry, a parameter or
-secret read answers a fixed value. An operation it has no answer for gets a 400 naming it, so a
-handler that starts making a new call fails the benchmark instead of being timed on an error path.
+secret read answers a fixed value (a secret version made 30 days ago). An operation it has no
+answer for gets a 400 naming it, so a handler that starts making a new call fails the benchmark
+instead of being timed on an error path.
 
 Every request is recorded (``operations``), so a benchmark can show and check which calls a first
 request made.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +26,9 @@ from typing import Any
 
 Item = dict[str, Any]
 SECRET_VALUE = "bench-secret-0123456789abcdef0123456789abcdef"  # noqa: S105 - a canned answer, no secret
+# The secret's version was made (or last rotated) this long ago, as a deployed secret's usually was:
+# past every rotation window, so a function's steady state is measured, not a rotation's first day.
+SECRET_AGE_S = 30 * 86_400
 
 
 class AwsStub:
@@ -32,6 +37,7 @@ class AwsStub:
     def __init__(self) -> None:
         self.items: dict[tuple[tuple[str, str], ...], Item] = {}
         self.operations: list[str] = []
+        self.created = time.time()
         self._lock = threading.Lock()
 
     def seed(self, item: Item, key_names: tuple[str, str]) -> None:
@@ -75,6 +81,7 @@ class AwsStub:
                 "Name": r.get("SecretId", ""),
                 "SecretString": SECRET_VALUE,
                 "VersionId": "1",
+                "CreatedDate": self.created - SECRET_AGE_S,
             },
         }
 

@@ -180,8 +180,12 @@ class SweepSource(Protocol):
 class IdSecretSource(Protocol):
     """Where the id secret's values come from: Secrets Manager (``adapters/secret.py``), or a value given."""
 
-    def id_secret(self) -> IdSecret:
-        """The secret's current values (and the previous one, after a rotation)."""
+    def id_secret(self, *, previous: bool = False) -> IdSecret:
+        """The secret's values as writes need them: the current one, and the previous one in a rotation's windows.
+
+        Past the windows a source may leave the previous value unread (``IdSecret.previous_unread``);
+        ``previous=True`` asks for it too (a read recognising an owner written before the rotation).
+        """
         ...
 
 

@@ -80,26 +80,37 @@ class IdSecret:
     checked; for another ``window`` under the new one, with the previous value's id checked. So a
     retry finds its message whichever function, before or after the rotation, wrote it. Owners
     under either value are recognised until the next rotation.
+
+    Past both windows writes need the current value alone, so a source may leave the previous one
+    unread (``previous_unread``): a read that must recognise an older owner asks its source for it
+    (``IdSecretSource.id_secret(previous=True)``).
     """
 
     current: str
     previous: str | None = None
     rotated_at: datetime | None = None  # when ``current`` was made; None: no rotation to honour
     window: timedelta = DEFAULT_ROTATION_WINDOW
+    previous_unread: bool = False  # a previous value may exist that this one does not carry
 
     def __post_init__(self) -> None:
         IdKey(self.current)  # refuses a short value now, not at the first message
         if self.window < timedelta(0):
             raise ConfigurationError("the id secret's rotation window cannot be negative")
+        if self.previous_unread and self.previous is not None:
+            raise ConfigurationError("an id secret whose previous value is unread cannot carry one")
 
     @classmethod
     def of(cls, secret: str | IdSecret) -> IdSecret:
         """``secret`` as an IdSecret: a single value never rotated, or the IdSecret itself."""
         return secret if isinstance(secret, IdSecret) else cls(secret)
 
-    def id_secret(self) -> IdSecret:
+    def id_secret(self, *, previous: bool = False) -> IdSecret:
         """Itself: a value given is its own source (``ports.IdSecretSource``)."""
         return self
+
+    def past_windows(self, now: datetime) -> bool:
+        """Whether writes at ``now`` need the current value alone: both windows of its rotation are over."""
+        return self.rotated_at is not None and now - self.rotated_at >= self.window * 2
 
     def keys(self, now: datetime) -> IdKeys:
         """The keys to write, check and read under at ``now``."""

@@ -376,6 +376,47 @@ def test_a_rotation_of_the_id_secret_keeps_retries_and_reads(deployed: Stack) ->
     assert len(records(deployed)) == 3
 
 
+def test_past_the_rotation_windows_a_first_request_reads_the_secret_once(
+    deployed: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rotated long ago: a new function's first POST or GET makes one GetSecretValue; older owners are still found."""
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    before = message_id_of(call(request("iam", user_arn=ALICE, key="order-20")))  # under the first value
+    secrets.put_secret_value(SecretId=os.environ["OUTBOX_ID_SECRET_ARN"], SecretString="n4" * 32)
+    stages: list[str] = []
+    session = aws._session
+
+    def rotated_long_ago(region: str | None) -> botocore.session.Session:
+        # At the botocore boundary: the stages asked for, and every version made 30 days earlier
+        # than moto made it (moto cannot date a version in the past).
+        made = session(region)
+        made.register(
+            "before-parameter-build.secrets-manager.GetSecretValue",
+            lambda params, **_: stages.append(params["VersionStage"]),
+        )
+        made.register(
+            "after-call.secrets-manager.GetSecretValue",
+            lambda parsed, **_: parsed.update(CreatedDate=parsed["CreatedDate"] - timedelta(days=30)),
+        )
+        return made
+
+    monkeypatch.setattr(aws, "_session", rotated_long_ago)
+    worker.api.default_api.cache_clear()  # a new function
+    after = message_id_of(call(request("iam", user_arn=ALICE, key="order-21")))
+    assert stages == ["AWSCURRENT"]
+    assert after == IdKey("n4" * 32).message_id("order-21", principal(request("iam", user_arn=ALICE)))
+    worker.api.default_api.cache_clear()
+    stages.clear()
+    assert call(request("iam", "GET", after, user_arn=ALICE))["statusCode"] == 200
+    assert stages == ["AWSCURRENT"]
+    # An owner written under the previous value: its value read now, once, and the owner recognised.
+    assert call(request("iam", "GET", before, user_arn=ALICE))["statusCode"] == 200
+    assert stages == ["AWSCURRENT", "AWSPREVIOUS"]
+    assert call(request("iam", "GET", before, user_arn=BOB))["statusCode"] == 404
+    assert call(request("iam", "GET", str(uuid.uuid4()), user_arn=ALICE))["statusCode"] == 404
+    assert stages == ["AWSCURRENT", "AWSPREVIOUS"]
+
+
 def test_anothers_message_is_read_no_further_than_an_unknown_id(
     deployed: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
