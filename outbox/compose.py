@@ -147,10 +147,9 @@ def build_acceptor(settings: Settings, clients: Clients | None = None) -> Accept
     clients = clients or Clients.of(settings)
     id_secret = build_id_secret(settings, clients)
     clients = clients or Clients.of(settings)
-    table = _sweep_source(settings, clients)
 
     def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
-        table.buckets(settings.buckets)
+        _sweep_source(settings, clients).buckets(settings.buckets)  # made here: a read never loads it
 
     store = _store(settings, clients)
     if settings.eager_init:  # SnapStart: the first accept finds PynamoDB imported and its models bound

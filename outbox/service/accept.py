@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from outbox.domain.caller import Caller
 from outbox.domain.clock import WRITE_CLOCK, WriteClock
@@ -28,7 +29,9 @@ from outbox.domain.message import (
 from outbox.domain.record import AcceptResult, MessageRecord
 from outbox.domain.trace import trace_header
 from outbox.logs import warn_once
-from outbox.ports import IdSecretSource, MessageStore
+
+if TYPE_CHECKING:  # the ports' records and protocols: the API's cold start needs none of them
+    from outbox.ports import IdSecretSource, MessageStore
 
 # A TransactionConflict is usually a concurrent accept with the same idempotency key: a moment
 # later the other one has committed and this one reads as its idempotent replay.

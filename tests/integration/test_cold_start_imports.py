@@ -44,3 +44,26 @@ def test_a_deployed_function_writes_its_lines_without_structlog(module: str) -> 
     assert json.loads(loaded) == []
     written = json.loads(lines[-1])
     assert (written["event"], written["level"], written["recipient"]) == ("written", "info", "[redacted]")
+
+
+# What only the other functions use: the ports' records (the API's adapters take none), the SQS
+# publisher, and the sweep source (read by the API's first accept, never by a read).
+NOT_THE_APIS = ("outbox.ports", "outbox.adapters.publisher", "outbox.adapters.sweep")
+
+
+def test_the_apis_cold_start_loads_no_module_only_other_functions_use() -> None:
+    """The API built and a first GET answered (404, no AWS call): the ports, publisher and sweep source stay unloaded."""
+    script = (
+        "import json, sys\n"
+        "import worker.api\n"
+        "worker.api.default_api()\n"
+        "answer = worker.api.handler(" + repr(FIRST_CALLS["worker.api"]) + ", None)['statusCode']\n"
+        f"print(json.dumps([answer, sorted(m for m in {NOT_THE_APIS!r} if m in sys.modules)]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OUTBOX_TABLE_NAME": "outbox", "OUTBOX_METRICS": "off"}
+    env |= {"AWS_REGION": "eu-west-1", "OUTBOX_ID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:s"}
+    result = subprocess.run(  # not -I: the repository's worker/ is on PYTHONPATH
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60, cwd=ROOT, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.splitlines()[-1]) == [404, []]
