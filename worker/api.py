@@ -9,6 +9,7 @@ from typing import Any
 from outbox.logs import bind_invocation, configure_logging
 from outbox.notifications.api import MessagesApi, Response, build_api
 from outbox.settings import Settings, eager_init
+from worker import entry_point
 
 
 @cache
@@ -22,6 +23,7 @@ if eager_init():  # SnapStart (the module sets it): set up in the init phase its
     default_api()
 
 
+@entry_point
 def handler(event: Mapping[str, Any], context: Any) -> Response:
     """Lambda entry point (API Gateway HTTP API, payload format 2.0)."""
     api = default_api()

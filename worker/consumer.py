@@ -15,6 +15,7 @@ from outbox.notifications.delivery import deliver_notification
 from outbox.ports import BatchResponse
 from outbox.service.consume import Consumer
 from outbox.settings import Settings, eager_init
+from worker import entry_point
 
 
 @cache
@@ -32,6 +33,7 @@ if eager_init():  # SnapStart (the module sets it): set up in the init phase its
     default_consumer()
 
 
+@entry_point
 def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
     """Lambda entry point (the queue's event source mapping): a partial batch response."""
     bind_invocation(getattr(context, "aws_request_id", None), handler="consumer")

@@ -14,6 +14,7 @@ from outbox.logs import bind_invocation, configure_logging
 from outbox.ports import BatchResponse
 from outbox.service.dead_letter import DeadLetters
 from outbox.settings import Settings, eager_init
+from worker import entry_point
 
 
 @cache
@@ -27,6 +28,7 @@ if eager_init():  # SnapStart (the module sets it): set up in the init phase its
     default_dead_letters()
 
 
+@entry_point
 def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
     """Lambda entry point (the dead-letter queue's event source mapping): a partial batch response."""
     dead_letters = default_dead_letters()

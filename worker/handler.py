@@ -16,6 +16,7 @@ from outbox.logs import bind_invocation, configure_logging
 from outbox.ports import BatchResponse
 from outbox.service.stream import StreamWorker
 from outbox.settings import Settings, eager_init
+from worker import entry_point
 
 
 @cache
@@ -29,6 +30,7 @@ if eager_init():  # SnapStart (the module sets it): set up in the init phase its
     default_worker()
 
 
+@entry_point
 def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
     """Lambda entry point."""
     worker = default_worker()

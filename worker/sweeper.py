@@ -13,6 +13,7 @@ from outbox.compose import build_sweeper
 from outbox.logs import bind_invocation, configure_logging
 from outbox.service.sweep import Sweeper
 from outbox.settings import Settings
+from worker import entry_point
 
 
 @cache
@@ -22,6 +23,7 @@ def default_sweeper() -> Sweeper:
     return build_sweeper(Settings.from_env(require_queue=True))
 
 
+@entry_point
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (EventBridge Scheduler): one sweep; its report is the result."""
     sweeper = default_sweeper()

@@ -52,7 +52,7 @@ NOT_THE_APIS = ("outbox.ports", "outbox.adapters.publisher", "outbox.adapters.sw
 
 
 def test_the_apis_cold_start_loads_no_module_only_other_functions_use() -> None:
-    """The API built and a first GET answered (404, no AWS call): the ports, publisher and sweep source stay unloaded."""
+    """The API built, a first GET answered (404, no AWS call): the ports, publisher and sweep source stay unloaded."""
     script = (
         "import json, sys\n"
         "import worker.api\n"
@@ -67,3 +67,30 @@ def test_the_apis_cold_start_loads_no_module_only_other_functions_use() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.splitlines()[-1]) == [404, []]
+
+
+@pytest.mark.parametrize(
+    ("in_lambda", "expected"), [(True, [False, 404, True, True]), (False, [True, 404, True, False])]
+)
+def test_in_lambda_the_collector_waits_for_the_first_answer(in_lambda: bool, expected: list[object]) -> None:
+    """In a Lambda function's process the collector is off until the first answer, then on, the cold start frozen.
+
+    Elsewhere (a test, the local stack: processes the handlers share) importing a handler leaves it alone.
+    """
+    script = (
+        "import gc, json\n"
+        "import worker.api\n"
+        "paused = gc.isenabled()\n"
+        "answer = worker.api.handler(" + repr(FIRST_CALLS["worker.api"]) + ", None)['statusCode']\n"
+        "print(json.dumps([paused, answer, gc.isenabled(), gc.get_freeze_count() > 0]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OUTBOX_TABLE_NAME": "outbox", "OUTBOX_METRICS": "off"}
+    env |= {"AWS_REGION": "eu-west-1", "OUTBOX_ID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:s"}
+    env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+    if in_lambda:
+        env["AWS_LAMBDA_FUNCTION_NAME"] = "outbox-api"
+    result = subprocess.run(  # not -I: the repository's worker/ is on PYTHONPATH
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60, cwd=ROOT, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.splitlines()[-1]) == expected
