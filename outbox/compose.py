@@ -151,10 +151,8 @@ def build_acceptor(settings: Settings, clients: Clients | None = None) -> Accept
     def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
         _sweep_source(settings, clients).buckets(settings.buckets)  # made here: a read never loads it
 
-    store = _store(settings, clients)
-    if settings.eager_init:  # SnapStart: the first accept finds PynamoDB imported and its models bound
-        store.bind_models()
-    return Acceptor(store, id_secret=id_secret, before_first_accept=check_buckets)
+    # No PynamoDB, even under SnapStart: the accept writes its items by hand (DynamoDBMessageStore.accept).
+    return Acceptor(_store(settings, clients), id_secret=id_secret, before_first_accept=check_buckets)
 
 
 def build_id_secret(settings: Settings, clients: Clients | None = None) -> IdSecretSource:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -194,9 +195,7 @@ class DynamoDBMessageStore:
         envelope made without one gets the next place in this process's order, naming no writer.
         """
         record_model, entry_model = self._models
-        bucket_pk = outbox_pk(bucket_of(envelope.group_key or envelope.message_id, self.buckets))
-        sequence = sequence or WRITE_CLOCK.loose_sequence()
-        entry_sk = outbox_sk(envelope.created_at, envelope.message_id, sequence)
+        bucket_pk, entry_sk, sequence = self._entry_keys(envelope, sequence)
         record = record_model(
             record_pk(envelope.message_id),
             RECORD_SK,
@@ -237,6 +236,71 @@ class DynamoDBMessageStore:
             *({"ConditionCheck": self._no_record_at(earlier)} for earlier in earlier_ids),
         ]
         return OutboxMessage(envelope, idempotency_key, items, (record, entry), tuple(earlier_ids))
+
+    def _entry_keys(self, envelope: Envelope, sequence: str | None) -> tuple[str, str, str]:
+        """The outbox entry's keys (its bucket and sort key) and the message's write sequence."""
+        bucket_pk = outbox_pk(bucket_of(envelope.group_key or envelope.message_id, self.buckets))
+        sequence = sequence or WRITE_CLOCK.loose_sequence()
+        return bucket_pk, outbox_sk(envelope.created_at, envelope.message_id, sequence), sequence
+
+    def _new_items(
+        self,
+        envelope: Envelope,
+        *,
+        idempotency_key: str | None,
+        by: str,
+        owner: str | None,
+        earlier_ids: Sequence[str],
+        sequence: str | None,
+    ) -> list[dict[str, Any]]:
+        """``prepare``'s TransactItems written by hand, as the models write them, so an accept loads no PynamoDB.
+
+        tests/unit/test_store_requests.py holds them equal to ``prepare``'s, item by item.
+        """
+        bucket_pk, entry_sk, sequence = self._entry_keys(envelope, sequence)
+        created = envelope.created_at
+        record = _strings(
+            message_id=envelope.message_id,
+            status=Status.PENDING.value,
+            type=envelope.type,
+            payload=envelope.payload_json(),
+            payload_hash=envelope.payload_hash(),
+            idempotency_key=idempotency_key,
+            owner=owner,
+            group_key=envelope.group_key,
+            trace_id=envelope.trace_id,
+            outbox_pk=bucket_pk,
+            outbox_sk=entry_sk,
+            write_seq=sequence,
+            created_at=created,
+            updated_at=created,
+        )
+        record["history"] = {"L": [{"M": _strings(status=Status.PENDING.value, at=created, by=by)}]}
+        record["attempts"] = {"N": "0"}
+        entry = _strings(
+            message_id=envelope.message_id,
+            group_key=envelope.group_key,
+            envelope=envelope.body(),
+            trace_id=envelope.trace_id,
+            created_at=created,
+        )
+        expires = datetime.fromisoformat(created) + self.retention
+        entry["expires_at"] = {"N": str(calendar.timegm(expires.utctimetuple()))}  # TTLAttribute's epoch seconds
+        new = {"ConditionExpression": "attribute_not_exists (#0)", "ExpressionAttributeNames": {"#0": self.hash_key}}
+        record_key = self._record_key(envelope.message_id)
+        entry_key = {self.hash_key: S(bucket_pk), self.range_key: S(entry_sk)}
+        return [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": record_key | record,
+                    **new,
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {"Put": {"TableName": self.table_name, "Item": entry_key | entry, **new}},
+            *({"ConditionCheck": self._no_record_at(earlier)} for earlier in earlier_ids),
+        ]
 
     def _no_record_at(self, message_id: str) -> dict[str, Any]:
         """A ConditionCheck that ``message_id`` has no record; a failed one returns the record."""
@@ -308,7 +372,7 @@ class DynamoDBMessageStore:
         try:
             self.client.transact_write_items(TransactItems=request)  # type: ignore[arg-type]
         except AWS_ERRORS as exc:
-            raise _write_error(exc, len(items), messages) from exc
+            raise _write_error(exc, len(items), [(m.message_id, m.earlier_ids) for m in messages]) from exc
 
     def accept(
         self,
@@ -329,19 +393,19 @@ class DynamoDBMessageStore:
         IdempotencyKeyReusedError without an id (scoped ids make it unreachable short of a hash
         collision).
         """
-        message = self.prepare(
+        items = self._new_items(
             envelope, idempotency_key=idempotency_key, by=by, owner=owner, earlier_ids=earlier_ids, sequence=sequence
         )
         try:
-            self.client.transact_write_items(TransactItems=message.transact_items)  # type: ignore[arg-type]
+            self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except AWS_ERRORS as exc:
             existing = _cancelled_by_existing(exc)
             if existing is None:
-                raise _write_error(exc, 0, [message]) from exc
+                raise _write_error(exc, 0, [(envelope.message_id, earlier_ids)]) from exc
             old = record_of(existing)
             if old.owner not in (owners if owners is not None else {owner}):
                 raise IdempotencyKeyReusedError(None) from exc
-            if old.payload_hash != message.models[0].payload_hash:
+            if old.payload_hash != envelope.payload_hash():
                 raise IdempotencyKeyReusedError(old.message_id) from exc
             return AcceptResult(old.message_id, old.status, created=False)
         log.info("message_accepted", message_id=envelope.message_id, type=envelope.type, by=by)
@@ -577,15 +641,18 @@ def _cancelled_by_existing(exc: Exception) -> dict[str, Any] | None:
     return None
 
 
-def _write_error(exc: Exception, caller_items: int, messages: Sequence[OutboxMessage]) -> OutboxError:
-    """A TransactionCancelledError naming each failed item, or the translated AWS error."""
+def _write_error(exc: Exception, caller_items: int, messages: Sequence[tuple[str, Sequence[str]]]) -> OutboxError:
+    """A TransactionCancelledError naming each failed item, or the translated AWS error.
+
+    ``messages``: each message's id and earlier ids, in the transaction's order after the caller's items.
+    """
     reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
     if reasons is None:
         return translate(exc, "TransactWriteItems")
     owners: list[tuple[ItemPart, str | None]] = [(ItemPart.CALLER, None)] * caller_items
-    for message in messages:
-        owners += [(ItemPart.RECORD, message.message_id), (ItemPart.ENTRY, message.message_id)]
-        owners += [(ItemPart.RECORD, earlier) for earlier in message.earlier_ids]  # written under the other value
+    for written, earlier_ids in messages:
+        owners += [(ItemPart.RECORD, written), (ItemPart.ENTRY, written)]
+        owners += [(ItemPart.RECORD, earlier) for earlier in earlier_ids]  # written under the other value
     failed = []
     for index, reason in enumerate(reasons):
         code = str(reason.get("Code") or "None")
@@ -629,6 +696,11 @@ def record_of(item: Mapping[str, Any]) -> MessageRecord:
         ended_lease_owner=_text(item, "ended_lease_owner"),
         trace_id=_text(item, "trace_id"),
     )
+
+
+def _strings(**values: str | None) -> dict[str, Any]:
+    """String attributes as DynamoDB's attribute values; a None one left out (as the models leave it)."""
+    return {name: {"S": value} for name, value in values.items() if value is not None}
 
 
 def _text(item: Mapping[str, Any], name: str) -> str | None:

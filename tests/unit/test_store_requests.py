@@ -437,3 +437,55 @@ def test_the_stored_records_set_every_field_of_a_record() -> None:
         else:
             continue  # a field every record has
         assert any(getattr(record, field.name) != default for record in records), field.name
+
+
+class TransactingClient:
+    """Takes every TransactWriteItems and keeps its items."""
+
+    def __init__(self) -> None:
+        self.transactions: list[list[dict[str, Any]]] = []
+
+    def transact_write_items(self, *, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:
+        self.transactions.append(TransactItems)
+        return {}
+
+
+@pytest.mark.parametrize("keys", [("pk", "sk"), ("PK", "SK")])
+@pytest.mark.parametrize(
+    ("group_key", "trace_id", "idempotency_key", "owner", "earlier_ids"),
+    [
+        (None, None, None, None, ()),
+        ("orders-1", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1", "key-1", "ab" * 32, ()),
+        ("g", None, "key-2", "cd" * 32, (str(new_message_id()),)),  # a rotation's window: the key's other id
+    ],
+)
+def test_an_accept_writes_the_items_the_models_would_without_loading_them(
+    monkeypatch: pytest.MonkeyPatch,
+    keys: tuple[str, str],
+    group_key: str | None,
+    trace_id: str | None,
+    idempotency_key: str | None,
+    owner: str | None,
+    earlier_ids: tuple[str, ...],
+) -> None:
+    """An accept's TransactItems, written by hand, equal prepare's from the PynamoDB models, item by item."""
+    envelope = new_envelope(
+        {"n": 1, "text": "é"},
+        type="OrderPlaced",
+        message_id=new_message_id(),
+        created_at="2026-11-25T10:00:00.123Z",
+        group_key=group_key,
+        trace_id=trace_id,
+    )
+    arguments = {"idempotency_key": idempotency_key, "by": "api", "owner": owner, "earlier_ids": earlier_ids}
+    client = TransactingClient()
+    store = DynamoDBMessageStore("orders", client=client, hash_key=keys[0], range_key=keys[1])  # type: ignore[arg-type]
+    expected = store.prepare(envelope, **arguments, sequence="000000000001-writer").transact_items
+    # GIVEN a store whose models cannot be bound (PynamoDB never loaded)
+    unbound = DynamoDBMessageStore("orders", client=client, hash_key=keys[0], range_key=keys[1])  # type: ignore[arg-type]
+    monkeypatch.setattr(DynamoDBMessageStore, "_models", property(lambda _: pytest.fail("the models were bound")))
+    # WHEN it accepts the same message
+    result = unbound.accept(envelope, **arguments, sequence="000000000001-writer")
+    # THEN one transaction, the same items
+    assert result.created
+    assert client.transactions == [expected]
