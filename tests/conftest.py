@@ -6,6 +6,9 @@ import pytest
 
 from outbox.logs import configure_logging
 
+# pytester: tests/unit/test_isolation.py runs a small suite under the unit tests' guard, in process.
+pytest_plugins = ("pytester",)
+
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
