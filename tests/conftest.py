@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from outbox.logs import configure_logging
@@ -11,8 +9,7 @@ from outbox.logs import configure_logging
 # pytester: tests/unit/test_isolation.py runs a small suite under the unit tests' guard, in process.
 pytest_plugins = ("pytester",)
 
-TESTS = Path(__file__).resolve().parent
-# The tiers of the suite (docs/testing.md); the whole suite runs a test of every one of them.
+# The tiers of the suite (docs/evidence.md, "Tests"); the whole suite runs a test of every one of them.
 TIERS = ("unit", "integration", "e2e", "infra")
 
 
@@ -30,9 +27,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under ``--whole-suite``, a test file or a tier that gave no test is an error, not a quieter run."""
     if not config.getoption("whole_suite"):
         return
+    tests = config.rootpath / "tests"
     collected = {item.path for item in items}
-    missing = sorted(str(path.relative_to(TESTS.parent)) for path in TESTS.rglob("test_*.py") if path not in collected)
-    empty = [tier for tier in TIERS if not any(path.is_relative_to(TESTS / tier) for path in collected)]
+    missing = sorted(str(path.relative_to(tests)) for path in tests.rglob("test_*.py") if path not in collected)
+    empty = [tier for tier in TIERS if not any(path.is_relative_to(tests / tier) for path in collected)]
     if missing or empty:
         raise pytest.UsageError(f"--whole-suite: no test collected from tiers {empty} or files {missing}")
 

@@ -57,7 +57,7 @@ def test_a_unit_test_that_leaves_its_process_fails(pytester: pytest.Pytester) ->
     )
     pytester.makepyfile(test_leaving=LEAVING)
     # WHEN they run
-    result = pytester.runpytest_inprocess("-p", "no:randomly", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
     # THEN each one that left fails, naming what it tried, and only the one that stayed passes
     result.assert_outcomes(passed=1, failed=3, errors=1)
     result.stdout.fnmatch_lines_random(

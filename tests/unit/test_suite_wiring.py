@@ -6,6 +6,8 @@ import shlex
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,3 +45,43 @@ def test_ci_runs_make_test() -> None:
     script = (ROOT / ".ci" / "run").read_text().splitlines()
     assert "set -euo pipefail" in script
     assert "make test" in script
+
+
+A_TEST = "def test_it():\n    pass\n"
+NO_TEST = "def check_it():\n    pass\n"  # a file of helpers, or tests named so pytest never collects them
+EVERY_TIER = {f"tests/{tier}/test_{tier}.py": A_TEST for tier in ("unit", "integration", "e2e", "infra")}
+
+
+def _whole_suite(pytester: pytest.Pytester, files: dict[str, str]) -> pytest.RunResult:
+    """``pytest --whole-suite`` over ``files`` (path: source), under tests/conftest.py's check."""
+    pytester.makeini("[pytest]\ntestpaths = tests\n")
+    pytester.makeconftest("from tests.conftest import pytest_addoption, pytest_collection_modifyitems\n")
+    for path, source in files.items():
+        (pytester.path / path).parent.mkdir(parents=True, exist_ok=True)
+        (pytester.path / path).write_text(source)
+    return pytester.runpytest_inprocess(
+        "--whole-suite", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"
+    )
+
+
+def test_the_whole_suite_runs_when_every_file_gives_a_test(pytester: pytest.Pytester) -> None:
+    """A test in every file of every tier: the run goes ahead."""
+    _whole_suite(pytester, EVERY_TIER).assert_outcomes(passed=4)
+
+
+@pytest.mark.parametrize(
+    ("files", "reported"),
+    [
+        (EVERY_TIER | {"tests/unit/test_named_wrong.py": NO_TEST}, "files ['unit/test_named_wrong.py']"),
+        (EVERY_TIER | {"tests/e2e/test_e2e.py": NO_TEST}, "tiers ['e2e']"),
+    ],
+    ids=["a file", "a tier"],
+)
+def test_a_file_or_a_tier_that_gives_no_test_stops_the_whole_suite(
+    pytester: pytest.Pytester, files: dict[str, str], reported: str
+) -> None:
+    """A test file that gives no test, or a tier with none, is a usage error (exit 4), never a quieter run."""
+    result = _whole_suite(pytester, files)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert reported in result.stderr.str()
