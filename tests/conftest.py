@@ -1,4 +1,4 @@
-"""Shared fixtures: a clean AWS-free environment for every test."""
+"""Shared fixtures (a clean AWS-free environment for every test) and the whole-suite check of `make test`."""
 
 from __future__ import annotations
 
