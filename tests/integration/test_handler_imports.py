@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLER_MODULES = ("outbox.api", "worker.handler", "worker.consumer", "worker.sweeper", "worker.dead_letter")
+HANDLER_MODULES = ("worker.api", "worker.handler", "worker.consumer", "worker.sweeper", "worker.dead_letter")
 NOT_IN_LAMBDA = ("rich", "moto", "waitress", "flask", "werkzeug")
 # A bound on each fresh interpreter's run, never a wait of its own: a loaded machine starts Python slowly.
 PATIENCE_S = 180.0
@@ -72,7 +72,7 @@ def test_the_handlers_import_where_none_of_them_is_installed() -> None:
 
 # A first invocation of each handler that needs no AWS call, and what it answers.
 FIRST_CALLS = {
-    "outbox.api": ({"rawPath": "/messages/x", "requestContext": {"http": {"method": "GET"}}}, 404),
+    "worker.api": ({"rawPath": "/messages/x", "requestContext": {"http": {"method": "GET"}}}, 404),
     "worker.handler": ({"Records": []}, {"batchItemFailures": []}),
     "worker.consumer": ({"Records": []}, {"batchItemFailures": []}),
     "worker.dead_letter": ({"Records": []}, {"batchItemFailures": []}),
