@@ -27,6 +27,7 @@ def test_a_deployed_function_writes_its_lines_without_structlog(module: str) -> 
     event = FIRST_CALLS[module]
     script = (
         "import importlib, json, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"  # -I leaves out PYTHONPATH and the working directory
         f"handler = importlib.import_module({module!r}).handler\n"
         f"if {event!r} is not None: handler({event!r}, None)\n"
         "from outbox.logs import configure_logging, get_logger\n"
