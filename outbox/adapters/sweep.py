@@ -24,10 +24,11 @@ from outbox.domain.errors import ConfigurationError, ThrottledError
 from outbox.domain.record import RECORD_PREFIX, RECORD_SK, in_flight_partition, outbox_pk, record_pk
 from outbox.domain.status import ENDED, Status
 from outbox.domain.trace import trace_header
-from outbox.ports import PendingKey, SweptRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from outbox.ports import PendingKey, SweptRecord
 
 META_PK = "OUTBOX-META"  # not an "OUTBOX#" key: the stream filter never passes it to the worker
 CONFIG_SK = "CONFIG"
@@ -102,6 +103,8 @@ class DynamoDBSweepSource:
 
     def _keys_page(self, request: dict[str, Any]) -> tuple[list[PendingKey], dict[str, Any] | None]:
         """One index Query: its keys, and where the next page starts (the raw answer is not kept)."""
+        from outbox.ports import PendingKey  # noqa: PLC0415 - the API's bucket check (buckets) loads no ports
+
         _, index_sk = RECORD_INDEX_KEYS
         page = self._call("Query", self.client.query, request)
         keys = [
@@ -249,6 +252,8 @@ class _Exists(Exception):
 
 def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
     """A record read back, with its envelope while it has not ended."""
+    from outbox.ports import SweptRecord  # noqa: PLC0415 - the API's bucket check (buckets) loads no ports
+
     if item is None:
         return SweptRecord(sk, None, None)
     message_id = item["message_id"]["S"]
