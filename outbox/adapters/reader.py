@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, translate
+from outbox.adapters.batch import batch_get
 from outbox.adapters.models import HASH_KEY, RANGE_KEY, bind_models
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_SK, bucket_of, outbox_pk, outbox_sk, record_pk
 from outbox.domain.status import Status
@@ -13,8 +14,6 @@ from outbox.ports import StoredEntry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-BATCH_GET_KEYS = 100
 
 
 class DynamoDBOutboxReader:
@@ -138,20 +137,5 @@ class DynamoDBOutboxReader:
     def _batch_get(
         self, keys: list[dict[str, Any]], projection: str | None = None, names: dict[str, str] | None = None
     ) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        unique = list({(k[self.hash_key]["S"], k[self.range_key]["S"]): k for k in keys}.values())
-        for start in range(0, len(unique), BATCH_GET_KEYS):
-            request: dict[str, Any] = {"Keys": unique[start : start + BATCH_GET_KEYS], "ConsistentRead": True}
-            if projection:
-                request["ProjectionExpression"] = projection
-            if names:
-                request["ExpressionAttributeNames"] = names
-            pending: dict[str, Any] = {self.table_name: request}
-            while pending:
-                try:
-                    response = self.client.batch_get_item(RequestItems=pending)
-                except AWS_ERRORS as exc:
-                    raise translate(exc, "BatchGetItem") from exc
-                found.extend(response.get("Responses", {}).get(self.table_name, []))
-                pending = dict(response.get("UnprocessedKeys") or {})
-        return found
+        """Every item at ``keys``, strongly consistent; ThrottledError once DynamoDB leaves some unread too long."""
+        return batch_get(self.client, self.table_name, keys, projection=projection, names=names)

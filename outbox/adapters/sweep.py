@@ -11,16 +11,16 @@ count lives in one small item of the table itself.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
+from outbox.adapters.batch import batch_get
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
 from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
-from outbox.domain.errors import ConfigurationError, ThrottledError
+from outbox.domain.errors import ConfigurationError
 from outbox.domain.record import RECORD_PREFIX, RECORD_SK, in_flight_partition, outbox_pk, record_pk
 from outbox.domain.status import ENDED, Status
 from outbox.ports import PendingKey, SweptRecord
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
 META_PK = "OUTBOX-META"  # not an "OUTBOX#" key: the stream filter never passes it to the worker
 CONFIG_SK = "CONFIG"
-BATCH_GET_KEYS = 100
-UNPROCESSED_TRIES = 5  # BatchGetItem requests per 100 keys while DynamoDB leaves some unprocessed
-UNPROCESSED_PAUSE_S = 0.05  # before the second; doubled before each next one
 # What rebuilding a message's envelope needs, its status, and what tells whether a message in
 # flight is stranded: nothing else of the record is read.
 _PROJECTION = (
@@ -152,34 +149,18 @@ class DynamoDBSweepSource:
     def _batch_get(
         self, keys: list[dict[str, Any]], projection: str, names: dict[str, str], *, consistent: bool, complete: bool
     ) -> dict[str, dict[str, Any]]:
-        """The items at ``keys`` (100 per request), by partition key value.
-
-        Keys DynamoDB leaves unprocessed (throttling) are asked for again after a growing pause,
-        ``UNPROCESSED_TRIES`` times; then, if the answer must be ``complete``, ThrottledError,
-        else what was found.
-        """
-        found: dict[str, dict[str, Any]] = {}
+        """The items at ``keys`` by partition key value (``adapters/batch.py``: unprocessed keys retried, bounded)."""
         names = names | {"#status": "status", "#h": self.hash_key}
-        for start in range(0, len(keys), BATCH_GET_KEYS):
-            pending: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": keys[start : start + BATCH_GET_KEYS],
-                    "ProjectionExpression": projection,
-                    "ExpressionAttributeNames": names,
-                    "ConsistentRead": consistent,
-                }
-            }
-            for attempt in range(UNPROCESSED_TRIES):
-                response = self._call("BatchGetItem", self.client.batch_get_item, {"RequestItems": pending})
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    found[item[self.hash_key]["S"]] = item
-                pending = dict(response.get("UnprocessedKeys") or {})
-                if not pending:
-                    break
-                time.sleep(UNPROCESSED_PAUSE_S * 2**attempt)
-            if pending and complete:
-                raise ThrottledError("BatchGetItem left keys unprocessed: DynamoDB is throttling reads")
-        return found
+        items = batch_get(
+            self.client,
+            self.table_name,
+            keys,
+            projection=projection,
+            names=names,
+            consistent=consistent,
+            complete=complete,
+        )
+        return {item[self.hash_key]["S"]: item for item in items}
 
     def buckets(self, proposed: int) -> int:
         """The table's bucket count: stored once (by the first to ask), then the same for every reader and writer.

@@ -310,17 +310,17 @@ class _Unprocessed:
 
 def test_throttled_reads_end_after_a_few_tries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys left unprocessed are asked for again a few times: then the worker sends anyway, the sweeper stops."""
-    from outbox.adapters import sweep
+    from outbox.adapters import batch
     from outbox.domain.errors import ThrottledError
 
     pauses: list[float] = []
-    monkeypatch.setattr(sweep.time, "sleep", pauses.append)
+    monkeypatch.setattr(batch.time, "sleep", pauses.append)
     client = _Unprocessed()
     source = DynamoDBSweepSource("outbox", client=client)  # type: ignore[arg-type]
 
     assert source.moved_on(["a", "b"]) == set()  # not read: counted PENDING, so sent
-    assert client.calls == sweep.UNPROCESSED_TRIES
-    assert pauses == [0.05, 0.1, 0.2, 0.4, 0.8][: sweep.UNPROCESSED_TRIES]
+    assert client.calls == batch.UNPROCESSED_TRIES
+    assert pauses == [0.05, 0.1, 0.2, 0.4][: batch.UNPROCESSED_TRIES - 1]  # between tries, none after the last
     with pytest.raises(ThrottledError):
         source.records([PendingKey("x", "a")])
     # Records in flight are read eventually consistent: one not read is left to the next sweep.
