@@ -21,9 +21,10 @@ from urllib.parse import urlsplit
 from botocore.exceptions import BotoCoreError
 
 from outbox import __version__, capacity
-from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
+from outbox.adapters.aws import new_session
 from outbox.bootstrap import bootstrap
 from outbox.domain.errors import ConfigurationError, OutboxError
+from outbox.domain.layout import DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY
 
 NO_REGION = "no AWS region: set AWS_DEFAULT_REGION (or AWS_REGION), or pass --region"
 NO_CREDENTIALS = (
@@ -69,9 +70,12 @@ def _exports(environment: Mapping[str, str]) -> str:
 
 
 def _bootstrap(args: argparse.Namespace) -> int:
+    from outbox.compose import Clients
+
+    clients = Clients(args.region)
     resources = bootstrap(
-        dynamodb_client(args.region),
-        sqs_client(args.region),
+        clients.dynamodb,
+        clients.sqs,
         table_name=args.table_name,
         queue_name=args.queue_name,
         fifo=args.fifo,
@@ -331,8 +335,10 @@ def _add_bootstrap_parser(commands: argparse._SubParsersAction[OneLineParser]) -
         help="the main queue's name; the others add -dlq and -stream-failures (default outbox-messages)",
     )
     boot.add_argument("--fifo", action="store_true", help="make the main queue and its DLQ FIFO (ordered per group)")
-    boot.add_argument("--hash-key", default="pk", help="the table's hash key attribute name (default pk)")
-    boot.add_argument("--range-key", default="sk", help="the table's range key attribute name (default sk)")
+    boot.add_argument("--hash-key", default=DEFAULT_HASH_KEY, help="the table's hash key attribute name (default pk)")
+    boot.add_argument(
+        "--range-key", default=DEFAULT_RANGE_KEY, help="the table's range key attribute name (default sk)"
+    )
     boot.add_argument(
         "--buckets", type=positive_int, default=16, help="outbox partitions, kept in the table once (default 16)"
     )
@@ -504,17 +510,17 @@ def _add_replay_parser(commands: argparse._SubParsersAction[OneLineParser]) -> N
     where.add_argument(
         "--buckets",
         type=positive_int,
-        default=None,
-        help="the API's OUTBOX_BUCKETS, if the table does not keep its count (default 16)",
+        default=os.environ.get("OUTBOX_BUCKETS") or None,
+        help="the API's bucket count, if the table does not keep its count (OUTBOX_BUCKETS, else 16)",
     )
     where.add_argument(
         "--hash-key",
-        default=os.environ.get("OUTBOX_HASH_KEY") or "pk",
+        default=os.environ.get("OUTBOX_HASH_KEY") or DEFAULT_HASH_KEY,
         help="the table's hash key attribute name (OUTBOX_HASH_KEY, else pk)",
     )
     where.add_argument(
         "--range-key",
-        default=os.environ.get("OUTBOX_RANGE_KEY") or "sk",
+        default=os.environ.get("OUTBOX_RANGE_KEY") or DEFAULT_RANGE_KEY,
         help="the table's range key attribute name (OUTBOX_RANGE_KEY, else sk)",
     )
     _add_aws_options(where)

@@ -18,23 +18,33 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
 from outbox.adapters.batch import batch_get
-from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
 from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
 from outbox.domain.errors import ConfigurationError
-from outbox.domain.record import RECORD_PREFIX, RECORD_SK, in_flight_partition, outbox_pk, record_pk
+from outbox.domain.items import RECORD
+from outbox.domain.layout import CONFIG_SK, META_PK, TableLayout
+from outbox.domain.record import RECORD_PREFIX, in_flight_partition, outbox_pk, record_pk
 from outbox.domain.status import ENDED, Status
 from outbox.ports import PendingKey, SweptRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-META_PK = "OUTBOX-META"  # not an "OUTBOX#" key: the stream filter never passes it to the worker
-CONFIG_SK = "CONFIG"
+__all__ = ["CONFIG_SK", "META_PK", "DynamoDBSweepSource"]
+
 # What rebuilding a message's envelope needs, its status, and what tells whether a message in
 # flight is stranded: nothing else of the record is read.
-_PROJECTION = (
-    "#h, message_id, #status, #type, payload, group_key, created_at, trace_id,"
-    " updated_at, lease_until, send_generation, sent_at"
+_SWEPT = (
+    "message_id",
+    "status",
+    "type",
+    "payload",
+    "group_key",
+    "created_at",
+    "trace_id",
+    "updated_at",
+    "lease_until",
+    "send_generation",
+    "sent_at",
 )
 
 
@@ -42,19 +52,16 @@ class DynamoDBSweepSource:
     """Reads the PENDING records of a bucket in outbox order, those long in flight, and the table's bucket count."""
 
     def __init__(
-        self,
-        table_name: str,
-        *,
-        client: DynamoDBClient | Lazy[DynamoDBClient],
-        hash_key: str = HASH_KEY,
-        range_key: str = RANGE_KEY,
-        page_size: int = 500,
+        self, layout: TableLayout, client: DynamoDBClient | Lazy[DynamoDBClient], *, page_size: int = 500
     ) -> None:
-        self.table_name = table_name
+        self.layout = layout
         self._client = client
-        self.hash_key = hash_key
-        self.range_key = range_key
         self.page_size = page_size
+
+    @property
+    def table_name(self) -> str:
+        """The table's name."""
+        return self.layout.table_name
 
     @property
     def client(self) -> DynamoDBClient:
@@ -75,10 +82,10 @@ class DynamoDBSweepSource:
 
     def _keys(self, partition: str, before: str | None) -> Iterator[list[PendingKey]]:
         """The keys an index partition lists (placed before ``before``, if given), a Query per page, in its order."""
-        index_pk, index_sk = RECORD_INDEX_KEYS
+        index_pk, index_sk = self.layout.record_index_keys
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": RECORD_INDEX,
+            "IndexName": self.layout.record_index,
             "KeyConditionExpression": "#b = :b",
             "ExpressionAttributeNames": {"#b": index_pk},
             "ExpressionAttributeValues": {":b": {"S": partition}},
@@ -98,10 +105,10 @@ class DynamoDBSweepSource:
 
     def _keys_page(self, request: dict[str, Any]) -> tuple[list[PendingKey], dict[str, Any] | None]:
         """One index Query: its keys, and where the next page starts (the raw answer is not kept)."""
-        _, index_sk = RECORD_INDEX_KEYS
+        _, index_sk = self.layout.record_index_keys
         page = self._call("Query", self.client.query, request)
         keys = [
-            PendingKey(item[index_sk]["S"], item[self.hash_key]["S"].removeprefix(RECORD_PREFIX))
+            PendingKey(item[index_sk]["S"], item[self.layout.hash_key]["S"].removeprefix(RECORD_PREFIX))
             for item in page.get("Items", [])
         ]
         return keys, page.get("LastEvaluatedKey")
@@ -113,8 +120,8 @@ class DynamoDBSweepSource:
         key must be read). Eventually (records in flight, whose re-send condition checks them
         again): at half the price, and a key left unprocessed counts as a record not found.
         """
-        request = [{self.hash_key: {"S": record_pk(k.message_id)}, self.range_key: {"S": RECORD_SK}} for k in keys]
-        found = self._batch_get(request, _PROJECTION, {"#type": "type"}, consistent=consistent, complete=consistent)
+        request = [self.layout.record_key(k.message_id) for k in keys]
+        found = self._batch_get(request, _SWEPT, consistent=consistent, complete=consistent)
         return [_swept(k.sk, found.get(record_pk(k.message_id))) for k in keys]
 
     def pending(
@@ -137,9 +144,9 @@ class DynamoDBSweepSource:
         Read eventually consistent, at half the price: a record that moved on a moment ago may still
         read PENDING, and its message is then sent once more, which the flip and the consumer absorb.
         """
-        keys = [{self.hash_key: {"S": record_pk(m)}, self.range_key: {"S": RECORD_SK}} for m in message_ids]
+        keys = [self.layout.record_key(m) for m in message_ids]
         # A record not read counts as PENDING: its message is sent, which is always safe.
-        found = self._batch_get(keys, "#h, #status", {}, consistent=False, complete=False)
+        found = self._batch_get(keys, ("message_id", "status"), consistent=False, complete=False)
         return {
             pk.removeprefix(RECORD_PREFIX)
             for pk, item in found.items()
@@ -147,10 +154,10 @@ class DynamoDBSweepSource:
         }
 
     def _batch_get(
-        self, keys: list[dict[str, Any]], projection: str, names: dict[str, str], *, consistent: bool, complete: bool
+        self, keys: list[dict[str, Any]], attributes: Sequence[str], *, consistent: bool, complete: bool
     ) -> dict[str, dict[str, Any]]:
-        """The items at ``keys`` by partition key value (``adapters/batch.py``: unprocessed keys retried, bounded)."""
-        names = names | {"#status": "status", "#h": self.hash_key}
+        """The items at ``keys`` by record key (``adapters/batch.py``: unprocessed keys retried, bounded)."""
+        projection, names = RECORD.projection(attributes)
         items = batch_get(
             self.client,
             self.table_name,
@@ -160,7 +167,7 @@ class DynamoDBSweepSource:
             consistent=consistent,
             complete=complete,
         )
-        return {item[self.hash_key]["S"]: item for item in items}
+        return {record_pk(item["message_id"]["S"]): item for item in items}
 
     def buckets(self, proposed: int) -> int:
         """The table's bucket count: stored once (by the first to ask), then the same for every reader and writer.
@@ -176,9 +183,9 @@ class DynamoDBSweepSource:
                     self.client.put_item,
                     {
                         "TableName": self.table_name,
-                        "Item": self._meta_key(CONFIG_SK) | {"buckets": {"N": str(proposed)}},
+                        "Item": self.layout.meta_key(CONFIG_SK) | {"buckets": {"N": str(proposed)}},
                         "ConditionExpression": "attribute_not_exists(#h)",
-                        "ExpressionAttributeNames": {"#h": self.hash_key},
+                        "ExpressionAttributeNames": {"#h": self.layout.hash_key},
                     },
                 )
             except _Exists:
@@ -199,13 +206,10 @@ class DynamoDBSweepSource:
         return int(item["buckets"]["N"]) if item and "buckets" in item else None
 
     def _get(self, sk: str) -> dict[str, Any] | None:
-        request = {"TableName": self.table_name, "Key": self._meta_key(sk), "ConsistentRead": True}
+        request = {"TableName": self.table_name, "Key": self.layout.meta_key(sk), "ConsistentRead": True}
         response = self._call("GetItem", self.client.get_item, request)
         item = response.get("Item")
         return dict(item) if item else None
-
-    def _meta_key(self, sk: str) -> dict[str, Any]:
-        return {self.hash_key: {"S": META_PK}, self.range_key: {"S": sk}}
 
     def _call(self, operation: str, method: Callable[..., Any], request: dict[str, Any]) -> Any:
         try:
@@ -215,7 +219,8 @@ class DynamoDBSweepSource:
                 raise _Exists from exc
             if error_code(exc) in ("ValidationException", "ResourceNotFoundException") and operation == "Query":
                 raise ConfigurationError(
-                    f"table {self.table_name} has no index {RECORD_INDEX} on {' and '.join(RECORD_INDEX_KEYS)}: "
+                    f"table {self.table_name} has no index {self.layout.record_index}"
+                    f" on {' and '.join(self.layout.record_index_keys)}: "
                     "add it (outbox bootstrap does; the Terraform module's table has it)"
                 ) from exc
             raise translate(exc, operation) from exc
@@ -228,28 +233,27 @@ class _Exists(Exception):
 
 
 def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
-    """A record read back, with its envelope while it has not ended."""
+    """A record read back (through its description, ``domain/items.py``), with its envelope while it has not ended."""
     if item is None:
         return SweptRecord(sk, None, None)
-    message_id = item["message_id"]["S"]
-    status = Status(item["status"]["S"])
-    created_at = item["created_at"]["S"]
+    values = RECORD.decode(item)
+    message_id, status, created_at = values["message_id"], Status(values["status"]), values["created_at"]
     moment = {
-        "updated_at": item.get("updated_at", {}).get("S", created_at),
-        "lease_until": item.get("lease_until", {}).get("S"),
-        "generation": int(item.get("send_generation", {}).get("N", "0")),
-        "sent_at": item.get("sent_at", {}).get("S"),
+        "updated_at": values.get("updated_at", created_at),
+        "lease_until": values.get("lease_until"),
+        "generation": values.get("send_generation", 0),
+        "sent_at": values.get("sent_at"),
     }
     if status in ENDED:
         return SweptRecord(sk, message_id, status, created_at, **moment)
-    kind = item.get("type", {}).get("S")
+    kind = values.get("type")
     envelope = Envelope(
         message_id,
         kind or NOTIFICATION_TYPE,
-        json.loads(item["payload"]["S"]),
+        json.loads(values["payload"]),
         created_at,
-        item.get("group_key", {}).get("S"),
-        item.get("trace_id", {}).get("S"),
+        values.get("group_key"),
+        values.get("trace_id"),
         SCHEMA_VERSION if kind else LEGACY_SCHEMA_VERSION,  # a record from before types was sent as schema 1
     )
     return SweptRecord(sk, message_id, status, created_at, envelope, **moment)

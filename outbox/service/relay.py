@@ -21,7 +21,6 @@ from outbox.domain.envelope import Envelope
 from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.status import Status, sources_of
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, MessageStore, OutgoingMessage, Publisher, SendFailure
-from outbox.settings import Settings
 
 log = structlog.get_logger("outbox.service.relay")
 
@@ -130,16 +129,6 @@ class RelayPolicy:
     max_attempts: int = 5
     deadline_margin_ms: int = 2_000
     flip_concurrency: int = 10
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RelayPolicy:
-        """The policy the settings describe."""
-        return cls(
-            max_batch_bytes=settings.max_message_bytes,
-            max_attempts=settings.max_relay_attempts,
-            deadline_margin_ms=settings.deadline_margin_ms,
-            flip_concurrency=settings.flip_concurrency,
-        )
 
 
 class Relay:

@@ -29,7 +29,7 @@ def test_replays_status_read_of_a_throttled_table_ends_with_a_clear_error_after_
     """A BatchGetItem that always leaves its keys unprocessed: replay's reader stops after the bound, ThrottledError."""
     # GIVEN a message, and a table that answers every BatchGetItem with all its keys unprocessed
     message_id = _accepted(stack)
-    reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
+    reader = DynamoDBOutboxReader(stack.layout, stack.dynamodb)
     stack.faults.calls.clear()
     stack.faults.unprocessed(times=SPIN)
     # WHEN replay reads its status THEN it gives up after the bound, saying why

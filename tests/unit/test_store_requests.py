@@ -14,12 +14,15 @@ import pytest
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.envelope import new_envelope
 from outbox.domain.errors import InvalidTransitionError
+from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
 from outbox.domain.record import IN_FLIGHT_PARTITIONS, Lease, in_flight_pk, iso
 from outbox.domain.status import ENDED, TRANSITIONS, Status, sources_of
 from outbox.logs import configure_logging, debug_enabled
 
 NOW = "2026-11-25T10:00:00.000Z"
+
+PK_SK = TableLayout("outbox", "PK", "SK")  # a single-table design's key names
 
 
 class RecordingClient:
@@ -42,7 +45,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> tuple[DynamoDBMessageStore, Record
     """A store on a recording client, its clock stopped at NOW."""
     monkeypatch.setattr("outbox.adapters.store.utc_now", lambda: datetime.fromisoformat(NOW))
     client = RecordingClient()
-    return DynamoDBMessageStore("outbox", client=client, hash_key="PK", range_key="SK"), client  # type: ignore[arg-type]
+    return DynamoDBMessageStore(PK_SK, client), client  # type: ignore[arg-type]
 
 
 def _placeholders(text: str, sigil: str) -> set[str]:
@@ -187,7 +190,7 @@ def test_a_new_send_generation_is_one_conditional_add(monkeypatch: pytest.Monkey
     """Before a deliberate re-send: ADD 1 to send_generation while in the expected statuses, no live lease, as read."""
     monkeypatch.setattr("outbox.adapters.store.utc_now", lambda: datetime.fromisoformat(NOW))
     client = GenerationClient()
-    s = DynamoDBMessageStore("outbox", client=client)  # type: ignore[arg-type]
+    s = DynamoDBMessageStore(TableLayout("outbox"), client)  # type: ignore[arg-type]
 
     in_flight = frozenset({Status.QUEUED, Status.PROCESSING})
     assert s.new_send_generation("m-1", expected=in_flight, updated_at="2026-11-25T09:00:00.000Z", generation=2) == 3
@@ -303,7 +306,7 @@ def _stored_records() -> dict[str, dict[str, Any]]:
     envelope = new_envelope(
         {"channel": "sms"}, type="notification", message_id=new_message_id(), created_at=NOW, group_key="g-1"
     )
-    new = DynamoDBMessageStore("outbox", client=ReadingClient(None), hash_key="PK", range_key="SK").prepare(  # type: ignore[arg-type]
+    new = DynamoDBMessageStore(PK_SK, ReadingClient(None)).prepare(  # type: ignore[arg-type]
         envelope, idempotency_key="k-1", by="api", owner="o" * 64
     )
     record: dict[str, Any] = new.transact_items[0]["Put"]["Item"]
@@ -340,7 +343,7 @@ def _model_reading(item: dict[str, Any]) -> Any:
     from outbox.domain.envelope import NOTIFICATION_TYPE
     from outbox.domain.record import HistoryEntry, MessageRecord
 
-    read = bind_models("outbox", "PK", "SK").record.from_raw_data(item)
+    read = bind_models(PK_SK).record.from_raw_data(item)
     fields = {
         "message_id": read.message_id,
         "status": Status(read.status),
@@ -378,11 +381,11 @@ def test_a_record_is_read_by_hand_as_the_pynamodb_model_reads_it(name: str) -> N
     # GIVEN a store whose table holds the item
     item = STORED[name]
     client = ReadingClient(item)
-    store = DynamoDBMessageStore("outbox", client=client, hash_key="PK", range_key="SK")  # type: ignore[arg-type]
+    store = DynamoDBMessageStore(PK_SK, client)  # type: ignore[arg-type]
     # WHEN it is read
     got = store.get(item["message_id"]["S"])
     # THEN the request is PynamoDB's, strongly consistent, and the record is what the model reads
-    model = bind_models("outbox", "PK", "SK").record
+    model = bind_models(PK_SK).record
     expected_request = model.get_operation_kwargs_from_class(item["PK"]["S"], "MSG") | {"ConsistentRead": True}
     assert client.requests == [expected_request]
     assert got == _model_reading(item)
@@ -396,7 +399,7 @@ def test_a_callers_view_is_the_same_reading_of_the_projected_attributes(name: st
 
     # GIVEN a store whose table holds the item
     item = STORED[name]
-    store = DynamoDBMessageStore("outbox", client=ReadingClient(item), hash_key="PK", range_key="SK")  # type: ignore[arg-type]
+    store = DynamoDBMessageStore(PK_SK, ReadingClient(item))  # type: ignore[arg-type]
     # WHEN a caller's view of it is read
     view = store.view(item["message_id"]["S"])
     # THEN it is the model's reading of the projection, and what it shows equals the full record's
