@@ -118,6 +118,7 @@ class DynamoDBMessageStore:
         record_retention: timedelta = timedelta(days=30),
     ) -> None:
         self.layout = layout
+        self.table_name = layout.table_name  # every request names it
         self._client = client
         self.retention = retention
         self.record_retention = record_retention
@@ -129,11 +130,6 @@ class DynamoDBMessageStore:
         }
         names, attributes = RECORD.projection(VIEW_ATTRIBUTES)
         self._view = {"ProjectionExpression": names, "ExpressionAttributeNames": attributes}
-
-    @property
-    def table_name(self) -> str:
-        """The table's name."""
-        return self.layout.table_name
 
     @property
     def client(self) -> DynamoDBClient:

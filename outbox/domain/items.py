@@ -54,11 +54,13 @@ class ItemShape:
     name: str
     attributes: tuple[Attribute, ...]
     _by_name: dict[str, Attribute] = field(init=False, repr=False, compare=False)
-    _plan: tuple[tuple[str, Kind, bool], ...] = field(init=False, repr=False, compare=False)
+    _plan: tuple[tuple[str, str, Kind, bool], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {a.name: a for a in self.attributes})
-        object.__setattr__(self, "_plan", tuple((a.name, a.kind, a.required) for a in self.attributes))
+        # What ``read`` needs of each attribute, the DynamoDB type's tag first (an Enum's value is a slow property).
+        plan = tuple((a.name, a.kind.value, a.kind, a.required) for a in self.attributes)
+        object.__setattr__(self, "_plan", plan)
 
     def __getitem__(self, name: str) -> Attribute:
         """The attribute ``name``; KeyError naming the item if it has none."""
@@ -98,14 +100,14 @@ class ItemShape:
         """``decode``'s values, and the names of the attributes ``item`` lacks (required ones) or holds mistyped."""
         values: dict[str, Any] = {}
         problems: list[str] = []
-        for name, kind, required in self._plan:  # the worker reads every image: kept to plain lookups
+        for name, tag, kind, required in self._plan:  # the worker reads every image: plain lookups only
             stored = item.get(name)
             if stored is None:
                 if required:
                     problems.append(name)
                 continue
-            raw = stored.get(kind.value) if isinstance(stored, _MAPPINGS) else None
-            value = _decode(kind, raw)
+            raw = stored.get(tag) if isinstance(stored, _MAPPINGS) else None
+            value = (raw if type(raw) is str else None) if tag == "S" else _decode(kind, raw)
             if value is None:
                 problems.append(name)
             else:
