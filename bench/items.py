@@ -86,7 +86,8 @@ def by_models(envelopes: list[Envelope]) -> None:
             sk,
             message_id=envelope.message_id,
             group_key=envelope.group_key,
-            envelope=envelope.to_json(),
+            envelope=envelope.body(),
+            trace_id=envelope.trace_id,
             created_at=envelope.created_at,
             expires_at=datetime.fromisoformat(envelope.created_at) + timedelta(days=7),
         )

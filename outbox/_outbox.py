@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.store import OutboxMessage
 from outbox.adapters.table import check_table
-from outbox.compose import build_outbox, outbox_adapters
+from outbox.compose import outbox_adapters, outbox_arguments
 from outbox.domain.clock import WRITE_CLOCK, WriteClock
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.layout import DEFAULT_BUCKETS, DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY, TableLayout
 from outbox.domain.message import IdSecret
 from outbox.domain.record import MessageRecord
+from outbox.domain.trace import current_trace_header
 from outbox.service.accept import new_message
 
 if TYPE_CHECKING:
@@ -96,12 +97,12 @@ class Outbox:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None, by: str = "service") -> Outbox:
-        """The outbox the ``OUTBOX_*`` settings describe (``Settings.from_env()``), built by ``outbox.compose``.
+        """The outbox the ``OUTBOX_*`` settings describe (``Settings.from_env()``), as ``outbox.compose`` reads them.
 
         Its id secret is ``OUTBOX_ID_SECRET_ARN``'s (read from Secrets Manager when first needed,
         as the API reads it) or ``OUTBOX_ID_SECRET``'s, if either is set.
         """
-        return build_outbox(settings, client=client, by=by)
+        return cls(**outbox_arguments(settings), client=client, by=by)
 
     def message(
         self,
@@ -127,6 +128,11 @@ class Outbox:
         Messages of one group are delivered in the order this process made them (same
         millisecond and same transaction included), so make each one when you write it.
 
+        ``trace_id`` is the trace context the message carries to its consumer (the copy's
+        ``AWSTraceHeader``, the envelope's ``trace_id``, the consumer's log lines): an X-Ray trace
+        header or a W3C ``traceparent``, by default this Lambda invocation's (``_X_AMZN_TRACE_ID``).
+        A malformed one is dropped (and logged once), never a reason to refuse the message.
+
         The first call of a process checks the table (DescribeTable: its keys, its stream and the
         record index, so no message is written where it would not be relayed) and reads its bucket
         count (storing ``buckets`` if it has none): ConfigurationError, one line naming the table
@@ -144,7 +150,7 @@ class Outbox:
             scope=scope,
             keys=keys,
             group_key=group_key,
-            trace_id=trace_id,
+            trace_id=trace_id if trace_id is not None else current_trace_header(),
             max_message_bytes=self.max_message_bytes,
             key_field="idempotency_key",
             clock=self.clock,

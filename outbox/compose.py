@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, TypedDict
 
 from outbox.adapters.aws import (
     Lazy,
@@ -32,17 +33,15 @@ from outbox.adapters.aws import (
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.layout import TableLayout
 from outbox.domain.status import Status
+from outbox.logs import configure_structlog_if_imported
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
-    from datetime import timedelta
-
     import botocore.session
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
 
-    from outbox._outbox import Outbox
     from outbox.adapters.reader import DynamoDBOutboxReader
     from outbox.adapters.store import DynamoDBMessageStore
     from outbox.adapters.sweep import DynamoDBSweepSource
@@ -213,7 +212,7 @@ def build_stream_worker(settings: Settings, clients: Clients | None = None) -> S
 
 
 def build_consumer(settings: Settings, clients: Clients | None = None, *, deliver: Deliver | None = None) -> Consumer:
-    """The consume use case around ``deliver``, else the function ``settings.delivery`` names, else the reference."""
+    """The consume use case around ``deliver``, else the function ``settings.delivery`` names, else ``log_delivery``."""
     from outbox.adapters.visibility import SqsVisibility  # noqa: PLC0415 - each use case's modules load with it
     from outbox.service.consume import Consumer  # noqa: PLC0415
 
@@ -250,7 +249,7 @@ def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper
 
 
 def resolve_delivery(reference: str | None) -> Deliver:
-    """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or the reference delivery."""
+    """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or ``log_delivery`` without one."""
     if not reference:
         from outbox.service.consume import log_delivery  # noqa: PLC0415 - the consumer's module
 
@@ -260,6 +259,7 @@ def resolve_delivery(reference: str | None) -> Deliver:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {_import_problem(module_name, exc)}") from exc
+    configure_structlog_if_imported()  # your module's structlog lines as the function's own, from the first
     function = getattr(module, name, None)
     if not callable(function):
         raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {module_name} has no function {name}")
@@ -301,25 +301,34 @@ def consumer_policy(settings: Settings) -> ConsumerPolicy:
     return ConsumerPolicy(max_attempts=settings.max_delivery_attempts, max_receive_count=settings.max_receive_count)
 
 
-def build_outbox(settings: Settings, *, client: DynamoDBClient | None = None, by: str = "service") -> Outbox:
-    """The ``Outbox`` the settings describe (``Outbox.from_settings``), on ``client`` or one for their region.
+class OutboxArguments(TypedDict):
+    """What ``Outbox(...)`` takes from the settings (``Outbox.from_settings``)."""
 
-    Its id secret is ``OUTBOX_ID_SECRET_ARN``'s (read from Secrets Manager when first needed, as
+    table_name: str
+    hash_key: str
+    range_key: str
+    buckets: int
+    retention: timedelta
+    max_message_bytes: int
+    region: str | None
+    id_secret: IdSecretSource | None
+
+
+def outbox_arguments(settings: Settings) -> OutboxArguments:
+    """``Outbox``'s arguments from the settings: their table, its layout and limits, and their id secret.
+
+    The id secret is ``OUTBOX_ID_SECRET_ARN``'s (read from Secrets Manager when first needed, as
     the API reads it) or ``OUTBOX_ID_SECRET``'s, if either is set.
     """
-    from outbox._outbox import Outbox  # noqa: PLC0415 - the library's entry point imports this module
-
     has_secret = settings.id_secret is not None or settings.id_secret_arn is not None
-    return Outbox(
-        settings.table_name,
-        client=client,
+    return OutboxArguments(
+        table_name=settings.table_name,
         hash_key=settings.hash_key,
         range_key=settings.range_key,
         buckets=settings.buckets,
         retention=settings.retention,
         max_message_bytes=settings.max_message_bytes,
         region=settings.region,
-        by=by,
         id_secret=build_id_secret(settings) if has_secret else None,
     )
 

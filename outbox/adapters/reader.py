@@ -89,7 +89,8 @@ class DynamoDBOutboxReader:
     def _entry(self, bucket: int, item: dict[str, Any]) -> StoredEntry:
         values = ENTRY.decode(item)
         sk = item[self.layout.range_key]["S"]
-        return StoredEntry(bucket, sk, values["message_id"], values["envelope"], values.get("group_key"))
+        message_id, body = values["message_id"], values["envelope"]
+        return StoredEntry(bucket, sk, message_id, body, values.get("group_key"), values.get("trace_id"))
 
     def entries_for(self, message_ids: Iterable[str]) -> list[StoredEntry]:
         """The outbox entries of these messages (found through their records), in replay order."""

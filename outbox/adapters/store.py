@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
@@ -22,7 +21,7 @@ from outbox.adapters.updates import (
     transition_values,
 )
 from outbox.domain.clock import WRITE_CLOCK
-from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
+from outbox.domain.envelope import Envelope
 from outbox.domain.errors import (
     CancellationReason,
     FieldError,
@@ -31,7 +30,6 @@ from outbox.domain.errors import (
     ItemPart,
     NotFoundError,
     OutboxError,
-    PayloadMismatchError,
     TransactionCancelledError,
     ValidationError,
 )
@@ -52,17 +50,17 @@ from outbox.domain.record import (
     utc_now,
 )
 from outbox.domain.status import ENDED, Status, check_sources, sources_of
-from outbox.logs import debug_enabled
+from outbox.logs import debug_enabled, get_logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from pynamodb.transactions import TransactWrite
 
-log = structlog.get_logger("outbox.store")
+log = get_logger("outbox.store")
 
 
 MAX_TRANSACT_ITEMS = 100  # TransactWriteItems' limit
-# What a caller's read of its own record shows (outbox.api.record_view), and nothing else: not its
+# What a caller's read of its own record shows (outbox.notifications.api.record_view), and nothing else: not its
 # lease, idempotency key, trace id or index keys. The payload is there for the notification's channel.
 VIEW_ATTRIBUTES = (
     "message_id",
@@ -183,7 +181,8 @@ class DynamoDBMessageStore:
             {
                 "message_id": envelope.message_id,
                 "group_key": envelope.group_key,
-                "envelope": envelope.to_json(),
+                "envelope": envelope.body(),
+                "trace_id": envelope.trace_id,
                 "created_at": created_at,
                 "expires_at": int(expires_at.timestamp()),
             }
@@ -362,13 +361,12 @@ class DynamoDBMessageStore:
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
-        payload_hash: str | None = None,
     ) -> TransitionResult:
         """One conditional UpdateItem: set the status fields and append to the history, nothing else.
 
         With a ``lease``, a move to PROCESSING takes it (from PROCESSING only once the previous
-        one ran out), and a move out of PROCESSING requires it to be the holder's. With a
-        ``payload_hash`` the record must hold that hash: PayloadMismatchError (a forged copy) if not.
+        one ran out) and returns the record (``ReturnValues=ALL_OLD``), and a move out of
+        PROCESSING requires it to be the holder's.
         """
         sources = self._checked_sources(to, expected)
         shape = transition_shape(
@@ -377,7 +375,6 @@ class DynamoDBMessageStore:
             sources,
             with_reason=bool(reason),
             leased=lease is not None,
-            hashed=payload_hash is not None,
         )
         at = utc_now()
         now = iso(at)
@@ -389,15 +386,14 @@ class DynamoDBMessageStore:
             by=by,
             reason=reason,
             lease=lease,
-            payload_hash=payload_hash,
             expires_at=expires_at,
             in_flight=in_flight,
         )
         request = shape.request(self.table_name, self._record_key(message_id), values)
         try:
-            old = self._update(message_id, request, to, payload_hash=payload_hash, mine=_own_effect(to, lease, values))
+            old = self._update(message_id, request, to, mine=_own_effect(to, lease, values))
         except _AlreadyApplied as applied:
-            return _repeated(message_id, to, applied.item, by=by)
+            return _repeated(message_id, to, applied.item, by=by, leased=lease is not None)
         if shape.return_values == "NONE":
             (previous,) = sources  # the condition allowed exactly this one
         else:  # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
@@ -406,7 +402,8 @@ class DynamoDBMessageStore:
         attempts = int(old.get("attempts", {}).get("N", "0")) + 1 if to is Status.PROCESSING else 0
         if debug_enabled():  # one line per message and transition: the record's history already has it
             log.debug("status_changed", message_id=message_id, **{"from": previous.value}, to=to.value, by=by)
-        return TransitionResult(message_id, previous, to, attempts)
+        record = record_of(old) if shape.return_values == "ALL_OLD" else None
+        return TransitionResult(message_id, previous, to, attempts, record=record)
 
     def _checked_sources(self, to: Status, expected: frozenset[Status] | None) -> frozenset[Status]:
         """The statuses a move to ``to`` may start from, checked against the lifecycle once per kind."""
@@ -460,7 +457,6 @@ class DynamoDBMessageStore:
         request: dict[str, Any],
         to: Status,
         *,
-        payload_hash: str | None = None,
         mine: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
         """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for).
@@ -477,9 +473,6 @@ class DynamoDBMessageStore:
             if mine is not None and mine(item):
                 raise _AlreadyApplied(item) from exc
             current = Status(item["status"]["S"]) if "status" in item else None
-            stored_hash = item.get("payload_hash", {}).get("S")
-            if payload_hash is not None and stored_hash not in (None, payload_hash) and "channel" not in item:
-                raise PayloadMismatchError(message_id, current=current, to=to) from exc
             lease_until = item.get("lease_until", {}).get("S")
             raise InvalidTransitionError(message_id, current=current, to=to, lease_until=lease_until) from exc
         except AWS_ERRORS as exc:
@@ -519,13 +512,14 @@ def _own_effect(to: Status, lease: Lease | None, values: Mapping[str, Any]) -> C
     return mine
 
 
-def _repeated(message_id: str, to: Status, item: dict[str, Any], *, by: str) -> TransitionResult:
+def _repeated(message_id: str, to: Status, item: dict[str, Any], *, by: str, leased: bool) -> TransitionResult:
     """The result of a transition an earlier try had applied: its own history line is the last one."""
     history = [line.get("M", {}) for line in item.get("history", {}).get("L", [])]
     previous = Status(history[-2]["status"]["S"]) if len(history) >= 2 else to
     attempts = int(item.get("attempts", {}).get("N", "0")) if to in (Status.PROCESSING, Status.QUEUED) else 0
     log.info("status_write_answer_lost", message_id=message_id, to=to.value, by=by)  # it had landed: ours
-    return TransitionResult(message_id, previous, to, attempts, repeated=True)
+    record = record_of(item) if to is Status.PROCESSING and leased else None  # the lease it holds: what to deliver
+    return TransitionResult(message_id, previous, to, attempts, repeated=True, record=record)
 
 
 def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]] | None:
@@ -592,7 +586,7 @@ def record_of(item: Mapping[str, Any]) -> MessageRecord:
         created_at=values["created_at"],
         updated_at=values["updated_at"],
         history=history,
-        type=values.get("type") or NOTIFICATION_TYPE,
+        type=values["type"],
         payload=json.loads(values["payload"]),
         group_key=values.get("group_key"),
         attempts=values.get("attempts") or 0,
@@ -604,4 +598,5 @@ def record_of(item: Mapping[str, Any]) -> MessageRecord:
         send_generation=values.get("send_generation") or 0,
         sent_at=values.get("sent_at"),
         ended_lease_owner=values.get("ended_lease_owner"),
+        trace_id=values.get("trace_id"),
     )

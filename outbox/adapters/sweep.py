@@ -18,12 +18,13 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
 from outbox.adapters.batch import batch_get
-from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
+from outbox.domain.envelope import Envelope
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.items import RECORD
 from outbox.domain.layout import CONFIG_SK, META_PK, TableLayout
 from outbox.domain.record import RECORD_PREFIX, in_flight_partition, outbox_pk, record_pk
 from outbox.domain.status import ENDED, Status
+from outbox.domain.trace import trace_header
 from outbox.ports import PendingKey, SweptRecord
 
 if TYPE_CHECKING:
@@ -246,14 +247,12 @@ def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
     }
     if status in ENDED:
         return SweptRecord(sk, message_id, status, created_at, **moment)
-    kind = values.get("type")
     envelope = Envelope(
         message_id,
-        kind or NOTIFICATION_TYPE,
+        values["type"],
         json.loads(values["payload"]),
         created_at,
         values.get("group_key"),
-        values.get("trace_id"),
-        SCHEMA_VERSION if kind else LEGACY_SCHEMA_VERSION,  # a record from before types was sent as schema 1
+        trace_header(values.get("trace_id")),
     )
     return SweptRecord(sk, message_id, status, created_at, envelope, **moment)

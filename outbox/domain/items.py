@@ -170,14 +170,13 @@ RECORD = ItemShape(
     (
         Attribute("message_id", TEXT, required=True),
         Attribute("status", TEXT, required=True),
-        Attribute("type", TEXT),  # absent on records written before messages had types: a notification
-        Attribute("channel", TEXT),  # only on records written before messages had types
+        Attribute("type", TEXT, required=True),
         Attribute("payload", TEXT, required=True),  # canonical JSON of the payload
         Attribute("payload_hash", TEXT, required=True),
         Attribute("idempotency_key", TEXT),
         Attribute("owner", TEXT),  # HMAC of the writer's principal under the id secret (never the principal)
         Attribute("group_key", TEXT),
-        Attribute("trace_id", TEXT),
+        Attribute("trace_id", TEXT),  # the writer's trace context, an X-Ray trace header
         Attribute(INDEX_PK, TEXT),  # the record index's keys: until the record ends
         Attribute(INDEX_SK, TEXT),
         # Its place in its writer's order, kept for good: replay finds the entry by it (none before 0.2).
@@ -197,13 +196,15 @@ RECORD = ItemShape(
     ),
 )
 
-# ``OUTBOX#<bucket>`` / ``<created_at>#<write_seq>#<id>``: the envelope exactly as it will be sent.
+# ``OUTBOX#<bucket>`` / ``<created_at>#<write_seq>#<id>``: the SQS body exactly as it will be sent, its trace.
 ENTRY = ItemShape(
     "outbox entry",
     (
         Attribute("message_id", TEXT, required=True),
         Attribute("group_key", TEXT),
+        # The SQS body (``Envelope.body``: the id alone; 0.1.0 wrote the whole envelope).
         Attribute("envelope", TEXT, required=True),
+        Attribute("trace_id", TEXT),  # sent as the copy's AWSTraceHeader
         Attribute("created_at", TEXT, required=True),
         Attribute(TTL_ATTRIBUTE, NUMBER, required=True),  # replay's window: the table's TTL removes it then
     ),
