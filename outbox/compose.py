@@ -344,15 +344,14 @@ def outbox_adapters(
     from botocore.exceptions import NoRegionError  # noqa: PLC0415 - botocore loads with the first client
 
     from outbox.adapters.store import DynamoDBMessageStore  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.adapters.sweep import DynamoDBSweepSource  # noqa: PLC0415
 
     if client is None:
         try:
             client = Clients(region).dynamodb
         except NoRegionError as exc:
             raise ConfigurationError("no AWS region: pass region=, or set AWS_REGION (or AWS_DEFAULT_REGION)") from exc
-    return DynamoDBMessageStore(layout, client, retention=retention), _sweep_source(
-        layout, Clients.given(dynamodb=client)
-    )
+    return DynamoDBMessageStore(layout, client, retention=retention), DynamoDBSweepSource(layout, client)
 
 
 def replay_clients(region: str | None) -> Clients:
