@@ -6,6 +6,9 @@ import pytest
 
 from outbox.logs import configure_logging
 
+# Our own suite tests the fixtures the package ships for its users (and opts in as they do).
+pytest_plugins = ["outbox.pytest_plugin"]
+
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
