@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from outbox.consumer import make_handler
+from outbox.consumer import BatchResponse, Deliver, make_handler
 from outbox.domain.envelope import Envelope
 from outbox.domain.record import MessageRecord
 from outbox.domain.status import Status
 from outbox.lambda_events import lambda_stream_record, received_sqs_record, sqs_event, sqs_record, stream_event
 from outbox.local.filters import matches, stream_filter_pattern
 from outbox.service.accept import new_message
-from outbox.service.consume import BatchResponse, Consumer, Deliver
+from outbox.service.consume import Consumer
 from outbox.service.relay import Relay, RelayItem
 from outbox.testing import FakeLambdaContext, FakePublisher, FakeVisibility, InMemoryMessageStore, stream_records
 
