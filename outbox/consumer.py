@@ -1,8 +1,9 @@
-"""The consumer around your delivery function: ``make_handler(deliver)`` is a Lambda SQS handler.
+"""Your consumer: ``make_handler(deliver)`` makes the Lambda SQS handler that runs the outbox's lifecycle around it.
 
-The use case (leases, dedup, the FIFO stop, the last-receive rule) is ``outbox.service.consume``;
-this module is the library's front door to it. The deployed entry point, ``worker.consumer.handler``,
-calls the function ``OUTBOX_DELIVERY`` names instead.
+Delivery is a plain function of the envelope (``Deliver``): it returns when the message is
+delivered; ``DeliveryError(retryable=False)`` fails the message for good, any other exception
+retries it. The use case underneath (leases, dedup, the FIFO stop, the last-receive rule) is
+``outbox.service.consume``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from outbox.compose import build_consumer
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import DeliveryError
 from outbox.logs import invocation_context
-from outbox.service.consume import BatchResponse, Deliver
+from outbox.ports import BatchResponse
+from outbox.service.consume import Deliver
 from outbox.settings import Settings, eager_init
 
 __all__ = ["BatchResponse", "Deliver", "DeliveryError", "Envelope", "SqsHandler", "make_handler"]

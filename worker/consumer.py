@@ -1,9 +1,6 @@
-"""The consumer's Lambda entry point: the deployed ``handler``.
+"""The deployed consumer's Lambda entry point: ``OUTBOX_DELIVERY``'s function, else the notification API's delivery.
 
-The use case (leases, dedup, the FIFO stop, the last-receive rule) is ``outbox.service.consume``.
-The deployed ``handler`` calls the function ``OUTBOX_DELIVERY`` names (``package.module:function``),
-or the reference notification delivery; ``outbox.consumer.make_handler(deliver)`` makes a handler
-around yours (re-exported here for code that imported it from this module).
+Your own consumer needs none of this: ``outbox.consumer.make_handler(deliver)``.
 """
 
 from __future__ import annotations
@@ -12,35 +9,23 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from outbox.compose import build_consumer, resolve_delivery
-from outbox.consumer import SqsHandler, make_handler
-from outbox.domain.errors import DeliveryError
+from outbox.compose import build_consumer
 from outbox.logs import bind_invocation, configure_logging
-from outbox.service.consume import BatchResponse, Consumer, ConsumerPolicy, Deliver, Outcome, log_delivery
+from outbox.notifications.delivery import deliver_notification
+from outbox.ports import BatchResponse
+from outbox.service.consume import Consumer
 from outbox.settings import Settings, eager_init
-
-__all__ = [
-    "Consumer",
-    "ConsumerPolicy",
-    "Deliver",
-    "DeliveryError",
-    "Outcome",
-    "SqsHandler",
-    "handler",
-    "log_delivery",
-    "make_handler",
-    "resolve_delivery",
-]
 
 
 @cache
 def default_consumer() -> Consumer:
-    """The deployed consumer: ``OUTBOX_DELIVERY``'s function (or the reference one), built once per cold start.
+    """The consumer of this function, built from the ``OUTBOX_*`` environment once per cold start.
 
     The deployed function owns its process, so it sets up the JSON logging.
     """
     configure_logging()
-    return build_consumer(Settings.from_env())
+    settings = Settings.from_env()
+    return build_consumer(settings, deliver=None if settings.delivery else deliver_notification)
 
 
 if eager_init():  # SnapStart (the module sets it): set up in the init phase its snapshot keeps
@@ -48,6 +33,6 @@ if eager_init():  # SnapStart (the module sets it): set up in the init phase its
 
 
 def handler(event: Mapping[str, Any], context: Any) -> BatchResponse:
-    """Lambda entry point of the deployed consumer."""
+    """Lambda entry point (the queue's event source mapping): a partial batch response."""
     bind_invocation(getattr(context, "aws_request_id", None), handler="consumer")
     return default_consumer().handle(event, context)
