@@ -123,7 +123,14 @@ def _dev(args: argparse.Namespace) -> int:
         return 1
     from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 
-    stack = LocalStack(StackConfig(api_port=args.port, fifo=args.fifo))
+    # OUTBOX_DELIVERY names your module: found in the current directory, as `python -m` and
+    # other development servers (uvicorn's --app-dir) find an app, not only where pip put things.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    config = StackConfig(
+        api_port=args.port, fifo=args.fifo, table_name=args.table_name, hash_key=args.hash_key, range_key=args.range_key
+    )
+    stack = LocalStack(config)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         try:
@@ -362,6 +369,9 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
             """At start it prints, on stderr, how to call the API and the export lines that point
             outbox replay, sweep and bootstrap in another terminal at this stack. JSON logs go to
             stdout (LOG_LEVEL). Ctrl-C or SIGTERM stops everything it started.""",
+            """The consumers call the function OUTBOX_DELIVERY names (package.module:function,
+            imported from the current directory first, as python -m would), else the reference
+            notification delivery.""",
         ),
         epilog=_exit_codes(
             (0, "stopped by Ctrl-C or SIGTERM"),
@@ -380,6 +390,9 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
         help="port of the HTTP API on 127.0.0.1 (default 8080; 0: any free port)",
     )
     dev.add_argument("--fifo", action="store_true", help="make the main queue FIFO (ordered per group)")
+    dev.add_argument("--table-name", default="outbox", help="your table's name (default outbox)")
+    dev.add_argument("--hash-key", default="pk", help="your table's hash key attribute name (default pk)")
+    dev.add_argument("--range-key", default="sk", help="your table's range key attribute name (default sk)")
     dev.set_defaults(run=_dev, aws=False)
 
     demo = commands.add_parser(
