@@ -14,6 +14,7 @@ from moto import mock_aws
 from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.bootstrap import Resources, bootstrap
+from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.faults import FaultInjector
@@ -67,7 +68,7 @@ def _backend(name: str, latency_ms: float) -> Backend:
         for client in (dynamodb, sqs):
             client.meta.events.register_first("before-send", lambda **_: time.sleep(latency_ms / 1000))
     counter = FaultInjector(dynamodb, sqs)
-    store = DynamoDBMessageStore(resources.table_name, client=dynamodb)
+    store = DynamoDBMessageStore(TableLayout(resources.table_name), dynamodb)
     return Backend(name, dynamodb, sqs, streams, resources, counter, store)
 
 

@@ -43,6 +43,7 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.envelope import Envelope
+from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.logs import configure_logging
@@ -158,10 +159,10 @@ def _timed(run: Callable[[], None]) -> float:
 def measure(latency_ms: float = 5.0, messages: int = 2000, rounds: int = 3) -> Capacity:
     """Each contender's rounds interleaved, ``messages`` a round."""
     dynamodb, sqs = _clients(latency_ms)
-    store = DynamoDBMessageStore("outbox", client=dynamodb)
+    store = DynamoDBMessageStore(TableLayout("outbox"), dynamodb)
     worker = StreamWorker(
         Relay(store, SqsPublisher(QUEUE_URL, client=sqs), recent=RecentSends(0)),
-        pending=DynamoDBSweepSource("outbox", client=dynamodb),
+        pending=DynamoDBSweepSource(TableLayout("outbox"), dynamodb),
     )
     consumer = Consumer(store, lambda _envelope: None, visibility=SqsVisibility(sqs))
     api = MessagesApi(Acceptor(store, id_secret=secrets.token_urlsafe(32)))  # a warm API: its secret already read

@@ -107,6 +107,7 @@ from outbox.bootstrap import Resources
 from outbox.domain.clock import WriteClock
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import OutboxError
+from outbox.domain.layout import TableLayout
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, bucket_of, iso, utc_now
 from outbox.domain.status import ENDED, Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
@@ -518,7 +519,7 @@ class Replays:
     def once(self, statuses: tuple[str, ...] = ("PENDING",)) -> None:
         """One operator replay of each status, min-age 0."""
         worker = self.worker
-        reader = DynamoDBOutboxReader(self.table, client=dynamodb_of(worker.relay.store), buckets=16)
+        reader = DynamoDBOutboxReader(TableLayout(self.table), dynamodb_of(worker.relay.store))
         for status in statuses:
             relay = Relay(worker.relay.store, worker.relay.publisher, by="replay", expected=FLIP_FROM[status])
             selection = Selection.window(status=status)

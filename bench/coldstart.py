@@ -124,7 +124,7 @@ def scenario() -> Scenario:
     """A message as the API would accept it (anonymous caller, a group): its record, entry, stream image, copy."""
     from outbox.adapters.aws import Lazy  # noqa: PLC0415 - the bench's own process: the library as installed
     from outbox.adapters.store import DynamoDBMessageStore  # noqa: PLC0415
-    from outbox.adapters.sweep import CONFIG_SK, META_PK  # noqa: PLC0415
+    from outbox.compose import table_layout  # noqa: PLC0415
     from outbox.domain.caller import ANONYMOUS  # noqa: PLC0415
     from outbox.domain.envelope import NOTIFICATION_TYPE  # noqa: PLC0415
     from outbox.domain.message import IdSecret  # noqa: PLC0415
@@ -137,7 +137,7 @@ def scenario() -> Scenario:
     def no_client() -> Any:
         raise AssertionError("the scenario is built without AWS")
 
-    store = DynamoDBMessageStore.from_settings(settings, client=Lazy(no_client))
+    store = DynamoDBMessageStore(table_layout(settings), Lazy(no_client))
     # The anonymous caller's message, its owner keyed with the id secret the stub's Secrets Manager holds.
     id_keys = IdSecret(aws_stub.SECRET_VALUE).keys(utc_now())
     message = new_message(NOTE, type=NOTIFICATION_TYPE, group_key="coldstart", scope=ANONYMOUS.principal, keys=id_keys)
@@ -145,11 +145,7 @@ def scenario() -> Scenario:
     record = prepared.transact_items[0]["Put"]["Item"]
     entry = prepared.transact_items[1]["Put"]["Item"]
     keys = (settings.hash_key, settings.range_key)
-    meta = {
-        settings.hash_key: {"S": META_PK},
-        settings.range_key: {"S": CONFIG_SK},
-        "buckets": {"N": str(store.buckets)},
-    }
+    meta = store.layout.meta_key() | {"buckets": {"N": str(store.layout.buckets)}}
     stream_record = {
         "eventID": "1",
         "eventName": "INSERT",

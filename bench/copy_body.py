@@ -26,6 +26,7 @@ from outbox.adapters.aws import dynamodb_client, sqs_client
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.envelope import new_envelope
+from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.logs import configure_logging
@@ -92,7 +93,7 @@ def compare(payload_bytes: int, n: int, rounds: int, latency_ms: float) -> dict[
         stub.attach(client, latency_ms)
     meter = SqsMeter()
     sqs.meta.events.register("before-parameter-build.sqs.SendMessageBatch", meter)
-    relay = Relay(DynamoDBMessageStore("outbox", client=dynamodb), SqsPublisher(QUEUE_URL, client=sqs))
+    relay = Relay(DynamoDBMessageStore(TableLayout("outbox"), dynamodb), SqsPublisher(QUEUE_URL, client=sqs))
     worker = functools.partial(StreamWorker(relay).handle, context=FakeLambdaContext())
     events = {name: stream_events(payload_bytes, n, whole=name == BODIES[0]) for name in BODIES}
     totals = {name: {"batches": 0, "billed": 0, "bytes": 0, "seconds": 0.0} for name in BODIES}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.compose import table_layout
 from outbox.domain.status import Status
 from outbox.local.demo import Client, sample_payload
 from outbox.local.stack import LocalStack, StackConfig
@@ -40,7 +41,7 @@ def measure(n: int, rate: float) -> EndToEnd:
             time.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
         client.close()
         time.sleep(3.0)
-        store = DynamoDBMessageStore(stack.require_resources().table_name, client=stack.clients.dynamodb)
+        store = DynamoDBMessageStore(table_layout(stack.functions.settings), stack.clients.dynamodb)
         latencies = []
         for message_id in ids:
             history = {line.status: line.at for line in store.get(message_id).history}

@@ -41,8 +41,9 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.bootstrap import bootstrap
 from outbox.domain.envelope import new_envelope
+from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import bucket_of, in_flight_pk, iso, outbox_sk, record_pk, utc_now
+from outbox.domain.record import bucket_of, in_flight_pk, iso, outbox_sk, utc_now
 from outbox.domain.status import ENDED, Status
 from outbox.local.stack import LOCAL_CREDENTIALS
 from outbox.logs import configure_logging
@@ -85,7 +86,7 @@ def life_writes(store: DynamoDBMessageStore, steps: list[Status]) -> dict[str, i
     """Index writes of one message's life (accept, then ``steps``), per layout; ``ours`` from the real records."""
     envelope = new_envelope({"n": 1}, type="Bench", message_id=new_message_id(), created_at=iso(utc_now()))
     store.accept(envelope, idempotency_key=None)
-    key = {store.hash_key: {"S": record_pk(envelope.message_id)}, store.range_key: {"S": "MSG"}}
+    key = store.layout.record_key(envelope.message_id)
     item = store.client.get_item(TableName=store.table_name, Key=key)["Item"]
     place = _keys(item)
     if place is None:
@@ -138,11 +139,12 @@ def backlog_reads(layout: str, backlog: int, since: timedelta) -> BacklogReads:
     with mock_aws():
         dynamodb, sqs = dynamodb_client(), sqs_client()
         resources = bootstrap(dynamodb, sqs, table_name=f"inflight-{layout}", buckets=BUCKETS)
-        store = DynamoDBMessageStore(resources.table_name, client=dynamodb, buckets=BUCKETS)
+        table = TableLayout(resources.table_name, buckets=BUCKETS)
+        store = DynamoDBMessageStore(table, dynamodb)
         publisher = SqsPublisher(resources.queue_url, client=sqs)
         relay = Relay(store, publisher, by="sweeper")
         resender = Relay(store, publisher, by="sweeper", expected=frozenset())
-        source = DynamoDBSweepSource(resources.table_name, client=dynamodb)
+        source = DynamoDBSweepSource(table, dynamodb)
         sweeper = Sweeper(source, relay, buckets=BUCKETS, resender=resender)
         _seed_in_flight(store, backlog, layout=layout, since=since)
         units = ReadUnits(dynamodb)
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with mock_aws():
         resources = bootstrap(dynamodb_client(), sqs_client(), table_name="life", buckets=BUCKETS)
-        store = DynamoDBMessageStore(resources.table_name, client=dynamodb_client(), buckets=BUCKETS)
+        store = DynamoDBMessageStore(TableLayout(resources.table_name, buckets=BUCKETS), dynamodb_client())
         lives = {"delivered": life_writes(store, LIFE), "failed, re-driven, delivered": life_writes(store, REDRIVEN)}
     print("| message life | index writes: before (PENDING only) | kept until it ends | ours (SENT# partitions) |")
     print("|---|---|---|---|")

@@ -64,7 +64,7 @@ class NaiveApi:
 
     def accept(self, envelope: Envelope) -> None:
         """Accept one message the way a system without an outbox does (and can lose it between calls)."""
-        item = _record_item(envelope, self.store.hash_key, self.store.range_key)
+        item = _record_item(envelope, self.store.layout.hash_key, self.store.layout.range_key)
         self.store.client.put_item(TableName=self.store.table_name, Item=item)
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=envelope.to_json())
         self.store.transition(envelope.message_id, Status.QUEUED, by="naive")

@@ -16,6 +16,7 @@ from bench import stub
 from bench._backend import ROUNDS, synthetic_events
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.layout import TableLayout
 from outbox.logs import configure_logging
 from outbox.service.relay import Relay
 from outbox.service.stream import StreamWorker
@@ -50,7 +51,7 @@ def measure(n: int, rounds: int = ROUNDS) -> OwnOverhead:
 def _measure(n: int, rounds: int) -> OwnOverhead:
     dynamodb, sqs = stub.NullDynamoDB(), stub.NullSqs()
     # The null clients answer the two calls a relay makes, as botocore's clients would.
-    store = DynamoDBMessageStore("outbox", client=cast("DynamoDBClient", dynamodb))
+    store = DynamoDBMessageStore(TableLayout("outbox"), cast("DynamoDBClient", dynamodb))
     relay = Relay(store, SqsPublisher("https://sqs.us-east-1.amazonaws.com/1/outbox", client=cast("SQSClient", sqs)))
     worker = StreamWorker(relay)
     events = synthetic_events(n)

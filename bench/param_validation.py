@@ -28,6 +28,7 @@ from bench.calibration import calibration
 from outbox.adapters.aws import client_config, new_session
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.logs import configure_logging
@@ -56,7 +57,7 @@ def worker(*, validate: bool, latency_ms: float = 0) -> StreamWorker:
     for client in (dynamodb, sqs):
         stub.attach(client, latency_ms)
     relay = Relay(
-        DynamoDBMessageStore("outbox", client=cast("DynamoDBClient", dynamodb)),
+        DynamoDBMessageStore(TableLayout("outbox"), cast("DynamoDBClient", dynamodb)),
         SqsPublisher(QUEUE_URL, client=cast("SQSClient", sqs)),
     )
     return StreamWorker(relay)

@@ -24,6 +24,7 @@ from bench.naive import FlipsOnly, NaiveRelay, item_size
 from outbox.adapters.aws import dynamodb_client, sqs_client
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.layout import TableLayout
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_SK, record_pk
 from outbox.domain.status import Status
 from outbox.faults import FaultInjector
@@ -126,7 +127,7 @@ def on_fake_aws(latency_ms: float, n: int, rounds: int = ROUNDS) -> RelayCompari
     for client in (dynamodb, sqs):
         stub.attach(client, latency_ms)
     counter = FaultInjector(dynamodb, sqs)
-    store = DynamoDBMessageStore("outbox", client=dynamodb)
+    store = DynamoDBMessageStore(TableLayout("outbox"), dynamodb)
     events = synthetic_events(n)
     naive = NaiveRelay(store, sqs, FAKE_QUEUE_URL)
     relay = Relay(store, SqsPublisher(FAKE_QUEUE_URL, client=sqs))

@@ -20,6 +20,7 @@ from bench._backend import NOTE, endpoint
 from outbox.adapters.aws import dynamodb_client
 from outbox.adapters.models import table_definition
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.local import emulator
@@ -56,7 +57,7 @@ def measure(sizes: Iterable[int]) -> list[ReplayMemory]:
     rows = []
     with emulator.EmbeddedEmulator() as server, endpoint(server.endpoint_url):
         # The outbox table without its stream: a replay reads none, and seeding writes 30 % faster.
-        definition = table_definition(TABLE)
+        definition = table_definition(TableLayout(TABLE, buckets=BUCKETS))
         del definition["StreamSpecification"]
         dynamodb_client().create_table(**definition)
         seeded = 0
@@ -83,8 +84,8 @@ def _bulk_seed(positions: range) -> None:
     stores while the client builds); records keep only their key and what a replay reads of them.
     """
     client = dynamodb_client()
-    store = DynamoDBMessageStore(TABLE, client=client, buckets=BUCKETS)
-    attributes = (store.hash_key, store.range_key, *RECORD_ATTRIBUTES)
+    store = DynamoDBMessageStore(TableLayout(TABLE, buckets=BUCKETS), client)
+    attributes = (store.layout.hash_key, store.layout.range_key, *RECORD_ATTRIBUTES)
     created = utc_now() - timedelta(hours=1)
     pending: list[dict[str, Any]] = []
     pool = ThreadPoolExecutor(max_workers=4)

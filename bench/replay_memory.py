@@ -8,6 +8,7 @@ from pathlib import Path
 
 from outbox.adapters.aws import dynamodb_client
 from outbox.adapters.reader import DynamoDBOutboxReader
+from outbox.domain.layout import TableLayout
 from outbox.service.replay import Checkpoint, Replayer, Selection
 
 
@@ -24,7 +25,7 @@ def _peak_rss_mb() -> float:
 
 def main(table: str, buckets: int) -> None:
     """Replay (dry run) every PENDING entry of ``table`` and report memory."""
-    reader = DynamoDBOutboxReader(table, client=dynamodb_client(), buckets=buckets)
+    reader = DynamoDBOutboxReader(TableLayout(table, buckets=buckets), dynamodb_client())
     selection = Selection.window(status="PENDING")
     reader.statuses([])  # warm the client before the baseline
     start = _peak_rss_mb()

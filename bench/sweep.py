@@ -35,6 +35,7 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.bootstrap import bootstrap
 from outbox.domain.envelope import new_envelope
+from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
@@ -106,9 +107,10 @@ def measure(settled: int, backlog: int) -> SweepCost:
     with mock_aws():
         dynamodb, sqs = dynamodb_client(), sqs_client()
         resources = bootstrap(dynamodb, sqs, table_name=f"sweep-{settled}", buckets=BUCKETS)
-        store = DynamoDBMessageStore(resources.table_name, client=dynamodb, buckets=BUCKETS)
+        layout = TableLayout(resources.table_name, buckets=BUCKETS)
+        store = DynamoDBMessageStore(layout, dynamodb)
         relay = Relay(store, SqsPublisher(resources.queue_url, client=sqs), by="sweeper")
-        source = DynamoDBSweepSource(resources.table_name, client=dynamodb)
+        source = DynamoDBSweepSource(layout, dynamodb)
         sweeper = Sweeper(source, relay, buckets=BUCKETS, min_age=timedelta(minutes=5))
         units = ReadUnits(dynamodb)
         seed(store, settled, status=Status.COMPLETED)

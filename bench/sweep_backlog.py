@@ -35,10 +35,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from bench.calibration import calibration
+from outbox.adapters.models import RECORD_INDEX_KEYS
 from outbox.adapters.publisher import SqsPublisher
-from outbox.adapters.schema import RECORD_INDEX_KEYS
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.domain.layout import TableLayout
 from outbox.domain.record import RECORD_PREFIX, RECORD_SK, bucket_of, iso, outbox_pk, outbox_sk, record_pk, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
@@ -257,8 +258,8 @@ def _drain(approach: str, messages: int, *, payload_kb: int, deadline_s: float, 
     table = LazyTable(messages, payload_kb * 1000)
     sqs = ClockedSqs(table)
     client = cast("DynamoDBClient", table)
-    source: SweepSource = DynamoDBSweepSource("outbox", client=client)
-    store = DynamoDBMessageStore("outbox", client=client, buckets=BUCKETS)
+    source: SweepSource = DynamoDBSweepSource(TableLayout("outbox", buckets=BUCKETS), client)
+    store = DynamoDBMessageStore(TableLayout("outbox", buckets=BUCKETS), client)
     publisher = SqsPublisher("https://sqs.us-east-1.amazonaws.com/1/outbox", client=cast("SQSClient", sqs))
     relay = Relay(store, publisher, policy=RelayPolicy(), by="sweeper")
     sweeper = SWEEPERS[approach](source, relay, buckets=BUCKETS, min_age=timedelta(minutes=5))

@@ -7,20 +7,17 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from outbox.adapters.aws import dynamodb_client
-from outbox.adapters.schema import HASH_KEY, RANGE_KEY
-from outbox.adapters.store import DynamoDBMessageStore, OutboxMessage
-from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.adapters.store import OutboxMessage
 from outbox.adapters.table import check_table
-from outbox.compose import build_id_secret
+from outbox.compose import outbox_adapters, outbox_arguments
 from outbox.domain.clock import WRITE_CLOCK, WriteClock
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.layout import DEFAULT_BUCKETS, DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY, TableLayout
 from outbox.domain.message import IdSecret
 from outbox.domain.record import MessageRecord
 from outbox.domain.trace import current_trace_header
 from outbox.service.accept import new_message
-from outbox.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,16 +25,7 @@ if TYPE_CHECKING:
     from pynamodb.transactions import TransactWrite
 
     from outbox.ports import IdSecretSource
-
-
-def _default_client(region: str | None) -> DynamoDBClient:
-    """A DynamoDB client in ``region``, else AWS_REGION, else AWS_DEFAULT_REGION or the profile's; one line if none."""
-    from botocore.exceptions import NoRegionError  # noqa: PLC0415 - botocore loads with the first client
-
-    try:
-        return dynamodb_client(region)
-    except NoRegionError as exc:
-        raise ConfigurationError("no AWS region: pass region=, or set AWS_REGION (or AWS_DEFAULT_REGION)") from exc
+    from outbox.settings import Settings
 
 
 def _low_level(client: Any) -> Any:
@@ -68,12 +56,14 @@ class Outbox:
 
     ``hash_key`` and ``range_key`` name the table's key attributes (``pk``/``sk`` by default);
     ``buckets`` spreads outbox entries over that many partitions (every writer, the worker and
-    replay must agree on it); ``retention`` is how long an outbox entry is kept for replay;
-    ``max_message_bytes`` is the queue's message size limit; ``by`` names the writer in each
-    record's history; ``id_secret`` (a value of 32+ characters, an ``IdSecret`` with a rotation,
-    or a source such as the Secrets Manager secret ``from_settings`` reads) keys the ids derived
-    from idempotency keys and the owners of scoped messages, so nobody without it can compute
-    them. Messages with an idempotency key or a scope need it; others do not.
+    replay must agree on it); together with the table's name they are the outbox's ``layout``
+    (a ``TableLayout``), made once here and handed to what reads and writes the table. ``client``
+    is a low-level DynamoDB client (made for ``region`` when not given); ``retention`` is how
+    long an outbox entry is kept for replay; ``max_message_bytes`` is the queue's message size
+    limit; ``by`` names the writer in each record's history; ``id_secret`` (a value of 32+
+    characters, an ``IdSecret`` with a rotation, or a source such as the Secrets Manager secret
+    ``from_settings`` reads) keys the ids derived from idempotency keys and the owners of scoped
+    messages, so nobody without it can compute them. Messages with an idempotency key or a scope need it; others do not.
     ``clock`` stamps each message's ``created_at`` and its place in the write order: the
     process's own clock, shared by every ``Outbox`` of the process (pass another only to play a
     second process, as a test does).
@@ -84,9 +74,9 @@ class Outbox:
         table_name: str,
         *,
         client: DynamoDBClient | None = None,
-        hash_key: str = HASH_KEY,
-        range_key: str = RANGE_KEY,
-        buckets: int = 16,
+        hash_key: str = DEFAULT_HASH_KEY,
+        range_key: str = DEFAULT_RANGE_KEY,
+        buckets: int = DEFAULT_BUCKETS,
         retention: timedelta = timedelta(days=7),
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         region: str | None = None,
@@ -97,40 +87,22 @@ class Outbox:
         if not isinstance(table_name, str):
             raise ConfigurationError(f"table_name must be the table's name (a str), not a {type(table_name).__name__}")
         self.clock = clock
-        self.store = DynamoDBMessageStore(
-            table_name,
-            client=_low_level(client) if client is not None else _default_client(region),
-            hash_key=hash_key,
-            range_key=range_key,
-            buckets=buckets,
-            retention=retention,
-        )
+        self.layout = TableLayout(table_name, hash_key, range_key, buckets)
+        given = _low_level(client) if client is not None else None
+        self.store, self._table = outbox_adapters(self.layout, client=given, region=region, retention=retention)
         self.max_message_bytes = max_message_bytes
         self.by = by
         self.id_secret: IdSecretSource | None = IdSecret.of(id_secret) if isinstance(id_secret, str) else id_secret
-        self._table = DynamoDBSweepSource(table_name, client=self.store.client, hash_key=hash_key, range_key=range_key)
         self._buckets_checked = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, client: DynamoDBClient | None = None, by: str = "service") -> Outbox:
-        """The outbox the ``OUTBOX_*`` settings describe (``Settings.from_env()``).
+        """The outbox the ``OUTBOX_*`` settings describe (``Settings.from_env()``), as ``outbox.compose`` reads them.
 
         Its id secret is ``OUTBOX_ID_SECRET_ARN``'s (read from Secrets Manager when first needed,
         as the API reads it) or ``OUTBOX_ID_SECRET``'s, if either is set.
         """
-        has_secret = settings.id_secret is not None or settings.id_secret_arn is not None
-        return cls(
-            settings.table_name,
-            client=client,
-            hash_key=settings.hash_key,
-            range_key=settings.range_key,
-            buckets=settings.buckets,
-            retention=settings.retention,
-            max_message_bytes=settings.max_message_bytes,
-            region=settings.region,
-            by=by,
-            id_secret=build_id_secret(settings) if has_secret else None,
-        )
+        return cls(**outbox_arguments(settings), client=client, by=by)
 
     def message(
         self,
@@ -167,8 +139,8 @@ class Outbox:
         and the setting to change, if the table cannot hold the outbox or keeps another count.
         """
         if not self._buckets_checked:  # once per process: a warm write stays one request
-            check_table(self.store.client, self.store.table_name, self.store.hash_key, self.store.range_key)
-            self._table.buckets(self.store.buckets)
+            check_table(self.layout, self.store.client)
+            self._table.buckets(self.layout.buckets)
             self._buckets_checked = True
         keys = self.id_secret.id_secret().keys(self.clock.now()) if self.id_secret is not None else None
         new = new_message(

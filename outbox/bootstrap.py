@@ -14,17 +14,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, error_code, translate
-from outbox.adapters.models import (
-    HASH_KEY,
-    RANGE_KEY,
-    RECORD_INDEX,
-    TTL_ATTRIBUTE,
-    record_index_definition,
-    table_definition,
-)
+from outbox.adapters.models import record_index_definition, table_definition
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.adapters.table import CLI_SETTINGS, table_problems
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.layout import DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY, TableLayout
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,8 +40,8 @@ class Resources:
     queue_url: str
     dlq_url: str
     on_failure_queue_url: str
-    hash_key: str = HASH_KEY
-    range_key: str = RANGE_KEY
+    hash_key: str = DEFAULT_HASH_KEY
+    range_key: str = DEFAULT_RANGE_KEY
 
     def environment(self, endpoint_url: str | None = None) -> dict[str, str]:
         """The environment variables that point the handlers at these resources."""
@@ -71,8 +65,8 @@ def bootstrap(
     table_name: str = "outbox",
     queue_name: str = "outbox-messages",
     fifo: bool = False,
-    hash_key: str = HASH_KEY,
-    range_key: str = RANGE_KEY,
+    hash_key: str = DEFAULT_HASH_KEY,
+    range_key: str = DEFAULT_RANGE_KEY,
     buckets: int | None = None,
 ) -> Resources:
     """Create (or find) the table with its stream, TTL and record index, the queue, its DLQ and the on-failure queue.
@@ -80,17 +74,20 @@ def bootstrap(
     ``buckets`` is stored in the table as its outbox's bucket count (ConfigurationError if it
     already keeps another one).
     """
+    layout = TableLayout(table_name, hash_key, range_key)
+    if buckets is not None:
+        layout = layout.with_buckets(buckets)
     try:
-        definition = table_definition(table_name, hash_key, range_key)
+        definition = table_definition(layout)
         table = _describe(dynamodb, table_name)
         if table is None:
             table = _create_table(dynamodb, definition)
         else:
-            check_existing_table(table, hash_key, range_key)
+            check_existing_table(table, layout)
         if buckets is not None:  # a table keeping another count is refused here, before it is changed
-            DynamoDBSweepSource(table_name, client=dynamodb, hash_key=hash_key, range_key=range_key).buckets(buckets)
-        _ensure_record_index(dynamodb, table, definition)
-        _ensure_ttl(dynamodb, table_name)
+            DynamoDBSweepSource(layout, dynamodb).buckets(buckets)
+        _ensure_record_index(dynamodb, table, layout)
+        _ensure_ttl(dynamodb, layout)
         stream_arn = str(table["LatestStreamArn"])
         suffix = ".fifo" if fifo else ""
         dlq_url = _ensure_queue(sqs, f"{queue_name}-dlq{suffix}", fifo=fifo)
@@ -103,12 +100,12 @@ def bootstrap(
     return Resources(table_name, stream_arn, queue_url, dlq_url, on_failure_url, hash_key, range_key)
 
 
-def check_existing_table(table: Any, hash_key: str, range_key: str) -> None:
+def check_existing_table(table: Any, layout: TableLayout) -> None:
     """ConfigurationError (one line: the table and each fix) unless ``table``, as DescribeTable gives it, fits.
 
     A missing record index is no problem here: bootstrap adds it.
     """
-    problems = table_problems(table, hash_key, range_key, settings=CLI_SETTINGS, need_index=False)
+    problems = table_problems(table, layout, settings=CLI_SETTINGS, need_index=False)
     if problems:
         name = table["TableName"]
         raise ConfigurationError(f"table {name} cannot hold the outbox, nothing was changed: {'; '.join(problems)}")
@@ -135,23 +132,24 @@ def _create_table(dynamodb: DynamoDBClient, definition: Any) -> Any:
     return dynamodb.describe_table(TableName=table_name)["Table"]
 
 
-def _ensure_ttl(dynamodb: DynamoDBClient, table_name: str) -> None:
+def _ensure_ttl(dynamodb: DynamoDBClient, layout: TableLayout) -> None:
     """TTL on the outbox's attribute, unless the table already has TTL (on it, or on one of its own)."""
-    ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    ttl = dynamodb.describe_time_to_live(TableName=layout.table_name)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         dynamodb.update_time_to_live(
-            TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+            TableName=layout.table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": layout.ttl_attribute},
         )
 
 
-def _ensure_record_index(dynamodb: DynamoDBClient, table: Any, definition: Any) -> None:
+def _ensure_record_index(dynamodb: DynamoDBClient, table: Any, layout: TableLayout) -> None:
     """A table made before the record index gets it (DynamoDB backfills it from the records)."""
-    if any(index["IndexName"] == RECORD_INDEX for index in table.get("GlobalSecondaryIndexes", [])):
+    if any(index["IndexName"] == layout.record_index for index in table.get("GlobalSecondaryIndexes", [])):
         return
-    create: Any = {"Create": record_index_definition()}
+    create: Any = {"Create": record_index_definition(layout)}
     dynamodb.update_table(
-        TableName=definition["TableName"],
-        AttributeDefinitions=definition["AttributeDefinitions"],
+        TableName=layout.table_name,
+        AttributeDefinitions=table_definition(layout)["AttributeDefinitions"],
         GlobalSecondaryIndexUpdates=[create],
     )
 

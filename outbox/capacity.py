@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from outbox.domain.layout import DEFAULT_BUCKETS
+
 PARTITION_WRITE_UNITS = 1_000  # per partition key value a second, on a table and on an index
 ENTRY_WRITE_UNITS_PER_KB = 2  # the outbox entry is written in a transaction
 INDEX_WRITE_UNITS = 2  # its record's pending-index keys: one write in, one out
@@ -52,7 +54,7 @@ class Deployment:
     queue, not the Lambda settings). ``stream_shards`` None: estimated from the rate (``shards``).
     """
 
-    buckets: int = 16
+    buckets: int = DEFAULT_BUCKETS
     fifo: bool = False
     stream_parallelization_factor: int | None = 1
     worker_concurrency: int | None = 20  # the worker's reserved concurrency (the module's default)

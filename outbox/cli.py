@@ -21,9 +21,10 @@ from urllib.parse import urlsplit
 from botocore.exceptions import BotoCoreError
 
 from outbox import __version__, capacity
-from outbox.adapters.aws import dynamodb_client, new_session, sqs_client
+from outbox.adapters.aws import new_session
 from outbox.bootstrap import bootstrap
 from outbox.domain.errors import ConfigurationError, OutboxError
+from outbox.domain.layout import DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY
 
 NO_REGION = "no AWS region: set AWS_DEFAULT_REGION (or AWS_REGION), or pass --region"
 NO_CREDENTIALS = (
@@ -69,9 +70,12 @@ def _exports(environment: Mapping[str, str]) -> str:
 
 
 def _bootstrap(args: argparse.Namespace) -> int:
+    from outbox.compose import Clients
+
+    clients = Clients(args.region)
     resources = bootstrap(
-        dynamodb_client(args.region),
-        sqs_client(args.region),
+        clients.dynamodb,
+        clients.sqs,
         table_name=args.table_name,
         queue_name=args.queue_name,
         fifo=args.fifo,
@@ -119,7 +123,14 @@ def _dev(args: argparse.Namespace) -> int:
         return 1
     from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 
-    stack = LocalStack(StackConfig(api_port=args.port, fifo=args.fifo))
+    # OUTBOX_DELIVERY names your module: found in the current directory, as `python -m` and
+    # other development servers (uvicorn's --app-dir) find an app, not only where pip put things.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    config = StackConfig(
+        api_port=args.port, fifo=args.fifo, table_name=args.table_name, hash_key=args.hash_key, range_key=args.range_key
+    )
+    stack = LocalStack(config)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         try:
@@ -331,8 +342,10 @@ def _add_bootstrap_parser(commands: argparse._SubParsersAction[OneLineParser]) -
         help="the main queue's name; the others add -dlq and -stream-failures (default outbox-messages)",
     )
     boot.add_argument("--fifo", action="store_true", help="make the main queue and its DLQ FIFO (ordered per group)")
-    boot.add_argument("--hash-key", default="pk", help="the table's hash key attribute name (default pk)")
-    boot.add_argument("--range-key", default="sk", help="the table's range key attribute name (default sk)")
+    boot.add_argument("--hash-key", default=DEFAULT_HASH_KEY, help="the table's hash key attribute name (default pk)")
+    boot.add_argument(
+        "--range-key", default=DEFAULT_RANGE_KEY, help="the table's range key attribute name (default sk)"
+    )
     boot.add_argument(
         "--buckets", type=positive_int, default=16, help="outbox partitions, kept in the table once (default 16)"
     )
@@ -356,6 +369,9 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
             """At start it prints, on stderr, how to call the API and the export lines that point
             outbox replay, sweep and bootstrap in another terminal at this stack. JSON logs go to
             stdout (LOG_LEVEL). Ctrl-C or SIGTERM stops everything it started.""",
+            """The consumers call the function OUTBOX_DELIVERY names (package.module:function,
+            imported from the current directory first, as python -m would), else the reference
+            notification delivery.""",
         ),
         epilog=_exit_codes(
             (0, "stopped by Ctrl-C or SIGTERM"),
@@ -374,6 +390,9 @@ def _add_local_parsers(commands: argparse._SubParsersAction[OneLineParser]) -> N
         help="port of the HTTP API on 127.0.0.1 (default 8080; 0: any free port)",
     )
     dev.add_argument("--fifo", action="store_true", help="make the main queue FIFO (ordered per group)")
+    dev.add_argument("--table-name", default="outbox", help="your table's name (default outbox)")
+    dev.add_argument("--hash-key", default="pk", help="your table's hash key attribute name (default pk)")
+    dev.add_argument("--range-key", default="sk", help="your table's range key attribute name (default sk)")
     dev.set_defaults(run=_dev, aws=False)
 
     demo = commands.add_parser(
@@ -504,17 +523,17 @@ def _add_replay_parser(commands: argparse._SubParsersAction[OneLineParser]) -> N
     where.add_argument(
         "--buckets",
         type=positive_int,
-        default=None,
-        help="the API's OUTBOX_BUCKETS, if the table does not keep its count (default 16)",
+        default=os.environ.get("OUTBOX_BUCKETS") or None,
+        help="the API's bucket count, if the table does not keep its count (OUTBOX_BUCKETS, else 16)",
     )
     where.add_argument(
         "--hash-key",
-        default=os.environ.get("OUTBOX_HASH_KEY") or "pk",
+        default=os.environ.get("OUTBOX_HASH_KEY") or DEFAULT_HASH_KEY,
         help="the table's hash key attribute name (OUTBOX_HASH_KEY, else pk)",
     )
     where.add_argument(
         "--range-key",
-        default=os.environ.get("OUTBOX_RANGE_KEY") or "sk",
+        default=os.environ.get("OUTBOX_RANGE_KEY") or DEFAULT_RANGE_KEY,
         help="the table's range key attribute name (OUTBOX_RANGE_KEY, else sk)",
     )
     _add_aws_options(where)

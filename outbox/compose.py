@@ -3,7 +3,10 @@
 A Lambda entry point builds its use case once per cold start, ``build_...(Settings.from_env())``,
 and keeps it; ``outbox sweep`` and the local stack call the same functions with their own
 settings and clients (the stack: one set per function, as Lambda runs each function in its own
-process). AWS clients are made in ``Clients``, nowhere else on these paths.
+process). ``Outbox`` and ``outbox replay`` are built here too. This is the one module that reads
+``Settings`` and makes AWS clients (in ``Clients``); the table's ``TableLayout`` is built here
+once (``table_layout``) and handed to every adapter, which takes it and a client, nothing else
+(tests/unit/test_composition.py holds adapters and use cases to that).
 
 Each ``build_*`` imports its use case and adapters when called, not with this module: a Lambda
 function runs one use case, and importing the others' modules (their dataclasses, enums and
@@ -13,8 +16,10 @@ patterns) was a tenth of a handler's cold start (bench/RESULTS.md, "Cold start")
 from __future__ import annotations
 
 import importlib
+import os
 import threading
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, TypedDict
 
 from outbox.adapters.aws import (
     Lazy,
@@ -26,6 +31,7 @@ from outbox.adapters.aws import (
     streams_client,
 )
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.layout import TableLayout
 from outbox.domain.status import Status
 from outbox.logs import configure_structlog_if_imported
 from outbox.settings import Settings
@@ -36,13 +42,14 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
 
+    from outbox.adapters.reader import DynamoDBOutboxReader
     from outbox.adapters.store import DynamoDBMessageStore
     from outbox.adapters.sweep import DynamoDBSweepSource
     from outbox.ports import IdSecretSource
     from outbox.service.accept import Acceptor
-    from outbox.service.consume import Consumer, Deliver
+    from outbox.service.consume import Consumer, ConsumerPolicy, Deliver
     from outbox.service.dead_letter import DeadLetters
-    from outbox.service.relay import RecentSends, Relay
+    from outbox.service.relay import RecentSends, Relay, RelayPolicy
     from outbox.service.stream import StreamWorker
     from outbox.service.sweep import Sweeper
 
@@ -69,7 +76,8 @@ class Clients:
         endpoint_url: str | None = None,
         credentials: Credentials | None = None,
     ) -> None:
-        self.region = region
+        # The region given, else AWS_REGION as Lambda and the CLI set it, else botocore's own.
+        self.region = region or os.environ.get("AWS_REGION") or None
         self.endpoint_url = endpoint_url
         self.credentials = credentials
         self._session: botocore.session.Session | None = None
@@ -78,6 +86,16 @@ class Clients:
         self.lazy_sqs: Lazy[SQSClient] = Lazy(self._sqs)
         self.lazy_streams: Lazy[DynamoDBStreamsClient] = Lazy(self._streams)
         self.lazy_secretsmanager: Lazy[SecretsManagerClient] = Lazy(self._secretsmanager)
+
+    @classmethod
+    def given(cls, *, dynamodb: DynamoDBClient | None = None, sqs: SQSClient | None = None) -> Clients:
+        """Clients that hand out the ones given (a caller's own, a test's); any other is made as usual, on first use."""
+        clients = cls()
+        if dynamodb is not None:
+            clients.lazy_dynamodb = Lazy(lambda: dynamodb)
+        if sqs is not None:
+            clients.lazy_sqs = Lazy(lambda: sqs)
+        return clients
 
     @classmethod
     def of(cls, settings: Settings) -> Clients:
@@ -146,13 +164,12 @@ def build_acceptor(settings: Settings, clients: Clients | None = None) -> Accept
 
     clients = clients or Clients.of(settings)
     id_secret = build_id_secret(settings, clients)
-    clients = clients or Clients.of(settings)
+    layout = table_layout(settings)
 
     def check_buckets() -> None:  # refuse to write beside writers that spread groups over other buckets
-        _sweep_source(settings, clients).buckets(settings.buckets)  # made here: a read never loads it
+        _sweep_source(layout, clients).buckets(layout.buckets)  # made here: a read never loads it
 
-    # No PynamoDB, even under SnapStart: the accept writes its items by hand (DynamoDBMessageStore.accept).
-    return Acceptor(_store(settings, clients), id_secret=id_secret, before_first_accept=check_buckets)
+    return Acceptor(message_store(settings, clients), id_secret=id_secret, before_first_accept=check_buckets)
 
 
 def build_id_secret(settings: Settings, clients: Clients | None = None) -> IdSecretSource:
@@ -183,12 +200,11 @@ def build_stream_worker(settings: Settings, clients: Clients | None = None) -> S
 
     clients = clients or Clients.of(settings)
     relay = _relay(settings, clients, by="worker", recent=RecentSends(RECENT_SENDS))
-    pending = _sweep_source(settings, clients)
+    layout = table_layout(settings)
     return StreamWorker(
         relay,
-        hash_key=settings.hash_key,
-        range_key=settings.range_key,
-        pending=pending,
+        layout=layout,
+        pending=_sweep_source(layout, clients),
         swept_after=settings.sweep_min_age,  # older entries may have been relayed by the sweeper
         clock_skew=settings.clock_skew,
     )
@@ -197,14 +213,14 @@ def build_stream_worker(settings: Settings, clients: Clients | None = None) -> S
 def build_consumer(settings: Settings, clients: Clients | None = None, *, deliver: Deliver | None = None) -> Consumer:
     """The consume use case around ``deliver``, else the function ``settings.delivery`` names, else ``log_delivery``."""
     from outbox.adapters.visibility import SqsVisibility  # noqa: PLC0415 - each use case's modules load with it
-    from outbox.service.consume import Consumer, ConsumerPolicy  # noqa: PLC0415
+    from outbox.service.consume import Consumer  # noqa: PLC0415
 
     delivery = deliver or resolve_delivery(settings.delivery)  # a wrong OUTBOX_DELIVERY fails before any client
     clients = clients or Clients.of(settings)
     return Consumer(
-        _store(settings, clients),
+        message_store(settings, clients),
         delivery,
-        policy=ConsumerPolicy.from_settings(settings),
+        policy=consumer_policy(settings),
         visibility=SqsVisibility(clients.lazy_sqs),
     )
 
@@ -215,7 +231,7 @@ def build_dead_letters(settings: Settings, clients: Clients | None = None) -> De
     from outbox.service.dead_letter import DeadLetters  # noqa: PLC0415
 
     clients = clients or Clients.of(settings)
-    return DeadLetters(_store(settings, clients), visibility=SqsVisibility(clients.lazy_sqs))
+    return DeadLetters(message_store(settings, clients), visibility=SqsVisibility(clients.lazy_sqs))
 
 
 def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper:
@@ -223,7 +239,7 @@ def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper
     from outbox.service.sweep import StrandedBounds, Sweeper  # noqa: PLC0415 - each use case's modules load with it
 
     clients = clients or Clients.of(settings)
-    source = _sweep_source(settings, clients)
+    source = _sweep_source(table_layout(settings), clients)
     relay = _relay(settings, clients, by="sweeper")
     resender = _relay(settings, clients, by="sweeper", expected=frozenset())  # in flight: nothing to flip
     buckets = source.stored_buckets() or settings.buckets
@@ -260,18 +276,133 @@ def _import_problem(module_name: str, exc: ImportError) -> str:
     return f"{module_name} did not import: {exc}"
 
 
-def _store(settings: Settings, clients: Clients) -> DynamoDBMessageStore:
+def table_layout(settings: Settings) -> TableLayout:
+    """The table the settings name: its name, key names and bucket count."""
+    return TableLayout(settings.table_name, settings.hash_key, settings.range_key, settings.buckets)
+
+
+def relay_policy(settings: Settings) -> RelayPolicy:
+    """The relay's limits the settings describe."""
+    from outbox.service.relay import RelayPolicy  # noqa: PLC0415 - each use case's modules load with it
+
+    return RelayPolicy(
+        max_batch_bytes=settings.max_message_bytes,
+        max_attempts=settings.max_relay_attempts,
+        deadline_margin_ms=settings.deadline_margin_ms,
+        flip_concurrency=settings.flip_concurrency,
+    )
+
+
+def consumer_policy(settings: Settings) -> ConsumerPolicy:
+    """The consumer's limits the settings describe."""
+    from outbox.service.consume import ConsumerPolicy  # noqa: PLC0415 - each use case's modules load with it
+
+    return ConsumerPolicy(max_attempts=settings.max_delivery_attempts, max_receive_count=settings.max_receive_count)
+
+
+class OutboxArguments(TypedDict):
+    """What ``Outbox(...)`` takes from the settings (``Outbox.from_settings``)."""
+
+    table_name: str
+    hash_key: str
+    range_key: str
+    buckets: int
+    retention: timedelta
+    max_message_bytes: int
+    region: str | None
+    id_secret: IdSecretSource | None
+
+
+def outbox_arguments(settings: Settings) -> OutboxArguments:
+    """``Outbox``'s arguments from the settings: their table, its layout and limits, and their id secret.
+
+    The id secret is ``OUTBOX_ID_SECRET_ARN``'s (read from Secrets Manager when first needed, as
+    the API reads it) or ``OUTBOX_ID_SECRET``'s, if either is set.
+    """
+    has_secret = settings.id_secret is not None or settings.id_secret_arn is not None
+    return OutboxArguments(
+        table_name=settings.table_name,
+        hash_key=settings.hash_key,
+        range_key=settings.range_key,
+        buckets=settings.buckets,
+        retention=settings.retention,
+        max_message_bytes=settings.max_message_bytes,
+        region=settings.region,
+        id_secret=build_id_secret(settings) if has_secret else None,
+    )
+
+
+def outbox_adapters(
+    layout: TableLayout, *, client: DynamoDBClient | None, region: str | None, retention: timedelta
+) -> tuple[DynamoDBMessageStore, DynamoDBSweepSource]:
+    """What an ``Outbox`` writes and checks its table with, on ``client`` or a new one in ``region``.
+
+    Without ``region``: ``AWS_REGION``, else ``AWS_DEFAULT_REGION`` or the profile's; a
+    ConfigurationError in one line if none is set.
+    """
+    from botocore.exceptions import NoRegionError  # noqa: PLC0415 - botocore loads with the first client
+
+    from outbox.adapters.store import DynamoDBMessageStore  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.adapters.sweep import DynamoDBSweepSource  # noqa: PLC0415
+
+    if client is None:
+        try:
+            client = Clients(region).dynamodb
+        except NoRegionError as exc:
+            raise ConfigurationError("no AWS region: pass region=, or set AWS_REGION (or AWS_DEFAULT_REGION)") from exc
+    return DynamoDBMessageStore(layout, client, retention=retention), DynamoDBSweepSource(layout, client)
+
+
+def replay_clients(region: str | None) -> Clients:
+    """The clients of ``outbox replay``: its region, the endpoint from the environment (``--endpoint-url``)."""
+    return Clients(region)
+
+
+def replay_source(layout: TableLayout, clients: Clients) -> DynamoDBSweepSource:
+    """Where ``outbox replay`` reads the table's bucket count and a group's older PENDING messages."""
+    return _sweep_source(layout, clients)
+
+
+def replay_reader(layout: TableLayout, clients: Clients) -> DynamoDBOutboxReader:
+    """What ``outbox replay`` reads the outbox entries and the statuses with."""
+    from outbox.adapters.reader import DynamoDBOutboxReader  # noqa: PLC0415 - replay's alone
+
+    return DynamoDBOutboxReader(layout, clients.dynamodb)
+
+
+def replay_relay(
+    layout: TableLayout, clients: Clients, *, queue_url: str, batch_entries: int, expected: frozenset[Status]
+) -> Relay:
+    """``outbox replay``'s relay: to ``queue_url``, ``batch_entries`` a batch, flipping records from ``expected``.
+
+    It never gives a message up as poison (an operator's replay reports each failure instead).
+    """
+    from outbox.adapters.publisher import SqsPublisher  # noqa: PLC0415 - each use case's modules load with it
+    from outbox.adapters.store import DynamoDBMessageStore  # noqa: PLC0415
+    from outbox.service.relay import Relay, RelayPolicy  # noqa: PLC0415
+
+    store = DynamoDBMessageStore(layout, clients.lazy_dynamodb)
+    publisher = SqsPublisher(queue_url, client=clients.lazy_sqs)
+    policy = RelayPolicy(batch_entries=batch_entries, max_attempts=1_000_000)
+    return Relay(store, publisher, policy=policy, by="replay", expected=expected)
+
+
+def message_store(settings: Settings, clients: Clients) -> DynamoDBMessageStore:
+    """The message store of the settings' table, with their retentions."""
     from outbox.adapters.store import DynamoDBMessageStore  # noqa: PLC0415 - each use case's modules load with it
 
-    return DynamoDBMessageStore.from_settings(settings, client=clients.lazy_dynamodb)
+    return DynamoDBMessageStore(
+        table_layout(settings),
+        clients.lazy_dynamodb,
+        retention=settings.retention,
+        record_retention=settings.record_retention,
+    )
 
 
-def _sweep_source(settings: Settings, clients: Clients) -> DynamoDBSweepSource:
+def _sweep_source(layout: TableLayout, clients: Clients) -> DynamoDBSweepSource:
     from outbox.adapters.sweep import DynamoDBSweepSource  # noqa: PLC0415 - each use case's modules load with it
 
-    return DynamoDBSweepSource(
-        settings.table_name, client=clients.lazy_dynamodb, hash_key=settings.hash_key, range_key=settings.range_key
-    )
+    return DynamoDBSweepSource(layout, clients.lazy_dynamodb)
 
 
 def _relay(
@@ -283,8 +414,14 @@ def _relay(
     expected: frozenset[Status] = frozenset({Status.PENDING}),
 ) -> Relay:
     from outbox.adapters.publisher import SqsPublisher  # noqa: PLC0415 - each use case's modules load with it
-    from outbox.service.relay import Relay, RelayPolicy  # noqa: PLC0415
+    from outbox.service.relay import Relay  # noqa: PLC0415
 
-    publisher = SqsPublisher.from_settings(settings, client=clients.lazy_sqs)
-    policy = RelayPolicy.from_settings(settings)
-    return Relay(_store(settings, clients), publisher, policy=policy, by=by, recent=recent, expected=expected)
+    publisher = SqsPublisher(settings.require_queue_url(), client=clients.lazy_sqs)
+    return Relay(
+        message_store(settings, clients),
+        publisher,
+        policy=relay_policy(settings),
+        by=by,
+        recent=recent,
+        expected=expected,
+    )

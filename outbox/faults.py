@@ -37,7 +37,7 @@ Predicate = Callable[[Params], bool]
 @dataclass
 class _Rule:
     operation: str
-    kind: str  # "error" | "timeout" | "crash_after" | "answer_lost"
+    kind: str  # "error" | "timeout" | "crash_after" | "answer_lost" | "unprocessed"
     code: str = ""
     status: int = 400
     times: int = 1
@@ -161,6 +161,13 @@ class FaultInjector:
         rule = _Rule(operation, "answer_lost", answer, times=times, when=when, probability=probability, retried=retried)
         self._add(rule)
 
+    def unprocessed(self, operation: str = "BatchGetItem", *, times: int = -1, probability: float = 1.0) -> None:
+        """Answer ``operation`` (a BatchGetItem) as a throttled table does: HTTP 200, every key in ``UnprocessedKeys``.
+
+        DynamoDB is not asked: nothing was read. The SDK never retries such an answer; the caller must.
+        """
+        self._add(_Rule(operation, "unprocessed", times=times, probability=probability))
+
     def refuse(
         self,
         message_ids: set[str] | None = None,
@@ -245,6 +252,10 @@ class FaultInjector:
             # Every entry refused: SQS would answer 200 with only a Failed list.
             body = {"Successful": [], "Failed": context["fault_refused"], "ResponseMetadata": {"HTTPStatusCode": 200}}
             return _response(200), body
+        if self._take(operation, "unprocessed", params) is not None:
+            # A throttled read: DynamoDB answers 200 and hands every key back.
+            body = {"Responses": {}, "UnprocessedKeys": params.get("RequestItems", {})}
+            return _response(200), body | {"ResponseMetadata": {"HTTPStatusCode": 200}}
         if self._take(operation, "timeout", params) is not None:
             raise ReadTimeoutError(endpoint_url=f"https://fault.invalid/{operation}")
         rule = self._take(operation, "error", params)

@@ -19,18 +19,18 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from outbox.adapters.aws import dynamodb_client, sqs_client
-from outbox.adapters.publisher import SqsPublisher
-from outbox.adapters.reader import DynamoDBOutboxReader
-from outbox.adapters.store import DynamoDBMessageStore
-from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.compose import replay_clients, replay_reader, replay_relay, replay_source
 from outbox.domain.errors import OutboxError
+from outbox.domain.layout import DEFAULT_BUCKETS, TableLayout
 from outbox.logs import configure_logging
 from outbox.ports import OutboxReader, SweepSource
-from outbox.service.relay import Relay, RelayPolicy
+from outbox.service.relay import Relay
 from outbox.service.replay import FLIP_FROM, MODES, Checkpoint, Replayer, Selection, Summary, Target
+
+if TYPE_CHECKING:
+    from outbox.adapters.sweep import DynamoDBSweepSource
 
 SELECTION_FLAGS = ("since", "until", "message_id", "ids_file", "group_key")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -217,25 +217,25 @@ def run_replay_command(args: argparse.Namespace) -> int:
 
     if args.resume and checkpoint.target and checkpoint.target.table != args.table_name:  # before any request
         return _usage(f"{args.resume} is a replay of table {checkpoint.target.table!r}, not {args.table_name!r}")
-    dynamodb = dynamodb_client(args.region)
-    keys = {"hash_key": args.hash_key, "range_key": args.range_key}
-    pending = DynamoDBSweepSource(args.table_name, client=dynamodb, **keys)
+    clients = replay_clients(args.region)
+    layout = TableLayout(args.table_name, args.hash_key, args.range_key)
+    pending = replay_source(layout, clients)
     try:
-        buckets = _buckets(args, pending)
-        target = Target(args.table_name, None if args.dry_run else args.queue_url, buckets)
+        layout = layout.with_buckets(_buckets(args, pending))
+        target = Target(args.table_name, None if args.dry_run else args.queue_url, layout.buckets)
         mismatch = checkpoint.target.mismatch(target) if checkpoint.target and args.resume else None
     except ReplayUsageError as exc:
         return _usage(str(exc))
     if mismatch:
         return _usage(f"{args.resume} is a replay of {mismatch}: resume it with the same table, queue and buckets")
     checkpoint.target = target
-    reader = DynamoDBOutboxReader(args.table_name, client=dynamodb, buckets=buckets, **keys)
+    reader = replay_reader(layout, clients)
     relay = None
     if not args.dry_run:
-        store = DynamoDBMessageStore(args.table_name, client=dynamodb, buckets=buckets, **keys)
-        publisher = SqsPublisher(args.queue_url, client=sqs_client(args.region))
-        policy = RelayPolicy(batch_entries=args.batch_size, max_attempts=1_000_000)
-        relay = Relay(store, publisher, policy=policy, by="replay", expected=FLIP_FROM[checkpoint.selection.status])
+        expected = FLIP_FROM[checkpoint.selection.status]
+        relay = replay_relay(
+            layout, clients, queue_url=args.queue_url, batch_entries=args.batch_size, expected=expected
+        )
 
     stop = threading.Event()
     # Ctrl-C and SIGTERM (a terminal closed, a container stopped) both finish the batch in flight,
@@ -378,12 +378,12 @@ def _would_send_line(line: dict[str, Any]) -> None:
 
 
 def _buckets(args: argparse.Namespace, source: DynamoDBSweepSource) -> int:
-    """The bucket count the table keeps (``--buckets`` must agree with it); else --buckets or OUTBOX_BUCKETS."""
+    """The bucket count the table keeps (``--buckets``, whose default is OUTBOX_BUCKETS, must agree); else --buckets."""
     stored = source.stored_buckets()
-    given = args.buckets or (int(os.environ["OUTBOX_BUCKETS"]) if os.environ.get("OUTBOX_BUCKETS") else None)
+    given: int | None = args.buckets
     if stored is not None and given is not None and given != stored:
         raise ReplayUsageError(f"the table keeps its outbox in {stored} buckets, not {given}: drop --buckets")
-    return stored or given or 16
+    return stored or given or DEFAULT_BUCKETS
 
 
 def _print_summary(args: argparse.Namespace, summary: Summary) -> None:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from outbox.domain.caller import RoleSessions
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.layout import DEFAULT_BUCKETS, DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY
 from outbox.domain.message import DEFAULT_ROTATION_WINDOW, MIN_ID_SECRET_BYTES
 
 _KEY_NAME = re.compile(r"^[^\x00-\x1f]{1,255}$")
@@ -27,11 +28,11 @@ class Settings:
 
     table_name: str
     queue_url: str | None = None
-    hash_key: str = "pk"
-    range_key: str = "sk"
+    hash_key: str = DEFAULT_HASH_KEY
+    range_key: str = DEFAULT_RANGE_KEY
     delivery: str | None = None  # "package.module:function" the consumer calls
     region: str | None = None
-    buckets: int = 16
+    buckets: int = DEFAULT_BUCKETS
     retention: timedelta = timedelta(days=7)
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_relay_attempts: int = 5
@@ -74,11 +75,11 @@ class Settings:
         settings = cls(
             table_name=table_name,
             queue_url=queue_url,
-            hash_key=_key_name(env, "OUTBOX_HASH_KEY", "pk"),
-            range_key=_key_name(env, "OUTBOX_RANGE_KEY", "sk"),
+            hash_key=_key_name(env, "OUTBOX_HASH_KEY", DEFAULT_HASH_KEY),
+            range_key=_key_name(env, "OUTBOX_RANGE_KEY", DEFAULT_RANGE_KEY),
             delivery=delivery,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-            buckets=_positive(env, "OUTBOX_BUCKETS", 16),
+            buckets=_positive(env, "OUTBOX_BUCKETS", DEFAULT_BUCKETS),
             retention=timedelta(days=_positive(env, "OUTBOX_RETENTION_DAYS", 7)),
             max_message_bytes=_positive(env, "OUTBOX_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES),
             max_relay_attempts=_positive(env, "OUTBOX_MAX_RELAY_ATTEMPTS", 5),

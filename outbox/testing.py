@@ -23,6 +23,7 @@ from outbox.domain.errors import (
     NotFoundError,
     OutboxError,
 )
+from outbox.domain.layout import DEFAULT_BUCKETS, DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY
 from outbox.domain.record import (
     IN_FLIGHT_PARTITIONS,
     AcceptResult,
@@ -71,8 +72,8 @@ def outbox_insert(
     sequence_number: str,
     overrides: dict[str, Any] | None = None,
     *,
-    hash_key: str = "pk",
-    range_key: str = "sk",
+    hash_key: str = DEFAULT_HASH_KEY,
+    range_key: str = DEFAULT_RANGE_KEY,
     sequence: str | None = None,
 ) -> dict[str, Any]:
     """The stream record Lambda delivers for ``envelope``'s outbox entry (``overrides`` replace image attributes).
@@ -345,7 +346,7 @@ class InMemorySweepSource:
     """
 
     store: InMemoryMessageStore
-    buckets: int = 16
+    buckets: int = DEFAULT_BUCKETS
     page_size: int = 500
     reads: list[list[str]] = field(default_factory=list)  # the ids of each moved_on call
     queries: int = 0
@@ -428,7 +429,7 @@ class InMemoryOutboxReader:
     """
 
     store: InMemoryMessageStore
-    buckets: int = 16
+    buckets: int = DEFAULT_BUCKETS
     page_size: int = 500
 
     def pages(

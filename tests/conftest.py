@@ -7,7 +7,8 @@ import pytest
 from outbox.logs import configure_logging
 
 # pytester: tests/unit/test_isolation.py runs a small suite under the unit tests' guard, in process.
-pytest_plugins = ("pytester",)
+# Our own suite tests the fixtures the package ships for its users (and opts in as they do).
+pytest_plugins = ("pytester", "outbox.pytest_plugin")
 
 # The tiers of the suite (docs/evidence.md, "Tests"); the whole suite runs a test of every one of them.
 TIERS = ("unit", "integration", "e2e", "infra")

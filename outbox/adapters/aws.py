@@ -12,7 +12,6 @@ loads them. Its exceptions are imported here: they are small, and every adapter 
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
@@ -71,11 +70,13 @@ def client_config(**overrides: Any) -> Config:
 
 
 def _session(region: str | None) -> botocore.session.Session:
-    """A botocore session in ``region``, else ``AWS_REGION`` (as Lambda and the CLI read it), else botocore's own."""
+    """A botocore session in ``region``, else botocore's own (AWS_DEFAULT_REGION, the profile's).
+
+    ``outbox.compose.Clients`` passes the region a deployment sets (its settings, else AWS_REGION).
+    """
     import botocore.session  # noqa: PLC0415 - botocore's client modules load with the first client
 
     session = botocore.session.get_session()
-    region = region or os.environ.get("AWS_REGION") or None
     if region is not None:
         session.set_config_variable("region", region)
     return session

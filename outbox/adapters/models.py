@@ -1,7 +1,10 @@
-"""PynamoDB models of the one table: message records and outbox entries share its key schema.
+"""PynamoDB models of the one table, made from the items' one description (``outbox/domain/items.py``).
 
-The models declare the schema and build expressions; all I/O goes through the store's own
-boto3 client (injectable, countable), never through PynamoDB's connection.
+The store writes and reads its items by hand from that description; these models exist for a
+caller's own PynamoDB ``TransactWrite`` (``Outbox.add_to``), which takes model instances, and are
+made from the very items the store built. All I/O goes through the store's own client, never
+through PynamoDB's connection. The CreateTable definition needs no PynamoDB: it is here beside
+the models because both describe the table.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from pynamodb.attributes import (
+    Attribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -18,7 +22,9 @@ from pynamodb.attributes import (
 )
 from pynamodb.models import Model
 
-from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS, TTL_ATTRIBUTE, check_key_names
+from outbox.domain import items
+from outbox.domain.items import ENTRY, HISTORY_LINE, HISTORY_OPTIONAL, RECORD, TTL_ATTRIBUTE, ItemShape, Kind
+from outbox.domain.layout import DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY, RECORD_INDEX, TableLayout
 
 __all__ = [
     "BILLING_MODE",
@@ -37,115 +43,100 @@ __all__ = [
     "table_definition",
 ]
 
+HASH_KEY, RANGE_KEY = DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY
+RECORD_INDEX_KEYS = (items.INDEX_PK, items.INDEX_SK)
 STREAM_VIEW_TYPE = "NEW_IMAGE"
 BILLING_MODE = "PAY_PER_REQUEST"
 
 
-class HistoryAttribute(MapAttribute[str, Any]):
-    """One audit line: ``{status, at, by, reason?}``."""
-
-    status = UnicodeAttribute()
-    at = UnicodeAttribute()
-    by = UnicodeAttribute()
-    reason = UnicodeAttribute(null=True)
-
-
-class MessageRecordModel(Model):
-    """``MSG#<id>`` / ``MSG``: the message, its status and its history."""
-
-    class Meta:
-        table_name = "outbox"
-
-    pk = UnicodeAttribute(hash_key=True, attr_name=HASH_KEY)
-    sk = UnicodeAttribute(range_key=True, attr_name=RANGE_KEY)
-    message_id = UnicodeAttribute()
-    status = UnicodeAttribute()
-    type = UnicodeAttribute()
-    payload = UnicodeAttribute()  # canonical JSON of the payload
-    payload_hash = UnicodeAttribute()
-    idempotency_key = UnicodeAttribute(null=True)
-    owner = UnicodeAttribute(null=True)  # HMAC of the writer's principal under the id secret (never the principal)
-    group_key = UnicodeAttribute(null=True)
-    trace_id = UnicodeAttribute(null=True)  # the writer's trace context, an X-Ray trace header
-    outbox_pk = UnicodeAttribute(null=True)  # the record index's keys: until the record ends
-    outbox_sk = UnicodeAttribute(null=True)
-    # Its place in its writer's order, kept for good: replay finds the entry by it (none before 0.2).
-    write_seq = UnicodeAttribute(null=True)
-    created_at = UnicodeAttribute()
-    updated_at = UnicodeAttribute()
-    history = ListAttribute(of=HistoryAttribute)
-    attempts = NumberAttribute(default=0)
-    relay_attempts = NumberAttribute(null=True)
-    reason = UnicodeAttribute(null=True)
-    lease_owner = UnicodeAttribute(null=True)  # while PROCESSING: the consumer holding the message
-    lease_until = UnicodeAttribute(null=True)  # ... and until when (ISO time)
-    expires_at = NumberAttribute(null=True)  # COMPLETED or FAILED: the table's TTL removes it then (epoch s)
-    send_generation = NumberAttribute(null=True)  # deliberate re-sends so far (absent: none)
-    sent_at = UnicodeAttribute(null=True)  # when SQS accepted the sweeper's last re-send of it in flight
-    ended_lease_owner = UnicodeAttribute(null=True)  # ended under a lease: its owner (a retried end knows its own)
+# One audit line: ``{status, at, by, reason?}``, as the record's description has it.
+HistoryAttribute: Any = type(
+    "HistoryAttribute",
+    (MapAttribute,),
+    {
+        "__doc__": "One audit line: ``{status, at, by, reason?}``.",
+        "__module__": __name__,
+        **{name: UnicodeAttribute(null=name in HISTORY_OPTIONAL) for name in HISTORY_LINE},
+    },
+)
 
 
-class OutboxEntryModel(Model):
-    """``OUTBOX#<bucket>`` / ``<created_at>#<write_seq>#<id>``: the SQS body exactly as it will be sent, its trace."""
+def _attribute(attribute: items.Attribute) -> Attribute[Any]:
+    """The PynamoDB attribute of a described one; an entry's TTL (always there) reads as a datetime."""
+    null = not attribute.required
+    if attribute.kind is Kind.TEXT:
+        return UnicodeAttribute(null=null)
+    if attribute.kind is Kind.HISTORY:
+        return ListAttribute(of=HistoryAttribute, null=null)
+    if attribute.name == TTL_ATTRIBUTE and attribute.required:
+        return TTLAttribute()
+    return NumberAttribute(null=null)
 
-    class Meta:
-        table_name = "outbox"
 
-    pk = UnicodeAttribute(hash_key=True, attr_name=HASH_KEY)
-    sk = UnicodeAttribute(range_key=True, attr_name=RANGE_KEY)
-    message_id = UnicodeAttribute()
-    group_key = UnicodeAttribute(null=True)
-    envelope = UnicodeAttribute()  # the SQS body (``Envelope.body``: the id alone; 0.1.0 wrote the whole envelope)
-    trace_id = UnicodeAttribute(null=True)  # sent as the copy's AWSTraceHeader
-    created_at = UnicodeAttribute()
-    expires_at = TTLAttribute()
+def _model(name: str, shape: ItemShape, doc: str) -> Any:
+    """A Model class with the table's default key names and every attribute ``shape`` describes."""
+    meta = type("Meta", (), {"table_name": "outbox"})
+    keys = {
+        "pk": UnicodeAttribute(hash_key=True, attr_name=DEFAULT_HASH_KEY),
+        "sk": UnicodeAttribute(range_key=True, attr_name=DEFAULT_RANGE_KEY),
+    }
+    attributes = {a.name: _attribute(a) for a in shape.attributes}
+    return type(name, (Model,), {"__doc__": doc, "__module__": __name__, "Meta": meta, **keys, **attributes})
+
+
+MessageRecordModel = _model(
+    "MessageRecordModel", RECORD, "``MSG#<id>`` / ``MSG``: the message, its status and history."
+)
+OutboxEntryModel = _model(
+    "OutboxEntryModel",
+    ENTRY,
+    "``OUTBOX#<bucket>`` / ``<created_at>#<write_seq>#<id>``: the envelope as it will be sent.",
+)
 
 
 class TableModels(NamedTuple):
-    """The two models bound to one table name."""
+    """The two models bound to one table's name and key names."""
 
-    record: type[MessageRecordModel]
-    entry: type[OutboxEntryModel]
+    record: Any
+    entry: Any
 
 
-def _bind(model: type[Model], table_name: str, hash_key: str, range_key: str) -> Any:
-    meta = type("Meta", (), {"table_name": table_name, "region": "us-east-1"})
+def _bind(model: Any, layout: TableLayout) -> Any:
+    meta = type("Meta", (), {"table_name": layout.table_name, "region": "us-east-1"})
     keys = {
-        "pk": UnicodeAttribute(hash_key=True, attr_name=hash_key),
-        "sk": UnicodeAttribute(range_key=True, attr_name=range_key),
+        "pk": UnicodeAttribute(hash_key=True, attr_name=layout.hash_key),
+        "sk": UnicodeAttribute(range_key=True, attr_name=layout.range_key),
     }
-    return type(f"{model.__name__}_{table_name}", (model,), {"Meta": meta, **keys})
+    return type(f"{model.__name__}_{layout.table_name}", (model,), {"Meta": meta, **keys})
 
 
 @cache
-def bind_models(table_name: str, hash_key: str = HASH_KEY, range_key: str = RANGE_KEY) -> TableModels:
-    """Both models bound to ``table_name`` and its key attribute names (cached: one class pair per table)."""
-    check_key_names(hash_key, range_key)
-    return TableModels(
-        _bind(MessageRecordModel, table_name, hash_key, range_key),
-        _bind(OutboxEntryModel, table_name, hash_key, range_key),
-    )
+def bind_models(layout: TableLayout) -> TableModels:
+    """Both models bound to the layout's table and key names (cached: one class pair per table)."""
+    return TableModels(_bind(MessageRecordModel, layout), _bind(OutboxEntryModel, layout))
 
 
-def table_definition(table_name: str, hash_key: str = HASH_KEY, range_key: str = RANGE_KEY) -> dict[str, Any]:
-    """The CreateTable request for the table, from the models' own schema."""
-    schema = bind_models(table_name, hash_key, range_key).record._get_schema()
-    index_keys = [{"AttributeName": name, "AttributeType": "S"} for name in RECORD_INDEX_KEYS]
+def table_definition(layout: TableLayout) -> dict[str, Any]:
+    """The CreateTable request for the layout's table: string keys, the stream, the record index."""
+    keys = (layout.hash_key, layout.range_key, *layout.record_index_keys)
     return {
-        "TableName": table_name,
-        "AttributeDefinitions": [*schema["attribute_definitions"], *index_keys],
-        "KeySchema": schema["key_schema"],
+        "TableName": layout.table_name,
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in keys],
+        "KeySchema": [
+            {"AttributeName": layout.hash_key, "KeyType": "HASH"},
+            {"AttributeName": layout.range_key, "KeyType": "RANGE"},
+        ],
         "BillingMode": BILLING_MODE,
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
-        "GlobalSecondaryIndexes": [record_index_definition()],
+        "GlobalSecondaryIndexes": [record_index_definition(layout)],
     }
 
 
-def record_index_definition() -> dict[str, Any]:
+def record_index_definition(layout: TableLayout) -> dict[str, Any]:
     """The record index of CreateTable (or of UpdateTable's Create, for a table made before it)."""
-    hash_name, range_name = RECORD_INDEX_KEYS
+    hash_name, range_name = layout.record_index_keys
     return {
-        "IndexName": RECORD_INDEX,
+        "IndexName": layout.record_index,
         "KeySchema": [
             {"AttributeName": hash_name, "KeyType": "HASH"},
             {"AttributeName": range_name, "KeyType": "RANGE"},

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve, sqs_client, translate
+from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve, translate
 from outbox.domain.record import dedup_id
 from outbox.domain.trace import trace_header
 from outbox.logs import warn_once
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, OutgoingMessage, SendFailure
-from outbox.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -28,11 +27,6 @@ class SqsPublisher:
     def client(self) -> SQSClient:
         """The SQS client every batch goes through (made now, if it is a ``Lazy`` one not yet made)."""
         return resolve(self._client)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, client: SQSClient | Lazy[SQSClient] | None = None) -> SqsPublisher:
-        """The publisher for the settings' queue, on ``client`` or a new client for their region."""
-        return cls(settings.require_queue_url(), client=client or sqs_client(settings.region))
 
     @property
     def fifo(self) -> bool:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import calendar
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
-from outbox.adapters.schema import HASH_KEY, RANGE_KEY, check_key_names
+from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
 from outbox.adapters.updates import (
     S,
     generation_shape,
@@ -36,6 +33,8 @@ from outbox.domain.errors import (
     TransactionCancelledError,
     ValidationError,
 )
+from outbox.domain.items import ENTRY, RECORD
+from outbox.domain.layout import TableLayout
 from outbox.domain.record import (
     OUTBOX_PREFIX,
     RECORD_PREFIX,
@@ -45,24 +44,17 @@ from outbox.domain.record import (
     Lease,
     MessageRecord,
     TransitionResult,
-    bucket_of,
     in_flight_pk,
     iso,
-    outbox_pk,
     outbox_sk,
-    record_pk,
     utc_now,
 )
 from outbox.domain.status import ENDED, Status, check_sources, sources_of
 from outbox.logs import debug_enabled, get_logger
-from outbox.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from pynamodb.expressions.condition import Condition
     from pynamodb.transactions import TransactWrite
-
-    from outbox.adapters.models import MessageRecordModel, OutboxEntryModel, TableModels
 
 log = get_logger("outbox.store")
 
@@ -96,7 +88,6 @@ class OutboxMessage:
     envelope: Envelope
     idempotency_key: str | None
     transact_items: list[dict[str, Any]]
-    models: tuple[MessageRecordModel, OutboxEntryModel] = field(repr=False, compare=False)
     # Ids the same key had under the id secret's other value: each one's record must not exist
     # (one ConditionCheck each, after the record and the entry), during a rotation window only.
     earlier_ids: tuple[str, ...] = ()
@@ -110,72 +101,38 @@ class OutboxMessage:
 class DynamoDBMessageStore:
     """Records and outbox entries in one DynamoDB table; every write is one request.
 
-    ``client`` may be a ``Lazy`` one, made by the first request. The PynamoDB models are bound
-    on first use too: status writes build their requests by hand and never need them.
+    ``client`` may be a ``Lazy`` one, made by the first request. ``retention`` is how long an
+    outbox entry is kept (replay's window), ``record_retention`` how long a COMPLETED or FAILED
+    record is. Every item is written and read by hand from its description
+    (``outbox/domain/items.py``); PynamoDB is imported only for a caller's own ``TransactWrite``.
     """
 
     def __init__(
         self,
-        table_name: str,
-        *,
+        layout: TableLayout,
         client: DynamoDBClient | Lazy[DynamoDBClient],
-        hash_key: str = HASH_KEY,
-        range_key: str = RANGE_KEY,
-        buckets: int = 16,
+        *,
         retention: timedelta = timedelta(days=7),
         record_retention: timedelta = timedelta(days=30),
     ) -> None:
-        if buckets < 1:
-            raise ValueError("buckets must be at least 1")
-        check_key_names(hash_key, range_key)
-        self.table_name = table_name
+        self.layout = layout
+        self.table_name = layout.table_name  # every request names it
         self._client = client
-        self.buckets = buckets
         self.retention = retention
-        self.record_retention = record_retention  # how long a COMPLETED or FAILED record is kept
-        self.hash_key = hash_key
-        self.range_key = range_key
+        self.record_retention = record_retention
         self._sources: dict[tuple[Status, frozenset[Status] | None], frozenset[Status]] = {}
+        # A message is written once: neither its record nor its entry ever replaces another item.
+        self._new_item = {
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": layout.hash_key},
+        }
+        names, attributes = RECORD.projection(VIEW_ATTRIBUTES)
+        self._view = {"ProjectionExpression": names, "ExpressionAttributeNames": attributes}
 
     @property
     def client(self) -> DynamoDBClient:
         """The DynamoDB client every request goes through."""
         return resolve(self._client)
-
-    @cached_property
-    def _models(self) -> TableModels:
-        from outbox.adapters.models import bind_models  # noqa: PLC0415 - PynamoDB loads with the first model used
-
-        return bind_models(self.table_name, self.hash_key, self.range_key)
-
-    def bind_models(self) -> None:
-        """Import PynamoDB and bind the models now, not at the first accept (SnapStart's init phase)."""
-        self._new_record  # noqa: B018 - made for its side effect: the models bound, the condition built
-        self._new_entry  # noqa: B018
-
-    @cached_property
-    def _new_record(self) -> Condition:
-        """A message is written once: its record never replaces another (the old one comes back instead)."""
-        return self._models.record.pk.does_not_exist()
-
-    @cached_property
-    def _new_entry(self) -> Condition:
-        return self._models.entry.pk.does_not_exist()
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, client: DynamoDBClient | Lazy[DynamoDBClient] | None = None
-    ) -> DynamoDBMessageStore:
-        """The store the settings describe, on ``client`` or a new client for their region."""
-        return cls(
-            settings.table_name,
-            client=client or dynamodb_client(settings.region),
-            hash_key=settings.hash_key,
-            range_key=settings.range_key,
-            buckets=settings.buckets,
-            retention=settings.retention,
-            record_retention=settings.record_retention,
-        )
 
     def prepare(
         self,
@@ -194,121 +151,63 @@ class DynamoDBMessageStore:
         ``sequence`` is the message's place in its writer's order (``new_message`` stamps it); an
         envelope made without one gets the next place in this process's order, naming no writer.
         """
-        record_model, entry_model = self._models
-        bucket_pk, entry_sk, sequence = self._entry_keys(envelope, sequence)
-        record = record_model(
-            record_pk(envelope.message_id),
-            RECORD_SK,
-            message_id=envelope.message_id,
-            status=Status.PENDING.value,
-            type=envelope.type,
-            payload=envelope.payload_json(),
-            payload_hash=envelope.payload_hash(),
-            idempotency_key=idempotency_key,
-            owner=owner,
-            group_key=envelope.group_key,
-            trace_id=envelope.trace_id,
-            outbox_pk=bucket_pk,
-            outbox_sk=entry_sk,
-            write_seq=sequence,
-            created_at=envelope.created_at,
-            updated_at=envelope.created_at,
-            history=[{"status": Status.PENDING.value, "at": envelope.created_at, "by": by}],
-            attempts=0,
+        sequence = sequence or WRITE_CLOCK.loose_sequence()
+        created_at = envelope.created_at
+        place = self.layout.entry_place(
+            envelope.message_id, created_at, group_key=envelope.group_key, sequence=sequence
         )
-        entry = entry_model(
-            bucket_pk,
-            entry_sk,
-            message_id=envelope.message_id,
-            group_key=envelope.group_key,
-            envelope=envelope.body(),
-            trace_id=envelope.trace_id,
-            created_at=envelope.created_at,
-            expires_at=datetime.fromisoformat(envelope.created_at) + self.retention,
+        record = self.layout.record_key(envelope.message_id) | RECORD.encode(
+            {
+                "message_id": envelope.message_id,
+                "status": Status.PENDING.value,
+                "type": envelope.type,
+                "payload": envelope.payload_json(),
+                "payload_hash": envelope.payload_hash(),
+                "idempotency_key": idempotency_key,
+                "owner": owner,
+                "group_key": envelope.group_key,
+                "trace_id": envelope.trace_id,
+                "outbox_pk": place[0],
+                "outbox_sk": place[1],
+                "write_seq": sequence,
+                "created_at": created_at,
+                "updated_at": created_at,
+                "history": [{"status": Status.PENDING.value, "at": created_at, "by": by}],
+                "attempts": 0,
+            }
         )
+        expires_at = datetime.fromisoformat(created_at) + self.retention
+        entry = self.layout.key(*place) | ENTRY.encode(
+            {
+                "message_id": envelope.message_id,
+                "group_key": envelope.group_key,
+                "envelope": envelope.body(),
+                "trace_id": envelope.trace_id,
+                "created_at": created_at,
+                "expires_at": int(expires_at.timestamp()),
+            }
+        )
+        table = self.table_name
         items = [
             {
-                "Put": record.get_save_kwargs_from_instance(
-                    self._new_record, return_values_on_condition_failure="ALL_OLD"
-                )
-            },
-            {"Put": entry.get_save_kwargs_from_instance(self._new_entry)},
-            *({"ConditionCheck": self._no_record_at(earlier)} for earlier in earlier_ids),
-        ]
-        return OutboxMessage(envelope, idempotency_key, items, (record, entry), tuple(earlier_ids))
-
-    def _entry_keys(self, envelope: Envelope, sequence: str | None) -> tuple[str, str, str]:
-        """The outbox entry's keys (its bucket and sort key) and the message's write sequence."""
-        bucket_pk = outbox_pk(bucket_of(envelope.group_key or envelope.message_id, self.buckets))
-        sequence = sequence or WRITE_CLOCK.loose_sequence()
-        return bucket_pk, outbox_sk(envelope.created_at, envelope.message_id, sequence), sequence
-
-    def _new_items(
-        self,
-        envelope: Envelope,
-        *,
-        idempotency_key: str | None,
-        by: str,
-        owner: str | None,
-        earlier_ids: Sequence[str],
-        sequence: str | None,
-    ) -> list[dict[str, Any]]:
-        """``prepare``'s TransactItems written by hand, as the models write them, so an accept loads no PynamoDB.
-
-        tests/unit/test_store_requests.py holds them equal to ``prepare``'s, item by item.
-        """
-        bucket_pk, entry_sk, sequence = self._entry_keys(envelope, sequence)
-        created = envelope.created_at
-        record = _strings(
-            message_id=envelope.message_id,
-            status=Status.PENDING.value,
-            type=envelope.type,
-            payload=envelope.payload_json(),
-            payload_hash=envelope.payload_hash(),
-            idempotency_key=idempotency_key,
-            owner=owner,
-            group_key=envelope.group_key,
-            trace_id=envelope.trace_id,
-            outbox_pk=bucket_pk,
-            outbox_sk=entry_sk,
-            write_seq=sequence,
-            created_at=created,
-            updated_at=created,
-        )
-        record["history"] = {"L": [{"M": _strings(status=Status.PENDING.value, at=created, by=by)}]}
-        record["attempts"] = {"N": "0"}
-        entry = _strings(
-            message_id=envelope.message_id,
-            group_key=envelope.group_key,
-            envelope=envelope.body(),
-            trace_id=envelope.trace_id,
-            created_at=created,
-        )
-        expires = datetime.fromisoformat(created) + self.retention
-        entry["expires_at"] = {"N": str(calendar.timegm(expires.utctimetuple()))}  # TTLAttribute's epoch seconds
-        new = {"ConditionExpression": "attribute_not_exists (#0)", "ExpressionAttributeNames": {"#0": self.hash_key}}
-        record_key = self._record_key(envelope.message_id)
-        entry_key = {self.hash_key: S(bucket_pk), self.range_key: S(entry_sk)}
-        return [
-            {
                 "Put": {
-                    "TableName": self.table_name,
-                    "Item": record_key | record,
-                    **new,
+                    "TableName": table,
+                    "Item": record,
+                    **self._new_item,
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },
-            {"Put": {"TableName": self.table_name, "Item": entry_key | entry, **new}},
+            {"Put": {"TableName": table, "Item": entry, **self._new_item}},
             *({"ConditionCheck": self._no_record_at(earlier)} for earlier in earlier_ids),
         ]
+        return OutboxMessage(envelope, idempotency_key, items, tuple(earlier_ids))
 
     def _no_record_at(self, message_id: str) -> dict[str, Any]:
         """A ConditionCheck that ``message_id`` has no record; a failed one returns the record."""
         return {
             "TableName": self.table_name,
-            "Key": self._record_key(message_id),
-            "ConditionExpression": "attribute_not_exists(#pk)",
-            "ExpressionAttributeNames": {"#pk": self.hash_key},
+            "Key": self.layout.record_key(message_id),
+            **self._new_item,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
 
@@ -316,13 +215,19 @@ class DynamoDBMessageStore:
         """Put ``message``'s record and entry into a PynamoDB ``TransactWrite``, with the same conditions.
 
         Without ALL_OLD: a cancellation's text (PynamoDB puts the reasons in it) never carries a
-        stored record's payload.
+        stored record's payload. The models are made from the very items ``prepare`` built.
         """
-        record, entry = message.models
-        transaction.save(record, condition=self._new_record)
-        transaction.save(entry, condition=self._new_entry)
+        from outbox.adapters.models import bind_models  # noqa: PLC0415 - PynamoDB loads with a caller's TransactWrite
+
+        models = bind_models(self.layout)
+        record_put, entry_put = (item["Put"]["Item"] for item in message.transact_items[:2])
+        new_record = models.record.pk.does_not_exist()
+        transaction.save(models.record.from_raw_data(record_put), condition=new_record)
+        transaction.save(models.entry.from_raw_data(entry_put), condition=models.entry.pk.does_not_exist())
         for earlier in message.earlier_ids:
-            transaction.condition_check(type(record), record_pk(earlier), RECORD_SK, condition=self._new_record)
+            key = self.layout.record_key(earlier)
+            hash_value, range_value = key[self.layout.hash_key]["S"], key[self.layout.range_key]["S"]
+            transaction.condition_check(models.record, hash_value, range_value, condition=new_record)
 
     def cancelled(
         self, exc: Exception, items: Sequence[Mapping[str, Any]], reasons: Sequence[Mapping[str, Any]] | None = None
@@ -350,9 +255,9 @@ class DynamoDBMessageStore:
         put = item.get("Put") or {}
         if put.get("TableName") == self.table_name:
             stored = put.get("Item") or {}
-            key = stored.get(self.hash_key, {}).get("S", "")
+            key = stored.get(self.layout.hash_key, {}).get("S", "")
             message_id = stored.get("message_id", {}).get("S")
-            if key.startswith(RECORD_PREFIX) and stored.get(self.range_key, {}).get("S") == RECORD_SK:
+            if key.startswith(RECORD_PREFIX) and stored.get(self.layout.range_key, {}).get("S") == RECORD_SK:
                 return ItemPart.RECORD, message_id
             if key.startswith(OUTBOX_PREFIX) and message_id:
                 return ItemPart.ENTRY, message_id
@@ -372,7 +277,7 @@ class DynamoDBMessageStore:
         try:
             self.client.transact_write_items(TransactItems=request)  # type: ignore[arg-type]
         except AWS_ERRORS as exc:
-            raise _write_error(exc, len(items), [(m.message_id, m.earlier_ids) for m in messages]) from exc
+            raise _write_error(exc, len(items), messages) from exc
 
     def accept(
         self,
@@ -393,19 +298,19 @@ class DynamoDBMessageStore:
         IdempotencyKeyReusedError without an id (scoped ids make it unreachable short of a hash
         collision).
         """
-        items = self._new_items(
+        message = self.prepare(
             envelope, idempotency_key=idempotency_key, by=by, owner=owner, earlier_ids=earlier_ids, sequence=sequence
         )
         try:
-            self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            self.client.transact_write_items(TransactItems=message.transact_items)  # type: ignore[arg-type]
         except AWS_ERRORS as exc:
             existing = _cancelled_by_existing(exc)
             if existing is None:
-                raise _write_error(exc, 0, [(envelope.message_id, earlier_ids)]) from exc
+                raise _write_error(exc, 0, [message]) from exc
             old = record_of(existing)
             if old.owner not in (owners if owners is not None else {owner}):
                 raise IdempotencyKeyReusedError(None) from exc
-            if old.payload_hash != envelope.payload_hash():
+            if old.payload_hash != message.transact_items[0]["Put"]["Item"]["payload_hash"]["S"]:
                 raise IdempotencyKeyReusedError(old.message_id) from exc
             return AcceptResult(old.message_id, old.status, created=False)
         log.info("message_accepted", message_id=envelope.message_id, type=envelope.type, by=by)
@@ -438,14 +343,10 @@ class DynamoDBMessageStore:
         return record_of(item)
 
     def _read(self, message_id: str, attributes: Sequence[str]) -> dict[str, Any] | None:
-        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        projection = self._view if attributes is VIEW_ATTRIBUTES else _projection(attributes)
         try:
             response = self.client.get_item(
-                TableName=self.table_name,
-                Key=self._record_key(message_id),
-                ConsistentRead=True,
-                ProjectionExpression=", ".join(names),
-                ExpressionAttributeNames=names,
+                TableName=self.table_name, Key=self._record_key(message_id), ConsistentRead=True, **projection
             )
         except AWS_ERRORS as exc:
             raise translate(exc, "GetItem") from exc
@@ -469,7 +370,7 @@ class DynamoDBMessageStore:
         """
         sources = self._checked_sources(to, expected)
         shape = transition_shape(
-            self.hash_key,
+            self.layout.hash_key,
             to,
             sources,
             with_reason=bool(reason),
@@ -515,12 +416,12 @@ class DynamoDBMessageStore:
     def release(self, message_id: str, lease: Lease) -> None:
         """End ``lease`` now if it still holds the message (no status change, no history line)."""
         values = {":now": S(iso(utc_now())), ":owner": S(lease.owner)}
-        request = release_shape(self.hash_key).request(self.table_name, self._record_key(message_id), values)
+        request = release_shape(self.layout.hash_key).request(self.table_name, self._record_key(message_id), values)
         self._update(message_id, request, Status.PROCESSING)
 
     def count_relay_failure(self, message_id: str) -> int:
         """ADD 1 to ``relay_attempts`` of a PENDING record; returns the new count."""
-        request = relay_failure_shape(self.hash_key).request(self.table_name, self._record_key(message_id), {})
+        request = relay_failure_shape(self.layout.hash_key).request(self.table_name, self._record_key(message_id), {})
         old = self._update(message_id, request, Status.PENDING)
         return int(old.get("relay_attempts", {}).get("N", "0")) + 1
 
@@ -535,7 +436,7 @@ class DynamoDBMessageStore:
         """One conditional UpdateItem: ADD 1 to the send generation before a deliberate re-send; returns it."""
         seen = None if updated_at is None else generation or 0
         values = {":now": S(iso(utc_now()))} | ({":seen_at": S(updated_at)} if updated_at is not None else {})
-        request = generation_shape(self.hash_key, expected, seen=seen).request(
+        request = generation_shape(self.layout.hash_key, expected, seen=seen).request(
             self.table_name, self._record_key(message_id), values
         )
         new = self._update(message_id, request, Status.QUEUED)
@@ -544,11 +445,11 @@ class DynamoDBMessageStore:
     def note_resent(self, message_id: str, generation: int) -> None:
         """One conditional UpdateItem: SET ``sent_at`` now, if the record is still at ``generation``."""
         values = {":now": S(iso(utc_now())), ":generation": {"N": str(generation)}}
-        request = resent_shape(self.hash_key).request(self.table_name, self._record_key(message_id), values)
+        request = resent_shape(self.layout.hash_key).request(self.table_name, self._record_key(message_id), values)
         self._update(message_id, request, Status.QUEUED)
 
     def _record_key(self, message_id: str) -> dict[str, Any]:
-        return {self.hash_key: S(record_pk(message_id)), self.range_key: S(RECORD_SK)}
+        return self.layout.record_key(message_id)
 
     def _update(
         self,
@@ -641,18 +542,15 @@ def _cancelled_by_existing(exc: Exception) -> dict[str, Any] | None:
     return None
 
 
-def _write_error(exc: Exception, caller_items: int, messages: Sequence[tuple[str, Sequence[str]]]) -> OutboxError:
-    """A TransactionCancelledError naming each failed item, or the translated AWS error.
-
-    ``messages``: each message's id and earlier ids, in the transaction's order after the caller's items.
-    """
+def _write_error(exc: Exception, caller_items: int, messages: Sequence[OutboxMessage]) -> OutboxError:
+    """A TransactionCancelledError naming each failed item, or the translated AWS error."""
     reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
     if reasons is None:
         return translate(exc, "TransactWriteItems")
     owners: list[tuple[ItemPart, str | None]] = [(ItemPart.CALLER, None)] * caller_items
-    for written, earlier_ids in messages:
-        owners += [(ItemPart.RECORD, written), (ItemPart.ENTRY, written)]
-        owners += [(ItemPart.RECORD, earlier) for earlier in earlier_ids]  # written under the other value
+    for message in messages:
+        owners += [(ItemPart.RECORD, message.message_id), (ItemPart.ENTRY, message.message_id)]
+        owners += [(ItemPart.RECORD, earlier) for earlier in message.earlier_ids]  # written under the other value
     failed = []
     for index, reason in enumerate(reasons):
         code = str(reason.get("Code") or "None")
@@ -662,54 +560,43 @@ def _write_error(exc: Exception, caller_items: int, messages: Sequence[tuple[str
     return TransactionCancelledError(failed)
 
 
+def _projection(attributes: Sequence[str]) -> dict[str, Any]:
+    """GetItem's projection of some of a record's attributes."""
+    names, placeholders = RECORD.projection(attributes)
+    return {"ProjectionExpression": names, "ExpressionAttributeNames": placeholders}
+
+
 def record_of(item: Mapping[str, Any]) -> MessageRecord:
     """A stored record (DynamoDB's attribute values, as GetItem or ALL_OLD return them) as the domain's record.
 
     The one reading of a record (``get``, the API's projected ``view``, an accept's existing
-    record), by hand as the status writes are written: the API's first GET would otherwise import
-    PynamoDB and bind its models (tests/unit/test_store_requests.py holds it equal to the model's
-    reading, field by field, for every field of MessageRecord).
+    record), through the record's description (``domain/items.py``), as its writing is
+    (tests/unit/test_store_requests.py holds it equal to the PynamoDB model's reading, field by
+    field, for every field of MessageRecord).
     """
+    values = RECORD.decode(item)
     history = tuple(
-        HistoryEntry(Status(line["status"]["S"]), line["at"]["S"], line["by"]["S"], _text(line, "reason"))
-        for line in (entry["M"] for entry in item["history"]["L"])
+        HistoryEntry(Status(line["status"]), line["at"], line["by"], line.get("reason")) for line in values["history"]
     )
-    lease_owner, lease_until = _text(item, "lease_owner"), _text(item, "lease_until")
+    lease_owner, lease_until = values.get("lease_owner"), values.get("lease_until")
     return MessageRecord(
-        message_id=item["message_id"]["S"],
-        status=Status(item["status"]["S"]),
-        payload_hash=item["payload_hash"]["S"],
-        created_at=item["created_at"]["S"],
-        updated_at=item["updated_at"]["S"],
+        message_id=values["message_id"],
+        status=Status(values["status"]),
+        payload_hash=values["payload_hash"],
+        created_at=values["created_at"],
+        updated_at=values["updated_at"],
         history=history,
-        type=item["type"]["S"],
-        payload=json.loads(item["payload"]["S"]),
-        group_key=_text(item, "group_key"),
-        attempts=_number(item, "attempts") or 0,
-        relay_attempts=_number(item, "relay_attempts") or 0,
-        reason=_text(item, "reason"),
+        type=values["type"],
+        payload=json.loads(values["payload"]),
+        group_key=values.get("group_key"),
+        attempts=values.get("attempts") or 0,
+        relay_attempts=values.get("relay_attempts") or 0,
+        reason=values.get("reason"),
         lease=Lease(lease_owner, lease_until) if lease_owner and lease_until else None,
-        owner=_text(item, "owner"),
-        expires_at=_number(item, "expires_at"),
-        send_generation=_number(item, "send_generation") or 0,
-        sent_at=_text(item, "sent_at"),
-        ended_lease_owner=_text(item, "ended_lease_owner"),
-        trace_id=_text(item, "trace_id"),
+        owner=values.get("owner"),
+        expires_at=values.get("expires_at"),
+        send_generation=values.get("send_generation") or 0,
+        sent_at=values.get("sent_at"),
+        ended_lease_owner=values.get("ended_lease_owner"),
+        trace_id=values.get("trace_id"),
     )
-
-
-def _strings(**values: str | None) -> dict[str, Any]:
-    """String attributes as DynamoDB's attribute values; a None one left out (as the models leave it)."""
-    return {name: {"S": value} for name, value in values.items() if value is not None}
-
-
-def _text(item: Mapping[str, Any], name: str) -> str | None:
-    """A string attribute's value; None when absent (or stored as NULL)."""
-    value = item.get(name) or {}
-    return str(value["S"]) if "S" in value else None
-
-
-def _number(item: Mapping[str, Any], name: str) -> int | None:
-    """A number attribute's value as an int; None when absent (or stored as NULL)."""
-    value = item.get(name) or {}
-    return int(float(value["N"])) if "N" in value else None

@@ -11,17 +11,18 @@ count lives in one small item of the table itself.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
-from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
+from outbox.adapters.batch import batch_get
 from outbox.domain.envelope import Envelope
-from outbox.domain.errors import ConfigurationError, ThrottledError
-from outbox.domain.record import RECORD_PREFIX, RECORD_SK, in_flight_partition, outbox_pk, record_pk
+from outbox.domain.errors import ConfigurationError
+from outbox.domain.items import RECORD
+from outbox.domain.layout import CONFIG_SK, META_PK, TableLayout
+from outbox.domain.record import RECORD_PREFIX, in_flight_partition, outbox_pk, record_pk
 from outbox.domain.status import ENDED, Status
 from outbox.domain.trace import trace_header
 
@@ -30,16 +31,22 @@ if TYPE_CHECKING:
 
     from outbox.ports import PendingKey, SweptRecord
 
-META_PK = "OUTBOX-META"  # not an "OUTBOX#" key: the stream filter never passes it to the worker
-CONFIG_SK = "CONFIG"
-BATCH_GET_KEYS = 100
-UNPROCESSED_TRIES = 5  # BatchGetItem requests per 100 keys while DynamoDB leaves some unprocessed
-UNPROCESSED_PAUSE_S = 0.05  # before the second; doubled before each next one
+__all__ = ["CONFIG_SK", "META_PK", "DynamoDBSweepSource"]
+
 # What rebuilding a message's envelope needs, its status, and what tells whether a message in
 # flight is stranded: nothing else of the record is read.
-_PROJECTION = (
-    "#h, message_id, #status, #type, payload, group_key, created_at, trace_id,"
-    " updated_at, lease_until, send_generation, sent_at"
+_SWEPT = (
+    "message_id",
+    "status",
+    "type",
+    "payload",
+    "group_key",
+    "created_at",
+    "trace_id",
+    "updated_at",
+    "lease_until",
+    "send_generation",
+    "sent_at",
 )
 
 
@@ -47,19 +54,16 @@ class DynamoDBSweepSource:
     """Reads the PENDING records of a bucket in outbox order, those long in flight, and the table's bucket count."""
 
     def __init__(
-        self,
-        table_name: str,
-        *,
-        client: DynamoDBClient | Lazy[DynamoDBClient],
-        hash_key: str = HASH_KEY,
-        range_key: str = RANGE_KEY,
-        page_size: int = 500,
+        self, layout: TableLayout, client: DynamoDBClient | Lazy[DynamoDBClient], *, page_size: int = 500
     ) -> None:
-        self.table_name = table_name
+        self.layout = layout
         self._client = client
-        self.hash_key = hash_key
-        self.range_key = range_key
         self.page_size = page_size
+
+    @property
+    def table_name(self) -> str:
+        """The table's name."""
+        return self.layout.table_name
 
     @property
     def client(self) -> DynamoDBClient:
@@ -80,10 +84,10 @@ class DynamoDBSweepSource:
 
     def _keys(self, partition: str, before: str | None) -> Iterator[list[PendingKey]]:
         """The keys an index partition lists (placed before ``before``, if given), a Query per page, in its order."""
-        index_pk, index_sk = RECORD_INDEX_KEYS
+        index_pk, index_sk = self.layout.record_index_keys
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": RECORD_INDEX,
+            "IndexName": self.layout.record_index,
             "KeyConditionExpression": "#b = :b",
             "ExpressionAttributeNames": {"#b": index_pk},
             "ExpressionAttributeValues": {":b": {"S": partition}},
@@ -105,10 +109,10 @@ class DynamoDBSweepSource:
         """One index Query: its keys, and where the next page starts (the raw answer is not kept)."""
         from outbox.ports import PendingKey  # noqa: PLC0415 - the API's bucket check (buckets) loads no ports
 
-        _, index_sk = RECORD_INDEX_KEYS
+        _, index_sk = self.layout.record_index_keys
         page = self._call("Query", self.client.query, request)
         keys = [
-            PendingKey(item[index_sk]["S"], item[self.hash_key]["S"].removeprefix(RECORD_PREFIX))
+            PendingKey(item[index_sk]["S"], item[self.layout.hash_key]["S"].removeprefix(RECORD_PREFIX))
             for item in page.get("Items", [])
         ]
         return keys, page.get("LastEvaluatedKey")
@@ -120,8 +124,8 @@ class DynamoDBSweepSource:
         key must be read). Eventually (records in flight, whose re-send condition checks them
         again): at half the price, and a key left unprocessed counts as a record not found.
         """
-        request = [{self.hash_key: {"S": record_pk(k.message_id)}, self.range_key: {"S": RECORD_SK}} for k in keys]
-        found = self._batch_get(request, _PROJECTION, {"#type": "type"}, consistent=consistent, complete=consistent)
+        request = [self.layout.record_key(k.message_id) for k in keys]
+        found = self._batch_get(request, _SWEPT, consistent=consistent, complete=consistent)
         return [_swept(k.sk, found.get(record_pk(k.message_id))) for k in keys]
 
     def pending(
@@ -144,9 +148,9 @@ class DynamoDBSweepSource:
         Read eventually consistent, at half the price: a record that moved on a moment ago may still
         read PENDING, and its message is then sent once more, which the flip and the consumer absorb.
         """
-        keys = [{self.hash_key: {"S": record_pk(m)}, self.range_key: {"S": RECORD_SK}} for m in message_ids]
+        keys = [self.layout.record_key(m) for m in message_ids]
         # A record not read counts as PENDING: its message is sent, which is always safe.
-        found = self._batch_get(keys, "#h, #status", {}, consistent=False, complete=False)
+        found = self._batch_get(keys, ("message_id", "status"), consistent=False, complete=False)
         return {
             pk.removeprefix(RECORD_PREFIX)
             for pk, item in found.items()
@@ -154,36 +158,20 @@ class DynamoDBSweepSource:
         }
 
     def _batch_get(
-        self, keys: list[dict[str, Any]], projection: str, names: dict[str, str], *, consistent: bool, complete: bool
+        self, keys: list[dict[str, Any]], attributes: Sequence[str], *, consistent: bool, complete: bool
     ) -> dict[str, dict[str, Any]]:
-        """The items at ``keys`` (100 per request), by partition key value.
-
-        Keys DynamoDB leaves unprocessed (throttling) are asked for again after a growing pause,
-        ``UNPROCESSED_TRIES`` times; then, if the answer must be ``complete``, ThrottledError,
-        else what was found.
-        """
-        found: dict[str, dict[str, Any]] = {}
-        names = names | {"#status": "status", "#h": self.hash_key}
-        for start in range(0, len(keys), BATCH_GET_KEYS):
-            pending: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": keys[start : start + BATCH_GET_KEYS],
-                    "ProjectionExpression": projection,
-                    "ExpressionAttributeNames": names,
-                    "ConsistentRead": consistent,
-                }
-            }
-            for attempt in range(UNPROCESSED_TRIES):
-                response = self._call("BatchGetItem", self.client.batch_get_item, {"RequestItems": pending})
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    found[item[self.hash_key]["S"]] = item
-                pending = dict(response.get("UnprocessedKeys") or {})
-                if not pending:
-                    break
-                time.sleep(UNPROCESSED_PAUSE_S * 2**attempt)
-            if pending and complete:
-                raise ThrottledError("BatchGetItem left keys unprocessed: DynamoDB is throttling reads")
-        return found
+        """The items at ``keys`` by record key (``adapters/batch.py``: unprocessed keys retried, bounded)."""
+        projection, names = RECORD.projection(attributes)
+        items = batch_get(
+            self.client,
+            self.table_name,
+            keys,
+            projection=projection,
+            names=names,
+            consistent=consistent,
+            complete=complete,
+        )
+        return {record_pk(item["message_id"]["S"]): item for item in items}
 
     def buckets(self, proposed: int) -> int:
         """The table's bucket count: stored once (by the first to ask), then the same for every reader and writer.
@@ -199,9 +187,9 @@ class DynamoDBSweepSource:
                     self.client.put_item,
                     {
                         "TableName": self.table_name,
-                        "Item": self._meta_key(CONFIG_SK) | {"buckets": {"N": str(proposed)}},
+                        "Item": self.layout.meta_key(CONFIG_SK) | {"buckets": {"N": str(proposed)}},
                         "ConditionExpression": "attribute_not_exists(#h)",
-                        "ExpressionAttributeNames": {"#h": self.hash_key},
+                        "ExpressionAttributeNames": {"#h": self.layout.hash_key},
                     },
                 )
             except _Exists:
@@ -222,13 +210,10 @@ class DynamoDBSweepSource:
         return int(item["buckets"]["N"]) if item and "buckets" in item else None
 
     def _get(self, sk: str) -> dict[str, Any] | None:
-        request = {"TableName": self.table_name, "Key": self._meta_key(sk), "ConsistentRead": True}
+        request = {"TableName": self.table_name, "Key": self.layout.meta_key(sk), "ConsistentRead": True}
         response = self._call("GetItem", self.client.get_item, request)
         item = response.get("Item")
         return dict(item) if item else None
-
-    def _meta_key(self, sk: str) -> dict[str, Any]:
-        return {self.hash_key: {"S": META_PK}, self.range_key: {"S": sk}}
 
     def _call(self, operation: str, method: Callable[..., Any], request: dict[str, Any]) -> Any:
         try:
@@ -238,7 +223,8 @@ class DynamoDBSweepSource:
                 raise _Exists from exc
             if error_code(exc) in ("ValidationException", "ResourceNotFoundException") and operation == "Query":
                 raise ConfigurationError(
-                    f"table {self.table_name} has no index {RECORD_INDEX} on {' and '.join(RECORD_INDEX_KEYS)}: "
+                    f"table {self.table_name} has no index {self.layout.record_index}"
+                    f" on {' and '.join(self.layout.record_index_keys)}: "
                     "add it (outbox bootstrap does; the Terraform module's table has it)"
                 ) from exc
             raise translate(exc, operation) from exc
@@ -251,28 +237,27 @@ class _Exists(Exception):
 
 
 def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
-    """A record read back, with its envelope while it has not ended."""
+    """A record read back (through its description, ``domain/items.py``), with its envelope while it has not ended."""
     from outbox.ports import SweptRecord  # noqa: PLC0415 - the API's bucket check (buckets) loads no ports
 
     if item is None:
         return SweptRecord(sk, None, None)
-    message_id = item["message_id"]["S"]
-    status = Status(item["status"]["S"])
-    created_at = item["created_at"]["S"]
+    values = RECORD.decode(item)
+    message_id, status, created_at = values["message_id"], Status(values["status"]), values["created_at"]
     moment = {
-        "updated_at": item.get("updated_at", {}).get("S", created_at),
-        "lease_until": item.get("lease_until", {}).get("S"),
-        "generation": int(item.get("send_generation", {}).get("N", "0")),
-        "sent_at": item.get("sent_at", {}).get("S"),
+        "updated_at": values.get("updated_at", created_at),
+        "lease_until": values.get("lease_until"),
+        "generation": values.get("send_generation", 0),
+        "sent_at": values.get("sent_at"),
     }
     if status in ENDED:
         return SweptRecord(sk, message_id, status, created_at, **moment)
     envelope = Envelope(
         message_id,
-        item["type"]["S"],
-        json.loads(item["payload"]["S"]),
+        values["type"],
+        json.loads(values["payload"]),
         created_at,
-        item.get("group_key", {}).get("S"),
-        trace_header(item.get("trace_id", {}).get("S")),
+        values.get("group_key"),
+        trace_header(values.get("trace_id")),
     )
     return SweptRecord(sk, message_id, status, created_at, envelope, **moment)

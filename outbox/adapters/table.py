@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
-from outbox.adapters.schema import RECORD_INDEX, RECORD_INDEX_KEYS
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.layout import TableLayout
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,10 +28,12 @@ CLI_SETTINGS = {"keys": "--hash-key/--range-key (OUTBOX_HASH_KEY, OUTBOX_RANGE_K
 
 
 def table_problems(
-    table: Mapping[str, Any], hash_key: str, range_key: str, *, settings: Mapping[str, str], need_index: bool
+    table: Mapping[str, Any], layout: TableLayout, *, settings: Mapping[str, str], need_index: bool
 ) -> list[str]:
     """What keeps ``table`` (DescribeTable's ``Table``) from holding the outbox, each with its fix; empty if nothing."""
     name = table["TableName"]
+    hash_key, range_key = layout.hash_key, layout.range_key
+    index_name, index_keys = layout.record_index, layout.record_index_keys
     problems: list[str] = []
     keys = {key["KeyType"]: key["AttributeName"] for key in table["KeySchema"]}
     if (keys.get("HASH"), keys.get("RANGE")) != (hash_key, range_key):
@@ -51,26 +53,25 @@ def table_problems(
             f" aws dynamodb update-table --table-name {name} --stream-specification"
             f" StreamEnabled=true,StreamViewType={STREAM_VIEWS[0]}"
         )
-    index = next((i for i in table.get("GlobalSecondaryIndexes") or [] if i["IndexName"] == RECORD_INDEX), None)
-    wanted = [{"AttributeName": RECORD_INDEX_KEYS[0], "KeyType": "HASH"}]
-    wanted.append({"AttributeName": RECORD_INDEX_KEYS[1], "KeyType": "RANGE"})
+    index = next((i for i in table.get("GlobalSecondaryIndexes") or [] if i["IndexName"] == index_name), None)
+    wanted = [{"AttributeName": index_keys[0], "KeyType": "HASH"}]
+    wanted.append({"AttributeName": index_keys[1], "KeyType": "RANGE"})
     if index is not None and (index["KeySchema"] != wanted or index["Projection"]["ProjectionType"] != "KEYS_ONLY"):
-        problems.append(
-            f"its index {RECORD_INDEX} is not the outbox's (keys {', '.join(RECORD_INDEX_KEYS)}; KEYS_ONLY)"
-        )
+        problems.append(f"its index {index_name} is not the outbox's (keys {', '.join(index_keys)}; KEYS_ONLY)")
     elif index is None and need_index:
         problems.append(
-            f"it has no index {RECORD_INDEX}, through which the sweeper finds what the stream missed:"
+            f"it has no index {index_name}, through which the sweeper finds what the stream missed:"
             f" outbox bootstrap --table-name {name} adds it"
         )
     return problems
 
 
-def check_table(client: DynamoDBClient | Lazy[DynamoDBClient], table_name: str, hash_key: str, range_key: str) -> None:
+def check_table(layout: TableLayout, client: DynamoDBClient | Lazy[DynamoDBClient]) -> None:
     """ConfigurationError in one line (the table, each problem, the setting to change) unless it can hold the outbox.
 
     A caller not allowed to DescribeTable is not refused for it: the check is skipped.
     """
+    table_name = layout.table_name
     try:
         table = resolve(client).describe_table(TableName=table_name)["Table"]
     except ClientError as exc:
@@ -86,6 +87,6 @@ def check_table(client: DynamoDBClient | Lazy[DynamoDBClient], table_name: str, 
         raise translate(exc, "DescribeTable") from exc
     except AWS_ERRORS as exc:
         raise translate(exc, "DescribeTable") from exc
-    problems = table_problems(table, hash_key, range_key, settings=LIBRARY_SETTINGS, need_index=True)
+    problems = table_problems(table, layout, settings=LIBRARY_SETTINGS, need_index=True)
     if problems:
         raise ConfigurationError(f"table {table_name} cannot hold the outbox: {'; '.join(problems)}")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from outbox.adapters.schema import RECORD_INDEX_KEYS
+from outbox.domain.items import INDEX_PK, INDEX_SK
 from outbox.domain.record import Lease
 from outbox.domain.status import ENDED, Status
 
@@ -112,7 +112,7 @@ def transition_shape(
     if leased and to is not Status.PROCESSING and sources == frozenset({Status.PROCESSING}):
         per_call.add(":owner")
 
-    names |= {"#outbox_pk": RECORD_INDEX_KEYS[0], "#outbox_sk": RECORD_INDEX_KEYS[1]}
+    names |= {"#outbox_pk": INDEX_PK, "#outbox_sk": INDEX_SK}
     index_sets, index_removes = _index_keys(to, sources)
     sets, removes = sets + index_sets, removes + index_removes
     per_call |= {":flight_pk", ":flight_sk"} if index_sets else set()

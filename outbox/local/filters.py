@@ -17,12 +17,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from outbox.domain.layout import DEFAULT_HASH_KEY
+
 FILTER_FILE = "stream_filter.json.tftpl"
 _MISSING = object()
 
 
 @cache
-def stream_filter_pattern(hash_key: str = "pk") -> dict[str, Any]:
+def stream_filter_pattern(hash_key: str = DEFAULT_HASH_KEY) -> dict[str, Any]:
     """The stream mapping's filter pattern for a table whose hash key is ``hash_key``."""
     template = resources.files("outbox.local").joinpath(FILTER_FILE).read_text()
     pattern: dict[str, Any] = json.loads(template.replace("${hash_key}", json.dumps(hash_key)[1:-1]))

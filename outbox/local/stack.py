@@ -23,6 +23,7 @@ import structlog
 
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT, Resources, bootstrap
 from outbox.compose import Clients, build_consumer, build_dead_letters, build_stream_worker, build_sweeper
+from outbox.domain.layout import DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY
 from outbox.local.emulator import EmbeddedEmulator
 from outbox.local.filters import stream_filter_pattern
 from outbox.local.http import make_server, serve_in_thread
@@ -67,8 +68,8 @@ class StackConfig:
     maximum_retry_attempts: int = 10
     retry_backoff_max_s: float = 5.0
     shard_refresh_s: float = 5.0  # Lambda lists a stream's shards now and then, not on every poll
-    hash_key: str = "pk"
-    range_key: str = "sk"
+    hash_key: str = DEFAULT_HASH_KEY
+    range_key: str = DEFAULT_RANGE_KEY
     sweep_interval_s: float = 60.0  # EventBridge Scheduler runs the deployed sweeper every 5 minutes
     sweep_min_age_s: int = 300  # OUTBOX_SWEEP_MIN_AGE_SECONDS, as deployed
 

@@ -40,7 +40,6 @@ from outbox.domain.trace import trace_header
 from outbox.logs import get_logger, log_context
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
 from outbox.ports import MAX_VISIBILITY_S, BatchResponse, MessageStore, Visibility
-from outbox.settings import Settings
 
 log = get_logger("outbox.service.consume")
 
@@ -91,11 +90,6 @@ class ConsumerPolicy:
     lease_margin_s: int = 5
     status_write_tries: int = 3
     status_write_pause_s: float = 0.02
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConsumerPolicy:
-        """The policy the settings describe."""
-        return cls(max_attempts=settings.max_delivery_attempts, max_receive_count=settings.max_receive_count)
 
     def backoff_s(self, receives: int) -> int:
         """The visibility delay before the next receive of a copy received ``receives`` times."""

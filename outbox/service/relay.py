@@ -20,7 +20,6 @@ from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.status import Status, sources_of
 from outbox.logs import get_logger
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, MessageStore, OutgoingMessage, Publisher, SendFailure
-from outbox.settings import Settings
 
 log = get_logger("outbox.service.relay")
 
@@ -135,16 +134,6 @@ class RelayPolicy:
     max_attempts: int = 5
     deadline_margin_ms: int = 2_000
     flip_concurrency: int = 10
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RelayPolicy:
-        """The policy the settings describe."""
-        return cls(
-            max_batch_bytes=settings.max_message_bytes,
-            max_attempts=settings.max_relay_attempts,
-            deadline_margin_ms=settings.deadline_margin_ms,
-            flip_concurrency=settings.flip_concurrency,
-        )
 
 
 class Relay:

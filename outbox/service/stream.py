@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from outbox.domain.errors import OutboxError
+from outbox.domain.items import ENTRY
+from outbox.domain.layout import DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY, TableLayout
 from outbox.domain.message import is_message_id
 from outbox.domain.record import OUTBOX_PREFIX, utc_now
 from outbox.logs import get_logger
@@ -70,16 +72,16 @@ class StreamWorker:
         self,
         relay: Relay,
         *,
-        hash_key: str = "pk",
-        range_key: str = "sk",
+        layout: TableLayout | None = None,
         pending: SweepSource | None = None,
         swept_after: timedelta | None = None,
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
         self.relay = relay
         self.clock_skew = clock_skew
-        self.hash_key = hash_key  # the table's: the caller's own items share the stream and are skipped
-        self.range_key = range_key
+        # The table's key names: the caller's own items share the stream and are skipped by their keys.
+        keys = (layout.hash_key, layout.range_key) if layout is not None else (DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY)
+        self.hash_key, self.range_key = keys
         self.pending = pending
         self.swept_after = swept_after
 
@@ -163,17 +165,20 @@ class StreamWorker:
             log.error("stream_record_malformed", reason="no SequenceNumber")
             return None  # nothing to report it by: an empty identifier would fail the whole batch
         image = change.get("NewImage")
-        message_id = _string_attr(image, "message_id")
+        # The entry's one description says what an image holds (domain/items.py), read by hand: a
+        # PynamoDB model per record would cost more CPU than the rest of the relay.
+        values, problems = ENTRY.read(image) if isinstance(image, _MAPPINGS) else ({}, ["NewImage"])
+        message_id, envelope, created_at = values.get("message_id"), values.get("envelope"), values.get("created_at")
         if message_id is not None and not is_message_id(message_id):
             message_id = None
-        envelope, created_at = _string_attr(image, "envelope"), _string_attr(image, "created_at")
-        problems = [name for name, value in (("message_id", message_id), ("envelope", envelope)) if not value]
-        problems += _shape_problems(image)
+            problems.append("message_id")
+        if envelope == "":
+            problems.append("envelope")
         if created_at is not None and not _is_time(created_at):
             problems.append("created_at")
         if problems or envelope is None or message_id is None or created_at is None:
-            return _Malformed(key, message_id, f"malformed outbox entry ({', '.join(problems) or 'created_at'})")
-        group_key = _string_attr(image, "group_key")
+            return _Malformed(key, message_id, f"malformed outbox entry ({', '.join(problems)})")
+        group_key = values.get("group_key")
         sk = _string_attr(change.get("Keys"), self.range_key)
         bucket = pk[len(OUTBOX_PREFIX) :]
         committed = _epoch(change.get("ApproximateCreationDateTime"))
@@ -211,20 +216,6 @@ class StreamWorker:
             quarantined=len(quarantined) + len(parsed.malformed),
             failed=len(failed),
         )
-
-
-def _shape_problems(image: object) -> list[str]:
-    """Attributes of an outbox image with the wrong DynamoDB type.
-
-    Read by hand: a PynamoDB model per record would cost more CPU than the rest of the relay.
-    """
-    if not isinstance(image, _MAPPINGS):
-        return ["NewImage"]
-    problems = [name for name in ("created_at", "group_key") if name in image and _string_attr(image, name) is None]
-    expires = image.get("expires_at")
-    if not (isinstance(expires, _MAPPINGS) and str(expires.get("N", "")).isdigit()):
-        problems.append("expires_at")
-    return problems
 
 
 def _epoch(value: object) -> float | None:

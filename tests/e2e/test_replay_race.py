@@ -13,6 +13,7 @@ from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.bootstrap import Resources, bootstrap
+from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
@@ -37,7 +38,7 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resources]:
 
 def test_replay_and_worker_at_once_queue_each_message_once(emulator: Resources) -> None:
     """Invariant 4 (forward only): worker and replay race on the same entries; each record gets one QUEUED line."""
-    store = DynamoDBMessageStore(emulator.table_name, client=dynamodb_client(), buckets=4)
+    store = DynamoDBMessageStore(TableLayout(emulator.table_name, buckets=4), dynamodb_client())
     notification = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "race"})
     ids = []
     for _ in range(40):
@@ -51,7 +52,7 @@ def test_replay_and_worker_at_once_queue_each_message_once(emulator: Resources) 
     publisher = SqsPublisher(emulator.queue_url, client=sqs_client())
     worker_relay = Relay(store, publisher)
     replay_relay = Relay(store, publisher, by="replay", expected=FLIP_FROM["PENDING"])
-    reader = DynamoDBOutboxReader(emulator.table_name, client=dynamodb_client(), buckets=4)
+    reader = DynamoDBOutboxReader(TableLayout(emulator.table_name, buckets=4), dynamodb_client())
     selection = Selection.window(status="PENDING")
     start = threading.Barrier(2)
 

@@ -18,10 +18,11 @@ from outbox.cli import main
 from outbox.domain.errors import PackageError
 from tests.infra.terraform import MODULE, ROOT, load
 
+CONSUMER = "worker.consumer.handler"
 HANDLERS = {
     "worker.api.handler",
     "worker.handler.handler",
-    "worker.consumer.handler",
+    CONSUMER,
     "worker.sweeper.handler",
     "worker.dead_letter.handler",
 }
@@ -67,6 +68,9 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
         "outbox/replay_cli.py",
         "outbox/service/replay.py",
         "outbox/testing.py",
+        "outbox/harness.py",
+        "outbox/pytest_plugin.py",
+        "outbox/lambda_events.py",
         "outbox/faults.py",
     ):
         assert local_only not in names
@@ -88,8 +92,11 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
     assert all(f".{TAG}." in name for name in names if name.endswith(".pyc"))
     module = load(MODULE)
     handlers = {spec["handler"] for spec in module.locals["functions"].values()}
-    # The consumer's handler is a variable; its default is the outbox's own consumer.
-    assert {module.default(h) if h.startswith("${var.") else h for h in handlers} == HANDLERS
+    # The consumer's handler is a local: with no consumer_handler and no consumer_package, this zip's consumer.
+    deployed = {h for h in handlers if not h.startswith("${")}
+    assert "${local.consumer_handler}" in handlers
+    assert f'var.consumer_package == null ? "{CONSUMER}"' in module.locals["consumer_handler"]
+    assert deployed | {CONSUMER} == HANDLERS
 
 
 def test_zip_imports_and_answers_in_a_fresh_virtualenv(built: Path, tmp_path: Path) -> None:

@@ -346,7 +346,7 @@ def test_an_order_reaches_the_example_services_consumer_on_its_own_table(
 
     deployment = deployments["existing-table"]
     outbox = Outbox.from_settings(as_the_output_says(deployment))
-    assert (outbox.store.hash_key, outbox.store.range_key) == ("PK", "SK")
+    assert (outbox.layout.hash_key, outbox.layout.range_key) == ("PK", "SK")
     service = OrderService(outbox, Connection(region=deployment.region))
     message_id = service.place_order("o-1", "customer-7", [Line("tea", 2, Decimal("3.10"))])
 

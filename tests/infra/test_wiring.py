@@ -30,6 +30,7 @@ from outbox.adapters.secret import SecretsManagerIdSecret
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT
 from outbox.compose import Clients, build_id_secret
 from outbox.domain.caller import RoleSessions
+from outbox.domain.layout import TableLayout
 from outbox.settings import MIN_ID_SECRET_CHARS, MIN_ID_SECRET_WINDOW_S, Settings
 from tests.infra.terraform import EXAMPLES, MODULE, ROOT, Module, load, plain
 
@@ -117,7 +118,7 @@ def test_table_matches_the_pynamodb_models(module: Module) -> None:
     # The key names are the caller's, else the models' names on the module's own table.
     assert (table["hash_key"], table["range_key"]) == ("${local.hash_key}", "${local.range_key}")
     assert (key_name(module, table["hash_key"]), key_name(module, table["range_key"])) == (HASH_KEY, RANGE_KEY)
-    definition = table_definition("any")
+    definition = table_definition(TableLayout("any"))
     keys = {k["KeyType"]: k["AttributeName"] for k in definition["KeySchema"]}
     assert (keys["HASH"], keys["RANGE"]) == (HASH_KEY, RANGE_KEY) == ("pk", "sk")
     assert {value_of(module, a["name"]): a["type"] for a in table["attribute"]} == {
@@ -829,7 +830,7 @@ def test_existing_table_example_meets_what_the_module_requires() -> None:
     }
     # The record index the sweeper needs, exactly as the models declare it.
     assert [index_as_create_table(example, i) for i in table["global_secondary_index"]] == (
-        table_definition("any", "PK", "SK")["GlobalSecondaryIndexes"]
+        table_definition(TableLayout("any", "PK", "SK"))["GlobalSecondaryIndexes"]
     )
     assert table["stream_enabled"] is True
     assert table["stream_view_type"] in STREAM_VIEWS_WITH_NEW_IMAGE

@@ -15,6 +15,7 @@ from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import META_PK, DynamoDBSweepSource
 from outbox.bootstrap import Resources, bootstrap
+from outbox.domain.layout import TableLayout
 from outbox.faults import FaultInjector
 from outbox.local.events import to_lambda_record, to_sqs_record
 from outbox.notifications.api import MessagesApi
@@ -44,6 +45,7 @@ class Stack:
     consumer: Consumer
     api: MessagesApi
     faults: FaultInjector
+    layout: TableLayout
     last_sequence: str | None = None
 
     def post(self, body: str, *, key: str | None = None, content_type: str = "application/json") -> dict[str, Any]:
@@ -113,8 +115,8 @@ def build_stack(
         dynamodb, sqs, table_name=table_name, fifo=fifo, hash_key=hash_key, range_key=range_key, buckets=4
     )
     faults = FaultInjector(dynamodb, sqs)
-    keys = {"hash_key": hash_key, "range_key": range_key}
-    store = DynamoDBMessageStore(resources.table_name, client=dynamodb, buckets=4, **keys)
+    layout = TableLayout(resources.table_name, hash_key, range_key, buckets=4)
+    store = DynamoDBMessageStore(layout, dynamodb)
     publisher = SqsPublisher(resources.queue_url, client=sqs)
     relay = Relay(store, publisher, policy=policy or RelayPolicy(max_attempts=3))
     built = Stack(
@@ -125,10 +127,11 @@ def build_stack(
         store=store,
         publisher=publisher,
         relay=relay,
-        worker=StreamWorker(relay, **keys, pending=DynamoDBSweepSource(resources.table_name, client=dynamodb, **keys)),
+        worker=StreamWorker(relay, layout=layout, pending=DynamoDBSweepSource(layout, dynamodb)),
         consumer=Consumer(store),
         api=MessagesApi(Acceptor(store, id_secret=ID_SECRET)),
         faults=faults,
+        layout=layout,
     )
     built.stream_event()  # past what bootstrap wrote: the tests read the stream from their own writes
     return built

@@ -107,9 +107,9 @@ def test_replay_sends_an_older_message_whose_entry_is_gone_before_its_group(fifo
         stack.dynamodb.delete_item(TableName=stack.resources.table_name, Key={"pk": entry["pk"], "sk": entry["sk"]})
     newer = _write(stack, 1, "g")
     stack.stream_event()  # the stream is of no help here
-    reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
+    reader = DynamoDBOutboxReader(stack.layout, stack.dynamodb)
     relay = Relay(stack.store, stack.publisher, by="replay", expected=FLIP_FROM["PENDING"])
-    pending = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb)
+    pending = DynamoDBSweepSource(stack.layout, stack.dynamodb)
     window = Selection.window(status="PENDING")
     selection = Selection(window.since, iso(utc_now() + timedelta(minutes=1)), window.status)
     try:
@@ -174,7 +174,7 @@ def test_same_millisecond_messages_are_swept_in_the_order_written(
     written = _write_pairs(stack, monkeypatch, together=together)
     stack.stream_event()  # trimmed
     relay = Relay(stack.store, stack.publisher, by="sweeper")
-    source = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb)
+    source = DynamoDBSweepSource(stack.layout, stack.dynamodb)
     try:
         report = Sweeper(source, relay, buckets=4, clock=lambda: utc_now() + timedelta(minutes=10)).sweep()
     finally:
@@ -192,7 +192,7 @@ def test_same_millisecond_messages_are_replayed_in_the_order_written(
     stack = fifo_stack
     written = _write_pairs(stack, monkeypatch, together=together)
     stack.stream_event()
-    reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
+    reader = DynamoDBOutboxReader(stack.layout, stack.dynamodb)
     relay = Relay(stack.store, stack.publisher, by="replay", expected=FLIP_FROM["PENDING"])
     window = Selection.window(status="PENDING")
     selection = Selection(window.since, iso(utc_now() + timedelta(minutes=1)), window.status)
@@ -224,7 +224,7 @@ def test_replay_by_message_ids_finds_each_entry_by_its_write_sequence(fifo_stack
     stack = fifo_stack
     written = [_write(stack, n, "g") for n in range(3)]
     stack.stream_event()
-    reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
+    reader = DynamoDBOutboxReader(stack.layout, stack.dynamodb)
 
     assert [e.message_id for e in reader.entries_for(reversed(written))] == written
 

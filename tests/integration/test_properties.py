@@ -139,7 +139,7 @@ class Pipeline(RuleBasedStateMachine):
         self.first_sent: list[str] = []  # messages in the order SQS first accepted them
         self.dead_settled: set[str] = set()  # messages whose dead-letter copy the dead-letter function acknowledged
         self.dead_letters = DeadLetters(stack.store)
-        source = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, page_size=3)
+        source = DynamoDBSweepSource(stack.layout, stack.dynamodb, page_size=3)
         # Every entry counts as old enough to have been swept: each batch reads which moved on first.
         self.worker = StreamWorker(stack.relay, pending=source, swept_after=timedelta(0))
         self.consumer = Consumer(stack.store, self._deliver)
@@ -425,12 +425,12 @@ class Pipeline(RuleBasedStateMachine):
     def replay(self, status: str = "PENDING") -> None:
         """An operator re-drives whatever is PENDING, or FAILED (FAILED -> QUEUED: a new life for it)."""
         stack = self.stack
-        reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
+        reader = DynamoDBOutboxReader(stack.layout, stack.dynamodb)
         relay = Relay(stack.store, stack.publisher, by="replay", expected=FLIP_FROM[status])
         selection = Selection.window(status=status)
         selection = Selection(selection.since, _later(selection.until), selection.status)
         try:
-            pending = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb)
+            pending = DynamoDBSweepSource(stack.layout, stack.dynamodb)
             Replayer(reader, relay, pending=pending).run(Checkpoint(selection))
         finally:
             relay.close()

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.compose import Clients, message_store
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
@@ -35,9 +36,7 @@ def _expires(stack: Stack, message_id: str) -> int | None:
 @pytest.mark.parametrize("end", [Status.COMPLETED, Status.FAILED])
 def test_an_ended_record_expires_and_a_redriven_one_no_longer_does(stack: Stack, end: Status) -> None:
     """expires_at is set by the terminal UpdateItem (retention from now) and removed by any other move."""
-    store = DynamoDBMessageStore(
-        stack.resources.table_name, client=stack.dynamodb, buckets=4, record_retention=timedelta(days=3)
-    )
+    store = DynamoDBMessageStore(stack.layout, stack.dynamodb, record_retention=timedelta(days=3))
     message_id = _accept(store)
     assert _expires(stack, message_id) is None
     store.transition(message_id, Status.QUEUED, by="worker")
@@ -74,4 +73,4 @@ def test_the_retention_is_a_setting_of_30_days_by_default() -> None:
     assert Settings.from_env({"OUTBOX_TABLE_NAME": "t"}).record_retention == timedelta(days=30)
     settings = Settings.from_env({"OUTBOX_TABLE_NAME": "t", "OUTBOX_RECORD_RETENTION_DAYS": "7"})
     assert settings.record_retention == timedelta(days=7)
-    assert DynamoDBMessageStore.from_settings(settings, client=object()).record_retention == timedelta(days=7)  # type: ignore[arg-type]
+    assert message_store(settings, Clients()).record_retention == timedelta(days=7)

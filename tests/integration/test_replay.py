@@ -15,6 +15,7 @@ import pytest
 
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.cli import main
+from outbox.compose import Clients
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
@@ -53,8 +54,8 @@ def seeded(stack: Stack) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def cli_on_the_stacks_clients(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """The command builds its own clients: give it the stack's, so its calls are counted and faults reach it."""
-    monkeypatch.setattr("outbox.replay_cli.dynamodb_client", lambda _region=None: stack.dynamodb)
-    monkeypatch.setattr("outbox.replay_cli.sqs_client", lambda _region=None: stack.sqs)
+    clients = Clients.given(dynamodb=stack.dynamodb, sqs=stack.sqs)
+    monkeypatch.setattr("outbox.replay_cli.replay_clients", lambda _region=None: clients)
 
 
 def _replay(stack: Stack, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]]]:
@@ -162,7 +163,7 @@ def test_interrupt_then_resume_sends_nothing_twice(
         if len(sent) == 3:
             stop.set()  # what Ctrl-C does
 
-    reader = DynamoDBOutboxReader(stack.resources.table_name, client=stack.dynamodb, buckets=4)
+    reader = DynamoDBOutboxReader(stack.layout, stack.dynamodb)
     relay = Relay(stack.store, stack.publisher, by="replay", expected=FLIP_FROM["PENDING"])
     summary = Replayer(reader, relay, batch_size=1, report=report, stop=stop).run(
         checkpoint, lambda c: save_checkpoint(c, path)

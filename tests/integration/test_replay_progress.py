@@ -14,6 +14,7 @@ import pytest
 import outbox
 from outbox.adapters.aws import sqs_client
 from outbox.cli import main
+from outbox.compose import Clients
 from outbox.faults import FaultInjector
 from tests.integration.conftest import Stack
 
@@ -91,7 +92,8 @@ def test_on_a_terminal_log_lines_never_tear_the_progress_bar(
     """At the default level the bar shows and no log line does, on either stream; stdout is the summary alone."""
     terminal, where = _three_messages_on_a_terminal(stack, monkeypatch, rich_installed=rich_installed)
     # The module main() imports (anew without rich), not the package attribute a dotted path would find.
-    monkeypatch.setattr(importlib.import_module("outbox.replay_cli"), "sqs_client", lambda _r=None: _refusing_sqs())
+    clients = Clients.given(dynamodb=stack.dynamodb, sqs=_refusing_sqs())
+    monkeypatch.setattr(importlib.import_module("outbox.replay_cli"), "replay_clients", lambda _r=None: clients)
 
     code = main(["replay", *where, "--min-age", "0", "--checkpoint", str(tmp_path / "cp.json")])
 
@@ -113,7 +115,8 @@ def test_verbose_shows_the_log_lines_instead_of_the_progress_bar(
         assert stack.post(BODY)["statusCode"] == 202
     _without_rich(monkeypatch)
     # The module main() imports (anew without rich), not the package attribute a dotted path would find.
-    monkeypatch.setattr(importlib.import_module("outbox.replay_cli"), "sqs_client", lambda _r=None: _refusing_sqs())
+    clients = Clients.given(dynamodb=stack.dynamodb, sqs=_refusing_sqs())
+    monkeypatch.setattr(importlib.import_module("outbox.replay_cli"), "replay_clients", lambda _r=None: clients)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     where = ["--table-name", stack.resources.table_name, "--queue-url", stack.resources.queue_url, "--buckets", "4"]

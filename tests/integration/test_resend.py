@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.cli import main
+from outbox.compose import Clients
 from outbox.domain.errors import DeliveryError
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
@@ -40,8 +41,8 @@ def fifo(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     try:
         with mock_aws():
             built = build_stack(fifo=True)
-            monkeypatch.setattr("outbox.replay_cli.dynamodb_client", lambda _region=None: built.dynamodb)
-            monkeypatch.setattr("outbox.replay_cli.sqs_client", lambda _region=None: built.sqs)
+            clients = Clients.given(dynamodb=built.dynamodb, sqs=built.sqs)
+            monkeypatch.setattr("outbox.replay_cli.replay_clients", lambda _region=None: clients)
             yield built
             built.relay.close()
     finally:
@@ -131,7 +132,7 @@ def test_a_retried_send_is_still_deduplicated(fifo: Stack) -> None:
 
 def _sweeper(stack: Stack, *, later: timedelta | None = None, at: datetime | None = None) -> Sweeper:
     """A sweeper with the in-flight step, its clock ``later`` than now (or stopped ``at``)."""
-    source = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, page_size=3)
+    source = DynamoDBSweepSource(stack.layout, stack.dynamodb, page_size=3)
     relay = Relay(stack.store, stack.publisher, by="sweeper")
     resender = Relay(stack.store, stack.publisher, by="sweeper", expected=frozenset())
     clock = (lambda: at) if at is not None else (lambda: utc_now() + (later or timedelta(0)))

@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from outbox import ConfigurationError, Outbox, Status, cli, metrics
 from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.domain.layout import TableLayout
 from outbox.domain.record import in_flight_pk, iso, utc_now
 from outbox.ports import PendingKey, SweptRecord
 from outbox.service.relay import Relay, RelayPolicy
@@ -30,7 +31,7 @@ def fifo_stack_4() -> Iterator[Stack]:
 
 
 def _source(stack: Stack) -> DynamoDBSweepSource:
-    return DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, page_size=7)
+    return DynamoDBSweepSource(stack.layout, stack.dynamodb, page_size=7)
 
 
 def _sweeper(stack: Stack, *, later: timedelta = timedelta(minutes=10)) -> Sweeper:
@@ -232,7 +233,7 @@ def test_a_table_without_the_record_index_is_a_clear_error() -> None:
             BillingMode="PAY_PER_REQUEST",
         )
         with pytest.raises(ConfigurationError, match="has no index outbox-records"):
-            list(DynamoDBSweepSource("bare", client=client).pending(0))
+            list(DynamoDBSweepSource(TableLayout("bare"), client).pending(0))
 
 
 def _stuck_for_the_command(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[Outbox, str]:
@@ -284,7 +285,7 @@ def test_the_worker_learns_which_messages_moved_on_from_their_records(upper_stac
     for message_id in ids[:60]:
         stack.store.transition(message_id, Status.QUEUED, by="sweeper")
     stack.store.transition(ids[60], Status.FAILED, by="sweeper", reason="quarantined")
-    source = DynamoDBSweepSource(stack.resources.table_name, client=stack.dynamodb, hash_key="PK", range_key="SK")
+    source = DynamoDBSweepSource(TableLayout(stack.resources.table_name, "PK", "SK"), stack.dynamodb)
     requests: list[int] = []
     stack.dynamodb.meta.events.register(
         "provide-client-params.dynamodb.BatchGetItem",
@@ -310,17 +311,17 @@ class _Unprocessed:
 
 def test_throttled_reads_end_after_a_few_tries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys left unprocessed are asked for again a few times: then the worker sends anyway, the sweeper stops."""
-    from outbox.adapters import sweep
+    from outbox.adapters import batch
     from outbox.domain.errors import ThrottledError
 
     pauses: list[float] = []
-    monkeypatch.setattr(sweep.time, "sleep", pauses.append)
+    monkeypatch.setattr(batch.time, "sleep", pauses.append)
     client = _Unprocessed()
-    source = DynamoDBSweepSource("outbox", client=client)  # type: ignore[arg-type]
+    source = DynamoDBSweepSource(TableLayout("outbox"), client)  # type: ignore[arg-type]
 
     assert source.moved_on(["a", "b"]) == set()  # not read: counted PENDING, so sent
-    assert client.calls == sweep.UNPROCESSED_TRIES
-    assert pauses == [0.05, 0.1, 0.2, 0.4, 0.8][: sweep.UNPROCESSED_TRIES]
+    assert client.calls == batch.UNPROCESSED_TRIES
+    assert pauses == [0.05, 0.1, 0.2, 0.4][: batch.UNPROCESSED_TRIES - 1]  # between tries, none after the last
     with pytest.raises(ThrottledError):
         source.records([PendingKey("x", "a")])
     # Records in flight are read eventually consistent: one not read is left to the next sweep.

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from outbox.adapters.aws import dynamodb_client
 from outbox.cli import NO_CREDENTIALS, NO_REGION, aws_region, build_parser, main
+from outbox.compose import Clients
 
 # The least each command needs besides AWS itself.
 AWS_COMMANDS = {
@@ -119,12 +119,12 @@ def test_replay_takes_endpoint_url_like_bootstrap(
     """``outbox replay --endpoint-url URL --region R``: its clients talk to URL in R."""
     seen: list[tuple[str, str]] = []
 
-    def client(region: str | None = None) -> Any:
-        made = dynamodb_client(region)
+    def clients(region: str | None = None) -> Any:
+        made = Clients(region).dynamodb
         seen.append((made.meta.endpoint_url, made.meta.region_name))
         raise _Reached
 
-    monkeypatch.setattr("outbox.replay_cli.dynamodb_client", client)
+    monkeypatch.setattr("outbox.replay_cli.replay_clients", clients)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "local")
     where = ["--endpoint-url", "http://127.0.0.1:4566", "--region", "eu-west-1"]

@@ -76,7 +76,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("outbox.compose", "outbox.bootstrap", "outbox.capacity", "outbox.faults", "outbox.testing"),
     ("outbox._outbox", "outbox.consumer", "outbox.lambda_consumer", "outbox.replay_cli", "outbox"),
     ("outbox.notifications",),
-    ("outbox.local", "outbox.cli", "outbox.__main__", "outbox.lambda_package"),
+    # The test harness plays Lambda's mappings as the local stack does (its filter matcher included).
+    ("outbox.local", "outbox.harness", "outbox.pytest_plugin"),
+    ("outbox.cli", "outbox.__main__", "outbox.lambda_package"),
     ("worker",),
 )
 # The library's core: everything but the reference application and what only runs it (the local

@@ -12,6 +12,8 @@ from outbox.adapters import aws
 from outbox.adapters.aws import Lazy
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.compose import Clients
+from outbox.domain.errors import ConfigurationError
+from outbox.domain.layout import TableLayout
 from outbox.domain.status import Status
 
 
@@ -81,7 +83,7 @@ def test_an_adapter_makes_a_lazy_client_with_its_first_request() -> None:
         made.append(RecordingClient())
         return made[-1]
 
-    store = DynamoDBMessageStore("outbox", client=Lazy(make))  # type: ignore[arg-type]
+    store = DynamoDBMessageStore(TableLayout("outbox"), Lazy(make))  # type: ignore[arg-type]
     assert made == []
     # WHEN it writes twice
     store.transition("m-1", Status.QUEUED, by="worker", expected=frozenset({Status.PENDING}))
@@ -92,9 +94,9 @@ def test_an_adapter_makes_a_lazy_client_with_its_first_request() -> None:
     assert store.client is made[0]
 
 
-def test_a_store_refuses_key_names_it_cannot_use_when_built() -> None:
-    """Equal or empty key attribute names fail at construction, not at the first model the store binds."""
-    with pytest.raises(ValueError, match="two different non-empty names"):
-        DynamoDBMessageStore("outbox", client=RecordingClient(), hash_key="k", range_key="k")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="two different non-empty names"):
-        DynamoDBMessageStore("outbox", client=RecordingClient(), hash_key="", range_key="sk")  # type: ignore[arg-type]
+def test_a_layout_refuses_key_names_it_cannot_use_when_built() -> None:
+    """Equal or empty key attribute names fail when the table's layout is made, before any adapter has it."""
+    with pytest.raises(ConfigurationError, match="two different non-empty names"):
+        TableLayout("outbox", hash_key="k", range_key="k")
+    with pytest.raises(ConfigurationError, match="two different non-empty names"):
+        TableLayout("outbox", hash_key="", range_key="sk")

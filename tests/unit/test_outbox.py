@@ -91,8 +91,8 @@ def test_a_message_is_a_record_and_an_entry_under_the_tables_own_key_names(outbo
     assert record["Item"]["status"] == {"S": "PENDING"}
     assert record["Item"]["type"] == {"S": "OrderPlaced"}
     assert json.loads(record["Item"]["payload"]["S"]) == {"order_id": "o-1"}
-    assert record["ConditionExpression"] == "attribute_not_exists (#0)"
-    assert record["ExpressionAttributeNames"] == {"#0": "PK"}
+    assert record["ConditionExpression"] == entry["ConditionExpression"] == "attribute_not_exists(#pk)"
+    assert record["ExpressionAttributeNames"] == entry["ExpressionAttributeNames"] == {"#pk": "PK"}
     assert record["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
     assert entry["Item"]["PK"]["S"].startswith("OUTBOX#")
     assert entry["Item"]["SK"]["S"].endswith(f"#{message.message_id}")

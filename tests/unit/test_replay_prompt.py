@@ -32,7 +32,7 @@ def _first_client(_region: str | None = None) -> Any:
 @pytest.fixture(autouse=True)
 def _no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Any AWS client the command makes stops it; no checkpoint of another test is in the way."""
-    monkeypatch.setattr("outbox.replay_cli.dynamodb_client", _first_client)
+    monkeypatch.setattr("outbox.replay_cli.replay_clients", _first_client)
     monkeypatch.chdir(tmp_path)
 
 

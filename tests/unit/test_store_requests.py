@@ -14,12 +14,15 @@ import pytest
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.envelope import new_envelope
 from outbox.domain.errors import InvalidTransitionError
+from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
 from outbox.domain.record import IN_FLIGHT_PARTITIONS, Lease, in_flight_pk, iso
 from outbox.domain.status import ENDED, TRANSITIONS, Status, sources_of
 from outbox.logs import configure_logging, debug_enabled
 
 NOW = "2026-11-25T10:00:00.000Z"
+
+PK_SK = TableLayout("outbox", "PK", "SK")  # a single-table design's key names
 
 
 class RecordingClient:
@@ -44,7 +47,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> tuple[DynamoDBMessageStore, Record
     """A store on a recording client, its clock stopped at NOW."""
     monkeypatch.setattr("outbox.adapters.store.utc_now", lambda: datetime.fromisoformat(NOW))
     client = RecordingClient()
-    return DynamoDBMessageStore("outbox", client=client, hash_key="PK", range_key="SK"), client  # type: ignore[arg-type]
+    return DynamoDBMessageStore(PK_SK, client), client  # type: ignore[arg-type]
 
 
 def _placeholders(text: str, sigil: str) -> set[str]:
@@ -194,7 +197,7 @@ def test_a_new_send_generation_is_one_conditional_add(monkeypatch: pytest.Monkey
     """Before a deliberate re-send: ADD 1 to send_generation while in the expected statuses, no live lease, as read."""
     monkeypatch.setattr("outbox.adapters.store.utc_now", lambda: datetime.fromisoformat(NOW))
     client = GenerationClient()
-    s = DynamoDBMessageStore("outbox", client=client)  # type: ignore[arg-type]
+    s = DynamoDBMessageStore(TableLayout("outbox"), client)  # type: ignore[arg-type]
 
     in_flight = frozenset({Status.QUEUED, Status.PROCESSING})
     assert s.new_send_generation("m-1", expected=in_flight, updated_at="2026-11-25T09:00:00.000Z", generation=2) == 3
@@ -318,7 +321,7 @@ STORED_ENVELOPE = new_envelope(
 def _stored_records() -> dict[str, dict[str, Any]]:
     """Records as DynamoDB holds them: new, ended under a lease, held, re-sent in flight, with NULLs."""
     envelope = STORED_ENVELOPE
-    new = DynamoDBMessageStore("outbox", client=ReadingClient(None), hash_key="PK", range_key="SK").prepare(  # type: ignore[arg-type]
+    new = DynamoDBMessageStore(PK_SK, ReadingClient(None)).prepare(  # type: ignore[arg-type]
         envelope, idempotency_key="k-1", by="api", owner="o" * 64
     )
     record: dict[str, Any] = new.transact_items[0]["Put"]["Item"]
@@ -353,7 +356,7 @@ def _model_reading(item: dict[str, Any]) -> Any:
     from outbox.adapters.models import bind_models
     from outbox.domain.record import HistoryEntry, MessageRecord
 
-    read = bind_models("outbox", "PK", "SK").record.from_raw_data(item)
+    read = bind_models(PK_SK).record.from_raw_data(item)
     fields = {
         "message_id": read.message_id,
         "status": Status(read.status),
@@ -392,11 +395,11 @@ def test_a_record_is_read_by_hand_as_the_pynamodb_model_reads_it(name: str) -> N
     # GIVEN a store whose table holds the item
     item = STORED[name]
     client = ReadingClient(item)
-    store = DynamoDBMessageStore("outbox", client=client, hash_key="PK", range_key="SK")  # type: ignore[arg-type]
+    store = DynamoDBMessageStore(PK_SK, client)  # type: ignore[arg-type]
     # WHEN it is read
     got = store.get(item["message_id"]["S"])
     # THEN the request is PynamoDB's, strongly consistent, and the record is what the model reads
-    model = bind_models("outbox", "PK", "SK").record
+    model = bind_models(PK_SK).record
     expected_request = model.get_operation_kwargs_from_class(item["PK"]["S"], "MSG") | {"ConsistentRead": True}
     assert client.requests == [expected_request]
     assert got == _model_reading(item)
@@ -410,7 +413,7 @@ def test_a_callers_view_is_the_same_reading_of_the_projected_attributes(name: st
 
     # GIVEN a store whose table holds the item
     item = STORED[name]
-    store = DynamoDBMessageStore("outbox", client=ReadingClient(item), hash_key="PK", range_key="SK")  # type: ignore[arg-type]
+    store = DynamoDBMessageStore(PK_SK, ReadingClient(item))  # type: ignore[arg-type]
     # WHEN a caller's view of it is read
     view = store.view(item["message_id"]["S"])
     # THEN it is the model's reading of the projection, and what it shows equals the full record's
@@ -437,55 +440,3 @@ def test_the_stored_records_set_every_field_of_a_record() -> None:
         else:
             continue  # a field every record has
         assert any(getattr(record, field.name) != default for record in records), field.name
-
-
-class TransactingClient:
-    """Takes every TransactWriteItems and keeps its items."""
-
-    def __init__(self) -> None:
-        self.transactions: list[list[dict[str, Any]]] = []
-
-    def transact_write_items(self, *, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:
-        self.transactions.append(TransactItems)
-        return {}
-
-
-@pytest.mark.parametrize("keys", [("pk", "sk"), ("PK", "SK")])
-@pytest.mark.parametrize(
-    ("group_key", "trace_id", "idempotency_key", "owner", "earlier_ids"),
-    [
-        (None, None, None, None, ()),
-        ("orders-1", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1", "key-1", "ab" * 32, ()),
-        ("g", None, "key-2", "cd" * 32, (str(new_message_id()),)),  # a rotation's window: the key's other id
-    ],
-)
-def test_an_accept_writes_the_items_the_models_would_without_loading_them(
-    monkeypatch: pytest.MonkeyPatch,
-    keys: tuple[str, str],
-    group_key: str | None,
-    trace_id: str | None,
-    idempotency_key: str | None,
-    owner: str | None,
-    earlier_ids: tuple[str, ...],
-) -> None:
-    """An accept's TransactItems, written by hand, equal prepare's from the PynamoDB models, item by item."""
-    envelope = new_envelope(
-        {"n": 1, "text": "é"},
-        type="OrderPlaced",
-        message_id=new_message_id(),
-        created_at="2026-11-25T10:00:00.123Z",
-        group_key=group_key,
-        trace_id=trace_id,
-    )
-    arguments = {"idempotency_key": idempotency_key, "by": "api", "owner": owner, "earlier_ids": earlier_ids}
-    client = TransactingClient()
-    store = DynamoDBMessageStore("orders", client=client, hash_key=keys[0], range_key=keys[1])  # type: ignore[arg-type]
-    expected = store.prepare(envelope, **arguments, sequence="000000000001-writer").transact_items
-    # GIVEN a store whose models cannot be bound (PynamoDB never loaded)
-    unbound = DynamoDBMessageStore("orders", client=client, hash_key=keys[0], range_key=keys[1])  # type: ignore[arg-type]
-    monkeypatch.setattr(DynamoDBMessageStore, "_models", property(lambda _: pytest.fail("the models were bound")))
-    # WHEN it accepts the same message
-    result = unbound.accept(envelope, **arguments, sequence="000000000001-writer")
-    # THEN one transaction, the same items
-    assert result.created
-    assert client.transactions == [expected]

@@ -30,13 +30,14 @@ def test_make_test_runs_pytest_over_the_whole_suite_with_no_selection() -> None:
 
 
 def test_the_suite_is_every_test_under_tests() -> None:
-    """A bare ``pytest`` collects tests/ (testpaths), with strict markers and config; no test file lives elsewhere."""
+    """A bare ``pytest`` collects tests/ and the example's tests (testpaths), strictly; no test file lives elsewhere."""
     options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
-    assert options["testpaths"] == ["tests"]
+    assert options["testpaths"] == ["tests", "examples/orders/tests"]
     assert {"--strict-markers", "--strict-config"} <= set(options["addopts"])
     assert not any(o.startswith(("-k", "-m", "--ignore", "--deselect")) for o in options["addopts"])
     sources = [p for p in ROOT.iterdir() if p.is_dir() and p.name != "tests" and not p.name.startswith((".", "build"))]
-    elsewhere = [str(path.relative_to(ROOT)) for source in sources for path in source.rglob("test_*.py")]
+    found = [path.relative_to(ROOT) for source in sources for path in source.rglob("test_*.py")]
+    elsewhere = [str(path) for path in found if not path.is_relative_to("examples/orders/tests")]
     assert elsewhere == []
 
 
