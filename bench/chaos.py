@@ -170,6 +170,8 @@ GLOSS = {
     "library_writes": "messages the library writers wrote: same-millisecond pairs, skewed clocks",
     "out_of_order_by_queue": "of which SQS had the earlier message first: the queue reordered them",
     "copies_dropped": "copies the consumer dropped as duplicates",
+    "copies_by_cause": "copies_per_message split by why each copy was received (per message; sums to it)",
+    "consumer_invocations": "consumer invocations, those that died (their batch comes back whole), batch sizes",
     "sends_per_message": "copies SQS accepted from the worker and the sweeper per accepted message",
     "senders": "messages by who sent them, in order",
     "expired_entries": "outbox entries deleted (TTL) while their message was PENDING",
@@ -787,6 +789,43 @@ def count(
     }
 
 
+def copies_by_cause(sent: Sent, harness: Harness, outcomes: dict[str, int]) -> dict[str, float]:
+    """``copies_per_message`` split by why each copy was received: per accepted message, summing to it.
+
+    ``first_receive``: a message's first copy received; ``died_*``: copies of a consumer invocation
+    that died, received again (``delivered``: the invocation had delivered that message before it
+    died); ``retried_<cause>``: copies the consumer gave back (``RetryCause``); ``resent``: copies
+    of a second SQS message of one message (a re-send: sweeper, replay, the relay's retries that
+    were not deduplicated); ``unexplained``: the rest (a copy whose visibility ran out while it was
+    being processed, copies received last whose retry never came back; may be negative).
+    """
+    accepted = sent.accepted
+    if not accepted:
+        return {}
+    receives = sum(harness.deliveries[m] for m in accepted)
+    first = sum(1 for m in accepted if harness.deliveries[m])
+    causes: dict[str, int] = {
+        "died_delivered": harness.died_copies["delivered"],
+        "died_not_delivered": harness.died_copies["not_delivered"],
+        **{k: n for k, n in sorted(outcomes.items()) if k.startswith("retried_") and n},
+        "resent": sum(max(0, len(harness.sqs_copies.get(m, ())) - 1) for m in accepted),
+    }
+    causes["unexplained"] = receives - first - sum(causes.values())
+    return {key: round(n / len(accepted), 3) for key, n in {"first_receive": first, **causes}.items()}
+
+
+def invocation_summary(invocations: Counter[str]) -> dict[str, float]:
+    """Consumer invocations: how many, how many died, their mean and largest batch."""
+    calls = invocations["invocations"]
+    return {
+        "invocations": calls,
+        "died": invocations["died"],
+        "died_share": round(invocations["died"] / calls, 3) if calls else 0.0,
+        "mean_batch": round(invocations["copies"] / calls, 2) if calls else 0.0,
+        "largest_batch": invocations["longest"],
+    }
+
+
 def stranded(sent: Sent, records: dict[str, dict[str, Any]], *, copies: set[str], unseen: int = 0) -> list[str]:
     """Accepted messages in flight (QUEUED or PROCESSING) with no copy in either queue and no live lease.
 
@@ -944,22 +983,56 @@ class Harness:
     started: float = field(default_factory=time.monotonic)
     sends: SendLog | None = None
     trigger: Trigger | None = None
+    sqs_copies: dict[str, set[str]] = field(default_factory=dict)  # message_id -> SQS messageIds received
+    invocations: Counter[str] = field(default_factory=Counter)  # consumer invocations, died, copies, longest
+    died_copies: Counter[str] = field(default_factory=Counter)  # copies of died invocations: delivered or not
+    _invocation: threading.local = field(default_factory=threading.local)
 
     def counting(self, invoke: Invoke, runner: int) -> Invoke:
-        """Count (and note) every copy the consumer is handed, by message_id."""
+        """Count (and note) every copy the consumer is handed, by message_id, and what became of its invocation."""
 
         def wrapped(event: dict[str, Any], context: Any) -> Any:
             at = time.monotonic() - self.started
+            records = event.get("Records", [])
             with self.lock:
-                for record in event.get("Records", []):
+                for record in records:
                     message_id = _message_id(record.get("body"))
                     self.deliveries[message_id] += 1
+                    self.sqs_copies.setdefault(message_id, set()).add(str(record.get("messageId")))
                     attributes = record.get("attributes", {})
                     self.receipts.setdefault(message_id, []).append(
                         f"{at:.3f}s runner {runner} seq {attributes.get('SequenceNumber', '-')}"
                         f" receive {attributes.get('ApproximateReceiveCount', '?')}"
                     )
-            return invoke(event, context)
+            delivered: set[str] = set()
+            self._invocation.delivered = delivered
+            try:
+                return invoke(event, context)
+            except Exception:
+                # The whole batch comes back (Lambda: after the visibility timeout): every copy is
+                # received again, those it had delivered included.
+                with self.lock:
+                    self.invocations["died"] += 1
+                    for record in records:
+                        finished = _message_id(record.get("body")) in delivered
+                        self.died_copies["delivered" if finished else "not_delivered"] += 1
+                raise
+            finally:
+                with self.lock:
+                    self.invocations["invocations"] += 1
+                    self.invocations["copies"] += len(records)
+                    self.invocations["longest"] = max(self.invocations["longest"], len(records))
+
+        return wrapped
+
+    def noting_delivered(self, deliver: Callable[[Envelope], None]) -> Callable[[Envelope], None]:
+        """``deliver``, noting each message it delivered in this thread's consumer invocation."""
+
+        def wrapped(envelope: Envelope) -> None:
+            deliver(envelope)
+            delivered: set[str] | None = getattr(self._invocation, "delivered", None)
+            if delivered is not None:
+                delivered.add(envelope.message_id)
 
         return wrapped
 
@@ -995,7 +1068,7 @@ class Harness:
         dead_letter_runner.invoke = self.noting_dead_letters(crash_is_function_error(dead_letter_runner.invoke))
         stack.functions.dead_letters.lease_s = round(lease_s)
         the_consumer = stack.functions.consumer
-        the_consumer.deliver = self.log.wrap(the_consumer.deliver)
+        the_consumer.deliver = self.noting_delivered(self.log.wrap(the_consumer.deliver))
         stack.schedule = self.noting_sweeps(crash_is_function_error(stack.schedule))  # the sweeper, each schedule
         self.trigger = Trigger(runner)
         return self.trigger
@@ -1248,6 +1321,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "out_of_order_by_queue": by_queue if args.fifo else None,
         "dead_letter": len(seen.dead),
         "dead_letter_outcomes": seen.dead_outcomes,
+        "copies_by_cause": copies_by_cause(sent, harness, seen.outcomes),
+        "consumer_invocations": invocation_summary(harness.invocations),
         "copies_dropped": seen.outcomes.get("duplicates", 0),
         "consumer_outcomes": seen.outcomes,
         "stream_runner": seen.stream,

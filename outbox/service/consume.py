@@ -83,6 +83,17 @@ class Outcome(enum.StrEnum):
     RETRIED = "retried"  # back to the queue, after a growing visibility delay
 
 
+class RetryCause(enum.StrEnum):
+    """Why a copy went back to the queue (the stats count ``retried_<cause>`` beside ``retried``)."""
+
+    BUSY = "busy"  # another receive holds the message's lease
+    GROUP_STOPPED = "group_stopped"  # FIFO: an earlier copy of its group in the batch went back
+    STORE_FAULT = "store_fault"  # its lease or end could not be written (faults outlasted the tries)
+    NOT_READY = "not_ready"  # its record is not in a state a copy can start (yet)
+    DELIVERY_FAILED = "delivery_failed"  # the delivery function raised; tried again later
+    REJECTED = "rejected"  # the body is no envelope
+
+
 @dataclass(frozen=True)
 class ConsumerPolicy:
     """How hard the consumer tries before a message ends FAILED.
@@ -149,13 +160,16 @@ class Consumer:
         self.policy = policy or ConsumerPolicy()
         self.visibility = visibility
         self.sleep = sleep
-        self.stats: Counter[str] = Counter()  # outcomes since start, across invocations
+        self.stats: Counter[str] = Counter()  # outcomes (and retry causes) since start, across invocations
         self._stats_lock = threading.Lock()
+        self._invocation = threading.local()  # this thread's invocation: why its copies went back
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
         """Process every SQS record; list the messageIds to redeliver."""
         failures: list[dict[str, str]] = []
         counts = dict.fromkeys(Outcome, 0)
+        causes: Counter[str] = Counter()
+        self._invocation.causes = causes
         stopped_groups: set[str] = set()
         lease_until = self._lease_until(context)
         records = event.get("Records") if isinstance(event, Mapping) else None
@@ -165,7 +179,7 @@ class Consumer:
                 log.error("sqs_record_malformed", reason="no messageId")
                 continue
             if copy.group is not None and copy.group in stopped_groups:
-                outcome = self._retry(copy)  # FIFO: nothing after a failure in its group, not even tried
+                outcome = self._retry(copy, RetryCause.GROUP_STOPPED)  # FIFO: nothing after a failure in its group
             else:
                 outcome = self._process(copy, lease_until)
                 if outcome is Outcome.RETRIED and copy.group is not None:
@@ -175,6 +189,7 @@ class Consumer:
                 failures.append({"itemIdentifier": copy.sqs_id})
         with self._stats_lock:
             self.stats.update({outcome.value: n for outcome, n in counts.items()})
+            self.stats.update({f"{Outcome.RETRIED.value}_{cause}": n for cause, n in causes.items()})
         metrics = {"MessagesCompleted": counts[Outcome.COMPLETED], MESSAGES_FAILED: counts[Outcome.FAILED]}
         emit_metrics(metrics | ({FORGED_COPIES_DROPPED: counts[Outcome.FORGED]} if counts[Outcome.FORGED] else {}))
         log.info("batch_consumed", **{outcome.value: n for outcome, n in counts.items()})
@@ -209,7 +224,7 @@ class Consumer:
             # A try whose answer was lost may have taken the lease: give it back, so that the next
             # receive need not wait for it to run out (if it was not taken, this changes nothing).
             self._release(message_id, lease)
-            return self._retry(copy)
+            return self._retry(copy, RetryCause.STORE_FAULT)
         if started.attempts > self.policy.max_attempts:
             # `attempts` counts the leases taken, this one included: the deliveries tried are one fewer.
             tried = started.attempts - 1
@@ -235,7 +250,7 @@ class Consumer:
                 reason = f"delivery failed on the last allowed receive ({copy.receives}): {detail}"
                 return self._fail(message_id, lease, reason)
             self._release(message_id, lease)
-            return self._retry(copy)
+            return self._retry(copy, RetryCause.DELIVERY_FAILED)
         return self._complete(copy, message_id, lease)
 
     def _tried(self, write: Callable[[], TransitionResult]) -> TransitionResult:
@@ -272,7 +287,7 @@ class Consumer:
         except OutboxError as exc:
             log.warning("complete_failed", message_id=message_id, error=exc.code)
             self._release(message_id, lease)
-            return self._retry(copy)
+            return self._retry(copy, RetryCause.STORE_FAULT)
         return Outcome.COMPLETED
 
     def _reject(self, copy: SqsCopy, exc: MalformedEntryError) -> Outcome:
@@ -284,7 +299,7 @@ class Consumer:
             log.error("message_rejected", reason=exc.detail)
         else:
             log.error("message_rejected", message_id=exc.message_id, reason=exc.detail)
-        return self._retry(copy)
+        return self._retry(copy, RetryCause.REJECTED)
 
     def _not_startable(
         self, copy: SqsCopy, message_id: str, current: Status | None, lease_until: str | None = None
@@ -303,16 +318,16 @@ class Consumer:
                 log.info("message_held_by_another", message_id=message_id)
                 return Outcome.DUPLICATE
             log.info("message_busy", message_id=message_id)  # another receive holds the lease
-            return self._retry(copy, delay_s=self._until_lease_ends(lease_until))
+            return self._retry(copy, RetryCause.BUSY, delay_s=self._until_lease_ends(lease_until))
         if current is Status.FAILED and copy.receives < self.policy.redrive_grace_receives:
             # A re-drive sends before it flips FAILED -> QUEUED: this copy may be ahead of the flip.
             log.info("message_not_ready", message_id=message_id, status=current.value)
-            return self._retry(copy)
+            return self._retry(copy, RetryCause.NOT_READY)
         if current is None or current in ENDED:
             log.warning("message_dropped", message_id=message_id, status=current.value if current else "missing")
             return Outcome.DUPLICATE
         log.warning("message_not_startable", message_id=message_id, status=current.value)
-        return self._retry(copy)
+        return self._retry(copy, RetryCause.NOT_READY)
 
     def _fail(self, message_id: str, lease: Lease, reason: str) -> Outcome:
         reason = safe_reason(reason)  # capped and clean, whatever was put before the detail
@@ -325,6 +340,7 @@ class Consumer:
         except InvalidTransitionError:
             return Outcome.DUPLICATE
         except OutboxError:
+            self._count(RetryCause.STORE_FAULT)  # back at the queue's own visibility timeout
             return Outcome.RETRIED
         log.warning("message_failed", message_id=message_id)
         return Outcome.FAILED
@@ -344,8 +360,15 @@ class Consumer:
         """
         return until_lease_ends(lease_until, at_least=self.policy.busy_delay_s)
 
-    def _retry(self, copy: SqsCopy, *, delay_s: int | None = None) -> Outcome:
-        """Send the copy back, to be received again after a short, growing delay."""
+    def _count(self, cause: RetryCause) -> None:
+        """Count why a copy of this thread's invocation goes back."""
+        causes: Counter[str] | None = getattr(self._invocation, "causes", None)
+        if causes is not None:
+            causes[cause] += 1
+
+    def _retry(self, copy: SqsCopy, cause: RetryCause, *, delay_s: int | None = None) -> Outcome:
+        """Send the copy back, to be received again after a short, growing delay; ``cause`` is counted."""
+        self._count(cause)
         if self.visibility is not None:
             self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
         return Outcome.RETRIED
