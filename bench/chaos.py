@@ -171,6 +171,7 @@ GLOSS = {
     "out_of_order_by_queue": "of which SQS had the earlier message first: the queue reordered them",
     "copies_dropped": "copies the consumer dropped as duplicates",
     "copies_by_cause": "copies_per_message split by why each copy was received (per message; sums to it)",
+    "requests_per_message": "AWS requests of the handlers and the SQS mappings per accepted message, by operation",
     "consumer_invocations": "consumer invocations, those that died (their batch comes back whole), batch sizes",
     "sends_per_message": "copies SQS accepted from the worker and the sweeper per accepted message",
     "senders": "messages by who sent them, in order",
@@ -814,6 +815,14 @@ def copies_by_cause(sent: Sent, harness: Harness, outcomes: dict[str, int]) -> d
     return {key: round(n / len(accepted), 3) for key, n in {"first_receive": first, **causes}.items()}
 
 
+def requests_per_message(calls: dict[str, int], messages: int) -> dict[str, float]:
+    """AWS requests per accepted message, by operation and in all (each costs money), faulted ones included."""
+    if not messages:
+        return {}
+    per = {operation: round(n / messages, 3) for operation, n in sorted(calls.items())}
+    return per | {"all": round(sum(calls.values()) / messages, 3)}
+
+
 def invocation_summary(invocations: Counter[str]) -> dict[str, float]:
     """Consumer invocations: how many, how many died, their mean and largest batch."""
     calls = invocations["invocations"]
@@ -1195,6 +1204,7 @@ class Observed:
     outcomes: dict[str, int]
     stream: dict[str, int]
     faults: dict[str, int]
+    calls: dict[str, int]  # AWS requests of the handlers and the SQS mappings, by operation
     replays: Replays
     library: LibraryWriters
     queued: set[str] = field(default_factory=set)  # message_id of every copy left in the queue
@@ -1275,6 +1285,7 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             outcomes=dict(functions.consumer.stats),
             stream=dict(trigger.runner.stats),
             faults=dict(injector.injected),
+            calls=dict(injector.calls),
             replays=replays,
             library=writers,
             queued={_message_id(message["Body"]) for message in drain_queue(resources.queue_url)},
@@ -1323,6 +1334,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "dead_letter_outcomes": seen.dead_outcomes,
         "copies_by_cause": copies_by_cause(sent, harness, seen.outcomes),
         "consumer_invocations": invocation_summary(harness.invocations),
+        "requests_per_message": requests_per_message(seen.calls, len(sent.accepted)),
         "copies_dropped": seen.outcomes.get("duplicates", 0),
         "consumer_outcomes": seen.outcomes,
         "stream_runner": seen.stream,
