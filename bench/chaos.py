@@ -1240,6 +1240,11 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
         ]
         injector = FaultInjector(*clients, seed=args.seed)
         arm(injector, args.fault_rate)
+        # The consumer's early deletes are calls it can die after, as after its status writes (the
+        # mappings' deletes are not a function's): their own injector, on the consumer's client only.
+        early_acks = FaultInjector(visibility_client(functions.consumer.visibility), seed=args.seed + 1)
+        crash_share = args.fault_rate / len(KINDS["UpdateItem"])
+        early_acks.crash_after("DeleteMessageBatch", times=-1, probability=crash_share)
         trigger = harness.install(
             stack, serial_receives=args.fifo and not args.concurrent_receives, lease_s=args.lease_s
         )
@@ -1273,6 +1278,7 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
         if replayer.is_alive():
             replayer.join()
         injector.clear()
+        early_acks.clear()
         settle(stack, sent, harness, args.timeout / 2, args.stall)
         harness.stop_receiving(stack)
         time.sleep(2.0)  # let the last consumer batches finish their writes
@@ -1284,7 +1290,7 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             dead_outcomes=dict(functions.dead_letters.stats),
             outcomes=dict(functions.consumer.stats),
             stream=dict(trigger.runner.stats),
-            faults=dict(injector.injected),
+            faults=dict(injector.injected + early_acks.injected),
             calls=dict(injector.calls),
             replays=replays,
             library=writers,

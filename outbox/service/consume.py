@@ -115,6 +115,9 @@ class ConsumerPolicy:
     lease_margin_s: int = 5
     status_write_tries: int = 3
     status_write_pause_s: float = 0.02
+    # Finished copies are deleted early, this many a request, while the batch has more to process
+    # (0: only the mapping deletes them, once the invocation returned).
+    acknowledge_after: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsumerPolicy:
@@ -165,7 +168,11 @@ class Consumer:
         self._invocation = threading.local()  # this thread's invocation: why its copies went back
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
-        """Process every SQS record; list the messageIds to redeliver."""
+        """Process every SQS record; list the messageIds to redeliver.
+
+        Copies it has finished are deleted early (``ConsumerPolicy.acknowledge_after``) while
+        others of the batch remain, so that an invocation dying later does not bring them back.
+        """
         failures: list[dict[str, str]] = []
         counts = dict.fromkeys(Outcome, 0)
         causes: Counter[str] = Counter()
@@ -173,7 +180,9 @@ class Consumer:
         stopped_groups: set[str] = set()
         lease_until = self._lease_until(context)
         records = event.get("Records") if isinstance(event, Mapping) else None
-        for record in records if isinstance(records, list) else []:
+        records = records if isinstance(records, list) else []
+        finished: list[Mapping[str, Any]] = []  # copies done with, not yet acknowledged early
+        for index, record in enumerate(records):
             copy = sqs_copy(record)
             if copy is None:
                 log.error("sqs_record_malformed", reason="no messageId")
@@ -187,6 +196,10 @@ class Consumer:
             counts[outcome] += 1
             if outcome is Outcome.RETRIED:
                 failures.append({"itemIdentifier": copy.sqs_id})
+            else:
+                finished.append(record)
+            if self._acknowledge_now(finished, more=index < len(records) - 1):
+                finished = []
         with self._stats_lock:
             self.stats.update({outcome.value: n for outcome, n in counts.items()})
             self.stats.update({f"{Outcome.RETRIED.value}_{cause}": n for cause, n in causes.items()})
@@ -194,6 +207,21 @@ class Consumer:
         emit_metrics(metrics | ({FORGED_COPIES_DROPPED: counts[Outcome.FORGED]} if counts[Outcome.FORGED] else {}))
         log.info("batch_consumed", **{outcome.value: n for outcome, n in counts.items()})
         return {"batchItemFailures": failures}
+
+    def _acknowledge_now(self, finished: list[Mapping[str, Any]], *, more: bool) -> bool:
+        """Delete the finished copies now if enough wait and the batch has more to process; whether it did.
+
+        A Lambda invocation that dies (a timeout, out of memory) gives its whole batch back, the
+        copies it had finished included: each would be received again, and its lease written
+        again. The last copies need no early delete: the mapping deletes them as the invocation returns.
+        """
+        every = self.policy.acknowledge_after
+        if self.visibility is None or every < 1 or len(finished) < every or not more:
+            return False
+        self.visibility.acknowledge(finished)
+        with self._stats_lock:
+            self.stats["acknowledged_early"] += len(finished)
+        return True
 
     def _lease_until(self, context: Any) -> datetime:
         """A lease lasts as long as this invocation can: its remaining time, and a margin."""
