@@ -10,6 +10,7 @@ points around it are ``worker/consumer.py``'s.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import math
 import re
@@ -92,6 +93,7 @@ class RetryCause(enum.StrEnum):
     NOT_READY = "not_ready"  # its record is not in a state a copy can start (yet)
     DELIVERY_FAILED = "delivery_failed"  # the delivery function raised; tried again later
     REJECTED = "rejected"  # the body is no envelope
+    DEADLINE = "deadline"  # not started: the invocation's time was running out
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,9 @@ class ConsumerPolicy:
     # Finished copies are deleted early, this many a request, while the batch has more to process
     # (0: only the mapping deletes them, once the invocation returned).
     acknowledge_after: int = 1
+    # A copy is started only while the invocation has this long left beyond its slowest copy so
+    # far; the rest go back at once instead of dying with the batch when Lambda stops it.
+    deadline_reserve_s: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsumerPolicy:
@@ -182,6 +187,7 @@ class Consumer:
         records = event.get("Records") if isinstance(event, Mapping) else None
         records = records if isinstance(records, list) else []
         finished: list[Mapping[str, Any]] = []  # copies done with, not yet acknowledged early
+        clock = _Deadline(context, self.policy.deadline_reserve_s)
         for index, record in enumerate(records):
             copy = sqs_copy(record)
             if copy is None:
@@ -189,10 +195,12 @@ class Consumer:
                 continue
             if copy.group is not None and copy.group in stopped_groups:
                 outcome = self._retry(copy, RetryCause.GROUP_STOPPED)  # FIFO: nothing after a failure in its group
+            elif clock.running_out():
+                outcome = self._retry(copy, RetryCause.DEADLINE, delay_s=0)  # back now, not with a dead batch
             else:
-                outcome = self._process(copy, lease_until)
-                if outcome is Outcome.RETRIED and copy.group is not None:
-                    stopped_groups.add(copy.group)
+                outcome = clock.timed(functools.partial(self._process, copy, lease_until))
+            if outcome is Outcome.RETRIED and copy.group is not None:
+                stopped_groups.add(copy.group)
             counts[outcome] += 1
             if outcome is Outcome.RETRIED:
                 failures.append({"itemIdentifier": copy.sqs_id})
@@ -400,6 +408,35 @@ class Consumer:
         if self.visibility is not None:
             self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
         return Outcome.RETRIED
+
+
+class _Deadline:
+    """An invocation's time left (Lambda's context), and the longest one copy has taken in it."""
+
+    def __init__(self, context: Any, reserve_s: float) -> None:
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        self._remaining: Callable[[], int] | None = remaining if callable(remaining) else None
+        self._reserve_ms = reserve_s * 1000
+        self._slowest_ms: int | None = None  # none timed yet
+
+    def running_out(self) -> bool:
+        """Whether another copy, as slow as the slowest so far, might not end before Lambda stops the invocation.
+
+        Never before the first copy: it has the invocation's whole time, and its duration is the measure.
+        """
+        if self._remaining is None or self._slowest_ms is None:
+            return False
+        return self._remaining() < self._reserve_ms + self._slowest_ms
+
+    def timed(self, process: Callable[[], Outcome]) -> Outcome:
+        """``process()``, its duration noted."""
+        if self._remaining is None:
+            return process()
+        before = self._remaining()
+        try:
+            return process()
+        finally:
+            self._slowest_ms = max(self._slowest_ms or 0, before - self._remaining())
 
 
 def tried(

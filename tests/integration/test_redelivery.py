@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from outbox.adapters.visibility import SqsVisibility
+from outbox.domain.envelope import Envelope
 from outbox.domain.status import Status
 from outbox.faults import FaultInjector, SimulatedCrash, writes_status
 from outbox.local.sqs_runner import SqsRunner
@@ -115,3 +116,37 @@ def test_early_acknowledgement_can_be_turned_off(stack: Stack) -> None:
 
     assert consumer.stats["acknowledged_early"] == 0
     assert calls.calls["DeleteMessageBatch"] == 1
+
+
+def test_an_invocation_running_out_of_time_gives_back_what_it_has_not_started(stack: Stack) -> None:
+    """Lambda stops an invocation at its deadline and gives its whole batch back: the consumer stops first.
+
+    Each delivery takes 4 s of a 10 s invocation (a fake clock): after two the third might not end
+    in time, so it goes back at once, alone, instead of all three with the invocation.
+    """
+    # GIVEN three messages, and deliveries that take 4 s each on the runner's clock
+    ids = _accept_and_relay(stack, 3)
+    now = [0.0]
+    delivered: list[str] = []
+
+    def slow(envelope: Envelope) -> None:
+        now[0] += 4.0
+        delivered.append(envelope.message_id)
+
+    # (no early acknowledgement: what comes back shows this alone)
+    policy = ConsumerPolicy(acknowledge_after=0)
+    consumer = Consumer(stack.store, slow, policy=policy, visibility=SqsVisibility(stack.sqs))
+    received: list[list[str]] = []
+    runner = _runner(stack, consumer, received)
+    runner.clock, runner.function_timeout_s = (lambda: now[0]), 10.0
+
+    # WHEN the mapping runs the batch, then what came back
+    assert runner.poll_once() == 3
+    while runner.poll_once():
+        pass
+
+    # THEN only the third came back (at once: visible again now), and each was delivered once
+    assert runner.stats["function_errors"] == 0
+    assert received == [ids, ids[2:]]
+    assert sorted(delivered) == sorted(ids)
+    assert consumer.stats["retried_deadline"] == 1

@@ -273,3 +273,31 @@ def test_early_acknowledgements_go_a_request_per_acknowledge_after_copies(store:
     consumer.handle(_event(*(_record(e, f"m{i}") for i, e in enumerate(envelopes))))
 
     assert visibility.acknowledged == [["m0", "m1"], ["m2", "m3"]]  # m4, the last, is the mapping's
+
+
+def test_copies_not_started_before_the_deadline_go_back_at_once(store: InMemoryMessageStore) -> None:
+    """Issue 22: a copy is started only if one as slow as the slowest so far ends before Lambda's deadline.
+
+    The rest go back visible at once (and a FIFO group stops behind them), not with a dead batch.
+    """
+    # GIVEN 10 s left, deliveries of 3 s, the default reserve of 2 s
+    a, b, c = _accept(store, "g"), _accept(store, "g"), _accept(store, "h")
+    left = [10_000]
+    visibility = FakeVisibility()
+
+    def deliver(_: Envelope) -> None:
+        left[0] -= 3_000
+
+    consumer = Consumer(store, deliver, visibility=visibility, policy=ConsumerPolicy(acknowledge_after=0))
+    context = FakeLambdaContext(remaining_ms=lambda: left[0])
+
+    # WHEN a batch of three is consumed
+    response = consumer.handle(
+        _event(_record(a, "a", group="g"), _record(b, "b", group="g"), _record(c, "c", group="h")), context
+    )
+
+    # THEN a and b were delivered (7 s left before b, 4 s before c: too little for 3 s and the reserve)
+    assert _failed(response) == ["c"]
+    assert visibility.delays == [("c", 0)]
+    assert consumer.stats["retried_deadline"] == 1
+    assert store.records[b.message_id].status is Status.COMPLETED
