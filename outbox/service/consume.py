@@ -98,13 +98,15 @@ class RetryCause(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ConsumerPolicy:
-    """How hard the consumer tries before a message ends FAILED.
+    """How hard the consumer tries before a message ends FAILED, and how it keeps copies few.
 
     ``max_receive_count`` is the queue's redrive ``maxReceiveCount``: on that receive a failure
     that would be retried ends FAILED instead, so no copy reaches the dead-letter queue while its
     record is QUEUED or PROCESSING. Retries come back after ``backoff_base_s`` doubled per
     receive, at most ``backoff_max_s``; a copy whose message another receive holds comes back
-    once that lease has run out (at least ``busy_delay_s``).
+    once that lease has run out (at least ``busy_delay_s``). ``acknowledge_after`` and
+    ``deadline_reserve_s`` keep a dying invocation from giving back copies it had finished or
+    would not have started (docs/design.md, "A consumer invocation that dies").
     """
 
     max_attempts: int = 5
