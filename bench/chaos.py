@@ -72,7 +72,14 @@ then the table, the dead-letter queue and every delivery are checked. Keys of th
   relay, put B first (the embedded moto server's FIFO queue does, see ``SerialReceives``);
 - ``copies_per_message``: SQS copies handed to the consumer (every receive) per accepted message;
   ``consumer_outcomes`` splits them (completed, failed, retried: given back to SQS, duplicates:
-  dropped), ``left_pending`` says who moved each record out of PENDING.
+  dropped), ``left_pending`` says who moved each record out of PENDING; ``copies_by_cause`` says
+  why each copy was received (per message, summing to ``copies_per_message``): a message's first
+  receive, a consumer invocation that died (its whole batch comes back: delivered before the
+  death or not), a copy the consumer gave back (``retried_<cause>``), a re-send;
+  ``consumer_invocations`` how many invocations died and their batch sizes. The consumer dies
+  after its early deletes too (as after its status writes);
+- ``requests_per_message``: AWS requests of the handlers and the SQS mappings per accepted
+  message, by operation (the local mappings' idle long polls included).
 
 ``--details FILE`` writes every violation with the message's sends, receives, delivery calls and
 record history.
@@ -156,8 +163,7 @@ GLOSS = {
         " redelivery, not a violation"
     ),
     "copies_per_message": (
-        "SQS copies received per accepted message (target <= 1.3 at 20 % faults without deaths; a consumer"
-        " dying after a status write sends its whole batch back)"
+        "SQS copies received per accepted message (target <= 1.3 at 20 % faults; copies_by_cause says why)"
     ),
     "stuck_after_sweep": "not COMPLETED/FAILED after the sweeper alone, no operator replay",
     "stranded": "not ended, no copy in either queue, no live lease: nothing would ever end it",
