@@ -972,6 +972,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=15.0,
         help="consumer invocations' deadline (their lease: that and 5 s) and the dead-letter function's lease",
     )
+    parser.add_argument(
+        "--consumer-batch-size",
+        type=int,
+        default=10,
+        help="copies per consumer invocation (the SQS mapping's batch size: the module's consumer_batch_size)",
+    )
     parser.add_argument("--sweep-interval", type=float, default=2.0)
     parser.add_argument("--sweep-min-age", type=int, default=5)
     parser.add_argument(
@@ -1061,12 +1067,15 @@ class Harness:
 
         return wrapped
 
-    def install(self, stack: LocalStack, *, serial_receives: bool, lease_s: float = 30.0) -> Trigger:
+    def install(
+        self, stack: LocalStack, *, serial_receives: bool, lease_s: float = 30.0, consumer_batch_size: int = 10
+    ) -> Trigger:
         """Crashes as function errors, copies counted, deliveries logged, the trigger switchable, leases short.
 
         ``lease_s``: each consumer invocation's deadline (its lease runs that long, and the
         consumer's margin), and the dead-letter function's lease, so that a receive that died
-        holding a lease is taken over within the run.
+        holding a lease is taken over within the run. ``consumer_batch_size``: the SQS mapping's
+        batch size (the Terraform module's ``consumer_batch_size``, 10 by default).
         """
         runner = _required(stack.stream_runner, "the stack's stream runner")
         runner.invoke = crash_is_function_error(runner.invoke)
@@ -1077,6 +1086,7 @@ class Harness:
         for index, sqs_runner in enumerate(stack.consumer_runners):
             sqs_runner.invoke = self.counting(crash_is_function_error(sqs_runner.invoke), index)
             sqs_runner.function_timeout_s = lease_s
+            sqs_runner.batch_size = consumer_batch_size
             if serial_receives:
                 sqs_runner.sqs = SerialReceives(sqs_runner.sqs, receiving)
         dead_letter_runner = _required(stack.dead_letter_runner, "the stack's dead-letter runner")
@@ -1252,7 +1262,10 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
         crash_share = args.fault_rate / len(KINDS["UpdateItem"])
         early_acks.crash_after("DeleteMessageBatch", times=-1, probability=crash_share)
         trigger = harness.install(
-            stack, serial_receives=args.fifo and not args.concurrent_receives, lease_s=args.lease_s
+            stack,
+            serial_receives=args.fifo and not args.concurrent_receives,
+            lease_s=args.lease_s,
+            consumer_batch_size=args.consumer_batch_size,
         )
         disrupter = threading.Thread(
             target=disruptions.run, args=(trigger, resources, sent.accepted, args.messages // 2), daemon=True
