@@ -101,7 +101,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -978,6 +978,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=10,
         help="copies per consumer invocation (the SQS mapping's batch size: the module's consumer_batch_size)",
     )
+    parser.add_argument(
+        "--acknowledge-after",
+        type=int,
+        help="the consumer's early deletes: finished copies a request (0: none; default: the consumer's policy)",
+    )
     parser.add_argument("--sweep-interval", type=float, default=2.0)
     parser.add_argument("--sweep-min-age", type=int, default=5)
     parser.add_argument(
@@ -1026,15 +1031,18 @@ class Harness:
                         f" receive {attributes.get('ApproximateReceiveCount', '?')}"
                     )
             delivered: set[str] = set()
-            self._invocation.delivered = delivered
+            acknowledged: set[str] = set()  # SQS messageIds the consumer deleted early
+            self._invocation.delivered, self._invocation.acknowledged = delivered, acknowledged
             try:
                 return invoke(event, context)
             except Exception:
-                # The whole batch comes back (Lambda: after the visibility timeout): every copy is
-                # received again, those it had delivered included.
+                # The batch comes back (Lambda: after the visibility timeout): every copy not
+                # deleted early is received again, those it had delivered included.
                 with self.lock:
                     self.invocations["died"] += 1
                     for record in records:
+                        if str(record.get("messageId")) in acknowledged:
+                            continue
                         finished = _message_id(record.get("body")) in delivered
                         self.died_copies["delivered" if finished else "not_delivered"] += 1
                 raise
@@ -1045,6 +1053,20 @@ class Harness:
                     self.invocations["longest"] = max(self.invocations["longest"], len(records))
 
         return wrapped
+
+    def noting_acknowledged(self, visibility: Any) -> None:
+        """Note the copies the consumer deletes early in this thread's invocation (a death after its delete too)."""
+        acknowledge = visibility.acknowledge
+
+        def wrapped(records: Any) -> None:
+            try:
+                acknowledge(records)
+            finally:  # the early delete's own errors are caught inside: only a death gets here by raising
+                noted: set[str] | None = getattr(self._invocation, "acknowledged", None)
+                if noted is not None:
+                    noted.update(str(record.get("messageId")) for record in records)
+
+        visibility.acknowledge = wrapped
 
     def noting_delivered(self, deliver: Callable[[Envelope], None]) -> Callable[[Envelope], None]:
         """``deliver``, noting each message it delivered in this thread's consumer invocation."""
@@ -1094,6 +1116,7 @@ class Harness:
         stack.functions.dead_letters.lease_s = round(lease_s)
         the_consumer = stack.functions.consumer
         the_consumer.deliver = self.noting_delivered(self.log.wrap(the_consumer.deliver))
+        self.noting_acknowledged(_required(the_consumer.visibility, "the consumer's visibility"))
         stack.schedule = self.noting_sweeps(crash_is_function_error(stack.schedule))  # the sweeper, each schedule
         self.trigger = Trigger(runner)
         return self.trigger
@@ -1261,6 +1284,8 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
         early_acks = FaultInjector(visibility_client(functions.consumer.visibility), seed=args.seed + 1)
         crash_share = args.fault_rate / len(KINDS["UpdateItem"])
         early_acks.crash_after("DeleteMessageBatch", times=-1, probability=crash_share)
+        if args.acknowledge_after is not None:
+            functions.consumer.policy = replace(functions.consumer.policy, acknowledge_after=args.acknowledge_after)
         trigger = harness.install(
             stack,
             serial_receives=args.fifo and not args.concurrent_receives,
