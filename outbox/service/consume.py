@@ -120,8 +120,9 @@ class ConsumerPolicy:
     status_write_tries: int = 3
     status_write_pause_s: float = 0.02
     # Finished copies are deleted early, this many a request, while the batch has more to process
-    # (0: only the mapping deletes them, once the invocation returned).
-    acknowledge_after: int = 1
+    # (0: only the mapping deletes them, once the invocation returned). 2: as few copies come back
+    # as with 1 in the chaos run, for half the requests (bench/RESULTS.md).
+    acknowledge_after: int = 2
     # A copy is started only while the invocation has this long left beyond its slowest copy so
     # far; the rest go back at once instead of dying with the batch when Lambda stops it.
     deadline_reserve_s: float = 2.0

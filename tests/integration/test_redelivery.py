@@ -68,6 +68,7 @@ def test_a_dying_invocation_gives_back_only_the_copies_it_had_not_finished(fifo_
     consumer = Consumer(
         fifo_stack.store,
         lambda envelope: delivered.append(envelope.message_id),
+        policy=ConsumerPolicy(acknowledge_after=1),
         visibility=SqsVisibility(fifo_stack.sqs),
     )
     _crash_after_completes(fifo_stack, 2)
@@ -87,20 +88,20 @@ def test_a_dying_invocation_gives_back_only_the_copies_it_had_not_finished(fifo_
     assert consumer.stats["acknowledged_early"] == 2  # the first before the death, the second after it
 
 
-def test_finished_copies_are_acknowledged_early_only_while_the_batch_has_more(stack: Stack) -> None:
+def test_finished_copies_are_acknowledged_early_two_a_request_while_the_batch_has_more(stack: Stack) -> None:
     """The last copies of a batch are left to the mapping's own delete: no request is spent on them."""
-    # GIVEN two messages and a consumer that acknowledges every finished copy early
-    _accept_and_relay(stack, 2)
+    # GIVEN three messages and a consumer that acknowledges finished copies early, two a request (the default)
+    _accept_and_relay(stack, 3)
     consumer = Consumer(stack.store, lambda _envelope: None, visibility=SqsVisibility(stack.sqs))
     calls = FaultInjector(stack.sqs)
     received: list[list[str]] = []
     runner = _runner(stack, consumer, received)
 
     # WHEN the mapping runs their batch
-    assert runner.poll_once() == 2
+    assert runner.poll_once() == 3
 
-    # THEN the first was deleted early, the second by the mapping: one DeleteMessageBatch each
-    assert consumer.stats["acknowledged_early"] == 1
+    # THEN the first two were deleted early in one request, the third by the mapping in another
+    assert consumer.stats["acknowledged_early"] == 2
     assert calls.calls["DeleteMessageBatch"] == 2
     assert runner.poll_once() == 0
 

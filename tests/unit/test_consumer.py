@@ -242,7 +242,7 @@ def test_finished_copies_are_acknowledged_early_while_the_batch_has_more(store: 
 
     Copies going back are never acknowledged; the last copies are left to the mapping's own delete.
     """
-    # GIVEN a FIFO batch: a, then b and c of a group whose b fails, then d
+    # GIVEN a FIFO batch: a, then b and c of a group whose b fails, then d; each finished copy acknowledged
     a, b, c, d = _accept(store), _accept(store, "g"), _accept(store, "g"), _accept(store)
     visibility = FakeVisibility()
 
@@ -250,7 +250,7 @@ def test_finished_copies_are_acknowledged_early_while_the_batch_has_more(store: 
         if envelope.message_id == b.message_id:
             raise DeliveryError("provider timed out")
 
-    consumer = Consumer(store, deliver, visibility=visibility)
+    consumer = Consumer(store, deliver, policy=ConsumerPolicy(acknowledge_after=1), visibility=visibility)
     batch = _event(_record(a, "a"), _record(b, "b", group="g"), _record(c, "c", group="g"), _record(d, "d"))
 
     # WHEN the batch is consumed
