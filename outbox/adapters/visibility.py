@@ -8,16 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve
+from outbox.logs import get_logger
+from outbox.ports import MAX_VISIBILITY_S
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-log = structlog.get_logger("outbox.visibility")
+log = get_logger("outbox.visibility")
 
-MAX_VISIBILITY_S = 43_200  # SQS's limit: 12 hours
 MAX_DELETE_ENTRIES = 10  # DeleteMessageBatch's limit
 
 
