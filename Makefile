@@ -55,7 +55,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint $(CHECKOV_STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --whole-suite
 
 # The unit and integration tests on the lowest versions pyproject.toml allows (not in `make test`: a
 # second environment and the slow half of the suite; run it after changing a lower bound).

@@ -21,6 +21,9 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 SMS = {"channel": "sms", "recipient": "+14155550100", "body": "hello"}
+# How long a step may take before the test gives up: a bound on a condition, never a wait of its own
+# (a loaded machine is slow; a healthy step ends far sooner).
+PATIENCE_S = 180.0
 
 
 def _free_port() -> int:
@@ -33,7 +36,7 @@ def _request(url: str, *, body: Any = None, headers: dict[str, str] | None = Non
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=PATIENCE_S) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -44,7 +47,7 @@ def _post(base: str, body: Any, key: str | None = None) -> tuple[int, dict[str, 
     return _request(f"{base}/messages", body=body, headers=headers)
 
 
-def _wait_completed(base: str, message_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+def _wait_completed(base: str, message_id: str, timeout_s: float = PATIENCE_S) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     view: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -57,7 +60,7 @@ def _wait_completed(base: str, message_id: str, timeout_s: float = 60.0) -> dict
 
 @pytest.fixture(scope="module")
 def dev() -> Iterator[str]:
-    """``outbox dev`` on a free port; stopped with Ctrl-C (SIGINT) at the end."""
+    """``outbox dev`` on a free port; stopped with Ctrl-C (SIGINT) at the end, killed with its emulator if need be."""
     port = _free_port()
     env = {**os.environ, "LOG_LEVEL": "WARNING", "OUTBOX_METRICS": "off"}
     env.pop("AWS_ENDPOINT_URL", None)
@@ -67,19 +70,27 @@ def dev() -> Iterator[str]:
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,  # its own process group: the emulator it starts goes with it
         )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                _request(f"{base}/messages/00000000-0000-4000-8000-000000000000")
-                break
-            except OSError:
-                assert process.poll() is None, "outbox dev exited early"
-                time.sleep(0.2)
-        yield base
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + PATIENCE_S
+            while True:
+                try:
+                    _request(f"{base}/messages/00000000-0000-4000-8000-000000000000")
+                    break
+                except OSError:
+                    assert process.poll() is None, "outbox dev exited early"
+                    assert time.monotonic() < deadline, f"outbox dev not serving within {PATIENCE_S:.0f} s"
+                    time.sleep(0.2)  # the poll interval
+            yield base
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=PATIENCE_S) == 0
+        finally:
+            # A start or a test that failed leaves neither outbox dev nor its emulator running.
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         output.seek(0)
         assert "Traceback" not in output.read()
 

@@ -19,6 +19,8 @@ from outbox.local.stack import LocalStack, StackConfig
 pytestmark = pytest.mark.e2e
 
 SMS = {"channel": "sms", "recipient": "+14155550100", "body": "hello"}
+# How long a step may take before the test gives up: a bound on a condition, never a wait of its own.
+PATIENCE_S = 180.0
 
 
 def _request(url: str, body: Any = None) -> tuple[int, dict[str, Any]]:
@@ -26,13 +28,13 @@ def _request(url: str, body: Any = None) -> tuple[int, dict[str, Any]]:
     headers = {"content-type": "application/json"} if data else {}
     request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=PATIENCE_S) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
 
 
-def _completed(stack: LocalStack, message_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+def _completed(stack: LocalStack, message_id: str, timeout_s: float = PATIENCE_S) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     view: dict[str, Any] = {}
     while time.monotonic() < deadline:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from outbox.domain.caller import ANONYMOUS, Caller, RoleSessions, iam_caller
@@ -23,6 +23,7 @@ from outbox.service.accept import Acceptor, new_message
 from outbox.settings import MIN_ID_SECRET_WINDOW_S, Settings
 from outbox.testing import InMemoryMessageStore
 from tests.events import ACCOUNT, http_event, iam_authorizer, unique_id
+from tests.profiles import UNIT
 
 JSON_HEADERS = {"content-type": "application/json"}
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
@@ -383,8 +384,12 @@ callers = st.one_of(
 keys = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(a=callers, b=callers, key=keys, same_body=st.booleans())
+# The property's strategies, for its many-example run too (tests/integration/test_properties_thorough.py).
+TWO_CALLERS = {"a": callers, "b": callers, "key": keys, "same_body": st.booleans()}
+
+
+@UNIT
+@given(**TWO_CALLERS)
 def test_no_cross_principal_read_replay_or_leak(
     a: dict[str, Any], b: dict[str, Any], key: str, same_body: bool
 ) -> None:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from outbox.logs import configure_logging
@@ -18,6 +18,7 @@ from outbox.service.consume import Consumer
 from outbox.service.relay import Relay
 from outbox.service.stream import StreamWorker
 from outbox.testing import FakeLambdaContext, FakePublisher, InMemoryMessageStore
+from tests.profiles import UNIT
 
 STABLE_CODES = set(HTTP_STATUS)
 SECRET = "hostile-input-id-secret-0123456789abcdef"
@@ -84,13 +85,17 @@ def _event(method: str, path: str, header_map: dict[str, str], body: tuple[str, 
     }
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    method=st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "post", "BREW"]),
-    path=paths,
-    header_map=headers,
-    body=bodies,
-)
+# The strategies of each property, for its many-example run too (tests/integration/test_properties_thorough.py).
+API_REQUESTS = {
+    "method": st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "post", "BREW"]),
+    "path": paths,
+    "header_map": headers,
+    "body": bodies,
+}
+
+
+@UNIT
+@given(**API_REQUESTS)
 def test_api_never_fails_on_hostile_requests(
     method: str, path: str, header_map: dict[str, str], body: tuple[str, bool]
 ) -> None:
@@ -134,8 +139,11 @@ stream_records = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(records=stream_records)
+STREAM_BATCHES = {"records": stream_records}
+
+
+@UNIT
+@given(**STREAM_BATCHES)
 def test_worker_never_crashes_on_hostile_stream_records(records: list[Any]) -> None:
     """Invariant 7 (no poison blocks a shard): malformed records are skipped or quarantined, never raised."""
     relay = Relay(InMemoryMessageStore(), FakePublisher())
@@ -151,8 +159,11 @@ def test_worker_never_crashes_on_hostile_stream_records(records: list[Any]) -> N
         assert failure["itemIdentifier"] in sequence_numbers
 
 
-@settings(max_examples=200, deadline=None)
-@given(bodies=st.lists(st.text(max_size=200) | json_values.map(json.dumps), max_size=6))
+SQS_BODIES = {"bodies": st.lists(st.text(max_size=200) | json_values.map(json.dumps), max_size=6)}
+
+
+@UNIT
+@given(**SQS_BODIES)
 def test_consumer_never_crashes_on_hostile_bodies(bodies: list[str]) -> None:
     """A garbage SQS body is rejected (left for the DLQ), never an exception that fails the whole batch."""
     event = {"Records": [{"messageId": f"m{i}", "body": b} for i, b in enumerate(bodies)]}
@@ -195,8 +206,11 @@ def _post_logged(data: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     return response["body"], [{k: v for k, v in line.items() if k != "timestamp"} for line in lines]
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(names=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4, unique=True))
+FIELD_NAMES = {"names": st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4, unique=True)}
+
+
+@UNIT
+@given(**FIELD_NAMES)
 def test_unknown_field_names_are_counted_never_echoed(names: list[str]) -> None:
     """Client text never comes back nor goes to the log: the answer is the same whatever the unknown names."""
     unknown = [n for n in names if n not in {"channel", "recipient", "subject", "body", "metadata", "group_key"}]

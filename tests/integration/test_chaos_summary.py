@@ -10,14 +10,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # bench.chaos as ``python -m bench.chaos`` runs it, with the run itself replaced by a made-up tally
-# and a thread that, like a consumer of the stopped stack still retrying, fails after the verdict.
+# and a thread that, like a consumer of the stopped stack still retrying, fails after the verdict
+# (once main() has given it, however long that takes: no clock decides the order).
 PROGRAM = textwrap.dedent(
     """
-    import sys, threading, time
+    import sys, threading
     import bench.chaos as chaos
 
+    verdict_given = threading.Event()
+
     def late_failure():
-        time.sleep(0.5)
+        verdict_given.wait()
         print("Traceback (most recent call last): EndpointConnectionError", file=sys.stderr, flush=True)
         print('{"event": "sqs_poll_failed", "level": "warning"}', flush=True)
 
@@ -26,14 +29,25 @@ PROGRAM = textwrap.dedent(
         return {key: 0 for key in chaos.VIOLATIONS} | {"messages": 3, "duplicates": 1, "faults_by_kind": {}}
 
     chaos.run = run
-    raise SystemExit(chaos.main(sys.argv[1:]))
+    try:
+        code = chaos.main(sys.argv[1:])
+    finally:
+        verdict_given.set()
+    raise SystemExit(code)
     """
 )
+# A bound on the program's run, never a wait of its own: a loaded machine starts Python slowly.
+PATIENCE_S = 180.0
 
 
 def _chaos(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", PROGRAM, *args], capture_output=True, text=True, check=False, timeout=60, cwd=ROOT
+        [sys.executable, "-c", PROGRAM, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=PATIENCE_S,
+        cwd=ROOT,
     )
 
 

@@ -14,6 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER_MODULES = ("worker.api", "worker.handler", "worker.consumer", "worker.sweeper", "worker.dead_letter")
 NOT_IN_LAMBDA = ("rich", "moto", "waitress", "flask", "werkzeug")
+# A bound on each fresh interpreter's run, never a wait of its own: a loaded machine starts Python slowly.
+PATIENCE_S = 180.0
 
 # The names of the loaded modules that belong to NOT_IN_LAMBDA.
 _LOADED = f"sorted(m for m, v in sys.modules.items() if v is not None and m.split('.')[0] in {NOT_IN_LAMBDA!r})"
@@ -24,7 +26,13 @@ def _run(script: str, environment: dict[str, str] | None = None) -> list[Any]:
     env = os.environ | {"PYTHONPATH": str(ROOT), "OUTBOX_TABLE_NAME": "outbox", "OUTBOX_METRICS": "off"}
     env |= environment or {}
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60, cwd=ROOT, env=env
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=PATIENCE_S,
+        cwd=ROOT,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads(line) for line in result.stdout.splitlines()]
