@@ -25,6 +25,11 @@ What moto 5.2.5 does not do correctly is fixed here, and only here:
    queue). SQS keeps it for 5 minutes from the send that it accepted: a second send with the
    same id within that window is answered "successful" and not enqueued, whatever became of the
    first copy. ``install_fifo_dedup_window`` keeps, per queue, when each id was last accepted.
+5. **Where a dead letter came from.** SQS marks a copy its redrive moves to a dead-letter queue
+   with the source queue's ARN (the system attribute ``DeadLetterQueueSourceArn``, which no sender
+   can set); moto moves the copy and marks nothing. ``install_dead_letter_source_arn`` notes the
+   source at the move and returns it on receive, so the dead-letter function can tell a moved copy
+   from one sent to the queue by hand.
 
 The rest makes moto cheaper per request without deciding anything moto decides: every request is
 still parsed, validated, evaluated and answered by moto's own code, on moto's own data.
@@ -579,6 +584,64 @@ def uninstall_fifo_dedup_window() -> None:
     _restore(Queue, "add_message")
 
 
+DEAD_LETTER_SOURCE = "DeadLetterQueueSourceArn"  # the system attribute SQS puts on a copy its redrive moved
+
+
+def install_dead_letter_source_arn() -> None:
+    """Mark each copy moto's redrive moves with ``DeadLetterQueueSourceArn``, as SQS does (idempotent).
+
+    SQS records on a copy it moves to a dead-letter queue the ARN of the queue it came from, and
+    ReceiveMessage returns it (``All`` or the name asked for), so Lambda's SQS event carries it in
+    ``attributes``. A sender cannot set it (SendMessage takes ``AWSTraceHeader`` as its only system
+    attribute). moto moves the copy (during a receive of the source queue) but records nothing: the
+    move here notes the source on the copy, and the receive returns it. Nothing else changes.
+    """
+    from moto.sqs.models import SQSBackend
+    from moto.sqs.responses import SQSResponse
+
+    if _patched(SQSBackend, "receive_message"):
+        return
+    receive = SQSBackend.receive_message
+    respond = SQSResponse.receive_message
+
+    def receive_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        dlq = queue.dead_letter_queue
+        before = {id(message) for message in tuple(queue._messages)} if dlq is not None else set()
+        received = receive(self, queue_name, *args, **kwargs)
+        if dlq is not None:
+            for message in tuple(dlq._messages):
+                if id(message) in before:  # moved by this receive (a copy is one object throughout)
+                    message.__dict__["_outbox_dead_letter_source"] = queue.queue_arn
+        return received
+
+    def receive_response(self: Any) -> Any:
+        result = respond(self)
+        names = set(self._get_param("AttributeNames", [])) | set(self._get_param("MessageSystemAttributeNames", []))
+        if not names & {"All", DEAD_LETTER_SOURCE}:
+            return result
+        queue = self.sqs_backend.get_queue(self._get_queue_name())
+        sources = {m.id: m.__dict__.get("_outbox_dead_letter_source") for m in tuple(queue._messages)}
+        answer = cast("dict[str, Any]", result.result)  # {"Messages": [...]}, or {} when none
+        for message in answer.get("Messages", []):
+            source = sources.get(message["MessageId"])
+            if source is not None:
+                message.setdefault("Attributes", {})[DEAD_LETTER_SOURCE] = source
+        return result
+
+    _patch(SQSBackend, receive_message=receive_message)
+    _patch(SQSResponse, receive_message=receive_response)
+
+
+def uninstall_dead_letter_source_arn() -> None:
+    """Restore moto's own receive (for differential tests)."""
+    from moto.sqs.models import SQSBackend
+    from moto.sqs.responses import SQSResponse
+
+    _restore(SQSBackend, "receive_message")
+    _restore(SQSResponse, "receive_message")
+
+
 # Every fix above with its undo, in install order.
 _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_transaction_journal, uninstall_transaction_journal),
@@ -590,6 +653,7 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_lazy_queue_attributes, uninstall_lazy_queue_attributes),
     (install_fifo_groups_in_flight, uninstall_fifo_groups_in_flight),
     (install_fifo_dedup_window, uninstall_fifo_dedup_window),
+    (install_dead_letter_source_arn, uninstall_dead_letter_source_arn),
 )
 
 

@@ -94,6 +94,7 @@ def moto_stack() -> Iterator[Stack]:
     emulator.install_transaction_journal()
     emulator.install_fast_attribute_values()
     emulator.install_lazy_queue_attributes()
+    emulator.install_dead_letter_source_arn()  # SQS's mark on a copy it moved to the dead-letter queue
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         for name, value in FAKE_CREDENTIALS.items():
             patch.setenv(name, value)
@@ -104,6 +105,7 @@ def moto_stack() -> Iterator[Stack]:
     emulator.uninstall_transaction_journal()
     emulator.uninstall_fast_attribute_values()
     emulator.uninstall_lazy_queue_attributes()
+    emulator.uninstall_dead_letter_source_arn()
 
 
 class Pipeline(RuleBasedStateMachine):
