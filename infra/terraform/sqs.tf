@@ -16,7 +16,7 @@ locals {
     on_failure = "${var.name}-stream-failures"
   }
   queue_arns = { for key, name in local.queue_names : key => "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${name}" }
-  role_arns  = { for name in keys(local.functions) : name => "arn:${local.partition}:iam::${local.account_id}:role/${var.name}-${name}" }
+  role_arns  = { for name in keys(local.function_defaults) : name => "arn:${local.partition}:iam::${local.account_id}:role/${var.name}-${name}" }
   # Who may sqs:SendMessage to the main queue (outbox/service/relay.py, the sweeper, outbox replay).
   main_queue_senders = concat(
     [local.role_arns.worker, local.role_arns.sweeper],

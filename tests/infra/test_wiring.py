@@ -1001,7 +1001,7 @@ def test_every_queue_refuses_plain_http_and_only_the_relays_send_to_the_main_one
     # The roles by name, as iam.tf names them; the worker and the sweeper are the code's senders.
     assert module.resource("aws_iam_role", "function")["name"] == "${var.name}-${each.key}"
     assert module.locals["role_arns"] == (
-        '${{for name in keys(local.functions) : name => "arn:${local.partition}:iam::${local.account_id}'
+        '${{for name in keys(local.function_defaults) : name => "arn:${local.partition}:iam::${local.account_id}'
         ':role/${var.name}-${name}"}}'
     )
     assert module.locals["main_queue_senders"] == (
