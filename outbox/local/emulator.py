@@ -30,6 +30,9 @@ What moto 5.2.5 does not do correctly is fixed here, and only here:
    can set); moto moves the copy and marks nothing. ``install_dead_letter_source_arn`` notes the
    source at the move and returns it on receive, so the dead-letter function can tell a moved copy
    from one sent to the queue by hand.
+6. **RedriveAllowPolicy.** moto keeps a queue's ``RedriveAllowPolicy`` but never returns it in
+   GetQueueAttributes; ``install_redrive_allow_policy`` returns it, so a Terraform apply (which
+   waits for the attributes it set to read back) can create a dead-letter queue that has one.
 
 The rest makes moto cheaper per request without deciding anything moto decides: every request is
 still parsed, validated, evaluated and answered by moto's own code, on moto's own data.
@@ -585,6 +588,7 @@ def uninstall_fifo_dedup_window() -> None:
 
 
 DEAD_LETTER_SOURCE = "DeadLetterQueueSourceArn"  # the system attribute SQS puts on a copy its redrive moved
+REDRIVE_ALLOW_POLICY = "RedriveAllowPolicy"  # a dead-letter queue's list of the queues that may name it
 
 
 def install_dead_letter_source_arn() -> None:
@@ -642,6 +646,38 @@ def uninstall_dead_letter_source_arn() -> None:
     _restore(SQSResponse, "receive_message")
 
 
+def install_redrive_allow_policy() -> None:
+    """Answer a queue's ``RedriveAllowPolicy`` in GetQueueAttributes, as SQS does (idempotent).
+
+    moto keeps the attribute a CreateQueue or SetQueueAttributes gives it, but never returns it:
+    ``All`` leaves it out and asking for it by name is ``InvalidAttributeName``. The Terraform
+    provider waits for the attributes it set to read back equal, so a queue with one never finishes
+    creating. Here the read returns it (as set), and everything else as moto answers.
+    """
+    from moto.sqs.models import SQSBackend
+
+    if _patched(SQSBackend, "get_queue_attributes"):
+        return
+    read = SQSBackend.get_queue_attributes
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        others = [name for name in attribute_names if name != REDRIVE_ALLOW_POLICY]
+        attributes: dict[str, Any] = read(self, queue_name, others) if others else {}
+        policy = getattr(self.get_queue(queue_name), "redrive_allow_policy", None)
+        if policy and {"All", REDRIVE_ALLOW_POLICY} & set(attribute_names):
+            attributes[REDRIVE_ALLOW_POLICY] = policy
+        return attributes
+
+    _patch(SQSBackend, get_queue_attributes=get_queue_attributes)
+
+
+def uninstall_redrive_allow_policy() -> None:
+    """Restore moto's own GetQueueAttributes (for differential tests)."""
+    from moto.sqs.models import SQSBackend
+
+    _restore(SQSBackend, "get_queue_attributes")
+
+
 # Every fix above with its undo, in install order.
 _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_transaction_journal, uninstall_transaction_journal),
@@ -654,6 +690,7 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_fifo_groups_in_flight, uninstall_fifo_groups_in_flight),
     (install_fifo_dedup_window, uninstall_fifo_dedup_window),
     (install_dead_letter_source_arn, uninstall_dead_letter_source_arn),
+    (install_redrive_allow_policy, uninstall_redrive_allow_policy),
 )
 
 

@@ -769,6 +769,7 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (Queue, "add_message"),
         (SQSBackend, "receive_message"),
         (SQSResponse, "receive_message"),
+        (SQSBackend, "get_queue_attributes"),
     ]
     emulator.uninstall_all()
     shipped = [vars(owner)[name] for owner, name in patched]
@@ -994,3 +995,37 @@ def test_a_copy_moved_to_the_dead_letter_queue_names_its_source_queue() -> None:
         {},
     ]
     assert all("DeadLetterQueueSourceArn" not in c["Attributes"] for c in not_asked)
+
+
+def _redrive_allow_policies() -> list[dict[str, str]]:
+    """A dead-letter queue created with a RedriveAllowPolicy: its attributes read three ways."""
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        allow = json.dumps(
+            {"redrivePermission": "byQueue", "sourceQueueArns": ["arn:aws:sqs:us-east-1:123456789012:q"]}
+        )
+        url = sqs.create_queue(QueueName="d", Attributes={"RedriveAllowPolicy": allow})["QueueUrl"]
+        plain = sqs.create_queue(QueueName="p")["QueueUrl"]
+        answers = [sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]]
+        answers.append(sqs.get_queue_attributes(QueueUrl=plain, AttributeNames=["All"])["Attributes"])
+        try:
+            answers.append(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedriveAllowPolicy"])["Attributes"])
+        except ClientError as exc:
+            answers.append({"error": exc.response["Error"]["Code"]})
+        ignored = {"CreatedTimestamp", "LastModifiedTimestamp", "QueueArn"}
+        return [{k: v for k, v in answer.items() if k not in ignored} for answer in answers]
+
+
+def test_a_queues_redrive_allow_policy_reads_back_as_set() -> None:
+    """As SQS: All and the name return the policy set; a queue without one, and every other attribute, as moto."""
+    emulator.uninstall_all()
+    shipped = _redrive_allow_policies()
+    assert "RedriveAllowPolicy" not in shipped[0]  # the gap fixed
+    assert shipped[2] == {"error": "InvalidAttributeName"}
+    with patched_moto(emulator.install_redrive_allow_policy):
+        fixed = _redrive_allow_policies()
+    policy = json.loads(fixed[0].pop("RedriveAllowPolicy"))
+    assert policy == {"redrivePermission": "byQueue", "sourceQueueArns": ["arn:aws:sqs:us-east-1:123456789012:q"]}
+    assert fixed[0] == shipped[0]
+    assert fixed[1] == shipped[1]  # no policy: nothing added
+    assert json.loads(fixed[2]["RedriveAllowPolicy"]) == policy
