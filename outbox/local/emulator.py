@@ -662,7 +662,8 @@ def install_redrive_allow_policy() -> None:
 
     def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
         others = [name for name in attribute_names if name != REDRIVE_ALLOW_POLICY]
-        attributes: dict[str, Any] = read(self, queue_name, others) if others else {}
+        # A copy: moto answers "All" with the queue's own mapping (read-only under the lazy attributes).
+        attributes: dict[str, Any] = dict(read(self, queue_name, others)) if others else {}
         policy = getattr(self.get_queue(queue_name), "redrive_allow_policy", None)
         if policy and {"All", REDRIVE_ALLOW_POLICY} & set(attribute_names):
             attributes[REDRIVE_ALLOW_POLICY] = policy

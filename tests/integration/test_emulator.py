@@ -981,6 +981,9 @@ def test_a_copy_moved_to_the_dead_letter_queue_names_its_source_queue() -> None:
         fixed = _dead_letters("All")
         by_name = _dead_letters("DeadLetterQueueSourceArn")
         not_asked = _dead_letters("SentTimestamp")
+    with patched_moto(*EVERY_FIX):  # as the emulator server runs it
+        every = _dead_letters("All")
+    assert ["DeadLetterQueueSourceArn" in c["Attributes"] for c in every] == [True, False]
     moved, by_hand = fixed
     assert (moved["Body"], by_hand["Body"]) == ("moved", "sent by hand")
     assert moved["Attributes"]["DeadLetterQueueSourceArn"] == "arn:aws:sqs:us-east-1:123456789012:q"
@@ -1024,6 +1027,8 @@ def test_a_queues_redrive_allow_policy_reads_back_as_set() -> None:
     assert shipped[2] == {"error": "InvalidAttributeName"}
     with patched_moto(emulator.install_redrive_allow_policy):
         fixed = _redrive_allow_policies()
+    with patched_moto(*EVERY_FIX):  # as the emulator server runs it: with the lazy queue attributes too
+        assert _redrive_allow_policies() == fixed
     policy = json.loads(fixed[0].pop("RedriveAllowPolicy"))
     assert policy == {"redrivePermission": "byQueue", "sourceQueueArns": ["arn:aws:sqs:us-east-1:123456789012:q"]}
     assert fixed[0] == shipped[0]
