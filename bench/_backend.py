@@ -15,11 +15,11 @@ from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.bootstrap import Resources, bootstrap
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.faults import FaultInjector
 from outbox.local import emulator
 from outbox.local.demo import sample_payload
+from outbox.notifications.notification import parse_notification
 from outbox.testing import outbox_insert
 
 if TYPE_CHECKING:

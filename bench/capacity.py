@@ -42,11 +42,11 @@ from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.adapters.visibility import SqsVisibility
-from outbox.api import MessagesApi
 from outbox.domain.envelope import Envelope
 from outbox.domain.message import new_message_id
 from outbox.domain.record import iso, utc_now
 from outbox.logs import configure_logging
+from outbox.notifications.api import MessagesApi
 from outbox.service.accept import Acceptor
 from outbox.service.consume import Consumer
 from outbox.service.relay import RecentSends, Relay
@@ -134,7 +134,7 @@ def _sqs_events(n: int) -> list[dict[str, Any]]:
                 {
                     "messageId": f"sqs-{i}",
                     "receiptHandle": f"receipt-{i}",
-                    "body": envelope.to_json(),
+                    "body": envelope.body(),
                     "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": envelope.group_key},
                     "messageAttributes": {},
                     "eventSource": "aws:sqs",

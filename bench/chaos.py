@@ -107,13 +107,13 @@ from outbox.bootstrap import Resources
 from outbox.domain.clock import WriteClock
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import OutboxError
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, bucket_of, iso, utc_now
 from outbox.domain.status import ENDED, Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local.demo import Client, sample_payload
 from outbox.local.stack import LOCAL_CREDENTIALS, LocalStack, StackConfig
 from outbox.local.stream_runner import Invoke, StreamRunner
+from outbox.notifications.notification import parse_notification
 from outbox.ports import MessageStore, Publisher, Visibility
 from outbox.service.relay import Relay
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection

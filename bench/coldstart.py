@@ -166,7 +166,7 @@ def scenario() -> Scenario:
             "StreamViewType": "NEW_IMAGE",
         },
     }
-    body = message.envelope.to_json()
+    body = message.envelope.body()
     sqs_record = {
         "messageId": "7d1f0c3e-0000-4000-8000-000000000001",
         "receiptHandle": "AQEB-coldstart-receipt",
@@ -224,14 +224,14 @@ def cases(found: Scenario) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
         ),
         Case(
             "api: first GET /messages/{id}",
-            "outbox.api.handler",
+            "worker.api.handler",
             _http("GET", f"/messages/{found.message_id}"),
             200,
             ("secretsmanager:GetSecretValue", "dynamodb:GetItem"),
         ),
         Case(
             "api: first POST /messages",
-            "outbox.api.handler",
+            "worker.api.handler",
             _http("POST", "/messages", NOTE),
             202,
             ("secretsmanager:GetSecretValue", "dynamodb:TransactWriteItems"),
@@ -252,7 +252,7 @@ def cases(found: Scenario) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
         ),
     )
     breakdown = (
-        Case("api: GET /messages/x (404, no AWS call)", "outbox.api.handler", _http("GET", "/messages/x"), 404),
+        Case("api: GET /messages/x (404, no AWS call)", "worker.api.handler", _http("GET", "/messages/x"), 404),
         Case("worker: empty batch", "worker.handler.handler", _NO_RECORDS, _NO_FAILURES),
         Case("consumer: empty batch", "worker.consumer.handler", _NO_RECORDS, _NO_FAILURES),
         Case("dead-letter: empty batch", "worker.dead_letter.handler", _NO_RECORDS, _NO_FAILURES),

@@ -26,6 +26,7 @@ from outbox.domain.errors import NotFoundError
 from outbox.domain.record import Lease, iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
+from outbox.notifications.accept import accept_notification
 from outbox.service.accept import Acceptor
 
 ALICE, BOB = Caller("iam:123456789012:AIDAALICE"), Caller("iam:123456789012:AIDABOB")
@@ -47,7 +48,7 @@ def measure(reads: int) -> dict[str, tuple[float, float]]:
     with backend(0) as b:
         acceptor = Acceptor(b.store, id_secret=secrets.token_urlsafe(32))
         body = {"channel": "email", "recipient": "ada@example.com", "subject": "s", "body": "x" * 4096}
-        message_id = acceptor.accept_notification(body, idempotency_key=None, caller=ALICE).message_id
+        message_id = accept_notification(acceptor, body, idempotency_key=None, caller=ALICE).message_id
         b.store.transition(message_id, Status.QUEUED, by="bench")
         for n in range(3):  # a record with some history: leased, failed, re-driven
             lease = Lease(f"bench-{n}", iso(utc_now() + timedelta(minutes=5)))

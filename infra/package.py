@@ -1,7 +1,8 @@
 """``make package``: the Lambda zip of this repository's handlers (outbox.lambda_package does the work).
 
 One zip serves the API, worker, consumer, sweeper and dead-letter functions (they differ only in
-handler): the outbox library and ``worker/`` less what Lambda never runs, and the run-time
+handler): the outbox library less what Lambda never runs, the entry points of this repository's
+``worker/`` (never in the wheel: they are this module's, not the library's), and the run-time
 dependencies locked in ``infra/lambda-requirements.txt`` (``make lock`` derives it from the
 development lock: the versions the tests ran against, resolved for Lambda's platform), for the
 architecture and Python of ``[tool.outbox.lambda-package]`` in pyproject.toml. A user's own
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from outbox.domain.errors import PackageError
-from outbox.lambda_package import Target, build_zip
+from outbox.lambda_package import Source, Target, build_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "build" / "lambda" / "outbox.zip"
@@ -38,6 +39,7 @@ def target(config: dict[str, Any] | None = None) -> Target:
         architecture=str(config["architecture"]),
         python_version=str(config["python-version"]),
         botocore_services=tuple(config["botocore-services"]),
+        only_called_operations=bool(config.get("only-called-operations", False)),
     )
 
 
@@ -46,10 +48,15 @@ def lock_path(config: dict[str, Any]) -> Path:
     return ROOT / str(config["lock"])
 
 
+def entry_points() -> Source:
+    """The repository's ``worker/`` folder: the Lambda entry points, at the zip's root beside ``outbox/``."""
+    return Source(ROOT / "worker", ROOT)
+
+
 def build(output: Path = DEFAULT_OUTPUT) -> str:
     """Build the zip of this checkout's library and handlers; returns its SHA-256."""
     config = package_config()
-    return build_zip(output, requirements=lock_path(config), sources=[], target=target(config))
+    return build_zip(output, requirements=lock_path(config), sources=[entry_points()], target=target(config))
 
 
 def main(argv: list[str] | None = None) -> int:

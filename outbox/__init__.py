@@ -1,7 +1,8 @@
 """A transactional outbox for DynamoDB: accept atomically, relay through the stream, flip conditionally.
 
 ``Outbox`` adds a message to your own ``TransactWriteItems``; the rest of the package relays,
-consumes and replays it.
+consumes and replays it. Your consumer: ``outbox.consumer.make_handler``. The notification API, the
+reference application, is ``outbox.notifications``.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -24,28 +25,24 @@ from outbox.domain.errors import (
 )
 from outbox.domain.message import IdSecret
 from outbox.domain.record import AcceptResult, HistoryEntry, MessageRecord, TransitionResult
-from outbox.domain.status import TRANSITIONS, Status
+from outbox.domain.status import Status
 
 if TYPE_CHECKING:
     from outbox._outbox import Outbox
     from outbox.adapters.store import OutboxMessage
-    from outbox.domain.notification import Channel, Notification, parse_notification
 
 __version__ = "0.1.0"
 
 # Imported when first asked for: a Lambda handler imports ``outbox.<module>``, which runs this
-# file, and needs neither the library's front door nor the reference application's rules.
+# file, and needs not the library's front door.
 _LAZY = {
     "Outbox": "outbox._outbox",
     "OutboxMessage": "outbox.adapters.store",
-    "Channel": "outbox.domain.notification",
-    "Notification": "outbox.domain.notification",
-    "parse_notification": "outbox.domain.notification",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """``Outbox``, ``OutboxMessage`` and the notification names, imported on first use."""
+    """``Outbox`` and ``OutboxMessage``, imported on first use."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'outbox' has no attribute {name!r}")
@@ -57,11 +54,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "TRANSITIONS",
     "AcceptResult",
     "AwsError",
     "CancellationReason",
-    "Channel",
     "ConfigurationError",
     "DeliveryError",
     "Envelope",
@@ -73,7 +68,6 @@ __all__ = [
     "MalformedEntryError",
     "MessageRecord",
     "NotFoundError",
-    "Notification",
     "Outbox",
     "OutboxError",
     "OutboxMessage",
@@ -82,5 +76,4 @@ __all__ = [
     "TransactionCancelledError",
     "TransitionResult",
     "ValidationError",
-    "parse_notification",
 ]

@@ -18,6 +18,7 @@ from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.message import IdSecret
 from outbox.domain.record import MessageRecord
+from outbox.domain.trace import current_trace_header
 from outbox.service.accept import new_message
 from outbox.settings import Settings
 
@@ -155,6 +156,11 @@ class Outbox:
         Messages of one group are delivered in the order this process made them (same
         millisecond and same transaction included), so make each one when you write it.
 
+        ``trace_id`` is the trace context the message carries to its consumer (the copy's
+        ``AWSTraceHeader``, the envelope's ``trace_id``, the consumer's log lines): an X-Ray trace
+        header or a W3C ``traceparent``, by default this Lambda invocation's (``_X_AMZN_TRACE_ID``).
+        A malformed one is dropped (and logged once), never a reason to refuse the message.
+
         The first call of a process checks the table (DescribeTable: its keys, its stream and the
         record index, so no message is written where it would not be relayed) and reads its bucket
         count (storing ``buckets`` if it has none): ConfigurationError, one line naming the table
@@ -172,7 +178,7 @@ class Outbox:
             scope=scope,
             keys=keys,
             group_key=group_key,
-            trace_id=trace_id,
+            trace_id=trace_id if trace_id is not None else current_trace_header(),
             max_message_bytes=self.max_message_bytes,
             key_field="idempotency_key",
             clock=self.clock,

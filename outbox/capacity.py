@@ -42,7 +42,6 @@ HEADROOM = 0.5  # plan each stage at half its ceiling: bursts, retries, a hot bu
 # Table write units per message of up to 1 KB: entry 2 and record 2 (the accept's transaction), index
 # in 1 and out 1, the flip 1, the consumer's lease 1 and completion 1 (TTL deletes are free).
 TABLE_WRITE_UNITS_PER_MESSAGE = 9
-RATES = (100, 1_000, 10_000)  # the rates docs/capacity.md answers
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from outbox.adapters.aws import (
 )
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.status import Status
+from outbox.logs import configure_structlog_if_imported
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ def build_stream_worker(settings: Settings, clients: Clients | None = None) -> S
 
 
 def build_consumer(settings: Settings, clients: Clients | None = None, *, deliver: Deliver | None = None) -> Consumer:
-    """The consume use case around ``deliver``, else the function ``settings.delivery`` names, else the reference."""
+    """The consume use case around ``deliver``, else the function ``settings.delivery`` names, else ``log_delivery``."""
     from outbox.adapters.visibility import SqsVisibility  # noqa: PLC0415 - each use case's modules load with it
     from outbox.service.consume import Consumer, ConsumerPolicy  # noqa: PLC0415
 
@@ -238,7 +239,7 @@ def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper
 
 
 def resolve_delivery(reference: str | None) -> Deliver:
-    """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or the reference delivery."""
+    """The function ``package.module:function`` names (``OUTBOX_DELIVERY``), or ``log_delivery`` without one."""
     if not reference:
         from outbox.service.consume import log_delivery  # noqa: PLC0415 - the consumer's module
 
@@ -248,6 +249,7 @@ def resolve_delivery(reference: str | None) -> Deliver:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {_import_problem(module_name, exc)}") from exc
+    configure_structlog_if_imported()  # your module's structlog lines as the function's own, from the first
     function = getattr(module, name, None)
     if not callable(function):
         raise ConfigurationError(f"OUTBOX_DELIVERY={reference}: {module_name} has no function {name}")

@@ -15,6 +15,11 @@ botocore's service models are most of a zip and are listed on every model load, 
 ``Target.botocore_services`` are kept. Your sources are read for the AWS clients they make
 (``boto3.client("sns")``, ``resource``, ``create_client``): one whose service is left out fails the
 build, naming the file and line, rather than the deployed function.
+
+With ``Target.only_called_operations``, the model of each service the code makes a client for keeps
+only the operations the zip's code names (``client.get_item(...)``, or ``"GetItem"`` as PynamoDB
+does), with the shapes they reach: a first request parses the whole model and builds a method per
+operation. It is derived from botocore's own files at build time, nothing written by hand.
 """
 
 from __future__ import annotations
@@ -31,10 +36,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from outbox.domain.errors import PackageError
 
@@ -67,6 +73,9 @@ class Target:
     architecture: str = "arm64"
     python_version: str = "3.11"
     botocore_services: tuple[str, ...] = DEFAULT_SERVICES
+    # Models of the services the code makes clients for keep only the operations it names (off: a
+    # user's code may call operations by a name built at run time, or through boto3's resources).
+    only_called_operations: bool = False
 
     def __post_init__(self) -> None:
         if self.architecture not in PLATFORMS:
@@ -96,12 +105,17 @@ class Source:
 
 
 def library_sources() -> list[Source]:
-    """The running outbox library (and the Lambda entry points installed beside it), less what Lambda never runs."""
+    """The running outbox library, less what Lambda never runs: the ``outbox`` package alone, as the wheel has it.
+
+    The Lambda entry points of the Terraform module (``worker/``) are no part of it: ``make package``
+    adds them from the repository (``infra/package.py``), and a zip of your own names your handler
+    (``outbox.consumer.make_handler``).
+    """
     import outbox  # noqa: PLC0415 - the installed package this module belongs to
 
     base = Path(outbox.__file__).resolve().parents[1]
     excluded = frozenset(base / path for path in LOCAL_ONLY)
-    return [Source(base / name, base, excluded) for name in ("outbox", "worker") if (base / name).is_dir()]
+    return [Source(base / "outbox", base, excluded)]
 
 
 def check_interpreter(python_version: str) -> None:
@@ -114,8 +128,11 @@ def check_interpreter(python_version: str) -> None:
         )
 
 
-def services_called(sources: Iterable[Source]) -> dict[str, list[str]]:
-    """Each AWS service the sources make a client for (a literal name), with where: ``{"sns": ["app.py:3"]}``."""
+def services_called(sources: Iterable[Source], calls: frozenset[str] = _CLIENT_CALLS) -> dict[str, list[str]]:
+    """Each AWS service the sources make a client for (a literal name), with where: ``{"sns": ["app.py:3"]}``.
+
+    ``calls``: the methods that count (``client``, ``resource``, ``create_client``).
+    """
     found: dict[str, list[str]] = {}
     for source in sources:
         for path in source.files():
@@ -126,14 +143,14 @@ def services_called(sources: Iterable[Source]) -> dict[str, list[str]]:
             except SyntaxError as exc:
                 raise PackageError(f"{path}: {exc.msg} (line {exc.lineno})") from exc
             for node in ast.walk(tree):
-                if isinstance(node, ast.Call) and (name := _client_service(node)) is not None:
+                if isinstance(node, ast.Call) and (name := _client_service(node, calls)) is not None:
                     found.setdefault(name, []).append(f"{path.relative_to(source.base)}:{node.lineno}")
     return found
 
 
-def _client_service(node: ast.Call) -> str | None:
+def _client_service(node: ast.Call, calls: frozenset[str] = _CLIENT_CALLS) -> str | None:
     """The service of ``x.client("sns")``, ``x.resource(service_name="s3")`` or ``x.create_client("sqs")``."""
-    if not (isinstance(node.func, ast.Attribute) and node.func.attr in _CLIENT_CALLS):
+    if not (isinstance(node.func, ast.Attribute) and node.func.attr in calls):
         return None
     candidates = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "service_name")]
     for value in candidates:
@@ -149,6 +166,100 @@ def check_services(sources: Iterable[Source], target: Target) -> None:
         calls = "; ".join(f"{name} ({', '.join(where[:3])})" for name, where in sorted(missing.items()))
         flags = " ".join(f"--botocore-service {name}" for name in sorted(missing))
         raise PackageError(f"the code makes clients for services whose models the zip leaves out: {calls}; add {flags}")
+
+
+# Installed packages that are the SDK itself: they name every operation, and call none on their own.
+_SDK_PACKAGES = frozenset({"botocore", "boto3", "s3transfer"})
+
+
+def operations_named(folder: Path, operations: Mapping[str, str]) -> set[str]:
+    """The operations (``{snake_name: OperationName}``) the Python code under ``folder`` names, the SDK's aside.
+
+    A call of a client method (``.get_item(``) or a string equal to an operation's name
+    (``"GetItem"``: PynamoDB calls botocore by name) counts; more than is called may be kept, never less.
+    """
+    names = set(operations.values())
+    found: set[str] = set()
+    for path in sorted(folder.rglob("*.py")):
+        if path.relative_to(folder).parts[0] in _SDK_PACKAGES:
+            continue
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except SyntaxError as exc:
+            raise PackageError(f"{path}: {exc.msg} (line {exc.lineno})") from exc
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in operations:
+                found.add(operations[node.func.attr])
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                found.add(node.value)
+    return found
+
+
+def keep_called_operations(staging: Path, services: Iterable[str]) -> dict[str, list[str]]:
+    """Trim the model of each of ``services`` to the operations the staged code names; returns what each keeps.
+
+    The service model keeps those operations (and the endpoint-discovery one, which botocore calls
+    by itself) and the shapes they reach; its paginators and waiters those of kept operations.
+    """
+    from botocore import xform_name  # noqa: PLC0415 - the build's botocore: its own snake_case names
+
+    kept: dict[str, list[str]] = {}
+    for service in sorted(services):
+        version = max((staging / "botocore" / "data" / service).glob("*/service-2.json*")).parent
+        model = _read_json(_model_file(version, "service-2"))
+        operations = {xform_name(name): name for name in model["operations"]}
+        named = operations_named(staging, operations)
+        named |= {name for name, op in model["operations"].items() if op.get("endpointoperation")}
+        model["operations"] = {name: op for name, op in model["operations"].items() if name in named}
+        reached = _shapes_reached(model)
+        model["shapes"] = {name: shape for name, shape in model["shapes"].items() if name in reached}
+        _write_json(_model_file(version, "service-2"), model)
+        for kind, key in (("paginators-1", "pagination"), ("waiters-2", "waiters")):
+            path = _model_file(version, kind)
+            if path.exists():
+                data = _read_json(path)
+                entries = data.get(key, {})  # paginators are keyed by operation; a waiter names its own
+                data[key] = {k: v for k, v in entries.items() if v.get("operation", k) in named}
+                _write_json(path, data)
+        kept[service] = sorted(named)
+    return kept
+
+
+def _shapes_reached(model: Mapping[str, Any]) -> set[str]:
+    """The shapes the model's operations reach: input, output, errors, and every member of those."""
+    shapes = model["shapes"]
+    pending = [
+        ref["shape"]
+        for op in model["operations"].values()
+        for ref in (op.get("input"), op.get("output"), *op.get("errors", ()))
+        if ref is not None
+    ]
+    reached: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        shape = shapes[name]
+        pending += [shape[k]["shape"] for k in ("member", "key", "value") if k in shape]
+        pending += [member["shape"] for member in shape.get("members", {}).values()]
+    return reached
+
+
+def _model_file(version: Path, kind: str) -> Path:
+    """A model file of one API version, as botocore finds it: ``<kind>.json``, else ``<kind>.json.gz``."""
+    plain = version / f"{kind}.json"
+    return plain if plain.exists() or not (version / f"{kind}.json.gz").exists() else version / f"{kind}.json.gz"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    raw = path.read_bytes()
+    return dict(json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw))
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    path.write_bytes(gzip.compress(raw, mtime=0) if path.suffix == ".gz" else raw)
 
 
 def install_requirements(staging: Path, requirements: Path, target: Target) -> None:
@@ -260,6 +371,11 @@ def stage(staging: Path, *, requirements: Path, sources: Sequence[Source], targe
                 raise PackageError(f"{path.relative_to(source.base)} is in two sources (or also a requirement)")
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, destination)
+    if target.only_called_operations:
+        staged = [Source(staging, staging, frozenset(staging / name for name in _SDK_PACKAGES))]
+        resources = set(services_called(staged, calls=frozenset({"resource"})))
+        clients = set(services_called(staged)) - resources  # boto3's resources call operations through their model
+        keep_called_operations(staging, clients & set(target.botocore_services))
     compile_bytecode(staging, target.python_version)
 
 

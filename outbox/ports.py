@@ -15,6 +15,11 @@ from outbox.domain.record import AcceptResult, Lease, MessageRecord, TransitionR
 from outbox.domain.status import Status
 
 MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
+MAX_VISIBILITY_S = 43_200  # SQS's longest visibility timeout (12 hours): the most a Visibility can delay
+
+# A Lambda partial batch response (``{"batchItemFailures": [{"itemIdentifier": ...}]}``): what the
+# stream, consume and dead-letter use cases answer their event source mappings.
+BatchResponse = dict[str, list[dict[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class OutgoingMessage:
     body: str
     group_key: str | None = None
     generation: int = 0  # the record's send generation: a deliberate re-send's copy gets a new FIFO dedup id
+    trace_header: str | None = None  # the writer's X-Ray trace header: the copy's AWSTraceHeader
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class StoredEntry:
     message_id: str
     body: str
     group_key: str | None = None
+    trace_header: str | None = None  # the entry's ``trace_id``: sent as the copy's AWSTraceHeader
 
     @property
     def position(self) -> tuple[int, str]:
@@ -227,14 +234,12 @@ class MessageStore(Protocol):
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
-        payload_hash: str | None = None,
     ) -> TransitionResult:
         """One conditional status change; InvalidTransitionError (with the current status) if it lost.
 
-        With a ``payload_hash``: the record must hold it, else PayloadMismatchError and no change.
-
         With a ``lease``: a move to PROCESSING takes it (from PROCESSING only once the old one ran
-        out); a move out of PROCESSING succeeds only for the lease's owner.
+        out) and its result holds the record (``TransitionResult.record``) from that same write; a
+        move out of PROCESSING succeeds only for the lease's owner.
         """
         ...
 

@@ -22,7 +22,6 @@ from outbox.domain.errors import (
     InvalidTransitionError,
     NotFoundError,
     OutboxError,
-    PayloadMismatchError,
 )
 from outbox.domain.record import (
     IN_FLIGHT_PARTITIONS,
@@ -80,14 +79,18 @@ def outbox_insert(
 
     ``sequence``: its write sequence, as ``InMemoryMessageStore.sequences`` keeps it (None: a 0.1.0 key).
     """
-    image: dict[str, Any] = {
-        hash_key: {"S": "OUTBOX#0001"},
-        range_key: {"S": outbox_sk(envelope.created_at, envelope.message_id, sequence)},
-        "message_id": {"S": envelope.message_id},
-        "envelope": {"S": envelope.to_json()},
-        "created_at": {"S": envelope.created_at},
-        "expires_at": {"N": "1900000000"},
-    } | (overrides or {})
+    image: dict[str, Any] = (
+        {
+            hash_key: {"S": "OUTBOX#0001"},
+            range_key: {"S": outbox_sk(envelope.created_at, envelope.message_id, sequence)},
+            "message_id": {"S": envelope.message_id},
+            "envelope": {"S": envelope.body()},
+            "created_at": {"S": envelope.created_at},
+            "expires_at": {"N": "1900000000"},
+        }
+        | ({"trace_id": {"S": envelope.trace_id}} if envelope.trace_id else {})
+        | (overrides or {})
+    )
     keys = {hash_key: image[hash_key], range_key: image[range_key]}
     return {"eventName": "INSERT", "dynamodb": {"Keys": keys, "NewImage": image, "SequenceNumber": sequence_number}}
 
@@ -186,6 +189,7 @@ class InMemoryMessageStore:
                 payload=envelope.payload,
                 group_key=envelope.group_key,
                 owner=owner,
+                trace_id=envelope.trace_id,
             )
             self.envelopes[envelope.message_id] = envelope
             self.sequences[envelope.message_id] = sequence or WRITE_CLOCK.loose_sequence()
@@ -232,11 +236,10 @@ class InMemoryMessageStore:
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
-        payload_hash: str | None = None,
     ) -> TransitionResult:
         """Move the record if its status is one of ``expected`` and the lease allows; else InvalidTransitionError.
 
-        With a ``payload_hash`` the record must hold it: PayloadMismatchError (a forged copy) otherwise.
+        Taking a lease returns the record as it was (``TransitionResult.record``), as the real store's write does.
         """
         sources = check_sources(to, expected if expected is not None else sources_of(to))
         with self._lock:
@@ -244,13 +247,12 @@ class InMemoryMessageStore:
             record = self.records.get(message_id)
             at = utc_now()
             now = iso(at)
-            if record is not None and payload_hash is not None and record.payload_hash != payload_hash:
-                raise PayloadMismatchError(message_id, current=record.status, to=to)
             if record is not None and not _admits(record, to, sources, lease, now) and _own_effect(record, to, lease):
                 # The condition failed on this writer's own effect: an earlier try, its answer lost.
                 previous = record.history[-2].status if len(record.history) >= 2 else to
                 attempts = record.attempts if to in (Status.PROCESSING, Status.QUEUED) else 0
-                return TransitionResult(message_id, previous, to, attempts, repeated=True)
+                returned = record if to is Status.PROCESSING and lease is not None else None
+                return TransitionResult(message_id, previous, to, attempts, repeated=True, record=returned)
             if record is None or not _admits(record, to, sources, lease, now):
                 until = record.lease.until if record is not None and record.lease is not None else None
                 raise InvalidTransitionError(
@@ -272,7 +274,8 @@ class InMemoryMessageStore:
             )
             self._maybe_lose_answer(f"transition:{to.value}")
             self._maybe_lose_answer("transition")
-            return TransitionResult(message_id, record.status, to, result_attempts)
+            returned = record if to is Status.PROCESSING and lease is not None else None
+            return TransitionResult(message_id, record.status, to, result_attempts, record=returned)
 
     def release(self, message_id: str, lease: Lease) -> None:
         """End the lease now if ``lease``'s owner still holds the message."""
@@ -478,8 +481,9 @@ class InMemoryOutboxReader:
                 bucket_of(e.group_key or e.message_id, self.buckets),
                 outbox_sk(e.created_at, e.message_id, sequences.get(e.message_id)),
                 e.message_id,
-                e.to_json(),
+                e.body(),
                 e.group_key,
+                e.trace_id,
             )
             for e in envelopes
         ]

@@ -11,7 +11,7 @@ from typing import Any
 
 from outbox.compose import build_dead_letters
 from outbox.logs import bind_invocation, configure_logging
-from outbox.service.consume import BatchResponse
+from outbox.ports import BatchResponse
 from outbox.service.dead_letter import DeadLetters
 from outbox.settings import Settings, eager_init
 

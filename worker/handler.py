@@ -13,7 +13,8 @@ from typing import Any
 
 from outbox.compose import build_stream_worker
 from outbox.logs import bind_invocation, configure_logging
-from outbox.service.stream import BatchResponse, StreamWorker
+from outbox.ports import BatchResponse
+from outbox.service.stream import StreamWorker
 from outbox.settings import Settings, eager_init
 
 

@@ -63,6 +63,10 @@ resource "aws_lambda_function" "this" {
       condition     = !var.snap_start || tonumber(regex("^python3\\.(\\d+)$", var.lambda_runtime)[0]) >= 12
       error_message = "snap_start needs lambda_runtime python3.12 or newer (Lambda SnapStart for Python), and a package built for that Python (pyproject.toml [tool.outbox.lambda-package] python-version)."
     }
+    precondition {
+      condition     = each.key != "consumer" || local.consumer_handler != "outbox.lambda_consumer.handler" || length(local.delivery_environment) > 0
+      error_message = "A consumer_package without a consumer_handler runs outbox.lambda_consumer.handler, which calls the function `delivery` names: set delivery (package.module:function), or consumer_handler to your own make_handler module's handler."
+    }
   }
 }
 

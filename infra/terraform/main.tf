@@ -74,13 +74,16 @@ locals {
     OUTBOX_METRICS_NAMESPACE = var.metrics_namespace
     OUTBOX_SERVICE           = local.metrics_service
   }
+  # The consumer's handler: the caller's, else the outbox's consumer of the zip it runs from (a zip
+  # built by `outbox package` holds the library, not this repository's worker/ entry points).
+  consumer_handler = coalesce(var.consumer_handler, var.consumer_package == null ? "worker.consumer.handler" : "outbox.lambda_consumer.handler")
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
 
   # Handler paths and environment names exactly as outbox/settings.py and the handlers read them.
   functions = {
     api = {
-      handler     = "outbox.api.handler"
+      handler     = "worker.api.handler"
       description = "POST /messages and GET /messages/{id}: one TransactWriteItems per accepted message"
       environment = {
         OUTBOX_TABLE_NAME     = local.table_name
@@ -113,7 +116,7 @@ locals {
       }
     }
     consumer = {
-      handler     = var.consumer_handler
+      handler     = local.consumer_handler
       description = "Consumer: QUEUED -> PROCESSING -> COMPLETED or FAILED, delivering each message"
       environment = {
         OUTBOX_TABLE_NAME            = local.table_name

@@ -60,14 +60,13 @@ class MessageRecordModel(Model):
     sk = UnicodeAttribute(range_key=True, attr_name=RANGE_KEY)
     message_id = UnicodeAttribute()
     status = UnicodeAttribute()
-    type = UnicodeAttribute(null=True)  # absent on records written before messages had types: a notification
-    channel = UnicodeAttribute(null=True)  # only on records written before messages had types
+    type = UnicodeAttribute()
     payload = UnicodeAttribute()  # canonical JSON of the payload
     payload_hash = UnicodeAttribute()
     idempotency_key = UnicodeAttribute(null=True)
     owner = UnicodeAttribute(null=True)  # HMAC of the writer's principal under the id secret (never the principal)
     group_key = UnicodeAttribute(null=True)
-    trace_id = UnicodeAttribute(null=True)
+    trace_id = UnicodeAttribute(null=True)  # the writer's trace context, an X-Ray trace header
     outbox_pk = UnicodeAttribute(null=True)  # the record index's keys: until the record ends
     outbox_sk = UnicodeAttribute(null=True)
     # Its place in its writer's order, kept for good: replay finds the entry by it (none before 0.2).
@@ -87,7 +86,7 @@ class MessageRecordModel(Model):
 
 
 class OutboxEntryModel(Model):
-    """``OUTBOX#<bucket>`` / ``<created_at>#<write_seq>#<id>``: the envelope exactly as it will be sent."""
+    """``OUTBOX#<bucket>`` / ``<created_at>#<write_seq>#<id>``: the SQS body exactly as it will be sent, its trace."""
 
     class Meta:
         table_name = "outbox"
@@ -96,7 +95,8 @@ class OutboxEntryModel(Model):
     sk = UnicodeAttribute(range_key=True, attr_name=RANGE_KEY)
     message_id = UnicodeAttribute()
     group_key = UnicodeAttribute(null=True)
-    envelope = UnicodeAttribute()
+    envelope = UnicodeAttribute()  # the SQS body (``Envelope.body``: the id alone; 0.1.0 wrote the whole envelope)
+    trace_id = UnicodeAttribute(null=True)  # sent as the copy's AWSTraceHeader
     created_at = UnicodeAttribute()
     expires_at = TTLAttribute()
 

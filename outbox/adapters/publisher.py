@@ -1,4 +1,4 @@
-"""SqsPublisher: SendMessageBatch, with FIFO group and dedup ids taken from the message and its send generation."""
+"""SqsPublisher: SendMessageBatch, with FIFO group and dedup ids (the message, its send generation) and its trace."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve, sqs_client, translate
 from outbox.domain.record import dedup_id
+from outbox.domain.trace import trace_header
+from outbox.logs import warn_once
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, OutgoingMessage, SendFailure
 from outbox.settings import Settings
 
@@ -53,10 +55,15 @@ class SqsPublisher:
         )
         return BatchOutcome(accepted, failed)
 
-    def _entry(self, index: int, message: OutgoingMessage) -> dict[str, str]:
-        entry = {"Id": str(index), "MessageBody": message.body}
+    def _entry(self, index: int, message: OutgoingMessage) -> dict[str, Any]:
+        entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.body}
         if self._fifo:
             entry["MessageGroupId"] = message.group_key or message.message_id
             # A retry of a send (the SDK's, the stream's) keeps its id; a deliberate re-send has its own.
             entry["MessageDeduplicationId"] = dedup_id(message.message_id, message.generation)
+        trace = trace_header(message.trace_header)
+        if trace is not None:  # X-Ray links the consumer's invocation to the writer's trace
+            entry["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": trace}}
+        elif message.trace_header is not None:  # a record 0.1.0 wrote may hold any text: sent without it
+            warn_once("trace_header_dropped", message_id=message.message_id, reason="not an X-Ray trace header")
         return entry

@@ -96,7 +96,7 @@ class DynamoDBOutboxReader:
 
     def _entry(self, bucket: int, item: dict[str, Any]) -> StoredEntry:
         entry = self._entry_model.from_raw_data(item)
-        return StoredEntry(bucket, entry.sk, entry.message_id, entry.envelope, entry.group_key)
+        return StoredEntry(bucket, entry.sk, entry.message_id, entry.envelope, entry.group_key, entry.trace_id)
 
     def entries_for(self, message_ids: Iterable[str]) -> list[StoredEntry]:
         """The outbox entries of these messages (found through their records), in replay order."""

@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import structlog
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, SecretsManagerClient, error_code, resolve, translate
 from outbox.domain.errors import ConfigurationError, OutboxError
 from outbox.domain.message import DEFAULT_ROTATION_WINDOW, IdSecret
+from outbox.logs import get_logger
 
-log = structlog.get_logger("outbox.secret")
+log = get_logger("outbox.secret")
 
 # Every function learns of a rotation within this time, which is what lets the rotation window be
 # short: the window must exceed it (Settings checks), so all functions agree which value to write.

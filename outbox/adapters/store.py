@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, dynamodb_client, error_code, resolve, translate
@@ -24,7 +23,7 @@ from outbox.adapters.updates import (
     transition_values,
 )
 from outbox.domain.clock import WRITE_CLOCK
-from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
+from outbox.domain.envelope import Envelope
 from outbox.domain.errors import (
     CancellationReason,
     FieldError,
@@ -33,7 +32,6 @@ from outbox.domain.errors import (
     ItemPart,
     NotFoundError,
     OutboxError,
-    PayloadMismatchError,
     TransactionCancelledError,
     ValidationError,
 )
@@ -55,7 +53,7 @@ from outbox.domain.record import (
     utc_now,
 )
 from outbox.domain.status import ENDED, Status, check_sources, sources_of
-from outbox.logs import debug_enabled
+from outbox.logs import debug_enabled, get_logger
 from outbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,11 +63,11 @@ if TYPE_CHECKING:
 
     from outbox.adapters.models import MessageRecordModel, OutboxEntryModel, TableModels
 
-log = structlog.get_logger("outbox.store")
+log = get_logger("outbox.store")
 
 
 MAX_TRANSACT_ITEMS = 100  # TransactWriteItems' limit
-# What a caller's read of its own record shows (outbox.api.record_view), and nothing else: not its
+# What a caller's read of its own record shows (outbox.notifications.api.record_view), and nothing else: not its
 # lease, idempotency key, trace id or index keys. The payload is there for the notification's channel.
 VIEW_ATTRIBUTES = (
     "message_id",
@@ -224,7 +222,8 @@ class DynamoDBMessageStore:
             entry_sk,
             message_id=envelope.message_id,
             group_key=envelope.group_key,
-            envelope=envelope.to_json(),
+            envelope=envelope.body(),
+            trace_id=envelope.trace_id,
             created_at=envelope.created_at,
             expires_at=datetime.fromisoformat(envelope.created_at) + self.retention,
         )
@@ -397,13 +396,12 @@ class DynamoDBMessageStore:
         reason: str | None = None,
         expected: frozenset[Status] | None = None,
         lease: Lease | None = None,
-        payload_hash: str | None = None,
     ) -> TransitionResult:
         """One conditional UpdateItem: set the status fields and append to the history, nothing else.
 
         With a ``lease``, a move to PROCESSING takes it (from PROCESSING only once the previous
-        one ran out), and a move out of PROCESSING requires it to be the holder's. With a
-        ``payload_hash`` the record must hold that hash: PayloadMismatchError (a forged copy) if not.
+        one ran out) and returns the record (``ReturnValues=ALL_OLD``), and a move out of
+        PROCESSING requires it to be the holder's.
         """
         sources = self._checked_sources(to, expected)
         shape = transition_shape(
@@ -412,7 +410,6 @@ class DynamoDBMessageStore:
             sources,
             with_reason=bool(reason),
             leased=lease is not None,
-            hashed=payload_hash is not None,
         )
         at = utc_now()
         now = iso(at)
@@ -424,15 +421,14 @@ class DynamoDBMessageStore:
             by=by,
             reason=reason,
             lease=lease,
-            payload_hash=payload_hash,
             expires_at=expires_at,
             in_flight=in_flight,
         )
         request = shape.request(self.table_name, self._record_key(message_id), values)
         try:
-            old = self._update(message_id, request, to, payload_hash=payload_hash, mine=_own_effect(to, lease, values))
+            old = self._update(message_id, request, to, mine=_own_effect(to, lease, values))
         except _AlreadyApplied as applied:
-            return _repeated(message_id, to, applied.item, by=by)
+            return _repeated(message_id, to, applied.item, by=by, leased=lease is not None)
         if shape.return_values == "NONE":
             (previous,) = sources  # the condition allowed exactly this one
         else:  # UPDATED_OLD may leave out an attribute whose value did not change (PROCESSING -> PROCESSING).
@@ -441,7 +437,8 @@ class DynamoDBMessageStore:
         attempts = int(old.get("attempts", {}).get("N", "0")) + 1 if to is Status.PROCESSING else 0
         if debug_enabled():  # one line per message and transition: the record's history already has it
             log.debug("status_changed", message_id=message_id, **{"from": previous.value}, to=to.value, by=by)
-        return TransitionResult(message_id, previous, to, attempts)
+        record = record_of(old) if shape.return_values == "ALL_OLD" else None
+        return TransitionResult(message_id, previous, to, attempts, record=record)
 
     def _checked_sources(self, to: Status, expected: frozenset[Status] | None) -> frozenset[Status]:
         """The statuses a move to ``to`` may start from, checked against the lifecycle once per kind."""
@@ -495,7 +492,6 @@ class DynamoDBMessageStore:
         request: dict[str, Any],
         to: Status,
         *,
-        payload_hash: str | None = None,
         mine: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
         """Run one conditional UpdateItem; returns the old values of the updated attributes (if asked for).
@@ -512,9 +508,6 @@ class DynamoDBMessageStore:
             if mine is not None and mine(item):
                 raise _AlreadyApplied(item) from exc
             current = Status(item["status"]["S"]) if "status" in item else None
-            stored_hash = item.get("payload_hash", {}).get("S")
-            if payload_hash is not None and stored_hash not in (None, payload_hash) and "channel" not in item:
-                raise PayloadMismatchError(message_id, current=current, to=to) from exc
             lease_until = item.get("lease_until", {}).get("S")
             raise InvalidTransitionError(message_id, current=current, to=to, lease_until=lease_until) from exc
         except AWS_ERRORS as exc:
@@ -554,13 +547,14 @@ def _own_effect(to: Status, lease: Lease | None, values: Mapping[str, Any]) -> C
     return mine
 
 
-def _repeated(message_id: str, to: Status, item: dict[str, Any], *, by: str) -> TransitionResult:
+def _repeated(message_id: str, to: Status, item: dict[str, Any], *, by: str, leased: bool) -> TransitionResult:
     """The result of a transition an earlier try had applied: its own history line is the last one."""
     history = [line.get("M", {}) for line in item.get("history", {}).get("L", [])]
     previous = Status(history[-2]["status"]["S"]) if len(history) >= 2 else to
     attempts = int(item.get("attempts", {}).get("N", "0")) if to in (Status.PROCESSING, Status.QUEUED) else 0
     log.info("status_write_answer_lost", message_id=message_id, to=to.value, by=by)  # it had landed: ours
-    return TransitionResult(message_id, previous, to, attempts, repeated=True)
+    record = record_of(item) if to is Status.PROCESSING and leased else None  # the lease it holds: what to deliver
+    return TransitionResult(message_id, previous, to, attempts, repeated=True, record=record)
 
 
 def _cancellation_reasons(exc: ClientError) -> list[dict[str, Any]] | None:
@@ -621,7 +615,7 @@ def record_of(item: Mapping[str, Any]) -> MessageRecord:
         created_at=item["created_at"]["S"],
         updated_at=item["updated_at"]["S"],
         history=history,
-        type=_text(item, "type") or NOTIFICATION_TYPE,
+        type=item["type"]["S"],
         payload=json.loads(item["payload"]["S"]),
         group_key=_text(item, "group_key"),
         attempts=_number(item, "attempts") or 0,
@@ -633,6 +627,7 @@ def record_of(item: Mapping[str, Any]) -> MessageRecord:
         send_generation=_number(item, "send_generation") or 0,
         sent_at=_text(item, "sent_at"),
         ended_lease_owner=_text(item, "ended_lease_owner"),
+        trace_id=_text(item, "trace_id"),
     )
 
 

@@ -19,10 +19,11 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
 from outbox.adapters.schema import HASH_KEY, RANGE_KEY, RECORD_INDEX, RECORD_INDEX_KEYS
-from outbox.domain.envelope import LEGACY_SCHEMA_VERSION, NOTIFICATION_TYPE, SCHEMA_VERSION, Envelope
+from outbox.domain.envelope import Envelope
 from outbox.domain.errors import ConfigurationError, ThrottledError
 from outbox.domain.record import RECORD_PREFIX, RECORD_SK, in_flight_partition, outbox_pk, record_pk
 from outbox.domain.status import ENDED, Status
+from outbox.domain.trace import trace_header
 from outbox.ports import PendingKey, SweptRecord
 
 if TYPE_CHECKING:
@@ -261,14 +262,12 @@ def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
     }
     if status in ENDED:
         return SweptRecord(sk, message_id, status, created_at, **moment)
-    kind = item.get("type", {}).get("S")
     envelope = Envelope(
         message_id,
-        kind or NOTIFICATION_TYPE,
+        item["type"]["S"],
         json.loads(item["payload"]["S"]),
         created_at,
         item.get("group_key", {}).get("S"),
-        item.get("trace_id", {}).get("S"),
-        SCHEMA_VERSION if kind else LEGACY_SCHEMA_VERSION,  # a record from before types was sent as schema 1
+        trace_header(item.get("trace_id", {}).get("S")),
     )
     return SweptRecord(sk, message_id, status, created_at, envelope, **moment)

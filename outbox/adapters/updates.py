@@ -21,8 +21,8 @@ partition (``SENT#<nn>``, by message id) at the time it went in flight (a move f
 PROCESSING keeps that time: the keys do not change, the index is not written), where the
 sweeper finds a message whose copy is gone. A move to COMPLETED or FAILED removes both keys.
 
-A copy's ``payload_hash`` in the start condition refuses a forged or altered copy in the same
-request: the condition fails, nothing changes, and ALL_OLD shows the stored hash.
+Taking a lease returns the record as it was (``ReturnValues=ALL_OLD``: no read capacity, no
+extra request): the consumer delivers the message its record holds, never what a copy says.
 """
 
 from __future__ import annotations
@@ -72,12 +72,13 @@ class UpdateShape:
 
 @cache
 def transition_shape(
-    hash_key: str, to: Status, sources: frozenset[Status], *, with_reason: bool, leased: bool, hashed: bool = False
+    hash_key: str, to: Status, sources: frozenset[Status], *, with_reason: bool, leased: bool
 ) -> UpdateShape:
     """The expressions of a move to ``to`` from one of ``sources``.
 
     The old values come back only when the result needs them: which status it came from
-    (several sources) or the attempts count (PROCESSING).
+    (several sources) or the attempts count (PROCESSING), and the whole record when a lease is
+    taken (what the consumer delivers).
     """
     names = {"#pk": hash_key, "#status": "status", "#updated_at": "updated_at", "#history": "history"}
     sets = ["#status = :to", "#updated_at = :now", "#history = list_append(#history, :line)"]
@@ -123,15 +124,13 @@ def transition_shape(
     else:  # ... and one that is pending or in flight never does (a FAILED -> QUEUED re-drive)
         removes.append("#expires_at")
 
-    if hashed:  # only the copy the record describes may change it (records before types keep a channel)
-        names |= {"#payload_hash": "payload_hash", "#channel": "channel"}
-        condition += " AND (#payload_hash = :hash OR attribute_exists(#channel))"
-        per_call.add(":hash")
-
     update = "SET " + ", ".join(sets)
     update += " REMOVE " + ", ".join(removes) if removes else ""
     update += " ADD " + ", ".join(adds) if adds else ""
-    return_values = "UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE"
+    if to is Status.PROCESSING and leased:
+        return_values = "ALL_OLD"
+    else:
+        return_values = "UPDATED_OLD" if len(sources) > 1 or to is Status.PROCESSING else "NONE"
     return UpdateShape(update, condition, names, values, return_values, frozenset(per_call))
 
 
@@ -191,7 +190,6 @@ def transition_values(
     by: str,
     reason: str | None,
     lease: Lease | None,
-    payload_hash: str | None = None,
     expires_at: int | None = None,
     in_flight: tuple[str, str] | None = None,
 ) -> dict[str, AttributeValue]:
@@ -211,8 +209,6 @@ def transition_values(
         values[":owner"] = S(lease.owner)
         if to is Status.PROCESSING:
             values[":until"] = S(lease.until)
-    if payload_hash is not None:
-        values[":hash"] = S(payload_hash)
     if expires_at is not None:
         values[":expires"] = {"N": str(expires_at)}
     return values

@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve
+from outbox.logs import get_logger
+from outbox.ports import MAX_VISIBILITY_S
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-log = structlog.get_logger("outbox.visibility")
-
-MAX_VISIBILITY_S = 43_200  # SQS's limit: 12 hours
+log = get_logger("outbox.visibility")
 
 
 class SqsVisibility:

@@ -1,4 +1,4 @@
-"""The SQS envelope: exactly the body every copy of a message carries, and the rules a message must meet.
+"""The envelope (a message as its record holds it), the SQS body (its id alone), and the rules a message must meet.
 
 A payload is any JSON object. It is checked once, when the message is made: it must be JSON as
 it is (string keys, lists, strings, numbers, booleans, null; no NaN, tuples or sets), hold only
@@ -20,10 +20,13 @@ from typing import Any
 
 from outbox.domain.errors import FieldError, MalformedEntryError, ValidationError
 from outbox.domain.message import MAX_GROUP_KEY_CHARS, PRINTABLE_TOKEN, is_message_id
+from outbox.domain.trace import trace_header
 
-SCHEMA_VERSION = 2
-LEGACY_SCHEMA_VERSION = 1  # the notification-only envelope: still read, never written
-NOTIFICATION_TYPE = "notification"  # the type of every legacy envelope and of the reference API's messages
+# The SQS body's format. 3: the message id alone, the envelope read from the record; 2 (0.1.0's
+# body, the whole envelope) is still read, by its id alone, for copies sent before an upgrade.
+SCHEMA_VERSION = 3
+READ_SCHEMA_VERSIONS = frozenset({2, SCHEMA_VERSION})
+NOTIFICATION_TYPE = "notification"  # the type of the reference API's messages
 MAX_TYPE_CHARS = 256
 DEFAULT_MAX_MESSAGE_BYTES = 262_144  # safe on every queue; raise to 1 MiB where the queue allows it
 # A DynamoDB item holds at most 400 KB; the record keeps the payload beside its status and history.
@@ -44,7 +47,10 @@ def canonical_json(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Envelope:
-    """What a consumer receives. ``message_id`` is the dedup key of every copy."""
+    """What a consumer receives, read from the record. ``message_id`` is the dedup key of every copy.
+
+    ``trace_id`` is the writer's trace context as an X-Ray trace header (``domain/trace.py``), or None.
+    """
 
     message_id: str
     type: str
@@ -55,17 +61,7 @@ class Envelope:
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
-        """The SQS body: compact, keys sorted, so every copy is byte-identical."""
-        if self.schema_version == LEGACY_SCHEMA_VERSION:  # re-sent as it was stored
-            return canonical_json(
-                {
-                    "message_id": self.message_id,
-                    "schema_version": LEGACY_SCHEMA_VERSION,
-                    "payload": self.payload,
-                    "created_at": self.created_at,
-                    "trace_id": self.trace_id,
-                }
-            )
+        """The whole envelope as canonical JSON: what the consumer delivers, and what the size limit measures."""
         return canonical_json(
             {
                 "message_id": self.message_id,
@@ -78,6 +74,15 @@ class Envelope:
             }
         )
 
+    def body(self) -> str:
+        """The SQS body of every copy: the message id alone (and the format), byte-identical on every send.
+
+        The consumer delivers what the record holds (invariant 11), read by its lease write, so a
+        copy carries nothing a forger could use to change a delivery. FIFO ordering travels in the
+        copy's ``MessageGroupId`` and the trace in its ``AWSTraceHeader``, both SQS attributes.
+        """
+        return canonical_json({"message_id": self.message_id, "schema_version": SCHEMA_VERSION})
+
     def payload_json(self) -> str:
         """The payload alone, canonical: what the record stores."""
         return canonical_json(self.payload)
@@ -87,34 +92,25 @@ class Envelope:
         identity = {"type": self.type, "payload": self.payload, "group_key": self.group_key}
         return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
-    @classmethod
-    def from_json(cls, body: str) -> Envelope:
-        """Read an SQS body back (this version or the legacy one); anything malformed raises MalformedEntryError."""
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedEntryError("envelope is not JSON") from exc
-        if not isinstance(data, dict):
-            raise MalformedEntryError("envelope is not a JSON object")
-        message_id = data.get("message_id")
-        if not isinstance(message_id, str) or not is_message_id(message_id):
-            raise MalformedEntryError("envelope has no valid message_id")
-        version = data.get("schema_version")
-        if version not in (SCHEMA_VERSION, LEGACY_SCHEMA_VERSION) or isinstance(version, bool):
-            raise MalformedEntryError("unsupported envelope schema_version", message_id=message_id)
-        created_at, trace_id, payload = data.get("created_at"), data.get("trace_id"), data.get("payload")
-        if not isinstance(created_at, str) or not (trace_id is None or isinstance(trace_id, str)):
-            raise MalformedEntryError("envelope has malformed created_at or trace_id", message_id=message_id)
-        if not isinstance(payload, dict):
-            raise MalformedEntryError("envelope payload is not a JSON object", message_id=message_id)
-        if version == LEGACY_SCHEMA_VERSION:
-            group_key = payload.get("group_key")
-            kind: object = NOTIFICATION_TYPE
-        else:
-            group_key, kind = data.get("group_key"), data.get("type")
-        if not isinstance(kind, str) or _type_problem(kind) or not (group_key is None or isinstance(group_key, str)):
-            raise MalformedEntryError("envelope has a malformed type or group_key", message_id=message_id)
-        return cls(message_id, kind, payload, created_at, group_key, trace_id, version)
+
+def message_id_of(body: object) -> str:
+    """The message id an SQS body names (this format, or 0.1.0's whole envelope); MalformedEntryError otherwise.
+
+    Nothing else of a body is read: what is delivered comes from the record.
+    """
+    try:
+        data = json.loads(body) if isinstance(body, str) else None
+    except (ValueError, RecursionError) as exc:
+        raise MalformedEntryError("body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise MalformedEntryError("body is not a JSON object")
+    message_id = data.get("message_id")
+    if not isinstance(message_id, str) or not is_message_id(message_id):
+        raise MalformedEntryError("body has no valid message_id")
+    version = data.get("schema_version")
+    if isinstance(version, bool) or version not in READ_SCHEMA_VERSIONS:
+        raise MalformedEntryError("unsupported body schema_version", message_id=message_id)
+    return message_id
 
 
 def new_envelope(
@@ -143,8 +139,7 @@ def new_envelope(
             payload = json_ready(payload, "payload")
         except PayloadError as exc:
             errors.append(FieldError(exc.path, exc.reason))
-    if trace_id is not None and (len(trace_id) > 256 or not PRINTABLE_TOKEN.match(trace_id)):
-        trace_id = None  # a trace id is a hint, never a reason to refuse a message
+    trace_id = trace_header(trace_id)  # a hint, never a reason to refuse a message: a malformed one is dropped
     if errors or not isinstance(payload, dict):
         raise ValidationError(errors)
     envelope = Envelope(message_id, type, payload, created_at, group_key, trace_id)

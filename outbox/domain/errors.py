@@ -58,28 +58,6 @@ class ValidationError(OutboxError):
         super().__init__(f"invalid message: {self.summary}")
 
 
-class UnsupportedMediaTypeError(OutboxError):
-    """The request body is not ``application/json``."""
-
-    code = "UNSUPPORTED_MEDIA_TYPE"
-
-
-class PayloadTooLargeError(OutboxError):
-    """The request body is over the accepted size."""
-
-    code = "PAYLOAD_TOO_LARGE"
-
-
-class MethodNotAllowedError(OutboxError):
-    """The path exists but not for this HTTP method."""
-
-    code = "METHOD_NOT_ALLOWED"
-
-    def __init__(self, detail: str, *, allowed: Sequence[str]) -> None:
-        super().__init__(detail)
-        self.allowed = tuple(allowed)
-
-
 class NotFoundError(OutboxError):
     """No such route or no such message."""
 
@@ -96,12 +74,6 @@ class IdempotencyKeyReusedError(OutboxError):
         self.message_id = message_id  # the caller's own message; None when it is not theirs to know
 
 
-class UnauthenticatedError(OutboxError):
-    """The request carries no principal (no IAM caller, no JWT subject) and one is required."""
-
-    code = "UNAUTHENTICATED"
-
-
 class InvalidTransitionError(OutboxError):
     """A status change lost its condition: the record is missing or in another status."""
 
@@ -114,12 +86,6 @@ class InvalidTransitionError(OutboxError):
         self.current = current
         self.to = to
         self.lease_until = lease_until  # while PROCESSING: until when another receive holds the lease
-
-
-class PayloadMismatchError(InvalidTransitionError):
-    """A copy's payload hash is not its record's: a forged or altered copy, which changes nothing."""
-
-    code = "PAYLOAD_MISMATCH"
 
 
 class MalformedEntryError(OutboxError):

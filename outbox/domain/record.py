@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from outbox.domain.envelope import Envelope
 from outbox.domain.status import Status
+from outbox.domain.trace import trace_header
 
 RECORD_SK = "MSG"
 RECORD_PREFIX = "MSG#"
@@ -151,6 +153,13 @@ class MessageRecord:
     sent_at: str | None = None  # when SQS accepted the sweeper's last re-send of it in flight
     # Ended under a lease: that lease's owner, so a retried end recognises its own effect (the lease is gone).
     ended_lease_owner: str | None = None
+    trace_id: str | None = None  # the writer's trace context, an X-Ray trace header (``domain/trace.py``)
+
+    def envelope(self) -> Envelope:
+        """The message as this record holds it: what the consumer delivers (invariant 11)."""
+        return Envelope(
+            self.message_id, self.type, self.payload, self.created_at, self.group_key, trace_header(self.trace_id)
+        )
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,8 @@ class TransitionResult:
 
     ``repeated``: the change had taken effect on an earlier try whose answer was lost (a timeout,
     a 500), and this try found the writer's own effect: the change happened once, and is this one.
+    ``record``: the record the write returned, on a move to PROCESSING under a lease (the lease
+    write's own answer, no extra read): what the consumer delivers. None on every other move.
     """
 
     message_id: str
@@ -175,3 +186,4 @@ class TransitionResult:
     status: Status
     attempts: int
     repeated: bool = False
+    record: MessageRecord | None = None

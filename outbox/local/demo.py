@@ -2,7 +2,7 @@
 
 It sends valid messages (some with a repeated Idempotency-Key), a share of invalid requests,
 waits until every accepted message is COMPLETED, prints a summary and exits non-zero if any
-invariant of DESIGN.md was violated (lost, stuck, duplicated record, backward transition,
+invariant of docs/design.md was violated (lost, stuck, duplicated record, backward transition,
 changed payload, rejected request that wrote).
 """
 
@@ -27,10 +27,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX
 from outbox.domain.status import Status, is_allowed
 from outbox.local.stack import LocalStack, StackConfig
+from outbox.notifications.notification import parse_notification
 from outbox.service.consume import Consumer
 
 RECIPIENTS = {
@@ -188,7 +188,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def check_invariants(table_name: str, tally: Tally, client: Any) -> tuple[dict[str, Any], list[str]]:
-    """Read the whole table back with ``client`` and check DESIGN.md's invariants; returns figures and violations."""
+    """Read the whole table back with ``client`` and check the invariants of docs/design.md: figures, violations."""
     records = {item["message_id"]["S"]: item for item in scan(table_name, RECORD_PREFIX, client=client)}
     entries = Counter(item["message_id"]["S"] for item in scan(table_name, OUTBOX_PREFIX, client=client))
     violations: list[str] = []

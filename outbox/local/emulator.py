@@ -25,12 +25,16 @@ What moto 5.2.5 does not do correctly is fixed here, and only here:
    queue). SQS keeps it for 5 minutes from the send that it accepted: a second send with the
    same id within that window is answered "successful" and not enqueued, whatever became of the
    first copy. ``install_fifo_dedup_window`` keeps, per queue, when each id was last accepted.
-5. **Where a dead letter came from.** SQS marks a copy its redrive moves to a dead-letter queue
+5. **Trace headers in batches.** moto keeps a SendMessage's ``AWSTraceHeader`` system attribute
+   (and a receive asking for it gets it back), but its SendMessageBatch drops every entry's:
+   ``install_batch_system_attributes`` hands each entry's ``MessageSystemAttributes`` to moto's own
+   ``send_message``, as its SendMessage does.
+6. **Where a dead letter came from.** SQS marks a copy its redrive moves to a dead-letter queue
    with the source queue's ARN (the system attribute ``DeadLetterQueueSourceArn``, which no sender
    can set); moto moves the copy and marks nothing. ``install_dead_letter_source_arn`` notes the
    source at the move and returns it on receive, so the dead-letter function can tell a moved copy
    from one sent to the queue by hand.
-6. **RedriveAllowPolicy.** moto keeps a queue's ``RedriveAllowPolicy`` but never returns it in
+7. **RedriveAllowPolicy.** moto keeps a queue's ``RedriveAllowPolicy`` but never returns it in
    GetQueueAttributes; ``install_redrive_allow_policy`` returns it, so a Terraform apply (which
    waits for the attributes it set to read back) can create a dead-letter queue that has one.
 
@@ -679,6 +683,45 @@ def uninstall_redrive_allow_policy() -> None:
     _restore(SQSBackend, "get_queue_attributes")
 
 
+_batch_entries = threading.local()  # per request thread: the system attributes of a batch's entries, in order
+
+
+def install_batch_system_attributes() -> None:
+    """Keep each SendMessageBatch entry's ``MessageSystemAttributes``, as SendMessage does (idempotent).
+
+    moto's batch sends each entry, in order, through its own ``send_message``, which stores a
+    message's system attributes but is not handed the entry's: the batch notes them per thread
+    (SQS requests are served concurrently) and ``send_message`` takes the next one.
+    """
+    from moto.sqs.models import SQSBackend
+
+    if _patched(SQSBackend, "send_message_batch"):
+        return
+    send_batch, send_one = SQSBackend.send_message_batch, SQSBackend.send_message
+
+    def send_message_batch(self: Any, queue_name: str, entries: dict[str, dict[str, Any]]) -> Any:
+        _batch_entries.pending = deque(entry.get("MessageSystemAttributes") for entry in entries.values())
+        try:
+            return send_batch(self, queue_name, entries)
+        finally:
+            _batch_entries.pending = None
+
+    def send_message(self: Any, queue_name: str, message_body: str, **kwargs: Any) -> Any:
+        pending = getattr(_batch_entries, "pending", None)
+        if pending:  # an entry of the batch under way on this thread: its own system attributes
+            kwargs["system_attributes"] = pending.popleft() or kwargs.get("system_attributes")
+        return send_one(self, queue_name, message_body, **kwargs)
+
+    _patch(SQSBackend, send_message_batch=send_message_batch, send_message=send_message)
+
+
+def uninstall_batch_system_attributes() -> None:
+    """Restore moto's own SendMessageBatch and SendMessage (for differential tests)."""
+    from moto.sqs.models import SQSBackend
+
+    _restore(SQSBackend, "send_message_batch", "send_message")
+
+
 # Every fix above with its undo, in install order.
 _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_transaction_journal, uninstall_transaction_journal),
@@ -692,6 +735,7 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_fifo_dedup_window, uninstall_fifo_dedup_window),
     (install_dead_letter_source_arn, uninstall_dead_letter_source_arn),
     (install_redrive_allow_policy, uninstall_redrive_allow_policy),
+    (install_batch_system_attributes, uninstall_batch_system_attributes),
 )
 
 

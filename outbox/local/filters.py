@@ -1,9 +1,9 @@
 """Lambda event filtering, for the local runner: the same pattern template Terraform deploys.
 
-The template (``worker/stream_filter.json.tftpl``, shipped with the Lambda entry points as a
-copy of the Terraform module's, held equal by a test) names the table's hash key as
-``${hash_key}``: only INSERTs of outbox entries pass, never the caller's own items in the same
-table. It is read as package data of ``worker``; nothing of ``worker`` is imported.
+The template (``outbox/local/stream_filter.json.tftpl``, a copy of the Terraform module's, held
+equal by a test) names the table's hash key as ``${hash_key}``: only INSERTs of outbox entries
+pass, never the caller's own items in the same table. It is package data of ``outbox.local``:
+Lambda never reads it (the event source mapping filters), so it is not in the Lambda zip.
 
 Implements the subset of the EventBridge pattern grammar the outbox uses (literal values,
 ``prefix``, ``exists``, ``anything-but``); any other operator is refused rather than guessed.
@@ -24,7 +24,7 @@ _MISSING = object()
 @cache
 def stream_filter_pattern(hash_key: str = "pk") -> dict[str, Any]:
     """The stream mapping's filter pattern for a table whose hash key is ``hash_key``."""
-    template = resources.files("worker").joinpath(FILTER_FILE).read_text()
+    template = resources.files("outbox.local").joinpath(FILTER_FILE).read_text()
     pattern: dict[str, Any] = json.loads(template.replace("${hash_key}", json.dumps(hash_key)[1:-1]))
     check_pattern(pattern)
     return pattern

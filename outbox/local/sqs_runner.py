@@ -68,7 +68,7 @@ class SqsRunner:
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch_size,
             WaitTimeSeconds=self.wait_time_s,
-            AttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],  # AWSTraceHeader among them, as Lambda's mapping passes it
             MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:

@@ -21,7 +21,6 @@ from typing import Any
 
 import structlog
 
-from outbox.api import MessagesApi, build_api
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT, Resources, bootstrap
 from outbox.compose import Clients, build_consumer, build_dead_letters, build_stream_worker, build_sweeper
 from outbox.local.emulator import EmbeddedEmulator
@@ -30,6 +29,8 @@ from outbox.local.http import make_server, serve_in_thread
 from outbox.local.sqs_runner import SqsRunner
 from outbox.local.stream_runner import Invoke, LocalContext, MappingSettings, StreamRunner
 from outbox.logs import bind_invocation, configure_logging
+from outbox.notifications.api import MessagesApi, build_api
+from outbox.notifications.delivery import deliver_notification
 from outbox.service.consume import Consumer
 from outbox.service.dead_letter import DeadLetters
 from outbox.service.stream import StreamWorker
@@ -169,7 +170,9 @@ class LocalStack:
             settings,
             api=build_api(settings, _clients(endpoint)),
             worker=build_stream_worker(settings, _clients(endpoint)),
-            consumer=build_consumer(settings, _clients(endpoint)),
+            consumer=build_consumer(
+                settings, _clients(endpoint), deliver=None if settings.delivery else deliver_notification
+            ),
             sweeper=build_sweeper(settings, _clients(endpoint)),
             dead_letters=build_dead_letters(settings, _clients(endpoint)),
         )

@@ -3,8 +3,8 @@
 Ids and idempotency keys are scoped to the caller (invariant 9): the id derived from an
 idempotency key is a keyed hash (HMAC, under the id secret) of caller and key, and the record
 keeps a keyed hash of the caller (its owner), so a caller reads back only its own messages and
-nobody without the secret computes an id. The HTTP API (``outbox.api``) and the library
-(``outbox.Outbox``) both make their messages here.
+nobody without the secret computes an id. The library (``outbox.Outbox``) and the notification
+API (``outbox.notifications``) both make their messages here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from outbox.domain.caller import Caller
 from outbox.domain.clock import WRITE_CLOCK, WriteClock
-from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES, NOTIFICATION_TYPE, Envelope, new_envelope
+from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES, Envelope, new_envelope
 from outbox.domain.errors import ConfigurationError, NotFoundError, ThrottledError, TransactionCancelledError
 from outbox.domain.message import (
     IdKeys,
@@ -25,8 +25,9 @@ from outbox.domain.message import (
     new_message_id,
     validate_idempotency_key,
 )
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import AcceptResult, MessageRecord
+from outbox.domain.trace import trace_header
+from outbox.logs import warn_once
 from outbox.ports import IdSecretSource, MessageStore
 
 # A TransactionConflict is usually a concurrent accept with the same idempotency key: a moment
@@ -63,13 +64,17 @@ def new_message(
     ``scope`` (a tenant, a caller) keeps keys apart: the same key in two scopes is two messages,
     and the owner kept is a keyed hash of the scope, never the scope itself. ``key_field`` is what a
     refused key is called (the API's header, or the library's argument). ``clock`` stamps its
-    ``created_at`` and write sequence (the process's own write clock by default). ValidationError
-    for bad input; ConfigurationError for an Idempotency-Key or a scope without ``keys``.
+    ``created_at`` and write sequence (the process's own write clock by default). ``trace_id`` (an
+    X-Ray trace header or a W3C traceparent) is kept as an X-Ray header; any other value is dropped.
+    ValidationError for bad input; ConfigurationError for an Idempotency-Key or a scope without ``keys``.
     """
     key = validate_idempotency_key(idempotency_key, field=key_field)
     write = keys.write if keys is not None else None
     if scope is not None and write is None:  # an owner is always keyed, never a plain hash of the scope
         raise ConfigurationError("a scope needs the id secret: give id_secret (OUTBOX_ID_SECRET_ARN)")
+    trace = trace_header(trace_id)
+    if trace_id is not None and trace is None:  # a hint, never a reason to refuse: dropped, and said once
+        warn_once("trace_header_dropped", reason="neither an X-Ray trace header nor a W3C traceparent")
     stamp = clock.stamp()
     envelope = new_envelope(
         payload,
@@ -77,7 +82,7 @@ def new_message(
         message_id=new_message_id(key, scope=scope, key=write),
         created_at=stamp.created_at,
         group_key=group_key,
-        trace_id=trace_id,
+        trace_id=trace,
         max_message_bytes=max_message_bytes,
     )
     owner = write.owner(scope) if scope is not None and write is not None else None
@@ -114,24 +119,6 @@ class Acceptor:
     def keys(self) -> IdKeys:
         """The id secret's keys now: the one to write under, and the others still recognised."""
         return self.id_secret.id_secret().keys(self.clock.now())
-
-    def accept_notification(
-        self, data: object, *, idempotency_key: str | None, caller: Caller, trace_id: str | None = None
-    ) -> AcceptResult:
-        """A notification (the reference application's message) accepted for ``caller``; ValidationError if invalid."""
-        notification = parse_notification(data)
-        keys = self.keys()
-        message = new_message(
-            notification.to_dict(),
-            type=NOTIFICATION_TYPE,
-            idempotency_key=idempotency_key,
-            scope=caller.principal,
-            keys=keys,
-            group_key=notification.group_key,
-            trace_id=trace_id,
-            clock=self.clock,
-        )
-        return self.accept(message, owners=keys.owners(caller.principal))
 
     def accept(self, message: NewMessage, *, owners: frozenset[str] | None = None) -> AcceptResult:
         """Write the PENDING record and its outbox entry at once, or return the owner's message of the same key.

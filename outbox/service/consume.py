@@ -2,13 +2,18 @@
 
 A batch of SQS copies comes in as Lambda's SQS event source mapping delivers it (the local SQS
 runner delivers the same), and a partial batch response goes out. It dedupes by ``message_id``
-through the record itself: a COMPLETED message is acknowledged and skipped. Delivery is a plain
-function of the envelope (``Deliver``); ``log_delivery`` is the reference one. The Lambda entry
-points around it are ``worker/consumer.py``'s.
+through the record itself: a COMPLETED message is acknowledged and skipped. A copy names its
+message and nothing more: the lease write returns the record, and what is delivered is what the
+record holds (invariant 11), so a forged or replayed copy can at most start a delivery the
+lifecycle allows. Delivery is a plain function of the envelope (``Deliver``); ``log_delivery`` the
+one used when none is given. Each copy's log lines carry its trace (``trace_id``): the copy's
+``AWSTraceHeader`` until the record is read, the record's after. The handlers around it are
+``outbox.consumer``'s (``make_handler``) and ``worker/consumer.py``'s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import math
@@ -23,54 +28,37 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-
-from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
+from outbox.domain.envelope import Envelope, message_id_of
 from outbox.domain.errors import (
-    DeliveryError,
     InvalidTransitionError,
     MalformedEntryError,
     OutboxError,
-    PayloadMismatchError,
-    ValidationError,
 )
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, TransitionResult, iso, utc_now
 from outbox.domain.status import ENDED, Status
+from outbox.domain.trace import trace_header
+from outbox.logs import get_logger, log_context
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
-from outbox.ports import MessageStore, Visibility
+from outbox.ports import MAX_VISIBILITY_S, BatchResponse, MessageStore, Visibility
 from outbox.settings import Settings
 
-log = structlog.get_logger("outbox.service.consume")
+log = get_logger("outbox.service.consume")
 
 BY = "consumer"
 # A copy in hand proves SQS accepted the message: it may start before the worker's flip landed.
 STARTABLE = frozenset({Status.PENDING, Status.QUEUED, Status.PROCESSING})
 PROCESSING = frozenset({Status.PROCESSING})
-FORGED_COPIES_DROPPED = "ForgedCopiesDropped"
 MAX_REASON_CHARS = 256  # a FAILED reason is stored in the record and served by GET
-MAX_VISIBILITY_S = 43_200  # SQS's longest visibility timeout (12 hours)
 # Control, format-breaking and non-characters: what a stored reason shown by GET never holds.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _MIN_ECHO_CHARS = 4  # payload strings shorter than this are too common to tell apart from prose
 
 Deliver = Callable[[Envelope], None]
-BatchResponse = dict[str, list[dict[str, str]]]
 
 
 def log_delivery(envelope: Envelope) -> None:
-    """The reference delivery: a notification is checked and logged as sent, any other type logged as delivered.
-
-    It writes no personal data: the channel of a notification, never its recipient or body.
-    """
-    if envelope.type != NOTIFICATION_TYPE:
-        log.info("message_delivered", message_id=envelope.message_id, type=envelope.type)
-        return
-    try:
-        notification = parse_notification(dict(envelope.payload))
-    except ValidationError as exc:
-        raise DeliveryError(f"not a valid notification: {exc.detail}", retryable=False) from exc
-    log.info("message_delivered", message_id=envelope.message_id, channel=notification.channel.value)
+    """The delivery when none is given: the message logged as delivered, by id and type (never its payload)."""
+    log.info("message_delivered", message_id=envelope.message_id, type=envelope.type)
 
 
 class Outcome(enum.StrEnum):
@@ -78,7 +66,6 @@ class Outcome(enum.StrEnum):
 
     COMPLETED = "completed"
     DUPLICATE = "duplicates"  # dropped: another copy finished it, holds it, or it is gone
-    FORGED = "forged"  # dropped: its payload is not its record's (forged or altered); nothing changed
     FAILED = "failed"
     RETRIED = "retried"  # back to the queue, after a growing visibility delay
 
@@ -125,6 +112,7 @@ class SqsCopy:
     receives: int
     group: str | None
     owner: str  # this receive of this copy: a lease is never shared by two receives
+    trace: str | None = None  # its AWSTraceHeader, if a valid one: the log lines' trace until the record is read
 
 
 class Consumer:
@@ -164,19 +152,19 @@ class Consumer:
             if copy is None:
                 log.error("sqs_record_malformed", reason="no messageId")
                 continue
-            if copy.group is not None and copy.group in stopped_groups:
-                outcome = self._retry(copy)  # FIFO: nothing after a failure in its group, not even tried
-            else:
-                outcome = self._process(copy, lease_until)
-                if outcome is Outcome.RETRIED and copy.group is not None:
-                    stopped_groups.add(copy.group)
+            with _traced(copy.trace):
+                if copy.group is not None and copy.group in stopped_groups:
+                    outcome = self._retry(copy)  # FIFO: nothing after a failure in its group, not even tried
+                else:
+                    outcome = self._process(copy, lease_until)
+                    if outcome is Outcome.RETRIED and copy.group is not None:
+                        stopped_groups.add(copy.group)
             counts[outcome] += 1
             if outcome is Outcome.RETRIED:
                 failures.append({"itemIdentifier": copy.sqs_id})
         with self._stats_lock:
             self.stats.update({outcome.value: n for outcome, n in counts.items()})
-        metrics = {"MessagesCompleted": counts[Outcome.COMPLETED], MESSAGES_FAILED: counts[Outcome.FAILED]}
-        emit_metrics(metrics | ({FORGED_COPIES_DROPPED: counts[Outcome.FORGED]} if counts[Outcome.FORGED] else {}))
+        emit_metrics({"MessagesCompleted": counts[Outcome.COMPLETED], MESSAGES_FAILED: counts[Outcome.FAILED]})
         log.info("batch_consumed", **{outcome.value: n for outcome, n in counts.items()})
         return {"batchItemFailures": failures}
 
@@ -187,21 +175,13 @@ class Consumer:
         return utc_now() + timedelta(seconds=seconds + self.policy.lease_margin_s)
 
     def _process(self, copy: SqsCopy, lease_until: datetime) -> Outcome:
-        body = copy.record.get("body")
         try:
-            envelope = Envelope.from_json(body if isinstance(body, str) else "")
+            message_id = message_id_of(copy.record.get("body"))
         except MalformedEntryError as exc:
             return self._reject(copy, exc)
-        message_id = envelope.message_id
-        last = self._last_receive(copy)
         lease = Lease(copy.owner, iso(lease_until))
         try:
-            started = self._start(message_id, lease, envelope.payload_hash())
-        except PayloadMismatchError:
-            # Not the copy its record describes: forged or altered. Nothing changed; acknowledge
-            # and drop it, logging nothing of its content (the id is a checked UUID).
-            log.warning("forged_copy_dropped", message_id=message_id, sqs_message_id=copy.sqs_id)
-            return Outcome.FORGED
+            started = self._start(message_id, lease)
         except InvalidTransitionError as exc:
             return self._not_startable(copy, message_id, exc.current, exc.lease_until)
         except OutboxError as exc:
@@ -210,9 +190,19 @@ class Consumer:
             # receive need not wait for it to run out (if it was not taken, this changes nothing).
             self._release(message_id, lease)
             return self._retry(copy)
-        if started.attempts > self.policy.max_attempts:
+        if started.record is None:  # the MessageStore contract: a lease write returns its record
+            raise TypeError(f"{type(self.store).__name__}.transition returned no record with the lease")
+        envelope = started.record.envelope()  # what the record holds, whatever the copy said
+        with _traced(envelope.trace_id):
+            return self._deliver(copy, lease, started.attempts, envelope)
+
+    def _deliver(self, copy: SqsCopy, lease: Lease, attempts: int, envelope: Envelope) -> Outcome:
+        """Run the delivery under the lease just taken, then complete or fail the message as its holder."""
+        message_id = envelope.message_id
+        last = self._last_receive(copy)
+        if attempts > self.policy.max_attempts:
             # `attempts` counts the leases taken, this one included: the deliveries tried are one fewer.
-            tried = started.attempts - 1
+            tried = attempts - 1
             return self._fail(message_id, lease, f"gave up: {tried} delivery attempts failed, the most allowed")
         try:
             self.deliver(envelope)
@@ -251,15 +241,10 @@ class Consumer:
         limit = self.policy.max_receive_count
         return limit is not None and copy.receives >= limit
 
-    def _start(self, message_id: str, lease: Lease, payload_hash: str) -> TransitionResult:
-        """Take the lease if the copy is its record's (same payload hash, in the same condition).
-
-        A passing fault is tried again before the copy goes back to the queue.
-        """
+    def _start(self, message_id: str, lease: Lease) -> TransitionResult:
+        """Take the lease; the write returns the record to deliver. A passing fault is tried again first."""
         return self._tried(
-            lambda: self.store.transition(
-                message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease, payload_hash=payload_hash
-            )
+            lambda: self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease)
         )
 
     def _complete(self, copy: SqsCopy, message_id: str, lease: Lease) -> Outcome:
@@ -431,7 +416,16 @@ def sqs_copy(record: object) -> SqsCopy | None:
     handle = record.get("receiptHandle")
     receive = hashlib.sha256(handle.encode()).hexdigest()[:16] if isinstance(handle, str) else uuid.uuid4().hex[:16]
     owner = f"{sqs_id}/{receive}"
-    return SqsCopy(record, sqs_id, _receive_count(record), group if isinstance(group, str) and group else None, owner)
+    trace = trace_header(attributes.get("AWSTraceHeader")) if isinstance(attributes, Mapping) else None
+    group = group if isinstance(group, str) and group else None
+    return SqsCopy(record, sqs_id, _receive_count(record), group, owner, trace)
+
+
+def _traced(trace: str | None) -> contextlib.AbstractContextManager[object]:
+    """Bind ``trace`` as the log lines' ``trace_id`` for a block, restoring what was bound before; nothing if None."""
+    if trace is None:
+        return contextlib.nullcontext()
+    return log_context(trace_id=trace)
 
 
 def _receive_count(record: Mapping[str, Any]) -> int:

@@ -20,7 +20,7 @@ module's queue policy also refuses every sender of the dead-letter queue, and it
 It moves a record only along the lifecycle's edges: it takes the lease (PENDING, QUEUED or a
 PROCESSING whose lease ran out, to PROCESSING) and, as the lease's holder, ends it FAILED. It
 leaves alone a record that has ended, one that a live lease holds (the copy comes back when the
-lease runs out), a copy that is not its record's (forged), and a copy older than a re-drive or re-send of
+lease runs out), a body that names no message, and a copy older than a re-drive or re-send of
 its message (what is in flight now has the later send's own copy; see ``_older_than_a_redrive``).
 Copies it has settled are acknowledged, so the dead-letter queue empties: its depth alarm then
 means this function is not running.
@@ -37,31 +37,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import structlog
-
-from outbox.domain.envelope import Envelope
-from outbox.domain.errors import (
-    InvalidTransitionError,
-    MalformedEntryError,
-    NotFoundError,
-    OutboxError,
-    PayloadMismatchError,
-)
+from outbox.domain.envelope import message_id_of
+from outbox.domain.errors import InvalidTransitionError, MalformedEntryError, NotFoundError, OutboxError
 from outbox.domain.record import Lease, MessageRecord, TransitionResult, generation_of, iso, utc_now
 from outbox.domain.status import ENDED, Status
+from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
-from outbox.ports import MessageStore, Visibility
+from outbox.ports import BatchResponse, MessageStore, Visibility
 from outbox.service.consume import (
     PROCESSING,
     STARTABLE,
-    BatchResponse,
     SqsCopy,
     sqs_copy,
     tried,
     until_lease_ends,
 )
 
-log = structlog.get_logger("outbox.service.dead_letter")
+log = get_logger("outbox.service.dead_letter")
 
 BY = "dead-letter"
 # No receive count: on the dead-letter queue it counts that queue's receives too.
@@ -78,7 +70,7 @@ class Settled(enum.StrEnum):
     FAILED = "failed"  # its record ended FAILED here
     ENDED = "ended"  # its record had ended already (or is gone): nothing to do
     STALE = "stale"  # the copy is older than a re-drive of its record: the re-drive's copy decides
-    FORGED = "forged"  # not moved here from the main queue, not its record's copy, or no envelope: dropped
+    FORGED = "forged"  # not moved here from the main queue, or a body that names no message: dropped
     RETRIED = "retried"  # back to the dead-letter queue: a live lease or a passing fault
 
 
@@ -124,17 +116,15 @@ class DeadLetters:
         return {"batchItemFailures": failures}
 
     def settle(self, copy: SqsCopy) -> Settled:
-        """End one copy's record FAILED, unless it has ended, is held, or the copy is not the record's."""
+        """End one copy's record FAILED, unless SQS did not move it here or its record ended, is held or was re-sent."""
         if not self._moved_from_the_main_queue(copy):
             return Settled.FORGED
-        body = copy.record.get("body")
         try:
-            envelope = Envelope.from_json(body if isinstance(body, str) else "")
+            message_id = message_id_of(copy.record.get("body"))
         except MalformedEntryError as exc:
-            # No envelope: anyone's bytes, naming any id. Nothing to settle; the log keeps the trace.
+            # No message named: anyone's bytes. Nothing to settle; the log keeps the trace.
             log.error("dead_letter_unreadable", sqs_message_id=copy.sqs_id, reason=exc.detail)
             return Settled.FORGED
-        message_id = envelope.message_id
         try:
             record = self.store.get(message_id)
         except NotFoundError:
@@ -147,7 +137,7 @@ class DeadLetters:
         if _older_than_a_redrive(record, copy):
             log.info("dead_letter_stale", message_id=message_id)
             return Settled.STALE
-        return self._fail(copy, envelope)
+        return self._fail(copy, message_id)
 
     def _moved_from_the_main_queue(self, copy: SqsCopy) -> bool:
         """Whether SQS's redrive moved this copy here, from the main queue (what the copy's system attribute says)."""
@@ -161,20 +151,13 @@ class DeadLetters:
             return False
         return True
 
-    def _fail(self, copy: SqsCopy, envelope: Envelope) -> Settled:
+    def _fail(self, copy: SqsCopy, message_id: str) -> Settled:
         """Take the lease, then end the record FAILED as its holder: two conditional writes."""
-        message_id = envelope.message_id
         lease = Lease(f"{BY}/{copy.owner}", iso(utc_now() + timedelta(seconds=self.lease_s)))
-        payload_hash = envelope.payload_hash()
         try:
             self._tried(
-                lambda: self.store.transition(
-                    message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease, payload_hash=payload_hash
-                )
+                lambda: self.store.transition(message_id, Status.PROCESSING, by=BY, expected=STARTABLE, lease=lease)
             )
-        except PayloadMismatchError:
-            log.warning("forged_copy_dropped", message_id=message_id, sqs_message_id=copy.sqs_id)
-            return Settled.FORGED
         except InvalidTransitionError as exc:
             if exc.current is None or exc.current in ENDED:
                 return Settled.ENDED  # its holder ended it meanwhile

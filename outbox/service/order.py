@@ -21,15 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import structlog
-
 from outbox.domain.clock import writer_of
 from outbox.domain.record import outbox_sk_sequence, outbox_sk_time
 from outbox.domain.status import Status
+from outbox.logs import get_logger
 from outbox.ports import SweepSource
 from outbox.service.relay import RelayItem
 
-log = structlog.get_logger("outbox.order")
+log = get_logger("outbox.order")
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import structlog
-
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.status import Status, sources_of
+from outbox.logs import get_logger
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, MessageStore, OutgoingMessage, Publisher, SendFailure
 from outbox.settings import Settings
 
-log = structlog.get_logger("outbox.service.relay")
+log = get_logger("outbox.service.relay")
 
 
 @dataclass(frozen=True)
@@ -35,11 +34,17 @@ class RelayItem:
     body: str
     group_key: str | None = None
     generation: int = 0  # the record's send generation (its FIFO dedup id): new only for a deliberate re-send
+    trace_header: str | None = None  # the writer's X-Ray trace header: the copy's AWSTraceHeader
 
     @classmethod
     def rebuilt(cls, envelope: Envelope, generation: int = 0) -> RelayItem:
         """A message rebuilt from its record (the sweeper's, or an older one the stream lost), keyed by its id."""
-        return cls(envelope.message_id, envelope.message_id, envelope.to_json(), envelope.group_key, generation)
+        message_id = envelope.message_id
+        return cls(message_id, message_id, envelope.body(), envelope.group_key, generation, envelope.trace_id)
+
+    def outgoing(self) -> OutgoingMessage:
+        """What the publisher sends for it."""
+        return OutgoingMessage(self.message_id, self.body, self.group_key, self.generation, self.trace_header)
 
     @property
     def ordering_key(self) -> str:
@@ -201,7 +206,10 @@ class Relay:
                 try:
                     outcome = (
                         self.publisher.send_batch(
-                            [OutgoingMessage(i.message_id, i.body, i.group_key, i.generation) for i in to_send]
+                            [
+                                OutgoingMessage(i.message_id, i.body, i.group_key, i.generation, i.trace_header)
+                                for i in to_send
+                            ]
                         )
                         if to_send
                         else BatchOutcome(())

@@ -328,7 +328,11 @@ class Replayer:
                 self.report({"message_id": entry.message_id, "action": "failed"})
                 unprepared.append(entry.message_id)
                 continue
-            items.append(RelayItem(entry.message_id, entry.message_id, entry.body, entry.group_key, generation))
+            items.append(
+                RelayItem(
+                    entry.message_id, entry.message_id, entry.body, entry.group_key, generation, entry.trace_header
+                )
+            )
         return items, moved, unprepared
 
     def _throttle(self, count: int) -> None:

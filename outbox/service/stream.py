@@ -17,19 +17,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-
 from outbox.domain.errors import OutboxError
 from outbox.domain.message import is_message_id
 from outbox.domain.record import OUTBOX_PREFIX, utc_now
+from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, emit_metrics
-from outbox.ports import SweepSource
+from outbox.ports import BatchResponse, SweepSource
 from outbox.service.order import Place, lost_first
 from outbox.service.relay import Relay, RelayItem, keys_in_order
 
-log = structlog.get_logger("outbox.service.stream")
+log = get_logger("outbox.service.stream")
 
-BatchResponse = dict[str, list[dict[str, str]]]
 # Stream records are dicts: checking dict first skips the ABC machinery of Mapping (16 checks a record).
 _MAPPINGS = (dict, Mapping)
 DEFAULT_CLOCK_SKEW = timedelta(seconds=2)
@@ -180,7 +178,9 @@ class StreamWorker:
         bucket = pk[len(OUTBOX_PREFIX) :]
         committed = _epoch(change.get("ApproximateCreationDateTime"))
         place = Place(int(bucket), sk, committed) if group_key is not None and sk and bucket.isdigit() else None
-        return RelayItem(key, message_id, envelope, group_key), created_at, place
+        # A trace that is not a string is no trace: the message goes without it, never quarantined.
+        item = RelayItem(key, message_id, envelope, group_key, trace_header=_string_attr(image, "trace_id"))
+        return item, created_at, place
 
     def _quarantine(self, malformed: _Malformed) -> bool:
         """Poison never blocks the shard: FAILED with the reason, or skipped if there is no record to mark."""

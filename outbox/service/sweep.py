@@ -33,16 +33,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-import structlog
-
 from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.record import IN_FLIGHT_PARTITIONS, outbox_sk_floor, outbox_sk_time, utc_now
 from outbox.domain.status import Status
+from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_QUARANTINED, MESSAGES_RESENT, OLDEST_PENDING_AGE, SWEEP_FAILURES, emit_metrics
 from outbox.ports import PendingKey, SweepSource, SweptRecord
 from outbox.service.relay import Relay, RelayItem
 
-log = structlog.get_logger("outbox.service.sweep")
+log = get_logger("outbox.service.sweep")
 
 DEFAULT_MIN_AGE = timedelta(seconds=300)
 # Records read, rebuilt and relayed at a time (one BatchGetItem): the payloads a sweep holds at once.

@@ -14,11 +14,11 @@ from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.bootstrap import Resources, bootstrap
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.local.emulator import EmbeddedEmulator
 from outbox.local.events import to_lambda_record
+from outbox.notifications.notification import parse_notification
 from outbox.service.relay import Relay
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from outbox.service.stream import StreamWorker

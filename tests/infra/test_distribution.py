@@ -44,9 +44,9 @@ def _clean_env() -> dict[str, str]:
     return env | {"OUTBOX_TABLE_NAME": "outbox", "OUTBOX_METRICS": "off"}
 
 
-def _worker_data() -> list[str]:
-    """The worker's data files in the tree, as wheel paths."""
-    files = [*(ROOT / "worker").glob("*.json"), *(ROOT / "worker").glob("*.tftpl")]
+def _package_data() -> list[str]:
+    """The library's data files in the tree (the local runner's filter template), as wheel paths."""
+    files = [*(ROOT / "outbox").rglob("*.json"), *(ROOT / "outbox").rglob("*.tftpl")]
     return sorted(path.relative_to(ROOT).as_posix() for path in files)
 
 
@@ -139,22 +139,24 @@ def test_wheel_metadata_licence_version_and_dependencies(dist: dict[str, Path]) 
     assert local == {"moto", "waitress", "rich"}
 
 
-def test_wheel_and_sdist_hold_the_packages_typing_markers_and_data(dist: dict[str, Path]) -> None:
-    """Both packages with py.typed and every worker data file; no tests, bench or infra code."""
+def test_wheel_and_sdist_hold_the_package_typing_marker_and_data(dist: dict[str, Path]) -> None:
+    """One top-level package, ``outbox``, with py.typed, the notification API and its data files; no entry points.
+
+    ``worker/`` (the Terraform module's Lambda entry points) goes in the Lambda zip only: in the
+    wheel it would take a name a user's own service is likely to have.
+    """
     with zipfile.ZipFile(dist["wheel"]) as archive:
         wheel = set(archive.namelist())
-    for name in ("outbox/__init__.py", "outbox/py.typed", "worker/handler.py", "worker/py.typed", *_worker_data()):
+    required = ("outbox/__init__.py", "outbox/py.typed", "outbox/consumer.py", "outbox/notifications/api.py")
+    for name in (*required, "outbox/local/stream_filter.json.tftpl", *_package_data()):
         assert name in wheel, name
-    assert "worker/stream_filter.json.tftpl" in wheel
     dist_info = f"dynamodb_outbox-{outbox.__version__}.dist-info"
-    assert {name.split("/")[0] for name in wheel} == {"outbox", "worker", dist_info}
-    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert {"py.typed", "*.tftpl"} <= set(package_data["worker"])
+    assert {name.split("/")[0] for name in wheel} == {"outbox", dist_info}
 
     with tarfile.open(dist["sdist"]) as archive:
         prefix = f"dynamodb_outbox-{outbox.__version__}/"
         sdist = {name.removeprefix(prefix) for name in archive.getnames()}
-    for name in ("LICENSE", "README.md", "pyproject.toml", "PKG-INFO", "outbox/py.typed", *_worker_data()):
+    for name in ("LICENSE", "README.md", "pyproject.toml", "PKG-INFO", "outbox/py.typed", *_package_data()):
         assert name in sdist, name
 
 
@@ -191,22 +193,47 @@ def test_wheel_installs_and_runs_in_a_clean_virtualenv(dist: dict[str, Path], tm
             f"outbox {command[0]}: the local stack needs moto, waitress, rich: pip install 'dynamodb-outbox[local]'"
         ]
 
+    # A service of the user's with a package of its own named ``worker``, beside the installed wheel.
+    service = tmp_path / "service"
+    (service / "worker").mkdir(parents=True)
+    (service / "worker" / "__init__.py").write_text("")
+    (service / "worker" / "consumer.py").write_text("OWN = True\n")
     script = """
-import importlib.util, json, sys
-import outbox, outbox.api, outbox.replay_cli, worker.handler, worker.consumer
+import importlib.util, json, sys, sysconfig
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import outbox, outbox.notifications.api, outbox.replay_cli
+from outbox.consumer import DeliveryError, make_handler
+import worker.consumer
+site = Path(sysconfig.get_paths()["purelib"])
 print(json.dumps({
     "outbox": outbox.__file__,
     "version": outbox.__version__,
-    "handlers": all(callable(m.handler) for m in (outbox.api, worker.handler, worker.consumer)),
+    "handler": callable(make_handler(lambda envelope: None)),
+    "api": callable(outbox.notifications.api.build_api),
+    "own_worker": worker.consumer.OWN and worker.consumer.__file__.startswith(sys.argv[1]),
+    "top_level": sorted(p.name for p in site.iterdir() if (p / "__init__.py").exists() or p.suffix == ".py"),
     "installed": sorted(n for n in ("rich", "moto", "waitress", "flask", "werkzeug") if importlib.util.find_spec(n)),
 }))
 """
     result = subprocess.run(
-        [str(python), "-I", "-c", script], capture_output=True, text=True, check=False, cwd=tmp_path, env=env
+        [str(python), "-I", "-c", script, str(service)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["outbox"].startswith(str(venv))
     assert answer["version"] == outbox.__version__
-    assert answer["handlers"] is True
+    assert answer["handler"] is True
+    assert answer["api"] is True
+    assert answer["own_worker"] is True  # the user's worker, not one of ours
+    with zipfile.ZipFile(dist["wheel"]) as archive:  # what the wheel put at the top of site-packages
+        ours = {name.split("/")[0] for name in archive.namelist() if not name.split("/")[0].endswith(".dist-info")}
+    assert ours == {"outbox"}
+    assert "outbox" in answer["top_level"]
+    assert "worker" not in answer["top_level"]
     assert answer["installed"] == []  # none of the extras came along

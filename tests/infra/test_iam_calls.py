@@ -19,7 +19,7 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-import outbox.api
+import worker.api
 import worker.consumer
 import worker.dead_letter
 import worker.handler
@@ -41,7 +41,7 @@ _BATCHES = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMess
 _TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
 HASH_KEY = "pk"  # build_stack's table
 FACTORIES = (
-    outbox.api.default_api,
+    worker.api.default_api,
     worker.handler.default_worker,
     worker.consumer.default_consumer,
     worker.sweeper.default_sweeper,
@@ -203,16 +203,16 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
             TableName=stack.resources.table_name, Key={"pk": {"S": META_PK}, "sk": {"S": "CONFIG"}}
         )
         recorder.current = "api"
-        accepted = outbox.api.handler(http_event("POST", "/messages", body=BODY, headers=HEADERS), None)
+        accepted = worker.api.handler(http_event("POST", "/messages", body=BODY, headers=HEADERS), None)
         assert accepted["statusCode"] == 202
         message_id = json.loads(accepted["body"])["message_id"]
-        assert outbox.api.handler(http_event("GET", f"/messages/{message_id}"), None)["statusCode"] == 200
+        assert worker.api.handler(http_event("GET", f"/messages/{message_id}"), None)["statusCode"] == 200
         # A rotation of the id secret: a function started after it checks the key's other id as it accepts.
         recorder.current = "harness"
         secrets.put_secret_value(SecretId=recorder.id_secret_arn, SecretString="w" * 64)
-        outbox.api.default_api.cache_clear()
+        worker.api.default_api.cache_clear()
         recorder.current = "api"
-        retried = outbox.api.handler(http_event("POST", "/messages", body=BODY, headers=HEADERS), None)
+        retried = worker.api.handler(http_event("POST", "/messages", body=BODY, headers=HEADERS), None)
         assert (retried["statusCode"], json.loads(retried["body"])["message_id"]) == (200, message_id)
 
         recorder.current = "harness"
@@ -244,7 +244,7 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
 
         # A message the stream never relayed: the sweeper finds it through the index and relays it.
         recorder.current = "harness"
-        stuck = outbox.api.handler(
+        stuck = worker.api.handler(
             http_event("POST", "/messages", body=BODY, headers={**HEADERS, "idempotency-key": "x"}), None
         )
         stuck_id = json.loads(stuck["body"])["message_id"]

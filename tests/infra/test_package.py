@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import subprocess
@@ -18,7 +19,7 @@ from outbox.domain.errors import PackageError
 from tests.infra.terraform import MODULE, ROOT, load
 
 HANDLERS = {
-    "outbox.api.handler",
+    "worker.api.handler",
     "worker.handler.handler",
     "worker.consumer.handler",
     "worker.sweeper.handler",
@@ -36,15 +37,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
-    """The handlers, the filter template and the runtime dependencies; nothing local-only."""
+    """The handlers (the repository's worker/, never in the wheel) and the runtime dependencies; nothing local-only."""
     names = set(zipfile.ZipFile(built).namelist())
     for required in (
-        "outbox/api.py",
+        "outbox/notifications/api.py",
+        "outbox/consumer.py",
+        "worker/api.py",
         "worker/handler.py",
         "worker/consumer.py",
         "worker/sweeper.py",
         "worker/dead_letter.py",
-        "worker/stream_filter.json.tftpl",
     ):
         assert required in names
     for dependency in ("pynamodb/", "structlog/", "boto3/", "botocore/"):
@@ -53,6 +55,11 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
     services = {name.split("/")[2] for name in names if name.startswith("botocore/data/") and name.count("/") > 3}
     assert services == set(package.package_config()["botocore-services"])
     assert {"botocore/data/endpoints.json", "botocore/data/partitions.json", "botocore/data/_retry.json"} <= names
+    # The models of the services the handlers make clients for: only the operations the code names.
+    with zipfile.ZipFile(built) as archive:
+        dynamodb = json.loads(gzip.decompress(archive.read("botocore/data/dynamodb/2012-08-10/service-2.json.gz")))
+    assert {"GetItem", "TransactWriteItems", "UpdateItem", "Query"} <= set(dynamodb["operations"])
+    assert "DeleteBackup" not in dynamodb["operations"]
     # Not shipped: what Lambda never runs (the CLI and rich, replay, testing helpers, the local stack).
     assert not any(name.startswith(("rich/", "moto/", "waitress/", "outbox/local/", "bin/")) for name in names)
     for local_only in (
@@ -63,15 +70,14 @@ def test_zip_holds_the_handlers_and_runtime_dependencies(built: Path) -> None:
         "outbox/faults.py",
     ):
         assert local_only not in names
-    # worker/ is what Lambda runs: the four entry points and the filter template, nothing local.
+    # worker/ is what Lambda runs: the five entry points, nothing else (the filter template is local-only).
     assert {name for name in names if name.startswith("worker/") and "__pycache__" not in name} == {
         "worker/__init__.py",
-        "worker/py.typed",
+        "worker/api.py",
         "worker/handler.py",
         "worker/consumer.py",
         "worker/sweeper.py",
         "worker/dead_letter.py",
-        "worker/stream_filter.json.tftpl",
     }
     # Every module has its bytecode for the runtime's Python, and no other.
     sources = [name for name in names if name.endswith(".py")]
@@ -105,11 +111,11 @@ root = pathlib.Path({str(unpacked)!r})
 for source in sorted([*root.glob("outbox/**/*.py"), *root.glob("worker/**/*.py")]):
     module = importlib.import_module(".".join(source.relative_to(root).with_suffix("").parts).removesuffix(".__init__"))
     assert module.__cached__ and pathlib.Path(module.__cached__).exists(), module.__name__
-import outbox.api, worker.consumer, worker.dead_letter, worker.handler
+import worker.api, worker.consumer, worker.dead_letter, worker.handler
 event = {{"version": "2.0", "rawPath": "/messages", "body": "not json",
           "headers": {{"content-type": "application/json"}},
           "requestContext": {{"http": {{"method": "POST", "path": "/messages"}}}}}}
-response = outbox.api.handler(event, None)
+response = worker.api.handler(event, None)
 assert worker.handler.handler({{"Records": []}}, None) == {{"batchItemFailures": []}}
 assert worker.consumer.handler({{"Records": []}}, None) == {{"batchItemFailures": []}}
 assert worker.dead_letter.handler({{"Records": []}}, None) == {{"batchItemFailures": []}}
@@ -256,7 +262,8 @@ def test_outbox_package_builds_a_users_consumer_zip_that_runs(tmp_path: Path) ->
     args = ["package", "--source", str(source), "--requirements", str(ROOT / "infra" / "lambda-requirements.txt")]
     assert main([*args, "-o", str(output), "--botocore-service", "sns"]) == 0
     names = set(zipfile.ZipFile(output).namelist())
-    assert {"shop/delivery.py", "outbox/__init__.py", "worker/consumer.py", "boto3/__init__.py"} <= names
+    assert {"shop/delivery.py", "outbox/__init__.py", "outbox/consumer.py", "boto3/__init__.py"} <= names
+    assert not [name for name in names if name.startswith("worker/")]  # the module's entry points: not a user's
     assert any(name.startswith("botocore/data/sns/") for name in names)
     assert not {"outbox/cli.py", "outbox/lambda_package.py", "outbox/testing.py"} & names
 
@@ -264,9 +271,11 @@ def test_outbox_package_builds_a_users_consumer_zip_that_runs(tmp_path: Path) ->
     zipfile.ZipFile(output).extractall(unpacked)
     script = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "import worker.consumer\n"
+        "from outbox.consumer import make_handler\n"
         "from outbox.compose import resolve_delivery\n"
-        "resolve_delivery('shop.delivery:deliver')(None)\n"  # the SNS client is made from the zip's model
+        "deliver = resolve_delivery('shop.delivery:deliver')\n"
+        "assert callable(make_handler(deliver))\n"  # the user's handler, named as the consumer's
+        "deliver(None)\n"  # the SNS client is made from the zip's model
         "print('ok')\n"
     )
     env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "PYTHONDONTWRITEBYTECODE": "1"}

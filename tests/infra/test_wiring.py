@@ -34,7 +34,7 @@ from outbox.settings import MIN_ID_SECRET_CHARS, MIN_ID_SECRET_WINDOW_S, Setting
 from tests.infra.terraform import EXAMPLES, MODULE, ROOT, Module, load, plain
 
 FUNCTIONS = {
-    "api": "outbox.api.handler",
+    "api": "worker.api.handler",
     "worker": "worker.handler.handler",
     "consumer": "worker.consumer.handler",
     "sweeper": "worker.sweeper.handler",
@@ -220,7 +220,7 @@ def test_stream_mapping_follows_lambda_rules_and_the_shared_filter(module: Modul
     assert pattern.startswith("${jsonencode(jsondecode(templatefile(")
     template = MODULE / path
     assert template == MODULE / FILTER_TEMPLATE
-    assert template.read_bytes() == (ROOT / "worker" / FILTER_TEMPLATE).read_bytes()
+    assert template.read_bytes() == (ROOT / "outbox" / "local" / FILTER_TEMPLATE).read_bytes()
     rendered = json.loads(template.read_text().replace("${hash_key}", "PK"))
     assert rendered["eventName"] == ["INSERT"]
     assert rendered["dynamodb"]["Keys"] == {"PK": {"S": [{"prefix": "OUTBOX#"}]}}
@@ -265,8 +265,10 @@ def test_the_dead_letter_queue_feeds_the_dead_letter_function(module: Module) ->
 
 
 def handler_of(module: Module, spec: dict[str, Any]) -> str:
-    """A function's handler path: a literal, or the default of the variable it names."""
+    """A function's handler as deployed with the defaults: a literal, or what the variable or local it names gives."""
     handler = spec["handler"]
+    if handler == "${local.consumer_handler}":  # no consumer_handler, no consumer_package: the module's zip's consumer
+        return str(re.search(r'== null \? "([\w.]+)"', module.locals["consumer_handler"]).group(1))  # type: ignore[union-attr]
     return str(module.default(handler)) if handler.startswith("${var.") else str(handler)
 
 
@@ -510,8 +512,14 @@ def test_every_function_gets_the_key_names(module: Module) -> None:
 def test_the_consumer_is_the_callers(module: Module) -> None:
     """The consumer's handler and zip come from variables; the package has no path into this repository."""
     consumer = module.locals["functions"]["consumer"]
-    assert consumer["handler"] == "${var.consumer_handler}"
-    assert module.variables["consumer_handler"]["default"] == FUNCTIONS["consumer"]
+    assert consumer["handler"] == "${local.consumer_handler}"
+    assert module.variables["consumer_handler"]["default"] is None
+    # Without a handler of the caller's: the outbox's consumer of the zip it runs from (a zip built by
+    # `outbox package` holds the library, not the repository's worker/ entry points).
+    default, library = FUNCTIONS["consumer"], "outbox.lambda_consumer.handler"
+    assert module.locals["consumer_handler"] == (
+        f'${{coalesce(var.consumer_handler, var.consumer_package == null ? "{default}" : "{library}")}}'
+    )
     assert module.variables["consumer_package"]["default"] is None
     assert module.locals["function_packages"] == {
         "api": "${var.lambda_package}",

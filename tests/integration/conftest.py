@@ -15,11 +15,11 @@ from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import META_PK, DynamoDBSweepSource
-from outbox.api import MessagesApi
 from outbox.bootstrap import Resources, bootstrap
 from outbox.faults import FaultInjector
 from outbox.local import emulator
 from outbox.local.events import to_lambda_record, to_sqs_record
+from outbox.notifications.api import MessagesApi
 from outbox.service.accept import Acceptor
 from outbox.service.consume import Consumer
 from outbox.service.relay import Relay, RelayPolicy

@@ -14,10 +14,9 @@ import pytest
 
 from bench import accept, cost, end_to_end, overhead, relay, replay, report, run, sweep, sweep_backlog
 from bench.relay import Contender, RelayComparison, RelayFigures
-from outbox import api
 from outbox.local import emulator
 from tests.conftest import FAKE_CREDENTIALS
-from worker import consumer, handler, sweeper
+from worker import api, consumer, handler, sweeper
 
 
 @contextmanager

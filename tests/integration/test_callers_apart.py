@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from outbox import Outbox
-from outbox.api import MessagesApi, caller_of
 from outbox.domain.errors import IdempotencyKeyReusedError, TransactionCancelledError
 from outbox.domain.message import IdKey, IdSecret
 from outbox.domain.record import utc_now
+from outbox.notifications.api import MessagesApi, caller_of
 from outbox.service.accept import Acceptor
 from tests.events import http_event
 from tests.integration.conftest import Stack

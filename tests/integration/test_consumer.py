@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Callable
+from typing import Any
 
-from outbox.domain.envelope import Envelope
+import pytest
+import structlog
+
+from outbox.consumer import make_handler
+from outbox.domain.envelope import Envelope, new_envelope
 from outbox.domain.errors import DeliveryError
+from outbox.domain.message import new_message_id
+from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
+from outbox.local import emulator
+from outbox.logs import configure_logging
 from outbox.service.consume import Consumer, ConsumerPolicy
 from outbox.testing import FakeLambdaContext
 from tests.integration.conftest import Stack, sqs_event
+
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+OTHER_TRACE = "Root=1-67c2f5a0-3f1e2d4c5b6a798012345678;Parent=1111111111111111;Sampled=0"
+FORGED_TRACE = "Root=1-00000000-000000000000000000000bad;Parent=000000000000dead;Sampled=1"
 
 
 def _accept_and_relay(stack: Stack) -> str:
@@ -146,23 +161,115 @@ def test_redriven_message_gets_a_fresh_delivery_budget(stack: Stack) -> None:
     assert record.attempts == 1
 
 
-def test_a_forged_copy_fails_the_start_condition_in_one_request_and_changes_nothing(stack: Stack) -> None:
-    """The payload hash is in the PROCESSING condition: one UpdateItem, no GetItem, no change, dropped."""
-    message_id = _accept_and_relay(stack)
-    (message,) = stack.receive_all()
-    real = message["Body"]
-    data = json.loads(real)
-    data["payload"] = {"channel": "push", "recipient": "b" * 64, "body": "forged"}
-    forged = dict(message, Body=json.dumps(data), MessageId="forged-1")
-    before = stack.raw_item(f"MSG#{message_id}", "MSG")
+def _traced_message(stack: Stack, trace: str, *, payload: dict[str, Any] | None = None) -> Envelope:
+    """A message accepted through the store with ``trace`` (its created_at now), relayed by the stream worker."""
+    envelope = new_envelope(
+        payload or {"order_id": "o-1"},
+        type="OrderPlaced",
+        message_id=new_message_id(),
+        created_at=iso(utc_now()),
+        group_key="customer-7",
+        trace_id=trace,
+    )
+    stack.store.accept(envelope, idempotency_key=None)
+    assert stack.worker.handle(stack.stream_event(), FakeLambdaContext()) == {"batchItemFailures": []}
+    return envelope
+
+
+def _consumer_handler(stack: Stack, delivered: list[Envelope]) -> Callable[[dict[str, Any]], Any]:
+    """The consumer's Lambda handler (``make_handler``) on the stack's table, delivering into ``delivered``."""
+    handler = make_handler(delivered.append)
+
+    def handle(event: dict[str, Any]) -> Any:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("OUTBOX_TABLE_NAME", stack.resources.table_name)
+            return handler(event, FakeLambdaContext())
+
+    return handle
+
+
+def _as_0_1_0_body(envelope: Envelope, **change: Any) -> str:
+    """The whole envelope as 0.1.0 sent it (schema 2), with ``change`` made to it."""
+    return json.dumps(json.loads(envelope.to_json()) | {"schema_version": 2} | change)
+
+
+def test_a_forged_copy_is_delivered_as_its_record_holds_it(stack: Stack) -> None:
+    """Invariant 11: a body with the record's type, payload and group but other trace and time delivers the record's."""
+    # GIVEN a message relayed, and a forged copy naming it: same payload hash, forged created_at and trace_id
+    envelope = _traced_message(stack, TRACE)
+    (genuine,) = stack.receive_all()
+    forged_body = _as_0_1_0_body(envelope, created_at="1999-01-01T00:00:00.000Z", trace_id=FORGED_TRACE)
+    forged = dict(genuine, Body=forged_body, MessageId="forged-1", ReceiptHandle="forged-rh")
+    delivered: list[Envelope] = []
+    handle = _consumer_handler(stack, delivered)
+    # WHEN the consumer's handler receives it
+    assert handle(sqs_event([forged])) == {"batchItemFailures": []}
+    # THEN what is delivered is the record's, and the genuine copy that follows is a duplicate
+    assert delivered == [envelope]
+    assert (delivered[0].created_at, delivered[0].trace_id) == (envelope.created_at, TRACE)
+    assert handle(sqs_event([genuine])) == {"batchItemFailures": []}
+    assert delivered == [envelope]
+    assert stack.store.get(envelope.message_id).status is Status.COMPLETED
+
+
+def test_a_replayed_genuine_body_is_delivered_as_the_record_it_names_holds_it(stack: Stack) -> None:
+    """Invariant 11: a genuine body replayed under another id of the same payload hash delivers that id's record."""
+    # GIVEN two messages of the same type, payload and group, written at different times under different traces
+    first = _traced_message(stack, TRACE)
+    second = _traced_message(stack, OTHER_TRACE)
+    assert first.payload_hash() == second.payload_hash()
+    copies = {json.loads(m["Body"])["message_id"]: m for m in stack.receive_all()}
+    genuine = copies[first.message_id]
+    replayed = dict(genuine, Body=_as_0_1_0_body(first, message_id=second.message_id), MessageId="replayed-1")
+    delivered: list[Envelope] = []
+    handle = _consumer_handler(stack, delivered)
+    # WHEN the first's genuine body comes back naming the second
+    assert handle(sqs_event([replayed])) == {"batchItemFailures": []}
+    # THEN the second is delivered as its record holds it, never with the first's time or trace
+    assert delivered == [second]
+    # AND a genuine copy replayed once its message has COMPLETED delivers nothing again
+    assert handle(sqs_event([copies[second.message_id]])) == {"batchItemFailures": []}
+    assert handle(sqs_event([dict(copies[second.message_id], MessageId="replayed-2")])) == {"batchItemFailures": []}
+    assert delivered == [second]
+
+
+def test_the_lease_write_returns_what_is_delivered_at_no_extra_request(stack: Stack) -> None:
+    """One UpdateItem takes the lease and returns the record (no GetItem), one completes it: two requests."""
+    envelope = _traced_message(stack, TRACE)
+    (copy,) = stack.receive_all()
+    assert json.loads(copy["Body"]) == {"message_id": envelope.message_id, "schema_version": 3}
+    delivered: list[Envelope] = []
     stack.faults.calls.clear()
+    assert Consumer(stack.store, delivered.append).handle(sqs_event([copy])) == {"batchItemFailures": []}
+    assert dict(stack.faults.calls) == {"UpdateItem": 2}
+    assert delivered == [envelope]
 
-    response = stack.consumer.handle(sqs_event([forged]))
 
-    assert response == {"batchItemFailures": []}
-    assert dict(stack.faults.calls) == {"UpdateItem": 1}
-    assert stack.raw_item(f"MSG#{message_id}", "MSG") == before
-    assert stack.consumer.stats["forged"] == 1
-    # AND the real copy is delivered as ever
-    assert stack.consumer.handle(sqs_event([message])) == {"batchItemFailures": []}
-    assert stack.store.get(message_id).status is Status.COMPLETED
+def test_the_trace_travels_from_the_writer_to_the_consumers_log_lines(stack: Stack) -> None:
+    """Issue 26: the relay sends the record's trace as AWSTraceHeader; the consumer's lines carry it."""
+    emulator.install_batch_system_attributes()  # moto as shipped drops a batch entry's AWSTraceHeader
+    try:
+        envelope = _traced_message(stack, TRACE)
+        (copy,) = stack.receive_all()
+    finally:
+        emulator.uninstall_batch_system_attributes()
+    # GIVEN the copy as Lambda's SQS mapping delivers it: attributes.AWSTraceHeader set by the relay
+    event = sqs_event([copy])
+    assert event["Records"][0]["attributes"]["AWSTraceHeader"] == TRACE
+    lines = io.StringIO()
+    configure_logging(lines)
+
+    def deliver(delivered: Envelope) -> None:
+        structlog.get_logger("orders").info("order_shipped", message_id=delivered.message_id)
+
+    # WHEN the consumer's handler delivers it
+    handler = make_handler(deliver)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OUTBOX_TABLE_NAME", stack.resources.table_name)
+        assert handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    # THEN the delivery's own line carries the trace, and nothing of it outlives the copy
+    logged = [json.loads(line) for line in lines.getvalue().splitlines()]
+    (shipped,) = [line for line in logged if line["event"] == "order_shipped"]
+    assert (shipped["trace_id"], shipped["message_id"]) == (TRACE, envelope.message_id)
+    assert "trace_id" not in next(line for line in logged if line["event"] == "batch_consumed")
+    assert "trace_id" not in structlog.contextvars.get_contextvars()

@@ -770,6 +770,8 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (SQSBackend, "receive_message"),
         (SQSResponse, "receive_message"),
         (SQSBackend, "get_queue_attributes"),
+        (SQSBackend, "send_message_batch"),
+        (SQSBackend, "send_message"),
     ]
     emulator.uninstall_all()
     shipped = [vars(owner)[name] for owner, name in patched]
@@ -1034,3 +1036,35 @@ def test_a_queues_redrive_allow_policy_reads_back_as_set() -> None:
     assert fixed[0] == shipped[0]
     assert fixed[1] == shipped[1]  # no policy: nothing added
     assert json.loads(fixed[2]["RedriveAllowPolicy"]) == policy
+
+
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+def _traced_sends() -> list[dict[str, str | None]]:
+    """A SendMessage and a batch of two (one traced): each copy's AWSTraceHeader, as a receive of All sees it."""
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        trace = {"AWSTraceHeader": {"DataType": "String", "StringValue": TRACE}}
+        sqs.send_message(QueueUrl=url, MessageBody="single", MessageSystemAttributes=trace)
+        entries: list[Any] = [
+            {"Id": "0", "MessageBody": "batched", "MessageSystemAttributes": trace},
+            {"Id": "1", "MessageBody": "untraced"},
+        ]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        copies = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])
+        return sorted(
+            ({"body": m["Body"], "trace": m["Attributes"].get("AWSTraceHeader")} for m in copies["Messages"]),
+            key=lambda copy: str(copy["body"]),
+        )
+
+
+def test_a_batch_entrys_trace_header_is_kept_as_a_single_sends_is() -> None:
+    """SQS keeps AWSTraceHeader on every send; moto as shipped drops a batch entry's, the emulator keeps it."""
+    emulator.uninstall_all()
+    single = {"body": "single", "trace": TRACE}
+    assert _traced_sends() == [{"body": "batched", "trace": None}, single, {"body": "untraced", "trace": None}]
+    with patched_moto(emulator.install_batch_system_attributes):
+        fixed = _traced_sends()
+    assert fixed == [{"body": "batched", "trace": TRACE}, single, {"body": "untraced", "trace": None}]

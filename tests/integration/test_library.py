@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,15 +23,14 @@ from outbox import (
     Status,
     TransactionCancelledError,
     ValidationError,
+    lambda_consumer,
 )
-from outbox.domain.caller import ANONYMOUS
+from outbox.consumer import make_handler
 from outbox.domain.errors import ItemPart
-from outbox.domain.message import IdKey
+from outbox.service.consume import Consumer
 from outbox.testing import stream_records
-from tests.events import http_event
 from tests.integration.conftest import ID_SECRET, Stack, sqs_event
 from worker import consumer as consumer_module
-from worker.consumer import make_handler
 
 ORDER = {"order_id": "o-1", "total": 42.5, "lines": [{"sku": "żółw-🐢", "qty": 2}], "gift": None}
 
@@ -215,24 +215,18 @@ def test_pynamodb_users_add_the_message_to_their_own_transaction(stack: Stack) -
         outbox.get(failing.message_id)
 
 
-def test_a_legacy_envelope_in_the_queue_is_still_delivered(stack: Stack) -> None:
-    """A notification-shaped body (schema 1) sent before the upgrade reaches the delivery function."""
-    envelope_v1 = {
-        "message_id": "6b3d2d8e-0000-4000-8000-000000000001",
-        "schema_version": 1,
-        "payload": {"channel": "sms", "recipient": "+14155550100", "body": "old"},
-        "created_at": "2026-01-01T00:00:00.000Z",
-        "trace_id": None,
-    }
-    message = stack.store.prepare(Envelope.from_json(json.dumps(envelope_v1)), idempotency_key=None, by="api")
-    stack.dynamodb.transact_write_items(TransactItems=message.transact_items)
-    stack.worker.handle(stack.stream_event())
+def test_a_copy_0_1_0_sent_is_delivered_as_its_record_holds_it(stack: Stack) -> None:
+    """A body 0.1.0 sent (the whole envelope, schema 2) still in the queue after the upgrade names its message."""
+    outbox = _outbox(stack)
+    message = outbox.message(ORDER, type="OrderPlaced")
+    outbox.transact_write([], message)
+    body = json.loads(message.envelope.to_json()) | {"schema_version": 2, "payload": {"not": "the record's"}}
+    stack.sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody=json.dumps(body))
     (copy,) = stack.receive_all()
-    assert json.loads(copy["Body"]) == envelope_v1  # relayed exactly as stored
     delivered: list[Envelope] = []
-    consumer_module.Consumer(stack.store, delivered.append).handle(sqs_event([copy]))
-    assert [(e.type, e.payload) for e in delivered] == [("notification", envelope_v1["payload"])]
-    assert stack.store.get(envelope_v1["message_id"]).status is Status.COMPLETED
+    Consumer(stack.store, delivered.append).handle(sqs_event([copy]))
+    assert delivered == [message.envelope]
+    assert stack.store.get(message.message_id).status is Status.COMPLETED
 
 
 def _delivery_target(envelope: Envelope) -> None:
@@ -241,20 +235,26 @@ def _delivery_target(envelope: Envelope) -> None:
         raise DeliveryError("refused for good", retryable=False)
 
 
-def test_outbox_delivery_names_the_deployed_consumers_function(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``worker.consumer.handler`` calls OUTBOX_DELIVERY's function; DeliveryError(retryable=False) ends FAILED."""
+@pytest.mark.parametrize("deployed", [consumer_module, lambda_consumer], ids=lambda m: m.__name__)
+def test_outbox_delivery_names_the_deployed_consumers_function(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, deployed: ModuleType
+) -> None:
+    """The deployed consumers call OUTBOX_DELIVERY's function; DeliveryError(retryable=False) ends FAILED.
+
+    ``worker.consumer`` runs from the module's zip, ``outbox.lambda_consumer`` from one ``outbox package`` built.
+    """
     outbox = _outbox(stack)
     good, bad = outbox.message({"ok": 1}, type="T"), outbox.message({"fail": 1}, type="T")
     outbox.transact_write([], good, bad)
     stack.worker.handle(stack.stream_event())
     monkeypatch.setenv("OUTBOX_TABLE_NAME", stack.resources.table_name)
     monkeypatch.setenv("OUTBOX_DELIVERY", f"{__name__}:_delivery_target")
-    consumer_module.default_consumer.cache_clear()
+    deployed.default_consumer.cache_clear()
     try:
-        assert consumer_module.handler(sqs_event(stack.receive_all()), None) == {"batchItemFailures": []}
-        assert consumer_module.default_consumer().deliver is _delivery_target
+        assert deployed.handler(sqs_event(stack.receive_all()), None) == {"batchItemFailures": []}
+        assert deployed.default_consumer().deliver is _delivery_target
     finally:
-        consumer_module.default_consumer.cache_clear()
+        deployed.default_consumer.cache_clear()
     assert outbox.get(good.message_id).status is Status.COMPLETED
     failed = outbox.get(bad.message_id)
     assert (failed.status, failed.reason) == (Status.FAILED, "delivery failed: refused for good")
@@ -284,34 +284,18 @@ def test_a_bad_outbox_delivery_fails_at_start_with_one_line(
     assert "\n" not in caught.value.detail
 
 
-def test_a_record_written_before_types_reads_as_a_notification(stack: Stack) -> None:
-    """A record of the notification-only release (a channel, no type) reads back, and GET still shows its channel."""
-    message_id = "6b3d2d8e-0000-4000-8000-000000000002"
-    payload = {"body": "old", "channel": "sms", "recipient": "+14155550100"}
-    at = "2026-01-01T00:00:00.000Z"
-    stack.dynamodb.put_item(
-        TableName=stack.resources.table_name,
-        Item={
-            "pk": {"S": f"MSG#{message_id}"},
-            "sk": {"S": "MSG"},
-            "message_id": {"S": message_id},
-            "status": {"S": "QUEUED"},
-            "channel": {"S": "sms"},
-            "payload": {"S": json.dumps(payload, sort_keys=True, separators=(",", ":"))},
-            "payload_hash": {"S": "0" * 64},
-            "outbox_pk": {"S": "OUTBOX#0001"},
-            "outbox_sk": {"S": f"{at}#{message_id}"},
-            "created_at": {"S": at},
-            "updated_at": {"S": at},
-            "history": {"L": [{"M": {"status": {"S": "PENDING"}, "at": {"S": at}, "by": {"S": "api"}}}]},
-            "attempts": {"N": "0"},
-            "owner": {"S": IdKey(ID_SECRET).owner(ANONYMOUS.principal)},  # the (local) API's anonymous caller's
-        },
-    )
-    record = stack.store.get(message_id)
-    assert (record.type, record.payload, record.status) == ("notification", payload, Status.QUEUED)
-    view = json.loads(stack.api.handle(http_event("GET", f"/messages/{message_id}"))["body"])
-    assert (view["channel"], view["type"], view["status"]) == ("sms", "notification", "QUEUED")
+def test_the_library_consumer_needs_a_delivery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``outbox.lambda_consumer`` without OUTBOX_DELIVERY is one line naming the setting, not a log-only consumer."""
+    monkeypatch.setenv("OUTBOX_TABLE_NAME", "outbox")
+    monkeypatch.delenv("OUTBOX_DELIVERY", raising=False)
+    lambda_consumer.default_consumer.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            lambda_consumer.handler({"Records": []}, None)
+    finally:
+        lambda_consumer.default_consumer.cache_clear()
+    assert caught.value.detail.startswith("OUTBOX_DELIVERY is not set")
+    assert "\n" not in caught.value.detail
 
 
 def test_stream_records_reads_the_whole_stream_or_what_follows_a_position(stack: Stack) -> None:

@@ -12,7 +12,7 @@ Lambda's batch size (what follows comes in the next one). Writes take effect wit
 lost (a send, a flip, a consumer's lease, end or release, the dead-letter function's writes; on
 the last allowed receive too); consumers, the worker and the dead-letter function die between two
 AWS calls, and the next receive takes their run-out lease over. It
-checks the invariants of DESIGN.md after every step, and after a final drain by the stream and
+checks the invariants of docs/design.md after every step, and after a final drain by the stream and
 the sweeper alone (no operator): every accepted message ends COMPLETED or FAILED.
 """
 
@@ -193,7 +193,7 @@ class Pipeline(RuleBasedStateMachine):
 
     def second_copy(self, envelope: Envelope) -> None:
         """Meanwhile another copy of the same message reaches another consumer: it must not deliver it."""
-        copy = {"MessageId": f"second-{envelope.message_id}", "ReceiptHandle": "rh", "Body": envelope.to_json()}
+        copy = {"MessageId": f"second-{envelope.message_id}", "ReceiptHandle": "rh", "Body": envelope.body()}
         response = Consumer(self.stack.store, self._deliver).handle(sqs_event([copy]))
         if response["batchItemFailures"] != [{"itemIdentifier": copy["MessageId"]}]:
             self.violations.append(f"{envelope.message_id}: a second copy was not sent back while the first was held")
@@ -325,6 +325,11 @@ class Pipeline(RuleBasedStateMachine):
         finally:
             self.faults.clear()
 
+    def _group_of(self, message_id: str) -> str | None:
+        """The message's group key, as its record holds it (a copy names the message alone)."""
+        item = self.stack.raw_item(f"MSG#{message_id}", "MSG")
+        return item.get("group_key", {}).get("S") if item else None
+
     @rule()
     def consume_fifo_batch(self) -> None:
         """8. A FIFO batch of one group whose first delivery fails: nothing later of the group is delivered."""
@@ -335,7 +340,7 @@ class Pipeline(RuleBasedStateMachine):
         for message in messages:  # as a FIFO queue delivers them: one group
             message.setdefault("Attributes", {})["MessageGroupId"] = "g"
             message["Body"] = message["Body"]
-        grouped = [json.loads(m["Body"]).get("group_key") == "g" for m in messages]
+        grouped = [self._group_of(json.loads(m["Body"])["message_id"]) == "g" for m in messages]  # the body: an id
         self.fail_group_once = any(grouped)
         response = self.consumer.handle(sqs_event(messages))
         failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]

@@ -1,7 +1,7 @@
 """Callers apart through the API's Lambda entry point, with complete HTTP API events, on moto.
 
 The events are whole payload 2.0 documents (``tests/integration/http_api_events/``), not minimal
-dicts; the handler is ``outbox.api.handler`` configured through the environment as the Terraform
+dicts; the handler is ``worker.api.handler`` configured through the environment as the Terraform
 module deploys it (``OUTBOX_REQUIRE_PRINCIPAL=true``, ``OUTBOX_ID_SECRET_ARN`` naming a Secrets
 Manager secret, its rotation window and the role-session rule).
 """
@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-import outbox.api
+import worker.api
 from outbox import Outbox
 from outbox.adapters import aws
-from outbox.api import caller_of
 from outbox.domain.clock import WriteClock
 from outbox.domain.message import IdKey, legacy_owner
 from outbox.domain.record import utc_now
+from outbox.notifications.api import caller_of
 from outbox.settings import Settings
 from tests.integration.conftest import Stack, build_stack
 from tests.integration.http_api_events import documented_event, request
@@ -90,9 +90,9 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         for name, value in environment.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("OUTBOX_ID_SECRET", raising=False)
-        outbox.api.default_api.cache_clear()  # built from this environment at its first call
+        worker.api.default_api.cache_clear()  # built from this environment at its first call
         yield stack
-        outbox.api.default_api.cache_clear()
+        worker.api.default_api.cache_clear()
         stack.relay.close()
 
 
@@ -110,7 +110,7 @@ def principal(event: dict[str, Any]) -> str:
 
 def call(event: dict[str, Any]) -> dict[str, Any]:
     """One invocation of the deployed handler."""
-    response: dict[str, Any] = outbox.api.handler(event, _Context())
+    response: dict[str, Any] = worker.api.handler(event, _Context())
     return response
 
 
@@ -335,7 +335,7 @@ def test_ids_and_owners_are_keyed_with_the_secret_the_function_reads(deployed: S
 def test_the_anonymous_scope_is_never_the_librarys(deployed: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a required principal, an anonymous request neither reads the service's message nor squats its key."""
     monkeypatch.setenv("OUTBOX_REQUIRE_PRINCIPAL", "false")
-    outbox.api.default_api.cache_clear()
+    worker.api.default_api.cache_clear()
     # The service's own outbox, with the same secret (read from Secrets Manager as the API reads it).
     library = Outbox.from_settings(Settings.from_env(), client=deployed.dynamodb)
     service = library.message({"order": 1}, type="OrderPlaced", idempotency_key="order-10")
@@ -357,14 +357,14 @@ def test_a_rotation_of_the_id_secret_keeps_retries_and_reads(deployed: Stack) ->
     written = message_id_of(call(request("iam", user_arn=ALICE, key="order-12")))
     arn = os.environ["OUTBOX_ID_SECRET_ARN"]
     secrets.put_secret_value(SecretId=arn, SecretString="n3" * 32)
-    outbox.api.default_api.cache_clear()  # a function started after the rotation (warm ones re-read within 5 minutes)
+    worker.api.default_api.cache_clear()  # a function started after the rotation (warm ones re-read within 5 minutes)
     retried = call(request("iam", user_arn=ALICE, key="order-12"))
     assert (retried["statusCode"], message_id_of(retried)) == (200, written)
     # In the window new messages are still written under the previous value, which every function knows.
     during = message_id_of(call(request("iam", user_arn=ALICE, key="order-13")))
     assert during == IdKey(SECRET_VALUE).message_id("order-13", principal(request("iam", user_arn=ALICE)))
     # After the window: the new value, checking the previous one's ids.
-    acceptor = outbox.api.default_api().acceptor
+    acceptor = worker.api.default_api().acceptor
     acceptor.clock = WriteClock(lambda: utc_now() + timedelta(days=1, hours=1))  # its stamps and its keys' time
     for key, message_id in (("order-12", written), ("order-13", during)):
         again = call(request("iam", user_arn=ALICE, key=key))
@@ -391,7 +391,7 @@ def test_anothers_message_is_read_no_further_than_an_unknown_id(
         return made
 
     monkeypatch.setattr(aws, "_session", recording)
-    outbox.api.default_api.cache_clear()
+    worker.api.default_api.cache_clear()
     call(request("iam", "GET", str(uuid.uuid4()), user_arn=ALICE))  # the first request reads the id secret
     seen.clear()
     theirs = call(request("iam", "GET", message_id, user_arn=BOB))

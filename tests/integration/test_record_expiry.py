@@ -9,9 +9,9 @@ import pytest
 
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
+from outbox.notifications.notification import parse_notification
 from outbox.settings import Settings
 from outbox.testing import InMemoryMessageStore
 from tests.integration.conftest import Stack

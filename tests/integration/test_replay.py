@@ -16,9 +16,9 @@ import pytest
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.cli import main
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
+from outbox.notifications.notification import parse_notification
 from outbox.replay_cli import save_checkpoint
 from outbox.service.relay import Relay
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection, Target

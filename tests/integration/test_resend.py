@@ -18,11 +18,11 @@ from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.cli import main
 from outbox.domain.errors import DeliveryError
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.faults import SimulatedCrash
 from outbox.local import emulator
+from outbox.notifications.notification import parse_notification
 from outbox.ports import PendingKey, SweptRecord
 from outbox.service.consume import Consumer, ConsumerPolicy
 from outbox.service.relay import Relay

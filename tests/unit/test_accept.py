@@ -20,6 +20,7 @@ from outbox.domain.errors import (
 from outbox.domain.message import IdKey, IdSecret
 from outbox.domain.record import utc_now
 from outbox.domain.status import Status
+from outbox.notifications.accept import accept_notification
 from outbox.service.accept import CONFLICT_RETRY_PAUSES_S, Acceptor, new_message
 from outbox.testing import InMemoryMessageStore
 
@@ -36,7 +37,7 @@ def acceptor(store: InMemoryMessageStore) -> Acceptor:
 
 def test_a_notification_is_accepted_pending_with_its_envelope(acceptor: Acceptor, store: InMemoryMessageStore) -> None:
     """Invariant 1: one PENDING record and its envelope, written by the API, owned by the caller."""
-    result = acceptor.accept_notification(SMS | {"group_key": "g"}, idempotency_key=None, caller=ALICE)
+    result = accept_notification(acceptor, SMS | {"group_key": "g"}, idempotency_key=None, caller=ALICE)
 
     assert (result.status, result.created) == (Status.PENDING, True)
     record = store.records[result.message_id]
@@ -46,20 +47,20 @@ def test_a_notification_is_accepted_pending_with_its_envelope(acceptor: Acceptor
 
 def test_the_same_key_is_one_message_per_caller(acceptor: Acceptor, store: InMemoryMessageStore) -> None:
     """Invariant 9: a key replays its caller's message; the same key of another caller is another message."""
-    first = acceptor.accept_notification(SMS, idempotency_key="k-1", caller=ALICE)
-    again = acceptor.accept_notification(SMS, idempotency_key="k-1", caller=ALICE)
-    other = acceptor.accept_notification(SMS, idempotency_key="k-1", caller=BOB)
+    first = accept_notification(acceptor, SMS, idempotency_key="k-1", caller=ALICE)
+    again = accept_notification(acceptor, SMS, idempotency_key="k-1", caller=ALICE)
+    other = accept_notification(acceptor, SMS, idempotency_key="k-1", caller=BOB)
 
     assert (again.message_id, again.created) == (first.message_id, False)
     assert other.message_id != first.message_id
     assert len(store.records) == 2
     with pytest.raises(IdempotencyKeyReusedError):
-        acceptor.accept_notification(SMS | {"body": "changed"}, idempotency_key="k-1", caller=ALICE)
+        accept_notification(acceptor, SMS | {"body": "changed"}, idempotency_key="k-1", caller=ALICE)
 
 
 def test_a_caller_reads_only_its_own_messages(acceptor: Acceptor) -> None:
     """Malformed, unknown and another caller's ids are one NotFoundError, naming no id."""
-    mine = acceptor.accept_notification(SMS, idempotency_key=None, caller=ALICE).message_id
+    mine = accept_notification(acceptor, SMS, idempotency_key=None, caller=ALICE).message_id
 
     assert acceptor.read(mine, ALICE).message_id == mine
     details = set()
@@ -76,7 +77,7 @@ def test_a_conflict_is_retried_and_a_lasting_one_is_throttled(store: InMemoryMes
     acceptor = Acceptor(store, id_secret=SECRET, sleep=pauses.append)
     conflict = TransactionCancelledError([CancellationReason(0, ItemPart.RECORD, "TransactionConflict", "", "m")])
     store.fail_next["accept"] = conflict
-    assert acceptor.accept_notification(SMS, idempotency_key=None, caller=ANONYMOUS).created
+    assert accept_notification(acceptor, SMS, idempotency_key=None, caller=ANONYMOUS).created
 
     def always_conflicts(*_: Any, **__: Any) -> Any:
         raise conflict
@@ -84,7 +85,7 @@ def test_a_conflict_is_retried_and_a_lasting_one_is_throttled(store: InMemoryMes
     store.accept = always_conflicts  # type: ignore[method-assign]
     pauses.clear()
     with pytest.raises(ThrottledError):
-        acceptor.accept_notification(SMS, idempotency_key=None, caller=ANONYMOUS)
+        accept_notification(acceptor, SMS, idempotency_key=None, caller=ANONYMOUS)
     assert pauses == [0.0, *CONFLICT_RETRY_PAUSES_S]
     assert len(store.records) == 1
 
@@ -97,7 +98,7 @@ def test_the_check_before_the_first_accept_runs_once(store: InMemoryMessageStore
         acceptor.read("00000000-0000-4000-8000-000000000000", ANONYMOUS)
     assert checks == []
     for _ in range(3):
-        acceptor.accept_notification(SMS, idempotency_key=None, caller=ANONYMOUS)
+        accept_notification(acceptor, SMS, idempotency_key=None, caller=ANONYMOUS)
     assert checks == [1]
 
 

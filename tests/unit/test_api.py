@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from outbox.api import MAX_BODY_BYTES, MessagesApi
 from outbox.domain.errors import AwsError, CancellationReason, ItemPart, TransactionCancelledError
+from outbox.notifications.api import MAX_BODY_BYTES, MessagesApi
 from outbox.service.accept import CONFLICT_RETRY_PAUSES_S, Acceptor
 from outbox.testing import InMemoryMessageStore
 from tests.events import http_event

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outbox.api import MessagesApi, caller_of
 from outbox.domain.caller import ANONYMOUS, Caller, RoleSessions, iam_caller
 from outbox.domain.clock import WriteClock
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.message import IdKey, IdSecret, is_message_id, legacy_owner, new_message_id
 from outbox.domain.record import MessageRecord
 from outbox.domain.status import Status
+from outbox.notifications.api import MessagesApi, caller_of
 from outbox.service.accept import Acceptor, new_message
 from outbox.settings import MIN_ID_SECRET_WINDOW_S, Settings
 from outbox.testing import InMemoryMessageStore

@@ -142,7 +142,7 @@ def test_eager_init_makes_the_clients_and_binds_the_models_when_built() -> None:
 @pytest.mark.parametrize(
     ("module_name", "default"),
     [
-        ("outbox.api", "default_api"),
+        ("worker.api", "default_api"),
         ("worker.handler", "default_worker"),
         ("worker.consumer", "default_consumer"),
         ("worker.dead_letter", "default_dead_letters"),

@@ -12,9 +12,9 @@ from structlog.testing import capture_logs
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import AwsError, DeliveryError
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, iso, utc_now
 from outbox.domain.status import Status
+from outbox.notifications.notification import parse_notification
 from outbox.service.consume import Consumer, ConsumerPolicy
 from outbox.testing import FakeLambdaContext, FakeVisibility, InMemoryMessageStore
 

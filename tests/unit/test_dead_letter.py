@@ -11,9 +11,9 @@ import pytest
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import AwsError
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, TransitionResult, dedup_id, iso, utc_now
 from outbox.domain.status import Status
+from outbox.notifications.notification import parse_notification
 from outbox.service.consume import SqsCopy, sqs_copy
 from outbox.service.dead_letter import BY, SOURCE_ATTRIBUTE, DeadLetters, Settled, same_queue
 from outbox.testing import FakeVisibility, InMemoryMessageStore
@@ -56,7 +56,11 @@ def _dead_letter(
     On a standard queue that is when the copy was first sent; on a FIFO queue, when it moved to the DLQ.
     SQS's redrive moved it from ``moved_from`` (``"main"``: the main queue; None: sent there by hand).
     """
-    body = envelope if isinstance(envelope, str) else envelope.to_json()
+    # An envelope of schema 2 stands for a copy 0.1.0 sent (the whole envelope); else the body sent today.
+    if isinstance(envelope, str):
+        body = envelope
+    else:
+        body = envelope.to_json() if envelope.schema_version == 2 else envelope.body()
     sent_ms = int((sent or utc_now() - timedelta(minutes=5)).timestamp() * 1000)
     attributes = {"ApproximateReceiveCount": str(receives), "SentTimestamp": str(sent_ms)}
     if moved_from is not None:
@@ -209,16 +213,15 @@ def test_on_a_fifo_queue_the_redrives_own_dead_letter_ends_it_failed(store: InMe
     assert DeadLetters(store).settle(_copy_of(copy)) is Settled.FAILED
 
 
-def test_a_forged_or_unreadable_dead_letter_changes_nothing(store: InMemoryMessageStore) -> None:
-    """A copy whose payload is not its record's, or no envelope at all: dropped, the record untouched."""
+def test_an_unreadable_dead_letter_changes_nothing(store: InMemoryMessageStore) -> None:
+    """A body naming no message, or one without a record: dropped, no record touched."""
     envelope = _accept(store)
     store.transition(envelope.message_id, Status.QUEUED, by="worker")
-    forged = replace(envelope, payload={**envelope.payload, "body": "pay me"})
     before = store.get(envelope.message_id)
 
     dead_letters = DeadLetters(store)
-    assert dead_letters.settle(_copy_of(_dead_letter(forged))) is Settled.FORGED
     assert dead_letters.settle(_copy_of(_dead_letter("not json"))) is Settled.FORGED
+    assert dead_letters.settle(_copy_of(_dead_letter('{"message_id": "x", "schema_version": 3}'))) is Settled.FORGED
     assert dead_letters.settle(_copy_of(_dead_letter(_other_envelope()))) is Settled.ENDED  # no such record
 
     assert store.get(envelope.message_id) == before
@@ -257,6 +260,18 @@ def test_a_queue_arn_and_url_are_one_queue_by_account_and_name() -> None:
     assert not same_queue("arn:aws:sqs:eu-west-1:210987654321:outbox", MAIN_QUEUE_URL)
     assert not same_queue("arn:aws:sns:eu-west-1:123456789012:outbox", MAIN_QUEUE_URL)
     assert not same_queue("outbox", MAIN_QUEUE_URL)
+
+
+def test_a_dead_letter_is_judged_by_its_record_not_by_its_body(store: InMemoryMessageStore) -> None:
+    """Whatever a body says beside the id (0.1.0's whole envelope, altered), the record decides: ended FAILED once."""
+    envelope = _accept(store)
+    store.transition(envelope.message_id, Status.QUEUED, by="worker")
+    altered = replace(envelope, payload={**envelope.payload, "body": "pay me"}, schema_version=2)
+
+    assert DeadLetters(store).settle(_copy_of(_dead_letter(altered))) is Settled.FAILED
+    record = store.get(envelope.message_id)
+    assert (record.status, record.payload) == (Status.FAILED, envelope.payload)
+    assert DeadLetters(store).settle(_copy_of(_dead_letter(envelope))) is Settled.ENDED
 
 
 def test_a_passing_fault_gives_the_lease_back_and_the_next_receive_ends_it(store: InMemoryMessageStore) -> None:

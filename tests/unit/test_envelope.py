@@ -1,4 +1,4 @@
-"""The envelope every copy of a message carries, and the rules a new message's payload must meet."""
+"""The envelope (a message as its record holds it), the SQS body naming it, and the rules a new payload must meet."""
 
 from __future__ import annotations
 
@@ -10,18 +10,19 @@ import pytest
 
 from outbox.domain.envelope import (
     _SQS_REFUSED,
-    LEGACY_SCHEMA_VERSION,
     NOTIFICATION_TYPE,
     SCHEMA_VERSION,
     Envelope,
+    message_id_of,
     new_envelope,
 )
 from outbox.domain.errors import MalformedEntryError, ValidationError
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
+from outbox.notifications.notification import parse_notification
 
 NOTIFICATION = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "héllo"})
 AT = "2026-01-01T00:00:00.000Z"
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
 
 def _new(payload: Any, **overrides: Any) -> Envelope:
@@ -35,38 +36,45 @@ def _problems(payload: Any, **overrides: Any) -> dict[str, str]:
     return {e.field: e.reason for e in caught.value.errors}
 
 
-def test_round_trip_is_byte_identical() -> None:
-    """Invariant 6 (dedupable): serialising the same envelope twice gives the same bytes, with the message_id."""
-    envelope = NOTIFICATION.envelope(message_id=new_message_id(), created_at=AT, trace_id="trace-1")
-    body = envelope.to_json()
-    assert Envelope.from_json(body) == envelope
-    assert Envelope.from_json(body).to_json() == body
-    data = json.loads(body)
-    assert data["schema_version"] == SCHEMA_VERSION
+def test_the_body_names_the_message_alone_and_is_byte_identical() -> None:
+    """Invariant 6 and 11: every copy's body is the same bytes, and carries the id and nothing a forger could use."""
+    envelope = NOTIFICATION.envelope(message_id=new_message_id(), created_at=AT, trace_id=TRACE)
+    body = envelope.body()
+    assert json.loads(body) == {"message_id": envelope.message_id, "schema_version": SCHEMA_VERSION}
+    assert body == NOTIFICATION.envelope(message_id=envelope.message_id, created_at="2030-01-01T00:00:00.000Z").body()
+    assert message_id_of(body) == envelope.message_id
+    data = json.loads(envelope.to_json())
     assert data["type"] == NOTIFICATION_TYPE
     assert set(data) == {"message_id", "type", "payload", "group_key", "created_at", "trace_id", "schema_version"}
 
 
-def test_a_generic_payload_reaches_the_consumer_exactly_as_given() -> None:
-    """Any JSON object (nested, unicode, numbers, null) comes out of the body equal to what went in."""
-    payload = {"order_id": "o-1", "total": 42.5, "lines": [{"sku": "✓", "qty": 2}], "note": None, "big": 2**62}
-    envelope = _new(payload, group_key="customer-7", trace_id="t-1")
-    read = Envelope.from_json(envelope.to_json())
-    assert read.payload == payload
-    assert (read.type, read.group_key, read.trace_id, read.created_at) == ("OrderPlaced", "customer-7", "t-1", AT)
-
-
-def test_a_legacy_notification_envelope_is_still_read() -> None:
-    """Bodies written before messages had types (schema 1) read as notifications, group key from the payload."""
+def test_a_body_of_0_1_0_is_read_by_its_id_alone() -> None:
+    """A copy 0.1.0 sent (the whole envelope, schema 2) still names its message; nothing else of it is read."""
     message_id = new_message_id()
-    payload = NOTIFICATION.to_dict() | {"group_key": "g-1"}
     body = json.dumps(
-        {"message_id": message_id, "schema_version": 1, "payload": payload, "created_at": AT, "trace_id": None}
+        {"message_id": message_id, "schema_version": 2, "type": "X", "payload": "not even an object", "created_at": 1}
     )
-    envelope = Envelope.from_json(body)
-    assert (envelope.type, envelope.group_key, envelope.payload) == (NOTIFICATION_TYPE, "g-1", payload)
-    assert envelope.schema_version == LEGACY_SCHEMA_VERSION
-    assert json.loads(envelope.to_json()) == json.loads(body)  # re-sent as it was stored
+    assert message_id_of(body) == message_id
+
+
+def test_a_generic_payload_is_kept_exactly_as_given() -> None:
+    """Any JSON object (nested, unicode, numbers, null) is the envelope's payload, equal to what went in."""
+    payload = {"order_id": "o-1", "total": 42.5, "lines": [{"sku": "✓", "qty": 2}], "note": None, "big": 2**62}
+    envelope = _new(payload, group_key="customer-7", trace_id=TRACE)
+    read = json.loads(envelope.to_json())
+    assert read["payload"] == payload
+    assert (read["type"], read["group_key"], read["trace_id"], read["created_at"]) == (
+        "OrderPlaced",
+        "customer-7",
+        TRACE,
+        AT,
+    )
+
+
+def test_a_malformed_trace_is_dropped_never_refused() -> None:
+    """A trace is a hint: a value that is no trace context makes a message without one, never a refusal."""
+    for bad in ("t-1", "Root=1-xyz", "x" * 300, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=nothex!"):
+        assert _new({"a": 1}, trace_id=bad).trace_id is None
 
 
 def test_the_payload_hash_covers_type_payload_and_group_key() -> None:
@@ -111,7 +119,7 @@ def test_decimals_become_the_exact_numbers_they_are() -> None:
     assert envelope.to_json().count('"total":19.99') == 1
     body = json.loads(envelope.to_json(), parse_float=Decimal)
     assert body["payload"] == {"total": Decimal("19.99"), "qty": 3, "big": 12345678901234567890, "n": [Decimal("-0.5")]}
-    assert Envelope.from_json(envelope.to_json()).payload == json.loads(envelope.payload_json())
+    assert json.loads(envelope.to_json())["payload"] == json.loads(envelope.payload_json())
     assert (
         envelope.payload_hash()
         == _new({"total": 19.99, "qty": 3, "big": 12345678901234567890, "n": [-0.5]}).payload_hash()
@@ -139,7 +147,7 @@ def test_the_refused_characters_are_all_sqs_does_not_allow(code: int) -> None:
 def test_control_characters_travel_escaped() -> None:
     """JSON escapes control characters, so SQS accepts them and the consumer gets them back."""
     envelope = _new({"x": "a\x00b\x1f"})
-    assert Envelope.from_json(envelope.to_json()).payload == {"x": "a\x00b\x1f"}
+    assert json.loads(envelope.to_json())["payload"] == {"x": "a\x00b\x1f"}
 
 
 def test_the_size_is_checked_against_the_queue_limit() -> None:
@@ -165,16 +173,14 @@ def test_type_and_group_key_are_checked() -> None:
         ('{"message_id": "x"}', False),
         ("[" * 100_000, False),
         (json.dumps({"message_id": new_message_id(), "schema_version": 99}), True),
-        (json.dumps({"message_id": new_message_id(), "schema_version": 1, "created_at": "t", "payload": "x"}), True),
-        (json.dumps({"message_id": new_message_id(), "schema_version": 2, "created_at": "t", "payload": {}}), True),
-        (
-            json.dumps({"message_id": new_message_id(), "schema_version": True, "created_at": "t", "payload": {}}),
-            True,
-        ),
+        # schema 1 (a notification-only envelope) was never written by a release
+        (json.dumps({"message_id": new_message_id(), "schema_version": 1, "created_at": "t", "payload": {}}), True),
+        (json.dumps({"message_id": new_message_id()}), True),
+        (json.dumps({"message_id": new_message_id(), "schema_version": True}), True),
     ],
 )
 def test_malformed_bodies_raise_malformed_entry(body: str, has_id: bool) -> None:
-    """A body that is not a valid envelope is MalformedEntryError, carrying the message_id when there is one."""
+    """A body naming no message in a format we write is MalformedEntryError, with the message_id when there is one."""
     with pytest.raises(MalformedEntryError) as caught:
-        Envelope.from_json(body)
+        message_id_of(body)
     assert (caught.value.message_id is not None) is has_id

@@ -1,29 +1,32 @@
-"""Forged and altered copies: checked against their record in the start condition, dropped, nothing changed."""
+"""Forged and altered copies: a copy names its message, and what is delivered is what the record holds."""
 
 from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import structlog
 
 from outbox.domain.envelope import Envelope
-from outbox.domain.errors import DeliveryError, PayloadMismatchError
+from outbox.domain.errors import DeliveryError
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import Lease, iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
+from outbox.notifications.notification import parse_notification
 from outbox.service.consume import MAX_REASON_CHARS, Consumer, safe_reason
 from outbox.testing import FakeVisibility, InMemoryMessageStore
 
 NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "hi"})
+FORGED_TRACE = "Root=1-00000000-000000000000000000000bad;Parent=000000000000dead;Sampled=1"
 
 
 def _accept(store: InMemoryMessageStore) -> Envelope:
-    envelope = NOTE.envelope(message_id=new_message_id(), created_at=iso(utc_now()))
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    envelope = NOTE.envelope(message_id=new_message_id(), created_at=iso(utc_now()), trace_id=trace)
     store.accept(envelope, idempotency_key=None)
     return envelope
 
@@ -45,60 +48,55 @@ def _altered(envelope: Envelope, **change: Any) -> str:
         {"payload": {"channel": "sms", "recipient": "+14155550199", "body": "SECRET-TEXT"}},
         {"type": "SomethingElse"},
         {"group_key": "other-group"},
+        {"created_at": "1999-01-01T00:00:00.000Z", "trace_id": FORGED_TRACE},
+        {"schema_version": 2},
     ],
-    ids=["payload", "type", "group_key"],
+    ids=["payload", "type", "group_key", "created_at-trace_id", "0.1.0-body"],
 )
-def test_a_forged_copy_changes_no_record_is_acknowledged_and_logged_without_content(change: dict[str, Any]) -> None:
-    """Another payload, type or group under a real id: not delivered, no status change, no retry."""
+def test_a_forged_copy_delivers_what_the_record_holds_once(change: dict[str, Any]) -> None:
+    """Invariant 11: whatever a body says beside the id, the record is delivered; the real copy is then a duplicate."""
     store = InMemoryMessageStore()
     envelope = _accept(store)
-    before = store.records[envelope.message_id]
+    delivered: list[Envelope] = []
+    consumer = Consumer(store, delivered.append, visibility=FakeVisibility())
+    assert consumer.handle(_event(_altered(envelope, **change))) == {"batchItemFailures": []}
+    assert delivered == [envelope]
+    assert store.records[envelope.message_id].status is Status.COMPLETED
+    # AND the genuine copy that follows is a duplicate: delivered once in all
+    assert consumer.handle(_event(envelope.body(), "copy-2")) == {"batchItemFailures": []}
+    assert delivered == [envelope]
+    assert consumer.stats["duplicates"] == 1
+
+
+def test_a_forged_copy_starts_only_what_the_lifecycle_allows() -> None:
+    """A copy naming a live lease's message waits for the lease; one naming a COMPLETED message changes nothing."""
+    store = InMemoryMessageStore()
+    envelope = _accept(store)
+    live = iso(utc_now() + timedelta(minutes=5))
+    store.transition(envelope.message_id, Status.PROCESSING, by="consumer", lease=Lease("holder", live))
+    held = store.records[envelope.message_id]
     delivered: list[Envelope] = []
     visibility = FakeVisibility()
     consumer = Consumer(store, delivered.append, visibility=visibility)
-    logs = io.StringIO()
-    configure_logging(logs)
-    response = consumer.handle(_event(_altered(envelope, **change)))
-    assert response == {"batchItemFailures": []}
-    assert delivered == []
-    assert visibility.delays == []
-    assert store.records[envelope.message_id] == before
-    assert consumer.stats["forged"] == 1
-    written = logs.getvalue()
-    assert "forged_copy_dropped" in written
-    assert "SECRET-TEXT" not in written
-    assert "+14155550199" not in written
-    # AND the real copy still delivers, its one attempt intact
-    assert consumer.handle(_event(envelope.to_json(), "copy-2")) == {"batchItemFailures": []}
-    assert [e.message_id for e in delivered] == [envelope.message_id]
-    assert store.records[envelope.message_id].status is Status.COMPLETED
-    assert store.records[envelope.message_id].attempts == 1
+    assert consumer.handle(_event(_altered(envelope, payload={"x": 1}))) == {
+        "batchItemFailures": [{"itemIdentifier": "copy-1"}]
+    }
+    assert (delivered, store.records[envelope.message_id]) == ([], held)
+    store.transition(envelope.message_id, Status.COMPLETED, by="consumer", lease=Lease("holder", live))
+    ended = store.records[envelope.message_id]
+    assert consumer.handle(_event(envelope.body(), "copy-2")) == {"batchItemFailures": []}
+    assert (delivered, store.records[envelope.message_id]) == ([], ended)
 
 
-def test_a_forged_copy_does_not_take_over_an_expired_lease_nor_finish_the_message() -> None:
-    """Even where the status would admit it (an expired PROCESSING), the hash refuses."""
+def test_the_in_memory_store_returns_the_record_with_a_lease_like_the_real_one() -> None:
+    """A move to PROCESSING under a lease answers with the record; any other move with none."""
     store = InMemoryMessageStore()
     envelope = _accept(store)
-    expired = iso(utc_now().replace(year=2000))
-    store.transition(envelope.message_id, Status.PROCESSING, by="consumer", lease=Lease("dead", expired))
-    before = store.records[envelope.message_id]
-    forged = _altered(envelope, payload={"channel": "sms", "recipient": "+14155550100", "body": "other"})
-    Consumer(store).handle(_event(forged))
-    assert store.records[envelope.message_id] == before
-
-
-def test_the_in_memory_store_refuses_a_wrong_hash_like_the_real_one() -> None:
-    """PayloadMismatchError, before any status change, also for a record that could not move anyway."""
-    store = InMemoryMessageStore()
-    envelope = _accept(store)
-    with pytest.raises(PayloadMismatchError):
-        store.transition(envelope.message_id, Status.PROCESSING, by="c", payload_hash="0" * 64)
-    store.transition(envelope.message_id, Status.PROCESSING, by="c", payload_hash=envelope.payload_hash())
-    assert store.records[envelope.message_id].status is Status.PROCESSING
-    completed = replace(store.records[envelope.message_id], status=Status.COMPLETED)
-    store.records[envelope.message_id] = completed
-    with pytest.raises(PayloadMismatchError):
-        store.transition(envelope.message_id, Status.PROCESSING, by="c", payload_hash="0" * 64)
+    lease = Lease("c", iso(utc_now() + timedelta(minutes=1)))
+    started = store.transition(envelope.message_id, Status.PROCESSING, by="c", lease=lease)
+    assert started.record is not None
+    assert started.record.envelope() == envelope
+    assert store.transition(envelope.message_id, Status.COMPLETED, by="c", lease=lease).record is None
 
 
 def test_a_delivery_errors_detail_is_stored_capped_clean_and_without_payload_text() -> None:
@@ -127,3 +125,27 @@ def test_safe_reason_holds_nothing_sqs_or_a_terminal_would_choke_on(detail: str)
     reason.encode("utf-8")
     assert len(reason) <= MAX_REASON_CHARS
     assert "\ufffe" not in reason
+
+
+def test_a_copys_lines_carry_its_trace_and_the_delivery_the_records() -> None:
+    """Issue 26: before the lease write a copy's lines carry its AWSTraceHeader; the delivery's, the record's."""
+    store = InMemoryMessageStore()
+    envelope = _accept(store)
+    seen: list[object] = []
+
+    def deliver(_: Envelope) -> None:
+        seen.append(structlog.contextvars.get_contextvars().get("trace_id"))
+
+    event = _event(envelope.body())
+    event["Records"][0]["attributes"]["AWSTraceHeader"] = FORGED_TRACE
+    logs = io.StringIO()
+    configure_logging(logs)
+    Consumer(store, deliver).handle(event)  # delivered: the record's trace, whatever the copy's says
+    event["Records"][0]["attributes"]["AWSTraceHeader"] = "not a trace"
+    Consumer(store, deliver).handle(event)  # a duplicate now, logged before any record is read
+    event["Records"][0]["attributes"]["AWSTraceHeader"] = FORGED_TRACE
+    Consumer(store, deliver).handle(event)
+    assert seen == [envelope.trace_id]
+    dropped = [json.loads(line) for line in logs.getvalue().splitlines() if "duplicate_dropped" in line]
+    assert [line.get("trace_id") for line in dropped] == [None, FORGED_TRACE]
+    assert "trace_id" not in structlog.contextvars.get_contextvars()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
 from outbox import metrics
+from outbox.consumer import make_handler
 from outbox.testing import FakeLambdaContext
-from worker.consumer import make_handler
 
 
 @pytest.fixture
@@ -87,3 +90,31 @@ def test_counts_of_zero_write_no_line() -> None:
     counted, gauge = _emf(out)
     assert [m["Name"] for m in counted["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == ["MessagesCompleted"]
     assert gauge[metrics.OLDEST_PENDING_AGE] == 0.0
+
+
+def test_a_service_with_its_own_worker_package_uses_the_consumer_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service's own ``worker`` package and the consumer API live side by side: the library's is under ``outbox``."""
+    # GIVEN a service whose package is called worker, first on the path (as in its Lambda zip)
+    (tmp_path / "worker").mkdir()
+    (tmp_path / "worker" / "__init__.py").write_text("")
+    (tmp_path / "worker" / "jobs.py").write_text(
+        "from outbox.consumer import DeliveryError, make_handler\n\n"
+        "delivered = []\n"
+        "handler = make_handler(delivered.append)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [name for name in sys.modules if name == "worker" or name.startswith("worker.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("OUTBOX_TABLE_NAME", "orders")
+    monkeypatch.setenv("OUTBOX_METRICS", "off")
+
+    # WHEN it imports its consumer, made with the library's consumer API, and runs it
+    jobs = importlib.import_module("worker.jobs")
+    answer = jobs.handler({"Records": []}, FakeLambdaContext())
+
+    # THEN its own worker is the one imported, and the library imported no worker of its own
+    assert Path(jobs.__file__).is_relative_to(tmp_path)
+    assert answer == {"batchItemFailures": []}
+    assert Path(sys.modules["worker"].__file__ or "").is_relative_to(tmp_path)

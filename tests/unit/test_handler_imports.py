@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLER_MODULES = ("outbox.api", "worker.handler", "worker.consumer", "worker.sweeper", "worker.dead_letter")
+HANDLER_MODULES = ("worker.api", "worker.handler", "worker.consumer", "worker.sweeper", "worker.dead_letter")
 NOT_IN_LAMBDA = ("rich", "moto", "waitress", "flask", "werkzeug")
 
 # The names of the loaded modules that belong to NOT_IN_LAMBDA.
@@ -64,7 +64,7 @@ def test_the_handlers_import_where_none_of_them_is_installed() -> None:
 
 # A first invocation of each handler that needs no AWS call, and what it answers.
 FIRST_CALLS = {
-    "outbox.api": ({"rawPath": "/messages/x", "requestContext": {"http": {"method": "GET"}}}, 404),
+    "worker.api": ({"rawPath": "/messages/x", "requestContext": {"http": {"method": "GET"}}}, 404),
     "worker.handler": ({"Records": []}, {"batchItemFailures": []}),
     "worker.consumer": ({"Records": []}, {"batchItemFailures": []}),
     "worker.dead_letter": ({"Records": []}, {"batchItemFailures": []}),

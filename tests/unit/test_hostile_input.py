@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outbox.api import HTTP_STATUS, MessagesApi
 from outbox.logs import configure_logging
+from outbox.notifications.api import HTTP_STATUS, MessagesApi
 from outbox.service.accept import Acceptor
 from outbox.service.consume import Consumer
 from outbox.service.relay import Relay

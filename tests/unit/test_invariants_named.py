@@ -1,4 +1,4 @@
-"""Every invariant of DESIGN.md is proven somewhere, by name."""
+"""Every invariant of docs/design.md is proven somewhere, by name."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pytest
 
 from outbox.domain.errors import ConfigurationError, FieldError, ValidationError
 from outbox.domain.message import IdKey, is_message_id, new_message_id, validate_idempotency_key
-from outbox.domain.notification import Channel, parse_notification
+from outbox.notifications.notification import Channel, parse_notification
 
 
 def _errors(data: Any) -> set[FieldError]:

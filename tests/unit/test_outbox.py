@@ -82,7 +82,8 @@ def outbox(client: TransactionClient) -> Outbox:
 
 def test_a_message_is_a_record_and_an_entry_under_the_tables_own_key_names(outbox: Outbox) -> None:
     """Two Puts: the PENDING record (never over an existing one) and the outbox entry holding the exact body."""
-    message = outbox.message({"order_id": "o-1"}, type="OrderPlaced", group_key="c-7", trace_id="t-1")
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    message = outbox.message({"order_id": "o-1"}, type="OrderPlaced", group_key="c-7", trace_id=traceparent)
     record, entry = (item["Put"] for item in message.transact_items)
     assert record["TableName"] == entry["TableName"] == "shop"
     assert record["Item"]["PK"] == {"S": f"MSG#{message.message_id}"}
@@ -95,11 +96,24 @@ def test_a_message_is_a_record_and_an_entry_under_the_tables_own_key_names(outbo
     assert record["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
     assert entry["Item"]["PK"]["S"].startswith("OUTBOX#")
     assert entry["Item"]["SK"]["S"].endswith(f"#{message.message_id}")
-    body = json.loads(entry["Item"]["envelope"]["S"])
-    assert body["payload"] == {"order_id": "o-1"}
-    assert (body["type"], body["group_key"], body["trace_id"]) == ("OrderPlaced", "c-7", "t-1")
+    assert json.loads(entry["Item"]["envelope"]["S"]) == {"message_id": message.message_id, "schema_version": 3}
+    trace = "Root=1-0af76519-16cd43dd8448eb211c80319c;Parent=b7ad6b7169203331;Sampled=1"  # the traceparent, as X-Ray's
+    assert record["Item"]["trace_id"] == entry["Item"]["trace_id"] == {"S": trace}
+    assert (entry["Item"]["group_key"], record["Item"]["group_key"]) == ({"S": "c-7"}, {"S": "c-7"})
     assert "pk" not in record["Item"]
     assert "pk" not in entry["Item"]
+
+
+def test_a_message_takes_the_current_lambda_trace_and_drops_a_malformed_one(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26: without a trace given, the invocation's ``_X_AMZN_TRACE_ID``; a malformed trace never refuses one."""
+    header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:0"
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", header)
+    assert outbox.message({"a": 1}, type="T").envelope.trace_id == header
+    assert outbox.message({"a": 1}, type="T", trace_id="not a trace").envelope.trace_id is None
+    monkeypatch.delenv("_X_AMZN_TRACE_ID")
+    assert outbox.message({"a": 1}, type="T").envelope.trace_id is None
 
 
 def test_a_group_keeps_to_one_bucket(outbox: Outbox) -> None:

@@ -10,9 +10,9 @@ import pytest
 from outbox.adapters.publisher import SqsPublisher
 from outbox.domain.errors import AwsError, ThrottledError
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import generation_of, iso, utc_now
 from outbox.domain.status import Status
+from outbox.notifications.notification import parse_notification
 from outbox.ports import OutgoingMessage
 from outbox.service.relay import RecentSends, Relay, RelayItem, RelayPolicy
 from outbox.testing import FakePublisher, InMemoryMessageStore
@@ -249,3 +249,15 @@ def test_a_fifo_copy_is_deduplicated_by_message_and_send_generation() -> None:
     ]
     assert [generation_of(e["MessageDeduplicationId"], "m-1") for e in client.entries] == [0, 2]
     assert [generation_of(other, "m-1") for other in ("m-2", "m-1:", "m-1:02", "m-1:x", "m-2:1")] == [None] * 5
+
+
+def test_a_copy_carries_its_trace_as_aws_trace_header_and_a_malformed_one_is_sent_without() -> None:
+    """Issue 26: the relay's trace becomes the entry's AWSTraceHeader; text that is no trace never stops a send."""
+    client = _SendRecorder()
+    publisher = SqsPublisher("https://sqs/q", client=client)  # type: ignore[arg-type]
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    messages = [OutgoingMessage("m-1", "{}", trace_header=trace), OutgoingMessage("m-2", "{}", trace_header="req-42")]
+    outcome = publisher.send_batch([*messages, OutgoingMessage("m-3", "{}")])
+    assert outcome.accepted == (0, 1, 2)
+    attributes = [e.get("MessageSystemAttributes") for e in client.entries]
+    assert attributes == [{"AWSTraceHeader": {"DataType": "String", "StringValue": trace}}, None, None]

@@ -11,7 +11,7 @@ from outbox.domain.status import TERMINAL, TRANSITIONS, Status, check_sources, i
 
 
 def test_lifecycle_edges_are_exactly_the_designed_ones() -> None:
-    """Invariant 4 (forward only): the allowed transitions are those of DESIGN.md, no more."""
+    """Invariant 4 (forward only): the allowed transitions are the designed ones, no more."""
     edges = {(a.value, b.value) for a, targets in TRANSITIONS.items() for b in targets}
     assert edges == {
         ("PENDING", "QUEUED"),

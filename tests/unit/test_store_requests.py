@@ -30,6 +30,8 @@ class RecordingClient:
 
     def update_item(self, **request: Any) -> dict[str, Any]:
         self.requests.append(request)
+        if request["ReturnValues"] == "ALL_OLD":  # taking a lease: the whole record as it was
+            return {"Attributes": STORED["new"] | {"attempts": {"N": "2"}}}
         return {"Attributes": {"status": {"S": "PENDING"}, "attempts": {"N": "2"}}}
 
 
@@ -93,8 +95,13 @@ def test_every_edge_is_one_well_formed_conditional_update(
 def test_a_lease_is_taken_over_only_once_it_ran_out(store: tuple[DynamoDBMessageStore, RecordingClient]) -> None:
     """Taking PROCESSING with a lease: from PENDING or QUEUED at once, from PROCESSING only past its end."""
     s, client = store
-    s.transition("m-1", Status.PROCESSING, by="consumer", lease=Lease("c-1", "2026-11-25T10:05:00.000Z"))
+    started = s.transition("m-1", Status.PROCESSING, by="consumer", lease=Lease("c-1", "2026-11-25T10:05:00.000Z"))
     request = client.requests[-1]
+    # The same write answers with the record as it was: what the consumer delivers, at no extra request.
+    assert request["ReturnValues"] == "ALL_OLD"
+    assert started.record is not None
+    assert started.record.envelope() == STORED_ENVELOPE
+    assert (started.previous, started.attempts) == (Status.PENDING, 3)
     assert request["ConditionExpression"] == (
         "attribute_exists(#pk) AND (#status IN (:s0, :s2) OR "
         "(#status = :s1 AND (attribute_not_exists(#lease_until) OR #lease_until <= :now)))"
@@ -298,11 +305,19 @@ def _projected(item: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in item.items() if name in wanted}
 
 
+STORED_ENVELOPE = new_envelope(
+    {"channel": "sms"},
+    type="notification",
+    message_id=new_message_id(),
+    created_at=NOW,
+    group_key="g-1",
+    trace_id="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+)
+
+
 def _stored_records() -> dict[str, dict[str, Any]]:
-    """Records as DynamoDB holds them: new, ended under a lease, held, re-sent in flight, legacy with NULLs."""
-    envelope = new_envelope(
-        {"channel": "sms"}, type="notification", message_id=new_message_id(), created_at=NOW, group_key="g-1"
-    )
+    """Records as DynamoDB holds them: new, ended under a lease, held, re-sent in flight, with NULLs."""
+    envelope = STORED_ENVELOPE
     new = DynamoDBMessageStore("outbox", client=ReadingClient(None), hash_key="PK", range_key="SK").prepare(  # type: ignore[arg-type]
         envelope, idempotency_key="k-1", by="api", owner="o" * 64
     )
@@ -326,18 +341,16 @@ def _stored_records() -> dict[str, dict[str, Any]]:
         "send_generation": {"N": "2"},
         "sent_at": {"S": NOW},
     }
-    legacy = {k: v for k, v in record.items() if k not in ("type", "owner", "group_key")} | {
-        "channel": {"S": "sms"},
+    nulls = {k: v for k, v in record.items() if k not in ("owner", "group_key", "trace_id")} | {
         "trace_id": {"NULL": True},
         "reason": {"NULL": True},
     }
-    return {"new": record, "ended": ended, "held": held, "resent": resent, "legacy": legacy}
+    return {"new": record, "ended": ended, "held": held, "resent": resent, "nulls": nulls}
 
 
 def _model_reading(item: dict[str, Any]) -> Any:
     """The record the PynamoDB model reads from ``item``: the reference the hand-written reading must equal."""
     from outbox.adapters.models import bind_models
-    from outbox.domain.envelope import NOTIFICATION_TYPE
     from outbox.domain.record import HistoryEntry, MessageRecord
 
     read = bind_models("outbox", "PK", "SK").record.from_raw_data(item)
@@ -348,7 +361,7 @@ def _model_reading(item: dict[str, Any]) -> Any:
         "created_at": read.created_at,
         "updated_at": read.updated_at,
         "history": tuple(HistoryEntry(Status(h.status), h.at, h.by, h.reason) for h in read.history),
-        "type": read.type or NOTIFICATION_TYPE,
+        "type": read.type,
         "payload": json.loads(read.payload),
         "group_key": read.group_key,
         "attempts": int(read.attempts or 0),
@@ -360,6 +373,7 @@ def _model_reading(item: dict[str, Any]) -> Any:
         "send_generation": int(read.send_generation or 0),
         "sent_at": read.sent_at,
         "ended_lease_owner": read.ended_lease_owner,
+        "trace_id": read.trace_id,
     }
     # A field the record gains must be read here too (and by record_of), or this test stops covering it.
     assert set(fields) == {f.name for f in dataclasses.fields(MessageRecord)}

@@ -11,10 +11,10 @@ import pytest
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.message import new_message_id
-from outbox.domain.notification import parse_notification
 from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
+from outbox.notifications.notification import parse_notification
 from outbox.service.consume import Consumer, ConsumerPolicy
 from outbox.service.relay import Relay
 from outbox.service.stream import StreamWorker
@@ -176,10 +176,10 @@ def test_consumer_grace_for_a_failed_record_being_redriven(store: InMemoryMessag
 
 
 def test_consumer_malformed_bodies(store: InMemoryMessageStore) -> None:
-    """Garbage goes back to SQS (and so to the DLQ); a bad body naming a known id changes nothing of its record.
+    """Garbage goes back to SQS (and so to the DLQ); a body in no format we write changes nothing of its record.
 
-    A body that is no envelope, or whose payload is not its record's, could be anyone's forgery: it
-    neither fails nor delivers the message it names.
+    A body that names no message in a format we write could be anyone's: it neither fails nor
+    delivers the message it names (schema 1 was never written by a release).
     """
     consumer = Consumer(store)
     assert consumer.handle(_sqs("garbage"))["batchItemFailures"] == [{"itemIdentifier": "sqs-1"}]
@@ -189,7 +189,7 @@ def test_consumer_malformed_bodies(store: InMemoryMessageStore) -> None:
     store.transition(envelope.message_id, Status.QUEUED, by="worker")
     before = store.records[envelope.message_id]
     other = json.dumps({"message_id": envelope.message_id, "schema_version": 1, "created_at": "t", "payload": {}})
-    assert consumer.handle(_sqs(other)) == {"batchItemFailures": []}  # forged: acknowledged and dropped
+    assert consumer.handle(_sqs(other))["batchItemFailures"] == [{"itemIdentifier": "sqs-1"}]
     unreadable = json.dumps({"message_id": envelope.message_id, "schema_version": 99, "payload": {}})
     assert consumer.handle(_sqs(unreadable))["batchItemFailures"] == [{"itemIdentifier": "sqs-1"}]
     assert store.records[envelope.message_id] == before

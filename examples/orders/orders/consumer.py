@@ -1,9 +1,9 @@
 """The consumer: what happens when an ``OrderPlaced`` arrives (here, a confirmation is recorded).
 
-Deploy ``orders.consumer.handler`` as the consumer's handler, or keep ``worker.consumer.handler``
-and set ``OUTBOX_DELIVERY=orders.consumer:deliver``. The outbox runs the status lifecycle, dedup
-and the partial batch response around ``deliver``: it is called once per message at a time, and
-never again for a message that completed.
+Deploy ``orders.consumer.handler`` as the consumer's handler (the Terraform module's
+``consumer_handler``, in the zip ``outbox package --source`` builds). The outbox runs the status
+lifecycle, dedup and the partial batch response around ``deliver``: it is called once per message
+at a time, and never again for a message that completed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from outbox import DeliveryError, Envelope
-from worker.consumer import make_handler
+from outbox.consumer import make_handler
 
 confirmations: list[tuple[str, str, Decimal]] = []  # stands in for an email or another service
 

@@ -153,6 +153,55 @@ run "an_existing_tables_key_names_are_required" {
   expect_failures = [aws_kms_key.this]
 }
 
+# The consumer's handler: the outbox's consumer of the zip it runs from, unless the caller names its own.
+run "a_consumer_package_runs_the_library_consumer" {
+  command = plan
+
+  variables {
+    consumer_package = "tests/empty.zip"
+    delivery         = "orders.consumer:deliver"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["consumer"].handler == "outbox.lambda_consumer.handler" && aws_lambda_function.this["worker"].handler == "worker.handler.handler"
+    error_message = "a zip of the caller's (built by `outbox package`, no worker/ in it) runs the library's consumer"
+  }
+}
+
+run "the_callers_own_handler_is_kept" {
+  command = plan
+
+  variables {
+    consumer_package = "tests/empty.zip"
+    consumer_handler = "orders.consumer.handler"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["consumer"].handler == "orders.consumer.handler"
+    error_message = "consumer_handler, when set, is the consumer's handler"
+  }
+}
+
+run "the_modules_own_zip_runs_its_consumer" {
+  command = plan
+
+  assert {
+    condition     = aws_lambda_function.this["consumer"].handler == "worker.consumer.handler"
+    error_message = "without a consumer_package the consumer runs from lambda_package's worker/"
+  }
+}
+
+# The library's consumer calls the function `delivery` names: without one, refused at plan.
+run "a_consumer_package_without_a_delivery_or_handler_is_refused" {
+  command = plan
+
+  variables {
+    consumer_package = "tests/empty.zip"
+  }
+
+  expect_failures = [aws_lambda_function.this]
+}
+
 # examples/existing-table as a user applies it: its own PK/SK table and key, the module attached.
 run "the_existing_table_example" {
   command = plan

@@ -1,8 +1,8 @@
-"""The API Lambda handler (API Gateway HTTP API, payload format 2.0): HTTP in and out, nothing more.
+"""The notification API (API Gateway HTTP API, payload format 2.0): HTTP in and out, nothing more.
 
 ``POST /messages`` accepts a notification through the accept use case (``outbox.service.accept``);
 ``GET /messages/{id}`` reads its status and history. Every error is ``application/problem+json``
-with a stable code.
+with a stable code. The Lambda entry point around ``build_api`` is ``worker/api.py``'s.
 """
 
 from __future__ import annotations
@@ -12,31 +12,32 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
-
-import structlog
 
 from outbox.compose import Clients, build_acceptor
 from outbox.domain.caller import ANONYMOUS, Caller, RoleSessions, iam_caller, jwt_caller
 from outbox.domain.errors import (
     FieldError,
     IdempotencyKeyReusedError,
-    MethodNotAllowedError,
     NotFoundError,
     OutboxError,
-    PayloadTooLargeError,
     ThrottledError,
-    UnauthenticatedError,
-    UnsupportedMediaTypeError,
     ValidationError,
 )
 from outbox.domain.record import MessageRecord
-from outbox.logs import bind_invocation, configure_logging
+from outbox.domain.trace import current_trace_header, trace_header
+from outbox.logs import get_logger
+from outbox.notifications.accept import accept_notification
+from outbox.notifications.errors import (
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    UnauthenticatedError,
+    UnsupportedMediaTypeError,
+)
 from outbox.service.accept import Acceptor
-from outbox.settings import Settings, eager_init
+from outbox.settings import Settings
 
-log = structlog.get_logger("outbox.api")
+log = get_logger("outbox.notifications.api")
 
 MAX_BODY_BYTES = 64 * 1024
 JSON = "application/json"
@@ -65,7 +66,6 @@ TITLES = {
 }
 _COLLECTION = re.compile(r"^/messages/?$")
 _ITEM = re.compile(r"^/messages/([^/]+)/?$")
-_TRACE_ID = re.compile(r"^[!-~]{1,256}$")
 
 Response = dict[str, Any]
 
@@ -149,11 +149,12 @@ class MessagesApi:
         headers = _headers(event)
         if not _is_json(headers.get("content-type", "")):
             raise UnsupportedMediaTypeError("send the message as application/json")
-        result = self.acceptor.accept_notification(
+        result = accept_notification(
+            self.acceptor,
             _json_body(event),
             idempotency_key=headers.get("idempotency-key"),
             caller=caller,
-            trace_id=_trace_id(event, headers),
+            trace_id=_trace_id(headers),
         )
         response_headers = {"location": f"/messages/{result.message_id}"}
         if not result.created:
@@ -280,13 +281,13 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _trace_id(event: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
-    candidate = headers.get("x-amzn-trace-id") or headers.get("traceparent")
-    if candidate and _TRACE_ID.match(candidate):
-        return candidate
-    context = event.get("requestContext")
-    request_id = context.get("requestId") if isinstance(context, Mapping) else None
-    return request_id if isinstance(request_id, str) and _TRACE_ID.match(request_id) else None
+def _trace_id(headers: Mapping[str, str]) -> str | None:
+    """The caller's trace context (X-Ray's header, or a W3C traceparent), else this invocation's own."""
+    for name in ("x-amzn-trace-id", "traceparent"):
+        trace = trace_header(headers.get(name))
+        if trace is not None:
+            return trace
+    return current_trace_header()
 
 
 def build_api(settings: Settings, clients: Clients | None = None) -> MessagesApi:
@@ -296,21 +297,3 @@ def build_api(settings: Settings, clients: Clients | None = None) -> MessagesApi
         require_principal=settings.require_principal,
         role_sessions=settings.role_sessions,
     )
-
-
-@cache
-def default_api() -> MessagesApi:
-    """The API of this function, built from the ``OUTBOX_*`` environment once per cold start."""
-    configure_logging()
-    return build_api(Settings.from_env())
-
-
-if eager_init():  # SnapStart (the module sets it): set up in the init phase its snapshot keeps
-    default_api()
-
-
-def handler(event: Mapping[str, Any], context: Any) -> Response:
-    """Lambda entry point."""
-    api = default_api()
-    bind_invocation(getattr(context, "aws_request_id", None), handler="api")
-    return api.handle(event)
