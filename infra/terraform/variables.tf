@@ -406,6 +406,29 @@ variable "api_throttling_burst_limit" {
   default     = 200
 }
 
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the functions' own metrics (EMF: OUTBOX_METRICS_NAMESPACE); the alarms on them follow it. Two deployments in one account keep their metrics apart with their own namespace or metrics_service."
+  type        = string
+  default     = "Outbox"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/#:-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be 1 to 255 letters, digits or . - _ / # : and must not start with AWS/ (CloudWatch keeps that for AWS's own)."
+  }
+}
+
+variable "metrics_service" {
+  description = "Value of the metrics' Service dimension (OUTBOX_SERVICE), which the alarms filter on; null: the module's name."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.metrics_service == null || can(regex("^[^\\x00-\\x1f]{1,255}$", var.metrics_service))
+    error_message = "metrics_service must be 1 to 255 printable characters."
+  }
+}
+
 variable "alarm_topic_arn" {
   description = "SNS topic that receives the alarms (and their recovery)."
   type        = string
