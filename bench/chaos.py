@@ -72,7 +72,14 @@ then the table, the dead-letter queue and every delivery are checked. Keys of th
   relay, put B first (the embedded moto server's FIFO queue does, see ``SerialReceives``);
 - ``copies_per_message``: SQS copies handed to the consumer (every receive) per accepted message;
   ``consumer_outcomes`` splits them (completed, failed, retried: given back to SQS, duplicates:
-  dropped), ``left_pending`` says who moved each record out of PENDING.
+  dropped), ``left_pending`` says who moved each record out of PENDING; ``copies_by_cause`` says
+  why each copy was received (per message, summing to ``copies_per_message``): a message's first
+  receive, a consumer invocation that died (its whole batch comes back: delivered before the
+  death or not), a copy the consumer gave back (``retried_<cause>``), a re-send;
+  ``consumer_invocations`` how many invocations died and their batch sizes. The consumer dies
+  after its early deletes too (as after its status writes);
+- ``requests_per_message``: AWS requests of the handlers and the SQS mappings per accepted
+  message, by operation (the local mappings' idle long polls included).
 
 ``--details FILE`` writes every violation with the message's sends, receives, delivery calls and
 record history.
@@ -94,7 +101,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -157,8 +164,7 @@ GLOSS = {
         " redelivery, not a violation"
     ),
     "copies_per_message": (
-        "SQS copies received per accepted message (target <= 1.3 at 20 % faults without deaths; a consumer"
-        " dying after a status write sends its whole batch back)"
+        "SQS copies received per accepted message (target <= 1.3 at 20 % faults; copies_by_cause says why)"
     ),
     "stuck_after_sweep": "not COMPLETED/FAILED after the sweeper alone, no operator replay",
     "stranded": "not ended, no copy in either queue, no live lease: nothing would ever end it",
@@ -171,6 +177,9 @@ GLOSS = {
     "library_writes": "messages the library writers wrote: same-millisecond pairs, skewed clocks",
     "out_of_order_by_queue": "of which SQS had the earlier message first: the queue reordered them",
     "copies_dropped": "copies the consumer dropped as duplicates",
+    "copies_by_cause": "copies_per_message split by why each copy was received (per message; sums to it)",
+    "requests_per_message": "AWS requests of the handlers and the SQS mappings per accepted message, by operation",
+    "consumer_invocations": "consumer invocations, those that died (their batch comes back whole), batch sizes",
     "sends_per_message": "copies SQS accepted from the worker and the sweeper per accepted message",
     "senders": "messages by who sent them, in order",
     "expired_entries": "outbox entries deleted (TTL) while their message was PENDING",
@@ -788,6 +797,51 @@ def count(
     }
 
 
+def copies_by_cause(sent: Sent, harness: Harness, outcomes: dict[str, int]) -> dict[str, float]:
+    """``copies_per_message`` split by why each copy was received: per accepted message, summing to it.
+
+    ``first_receive``: a message's first copy received; ``died_*``: copies of a consumer invocation
+    that died, received again (``delivered``: the invocation had delivered that message before it
+    died); ``retried_<cause>``: copies the consumer gave back (``RetryCause``); ``resent``: copies
+    of a second SQS message of one message (a re-send: sweeper, replay, the relay's retries that
+    were not deduplicated); ``unexplained``: the rest (a copy whose visibility ran out while it was
+    being processed, copies received last whose retry never came back; may be negative).
+    """
+    accepted = sent.accepted
+    if not accepted:
+        return {}
+    receives = sum(harness.deliveries[m] for m in accepted)
+    first = sum(1 for m in accepted if harness.deliveries[m])
+    causes: dict[str, int] = {
+        "died_delivered": harness.died_copies["delivered"],
+        "died_not_delivered": harness.died_copies["not_delivered"],
+        **{k: n for k, n in sorted(outcomes.items()) if k.startswith("retried_") and n},
+        "resent": sum(max(0, len(harness.sqs_copies.get(m, ())) - 1) for m in accepted),
+    }
+    causes["unexplained"] = receives - first - sum(causes.values())
+    return {key: round(n / len(accepted), 3) for key, n in {"first_receive": first, **causes}.items()}
+
+
+def requests_per_message(calls: dict[str, int], messages: int) -> dict[str, float]:
+    """AWS requests per accepted message, by operation and in all (each costs money), faulted ones included."""
+    if not messages:
+        return {}
+    per = {operation: round(n / messages, 3) for operation, n in sorted(calls.items())}
+    return per | {"all": round(sum(calls.values()) / messages, 3)}
+
+
+def invocation_summary(invocations: Counter[str]) -> dict[str, float]:
+    """Consumer invocations: how many, how many died, their mean and largest batch."""
+    calls = invocations["invocations"]
+    return {
+        "invocations": calls,
+        "died": invocations["died"],
+        "died_share": round(invocations["died"] / calls, 3) if calls else 0.0,
+        "mean_batch": round(invocations["copies"] / calls, 2) if calls else 0.0,
+        "largest_batch": invocations["longest"],
+    }
+
+
 def stranded(sent: Sent, records: dict[str, dict[str, Any]], *, copies: set[str], unseen: int = 0) -> list[str]:
     """Accepted messages in flight (QUEUED or PROCESSING) with no copy in either queue and no live lease.
 
@@ -919,6 +973,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=15.0,
         help="consumer invocations' deadline (their lease: that and 5 s) and the dead-letter function's lease",
     )
+    parser.add_argument(
+        "--consumer-batch-size",
+        type=int,
+        default=10,
+        help="copies per consumer invocation (the SQS mapping's batch size: the module's consumer_batch_size)",
+    )
+    parser.add_argument(
+        "--acknowledge-after",
+        type=int,
+        help="the consumer's early deletes: finished copies a request (0: none; default: the consumer's policy)",
+    )
     parser.add_argument("--sweep-interval", type=float, default=2.0)
     parser.add_argument("--sweep-min-age", type=int, default=5)
     parser.add_argument(
@@ -945,22 +1010,73 @@ class Harness:
     started: float = field(default_factory=time.monotonic)
     sends: SendLog | None = None
     trigger: Trigger | None = None
+    sqs_copies: dict[str, set[str]] = field(default_factory=dict)  # message_id -> SQS messageIds received
+    invocations: Counter[str] = field(default_factory=Counter)  # consumer invocations, died, copies, longest
+    died_copies: Counter[str] = field(default_factory=Counter)  # copies of died invocations: delivered or not
+    _invocation: threading.local = field(default_factory=threading.local)
 
     def counting(self, invoke: Invoke, runner: int) -> Invoke:
-        """Count (and note) every copy the consumer is handed, by message_id."""
+        """Count (and note) every copy the consumer is handed, by message_id, and what became of its invocation."""
 
         def wrapped(event: dict[str, Any], context: Any) -> Any:
             at = time.monotonic() - self.started
+            records = event.get("Records", [])
             with self.lock:
-                for record in event.get("Records", []):
+                for record in records:
                     message_id = _message_id(record.get("body"))
                     self.deliveries[message_id] += 1
+                    self.sqs_copies.setdefault(message_id, set()).add(str(record.get("messageId")))
                     attributes = record.get("attributes", {})
                     self.receipts.setdefault(message_id, []).append(
                         f"{at:.3f}s runner {runner} seq {attributes.get('SequenceNumber', '-')}"
                         f" receive {attributes.get('ApproximateReceiveCount', '?')}"
                     )
-            return invoke(event, context)
+            delivered: set[str] = set()
+            acknowledged: set[str] = set()  # SQS messageIds the consumer deleted early
+            self._invocation.delivered, self._invocation.acknowledged = delivered, acknowledged
+            try:
+                return invoke(event, context)
+            except Exception:
+                # The batch comes back (Lambda: after the visibility timeout): every copy not
+                # deleted early is received again, those it had delivered included.
+                with self.lock:
+                    self.invocations["died"] += 1
+                    for record in records:
+                        if str(record.get("messageId")) in acknowledged:
+                            continue
+                        finished = _message_id(record.get("body")) in delivered
+                        self.died_copies["delivered" if finished else "not_delivered"] += 1
+                raise
+            finally:
+                with self.lock:
+                    self.invocations["invocations"] += 1
+                    self.invocations["copies"] += len(records)
+                    self.invocations["longest"] = max(self.invocations["longest"], len(records))
+
+        return wrapped
+
+    def noting_acknowledged(self, visibility: Any) -> None:
+        """Note the copies the consumer deletes early in this thread's invocation (a death after its delete too)."""
+        acknowledge = visibility.acknowledge
+
+        def wrapped(records: Any) -> None:
+            try:
+                acknowledge(records)
+            finally:  # the early delete's own errors are caught inside: only a death gets here by raising
+                noted: set[str] | None = getattr(self._invocation, "acknowledged", None)
+                if noted is not None:
+                    noted.update(str(record.get("messageId")) for record in records)
+
+        visibility.acknowledge = wrapped
+
+    def noting_delivered(self, deliver: Callable[[Envelope], None]) -> Callable[[Envelope], None]:
+        """``deliver``, noting each message it delivered in this thread's consumer invocation."""
+
+        def wrapped(envelope: Envelope) -> None:
+            deliver(envelope)
+            delivered: set[str] | None = getattr(self._invocation, "delivered", None)
+            if delivered is not None:
+                delivered.add(envelope.message_id)
 
         return wrapped
 
@@ -974,12 +1090,15 @@ class Harness:
 
         return wrapped
 
-    def install(self, stack: LocalStack, *, serial_receives: bool, lease_s: float = 30.0) -> Trigger:
+    def install(
+        self, stack: LocalStack, *, serial_receives: bool, lease_s: float = 30.0, consumer_batch_size: int = 10
+    ) -> Trigger:
         """Crashes as function errors, copies counted, deliveries logged, the trigger switchable, leases short.
 
         ``lease_s``: each consumer invocation's deadline (its lease runs that long, and the
         consumer's margin), and the dead-letter function's lease, so that a receive that died
-        holding a lease is taken over within the run.
+        holding a lease is taken over within the run. ``consumer_batch_size``: the SQS mapping's
+        batch size (the Terraform module's ``consumer_batch_size``, 10 by default).
         """
         runner = _required(stack.stream_runner, "the stack's stream runner")
         runner.invoke = crash_is_function_error(runner.invoke)
@@ -990,13 +1109,15 @@ class Harness:
         for index, sqs_runner in enumerate(stack.consumer_runners):
             sqs_runner.invoke = self.counting(crash_is_function_error(sqs_runner.invoke), index)
             sqs_runner.function_timeout_s = lease_s
+            sqs_runner.batch_size = consumer_batch_size
             if serial_receives:
                 sqs_runner.sqs = SerialReceives(sqs_runner.sqs, receiving)
         dead_letter_runner = _required(stack.dead_letter_runner, "the stack's dead-letter runner")
         dead_letter_runner.invoke = self.noting_dead_letters(crash_is_function_error(dead_letter_runner.invoke))
         stack.functions.dead_letters.lease_s = round(lease_s)
         the_consumer = stack.functions.consumer
-        the_consumer.deliver = self.log.wrap(the_consumer.deliver)
+        the_consumer.deliver = self.noting_delivered(self.log.wrap(the_consumer.deliver))
+        self.noting_acknowledged(_required(the_consumer.visibility, "the consumer's visibility"))
         stack.schedule = self.noting_sweeps(crash_is_function_error(stack.schedule))  # the sweeper, each schedule
         self.trigger = Trigger(runner)
         return self.trigger
@@ -1123,6 +1244,7 @@ class Observed:
     outcomes: dict[str, int]
     stream: dict[str, int]
     faults: dict[str, int]
+    calls: dict[str, int]  # AWS requests of the handlers and the SQS mappings, by operation
     replays: Replays
     library: LibraryWriters
     queued: set[str] = field(default_factory=set)  # message_id of every copy left in the queue
@@ -1158,8 +1280,18 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
         ]
         injector = FaultInjector(*clients, seed=args.seed)
         arm(injector, args.fault_rate)
+        # The consumer's early deletes are calls it can die after, as after its status writes (the
+        # mappings' deletes are not a function's): their own injector, on the consumer's client only.
+        early_acks = FaultInjector(visibility_client(functions.consumer.visibility), seed=args.seed + 1)
+        crash_share = args.fault_rate / len(KINDS["UpdateItem"])
+        early_acks.crash_after("DeleteMessageBatch", times=-1, probability=crash_share)
+        if args.acknowledge_after is not None:
+            functions.consumer.policy = replace(functions.consumer.policy, acknowledge_after=args.acknowledge_after)
         trigger = harness.install(
-            stack, serial_receives=args.fifo and not args.concurrent_receives, lease_s=args.lease_s
+            stack,
+            serial_receives=args.fifo and not args.concurrent_receives,
+            lease_s=args.lease_s,
+            consumer_batch_size=args.consumer_batch_size,
         )
         disrupter = threading.Thread(
             target=disruptions.run, args=(trigger, resources, sent.accepted, args.messages // 2), daemon=True
@@ -1191,6 +1323,7 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
         if replayer.is_alive():
             replayer.join()
         injector.clear()
+        early_acks.clear()
         settle(stack, sent, harness, args.timeout / 2, args.stall)
         harness.stop_receiving(stack)
         time.sleep(2.0)  # let the last consumer batches finish their writes
@@ -1202,7 +1335,8 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             dead_outcomes=dict(functions.dead_letters.stats),
             outcomes=dict(functions.consumer.stats),
             stream=dict(trigger.runner.stats),
-            faults=dict(injector.injected),
+            faults=dict(injector.injected + early_acks.injected),
+            calls=dict(injector.calls),
             replays=replays,
             library=writers,
             queued={_message_id(message["Body"]) for message in drain_queue(resources.queue_url)},
@@ -1249,6 +1383,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "out_of_order_by_queue": by_queue if args.fifo else None,
         "dead_letter": len(seen.dead),
         "dead_letter_outcomes": seen.dead_outcomes,
+        "copies_by_cause": copies_by_cause(sent, harness, seen.outcomes),
+        "consumer_invocations": invocation_summary(harness.invocations),
+        "requests_per_message": requests_per_message(seen.calls, len(sent.accepted)),
         "copies_dropped": seen.outcomes.get("duplicates", 0),
         "consumer_outcomes": seen.outcomes,
         "stream_runner": seen.stream,

@@ -231,8 +231,12 @@ def build_dead_letters(settings: Settings, clients: Clients | None = None) -> De
     from outbox.adapters.visibility import SqsVisibility  # noqa: PLC0415 - each use case's modules load with it
     from outbox.service.dead_letter import DeadLetters  # noqa: PLC0415
 
+    # Only copies SQS moved here from the main queue end records: the function must know that queue.
+    main_queue_url = settings.require_queue_url()
     clients = clients or Clients.of(settings)
-    return DeadLetters(message_store(settings, clients), visibility=SqsVisibility(clients.lazy_sqs))
+    return DeadLetters(
+        message_store(settings, clients), visibility=SqsVisibility(clients.lazy_sqs), main_queue_url=main_queue_url
+    )
 
 
 def build_sweeper(settings: Settings, clients: Clients | None = None) -> Sweeper:

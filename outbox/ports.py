@@ -283,10 +283,18 @@ class MessageStore(Protocol):
 
 
 class Visibility(Protocol):
-    """When a received SQS copy comes back."""
+    """When, or whether, a received SQS copy comes back."""
 
     def delay(self, record: Mapping[str, Any], seconds: int) -> None:
         """Make the copy of this Lambda SQS record visible again in ``seconds`` (best effort)."""
+        ...
+
+    def acknowledge(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Delete the copies of these Lambda SQS records now, before the invocation ends (best effort).
+
+        The mapping deletes them anyway once the invocation returns; deleted now, they stay deleted
+        should the invocation die before that.
+        """
         ...
 
 

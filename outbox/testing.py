@@ -620,13 +620,18 @@ class FakeLambdaContext:
 
 @dataclass
 class FakeVisibility:
-    """A Visibility that keeps each delay asked for, by SQS message id."""
+    """A Visibility that keeps each delay and each early acknowledgement asked for, by SQS message id."""
 
     delays: list[tuple[str, int]] = field(default_factory=list)
+    acknowledged: list[list[str]] = field(default_factory=list)  # one list per acknowledge call
 
     def delay(self, record: Mapping[str, Any], seconds: int) -> None:
         """Record the delay."""
         self.delays.append((str(record.get("messageId")), seconds))
+
+    def acknowledge(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Record the copies acknowledged."""
+        self.acknowledged.append([str(record.get("messageId")) for record in records])
 
 
 if TYPE_CHECKING:  # mypy holds each fake to the port it stands for

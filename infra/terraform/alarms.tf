@@ -61,11 +61,12 @@ resource "aws_cloudwatch_metric_alarm" "function_errors" {
   tags                = var.tags
 }
 
-# The functions' own metrics, written as EMF (outbox/metrics.py: namespace Outbox, dimension
-# Service=outbox; tests/infra checks the names against its constants).
+# The functions' own metrics, written as EMF (outbox/metrics.py) under the namespace and Service
+# dimension every function is given (main.tf: local.metrics_environment; tests/infra checks the
+# metric names against its constants).
 locals {
-  metrics_namespace  = "Outbox"
-  metrics_dimensions = { Service = "outbox" }
+  metrics_namespace  = var.metrics_namespace
+  metrics_dimensions = { Service = local.metrics_service }
   # Counts that must stay at zero: any message in them is one an operator has to look at.
   count_alarms = {
     messages-quarantined = {

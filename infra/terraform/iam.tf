@@ -2,6 +2,30 @@
 # needs and nothing else (tests/infra checks that no statement has a "*" action or resource). The
 # table is this module's or the caller's (main.tf: local.table_arn, local.stream_arn), and the keys
 # are the module's and, for an existing table encrypted with its own key, that key (local.kms_key_arns).
+#
+# The table may be the caller's own (create_table = false), holding the caller's items beside the
+# outbox's: every item-level grant is held to the outbox's own partition keys with
+# dynamodb:LeadingKeys, "MSG#<id>" for message records (outbox/domain/record.py: RECORD_PREFIX),
+# "OUTBOX#<bucket>" for outbox entries and "OUTBOX-META" for the bucket count (outbox/adapters/sweep.py:
+# META_PK), so no function can read or write an item of the caller's. Query is granted on the record
+# index alone (keys only, of the outbox's own records). Every key grant holds only through the
+# services that encrypt with it (kms:ViaService, local.kms_via). tests/infra/test_iam_calls.py runs
+# each handler and checks each call against its role's statements, conditions included.
+locals {
+  leading_keys = {
+    records = "MSG#*"
+    entries = "OUTBOX#*"
+    meta    = "OUTBOX-META"
+  }
+  # The services a function's key use goes through: the table (and its stream), the queues, the id
+  # secret, and Lambda's own decryption of the function's environment.
+  kms_via = {
+    dynamodb       = "dynamodb.${local.region}.amazonaws.com"
+    sqs            = "sqs.${local.region}.amazonaws.com"
+    secretsmanager = "secretsmanager.${local.region}.amazonaws.com"
+    lambda         = "lambda.${local.region}.amazonaws.com"
+  }
+}
 data "aws_iam_policy_document" "assume_lambda" {
   statement {
     effect  = "Allow"
@@ -21,11 +45,29 @@ data "aws_iam_policy_document" "assume_lambda" {
 data "aws_iam_policy_document" "api" {
   count = var.create_api ? 1 : 0
 
-  # ConditionCheckItem: during an id secret rotation, an accept checks the key's other id (secret.tf).
+  # An accept puts the record and its outbox entry in one transaction; the first accept on a table
+  # that keeps no bucket count yet stores it (a conditional put of OUTBOX-META).
   statement {
-    sid       = "AcceptAndReadMessages"
-    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+    sid       = "AcceptMessages"
+    actions   = ["dynamodb:PutItem"]
     resources = [local.table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = [local.leading_keys.records, local.leading_keys.entries, local.leading_keys.meta]
+    }
+  }
+  # GET reads a record; the first accept reads the table's bucket count. ConditionCheckItem: during
+  # an id secret rotation, an accept checks the key's other id (secret.tf).
+  statement {
+    sid       = "ReadMessagesAndTheBucketCount"
+    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:GetItem"]
+    resources = [local.table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = [local.leading_keys.records, local.leading_keys.meta]
+    }
   }
   statement {
     sid       = "ReadTheIdSecret"
@@ -37,6 +79,11 @@ data "aws_iam_policy_document" "api" {
     sid       = "TableKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = local.kms_key_arns
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.kms_via.dynamodb, local.kms_via.secretsmanager, local.kms_via.lambda]
+    }
   }
   statement {
     sid       = "Logs"
@@ -55,6 +102,11 @@ data "aws_iam_policy_document" "worker" {
     sid       = "FlipRecords"
     actions   = ["dynamodb:UpdateItem"]
     resources = [local.table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = [local.leading_keys.records]
+    }
   }
   # A group's older PENDING message that the stream lost is found through the pending index and
   # read back from its record, so the worker relays it first (invariant 8).
@@ -70,7 +122,7 @@ data "aws_iam_policy_document" "worker" {
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["MSG#*"]
+      values   = [local.leading_keys.records]
     }
   }
   statement {
@@ -82,6 +134,11 @@ data "aws_iam_policy_document" "worker" {
     sid       = "TableAndQueueKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = local.kms_key_arns
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.kms_via.dynamodb, local.kms_via.sqs, local.kms_via.lambda]
+    }
   }
   statement {
     sid       = "Logs"
@@ -103,15 +160,27 @@ data "aws_iam_policy_document" "consumer" {
     ]
     resources = [aws_sqs_queue.main.arn]
   }
+  # Leases and ends, each one conditional UpdateItem; it reads no record with GetItem (the consumer
+  # runs the caller's delivery code, so it holds nothing it does not call).
   statement {
     sid       = "DriveTheLifecycle"
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:UpdateItem"]
     resources = [local.table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = [local.leading_keys.records]
+    }
   }
   statement {
     sid       = "TableAndQueueKey"
     actions   = ["kms:Decrypt"]
     resources = local.kms_key_arns
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.kms_via.dynamodb, local.kms_via.sqs, local.kms_via.lambda]
+    }
   }
   statement {
     sid       = "Logs"
@@ -120,12 +189,8 @@ data "aws_iam_policy_document" "consumer" {
   }
 }
 
-# The sweeper's item-level grants are scoped by the partition key *value* (dynamodb:LeadingKeys),
-# which works on the caller's table as well as the module's: every item it reads or writes has an
-# outbox-owned key, "MSG#<id>" for message records (outbox/domain/record.py: RECORD_PREFIX) and
-# "OUTBOX-META" for the bucket count (outbox/adapters/sweep.py: META_PK), so it can never touch
-# the caller's own items in a shared table. Query is granted on the record index alone, which
-# holds the keys of PENDING message records and nothing else.
+# The sweeper reads and flips message records and reads the bucket count; Query on the record index
+# alone, which holds the keys of the outbox's records not yet ended and nothing else.
 data "aws_iam_policy_document" "sweeper" {
   statement {
     sid       = "FindPendingMessages"
@@ -139,7 +204,7 @@ data "aws_iam_policy_document" "sweeper" {
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["MSG#*"]
+      values   = [local.leading_keys.records]
     }
   }
   statement {
@@ -149,7 +214,7 @@ data "aws_iam_policy_document" "sweeper" {
     condition {
       test     = "ForAllValues:StringEquals"
       variable = "dynamodb:LeadingKeys"
-      values   = ["OUTBOX-META"]
+      values   = [local.leading_keys.meta]
     }
   }
   statement {
@@ -161,6 +226,11 @@ data "aws_iam_policy_document" "sweeper" {
     sid       = "TableAndQueueKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = local.kms_key_arns
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.kms_via.dynamodb, local.kms_via.sqs, local.kms_via.lambda]
+    }
   }
   statement {
     sid       = "Logs"
@@ -190,18 +260,73 @@ data "aws_iam_policy_document" "dead_letter" {
     condition {
       test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["MSG#*"]
+      values   = [local.leading_keys.records]
     }
   }
   statement {
     sid       = "TableAndQueueKey"
     actions   = ["kms:Decrypt"]
     resources = local.kms_key_arns
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.kms_via.dynamodb, local.kms_via.sqs, local.kms_via.lambda]
+    }
   }
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.function["dead-letter"].arn}:log-stream:*"]
+  }
+}
+
+# What a service of the caller's needs to write messages with the library (outbox/_outbox.py:
+# Outbox.message, transact_write, get) on this table, beside its grants on its own items: the output
+# caller_policy_document, explained in docs/security.md. Its first message checks the table
+# (DescribeTable) and reads, or stores, the bucket count (OUTBOX-META).
+data "aws_iam_policy_document" "caller" {
+  statement {
+    sid       = "CheckTheTable"
+    actions   = ["dynamodb:DescribeTable"]
+    resources = [local.table_arn]
+  }
+  # Inside the caller's TransactWriteItems: the record and the outbox entry of each message.
+  statement {
+    sid       = "WriteMessages"
+    actions   = ["dynamodb:PutItem"]
+    resources = [local.table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = [local.leading_keys.records, local.leading_keys.entries, local.leading_keys.meta]
+    }
+  }
+  # Outbox.get reads a record; the first message reads the bucket count; during an id secret
+  # rotation a message with an idempotency key checks the key's other id (ConditionCheckItem).
+  statement {
+    sid       = "ReadMessagesAndTheBucketCount"
+    actions   = ["dynamodb:ConditionCheckItem", "dynamodb:GetItem"]
+    resources = [local.table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = [local.leading_keys.records, local.leading_keys.meta]
+    }
+  }
+  statement {
+    sid       = "ReadTheIdSecret"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.id.arn]
+  }
+  statement {
+    sid       = "TableKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = local.kms_key_arns
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.kms_via.dynamodb, local.kms_via.secretsmanager]
+    }
   }
 }
 

@@ -38,6 +38,7 @@ resource "aws_lambda_function" "this" {
   environment {
     variables = merge(
       each.value.environment,
+      local.metrics_environment,
       each.key == "consumer" ? local.delivery_environment : {},
       each.key == "api" ? local.api_identity_environment : {},
       contains(local.snap_start_functions, each.key) ? local.eager_init_environment : {},

@@ -67,9 +67,16 @@ locals {
   # existing table's are required: aws_kms_key.this's precondition).
   hash_key  = coalesce(var.hash_key, "pk")
   range_key = coalesce(var.range_key, "sk")
+  # Every function's metrics (outbox/metrics.py: EMF under OUTBOX_METRICS_NAMESPACE, dimension
+  # Service = OUTBOX_SERVICE); alarms.tf alarms on the same namespace and dimension.
+  metrics_service = coalesce(var.metrics_service, var.name)
+  metrics_environment = {
+    OUTBOX_METRICS_NAMESPACE = var.metrics_namespace
+    OUTBOX_SERVICE           = local.metrics_service
+  }
   # The consumer's handler: the caller's, else the outbox's consumer of the zip it runs from (a zip
   # built by `outbox package` holds the library, not this repository's worker/ entry points).
-  consumer_handler = coalesce(var.consumer_handler, var.consumer_package == null ? "worker.consumer.handler" : "outbox.lambda_consumer.handler")
+  consumer_handler = var.consumer_handler == "auto" ? (var.consumer_package == null ? "worker.consumer.handler" : "outbox.lambda_consumer.handler") : var.consumer_handler
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
 
@@ -150,9 +157,11 @@ locals {
       handler     = "worker.dead_letter.handler"
       description = "Dead-letter queue: ends the record of every copy there FAILED with the reason"
       environment = {
-        OUTBOX_TABLE_NAME            = local.table_name
-        OUTBOX_HASH_KEY              = local.hash_key
-        OUTBOX_RANGE_KEY             = local.range_key
+        OUTBOX_TABLE_NAME = local.table_name
+        OUTBOX_HASH_KEY   = local.hash_key
+        OUTBOX_RANGE_KEY  = local.range_key
+        # The main queue: only a copy SQS moved from it (DeadLetterQueueSourceArn) ends its record.
+        OUTBOX_QUEUE_URL             = aws_sqs_queue.main.url
         OUTBOX_RECORD_RETENTION_DAYS = tostring(var.record_retention_days)
         LOG_LEVEL                    = var.log_level
       }

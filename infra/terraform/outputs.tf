@@ -48,7 +48,7 @@ output "kms_key_arn" {
 # yours writing with Outbox.from_settings(Settings.from_env()) writes as the API does; and the region.
 # tests/infra/test_wiring.py holds it to the names the commands read and the functions' values.
 output "environment" {
-  description = "The environment `outbox replay`, `outbox sweep` and Outbox.from_settings need against this deployment: table, key names, queue, buckets, retention, relay and sweep settings (the queue's retention and visibility timeout included), region."
+  description = "The environment `outbox replay`, `outbox sweep` and Outbox.from_settings need against this deployment: table, key names, queue, buckets, retention, relay and sweep settings (the queue's retention and visibility timeout included), metrics namespace and service, region."
   value = {
     AWS_REGION                   = local.region
     OUTBOX_TABLE_NAME            = local.table_name
@@ -64,7 +64,15 @@ output "environment" {
     # What tells the sweeper a message in flight has no copy left: the main queue's own figures.
     OUTBOX_QUEUE_RETENTION_SECONDS  = tostring(aws_sqs_queue.main.message_retention_seconds)
     OUTBOX_QUEUE_VISIBILITY_SECONDS = tostring(aws_sqs_queue.main.visibility_timeout_seconds)
+    # A sweep by hand counts where the deployed functions do (the alarms' namespace and dimension).
+    OUTBOX_METRICS_NAMESPACE = var.metrics_namespace
+    OUTBOX_SERVICE           = local.metrics_service
   }
+}
+
+output "caller_policy_document" {
+  description = "IAM policy (JSON) for your own service writing with the outbox library (Outbox.message, transact_write, get) on this table: the record and outbox entry puts of its transaction, the record and bucket-count reads, the id secret, the keys. Attach it to your service's role beside its grants on its own items; docs/security.md explains each statement."
+  value       = data.aws_iam_policy_document.caller.json
 }
 
 output "table_policy_documents" {

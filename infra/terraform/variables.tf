@@ -102,13 +102,13 @@ variable "range_key" {
 }
 
 variable "consumer_handler" {
-  description = "Handler of the consumer function. null (the default) runs the outbox's consumer, which delivers through `delivery`: worker.consumer.handler from lambda_package, or outbox.lambda_consumer.handler from a consumer_package built by `outbox package` (which needs `delivery`). Set it to your own make_handler module's handler to run that instead."
+  description = "Handler of the consumer function. \"auto\" (the default) runs the outbox's consumer, which delivers through `delivery`: worker.consumer.handler from lambda_package, or outbox.lambda_consumer.handler from a consumer_package built by `outbox package` (which needs `delivery`). Set it to your own make_handler module's handler to run that instead."
   type        = string
-  default     = null
+  default     = "auto"
 
   validation {
-    condition     = var.consumer_handler == null || can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", var.consumer_handler))
-    error_message = "consumer_handler must be a dotted Python path: module.function."
+    condition     = var.consumer_handler == "auto" || can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", var.consumer_handler))
+    error_message = "consumer_handler must be \"auto\" or a dotted Python path: module.function."
   }
 }
 
@@ -404,6 +404,29 @@ variable "api_throttling_burst_limit" {
   description = "Burst of requests the API stage accepts."
   type        = number
   default     = 200
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the functions' own metrics (EMF: OUTBOX_METRICS_NAMESPACE); the alarms on them follow it. Two deployments in one account keep their metrics apart with their own namespace or metrics_service."
+  type        = string
+  default     = "Outbox"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/#:-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be 1 to 255 letters, digits or . - _ / # : and must not start with AWS/ (CloudWatch keeps that for AWS's own)."
+  }
+}
+
+variable "metrics_service" {
+  description = "Value of the metrics' Service dimension (OUTBOX_SERVICE), which the alarms filter on; null: the module's name."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.metrics_service == null || can(regex("^[^\\x00-\\x1f]{1,255}$", var.metrics_service))
+    error_message = "metrics_service must be 1 to 255 printable characters."
+  }
 }
 
 variable "alarm_topic_arn" {

@@ -1,8 +1,11 @@
-"""SqsVisibility: ChangeMessageVisibility on a received copy, so a retry comes back soon, not after the timeout."""
+"""SqsVisibility: ChangeMessageVisibility on a received copy, so a retry comes back soon, not after the timeout.
+
+And DeleteMessageBatch of copies a consumer has finished before its invocation ends.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve
@@ -13,6 +16,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 log = get_logger("outbox.visibility")
+
+MAX_DELETE_ENTRIES = 10  # DeleteMessageBatch's limit
 
 
 class SqsVisibility:
@@ -38,6 +43,25 @@ class SqsVisibility:
             self.client.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=timeout)
         except AWS_ERRORS as exc:
             log.warning("visibility_not_changed", error=type(exc).__name__)
+
+    def acknowledge(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """DeleteMessageBatch of these copies, 10 a request per queue; best effort: the mapping deletes them later."""
+        by_queue: dict[str, list[str]] = {}
+        for record in records:
+            arn, handle = record.get("eventSourceARN"), record.get("receiptHandle")
+            if isinstance(arn, str) and isinstance(handle, str):
+                by_queue.setdefault(arn, []).append(handle)
+        for arn, handles in by_queue.items():
+            for start in range(0, len(handles), MAX_DELETE_ENTRIES):
+                chunk = handles[start : start + MAX_DELETE_ENTRIES]
+                entries: list[Any] = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(chunk)]
+                try:
+                    failed = self.client.delete_message_batch(QueueUrl=self._url(arn), Entries=entries).get("Failed")
+                except AWS_ERRORS as exc:
+                    log.warning("copies_not_acknowledged", error=type(exc).__name__, copies=len(chunk))
+                    continue
+                if failed:
+                    log.info("copies_not_acknowledged", error=failed[0].get("Code", ""), copies=len(failed))
 
     def _url(self, arn: str) -> str:
         url = self._urls.get(arn)

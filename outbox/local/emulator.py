@@ -29,6 +29,14 @@ What moto 5.2.5 does not do correctly is fixed here, and only here:
    (and a receive asking for it gets it back), but its SendMessageBatch drops every entry's:
    ``install_batch_system_attributes`` hands each entry's ``MessageSystemAttributes`` to moto's own
    ``send_message``, as its SendMessage does.
+6. **Where a dead letter came from.** SQS marks a copy its redrive moves to a dead-letter queue
+   with the source queue's ARN (the system attribute ``DeadLetterQueueSourceArn``, which no sender
+   can set); moto moves the copy and marks nothing. ``install_dead_letter_source_arn`` notes the
+   source at the move and returns it on receive, so the dead-letter function can tell a moved copy
+   from one sent to the queue by hand.
+7. **RedriveAllowPolicy.** moto keeps a queue's ``RedriveAllowPolicy`` but never returns it in
+   GetQueueAttributes; ``install_redrive_allow_policy`` returns it, so a Terraform apply (which
+   waits for the attributes it set to read back) can create a dead-letter queue that has one.
 
 The rest makes moto cheaper per request without deciding anything moto decides: every request is
 still parsed, validated, evaluated and answered by moto's own code, on moto's own data.
@@ -583,6 +591,98 @@ def uninstall_fifo_dedup_window() -> None:
     _restore(Queue, "add_message")
 
 
+DEAD_LETTER_SOURCE = "DeadLetterQueueSourceArn"  # the system attribute SQS puts on a copy its redrive moved
+REDRIVE_ALLOW_POLICY = "RedriveAllowPolicy"  # a dead-letter queue's list of the queues that may name it
+
+
+def install_dead_letter_source_arn() -> None:
+    """Mark each copy moto's redrive moves with ``DeadLetterQueueSourceArn``, as SQS does (idempotent).
+
+    SQS records on a copy it moves to a dead-letter queue the ARN of the queue it came from, and
+    ReceiveMessage returns it (``All`` or the name asked for), so Lambda's SQS event carries it in
+    ``attributes``. A sender cannot set it (SendMessage takes ``AWSTraceHeader`` as its only system
+    attribute). moto moves the copy (during a receive of the source queue) but records nothing: the
+    move here notes the source on the copy, and the receive returns it. Nothing else changes.
+    """
+    from moto.sqs.models import SQSBackend
+    from moto.sqs.responses import SQSResponse
+
+    if _patched(SQSBackend, "receive_message"):
+        return
+    receive = SQSBackend.receive_message
+    respond = SQSResponse.receive_message
+
+    def receive_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        dlq = queue.dead_letter_queue
+        before = {id(message) for message in tuple(queue._messages)} if dlq is not None else set()
+        received = receive(self, queue_name, *args, **kwargs)
+        if dlq is not None:
+            for message in tuple(dlq._messages):
+                if id(message) in before:  # moved by this receive (a copy is one object throughout)
+                    message.__dict__["_outbox_dead_letter_source"] = queue.queue_arn
+        return received
+
+    def receive_response(self: Any) -> Any:
+        result = respond(self)
+        names = set(self._get_param("AttributeNames", [])) | set(self._get_param("MessageSystemAttributeNames", []))
+        if not names & {"All", DEAD_LETTER_SOURCE}:
+            return result
+        queue = self.sqs_backend.get_queue(self._get_queue_name())
+        sources = {m.id: m.__dict__.get("_outbox_dead_letter_source") for m in tuple(queue._messages)}
+        answer = cast("dict[str, Any]", result.result)  # {"Messages": [...]}, or {} when none
+        for message in answer.get("Messages", []):
+            source = sources.get(message["MessageId"])
+            if source is not None:
+                message.setdefault("Attributes", {})[DEAD_LETTER_SOURCE] = source
+        return result
+
+    _patch(SQSBackend, receive_message=receive_message)
+    _patch(SQSResponse, receive_message=receive_response)
+
+
+def uninstall_dead_letter_source_arn() -> None:
+    """Restore moto's own receive (for differential tests)."""
+    from moto.sqs.models import SQSBackend
+    from moto.sqs.responses import SQSResponse
+
+    _restore(SQSBackend, "receive_message")
+    _restore(SQSResponse, "receive_message")
+
+
+def install_redrive_allow_policy() -> None:
+    """Answer a queue's ``RedriveAllowPolicy`` in GetQueueAttributes, as SQS does (idempotent).
+
+    moto keeps the attribute a CreateQueue or SetQueueAttributes gives it, but never returns it:
+    ``All`` leaves it out and asking for it by name is ``InvalidAttributeName``. The Terraform
+    provider waits for the attributes it set to read back equal, so a queue with one never finishes
+    creating. Here the read returns it (as set), and everything else as moto answers.
+    """
+    from moto.sqs.models import SQSBackend
+
+    if _patched(SQSBackend, "get_queue_attributes"):
+        return
+    read = SQSBackend.get_queue_attributes
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        others = [name for name in attribute_names if name != REDRIVE_ALLOW_POLICY]
+        # A copy: moto answers "All" with the queue's own mapping (read-only under the lazy attributes).
+        attributes: dict[str, Any] = dict(read(self, queue_name, others)) if others else {}
+        policy = getattr(self.get_queue(queue_name), "redrive_allow_policy", None)
+        if policy and {"All", REDRIVE_ALLOW_POLICY} & set(attribute_names):
+            attributes[REDRIVE_ALLOW_POLICY] = policy
+        return attributes
+
+    _patch(SQSBackend, get_queue_attributes=get_queue_attributes)
+
+
+def uninstall_redrive_allow_policy() -> None:
+    """Restore moto's own GetQueueAttributes (for differential tests)."""
+    from moto.sqs.models import SQSBackend
+
+    _restore(SQSBackend, "get_queue_attributes")
+
+
 _batch_entries = threading.local()  # per request thread: the system attributes of a batch's entries, in order
 
 
@@ -633,6 +733,8 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_lazy_queue_attributes, uninstall_lazy_queue_attributes),
     (install_fifo_groups_in_flight, uninstall_fifo_groups_in_flight),
     (install_fifo_dedup_window, uninstall_fifo_dedup_window),
+    (install_dead_letter_source_arn, uninstall_dead_letter_source_arn),
+    (install_redrive_allow_policy, uninstall_redrive_allow_policy),
     (install_batch_system_attributes, uninstall_batch_system_attributes),
 )
 

@@ -4,7 +4,8 @@ Messages the handler lists in ``batchItemFailures`` stay on the queue, as invisi
 handler left them (the consumer sets each one's delay itself: a backoff, or until a lease runs
 out), exactly as on Lambda; the rest are deleted. On a function error every message stays, and,
 unlike Lambda, which waits out the visibility timeout, is made visible again after
-``retry_delay_s``, so a local run does not stall.
+``retry_delay_s``, so a local run does not stall. An invocation that outlives its deadline
+(``function_timeout_s``) is a function error, whatever it returned: Lambda would have stopped it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -37,6 +38,7 @@ class SqsRunner:
         retry_delay_s: int = 1,
         function_timeout_s: float = 30.0,
         function_name: str = "outbox-consumer",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -46,6 +48,7 @@ class SqsRunner:
         self.retry_delay_s = retry_delay_s
         self.function_timeout_s = function_timeout_s
         self.function_name = function_name
+        self.clock = clock
         self.stats: Counter[str] = Counter()
         self._lock = threading.Lock()
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
@@ -74,15 +77,21 @@ class SqsRunner:
         if not messages:
             return 0
         records = [to_sqs_record(m, self.queue_arn) for m in messages]
-        context = LocalContext(self.function_name, time.monotonic() + self.function_timeout_s)
-        function_error = False
+        started = self.clock()
+        context = LocalContext(self.function_name, started + self.function_timeout_s, self.clock)
+        error: str | None = None
         try:
             response = self.invoke({"Records": records}, context)
-            failed = _failed_ids(response, {r["messageId"] for r in records})
         except Exception as exc:  # noqa: BLE001 - a function error: every message is retried
-            log.warning("sqs_function_error", error=type(exc).__name__, records=len(records))
+            error = type(exc).__name__
+        if error is None and self.clock() - started > self.function_timeout_s:
+            error = "Task timed out"
+        function_error = error is not None
+        if function_error:
+            log.warning("sqs_function_error", error=error, records=len(records))
             failed = {r["messageId"] for r in records}
-            function_error = True
+        else:
+            failed = _failed_ids(response, {r["messageId"] for r in records})
         done = [r for r in records if r["messageId"] not in failed]
         retry = [r for r in records if r["messageId"] in failed]
         crashed = retry if function_error else []  # a reported failure keeps the delay the handler chose
@@ -103,6 +112,7 @@ class SqsRunner:
             self.stats["received"] += len(records)
             self.stats["deleted"] += len(done)
             self.stats["retried"] += len(retry)
+            self.stats["function_errors"] += function_error
         return len(records)
 
 

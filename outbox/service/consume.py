@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import hashlib
 import math
 import re
@@ -69,15 +70,29 @@ class Outcome(enum.StrEnum):
     RETRIED = "retried"  # back to the queue, after a growing visibility delay
 
 
+class RetryCause(enum.StrEnum):
+    """Why a copy went back to the queue (the stats count ``retried_<cause>`` beside ``retried``)."""
+
+    BUSY = "busy"  # another receive holds the message's lease
+    GROUP_STOPPED = "group_stopped"  # FIFO: an earlier copy of its group in the batch went back
+    STORE_FAULT = "store_fault"  # its lease or end could not be written (faults outlasted the tries)
+    NOT_READY = "not_ready"  # its record is not in a state a copy can start (yet)
+    DELIVERY_FAILED = "delivery_failed"  # the delivery function raised; tried again later
+    REJECTED = "rejected"  # the body is no envelope
+    DEADLINE = "deadline"  # not started: the invocation's time was running out
+
+
 @dataclass(frozen=True)
 class ConsumerPolicy:
-    """How hard the consumer tries before a message ends FAILED.
+    """How hard the consumer tries before a message ends FAILED, and how it keeps copies few.
 
     ``max_receive_count`` is the queue's redrive ``maxReceiveCount``: on that receive a failure
     that would be retried ends FAILED instead, so no copy reaches the dead-letter queue while its
     record is QUEUED or PROCESSING. Retries come back after ``backoff_base_s`` doubled per
     receive, at most ``backoff_max_s``; a copy whose message another receive holds comes back
-    once that lease has run out (at least ``busy_delay_s``).
+    once that lease has run out (at least ``busy_delay_s``). ``acknowledge_after`` and
+    ``deadline_reserve_s`` keep a dying invocation from giving back copies it had finished or
+    would not have started (docs/design.md, "A consumer invocation that dies").
     """
 
     max_attempts: int = 5
@@ -90,6 +105,13 @@ class ConsumerPolicy:
     lease_margin_s: int = 5
     status_write_tries: int = 3
     status_write_pause_s: float = 0.02
+    # Finished copies are deleted early, this many a request, while the batch has more to process
+    # (0: only the mapping deletes them, once the invocation returned). 2: as few copies come back
+    # as with 1 in the chaos run, for half the requests (bench/RESULTS.md).
+    acknowledge_after: int = 2
+    # A copy is started only while the invocation has this long left beyond its slowest copy so
+    # far; the rest go back at once instead of dying with the batch when Lambda stops it.
+    deadline_reserve_s: float = 2.0
 
     def backoff_s(self, receives: int) -> int:
         """The visibility delay before the next receive of a copy received ``receives`` times."""
@@ -131,36 +153,68 @@ class Consumer:
         self.policy = policy or ConsumerPolicy()
         self.visibility = visibility
         self.sleep = sleep
-        self.stats: Counter[str] = Counter()  # outcomes since start, across invocations
+        self.stats: Counter[str] = Counter()  # outcomes (and retry causes) since start, across invocations
         self._stats_lock = threading.Lock()
+        self._invocation = threading.local()  # this thread's invocation: why its copies went back
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> BatchResponse:
-        """Process every SQS record; list the messageIds to redeliver."""
+        """Process every SQS record; list the messageIds to redeliver.
+
+        Copies it has finished are deleted early (``ConsumerPolicy.acknowledge_after``) while
+        others of the batch remain, so that an invocation dying later does not bring them back.
+        """
         failures: list[dict[str, str]] = []
         counts = dict.fromkeys(Outcome, 0)
+        causes: Counter[str] = Counter()
+        self._invocation.causes = causes
         stopped_groups: set[str] = set()
         lease_until = self._lease_until(context)
         records = event.get("Records") if isinstance(event, Mapping) else None
-        for record in records if isinstance(records, list) else []:
+        records = records if isinstance(records, list) else []
+        finished: list[Mapping[str, Any]] = []  # copies done with, not yet acknowledged early
+        clock = _Deadline(context, self.policy.deadline_reserve_s)
+        for index, record in enumerate(records):
             copy = sqs_copy(record)
             if copy is None:
                 log.error("sqs_record_malformed", reason="no messageId")
                 continue
             with _traced(copy.trace):
                 if copy.group is not None and copy.group in stopped_groups:
-                    outcome = self._retry(copy)  # FIFO: nothing after a failure in its group, not even tried
+                    outcome = self._retry(copy, RetryCause.GROUP_STOPPED)  # FIFO: nothing after a failure in its group
+                elif clock.running_out():
+                    outcome = self._retry(copy, RetryCause.DEADLINE, delay_s=0)  # back now, not with a dead batch
                 else:
-                    outcome = self._process(copy, lease_until)
-                    if outcome is Outcome.RETRIED and copy.group is not None:
-                        stopped_groups.add(copy.group)
+                    outcome = clock.timed(functools.partial(self._process, copy, lease_until))
+                if outcome is Outcome.RETRIED and copy.group is not None:
+                    stopped_groups.add(copy.group)
             counts[outcome] += 1
             if outcome is Outcome.RETRIED:
                 failures.append({"itemIdentifier": copy.sqs_id})
+            else:
+                finished.append(record)
+            if self._acknowledge_now(finished, more=index < len(records) - 1):
+                finished = []
         with self._stats_lock:
             self.stats.update({outcome.value: n for outcome, n in counts.items()})
+            self.stats.update({f"{Outcome.RETRIED.value}_{cause}": n for cause, n in causes.items()})
         emit_metrics({"MessagesCompleted": counts[Outcome.COMPLETED], MESSAGES_FAILED: counts[Outcome.FAILED]})
         log.info("batch_consumed", **{outcome.value: n for outcome, n in counts.items()})
         return {"batchItemFailures": failures}
+
+    def _acknowledge_now(self, finished: list[Mapping[str, Any]], *, more: bool) -> bool:
+        """Delete the finished copies now if enough wait and the batch has more to process; whether it did.
+
+        A Lambda invocation that dies (a timeout, out of memory) gives its whole batch back, the
+        copies it had finished included: each would be received again, and its lease written
+        again. The last copies need no early delete: the mapping deletes them as the invocation returns.
+        """
+        every = self.policy.acknowledge_after
+        if self.visibility is None or every < 1 or len(finished) < every or not more:
+            return False
+        self.visibility.acknowledge(finished)
+        with self._stats_lock:
+            self.stats["acknowledged_early"] += len(finished)
+        return True
 
     def _lease_until(self, context: Any) -> datetime:
         """A lease lasts as long as this invocation can: its remaining time, and a margin."""
@@ -183,7 +237,7 @@ class Consumer:
             # A try whose answer was lost may have taken the lease: give it back, so that the next
             # receive need not wait for it to run out (if it was not taken, this changes nothing).
             self._release(message_id, lease)
-            return self._retry(copy)
+            return self._retry(copy, RetryCause.STORE_FAULT)
         if started.record is None:  # the MessageStore contract: a lease write returns its record
             raise TypeError(f"{type(self.store).__name__}.transition returned no record with the lease")
         envelope = started.record.envelope()  # what the record holds, whatever the copy said
@@ -219,7 +273,7 @@ class Consumer:
                 reason = f"delivery failed on the last allowed receive ({copy.receives}): {detail}"
                 return self._fail(message_id, lease, reason)
             self._release(message_id, lease)
-            return self._retry(copy)
+            return self._retry(copy, RetryCause.DELIVERY_FAILED)
         return self._complete(copy, message_id, lease)
 
     def _tried(self, write: Callable[[], TransitionResult]) -> TransitionResult:
@@ -251,7 +305,7 @@ class Consumer:
         except OutboxError as exc:
             log.warning("complete_failed", message_id=message_id, error=exc.code)
             self._release(message_id, lease)
-            return self._retry(copy)
+            return self._retry(copy, RetryCause.STORE_FAULT)
         return Outcome.COMPLETED
 
     def _reject(self, copy: SqsCopy, exc: MalformedEntryError) -> Outcome:
@@ -263,7 +317,7 @@ class Consumer:
             log.error("message_rejected", reason=exc.detail)
         else:
             log.error("message_rejected", message_id=exc.message_id, reason=exc.detail)
-        return self._retry(copy)
+        return self._retry(copy, RetryCause.REJECTED)
 
     def _not_startable(
         self, copy: SqsCopy, message_id: str, current: Status | None, lease_until: str | None = None
@@ -282,16 +336,16 @@ class Consumer:
                 log.info("message_held_by_another", message_id=message_id)
                 return Outcome.DUPLICATE
             log.info("message_busy", message_id=message_id)  # another receive holds the lease
-            return self._retry(copy, delay_s=self._until_lease_ends(lease_until))
+            return self._retry(copy, RetryCause.BUSY, delay_s=self._until_lease_ends(lease_until))
         if current is Status.FAILED and copy.receives < self.policy.redrive_grace_receives:
             # A re-drive sends before it flips FAILED -> QUEUED: this copy may be ahead of the flip.
             log.info("message_not_ready", message_id=message_id, status=current.value)
-            return self._retry(copy)
+            return self._retry(copy, RetryCause.NOT_READY)
         if current is None or current in ENDED:
             log.warning("message_dropped", message_id=message_id, status=current.value if current else "missing")
             return Outcome.DUPLICATE
         log.warning("message_not_startable", message_id=message_id, status=current.value)
-        return self._retry(copy)
+        return self._retry(copy, RetryCause.NOT_READY)
 
     def _fail(self, message_id: str, lease: Lease, reason: str) -> Outcome:
         reason = safe_reason(reason)  # capped and clean, whatever was put before the detail
@@ -304,6 +358,7 @@ class Consumer:
         except InvalidTransitionError:
             return Outcome.DUPLICATE
         except OutboxError:
+            self._count(RetryCause.STORE_FAULT)  # back at the queue's own visibility timeout
             return Outcome.RETRIED
         log.warning("message_failed", message_id=message_id)
         return Outcome.FAILED
@@ -323,11 +378,47 @@ class Consumer:
         """
         return until_lease_ends(lease_until, at_least=self.policy.busy_delay_s)
 
-    def _retry(self, copy: SqsCopy, *, delay_s: int | None = None) -> Outcome:
-        """Send the copy back, to be received again after a short, growing delay."""
+    def _count(self, cause: RetryCause) -> None:
+        """Count why a copy of this thread's invocation goes back."""
+        causes: Counter[str] | None = getattr(self._invocation, "causes", None)
+        if causes is not None:
+            causes[cause] += 1
+
+    def _retry(self, copy: SqsCopy, cause: RetryCause, *, delay_s: int | None = None) -> Outcome:
+        """Send the copy back, to be received again after a short, growing delay; ``cause`` is counted."""
+        self._count(cause)
         if self.visibility is not None:
             self.visibility.delay(copy.record, self.policy.backoff_s(copy.receives) if delay_s is None else delay_s)
         return Outcome.RETRIED
+
+
+class _Deadline:
+    """An invocation's time left (Lambda's context), and the longest one copy has taken in it."""
+
+    def __init__(self, context: Any, reserve_s: float) -> None:
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        self._remaining: Callable[[], int] | None = remaining if callable(remaining) else None
+        self._reserve_ms = reserve_s * 1000
+        self._slowest_ms: int | None = None  # none timed yet
+
+    def running_out(self) -> bool:
+        """Whether another copy, as slow as the slowest so far, might not end before Lambda stops the invocation.
+
+        Never before the first copy: it has the invocation's whole time, and its duration is the measure.
+        """
+        if self._remaining is None or self._slowest_ms is None:
+            return False
+        return self._remaining() < self._reserve_ms + self._slowest_ms
+
+    def timed(self, process: Callable[[], Outcome]) -> Outcome:
+        """``process()``, its duration noted."""
+        if self._remaining is None:
+            return process()
+        before = self._remaining()
+        try:
+            return process()
+        finally:
+            self._slowest_ms = max(self._slowest_ms or 0, before - self._remaining())
 
 
 def tried(

@@ -8,6 +8,15 @@ case, fed by the dead-letter queue's own event source mapping, makes invariant 7
 the consumer's last receive did: each copy's record ends FAILED with the reason, counted by
 ``MessagesFailed`` (alarmed) and re-driven by ``outbox replay --status FAILED``.
 
+Only a copy SQS's own redrive moved here from the main queue can end a record (invariant 11): SQS
+marks such a copy with the source queue's ARN (the system attribute ``DeadLetterQueueSourceArn``,
+in the Lambda event's ``attributes``), which no sender can set (SendMessage takes ``AWSTraceHeader``
+as its only system attribute). A copy without it, or moved from another queue, was put here some
+other way: a genuine body read from the main queue and sent here by hand would otherwise fail a
+record whose real copy is still on its way. Such a copy is dropped and changes nothing. (The
+module's queue policy also refuses every sender of the dead-letter queue, and its
+``RedriveAllowPolicy`` names the main queue alone: this check holds whatever those say.)
+
 It moves a record only along the lifecycle's edges: it takes the lease (PENDING, QUEUED or a
 PROCESSING whose lease ran out, to PROCESSING) and, as the lease's holder, ends it FAILED. It
 leaves alone a record that has ended, one that a live lease holds (the copy comes back when the
@@ -26,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from outbox.domain.envelope import message_id_of
 from outbox.domain.errors import InvalidTransitionError, MalformedEntryError, NotFoundError, OutboxError
@@ -50,6 +60,8 @@ BY = "dead-letter"
 REASON = "its copy reached the dead-letter queue: no receive ended it (a crash, a timeout, or status writes failing)"
 LEASE_S = 60  # two conditional writes, one after the other
 RETRY_DELAY_S = 30  # a passing fault: the copy comes back soon (the dead-letter queue has no redrive)
+# What SQS records on a copy its redrive moved: the ARN of the queue it came from.
+SOURCE_ATTRIBUTE = "DeadLetterQueueSourceArn"
 
 
 class Settled(enum.StrEnum):
@@ -58,7 +70,7 @@ class Settled(enum.StrEnum):
     FAILED = "failed"  # its record ended FAILED here
     ENDED = "ended"  # its record had ended already (or is gone): nothing to do
     STALE = "stale"  # the copy is older than a re-drive of its record: the re-drive's copy decides
-    FORGED = "forged"  # a body that names no message: dropped, nothing changed
+    FORGED = "forged"  # not moved here from the main queue, or a body that names no message: dropped
     RETRIED = "retried"  # back to the dead-letter queue: a live lease or a passing fault
 
 
@@ -70,12 +82,15 @@ class DeadLetters:
         store: MessageStore,
         *,
         visibility: Visibility | None = None,
+        main_queue_url: str | None = None,
         lease_s: int = LEASE_S,
         write_tries: int = 3,
         write_pause_s: float = 0.02,
     ) -> None:
         self.store = store
         self.visibility = visibility
+        # The queue whose copies may end records here; without it, any copy SQS moved (none sent by hand).
+        self.main_queue_url = main_queue_url
         self.lease_s = lease_s  # how long its lease holds: its two writes, and their tries
         self.write_tries = write_tries  # each status write, while it fails with a passing fault
         self.write_pause_s = write_pause_s
@@ -101,7 +116,9 @@ class DeadLetters:
         return {"batchItemFailures": failures}
 
     def settle(self, copy: SqsCopy) -> Settled:
-        """End one copy's record FAILED, unless it has ended, is held, or the copy is older than a re-send."""
+        """End one copy's record FAILED, unless SQS did not move it here or its record ended, is held or was re-sent."""
+        if not self._moved_from_the_main_queue(copy):
+            return Settled.FORGED
         try:
             message_id = message_id_of(copy.record.get("body"))
         except MalformedEntryError as exc:
@@ -121,6 +138,18 @@ class DeadLetters:
             log.info("dead_letter_stale", message_id=message_id)
             return Settled.STALE
         return self._fail(copy, message_id)
+
+    def _moved_from_the_main_queue(self, copy: SqsCopy) -> bool:
+        """Whether SQS's redrive moved this copy here, from the main queue (what the copy's system attribute says)."""
+        attributes = copy.record.get("attributes")
+        source = attributes.get(SOURCE_ATTRIBUTE) if isinstance(attributes, Mapping) else None
+        if not isinstance(source, str) or not source:
+            log.error("dead_letter_not_moved", sqs_message_id=copy.sqs_id, reason="sent to the queue, not moved by SQS")
+            return False
+        if self.main_queue_url is not None and not same_queue(source, self.main_queue_url):
+            log.error("dead_letter_not_moved", sqs_message_id=copy.sqs_id, reason="moved from another queue")
+            return False
+        return True
 
     def _fail(self, copy: SqsCopy, message_id: str) -> Settled:
         """Take the lease, then end the record FAILED as its holder: two conditional writes."""
@@ -165,6 +194,19 @@ class DeadLetters:
         if self.visibility is not None:
             self.visibility.delay(copy.record, delay_s)
         return Settled.RETRIED
+
+
+def same_queue(arn: str, url: str) -> bool:
+    """Whether a queue ARN and a queue URL name one queue: the same account and name.
+
+    A URL's path is ``/<account>/<name>`` (on AWS and on the emulator alike); a redrive never
+    crosses a region, so the account and the name decide.
+    """
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs":
+        return False
+    path = urlsplit(url).path.strip("/").split("/")
+    return len(path) == 2 and path == [parts[4], parts[5]]
 
 
 def _older_than_a_redrive(record: MessageRecord, copy: SqsCopy) -> bool:

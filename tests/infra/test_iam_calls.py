@@ -8,6 +8,7 @@ key values of the items it touches, for ``dynamodb:LeadingKeys``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,11 +27,14 @@ import worker.sweeper
 from outbox import Outbox
 from outbox.adapters import aws
 from outbox.adapters.models import RECORD_INDEX
+from outbox.adapters.sweep import META_PK
+from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT
 from outbox.domain.record import utc_now
 from outbox.local.events import to_sqs_record
+from outbox.settings import Settings
 from tests.events import http_event
 from tests.infra.terraform import MODULE, load
-from tests.integration.conftest import build_stack, sqs_event
+from tests.integration.conftest import build_stack, dead_letter_sources, sqs_event
 
 # Batch and transaction operations are authorised by the actions of what they contain.
 _BATCHES = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage"}
@@ -74,6 +78,8 @@ class CallRecorder:
         return session
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        if params.get("TableName") == "probe":  # Outbox's check of the client it is given: sends nothing
+            return
         prefix = model.service_model.signing_name
         calls: set[Call]
         if model.name == "TransactWriteItems":
@@ -119,8 +125,10 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallRecorder]:
 
 
 def statements(role: str) -> list[dict[str, Any]]:
-    """The statements of a role's policy document, as parsed."""
-    found: list[dict[str, Any]] = load(MODULE).function_policy(role)["statement"]
+    """The statements of a role's policy document (``caller``: the library user's policy), as parsed."""
+    module = load(MODULE)
+    document = module.data["aws_iam_policy_document"]["caller"] if role == "caller" else module.function_policy(role)
+    found: list[dict[str, Any]] = document["statement"]
     return found
 
 
@@ -140,11 +148,20 @@ def _condition_holds(condition: dict[str, Any], call: Call) -> bool:
     assert condition["variable"] == "dynamodb:LeadingKeys", f"teach this test the condition {condition}"
     if call.leading_keys is None:
         return False
-    patterns = condition["values"]
+    patterns = [_leading_key(value) for value in condition["values"]]
     if condition["test"] == "ForAllValues:StringEquals":
         return all(key in patterns for key in call.leading_keys)
     assert condition["test"] == "ForAllValues:StringLike", f"teach this test the operator {condition['test']}"
     return all(any(fnmatchcase(key, pattern) for pattern in patterns) for key in call.leading_keys)
+
+
+def _leading_key(expression: str) -> str:
+    """A LeadingKeys value: a literal, or one of iam.tf's ``local.leading_keys``."""
+    match = re.fullmatch(r"\$\{local\.leading_keys\.(\w+)\}", expression)
+    if match is None:
+        return expression
+    value: str = load(MODULE).locals["leading_keys"][match.group(1)]
+    return value
 
 
 def allows(role: str, call: Call) -> bool:
@@ -171,7 +188,7 @@ class _Context:
 
 def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
     """API, worker, consumer, sweeper and dead-letter run from their Lambda entry points; each call is allowed."""
-    with mock_aws():
+    with mock_aws(), dead_letter_sources():
         stack = build_stack()
         monkeypatch.setenv("OUTBOX_TABLE_NAME", stack.resources.table_name)
         monkeypatch.setenv("OUTBOX_QUEUE_URL", stack.resources.queue_url)
@@ -181,6 +198,10 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         recorder.id_secret_arn = secrets.create_secret(Name="outbox-id-secret-x", SecretString="v" * 64)["ARN"]
         monkeypatch.setenv("OUTBOX_ID_SECRET_ARN", recorder.id_secret_arn)
 
+        # A table that keeps no bucket count yet: the API's first accept stores it.
+        stack.dynamodb.delete_item(
+            TableName=stack.resources.table_name, Key={"pk": {"S": META_PK}, "sk": {"S": "CONFIG"}}
+        )
         recorder.current = "api"
         accepted = worker.api.handler(http_event("POST", "/messages", body=BODY, headers=HEADERS), None)
         assert accepted["statusCode"] == 202
@@ -235,11 +256,13 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         recorder.current = "harness"
         assert stack.store.get(stuck_id).status.value == "QUEUED"
 
-        # Its copy reaches the dead-letter queue (as SQS moves it after maxReceiveCount receives).
-        (copy,) = [m for m in stack.receive_all() if stuck_id in m["Body"]]  # not the unreadable one coming back
-        stack.sqs.send_message(QueueUrl=stack.resources.dlq_url, MessageBody=copy["Body"])
+        # Its copy reaches the dead-letter queue: SQS moves it after maxReceiveCount receives.
+        for _ in range(DLQ_MAX_RECEIVE_COUNT):
+            assert stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, VisibilityTimeout=0).get("Messages")
+        assert not stack.sqs.receive_message(QueueUrl=stack.resources.queue_url).get("Messages")
         dlq_arn = stack.sqs.get_queue_attributes(QueueUrl=stack.resources.dlq_url, AttributeNames=["QueueArn"])
         dead = [to_sqs_record(m, dlq_arn["Attributes"]["QueueArn"]) for m in stack.receive_all(stack.resources.dlq_url)]
+        assert [record["body"] for record in dead if stuck_id in record["body"]]  # not only the unreadable one
         recorder.current = "dead-letter"
         assert worker.dead_letter.handler({"Records": dead}, None) == {"batchItemFailures": []}
         recorder.current = "harness"
@@ -270,6 +293,7 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
         "dynamodb:UpdateItem",
         "sqs:GetQueueUrl",
         "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",  # copies it finished, deleted early while its batch had more (DeleteMessageBatch)
     }
     assert recorder.actions["sweeper"] == {
         "dynamodb:GetItem",  # the bucket count
@@ -280,6 +304,66 @@ def test_each_role_allows_the_calls_its_handler_makes(recorder: CallRecorder, mo
     }
     assert Call("dynamodb:Query", f"index:{RECORD_INDEX}") in recorder.calls["sweeper"]
     assert recorder.actions["dead-letter"] == {"dynamodb:GetItem", "dynamodb:UpdateItem"}  # read, lease, FAILED
+
+
+def test_the_callers_policy_allows_what_the_library_calls(recorder: CallRecorder) -> None:
+    """A service of the user's writing with Outbox (id secret, first message on a fresh table, get): all allowed."""
+    with mock_aws():
+        stack = build_stack()
+        table = stack.resources.table_name
+        stack.dynamodb.delete_item(TableName=table, Key={"pk": {"S": META_PK}, "sk": {"S": "CONFIG"}})
+        secrets = botocore.session.get_session().create_client("secretsmanager", region_name="us-east-1")
+        recorder.id_secret_arn = secrets.create_secret(Name="outbox-id-secret-y", SecretString="v" * 64)["ARN"]
+        settings = Settings(table_name=table, region="us-east-1", buckets=4, id_secret_arn=recorder.id_secret_arn)
+        recorder.current = "caller"
+        client = recorder.session("us-east-1").create_client("dynamodb")
+        library = Outbox.from_settings(settings, client=client)
+        own = {"Put": {"TableName": table, "Item": {"pk": {"S": "ORDER#1"}, "sk": {"S": "ORDER"}}}}
+        message = library.message({"order": 1}, type="OrderPlaced", idempotency_key="order-1")
+        library.transact_write([own], message)
+        assert library.get(message.message_id).status.value == "PENDING"
+        stack.relay.close()
+
+    calls = recorder.calls["caller"] - {Call("dynamodb:PutItem", "table", ("ORDER#1",))}  # the service's own grant
+    refused = sorted(str(call) for call in calls if not allows("caller", call))
+    assert not refused, f"the library makes calls caller_policy_document does not allow: {refused}"
+    assert {call.action for call in calls} >= {
+        "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "secretsmanager:GetSecretValue",
+    }
+    assert not allows("caller", Call("dynamodb:PutItem", "table", ("ORDER#1",)))  # the service's items: its own grant
+
+
+def test_every_item_grant_holds_to_the_outboxs_keys_and_every_key_grant_to_its_services() -> None:
+    """Issue #25: on the caller's own table no role may touch an item outside MSG#, OUTBOX# and OUTBOX-META.
+
+    Every DynamoDB item-level action a role (or the caller's policy) is granted carries a
+    dynamodb:LeadingKeys condition; every KMS grant a kms:ViaService one; the consumer, which runs
+    the user's delivery code, holds nothing it does not call (no GetItem).
+    """
+    item_actions = {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:ConditionCheckItem",
+    }
+    for role in ("api", "worker", "consumer", "sweeper", "dead-letter", "caller"):
+        for statement in statements(role):
+            conditions = {c["variable"]: c for c in statement.get("condition", [])}
+            if set(statement["actions"]) & item_actions:
+                leading = conditions.get("dynamodb:LeadingKeys")
+                assert leading is not None, (role, statement["sid"])
+                assert leading["test"].startswith("ForAllValues:"), (role, statement["sid"])
+                keys = {_leading_key(value) for value in leading["values"]}
+                assert keys <= {"MSG#*", "OUTBOX#*", "OUTBOX-META"}, (role, statement["sid"], keys)
+            if any(action.startswith("kms:") for action in statement["actions"]):
+                assert conditions["kms:ViaService"]["test"] == "StringEquals", (role, statement["sid"])
+    assert not any("dynamodb:GetItem" in statement["actions"] for statement in statements("consumer"))
 
 
 def test_the_checker_refuses_what_iam_would() -> None:
@@ -300,6 +384,13 @@ def test_the_checker_refuses_what_iam_would() -> None:
     assert allows("api", Call("secretsmanager:GetSecretValue", "secret:id"))
     assert not allows("api", Call("secretsmanager:GetSecretValue", "secret:other"))
     assert not allows("worker", Call("secretsmanager:GetSecretValue", "secret:id"))
+    # Issue #25: the caller's own items of a shared table are out of every role's reach.
+    assert not allows("api", Call("dynamodb:PutItem", "table", ("ORDER#1",)))
+    assert not allows("api", Call("dynamodb:GetItem", "table", ("ORDER#1",)))
+    assert allows("api", Call("dynamodb:PutItem", "table", ("MSG#1", "OUTBOX#3")))
+    assert not allows("worker", Call("dynamodb:UpdateItem", "table", ("ORDER#1",)))
+    assert not allows("consumer", Call("dynamodb:UpdateItem", "table", ("ORDER#1",)))
+    assert not allows("consumer", Call("dynamodb:GetItem", "table", ("MSG#1",)))  # it never reads
 
 
 BODY = '{"channel": "email", "recipient": "a@example.com", "subject": "hi", "body": "hello"}'

@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -102,6 +103,86 @@ def test_the_environment_output_is_the_sweepers(deployments: dict[str, Deploymen
         }
         assert environment["OUTBOX_RETENTION_DAYS"] == api["OUTBOX_RETENTION_DAYS"]
         assert environment["AWS_REGION"] == deployment.region
+
+
+# What dynamodb:LeadingKeys may name: the outbox's own items, never a caller's (issue #25).
+ITEM_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+}
+OUTBOX_KEYS = {"MSG#*", "OUTBOX#*", "OUTBOX-META"}
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def _held_to_the_outbox(document: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a policy document: an item grant without LeadingKeys, a key grant without ViaService."""
+    wrong = []
+    for statement in document["Statement"]:
+        actions = set(_listed(statement["Action"]))
+        conditions = statement.get("Condition", {})
+        if actions & ITEM_ACTIONS:
+            keys = next(
+                (
+                    conditions[test]["dynamodb:LeadingKeys"]
+                    for test in ("ForAllValues:StringLike", "ForAllValues:StringEquals")
+                    if "dynamodb:LeadingKeys" in conditions.get(test, {})
+                ),
+                None,
+            )
+            if keys is None or not set(_listed(keys)) <= OUTBOX_KEYS:
+                wrong.append(f"{statement.get('Sid')}: {sorted(actions & ITEM_ACTIONS)} on any item")
+        if any(action.startswith("kms:") for action in actions) and "kms:ViaService" not in conditions.get(
+            "StringEquals", {}
+        ):
+            wrong.append(f"{statement.get('Sid')}: key grant without kms:ViaService")
+    return wrong
+
+
+@pytest.mark.parametrize("example", ["complete", "existing-table"])
+def test_the_applied_policies_keep_every_role_to_the_outboxs_items_and_the_queues_to_their_functions(
+    deployments: dict[str, Deployment], endpoint: str, example: str
+) -> None:
+    """Issue #25 as applied: each role's policy read back from IAM, each queue's policy and redrive from SQS."""
+    deployment = deployments[example]
+    prefix = deployment.outputs["function_names"]["worker"].removesuffix("-worker")
+    iam = _client("iam", endpoint, deployment.region)
+    roles = {}
+    for policy in (p["values"] for p in deployment.of_type("aws_iam_role_policy")):
+        document = iam.get_role_policy(RoleName=policy["role"], PolicyName=policy["name"])["PolicyDocument"]
+        document = json.loads(urllib.parse.unquote(document)) if isinstance(document, str) else document
+        assert not _held_to_the_outbox(document), (policy["name"], _held_to_the_outbox(document))
+        roles[policy["name"].removeprefix(f"{prefix}-")] = document
+    assert set(roles) >= {"api", "worker", "consumer", "sweeper", "dead-letter"}  # and the schedule's
+    consumer_actions = {action for s in roles["consumer"]["Statement"] for action in _listed(s["Action"])}
+    assert "dynamodb:GetItem" not in consumer_actions  # it runs the user's code and never reads a record
+
+    sqs = _client("sqs", endpoint, deployment.region)
+    main_url = deployment.outputs["environment"]["OUTBOX_QUEUE_URL"]
+    dlq_url = main_url.replace(prefix, f"{prefix}-dlq", 1)
+    main = sqs.get_queue_attributes(QueueUrl=main_url, AttributeNames=["All"])["Attributes"]
+    dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["All"])["Attributes"]
+    assert json.loads(dlq["RedriveAllowPolicy"]) == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [main["QueueArn"]],
+    }
+    assert json.loads(main["RedrivePolicy"])["deadLetterTargetArn"] == dlq["QueueArn"]
+    statements = {s["Sid"]: s for s in json.loads(dlq["Policy"])["Statement"]}
+    assert statements["OnlyTheRedriveFillsIt"]["Condition"] == {"Bool": {"aws:PrincipalIsAWSService": "false"}}
+    takers = statements["OnlyItsFunctionTakesCopies"]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert takers.endswith(f":role/{prefix}-dead-letter")
+    takers = {s["Sid"]: s for s in json.loads(main["Policy"])["Statement"]}["OnlyItsFunctionTakesCopies"]
+    assert takers["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].endswith(f":role/{prefix}-consumer")
+    if example == "existing-table":  # the order service's own policy, on the caller's table
+        caller = json.loads(deployment.outputs["caller_policy_document"])
+        assert not _held_to_the_outbox(caller), _held_to_the_outbox(caller)
 
 
 def _function_named(deployment: Deployment, role: str) -> dict[str, Any]:
@@ -356,3 +437,52 @@ def test_an_order_reaches_the_example_services_consumer_on_its_own_table(
 
     functions = _deliver_through(deployment, endpoint, outbox, message_id, consumer_from=tmp_path / "consumer")
     assert functions.confirmed == [["o-1", "customer-7", "6.20"]]
+
+
+def test_a_body_sent_to_the_deployed_dead_letter_queue_by_hand_fails_nothing(
+    deployments: dict[str, Deployment], endpoint: str, as_the_output_says: Callable[[Deployment], Settings]
+) -> None:
+    """Issue #25 through the deployed wiring: the dead-letter function, as its mapping runs it, ends only a moved copy.
+
+    A genuine body read from the main queue and sent to the dead-letter queue leaves the record
+    QUEUED; the copy SQS moves there after the queue's maxReceiveCount receives ends it FAILED.
+    """
+    deployment = deployments["complete"]
+    outbox = Outbox.from_settings(as_the_output_says(deployment))
+    message = outbox.message({"order": 8}, type="OrderPlaced")
+    outbox.transact_write([], message)
+    functions = Lambda(deployment, endpoint)
+    stream = _stream_runner(deployment, functions, endpoint)
+    _until(stream.poll_once, lambda: outbox.get(message.message_id).status != Status.PENDING, "the worker relayed it")
+    assert outbox.get(message.message_id).status == Status.QUEUED
+
+    sqs = _client("sqs", endpoint, deployment.region)
+    main = deployment.one("aws_sqs_queue", "main")
+    dlq = deployment.one("aws_sqs_queue", "dlq")
+
+    def receive_ours() -> list[dict[str, Any]]:
+        """One receive of the main queue, this message's copy visible again at once."""
+        received = sqs.receive_message(QueueUrl=main["url"], MaxNumberOfMessages=10, VisibilityTimeout=0)
+        return [m for m in received.get("Messages", []) if message.message_id in m["Body"]]
+
+    copies = receive_ours()
+    (genuine,) = copies
+    sqs.send_message(QueueUrl=dlq["url"], MessageBody=genuine["Body"])
+    mapping = deployment.one("aws_lambda_event_source_mapping", "dead_letter")
+    assert mapping["event_source_arn"] == dlq["arn"]
+    dead_letters = SqsRunner(
+        sqs, dlq["url"], functions.invoker(mapping["function_arn"]), batch_size=mapping["batch_size"], wait_time_s=1
+    )
+    _until(dead_letters.poll_once, lambda: not _visible(sqs, dlq["url"]), "the dead-letter function took the copy")
+    assert outbox.get(message.message_id).status == Status.QUEUED  # its real copy is still on its way
+
+    max_receives = json.loads(main["redrive_policy"])["maxReceiveCount"]
+    for _ in range(max_receives - 1):  # the first receive is above; each ended with no outcome
+        assert receive_ours()
+    assert not receive_ours()  # this receive moved it to the dead-letter queue
+    _until(dead_letters.poll_once, lambda: outbox.get(message.message_id).status == Status.FAILED, "it ended FAILED")
+
+
+def _visible(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])

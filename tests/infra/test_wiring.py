@@ -43,6 +43,8 @@ FUNCTIONS = {
 }
 # The functions that send to the queue: the code requires OUTBOX_QUEUE_URL there.
 SENDERS = {"worker", "sweeper"}
+# ... and the dead-letter function, which ends a record only for a copy SQS moved from that queue.
+NEEDS_THE_QUEUE = SENDERS | {"dead-letter"}
 FILTER_TEMPLATE = "stream_filter.json.tftpl"
 # Where a stream record's image sits, by view type: the worker reads NewImage.
 STREAM_VIEWS_WITH_NEW_IMAGE = {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
@@ -311,8 +313,10 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
         assert set(environment) <= read, f"{name} sets variables the code never reads"
         # The environment as deployed is one the code accepts, with the keys the models declare.
         values = {key: deployed(module, value) for key, value in environment.items()}
-        settings = Settings.from_env(values, require_queue=name in SENDERS)
+        settings = Settings.from_env(values, require_queue=name in NEEDS_THE_QUEUE)
         assert (settings.hash_key, settings.range_key) == (HASH_KEY, RANGE_KEY)
+    # Every function also gets the metrics' namespace and service, names the code reads.
+    assert set(module.locals["metrics_environment"]) <= read
     # The consumer also gets OUTBOX_DELIVERY, only when the caller names a delivery function.
     assert module.locals["delivery_environment"] == (
         '${var.delivery == null || var.delivery == "" ? {} : {OUTBOX_DELIVERY = var.delivery}}'
@@ -326,7 +330,7 @@ def test_handlers_and_environment_are_the_codes(module: Module, monkeypatch: pyt
     assert lambda_function["handler"] == "${each.value.handler}"
     assert lambda_function["environment"] == [
         {
-            "variables": "${merge(each.value.environment, "
+            "variables": "${merge(each.value.environment, local.metrics_environment, "
             'each.key == "consumer" ? local.delivery_environment : {}, '
             'each.key == "api" ? local.api_identity_environment : {}, '
             "contains(local.snap_start_functions, each.key) ? local.eager_init_environment : {})}"
@@ -510,12 +514,13 @@ def test_the_consumer_is_the_callers(module: Module) -> None:
     """The consumer's handler and zip come from variables; the package has no path into this repository."""
     consumer = module.locals["functions"]["consumer"]
     assert consumer["handler"] == "${local.consumer_handler}"
-    assert module.variables["consumer_handler"]["default"] is None
+    assert module.variables["consumer_handler"]["default"] == "auto"
     # Without a handler of the caller's: the outbox's consumer of the zip it runs from (a zip built by
     # `outbox package` holds the library, not the repository's worker/ entry points).
     default, library = FUNCTIONS["consumer"], "outbox.lambda_consumer.handler"
     assert module.locals["consumer_handler"] == (
-        f'${{coalesce(var.consumer_handler, var.consumer_package == null ? "{default}" : "{library}")}}'
+        '${var.consumer_handler == "auto" ? '
+        f'(var.consumer_package == null ? "{default}" : "{library}") : var.consumer_handler}}'
     )
     assert module.variables["consumer_package"]["default"] is None
     assert module.locals["function_packages"] == {
@@ -636,7 +641,20 @@ def test_a_sweeper_that_stops_running_is_alarmed(module: Module) -> None:
 def test_metric_alarms_watch_what_the_code_emits(module: Module) -> None:
     """Invariant 7 (counted and alarmed): quarantines, consumer failures and sweep failures alarm on any count."""
     locals_ = module.locals
-    assert (locals_["metrics_namespace"], locals_["metrics_dimensions"]) == (metrics.NAMESPACE, metrics.DIMENSIONS)
+    # The alarms watch the namespace and Service dimension every function writes under (issue #26).
+    assert (locals_["metrics_namespace"], locals_["metrics_dimensions"]) == (
+        "${var.metrics_namespace}",
+        {"Service": "${local.metrics_service}"},
+    )
+    assert locals_["metrics_environment"] == {
+        "OUTBOX_METRICS_NAMESPACE": "${var.metrics_namespace}",
+        "OUTBOX_SERVICE": "${local.metrics_service}",
+    }
+    assert locals_["metrics_service"] == "${coalesce(var.metrics_service, var.name)}"
+    # With the defaults, the code's own defaults.
+    assert module.default("${var.metrics_namespace}") == metrics.NAMESPACE
+    assert module.default("${var.metrics_service}") is None
+    assert {"Service": module.default("${var.name}")} == metrics.DIMENSIONS
     alarms = module.resources["aws_cloudwatch_metric_alarm"]
     count = alarms["count"]
     assert count["for_each"] == "${local.count_alarms}"
@@ -729,6 +747,7 @@ def names_the_commands_read(monkeypatch: pytest.MonkeyPatch) -> tuple[set[str], 
     monkeypatch.setattr("os.environ", _Recording(sweep, AWS_REGION="eu-west-1", **credentials))
     aws_region(None)
     Settings.from_env(_Recording(sweep, OUTBOX_TABLE_NAME="t", OUTBOX_QUEUE_URL="q"), require_queue=True)
+    metrics.emit_metrics({"x": 1}, stream=io.StringIO())  # a sweep counts what it did
     return wanted(replay), wanted(sweep)
 
 
@@ -967,25 +986,86 @@ def test_every_queue_refuses_plain_http_and_only_the_relays_send_to_the_main_one
     (tls,) = document["statement"]
     assert _tls_denial(tls)
     assert tls["actions"] == "${local.queue_actions}"
-    assert "sqs:SendMessage" in module.locals["queue_actions"]
-    assert "sqs:ReceiveMessage" in module.locals["queue_actions"]
-    ((dynamic,),) = [d.values() for d in document["dynamic"]]
-    assert dynamic["for_each"] == '${each.key == "main" ? [1] : []}'
-    (senders,) = dynamic["content"]
-    assert senders["effect"] == "Deny"
-    assert senders["actions"] == ["sqs:SendMessage"]
-    assert senders["condition"] == [
+    # Every action of a queue, those issue #25 found left out included.
+    assert {
+        "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteQueue",
+        "sqs:TagQueue",
+        "sqs:UntagQueue",
+        "sqs:AddPermission",
+        "sqs:RemovePermission",
+        "sqs:StartMessageMoveTask",
+        "sqs:CancelMessageMoveTask",
+        "sqs:ListMessageMoveTasks",
+    } <= set(module.locals["queue_actions"])
+    statements = {d["statement"]["content"][0]["sid"]: d["statement"] for d in document["dynamic"]}
+    senders = statements["OnlyTheRelaysSend"]
+    assert senders["for_each"] == '${each.key == "main" ? [1] : []}'
+    (content,) = senders["content"]
+    assert content["effect"] == "Deny"
+    assert content["actions"] == ["sqs:SendMessage"]
+    assert content["condition"] == [
         {"test": "ArnNotEquals", "variable": "aws:PrincipalArn", "values": "${local.main_queue_senders}"}
     ]
-    allowed = module.locals["main_queue_senders"]
     # The roles by name, as iam.tf names them; the worker and the sweeper are the code's senders.
     assert module.resource("aws_iam_role", "function")["name"] == "${var.name}-${each.key}"
-    assert '[for name in ["worker", "sweeper"] : ' in allowed
-    assert ":role/${var.name}-${name}" in allowed
+    assert module.locals["role_arns"] == (
+        '${{for name in keys(local.function_defaults) : name => "arn:${local.partition}:iam::${local.account_id}'
+        ':role/${var.name}-${name}"}}'
+    )
+    assert module.locals["main_queue_senders"] == (
+        "${concat([local.role_arns.worker, local.role_arns.sweeper], "
+        "var.replay_role_arn == null ? [] : [var.replay_role_arn])}"
+    )
     assert {"worker", "sweeper"} == SENDERS
-    assert "var.replay_role_arn == null ? [] : [var.replay_role_arn]" in allowed
     assert module.variables["replay_role_arn"]["default"] is None
     assert module.locals["queue_arns"].endswith(':sqs:${local.region}:${local.account_id}:${name}"}}')
+
+
+def test_each_queue_gives_its_copies_to_its_own_function_and_only_sqs_fills_the_dead_letter_queue(
+    module: Module,
+) -> None:
+    """Issue #25: receive, delete and visibility by the queue's function alone; no purge; no sender of the DLQ."""
+    document = module.data["aws_iam_policy_document"]["queue"]
+    statements = {d["statement"]["content"][0]["sid"]: d["statement"] for d in document["dynamic"]}
+    takers = statements["OnlyItsFunctionTakesCopies"]
+    assert takers["for_each"] == "${contains(keys(local.queue_receivers), each.key) ? [1] : []}"
+    (content,) = takers["content"]
+    assert content["effect"] == "Deny"
+    assert content["actions"] == "${local.receive_actions}"
+    assert set(module.locals["receive_actions"]) == {
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:ReceiveMessage",
+    }
+    assert content["condition"] == [
+        {"test": "ArnNotEquals", "variable": "aws:PrincipalArn", "values": ["${local.queue_receivers[each.key]}"]}
+    ]
+    # Each queue's receiver is the function its event source mapping invokes.
+    assert module.locals["queue_receivers"] == {
+        "main": "${local.role_arns.consumer}",
+        "dlq": '${local.role_arns["dead-letter"]}',
+    }
+    mappings = module.resources["aws_lambda_event_source_mapping"]
+    assert mappings["queue"]["event_source_arn"] == "${aws_sqs_queue.main.arn}"
+    assert mappings["queue"]["function_name"] == '${local.invoke_targets["consumer"]}'
+    assert mappings["dead_letter"]["event_source_arn"] == "${aws_sqs_queue.dlq.arn}"
+    assert mappings["dead_letter"]["function_name"] == '${local.invoke_targets["dead-letter"]}'
+    (purge,) = statements["NobodyPurges"]["content"]
+    assert (purge["effect"], purge["actions"], purge.get("condition")) == ("Deny", ["sqs:PurgeQueue"], None)
+    # The dead-letter queue: no principal sends to it (SQS's redrive is not one), and only the main queue
+    # may name it as its dead-letter queue.
+    fill = statements["OnlyTheRedriveFillsIt"]
+    assert fill["for_each"] == '${each.key == "dlq" ? [1] : []}'
+    (content,) = fill["content"]
+    assert (content["effect"], content["actions"]) == ("Deny", ["sqs:SendMessage"])
+    assert content["principals"] == [{"type": "*", "identifiers": ["*"]}]
+    assert content["condition"] == [{"test": "Bool", "variable": "aws:PrincipalIsAWSService", "values": ["false"]}]
+    dlq = module.resource("aws_sqs_queue", "dlq")
+    assert dlq["redrive_allow_policy"] == (
+        '${jsonencode({redrivePermission = "byQueue", sourceQueueArns = [local.queue_arns.main]})}'
+    )
 
 
 def test_the_key_refuses_plain_http(module: Module) -> None:

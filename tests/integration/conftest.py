@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from outbox.adapters.sweep import META_PK, DynamoDBSweepSource
 from outbox.bootstrap import Resources, bootstrap
 from outbox.domain.layout import TableLayout
 from outbox.faults import FaultInjector
+from outbox.local import emulator
 from outbox.local.events import to_lambda_record, to_sqs_record
 from outbox.notifications.api import MessagesApi
 from outbox.service.accept import Acceptor
@@ -137,10 +139,20 @@ def build_stack(
     return built
 
 
+@contextmanager
+def dead_letter_sources() -> Iterator[None]:
+    """Install SQS's record of where a dead letter came from (``DeadLetterQueueSourceArn``); as shipped after."""
+    emulator.install_dead_letter_source_arn()
+    try:
+        yield
+    finally:
+        emulator.uninstall_dead_letter_source_arn()
+
+
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     """A standard-queue stack on moto in process."""
-    with mock_aws():
+    with mock_aws(), dead_letter_sources():
         built = build_stack()
         yield built
         built.relay.close()
@@ -149,7 +161,7 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture
 def upper_stack() -> Iterator[Stack]:
     """A standard-queue stack on a table keyed PK/SK, as single-table designs often are."""
-    with mock_aws():
+    with mock_aws(), dead_letter_sources():
         built = build_stack(hash_key="PK", range_key="SK")
         yield built
         built.relay.close()
@@ -158,7 +170,7 @@ def upper_stack() -> Iterator[Stack]:
 @pytest.fixture
 def fifo_stack() -> Iterator[Stack]:
     """A FIFO-queue stack on moto in process."""
-    with mock_aws():
+    with mock_aws(), dead_letter_sources():
         built = build_stack(fifo=True)
         yield built
         built.relay.close()

@@ -43,12 +43,18 @@ def _receive(stack: Stack) -> list[dict[str, Any]]:
 
 
 def _settle_dead_letters(stack: Stack) -> dict[str, list[dict[str, str]]]:
-    """The dead-letter function over what the dead-letter queue holds, as its event source mapping delivers it."""
+    """The dead-letter function over what the dead-letter queue holds, as its event source mapping delivers it.
+
+    The function knows the main queue (as deployed: OUTBOX_QUEUE_URL), whose moved copies alone end records.
+    """
     dlq_arn = stack.sqs.get_queue_attributes(QueueUrl=stack.resources.dlq_url, AttributeNames=["QueueArn"])
     copies = stack.receive_all(stack.resources.dlq_url)
     assert len(copies) == 1
     event = {"Records": [to_sqs_record(m, dlq_arn["Attributes"]["QueueArn"]) for m in copies]}
-    return DeadLetters(stack.store, visibility=SqsVisibility(stack.sqs)).handle(event, FakeLambdaContext())
+    dead_letters = DeadLetters(
+        stack.store, visibility=SqsVisibility(stack.sqs), main_queue_url=stack.resources.queue_url
+    )
+    return dead_letters.handle(event, FakeLambdaContext())
 
 
 def test_writes_throttled_on_every_receive_end_failed_not_queued_forever(stack: Stack) -> None:
@@ -91,4 +97,26 @@ def test_an_invocation_that_dies_on_the_last_receive_leaves_no_record_processing
 
     assert _settle_dead_letters(stack) == {"batchItemFailures": []}
 
+    assert stack.store.get(message_id).status is Status.FAILED
+
+
+def test_a_genuine_body_sent_to_the_dead_letter_queue_by_hand_fails_nothing(stack: Stack) -> None:
+    """Invariant 11: only a copy SQS moved from the main queue ends a record; one sent to the DLQ by hand is dropped.
+
+    The attack of issue #25: a genuine body read from the main queue and sent to the dead-letter
+    queue turned a QUEUED message FAILED, and its real copy was never delivered.
+    """
+    message_id = _accept_and_relay(stack)
+    (genuine,) = _receive(stack)
+    stack.sqs.send_message(QueueUrl=stack.resources.dlq_url, MessageBody=genuine["Body"])
+
+    assert _settle_dead_letters(stack) == {"batchItemFailures": []}  # acknowledged, never back
+    assert stack.store.get(message_id).status is Status.QUEUED
+    assert stack.receive_all(stack.resources.dlq_url) == []
+
+    # The real copy, after the receives the queue allows, is moved by SQS: that one ends the record.
+    for _ in range(DLQ_MAX_RECEIVE_COUNT - 1):
+        assert _receive(stack)
+    assert _receive(stack) == []
+    assert _settle_dead_letters(stack) == {"batchItemFailures": []}
     assert stack.store.get(message_id).status is Status.FAILED

@@ -748,6 +748,7 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
     from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
     from moto.sqs.models import Queue, SQSBackend
+    from moto.sqs.responses import SQSResponse
 
     patched = [
         (models, "copy"),
@@ -766,6 +767,9 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (Queue, "pending_messages"),
         (Queue, "pending_message_groups"),
         (Queue, "add_message"),
+        (SQSBackend, "receive_message"),
+        (SQSResponse, "receive_message"),
+        (SQSBackend, "get_queue_attributes"),
         (SQSBackend, "send_message_batch"),
         (SQSBackend, "send_message"),
     ]
@@ -951,6 +955,87 @@ def test_a_copy_moved_to_a_fifo_dead_letter_queue_is_not_deduplicated_there() ->
 
     # moto dedupes the moved copy against the one queued there: its own rule, with the fix as without.
     assert differential(scenario, emulator.install_fifo_dedup_window) == ["sent to the DLQ"]
+
+
+def _dead_letters(*attribute_names: str) -> list[dict[str, Any]]:
+    """A copy sent to the dead-letter queue by hand, and one SQS's redrive moved there: both as received."""
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dlq = sqs.create_queue(QueueName="d")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1})
+        url = sqs.create_queue(QueueName="q", Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+        sqs.send_message(QueueUrl=dlq, MessageBody="sent by hand")
+        sqs.send_message(QueueUrl=url, MessageBody="moved")
+        sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
+        assert "Messages" not in sqs.receive_message(QueueUrl=url)  # its second receive moves it
+        received = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, AttributeNames=list(attribute_names))
+        copies = sorted(received["Messages"], key=lambda m: m["Body"])
+        return [{"Body": m["Body"], "Attributes": m.get("Attributes", {})} for m in copies]
+
+
+def test_a_copy_moved_to_the_dead_letter_queue_names_its_source_queue() -> None:
+    """As SQS: DeadLetterQueueSourceArn on the moved copy only (All, or asked by name); the rest as moto has it."""
+    emulator.uninstall_all()
+    shipped = _dead_letters("All")
+    assert all("DeadLetterQueueSourceArn" not in copy["Attributes"] for copy in shipped)  # the gap fixed
+    with patched_moto(emulator.install_dead_letter_source_arn):
+        fixed = _dead_letters("All")
+        by_name = _dead_letters("DeadLetterQueueSourceArn")
+        not_asked = _dead_letters("SentTimestamp")
+    with patched_moto(*EVERY_FIX):  # as the emulator server runs it
+        every = _dead_letters("All")
+    assert ["DeadLetterQueueSourceArn" in c["Attributes"] for c in every] == [True, False]
+    moved, by_hand = fixed
+    assert (moved["Body"], by_hand["Body"]) == ("moved", "sent by hand")
+    assert moved["Attributes"]["DeadLetterQueueSourceArn"] == "arn:aws:sqs:us-east-1:123456789012:q"
+    assert "DeadLetterQueueSourceArn" not in by_hand["Attributes"]
+    # Everything else is moto's own (its timestamps aside, which differ between the runs).
+    ignored = {"DeadLetterQueueSourceArn", "SentTimestamp", "ApproximateFirstReceiveTimestamp"}
+    assert [{k: v for k, v in c["Attributes"].items() if k not in ignored} for c in fixed] == [
+        {k: v for k, v in c["Attributes"].items() if k not in ignored} for c in shipped
+    ]
+    assert [c["Attributes"] for c in by_name] == [
+        {"DeadLetterQueueSourceArn": moved["Attributes"]["DeadLetterQueueSourceArn"]},
+        {},
+    ]
+    assert all("DeadLetterQueueSourceArn" not in c["Attributes"] for c in not_asked)
+
+
+def _redrive_allow_policies() -> list[dict[str, str]]:
+    """A dead-letter queue created with a RedriveAllowPolicy: its attributes read three ways."""
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        allow = json.dumps(
+            {"redrivePermission": "byQueue", "sourceQueueArns": ["arn:aws:sqs:us-east-1:123456789012:q"]}
+        )
+        url = sqs.create_queue(QueueName="d", Attributes={"RedriveAllowPolicy": allow})["QueueUrl"]
+        plain = sqs.create_queue(QueueName="p")["QueueUrl"]
+        answers = [sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]]
+        answers.append(sqs.get_queue_attributes(QueueUrl=plain, AttributeNames=["All"])["Attributes"])
+        try:
+            answers.append(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedriveAllowPolicy"])["Attributes"])
+        except ClientError as exc:
+            answers.append({"error": exc.response["Error"]["Code"]})
+        ignored = {"CreatedTimestamp", "LastModifiedTimestamp", "QueueArn"}
+        return [{k: v for k, v in answer.items() if k not in ignored} for answer in answers]
+
+
+def test_a_queues_redrive_allow_policy_reads_back_as_set() -> None:
+    """As SQS: All and the name return the policy set; a queue without one, and every other attribute, as moto."""
+    emulator.uninstall_all()
+    shipped = _redrive_allow_policies()
+    assert "RedriveAllowPolicy" not in shipped[0]  # the gap fixed
+    assert shipped[2] == {"error": "InvalidAttributeName"}
+    with patched_moto(emulator.install_redrive_allow_policy):
+        fixed = _redrive_allow_policies()
+    with patched_moto(*EVERY_FIX):  # as the emulator server runs it: with the lazy queue attributes too
+        assert _redrive_allow_policies() == fixed
+    policy = json.loads(fixed[0].pop("RedriveAllowPolicy"))
+    assert policy == {"redrivePermission": "byQueue", "sourceQueueArns": ["arn:aws:sqs:us-east-1:123456789012:q"]}
+    assert fixed[0] == shipped[0]
+    assert fixed[1] == shipped[1]  # no policy: nothing added
+    assert json.loads(fixed[2]["RedriveAllowPolicy"]) == policy
 
 
 TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"

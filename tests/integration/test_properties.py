@@ -85,6 +85,7 @@ STATUS_FIELDS = {
     "sent_at",
 }
 BODIES = ["one", "two", "three"]
+MAIN_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:outbox-messages"
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,7 @@ def moto_stack() -> Iterator[Stack]:
     emulator.install_transaction_journal()
     emulator.install_fast_attribute_values()
     emulator.install_lazy_queue_attributes()
+    emulator.install_dead_letter_source_arn()  # SQS's mark on a copy it moved to the dead-letter queue
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         for name, value in FAKE_CREDENTIALS.items():
             patch.setenv(name, value)
@@ -104,6 +106,7 @@ def moto_stack() -> Iterator[Stack]:
     emulator.uninstall_transaction_journal()
     emulator.uninstall_fast_attribute_values()
     emulator.uninstall_lazy_queue_attributes()
+    emulator.uninstall_dead_letter_source_arn()
 
 
 class Pipeline(RuleBasedStateMachine):
@@ -138,6 +141,8 @@ class Pipeline(RuleBasedStateMachine):
         self.violations: list[str] = []
         self.first_sent: list[str] = []  # messages in the order SQS first accepted them
         self.dead_settled: set[str] = set()  # messages whose dead-letter copy the dead-letter function acknowledged
+        # The dead-letter copies this harness moved, playing SQS's redrive: each gets SQS's mark of its source.
+        self.moved_by_sqs: set[str] = set()
         self.dead_letters = DeadLetters(stack.store)
         source = DynamoDBSweepSource(stack.layout, stack.dynamodb, page_size=3)
         # Every entry counts as old enough to have been swept: each batch reads which moved on first.
@@ -377,7 +382,8 @@ class Pipeline(RuleBasedStateMachine):
         if acknowledged:  # a duplicate of an ended message: dropped, it never reaches the dead-letter queue
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             return
-        sqs.send_message(QueueUrl=self.stack.resources.dlq_url, MessageBody=message["Body"])  # as SQS moves it
+        moved = sqs.send_message(QueueUrl=self.stack.resources.dlq_url, MessageBody=message["Body"])  # as SQS moves it
+        self.moved_by_sqs.add(moved["MessageId"])
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     @rule(fault=st.sampled_from(["none", "answer_lost", "dies_after_lease"]))
@@ -401,7 +407,11 @@ class Pipeline(RuleBasedStateMachine):
             dead_letters = DeadLetters(self.stack.store, lease_s=0)
             self.faults.crash_after("UpdateItem", when=writes_status("PROCESSING"))
         try:
-            response = dead_letters.handle(sqs_event(messages))
+            event = sqs_event(messages)
+            for record in event["Records"]:  # SQS's mark on what it moved (DeadLetterQueueSourceArn)
+                if record["messageId"] in self.moved_by_sqs:
+                    record["attributes"]["DeadLetterQueueSourceArn"] = MAIN_QUEUE_ARN
+            response = dead_letters.handle(event)
         except SimulatedCrash:
             self._settle(messages, {m["MessageId"] for m in messages}, url)  # a function error: all come back
             return len(messages)
@@ -483,7 +493,10 @@ class Pipeline(RuleBasedStateMachine):
                 self.violations.append(f"{message_id} acknowledged on its last receive, left {record.status.value}")
             self.stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             return
-        self.stack.sqs.send_message(QueueUrl=self.stack.resources.dlq_url, MessageBody=message["Body"])  # SQS moves it
+        moved = self.stack.sqs.send_message(
+            QueueUrl=self.stack.resources.dlq_url, MessageBody=message["Body"]
+        )  # SQS moves it
+        self.moved_by_sqs.add(moved["MessageId"])
         self.stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     @rule(point=st.sampled_from(DEATHS))

@@ -51,7 +51,16 @@ def _copy(envelope: Envelope, receives: int, *, queue: str = "outbox-messages") 
     return {
         "messageId": "copy-1",
         "body": envelope.to_json(),
-        "attributes": {"ApproximateReceiveCount": str(receives), "SentTimestamp": "1"},
+        "attributes": {
+            "ApproximateReceiveCount": str(receives),
+            "SentTimestamp": "1",
+            # What SQS adds to a copy its redrive moved to the dead-letter queue.
+            **(
+                {"DeadLetterQueueSourceArn": "arn:aws:sqs:us-east-1:123456789012:outbox-messages"}
+                if queue == "outbox-dlq"
+                else {}
+            ),
+        },
         "receiptHandle": f"rh-{receives}",
         "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
     }

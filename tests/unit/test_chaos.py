@@ -11,8 +11,10 @@ from bench.chaos import (
     KINDS,
     VIOLATIONS,
     DeliveryLog,
+    Harness,
     Sent,
     Trigger,
+    copies_by_cause,
     exercised,
     lease_takeovers,
     out_of_order,
@@ -223,3 +225,24 @@ def test_every_write_the_code_makes_can_lose_its_answer() -> None:
         "SendMessageBatch",
     }
     assert {"stranded"} <= set(VIOLATIONS)
+
+
+def test_copies_by_cause_sums_to_copies_per_message() -> None:
+    """Each copy beyond a message's first receive is put down to a cause; the rest shows as unexplained."""
+    sent = _sent(("A", None, 0.0, 1.0), ("B", None, 0.0, 1.0))
+    harness = Harness()
+    harness.deliveries.update({"A": 4, "B": 2})  # 6 copies: 2 first receives and 4 more
+    harness.sqs_copies.update({"A": {"s1", "s2"}, "B": {"s3"}})  # A was sent twice
+    harness.died_copies.update({"delivered": 1})
+
+    causes = copies_by_cause(sent, harness, {"retried": 1, "retried_busy": 1, "completed": 2})
+
+    assert causes == {
+        "first_receive": 1.0,
+        "died_delivered": 0.5,
+        "died_not_delivered": 0.0,
+        "retried_busy": 0.5,
+        "resent": 0.5,
+        "unexplained": 0.5,
+    }
+    assert sum(causes.values()) == 3.0  # copies per message

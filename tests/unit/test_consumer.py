@@ -235,3 +235,69 @@ def test_a_failed_delivery_is_logged_with_its_message_and_frames_never_the_paylo
     assert (
         record.reason == "delivery failed on the last allowed receive (1): RuntimeError: the gateway refused [payload]"
     )
+
+
+def test_finished_copies_are_acknowledged_early_while_the_batch_has_more(store: InMemoryMessageStore) -> None:
+    """Issue 22: a copy done with is deleted before the next is processed, so a later death cannot bring it back.
+
+    Copies going back are never acknowledged; the last copies are left to the mapping's own delete.
+    """
+    # GIVEN a FIFO batch: a, then b and c of a group whose b fails, then d; each finished copy acknowledged
+    a, b, c, d = _accept(store), _accept(store, "g"), _accept(store, "g"), _accept(store)
+    visibility = FakeVisibility()
+
+    def deliver(envelope: Envelope) -> None:
+        if envelope.message_id == b.message_id:
+            raise DeliveryError("provider timed out")
+
+    consumer = Consumer(store, deliver, policy=ConsumerPolicy(acknowledge_after=1), visibility=visibility)
+    batch = _event(_record(a, "a"), _record(b, "b", group="g"), _record(c, "c", group="g"), _record(d, "d"))
+
+    # WHEN the batch is consumed
+    response = consumer.handle(batch)
+
+    # THEN a was acknowledged as soon as it was done; b and c went back; d is the mapping's to delete
+    assert _failed(response) == ["b", "c"]
+    assert visibility.acknowledged == [["a"]]
+    assert consumer.stats["acknowledged_early"] == 1
+    assert consumer.stats["retried_delivery_failed"] == 1
+    assert consumer.stats["retried_group_stopped"] == 1
+
+
+def test_early_acknowledgements_go_a_request_per_acknowledge_after_copies(store: InMemoryMessageStore) -> None:
+    """``acknowledge_after`` trades requests for redelivered copies: 2 waits for two finished copies a request."""
+    envelopes = [_accept(store) for _ in range(5)]
+    visibility = FakeVisibility()
+    consumer = Consumer(store, lambda _e: None, policy=ConsumerPolicy(acknowledge_after=2), visibility=visibility)
+
+    consumer.handle(_event(*(_record(e, f"m{i}") for i, e in enumerate(envelopes))))
+
+    assert visibility.acknowledged == [["m0", "m1"], ["m2", "m3"]]  # m4, the last, is the mapping's
+
+
+def test_copies_not_started_before_the_deadline_go_back_at_once(store: InMemoryMessageStore) -> None:
+    """Issue 22: a copy is started only if one as slow as the slowest so far ends before Lambda's deadline.
+
+    The rest go back visible at once (and a FIFO group stops behind them), not with a dead batch.
+    """
+    # GIVEN 10 s left, deliveries of 3 s, the default reserve of 2 s
+    a, b, c = _accept(store, "g"), _accept(store, "g"), _accept(store, "h")
+    left = [10_000]
+    visibility = FakeVisibility()
+
+    def deliver(_: Envelope) -> None:
+        left[0] -= 3_000
+
+    consumer = Consumer(store, deliver, visibility=visibility, policy=ConsumerPolicy(acknowledge_after=0))
+    context = FakeLambdaContext(remaining_ms=lambda: left[0])
+
+    # WHEN a batch of three is consumed
+    response = consumer.handle(
+        _event(_record(a, "a", group="g"), _record(b, "b", group="g"), _record(c, "c", group="h")), context
+    )
+
+    # THEN a and b were delivered (7 s left before b, 4 s before c: too little for 3 s and the reserve)
+    assert _failed(response) == ["c"]
+    assert visibility.delays == [("c", 0)]
+    assert consumer.stats["retried_deadline"] == 1
+    assert store.records[b.message_id].status is Status.COMPLETED

@@ -15,7 +15,7 @@ from outbox.domain.record import Lease, TransitionResult, dedup_id, iso, utc_now
 from outbox.domain.status import Status
 from outbox.notifications.notification import parse_notification
 from outbox.service.consume import SqsCopy, sqs_copy
-from outbox.service.dead_letter import BY, DeadLetters, Settled
+from outbox.service.dead_letter import BY, SOURCE_ATTRIBUTE, DeadLetters, Settled, same_queue
 from outbox.testing import FakeVisibility, InMemoryMessageStore
 
 NOTE = parse_notification({"channel": "sms", "recipient": "+14155550100", "body": "hi"})
@@ -35,14 +35,26 @@ def _accept(store: InMemoryMessageStore) -> Envelope:
 
 STANDARD_DLQ = "arn:aws:sqs:eu-west-1:123456789012:outbox-dlq"
 FIFO_DLQ = "arn:aws:sqs:eu-west-1:123456789012:outbox-dlq.fifo"
+# The main queue each dead-letter queue's copies come from (SQS names it on every copy it moves).
+SOURCE = {
+    STANDARD_DLQ: "arn:aws:sqs:eu-west-1:123456789012:outbox",
+    FIFO_DLQ: "arn:aws:sqs:eu-west-1:123456789012:outbox.fifo",
+}
+MAIN_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/outbox"
 
 
 def _dead_letter(
-    envelope: Envelope | str, *, sent: datetime | None = None, receives: int = 6, queue: str = STANDARD_DLQ
+    envelope: Envelope | str,
+    *,
+    sent: datetime | None = None,
+    receives: int = 6,
+    queue: str = STANDARD_DLQ,
+    moved_from: str | None = "main",
 ) -> dict[str, Any]:
     """A dead-letter queue's SQS record: a copy received ``receives`` times, its ``SentTimestamp`` ``sent``.
 
     On a standard queue that is when the copy was first sent; on a FIFO queue, when it moved to the DLQ.
+    SQS's redrive moved it from ``moved_from`` (``"main"``: the main queue; None: sent there by hand).
     """
     # An envelope of schema 2 stands for a copy 0.1.0 sent (the whole envelope); else the body sent today.
     if isinstance(envelope, str):
@@ -51,6 +63,8 @@ def _dead_letter(
         body = envelope.to_json() if envelope.schema_version == 2 else envelope.body()
     sent_ms = int((sent or utc_now() - timedelta(minutes=5)).timestamp() * 1000)
     attributes = {"ApproximateReceiveCount": str(receives), "SentTimestamp": str(sent_ms)}
+    if moved_from is not None:
+        attributes[SOURCE_ATTRIBUTE] = SOURCE[queue] if moved_from == "main" else moved_from
     return {
         "messageId": "dlq-1",
         "body": body,
@@ -211,6 +225,41 @@ def test_an_unreadable_dead_letter_changes_nothing(store: InMemoryMessageStore) 
     assert dead_letters.settle(_copy_of(_dead_letter(_other_envelope()))) is Settled.ENDED  # no such record
 
     assert store.get(envelope.message_id) == before
+
+
+def test_a_genuine_body_sent_to_the_dead_letter_queue_by_hand_changes_nothing(store: InMemoryMessageStore) -> None:
+    """Invariant 11: a copy of the real body that SQS did not move here (no DeadLetterQueueSourceArn) is dropped."""
+    envelope = _accept(store)
+    store.transition(envelope.message_id, Status.QUEUED, by="worker")
+    before = store.get(envelope.message_id)
+
+    failed, visibility = _settle(store, _dead_letter(envelope, moved_from=None))
+
+    assert (failed, visibility.delays) == ([], [])  # acknowledged: it never comes back
+    assert store.get(envelope.message_id) == before  # still QUEUED: its real copy is delivered as usual
+
+
+def test_only_a_copy_moved_from_the_main_queue_ends_its_record(store: InMemoryMessageStore) -> None:
+    """A copy SQS moved from another queue changes nothing; the main queue's own copy ends the record FAILED."""
+    envelope = _accept(store)
+    store.transition(envelope.message_id, Status.QUEUED, by="worker")
+    dead_letters = DeadLetters(store, main_queue_url=MAIN_QUEUE_URL)
+    other = "arn:aws:sqs:eu-west-1:123456789012:someone-elses-queue"
+
+    assert dead_letters.settle(_copy_of(_dead_letter(envelope, moved_from=other))) is Settled.FORGED
+    assert store.get(envelope.message_id).status is Status.QUEUED
+    assert dead_letters.settle(_copy_of(_dead_letter(envelope))) is Settled.FAILED
+    assert store.get(envelope.message_id).status is Status.FAILED
+
+
+def test_a_queue_arn_and_url_are_one_queue_by_account_and_name() -> None:
+    """The URL's path (/<account>/<name>) against the ARN's account and name; anything else is another queue."""
+    assert same_queue("arn:aws:sqs:eu-west-1:123456789012:outbox", MAIN_QUEUE_URL)
+    assert same_queue("arn:aws:sqs:us-east-1:123456789012:outbox", "http://127.0.0.1:5000/123456789012/outbox")
+    assert not same_queue("arn:aws:sqs:eu-west-1:123456789012:outbox-dlq", MAIN_QUEUE_URL)
+    assert not same_queue("arn:aws:sqs:eu-west-1:210987654321:outbox", MAIN_QUEUE_URL)
+    assert not same_queue("arn:aws:sns:eu-west-1:123456789012:outbox", MAIN_QUEUE_URL)
+    assert not same_queue("outbox", MAIN_QUEUE_URL)
 
 
 def test_a_dead_letter_is_judged_by_its_record_not_by_its_body(store: InMemoryMessageStore) -> None:

@@ -81,12 +81,63 @@ run "attached_to_a_pk_sk_table" {
     error_message = "the worker reads the caller's stream"
   }
   assert {
-    condition     = output.environment == { AWS_REGION = "eu-west-1", OUTBOX_TABLE_NAME = "orders", OUTBOX_HASH_KEY = "PK", OUTBOX_RANGE_KEY = "SK", OUTBOX_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-outbox", OUTBOX_BUCKETS = "16", OUTBOX_RETENTION_DAYS = "7", OUTBOX_RECORD_RETENTION_DAYS = "30", OUTBOX_MAX_RELAY_ATTEMPTS = "5", OUTBOX_FLIP_CONCURRENCY = "10", OUTBOX_SWEEP_MIN_AGE_SECONDS = "300", OUTBOX_QUEUE_RETENTION_SECONDS = "345600", OUTBOX_QUEUE_VISIBILITY_SECONDS = "180" }
+    condition     = output.environment == { AWS_REGION = "eu-west-1", OUTBOX_TABLE_NAME = "orders", OUTBOX_HASH_KEY = "PK", OUTBOX_RANGE_KEY = "SK", OUTBOX_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-outbox", OUTBOX_BUCKETS = "16", OUTBOX_RETENTION_DAYS = "7", OUTBOX_RECORD_RETENTION_DAYS = "30", OUTBOX_MAX_RELAY_ATTEMPTS = "5", OUTBOX_FLIP_CONCURRENCY = "10", OUTBOX_SWEEP_MIN_AGE_SECONDS = "300", OUTBOX_QUEUE_RETENTION_SECONDS = "345600", OUTBOX_QUEUE_VISIBILITY_SECONDS = "180", OUTBOX_METRICS_NAMESPACE = "Outbox", OUTBOX_SERVICE = "orders-outbox" }
     error_message = "output environment points replay and sweep at the caller's table with its key names"
   }
   assert {
     condition     = alltrue([for name, value in output.environment : value == aws_lambda_function.this["sweeper"].environment[0].variables[name] if name != "AWS_REGION" && name != "OUTBOX_RETENTION_DAYS"])
     error_message = "output environment holds the sweeper's own settings"
+  }
+}
+
+# Issue #25, as SQS receives it: the queues' policies (rendered by the provider at plan time: they
+# depend on names only) limit who takes copies, and only SQS's redrive from the main queue fills the
+# dead-letter queue. The roles' policies name the key and the log groups, so they render only at
+# apply: tests/infra/test_terraform_apply.py checks them as applied, and test_iam_calls.py against
+# the calls each handler makes.
+run "the_queues_on_the_callers_table" {
+  command = plan
+
+  variables {
+    create_table      = false
+    table_name        = "orders"
+    table_stream_arn  = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders/stream/2024-01-01T00:00:00.000"
+    table_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/orders"
+    hash_key          = "PK"
+    range_key         = "SK"
+  }
+
+  assert {
+    condition     = jsondecode(aws_sqs_queue.dlq.redrive_allow_policy) == { redrivePermission = "byQueue", sourceQueueArns = ["arn:aws:sqs:eu-west-1:123456789012:orders-outbox"] }
+    error_message = "only the main queue may name the dead-letter queue as its own"
+  }
+  assert {
+    condition = anytrue([
+      for statement in jsondecode(aws_sqs_queue.dlq.policy).Statement :
+      statement.Effect == "Deny" && statement.Action == "sqs:SendMessage" && statement.Principal == "*" && try(statement.Condition, null) == { Bool = { "aws:PrincipalIsAWSService" = "false" } }
+    ])
+    error_message = "no principal sends to the dead-letter queue (SQS's redrive is not one)"
+  }
+  assert {
+    condition = alltrue([
+      for queue, role in { main = "consumer", dlq = "dead-letter" } : anytrue([
+        for statement in jsondecode(queue == "main" ? aws_sqs_queue.main.policy : aws_sqs_queue.dlq.policy).Statement :
+        statement.Effect == "Deny" && toset(flatten([statement.Action])) == toset(["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"]) && try(statement.Condition, null) == { ArnNotEquals = { "aws:PrincipalArn" = "arn:aws:iam::123456789012:role/orders-outbox-${role}" } }
+      ])
+    ])
+    error_message = "each queue's copies are received, deleted and delayed by its own function's role alone"
+  }
+  assert {
+    condition     = alltrue([for queue in [aws_sqs_queue.main, aws_sqs_queue.dlq] : anytrue([for statement in jsondecode(queue.policy).Statement : statement.Effect == "Deny" && statement.Action == "sqs:PurgeQueue" && try(statement.Condition, null) == null])])
+    error_message = "nobody purges the main queue or the dead-letter queue"
+  }
+  assert {
+    condition     = alltrue([for queue in [aws_sqs_queue.main, aws_sqs_queue.dlq, aws_sqs_queue.on_failure] : alltrue([for action in ["sqs:DeleteQueue", "sqs:TagQueue", "sqs:AddPermission", "sqs:StartMessageMoveTask"] : anytrue([for statement in jsondecode(queue.policy).Statement : statement.Sid == "DenyWithoutTls" && contains(flatten([statement.Action]), action)])])])
+    error_message = "every queue's TLS deny covers deletion, tagging, permissions and message move tasks"
+  }
+  assert {
+    condition     = aws_lambda_function.this["dead-letter"].environment[0].variables.OUTBOX_QUEUE_URL == "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-outbox"
+    error_message = "the dead-letter function knows the main queue, whose moved copies alone end records"
   }
 }
 

@@ -23,6 +23,17 @@ override_resource {
   }
 }
 
+# The main queue's URL known at plan time, so the environments that name it (worker, sweeper,
+# dead-letter) are known too: the provider plans a map holding an unknown value as unknown whole.
+override_resource {
+  target          = aws_sqs_queue.main
+  override_during = plan
+  values = {
+    url = "https://sqs.eu-west-1.amazonaws.com/123456789012/outbox"
+    arn = "arn:aws:sqs:eu-west-1:123456789012:outbox"
+  }
+}
+
 override_data {
   target = data.aws_caller_identity.current
   values = {
@@ -52,11 +63,8 @@ run "defaults_deploy_everything_on_the_modules_table" {
     condition     = aws_dynamodb_table.this[0].hash_key == "pk" && aws_dynamodb_table.this[0].range_key == "sk"
     error_message = "the module's own table has the keys pk and sk when none are given"
   }
-  # The provider plans a map holding an unknown value (the queue URL: worker, sweeper) as unknown
-  # as a whole, so the functions without it speak for the key names here (existing_table.tftest.hcl
-  # knows the URL in advance and checks all five).
   assert {
-    condition     = alltrue([for name in ["api", "consumer", "dead-letter"] : aws_lambda_function.this[name].environment[0].variables.OUTBOX_HASH_KEY == "pk" && aws_lambda_function.this[name].environment[0].variables.OUTBOX_RANGE_KEY == "sk"])
+    condition     = alltrue([for function in aws_lambda_function.this : function.environment[0].variables.OUTBOX_HASH_KEY == "pk" && function.environment[0].variables.OUTBOX_RANGE_KEY == "sk"])
     error_message = "every function gets the module table's key names"
   }
   assert {
@@ -71,6 +79,57 @@ run "defaults_deploy_everything_on_the_modules_table" {
     condition     = aws_lambda_function.this["consumer"].memory_size == 512 && aws_lambda_function.this["dead-letter"].memory_size == 256 && aws_lambda_function.this["sweeper"].reserved_concurrent_executions == 1
     error_message = "without functions, each function has the module's default size"
   }
+}
+
+# Issue #26: the EMF namespace and Service dimension every function writes under, and the alarms on them.
+run "the_metrics_namespace_and_service_reach_every_function_and_the_alarms" {
+  command = plan
+
+  variables {
+    name              = "orders"
+    metrics_namespace = "Shop/Outbox"
+    metrics_service   = "orders-eu"
+  }
+
+  assert {
+    condition     = alltrue([for name in ["api", "consumer", "dead-letter"] : aws_lambda_function.this[name].environment[0].variables.OUTBOX_METRICS_NAMESPACE == "Shop/Outbox" && aws_lambda_function.this[name].environment[0].variables.OUTBOX_SERVICE == "orders-eu"])
+    error_message = "every function writes its metrics under the namespace and service given"
+  }
+  assert {
+    condition     = alltrue([for alarm in aws_cloudwatch_metric_alarm.count : alarm.namespace == "Shop/Outbox" && alarm.dimensions["Service"] == "orders-eu" && length(alarm.dimensions) == 1]) && aws_cloudwatch_metric_alarm.oldest_pending.namespace == "Shop/Outbox" && aws_cloudwatch_metric_alarm.oldest_pending.dimensions["Service"] == "orders-eu"
+    error_message = "the alarms on the functions' own metrics follow the namespace and service"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.iterator_age.namespace == "AWS/Lambda"
+    error_message = "alarms on AWS's own metrics keep AWS's namespaces"
+  }
+}
+
+run "the_metrics_default_to_the_codes_namespace_and_the_modules_name" {
+  command = plan
+
+  variables {
+    name = "orders"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["consumer"].environment[0].variables.OUTBOX_METRICS_NAMESPACE == "Outbox" && aws_lambda_function.this["consumer"].environment[0].variables.OUTBOX_SERVICE == "orders"
+    error_message = "without metrics_namespace and metrics_service: Outbox, and the module's name"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.count["messages-failed"].namespace == "Outbox" && aws_cloudwatch_metric_alarm.count["messages-failed"].dimensions["Service"] == "orders"
+    error_message = "the alarms follow the defaults too"
+  }
+}
+
+run "a_metrics_namespace_of_aws_is_refused" {
+  command = plan
+
+  variables {
+    metrics_namespace = "AWS/Lambda"
+  }
+
+  expect_failures = [var.metrics_namespace]
 }
 
 run "a_partial_functions_map_changes_only_what_it_names" {

@@ -217,3 +217,8 @@ output "id_secret_arn" {
   description = "OUTBOX_ID_SECRET_ARN for the order service (its orders carry idempotency keys); its role needs secretsmanager:GetSecretValue on it."
   value       = module.outbox.id_secret_arn
 }
+
+output "caller_policy_document" {
+  description = "Attach to the order service's role: what it needs to write orders' messages with the library (the outbox's own keys only), beside its grants on its own items."
+  value       = module.outbox.caller_policy_document
+}
