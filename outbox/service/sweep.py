@@ -13,8 +13,8 @@ never a payload) are read just before that page is relayed. Oldest first across 
 bucket waits behind another, and a group (one bucket, its places in time order) keeps its order; a
 failure stops its group for the rest of the run. The deadline is checked before every index query,
 every read of a page of records and every send, so the sweeper holds a page of small records, never
-the backlog. It
-also reports the age of the oldest PENDING message, from the index keys, which carry the time.
+the backlog. It also reports the age of the oldest PENDING message, from the index keys, which
+carry the time.
 
 Its second step (``_resend_stranded``, under the same deadline) ends what no copy can end any
 more: a message QUEUED, or PROCESSING with no live lease, whose copy is gone (it outlived the
