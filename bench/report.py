@@ -180,11 +180,12 @@ def _sweep_backlog(comparison: BacklogComparison) -> list[str]:
         "### Sweeper under a large backlog: sweeps to drain it and peak memory, ours against all at once",
         "",
         "The stream trimmed and the trigger off: the sweeper is the only relay. All at once (the sweeper before"
-        " it worked page by page) reads and rebuilds every stuck message before it sends; ours merges the"
-        " buckets' index keys oldest first and reads a page of records just before relaying it. Each sweep has"
+        " it worked page by page) reads every stuck record whole and rebuilds its message before it sends; ours"
+        " merges the buckets' index keys oldest first and reads a page of records (what a re-send needs, no"
+        " payload) just before relaying it. Each sweep has"
         f" a deadline of {first.deadline_s:g} s of modelled time ({sweep_backlog.LATENCY_MS:g} ms a request,"
         f" {sweep_backlog.BYTES_PER_MS // 1000} MB/s); a sweep that outgrows {first.memory_mb} MB is stopped as"
-        " Lambda would. Records come from a fake table that makes each payload when it is read; peak memory is"
+        " Lambda would. Records come from a fake table that makes each payload when a read asks for it; peak memory is"
         " the sweeper's traced allocations (tracemalloc).",
         "",
         *sweep_backlog.markdown(comparison),

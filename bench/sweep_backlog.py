@@ -4,19 +4,24 @@ The stream was trimmed and the trigger is off, so the sweeper is the only relay.
 PENDING messages with 60 KB payloads is drained by consecutive sweeps, each under the same
 deadline (the sweeper function's timeout), by two sweepers over the same adapters:
 
-- all at once (the baseline, the sweeper before this change, kept here): read and rebuild every
-  stuck message, payload included, sort them, then relay, checking the deadline only while sending;
-- ours (``outbox.service.sweep.Sweeper``): merge the buckets' index keys oldest first and read,
-  rebuild and relay a page of records at a time, checking the deadline before every request.
+- all at once (the baseline: the sweep before the paged change, kept here as it was so that the
+  comparison stays the historical one): read every stuck record whole, payload and type included,
+  rebuild each message's envelope from it, sort them, then relay, checking the deadline only while
+  sending;
+- ours (``outbox.service.sweep.Sweeper``): merge the buckets' index keys oldest first and read and
+  relay a page of records at a time, checking the deadline before every request; a record is read
+  for what re-sending needs alone (``DynamoDBSweepSource``: no payload, the copy's body is the id).
 
 The table is a fake DynamoDB client that serves the index pages and the records lazily (a payload
-is made when it is read), so 100k messages of 60 KB cost it no memory and what is measured is the
+is made when it is read, and only when the request's ProjectionExpression asks for it, as
+DynamoDB answers), so 100k messages of 60 KB cost it no memory and what is measured is the
 sweeper's own: Python's traced allocations (tracemalloc) above the start, at peak. A sweep that
 grows past ``--memory-mb`` is stopped as Lambda would stop a function at its memory size.
 
-Time is modelled, not waited: every request costs ``LATENCY_MS`` plus its bytes at
-``BYTES_PER_MS``, on a clock the deadline reads; the flips (UpdateItem) run beside the next send in
-the relay's pool and cost no modelled time. CPU time is not on that clock: the wall time is printed.
+Time is modelled, not waited: every request costs ``LATENCY_MS`` plus its bytes (the text of the
+attributes it returns or sends) at ``BYTES_PER_MS``, on a clock the deadline reads; the flips
+(UpdateItem) run beside the next send in the relay's pool and cost no modelled time. CPU time is
+not on that clock: the wall time is printed.
 
     python -m bench.sweep_backlog [--messages 100000] [--payload-kb 60] [--deadline-s 300] [--memory-mb 512]
 """
@@ -25,25 +30,30 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import json
 import os
 import time
 import tracemalloc
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from bench.calibration import calibration
+from outbox.adapters.batch import batch_get
 from outbox.adapters.models import RECORD_INDEX_KEYS
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.domain.envelope import Envelope
+from outbox.domain.items import RECORD
 from outbox.domain.layout import TableLayout
 from outbox.domain.record import RECORD_PREFIX, RECORD_SK, bucket_of, iso, outbox_pk, outbox_sk, record_pk, utc_now
 from outbox.domain.status import Status
+from outbox.domain.trace import trace_header
 from outbox.logs import configure_logging
-from outbox.ports import SweepSource
+from outbox.ports import PendingKey, SweepSource
 from outbox.service.relay import Relay, RelayItem, RelayPolicy
 from outbox.service.sweep import Sweeper, SweepReport
 
@@ -57,6 +67,20 @@ BYTES_PER_MS = 100_000  # 100 MB/s for what a request carries (records read, mes
 MAX_SWEEPS = 20  # a drain that needs more is reported as not draining
 STALLED_SWEEPS = 3  # sweeps in a row that relay nothing: the approach makes no progress
 MiB = 1024 * 1024
+# What the sweep read of each record before it read only what a re-send needs: the whole envelope.
+WHOLE_RECORD = (
+    "message_id",
+    "status",
+    "type",
+    "payload",
+    "group_key",
+    "created_at",
+    "trace_id",
+    "updated_at",
+    "lease_until",
+    "send_generation",
+    "sent_at",
+)
 
 
 class OutOfMemory(Exception):
@@ -68,9 +92,10 @@ class LazyTable:
     """A DynamoDB client over N PENDING messages, created 1 ms apart an hour ago, their records made when read.
 
     It answers the three calls a sweep makes: Query of the pending index (keys only, a bucket at a
-    time, in time order, without the messages that moved on), BatchGetItem of records (each
-    payload a new string of ``payload_bytes``) and UpdateItem (a flip moves the message on). Each
-    request advances ``clock_ms`` by its modelled cost.
+    time, in time order, without the messages that moved on), BatchGetItem of records (the
+    attributes its ProjectionExpression names, each payload asked for a new string of
+    ``payload_bytes``) and UpdateItem (a flip moves the message on). Each request advances
+    ``clock_ms`` by its modelled cost.
     """
 
     messages: int
@@ -131,28 +156,32 @@ class LazyTable:
         return page
 
     def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
-        """The records asked for, each with a payload made now."""
+        """The records asked for, with the attributes the projection names (a payload made now, if named)."""
         if self.memory_cap is not None and tracemalloc.get_traced_memory()[0] - self.memory_base > self.memory_cap:
             raise OutOfMemory
         found: dict[str, list[dict[str, Any]]] = {}
         for table, request in RequestItems.items():
             items = found.setdefault(table, [])
+            wanted = _projected(request)
             for key in request["Keys"]:
                 n = _number(key["pk"]["S"])
-                items.append(self._record(n))
-        self.clock_ms += LATENCY_MS + sum(len(i["payload"]["S"]) for t in found.values() for i in t) / BYTES_PER_MS
+                items.append(self._record(n, wanted))
+        returned = sum(len(v["S"]) for t in found.values() for i in t for v in i.values())
+        self.clock_ms += LATENCY_MS + returned / BYTES_PER_MS
         return {"Responses": found, "UnprocessedKeys": {}}
 
-    def _record(self, n: int) -> dict[str, Any]:
+    def _record(self, n: int, wanted: frozenset[str] | None) -> dict[str, Any]:
         status = Status.QUEUED if self.moved[n] else Status.PENDING
-        return {
+        record = {
             "pk": {"S": record_pk(message_id(n))},
             "message_id": {"S": message_id(n)},
             "status": {"S": status.value},
             "type": {"S": "Backlog"},
-            "payload": {"S": f'{{"blob":"{self._filler}","n":{n}}}'},
             "created_at": {"S": self.created_at(n)},
         }
+        if wanted is None or "payload" in wanted:  # the big one: made only when asked for
+            record["payload"] = {"S": f'{{"blob":"{self._filler}","n":{n}}}'}
+        return record if wanted is None else {name: value for name, value in record.items() if name in wanted}
 
     def update_item(self, **request: Any) -> dict[str, Any]:
         """A flip: the message moves on (the condition always holds: nothing else writes)."""
@@ -184,22 +213,70 @@ def _number(pk: str) -> int:
     return int(pk.removeprefix(RECORD_PREFIX)[-12:])
 
 
+def _projected(request: dict[str, Any]) -> frozenset[str] | None:
+    """The attribute names a BatchGetItem's ProjectionExpression asks for; None: the whole item."""
+    expression = request.get("ProjectionExpression")
+    if expression is None:
+        return None
+    names = request.get("ExpressionAttributeNames", {})
+    return frozenset(names.get(part.strip(), part.strip()) for part in expression.split(","))
+
+
+def whole_records(source: DynamoDBSweepSource, keys: Sequence[PendingKey]) -> list[tuple[str, Status, Envelope]]:
+    """The records behind ``keys`` as the sweep read them before: whole, each envelope rebuilt, payload parsed.
+
+    (place, status, envelope) of each record found, in the keys' order.
+    """
+    projection, names = RECORD.projection(WHOLE_RECORD)
+    request = [source.layout.record_key(k.message_id) for k in keys]
+    items = batch_get(source.client, source.table_name, request, projection=projection, names=names)
+    found = {item["message_id"]["S"]: RECORD.decode(item) for item in items}
+    records = []
+    for key in keys:
+        if (values := found.get(key.message_id)) is None:
+            continue
+        envelope = Envelope(
+            values["message_id"],
+            values["type"],
+            json.loads(values["payload"]),
+            values["created_at"],
+            values.get("group_key"),
+            trace_header(values.get("trace_id")),
+        )
+        records.append((key.sk, Status(values["status"]), envelope))
+    return records
+
+
+def _whole_pages(source: DynamoDBSweepSource, bucket: int) -> Iterator[list[tuple[str, Status, Envelope]]]:
+    """A bucket's records, whole, a page per index Query: ``DynamoDBSweepSource.pending`` as it read them then."""
+    for keys in source.keys(bucket):
+        yield whole_records(source, keys)
+
+
 class AllAtOnceSweeper(Sweeper):
-    """The baseline: the sweep before this change, which read every stuck message before it sent the first."""
+    """The baseline: the sweep before the paged change, which read every stuck record whole before it sent the first.
+
+    It reads the records itself, as that sweep did (payload and type included, each envelope
+    rebuilt), not through ``DynamoDBSweepSource.records``, which now reads only what a re-send needs:
+    the comparison stays the historical one.
+    """
 
     def sweep(self, *, time_left_ms: Callable[[], int] | None = None) -> SweepReport:
         """Read and rebuild every PENDING message past the minimum age, sort them, relay them until the deadline."""
+        if not isinstance(self.source, DynamoDBSweepSource):
+            raise TypeError("the all-at-once sweep reads a DynamoDBSweepSource's table itself")
         report = SweepReport()
         now = self.clock()
         horizon = iso(now - self.min_age)
         stuck: list[tuple[str, RelayItem]] = []
         for bucket in range(self.buckets):
-            for page in self.source.pending(bucket):
-                for record in page:
+            for page in _whole_pages(self.source, bucket):  # as ``pending`` read them: a page of records per Query
+                for sk, status, envelope in page:
                     report.scanned += 1
-                    if record.status is Status.PENDING and record.sk <= horizon and record.envelope is not None:
+                    if status is Status.PENDING and sk <= horizon:
                         report.pending += 1
-                        stuck.append((record.sk, RelayItem.rebuilt(record.envelope)))
+                        item = RelayItem.from_record(envelope.message_id, envelope.group_key, envelope.trace_id)
+                        stuck.append((sk, item))
         stuck.sort(key=lambda place: place[0])
         if stuck:
             outcome = self.relay.relay([item for _, item in stuck], time_left_ms=time_left_ms)

@@ -25,6 +25,7 @@ from outbox.consumer import BatchResponse, Deliver, make_handler
 from outbox.domain.envelope import Envelope
 from outbox.domain.record import MessageRecord
 from outbox.domain.status import Status
+from outbox.domain.trace import trace_header
 from outbox.lambda_events import lambda_stream_record, received_sqs_record, sqs_event, sqs_record, stream_event
 from outbox.local.filters import matches, stream_filter_pattern
 from outbox.service.accept import new_message
@@ -88,7 +89,9 @@ class MemoryOutbox:
         relay = Relay(self.store, self.publisher, by="worker")
         self._relays.append(relay)
         sent_before = len(self.publisher.sent)
-        report = relay.relay([RelayItem.rebuilt(self.store.envelopes[r.message_id]) for r in pending])
+        report = relay.relay(
+            [RelayItem.from_record(r.message_id, r.group_key, trace_header(r.trace_id)) for r in pending]
+        )
         for outgoing in self.publisher.sent[sent_before:]:
             self._queue[str(uuid.uuid4())] = (self.store.envelopes[outgoing.message_id], outgoing.body, 0)
         return report.sent

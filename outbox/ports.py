@@ -53,13 +53,18 @@ class BatchOutcome:
 
 @dataclass(frozen=True)
 class SweptRecord:
-    """One record as the sweeper sees it; ``status`` None when the record is gone."""
+    """One record as the sweeper sees it; ``status`` None when the record is gone.
+
+    What re-sending it needs and no more: the copy's body is its id alone (``domain/envelope.py``),
+    so neither its payload nor its type is read. ``trace_id`` is an X-Ray trace header, or None.
+    """
 
     sk: str
     message_id: str | None
     status: Status | None
     created_at: str = ""
-    envelope: Envelope | None = None
+    group_key: str | None = None
+    trace_id: str | None = None
     # What tells whether a message in flight still has a copy somewhere (see ``service.sweep.stranded``).
     updated_at: str = ""
     lease_until: str | None = None

@@ -37,6 +37,7 @@ from outbox.domain.record import (
     utc_now,
 )
 from outbox.domain.status import ENDED, Status, check_sources, sources_of
+from outbox.domain.trace import trace_header
 from outbox.ports import (
     BatchOutcome,
     MessageStore,
@@ -401,8 +402,8 @@ class InMemorySweepSource:
         """The records behind ``keys``, in their order, with their current status (always read in full here)."""
         self.records_read += len(keys)
         with self.store._lock:
-            found = [(k, self.store.records.get(k.message_id), self.store.envelopes.get(k.message_id)) for k in keys]
-        return [SweptRecord(k.sk, None, None) if r is None else _swept(k.sk, r, e) for k, r, e in found]
+            found = [(k, self.store.records.get(k.message_id)) for k in keys]
+        return [SweptRecord(k.sk, None, None) if r is None else _swept(k.sk, r) for k, r in found]
 
     def pending(
         self, bucket: int, before: str | None = None, *, known: Callable[[str], bool] | None = None
@@ -505,14 +506,18 @@ def _in_flight_since(record: MessageRecord) -> str:
     return since
 
 
-def _swept(sk: str, record: MessageRecord, envelope: Envelope | None) -> SweptRecord:
-    """A record as the sweep source reads it back: its envelope while it has not ended."""
+def _swept(sk: str, record: MessageRecord) -> SweptRecord:
+    """A record as the sweep source reads it back: what re-sending needs, never the payload.
+
+    Whether its outbox entry is still there (``store.envelopes``) does not matter, as on the table.
+    """
     return SweptRecord(
         sk,
         record.message_id,
         record.status,
         record.created_at,
-        None if record.status in ENDED else envelope,
+        group_key=record.group_key,
+        trace_id=trace_header(record.trace_id),
         updated_at=record.updated_at,
         lease_until=record.lease.until if record.lease else None,
         generation=record.send_generation,

@@ -76,7 +76,7 @@ locals {
   }
   # The consumer's handler: the caller's, else the outbox's consumer of the zip it runs from (a zip
   # built by `outbox package` holds the library, not this repository's worker/ entry points).
-  consumer_handler = coalesce(var.consumer_handler, var.consumer_package == null ? "worker.consumer.handler" : "outbox.lambda_consumer.handler")
+  consumer_handler = var.consumer_handler == "auto" ? (var.consumer_package == null ? "worker.consumer.handler" : "outbox.lambda_consumer.handler") : var.consumer_handler
   # The consumer's OUTBOX_DELIVERY (lambda.tf), only when the caller names its own delivery function.
   delivery_environment = var.delivery == null || var.delivery == "" ? {} : { OUTBOX_DELIVERY = var.delivery }
 

@@ -102,13 +102,13 @@ variable "range_key" {
 }
 
 variable "consumer_handler" {
-  description = "Handler of the consumer function. null (the default) runs the outbox's consumer, which delivers through `delivery`: worker.consumer.handler from lambda_package, or outbox.lambda_consumer.handler from a consumer_package built by `outbox package` (which needs `delivery`). Set it to your own make_handler module's handler to run that instead."
+  description = "Handler of the consumer function. \"auto\" (the default) runs the outbox's consumer, which delivers through `delivery`: worker.consumer.handler from lambda_package, or outbox.lambda_consumer.handler from a consumer_package built by `outbox package` (which needs `delivery`). Set it to your own make_handler module's handler to run that instead."
   type        = string
-  default     = null
+  default     = "auto"
 
   validation {
-    condition     = var.consumer_handler == null || can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", var.consumer_handler))
-    error_message = "consumer_handler must be a dotted Python path: module.function."
+    condition     = var.consumer_handler == "auto" || can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", var.consumer_handler))
+    error_message = "consumer_handler must be \"auto\" or a dotted Python path: module.function."
   }
 }
 

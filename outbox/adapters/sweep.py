@@ -4,13 +4,13 @@ The index (keys only) holds a record until it ends: while PENDING under its outb
 order; while in flight (QUEUED, PROCESSING) under an in-flight partition, by the time it went in
 flight. Reading a bucket costs its PENDING backlog, reading in-flight records older than a bound
 costs those alone: never the settled table. Its keys are read a page per Query, and the records
-behind keys (with their payloads) only when asked for, 100 per BatchGetItem. The table's bucket
-count lives in one small item of the table itself.
+behind keys only when asked for, 100 per BatchGetItem, and only what re-sending them needs (never
+a payload: a copy's body is the message id alone). The table's bucket count lives in one small
+item of the table itself.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +18,11 @@ from botocore.exceptions import ClientError
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
 from outbox.adapters.batch import batch_get
-from outbox.domain.envelope import Envelope
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.items import RECORD
 from outbox.domain.layout import CONFIG_SK, META_PK, TableLayout
 from outbox.domain.record import RECORD_PREFIX, in_flight_partition, outbox_pk, record_pk
-from outbox.domain.status import ENDED, Status
+from outbox.domain.status import Status
 from outbox.domain.trace import trace_header
 
 if TYPE_CHECKING:
@@ -33,13 +32,13 @@ if TYPE_CHECKING:
 
 __all__ = ["CONFIG_SK", "META_PK", "DynamoDBSweepSource"]
 
-# What rebuilding a message's envelope needs, its status, and what tells whether a message in
-# flight is stranded: nothing else of the record is read.
+# What re-sending a message needs (its id, group and trace: the copy's body is the id alone), its
+# status and place in time, and what tells whether a message in flight is stranded. Nothing else of
+# the record is read: never its payload (up to 350 KB) nor its type, which only the consumer's
+# lease write returns.
 _SWEPT = (
     "message_id",
     "status",
-    "type",
-    "payload",
     "group_key",
     "created_at",
     "trace_id",
@@ -237,27 +236,22 @@ class _Exists(Exception):
 
 
 def _swept(sk: str, item: dict[str, Any] | None) -> SweptRecord:
-    """A record read back (through its description, ``domain/items.py``), with its envelope while it has not ended."""
+    """A record read back through its description (``domain/items.py``); its status says whether it ended."""
     from outbox.ports import SweptRecord  # noqa: PLC0415 - the API's bucket check (buckets) loads no ports
 
     if item is None:
         return SweptRecord(sk, None, None)
     values = RECORD.decode(item)
-    message_id, status, created_at = values["message_id"], Status(values["status"]), values["created_at"]
-    moment = {
-        "updated_at": values.get("updated_at", created_at),
-        "lease_until": values.get("lease_until"),
-        "generation": values.get("send_generation", 0),
-        "sent_at": values.get("sent_at"),
-    }
-    if status in ENDED:
-        return SweptRecord(sk, message_id, status, created_at, **moment)
-    envelope = Envelope(
-        message_id,
-        values["type"],
-        json.loads(values["payload"]),
+    created_at = values["created_at"]
+    return SweptRecord(
+        sk,
+        values["message_id"],
+        Status(values["status"]),
         created_at,
-        values.get("group_key"),
-        trace_header(values.get("trace_id")),
+        group_key=values.get("group_key"),
+        trace_id=trace_header(values.get("trace_id")),
+        updated_at=values.get("updated_at", created_at),
+        lease_until=values.get("lease_until"),
+        generation=values.get("send_generation", 0),
+        sent_at=values.get("sent_at"),
     )
-    return SweptRecord(sk, message_id, status, created_at, envelope, **moment)

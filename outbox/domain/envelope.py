@@ -45,6 +45,16 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def message_body(message_id: str) -> str:
+    """The SQS body of every copy of ``message_id``: the id and the format, the same bytes on every path.
+
+    The one place a body is made: ``Envelope.body`` (accept's outbox entry) and a message re-sent
+    from its record's id alone (the sweeper, the worker's older-first step) both call it, so every
+    copy of a message carries the byte-identical body whichever path sent it.
+    """
+    return canonical_json({"message_id": message_id, "schema_version": SCHEMA_VERSION})
+
+
 @dataclass(frozen=True)
 class Envelope:
     """What a consumer receives, read from the record. ``message_id`` is the dedup key of every copy.
@@ -81,7 +91,7 @@ class Envelope:
         copy carries nothing a forger could use to change a delivery. FIFO ordering travels in the
         copy's ``MessageGroupId`` and the trace in its ``AWSTraceHeader``, both SQS attributes.
         """
-        return canonical_json({"message_id": self.message_id, "schema_version": SCHEMA_VERSION})
+        return message_body(self.message_id)
 
     def payload_json(self) -> str:
         """The payload alone, canonical: what the record stores."""

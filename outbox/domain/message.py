@@ -135,7 +135,9 @@ def new_message_id(idempotency_key: str | None = None, *, scope: str | None = No
     if idempotency_key is None:
         return str(uuid.uuid4())
     if key is None:
-        raise ConfigurationError("an Idempotency-Key needs the id secret: give id_secret (OUTBOX_ID_SECRET_ARN)")
+        raise ConfigurationError(
+            "an idempotency_key needs the id secret: give Outbox(id_secret=...), or set OUTBOX_ID_SECRET_ARN"
+        )
     return key.message_id(idempotency_key, scope)
 
 

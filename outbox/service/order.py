@@ -4,7 +4,8 @@ When the stream lost records (trimmed, the trigger was off, the mapping gave up)
 entry expired, a group's older message can still be PENDING while a newer one is about to be
 sent: by the worker (the stream brought the newer one) or by replay (only the newer one has an
 entry in the window). Both ask the pending index, per bucket, for older PENDING records of the
-groups they are about to send, and send those first, rebuilt from their records (invariant 8).
+groups they are about to send, and send those first, re-sent from their records (invariant 8): their
+ids, groups and traces, never their payloads, which a copy does not carry.
 
 "Older" is not the same for both. Replay reads the table, whose order (time, then each writer's
 own order: ``domain/clock.py``) is its truth: ``older_first`` merges by sort key. The worker's
@@ -151,11 +152,10 @@ def _older_pending(
     for bucket, before in last.items():
         for page in pending.pending(bucket, before, known=known):
             for record in page:
-                envelope = record.envelope
-                if record.status is Status.PENDING and envelope and envelope.group_key in groups[bucket]:
-                    older.setdefault(envelope.group_key, []).append(
-                        (record.sk, RelayItem.rebuilt(envelope, record.generation))
-                    )
+                group, message_id = record.group_key, record.message_id
+                if record.status is Status.PENDING and message_id and group is not None and group in groups[bucket]:
+                    item = RelayItem.from_record(message_id, group, record.trace_id, record.generation)
+                    older.setdefault(group, []).append((record.sk, item))
     return older
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from outbox.domain.envelope import Envelope
+from outbox.domain.envelope import message_body
 from outbox.domain.errors import InvalidTransitionError, OutboxError
 from outbox.domain.status import Status, sources_of
 from outbox.logs import get_logger
@@ -36,10 +36,15 @@ class RelayItem:
     trace_header: str | None = None  # the writer's X-Ray trace header: the copy's AWSTraceHeader
 
     @classmethod
-    def rebuilt(cls, envelope: Envelope, generation: int = 0) -> RelayItem:
-        """A message rebuilt from its record (the sweeper's, or an older one the stream lost), keyed by its id."""
-        message_id = envelope.message_id
-        return cls(message_id, message_id, envelope.body(), envelope.group_key, generation, envelope.trace_id)
+    def from_record(
+        cls, message_id: str, group_key: str | None = None, trace_header: str | None = None, generation: int = 0
+    ) -> RelayItem:
+        """A message re-sent from its record (the sweeper's, or an older one the stream lost), keyed by its id.
+
+        Only what routing, deduplication and tracing need: the body is the id alone
+        (``message_body``, the same bytes as the outbox entry's), so no payload is read to send it.
+        """
+        return cls(message_id, message_id, message_body(message_id), group_key, generation, trace_header)
 
     def outgoing(self) -> OutgoingMessage:
         """What the publisher sends for it."""

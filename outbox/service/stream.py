@@ -57,7 +57,7 @@ class StreamWorker:
 
     With a ``pending`` source it keeps a group's order when the stream lost records (trimmed,
     the trigger was off, the mapping gave up): an older PENDING message of a group in the batch
-    is relayed first, rebuilt from its record, before the group's newer ones. With ``swept_after``
+    is relayed first, re-sent from its record, before the group's newer ones. With ``swept_after``
     too (the sweeper's minimum age), entries older than that are sent only if their record is
     still PENDING: after a stream lag or an outage the sweeper has relayed them, and the stream
     catching up would send each one again. Fresh entries, the usual case, cost no read.

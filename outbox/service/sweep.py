@@ -3,17 +3,18 @@
 The stream relays almost everything within a second. What it cannot relay — the trigger was
 off, the mapping gave up on a batch, the stream was trimmed, the outbox entry expired or was
 deleted — stays PENDING in its record. Every few minutes the sweeper reads the record index's
-outbox buckets (only PENDING records are in them) and relays each message older than ``min_age``, rebuilt from
-its record, through the same relay as the worker.
+outbox buckets (only PENDING records are in them) and relays each message older than ``min_age``, re-sent from
+its record (its id, group and trace: the copy's body is the id alone), through the same relay as the worker.
 
 It works a page at a time, so a run that ends at its deadline has relayed the oldest messages
 and the next run goes on from there: the index keys of every bucket (small: a place and an id)
-are merged oldest first, and the records behind the next page of keys, payloads included, are
-read just before that page is relayed. Oldest first across buckets means no bucket waits behind
-another, and a group (one bucket, its places in time order) keeps its order; a failure stops its
-group for the rest of the run. The deadline is checked before every index query, every read of a
-page of records and every send, so the sweeper holds a page of payloads, never the backlog. It
-also reports the age of the oldest PENDING message, from the index keys, which carry the time.
+are merged oldest first, and the records behind the next page of keys (what re-sending needs,
+never a payload) are read just before that page is relayed. Oldest first across buckets means no
+bucket waits behind another, and a group (one bucket, its places in time order) keeps its order; a
+failure stops its group for the rest of the run. The deadline is checked before every index query,
+every read of a page of records and every send, so the sweeper holds a page of small records, never
+the backlog. It also reports the age of the oldest PENDING message, from the index keys, which
+carry the time.
 
 Its second step (``_resend_stranded``, under the same deadline) ends what no copy can end any
 more: a message QUEUED, or PROCESSING with no live lease, whose copy is gone (it outlived the
@@ -44,7 +45,7 @@ from outbox.service.relay import Relay, RelayItem
 log = get_logger("outbox.service.sweep")
 
 DEFAULT_MIN_AGE = timedelta(seconds=300)
-# Records read, rebuilt and relayed at a time (one BatchGetItem): the payloads a sweep holds at once.
+# Records read and relayed at a time (one BatchGetItem): what a sweep holds at once.
 DEFAULT_PAGE_SIZE = 100
 IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING})
 
@@ -75,7 +76,7 @@ def stranded(record: SweptRecord, now: datetime, bounds: StrandedBounds) -> bool
     again within the visibility timeout after the lease ended, and a healthy consumer would have
     taken the message over by then. A re-send since then is judged as QUEUED is.
     """
-    if record.status not in IN_FLIGHT or record.envelope is None:
+    if record.status not in IN_FLIGHT:  # ended, gone (None) or still PENDING: not the in-flight pass's
         return False
     at = datetime.fromisoformat
     last_sent = max(record.updated_at, record.sent_at or "")
@@ -208,10 +209,10 @@ class Sweeper:
         items: list[RelayItem] = []
         for record in self.source.records(keys):
             report.scanned += 1
-            if record.status is not Status.PENDING or record.envelope is None:  # moved on since the index was written
+            if record.status is not Status.PENDING or record.message_id is None:  # moved on since the index was written
                 continue
             report.pending += 1
-            item = RelayItem.rebuilt(record.envelope, record.generation)
+            item = RelayItem.from_record(record.message_id, record.group_key, record.trace_id, record.generation)
             if item.ordering_key in blocked:  # nothing after a failure in its group
                 report.failed += 1
                 report.failed_ids.append(item.key)
@@ -267,7 +268,7 @@ class Sweeper:
         report.in_flight_scanned += len(page)
         items: list[tuple[str, RelayItem]] = []
         for record in page:
-            if not stranded(record, now, self.bounds) or record.message_id is None or record.envelope is None:
+            if not stranded(record, now, self.bounds) or record.message_id is None:
                 continue
             deadline.check()
             try:
@@ -282,7 +283,9 @@ class Sweeper:
                 report.failed += 1
                 report.failed_ids.append(record.message_id)
                 continue
-            items.append((record.sk, RelayItem.rebuilt(record.envelope, generation)))
+            items.append(
+                (record.sk, RelayItem.from_record(record.message_id, record.group_key, record.trace_id, generation))
+            )
         if not items:
             return True
         items.sort(key=lambda place: place[0])  # oldest first: a group's messages in their order

@@ -514,12 +514,13 @@ def test_the_consumer_is_the_callers(module: Module) -> None:
     """The consumer's handler and zip come from variables; the package has no path into this repository."""
     consumer = module.locals["functions"]["consumer"]
     assert consumer["handler"] == "${local.consumer_handler}"
-    assert module.variables["consumer_handler"]["default"] is None
+    assert module.variables["consumer_handler"]["default"] == "auto"
     # Without a handler of the caller's: the outbox's consumer of the zip it runs from (a zip built by
     # `outbox package` holds the library, not the repository's worker/ entry points).
     default, library = FUNCTIONS["consumer"], "outbox.lambda_consumer.handler"
     assert module.locals["consumer_handler"] == (
-        f'${{coalesce(var.consumer_handler, var.consumer_package == null ? "{default}" : "{library}")}}'
+        '${var.consumer_handler == "auto" ? '
+        f'(var.consumer_package == null ? "{default}" : "{library}") : var.consumer_handler}}'
     )
     assert module.variables["consumer_package"]["default"] is None
     assert module.locals["function_packages"] == {

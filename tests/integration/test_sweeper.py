@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from outbox.domain.layout import TableLayout
 from outbox.domain.record import in_flight_pk, iso, utc_now
 from outbox.ports import PendingKey, SweptRecord
 from outbox.service.relay import Relay, RelayPolicy
-from outbox.service.sweep import Sweeper
+from outbox.service.sweep import StrandedBounds, Sweeper
 from tests.integration.conftest import Stack, build_stack
 
 
@@ -416,3 +417,91 @@ def test_a_sweep_with_no_time_left_makes_no_request(stack: Stack) -> None:
     assert report.deadline_reached
     assert (report.scanned, report.relayed) == (0, 0)
     sweeper.relay.close()
+
+
+# -- what a sweep reads of a record: what re-sending needs, never the payload --------------------
+
+UNNEEDED = frozenset({"payload", "type"})  # the consumer reads them, by its lease write
+
+
+@contextmanager
+def _record_reads(client: Any) -> Iterator[list[frozenset[str] | None]]:
+    """The attributes each BatchGetItem asks for (None: the whole item), as botocore sends it to the table.
+
+    Read at botocore's boundary (the serialised request, before it leaves), and each answer checked
+    after it came back: DynamoDB returns only what the ProjectionExpression names.
+    """
+    asked: list[frozenset[str] | None] = []
+    answered: list[set[str]] = []
+
+    def before_call(params: dict[str, Any], **_: Any) -> None:
+        for request in json.loads(params["body"])["RequestItems"].values():
+            expression, names = request.get("ProjectionExpression"), request.get("ExpressionAttributeNames", {})
+            asked.append(None if expression is None else frozenset(names[p.strip()] for p in expression.split(",")))
+
+    def after_call(parsed: dict[str, Any], **_: Any) -> None:
+        answered.extend(set(item) for items in parsed.get("Responses", {}).values() for item in items)
+
+    events = client.meta.events
+    events.register("before-call.dynamodb.BatchGetItem", before_call)
+    events.register("after-call.dynamodb.BatchGetItem", after_call)
+    try:
+        yield asked
+    finally:
+        events.unregister("before-call.dynamodb.BatchGetItem", before_call)
+        events.unregister("after-call.dynamodb.BatchGetItem", after_call)
+    assert not [attributes for attributes in answered if attributes & UNNEEDED]
+
+
+def test_a_sweep_reads_no_payload_of_what_it_relays_or_resends(stack: Stack) -> None:
+    """Both passes ask BatchGetItem for the id, status, group, trace and times only: the copy's body is the id."""
+    # GIVEN one message the stream never relayed, and one relayed whose copy is gone, both 60 KB
+    outbox = _outbox(stack)
+    big = {"blob": "x" * 60_000}
+    pending = outbox.message(big, type="Big", group_key="g-1")
+    outbox.transact_write([], pending)
+    stack.stream_event()  # trimmed: the worker never sees it
+    in_flight = outbox.message(big, type="Big")
+    outbox.transact_write([], in_flight)
+    stack.worker.handle(stack.stream_event())
+    stack.sqs.purge_queue(QueueUrl=stack.resources.queue_url)
+    bounds = StrandedBounds(retention=timedelta(hours=1), visibility=timedelta(minutes=3))
+    resender = Relay(stack.store, stack.publisher, by="sweeper", expected=frozenset())
+    relay = Relay(stack.store, stack.publisher, by="sweeper")
+    later = utc_now() + timedelta(hours=2)  # past the retention: no copy can be left
+    sweeper = Sweeper(_source(stack), relay, buckets=4, clock=lambda: later, resender=resender, bounds=bounds)
+
+    # WHEN a sweep relays the one and re-sends the other
+    with _record_reads(stack.dynamodb) as asked:
+        report = sweeper.sweep()
+
+    # THEN it did both (on a clock two hours on, the copy it just relayed counts as gone too), and no
+    # read of a record asked for a payload or a type
+    assert (report.relayed, report.resent, report.failed) == (1, 2, 0)
+    assert len(asked) >= 2  # the PENDING pass's page, then each in-flight partition's
+    assert all(attributes is not None and not attributes & UNNEEDED for attributes in asked), asked
+    assert {json.loads(copy["Body"])["message_id"] for copy in stack.receive_all()} == {
+        pending.message_id,
+        in_flight.message_id,
+    }
+    assert outbox.get(pending.message_id).status is Status.QUEUED
+    assert outbox.get(pending.message_id).payload == big  # the record keeps what the consumer delivers
+
+
+def test_the_workers_older_first_step_reads_no_payload(fifo_stack: Stack) -> None:
+    """A group's message the stream lost is found, read and sent first without its payload being read."""
+    outbox = _outbox(fifo_stack)
+    big = {"blob": "x" * 60_000}
+    lost = outbox.message(big, type="Big", group_key="g-1")
+    outbox.transact_write([], lost)
+    fifo_stack.stream_event()  # trimmed: the worker never sees it
+    newer = outbox.message({"n": 1}, type="Small", group_key="g-1")
+    outbox.transact_write([], newer)
+
+    with _record_reads(fifo_stack.dynamodb) as asked:
+        response = fifo_stack.worker.handle(fifo_stack.stream_event())
+
+    assert response == {"batchItemFailures": []}
+    assert fifo_stack.drain_in_order() == [lost.message_id, newer.message_id]
+    assert asked  # the lost message's record was read
+    assert all(attributes is not None and not attributes & UNNEEDED for attributes in asked), asked

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import urllib3.util.connection  # noqa: F401 - its import probes IPv6 by binding ::1: done here, before any guard
 
 from outbox.testing import FakePublisher, InMemoryMessageStore
 

@@ -221,12 +221,18 @@ def test_an_outbox_takes_the_region_from_aws_region_as_the_cli_does(monkeypatch:
         Outbox("t")
 
 
-def test_library_errors_speak_the_librarys_language(outbox: Outbox) -> None:
+def test_library_errors_speak_the_librarys_language(outbox: Outbox, client: TransactionClient) -> None:
     """An `idempotency_key` argument is refused as such, in a message about a message, not an HTTP request."""
     with pytest.raises(ValidationError) as caught:
         outbox.message({"x": 1}, type="T", idempotency_key="has spaces")
     assert [e.field for e in caught.value.errors] == ["idempotency_key"]
     assert caught.value.detail == "invalid message: idempotency_key: must be 1 to 255 printable ASCII characters"
+    without_secret = Outbox("shop", client=client, hash_key="PK", range_key="SK", buckets=8)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError) as missing:
+        without_secret.message({"x": 1}, type="T", idempotency_key="k-1")
+    assert missing.value.detail == (
+        "an idempotency_key needs the id secret: give Outbox(id_secret=...), or set OUTBOX_ID_SECRET_ARN"
+    )
 
 
 def test_a_resource_client_or_table_is_refused_at_construction_in_one_line() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from outbox.adapters.publisher import SqsPublisher
+from outbox.domain.envelope import message_body, new_envelope
 from outbox.domain.errors import AwsError, ThrottledError
 from outbox.domain.message import new_message_id
 from outbox.domain.record import generation_of, iso, utc_now
@@ -221,12 +222,22 @@ def test_a_resend_in_flight_flips_nothing_and_keeps_its_generation(
     store.transition(envelope.message_id, Status.QUEUED, by="worker")
     resender = Relay(store, publisher, by="sweeper", expected=frozenset())
 
-    report = resender.relay([RelayItem.rebuilt(envelope, 3)])
+    report = resender.relay([RelayItem.from_record(envelope.message_id, generation=3)])
     resender.close()
 
     assert report.sent == [envelope.message_id]
     assert [(m.message_id, m.generation) for m in publisher.sent] == [(envelope.message_id, 3)]
     assert [h.status for h in store.records[envelope.message_id].history] == [Status.PENDING, Status.QUEUED]
+
+
+def test_a_message_resent_from_its_record_carries_its_entrys_body_byte_for_byte() -> None:
+    """Every path makes the body with one function: the sweeper's and the worker's re-sends send what accept stored."""
+    envelope = new_envelope({"n": 1}, type="T", message_id=new_message_id(), created_at=iso(utc_now()), group_key="g")
+
+    item = RelayItem.from_record(envelope.message_id, envelope.group_key, envelope.trace_id, 2)
+
+    assert item.body == envelope.body() == message_body(envelope.message_id)
+    assert (item.key, item.message_id, item.group_key, item.generation) == (envelope.message_id,) * 2 + ("g", 2)
 
 
 class _SendRecorder:

@@ -146,10 +146,10 @@ def test_a_backlog_bigger_than_one_run_drains_over_consecutive_runs_oldest_first
     assert ages[0] == pytest.approx(100 * 60, abs=1)
 
 
-def test_a_sweep_holds_a_page_of_payloads_never_the_backlog(
+def test_a_sweep_holds_a_page_of_records_never_the_backlog(
     store: InMemoryMessageStore, relay: Relay, publisher: FakePublisher
 ) -> None:
-    """Records (payloads) are read a page at a time, just before that page is sent: never more than a page unsent."""
+    """Records are read a page at a time, just before that page is sent: never more than a page unsent."""
     for n in range(47):
         _accept(store, timedelta(minutes=60 - n))
     sweeper, source = _paged(store, relay, page_size=10)
@@ -164,6 +164,29 @@ def test_a_sweep_holds_a_page_of_payloads_never_the_backlog(
     assert held
     assert max(held) <= 10
     assert held[0] <= 10  # the first send came after one page, not after the backlog
+
+
+def test_a_message_whose_entry_expired_is_relayed_from_its_record_with_its_group_and_trace(
+    store: InMemoryMessageStore, relay: Relay, publisher: FakePublisher
+) -> None:
+    """The copy is made from the record's id, group and trace: the body its outbox entry held, byte for byte."""
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    envelope = new_envelope(
+        {"n": 1}, type="T", message_id=new_message_id(), created_at=iso(NOW - timedelta(hours=1)), group_key="g"
+    )
+    store.accept(replace(envelope, trace_id=trace), idempotency_key=None, by="service")
+    del store.envelopes[envelope.message_id]  # TTL took the outbox entry; the record is still PENDING
+
+    report = _sweeper(store, relay).sweep()
+
+    assert report.relayed == 1
+    (sent,) = publisher.sent
+    assert (sent.message_id, sent.body, sent.group_key, sent.trace_header) == (
+        envelope.message_id,
+        envelope.body(),
+        "g",
+        trace,
+    )
 
 
 def test_a_run_with_no_time_left_reads_nothing(
@@ -224,8 +247,7 @@ BOUNDS = StrandedBounds(retention=timedelta(hours=4), visibility=timedelta(minut
 
 
 def _swept(status: Status, **moment: str | int | None) -> SweptRecord:
-    envelope = new_envelope({"n": 1}, type="T", message_id="m-1", created_at=iso(NOW - timedelta(hours=9)))
-    return SweptRecord("x", "m-1", status, envelope.created_at, envelope, **moment)  # type: ignore[arg-type]
+    return SweptRecord("x", "m-1", status, iso(NOW - timedelta(hours=9)), **moment)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
