@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -420,9 +421,18 @@ class DynamoDBMessageStore:
         self._update(message_id, request, Status.PROCESSING)
 
     def count_relay_failure(self, message_id: str) -> int:
-        """ADD 1 to ``relay_attempts`` of a PENDING record; returns the new count."""
-        request = relay_failure_shape(self.layout.hash_key).request(self.table_name, self._record_key(message_id), {})
-        old = self._update(message_id, request, Status.PENDING)
+        """ADD 1 to ``relay_attempts`` of a PENDING record, once for this failure; returns the new count.
+
+        A try whose answer was lost is recognised by its token: the count it made is the answer.
+        """
+        token = str(uuid.uuid4())
+        request = relay_failure_shape(self.layout.hash_key).request(
+            self.table_name, self._record_key(message_id), {":failure": S(token)}
+        )
+        try:
+            old = self._update(message_id, request, Status.PENDING, mine=lambda item: _last_failure(item) == token)
+        except _AlreadyApplied as applied:
+            return int(applied.item.get("relay_attempts", {}).get("N", "0"))
         return int(old.get("relay_attempts", {}).get("N", "0")) + 1
 
     def new_send_generation(
@@ -478,6 +488,12 @@ class DynamoDBMessageStore:
         except AWS_ERRORS as exc:
             raise translate(exc, "UpdateItem") from exc
         return dict(response.get("Attributes") or {})
+
+
+def _last_failure(item: Mapping[str, Any]) -> str | None:
+    """The token of the relay failure a record (as ALL_OLD) counted last."""
+    value = item.get("last_relay_failure", {}).get("S")
+    return value if isinstance(value, str) else None
 
 
 class _AlreadyApplied(Exception):

@@ -229,13 +229,24 @@ def release_shape(hash_key: str) -> UpdateShape:
 
 @cache
 def relay_failure_shape(hash_key: str) -> UpdateShape:
-    """ADD 1 to ``relay_attempts`` of a record that is still PENDING."""
+    """ADD 1 to ``relay_attempts`` of a record that is still PENDING, once per failure (``:failure``).
+
+    The failure's token is kept on the record and the condition refuses it a second time, so a
+    retry of a write whose answer was lost (botocore's, the same request) does not count twice.
+    """
     return UpdateShape(
-        update="ADD #relay_attempts :one",
-        condition="attribute_exists(#pk) AND #status = :pending",
-        names={"#pk": hash_key, "#status": "status", "#relay_attempts": "relay_attempts"},
+        update="SET #last_failure = :failure ADD #relay_attempts :one",
+        condition="attribute_exists(#pk) AND #status = :pending AND "
+        "(attribute_not_exists(#last_failure) OR #last_failure <> :failure)",
+        names={
+            "#pk": hash_key,
+            "#status": "status",
+            "#relay_attempts": "relay_attempts",
+            "#last_failure": "last_relay_failure",
+        },
         values={":one": {"N": "1"}, ":pending": S(Status.PENDING.value)},
         return_values="UPDATED_OLD",
+        per_call=frozenset({":failure"}),
     )
 
 

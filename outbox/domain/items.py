@@ -185,7 +185,8 @@ RECORD = ItemShape(
         Attribute("updated_at", TEXT, required=True),
         Attribute("history", HISTORY, required=True),
         Attribute("attempts", NUMBER),  # deliveries started (PROCESSING) since the last re-drive
-        Attribute("relay_attempts", NUMBER),
+        Attribute("relay_attempts", NUMBER),  # passing SQS refusals while PENDING (poison at max_relay_attempts)
+        Attribute("last_relay_failure", TEXT),  # the last refusal counted: its retry is not counted again
         Attribute("reason", TEXT),
         Attribute("lease_owner", TEXT),  # while PROCESSING: the consumer holding the message
         Attribute("lease_until", TEXT),  # ... and until when (ISO time)

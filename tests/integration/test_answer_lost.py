@@ -187,3 +187,19 @@ def test_every_sqs_write_can_lose_its_answer(stack: Stack, operation: str) -> No
     assert len(copies) == (2 if operation == "SendMessageBatch" else 1)
     assert {json.loads(c["Body"])["message_id"] for c in copies} == {message_id}
     assert stack.receive_all() == []
+
+
+def test_a_relay_failure_whose_answer_was_lost_counts_once(stack: Stack) -> None:
+    """SQS refuses a send (passing); the count's UpdateItem lands but its answer is lost: one failure, counted once."""
+    body = json.dumps({"channel": "push", "recipient": "a" * 64, "body": "ping"})
+    message_id = json.loads(stack.post(body)["body"])["message_id"]
+    stack.faults.refuse({message_id}, code="InternalError", times=1)
+    stack.faults.answer_lost("UpdateItem", when=lambda params: "relay_attempts" in params.get("UpdateExpression", ""))
+
+    assert stack.worker.handle(stack.stream_event(), FakeLambdaContext()) != {"batchItemFailures": []}
+
+    item = stack.dynamodb.get_item(
+        TableName=stack.resources.table_name, Key={"pk": {"S": f"MSG#{message_id}"}, "sk": {"S": "MSG"}}
+    )["Item"]
+    assert item["status"]["S"] == "PENDING"
+    assert item["relay_attempts"]["N"] == "1"  # botocore's retry met its own effect: not a second failure

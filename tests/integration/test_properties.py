@@ -75,6 +75,7 @@ STATUS_FIELDS = {
     "attempts",
     "reason",
     "relay_attempts",
+    "last_relay_failure",  # the relay failure counted last (its retry is not counted again)
     "lease_owner",
     "lease_until",
     "expires_at",  # an ended record's time to live

@@ -167,15 +167,21 @@ def test_an_edge_outside_the_lifecycle_is_refused_before_any_call(
 def test_relay_failure_count_is_one_add_on_a_pending_record(
     store: tuple[DynamoDBMessageStore, RecordingClient],
 ) -> None:
-    """count_relay_failure: ADD 1 to relay_attempts, only while the record is PENDING."""
+    """count_relay_failure: ADD 1 to relay_attempts, only while PENDING, and once per failure (its token)."""
     s, client = store
     assert s.count_relay_failure("m-1") == 1
-    (request,) = client.requests
-    assert request["Key"] == {"PK": {"S": "MSG#m-1"}, "SK": {"S": "MSG"}}
-    assert request["UpdateExpression"] == "ADD #relay_attempts :one"
-    assert request["ConditionExpression"] == "attribute_exists(#pk) AND #status = :pending"
-    assert request["ExpressionAttributeValues"] == {":one": {"N": "1"}, ":pending": {"S": "PENDING"}}
-    assert request["ReturnValues"] == "UPDATED_OLD"
+    assert s.count_relay_failure("m-1") == 1  # the recording client keeps nothing: each answer starts from 0
+    first, second = client.requests
+    assert first["Key"] == {"PK": {"S": "MSG#m-1"}, "SK": {"S": "MSG"}}
+    assert first["UpdateExpression"] == "SET #last_failure = :failure ADD #relay_attempts :one"
+    assert first["ConditionExpression"] == (
+        "attribute_exists(#pk) AND #status = :pending AND "
+        "(attribute_not_exists(#last_failure) OR #last_failure <> :failure)"
+    )
+    values = first["ExpressionAttributeValues"]
+    assert {k: v for k, v in values.items() if k != ":failure"} == {":one": {"N": "1"}, ":pending": {"S": "PENDING"}}
+    assert values[":failure"] != second["ExpressionAttributeValues"][":failure"]  # each failure its own token
+    assert first["ReturnValues"] == "UPDATED_OLD"
 
 
 class GenerationClient(RecordingClient):
