@@ -7,8 +7,14 @@ sweeper's included: throttling and 5xx on TransactWriteItems, UpdateItem and Sen
 timeouts, per-entry SendMessageBatch refusals, a write that took effect with its answer lost (on
 every DynamoDB and SQS write, the SQS mappings' deletes included: botocore's retry meets its own
 effect), and a function dying right after a call took effect (after SQS accepted a batch, before
-any flip; after a flip, a lease or an end: the next receive takes the lease over once it ran
-out). The stream runner redelivers from the lowest failed sequence number (duplicate deliveries).
+any flip; after a flip, a lease, an end or an early delete: the next receive takes the lease over
+once it ran out). Deaths (``Deaths``, ``--deaths``): ``--fault-rate`` of the consumer's and the
+dead-letter function's invocations die, each after one of its writes picked uniformly among those
+its batch makes, or after its last (a Lambda timeout or out-of-memory kills an invocation, whatever
+its batch size); the worker and the sweeper die after a share of their writes (4 % of UpdateItems,
+3.3 % of SendMessageBatches). ``--deaths per-call`` kills the SQS-triggered functions that way too
+(the model before 2026-12-07: a consumer invocation of n copies then dies with probability about
+1 - 0.96^(2.5n)). The stream runner redelivers from the lowest failed sequence number (duplicate deliveries).
 Clients send ``--rate`` messages a second (10: about half of what the local stream runner relays
 under 20 % faults on a busy 2-core machine, so that the stream keeps up, as on AWS where it lags
 by a second and the sweeper's minimum age is minutes) and retry a 5xx with the same
@@ -93,6 +99,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import random
 import sys
@@ -189,8 +196,8 @@ GLOSS = {
 }
 
 
-def arm(injector: FaultInjector, rate: float) -> None:
-    """Fault ``rate`` of the calls of each operation, split evenly across its kinds."""
+def arm(injector: FaultInjector, rate: float, deaths: Deaths) -> None:
+    """Fault ``rate`` of the calls of each operation, split evenly across its kinds (``deaths`` says when one dies)."""
     for operation, kinds in KINDS.items():
         share = rate / len(kinds)
         for kind in kinds:
@@ -210,7 +217,73 @@ def arm(injector: FaultInjector, rate: float) -> None:
             elif kind == "answer_lost":
                 injector.answer_lost(operation, times=-1, probability=share)
             else:
-                injector.crash_after(operation, times=-1, probability=share)
+                injector.crash_after(operation, times=-1, when=deaths.due(share))
+
+
+@dataclass
+class _Fate:
+    """One invocation's death: after its ``death_at``-th write (0: it lives), and whether it came."""
+
+    death_at: int
+    writes: int = 0
+    died: bool = False
+
+
+class Deaths:
+    """When a function dies between two of its AWS calls.
+
+    A Lambda timeout or an out-of-memory kills an invocation, whatever its batch size. So each
+    invocation of an SQS-triggered function (the consumer, the dead-letter function) dies with
+    probability ``rate``, after one of its writes picked uniformly among those a batch of its size
+    makes (``writes_per_copy`` each), or after its last write when it makes fewer (a timeout with its
+    work done: its whole batch comes back). The worker and the sweeper, whose flips run in a pool of
+    threads, die after a ``share`` of their writes; so does every function with ``per_call`` (the
+    model before 2026-12-07, under which a consumer invocation's chance to die grew with its batch).
+    """
+
+    def __init__(self, rate: float, *, seed: int, per_call: bool = False) -> None:
+        self.rate = rate
+        self.per_call = per_call
+        self.at_end = 0  # invocations that died after their last write
+        self._random = random.Random(seed)  # noqa: S311 - seeded dice
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def due(self, share: float) -> Callable[[dict[str, Any]], bool]:
+        """The ``when`` of a ``crash_after`` rule: this write is the one the calling invocation dies after."""
+
+        def now(_: dict[str, Any]) -> bool:
+            fate: _Fate | None = getattr(self._local, "fate", None)
+            if fate is None:
+                with self._lock:
+                    return self._random.random() < share
+            fate.writes += 1
+            fate.died = fate.writes == fate.death_at
+            return fate.died
+
+        return now
+
+    def dying(self, invoke: Invoke, writes_per_copy: float) -> Invoke:
+        """``invoke``, each of its invocations given its fate (none with ``per_call``)."""
+        if self.per_call:
+            return invoke
+
+        def wrapped(event: dict[str, Any], context: Any) -> Any:
+            writes = max(1, math.ceil(len(event.get("Records", [])) * writes_per_copy))
+            with self._lock:
+                death_at = self._random.randint(1, writes) if self._random.random() < self.rate else 0
+            fate = self._local.fate = _Fate(death_at)
+            try:
+                result = invoke(event, context)
+            finally:
+                self._local.fate = None
+            if death_at and not fate.died:
+                with self._lock:
+                    self.at_end += 1
+                raise SimulatedCrash("died after its last write")
+            return result
+
+        return wrapped
 
 
 def crash_is_function_error(invoke: Invoke) -> Invoke:
@@ -984,6 +1057,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="the consumer's early deletes: finished copies a request (0: none; default: the consumer's policy)",
     )
+    parser.add_argument(
+        "--deaths",
+        choices=("per-invocation", "per-call"),
+        default="per-invocation",
+        help=(
+            "per-invocation: --fault-rate of the consumer's and dead-letter function's invocations die, at a"
+            " point among their writes; per-call: every function dies after a share of its writes"
+        ),
+    )
     parser.add_argument("--sweep-interval", type=float, default=2.0)
     parser.add_argument("--sweep-min-age", type=int, default=5)
     parser.add_argument(
@@ -1091,15 +1173,27 @@ class Harness:
         return wrapped
 
     def install(
-        self, stack: LocalStack, *, serial_receives: bool, lease_s: float = 30.0, consumer_batch_size: int = 10
+        self,
+        stack: LocalStack,
+        *,
+        serial_receives: bool,
+        lease_s: float = 30.0,
+        consumer_batch_size: int = 10,
+        deaths: Deaths | None = None,
     ) -> Trigger:
         """Crashes as function errors, copies counted, deliveries logged, the trigger switchable, leases short.
 
         ``lease_s``: each consumer invocation's deadline (its lease runs that long, and the
         consumer's margin), and the dead-letter function's lease, so that a receive that died
         holding a lease is taken over within the run. ``consumer_batch_size``: the SQS mapping's
-        batch size (the Terraform module's ``consumer_batch_size``, 10 by default).
+        batch size (the Terraform module's ``consumer_batch_size``, 10 by default). ``deaths``: the
+        SQS-triggered functions' invocations die as it says (none die of it without one).
         """
+        dying = deaths.dying if deaths is not None else lambda invoke, _: invoke
+        # Each copy: the consumer's lease and end, and its share of an early delete; the dead-letter
+        # function's lease and FAILED.
+        acknowledge_after = stack.functions.consumer.policy.acknowledge_after
+        consumer_writes = 2 + (1 / acknowledge_after if acknowledge_after else 0)
         runner = _required(stack.stream_runner, "the stack's stream runner")
         runner.invoke = crash_is_function_error(runner.invoke)
         receiving = threading.Lock()
@@ -1107,13 +1201,15 @@ class Harness:
         self.sends.attach(sqs_of(stack.functions.worker.relay.publisher), "worker")
         self.sends.attach(sqs_of(stack.functions.sweeper.relay.publisher), "sweeper")
         for index, sqs_runner in enumerate(stack.consumer_runners):
-            sqs_runner.invoke = self.counting(crash_is_function_error(sqs_runner.invoke), index)
+            sqs_runner.invoke = self.counting(crash_is_function_error(dying(sqs_runner.invoke, consumer_writes)), index)
             sqs_runner.function_timeout_s = lease_s
             sqs_runner.batch_size = consumer_batch_size
             if serial_receives:
                 sqs_runner.sqs = SerialReceives(sqs_runner.sqs, receiving)
         dead_letter_runner = _required(stack.dead_letter_runner, "the stack's dead-letter runner")
-        dead_letter_runner.invoke = self.noting_dead_letters(crash_is_function_error(dead_letter_runner.invoke))
+        dead_letter_runner.invoke = self.noting_dead_letters(
+            crash_is_function_error(dying(dead_letter_runner.invoke, 2))
+        )
         stack.functions.dead_letters.lease_s = round(lease_s)
         the_consumer = stack.functions.consumer
         the_consumer.deliver = self.noting_delivered(self.log.wrap(the_consumer.deliver))
@@ -1249,6 +1345,7 @@ class Observed:
     library: LibraryWriters
     queued: set[str] = field(default_factory=set)  # message_id of every copy left in the queue
     unseen_copies: int = 0  # copies left in the queue that no receive could see (still invisible)
+    deaths_at_end: int = 0  # invocations that died after their last write
 
 
 def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: Disruptions) -> Observed:
@@ -1279,12 +1376,13 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             stack.clients.sqs,  # the SQS mappings': they delete what was acknowledged
         ]
         injector = FaultInjector(*clients, seed=args.seed)
-        arm(injector, args.fault_rate)
+        deaths = Deaths(args.fault_rate, seed=args.seed + 2, per_call=args.deaths == "per-call")
+        arm(injector, args.fault_rate, deaths)
         # The consumer's early deletes are calls it can die after, as after its status writes (the
         # mappings' deletes are not a function's): their own injector, on the consumer's client only.
         early_acks = FaultInjector(visibility_client(functions.consumer.visibility), seed=args.seed + 1)
         crash_share = args.fault_rate / len(KINDS["UpdateItem"])
-        early_acks.crash_after("DeleteMessageBatch", times=-1, probability=crash_share)
+        early_acks.crash_after("DeleteMessageBatch", times=-1, when=deaths.due(crash_share))
         if args.acknowledge_after is not None:
             functions.consumer.policy = replace(functions.consumer.policy, acknowledge_after=args.acknowledge_after)
         trigger = harness.install(
@@ -1292,6 +1390,7 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             serial_receives=args.fifo and not args.concurrent_receives,
             lease_s=args.lease_s,
             consumer_batch_size=args.consumer_batch_size,
+            deaths=deaths,
         )
         disrupter = threading.Thread(
             target=disruptions.run, args=(trigger, resources, sent.accepted, args.messages // 2), daemon=True
@@ -1341,6 +1440,7 @@ def drive(args: argparse.Namespace, sent: Sent, harness: Harness, disruptions: D
             library=writers,
             queued={_message_id(message["Body"]) for message in drain_queue(resources.queue_url)},
             unseen_copies=queue_depth(resources.queue_url),
+            deaths_at_end=deaths.at_end,
         )
 
 
@@ -1374,7 +1474,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "stranded": len(left),
         "lease_takeovers": lease_takeovers(sent, seen.records),
         "applied_unanswered": exercised(seen.faults, "answer_lost"),
-        "deaths": exercised(seen.faults, "crash_after"),
+        "deaths": exercised(seen.faults, "crash_after") + seen.deaths_at_end,
         "sends_per_message": round(sends / len(sent.accepted), 3) if sent.accepted else 0.0,
         "senders": dict(senders.most_common()),
         "dead_letter_non_terminal": sum(statuses.get(m) not in TERMINAL for m in seen.dead),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
@@ -10,6 +11,7 @@ from typing import Any, cast
 from bench.chaos import (
     KINDS,
     VIOLATIONS,
+    Deaths,
     DeliveryLog,
     Harness,
     Sent,
@@ -21,6 +23,7 @@ from bench.chaos import (
     stranded,
 )
 from outbox.domain.envelope import Envelope
+from outbox.faults import SimulatedCrash
 from outbox.local.stream_runner import MappingSettings, StreamRunner
 from tests.unit.test_stream_runner import ARN, Clock, FakeSqs, FakeStreams
 
@@ -246,3 +249,52 @@ def test_copies_by_cause_sums_to_copies_per_message() -> None:
         "unexplained": 0.5,
     }
     assert sum(causes.values()) == 3.0  # copies per message
+
+
+def _invocations(deaths: Deaths, writes: int, copies: int = 4, times: int = 400) -> Counter[str]:
+    """Run ``times`` invocations of ``copies`` copies, each making ``writes`` writes; what became of them."""
+    crash = deaths.due(share=1.0)  # outside an invocation every write would die: inside, the fate decides
+    seen: Counter[str] = Counter()
+
+    def invoke(event: dict[str, Any], _: Any) -> str:
+        for write in range(1, writes + 1):
+            if crash({}):
+                seen[f"after_write_{write}"] += 1
+                raise SimulatedCrash("crashed")
+        return "done"
+
+    dying = deaths.dying(invoke, writes_per_copy=2)
+    for _ in range(times):
+        try:
+            seen[dying({"Records": [{}] * copies}, None)] += 1
+        except SimulatedCrash:
+            seen["died"] += 1
+    return seen
+
+
+def test_an_invocation_dies_at_most_once_whatever_its_batch_at_a_point_among_its_writes() -> None:
+    """Per invocation: ``rate`` of them die, each after one write picked among a batch's, whatever the batch."""
+    seen = _invocations(Deaths(0.25, seed=3), writes=8)  # 4 copies, 2 writes each: points 1..8
+
+    assert seen["done"] + seen["died"] == 400
+    assert 60 <= seen["died"] <= 140  # 25 % of 400, give or take what seeded dice do
+    points = {key for key in seen if key.startswith("after_write_")}
+    assert len(points) >= 6  # spread over the batch's writes, not always the first
+    assert sum(seen[key] for key in points) == seen["died"]
+
+
+def test_an_invocation_with_fewer_writes_than_its_death_point_dies_after_its_last() -> None:
+    """A doomed invocation that ends early still dies (a timeout with its work done): its batch comes back."""
+    deaths = Deaths(1.0, seed=3)
+
+    seen = _invocations(deaths, writes=0, times=10)
+
+    assert seen == Counter({"died": 10})
+    assert deaths.at_end == 10
+
+
+def test_a_spared_invocation_never_dies_and_per_call_deaths_pass_through() -> None:
+    """Rate 0: nothing dies, however many writes; ``per_call``: the invocation has no fate, each write its share."""
+    assert _invocations(Deaths(0.0, seed=3), writes=50) == Counter({"done": 400})
+    per_call = _invocations(Deaths(0.0, seed=3, per_call=True), writes=1, times=5)
+    assert per_call == Counter({"after_write_1": 5, "died": 5})
