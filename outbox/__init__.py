@@ -7,42 +7,64 @@ reference application, is ``outbox.notifications``.
 
 from typing import TYPE_CHECKING, Any
 
-from outbox.domain.envelope import Envelope
-from outbox.domain.errors import (
-    AwsError,
-    CancellationReason,
-    ConfigurationError,
-    DeliveryError,
-    FieldError,
-    IdempotencyKeyReusedError,
-    InvalidTransitionError,
-    MalformedEntryError,
-    NotFoundError,
-    OutboxError,
-    ThrottledError,
-    TransactionCancelledError,
-    ValidationError,
-)
-from outbox.domain.message import IdSecret
-from outbox.domain.record import AcceptResult, HistoryEntry, MessageRecord, TransitionResult
-from outbox.domain.status import Status
-
 if TYPE_CHECKING:
     from outbox._outbox import Outbox
     from outbox.adapters.store import OutboxMessage
+    from outbox.domain.envelope import Envelope
+    from outbox.domain.errors import (
+        AwsError,
+        CancellationReason,
+        ConfigurationError,
+        DeliveryError,
+        FieldError,
+        IdempotencyKeyReusedError,
+        InvalidTransitionError,
+        MalformedEntryError,
+        NotFoundError,
+        OutboxError,
+        ThrottledError,
+        TransactionCancelledError,
+        ValidationError,
+    )
+    from outbox.domain.id_secret import IdSecret
+    from outbox.domain.record import AcceptResult, HistoryEntry, MessageRecord, TransitionResult
+    from outbox.domain.status import Status
 
 __version__ = "0.1.0"
 
-# Imported when first asked for: a Lambda handler imports ``outbox.<module>``, which runs this
-# file, and needs not the library's front door.
+# Every name is imported when first asked for: a Lambda handler imports ``outbox.<module>``, which
+# runs this file first, and needs neither the library's front door nor the modules behind it (each
+# of their dataclasses costs a cold start time: bench/RESULTS.md, "Cold start").
 _LAZY = {
     "Outbox": "outbox._outbox",
     "OutboxMessage": "outbox.adapters.store",
+    "Envelope": "outbox.domain.envelope",
+    "IdSecret": "outbox.domain.id_secret",
+    "Status": "outbox.domain.status",
+    **dict.fromkeys(("AcceptResult", "HistoryEntry", "MessageRecord", "TransitionResult"), "outbox.domain.record"),
+    **dict.fromkeys(
+        (
+            "AwsError",
+            "CancellationReason",
+            "ConfigurationError",
+            "DeliveryError",
+            "FieldError",
+            "IdempotencyKeyReusedError",
+            "InvalidTransitionError",
+            "MalformedEntryError",
+            "NotFoundError",
+            "OutboxError",
+            "ThrottledError",
+            "TransactionCancelledError",
+            "ValidationError",
+        ),
+        "outbox.domain.errors",
+    ),
 }
 
 
 def __getattr__(name: str) -> Any:
-    """``Outbox`` and ``OutboxMessage``, imported on first use."""
+    """The public names, each imported on first use."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'outbox' has no attribute {name!r}")
@@ -51,6 +73,11 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazy ones included."""
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

@@ -13,8 +13,8 @@ from outbox.compose import outbox_adapters, outbox_arguments
 from outbox.domain.clock import WRITE_CLOCK, WriteClock
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES
 from outbox.domain.errors import ConfigurationError
+from outbox.domain.id_secret import IdSecret
 from outbox.domain.layout import DEFAULT_BUCKETS, DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY, TableLayout
-from outbox.domain.message import IdSecret
 from outbox.domain.record import MessageRecord
 from outbox.domain.trace import current_trace_header
 from outbox.service.accept import new_message

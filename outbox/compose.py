@@ -175,7 +175,7 @@ def build_acceptor(settings: Settings, clients: Clients | None = None) -> Accept
 def build_id_secret(settings: Settings, clients: Clients | None = None) -> IdSecretSource:
     """The settings' id secret: the Secrets Manager secret ``id_secret_arn`` names, or the value ``id_secret``."""
     if settings.id_secret is not None:
-        from outbox.domain.message import IdSecret  # noqa: PLC0415 - the API's alone
+        from outbox.domain.id_secret import IdSecret  # noqa: PLC0415 - the API's alone
 
         return IdSecret(settings.id_secret, window=settings.id_secret_window)
     if settings.id_secret_arn is None:

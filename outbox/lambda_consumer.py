@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outbox.compose import build_consumer
 from outbox.domain.errors import ConfigurationError
 from outbox.logs import bind_invocation, configure_logging
-from outbox.ports import BatchResponse
 from outbox.service.consume import Consumer
 from outbox.settings import Settings, eager_init
+
+if TYPE_CHECKING:  # a type alias: the function's cold start loads no ports for it
+    from outbox.ports import BatchResponse
 
 
 @cache

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from outbox.domain.envelope import Envelope
-from outbox.domain.message import IdSecret
 from outbox.domain.record import AcceptResult, Lease, MessageRecord, TransitionResult
 from outbox.domain.status import Status
+
+if TYPE_CHECKING:  # the API's alone: the other functions never make the id secret's classes
+    from outbox.domain.id_secret import IdSecret
 
 MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
 MAX_VISIBILITY_S = 43_200  # SQS's longest visibility timeout (12 hours): the most a Visibility can delay

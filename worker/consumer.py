@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outbox.compose import build_consumer
 from outbox.logs import bind_invocation, configure_logging
 from outbox.notifications.delivery import deliver_notification
-from outbox.ports import BatchResponse
 from outbox.service.consume import Consumer
 from outbox.settings import Settings, eager_init
 from worker import entry_point
+
+if TYPE_CHECKING:  # a type alias: the function's cold start loads no ports for it
+    from outbox.ports import BatchResponse
 
 
 @cache

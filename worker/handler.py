@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outbox.compose import build_stream_worker
 from outbox.logs import bind_invocation, configure_logging
-from outbox.ports import BatchResponse
 from outbox.service.stream import StreamWorker
 from outbox.settings import Settings, eager_init
 from worker import entry_point
+
+if TYPE_CHECKING:  # a type alias: the function's cold start loads no ports for it
+    from outbox.ports import BatchResponse
 
 
 @cache

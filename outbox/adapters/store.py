@@ -21,14 +21,11 @@ from outbox.adapters.updates import (
     transition_shape,
     transition_values,
 )
-from outbox.domain.clock import WRITE_CLOCK
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import (
-    CancellationReason,
     FieldError,
     IdempotencyKeyReusedError,
     InvalidTransitionError,
-    ItemPart,
     NotFoundError,
     OutboxError,
     TransactionCancelledError,
@@ -56,6 +53,8 @@ from outbox.logs import debug_enabled, get_logger
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from pynamodb.transactions import TransactWrite
+
+    from outbox.domain.cancellation import ItemPart
 
 log = get_logger("outbox.store")
 
@@ -152,7 +151,10 @@ class DynamoDBMessageStore:
         ``sequence`` is the message's place in its writer's order (``new_message`` stamps it); an
         envelope made without one gets the next place in this process's order, naming no writer.
         """
-        sequence = sequence or WRITE_CLOCK.loose_sequence()
+        if not sequence:
+            from outbox.domain.clock import WRITE_CLOCK  # noqa: PLC0415 - a write's alone: reads and flips never load it
+
+            sequence = WRITE_CLOCK.loose_sequence()
         created_at = envelope.created_at
         place = self.layout.entry_place(
             envelope.message_id, created_at, group_key=envelope.group_key, sequence=sequence
@@ -243,6 +245,8 @@ class DynamoDBMessageStore:
             reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
         if reasons is None:
             return translate(exc, "TransactWriteItems")
+        from outbox.domain.cancellation import CancellationReason  # noqa: PLC0415 - made by a cancellation only
+
         failed = []
         for index, reason in enumerate(reasons):
             code = str(reason.get("Code") or "None")
@@ -253,6 +257,8 @@ class DynamoDBMessageStore:
 
     def _part_of(self, item: Mapping[str, Any]) -> tuple[ItemPart, str | None]:
         """Whose item of a transaction this is, by its key: a message's record or entry, else the caller's."""
+        from outbox.domain.cancellation import ItemPart  # noqa: PLC0415 - read by a cancellation only
+
         put = item.get("Put") or {}
         if put.get("TableName") == self.table_name:
             stored = put.get("Item") or {}
@@ -563,6 +569,8 @@ def _write_error(exc: Exception, caller_items: int, messages: Sequence[OutboxMes
     reasons = _cancellation_reasons(exc) if isinstance(exc, ClientError) else None
     if reasons is None:
         return translate(exc, "TransactWriteItems")
+    from outbox.domain.cancellation import CancellationReason, ItemPart  # noqa: PLC0415 - a cancellation only
+
     owners: list[tuple[ItemPart, str | None]] = [(ItemPart.CALLER, None)] * caller_items
     for message in messages:
         owners += [(ItemPart.RECORD, message.message_id), (ItemPart.ENTRY, message.message_id)]

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve
 from outbox.logs import get_logger
-from outbox.ports import MAX_VISIBILITY_S
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -37,6 +36,8 @@ class SqsVisibility:
         arn, handle = record.get("eventSourceARN"), record.get("receiptHandle")
         if not isinstance(arn, str) or not isinstance(handle, str):
             return
+        from outbox.ports import MAX_VISIBILITY_S  # noqa: PLC0415 - only a retry needs the ports
+
         try:
             url = self._url(arn)
             timeout = max(0, min(seconds, MAX_VISIBILITY_S))

@@ -9,6 +9,7 @@ it is, exactly. A refusal names where in the payload the bad value is (``payload
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -34,10 +35,15 @@ MAX_STORED_PAYLOAD_BYTES = 350_000
 MAX_PAYLOAD_DEPTH = 100  # levels of objects and arrays
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# Anything outside #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF: SQS refuses the message.
-# Written as what it leaves out (the other C0 controls, the surrogates, U+FFFE and U+FFFF): the
-# same characters, and a class of a few ranges compiles at import far faster than that negation.
-_SQS_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+@functools.cache  # compiled by the first new message: a function that only reads or relays never needs it
+def _sqs_refused() -> re.Pattern[str]:
+    """Anything outside #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF: SQS refuses the message.
+
+    Written as what it leaves out (the other C0 controls, the surrogates, U+FFFE and U+FFFF): the
+    same characters, and a class of a few ranges compiles far faster than that negation.
+    """
+    return re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def canonical_json(value: Any) -> str:
@@ -154,7 +160,7 @@ def new_envelope(
         raise ValidationError(errors)
     envelope = Envelope(message_id, type, payload, created_at, group_key, trace_id)
     body = envelope.to_json()
-    if _SQS_REFUSED.search(body):
+    if _sqs_refused().search(body):
         raise ValidationError([FieldError("payload", "holds characters SQS refuses (lone surrogates, U+FFFE, U+FFFF)")])
     size = len(body.encode())
     limit = min(max_message_bytes, MAX_STORED_PAYLOAD_BYTES)

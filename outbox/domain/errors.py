@@ -6,12 +6,12 @@ handlers never see a ``ClientError``.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from outbox.domain.cancellation import CancellationReason, ItemPart
     from outbox.domain.status import Status
 
 
@@ -98,39 +98,6 @@ class MalformedEntryError(OutboxError):
         self.message_id = message_id
 
 
-class ItemPart(enum.StrEnum):
-    """Whose item of a transaction: the caller's own, or a message's record or outbox entry."""
-
-    CALLER = "caller"
-    RECORD = "record"
-    ENTRY = "entry"
-
-
-@dataclass(frozen=True)
-class CancellationReason:
-    """Why one item of a cancelled transaction failed.
-
-    ``index`` is its position in the request: the caller's items first, in the caller's order,
-    then each message's record and outbox entry. ``message_id`` is None for the caller's items.
-    """
-
-    index: int
-    part: ItemPart
-    code: str
-    detail: str = ""
-    message_id: str | None = None
-
-    def describe(self) -> str:
-        """One phrase: which item and why."""
-        if self.part is ItemPart.CALLER:
-            where = f"your item {self.index}"
-        elif self.part is ItemPart.RECORD and self.code == "ConditionalCheckFailed":
-            return f"message {self.message_id} already exists"
-        else:
-            where = f"the {'record' if self.part is ItemPart.RECORD else 'outbox entry'} of message {self.message_id}"
-        return f"{where}: {self.code}" + (f" ({self.detail})" if self.detail else "")
-
-
 # Cancellation codes that pass: the same transaction may succeed when sent again.
 RETRYABLE_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
@@ -151,6 +118,8 @@ class TransactionCancelledError(OutboxError):
     @property
     def duplicate_message_ids(self) -> tuple[str, ...]:
         """Messages whose record already existed: their message_id was written before."""
+        from outbox.domain.cancellation import ItemPart  # noqa: PLC0415 - loaded by the first cancellation
+
         return tuple(
             r.message_id
             for r in self.reasons
@@ -179,3 +148,36 @@ class AwsError(OutboxError):
     """Any other AWS fault; ``retryable`` tells a passing fault (5xx, timeout) from a lasting one."""
 
     code = "SYSTEM_ERROR"
+
+
+__all__ = [
+    "RETRYABLE_CANCELLATIONS",
+    "AwsError",
+    "CancellationReason",
+    "ConfigurationError",
+    "DeliveryError",
+    "FieldError",
+    "IdempotencyKeyReusedError",
+    "InvalidTransitionError",
+    "ItemPart",
+    "MalformedEntryError",
+    "NotFoundError",
+    "OutboxError",
+    "PackageError",
+    "ThrottledError",
+    "TransactionCancelledError",
+    "ValidationError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """``CancellationReason`` and ``ItemPart``, from ``outbox.domain.cancellation``, where they live.
+
+    A transaction's cancellation is the one place they are made: a function that never sees one
+    (the worker, the consumer) never creates their classes (bench/RESULTS.md, "Cold start").
+    """
+    if name in ("CancellationReason", "ItemPart"):
+        from outbox.domain import cancellation  # noqa: PLC0415 - on first use
+
+        return getattr(cancellation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

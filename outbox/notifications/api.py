@@ -27,7 +27,6 @@ from outbox.domain.errors import (
 from outbox.domain.record import MessageRecord
 from outbox.domain.trace import current_trace_header, trace_header
 from outbox.logs import get_logger
-from outbox.notifications.accept import accept_notification
 from outbox.notifications.errors import (
     MethodNotAllowedError,
     PayloadTooLargeError,
@@ -146,6 +145,9 @@ class MessagesApi:
         raise NotFoundError("no such resource")
 
     def _post(self, event: Mapping[str, Any], caller: Caller) -> Response:
+        # The notification's validation loads with the first POST: a function that only reads never makes it.
+        from outbox.notifications.accept import accept_notification  # noqa: PLC0415
+
         headers = _headers(event)
         if not _is_json(headers.get("content-type", "")):
             raise UnsupportedMediaTypeError("send the message as application/json")

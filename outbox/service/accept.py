@@ -18,9 +18,8 @@ from outbox.domain.caller import Caller
 from outbox.domain.clock import WRITE_CLOCK, WriteClock
 from outbox.domain.envelope import DEFAULT_MAX_MESSAGE_BYTES, Envelope, new_envelope
 from outbox.domain.errors import ConfigurationError, NotFoundError, ThrottledError, TransactionCancelledError
+from outbox.domain.id_secret import IdKeys, IdSecret
 from outbox.domain.message import (
-    IdKeys,
-    IdSecret,
     is_message_id,
     legacy_owner,
     new_message_id,

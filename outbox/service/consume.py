@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outbox.domain.envelope import Envelope, message_id_of
 from outbox.domain.errors import (
@@ -40,7 +40,9 @@ from outbox.domain.status import ENDED, Status
 from outbox.domain.trace import trace_header
 from outbox.logs import get_logger, log_context
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
-from outbox.ports import MAX_VISIBILITY_S, BatchResponse, MessageStore, Visibility
+
+if TYPE_CHECKING:  # the ports' records and Protocols: a consumer's cold start loads none of them
+    from outbox.ports import BatchResponse, MessageStore, Visibility
 
 log = get_logger("outbox.service.consume")
 
@@ -49,9 +51,14 @@ BY = "consumer"
 STARTABLE = frozenset({Status.PENDING, Status.QUEUED, Status.PROCESSING})
 PROCESSING = frozenset({Status.PROCESSING})
 MAX_REASON_CHARS = 256  # a FAILED reason is stored in the record and served by GET
-# Control, format-breaking and non-characters: what a stored reason shown by GET never holds.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _MIN_ECHO_CHARS = 4  # payload strings shorter than this are too common to tell apart from prose
+
+
+@functools.cache  # compiled by the first failure, not by every cold start
+def _unsafe() -> re.Pattern[str]:
+    """Control, format-breaking and non-characters: what a stored reason shown by GET never holds."""
+    return re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
 
 Deliver = Callable[[Envelope], None]
 
@@ -449,6 +456,8 @@ def until_lease_ends(lease_until: str | None, *, at_least: int) -> int:
 
     Capped at SQS's longest visibility; ``at_least`` when the lease's end is not known.
     """
+    from outbox.ports import MAX_VISIBILITY_S  # noqa: PLC0415 - only a retry needs the ports
+
     if lease_until is None:
         return at_least
     left = (datetime.fromisoformat(lease_until) - utc_now()).total_seconds()
@@ -471,7 +480,7 @@ def safe_reason(detail: str, envelope: Envelope | None = None, *, limit: int = M
     """
     for text in sorted(_payload_strings(envelope.payload if envelope else {}), key=len, reverse=True):
         detail = detail.replace(text, "[payload]")
-    cleaned = " ".join(_UNSAFE.sub(" ", detail).split())
+    cleaned = " ".join(_unsafe().sub(" ", detail).split())
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 

@@ -34,7 +34,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from outbox.domain.envelope import message_id_of
@@ -43,7 +43,6 @@ from outbox.domain.record import Lease, MessageRecord, TransitionResult, generat
 from outbox.domain.status import ENDED, Status
 from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_FAILED, emit_metrics
-from outbox.ports import BatchResponse, MessageStore, Visibility
 from outbox.service.consume import (
     PROCESSING,
     STARTABLE,
@@ -52,6 +51,9 @@ from outbox.service.consume import (
     tried,
     until_lease_ends,
 )
+
+if TYPE_CHECKING:  # the ports' Protocols, for the types alone
+    from outbox.ports import BatchResponse, MessageStore, Visibility
 
 log = get_logger("outbox.service.dead_letter")
 

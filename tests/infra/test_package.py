@@ -252,6 +252,18 @@ def test_coldstart_benchmark_serves_each_first_request_from_the_zip(built: Path)
     assert "| / bare (wall) | / bare (CPU) |" in result.table()
 
 
+def test_coldstart_modules_times_each_first_requests_own_modules_per_zip(built: Path) -> None:
+    """bench/coldstart_modules.py, one round on the zip: each first request's own modules counted and timed."""
+    from bench import coldstart, coldstart_modules
+
+    costs, calibration = coldstart_modules.measure((built,), runs=1)
+    first, _ = coldstart.cases(coldstart.scenario())
+    assert [cost.case for cost in costs] == [case.name for case in first[1:]]
+    assert all(cost.modules > 10 and cost.median_ms > 0 for cost in costs)
+    assert all(value > 0 for value in calibration)
+    assert f"| {first[1].name} | " in coldstart_modules.table(costs)
+
+
 def _user_code(root: Path, *, calls: str = "sns") -> Path:
     """A user's source folder: a package whose delivery makes a client for ``calls``."""
     (root / "shop").mkdir(parents=True)

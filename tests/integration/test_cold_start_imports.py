@@ -1,4 +1,4 @@
-"""A deployed function's cold start imports neither structlog nor asyncio (its import is a tenth of a cold start)."""
+"""A deployed function's cold start imports neither structlog nor asyncio, nor what only other functions use."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from bench import aws_stub, coldstart
 
 ROOT = Path(__file__).resolve().parents[2]
 # Each handler module and a first invocation of it that needs no AWS call (the sweeper's every run reads the table).
@@ -95,3 +98,86 @@ def test_in_lambda_the_collector_waits_for_the_first_answer(in_lambda: bool, exp
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.splitlines()[-1]) == expected
+
+
+# Each function's first request served (bench/coldstart.py's cases, through its loopback AWS stub),
+# and what of the outbox it must leave unmade: modules, or classes of a module it loads, that only
+# another function or another request uses. Each class a module makes costs a cold start time (a
+# dataclass about half a millisecond on Python 3.11: bench/RESULTS.md, "Cold start").
+NOT_MADE_BY_A_FIRST_REQUEST: dict[str, tuple[str, ...]] = {
+    # The worker: no read of a caller's message, no accept (nor its id secret), no cancelled transaction.
+    "worker: first batch (1 INSERT)": (
+        "outbox.domain.id_secret",
+        "outbox.domain.cancellation",
+        "outbox.domain.errors:CancellationReason",
+        "outbox.service.accept",
+        "outbox.notifications",
+    ),
+    # The consumer: no port's record (its store and visibility are duck-typed), no send, no write clock.
+    "consumer: first copy delivered": (
+        "outbox.ports",
+        "outbox.domain.id_secret",
+        "outbox.domain.cancellation",
+        "outbox.domain.errors:CancellationReason",
+        "outbox.domain.clock",
+        "outbox.service.relay",
+        "outbox.adapters.publisher",
+        "outbox.adapters.sweep",
+        "outbox.service.accept",
+    ),
+    # The API's read: no write, so no notification to check and no cancellation.
+    "api: first GET /messages/{id}": (
+        "outbox.ports",
+        "outbox.notifications.notification",
+        "outbox.notifications.accept",
+        "outbox.domain.cancellation",
+        "outbox.domain.errors:CancellationReason",
+        "outbox.adapters.publisher",
+        "outbox.adapters.sweep",
+    ),
+    "api: first POST /messages": (
+        "outbox.ports",
+        "outbox.domain.cancellation",
+        "outbox.domain.errors:CancellationReason",
+        "outbox.adapters.publisher",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def first_requests() -> Iterator[tuple[dict[str, coldstart.Case], str]]:
+    """bench.coldstart's first requests by name, and the endpoint of its loopback stub holding their message."""
+    found = coldstart.scenario()
+    first, _ = coldstart.cases(found)
+    stub = aws_stub.AwsStub()
+    for item in found.items:
+        stub.seed(item, found.key_names)
+    with aws_stub.serve(stub) as endpoint:
+        yield {case.name: case for case in first}, endpoint
+
+
+@pytest.mark.parametrize("name", NOT_MADE_BY_A_FIRST_REQUEST)
+def test_a_first_request_makes_nothing_only_others_use(
+    name: str, first_requests: tuple[dict[str, coldstart.Case], str]
+) -> None:
+    """A function's first request served, as deployed: the outbox modules and classes only others use stay unmade."""
+    cases, endpoint = first_requests
+    case = cases[name]
+    module, function = case.handler.rsplit(".", 1)
+    script = (
+        "import importlib, json, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"  # -I leaves out PYTHONPATH and the working directory
+        f"result = getattr(importlib.import_module({module!r}), {function!r})({case.event!r}, None)\n"
+        "made = {name for name in sys.modules if name.startswith(('outbox', 'worker'))}\n"
+        "made |= {f'{name}:{attr}' for name in made for attr in vars(sys.modules[name])}\n"
+        "result = result.get('statusCode', result)\n"
+        "print(json.dumps([result, sorted(made)]))\n"
+    )
+    env = {**coldstart.ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint, "PATH": os.environ.get("PATH", "")}
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script], capture_output=True, text=True, check=False, timeout=120, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer, made = json.loads(result.stdout.splitlines()[-1])
+    assert answer == case.expect
+    assert sorted(set(NOT_MADE_BY_A_FIRST_REQUEST[name]) & set(made)) == []

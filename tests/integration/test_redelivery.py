@@ -18,7 +18,8 @@ from outbox.domain.envelope import Envelope
 from outbox.domain.status import Status
 from outbox.faults import FaultInjector, SimulatedCrash, writes_status
 from outbox.local.sqs_runner import SqsRunner
-from outbox.service.consume import BatchResponse, Consumer, ConsumerPolicy
+from outbox.ports import BatchResponse
+from outbox.service.consume import Consumer, ConsumerPolicy
 from outbox.testing import FakeLambdaContext
 from tests.integration.conftest import Stack
 

@@ -17,7 +17,8 @@ from outbox.domain.errors import (
     TransactionCancelledError,
     ValidationError,
 )
-from outbox.domain.message import IdKey, IdSecret
+from outbox.domain.id_secret import IdSecret
+from outbox.domain.message import IdKey
 from outbox.domain.record import utc_now
 from outbox.domain.status import Status
 from outbox.notifications.accept import accept_notification

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from outbox.domain.caller import ANONYMOUS, Caller, RoleSessions, iam_caller
 from outbox.domain.clock import WriteClock
 from outbox.domain.errors import ConfigurationError
-from outbox.domain.message import IdKey, IdSecret, is_message_id, legacy_owner, new_message_id
+from outbox.domain.id_secret import IdSecret
+from outbox.domain.message import IdKey, is_message_id, legacy_owner, new_message_id
 from outbox.domain.record import MessageRecord
 from outbox.domain.status import Status
 from outbox.notifications.api import MessagesApi, caller_of

@@ -13,7 +13,8 @@ from outbox.adapters.secret import SecretsManagerIdSecret
 from outbox.domain.caller import Caller
 from outbox.domain.clock import WriteClock
 from outbox.domain.errors import NotFoundError, OutboxError
-from outbox.domain.message import IdKey, IdSecret
+from outbox.domain.id_secret import IdSecret
+from outbox.domain.message import IdKey
 from outbox.domain.record import MessageRecord
 from outbox.domain.status import Status
 from outbox.service.accept import Acceptor
