@@ -34,7 +34,14 @@ What moto 5.2.5 does not do correctly is fixed here, and only here:
    can set); moto moves the copy and marks nothing. ``install_dead_letter_source_arn`` notes the
    source at the move and returns it on receive, so the dead-letter function can tell a moved copy
    from one sent to the queue by hand.
-7. **RedriveAllowPolicy.** moto keeps a queue's ``RedriveAllowPolicy`` but never returns it in
+7. **A visibility change on a copy not in flight.** SQS refuses ChangeMessageVisibility for a copy
+   that is visible again (its visibility timeout ran out): ``MessageNotInflight``. moto finds the
+   copy by any receipt handle it ever had and makes it invisible again, without marking it in
+   flight: a FIFO group then goes on past it, handing out the next message of the group while
+   that copy waits (a late retry delay from an invocation that outlived the visibility timeout
+   did so in a 10k chaos run). ``install_visibility_in_flight_only`` refuses the change, in
+   ChangeMessageVisibility and in each entry of ChangeMessageVisibilityBatch.
+8. **RedriveAllowPolicy.** moto keeps a queue's ``RedriveAllowPolicy`` but never returns it in
    GetQueueAttributes; ``install_redrive_allow_policy`` returns it, so a Terraform apply (which
    waits for the attributes it set to read back) can create a dead-letter queue that has one.
 
@@ -686,6 +693,55 @@ def uninstall_redrive_allow_policy() -> None:
 _batch_entries = threading.local()  # per request thread: the system attributes of a batch's entries, in order
 
 
+NOT_IN_FLIGHT = "MessageNotInflight"  # SQS's answer to a visibility change for a copy visible again
+_NOT_IN_FLIGHT = "The message referred to isn't in flight."
+
+
+def install_visibility_in_flight_only() -> None:
+    """Refuse a visibility change for a copy that is not in flight, as SQS does (``MessageNotInflight``; idempotent)."""
+    from moto.sqs.exceptions import SQSException
+    from moto.sqs.models import SQSBackend
+
+    if _patched(SQSBackend, "change_message_visibility"):
+        return
+    change_one = SQSBackend.change_message_visibility
+    change_batch = SQSBackend.change_message_visibility_batch
+
+    def not_in_flight(backend: Any, queue_name: str, receipt_handle: str) -> bool:
+        """Whether the copy this handle names was received and is visible again (a copy not found: moto decides)."""
+        queue = backend.get_queue(queue_name)
+        return any(m.had_receipt_handle(receipt_handle) and m.visible for m in tuple(queue._messages))
+
+    def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+        if not_in_flight(self, queue_name, receipt_handle):
+            raise SQSException(NOT_IN_FLIGHT, _NOT_IN_FLIGHT)
+        change_one(self, queue_name, receipt_handle, visibility_timeout)
+
+    def change_message_visibility_batch(
+        self: Any, queue_name: str, entries: list[dict[str, Any]]
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        # Checked first, so moto's loop (which calls the one-copy change above) meets only copies in flight.
+        refused = [e for e in entries if not_in_flight(self, queue_name, str(e.get("ReceiptHandle", "")))]
+        success, moto_errors = change_batch(self, queue_name, [e for e in entries if e not in refused])
+        errors: list[dict[str, Any]] = [*moto_errors]
+        for entry in refused:
+            errors.append({"Id": entry["Id"], "SenderFault": True, "Code": NOT_IN_FLIGHT, "Message": _NOT_IN_FLIGHT})
+        return success, errors
+
+    _patch(
+        SQSBackend,
+        change_message_visibility=change_message_visibility,
+        change_message_visibility_batch=change_message_visibility_batch,
+    )
+
+
+def uninstall_visibility_in_flight_only() -> None:
+    """Restore moto's own visibility changes (for differential tests)."""
+    from moto.sqs.models import SQSBackend
+
+    _restore(SQSBackend, "change_message_visibility", "change_message_visibility_batch")
+
+
 def install_batch_system_attributes() -> None:
     """Keep each SendMessageBatch entry's ``MessageSystemAttributes``, as SendMessage does (idempotent).
 
@@ -733,6 +789,7 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_lazy_queue_attributes, uninstall_lazy_queue_attributes),
     (install_fifo_groups_in_flight, uninstall_fifo_groups_in_flight),
     (install_fifo_dedup_window, uninstall_fifo_dedup_window),
+    (install_visibility_in_flight_only, uninstall_visibility_in_flight_only),
     (install_dead_letter_source_arn, uninstall_dead_letter_source_arn),
     (install_redrive_allow_policy, uninstall_redrive_allow_policy),
     (install_batch_system_attributes, uninstall_batch_system_attributes),

@@ -770,6 +770,8 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (SQSBackend, "receive_message"),
         (SQSResponse, "receive_message"),
         (SQSBackend, "get_queue_attributes"),
+        (SQSBackend, "change_message_visibility"),
+        (SQSBackend, "change_message_visibility_batch"),
         (SQSBackend, "send_message_batch"),
         (SQSBackend, "send_message"),
     ]
@@ -865,6 +867,81 @@ def test_a_long_poll_never_hands_a_group_out_of_order(monkeypatch: pytest.Monkey
         assert _fifo_group_during_a_long_poll(patch) == [["A", "B"], ["B"], []]  # and B in flight holds A back
     with patched_moto(emulator.install_fifo_groups_in_flight), monkeypatch.context() as patch:
         assert _fifo_group_during_a_long_poll(patch) == [["A", "B"], [], ["A"]]
+
+
+def _late_retry_delay(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """C of group h, then A and B of group g, received together; all visible again; A's retry delay arrives late.
+
+    Between, a receive hands out C (it starts by noting the groups in flight: none). What the
+    late ChangeMessageVisibility and ChangeMessageVisibilityBatch answer, and what the next
+    receive hands out. moto's clock is a fake one.
+    """
+    from moto.sqs import models
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(models, "unix_time", lambda: now[0])
+    monkeypatch.setattr(models, "unix_time_millis", lambda: now[0] * 1000)
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        url: str = sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        for body, group in (("C", "h"), ("A", "g"), ("B", "g")):
+            sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=body)
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=2)["Messages"]
+        now[0] += 3  # the invocation outlived the visibility timeout: its copies are visible again
+        other = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=other[0]["ReceiptHandle"])
+        handle = first[1]["ReceiptHandle"]  # A's
+        try:
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=30)
+            answer = "changed"
+        except ClientError as exc:
+            answer = exc.response["Error"]["Code"].removeprefix("AWS.SimpleQueueService.")  # the query protocol's name
+        entries = [{"Id": "a", "ReceiptHandle": handle, "VisibilityTimeout": 30}]
+        batch = sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+        failed = [f["Code"] for f in batch.get("Failed", [])]
+        after = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return [[m["Body"] for m in first + other], answer, failed, [m["Body"] for m in after]]
+
+
+def test_a_visibility_change_for_a_copy_visible_again_is_refused_and_its_group_stays_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQS refuses the late change (MessageNotInflight): A stays first; moto hid A, not in flight, and handed out B."""
+    with patched_moto(emulator.install_fifo_groups_in_flight), monkeypatch.context() as patch:
+        # A hidden but not in flight: B is handed out ahead of it, the group out of order.
+        assert _late_retry_delay(patch) == [["C", "A", "B", "C"], "changed", [], ["B"]]
+    with (
+        patched_moto(emulator.install_fifo_groups_in_flight, emulator.install_visibility_in_flight_only),
+        monkeypatch.context() as patch,
+    ):
+        refused = emulator.NOT_IN_FLIGHT
+        assert _late_retry_delay(patch) == [["C", "A", "B", "C"], refused, [refused], ["A", "B"]]
+
+
+def test_a_visibility_change_for_a_copy_in_flight_is_moto_s_own() -> None:
+    """A retry delay for a copy still in flight holds its group back, with the fix as without; one and batch alike."""
+
+    def scenario() -> list[Any]:
+        with mock_aws():
+            sqs = boto3.client("sqs")
+            url = _group_of_two(sqs)
+            first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)["Messages"]
+            handle = first[0]["ReceiptHandle"]
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=60)
+            entries = [
+                {"Id": "a", "ReceiptHandle": handle, "VisibilityTimeout": 0},
+                {"Id": "x", "ReceiptHandle": "x", "VisibilityTimeout": 0},
+            ]
+            batch = sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+            after = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            outcome = [[s["Id"] for s in batch.get("Successful", [])], [f["Code"] for f in batch.get("Failed", [])]]
+            return [*outcome, [m["Body"] for m in after]]
+
+    assert differential(scenario, emulator.install_visibility_in_flight_only) == [
+        ["a"],
+        ["ReceiptHandleIsInvalid"],
+        ["A", "B"],
+    ]
 
 
 def _fifo_sends_of_one_dedup_id(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
