@@ -258,8 +258,9 @@ class Deaths:
                 with self._lock:
                     return self._random.random() < share
             fate.writes += 1
-            fate.died = fate.writes == fate.death_at
-            return fate.died
+            due = fate.writes == fate.death_at
+            fate.died = fate.died or due
+            return due
 
         return now
 

@@ -181,3 +181,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(cancellation, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, the two served from ``outbox.domain.cancellation`` included."""
+    return sorted({*globals(), "CancellationReason", "ItemPart"})

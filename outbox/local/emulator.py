@@ -707,25 +707,32 @@ def install_visibility_in_flight_only() -> None:
     change_one = SQSBackend.change_message_visibility
     change_batch = SQSBackend.change_message_visibility_batch
 
-    def not_in_flight(backend: Any, queue_name: str, receipt_handle: str) -> bool:
-        """Whether the copy this handle names was received and is visible again (a copy not found: moto decides)."""
-        queue = backend.get_queue(queue_name)
-        return any(m.had_receipt_handle(receipt_handle) and m.visible for m in tuple(queue._messages))
+    class MessageNotInflight(SQSException):
+        def __init__(self) -> None:
+            super().__init__(NOT_IN_FLIGHT, _NOT_IN_FLIGHT)
 
     def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
-        if not_in_flight(self, queue_name, receipt_handle):
-            raise SQSException(NOT_IN_FLIGHT, _NOT_IN_FLIGHT)
+        queue = self.get_queue(queue_name)
+        if any(m.had_receipt_handle(receipt_handle) and m.visible for m in tuple(queue._messages)):
+            raise MessageNotInflight  # received, and visible again (a copy not found: moto decides)
         change_one(self, queue_name, receipt_handle, visibility_timeout)
 
     def change_message_visibility_batch(
         self: Any, queue_name: str, entries: list[dict[str, Any]]
     ) -> tuple[list[str], list[dict[str, Any]]]:
-        # Checked first, so moto's loop (which calls the one-copy change above) meets only copies in flight.
-        refused = [e for e in entries if not_in_flight(self, queue_name, str(e.get("ReceiptHandle", "")))]
-        success, moto_errors = change_batch(self, queue_name, [e for e in entries if e not in refused])
-        errors: list[dict[str, Any]] = [*moto_errors]
-        for entry in refused:
-            errors.append({"Id": entry["Id"], "SenderFault": True, "Code": NOT_IN_FLIGHT, "Message": _NOT_IN_FLIGHT})
+        # moto's loop, an entry at a time, so that a refused entry fails alone, as in SQS's answer.
+        success: list[str] = []
+        errors: list[dict[str, Any]] = []
+        for entry in entries:
+            try:
+                done, failed = change_batch(self, queue_name, [entry])
+            except MessageNotInflight:
+                errors.append(
+                    {"Id": entry["Id"], "SenderFault": True, "Code": NOT_IN_FLIGHT, "Message": _NOT_IN_FLIGHT}
+                )
+                continue
+            success += done
+            errors += failed
         return success, errors
 
     _patch(
