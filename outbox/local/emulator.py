@@ -41,7 +41,13 @@ What moto 5.2.5 does not do correctly is fixed here, and only here:
    that copy waits (a late retry delay from an invocation that outlived the visibility timeout
    did so in a 10k chaos run). ``install_visibility_in_flight_only`` refuses the change, in
    ChangeMessageVisibility and in each entry of ChangeMessageVisibilityBatch.
-8. **RedriveAllowPolicy.** moto keeps a queue's ``RedriveAllowPolicy`` but never returns it in
+8. **Deletes beside sends.** moto's ``Queue.delete_message`` rebuilds the queue's list of
+   messages without the lock its sends take and puts the new list in the old one's place, so a
+   copy a concurrent send appended in between is gone: SQS had answered "successful", the
+   outbox flipped the record QUEUED, and no copy exists (two records stranded so in a 10,000
+   message FIFO chaos run, both of one SendMessageBatch). ``install_locked_deletes`` deletes in
+   place under that lock.
+9. **RedriveAllowPolicy.** moto keeps a queue's ``RedriveAllowPolicy`` but never returns it in
    GetQueueAttributes; ``install_redrive_allow_policy`` returns it, so a Terraform apply (which
    waits for the attributes it set to read back) can create a dead-letter queue that has one.
 
@@ -693,6 +699,36 @@ def uninstall_redrive_allow_policy() -> None:
 _batch_entries = threading.local()  # per request thread: the system attributes of a batch's entries, in order
 
 
+def install_locked_deletes() -> None:
+    """Delete a queue's messages in place, under the lock its sends take (idempotent)."""
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import Queue
+
+    if _patched(Queue, "delete_message"):
+        return
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        with self._messages_lock:  # moto's add_message appends under it
+            if receipt_handle in self.deleted_messages:
+                return  # already deleted: moto answers as if it were deleted now
+            doomed = [m for m in self._messages if m.had_receipt_handle(receipt_handle)]
+            if not doomed:
+                raise ReceiptHandleIsInvalid
+            for message in doomed:
+                self.pending_messages.discard(message)
+                self.deleted_messages.update(message.all_receipt_handles)
+                self._messages.remove(message)
+
+    _patch(Queue, delete_message=delete_message)
+
+
+def uninstall_locked_deletes() -> None:
+    """Restore moto's own ``Queue.delete_message`` (for differential tests)."""
+    from moto.sqs.models import Queue
+
+    _restore(Queue, "delete_message")
+
+
 NOT_IN_FLIGHT = "MessageNotInflight"  # SQS's answer to a visibility change for a copy visible again
 _NOT_IN_FLIGHT = "The message referred to isn't in flight."
 
@@ -797,6 +833,7 @@ _FIXES: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = (
     (install_fifo_groups_in_flight, uninstall_fifo_groups_in_flight),
     (install_fifo_dedup_window, uninstall_fifo_dedup_window),
     (install_visibility_in_flight_only, uninstall_visibility_in_flight_only),
+    (install_locked_deletes, uninstall_locked_deletes),
     (install_dead_letter_source_arn, uninstall_dead_letter_source_arn),
     (install_redrive_allow_policy, uninstall_redrive_allow_policy),
     (install_batch_system_attributes, uninstall_batch_system_attributes),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import linecache
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -767,6 +769,7 @@ def test_install_all_applies_every_fix_and_uninstall_all_puts_moto_back() -> Non
         (Queue, "pending_messages"),
         (Queue, "pending_message_groups"),
         (Queue, "add_message"),
+        (Queue, "delete_message"),
         (SQSBackend, "receive_message"),
         (SQSResponse, "receive_message"),
         (SQSBackend, "get_queue_attributes"),
@@ -916,6 +919,60 @@ def test_a_visibility_change_for_a_copy_visible_again_is_refused_and_its_group_s
     ):
         refused = emulator.NOT_IN_FLIGHT
         assert _late_retry_delay(patch) == [["C", "A", "B", "C"], refused, [refused], ["A", "B"]]
+
+
+def _send_during_a_delete() -> list[str]:
+    """A send made by another thread while a delete is under way, once the delete has read the queue's list.
+
+    The deleting thread's tracer starts the sender at the delete's next line once the list was
+    read (moto: the rebuilt list made, about to replace the old one; the emulator: the copies to
+    delete found) and gives it up to 1 s, then lets the delete finish. What the queue holds after.
+    """
+    from moto.sqs.models import Message, sqs_backends
+
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="A")
+        handle = sqs.receive_message(QueueUrl=url)["Messages"][0]["ReceiptHandle"]
+        queue = sqs_backends["123456789012"]["us-east-1"].get_queue("q")
+        sender = threading.Thread(target=queue.add_message, args=(Message("B-id", "B"),))
+
+        def tracer(frame: Any, event: str, _: Any) -> Any:
+            if frame.f_code.co_name != "delete_message":
+                return None
+
+            def line(frame: Any, event: str, _: Any) -> Any:
+                read = "new_messages" in frame.f_locals and "self._messages = new_messages" in linecache.getline(
+                    frame.f_code.co_filename, frame.f_lineno
+                )
+                if (
+                    event == "line"
+                    and not sender.is_alive()
+                    and sender.ident is None
+                    and (read or "doomed" in frame.f_locals)
+                ):
+                    sender.start()
+                    sender.join(timeout=1.0)  # the emulator's delete holds the lock: the send waits for it
+                return line
+
+            return line
+
+        sys.settrace(tracer)
+        try:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+        finally:
+            sys.settrace(None)
+        sender.join()
+        return [m.body for m in queue._messages]
+
+
+def test_a_send_beside_a_delete_is_kept() -> None:
+    """A copy sent while moto's delete rebuilt the queue's list is gone; the emulator deletes in place, locked."""
+    emulator.uninstall_all()
+    assert _send_during_a_delete() == []  # B was answered "sent" and is gone
+    with patched_moto(emulator.install_locked_deletes):
+        assert _send_during_a_delete() == ["B"]
 
 
 def test_a_visibility_change_for_a_copy_in_flight_is_moto_s_own() -> None:
