@@ -99,7 +99,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    """SIGTERM stops ``outbox dev`` the way Ctrl-C does."""
+    """SIGINT (Ctrl-C) and SIGTERM stop ``outbox dev``."""
     raise KeyboardInterrupt
 
 
@@ -131,7 +131,9 @@ def _dev(args: argparse.Namespace) -> int:
         api_port=args.port, fifo=args.fifo, table_name=args.table_name, hash_key=args.hash_key, range_key=args.range_key
     )
     stack = LocalStack(config)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM stop it, as the banner says, also when started as a script's background job
+    # (`outbox dev &`), which inherits SIGINT ignored and would otherwise never see it.
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
             resources = stack.start()
@@ -146,7 +148,8 @@ def _dev(args: argparse.Namespace) -> int:
         print("outbox dev: stopping", file=sys.stderr, flush=True)
     finally:
         stack.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 

@@ -58,9 +58,14 @@ def _wait_completed(base: str, message_id: str, timeout_s: float = PATIENCE_S) -
     raise AssertionError(f"{message_id} still {view.get('status')} after {timeout_s}s")
 
 
+def _as_a_background_job() -> None:
+    """SIGINT ignored, as a shell without job control starts ``outbox dev &``: Ctrl-C must stop it all the same."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.fixture(scope="module")
 def dev() -> Iterator[str]:
-    """``outbox dev`` on a free port; stopped with Ctrl-C (SIGINT) at the end, killed with its emulator if need be."""
+    """``outbox dev`` on a free port, started as a background job; stopped with SIGINT at the end, killed if need be."""
     port = _free_port()
     env = {**os.environ, "LOG_LEVEL": "WARNING", "OUTBOX_METRICS": "off"}
     env.pop("AWS_ENDPOINT_URL", None)
@@ -71,6 +76,7 @@ def dev() -> Iterator[str]:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # its own process group: the emulator it starts goes with it
+            preexec_fn=_as_a_background_job,
         )
         try:
             base = f"http://127.0.0.1:{port}"
