@@ -58,9 +58,11 @@ def _wait_completed(base: str, message_id: str, timeout_s: float = PATIENCE_S) -
     raise AssertionError(f"{message_id} still {view.get('status')} after {timeout_s}s")
 
 
-def _as_a_background_job() -> None:
-    """SIGINT ignored, as a shell without job control starts ``outbox dev &``: Ctrl-C must stop it all the same."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# ``outbox dev`` as a shell without job control starts ``outbox dev &``: with SIGINT ignored, which
+# exec keeps. Ctrl-C must stop it all the same.
+AS_A_BACKGROUND_JOB = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +73,11 @@ def dev() -> Iterator[str]:
     env.pop("AWS_ENDPOINT_URL", None)
     with tempfile.TemporaryFile("w+") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "outbox.cli", "dev", "--port", str(port)],
+            [sys.executable, "-c", AS_A_BACKGROUND_JOB, sys.executable, "-m", "outbox.cli", "dev", "--port", str(port)],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # its own process group: the emulator it starts goes with it
-            preexec_fn=_as_a_background_job,
         )
         try:
             base = f"http://127.0.0.1:{port}"
