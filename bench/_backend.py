@@ -14,9 +14,9 @@ from moto import mock_aws
 from outbox.adapters.aws import dynamodb_client, sqs_client, streams_client
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.bootstrap import Resources, bootstrap
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.faults import FaultInjector
 from outbox.local import emulator
 from outbox.local.demo import sample_payload

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from bench._backend import NOTE, backend
 from bench.naive import NaiveApi
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.faults import FaultInjector
 from outbox.notifications.api import MessagesApi
 from outbox.service.accept import Acceptor

@@ -43,9 +43,9 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.adapters.visibility import SqsVisibility
 from outbox.domain.envelope import Envelope
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.logs import configure_logging
 from outbox.notifications.api import MessagesApi
 from outbox.service.accept import Acceptor

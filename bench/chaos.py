@@ -121,8 +121,8 @@ from outbox.bootstrap import Resources
 from outbox.domain.clock import WriteClock
 from outbox.domain.envelope import NOTIFICATION_TYPE, Envelope
 from outbox.domain.errors import OutboxError
+from outbox.domain.keys import OUTBOX_PREFIX, RECORD_PREFIX, bucket_of, iso, utc_now
 from outbox.domain.layout import TableLayout
-from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX, bucket_of, iso, utc_now
 from outbox.domain.status import ENDED, Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash
 from outbox.local.demo import Client, sample_payload

@@ -128,7 +128,7 @@ def scenario() -> Scenario:
     from outbox.domain.caller import ANONYMOUS  # noqa: PLC0415
     from outbox.domain.envelope import NOTIFICATION_TYPE  # noqa: PLC0415
     from outbox.domain.id_secret import IdSecret  # noqa: PLC0415
-    from outbox.domain.record import utc_now  # noqa: PLC0415
+    from outbox.domain.keys import utc_now  # noqa: PLC0415
     from outbox.service.accept import new_message  # noqa: PLC0415
     from outbox.settings import Settings  # noqa: PLC0415
 

@@ -26,9 +26,9 @@ from outbox.adapters.aws import dynamodb_client, sqs_client
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.envelope import new_envelope
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.logs import configure_logging
 from outbox.service.relay import Relay
 from outbox.service.stream import StreamWorker

@@ -23,7 +23,8 @@ from bench._backend import backend
 from bench.calibration import calibration
 from outbox.domain.caller import Caller
 from outbox.domain.errors import NotFoundError
-from outbox.domain.record import Lease, iso, utc_now
+from outbox.domain.keys import iso, utc_now
+from outbox.domain.record import Lease
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
 from outbox.notifications.accept import accept_notification

@@ -41,9 +41,9 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.bootstrap import bootstrap
 from outbox.domain.envelope import new_envelope
+from outbox.domain.keys import bucket_of, in_flight_pk, iso, outbox_sk, utc_now
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import bucket_of, in_flight_pk, iso, outbox_sk, utc_now
 from outbox.domain.status import ENDED, Status
 from outbox.local.stack import LOCAL_CREDENTIALS
 from outbox.logs import configure_logging

@@ -30,9 +30,9 @@ from outbox.adapters.models import bind_models
 from outbox.adapters.store import DynamoDBMessageStore, record_of
 from outbox.domain.envelope import Envelope, new_envelope
 from outbox.domain.items import ENTRY
+from outbox.domain.keys import RECORD_SK, iso, record_pk, utc_now
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import RECORD_SK, iso, record_pk, utc_now
 from outbox.domain.status import Status
 
 LAYOUT = TableLayout("outbox")

@@ -10,7 +10,7 @@ from typing import Any
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import InvalidTransitionError
-from outbox.domain.record import RECORD_SK, iso, record_pk, utc_now
+from outbox.domain.keys import RECORD_SK, iso, record_pk, utc_now
 from outbox.domain.status import Status
 
 

@@ -28,9 +28,9 @@ from bench.calibration import calibration
 from outbox.adapters.aws import client_config, new_session
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.logs import configure_logging
 from outbox.notifications.notification import parse_notification
 from outbox.service.relay import Relay

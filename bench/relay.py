@@ -24,8 +24,8 @@ from bench.naive import FlipsOnly, NaiveRelay, item_size
 from outbox.adapters.aws import dynamodb_client, sqs_client
 from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.keys import OUTBOX_PREFIX, RECORD_SK, record_pk
 from outbox.domain.layout import TableLayout
-from outbox.domain.record import OUTBOX_PREFIX, RECORD_SK, record_pk
 from outbox.domain.status import Status
 from outbox.faults import FaultInjector
 from outbox.local.events import to_lambda_record

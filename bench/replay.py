@@ -20,9 +20,9 @@ from bench._backend import NOTE, endpoint
 from outbox.adapters.aws import dynamodb_client
 from outbox.adapters.models import table_definition
 from outbox.adapters.store import DynamoDBMessageStore
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.local import emulator
 
 if TYPE_CHECKING:

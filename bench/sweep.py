@@ -35,9 +35,9 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.bootstrap import bootstrap
 from outbox.domain.envelope import new_envelope
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.local.stack import LOCAL_CREDENTIALS
 from outbox.logs import configure_logging

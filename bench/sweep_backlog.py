@@ -48,8 +48,8 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.envelope import Envelope
 from outbox.domain.items import RECORD
+from outbox.domain.keys import RECORD_PREFIX, RECORD_SK, bucket_of, iso, outbox_pk, outbox_sk, record_pk, utc_now
 from outbox.domain.layout import TableLayout
-from outbox.domain.record import RECORD_PREFIX, RECORD_SK, bucket_of, iso, outbox_pk, outbox_sk, record_pk, utc_now
 from outbox.domain.status import Status
 from outbox.domain.trace import trace_header
 from outbox.logs import configure_logging

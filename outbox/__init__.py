@@ -27,7 +27,8 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from outbox.domain.id_secret import IdSecret
-    from outbox.domain.record import AcceptResult, HistoryEntry, MessageRecord, TransitionResult
+    from outbox.domain.record import HistoryEntry, MessageRecord
+    from outbox.domain.results import AcceptResult, TransitionResult
     from outbox.domain.status import Status
 
 __version__ = "0.1.0"
@@ -41,7 +42,8 @@ _LAZY = {
     "Envelope": "outbox.domain.envelope",
     "IdSecret": "outbox.domain.id_secret",
     "Status": "outbox.domain.status",
-    **dict.fromkeys(("AcceptResult", "HistoryEntry", "MessageRecord", "TransitionResult"), "outbox.domain.record"),
+    **dict.fromkeys(("HistoryEntry", "MessageRecord"), "outbox.domain.record"),
+    **dict.fromkeys(("AcceptResult", "TransitionResult"), "outbox.domain.results"),
     **dict.fromkeys(
         (
             "AwsError",

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from outbox.domain.envelope import Envelope
-from outbox.domain.record import AcceptResult, Lease, MessageRecord, TransitionResult
 from outbox.domain.status import Status
 
-if TYPE_CHECKING:  # the API's alone: the other functions never make the id secret's classes
-    from outbox.domain.id_secret import IdSecret
+if TYPE_CHECKING:
+    from outbox.domain.id_secret import IdSecret  # the API's alone: the other functions never make it
+    from outbox.domain.record import Lease, MessageRecord  # read by the API and the consumer, not the worker
+    from outbox.domain.results import AcceptResult, TransitionResult
 
 MAX_BATCH_ENTRIES = 10  # SendMessageBatch's limit
 MAX_VISIBILITY_S = 43_200  # SQS's longest visibility timeout (12 hours): the most a Visibility can delay

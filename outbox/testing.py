@@ -23,19 +23,10 @@ from outbox.domain.errors import (
     NotFoundError,
     OutboxError,
 )
+from outbox.domain.keys import IN_FLIGHT_PARTITIONS, bucket_of, iso, outbox_sk, utc_now
 from outbox.domain.layout import DEFAULT_BUCKETS, DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY
-from outbox.domain.record import (
-    IN_FLIGHT_PARTITIONS,
-    AcceptResult,
-    HistoryEntry,
-    Lease,
-    MessageRecord,
-    TransitionResult,
-    bucket_of,
-    iso,
-    outbox_sk,
-    utc_now,
-)
+from outbox.domain.record import HistoryEntry, Lease, MessageRecord
+from outbox.domain.results import AcceptResult, TransitionResult
 from outbox.domain.status import ENDED, Status, check_sources, sources_of
 from outbox.domain.trace import trace_header
 from outbox.ports import (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from outbox.adapters.aws import AWS_ERRORS, Lazy, resolve, translate
-from outbox.domain.record import dedup_id
+from outbox.domain.keys import dedup_id
 from outbox.domain.trace import trace_header
 from outbox.logs import warn_once
 from outbox.ports import MAX_BATCH_ENTRIES, BatchOutcome, OutgoingMessage, SendFailure

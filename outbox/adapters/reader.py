@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from outbox.adapters.aws import AWS_ERRORS, translate
 from outbox.adapters.batch import batch_get
 from outbox.domain.items import ENTRY, RECORD
+from outbox.domain.keys import OUTBOX_PREFIX, outbox_pk
 from outbox.domain.layout import TableLayout
-from outbox.domain.record import OUTBOX_PREFIX, outbox_pk
 from outbox.domain.status import Status
 from outbox.ports import StoredEntry
 

@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 from outbox.adapters.aws import AWS_ERRORS, Lazy, SecretsManagerClient, error_code, resolve, translate
 from outbox.domain.errors import ConfigurationError, OutboxError
 from outbox.domain.id_secret import IdSecret
+from outbox.domain.keys import utc_now
 from outbox.domain.message import DEFAULT_ROTATION_WINDOW
-from outbox.domain.record import utc_now
 from outbox.logs import get_logger
 
 log = get_logger("outbox.secret")

@@ -32,21 +32,9 @@ from outbox.domain.errors import (
     ValidationError,
 )
 from outbox.domain.items import ENTRY, RECORD
+from outbox.domain.keys import OUTBOX_PREFIX, RECORD_PREFIX, RECORD_SK, in_flight_pk, iso, outbox_sk, utc_now
 from outbox.domain.layout import TableLayout
-from outbox.domain.record import (
-    OUTBOX_PREFIX,
-    RECORD_PREFIX,
-    RECORD_SK,
-    AcceptResult,
-    HistoryEntry,
-    Lease,
-    MessageRecord,
-    TransitionResult,
-    in_flight_pk,
-    iso,
-    outbox_sk,
-    utc_now,
-)
+from outbox.domain.results import AcceptResult, TransitionResult
 from outbox.domain.status import ENDED, Status, check_sources, sources_of
 from outbox.logs import debug_enabled, get_logger
 
@@ -55,6 +43,7 @@ if TYPE_CHECKING:
     from pynamodb.transactions import TransactWrite
 
     from outbox.domain.cancellation import ItemPart
+    from outbox.domain.record import Lease, MessageRecord
 
 log = get_logger("outbox.store")
 
@@ -598,6 +587,8 @@ def record_of(item: Mapping[str, Any]) -> MessageRecord:
     (tests/unit/test_store_requests.py holds it equal to the PynamoDB model's reading, field by
     field, for every field of MessageRecord).
     """
+    from outbox.domain.record import HistoryEntry, Lease, MessageRecord  # noqa: PLC0415 - the worker reads no record
+
     values = RECORD.decode(item)
     history = tuple(
         HistoryEntry(Status(line["status"]), line["at"], line["by"], line.get("reason")) for line in values["history"]

@@ -20,8 +20,8 @@ from outbox.adapters.aws import AWS_ERRORS, Lazy, error_code, resolve, translate
 from outbox.adapters.batch import batch_get
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.items import RECORD
+from outbox.domain.keys import RECORD_PREFIX, in_flight_partition, outbox_pk, record_pk
 from outbox.domain.layout import CONFIG_SK, META_PK, TableLayout
-from outbox.domain.record import RECORD_PREFIX, in_flight_partition, outbox_pk, record_pk
 from outbox.domain.status import Status
 from outbox.domain.trace import trace_header
 

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outbox.domain.items import INDEX_PK, INDEX_SK
-from outbox.domain.record import Lease
 from outbox.domain.status import ENDED, Status
+
+if TYPE_CHECKING:
+    from outbox.domain.record import Lease
 
 AttributeValue = dict[str, Any]
 IN_FLIGHT = frozenset({Status.QUEUED, Status.PROCESSING})

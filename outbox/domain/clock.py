@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from outbox.domain.record import iso, utc_now
+from outbox.domain.keys import iso, utc_now
 
 COUNTER_DIGITS = 12  # zero-padded, so that the counter sorts as text
 WRITER_CHARS = 12  # hex: 48 random bits per process

@@ -13,7 +13,7 @@ from typing import Any
 
 from outbox.domain.errors import ConfigurationError
 from outbox.domain.items import INDEX_PK, INDEX_SK, TTL_ATTRIBUTE
-from outbox.domain.record import RECORD_SK, bucket_of, outbox_pk, outbox_sk, record_pk
+from outbox.domain.keys import RECORD_SK, bucket_of, outbox_pk, outbox_sk, record_pk
 
 DEFAULT_HASH_KEY = "pk"
 DEFAULT_RANGE_KEY = "sk"

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from outbox.domain.record import OUTBOX_PREFIX, RECORD_PREFIX
+from outbox.domain.keys import OUTBOX_PREFIX, RECORD_PREFIX
 from outbox.domain.status import Status, is_allowed
 from outbox.local.stack import LocalStack, StackConfig
 from outbox.notifications.notification import parse_notification

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from outbox.domain.caller import Caller
 from outbox.domain.envelope import NOTIFICATION_TYPE
-from outbox.domain.record import AcceptResult
+from outbox.domain.results import AcceptResult
 from outbox.notifications.notification import parse_notification
 from outbox.service.accept import Acceptor, new_message
 

@@ -25,7 +25,8 @@ from outbox.domain.message import (
     new_message_id,
     validate_idempotency_key,
 )
-from outbox.domain.record import AcceptResult, MessageRecord
+from outbox.domain.record import MessageRecord
+from outbox.domain.results import AcceptResult
 from outbox.domain.trace import trace_header
 from outbox.logs import warn_once
 

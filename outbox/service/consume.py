@@ -35,7 +35,9 @@ from outbox.domain.errors import (
     MalformedEntryError,
     OutboxError,
 )
-from outbox.domain.record import Lease, TransitionResult, iso, utc_now
+from outbox.domain.keys import iso, utc_now
+from outbox.domain.record import Lease
+from outbox.domain.results import TransitionResult
 from outbox.domain.status import ENDED, Status
 from outbox.domain.trace import trace_header
 from outbox.logs import get_logger, log_context

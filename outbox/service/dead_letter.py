@@ -39,7 +39,9 @@ from urllib.parse import urlsplit
 
 from outbox.domain.envelope import message_id_of
 from outbox.domain.errors import InvalidTransitionError, MalformedEntryError, NotFoundError, OutboxError
-from outbox.domain.record import Lease, MessageRecord, TransitionResult, generation_of, iso, utc_now
+from outbox.domain.keys import generation_of, iso, utc_now
+from outbox.domain.record import Lease, MessageRecord
+from outbox.domain.results import TransitionResult
 from outbox.domain.status import ENDED, Status
 from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_FAILED, emit_metrics

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from outbox.domain.clock import writer_of
-from outbox.domain.record import outbox_sk_sequence, outbox_sk_time
+from outbox.domain.keys import outbox_sk_sequence, outbox_sk_time
 from outbox.domain.status import Status
 from outbox.logs import get_logger
 from outbox.ports import SweepSource

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from outbox.domain.errors import InvalidTransitionError, OutboxError
-from outbox.domain.record import iso
+from outbox.domain.keys import iso
 from outbox.domain.status import Status
 from outbox.ports import OutboxReader, StoredEntry, SweepSource
 from outbox.service.order import Place, older_first

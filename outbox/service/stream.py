@@ -19,9 +19,9 @@ from typing import Any
 
 from outbox.domain.errors import OutboxError
 from outbox.domain.items import ENTRY
+from outbox.domain.keys import OUTBOX_PREFIX, utc_now
 from outbox.domain.layout import DEFAULT_HASH_KEY, DEFAULT_RANGE_KEY, TableLayout
 from outbox.domain.message import is_message_id
-from outbox.domain.record import OUTBOX_PREFIX, utc_now
 from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_QUARANTINED, OLDEST_PENDING_AGE, emit_metrics
 from outbox.ports import BatchResponse, SweepSource

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from outbox.domain.errors import InvalidTransitionError, OutboxError
-from outbox.domain.record import IN_FLIGHT_PARTITIONS, outbox_sk_floor, outbox_sk_time, utc_now
+from outbox.domain.keys import IN_FLIGHT_PARTITIONS, outbox_sk_floor, outbox_sk_time, utc_now
 from outbox.domain.status import Status
 from outbox.logs import get_logger
 from outbox.metrics import MESSAGES_QUARANTINED, MESSAGES_RESENT, OLDEST_PENDING_AGE, SWEEP_FAILURES, emit_metrics

@@ -13,9 +13,9 @@ from outbox.adapters.publisher import SqsPublisher
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.bootstrap import Resources, bootstrap
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.local.emulator import EmbeddedEmulator
 from outbox.local.events import to_lambda_record

@@ -29,7 +29,7 @@ from outbox.adapters import aws
 from outbox.adapters.models import RECORD_INDEX
 from outbox.adapters.sweep import META_PK
 from outbox.bootstrap import DLQ_MAX_RECEIVE_COUNT
-from outbox.domain.record import utc_now
+from outbox.domain.keys import utc_now
 from outbox.local.events import to_sqs_record
 from outbox.settings import Settings
 from tests.events import http_event

@@ -10,8 +10,8 @@ import pytest
 from outbox import Outbox
 from outbox.domain.errors import IdempotencyKeyReusedError, TransactionCancelledError
 from outbox.domain.id_secret import IdSecret
+from outbox.domain.keys import utc_now
 from outbox.domain.message import IdKey
-from outbox.domain.record import utc_now
 from outbox.notifications.api import MessagesApi, caller_of
 from outbox.service.accept import Acceptor
 from tests.events import http_event

@@ -107,6 +107,7 @@ def test_in_lambda_the_collector_waits_for_the_first_answer(in_lambda: bool, exp
 NOT_MADE_BY_A_FIRST_REQUEST: dict[str, tuple[str, ...]] = {
     # The worker: no read of a caller's message, no accept (nor its id secret), no cancelled transaction.
     "worker: first batch (1 INSERT)": (
+        "outbox.domain.record",
         "outbox.domain.id_secret",
         "outbox.domain.cancellation",
         "outbox.domain.errors:CancellationReason",

@@ -13,8 +13,8 @@ import structlog
 from outbox.consumer import make_handler
 from outbox.domain.envelope import Envelope, new_envelope
 from outbox.domain.errors import DeliveryError
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.local import emulator
 from outbox.logs import configure_logging

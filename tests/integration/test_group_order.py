@@ -12,8 +12,8 @@ from outbox import Outbox, Status
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.envelope import new_envelope
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import IdKey, new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.service.relay import Relay
 from outbox.service.replay import FLIP_FROM, Checkpoint, Replayer, Selection
 from outbox.service.sweep import Sweeper
@@ -153,7 +153,7 @@ def _write_pairs(stack: Stack, monkeypatch: pytest.MonkeyPatch, *, together: boo
     for n in range(pairs):
         with monkeypatch.context() as frozen:
             _Frozen.at = utc_now()
-            frozen.setattr("outbox.domain.record.datetime", _Frozen)
+            frozen.setattr("outbox.domain.keys.datetime", _Frozen)
             messages = [outbox.message({"n": n}, type="T", group_key="g", idempotency_key=k) for k in _reversed_keys(n)]
             if together:
                 outbox.transact_write([], *messages)

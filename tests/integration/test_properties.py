@@ -38,7 +38,7 @@ from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.domain.clock import WriteClock
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import DeliveryError
-from outbox.domain.record import iso, utc_now
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.status import ENDED, Status, is_allowed
 from outbox.faults import FaultInjector, SimulatedCrash, writes_status
 from outbox.local import emulator
@@ -568,7 +568,7 @@ class Pipeline(RuleBasedStateMachine):
         """8. Two messages of group g made by the library in one millisecond, in one transaction or two."""
         outbox = self.writers.outbox(None)
         with pytest.MonkeyPatch.context() as frozen:
-            frozen.setattr("outbox.domain.record.datetime", _Frozen.at(utc_now()))
+            frozen.setattr("outbox.domain.keys.datetime", _Frozen.at(utc_now()))
             pair = [outbox.message({"n": n}, type="Pair", group_key="g") for n in range(2)]
         assert pair[0].envelope.created_at == pair[1].envelope.created_at
         for batch in [pair] if together else [[m] for m in pair]:

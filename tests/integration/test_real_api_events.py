@@ -26,8 +26,8 @@ import worker.api
 from outbox import Outbox
 from outbox.adapters import aws
 from outbox.domain.clock import WriteClock
+from outbox.domain.keys import utc_now
 from outbox.domain.message import IdKey, legacy_owner
-from outbox.domain.record import utc_now
 from outbox.notifications.api import caller_of
 from outbox.settings import Settings
 from tests.integration.conftest import Stack, build_stack

@@ -9,8 +9,8 @@ import pytest
 
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.compose import Clients, message_store
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.notifications.notification import parse_notification
 from outbox.settings import Settings

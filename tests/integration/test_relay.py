@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from outbox.domain.errors import InvalidTransitionError
-from outbox.domain.record import Lease, in_flight_pk, iso, record_pk, utc_now
+from outbox.domain.keys import in_flight_pk, iso, record_pk, utc_now
+from outbox.domain.record import Lease
 from outbox.domain.status import Status
 from outbox.testing import FakeLambdaContext
 from tests.integration.conftest import Stack

@@ -16,8 +16,8 @@ import pytest
 from outbox.adapters.reader import DynamoDBOutboxReader
 from outbox.cli import main
 from outbox.compose import Clients
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.notifications.notification import parse_notification
 from outbox.replay_cli import save_checkpoint

@@ -18,8 +18,8 @@ from outbox.adapters.sweep import DynamoDBSweepSource
 from outbox.cli import main
 from outbox.compose import Clients
 from outbox.domain.errors import DeliveryError
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.faults import SimulatedCrash
 from outbox.local import emulator

@@ -14,8 +14,8 @@ from moto import mock_aws
 
 from outbox import ConfigurationError, Outbox, Status, cli, metrics
 from outbox.adapters.sweep import DynamoDBSweepSource
+from outbox.domain.keys import in_flight_pk, iso, utc_now
 from outbox.domain.layout import TableLayout
-from outbox.domain.record import in_flight_pk, iso, utc_now
 from outbox.ports import PendingKey, SweptRecord
 from outbox.service.relay import Relay, RelayPolicy
 from outbox.service.sweep import StrandedBounds, Sweeper

@@ -18,8 +18,8 @@ from outbox.domain.errors import (
     ValidationError,
 )
 from outbox.domain.id_secret import IdSecret
+from outbox.domain.keys import utc_now
 from outbox.domain.message import IdKey
-from outbox.domain.record import utc_now
 from outbox.domain.status import Status
 from outbox.notifications.accept import accept_notification
 from outbox.service.accept import CONFLICT_RETRY_PAUSES_S, Acceptor, new_message

@@ -16,8 +16,9 @@ import pytest
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import AwsError, DeliveryError
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import Lease, iso, utc_now
+from outbox.domain.record import Lease
 from outbox.domain.status import Status
 from outbox.metrics import MESSAGES_FAILED
 from outbox.notifications.notification import parse_notification

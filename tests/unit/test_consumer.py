@@ -11,8 +11,9 @@ from structlog.testing import capture_logs
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import AwsError, DeliveryError
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import Lease, iso, utc_now
+from outbox.domain.record import Lease
 from outbox.domain.status import Status
 from outbox.notifications.notification import parse_notification
 from outbox.service.consume import Consumer, ConsumerPolicy

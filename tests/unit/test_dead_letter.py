@@ -10,8 +10,10 @@ import pytest
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import AwsError
+from outbox.domain.keys import dedup_id, iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import Lease, TransitionResult, dedup_id, iso, utc_now
+from outbox.domain.record import Lease
+from outbox.domain.results import TransitionResult
 from outbox.domain.status import Status
 from outbox.notifications.notification import parse_notification
 from outbox.service.consume import SqsCopy, sqs_copy

@@ -12,8 +12,9 @@ import structlog
 
 from outbox.domain.envelope import Envelope
 from outbox.domain.errors import DeliveryError
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import Lease, iso, utc_now
+from outbox.domain.record import Lease
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
 from outbox.notifications.notification import parse_notification

@@ -12,9 +12,9 @@ from outbox.adapters.store import DynamoDBMessageStore
 from outbox.adapters.updates import generation_shape, relay_failure_shape, release_shape, resent_shape, transition_shape
 from outbox.domain.envelope import new_envelope
 from outbox.domain.items import ENTRY, RECORD, Kind
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status, sources_of
 
 LAYOUT = TableLayout("orders", "PK", "SK", buckets=4)

@@ -10,8 +10,8 @@ import pytest
 from outbox.adapters.publisher import SqsPublisher
 from outbox.domain.envelope import message_body, new_envelope
 from outbox.domain.errors import AwsError, ThrottledError
+from outbox.domain.keys import generation_of, iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import generation_of, iso, utc_now
 from outbox.domain.status import Status
 from outbox.notifications.notification import parse_notification
 from outbox.ports import OutgoingMessage

@@ -11,8 +11,8 @@ import pytest
 
 from outbox.domain.envelope import new_envelope
 from outbox.domain.errors import AwsError
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.replay_cli import ReplayUsageError, parse_duration, parse_time, selection_of
 from outbox.service.relay import Relay, RelayPolicy

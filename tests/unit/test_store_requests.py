@@ -14,9 +14,10 @@ import pytest
 from outbox.adapters.store import DynamoDBMessageStore
 from outbox.domain.envelope import new_envelope
 from outbox.domain.errors import InvalidTransitionError
+from outbox.domain.keys import IN_FLIGHT_PARTITIONS, in_flight_pk, iso
 from outbox.domain.layout import TableLayout
 from outbox.domain.message import new_message_id
-from outbox.domain.record import IN_FLIGHT_PARTITIONS, Lease, in_flight_pk, iso
+from outbox.domain.record import Lease
 from outbox.domain.status import ENDED, TRANSITIONS, Status, sources_of
 from outbox.logs import configure_logging, debug_enabled
 

@@ -11,8 +11,8 @@ import pytest
 from outbox.domain.clock import WriteClock
 from outbox.domain.envelope import Envelope, new_envelope
 from outbox.domain.errors import AwsError
+from outbox.domain.keys import bucket_of, iso, outbox_pk, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import bucket_of, iso, outbox_pk, utc_now
 from outbox.domain.status import Status
 from outbox.service.order import Place, lost_before
 from outbox.service.relay import Relay

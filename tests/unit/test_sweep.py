@@ -10,8 +10,9 @@ import pytest
 
 from outbox.domain.envelope import new_envelope
 from outbox.domain.errors import ThrottledError
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import Lease, iso, utc_now
+from outbox.domain.record import Lease
 from outbox.domain.status import Status
 from outbox.ports import SweptRecord
 from outbox.service.relay import Relay, RelayPolicy

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from outbox.domain.envelope import Envelope
+from outbox.domain.keys import iso, utc_now
 from outbox.domain.message import new_message_id
-from outbox.domain.record import iso, utc_now
 from outbox.domain.status import Status
 from outbox.logs import configure_logging
 from outbox.notifications.notification import parse_notification

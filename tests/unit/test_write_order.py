@@ -6,14 +6,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from outbox.domain.clock import WRITE_CLOCK, WriteClock, sequence_of, writer_of
+from outbox.domain.keys import outbox_sk, outbox_sk_created_at, outbox_sk_floor, outbox_sk_sequence, outbox_sk_time
 from outbox.domain.message import new_message_id
-from outbox.domain.record import (
-    outbox_sk,
-    outbox_sk_created_at,
-    outbox_sk_floor,
-    outbox_sk_sequence,
-    outbox_sk_time,
-)
 from outbox.service.accept import new_message
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123_000, tzinfo=UTC)
