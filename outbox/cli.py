@@ -147,9 +147,15 @@ def _dev(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("outbox dev: stopping", file=sys.stderr, flush=True)
     finally:
-        stack.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        # A second Ctrl-C or SIGTERM would cut the stop short and leave the emulator's process
+        # running: stopping takes a few bounded seconds (STOP_WAIT_S), so it is not interrupted.
+        for signum in previous:
+            signal.signal(signum, signal.SIG_IGN)
+        try:
+            stack.stop()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     return 0
 
 

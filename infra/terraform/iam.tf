@@ -5,7 +5,7 @@
 #
 # The table may be the caller's own (create_table = false), holding the caller's items beside the
 # outbox's: every item-level grant is held to the outbox's own partition keys with
-# dynamodb:LeadingKeys, "MSG#<id>" for message records (outbox/domain/record.py: RECORD_PREFIX),
+# dynamodb:LeadingKeys, "MSG#<id>" for message records (outbox/domain/keys.py: RECORD_PREFIX),
 # "OUTBOX#<bucket>" for outbox entries and "OUTBOX-META" for the bucket count (outbox/adapters/sweep.py:
 # META_PK), so no function can read or write an item of the caller's. Query is granted on the record
 # index alone (keys only, of the outbox's own records). Every key grant holds only through the

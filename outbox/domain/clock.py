@@ -1,6 +1,6 @@
 """The write clock: each message's ``created_at`` and its place in this process's write order.
 
-An outbox entry's sort key is ``<created_at>#<sequence>#<message_id>`` (``record.outbox_sk``).
+An outbox entry's sort key is ``<created_at>#<sequence>#<message_id>`` (``keys.outbox_sk``).
 ``created_at`` alone cannot order two messages of one millisecond (two in one transaction is the
 common case), and a random id would order them by chance; so every message a process makes gets
 a ``sequence``: a counter that grows with each message, then the process's writer token. The
