@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outbox.compose import Clients, build_acceptor
 from outbox.domain.caller import ANONYMOUS, Caller, RoleSessions, iam_caller, jwt_caller
@@ -24,7 +24,6 @@ from outbox.domain.errors import (
     ThrottledError,
     ValidationError,
 )
-from outbox.domain.record import MessageRecord
 from outbox.domain.trace import current_trace_header, trace_header
 from outbox.logs import get_logger
 from outbox.notifications.errors import (
@@ -35,6 +34,9 @@ from outbox.notifications.errors import (
 )
 from outbox.service.accept import Acceptor
 from outbox.settings import Settings
+
+if TYPE_CHECKING:
+    from outbox.domain.record import MessageRecord  # made by the store's read (a GET's, a repeated POST's)
 
 log = get_logger("outbox.notifications.api")
 

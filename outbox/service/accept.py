@@ -25,12 +25,12 @@ from outbox.domain.message import (
     new_message_id,
     validate_idempotency_key,
 )
-from outbox.domain.record import MessageRecord
 from outbox.domain.results import AcceptResult
 from outbox.domain.trace import trace_header
 from outbox.logs import warn_once
 
 if TYPE_CHECKING:  # the ports' records and protocols: the API's cold start needs none of them
+    from outbox.domain.record import MessageRecord  # made by the store's read: a new message's POST reads none
     from outbox.ports import IdSecretSource, MessageStore
 
 # A TransactionConflict is usually a concurrent accept with the same idempotency key: a moment
