@@ -222,11 +222,10 @@ def arm(injector: FaultInjector, rate: float, deaths: Deaths) -> None:
 
 @dataclass
 class _Fate:
-    """One invocation's death: after its ``death_at``-th write (0: it lives), and whether it came."""
+    """One invocation's death: after its ``death_at``-th write (0: it lives); its writes so far."""
 
     death_at: int
     writes: int = 0
-    died: bool = False
 
 
 class Deaths:
@@ -258,9 +257,7 @@ class Deaths:
                 with self._lock:
                     return self._random.random() < share
             fate.writes += 1
-            due = fate.writes == fate.death_at
-            fate.died = fate.died or due
-            return due
+            return fate.writes == fate.death_at
 
         return now
 
@@ -278,7 +275,7 @@ class Deaths:
                 result = invoke(event, context)
             finally:
                 self._local.fate = None
-            if death_at and not fate.died:
+            if death_at and fate.writes < death_at:  # its death point never came: it dies at the end
                 with self._lock:
                     self.at_end += 1
                 raise SimulatedCrash("died after its last write")
